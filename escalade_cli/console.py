@@ -1,0 +1,53 @@
+"""Readable errors for the CLI: every failure a user can cause ends in one clear line and exit code 1 or 2,
+never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import grpc
+import typer
+from rich.console import Console
+
+err_console = Console(stderr=True)
+console = Console()
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def describe_rpc_error(error: grpc.RpcError) -> str:
+    """`NOT_FOUND: no agent 'x'` plus `field: description` lines from google.rpc.BadRequest details."""
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    code = error.code() if isinstance(error, grpc.Call) else None
+    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    lines = [f"{code.name if code else 'ERROR'}: {details}"]
+    if isinstance(error, grpc.Call):
+        status = rpc_status.from_call(error)
+        for detail in status.details if status else ():
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                lines += [f"  {v.field}: {v.description}" for v in bad.field_violations]
+    return "\n".join(lines)
+
+
+@contextmanager
+def readable_errors(action: str) -> Iterator[None]:
+    """Turn gRPC and file errors raised inside the block into `error: <action>: <reason>`."""
+    try:
+        yield
+    except grpc.RpcError as exc:
+        if isinstance(exc, grpc.Call) and exc.code() == grpc.StatusCode.UNAVAILABLE:
+            fail(f"{action}: the routing service is not reachable ({exc.details()})")
+        fail(f"{action}: {describe_rpc_error(exc)}")
+    except FileNotFoundError as exc:
+        fail(f"{action}: no such file {exc.filename}")
+    except OSError as exc:
+        fail(f"{action}: {exc}")

@@ -1,0 +1,178 @@
+"""What the use cases need from storage. `routing_service.store` implements it with SQLAlchemy;
+unit tests may implement it in memory. All times are timezone-aware UTC datetimes.
+
+A `UnitOfWork` is an async context manager: work inside it is one transaction; `commit()` is explicit and
+leaving the block without it rolls back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Protocol, Self
+
+from routing_service.domain.models import (
+    Agent,
+    AgentStatus,
+    CallbackState,
+    CallbackTicket,
+    Complexity,
+    Customer,
+    Decision,
+    DecisionKind,
+)
+
+
+class DuplicateDecision(Exception):
+    """A decision for the same (call_id, tool_call_id) is already stored (a concurrent retry won)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TeamStats:
+    team_id: str
+    total_agents: int
+    available_agents: int
+    """Status available with at least one free slot."""
+    active_assignments: int
+    waiting_callbacks: int
+    oldest_waiting_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    call_id: str
+    agent_id: str
+    team_ids: tuple[str, ...]
+    free_slots: int
+    """The agent's free slots after the release."""
+
+
+class CustomerRepository(Protocol):
+    async def get(self, number: str) -> Customer | None: ...
+    async def upsert(self, customer: Customer, now: datetime) -> tuple[Customer, bool]:
+        """Create or replace tier/account/history/last agent; returns (stored, created)."""
+        ...
+
+    async def record_outcome(
+        self, call_id: str, number: str, agent_id: str | None, now: datetime
+    ) -> tuple[Customer, bool]:
+        """+1 previous_escalations once per call_id (idempotent) and set last_agent_id when given.
+        Unknown customers are created with `tier` = the caller's current default (passed by the use case
+        through `upsert` first). Returns (customer, counted)."""
+        ...
+
+
+class AgentRepository(Protocol):
+    async def get(self, agent_id: str) -> Agent | None: ...
+    async def upsert(self, agent: Agent, now: datetime) -> tuple[Agent, bool]:
+        """Create or replace; keeps active_assignments/idle_since of an existing agent."""
+        ...
+
+    async def set_status(self, agent_id: str, status: AgentStatus, now: datetime) -> Agent | None:
+        """None when the agent does not exist. Becoming available sets idle_since when it was unset."""
+        ...
+
+    async def page(
+        self, *, team_id: str | None, status: AgentStatus | None, limit: int, after_id: str | None
+    ) -> list[Agent]:
+        """Ordered by agent_id; `after_id` is the keyset cursor."""
+        ...
+
+    async def count_in_team(self, team_id: str) -> int: ...
+    async def candidates(self, team_id: str, min_complexity: Complexity, limit: int) -> list[Agent]:
+        """Members of the team that are AVAILABLE, have a free slot and max_complexity >= min_complexity,
+        least busy first (active_assignments), then longest idle (idle_since, nulls first), then agent_id.
+        Must stay cheap with 10,000 agents (indexed, LIMITed)."""
+        ...
+
+    async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
+        """Up to `limit` other team members (not qualified or not free), for the decision trace."""
+        ...
+
+    async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]: ...
+
+
+class AssignmentRepository(Protocol):
+    async def reserve(
+        self, *, agent_id: str, call_id: str, purpose: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        """Atomically take one slot of the agent: a conditional UPDATE (status available and
+        active_assignments < capacity) plus an assignment row, in the current transaction. False when the
+        slot was gone (another request won). `purpose` is "live" or "callback"."""
+        ...
+
+    async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:
+        """Release the active assignment of that call and purpose (None when there is none)."""
+        ...
+
+    async def active_for_call(self, call_id: str, purpose: str) -> str | None:
+        """The agent id holding an active assignment for the call, if any."""
+        ...
+
+    async def expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(call_id, purpose) of active assignments whose expires_at has passed."""
+        ...
+
+    async def recent_handle_time(self, team_id: str, since: datetime) -> timedelta | None:
+        """Mean (released_at - reserved_at) of the team's live assignments released since `since`."""
+        ...
+
+
+class DecisionRepository(Protocol):
+    async def add(self, decision: Decision) -> None:
+        """Raises DuplicateDecision when (call_id, tool_call_id) exists (on flush/commit)."""
+        ...
+
+    async def get(self, call_id: str, tool_call_id: str) -> Decision | None: ...
+    async def latest_for_call(self, call_id: str) -> Decision | None: ...
+    async def page(
+        self, *, team_id: str | None, kind: DecisionKind | None, limit: int, before: str | None
+    ) -> list[Decision]:
+        """Newest first; `before` is a decision_id cursor (exclusive)."""
+        ...
+
+
+class CallbackRepository(Protocol):
+    async def enqueue(self, ticket: CallbackTicket) -> CallbackTicket:
+        """Insert a WAITING ticket; if one exists for the call_id, return the existing one unchanged."""
+        ...
+
+    async def get(self, call_id: str) -> CallbackTicket | None:
+        """With `position` filled in when open."""
+        ...
+
+    async def open_in_team(self, team_id: str, limit: int) -> list[CallbackTicket]:
+        """WAITING and RESERVED tickets in service order (service_key, then enqueued_at), positions set."""
+        ...
+
+    async def ahead_of(self, team_id: str, service_key: float) -> int:
+        """How many WAITING tickets of the team would be served before a ticket with this key."""
+        ...
+
+    async def find(
+        self, *, team_id: str | None, states: set[CallbackState], limit: int
+    ) -> list[CallbackTicket]: ...
+    async def mark_reserved(self, call_id: str, agent_id: str, until: datetime) -> CallbackTicket: ...
+    async def finish(
+        self, call_id: str, state: CallbackState, now: datetime, note: str
+    ) -> CallbackTicket: ...
+
+
+class UnitOfWork(Protocol):
+    customers: CustomerRepository
+    agents: AgentRepository
+    assignments: AssignmentRepository
+    decisions: DecisionRepository
+    callbacks: CallbackRepository
+
+    async def __aenter__(self) -> Self: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...

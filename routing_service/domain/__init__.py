@@ -1,0 +1,1 @@
+"""Routing domain: plain dataclasses and pure functions. No I/O, no protobuf, no frameworks."""

@@ -1,0 +1,350 @@
+"""The routing domain's vocabulary: plain, immutable dataclasses and enums.
+
+Nothing here does I/O or knows about protobuf, SQL or HTTP. The policy loader builds `Policy`; the store
+returns `Customer`, `Agent`, `CallbackTicket` and `Decision`; the gRPC mapping converts them to messages.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+
+
+class Complexity(enum.IntEnum):
+    """Ordered: a specialist qualifies when their max_complexity >= the call's effective complexity."""
+
+    BASIC = 1
+    INTERMEDIATE = 2
+    ADVANCED = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Complexity:
+        """`"advanced"` / `"ADVANCED"` / `" Advanced "` -> ADVANCED; ValueError otherwise."""
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(f"unknown complexity {text!r}") from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class DecisionKind(enum.StrEnum):
+    TRANSFER_TEAM = "transfer_team"
+    TRANSFER_AGENT = "transfer_agent"
+    CALLBACK = "callback"
+    FALLBACK = "fallback"
+
+
+class TransferMode(enum.StrEnum):
+    """Vapi's `transferPlan.mode` strings (the twiml mode is not produced by Escalade)."""
+
+    BLIND_TRANSFER = "blind-transfer"
+    BLIND_TRANSFER_ADD_SUMMARY_TO_SIP_HEADER = "blind-transfer-add-summary-to-sip-header"
+    WARM_TRANSFER_SAY_MESSAGE = "warm-transfer-say-message"
+    WARM_TRANSFER_SAY_SUMMARY = "warm-transfer-say-summary"
+    WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_MESSAGE = (
+        "warm-transfer-wait-for-operator-to-speak-first-and-then-say-message"
+    )
+    WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_SUMMARY = (
+        "warm-transfer-wait-for-operator-to-speak-first-and-then-say-summary"
+    )
+    WARM_TRANSFER_EXPERIMENTAL = "warm-transfer-experimental"
+
+    @property
+    def uses_summary(self) -> bool:
+        return self in {
+            TransferMode.BLIND_TRANSFER_ADD_SUMMARY_TO_SIP_HEADER,
+            TransferMode.WARM_TRANSFER_SAY_SUMMARY,
+            TransferMode.WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_SUMMARY,
+            TransferMode.WARM_TRANSFER_EXPERIMENTAL,
+        }
+
+    @property
+    def uses_message(self) -> bool:
+        return self in {
+            TransferMode.WARM_TRANSFER_SAY_MESSAGE,
+            TransferMode.WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_MESSAGE,
+            TransferMode.WARM_TRANSFER_EXPERIMENTAL,
+        }
+
+
+class AgentStatus(enum.StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"
+    OFFLINE = "offline"
+    WRAP_UP = "wrap-up"
+
+
+class TraceOutcome(enum.StrEnum):
+    INFO = "info"
+    MATCHED = "matched"
+    SKIPPED = "skipped"
+    REJECTED = "rejected"
+    CHOSEN = "chosen"
+
+
+class CallbackState(enum.StrEnum):
+    WAITING = "waiting"
+    RESERVED = "reserved"
+    CONNECTED = "connected"
+    CANCELLED = "cancelled"
+    UNREACHABLE = "unreachable"
+    EXPIRED = "expired"
+
+    @property
+    def is_open(self) -> bool:
+        return self in {CallbackState.WAITING, CallbackState.RESERVED}
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Exactly one of `number` (E.164) or `sip_uri`; `extension` only with a number."""
+
+    number: str | None = None
+    sip_uri: str | None = None
+    extension: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.number is None) == (self.sip_uri is None):
+            raise ValueError("a destination has exactly one of number or sip_uri")
+
+
+@dataclass(frozen=True, slots=True)
+class TraceStep:
+    stage: str
+    subject: str
+    outcome: TraceOutcome
+    detail: str
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Records kept by the store
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Customer:
+    number: str
+    """E.164, or the opaque `+digits` key for plausible-but-invalid numbers (see `phone.normalize_caller`)."""
+    tier: str
+    account_name: str = ""
+    previous_escalations: int = 0
+    last_agent_id: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    agent_id: str
+    display_name: str
+    destination: Destination
+    team_ids: tuple[str, ...]
+    skills: frozenset[str]
+    max_complexity: Complexity
+    capacity: int
+    status: AgentStatus = AgentStatus.AVAILABLE
+    active_assignments: int = 0
+    idle_since: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.capacity - self.active_assignments)
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackTicket:
+    call_id: str
+    team_id: str
+    state: CallbackState
+    caller_number: str
+    tier: str
+    issue_category: str
+    effective_complexity: Complexity
+    priority: int
+    """Base priority at enqueue time (tier + complexity weights); aging is applied through `service_key`."""
+    service_key: float
+    """Queue order: lower is served first. `enqueued_at` in epoch seconds minus the priority's head start;
+    fixed at enqueue, so older callers climb past newer ones of higher priority as time goes on (aging)."""
+    enqueued_at: datetime
+    decision_id: str
+    customer_context: str = ""
+    escalation_reason: str = ""
+    agent_id: str | None = None
+    reserved_until: datetime | None = None
+    finished_at: datetime | None = None
+    note: str = ""
+    position: int = 0
+    """1-based place among the team's open callbacks, filled in when read; 0 when not waiting."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    decision_id: str
+    call_id: str
+    tool_call_id: str
+    kind: DecisionKind
+    destination: Destination
+    caller_message: str
+    transfer_mode: TransferMode
+    effective_complexity: Complexity
+    claimed_complexity: Complexity | None
+    tier: str
+    issue_category: str
+    decided_at: datetime
+    trace: tuple[TraceStep, ...]
+    reason: str
+    team_id: str = ""
+    team_display_name: str = ""
+    agent_id: str | None = None
+    agent_display_name: str = ""
+    handoff_message: str = ""
+    summary_messages: tuple[SummaryMessage, ...] = ()
+    estimated_wait: timedelta | None = None
+    rule_id: str = ""
+    caller_number: str = ""
+    callback: CallbackTicket | None = None
+    replayed: bool = False
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationRequest:
+    """What the assistant asked for, as the edge read it from Vapi. Validated by the use case."""
+
+    call_id: str
+    tool_call_id: str = ""
+    caller_number: str = ""
+    caller_sip_uri: str = ""
+    issue_category: str = ""
+    claimed_complexity: Complexity | None = None
+    customer_context: str = ""
+    escalation_reason: str = ""
+    transcript: str = ""
+    dry_run: bool = False
+    arguments_problem: str = ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Policy (built from YAML by routing_service.policy.loader)
+# ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class SummaryMessage:
+    """A Vapi summaryPlan message; when used as a template, `{field}` names are filled, `{{x}}` kept."""
+
+    role: str
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class BusinessHours:
+    """Opening hours in `timezone` (IANA name). `days` uses Monday = 0."""
+
+    timezone: str
+    days: frozenset[int]
+    opens: time
+    closes: time
+
+
+@dataclass(frozen=True, slots=True)
+class TransferTemplate:
+    """How a destination is announced: what the caller hears and what the specialist is told.
+
+    Templates may use {issue_category} {complexity_level} {customer_context} {escalation_reason} {tier}
+    {account_name} {team_name} {agent_name} {estimated_wait_minutes}; `{{transcript}}` and other Vapi
+    placeholders pass through untouched.
+    """
+
+    caller_message: str
+    transfer_mode: TransferMode
+    handoff_message: str = ""
+    summary_messages: tuple[SummaryMessage, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    team_id: str
+    display_name: str
+    destination: Destination
+    transfer: TransferTemplate
+    specialist_transfer: TransferTemplate | None = None
+    """Used when a specialist of the team is reserved; falls back to `transfer`."""
+    required_skills: frozenset[str] = frozenset()
+    business_hours: BusinessHours | None = None
+    target_wait: timedelta = timedelta(minutes=5)
+    sticky: bool = True
+    """Prefer the customer's last specialist when they qualify and are free."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Matches when every given condition holds (None = any). First matching rule wins."""
+
+    rule_id: str
+    team_id: str
+    tiers: frozenset[str] | None = None
+    categories: frozenset[str] | None = None
+    complexities: frozenset[Complexity] | None = None
+    min_complexity: Complexity | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeywordRule:
+    """Any keyword (whole word or phrase, case-insensitive) in the call text raises complexity to `level`."""
+
+    level: Complexity
+    keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ComplexityPolicy:
+    keyword_rules: tuple[KeywordRule, ...] = ()
+    history_threshold: int | None = None
+    """More than this many previous escalations -> `history_level`."""
+    history_level: Complexity = Complexity.CRITICAL
+    tier_floors: Mapping[str, Complexity] = field(default_factory=dict)
+    default: Complexity = Complexity.BASIC
+    """Used when the assistant made no claim."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePolicy:
+    line: Destination
+    transfer: TransferTemplate
+    announce_wait_over: timedelta = timedelta(minutes=5)
+    wait_message: str = "Current wait time is approximately {estimated_wait_minutes} minutes."
+    default_handle_time: timedelta = timedelta(minutes=8)
+    tier_priority: Mapping[str, int] = field(default_factory=dict)
+    complexity_priority: Mapping[Complexity, int] = field(default_factory=dict)
+    aging_points_per_minute: float = 1.0
+    reservation_hold: timedelta = timedelta(minutes=5)
+    max_attempts: int = 3
+    retry_spacing: timedelta = timedelta(minutes=10)
+    callback_ttl: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackPolicy:
+    destination: Destination
+    transfer: TransferTemplate
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    default_tier: str
+    default_category: str
+    categories: tuple[str, ...]
+    """The categories the assistant's tool offers (the escalateToSupport enum)."""
+    teams: Mapping[str, Team]
+    rules: tuple[Rule, ...]
+    complexity: ComplexityPolicy
+    queue: QueuePolicy
+    fallback: FallbackPolicy
+    assignment_ttl: timedelta = timedelta(hours=2)
+    """A live reservation never released (a lost `ended` webhook) is freed after this long."""
+    source: str = ""
+    """The file the policy was loaded from, for messages."""

