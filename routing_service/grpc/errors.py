@@ -1,0 +1,100 @@
+"""The one place where errors become gRPC statuses.
+
+    InvalidRequest  -> INVALID_ARGUMENT (google.rpc.BadRequest with one field violation per problem)
+    NotFound        -> NOT_FOUND
+    Conflict        -> FAILED_PRECONDITION
+    Unavailable     -> UNAVAILABLE
+    anything else   -> INTERNAL "internal error" (traceback logged, never sent)
+
+`map_errors` decorates servicer methods (unary and server-streaming alike).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
+
+import grpc
+import structlog
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from routing_service.domain.errors import (
+    Conflict,
+    EscalationError,
+    InvalidRequest,
+    NotFound,
+    Unavailable,
+)
+
+__all__ = ["bad_request", "map_errors", "status_for"]
+
+log = structlog.get_logger(__name__)
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def bad_request(message: str, violations: Sequence[tuple[str, str]]) -> grpc.Status:
+    """INVALID_ARGUMENT carrying a google.rpc.BadRequest detail."""
+    detail = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
+        ]
+    )
+    packed = any_pb2.Any()
+    packed.Pack(detail)
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[packed])
+    return cast(grpc.Status, rpc_status.to_status(status))
+
+
+def _simple(code: int, message: str) -> grpc.Status:
+    return cast(grpc.Status, rpc_status.to_status(status_pb2.Status(code=code, message=message)))
+
+
+def status_for(exc: BaseException, *, method: str = "") -> grpc.Status:
+    """The status a caller sees for `exc`; unexpected exceptions are logged with their traceback."""
+    if isinstance(exc, InvalidRequest):
+        return bad_request(exc.message, exc.violations)
+    if isinstance(exc, NotFound):
+        return _simple(code_pb2.NOT_FOUND, exc.message)
+    if isinstance(exc, Conflict):
+        return _simple(code_pb2.FAILED_PRECONDITION, exc.message)
+    if isinstance(exc, Unavailable):
+        return _simple(code_pb2.UNAVAILABLE, exc.message)
+    if isinstance(exc, EscalationError):
+        return _simple(code_pb2.FAILED_PRECONDITION, exc.message)
+    log.error("rpc_failed", method=method, exc_info=exc)
+    return _simple(code_pb2.INTERNAL, "internal error")
+
+
+def map_errors(func: _F) -> _F:
+    """Wrap a servicer method so every exception is turned into a status by `status_for`."""
+    name = func.__name__
+    if inspect.isasyncgenfunction(func):
+
+        @functools.wraps(func)
+        async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            try:
+                agen = cast(AsyncIterator[Any], func(self, request, context))
+                async for item in agen:
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:
+                await context.abort_with_status(status_for(exc, method=name))
+
+        return cast(_F, stream_wrapper)
+
+    @functools.wraps(func)
+    async def unary_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            return await cast(Awaitable[Any], func(self, request, context))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            await context.abort_with_status(status_for(exc, method=name))
+
+    return cast(_F, unary_wrapper)

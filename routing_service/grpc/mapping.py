@@ -1,0 +1,455 @@
+"""Protobuf <-> domain conversion: the only module that knows both `routing_pb2` and the domain models.
+
+Pure functions. `*_from_pb` functions validate what protobuf cannot (enum values outside the contract,
+a missing oneof) and raise `InvalidRequest` with field violations; business validation (E.164 numbers,
+capacity, lengths) belongs to the use cases.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from routing_service.domain.errors import InvalidRequest
+from routing_service.domain.models import (
+    Agent,
+    AgentStatus,
+    CallbackState,
+    CallbackTicket,
+    Complexity,
+    Customer,
+    Decision,
+    DecisionKind,
+    Destination,
+    EscalationRequest,
+    SummaryMessage,
+    TraceOutcome,
+    TraceStep,
+    TransferMode,
+)
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+
+# ---------------------------------------------------------------------------------------------------------
+# Enums
+# ---------------------------------------------------------------------------------------------------------
+_COMPLEXITY_TO_PB = {
+    Complexity.BASIC: pb.COMPLEXITY_BASIC,
+    Complexity.INTERMEDIATE: pb.COMPLEXITY_INTERMEDIATE,
+    Complexity.ADVANCED: pb.COMPLEXITY_ADVANCED,
+    Complexity.CRITICAL: pb.COMPLEXITY_CRITICAL,
+}
+_COMPLEXITY_FROM_PB = {v: k for k, v in _COMPLEXITY_TO_PB.items()}
+
+_KIND_TO_PB = {
+    DecisionKind.TRANSFER_TEAM: pb.DECISION_KIND_TRANSFER_TEAM,
+    DecisionKind.TRANSFER_AGENT: pb.DECISION_KIND_TRANSFER_AGENT,
+    DecisionKind.CALLBACK: pb.DECISION_KIND_CALLBACK,
+    DecisionKind.FALLBACK: pb.DECISION_KIND_FALLBACK,
+}
+_KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
+
+_MODE_TO_PB = {
+    TransferMode.BLIND_TRANSFER: pb.TRANSFER_MODE_BLIND_TRANSFER,
+    TransferMode.BLIND_TRANSFER_ADD_SUMMARY_TO_SIP_HEADER: (
+        pb.TRANSFER_MODE_BLIND_TRANSFER_ADD_SUMMARY_TO_SIP_HEADER
+    ),
+    TransferMode.WARM_TRANSFER_SAY_MESSAGE: pb.TRANSFER_MODE_WARM_TRANSFER_SAY_MESSAGE,
+    TransferMode.WARM_TRANSFER_SAY_SUMMARY: pb.TRANSFER_MODE_WARM_TRANSFER_SAY_SUMMARY,
+    TransferMode.WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_MESSAGE: (
+        pb.TRANSFER_MODE_WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_MESSAGE
+    ),
+    TransferMode.WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_SUMMARY: (
+        pb.TRANSFER_MODE_WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_SUMMARY
+    ),
+    TransferMode.WARM_TRANSFER_EXPERIMENTAL: pb.TRANSFER_MODE_WARM_TRANSFER_EXPERIMENTAL,
+}
+_MODE_FROM_PB = {v: k for k, v in _MODE_TO_PB.items()}
+
+_STATUS_TO_PB = {
+    AgentStatus.AVAILABLE: pb.AGENT_STATUS_AVAILABLE,
+    AgentStatus.BUSY: pb.AGENT_STATUS_BUSY,
+    AgentStatus.OFFLINE: pb.AGENT_STATUS_OFFLINE,
+    AgentStatus.WRAP_UP: pb.AGENT_STATUS_WRAP_UP,
+}
+_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
+
+_OUTCOME_TO_PB = {
+    TraceOutcome.INFO: pb.TRACE_OUTCOME_INFO,
+    TraceOutcome.MATCHED: pb.TRACE_OUTCOME_MATCHED,
+    TraceOutcome.SKIPPED: pb.TRACE_OUTCOME_SKIPPED,
+    TraceOutcome.REJECTED: pb.TRACE_OUTCOME_REJECTED,
+    TraceOutcome.CHOSEN: pb.TRACE_OUTCOME_CHOSEN,
+}
+_OUTCOME_FROM_PB = {v: k for k, v in _OUTCOME_TO_PB.items()}
+
+_STATE_TO_PB = {
+    CallbackState.WAITING: pb.CALLBACK_STATE_WAITING,
+    CallbackState.RESERVED: pb.CALLBACK_STATE_RESERVED,
+    CallbackState.CONNECTED: pb.CALLBACK_STATE_CONNECTED,
+    CallbackState.CANCELLED: pb.CALLBACK_STATE_CANCELLED,
+    CallbackState.UNREACHABLE: pb.CALLBACK_STATE_UNREACHABLE,
+    CallbackState.EXPIRED: pb.CALLBACK_STATE_EXPIRED,
+}
+_STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
+
+
+def complexity_to_pb(value: Complexity | None) -> pb.Complexity.ValueType:
+    return _COMPLEXITY_TO_PB[value] if value is not None else pb.COMPLEXITY_UNSPECIFIED
+
+
+def complexity_from_pb(value: int, *, field: str = "complexity") -> Complexity | None:
+    """UNSPECIFIED -> None; a number outside the enum -> InvalidRequest."""
+    if value == pb.COMPLEXITY_UNSPECIFIED:
+        return None
+    try:
+        return _COMPLEXITY_FROM_PB[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidRequest(
+            f"unknown complexity {value}", [(field, f"unknown enum value {value}")]
+        ) from None
+
+
+def kind_to_pb(value: DecisionKind) -> pb.DecisionKind.ValueType:
+    return _KIND_TO_PB[value]
+
+
+def kind_from_pb(value: int, *, field: str = "kind") -> DecisionKind | None:
+    if value == pb.DECISION_KIND_UNSPECIFIED:
+        return None
+    try:
+        return _KIND_FROM_PB[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidRequest(
+            f"unknown decision kind {value}", [(field, f"unknown enum value {value}")]
+        ) from None
+
+
+def transfer_mode_to_pb(value: TransferMode) -> pb.TransferMode.ValueType:
+    return _MODE_TO_PB[value]
+
+
+def transfer_mode_from_pb(value: int) -> TransferMode:
+    mode: TransferMode = _MODE_FROM_PB.get(value, TransferMode.BLIND_TRANSFER)  # type: ignore[call-overload]
+    return mode
+
+
+def agent_status_to_pb(value: AgentStatus) -> pb.AgentStatus.ValueType:
+    return _STATUS_TO_PB[value]
+
+
+def agent_status_from_pb(value: int, *, field: str = "status") -> AgentStatus | None:
+    """UNSPECIFIED -> None; a number outside the enum -> InvalidRequest."""
+    if value == pb.AGENT_STATUS_UNSPECIFIED:
+        return None
+    try:
+        return _STATUS_FROM_PB[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidRequest(
+            f"unknown agent status {value}", [(field, f"unknown enum value {value}")]
+        ) from None
+
+
+def callback_state_to_pb(value: CallbackState) -> pb.CallbackState.ValueType:
+    return _STATE_TO_PB[value]
+
+
+def callback_state_from_pb(value: int, *, field: str = "state") -> CallbackState | None:
+    if value == pb.CALLBACK_STATE_UNSPECIFIED:
+        return None
+    try:
+        return _STATE_FROM_PB[value]  # type: ignore[index]
+    except KeyError:
+        raise InvalidRequest(
+            f"unknown callback state {value}", [(field, f"unknown enum value {value}")]
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Well-known types
+# ---------------------------------------------------------------------------------------------------------
+def timestamp_to_pb(value: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+    return ts
+
+
+def timestamp_from_pb(value: timestamp_pb2.Timestamp) -> datetime:
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def duration_to_pb(value: timedelta) -> duration_pb2.Duration:
+    d = duration_pb2.Duration()
+    d.FromTimedelta(value)
+    return d
+
+
+def duration_from_pb(value: duration_pb2.Duration) -> timedelta:
+    return value.ToTimedelta()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------------------------------------
+def destination_to_pb(value: Destination) -> pb.Destination:
+    msg = pb.Destination(extension=value.extension or "")
+    if value.number is not None:
+        msg.number = value.number
+    elif value.sip_uri is not None:
+        msg.sip_uri = value.sip_uri
+    return msg
+
+
+def destination_from_pb(msg: pb.Destination, *, field: str = "destination") -> Destination:
+    which = msg.WhichOneof("target")
+    if which == "number":
+        return Destination(number=msg.number, extension=msg.extension or None)
+    if which == "sip_uri":
+        return Destination(sip_uri=msg.sip_uri, extension=msg.extension or None)
+    raise InvalidRequest(
+        "destination needs a number or a SIP URI", [(field, "number or sip_uri is required")]
+    )
+
+
+def trace_step_to_pb(step: TraceStep) -> pb.TraceStep:
+    return pb.TraceStep(
+        stage=step.stage, subject=step.subject, outcome=_OUTCOME_TO_PB[step.outcome], detail=step.detail
+    )
+
+
+def trace_step_from_pb(msg: pb.TraceStep) -> TraceStep:
+    outcome = _OUTCOME_FROM_PB.get(msg.outcome, TraceOutcome.INFO)
+    return TraceStep(stage=msg.stage, subject=msg.subject, outcome=outcome, detail=msg.detail)
+
+
+def escalation_from_pb(msg: pb.ResolveEscalationRequest) -> EscalationRequest:
+    """The edge's request as the domain reads it (lengths and presence are checked by the use case)."""
+    return EscalationRequest(
+        call_id=msg.call_id,
+        tool_call_id=msg.tool_call_id,
+        caller_number=msg.caller_number,
+        caller_sip_uri=msg.caller_sip_uri,
+        issue_category=msg.issue_category,
+        claimed_complexity=complexity_from_pb(msg.complexity),
+        customer_context=msg.customer_context,
+        escalation_reason=msg.escalation_reason,
+        transcript=msg.transcript,
+        dry_run=msg.dry_run,
+        arguments_problem=msg.arguments_problem,
+    )
+
+
+def escalation_to_pb(value: EscalationRequest) -> pb.ResolveEscalationRequest:
+    return pb.ResolveEscalationRequest(
+        call_id=value.call_id,
+        tool_call_id=value.tool_call_id,
+        caller_number=value.caller_number,
+        caller_sip_uri=value.caller_sip_uri,
+        issue_category=value.issue_category,
+        complexity=complexity_to_pb(value.claimed_complexity),
+        customer_context=value.customer_context,
+        escalation_reason=value.escalation_reason,
+        transcript=value.transcript,
+        dry_run=value.dry_run,
+        arguments_problem=value.arguments_problem,
+    )
+
+
+def callback_to_pb(ticket: CallbackTicket, *, estimated_wait: timedelta | None = None) -> pb.CallbackTicket:
+    msg = pb.CallbackTicket(
+        call_id=ticket.call_id,
+        team_id=ticket.team_id,
+        state=_STATE_TO_PB[ticket.state],
+        position=ticket.position,
+        priority=ticket.priority,
+        enqueued_at=timestamp_to_pb(ticket.enqueued_at),
+        agent_id=ticket.agent_id or "",
+        tier=ticket.tier,
+        issue_category=ticket.issue_category,
+        effective_complexity=complexity_to_pb(ticket.effective_complexity),
+        decision_id=ticket.decision_id,
+        caller_number=ticket.caller_number,
+    )
+    if ticket.reserved_until is not None:
+        msg.reserved_until.CopyFrom(timestamp_to_pb(ticket.reserved_until))
+    if ticket.finished_at is not None:
+        msg.finished_at.CopyFrom(timestamp_to_pb(ticket.finished_at))
+    if estimated_wait is not None:
+        msg.estimated_wait.CopyFrom(duration_to_pb(estimated_wait))
+    return msg
+
+
+def callback_from_pb(msg: pb.CallbackTicket) -> CallbackTicket:
+    """Lossy for fields the proto does not carry (service_key, context, note)."""
+    return CallbackTicket(
+        call_id=msg.call_id,
+        team_id=msg.team_id,
+        state=_STATE_FROM_PB.get(msg.state, CallbackState.WAITING),
+        caller_number=msg.caller_number,
+        tier=msg.tier,
+        issue_category=msg.issue_category,
+        effective_complexity=complexity_from_pb(msg.effective_complexity) or Complexity.BASIC,
+        priority=msg.priority,
+        service_key=0.0,
+        enqueued_at=timestamp_from_pb(msg.enqueued_at),
+        decision_id=msg.decision_id,
+        agent_id=msg.agent_id or None,
+        reserved_until=timestamp_from_pb(msg.reserved_until) if msg.HasField("reserved_until") else None,
+        finished_at=timestamp_from_pb(msg.finished_at) if msg.HasField("finished_at") else None,
+        position=msg.position,
+    )
+
+
+def decision_to_pb(value: Decision) -> pb.Decision:
+    msg = pb.Decision(
+        decision_id=value.decision_id,
+        call_id=value.call_id,
+        tool_call_id=value.tool_call_id,
+        kind=_KIND_TO_PB[value.kind],
+        team_id=value.team_id,
+        team_display_name=value.team_display_name,
+        agent_id=value.agent_id or "",
+        agent_display_name=value.agent_display_name,
+        destination=destination_to_pb(value.destination),
+        caller_message=value.caller_message,
+        transfer_mode=_MODE_TO_PB[value.transfer_mode],
+        handoff_message=value.handoff_message,
+        summary_messages=[pb.SummaryMessage(role=m.role, content=m.content) for m in value.summary_messages],
+        effective_complexity=complexity_to_pb(value.effective_complexity),
+        claimed_complexity=complexity_to_pb(value.claimed_complexity),
+        tier=value.tier,
+        issue_category=value.issue_category,
+        rule_id=value.rule_id,
+        trace=[trace_step_to_pb(s) for s in value.trace],
+        replayed=value.replayed,
+        dry_run=value.dry_run,
+        decided_at=timestamp_to_pb(value.decided_at),
+        reason=value.reason,
+        caller_number=value.caller_number,
+    )
+    if value.estimated_wait is not None:
+        msg.estimated_wait.CopyFrom(duration_to_pb(value.estimated_wait))
+    if value.callback is not None:
+        msg.callback.CopyFrom(callback_to_pb(value.callback, estimated_wait=value.estimated_wait))
+    return msg
+
+
+def decision_from_pb(msg: pb.Decision) -> Decision:
+    """For clients and round-trip tests."""
+    return Decision(
+        decision_id=msg.decision_id,
+        call_id=msg.call_id,
+        tool_call_id=msg.tool_call_id,
+        kind=_KIND_FROM_PB.get(msg.kind, DecisionKind.FALLBACK),
+        destination=destination_from_pb(msg.destination),
+        caller_message=msg.caller_message,
+        transfer_mode=transfer_mode_from_pb(msg.transfer_mode),
+        effective_complexity=complexity_from_pb(msg.effective_complexity) or Complexity.BASIC,
+        claimed_complexity=complexity_from_pb(msg.claimed_complexity),
+        tier=msg.tier,
+        issue_category=msg.issue_category,
+        decided_at=timestamp_from_pb(msg.decided_at),
+        trace=tuple(trace_step_from_pb(s) for s in msg.trace),
+        reason=msg.reason,
+        team_id=msg.team_id,
+        team_display_name=msg.team_display_name,
+        agent_id=msg.agent_id or None,
+        agent_display_name=msg.agent_display_name,
+        handoff_message=msg.handoff_message,
+        summary_messages=tuple(SummaryMessage(role=m.role, content=m.content) for m in msg.summary_messages),
+        estimated_wait=duration_from_pb(msg.estimated_wait) if msg.HasField("estimated_wait") else None,
+        rule_id=msg.rule_id,
+        caller_number=msg.caller_number,
+        callback=callback_from_pb(msg.callback) if msg.HasField("callback") else None,
+        replayed=msg.replayed,
+        dry_run=msg.dry_run,
+    )
+
+
+def customer_to_pb(value: Customer) -> pb.Customer:
+    msg = pb.Customer(
+        number=value.number,
+        tier=value.tier,
+        account_name=value.account_name,
+        previous_escalations=value.previous_escalations,
+        last_agent_id=value.last_agent_id or "",
+    )
+    if value.updated_at is not None:
+        msg.updated_at.CopyFrom(timestamp_to_pb(value.updated_at))
+    return msg
+
+
+def customer_from_pb(msg: pb.Customer) -> Customer:
+    """As given (the number is normalised and validated by the use case)."""
+    return Customer(
+        number=msg.number,
+        tier=msg.tier,
+        account_name=msg.account_name,
+        previous_escalations=msg.previous_escalations,
+        last_agent_id=msg.last_agent_id or None,
+        updated_at=timestamp_from_pb(msg.updated_at) if msg.HasField("updated_at") else None,
+    )
+
+
+def agent_to_pb(value: Agent) -> pb.Agent:
+    msg = pb.Agent(
+        agent_id=value.agent_id,
+        display_name=value.display_name,
+        extension=value.destination.extension or "",
+        team_ids=list(value.team_ids),
+        skills=sorted(value.skills),
+        max_complexity=complexity_to_pb(value.max_complexity),
+        capacity=value.capacity,
+        status=_STATUS_TO_PB[value.status],
+        active_assignments=value.active_assignments,
+    )
+    if value.destination.number is not None:
+        msg.number = value.destination.number
+    elif value.destination.sip_uri is not None:
+        msg.sip_uri = value.destination.sip_uri
+    if value.idle_since is not None:
+        msg.idle_since.CopyFrom(timestamp_to_pb(value.idle_since))
+    if value.updated_at is not None:
+        msg.updated_at.CopyFrom(timestamp_to_pb(value.updated_at))
+    return msg
+
+
+def agent_from_pb(msg: pb.Agent, *, field: str = "agent") -> tuple[Agent, bool]:
+    """(agent, status_given). A missing status means AVAILABLE for a new agent and "keep" for an existing
+    one, hence the flag. A missing max_complexity means BASIC. Raises InvalidRequest for a missing contact
+    or enum values outside the contract (all problems at once)."""
+    violations: list[tuple[str, str]] = []
+    which = msg.WhichOneof("contact")
+    destination: Destination | None = None
+    if which == "number":
+        destination = Destination(number=msg.number, extension=msg.extension or None)
+    elif which == "sip_uri":
+        destination = Destination(sip_uri=msg.sip_uri, extension=msg.extension or None)
+    else:
+        violations.append((f"{field}.number", "a number (E.164) or sip_uri is required"))
+    max_complexity: Complexity | None = Complexity.BASIC
+    status: AgentStatus | None = None
+    try:
+        max_complexity = complexity_from_pb(msg.max_complexity, field=f"{field}.max_complexity")
+    except InvalidRequest as exc:
+        violations += exc.violations
+    try:
+        status = agent_status_from_pb(msg.status, field=f"{field}.status")
+    except InvalidRequest as exc:
+        violations += exc.violations
+    if violations or destination is None:
+        raise InvalidRequest("invalid agent", violations)
+    agent = Agent(
+        agent_id=msg.agent_id,
+        display_name=msg.display_name,
+        destination=destination,
+        team_ids=tuple(msg.team_ids),
+        skills=frozenset(msg.skills),
+        max_complexity=max_complexity or Complexity.BASIC,
+        capacity=msg.capacity,
+        status=status or AgentStatus.AVAILABLE,
+        active_assignments=msg.active_assignments,
+        idle_since=timestamp_from_pb(msg.idle_since) if msg.HasField("idle_since") else None,
+        updated_at=timestamp_from_pb(msg.updated_at) if msg.HasField("updated_at") else None,
+    )
+    return agent, status is not None
