@@ -1,0 +1,419 @@
+"""FastAPI application of the webhook edge: `create_app(settings, ...)`.
+
+    POST /webhook/vapi        Vapi server messages (alias POST /webhook/escalation, the seed's path)
+    GET  /healthz             liveness
+    GET  /readyz              routing reachable (grpc.health.v1), else 503
+
+Order of checks on the webhook: content type (415) -> body read with a running limit (413) -> auth over the
+raw bytes (401) -> tolerant parse (400) -> dispatch on the raw `type`. Every 4xx is
+`{"error": {"code", "message", "fields": [...]}}`. A transfer request always gets a destination: routing
+errors, timeouts and even unexpected exceptions in the handler answer the fallback line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from webhook_edge.auth import AuthError, verify_request
+from webhook_edge.control import ControlClient
+from webhook_edge.fallback import fallback_destination, fallback_for_decision, log_fallback
+from webhook_edge.openapi import (
+    REQUEST_BODY,
+    WEBHOOK_RESPONSES,
+    ErrorResponse,
+    ToolCallsResponse,
+    TransferDestinationResponse,
+)
+from webhook_edge.outbox import Outbox
+from webhook_edge.routing_client import RoutingClient
+from webhook_edge.settings import EdgeSettings
+from webhook_edge.translate import (
+    UnusableDecision,
+    callback_payload,
+    complexity_name,
+    destination_json,
+    resolve_request,
+    review_payload,
+    tool_result,
+)
+from webhook_edge.vapi_models import ESCALATION_TOOL, BadPayload, VapiMessage, parse_body
+
+__all__ = ["EdgeState", "create_app", "error_response"]
+
+log = structlog.get_logger(__name__)
+
+_TRANSFER = "transfer-destination-request"
+_DEFAULT_SENTENCE = "I'm transferring you to a specialist now. Please stay on the line."
+
+
+@dataclass(slots=True)
+class EdgeState:
+    """The long-lived resources of one edge process (built in the lifespan)."""
+
+    settings: EdgeSettings
+    routing: RoutingClient
+    outbox: Outbox | None
+    control: ControlClient
+
+
+class BodyTooLarge(Exception):
+    """The request body exceeds `max_body_bytes`."""
+
+
+def error_response(
+    status: int, code: str, message: str, fields: list[tuple[str, str]] | None = None
+) -> JSONResponse:
+    """`{"error": {"code", "message", "fields": [{"field", "description"}]}}` with `status`."""
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "fields": [{"field": f, "description": d} for f, d in (fields or [])],
+        }
+    }
+    return JSONResponse(body, status_code=status)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, refusing (BodyTooLarge) by Content-Length first and then while streaming it."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            if int(declared) > limit:
+                raise BodyTooLarge
+        except ValueError:
+            pass
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in ("", "application/json") or media.endswith("+json")
+
+
+class Webhook:
+    """The webhook's message handlers over one `EdgeState`."""
+
+    def __init__(self, state: EdgeState) -> None:
+        self.state = state
+        self.settings = state.settings
+
+    # --- routing -----------------------------------------------------------------------------------------
+    async def decide(self, request: pb.ResolveEscalationRequest) -> tuple[dict[str, Any], pb.Decision | None]:
+        """(Vapi destination, decision); the fallback destination whenever routing cannot be used."""
+        budget = self.state.routing.deadline_seconds + 0.25
+        try:
+            async with asyncio.timeout(budget):
+                decision = await self.state.routing.resolve(request)
+        except grpc.aio.AioRpcError as exc:
+            log_fallback("routing_error", exc)
+            return fallback_destination(self.settings), None
+        except TimeoutError as exc:
+            log_fallback("routing_timeout", exc)
+            return fallback_destination(self.settings), None
+        if decision.kind == pb.DECISION_KIND_FALLBACK:
+            log_fallback("routing_fallback_decision", reason_text=decision.reason[:300])
+            return fallback_for_decision(self.settings, decision), decision
+        try:
+            destination = destination_json(decision)
+        except UnusableDecision as exc:
+            log_fallback("unusable_decision", exc, decision_id=decision.decision_id)
+            return fallback_destination(self.settings), decision
+        if decision.kind == pb.DECISION_KIND_CALLBACK and not decision.dry_run:
+            await self.record("callback", f"callback-{request.call_id}", callback_payload(decision, request))
+        log.info(
+            "escalation_routed",
+            kind=pb.DecisionKind.Name(decision.kind),
+            team=decision.team_id,
+            agent=decision.agent_id,
+            complexity=complexity_name(decision.effective_complexity),
+            replayed=decision.replayed,
+            reason=decision.reason[:300],
+        )
+        return destination, decision
+
+    async def record(self, kind: str, workflow_id: str, payload: dict[str, Any]) -> None:
+        outbox = self.state.outbox
+        if outbox is None:
+            log.warning("outbox_unavailable", kind=kind, workflow_id=workflow_id)
+            return
+        try:
+            created = await outbox.record(
+                "callback" if kind == "callback" else "review", workflow_id, payload
+            )
+        except Exception as exc:  # the caller's transfer matters more than the follow-up record
+            log.error("outbox_record_failed", kind=kind, workflow_id=workflow_id, cause=type(exc).__name__)
+            return
+        log.info("outbox_recorded", kind=kind, workflow_id=workflow_id, created=created)
+
+    # --- message types -----------------------------------------------------------------------------------
+    async def transfer_destination(self, message: VapiMessage) -> Response:
+        arguments = message.escalation_arguments()
+        request = resolve_request(message, arguments)
+        with structlog.contextvars.bound_contextvars(tool_call_id=request.tool_call_id):
+            if arguments.problem:
+                log.info("tool_arguments_problem", problem=arguments.problem)
+            destination, _ = await self.decide(request)
+        return JSONResponse({"destination": destination})
+
+    async def tool_calls(self, message: VapiMessage) -> Response:
+        call_id = message.call_id
+        results: list[dict[str, Any]] = []
+        transfer: tuple[dict[str, Any], str] | None = None
+        for call in message.tool_calls():
+            if call.name != ESCALATION_TOOL:
+                results.append(
+                    {
+                        "name": call.name or "unknown",
+                        "toolCallId": call.id,
+                        "error": f"The tool {call.name or '(unnamed)'} is not handled by this server.",
+                    }
+                )
+                continue
+            request = resolve_request(message, call.arguments, tool_call_id=call.id)
+            with structlog.contextvars.bound_contextvars(tool_call_id=call.id):
+                destination, _ = await self.decide(request)
+            sentence = str(destination.get("message") or _DEFAULT_SENTENCE)
+            results.append(tool_result(call.name, call.id, sentence))
+            transfer = (destination, call.id)
+        background: BackgroundTask | None = None
+        if transfer is not None:
+            destination, tool_call_id = transfer
+            # the assistant speaks the result; the transfer itself stays silent for the caller
+            silent = {**destination, "message": ""}
+            background = BackgroundTask(
+                self.state.control.transfer,
+                message.control_url,
+                silent,
+                "",
+                key=(call_id, tool_call_id),
+            )
+        return JSONResponse({"results": results}, background=background)
+
+    async def status_update(self, message: VapiMessage) -> Response:
+        if message.status != "ended":
+            return JSONResponse({})
+        call_id = message.call_id
+        try:
+            reply = await self.state.routing.release(call_id, message.ended_reason or "call ended")
+        except (grpc.aio.AioRpcError, TimeoutError) as exc:
+            log_fallback("release_failed", exc)
+            return JSONResponse({})
+        log.info("assignment_released", released=reply.released, agent=reply.agent_id)
+        return JSONResponse({})
+
+    async def end_of_call_report(self, message: VapiMessage) -> Response:
+        call_id = message.call_id
+        decision: pb.Decision | None
+        try:
+            decision = await self.state.routing.get_decision(call_id)
+        except (grpc.aio.AioRpcError, TimeoutError) as exc:
+            # routing unreachable: record anyway; the review workflow checks the decision itself
+            log_fallback("decision_lookup_failed", exc)
+            await self.record("review", f"review-{call_id}", review_payload(message, None))
+            return JSONResponse({})
+        if decision is None:
+            log.info("end_of_call_not_escalated")
+            return JSONResponse({})
+        await self.record("review", f"review-{call_id}", review_payload(message, decision))
+        return JSONResponse({})
+
+    async def dispatch(self, message: VapiMessage) -> Response:
+        handlers: dict[str, Callable[[VapiMessage], Awaitable[Response]]] = {
+            _TRANSFER: self.transfer_destination,
+            "tool-calls": self.tool_calls,
+            "status-update": self.status_update,
+            "end-of-call-report": self.end_of_call_report,
+        }
+        handler = handlers.get(message.type)
+        if handler is None:
+            log.info("message_ignored", message_type=message.type[:80])
+            return JSONResponse({})
+        return await handler(message)
+
+    # --- the route -----------------------------------------------------------------------------------------
+    async def handle(self, request: Request) -> Response:
+        if not _is_json(request.headers.get("content-type")):
+            return error_response(415, "unsupported_media_type", "the body must be application/json")
+        try:
+            raw = await read_limited(request, self.settings.max_body_bytes)
+        except BodyTooLarge:
+            return error_response(
+                413, "payload_too_large", f"the body exceeds {self.settings.max_body_bytes} bytes"
+            )
+        secrets = self.settings.secrets()
+        if secrets or not self.settings.insecure_dev:
+            try:
+                result = verify_request(
+                    request.headers, raw, secrets, window_seconds=self.settings.signature_window_seconds
+                )
+            except AuthError as exc:
+                log.info("webhook_unauthorized", reason=exc.reason)
+                return error_response(401, "unauthorized", exc.reason)
+            if result.previous_secret:
+                log.info("webhook_previous_secret_used", form=result.form)
+        try:
+            message = parse_body(raw)
+        except BadPayload as exc:
+            return error_response(400, "invalid_request", exc.message, exc.fields)
+        with structlog.contextvars.bound_contextvars(
+            call_id=message.call_id_or_empty, message_type=message.type[:80]
+        ):
+            try:
+                return await self.dispatch(message)
+            except BadPayload as exc:
+                return error_response(400, "invalid_request", exc.message, exc.fields)
+            except Exception as exc:
+                log.error("webhook_handler_failed", exc_info=exc)
+                if message.type == _TRANSFER:
+                    return JSONResponse({"destination": fallback_destination(self.settings)})
+                return JSONResponse({})
+
+
+def _custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (TransferDestinationResponse, ToolCallsResponse, ErrorResponse):
+            doc = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+            components.update(doc.pop("$defs", {}))
+            components[model.__name__] = doc
+        app.openapi_schema = schema
+        return schema
+
+    return build
+
+
+def create_app(
+    settings: EdgeSettings,
+    *,
+    routing: RoutingClient | None = None,
+    outbox: Outbox | None = None,
+    control: ControlClient | None = None,
+) -> FastAPI:
+    """The edge application. Resources not given are created in the lifespan from `settings`.
+
+    Raises ValueError when no secret is configured and `settings.insecure_dev` is off.
+    """
+    if not settings.secrets() and not settings.insecure_dev:
+        raise ValueError("no webhook secret: set ESCALADE_VAPI_SECRET (or run with --insecure-dev)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            client = routing
+            if client is None:
+                client = RoutingClient.connect(
+                    settings.routing_address,
+                    deadline_seconds=settings.routing_deadline_ms / 1000,
+                    health_deadline_seconds=settings.routing_health_deadline_ms / 1000,
+                )
+                stack.push_async_callback(client.close)
+            store = outbox
+            if store is None:
+                store = await Outbox.open(settings.database_url)
+                stack.push_async_callback(store.close)
+            controller = control
+            if controller is None:
+                controller = ControlClient(timeout_seconds=settings.control_timeout_seconds)
+                stack.push_async_callback(controller.close)
+            app.state.webhook = Webhook(EdgeState(settings, client, store, controller))
+            log.info("edge_started", routing=settings.routing_address)
+            yield
+
+    app = FastAPI(
+        title="Escalade webhook edge",
+        version="0.1.0",
+        description="Answers Vapi's server messages: routes escalated calls to the right human through the "
+        "routing service, always with a destination (the fallback line when routing cannot answer).",
+        lifespan=lifespan,
+    )
+
+    async def webhook(request: Request) -> Response:
+        handler: Webhook | None = getattr(request.app.state, "webhook", None)
+        if handler is None:
+            return error_response(503, "not_started", "the edge is starting")
+        return await handler.handle(request)
+
+    for path, name in (("/webhook/vapi", "vapi_webhook"), ("/webhook/escalation", "escalation_webhook")):
+        app.add_api_route(
+            path,
+            webhook,
+            methods=["POST"],
+            name=name,
+            summary="Vapi server message" if name == "vapi_webhook" else "Vapi server message (seed path)",
+            response_class=JSONResponse,
+            responses=WEBHOOK_RESPONSES,
+            openapi_extra={"requestBody": REQUEST_BODY},
+        )
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: the routing service answers its health check",
+        responses={503: {"description": "Routing not reachable or not serving."}},
+    )
+    async def readyz(request: Request) -> Response:
+        handler: Webhook | None = getattr(request.app.state, "webhook", None)
+        if handler is None:
+            return JSONResponse({"status": "not_ready", "routing": "not started"}, status_code=503)
+        ready, detail = await handler.state.routing.ready()
+        body = {"status": "ready" if ready else "not_ready", "routing": detail}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [(".".join(str(p) for p in e.get("loc", ())), str(e.get("msg", ""))) for e in exc.errors()]
+        return error_response(400, "invalid_request", "invalid request", fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        response = error_response(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected_error", exc_info=exc)
+        return JSONResponse(
+            jsonable_encoder(
+                {"error": {"code": "internal_error", "message": "internal error", "fields": []}}
+            ),
+            status_code=503,
+        )
+
+    app.openapi = _custom_openapi(app)  # type: ignore[method-assign]
+    return app

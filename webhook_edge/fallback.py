@@ -1,0 +1,77 @@
+"""The answer when routing cannot be used: the edge's own fallback destination.
+
+Used on any routing error, missed deadline, unreachable service, unusable decision or FALLBACK decision,
+so the caller is always transferred somewhere. Each use is logged with its cause and, for gRPC errors, the
+decoded status (code, details, google.rpc.BadRequest field violations).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import structlog
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from webhook_edge.settings import EdgeSettings
+from webhook_edge.translate import destination_json
+
+__all__ = ["describe_rpc_error", "fallback_destination", "fallback_for_decision", "log_fallback"]
+
+log = structlog.get_logger(__name__)
+
+
+def fallback_destination(settings: EdgeSettings) -> dict[str, Any]:
+    """The configured fallback as a Vapi `destination` (warm transfer with the routing-error handoff)."""
+    return {
+        "type": "number",
+        "number": settings.effective_fallback_number,
+        "message": settings.fallback_message,
+        "transferPlan": {"mode": "warm-transfer-say-message", "message": settings.fallback_handoff_message},
+    }
+
+
+def fallback_for_decision(settings: EdgeSettings, decision: pb.Decision) -> dict[str, Any]:
+    """A routing FALLBACK decision: its own wording and line, unless ESCALADE_FALLBACK_NUMBER overrides it."""
+    try:
+        destination = destination_json(decision)
+    except ValueError:
+        return fallback_destination(settings)
+    if settings.fallback_number:
+        rest = {k: v for k, v in destination.items() if k not in ("type", "number", "sipUri", "extension")}
+        destination = {"type": "number", "number": settings.fallback_number, **rest}
+    destination.setdefault("message", settings.fallback_message)
+    return destination
+
+
+def describe_rpc_error(error: BaseException) -> dict[str, Any]:
+    """Log fields for an exception, decoding gRPC status details when there are any."""
+    if not isinstance(error, grpc.aio.AioRpcError):
+        return {"cause": type(error).__name__, "detail": str(error)[:300]}
+    fields: dict[str, Any] = {
+        "cause": "grpc",
+        "grpc_code": error.code().name,
+        "grpc_details": (error.details() or "")[:300],
+    }
+    try:
+        from google.rpc import error_details_pb2
+        from grpc_status import rpc_status
+
+        status = rpc_status.from_call(error)  # AioRpcError exposes the sync Call accessors it needs
+    except Exception:  # a malformed status detail must not break the fallback path
+        return fields
+    violations: list[str] = []
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            violations += [f"{v.field}: {v.description}" for v in bad.field_violations]
+    if violations:
+        fields["violations"] = violations
+    return fields
+
+
+def log_fallback(reason: str, error: BaseException | None = None, **extra: Any) -> None:
+    """One warning line per fallback answer, with its cause."""
+    details = describe_rpc_error(error) if error is not None else {}
+    log.warning("fallback_destination", reason=reason, **details, **extra)

@@ -1,0 +1,252 @@
+"""OpenAPI description of the webhook: request body schema, examples and documented responses.
+
+The webhook reads its body as raw bytes (the signature covers them), so the request schema is attached
+with `openapi_extra` rather than inferred from a parameter. These models document; they never parse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "REQUEST_BODY",
+    "WEBHOOK_RESPONSES",
+    "ErrorResponse",
+    "ToolCallsResponse",
+    "TransferDestinationResponse",
+]
+
+_STRING = {"type": "string"}
+
+_MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type"],
+    "additionalProperties": True,
+    "properties": {
+        "type": {
+            "type": "string",
+            "description": "Dispatch key. Handled: transfer-destination-request, tool-calls, status-update "
+            "(ended releases the specialist), end-of-call-report. Any other value is acknowledged with {}.",
+            "examples": ["transfer-destination-request"],
+        },
+        "timestamp": {"type": "number", "description": "Unix epoch milliseconds."},
+        "call": {
+            "type": "object",
+            "additionalProperties": True,
+            "properties": {
+                "id": {"type": "string", "description": "Vapi call id: idempotency key and workflow id."},
+                "type": {"type": "string", "examples": ["inboundPhoneCall", "webCall"]},
+                "customer": {"type": "object", "properties": {"number": _STRING, "sipUri": _STRING}},
+                "monitor": {
+                    "type": "object",
+                    "properties": {"controlUrl": {"type": "string", "description": "Live Call Control URL."}},
+                },
+            },
+        },
+        "customer": {"type": "object", "properties": {"number": _STRING, "sipUri": _STRING, "name": _STRING}},
+        "artifact": {
+            "type": "object",
+            "description": "messages[] (role tool_calls holds the escalateToSupport arguments), transcript.",
+            "additionalProperties": True,
+            "properties": {"messages": {"type": "array", "items": {"type": "object"}}, "transcript": _STRING},
+        },
+        "functionCall": {
+            "type": "object",
+            "description": "Legacy (seed tutorial) location of the tool arguments: functionCall.parameters.",
+        },
+        "toolCallList": {"type": "array", "items": {"type": "object"}, "description": "tool-calls only."},
+        "status": {"type": "string", "description": "status-update only."},
+        "endedReason": {"type": "string"},
+    },
+}
+
+_EXAMPLE_ARGS = (
+    '{"issue_category":"technical","complexity_level":"advanced",'
+    '"customer_context":"Enterprise account; batch API returns 401.",'
+    '"escalation_reason":"Needs an integration engineer."}'
+)
+
+REQUEST_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "A Vapi server message, authenticated by one of: x-signature + x-timestamp "
+    '(HMAC-SHA256 of "{timestamp}.{body}"), x-vapi-signature (HMAC-SHA256 of the body), X-Vapi-Secret, '
+    "or Authorization: "
+    "Bearer. Vapi's envelope {\"message\": {...}} and the seed tutorial's flat body are both accepted. "
+    "Limit: 1 MiB by default.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {
+                        "title": "Envelope",
+                        "type": "object",
+                        "required": ["message"],
+                        "properties": {"message": _MESSAGE_SCHEMA},
+                    },
+                    {"title": "Flat (seed tutorial)", **_MESSAGE_SCHEMA},
+                ]
+            },
+            "examples": {
+                "transfer-destination-request": {
+                    "summary": "Escalation with tool arguments in the message history",
+                    "value": {
+                        "message": {
+                            "type": "transfer-destination-request",
+                            "call": {
+                                "id": "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81",
+                                "type": "inboundPhoneCall",
+                            },
+                            "customer": {"number": "+1234567890"},
+                            "artifact": {
+                                "messages": [
+                                    {
+                                        "role": "tool_calls",
+                                        "toolCalls": [
+                                            {
+                                                "id": "call_Qm7LrT4sYh1NcP3wDa9XkV2b",
+                                                "type": "function",
+                                                "function": {
+                                                    "name": "escalateToSupport",
+                                                    "arguments": _EXAMPLE_ARGS,
+                                                },
+                                            }
+                                        ],
+                                    }
+                                ],
+                                "transcript": "User: Our API integration returns 401 errors.",
+                            },
+                        }
+                    },
+                },
+                "status-update": {
+                    "summary": "Call ended: releases the reserved specialist",
+                    "value": {
+                        "message": {
+                            "type": "status-update",
+                            "status": "ended",
+                            "endedReason": "assistant-forwarded-call",
+                            "call": {"id": "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"},
+                        }
+                    },
+                },
+            },
+        }
+    },
+}
+
+
+class _SummaryMessage(BaseModel):
+    role: str
+    content: str
+
+
+class _SummaryPlan(BaseModel):
+    enabled: bool = True
+    messages: list[_SummaryMessage]
+
+
+class _TransferPlan(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    mode: str = Field(examples=["warm-transfer-say-message"])
+    message: str | None = Field(default=None, description="Said to the specialist (say-message modes).")
+    summary_plan: _SummaryPlan | None = Field(default=None, alias="summaryPlan")
+
+
+class _Destination(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    type: str = Field(examples=["number", "sip"])
+    number: str | None = Field(default=None, description="E.164", examples=["+15550100110"])
+    sip_uri: str | None = Field(default=None, alias="sipUri")
+    extension: str | None = None
+    name: str | None = None
+    message: str | None = Field(default=None, description="Said to the caller before the transfer.")
+    transfer_plan: _TransferPlan | None = Field(default=None, alias="transferPlan")
+
+
+class TransferDestinationResponse(BaseModel):
+    """Reply to transfer-destination-request: always a destination (the fallback line if routing failed)."""
+
+    destination: _Destination
+
+
+class _ToolCallResult(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    name: str
+    tool_call_id: str = Field(alias="toolCallId")
+    result: str | None = None
+    error: str | None = None
+
+
+class ToolCallsResponse(BaseModel):
+    """Reply to tool-calls."""
+
+    results: list[_ToolCallResult]
+
+
+class _ErrorField(BaseModel):
+    field: str
+    description: str
+
+
+class _ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_request"])
+    message: str
+    fields: list[_ErrorField] = []
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx answer."""
+
+    error: _ErrorDetail
+
+
+_OK_EXAMPLES = {
+    "transfer": {
+        "summary": "transfer-destination-request",
+        "value": {
+            "destination": {
+                "type": "number",
+                "number": "+15550100200",
+                "message": "Transferring you to our technical support specialists.",
+                "transferPlan": {"mode": "warm-transfer-say-message", "message": "Technical advanced issue."},
+            }
+        },
+    },
+    "tool-calls": {
+        "summary": "tool-calls",
+        "value": {
+            "results": [
+                {
+                    "name": "escalateToSupport",
+                    "toolCallId": "call_1",
+                    "result": "Transferring you to our technical support specialists.",
+                }
+            ]
+        },
+    },
+    "ack": {"summary": "status-update, end-of-call-report, other types", "value": {}},
+}
+
+WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "A destination (transfer-destination-request), tool results (tool-calls) or {}.",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/TransferDestinationResponse"},
+                        {"$ref": "#/components/schemas/ToolCallsResponse"},
+                        {"type": "object", "maxProperties": 0},
+                    ]
+                },
+                "examples": _OK_EXAMPLES,
+            }
+        },
+    },
+    400: {"model": ErrorResponse, "description": "Not a Vapi message (bad JSON, UTF-8, types, nesting)."},
+    401: {"model": ErrorResponse, "description": "Missing or invalid credentials."},
+    413: {"model": ErrorResponse, "description": "Body larger than the limit."},
+    415: {"model": ErrorResponse, "description": "Content type is not JSON."},
+}

@@ -1,0 +1,77 @@
+"""Settings of the webhook edge process (`escalade edge serve`), read from `ESCALADE_*` variables.
+
+The CLI builds `EdgeSettings()` from the environment and passes it to `create_app`; tests build it directly.
+The edge carries its own fallback destination: when the routing service is down it must still answer Vapi
+with somewhere to send the caller.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "DEFAULT_FALLBACK_HANDOFF",
+    "DEFAULT_FALLBACK_MESSAGE",
+    "DEFAULT_FALLBACK_NUMBER",
+    "EdgeSettings",
+]
+
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+DEFAULT_FALLBACK_NUMBER = "+15550100900"
+DEFAULT_FALLBACK_MESSAGE = "I'll connect you with our general support team who can help you."
+DEFAULT_FALLBACK_HANDOFF = "Escalation routing error - connecting to general support team"
+
+
+class EdgeSettings(BaseSettings):
+    """Everything `escalade edge serve` needs; every field has an embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix="ESCALADE_", env_nested_delimiter="__", extra="ignore")
+
+    vapi_secret: SecretStr | None = None
+    """Shared secret for every accepted auth form (HMAC key, X-Vapi-Secret, Bearer token)."""
+    vapi_previous_secret: SecretStr | None = None
+    """The secret being rotated out; accepted alongside `vapi_secret`."""
+    routing_address: str = "127.0.0.1:50051"
+    routing_deadline_ms: int = Field(default=1500, ge=50, le=60_000)
+    routing_health_deadline_ms: int = Field(default=500, ge=10, le=10_000)
+    fallback_number: str | None = None
+    """Overrides the policy's fallback line; unset means the policy's (or the built-in default when
+    routing is unreachable)."""
+    fallback_message: str = DEFAULT_FALLBACK_MESSAGE
+    fallback_handoff_message: str = DEFAULT_FALLBACK_HANDOFF
+    database_url: str = "sqlite+aiosqlite:///.escalade/escalade.db"
+    """Where the outbox lives (same store as the routing service by default)."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    insecure_dev: bool = False
+    """Accept unauthenticated webhooks when no secret is configured (local development only)."""
+    signature_window_seconds: int = Field(default=300, ge=1)
+    control_timeout_seconds: float = Field(default=5.0, gt=0)
+    log_json: bool = False
+    log_level: str = "info"
+
+    @field_validator("fallback_number", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("fallback_number")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not _E164.match(value.strip()):
+            raise ValueError("must be an E.164 number such as +15550100900")
+        return value.strip() if value is not None else None
+
+    @property
+    def effective_fallback_number(self) -> str:
+        """The number the edge falls back to when it cannot use a routing decision."""
+        return self.fallback_number or DEFAULT_FALLBACK_NUMBER
+
+    def secrets(self) -> list[bytes]:
+        """Accepted secrets, current first."""
+        found = [s.get_secret_value().encode() for s in (self.vapi_secret, self.vapi_previous_secret) if s]
+        return [s for s in found if s]

@@ -1,0 +1,237 @@
+"""The ONE module mapping Vapi JSON <-> the routing contract.
+
+    VapiMessage + EscalationArguments  -> ResolveEscalationRequest
+    Decision                           -> Vapi `transfer-destination-request` reply {"destination": {...}}
+    Decision                           -> Live Call Control {"type": "transfer", "destination", "content"}
+    Decision                           -> `tool-calls` result entry
+    Decision / end-of-call-report      -> outbox payloads for the callback and review workflows
+
+Everything sent to Vapi uses only keys the SDK (vapi-server-sdk 3.0.0) models, in camelCase, with E.164
+numbers; a destination that cannot be expressed that way is refused here (`UnusableDecision`) and the
+caller gets the fallback instead.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from webhook_edge.vapi_models import EscalationArguments, VapiMessage
+
+__all__ = [
+    "COMPLEXITY_BY_NAME",
+    "E164",
+    "UnusableDecision",
+    "callback_payload",
+    "complexity_name",
+    "control_transfer",
+    "destination_json",
+    "mode_name",
+    "resolve_request",
+    "review_payload",
+    "tool_result",
+    "transfer_response",
+]
+
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_SIP = re.compile(r"^sips?:\S+$")
+_MAX_TRANSCRIPT = 16_000
+_MAX_REVIEW_TRANSCRIPT = 32_000
+
+COMPLEXITY_BY_NAME: dict[str, pb.Complexity.ValueType] = {
+    "basic": pb.COMPLEXITY_BASIC,
+    "intermediate": pb.COMPLEXITY_INTERMEDIATE,
+    "advanced": pb.COMPLEXITY_ADVANCED,
+    "critical": pb.COMPLEXITY_CRITICAL,
+}
+
+_SAY_MESSAGE_MODES = {
+    pb.TRANSFER_MODE_WARM_TRANSFER_SAY_MESSAGE,
+    pb.TRANSFER_MODE_WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_MESSAGE,
+}
+_SUMMARY_MODES = {
+    pb.TRANSFER_MODE_WARM_TRANSFER_SAY_SUMMARY,
+    pb.TRANSFER_MODE_WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_SUMMARY,
+    pb.TRANSFER_MODE_BLIND_TRANSFER_ADD_SUMMARY_TO_SIP_HEADER,
+    pb.TRANSFER_MODE_WARM_TRANSFER_EXPERIMENTAL,
+}
+
+
+class UnusableDecision(ValueError):
+    """A decision whose destination Vapi would reject (no target, non-E.164 number, bad SIP URI)."""
+
+
+def complexity_name(value: pb.Complexity.ValueType) -> str:
+    """`advanced` for COMPLEXITY_ADVANCED; empty for UNSPECIFIED."""
+    if value == pb.COMPLEXITY_UNSPECIFIED:
+        return ""
+    return pb.Complexity.Name(value).removeprefix("COMPLEXITY_").lower()
+
+
+def mode_name(value: pb.TransferMode.ValueType) -> str:
+    """Vapi's `transferPlan.mode` string; UNSPECIFIED is Vapi's default `blind-transfer`."""
+    if value == pb.TRANSFER_MODE_UNSPECIFIED:
+        return "blind-transfer"
+    return pb.TransferMode.Name(value).removeprefix("TRANSFER_MODE_").lower().replace("_", "-")
+
+
+def resolve_request(
+    message: VapiMessage, arguments: EscalationArguments, *, tool_call_id: str | None = None
+) -> pb.ResolveEscalationRequest:
+    """The routing request for an escalation, whichever Vapi path (transfer tool or function tool) it took."""
+    problems = [arguments.problem] if arguments.problem else []
+    complexity = pb.COMPLEXITY_UNSPECIFIED
+    if arguments.complexity_level:
+        known = COMPLEXITY_BY_NAME.get(arguments.complexity_level)
+        if known is None:
+            problems.append(f"unknown complexity_level {arguments.complexity_level[:40]!r}")
+        else:
+            complexity = known
+    return pb.ResolveEscalationRequest(
+        call_id=message.call_id,
+        tool_call_id=arguments.tool_call_id if tool_call_id is None else tool_call_id,
+        caller_number=message.caller_number,
+        caller_sip_uri=message.caller_sip_uri,
+        issue_category=arguments.issue_category,
+        complexity=complexity,
+        customer_context=arguments.customer_context,
+        escalation_reason=arguments.escalation_reason,
+        transcript=message.transcript[-_MAX_TRANSCRIPT:],
+        arguments_problem="; ".join(problems),
+    )
+
+
+def _transfer_plan(decision: pb.Decision) -> dict[str, Any]:
+    mode = decision.transfer_mode
+    plan: dict[str, Any] = {"mode": mode_name(mode)}
+    says_message = mode in _SAY_MESSAGE_MODES or mode == pb.TRANSFER_MODE_WARM_TRANSFER_EXPERIMENTAL
+    if says_message and decision.handoff_message:
+        plan["message"] = decision.handoff_message
+    if mode in _SUMMARY_MODES and decision.summary_messages:
+        plan["summaryPlan"] = {
+            "enabled": True,
+            "messages": [{"role": m.role, "content": m.content} for m in decision.summary_messages],
+        }
+    return plan
+
+
+def destination_json(decision: pb.Decision) -> dict[str, Any]:
+    """Vapi's `destination` object for a decision; raises `UnusableDecision` when it cannot be sent."""
+    target = decision.destination.WhichOneof("target")
+    out: dict[str, Any]
+    if target == "number":
+        number = decision.destination.number
+        if not E164.match(number):
+            raise UnusableDecision("destination number is not E.164")
+        out = {"type": "number", "number": number}
+        extension = decision.destination.extension
+        if extension:
+            if not 1 <= len(extension) <= 10:
+                raise UnusableDecision("extension must be 1-10 characters")
+            out["extension"] = extension
+    elif target == "sip_uri":
+        uri = decision.destination.sip_uri
+        if not _SIP.match(uri):
+            raise UnusableDecision("destination SIP URI must start with sip: or sips:")
+        out = {"type": "sip", "sipUri": uri}
+    else:
+        raise UnusableDecision("decision has no destination")
+    name = decision.agent_display_name or decision.team_display_name
+    if name:
+        out["name"] = name
+    if decision.caller_message:
+        out["message"] = decision.caller_message
+    out["transferPlan"] = _transfer_plan(decision)
+    return out
+
+
+def transfer_response(decision: pb.Decision) -> dict[str, Any]:
+    """The body answering a `transfer-destination-request`."""
+    return {"destination": destination_json(decision)}
+
+
+def control_transfer(destination: dict[str, Any], content: str) -> dict[str, Any]:
+    """Live Call Control body (SDK `ClientInboundMessageMessage_Transfer`) for a Vapi destination object."""
+    body: dict[str, Any] = {"type": "transfer", "destination": destination}
+    if content:
+        body["content"] = content
+    return body
+
+
+def tool_result(name: str, tool_call_id: str, sentence: str) -> dict[str, Any]:
+    """One `results[]` entry of a `tool-calls` reply (SDK `ToolCallResult`)."""
+    return {"name": name, "toolCallId": tool_call_id, "result": sentence}
+
+
+def callback_payload(decision: pb.Decision, request: pb.ResolveEscalationRequest) -> dict[str, Any]:
+    """Everything `QueueCallbackWorkflow`'s input needs, as JSON (outbox kind 'callback')."""
+    ticket = decision.callback if decision.HasField("callback") else None
+    wait = decision.estimated_wait if decision.HasField("estimated_wait") else None
+    return {
+        "call_id": decision.call_id or request.call_id,
+        "caller_number": decision.caller_number or request.caller_number,
+        "team_id": decision.team_id,
+        "tier": decision.tier,
+        "issue_category": decision.issue_category,
+        "effective_complexity": complexity_name(decision.effective_complexity),
+        "priority": ticket.priority if ticket is not None else 0,
+        "customer_context": request.customer_context,
+        "escalation_reason": request.escalation_reason,
+        "decision_id": decision.decision_id,
+        "estimated_wait_seconds": wait.ToTimedelta().total_seconds() if wait is not None else None,
+    }
+
+
+def _iso_seconds(start: str, end: str) -> float | None:
+    try:
+        begun = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if (begun.tzinfo is None) != (ended.tzinfo is None):
+        return None
+    return (ended - begun).total_seconds()
+
+
+def review_payload(message: VapiMessage, decision: pb.Decision | None) -> dict[str, Any]:
+    """What `EscalationReviewWorkflow` needs from an end-of-call report (outbox kind 'review').
+
+    `decision_id` is empty when routing could not be asked (the workflow checks the decision itself).
+    """
+    body = message.body
+    started = body.get("startedAt") if isinstance(body.get("startedAt"), str) else ""
+    ended = body.get("endedAt") if isinstance(body.get("endedAt"), str) else ""
+    analysis = body.get("analysis")
+    artifact = message.artifact or {}
+    transfers_raw = artifact.get("transfers")
+    transfers = [
+        {
+            "status": t.get("status") if isinstance(t.get("status"), str) else "",
+            "mode": t.get("mode") if isinstance(t.get("mode"), str) else "",
+        }
+        for t in (transfers_raw if isinstance(transfers_raw, list) else [])
+        if isinstance(t, dict)
+    ]
+    destination = body.get("destination")
+    dest_summary: dict[str, str] = {}
+    if isinstance(destination, dict):
+        for key in ("type", "number", "sipUri", "name"):
+            if isinstance(destination.get(key), str):
+                dest_summary[key] = destination[key]
+    raw_summary = analysis.get("summary") if isinstance(analysis, dict) else None
+    summary = raw_summary if isinstance(raw_summary, str) else ""
+    return {
+        "call_id": message.call_id,
+        "ended_reason": message.ended_reason,
+        "started_at": started,
+        "ended_at": ended,
+        "duration_seconds": _iso_seconds(started, ended) if started and ended else None,
+        "summary": summary[:_MAX_TRANSCRIPT],
+        "transcript": message.transcript[-_MAX_REVIEW_TRANSCRIPT:],
+        "transfers": transfers,
+        "destination": dest_summary,
+        "decision_id": decision.decision_id if decision is not None else "",
+        "decision_known": decision is not None,
+    }
