@@ -7,11 +7,41 @@ names, so that only happens with hand-built policies). `render` never raises.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-__all__ = ["TEMPLATE_FIELDS", "placeholders", "render"]
+from routing_service.domain.models import (
+    Agent,
+    CallbackTicket,
+    Complexity,
+    Decision,
+    DecisionKind,
+    Destination,
+    EscalationRequest,
+    Policy,
+    SummaryMessage,
+    Team,
+    TraceStep,
+    TransferMode,
+    TransferTemplate,
+)
+from routing_service.domain.phone import normalize_caller
+from routing_service.domain.queueing import wait_minutes, wait_sentence
+
+__all__ = [
+    "TEMPLATE_FIELDS",
+    "Rendered",
+    "callback_decision",
+    "fallback_decision",
+    "placeholders",
+    "render",
+    "render_transfer",
+    "specialist_decision",
+    "team_line_decision",
+    "template_values",
+]
 
 TEMPLATE_FIELDS: frozenset[str] = frozenset(
     {
@@ -49,6 +79,286 @@ def placeholders(template: str) -> list[str]:
     return [m.group(1) for m in _TOKEN.finditer(template) if m.group(1) is not None]
 
 
-def wait_minutes(seconds: float) -> int:
-    """Whole minutes, rounded up: 5 min 1 s -> 6 (a caller would rather wait less than promised)."""
-    return max(0, math.ceil(seconds / 60 - 1e-9))
+def template_values(
+    request: EscalationRequest,
+    *,
+    tier: str,
+    category: str,
+    complexity: Complexity,
+    account_name: str = "",
+    team: Team | None = None,
+    agent: Agent | None = None,
+    estimated_wait: timedelta | None = None,
+) -> dict[str, str]:
+    """The values of every `TEMPLATE_FIELDS` name for one call (empty strings where unknown)."""
+    claimed = request.claimed_complexity
+    return {
+        "issue_category": category,
+        "complexity_level": complexity.label,
+        "claimed_complexity_level": claimed.label if claimed is not None else "",
+        "customer_context": request.customer_context,
+        "escalation_reason": request.escalation_reason,
+        "tier": tier,
+        "account_name": account_name,
+        "team_name": team.display_name if team is not None else "",
+        "agent_name": agent.display_name if agent is not None else "",
+        "estimated_wait_minutes": str(wait_minutes(estimated_wait)) if estimated_wait is not None else "",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A transfer template filled for one call."""
+
+    caller_message: str
+    transfer_mode: TransferMode
+    handoff_message: str
+    summary_messages: tuple[SummaryMessage, ...]
+
+
+def render_transfer(
+    template: TransferTemplate, values: Mapping[str, str], *, wait_note: str | None = None
+) -> Rendered:
+    """Fill a transfer template; `wait_note` (the wait sentence) is appended to the caller message."""
+    caller_message = render(template.caller_message, values)
+    if wait_note:
+        caller_message = f"{caller_message} {wait_note}" if caller_message else wait_note
+    return Rendered(
+        caller_message=caller_message,
+        transfer_mode=template.transfer_mode,
+        handoff_message=render(template.handoff_message, values),
+        summary_messages=tuple(
+            SummaryMessage(role=m.role, content=render(m.content, values)) for m in template.summary_messages
+        ),
+    )
+
+
+def team_line_decision(
+    policy: Policy,
+    request: EscalationRequest,
+    *,
+    team: Team,
+    tier: str,
+    category: str,
+    complexity: Complexity,
+    decision_id: str,
+    now: datetime,
+    account_name: str = "",
+    caller_number: str = "",
+    rule_id: str = "",
+    trace: Sequence[TraceStep] = (),
+    estimated_wait: timedelta | None = None,
+) -> Decision:
+    """Transfer to the team's own line (the team has no specialists on record)."""
+    values = template_values(
+        request,
+        tier=tier,
+        category=category,
+        complexity=complexity,
+        account_name=account_name,
+        team=team,
+        estimated_wait=estimated_wait,
+    )
+    rendered = render_transfer(team.transfer, values, wait_note=wait_sentence(policy.queue, estimated_wait))
+    return _decision(
+        request,
+        rendered,
+        kind=DecisionKind.TRANSFER_TEAM,
+        destination=team.destination,
+        reason=f"rule {rule_id or '(none)'}: team {team.team_id} line",
+        team=team,
+        tier=tier,
+        category=category,
+        complexity=complexity,
+        decision_id=decision_id,
+        now=now,
+        caller_number=caller_number,
+        rule_id=rule_id,
+        trace=trace,
+        estimated_wait=estimated_wait,
+    )
+
+
+def specialist_decision(
+    policy: Policy,
+    request: EscalationRequest,
+    *,
+    team: Team,
+    agent: Agent,
+    tier: str,
+    category: str,
+    complexity: Complexity,
+    decision_id: str,
+    now: datetime,
+    account_name: str = "",
+    caller_number: str = "",
+    rule_id: str = "",
+    trace: Sequence[TraceStep] = (),
+) -> Decision:
+    """Transfer to a reserved specialist, announced with the team's specialist template."""
+    values = template_values(
+        request,
+        tier=tier,
+        category=category,
+        complexity=complexity,
+        account_name=account_name,
+        team=team,
+        agent=agent,
+    )
+    rendered = render_transfer(team.specialist_transfer or team.transfer, values)
+    return _decision(
+        request,
+        rendered,
+        kind=DecisionKind.TRANSFER_AGENT,
+        destination=agent.destination,
+        reason=f"rule {rule_id or '(none)'}: team {team.team_id}, specialist {agent.agent_id} reserved",
+        team=team,
+        agent=agent,
+        tier=tier,
+        category=category,
+        complexity=complexity,
+        decision_id=decision_id,
+        now=now,
+        caller_number=caller_number,
+        rule_id=rule_id,
+        trace=trace,
+    )
+
+
+def callback_decision(
+    policy: Policy,
+    request: EscalationRequest,
+    *,
+    team: Team,
+    tier: str,
+    category: str,
+    complexity: Complexity,
+    decision_id: str,
+    now: datetime,
+    estimated_wait: timedelta | None,
+    ticket: CallbackTicket | None = None,
+    account_name: str = "",
+    caller_number: str = "",
+    rule_id: str = "",
+    trace: Sequence[TraceStep] = (),
+) -> Decision:
+    """Transfer to the queue line with the "priority queue" message; the caller gets a callback."""
+    values = template_values(
+        request,
+        tier=tier,
+        category=category,
+        complexity=complexity,
+        account_name=account_name,
+        team=team,
+        estimated_wait=estimated_wait,
+    )
+    rendered = render_transfer(
+        policy.queue.transfer, values, wait_note=wait_sentence(policy.queue, estimated_wait)
+    )
+    where = f" at position {ticket.position}" if ticket is not None and ticket.position else ""
+    return _decision(
+        request,
+        rendered,
+        kind=DecisionKind.CALLBACK,
+        destination=policy.queue.line,
+        reason=f"rule {rule_id or '(none)'}: team {team.team_id} busy, callback queued{where}",
+        team=team,
+        tier=tier,
+        category=category,
+        complexity=complexity,
+        decision_id=decision_id,
+        now=now,
+        caller_number=caller_number,
+        rule_id=rule_id,
+        trace=trace,
+        estimated_wait=estimated_wait,
+        callback=ticket,
+    )
+
+
+def fallback_decision(
+    policy: Policy,
+    request: EscalationRequest,
+    *,
+    reason: str,
+    decision_id: str,
+    now: datetime,
+    trace: Sequence[TraceStep] = (),
+    tier: str | None = None,
+    complexity: Complexity | None = None,
+    category: str | None = None,
+    caller_number: str | None = None,
+) -> Decision:
+    """Transfer to the policy's fallback destination (routing failed or no rule matched)."""
+    tier = tier or policy.default_tier
+    level = complexity or request.claimed_complexity or policy.complexity.default
+    category = category or (request.issue_category or "").strip().lower()[:64] or policy.default_category
+    if caller_number is None:
+        caller_number = normalize_caller(request.caller_number).key or ""
+    values = template_values(request, tier=tier, category=category, complexity=level)
+    rendered = render_transfer(policy.fallback.transfer, values)
+    return _decision(
+        request,
+        rendered,
+        kind=DecisionKind.FALLBACK,
+        destination=policy.fallback.destination,
+        reason=reason,
+        team=None,
+        tier=tier,
+        category=category,
+        complexity=level,
+        decision_id=decision_id,
+        now=now,
+        caller_number=caller_number,
+        rule_id="",
+        trace=trace,
+    )
+
+
+def _decision(
+    request: EscalationRequest,
+    rendered: Rendered,
+    *,
+    kind: DecisionKind,
+    destination: Destination,
+    reason: str,
+    team: Team | None,
+    tier: str,
+    category: str,
+    complexity: Complexity,
+    decision_id: str,
+    now: datetime,
+    caller_number: str,
+    rule_id: str,
+    trace: Sequence[TraceStep],
+    agent: Agent | None = None,
+    estimated_wait: timedelta | None = None,
+    callback: CallbackTicket | None = None,
+) -> Decision:
+    return Decision(
+        decision_id=decision_id,
+        call_id=request.call_id,
+        tool_call_id=request.tool_call_id,
+        kind=kind,
+        destination=destination,
+        caller_message=rendered.caller_message,
+        transfer_mode=rendered.transfer_mode,
+        effective_complexity=complexity,
+        claimed_complexity=request.claimed_complexity,
+        tier=tier,
+        issue_category=category,
+        decided_at=now,
+        trace=tuple(trace),
+        reason=reason,
+        team_id=team.team_id if team is not None else "",
+        team_display_name=team.display_name if team is not None else "",
+        agent_id=agent.agent_id if agent is not None else None,
+        agent_display_name=agent.display_name if agent is not None else "",
+        handoff_message=rendered.handoff_message,
+        summary_messages=rendered.summary_messages,
+        estimated_wait=estimated_wait,
+        rule_id=rule_id,
+        caller_number=caller_number,
+        callback=callback,
+        dry_run=request.dry_run,
+    )
