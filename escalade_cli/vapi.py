@@ -1,9 +1,166 @@
-"""`escalade` commands of this area (being built; see the issue tracker)."""
+"""`escalade vapi provision`: creates or updates the seed's `escalateToSupport` tool and the "TechCorp Support
+Assistant" in Vapi, from the routing policy (see webhook_edge.provisioning).
+
+    escalade vapi provision --server-url https://edge.example.com             # tool + assistant
+    escalade vapi provision --dry-run                                         # print the JSON, send nothing
+    escalade vapi provision --tool-style function --server-url ...            # Live Call Control path
+
+Settings: ESCALADE_VAPI_API_URL (default https://api.vapi.ai), ESCALADE_VAPI_API_KEY (required unless
+--dry-run), ESCALADE_VAPI_SECRET (else the dev secret in .escalade/webhook-secret), ESCALADE_POLICY.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from escalade_cli.console import console, err_console, fail
+
+if TYPE_CHECKING:
+    from routing_service.domain.models import Policy
+
+DEV_SECRET_FILE = Path(".escalade") / "webhook-secret"
+
+
+class VapiCliSettings(BaseSettings):
+    """The `ESCALADE_*` settings the Vapi commands read."""
+
+    model_config = SettingsConfigDict(env_prefix="ESCALADE_", extra="ignore")
+
+    vapi_api_url: str = "https://api.vapi.ai"
+    vapi_api_key: SecretStr | None = None
+    vapi_secret: SecretStr | None = None
+    policy: Path | None = None
+
+
+def webhook_secret(configured: SecretStr | None, dev_file: Path = DEV_SECRET_FILE) -> str | None:
+    """ESCALADE_VAPI_SECRET, else the secret `escalade dev` keeps in .escalade/webhook-secret, else None."""
+    if configured is not None and configured.get_secret_value().strip():
+        return configured.get_secret_value().strip()
+    try:
+        text = dev_file.read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def load_policy_readably(path: Path | None) -> Policy:
+    """The routing policy (ESCALADE_POLICY, else examples/techcorp.yaml); a readable error when it is bad."""
+    from routing_service.domain.errors import EscalationError
+    from routing_service.settings import default_policy_path
+
+    target = path if path is not None else default_policy_path()
+    try:
+        from routing_service.policy.loader import load_policy
+    except ImportError:  # pragma: no cover - while the loader is being built
+        fail("the policy loader (routing_service.policy.loader) is not available in this installation")
+    try:
+        return load_policy(target)
+    except FileNotFoundError:
+        fail(f"policy: no such file {target}")
+    except EscalationError as exc:
+        violations = getattr(exc, "violations", ())
+        lines = [f"policy {target}: {exc.message}", *(f"  {f}: {d}" for f, d in violations)]
+        fail("\n".join(lines))
+    except (ValueError, OSError) as exc:
+        fail(f"policy {target}: {exc}")
+
+
+def provision_command(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the JSON that would be sent; send nothing.")
+    ] = False,
+    server_url: Annotated[
+        str | None,
+        typer.Option(
+            "--server-url",
+            help="Public base URL of the edge as Vapi reaches it (…/webhook/vapi is appended).",
+        ),
+    ] = None,
+    tool_style: Annotated[
+        str,
+        typer.Option(
+            "--tool-style",
+            help="transfer: the seed's dynamic transferCall tool; function: a function tool "
+            "(Live Call Control).",
+        ),
+    ] = "transfer",
+    policy_file: Annotated[
+        Path | None, typer.Option("--policy", help="Routing policy YAML (default ESCALADE_POLICY).")
+    ] = None,
+) -> None:
+    """Create or update the escalateToSupport tool and the TechCorp Support Assistant in Vapi."""
+    from webhook_edge.provisioning import (
+        ProvisionConfig,
+        ToolStyle,
+        VapiProvisioningError,
+        mask_secret,
+        plan,
+        provision,
+    )
+
+    try:
+        style = ToolStyle(tool_style.strip().lower())
+    except ValueError:
+        fail(f"--tool-style must be one of: {', '.join(s.value for s in ToolStyle)} (got {tool_style!r})", 2)
+    settings = VapiCliSettings()
+    secret = webhook_secret(settings.vapi_secret)
+    api_key = settings.vapi_api_key.get_secret_value().strip() if settings.vapi_api_key else ""
+    if not dry_run and not api_key:
+        fail("ESCALADE_VAPI_API_KEY is not set: export your Vapi private API key (or use --dry-run)")
+    if not dry_run and not server_url:
+        fail("--server-url is required: the public URL where Vapi reaches the edge (e.g. an https tunnel)")
+    if not dry_run and not secret:
+        fail("no webhook secret: set ESCALADE_VAPI_SECRET (the edge rejects unauthenticated webhooks)")
+    url = server_url or "http://127.0.0.1:3000"
+    if not url.startswith(("http://", "https://")):
+        fail(f"--server-url must be an http(s) URL (got {url!r})", 2)
+    policy = load_policy_readably(policy_file or settings.policy)
+    config = ProvisionConfig(server_url=url, secret=secret, tool_style=style)
+
+    if dry_run:
+        notes = ["dry run: nothing is sent.", "tool: POST /tool, or PATCH /tool/{id} when it exists."]
+        notes.append("assistant: POST /assistant, or PATCH /assistant/{id} when it exists.")
+        if not server_url:
+            notes.append("no --server-url given: using http://127.0.0.1:3000, which Vapi cannot reach.")
+        if not secret:
+            notes.append("no webhook secret (ESCALADE_VAPI_SECRET): the assistant would carry none.")
+        for note in notes:
+            err_console.print(f"[dim]{note}[/]", highlight=False)
+        print(json.dumps(mask_secret(plan(policy, config), secret), indent=2, ensure_ascii=False))
+        return
+
+    try:
+        result = provision(policy, config, api_url=settings.vapi_api_url, api_key=api_key)
+    except VapiProvisioningError as exc:
+        fail(str(mask_secret(str(exc), api_key)))
+    console.print(
+        f"tool escalateToSupport ({style.vapi_type}): {result.tool_action} {result.tool_id}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    console.print(
+        f"assistant TechCorp Support Assistant: {result.assistant_action} {result.assistant_id}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    for tool_id in result.other_style_tool_ids:
+        err_console.print(
+            f"[yellow]note:[/] tool {tool_id} is an escalateToSupport tool of the other style, left in place"
+        )
+    for assistant_id in result.duplicate_assistant_ids:
+        err_console.print(
+            f"[yellow]note:[/] assistant {assistant_id} has the same name and was left unchanged"
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the `escalade` application."""
+    """Add `escalade vapi provision` to the `escalade` application."""
+    vapi_app = typer.Typer(name="vapi", help="Set up the Vapi side (tool, assistant).", no_args_is_help=True)
+    vapi_app.command("provision")(provision_command)
+    app.add_typer(vapi_app, name="vapi")
