@@ -92,10 +92,10 @@ def mask_number(text: str) -> str:
     """Mask all digits but the country code and the last four: "+15551234567" -> "+1******4567".
 
     Works on anything: formatting is dropped, a value without digits is returned as is, and a short value
-    keeps at most half of its digits visible.
+    keeps at most half of its digits visible. Masking is idempotent: a value holding "*" is left as is.
     """
     digits = "".join(ch for ch in text if ch.isdigit())
-    if not digits:
+    if not digits or "*" in text:  # nothing to mask, or masked already
         return text
     plus = text.lstrip().startswith("+")
     country = _country_code(digits) if plus else ""
