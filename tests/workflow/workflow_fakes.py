@@ -1,0 +1,141 @@
+"""Stand-in activities for workflow tests, registered under the real activity names.
+
+`FakeRouting` answers claims from a programmable queue (outcome and position per callback) and records every
+call; `FakeVapi` answers dials from a list of outcomes. Tests change their state between signals, the way a
+specialist freeing up changes the routing service's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from workflows.callback import QueueCallbackWorkflow
+from workflows.inputs import QueueCallbackInput
+from workflows.payloads import (
+    ClaimOutcome,
+    ClaimParams,
+    ClaimResult,
+    DecisionParams,
+    DecisionView,
+    DialOutcome,
+    DialParams,
+    DialResult,
+    FinishParams,
+    FinishResult,
+    OutcomeParams,
+    OutcomeResult,
+    ReviewRecord,
+)
+from workflows.review import EscalationReviewWorkflow
+
+
+@dataclass
+class FakeRouting:
+    outcome: str = ClaimOutcome.NO_SPECIALIST_FREE
+    position: int = 1
+    claims: list[tuple[str, datetime]] = field(default_factory=list)
+    finished: list[FinishParams] = field(default_factory=list)
+    outcomes: list[OutcomeParams] = field(default_factory=list)
+    decision: DecisionView | None = None
+    decision_reads: int = 0
+
+    @activity.defn(name="claim_callback")
+    async def claim_callback(self, params: ClaimParams) -> ClaimResult:
+        self.claims.append((params.call_id, activity.info().current_attempt_scheduled_time))
+        if self.outcome == ClaimOutcome.RESERVED:
+            return ClaimResult(
+                outcome=ClaimOutcome.RESERVED,
+                state="reserved",
+                agent_id="agent-ana",
+                agent_name="Ana",
+                agent_number="+15550100111",
+                reserved_until=datetime.now(UTC) + timedelta(seconds=params.hold_seconds),
+            )
+        return ClaimResult(outcome=self.outcome, state="waiting", position=self.position)
+
+    @activity.defn(name="finish_callback")
+    async def finish_callback(self, params: FinishParams) -> FinishResult:
+        self.finished.append(params)
+        return FinishResult(state=params.state)
+
+    @activity.defn(name="get_decision")
+    async def get_decision(self, params: DecisionParams) -> DecisionView | None:
+        self.decision_reads += 1
+        return self.decision
+
+    @activity.defn(name="record_escalation_outcome")
+    async def record_escalation_outcome(self, params: OutcomeParams) -> OutcomeResult:
+        self.outcomes.append(params)
+        return OutcomeResult(counted=True, previous_escalations=len(self.outcomes))
+
+    def activities(self) -> list[Callable[..., Any]]:
+        return [self.claim_callback, self.finish_callback, self.get_decision, self.record_escalation_outcome]
+
+
+@dataclass
+class FakeVapi:
+    results: list[str] = field(default_factory=lambda: [DialOutcome.CONNECTED])
+    dials: list[tuple[DialParams, datetime]] = field(default_factory=list)
+
+    @activity.defn(name="place_callback_call")
+    async def place_callback_call(self, params: DialParams) -> DialResult:
+        self.dials.append((params, activity.info().current_attempt_scheduled_time))
+        outcome = self.results[min(len(self.dials), len(self.results)) - 1]
+        reason = "customer-ended-call" if outcome == DialOutcome.CONNECTED else "customer-did-not-answer"
+        return DialResult(outcome=outcome, vapi_call_id=f"vapi-{len(self.dials)}", ended_reason=reason)
+
+
+@dataclass
+class FakeReviews:
+    records: list[ReviewRecord] = field(default_factory=list)
+
+    @activity.defn(name="record_review")
+    async def record_review(self, record: ReviewRecord) -> None:
+        self.records.append(record)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Poll `check` until it holds (no fixed sleeps standing in for synchronisation)."""
+    async with asyncio.timeout(within):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.05)
+
+
+def new_worker(client: Client, *activity_sets: Sequence[Callable[..., Any]]) -> Worker:
+    """A worker on a fresh uuid task queue with both workflows and the given stand-ins."""
+    return Worker(
+        client,
+        task_queue=f"tq-{uuid.uuid4()}",
+        workflows=[QueueCallbackWorkflow, EscalationReviewWorkflow],
+        activities=[a for group in activity_sets for a in group],
+    )
+
+
+def callback_input(call_id: str | None = None, **overrides: Any) -> QueueCallbackInput:
+    """A billing callback for a standard customer; `overrides` replace any field."""
+    values: dict[str, Any] = {
+        "call_id": call_id or f"call-{uuid.uuid4()}",
+        "customer_number": "+15550100003",
+        "masked_number": "+1*******0003",
+        "team_id": "billing",
+        "tier": "standard",
+        "category": "billing",
+        "complexity": "intermediate",
+        "priority": 10,
+        "context": "duplicate charge on the November invoice",
+        "reason": "No billing specialist was free; the caller accepted a callback.",
+        "decision_id": "dec-1",
+    }
+    values.update(overrides)
+    return QueueCallbackInput(**values)

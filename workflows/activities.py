@@ -1,0 +1,390 @@
+"""Activities: the only workflow code that does I/O (routing over gRPC, Vapi over HTTP, the worker's DB).
+
+Each class is built once by the worker with its clients and registers its bound methods:
+
+- `RoutingActivities(stub)`: `claim_callback`, `finish_callback`, `get_decision`,
+  `record_escalation_outcome`. gRPC errors become `ApplicationError`s whose `type` is the status code name;
+  INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, PERMISSION_DENIED and UNAUTHENTICATED are non-retryable.
+- `VapiActivities(http, ledger, ...)`: `place_callback_call` dials through `POST {api_url}/call` (guarded by
+  the dial ledger, see `workflows.ledger`) and watches the call with `GET {api_url}/call/{id}`, heartbeating,
+  until Vapi reports it ended.
+- `ReviewActivities(store)`: `record_review` keeps a review's findings in the worker's database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import httpx
+from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2
+from workflows.ledger import DialLedger
+from workflows.payloads import (
+    CallbackView,
+    ClaimOutcome,
+    ClaimParams,
+    ClaimResult,
+    DecisionParams,
+    DecisionView,
+    DialOutcome,
+    DialParams,
+    DialResult,
+    FinishParams,
+    FinishResult,
+    OutcomeParams,
+    OutcomeResult,
+    ReviewRecord,
+)
+from workflows.review_store import ReviewStore
+
+if TYPE_CHECKING:
+    from routing_service.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
+
+__all__ = [
+    "NOT_REACHED_REASONS",
+    "ReviewActivities",
+    "RoutingActivities",
+    "VapiActivities",
+    "classify_ended_reason",
+    "vapi_call_name",
+]
+
+_PERMANENT_CODES = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+}
+
+_CLAIM_OUTCOMES = {
+    routing_pb2.CLAIM_OUTCOME_RESERVED: ClaimOutcome.RESERVED,
+    routing_pb2.CLAIM_OUTCOME_NOT_AT_HEAD: ClaimOutcome.NOT_AT_HEAD,
+    routing_pb2.CLAIM_OUTCOME_NO_SPECIALIST_FREE: ClaimOutcome.NO_SPECIALIST_FREE,
+    routing_pb2.CLAIM_OUTCOME_ALREADY_FINISHED: ClaimOutcome.ALREADY_FINISHED,
+}
+
+_STATE_TO_PB = {
+    "waiting": routing_pb2.CALLBACK_STATE_WAITING,
+    "reserved": routing_pb2.CALLBACK_STATE_RESERVED,
+    "connected": routing_pb2.CALLBACK_STATE_CONNECTED,
+    "cancelled": routing_pb2.CALLBACK_STATE_CANCELLED,
+    "unreachable": routing_pb2.CALLBACK_STATE_UNREACHABLE,
+    "expired": routing_pb2.CALLBACK_STATE_EXPIRED,
+}
+
+
+def _enum_label(name: str, prefix: str) -> str:
+    """`CALLBACK_STATE_WAITING` -> `waiting`; `..._UNSPECIFIED` -> ``."""
+    label = name.removeprefix(prefix).lower()
+    return "" if label == "unspecified" else label
+
+
+def _state_label(value: int) -> str:
+    return _enum_label(routing_pb2.CallbackState.Name(value), "CALLBACK_STATE_")  # type: ignore[arg-type]
+
+
+def _complexity_label(value: int) -> str:
+    return _enum_label(routing_pb2.Complexity.Name(value), "COMPLEXITY_")  # type: ignore[arg-type]
+
+
+def _kind_label(value: int) -> str:
+    return _enum_label(routing_pb2.DecisionKind.Name(value), "DECISION_KIND_")  # type: ignore[arg-type]
+
+
+def _when(message: Any, name: str) -> datetime | None:
+    if not message.HasField(name):
+        return None
+    stamp: Timestamp = getattr(message, name)
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def _rpc_failure(action: str, error: grpc.RpcError) -> ApplicationError:
+    code = error.code() if isinstance(error, grpc.aio.AioRpcError | grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = error.details() if isinstance(error, grpc.aio.AioRpcError | grpc.Call) else str(error)
+    return ApplicationError(
+        f"{action}: {code.name}: {details}",
+        type=code.name,
+        non_retryable=code in _PERMANENT_CODES,
+    )
+
+
+class RoutingActivities:
+    """Activities that talk to the routing service over gRPC."""
+
+    def __init__(self, stub: RoutingServiceAsyncStub, *, rpc_timeout: float = 10.0) -> None:
+        self._stub = stub
+        self._timeout = rpc_timeout
+
+    @activity.defn(name="claim_callback")
+    async def claim_callback(self, params: ClaimParams) -> ClaimResult:
+        """Reserve a specialist for the callback if it is at the head of its team's queue."""
+        request = routing_pb2.ClaimCallbackRequest(call_id=params.call_id)
+        if params.hold_seconds > 0:
+            request.hold_for.FromTimedelta(timedelta(seconds=params.hold_seconds))
+        try:
+            response = await self._stub.ClaimCallback(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _rpc_failure("claim callback", exc) from None
+        ticket, agent = response.callback, response.agent
+        contact = agent.WhichOneof("contact")
+        return ClaimResult(
+            outcome=_CLAIM_OUTCOMES.get(response.outcome, ClaimOutcome.NO_SPECIALIST_FREE),
+            state=_state_label(ticket.state),
+            position=ticket.position,
+            agent_id=agent.agent_id or ticket.agent_id,
+            agent_name=agent.display_name,
+            agent_number=agent.number if contact == "number" else "",
+            agent_sip_uri=agent.sip_uri if contact == "sip_uri" else "",
+            reserved_until=_when(ticket, "reserved_until"),
+        )
+
+    @activity.defn(name="finish_callback")
+    async def finish_callback(self, params: FinishParams) -> FinishResult:
+        """End the callback in the routing store (frees its reservation). Finishing twice is not an error."""
+        request = routing_pb2.FinishCallbackRequest(
+            call_id=params.call_id, state=_STATE_TO_PB[params.state], note=params.note
+        )
+        try:
+            response = await self._stub.FinishCallback(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+                return FinishResult(state=params.state, already_finished=True)
+            raise _rpc_failure("finish callback", exc) from None
+        return FinishResult(state=_state_label(response.callback.state) or params.state)
+
+    @activity.defn(name="get_decision")
+    async def get_decision(self, params: DecisionParams) -> DecisionView | None:
+        """The stored decision of a call, or None when routing has none."""
+        try:
+            response = await self._stub.GetDecision(
+                routing_pb2.GetDecisionRequest(call_id=params.call_id), timeout=self._timeout
+            )
+        except grpc.RpcError as exc:
+            if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise _rpc_failure("get decision", exc) from None
+        d = response.decision
+        callback = None
+        if d.HasField("callback"):
+            callback = CallbackView(
+                state=_state_label(d.callback.state),
+                enqueued_at=_when(d.callback, "enqueued_at"),
+                finished_at=_when(d.callback, "finished_at"),
+                agent_id=d.callback.agent_id,
+            )
+        return DecisionView(
+            decision_id=d.decision_id,
+            kind=_kind_label(d.kind),
+            team_id=d.team_id,
+            agent_id=d.agent_id,
+            agent_name=d.agent_display_name,
+            tier=d.tier,
+            issue_category=d.issue_category,
+            complexity=_complexity_label(d.effective_complexity),
+            estimated_wait_seconds=d.estimated_wait.ToTimedelta().total_seconds()
+            if d.HasField("estimated_wait")
+            else None,
+            decided_at=_when(d, "decided_at"),
+            callback=callback,
+        )
+
+    @activity.defn(name="record_escalation_outcome")
+    async def record_escalation_outcome(self, params: OutcomeParams) -> OutcomeResult:
+        """Count the escalation in the customer's history (once per call) and set their last specialist."""
+        request = routing_pb2.RecordEscalationOutcomeRequest(call_id=params.call_id, agent_id=params.agent_id)
+        try:
+            response = await self._stub.RecordEscalationOutcome(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise _rpc_failure("record escalation outcome", exc) from None
+        return OutcomeResult(
+            counted=response.counted, previous_escalations=response.customer.previous_escalations
+        )
+
+
+NOT_REACHED_REASONS = frozenset(
+    {
+        "customer-did-not-answer",
+        "customer-busy",
+        "voicemail",
+        "customer-did-not-give-microphone-permission",
+        "assistant-did-not-receive-customer-audio",
+        "twilio-failed-to-connect-call",
+        "vonage-failed-to-connect-call",
+        "vonage-rejected",
+        "manually-canceled",
+    }
+)
+"""Vapi endedReasons meaning the customer was never on the line."""
+
+
+def classify_ended_reason(ended_reason: str) -> str:
+    """CONNECTED unless the reason says the customer was not reached (or the call failed to start)."""
+    reason = ended_reason.strip().lower()
+    if not reason or reason in NOT_REACHED_REASONS:
+        return DialOutcome.NOT_REACHED
+    if reason.startswith(("call.start.error", "pipeline-error", "call.in-progress.error-sip")):
+        return DialOutcome.NOT_REACHED
+    if "failed-to-connect" in reason or reason.endswith("-failed"):
+        return DialOutcome.NOT_REACHED
+    return DialOutcome.CONNECTED
+
+
+def vapi_call_name(attempt_key: str) -> str:
+    """Vapi's `name` for the call: the attempt key itself when it fits Vapi's 40 characters, else a
+    deterministic digest of it (the full key also travels in the call's variable values)."""
+    if len(attempt_key) <= 40:
+        return attempt_key
+    return "escalade-cb-" + hashlib.sha256(attempt_key.encode()).hexdigest()[:28]
+
+
+class VapiActivities:
+    """Outbound callback calls through Vapi's REST API, at most one dial per attempt key."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        ledger: DialLedger,
+        *,
+        api_url: str,
+        api_key: str,
+        assistant_id: str,
+        phone_number_id: str,
+        poll_interval: float = 5.0,
+    ) -> None:
+        self._http = http
+        self._ledger = ledger
+        self._url = api_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self._assistant_id = assistant_id
+        self._phone_number_id = phone_number_id
+        self._poll = poll_interval
+
+    @activity.defn(name="place_callback_call")
+    async def place_callback_call(self, params: DialParams) -> DialResult:
+        """Dial the customer once for this attempt, then wait (heartbeating) until the call ends."""
+        entry, inserted = await self._ledger.claim(params.attempt_key, params.call_id)
+        dialled_now = False
+        if inserted:
+            vapi_call_id = await self._dial(params)
+            dialled_now = True
+        elif entry.state == "ended":
+            reason = entry.ended_reason or ""
+            return DialResult(classify_ended_reason(reason), entry.vapi_call_id or "", reason)
+        elif entry.state == "uncertain":
+            return DialResult(DialOutcome.UNCERTAIN)
+        elif entry.vapi_call_id:
+            vapi_call_id = entry.vapi_call_id
+        else:
+            found = await self._find_by_name(params.attempt_key, entry.created_at)
+            if found is None:
+                activity.logger.warning(
+                    "callback attempt %s may have dialled %s before a crash and Vapi does not list it: "
+                    "not dialling again",
+                    params.attempt_key,
+                    params.masked_number,
+                )
+                await self._ledger.mark_uncertain(params.attempt_key)
+                return DialResult(DialOutcome.UNCERTAIN)
+            vapi_call_id = found
+            await self._ledger.mark_dialled(params.attempt_key, vapi_call_id)
+        ended_reason = await self._watch(vapi_call_id)
+        await self._ledger.mark_ended(params.attempt_key, ended_reason)
+        return DialResult(classify_ended_reason(ended_reason), vapi_call_id, ended_reason, dialled_now)
+
+    async def _dial(self, params: DialParams) -> str:
+        body = {
+            "assistantId": self._assistant_id,
+            "phoneNumberId": self._phone_number_id,
+            "customer": {"number": params.customer_number},
+            "name": vapi_call_name(params.attempt_key),
+            "assistantOverrides": {"variableValues": params.variable_values},
+        }
+        try:
+            response = await self._http.post(f"{self._url}/call", json=body, headers=self._headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            await self._ledger.forget(params.attempt_key)
+            raise ApplicationError(
+                f"Vapi API not reachable: {type(exc).__name__}", type="VapiUnreachable"
+            ) from None
+        except httpx.TransportError as exc:
+            # The request may have reached Vapi: keep the `dialling` row so a retry looks the call up.
+            raise ApplicationError(
+                f"Vapi API did not answer: {type(exc).__name__}", type="VapiNoAnswer"
+            ) from None
+        if response.is_success:
+            vapi_call_id = str(response.json().get("id", ""))
+            await self._ledger.mark_dialled(params.attempt_key, vapi_call_id)
+            activity.logger.info(
+                "dialled %s for %s (Vapi call %s)", params.masked_number, params.attempt_key, vapi_call_id
+            )
+            return vapi_call_id
+        await self._ledger.forget(params.attempt_key)
+        retryable = response.status_code >= 500 or response.status_code in (408, 429)
+        raise ApplicationError(
+            f"Vapi API answered {response.status_code} to POST /call",
+            type="VapiError" if retryable else "VapiRejected",
+            non_retryable=not retryable,
+        )
+
+    async def _watch(self, vapi_call_id: str) -> str:
+        """Poll `GET /call/{id}` until `status == "ended"`, heartbeating; returns the endedReason."""
+        while True:
+            activity.heartbeat(vapi_call_id)
+            try:
+                response = await self._http.get(f"{self._url}/call/{vapi_call_id}", headers=self._headers)
+            except httpx.TransportError as exc:
+                activity.logger.warning(
+                    "Vapi call %s status unavailable: %s", vapi_call_id, type(exc).__name__
+                )
+            else:
+                if response.is_success:
+                    call = response.json()
+                    if call.get("status") == "ended":
+                        return str(call.get("endedReason") or "")
+                elif response.status_code == 404:
+                    raise ApplicationError(f"Vapi has no call {vapi_call_id}", type="VapiCallMissing")
+            await asyncio.sleep(self._poll)
+
+    async def _find_by_name(self, attempt_key: str, since: datetime) -> str | None:
+        """Vapi's id of a call named after `attempt_key` created around `since`, if Vapi lists one."""
+        query = {
+            "phoneNumberId": self._phone_number_id,
+            "createdAtGe": (since - timedelta(minutes=5)).isoformat(),
+            "limit": "1000",
+        }
+        try:
+            response = await self._http.get(f"{self._url}/call", params=query, headers=self._headers)
+        except httpx.TransportError as exc:
+            raise ApplicationError(
+                f"Vapi API list failed: {type(exc).__name__}", type="VapiUnreachable"
+            ) from None
+        if not response.is_success:
+            raise ApplicationError(f"Vapi API answered {response.status_code} to GET /call", type="VapiError")
+        name = vapi_call_name(attempt_key)
+        for call in response.json():
+            if isinstance(call, dict) and call.get("name") == name:
+                return str(call.get("id", ""))
+        return None
+
+
+class ReviewActivities:
+    """Keeps review findings in the worker's database."""
+
+    def __init__(self, store: ReviewStore) -> None:
+        self._store = store
+
+    @activity.defn(name="record_review")
+    async def record_review(self, record: ReviewRecord) -> None:
+        """Upsert the review's state, findings, verdict and note."""
+        await self._store.save(record)
+        activity.logger.info(
+            "review %s: %s (%d findings)", record.call_id, record.state, len(record.findings)
+        )

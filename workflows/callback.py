@@ -1,0 +1,331 @@
+"""`QueueCallbackWorkflow`: keeps the "we'll call you back" promise of a CALLBACK decision.
+
+Life of a callback (workflow id `callback-<vapi call id>`):
+
+    waiting ──claim RESERVED──> dialling ──answered──> connected
+      │  ▲  NOT_AT_HEAD / NO_SPECIALIST_FREE: wait for `specialist_available` (or the safety timer)
+      │  └── closed: outside business hours, sleep until the next opening
+      │                 └─not reached─> retry-wait (retry spacing) ──> claim again ... ──> unreachable
+      └── cancel ──> cancelled;  still waiting after `expires_after_seconds` ──> expired
+
+The workflow never polls tightly: between claims it sleeps on a timer (business hours, a reschedule, retry
+spacing, or the long safety recheck) that a signal or update can cut short. The routing service decides who
+is at the head of the queue (priority, then age with aging); a claim that is not at the head just waits.
+Each dial attempt has its own key `callback-<call id>-attempt-<n>`, and the dial activity's ledger makes
+sure that key dials at most once whatever happens to workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import hours
+    from workflows.activities import RoutingActivities, VapiActivities
+    from workflows.inputs import CallbackStatus, QueueCallbackInput, RescheduleRequest, review_workflow_id
+    from workflows.payloads import (
+        ClaimOutcome,
+        ClaimParams,
+        ClaimResult,
+        DialOutcome,
+        DialParams,
+        DialResult,
+        FinishParams,
+    )
+    from workflows.search_attributes import (
+        CALLBACK_STATE,
+        ESCALATION_CATEGORY,
+        ESCALATION_COMPLEXITY,
+        ESCALATION_TIER,
+    )
+
+__all__ = ["QueueCallbackWorkflow", "attempt_key", "initial_search_attributes"]
+
+FINAL_STATES = frozenset({"connected", "cancelled", "unreachable", "expired"})
+RESCHEDULABLE_STATES = frozenset({"waiting", "closed", "retry-wait"})
+
+ROUTING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+"""Routing calls retry until they succeed (a routing outage only delays the callback) unless permanent."""
+DIAL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    maximum_interval=timedelta(minutes=1),
+    maximum_attempts=5,
+    non_retryable_error_types=["VapiRejected"],
+)
+
+
+def attempt_key(call_id: str, attempt: int) -> str:
+    """The idempotency key of one dial attempt."""
+    return f"callback-{call_id}-attempt-{attempt}"
+
+
+def initial_search_attributes(data: QueueCallbackInput) -> TypedSearchAttributes:
+    """What the starter sets so the callback is filterable from its first moment (state `waiting`)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(ESCALATION_TIER, data.tier),
+            SearchAttributePair(ESCALATION_CATEGORY, data.category),
+            SearchAttributePair(ESCALATION_COMPLEXITY, data.complexity),
+            SearchAttributePair(CALLBACK_STATE, "waiting"),
+        ]
+    )
+
+
+@workflow.defn
+class QueueCallbackWorkflow:
+    """Waits for a free specialist at the head of the team's queue, in business hours, then dials."""
+
+    @workflow.init
+    def __init__(self, data: QueueCallbackInput) -> None:
+        self._input = data
+        self._state = ""
+        self._position = 0
+        self._attempts = 0
+        self._next_attempt_at: datetime | None = None
+        self._not_before: datetime | None = data.not_before
+        self._agent_id = ""
+        self._agent_name = ""
+        self._last_outcome = ""
+        self._note = ""
+        self._woken = False
+        self._interrupted = False
+        self._cancel_requested = False
+        self._cancel_note = ""
+
+    # ------------------------------------------------------------------ handlers
+    @workflow.query
+    def status(self) -> CallbackStatus:
+        """State, queue position, attempts made and when the next attempt may happen."""
+        return CallbackStatus(
+            call_id=self._input.call_id,
+            state=self._state,
+            team_id=self._input.team_id,
+            masked_number=self._input.masked_number,
+            position=self._position,
+            attempts=self._attempts,
+            max_attempts=self._input.max_attempts,
+            next_attempt_at=self._next_attempt_at,
+            agent_id=self._agent_id,
+            agent_name=self._agent_name,
+            last_outcome=self._last_outcome,
+            note=self._note,
+        )
+
+    @workflow.signal
+    def specialist_available(self) -> None:
+        """Sent by the availability relay when a specialist of the team gets a free slot: claim again."""
+        self._woken = True
+
+    @workflow.update
+    async def cancel(self, note: str = "") -> CallbackStatus:
+        """Cancel the callback; returns once it has ended. A call already ringing finishes its attempt."""
+        self._cancel_requested = True
+        self._cancel_note = note or "cancelled"
+        self._interrupted = True
+        await workflow.wait_condition(lambda: self._state in FINAL_STATES)
+        return self.status()
+
+    @cancel.validator
+    def _validate_cancel(self, note: str = "") -> None:
+        if self._state in FINAL_STATES:
+            raise ValueError(f"the callback has already ended ({self._state})")
+
+    @workflow.update
+    def reschedule(self, request: RescheduleRequest) -> CallbackStatus:
+        """Do not dial before `request.at` (business hours still apply)."""
+        self._not_before = request.at
+        self._next_attempt_at = request.at
+        self._interrupted = True
+        return self.status()
+
+    @reschedule.validator
+    def _validate_reschedule(self, request: RescheduleRequest) -> None:
+        at = request.at
+        if self._state not in RESCHEDULABLE_STATES:
+            raise ValueError(f"a callback that is {self._state or 'starting'} cannot be rescheduled")
+        if at.tzinfo is None:
+            raise ValueError("the time needs a time zone (e.g. 2026-11-24T09:00:00+00:00)")
+        if at <= workflow.now():
+            raise ValueError("the time is in the past")
+        if at > workflow.now() + timedelta(seconds=self._input.expires_after_seconds):
+            raise ValueError("the time is after the callback would expire")
+
+    # ------------------------------------------------------------------ run
+    @workflow.run
+    async def run(self, data: QueueCallbackInput) -> CallbackStatus:
+        """Wait, claim, dial; returns the final status."""
+        expires_at = workflow.now() + timedelta(seconds=data.expires_after_seconds)
+        self._set_state("waiting")
+        workflow.logger.info(
+            "callback for %s queued on team %s (%s)", data.masked_number, data.team_id, data.decision_id
+        )
+        final = await self._serve(data, expires_at)
+        await self._finish(final)
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished())
+        return self.status()
+
+    async def _serve(self, data: QueueCallbackInput, expires_at: datetime) -> str:
+        """The main loop; returns the final state to record."""
+        recheck_pending = False
+        while True:
+            now = workflow.now()
+            if self._cancel_requested:
+                self._note = self._cancel_note
+                return "cancelled"
+            if self._attempts == 0 and now >= expires_at:
+                self._note = "no specialist became free before the callback expired"
+                return "expired"
+            if self._not_before is not None and now < self._not_before:
+                self._set_state("retry-wait" if self._attempts else "waiting")
+                self._next_attempt_at = self._not_before
+                await self._sleep_until(self._not_before, wake_on_signal=False)
+                continue
+            if data.business_hours is not None and not hours.is_open(data.business_hours, now):
+                opening = hours.next_opening(data.business_hours, now)
+                self._set_state("closed")
+                self._next_attempt_at = opening
+                await self._sleep_until(opening, wake_on_signal=False)
+                continue
+            self._next_attempt_at = None
+            woken, self._woken = self._woken, False
+            claim = await self._claim(data)
+            if claim.outcome == ClaimOutcome.ALREADY_FINISHED:
+                self._note = "the routing service had already finished this callback"
+                return claim.state if claim.state in FINAL_STATES else "expired"
+            if claim.outcome == ClaimOutcome.RESERVED:
+                recheck_pending = False
+                result = await self._attempt(data, claim)
+                if result == DialOutcome.CONNECTED:
+                    return "connected"
+                if self._attempts >= data.max_attempts:
+                    self._note = f"not reached after {self._attempts} attempts"
+                    return "unreachable"
+                # The specialist's hold lapses on its own (routing's sweeper frees expired holds, and the
+                # next attempt's claim gets the reservation back); FinishCallback frees it at the end.
+                self._not_before = workflow.now() + timedelta(seconds=data.retry_spacing_seconds)
+                continue
+            self._position = claim.position
+            self._set_state("waiting")
+            if claim.outcome == ClaimOutcome.NOT_AT_HEAD and woken and not recheck_pending:
+                # Several free slots woke several callbacks; the head reserves first, then it is our turn.
+                recheck_pending = True
+                await self._sleep_until(
+                    workflow.now() + timedelta(seconds=data.head_recheck_seconds), wake_on_signal=True
+                )
+                continue
+            recheck_pending = False
+            wake_at = min(workflow.now() + timedelta(seconds=data.safety_recheck_seconds), expires_at)
+            await self._sleep_until(wake_at, wake_on_signal=True)
+
+    async def _claim(self, data: QueueCallbackInput) -> ClaimResult:
+        try:
+            return await workflow.execute_activity_method(
+                RoutingActivities.claim_callback,
+                ClaimParams(call_id=data.call_id, hold_seconds=data.reservation_hold_seconds),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=ROUTING_RETRY,
+            )
+        except ActivityError as exc:
+            # A permanent routing error (e.g. NOT_FOUND: routing never queued this call) ends the promise.
+            workflow.logger.error("claim for callback %s failed permanently: %s", data.call_id, exc.cause)
+            return ClaimResult(outcome=ClaimOutcome.ALREADY_FINISHED, state="expired")
+
+    async def _attempt(self, data: QueueCallbackInput, claim: ClaimResult) -> str:
+        """One dial of the customer with the reserved specialist; returns a `DialOutcome`."""
+        self._attempts += 1
+        self._agent_id, self._agent_name = claim.agent_id, claim.agent_name
+        self._position = 0
+        self._set_state("dialling")
+        key = attempt_key(data.call_id, self._attempts)
+        variables = {
+            "originalCallId": data.call_id,
+            "callbackAttemptKey": key,
+            "callbackAttempt": str(self._attempts),
+            "issueCategory": data.category,
+            "complexityLevel": data.complexity,
+            "customerTier": data.tier,
+            "customerContext": data.context,
+            "callbackReason": data.reason,
+            "teamId": data.team_id,
+            "specialistId": claim.agent_id,
+            "specialistName": claim.agent_name,
+            "specialistNumber": claim.agent_number,
+            "specialistSipUri": claim.agent_sip_uri,
+        }
+        try:
+            result: DialResult = await workflow.execute_activity_method(
+                VapiActivities.place_callback_call,
+                DialParams(
+                    call_id=data.call_id,
+                    attempt=self._attempts,
+                    attempt_key=key,
+                    customer_number=data.customer_number,
+                    masked_number=data.masked_number,
+                    variable_values=variables,
+                ),
+                start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=timedelta(minutes=1),
+                retry_policy=DIAL_RETRY,
+            )
+        except ActivityError as exc:
+            self._last_outcome = f"dial failed: {exc.cause}"
+            workflow.logger.warning("callback %s: %s", key, self._last_outcome)
+            return DialOutcome.NOT_REACHED
+        self._last_outcome = result.outcome + (f" ({result.ended_reason})" if result.ended_reason else "")
+        workflow.logger.info("callback %s for %s: %s", key, data.masked_number, self._last_outcome)
+        return result.outcome
+
+    async def _finish(self, state: str) -> None:
+        """Record the final state in routing (frees any reservation), then in the search attributes."""
+        data = self._input
+        try:
+            await workflow.execute_activity_method(
+                RoutingActivities.finish_callback,
+                FinishParams(call_id=data.call_id, state=state, note=self._note),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=ROUTING_RETRY,
+            )
+        except ActivityError as exc:
+            workflow.logger.error("finishing callback %s as %s failed: %s", data.call_id, state, exc.cause)
+        self._position = 0
+        self._next_attempt_at = None
+        self._set_state(state)
+        workflow.logger.info("callback for %s ended: %s", data.masked_number, state)
+        await self._tell_review()
+
+    async def _tell_review(self) -> None:
+        """Let the call's review (if one runs) judge the callback's outcome without waiting longer."""
+        handle = workflow.get_external_workflow_handle(review_workflow_id(self._input.call_id))
+        try:
+            await handle.signal("callback_finished", self.status())
+        except Exception:  # no review running for this call: nothing to tell
+            workflow.logger.debug("no review workflow to notify for %s", self._input.call_id)
+
+    async def _sleep_until(self, when: datetime, *, wake_on_signal: bool) -> None:
+        """A durable timer cut short by a cancel or reschedule (and, if asked, `specialist_available`)."""
+        seconds = (when - workflow.now()).total_seconds()
+        if seconds > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(
+                    lambda: self._interrupted or (wake_on_signal and self._woken), timeout=seconds
+                )
+        self._interrupted = False
+
+    def _set_state(self, state: str) -> None:
+        if state == self._state:
+            return
+        self._state = state
+        workflow.upsert_search_attributes(
+            [
+                ESCALATION_TIER.value_set(self._input.tier),
+                ESCALATION_CATEGORY.value_set(self._input.category),
+                ESCALATION_COMPLEXITY.value_set(self._input.complexity),
+                CALLBACK_STATE.value_set(state),
+            ]
+        )

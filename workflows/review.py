@@ -1,0 +1,179 @@
+"""`EscalationReviewWorkflow`: closes the loop after an escalated call (workflow id `review-<call id>`).
+
+1. Gathers the stored decision (`get_decision`). If the call was queued for a callback that is still open,
+   waits (up to `callback_wait_seconds`) for the callback workflow's `callback_finished` signal, then reads
+   the decision again.
+2. Applies the review rules (`workflows.review_rules`) and records the findings (`record_review`).
+3. Counts the escalation in the customer's history and sets their last specialist
+   (`record_escalation_outcome`, idempotent per call in routing).
+4. When a finding needs a human, waits for the `complete_review(verdict, note)` update. Past
+   `review_deadline_seconds` it records `overdue` (a warning log and the `escalade_reviews_overdue`
+   counter) and keeps waiting until `close_after_seconds` more, then closes as `abandoned`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows.activities import ReviewActivities, RoutingActivities
+    from workflows.inputs import CallbackStatus, EscalationReviewInput, Finding, ReviewStatus
+    from workflows.payloads import DecisionParams, DecisionView, OutcomeParams, ReviewRecord
+    from workflows.review_rules import apply_review_rules, reached_agent
+    from workflows.search_attributes import ESCALATION_CATEGORY, ESCALATION_COMPLEXITY, ESCALATION_TIER
+
+__all__ = ["VERDICTS", "EscalationReviewWorkflow"]
+
+VERDICTS = ("confirmed", "dismissed", "resolved")
+"""confirmed: the findings are real problems; dismissed: false alarm; resolved: fixed (policy changed)."""
+
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+OPEN_CALLBACK_STATES = frozenset({"waiting", "reserved"})
+
+
+@workflow.defn
+class EscalationReviewWorkflow:
+    """Reviews one escalated call; see the module docstring."""
+
+    @workflow.init
+    def __init__(self, data: EscalationReviewInput) -> None:
+        self._input = data
+        self._status = ReviewStatus(call_id=data.call_id, state="gathering")
+        self._callback: CallbackStatus | None = None
+        self._verdict_given = False
+
+    @workflow.query
+    def findings(self) -> ReviewStatus:
+        """State, findings, verdict and deadline of the review."""
+        return self._status
+
+    @workflow.signal
+    def callback_finished(self, status: CallbackStatus) -> None:
+        """Sent by the call's `QueueCallbackWorkflow` when it ends."""
+        self._callback = status
+
+    @workflow.update
+    async def complete_review(self, verdict: str, note: str = "") -> ReviewStatus:
+        """A supervisor's verdict on the findings; ends the review."""
+        self._status.verdict = verdict
+        self._status.note = note
+        self._verdict_given = True
+        await workflow.wait_condition(lambda: self._status.state == "completed")
+        return self._status
+
+    @complete_review.validator
+    def _validate_complete(self, verdict: str, note: str = "") -> None:
+        if verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
+        if self._verdict_given or self._status.state in ("completed", "abandoned"):
+            raise ValueError("the review is already completed")
+        if self._status.state not in ("awaiting-review", "overdue"):
+            raise ValueError(f"the review does not await a verdict (it is {self._status.state})")
+
+    @workflow.run
+    async def run(self, data: EscalationReviewInput) -> ReviewStatus:
+        """Gather, judge, record, and wait for a human when needed."""
+        decision = await self._get_decision()
+        if decision is not None:
+            self._status.team_id = decision.team_id
+            workflow.upsert_search_attributes(
+                [
+                    ESCALATION_TIER.value_set(decision.tier),
+                    ESCALATION_CATEGORY.value_set(decision.issue_category),
+                    ESCALATION_COMPLEXITY.value_set(decision.complexity),
+                ]
+            )
+            if decision.callback is not None and decision.callback.state in OPEN_CALLBACK_STATES:
+                self._status.state = "waiting-callback"
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._callback is not None, timeout=data.callback_wait_seconds
+                    )
+                except TimeoutError:
+                    workflow.logger.info("review %s: the callback is still open, judging as is", data.call_id)
+                decision = await self._get_decision() or decision
+                if self._callback is not None and decision.callback is not None:
+                    decision.callback.state = self._callback.state
+                    decision.callback.agent_id = decision.callback.agent_id or self._callback.agent_id
+
+        findings = apply_review_rules(data, decision, now=workflow.now())
+        self._status.findings = findings
+        self._status.agent_id = reached_agent(data, decision, findings)
+        if decision is not None:
+            await workflow.execute_activity_method(
+                RoutingActivities.record_escalation_outcome,
+                OutcomeParams(call_id=data.call_id, agent_id=self._status.agent_id),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RETRY,
+            )
+        needs_human = any(f.needs_human for f in findings)
+        self._status.state = "awaiting-review" if needs_human else "recorded"
+        workflow.logger.info(
+            "review %s: %s", data.call_id, ", ".join(f.rule for f in findings) or "no findings"
+        )
+        await self._record()
+        if needs_human:
+            await self._await_verdict(data)
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished())
+        return self._status
+
+    async def _get_decision(self) -> DecisionView | None:
+        try:
+            return await workflow.execute_activity_method(
+                RoutingActivities.get_decision,
+                DecisionParams(call_id=self._input.call_id),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RETRY,
+            )
+        except ActivityError as exc:
+            workflow.logger.error(
+                "review %s: reading the decision failed: %s", self._input.call_id, exc.cause
+            )
+            return None
+
+    async def _await_verdict(self, data: EscalationReviewInput) -> None:
+        self._status.deadline = workflow.now() + timedelta(seconds=data.review_deadline_seconds)
+        try:
+            await workflow.wait_condition(lambda: self._verdict_given, timeout=data.review_deadline_seconds)
+        except TimeoutError:
+            self._status.state = "overdue"
+            self._status.overdue = True
+            workflow.logger.warning(
+                "review %s is overdue: %d findings unanswered after %s",
+                data.call_id,
+                len(self._status.findings),
+                timedelta(seconds=data.review_deadline_seconds),
+            )
+            workflow.metric_meter().create_counter(
+                "escalade_reviews_overdue", "Reviews that missed their deadline"
+            ).add(1, {"team": self._status.team_id or "unknown"})
+            await self._record()
+            try:
+                await workflow.wait_condition(lambda: self._verdict_given, timeout=data.close_after_seconds)
+            except TimeoutError:
+                self._status.state = "abandoned"
+                await self._record()
+                return
+        self._status.state = "completed"
+        await self._record()
+
+    async def _record(self) -> None:
+        status = self._status
+        await workflow.execute_activity_method(
+            ReviewActivities.record_review,
+            ReviewRecord(
+                call_id=status.call_id,
+                state=status.state,
+                findings=[Finding(f.rule, f.detail, f.needs_human) for f in status.findings],
+                team_id=status.team_id,
+                agent_id=status.agent_id,
+                verdict=status.verdict,
+                note=status.note,
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RETRY,
+        )

@@ -1,0 +1,58 @@
+"""Typed search attributes that let ops filter escalations in the Temporal UI.
+
+All four are Keyword attributes; the namespace must know them (`escalade dev` passes `--search-attribute`,
+and the worker registers missing ones at start-up through the operator service).
+"""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.service import RPCError, RPCStatusCode
+
+__all__ = [
+    "ALL_KEYS",
+    "CALLBACK_STATE",
+    "ESCALATION_CATEGORY",
+    "ESCALATION_COMPLEXITY",
+    "ESCALATION_TIER",
+    "register_search_attributes",
+]
+
+ESCALATION_TIER = SearchAttributeKey.for_keyword("EscalationTier")
+ESCALATION_CATEGORY = SearchAttributeKey.for_keyword("EscalationCategory")
+ESCALATION_COMPLEXITY = SearchAttributeKey.for_keyword("EscalationComplexity")
+CALLBACK_STATE = SearchAttributeKey.for_keyword("CallbackState")
+
+ALL_KEYS = (ESCALATION_TIER, ESCALATION_CATEGORY, ESCALATION_COMPLEXITY, CALLBACK_STATE)
+"""In registration order, e.g. for `WorkflowEnvironment.start_local(search_attributes=ALL_KEYS)`."""
+
+
+async def register_search_attributes(client: Client) -> list[str]:
+    """Add the keys the namespace does not know yet (idempotent); returns the names asked for.
+
+    Servers without the list call (the time-skipping test server) get every key added, and an
+    ALREADY_EXISTS answer counts as success."""
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        known = set(listed.custom_attributes) | set(listed.system_attributes)
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        known = set()
+    missing = {
+        key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in ALL_KEYS if key.name not in known
+    }
+    if missing:
+        try:
+            await client.operator_service.add_search_attributes(
+                AddSearchAttributesRequest(namespace=client.namespace, search_attributes=missing)
+            )
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.ALREADY_EXISTS:
+                raise
+    return sorted(missing)
