@@ -1,9 +1,206 @@
-"""`escalade` commands of this area (being built; see the issue tracker)."""
+"""`escalade policy check FILE [--calls FILE.jsonl]` and `escalade policy explain CALL_ID`.
+
+`check` validates a policy locally; with `--calls` it also dry-runs each sample call (one JSON object per
+line, fields as in ResolveEscalationRequest or the seed's camelCase tool arguments) against the store at
+ESCALADE_DATABASE_URL (or --database-url) with the policy from FILE, reserving and storing nothing.
+`explain` prints the stored decision of a call and its trace, from the running service.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
 import typer
+from rich.table import Table
+
+from escalade_cli.console import console, fail, readable_errors
+from escalade_cli.routing import ADDRESS_OPTION, RPC_TIMEOUT, routing_stub
+
+if TYPE_CHECKING:
+    from routing_service.app.ports import UnitOfWorkFactory
+    from routing_service.domain.models import Decision, EscalationRequest, Policy
+
+__all__ = ["read_sample_calls", "register"]
+
+_ALIASES = {
+    "callid": "call_id",
+    "toolcallid": "tool_call_id",
+    "callernumber": "caller_number",
+    "customernumber": "caller_number",
+    "number": "caller_number",
+    "issuecategory": "issue_category",
+    "category": "issue_category",
+    "complexity": "complexity",
+    "complexitylevel": "complexity",
+    "customercontext": "customer_context",
+    "escalationreason": "escalation_reason",
+    "transcript": "transcript",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SampleCall:
+    line: int
+    request: EscalationRequest
+
+
+def read_sample_calls(path: Path) -> list[SampleCall]:
+    """Parse a JSONL file of sample calls; fails with `file:line: reason` on the first bad line."""
+    from routing_service.domain.models import Complexity, EscalationRequest
+
+    calls = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            fail(f"{path}:{number}: not JSON ({exc.msg})")
+        if not isinstance(data, dict):
+            fail(f"{path}:{number}: expected a JSON object")
+        fields: dict[str, Any] = {}
+        for key, value in data.items():
+            name = _ALIASES.get(str(key).replace("_", "").lower())
+            if name is None:
+                continue
+            if not isinstance(value, str):
+                fail(f"{path}:{number}: {key}: expected a string")
+            fields[name] = value
+        claimed = None
+        if fields.get("complexity"):
+            try:
+                claimed = Complexity.parse(fields["complexity"])
+            except ValueError:
+                fail(f"{path}:{number}: complexity: unknown level {fields['complexity']!r}")
+        calls.append(
+            SampleCall(
+                number,
+                EscalationRequest(
+                    call_id=fields.get("call_id", f"sample-{number}"),
+                    tool_call_id=fields.get("tool_call_id", ""),
+                    caller_number=fields.get("caller_number", ""),
+                    issue_category=fields.get("issue_category", ""),
+                    claimed_complexity=claimed,
+                    customer_context=fields.get("customer_context", ""),
+                    escalation_reason=fields.get("escalation_reason", ""),
+                    transcript=fields.get("transcript", ""),
+                    dry_run=True,
+                ),
+            )
+        )
+    return calls
+
+
+async def _dry_run(policy: Policy, calls: list[SampleCall], database_url: str) -> list[Decision]:
+    from routing_service.app.resolve import resolve_escalation
+    from routing_service.store.store import Store
+
+    store = await Store.open(database_url)
+    uow = cast("UnitOfWorkFactory", store.uow)
+    try:
+        now = datetime.now(UTC)
+        return [await resolve_escalation(c.request, uow=uow, policy=policy, now=now) for c in calls]
+    finally:
+        await store.close()
+
+
+def _destination(decision: Decision) -> str:
+    d = decision.destination
+    target = d.number or d.sip_uri or ""
+    return f"{target} x{d.extension}" if d.extension else target
+
+
+def check_command(
+    file: Annotated[Path, typer.Argument(help="The policy YAML to validate.")],
+    calls: Annotated[
+        Path | None, typer.Option("--calls", help="JSONL sample calls to dry-run against the policy.")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="Store for customers/agents (default ESCALADE_DATABASE_URL)."),
+    ] = None,
+) -> None:
+    """Validate a policy file; with --calls, show the decision each sample call would get."""
+    from routing_service.domain.errors import EscalationError
+    from routing_service.domain.phone import mask_number
+    from routing_service.policy.errors import PolicyError
+    from routing_service.policy.loader import load_policy
+    from routing_service.settings import RoutingSettings
+
+    with readable_errors(f"check {file}"):
+        try:
+            policy = load_policy(file)
+        except PolicyError as exc:
+            fail(f"policy rejected:\n{exc}")
+        console.print(
+            f"{file}: OK: policy {policy.name!r}, {len(policy.teams)} teams, {len(policy.rules)} rules"
+        )
+        if calls is None:
+            return
+        samples = read_sample_calls(calls)
+        url = database_url or RoutingSettings().database_url
+        try:
+            decisions = asyncio.run(_dry_run(policy, samples, url))
+        except EscalationError as exc:
+            fail(f"dry run: {exc.message}")
+    table = Table(title=f"Dry run of {calls} with {file}")
+    for column in ("line", "caller", "tier", "category", "complexity", "rule", "decision", "team", "to"):
+        table.add_column(column)
+    for sample, decision in zip(samples, decisions, strict=True):
+        who = decision.agent_id or ""
+        table.add_row(
+            str(sample.line),
+            mask_number(decision.caller_number) if decision.caller_number else "-",
+            decision.tier,
+            decision.issue_category,
+            decision.effective_complexity.label,
+            decision.rule_id or "-",
+            decision.kind.value + (f" ({who})" if who else ""),
+            decision.team_id or "-",
+            _destination(decision),
+        )
+    console.print(table)
+
+
+def explain_command(
+    call_id: Annotated[str, typer.Argument(help="The Vapi call id.")],
+    address: Annotated[str | None, ADDRESS_OPTION] = None,
+) -> None:
+    """Show the stored decision of a call and why it was taken (the trace)."""
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from routing_service.grpc import mapping
+
+    with readable_errors(f"explain {call_id}"), routing_stub(address) as stub:
+        reply = stub.GetDecision(pb.GetDecisionRequest(call_id=call_id), timeout=RPC_TIMEOUT)
+    d = mapping.decision_from_pb(reply.decision)
+    target = f"{d.team_id or '-'}" + (f" / specialist {d.agent_id}" if d.agent_id else "")
+    console.print(
+        f"[bold]call {d.call_id}[/]: {d.kind.value} -> {target} at {_destination(d)}", highlight=False
+    )
+    console.print(
+        f"decided {d.decided_at.isoformat(timespec='seconds')}: tier {d.tier}, category {d.issue_category}, "
+        f"complexity {d.effective_complexity.label}, rule {d.rule_id or '-'}",
+        highlight=False,
+    )
+    console.print(f"why: {d.reason}", highlight=False)
+    if d.estimated_wait is not None:
+        console.print(f"estimated wait: {int(d.estimated_wait.total_seconds() // 60)} min", highlight=False)
+    table = Table(title="trace")
+    for column in ("#", "stage", "subject", "outcome", "detail"):
+        table.add_column(column)
+    for index, step in enumerate(d.trace, start=1):
+        table.add_row(str(index), step.stage, step.subject, step.outcome.value, step.detail)
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the `escalade` application."""
+    """Add `escalade policy ...` to the application."""
+    policy = typer.Typer(help="Routing policy: validate, dry-run, explain.", no_args_is_help=True)
+    policy.command("check")(check_command)
+    policy.command("explain")(explain_command)
+    app.add_typer(policy, name="policy")

@@ -1,9 +1,85 @@
-"""`escalade` commands of this area (being built; see the issue tracker)."""
+"""`escalade routing serve`: run the routing gRPC service (and the client helper other commands share)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import grpc
 import typer
+
+from escalade_cli.console import fail
+
+__all__ = ["ADDRESS_OPTION", "RPC_TIMEOUT", "register", "routing_address", "routing_stub"]
+
+RPC_TIMEOUT = 10.0
+
+ADDRESS_OPTION = typer.Option(
+    "--address", help="Routing service address (default: ESCALADE_ROUTING_ADDRESS or 127.0.0.1:50051)."
+)
+
+
+def routing_address(address: str | None) -> str:
+    """The explicit address, else the settings' (ESCALADE_ROUTING_ADDRESS)."""
+    if address:
+        return address
+    from routing_service.settings import RoutingSettings
+
+    return RoutingSettings().routing_address
+
+
+@contextmanager
+def routing_stub(address: str | None) -> Iterator[Any]:
+    """A blocking `RoutingServiceStub` on an insecure channel, closed afterwards."""
+    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+
+    with grpc.insecure_channel(routing_address(address)) as channel:
+        yield routing_pb2_grpc.RoutingServiceStub(channel)
+
+
+def serve_command(
+    address: Annotated[
+        str | None, typer.Option("--address", help="Listen address (default 127.0.0.1:50051).")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy YAML (default examples/techcorp.yaml).")
+    ] = None,
+) -> None:
+    """Run the routing gRPC service until SIGTERM/SIGINT (graceful shutdown)."""
+    from pydantic import ValidationError
+
+    from routing_service.domain.errors import EscalationError
+    from routing_service.grpc.server import configure_logging, serve
+    from routing_service.policy.errors import PolicyError
+    from routing_service.settings import RoutingSettings
+
+    overrides: dict[str, Any] = {}
+    if address:
+        overrides["routing_address"] = address
+    if policy is not None:
+        overrides["policy"] = policy
+    try:
+        settings = RoutingSettings(**overrides)
+    except ValidationError as exc:
+        fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+    configure_logging(json=settings.log_json, level=settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except PolicyError as exc:
+        fail(f"policy rejected:\n{exc}")
+    except EscalationError as exc:
+        fail(f"cannot start: {exc.message}")
+    except (OSError, RuntimeError) as exc:
+        fail(f"cannot start on {settings.routing_address}: {exc}")
+    except KeyboardInterrupt:
+        pass
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the `escalade` application."""
+    """Add `escalade routing ...` to the application."""
+    routing = typer.Typer(help="The routing gRPC service.", no_args_is_help=True)
+    routing.command("serve")(serve_command)
+    app.add_typer(routing, name="routing")

@@ -22,6 +22,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from routing_service.app.failures import looks_unavailable
 from routing_service.domain.errors import (
     Conflict,
     EscalationError,
@@ -66,6 +67,9 @@ def status_for(exc: BaseException, *, method: str = "") -> grpc.Status:
         return _simple(code_pb2.UNAVAILABLE, exc.message)
     if isinstance(exc, EscalationError):
         return _simple(code_pb2.FAILED_PRECONDITION, exc.message)
+    if looks_unavailable(exc):
+        log.warning("rpc_store_unavailable", method=method, error=str(exc))
+        return _simple(code_pb2.UNAVAILABLE, "the routing store is unavailable")
     log.error("rpc_failed", method=method, exc_info=exc)
     return _simple(code_pb2.INTERNAL, "internal error")
 

@@ -1,0 +1,198 @@
+"""Use cases of the callback queue: claim a specialist for the head of the queue, finish a callback, list
+the queue, and the per-team queue status (waiting callbacks, free specialists, estimated wait)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from routing_service.app.assignments import CALLBACK
+from routing_service.app.availability import AvailabilityBroadcaster
+from routing_service.app.ports import TeamStats, UnitOfWork, UnitOfWorkFactory
+from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
+from routing_service.domain.models import Agent, CallbackState, CallbackTicket, Policy
+from routing_service.domain.queueing import estimate_wait
+from routing_service.domain.selection import rank_specialists
+
+__all__ = [
+    "ClaimOutcome",
+    "ClaimResult",
+    "QueueStatus",
+    "claim_callback",
+    "finish_callback",
+    "list_callbacks",
+    "queue_status",
+    "team_wait",
+]
+
+MAX_HOLD = timedelta(hours=24)
+HANDLE_TIME_WINDOW = timedelta(hours=1)
+HEAD_SCAN = 500
+TERMINAL = frozenset(
+    {CallbackState.CONNECTED, CallbackState.CANCELLED, CallbackState.UNREACHABLE, CallbackState.EXPIRED}
+)
+
+
+class ClaimOutcome(enum.StrEnum):
+    RESERVED = "reserved"
+    NOT_AT_HEAD = "not_at_head"
+    NO_SPECIALIST_FREE = "no_specialist_free"
+    ALREADY_FINISHED = "already_finished"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    outcome: ClaimOutcome
+    callback: CallbackTicket
+    agent: Agent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatus:
+    team_id: str
+    display_name: str
+    stats: TeamStats
+    estimated_wait: timedelta
+
+
+async def team_wait(
+    u: UnitOfWork, policy: Policy, team_id: str, *, position: int, serving_agents: int, now: datetime
+) -> timedelta:
+    """Estimated wait for `position` in the team's queue from live handle times (else the policy's)."""
+    handle = await u.assignments.recent_handle_time(team_id, now - HANDLE_TIME_WINDOW)
+    return estimate_wait(
+        position=position,
+        serving_agents=serving_agents,
+        handle_time=handle if handle and handle > timedelta(0) else policy.queue.default_handle_time,
+    )
+
+
+async def _is_waiting_head(u: UnitOfWork, ticket: CallbackTicket) -> bool:
+    """True when no other WAITING callback of the team comes before this one in service order (callbacks
+    that already hold a reservation are being served and do not block the next one)."""
+    for other in await u.callbacks.open_in_team(ticket.team_id, HEAD_SCAN):
+        if other.state is CallbackState.WAITING:
+            return other.call_id == ticket.call_id
+    return False
+
+
+async def claim_callback(
+    call_id: str, hold_for: timedelta | None, *, uow: UnitOfWorkFactory, policy: Policy, now: datetime
+) -> ClaimResult:
+    """Reserve a qualified free specialist for the callback, only when it is the head of its team's queue."""
+    violations = []
+    if not call_id:
+        violations.append(("call_id", "required"))
+    if hold_for is not None and not timedelta(0) <= hold_for <= MAX_HOLD:
+        violations.append(("hold_for", "must be between 0 and 24 hours"))
+    if violations:
+        raise InvalidRequest("invalid claim", violations)
+    hold = hold_for or policy.queue.reservation_hold
+    async with uow() as u:
+        ticket = await u.callbacks.get(call_id)
+        if ticket is None:
+            raise NotFound(f"no callback for call {call_id!r}")
+        if ticket.state is CallbackState.RESERVED:
+            agent = await u.agents.get(ticket.agent_id) if ticket.agent_id else None
+            return ClaimResult(ClaimOutcome.RESERVED, ticket, agent)
+        if not ticket.state.is_open:
+            return ClaimResult(ClaimOutcome.ALREADY_FINISHED, ticket)
+        if not await _is_waiting_head(u, ticket):
+            return ClaimResult(ClaimOutcome.NOT_AT_HEAD, ticket)
+        team = policy.teams.get(ticket.team_id)
+        if team is None:
+            return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket)
+        customer = await u.customers.get(ticket.caller_number) if ticket.caller_number else None
+        candidates = await u.agents.candidates(ticket.team_id, ticket.effective_complexity, 20)
+        selection = rank_specialists(
+            candidates,
+            (),
+            team=team,
+            complexity=ticket.effective_complexity,
+            preferred_agent_id=customer.last_agent_id if customer else None,
+        )
+        for agent in selection.ranked:
+            won = await u.assignments.reserve(
+                agent_id=agent.agent_id, call_id=call_id, purpose=CALLBACK, now=now, expires_at=now + hold
+            )
+            if won:
+                reserved = await u.callbacks.mark_reserved(call_id, agent.agent_id, now + hold)
+                await u.commit()
+                fresh = await u.agents.get(agent.agent_id)
+                return ClaimResult(ClaimOutcome.RESERVED, reserved, fresh or agent)
+        return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket)
+
+
+async def finish_callback(
+    call_id: str,
+    state: CallbackState | None,
+    note: str,
+    *,
+    uow: UnitOfWorkFactory,
+    now: datetime,
+    events: AvailabilityBroadcaster | None = None,
+) -> CallbackTicket:
+    """End a callback and free its reservation. Finishing again with the same state returns it unchanged."""
+    violations = []
+    if not call_id:
+        violations.append(("call_id", "required"))
+    if state not in TERMINAL:
+        violations.append(("state", "must be CONNECTED, CANCELLED, UNREACHABLE or EXPIRED"))
+    if len(note) > 1024:
+        violations.append(("note", "at most 1024 characters"))
+    if violations or state is None:
+        raise InvalidRequest("invalid finish", violations)
+    async with uow() as u:
+        ticket = await u.callbacks.get(call_id)
+        if ticket is None:
+            raise NotFound(f"no callback for call {call_id!r}")
+        if not ticket.state.is_open:
+            if ticket.state is state:
+                return ticket
+            raise Conflict(f"callback {call_id!r} already ended as {ticket.state.value}")
+        released = await u.assignments.release(call_id, CALLBACK, now, note or state.value)
+        finished = await u.callbacks.finish(call_id, state, now, note)
+        await u.commit()
+    if released is not None and events is not None:
+        events.agent_freed(
+            agent_id=released.agent_id, team_ids=released.team_ids, free_slots=released.free_slots, at=now
+        )
+    return finished
+
+
+async def list_callbacks(
+    *, team_id: str | None, state: CallbackState | None, uow: UnitOfWorkFactory, limit: int = 1000
+) -> list[CallbackTicket]:
+    """The queue in service order; without a state, the open (WAITING and RESERVED) callbacks."""
+    async with uow() as u:
+        if team_id and state is None:
+            return await u.callbacks.open_in_team(team_id, limit)
+        states = {state} if state is not None else {CallbackState.WAITING, CallbackState.RESERVED}
+        return await u.callbacks.find(team_id=team_id or None, states=states, limit=limit)
+
+
+async def queue_status(
+    team_id: str | None, *, uow: UnitOfWorkFactory, policy: Policy, now: datetime
+) -> list[QueueStatus]:
+    """Per team of the policy (or the one asked for): waiting callbacks, free specialists, estimated wait."""
+    if team_id:
+        if team_id not in policy.teams:
+            raise NotFound(f"no team {team_id!r} in policy {policy.name!r}")
+        team_ids = [team_id]
+    else:
+        team_ids = list(policy.teams)
+    async with uow() as u:
+        stats = await u.agents.team_stats(team_ids, now)
+        result = []
+        for tid in team_ids:
+            s = stats.get(tid) or TeamStats(tid, 0, 0, 0, 0, None)
+            wait = (
+                await team_wait(
+                    u, policy, tid, position=s.waiting_callbacks + 1, serving_agents=s.total_agents, now=now
+                )
+                if s.total_agents and (s.waiting_callbacks or not s.available_agents)
+                else timedelta(0)
+            )
+            result.append(QueueStatus(tid, policy.teams[tid].display_name, s, wait))
+    return result

@@ -1,0 +1,36 @@
+"""Use cases reading the decision audit log."""
+
+from __future__ import annotations
+
+from routing_service.app.ports import UnitOfWorkFactory
+from routing_service.domain.errors import InvalidRequest, NotFound
+from routing_service.domain.models import Decision, DecisionKind
+
+__all__ = ["get_decision", "list_decisions"]
+
+
+async def get_decision(call_id: str, *, uow: UnitOfWorkFactory) -> Decision:
+    """The latest decision taken for the call; NotFound when there is none."""
+    if not call_id:
+        raise InvalidRequest("invalid request", [("call_id", "required")])
+    async with uow() as u:
+        decision = await u.decisions.latest_for_call(call_id)
+    if decision is None:
+        raise NotFound(f"no decision for call {call_id!r}")
+    return decision
+
+
+async def list_decisions(
+    *, team_id: str | None, kind: DecisionKind | None, page_size: int, page_token: str, uow: UnitOfWorkFactory
+) -> tuple[list[Decision], str]:
+    """Newest first; the next page token is the last decision id of the page ("" at the end)."""
+    if not 0 <= page_size <= 500:
+        raise InvalidRequest("invalid page size", [("page_size", "must be between 1 and 500 (0: 50)")])
+    limit = page_size or 50
+    async with uow() as u:
+        decisions = await u.decisions.page(
+            team_id=team_id or None, kind=kind, limit=limit + 1, before=page_token or None
+        )
+    more = len(decisions) > limit
+    decisions = decisions[:limit]
+    return decisions, (decisions[-1].decision_id if more and decisions else "")

@@ -1,0 +1,474 @@
+"""`resolve_escalation`: who takes an escalated call.
+
+    validate -> replay a stored decision (same call_id + tool_call_id) -> caller key -> customer (or the
+    default tier) -> category -> effective complexity -> first matching rule -> team
+      team without specialists on record           -> TRANSFER_TEAM (the team line)
+      waiting callbacks that outrank this caller    -> CALLBACK (never jump the queue)
+      a qualified specialist whose slot we win      -> TRANSFER_AGENT (reserved atomically)
+      nobody                                        -> CALLBACK (enqueued, position and estimated wait)
+    no rule / internal failure                      -> FALLBACK
+
+The decision, its trace and the reservation or queue entry commit in one unit of work. A concurrent twin
+that stored first wins (DuplicateDecision) and its decision is returned with `replayed=True`. `dry_run`
+takes the same path but reserves, enqueues and stores nothing. A store that cannot be reached raises
+`Unavailable` (the edge then uses its own fallback); any other unexpected failure yields a FALLBACK
+decision, logged with its cause.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import structlog
+
+from routing_service.app.assignments import LIVE
+from routing_service.app.callbacks import team_wait
+from routing_service.app.failures import looks_unavailable
+from routing_service.app.ports import DuplicateDecision, UnitOfWork, UnitOfWorkFactory
+from routing_service.domain import decision as build
+from routing_service.domain.complexity import assess_complexity
+from routing_service.domain.errors import InvalidRequest, Unavailable
+from routing_service.domain.matching import match_rule, normalize_category
+from routing_service.domain.models import (
+    Agent,
+    CallbackState,
+    CallbackTicket,
+    Complexity,
+    Customer,
+    Decision,
+    EscalationRequest,
+    Policy,
+    Team,
+    TraceOutcome,
+    TraceStep,
+)
+from routing_service.domain.phone import mask_number, normalize_caller
+from routing_service.domain.queueing import callback_priority, service_key
+from routing_service.domain.selection import rank_specialists
+
+__all__ = ["LIMITS", "new_decision_id", "resolve_escalation", "validate_request"]
+
+log = structlog.get_logger(__name__)
+
+LIMITS: dict[str, int] = {
+    "call_id": 256,
+    "tool_call_id": 256,
+    "caller_number": 64,
+    "caller_sip_uri": 512,
+    "issue_category": 64,
+    "customer_context": 4 * 1024,
+    "escalation_reason": 4 * 1024,
+    "transcript": 64 * 1024,
+    "arguments_problem": 1024,
+}
+CANDIDATE_LIMIT = 20
+OTHERS_LIMIT = 10
+QUEUE_SCAN = 500
+
+_counter = itertools.count()
+_node = os.urandom(3).hex()
+
+
+def new_decision_id() -> str:
+    """Time-ordered and unique: microseconds since the epoch, a per-process counter, a process tag."""
+    return f"{time.time_ns() // 1000:015x}{next(_counter) % 0xFFFF:04x}{_node}"
+
+
+def validate_request(request: EscalationRequest) -> None:
+    """InvalidRequest naming every field that is missing or too long."""
+    violations: list[tuple[str, str]] = []
+    if not request.call_id and not request.dry_run:
+        violations.append(("call_id", "required (only a dry run may omit it)"))
+    for name, limit in LIMITS.items():
+        value = getattr(request, name)
+        if len(value) > limit:
+            violations.append((name, f"at most {limit} characters, got {len(value)}"))
+    if violations:
+        raise InvalidRequest("invalid escalation request", violations)
+
+
+async def resolve_escalation(
+    request: EscalationRequest,
+    *,
+    uow: UnitOfWorkFactory,
+    policy: Policy,
+    now: datetime,
+    new_id: Callable[[], str] = new_decision_id,
+) -> Decision:
+    """Decide (and unless dry_run, reserve and store); see the module docstring."""
+    validate_request(request)
+    try:
+        if not request.dry_run:
+            async with uow() as u:
+                stored = await u.decisions.get(request.call_id, request.tool_call_id)
+            if stored is not None:
+                return replace(stored, replayed=True)
+        return await _decide_and_store(request, uow=uow, policy=policy, now=now, new_id=new_id)
+    except Unavailable:
+        raise
+    except Exception as exc:
+        if looks_unavailable(exc):
+            log.warning("routing_store_unavailable", call_id=request.call_id, error=str(exc))
+            raise Unavailable("the routing store is unavailable") from exc
+        log.exception("routing_failed_fallback", call_id=request.call_id)
+        decision = build.fallback_decision(
+            policy,
+            request,
+            reason=f"internal failure: {type(exc).__name__}",
+            decision_id=new_id(),
+            now=now,
+            trace=(
+                TraceStep("decision", "fallback", TraceOutcome.CHOSEN, "internal failure while deciding"),
+            ),
+        )
+        return await _store_best_effort(decision, request, uow=uow)
+
+
+async def _store_best_effort(
+    decision: Decision, request: EscalationRequest, *, uow: UnitOfWorkFactory
+) -> Decision:
+    """Store a fallback decision when the store works; a failure to store it is only logged."""
+    if request.dry_run:
+        return replace(decision, dry_run=True)
+    try:
+        async with uow() as u:
+            await u.decisions.add(decision)
+            await u.commit()
+    except DuplicateDecision:
+        async with uow() as u:
+            stored = await u.decisions.get(request.call_id, request.tool_call_id)
+        if stored is not None:
+            return replace(stored, replayed=True)
+    except Exception:
+        log.warning("fallback_not_stored", call_id=request.call_id, exc_info=True)
+    return decision
+
+
+@dataclass(slots=True)
+class _Context:
+    request: EscalationRequest
+    policy: Policy
+    now: datetime
+    decision_id: str
+    trace: list[TraceStep]
+    caller_key: str | None = None
+    customer: Customer | None = None
+    tier: str = ""
+    category: str = ""
+    complexity: Complexity = Complexity.BASIC
+
+
+async def _decide_and_store(
+    request: EscalationRequest,
+    *,
+    uow: UnitOfWorkFactory,
+    policy: Policy,
+    now: datetime,
+    new_id: Callable[[], str],
+) -> Decision:
+    ctx = _Context(request=request, policy=policy, now=now, decision_id=new_id(), trace=[])
+    async with uow() as u:
+        decision = await _decide(u, ctx)
+        if request.dry_run:
+            return replace(decision, dry_run=True)
+        try:
+            await u.decisions.add(decision)
+            await u.commit()
+        except DuplicateDecision:
+            await u.rollback()
+            stored = None
+        else:
+            _log_decision(decision)
+            return decision
+    async with uow() as u:
+        stored = await u.decisions.get(request.call_id, request.tool_call_id)
+    if stored is None:  # pragma: no cover - the duplicate vanished: nothing sensible but to report it
+        raise Unavailable("a concurrent decision for this call could not be read back")
+    return replace(stored, replayed=True)
+
+
+def _log_decision(decision: Decision) -> None:
+    log.info(
+        "decision",
+        call_id=decision.call_id,
+        decision_id=decision.decision_id,
+        kind=decision.kind.value,
+        team=decision.team_id,
+        agent=decision.agent_id,
+        tier=decision.tier,
+        complexity=decision.effective_complexity.label,
+        caller=mask_number(decision.caller_number) if decision.caller_number else "",
+        reason=decision.reason,
+    )
+
+
+async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
+    request, policy = ctx.request, ctx.policy
+    if request.arguments_problem:
+        ctx.trace.append(
+            TraceStep(
+                "request",
+                "arguments",
+                TraceOutcome.INFO,
+                f"tool arguments unusable: {request.arguments_problem}",
+            )
+        )
+    key = normalize_caller(request.caller_number)
+    ctx.caller_key = key.key
+    ctx.trace.append(
+        TraceStep("caller", mask_number(key.key) if key.key else "anonymous", TraceOutcome.INFO, key.note)
+    )
+
+    customer = await u.customers.get(key.key) if key.key else None
+    ctx.customer = customer
+    if customer is not None:
+        ctx.tier = customer.tier
+        ctx.trace.append(
+            TraceStep(
+                "customer",
+                customer.account_name or customer.tier,
+                TraceOutcome.INFO,
+                f"known customer: tier {customer.tier}, {customer.previous_escalations} previous escalations",
+            )
+        )
+    else:
+        ctx.tier = policy.default_tier
+        why = "unknown caller" if key.key else "no usable caller number"
+        ctx.trace.append(
+            TraceStep(
+                "customer",
+                policy.default_tier,
+                TraceOutcome.INFO,
+                f"{why}: default tier {policy.default_tier}",
+            )
+        )
+
+    ctx.category, category_step = normalize_category(policy, request.issue_category)
+    if category_step is not None:
+        ctx.trace.append(category_step)
+
+    assessment = assess_complexity(
+        claimed=request.claimed_complexity,
+        texts={
+            "customer_context": request.customer_context,
+            "escalation_reason": request.escalation_reason,
+            "transcript": request.transcript,
+        },
+        tier=ctx.tier,
+        previous_escalations=customer.previous_escalations if customer else 0,
+        policy=policy.complexity,
+    )
+    ctx.complexity = assessment.effective
+    ctx.trace.extend(assessment.steps)
+
+    match = match_rule(policy, tier=ctx.tier, category=ctx.category, complexity=ctx.complexity)
+    ctx.trace.extend(match.steps)
+    if match.rule is None or match.team is None:
+        return _fallback(ctx, "no policy rule matched")
+    team, rule_id = match.team, match.rule.rule_id
+
+    if await u.agents.count_in_team(team.team_id) == 0:
+        ctx.trace.append(
+            TraceStep(
+                "team",
+                team.team_id,
+                TraceOutcome.CHOSEN,
+                "no specialists on record: transfer to the team line",
+            )
+        )
+        return _team_line(ctx, team, rule_id)
+
+    priority = callback_priority(policy.queue, tier=ctx.tier, complexity=ctx.complexity)
+    key_value = service_key(ctx.now, priority, policy.queue.aging_points_per_minute)
+    ahead = await _waiting_ahead(u, team.team_id, key_value)
+    if ahead > 0:
+        ctx.trace.append(
+            TraceStep(
+                "queue",
+                team.team_id,
+                TraceOutcome.INFO,
+                f"{ahead} waiting callback(s) are served before this caller: joining the queue",
+            )
+        )
+        return await _callback(u, ctx, team, rule_id, priority, key_value)
+
+    candidates = await u.agents.candidates(team.team_id, ctx.complexity, CANDIDATE_LIMIT)
+    others = await u.agents.others(team.team_id, {a.agent_id for a in candidates}, OTHERS_LIMIT)
+    selection = rank_specialists(
+        candidates,
+        others,
+        team=team,
+        complexity=ctx.complexity,
+        preferred_agent_id=customer.last_agent_id if customer else None,
+    )
+    ctx.trace.extend(selection.steps)
+    chosen = await _reserve_first(u, ctx, selection.ranked)
+    if chosen is not None:
+        ctx.trace.append(
+            TraceStep(
+                "decision",
+                chosen.agent_id,
+                TraceOutcome.CHOSEN,
+                "specialist reserved"
+                if not ctx.request.dry_run
+                else "specialist would be reserved (dry run)",
+            )
+        )
+        return _specialist(ctx, team, rule_id, chosen)
+    ctx.trace.append(TraceStep("queue", team.team_id, TraceOutcome.INFO, "no qualified specialist is free"))
+    return await _callback(u, ctx, team, rule_id, priority, key_value)
+
+
+async def _waiting_ahead(u: UnitOfWork, team_id: str, key_value: float) -> int:
+    """WAITING callbacks of the team that come before a caller with this key. Callbacks already holding a
+    reservation are being served and do not hold this caller back. One COUNT when the queue is empty."""
+    ahead = await u.callbacks.ahead_of(team_id, key_value)
+    if ahead == 0:
+        return 0
+    tickets = await u.callbacks.open_in_team(team_id, QUEUE_SCAN)
+    if len(tickets) >= QUEUE_SCAN:
+        return ahead
+    return sum(1 for t in tickets if t.state is CallbackState.WAITING and t.service_key <= key_value)
+
+
+async def _reserve_first(u: UnitOfWork, ctx: _Context, ranked: Sequence[Agent]) -> Agent | None:
+    if ctx.request.dry_run:
+        return ranked[0] if ranked else None
+    expires = ctx.now + ctx.policy.assignment_ttl
+    for agent in ranked:
+        won = await u.assignments.reserve(
+            agent_id=agent.agent_id,
+            call_id=ctx.request.call_id,
+            purpose=LIVE,
+            now=ctx.now,
+            expires_at=expires,
+        )
+        if won:
+            return agent
+        ctx.trace.append(
+            TraceStep(
+                "candidate",
+                agent.agent_id,
+                TraceOutcome.REJECTED,
+                "last free slot taken by a concurrent call",
+            )
+        )
+    return None
+
+
+async def _callback(
+    u: UnitOfWork, ctx: _Context, team: Team, rule_id: str, priority: int, key_value: float
+) -> Decision:
+    request = ctx.request
+    ticket = CallbackTicket(
+        call_id=request.call_id,
+        team_id=team.team_id,
+        state=CallbackState.WAITING,
+        caller_number=ctx.caller_key or "",
+        tier=ctx.tier,
+        issue_category=ctx.category,
+        effective_complexity=ctx.complexity,
+        priority=priority,
+        service_key=key_value,
+        enqueued_at=ctx.now,
+        decision_id=ctx.decision_id,
+        customer_context=request.customer_context,
+        escalation_reason=request.escalation_reason,
+    )
+    if request.dry_run:
+        position = await u.callbacks.ahead_of(team.team_id, key_value) + 1
+        ticket = replace(ticket, position=position)
+    else:
+        await u.callbacks.enqueue(ticket)
+        ticket = await u.callbacks.get(request.call_id) or ticket
+        position = ticket.position or (await u.callbacks.ahead_of(team.team_id, key_value) + 1)
+        ticket = replace(ticket, position=position)
+    stats = (await u.agents.team_stats([team.team_id], ctx.now)).get(team.team_id)
+    serving = stats.total_agents if stats else 1
+    wait = await team_wait(
+        u, ctx.policy, team.team_id, position=position, serving_agents=serving, now=ctx.now
+    )
+    ctx.trace.append(
+        TraceStep(
+            "queue",
+            team.team_id,
+            TraceOutcome.CHOSEN,
+            f"callback queued at position {position}, estimated wait {_minutes(wait)}",
+        )
+    )
+    return build.callback_decision(
+        ctx.policy,
+        request,
+        team=team,
+        ticket=ticket,
+        estimated_wait=wait,
+        tier=ctx.tier,
+        category=ctx.category,
+        complexity=ctx.complexity,
+        account_name=ctx.customer.account_name if ctx.customer else "",
+        caller_number=ctx.caller_key or "",
+        rule_id=rule_id,
+        decision_id=ctx.decision_id,
+        now=ctx.now,
+        trace=tuple(ctx.trace),
+    )
+
+
+def _minutes(wait: timedelta) -> str:
+    minutes = int(-(-wait.total_seconds() // 60))
+    return f"{minutes} min"
+
+
+def _specialist(ctx: _Context, team: Team, rule_id: str, agent: Agent) -> Decision:
+    return build.specialist_decision(
+        ctx.policy,
+        ctx.request,
+        team=team,
+        agent=agent,
+        tier=ctx.tier,
+        category=ctx.category,
+        complexity=ctx.complexity,
+        account_name=ctx.customer.account_name if ctx.customer else "",
+        caller_number=ctx.caller_key or "",
+        rule_id=rule_id,
+        decision_id=ctx.decision_id,
+        now=ctx.now,
+        trace=tuple(ctx.trace),
+    )
+
+
+def _team_line(ctx: _Context, team: Team, rule_id: str) -> Decision:
+    return build.team_line_decision(
+        ctx.policy,
+        ctx.request,
+        team=team,
+        tier=ctx.tier,
+        category=ctx.category,
+        complexity=ctx.complexity,
+        account_name=ctx.customer.account_name if ctx.customer else "",
+        caller_number=ctx.caller_key or "",
+        rule_id=rule_id,
+        decision_id=ctx.decision_id,
+        now=ctx.now,
+        trace=tuple(ctx.trace),
+    )
+
+
+def _fallback(ctx: _Context, reason: str) -> Decision:
+    ctx.trace.append(TraceStep("decision", "fallback", TraceOutcome.CHOSEN, reason))
+    return build.fallback_decision(
+        ctx.policy,
+        ctx.request,
+        reason=reason,
+        decision_id=ctx.decision_id,
+        now=ctx.now,
+        trace=tuple(ctx.trace),
+        tier=ctx.tier,
+        complexity=ctx.complexity,
+        category=ctx.category,
+    )

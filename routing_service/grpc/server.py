@@ -1,0 +1,200 @@
+"""Bootstrap of the routing gRPC server: `RoutingServer(settings).start()` / `.stop(grace)`, and `serve()`
+for `escalade routing serve`.
+
+On start: open the store (which applies the migrations), load the policy, serve `RoutingService` plus the
+standard health (`grpc.health.v1`, SERVING once started) and reflection services, then run the policy
+watcher (file change + SIGHUP) and the sweeper. On stop: health NOT_SERVING, availability streams ended,
+in-flight RPCs given `grace` seconds, background tasks cancelled, store closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, MutableMapping
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from routing_service.app.availability import AvailabilityBroadcaster
+from routing_service.app.policy_source import PolicySource
+from routing_service.app.ports import UnitOfWorkFactory
+from routing_service.app.sweeper import run_sweeper
+from routing_service.domain.phone import mask_numbers_in_text
+from routing_service.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
+from routing_service.grpc.servicer import RoutingServicer, utc_now
+from routing_service.settings import RoutingSettings
+from routing_service.store.store import Store
+
+__all__ = ["SERVICE_NAME", "RoutingServer", "configure_logging", "serve"]
+
+SERVICE_NAME: str = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
+
+log = structlog.get_logger(__name__)
+
+
+class RoutingServer:
+    """One routing service instance: gRPC server, store, policy, availability broadcaster, sweeper."""
+
+    def __init__(
+        self,
+        settings: RoutingSettings,
+        *,
+        policies: PolicySource | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        watch_policy: bool = True,
+        run_sweeps: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.policies = policies
+        self.clock = clock
+        self.events = AvailabilityBroadcaster()
+        self.health = health.aio.HealthServicer()
+        self.store: Store | None = None
+        self.port = 0
+        self._server: grpc.aio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._watch_policy = watch_policy
+        self._run_sweeps = run_sweeps
+
+    @property
+    def uow(self) -> UnitOfWorkFactory:
+        """The store's unit-of-work factory, typed as the port (SqlUnitOfWork's repositories are concrete
+        classes, which mypy will not match to the Protocol's mutable attributes)."""
+        if self.store is None:
+            raise RuntimeError("the routing server is not started")
+        return cast(UnitOfWorkFactory, self.store.uow)
+
+    @property
+    def address(self) -> str:
+        host = self.settings.routing_address.rsplit(":", 1)[0]
+        return f"{host}:{self.port}"
+
+    async def start(self) -> int:
+        """Start serving; returns the bound port (useful with port 0)."""
+        if self.policies is None:
+            self.policies = PolicySource.load(self.settings.policy)
+        self.store = await Store.open(self.settings.database_url)
+        try:
+            servicer = RoutingServicer(
+                uow=self.uow, policies=self.policies, events=self.events, clock=self.clock
+            )
+            size = self.settings.max_message_bytes
+            server = grpc.aio.server(
+                options=[
+                    ("grpc.max_receive_message_length", size),
+                    ("grpc.max_send_message_length", size),
+                    ("grpc.so_reuseport", 0),
+                ]
+            )
+            routing_pb2_grpc.add_RoutingServiceServicer_to_server(servicer, server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+            reflection.enable_server_reflection(
+                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+            )
+            self.port = server.add_insecure_port(self.settings.routing_address)
+            if self.port == 0:
+                raise OSError(f"cannot listen on {self.settings.routing_address}")
+            await server.start()
+        except BaseException:
+            await self.store.close()
+            self.store = None
+            raise
+        self._server = server
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        if self._watch_policy and self.policies.path is not None:
+            self._tasks.append(asyncio.create_task(self.policies.watch(self.settings.policy_poll_seconds)))
+        if self._run_sweeps:
+            ttl = self.settings.callback_ttl_seconds
+            self._tasks.append(
+                asyncio.create_task(
+                    run_sweeper(
+                        uow=self.uow,
+                        policies=self.policies,
+                        clock=self.clock,
+                        interval=self.settings.sweep_interval_seconds,
+                        callback_ttl=timedelta(seconds=ttl) if ttl else None,
+                        events=self.events,
+                    )
+                )
+            )
+        log.info("routing_started", address=self.address, policy=self.policies.current.name)
+        return self.port
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Graceful: NOT_SERVING first, then `grace` seconds for in-flight calls."""
+        if self._server is None:
+            return
+        await self.health.enter_graceful_shutdown()
+        self.events.close()
+        await self._server.stop(self.settings.shutdown_grace_seconds if grace is None else grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._server = None
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+        log.info("routing_stopped")
+
+
+def _mask_phone_numbers(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = mask_numbers_in_text(value)
+    return event_dict
+
+
+def configure_logging(*, json: bool, level: str = "info") -> None:
+    """structlog to stderr: context vars, level, UTC ISO time, masked phone numbers, JSON or console."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _mask_phone_numbers,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), 20)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+async def serve(settings: RoutingSettings) -> None:
+    """Run until SIGTERM/SIGINT, then stop gracefully (the CLI's `escalade routing serve`)."""
+    server = RoutingServer(settings)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stopping.set)
+    assert server.policies is not None
+    server.policies.install_sighup(loop)
+    try:
+        await stopping.wait()
+    finally:
+        log.info("routing_stopping")
+        await server.stop(settings.shutdown_grace_seconds)

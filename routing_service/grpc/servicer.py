@@ -1,0 +1,228 @@
+"""`RoutingService` over gRPC: each method maps the request to domain types, runs the use case, maps back.
+
+Errors are turned into statuses by `routing_service.grpc.errors.map_errors` (one place).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+
+from routing_service.app import agents, assignments, callbacks, customers, decisions
+from routing_service.app.availability import AvailabilityBroadcaster
+from routing_service.app.callbacks import ClaimOutcome
+from routing_service.app.policy_source import PolicySource
+from routing_service.app.ports import UnitOfWorkFactory
+from routing_service.app.resolve import new_decision_id, resolve_escalation
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from routing_service.grpc import mapping
+from routing_service.grpc.errors import map_errors
+
+__all__ = ["RoutingServicer", "utc_now"]
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_CLAIM_TO_PB = {
+    ClaimOutcome.RESERVED: pb.CLAIM_OUTCOME_RESERVED,
+    ClaimOutcome.NOT_AT_HEAD: pb.CLAIM_OUTCOME_NOT_AT_HEAD,
+    ClaimOutcome.NO_SPECIALIST_FREE: pb.CLAIM_OUTCOME_NO_SPECIALIST_FREE,
+    ClaimOutcome.ALREADY_FINISHED: pb.CLAIM_OUTCOME_ALREADY_FINISHED,
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
+    """Thin adapter from gRPC to the use cases in `routing_service.app`."""
+
+    def __init__(
+        self,
+        *,
+        uow: UnitOfWorkFactory,
+        policies: PolicySource,
+        events: AvailabilityBroadcaster,
+        clock: Callable[[], datetime] = utc_now,
+        new_id: Callable[[], str] = new_decision_id,
+    ) -> None:
+        self.uow = uow
+        self.policies = policies
+        self.events = events
+        self.clock = clock
+        self.new_id = new_id
+
+    @map_errors
+    async def ResolveEscalation(
+        self, request: pb.ResolveEscalationRequest, context: Context
+    ) -> pb.ResolveEscalationResponse:
+        decision = await resolve_escalation(
+            mapping.escalation_from_pb(request),
+            uow=self.uow,
+            policy=self.policies.current,
+            now=self.clock(),
+            new_id=self.new_id,
+        )
+        return pb.ResolveEscalationResponse(decision=mapping.decision_to_pb(decision))
+
+    @map_errors
+    async def ReleaseAssignment(
+        self, request: pb.ReleaseAssignmentRequest, context: Context
+    ) -> pb.ReleaseAssignmentResponse:
+        released, agent_id = await assignments.release_assignment(
+            request.call_id, request.reason, uow=self.uow, now=self.clock(), events=self.events
+        )
+        return pb.ReleaseAssignmentResponse(released=released, agent_id=agent_id)
+
+    @map_errors
+    async def GetDecision(self, request: pb.GetDecisionRequest, context: Context) -> pb.GetDecisionResponse:
+        decision = await decisions.get_decision(request.call_id, uow=self.uow)
+        return pb.GetDecisionResponse(decision=mapping.decision_to_pb(decision))
+
+    @map_errors
+    async def ListDecisions(
+        self, request: pb.ListDecisionsRequest, context: Context
+    ) -> pb.ListDecisionsResponse:
+        found, token = await decisions.list_decisions(
+            team_id=request.team_id,
+            kind=mapping.kind_from_pb(request.kind),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            uow=self.uow,
+        )
+        return pb.ListDecisionsResponse(
+            decisions=[mapping.decision_to_pb(d) for d in found], next_page_token=token
+        )
+
+    @map_errors
+    async def UpsertCustomer(
+        self, request: pb.UpsertCustomerRequest, context: Context
+    ) -> pb.UpsertCustomerResponse:
+        stored, created = await customers.upsert_customer(
+            mapping.customer_from_pb(request.customer), uow=self.uow, now=self.clock()
+        )
+        return pb.UpsertCustomerResponse(customer=mapping.customer_to_pb(stored), created=created)
+
+    @map_errors
+    async def GetCustomer(self, request: pb.GetCustomerRequest, context: Context) -> pb.GetCustomerResponse:
+        customer = await customers.get_customer(request.number, uow=self.uow)
+        return pb.GetCustomerResponse(customer=mapping.customer_to_pb(customer))
+
+    @map_errors
+    async def RecordEscalationOutcome(
+        self, request: pb.RecordEscalationOutcomeRequest, context: Context
+    ) -> pb.RecordEscalationOutcomeResponse:
+        customer, counted = await customers.record_outcome(
+            request.call_id, request.agent_id, uow=self.uow, policy=self.policies.current, now=self.clock()
+        )
+        return pb.RecordEscalationOutcomeResponse(customer=mapping.customer_to_pb(customer), counted=counted)
+
+    @map_errors
+    async def UpsertAgent(self, request: pb.UpsertAgentRequest, context: Context) -> pb.UpsertAgentResponse:
+        agent, status_given = mapping.agent_from_pb(request.agent)
+        stored, created = await agents.upsert_agent(
+            agent, status_given=status_given, uow=self.uow, now=self.clock(), events=self.events
+        )
+        return pb.UpsertAgentResponse(agent=mapping.agent_to_pb(stored), created=created)
+
+    @map_errors
+    async def SetAgentStatus(
+        self, request: pb.SetAgentStatusRequest, context: Context
+    ) -> pb.SetAgentStatusResponse:
+        agent = await agents.set_agent_status(
+            request.agent_id,
+            mapping.agent_status_from_pb(request.status),
+            uow=self.uow,
+            now=self.clock(),
+            events=self.events,
+        )
+        return pb.SetAgentStatusResponse(agent=mapping.agent_to_pb(agent))
+
+    @map_errors
+    async def ListAgents(self, request: pb.ListAgentsRequest, context: Context) -> pb.ListAgentsResponse:
+        found, token = await agents.list_agents(
+            team_id=request.team_id,
+            status=mapping.agent_status_from_pb(request.status),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            uow=self.uow,
+        )
+        return pb.ListAgentsResponse(agents=[mapping.agent_to_pb(a) for a in found], next_page_token=token)
+
+    @map_errors
+    async def GetQueueStatus(
+        self, request: pb.GetQueueStatusRequest, context: Context
+    ) -> pb.GetQueueStatusResponse:
+        teams = await callbacks.queue_status(
+            request.team_id, uow=self.uow, policy=self.policies.current, now=self.clock()
+        )
+        out = []
+        for t in teams:
+            msg = pb.TeamQueueStatus(
+                team_id=t.team_id,
+                display_name=t.display_name,
+                waiting_callbacks=t.stats.waiting_callbacks,
+                available_agents=t.stats.available_agents,
+                total_agents=t.stats.total_agents,
+                active_assignments=t.stats.active_assignments,
+                estimated_wait=mapping.duration_to_pb(t.estimated_wait),
+            )
+            if t.stats.oldest_waiting_since is not None:
+                msg.oldest_waiting_since.CopyFrom(mapping.timestamp_to_pb(t.stats.oldest_waiting_since))
+            out.append(msg)
+        return pb.GetQueueStatusResponse(teams=out)
+
+    @map_errors
+    async def ListCallbacks(
+        self, request: pb.ListCallbacksRequest, context: Context
+    ) -> pb.ListCallbacksResponse:
+        tickets = await callbacks.list_callbacks(
+            team_id=request.team_id, state=mapping.callback_state_from_pb(request.state), uow=self.uow
+        )
+        return pb.ListCallbacksResponse(callbacks=[mapping.callback_to_pb(t) for t in tickets])
+
+    @map_errors
+    async def WatchAvailability(
+        self, request: pb.WatchAvailabilityRequest, context: Context
+    ) -> AsyncIterator[pb.WatchAvailabilityResponse]:
+        with self.events.subscribe(request.team_ids) as subscription:
+            async for event in subscription:
+                yield pb.WatchAvailabilityResponse(
+                    team_id=event.team_id,
+                    agent_id=event.agent_id,
+                    free_slots=event.free_slots,
+                    at=mapping.timestamp_to_pb(event.at),
+                )
+
+    @map_errors
+    async def ClaimCallback(
+        self, request: pb.ClaimCallbackRequest, context: Context
+    ) -> pb.ClaimCallbackResponse:
+        hold = mapping.duration_from_pb(request.hold_for) if request.HasField("hold_for") else None
+        result = await callbacks.claim_callback(
+            request.call_id, hold or None, uow=self.uow, policy=self.policies.current, now=self.clock()
+        )
+        response = pb.ClaimCallbackResponse(
+            outcome=_CLAIM_TO_PB[result.outcome], callback=mapping.callback_to_pb(result.callback)
+        )
+        if result.agent is not None:
+            response.agent.CopyFrom(mapping.agent_to_pb(result.agent))
+        return response
+
+    @map_errors
+    async def FinishCallback(
+        self, request: pb.FinishCallbackRequest, context: Context
+    ) -> pb.FinishCallbackResponse:
+        ticket = await callbacks.finish_callback(
+            request.call_id,
+            mapping.callback_state_from_pb(request.state),
+            request.note,
+            uow=self.uow,
+            now=self.clock(),
+            events=self.events,
+        )
+        return pb.FinishCallbackResponse(callback=mapping.callback_to_pb(ticket))

@@ -1,0 +1,53 @@
+"""A real routing server per test: grpc.aio on 127.0.0.1:0, a real store (SQLite file and PostgreSQL via
+`database_url`), the TechCorp policy; tests talk to it only through the generated stub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from routing_service.grpc.server import RoutingServer
+from routing_service.settings import RoutingSettings
+
+REPO = Path(__file__).resolve().parents[2]
+TECHCORP = REPO / "examples" / "techcorp.yaml"
+
+
+@dataclass
+class Routing:
+    server: RoutingServer
+    channel: grpc.aio.Channel
+    stub: routing_pb2_grpc.RoutingServiceStub
+    database_url: str
+
+
+def routing_settings(database_url: str, policy: Path = TECHCORP, **extra: object) -> RoutingSettings:
+    return RoutingSettings(
+        database_url=database_url,
+        policy=policy,
+        routing_address="127.0.0.1:0",
+        shutdown_grace_seconds=1.0,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def routing(database_url: str) -> AsyncIterator[Routing]:
+    server = RoutingServer(routing_settings(database_url), watch_policy=False, run_sweeps=False)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield Routing(server, channel, routing_pb2_grpc.RoutingServiceStub(channel), database_url)
+    finally:
+        await channel.close()
+        await server.stop(0.5)
+
+
+@pytest.fixture
+def stub(routing: Routing) -> routing_pb2_grpc.RoutingServiceStub:
+    return routing.stub
