@@ -1,0 +1,24 @@
+"""SQLAlchemy (async) implementation of `routing_service.app.ports`: SQLite by default, PostgreSQL
+via asyncpg.
+
+Modules: `engine` (engine setup), `tables` (schema), `migrate` (Alembic, packaged in `migrations/`),
+one module per repository (`customers`, `agents`, `assignments`, `decisions`, `callbacks`),
+`unit_of_work` and the `Store` convenience in `store`.
+"""
+
+from __future__ import annotations
+
+from routing_service.store.engine import DEFAULT_DATABASE_URL, create_engine
+from routing_service.store.migrate import upgrade
+from routing_service.store.store import Store
+from routing_service.store.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory, sql_uow_factory
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "SqlUnitOfWork",
+    "SqlUnitOfWorkFactory",
+    "Store",
+    "create_engine",
+    "sql_uow_factory",
+    "upgrade",
+]

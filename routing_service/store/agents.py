@@ -1,0 +1,245 @@
+"""Specialists: profile, team membership, status and load (the counters `assignments` maintains)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, case, delete, exists, func, insert, literal, literal_column, select, update
+from sqlalchemy.sql import ColumnElement
+
+from routing_service.app.ports import TeamStats
+from routing_service.domain.models import Agent, AgentStatus, CallbackState, Complexity, Destination
+from routing_service.store.base import SqlRepository
+from routing_service.store.tables import agent_teams, agents, callbacks
+
+__all__ = ["SqlAgentRepository", "agent_from_row"]
+
+# Literal (not a bound parameter) so that both planners can match the partial dispatch index's WHERE clause.
+_AVAILABLE: ColumnElement[str] = literal_column("'available'", String)
+
+
+def agent_from_row(row: Any, team_ids: Sequence[str]) -> Agent:
+    """Map an `agents` row plus its team ids (in declared order) to the domain `Agent`."""
+    return Agent(
+        agent_id=row.agent_id,
+        display_name=row.display_name,
+        destination=Destination(
+            number=row.dest_number, sip_uri=row.dest_sip_uri, extension=row.dest_extension
+        ),
+        team_ids=tuple(team_ids),
+        skills=frozenset(row.skills or ()),
+        max_complexity=Complexity(row.max_complexity),
+        capacity=row.capacity,
+        status=AgentStatus(row.status),
+        active_assignments=row.active_assignments,
+        idle_since=row.idle_since,
+        updated_at=row.updated_at,
+    )
+
+
+def _profile(agent: Agent, now: datetime) -> dict[str, Any]:
+    return {
+        "display_name": agent.display_name,
+        "dest_number": agent.destination.number,
+        "dest_sip_uri": agent.destination.sip_uri,
+        "dest_extension": agent.destination.extension,
+        "skills": sorted(agent.skills),
+        "max_complexity": int(agent.max_complexity),
+        "capacity": agent.capacity,
+        "status": str(agent.status),
+        "updated_at": now,
+    }
+
+
+def _member_of(team_id: str) -> Any:
+    return exists().where(agent_teams.c.agent_id == agents.c.agent_id, agent_teams.c.team_id == team_id)
+
+
+class SqlAgentRepository(SqlRepository):
+    """`ports.AgentRepository` on SQL."""
+
+    async def _team_ids(self, agent_ids: Iterable[str]) -> dict[str, list[str]]:
+        ids = list(dict.fromkeys(agent_ids))
+        teams: dict[str, list[str]] = defaultdict(list)
+        if not ids:
+            return teams
+        rows = await self._execute(
+            select(agent_teams.c.agent_id, agent_teams.c.team_id)
+            .where(agent_teams.c.agent_id.in_(ids))
+            .order_by(agent_teams.c.agent_id, agent_teams.c.position)
+        )
+        for row in rows:
+            teams[row.agent_id].append(row.team_id)
+        return teams
+
+    async def _agents(self, rows: Sequence[Any]) -> list[Agent]:
+        teams = await self._team_ids(row.agent_id for row in rows)
+        return [agent_from_row(row, teams.get(row.agent_id, ())) for row in rows]
+
+    async def get(self, agent_id: str) -> Agent | None:
+        """The agent, or None."""
+        rows = (await self._execute(select(agents).where(agents.c.agent_id == agent_id))).all()
+        found = await self._agents(rows)
+        return found[0] if found else None
+
+    async def upsert(self, agent: Agent, now: datetime) -> tuple[Agent, bool]:
+        """Create or replace the profile and team membership; an existing agent keeps its load counters
+        (`active_assignments`, `idle_since`). Returns (stored, created)."""
+        profile = _profile(agent, now)
+        current = (
+            await self._execute(
+                select(agents.c.active_assignments, agents.c.idle_since)
+                .where(agents.c.agent_id == agent.agent_id)
+                .with_for_update()
+            )
+        ).first()
+        if current is None:
+            created = True
+            active, idle_since = 0, agent.idle_since
+            await self._execute(
+                insert(agents).values(
+                    agent_id=agent.agent_id, active_assignments=0, idle_since=idle_since, **profile
+                )
+            )
+        else:
+            created = False
+            active, idle_since = current.active_assignments, current.idle_since
+            await self._execute(update(agents).where(agents.c.agent_id == agent.agent_id).values(profile))
+            await self._execute(delete(agent_teams).where(agent_teams.c.agent_id == agent.agent_id))
+        team_ids = tuple(dict.fromkeys(agent.team_ids))
+        if team_ids:
+            await self._execute(
+                insert(agent_teams),
+                [
+                    {"agent_id": agent.agent_id, "team_id": team_id, "position": position}
+                    for position, team_id in enumerate(team_ids)
+                ],
+            )
+        stored = replace(
+            agent, team_ids=team_ids, active_assignments=active, idle_since=idle_since, updated_at=now
+        )
+        return stored, created
+
+    async def set_status(self, agent_id: str, status: AgentStatus, now: datetime) -> Agent | None:
+        """Set the status; becoming AVAILABLE sets `idle_since` when it was unset. None when unknown."""
+        idle_since: Any = agents.c.idle_since
+        if status is AgentStatus.AVAILABLE:
+            idle_since = func.coalesce(agents.c.idle_since, literal(now, agents.c.idle_since.type))
+        result = await self._execute(
+            update(agents)
+            .where(agents.c.agent_id == agent_id)
+            .values(status=str(status), updated_at=now, idle_since=idle_since)
+        )
+        if result.rowcount == 0:
+            return None
+        return await self.get(agent_id)
+
+    async def page(
+        self, *, team_id: str | None, status: AgentStatus | None, limit: int, after_id: str | None
+    ) -> list[Agent]:
+        """Agents ordered by agent_id, optionally of one team and status, after the `after_id` cursor."""
+        query = select(agents).order_by(agents.c.agent_id).limit(max(0, limit))
+        if team_id is not None:
+            query = query.where(_member_of(team_id))
+        if status is not None:
+            query = query.where(agents.c.status == str(status))
+        if after_id is not None:
+            query = query.where(agents.c.agent_id > after_id)
+        return await self._agents((await self._execute(query)).all())
+
+    async def count_in_team(self, team_id: str) -> int:
+        """How many agents are members of the team (whatever their status)."""
+        query = select(func.count()).select_from(agent_teams).where(agent_teams.c.team_id == team_id)
+        return int((await self._execute(query)).scalar_one())
+
+    async def candidates(self, team_id: str, min_complexity: Complexity, limit: int) -> list[Agent]:
+        """Available team members with a free slot and max_complexity >= min_complexity, least busy first,
+        then longest idle (never idle first), then agent_id; at most `limit`.
+
+        Walks the partial dispatch index (see tables.py) in order and stops at LIMIT: cost depends on how
+        many free agents precede the hits, not on the number of agents on record.
+        """
+        dialect = await self._dialect()
+        # SQLite sorts NULLs first already (and then matches the index order); PostgreSQL must be told.
+        idle_order = agents.c.idle_since.nulls_first() if dialect == "postgresql" else agents.c.idle_since
+        query = (
+            select(agents)
+            .where(
+                agents.c.status == _AVAILABLE,
+                agents.c.active_assignments < agents.c.capacity,
+                agents.c.max_complexity >= int(min_complexity),
+                _member_of(team_id),
+            )
+            .order_by(agents.c.active_assignments, idle_order, agents.c.agent_id)
+            .limit(max(0, limit))
+        )
+        return await self._agents((await self._execute(query)).all())
+
+    async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
+        """Up to `limit` team members not in `exclude`, by agent_id (for the decision trace)."""
+        query = (
+            select(agents)
+            .join(agent_teams, agent_teams.c.agent_id == agents.c.agent_id)
+            .where(agent_teams.c.team_id == team_id)
+            .order_by(agent_teams.c.agent_id)
+            .limit(max(0, limit))
+        )
+        if exclude:
+            query = query.where(agent_teams.c.agent_id.not_in(sorted(exclude)))
+        return await self._agents((await self._execute(query)).all())
+
+    async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]:
+        """Load per team in two grouped queries: agents (total, available with a free slot, active
+        assignments) and WAITING callbacks (count, oldest enqueued_at). Unknown teams get zeros."""
+        wanted = list(dict.fromkeys(team_ids))
+        if not wanted:
+            return {}
+        free = case(
+            (
+                (agents.c.status == str(AgentStatus.AVAILABLE))
+                & (agents.c.active_assignments < agents.c.capacity),
+                1,
+            ),
+            else_=0,
+        )
+        agent_rows = await self._execute(
+            select(
+                agent_teams.c.team_id,
+                func.count().label("total"),
+                func.coalesce(func.sum(free), 0).label("free"),
+                func.coalesce(func.sum(agents.c.active_assignments), 0).label("active"),
+            )
+            .join(agents, agents.c.agent_id == agent_teams.c.agent_id)
+            .where(agent_teams.c.team_id.in_(wanted))
+            .group_by(agent_teams.c.team_id)
+        )
+        load = {row.team_id: (int(row.total), int(row.free), int(row.active)) for row in agent_rows}
+        callback_rows = await self._execute(
+            select(
+                callbacks.c.team_id,
+                func.count().label("waiting"),
+                func.min(callbacks.c.enqueued_at).label("oldest"),
+            )
+            .where(callbacks.c.team_id.in_(wanted), callbacks.c.state == str(CallbackState.WAITING))
+            .group_by(callbacks.c.team_id)
+        )
+        waiting: dict[str, tuple[int, datetime | None]] = {
+            row.team_id: (int(row.waiting), row.oldest) for row in callback_rows
+        }
+        stats: dict[str, TeamStats] = {}
+        for team in wanted:
+            total, available, active = load.get(team, (0, 0, 0))
+            count, oldest = waiting.get(team, (0, None))
+            stats[team] = TeamStats(
+                team_id=team,
+                total_agents=total,
+                available_agents=available,
+                active_assignments=active,
+                waiting_callbacks=count,
+                oldest_waiting_since=oldest,
+            )
+        return stats

@@ -1,0 +1,164 @@
+"""Reservations of specialist slots: atomic take, idempotent release, expiry and handle-time statistics.
+
+Atomicity comes from the database, never from a Python lock: `reserve` is one conditional UPDATE
+(`... WHERE status = 'available' AND active_assignments < capacity`) whose row count says whether this
+transaction won the slot. PostgreSQL row-locks the agent and re-checks the condition after a concurrent
+winner commits; SQLite serialises writers (BEGIN IMMEDIATE). The partial unique index
+`uq_assignments_active_call` allows one ACTIVE assignment per (call, purpose).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, case, exists, extract, func, literal, literal_column, select, update
+from sqlalchemy.sql import ColumnElement
+
+from routing_service.app.ports import Released
+from routing_service.domain.errors import Conflict
+from routing_service.store.base import SqlRepository
+from routing_service.store.tables import UtcDateTime, agent_teams, agents, assignments
+
+__all__ = ["ACTIVE", "RELEASED", "SqlAssignmentRepository"]
+
+ACTIVE = "active"
+RELEASED = "released"
+_ACTIVE_LITERAL: ColumnElement[str] = literal_column(
+    "'active'", String
+)  # literal so the partial indexes on state = 'active' apply
+
+
+class SqlAssignmentRepository(SqlRepository):
+    """`ports.AssignmentRepository` on SQL."""
+
+    async def reserve(
+        self, *, agent_id: str, call_id: str, purpose: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        """Take one slot of the agent in the current transaction; False when none was free (or the agent is
+        not available / unknown). Raises `Conflict` when the call already holds an active assignment for
+        this purpose (the slot just taken is given back first)."""
+        won = await self._execute(
+            update(agents)
+            .where(
+                agents.c.agent_id == agent_id,
+                agents.c.status == "available",
+                agents.c.active_assignments < agents.c.capacity,
+            )
+            .values(active_assignments=agents.c.active_assignments + 1, updated_at=now)
+        )
+        if won.rowcount != 1:
+            return False
+        inserted = await self._execute(
+            (await self._insert(assignments))
+            .values(
+                call_id=call_id,
+                purpose=purpose,
+                agent_id=agent_id,
+                state=ACTIVE,
+                reserved_at=now,
+                expires_at=expires_at,
+                released_at=None,
+                release_reason="",
+            )
+            .on_conflict_do_nothing()
+        )
+        if inserted.rowcount != 1:
+            await self._execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id)
+                .values(active_assignments=agents.c.active_assignments - 1)
+            )
+            raise Conflict(f"call {call_id} already holds an active {purpose} assignment")
+        return True
+
+    async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:
+        """Release the call's active assignment for `purpose` and give the slot back (never below zero);
+        an agent left with no active assignment becomes idle since `now`. None when nothing was active."""
+        released = (
+            await self._execute(
+                update(assignments)
+                .where(
+                    assignments.c.call_id == call_id,
+                    assignments.c.purpose == purpose,
+                    assignments.c.state == _ACTIVE_LITERAL,
+                )
+                .values(state=RELEASED, released_at=now, release_reason=reason[:256])
+                .returning(assignments.c.agent_id)
+            )
+        ).first()
+        if released is None:
+            return None
+        agent_id: str = released.agent_id
+        after = (
+            await self._execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id)
+                .values(
+                    active_assignments=case(
+                        (agents.c.active_assignments > 0, agents.c.active_assignments - 1), else_=0
+                    ),
+                    idle_since=case(
+                        (agents.c.active_assignments <= 1, literal(now, UtcDateTime())),
+                        else_=agents.c.idle_since,
+                    ),
+                    updated_at=now,
+                )
+                .returning(agents.c.capacity, agents.c.active_assignments)
+            )
+        ).first()
+        free_slots = 0 if after is None else max(0, after.capacity - after.active_assignments)
+        teams = await self._execute(
+            select(agent_teams.c.team_id)
+            .where(agent_teams.c.agent_id == agent_id)
+            .order_by(agent_teams.c.position)
+        )
+        return Released(
+            call_id=call_id,
+            agent_id=agent_id,
+            team_ids=tuple(teams.scalars()),
+            free_slots=free_slots,
+        )
+
+    async def active_for_call(self, call_id: str, purpose: str) -> str | None:
+        """The agent holding the call's active assignment for `purpose`, if any."""
+        query = select(assignments.c.agent_id).where(
+            assignments.c.call_id == call_id,
+            assignments.c.purpose == purpose,
+            assignments.c.state == _ACTIVE_LITERAL,
+        )
+        found: str | None = (await self._execute(query)).scalar_one_or_none()
+        return found
+
+    async def expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """(call_id, purpose) of active assignments whose `expires_at` is at or before `now`, oldest first."""
+        query = (
+            select(assignments.c.call_id, assignments.c.purpose)
+            .where(assignments.c.state == _ACTIVE_LITERAL, assignments.c.expires_at <= now)
+            .order_by(assignments.c.expires_at, assignments.c.assignment_id)
+            .limit(max(0, limit))
+        )
+        return [(row.call_id, row.purpose) for row in await self._execute(query)]
+
+    async def recent_handle_time(self, team_id: str, since: datetime) -> timedelta | None:
+        """Mean (released_at - reserved_at) of the team's live assignments released at or after `since`;
+        None when there were none."""
+        seconds: ColumnElement[Any]
+        if await self._dialect() == "postgresql":
+            seconds = extract("epoch", assignments.c.released_at - assignments.c.reserved_at)
+        else:
+            seconds = (
+                func.julianday(assignments.c.released_at) - func.julianday(assignments.c.reserved_at)
+            ) * 86400.0
+        query = select(func.avg(seconds)).where(
+            assignments.c.purpose == "live",
+            assignments.c.state == RELEASED,
+            assignments.c.released_at >= since,
+            exists().where(
+                agent_teams.c.agent_id == assignments.c.agent_id, agent_teams.c.team_id == team_id
+            ),
+        )
+        mean = (await self._execute(query)).scalar_one_or_none()
+        if mean is None:
+            return None
+        return timedelta(seconds=max(0.0, float(mean)))

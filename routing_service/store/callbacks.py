@@ -1,0 +1,193 @@
+"""The per-team callback queue. Order: RESERVED tickets first (they are being served), then WAITING ones by
+`service_key` (priority head start with aging baked in), `enqueued_at`, `call_id`. Positions are computed
+when read, never stored, so they can't go stale.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.sql import ColumnElement
+
+from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
+from routing_service.domain.models import CallbackState, CallbackTicket, Complexity
+from routing_service.store.base import SqlRepository
+from routing_service.store.tables import callbacks
+
+__all__ = ["SqlCallbackRepository", "ticket_from_row"]
+
+_OPEN = (str(CallbackState.WAITING), str(CallbackState.RESERVED))
+_RESERVED_FIRST = case((callbacks.c.state == str(CallbackState.RESERVED), 0), else_=1)
+_SERVICE_ORDER = (_RESERVED_FIRST, callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
+
+
+def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
+    """Map a `callbacks` row to the domain ticket."""
+    return CallbackTicket(
+        call_id=row.call_id,
+        team_id=row.team_id,
+        state=CallbackState(row.state),
+        caller_number=row.caller_number,
+        tier=row.tier,
+        issue_category=row.issue_category,
+        effective_complexity=Complexity(row.effective_complexity),
+        priority=row.priority,
+        service_key=row.service_key,
+        enqueued_at=row.enqueued_at,
+        decision_id=row.decision_id,
+        customer_context=row.customer_context,
+        escalation_reason=row.escalation_reason,
+        agent_id=row.agent_id,
+        reserved_until=row.reserved_until,
+        finished_at=row.finished_at,
+        note=row.note,
+        position=position,
+    )
+
+
+def _ahead_of_ticket(row: Any) -> ColumnElement[bool]:
+    """Open tickets of the same team served before the ticket in `row`."""
+    same_state_before = and_(
+        callbacks.c.state == row.state,
+        or_(
+            callbacks.c.service_key < row.service_key,
+            and_(
+                callbacks.c.service_key == row.service_key,
+                or_(
+                    callbacks.c.enqueued_at < row.enqueued_at,
+                    and_(callbacks.c.enqueued_at == row.enqueued_at, callbacks.c.call_id < row.call_id),
+                ),
+            ),
+        ),
+    )
+    if row.state == str(CallbackState.WAITING):
+        return or_(callbacks.c.state == str(CallbackState.RESERVED), same_state_before)
+    return same_state_before
+
+
+class SqlCallbackRepository(SqlRepository):
+    """`ports.CallbackRepository` on SQL."""
+
+    async def _with_position(self, row: Any) -> CallbackTicket:
+        if row.state not in _OPEN:
+            return ticket_from_row(row)
+        query = (
+            select(func.count())
+            .select_from(callbacks)
+            .where(callbacks.c.team_id == row.team_id, callbacks.c.state.in_(_OPEN), _ahead_of_ticket(row))
+        )
+        ahead = int((await self._execute(query)).scalar_one())
+        return ticket_from_row(row, position=ahead + 1)
+
+    async def _row(self, call_id: str) -> Any:
+        return (await self._execute(select(callbacks).where(callbacks.c.call_id == call_id))).first()
+
+    async def enqueue(self, ticket: CallbackTicket) -> CallbackTicket:
+        """Insert the ticket as WAITING; when the call already has one, return that one unchanged."""
+        insert = (await self._insert(callbacks)).values(
+            call_id=ticket.call_id,
+            team_id=ticket.team_id,
+            state=str(CallbackState.WAITING),
+            caller_number=ticket.caller_number,
+            tier=ticket.tier,
+            issue_category=ticket.issue_category,
+            effective_complexity=int(ticket.effective_complexity),
+            priority=ticket.priority,
+            service_key=ticket.service_key,
+            enqueued_at=ticket.enqueued_at,
+            decision_id=ticket.decision_id,
+            customer_context=ticket.customer_context,
+            escalation_reason=ticket.escalation_reason,
+            agent_id=None,
+            reserved_until=None,
+            finished_at=None,
+            note=ticket.note,
+        )
+        await self._execute(insert.on_conflict_do_nothing())
+        return await self._with_position(await self._row(ticket.call_id))
+
+    async def get(self, call_id: str) -> CallbackTicket | None:
+        """The call's ticket with its position when open, or None."""
+        row = await self._row(call_id)
+        return None if row is None else await self._with_position(row)
+
+    async def open_in_team(self, team_id: str, limit: int) -> list[CallbackTicket]:
+        """The team's open tickets in service order, positions 1, 2, ..."""
+        query = (
+            select(callbacks)
+            .where(callbacks.c.team_id == team_id, callbacks.c.state.in_(_OPEN))
+            .order_by(*_SERVICE_ORDER)
+            .limit(max(0, limit))
+        )
+        rows = (await self._execute(query)).all()
+        return [ticket_from_row(row, position=index) for index, row in enumerate(rows, start=1)]
+
+    async def ahead_of(self, team_id: str, service_key: float) -> int:
+        """How many open tickets of the team would be served before a new WAITING ticket with this key:
+        every RESERVED one, and WAITING ones with a key at or below it (they were enqueued earlier)."""
+        query = (
+            select(func.count())
+            .select_from(callbacks)
+            .where(
+                callbacks.c.team_id == team_id,
+                or_(
+                    callbacks.c.state == str(CallbackState.RESERVED),
+                    and_(
+                        callbacks.c.state == str(CallbackState.WAITING),
+                        callbacks.c.service_key <= service_key,
+                    ),
+                ),
+            )
+        )
+        return int((await self._execute(query)).scalar_one())
+
+    async def find(
+        self, *, team_id: str | None, states: set[CallbackState], limit: int
+    ) -> list[CallbackTicket]:
+        """Tickets in the given states (all states when empty), optionally of one team, in service order;
+        open ones carry their position."""
+        query = select(callbacks).order_by(callbacks.c.team_id, *_SERVICE_ORDER).limit(max(0, limit))
+        if team_id is not None:
+            query = query.where(callbacks.c.team_id == team_id)
+        if states:
+            query = query.where(callbacks.c.state.in_(sorted(str(state) for state in states)))
+        rows = (await self._execute(query)).all()
+        return [await self._with_position(row) for row in rows]
+
+    async def mark_reserved(self, call_id: str, agent_id: str, until: datetime) -> CallbackTicket:
+        """Mark an open ticket RESERVED for `agent_id` until `until`. NotFound / Conflict (finished)."""
+        result = await self._execute(
+            update(callbacks)
+            .where(callbacks.c.call_id == call_id, callbacks.c.state.in_(_OPEN))
+            .values(state=str(CallbackState.RESERVED), agent_id=agent_id, reserved_until=until)
+        )
+        row = await self._row(call_id)
+        if row is None:
+            raise NotFound(f"no callback for call {call_id}")
+        if result.rowcount != 1:
+            raise Conflict(f"callback for call {call_id} is already {row.state}")
+        return await self._with_position(row)
+
+    async def finish(self, call_id: str, state: CallbackState, now: datetime, note: str) -> CallbackTicket:
+        """Move an open ticket to the terminal `state` with `finished_at = now` and `note`.
+
+        Finishing again with the same state returns the ticket unchanged (retries are safe); a different
+        terminal state on a finished ticket is a Conflict, an unknown call NotFound.
+        """
+        if state.is_open:
+            raise InvalidRequest(
+                f"{state} is not a terminal callback state", [("state", "must be a terminal state")]
+            )
+        result = await self._execute(
+            update(callbacks)
+            .where(callbacks.c.call_id == call_id, callbacks.c.state.in_(_OPEN))
+            .values(state=str(state), finished_at=now, note=note)
+        )
+        row = await self._row(call_id)
+        if row is None:
+            raise NotFound(f"no callback for call {call_id}")
+        if result.rowcount != 1 and row.state != str(state):
+            raise Conflict(f"callback for call {call_id} is already {row.state}")
+        return ticket_from_row(row)

@@ -1,0 +1,100 @@
+"""Customers: tier, account and escalation history, keyed by the normalised caller key."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from routing_service.domain.models import Customer
+from routing_service.store.base import SqlRepository
+from routing_service.store.tables import customer_outcomes, customers
+
+__all__ = ["SqlCustomerRepository"]
+
+DEFAULT_TIER = "standard"
+
+
+def _customer(row: Any) -> Customer:
+    return Customer(
+        number=row.number,
+        tier=row.tier,
+        account_name=row.account_name,
+        previous_escalations=row.previous_escalations,
+        last_agent_id=row.last_agent_id,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlCustomerRepository(SqlRepository):
+    """`ports.CustomerRepository` on SQL."""
+
+    async def get(self, number: str) -> Customer | None:
+        """The customer with this key, or None."""
+        row = (await self._execute(select(customers).where(customers.c.number == number))).first()
+        return None if row is None else _customer(row)
+
+    async def upsert(self, customer: Customer, now: datetime) -> tuple[Customer, bool]:
+        """Create or replace tier, account, history and last agent; returns (stored, created)."""
+        values: dict[str, Any] = {
+            "tier": customer.tier,
+            "account_name": customer.account_name,
+            "previous_escalations": max(0, customer.previous_escalations),
+            "last_agent_id": customer.last_agent_id,
+            "updated_at": now,
+        }
+        insert = (await self._insert(customers)).values(number=customer.number, **values)
+        created = (await self._execute(insert.on_conflict_do_nothing())).rowcount == 1
+        if not created:
+            await self._execute(update(customers).where(customers.c.number == customer.number).values(values))
+        stored = Customer(
+            number=customer.number,
+            tier=customer.tier,
+            account_name=customer.account_name,
+            previous_escalations=max(0, customer.previous_escalations),
+            last_agent_id=customer.last_agent_id,
+            updated_at=now,
+        )
+        return stored, created
+
+    async def record_outcome(
+        self,
+        call_id: str,
+        number: str,
+        agent_id: str | None,
+        now: datetime,
+        *,
+        default_tier: str = DEFAULT_TIER,
+    ) -> tuple[Customer, bool]:
+        """Count the call once in `previous_escalations` (idempotent per call_id) and remember the agent.
+
+        An unknown customer is created with `default_tier`. Returns (customer, counted).
+        """
+        await self._execute(
+            (await self._insert(customers))
+            .values(
+                number=number,
+                tier=default_tier,
+                account_name="",
+                previous_escalations=0,
+                last_agent_id=None,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing()
+        )
+        counted_insert = (await self._insert(customer_outcomes)).values(
+            call_id=call_id, number=number, agent_id=agent_id, counted_at=now
+        )
+        counted = (await self._execute(counted_insert.on_conflict_do_nothing())).rowcount == 1
+        if counted:
+            values: dict[str, Any] = {
+                "previous_escalations": customers.c.previous_escalations + 1,
+                "updated_at": now,
+            }
+            if agent_id is not None:
+                values["last_agent_id"] = agent_id
+            await self._execute(update(customers).where(customers.c.number == number).values(values))
+        stored = await self.get(number)
+        assert stored is not None  # inserted above when absent, in this transaction
+        return stored, counted

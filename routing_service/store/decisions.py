@@ -1,0 +1,242 @@
+"""The decision audit log: every decision with its full trace, unique per (call_id, tool_call_id).
+
+Queryable fields are columns; the whole decision (destination, messages, trace, callback snapshot, ...) is
+one JSON document in `body`, so the trace is stored and returned exactly as decided.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+
+from routing_service.app.ports import DuplicateDecision
+from routing_service.domain.models import (
+    CallbackState,
+    CallbackTicket,
+    Complexity,
+    Decision,
+    DecisionKind,
+    Destination,
+    SummaryMessage,
+    TraceOutcome,
+    TraceStep,
+    TransferMode,
+)
+from routing_service.store.base import SqlRepository
+from routing_service.store.tables import decisions
+
+__all__ = ["SqlDecisionRepository", "decision_from_body", "decision_to_body"]
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _ticket_to_json(ticket: CallbackTicket) -> dict[str, Any]:
+    return {
+        "call_id": ticket.call_id,
+        "team_id": ticket.team_id,
+        "state": str(ticket.state),
+        "caller_number": ticket.caller_number,
+        "tier": ticket.tier,
+        "issue_category": ticket.issue_category,
+        "effective_complexity": int(ticket.effective_complexity),
+        "priority": ticket.priority,
+        "service_key": ticket.service_key,
+        "enqueued_at": _time(ticket.enqueued_at),
+        "decision_id": ticket.decision_id,
+        "customer_context": ticket.customer_context,
+        "escalation_reason": ticket.escalation_reason,
+        "agent_id": ticket.agent_id,
+        "reserved_until": _time(ticket.reserved_until),
+        "finished_at": _time(ticket.finished_at),
+        "note": ticket.note,
+        "position": ticket.position,
+    }
+
+
+def _ticket_from_json(data: dict[str, Any]) -> CallbackTicket:
+    enqueued_at = _parse_time(data["enqueued_at"])
+    assert enqueued_at is not None
+    return CallbackTicket(
+        call_id=data["call_id"],
+        team_id=data["team_id"],
+        state=CallbackState(data["state"]),
+        caller_number=data["caller_number"],
+        tier=data["tier"],
+        issue_category=data["issue_category"],
+        effective_complexity=Complexity(data["effective_complexity"]),
+        priority=data["priority"],
+        service_key=data["service_key"],
+        enqueued_at=enqueued_at,
+        decision_id=data["decision_id"],
+        customer_context=data["customer_context"],
+        escalation_reason=data["escalation_reason"],
+        agent_id=data["agent_id"],
+        reserved_until=_parse_time(data["reserved_until"]),
+        finished_at=_parse_time(data["finished_at"]),
+        note=data["note"],
+        position=data["position"],
+    )
+
+
+def decision_to_body(decision: Decision) -> dict[str, Any]:
+    """The JSON document stored in `decisions.body` (everything but `replayed`)."""
+    return {
+        "destination": {
+            "number": decision.destination.number,
+            "sip_uri": decision.destination.sip_uri,
+            "extension": decision.destination.extension,
+        },
+        "caller_message": decision.caller_message,
+        "transfer_mode": str(decision.transfer_mode),
+        "effective_complexity": int(decision.effective_complexity),
+        "claimed_complexity": (
+            None if decision.claimed_complexity is None else int(decision.claimed_complexity)
+        ),
+        "tier": decision.tier,
+        "issue_category": decision.issue_category,
+        "trace": [
+            {"stage": s.stage, "subject": s.subject, "outcome": str(s.outcome), "detail": s.detail}
+            for s in decision.trace
+        ],
+        "reason": decision.reason,
+        "team_display_name": decision.team_display_name,
+        "agent_display_name": decision.agent_display_name,
+        "handoff_message": decision.handoff_message,
+        "summary_messages": [{"role": m.role, "content": m.content} for m in decision.summary_messages],
+        "estimated_wait_s": (
+            None if decision.estimated_wait is None else decision.estimated_wait.total_seconds()
+        ),
+        "rule_id": decision.rule_id,
+        "caller_number": decision.caller_number,
+        "callback": None if decision.callback is None else _ticket_to_json(decision.callback),
+        "dry_run": decision.dry_run,
+    }
+
+
+def decision_from_body(row: Any) -> Decision:
+    """Rebuild the `Decision` from a `decisions` row (columns + JSON body); `replayed` is False."""
+    body: dict[str, Any] = row.body
+    destination = body["destination"]
+    claimed = body.get("claimed_complexity")
+    wait = body.get("estimated_wait_s")
+    callback = body.get("callback")
+    return Decision(
+        decision_id=row.decision_id,
+        call_id=row.call_id,
+        tool_call_id=row.tool_call_id,
+        kind=DecisionKind(row.kind),
+        destination=Destination(
+            number=destination.get("number"),
+            sip_uri=destination.get("sip_uri"),
+            extension=destination.get("extension"),
+        ),
+        caller_message=body["caller_message"],
+        transfer_mode=TransferMode(body["transfer_mode"]),
+        effective_complexity=Complexity(body["effective_complexity"]),
+        claimed_complexity=None if claimed is None else Complexity(claimed),
+        tier=body["tier"],
+        issue_category=body["issue_category"],
+        decided_at=row.decided_at,
+        trace=tuple(
+            TraceStep(
+                stage=s["stage"], subject=s["subject"], outcome=TraceOutcome(s["outcome"]), detail=s["detail"]
+            )
+            for s in body.get("trace", ())
+        ),
+        reason=body.get("reason", ""),
+        team_id=row.team_id,
+        team_display_name=body.get("team_display_name", ""),
+        agent_id=row.agent_id,
+        agent_display_name=body.get("agent_display_name", ""),
+        handoff_message=body.get("handoff_message", ""),
+        summary_messages=tuple(
+            SummaryMessage(role=m["role"], content=m["content"]) for m in body.get("summary_messages", ())
+        ),
+        estimated_wait=None if wait is None else timedelta(seconds=wait),
+        rule_id=body.get("rule_id", ""),
+        caller_number=body.get("caller_number", ""),
+        callback=None if callback is None else _ticket_from_json(callback),
+        replayed=False,
+        dry_run=bool(body.get("dry_run", False)),
+    )
+
+
+class SqlDecisionRepository(SqlRepository):
+    """`ports.DecisionRepository` on SQL."""
+
+    async def add(self, decision: Decision) -> None:
+        """Store the decision; `DuplicateDecision` when (call_id, tool_call_id) is already stored.
+
+        INSERT ... ON CONFLICT DO NOTHING: the duplicate is detected at once (PostgreSQL waits for a
+        concurrent inserter to commit or roll back) and the transaction stays usable on both back ends.
+        """
+        insert = (await self._insert(decisions)).values(
+            decision_id=decision.decision_id,
+            call_id=decision.call_id,
+            tool_call_id=decision.tool_call_id,
+            kind=str(decision.kind),
+            team_id=decision.team_id,
+            agent_id=decision.agent_id,
+            decided_at=decision.decided_at,
+            body=decision_to_body(decision),
+        )
+        if (await self._execute(insert.on_conflict_do_nothing())).rowcount != 1:
+            raise DuplicateDecision(
+                f"decision for call {decision.call_id} tool call {decision.tool_call_id!r} already stored"
+                f" (or decision id {decision.decision_id} reused)"
+            )
+
+    async def get(self, call_id: str, tool_call_id: str) -> Decision | None:
+        """The decision for this (call_id, tool_call_id), or None."""
+        query = select(decisions).where(
+            decisions.c.call_id == call_id, decisions.c.tool_call_id == tool_call_id
+        )
+        row = (await self._execute(query)).first()
+        return None if row is None else decision_from_body(row)
+
+    async def latest_for_call(self, call_id: str) -> Decision | None:
+        """The newest decision of the call, or None."""
+        query = (
+            select(decisions)
+            .where(decisions.c.call_id == call_id)
+            .order_by(decisions.c.decided_at.desc(), decisions.c.decision_id.desc())
+            .limit(1)
+        )
+        row = (await self._execute(query)).first()
+        return None if row is None else decision_from_body(row)
+
+    async def page(
+        self, *, team_id: str | None, kind: DecisionKind | None, limit: int, before: str | None
+    ) -> list[Decision]:
+        """Newest first by (decided_at, decision_id); `before` is the previous page's last decision_id."""
+        query = (
+            select(decisions)
+            .order_by(decisions.c.decided_at.desc(), decisions.c.decision_id.desc())
+            .limit(max(0, limit))
+        )
+        if team_id is not None:
+            query = query.where(decisions.c.team_id == team_id)
+        if kind is not None:
+            query = query.where(decisions.c.kind == str(kind))
+        if before is not None:
+            cursor = (
+                await self._execute(select(decisions.c.decided_at).where(decisions.c.decision_id == before))
+            ).first()
+            if cursor is None:
+                query = query.where(decisions.c.decision_id < before)
+            else:
+                query = query.where(
+                    or_(
+                        decisions.c.decided_at < cursor.decided_at,
+                        (decisions.c.decided_at == cursor.decided_at) & (decisions.c.decision_id < before),
+                    )
+                )
+        return [decision_from_body(row) for row in await self._execute(query)]

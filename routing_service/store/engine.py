@@ -1,0 +1,97 @@
+"""Engine construction for the routing store: SQLite (default) or PostgreSQL, both through asyncio drivers.
+
+SQLite is tuned for many short concurrent transactions from one process:
+
+* WAL journal, so readers never block the writer and the writer never blocks readers;
+* `synchronous=NORMAL` (durable at checkpoints, safe with WAL), `foreign_keys=ON`;
+* a busy timeout, so a writer waiting for the lock queues instead of failing at once;
+* every transaction starts with `BEGIN IMMEDIATE` (SQLAlchemy's documented recipe: the driver's own BEGIN is
+  disabled with `isolation_level = None` and SQLAlchemy's "begin" event emits ours). A deferred BEGIN would
+  take a read snapshot first and fail with SQLITE_BUSY when it later tries to upgrade to a write lock, and the
+  busy handler cannot help there; an immediate BEGIN takes the write lock up front and waits in the handler.
+
+PostgreSQL uses asyncpg with a bounded pool and a connect timeout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+__all__ = ["DEFAULT_DATABASE_URL", "SQLITE_BUSY_TIMEOUT_MS", "create_engine", "is_sqlite"]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.escalade/escalade.db"
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+PG_CONNECT_TIMEOUT_S = 5.0
+
+
+def is_sqlite(url: str | URL) -> bool:
+    """True for any `sqlite` URL (whatever the driver)."""
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _ensure_sqlite_parent(url: URL) -> None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_connect_hook(busy_timeout_ms: int) -> Callable[[Any, ConnectionPoolEntry], None]:
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        _prepare_sqlite(dbapi_connection, busy_timeout_ms)
+
+    return on_connect
+
+
+def _prepare_sqlite(dbapi_connection: Any, busy_timeout_ms: int) -> None:
+    # Disable the driver's implicit BEGIN; `_on_sqlite_begin` emits BEGIN IMMEDIATE instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:
+    """An `AsyncEngine` for `url` (`sqlite+aiosqlite:///path` or `postgresql+asyncpg://...`).
+
+    SQLite: creates the file's parent directory and installs the pragmas and BEGIN IMMEDIATE hooks described
+    in the module docstring (`sqlite_busy_timeout_ms`: how long a writer waits for the lock before the
+    store reports `Unavailable`). PostgreSQL: a pool of 10 (+20 overflow) connections, 5 s connect timeout.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _ensure_sqlite_parent(parsed)
+        engine = create_async_engine(
+            parsed,
+            connect_args={"timeout": sqlite_busy_timeout_ms / 1000},
+            pool_size=5,
+            max_overflow=10,
+        )
+        event.listen(engine.sync_engine, "connect", _sqlite_connect_hook(sqlite_busy_timeout_ms))
+        event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_async_engine(
+            parsed,
+            pool_size=10,
+            max_overflow=20,
+            pool_recycle=1800,
+            connect_args={"timeout": PG_CONNECT_TIMEOUT_S},
+        )
+    return create_async_engine(parsed)

@@ -1,0 +1,55 @@
+"""`Store`: the routing store in one object (engine + migrations + unit-of-work factory).
+
+store = await Store.open("sqlite+aiosqlite:///.escalade/escalade.db")
+async with store.uow() as uow:
+    ...
+    await uow.commit()
+await store.close()
+"""
+
+from __future__ import annotations
+
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from routing_service.store.engine import DEFAULT_DATABASE_URL, create_engine
+from routing_service.store.migrate import upgrade_engine
+from routing_service.store.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+
+__all__ = ["Store"]
+
+
+class Store:
+    """An open routing store. Use `await Store.open(url)`; close with `await store.close()`."""
+
+    def __init__(self, engine: AsyncEngine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self.uow_factory = SqlUnitOfWorkFactory(engine)
+
+    @classmethod
+    async def open(cls, url: str = DEFAULT_DATABASE_URL, *, migrate: bool = True) -> Self:
+        """Create the engine and (by default) apply migrations. Raises `Unavailable` when unreachable."""
+        engine = create_engine(url)
+        try:
+            if migrate:
+                await upgrade_engine(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, url)
+
+    def uow(self) -> SqlUnitOfWork:
+        """A new unit of work (use with `async with`)."""
+        return self.uow_factory()
+
+    async def close(self) -> None:
+        """Dispose of the engine's connections."""
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -1,0 +1,244 @@
+"""The routing store's schema (SQLAlchemy Core). Alembic's `0001_initial` creates exactly this; a test
+compares the migrated database with this metadata on SQLite and PostgreSQL.
+
+All datetimes are stored as UTC through `UtcDateTime`. Enums are stored by value: `AgentStatus`,
+`CallbackState` and `DecisionKind` as their strings, `Complexity` as its integer (so `>=` compares levels).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+__all__ = [
+    "VERSION_TABLE",
+    "UtcDateTime",
+    "agent_teams",
+    "agents",
+    "assignments",
+    "callbacks",
+    "customer_outcomes",
+    "customers",
+    "decisions",
+    "metadata",
+]
+
+VERSION_TABLE = "escalade_routing_version"
+"""Alembic's version table for this schema (other components may keep their own tables in the same DB)."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every back end.
+
+    PostgreSQL keeps `timestamptz`. SQLite has no time zones: values are converted to UTC and stored naive,
+    and read back as aware UTC, so string comparison in SQL orders them correctly.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the store only accepts timezone-aware datetimes")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = 128  # length of external ids (call ids, tool call ids, agent and team ids)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("number", String(64), primary_key=True),
+    Column("tier", String(64), nullable=False),
+    Column("account_name", String(256), nullable=False),
+    Column("previous_escalations", Integer, nullable=False),
+    Column("last_agent_id", String(ID), nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("previous_escalations >= 0", name="previous_escalations_nonnegative"),
+)
+
+customer_outcomes = Table(
+    "customer_outcomes",
+    metadata,
+    Column("call_id", String(ID), primary_key=True),
+    Column("number", String(64), ForeignKey("customers.number", ondelete="CASCADE"), nullable=False),
+    Column("agent_id", String(ID), nullable=True),
+    Column("counted_at", UtcDateTime, nullable=False),
+)
+"""One row per call already counted in `customers.previous_escalations`: makes `record_outcome` idempotent."""
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("agent_id", String(ID), primary_key=True),
+    Column("display_name", String(256), nullable=False),
+    Column("dest_number", String(32), nullable=True),
+    Column("dest_sip_uri", String(512), nullable=True),
+    Column("dest_extension", String(32), nullable=True),
+    Column("skills", JSON, nullable=False),
+    Column("max_complexity", SmallInteger, nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("active_assignments", Integer, nullable=False),
+    Column("idle_since", UtcDateTime, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("active_assignments >= 0", name="active_assignments_nonnegative"),
+    CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
+)
+
+# Dispatch index. `candidates()` asks for "the first N free, available agents of team T able to take
+# complexity C, least busy then longest idle". A partial index holding only the dispatchable agents
+# (available AND a free slot), in exactly that order, lets the database walk it from the front, probe
+# team membership by primary key for each row, and stop after LIMIT hits: no sort, and when every agent is
+# busy the index is nearly empty, so the "nobody free" path (callbacks) is cheap too. Team and complexity
+# are checked per row rather than indexed because teams are few and large. PostgreSQL needs
+# `NULLS FIRST` in the index to serve `ORDER BY idle_since NULLS FIRST`; SQLite sorts NULLs first already
+# and rejects NULLS FIRST in CREATE INDEX, hence one index per dialect. The WHERE clause must appear
+# verbatim (with the literal 'available', not a bound parameter) in the query for either planner to use it.
+DISPATCH_WHERE = "status = 'available' AND active_assignments < capacity"
+Index(
+    "ix_agents_dispatch",
+    agents.c.active_assignments,
+    agents.c.idle_since,
+    agents.c.agent_id,
+    sqlite_where=text(DISPATCH_WHERE),
+).ddl_if(dialect="sqlite")
+Index(
+    "ix_agents_dispatch_pg",
+    agents.c.active_assignments,
+    agents.c.idle_since.nulls_first(),
+    agents.c.agent_id,
+    postgresql_where=text(DISPATCH_WHERE),
+).ddl_if(dialect="postgresql")
+Index("ix_agents_status_agent_id", agents.c.status, agents.c.agent_id)
+
+agent_teams = Table(
+    "agent_teams",
+    metadata,
+    Column("agent_id", String(ID), ForeignKey("agents.agent_id", ondelete="CASCADE"), nullable=False),
+    Column("team_id", String(ID), nullable=False),
+    Column("position", SmallInteger, nullable=False),
+    PrimaryKeyConstraint("agent_id", "team_id"),
+)
+Index("ix_agent_teams_team_id_agent_id", agent_teams.c.team_id, agent_teams.c.agent_id)
+
+assignments = Table(
+    "assignments",
+    metadata,
+    Column("assignment_id", Integer, primary_key=True, autoincrement=True),
+    Column("call_id", String(ID), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("agent_id", String(ID), ForeignKey("agents.agent_id", ondelete="CASCADE"), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reserved_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("released_at", UtcDateTime, nullable=True),
+    Column("release_reason", String(256), nullable=False),
+)
+# At most one ACTIVE assignment per (call, purpose), whatever the races.
+Index(
+    "uq_assignments_active_call",
+    assignments.c.call_id,
+    assignments.c.purpose,
+    unique=True,
+    sqlite_where=text("state = 'active'"),
+    postgresql_where=text("state = 'active'"),
+)
+Index(
+    "ix_assignments_active_expiry",
+    assignments.c.expires_at,
+    sqlite_where=text("state = 'active'"),
+    postgresql_where=text("state = 'active'"),
+)
+Index("ix_assignments_released_at", assignments.c.released_at)
+Index("ix_assignments_agent_id", assignments.c.agent_id)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("call_id", String(ID), nullable=False),
+    Column("tool_call_id", String(ID), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("team_id", String(ID), nullable=False),
+    Column("agent_id", String(ID), nullable=True),
+    Column("decided_at", UtcDateTime, nullable=False),
+    Column("body", JSON, nullable=False),
+    UniqueConstraint("call_id", "tool_call_id"),
+)
+"""Queryable columns plus the whole decision (destination, messages, trace, ...) as JSON in `body`."""
+Index("ix_decisions_call_id_decided_at", decisions.c.call_id, decisions.c.decided_at)
+Index("ix_decisions_decided_at_decision_id", decisions.c.decided_at, decisions.c.decision_id)
+Index(
+    "ix_decisions_team_id_decided_at_decision_id",
+    decisions.c.team_id,
+    decisions.c.decided_at,
+    decisions.c.decision_id,
+)
+
+callbacks = Table(
+    "callbacks",
+    metadata,
+    Column("call_id", String(ID), primary_key=True),
+    Column("team_id", String(ID), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("caller_number", String(64), nullable=False),
+    Column("tier", String(64), nullable=False),
+    Column("issue_category", String(64), nullable=False),
+    Column("effective_complexity", SmallInteger, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("service_key", Double, nullable=False),
+    Column("enqueued_at", UtcDateTime, nullable=False),
+    Column("decision_id", String(64), nullable=False),
+    Column("customer_context", Text, nullable=False),
+    Column("escalation_reason", Text, nullable=False),
+    Column("agent_id", String(ID), nullable=True),
+    Column("reserved_until", UtcDateTime, nullable=True),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("note", Text, nullable=False),
+)
+Index(
+    "ix_callbacks_team_id_state_service_key", callbacks.c.team_id, callbacks.c.state, callbacks.c.service_key
+)

@@ -1,0 +1,255 @@
+"""Agent repository on SQLite and PostgreSQL: round trips, counters kept on upsert, status, paging,
+dispatch candidates (filters, order, limit, index use), others, counts and team statistics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+from store_builders import NOW, add_agents, make_agent, make_ticket, opened_store, reserve
+
+from routing_service.domain.models import AgentStatus, Complexity, Destination
+from routing_service.store import Store
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with opened_store(database_url) as opened:
+        yield opened
+
+
+async def test_agent_round_trips_when_upserted(store: Store) -> None:
+    agent = make_agent(
+        "alice",
+        teams=("technical", "enterprise"),
+        capacity=3,
+        max_complexity=Complexity.ADVANCED,
+        skills=frozenset({"api", "sso"}),
+        idle_since=NOW - timedelta(minutes=3),
+    )
+    async with store.uow() as uow:
+        stored, created = await uow.agents.upsert(agent, NOW)
+        await uow.commit()
+    assert created
+    async with store.uow() as uow:
+        got = await uow.agents.get("alice")
+    assert got is not None
+    assert got == stored
+    assert got.team_ids == ("technical", "enterprise")
+    assert got.skills == frozenset({"api", "sso"})
+    assert got.max_complexity is Complexity.ADVANCED
+    assert got.status is AgentStatus.AVAILABLE
+    assert got.idle_since == NOW - timedelta(minutes=3)
+    assert got.idle_since is not None and got.idle_since.tzinfo is not None
+    assert got.updated_at == NOW
+
+
+async def test_get_returns_none_when_agent_unknown(store: Store) -> None:
+    async with store.uow() as uow:
+        assert await uow.agents.get("nobody") is None
+
+
+async def test_sip_destination_round_trips_when_agent_has_no_number(store: Store) -> None:
+    agent = replace(make_agent("sip"), destination=Destination(sip_uri="sip:sip@example.com"))
+    await add_agents(store, agent)
+    async with store.uow() as uow:
+        got = await uow.agents.get("sip")
+    assert got is not None and got.destination == Destination(sip_uri="sip:sip@example.com")
+
+
+async def test_upsert_keeps_load_counters_when_agent_exists(store: Store) -> None:
+    await add_agents(store, make_agent("alice", capacity=2))
+    assert await reserve(store, "alice", "call-1")
+    later = NOW + timedelta(minutes=5)
+    async with store.uow() as uow:
+        stored, created = await uow.agents.upsert(
+            make_agent("alice", teams=("billing",), capacity=4, status=AgentStatus.BUSY), later
+        )
+        await uow.commit()
+    assert not created
+    assert stored.active_assignments == 1
+    async with store.uow() as uow:
+        got = await uow.agents.get("alice")
+    assert got is not None
+    assert (got.active_assignments, got.capacity, got.team_ids, got.status) == (
+        1,
+        4,
+        ("billing",),
+        AgentStatus.BUSY,
+    )
+    assert got.updated_at == later
+
+
+async def test_set_status_sets_idle_since_when_becoming_available_without_it(store: Store) -> None:
+    await add_agents(store, make_agent("alice", status=AgentStatus.OFFLINE))
+    async with store.uow() as uow:
+        busy = await uow.agents.set_status("alice", AgentStatus.BUSY, NOW)
+        assert busy is not None and busy.status is AgentStatus.BUSY and busy.idle_since is None
+        available = await uow.agents.set_status("alice", AgentStatus.AVAILABLE, NOW + timedelta(minutes=1))
+        await uow.commit()
+    assert available is not None
+    assert available.status is AgentStatus.AVAILABLE
+    assert available.idle_since == NOW + timedelta(minutes=1)
+    async with store.uow() as uow:
+        again = await uow.agents.set_status("alice", AgentStatus.AVAILABLE, NOW + timedelta(minutes=9))
+    assert again is not None and again.idle_since == NOW + timedelta(minutes=1)
+
+
+async def test_set_status_returns_none_when_agent_unknown(store: Store) -> None:
+    async with store.uow() as uow:
+        assert await uow.agents.set_status("ghost", AgentStatus.BUSY, NOW) is None
+
+
+async def test_page_walks_keyset_when_filtered_by_team_and_status(store: Store) -> None:
+    agents = [
+        make_agent(
+            f"a{i:02d}",
+            teams=("technical",) if i % 2 else ("billing",),
+            status=AgentStatus.BUSY if i % 3 == 0 else AgentStatus.AVAILABLE,
+        )
+        for i in range(12)
+    ]
+    await add_agents(store, *agents)
+    seen: list[str] = []
+    after: str | None = None
+    async with store.uow() as uow:
+        while True:
+            page = await uow.agents.page(
+                team_id="technical", status=AgentStatus.AVAILABLE, limit=2, after_id=after
+            )
+            if not page:
+                break
+            seen += [a.agent_id for a in page]
+            after = page[-1].agent_id
+        everyone = await uow.agents.page(team_id=None, status=None, limit=100, after_id=None)
+    expected = [a.agent_id for a in agents if "technical" in a.team_ids and a.status is AgentStatus.AVAILABLE]
+    assert seen == sorted(expected)
+    assert [a.agent_id for a in everyone] == sorted(a.agent_id for a in agents)
+
+
+async def test_count_in_team_counts_members_when_agents_in_several_teams(store: Store) -> None:
+    await add_agents(
+        store,
+        make_agent("a", teams=("technical", "billing")),
+        make_agent("b", teams=("technical",)),
+        make_agent("c", teams=("billing",), status=AgentStatus.OFFLINE),
+    )
+    async with store.uow() as uow:
+        assert await uow.agents.count_in_team("technical") == 2
+        assert await uow.agents.count_in_team("billing") == 2
+        assert await uow.agents.count_in_team("product") == 0
+
+
+async def test_candidates_filter_and_order_when_team_mixes_agents(store: Store) -> None:
+    await add_agents(
+        store,
+        make_agent("idle-long", capacity=2, idle_since=NOW - timedelta(hours=2)),
+        make_agent("idle-short", capacity=2, idle_since=NOW - timedelta(minutes=5)),
+        make_agent("never-idle", capacity=2, idle_since=None),
+        make_agent("b-tie", capacity=2, idle_since=NOW - timedelta(hours=2)),
+        make_agent("busy-one", capacity=2, idle_since=NOW - timedelta(days=1)),
+        make_agent("full", capacity=1),
+        make_agent("offline", status=AgentStatus.OFFLINE),
+        make_agent("wrap", status=AgentStatus.WRAP_UP),
+        make_agent("junior", max_complexity=Complexity.BASIC),
+        make_agent("other-team", teams=("billing",)),
+    )
+    assert await reserve(store, "busy-one", "c1")
+    assert await reserve(store, "full", "c2")
+    async with store.uow() as uow:
+        ranked = await uow.agents.candidates("technical", Complexity.ADVANCED, 10)
+        top2 = await uow.agents.candidates("technical", Complexity.ADVANCED, 2)
+        basic = await uow.agents.candidates("technical", Complexity.BASIC, 10)
+    assert [a.agent_id for a in ranked] == ["never-idle", "b-tie", "idle-long", "idle-short", "busy-one"]
+    assert [a.agent_id for a in top2] == ["never-idle", "b-tie"]
+    assert "junior" in [a.agent_id for a in basic]
+    assert all(a.team_ids == ("technical",) for a in ranked)
+
+
+async def test_others_excludes_given_ids_when_listing_team(store: Store) -> None:
+    await add_agents(store, *(make_agent(f"a{i}") for i in range(5)), make_agent("x", teams=("billing",)))
+    async with store.uow() as uow:
+        others = await uow.agents.others("technical", {"a1", "a3"}, 10)
+        limited = await uow.agents.others("technical", set(), 2)
+    assert [a.agent_id for a in others] == ["a0", "a2", "a4"]
+    assert [a.agent_id for a in limited] == ["a0", "a1"]
+
+
+async def test_team_stats_aggregates_when_teams_have_load_and_waiting_callbacks(store: Store) -> None:
+    await add_agents(
+        store,
+        make_agent("a", capacity=2),
+        make_agent("b", capacity=1),
+        make_agent("c", status=AgentStatus.OFFLINE),
+        make_agent("d", teams=("billing", "technical"), capacity=1),
+    )
+    assert await reserve(store, "a", "c1")
+    assert await reserve(store, "b", "c2")
+    async with store.uow() as uow:
+        await uow.callbacks.enqueue(
+            make_ticket("w1", service_key=10.0, enqueued_at=NOW - timedelta(minutes=4))
+        )
+        await uow.callbacks.enqueue(
+            make_ticket("w2", service_key=5.0, enqueued_at=NOW - timedelta(minutes=9))
+        )
+        await uow.callbacks.enqueue(make_ticket("w3", team_id="billing", service_key=1.0))
+        await uow.commit()
+    async with store.uow() as uow:
+        stats = await uow.agents.team_stats(["technical", "billing", "product"], NOW)
+    tech = stats["technical"]
+    assert (tech.total_agents, tech.available_agents, tech.active_assignments) == (4, 2, 2)
+    assert tech.waiting_callbacks == 2
+    assert tech.oldest_waiting_since == NOW - timedelta(minutes=9)
+    billing = stats["billing"]
+    assert (billing.total_agents, billing.available_agents, billing.waiting_callbacks) == (1, 1, 1)
+    product = stats["product"]
+    assert (product.total_agents, product.waiting_callbacks, product.oldest_waiting_since) == (0, 0, None)
+
+
+async def test_candidates_use_dispatch_index_when_many_agents(store: Store) -> None:
+    teams = ("technical", "billing", "product", "general")
+    await add_agents(
+        store,
+        *(
+            make_agent(
+                f"agent-{i:05d}",
+                teams=(teams[i % 4],),
+                capacity=1 + i % 3,
+                max_complexity=Complexity(1 + (i // 4) % 4),
+                idle_since=None if i % 7 == 0 else NOW - timedelta(seconds=i),
+                status=AgentStatus.AVAILABLE if i % 5 else AgentStatus.BUSY,
+            )
+            for i in range(2000)
+        ),
+    )
+    async with store.uow() as uow:
+        connection = await uow._session.connection()  # type: ignore[union-attr]
+        dialect = connection.dialect.name
+        await connection.execute(text("ANALYZE"))
+        ranked = await uow.agents.candidates("billing", Complexity.ADVANCED, 5)
+        assert len(ranked) == 5
+        # The statement the repository runs, explained by the database itself.
+        sql = (
+            "SELECT agents.agent_id FROM agents WHERE agents.status = 'available'"
+            " AND agents.active_assignments < agents.capacity AND agents.max_complexity >= 3"
+            " AND EXISTS (SELECT * FROM agent_teams WHERE agent_teams.agent_id = agents.agent_id"
+            " AND agent_teams.team_id = 'billing')"
+            " ORDER BY agents.active_assignments, agents.idle_since{nulls}, agents.agent_id LIMIT 5"
+        )
+        if dialect == "postgresql":
+            plan = "\n".join(
+                row[0]
+                for row in await connection.execute(text("EXPLAIN " + sql.format(nulls=" NULLS FIRST")))
+            )
+            assert "ix_agents_dispatch_pg" in plan, plan
+            assert "Sort" not in plan.split("Limit", 1)[1].split("ix_agents_dispatch_pg")[0], plan
+        else:
+            plan = "\n".join(
+                str(row[3])
+                for row in await connection.execute(text("EXPLAIN QUERY PLAN " + sql.format(nulls="")))
+            )
+            assert "ix_agents_dispatch" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan

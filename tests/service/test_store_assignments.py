@@ -1,0 +1,182 @@
+"""Assignments on SQLite and PostgreSQL: atomic reservation under concurrency, release semantics and
+idempotency, expiry, handle time, and the one-active-assignment-per-call guarantee."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from store_builders import HOLD, NOW, add_agents, make_agent, opened_store, reserve
+
+from routing_service.domain.errors import Conflict
+from routing_service.domain.models import AgentStatus
+from routing_service.store import Store
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with opened_store(database_url) as opened:
+        yield opened
+
+
+async def _attempt(store: Store, agent_id: str, call_id: str) -> bool:
+    async with store.uow() as uow:
+        won = await uow.assignments.reserve(
+            agent_id=agent_id, call_id=call_id, purpose="live", now=NOW, expires_at=NOW + HOLD
+        )
+        await uow.commit()
+        return won
+
+
+@pytest.mark.parametrize("capacity", [1, 3])
+async def test_exactly_capacity_reservations_win_when_50_race_for_one_agent(
+    store: Store, capacity: int
+) -> None:
+    await add_agents(store, make_agent("alice", capacity=capacity))
+    results = await asyncio.gather(*(_attempt(store, "alice", f"call-{i}") for i in range(50)))
+    assert results.count(True) == capacity
+    async with store.uow() as uow:
+        agent = await uow.agents.get("alice")
+        holders = [await uow.assignments.active_for_call(f"call-{i}", "live") for i in range(50)]
+    assert agent is not None and agent.active_assignments == capacity
+    assert sum(holder == "alice" for holder in holders) == capacity
+    assert [won for won in results] == [holder is not None for holder in holders]
+
+
+async def test_reserve_fails_when_agent_not_available_or_unknown(store: Store) -> None:
+    await add_agents(
+        store, make_agent("off", status=AgentStatus.OFFLINE), make_agent("wrap", status=AgentStatus.WRAP_UP)
+    )
+    assert not await reserve(store, "off", "c1")
+    assert not await reserve(store, "wrap", "c2")
+    assert not await reserve(store, "ghost", "c3")
+    async with store.uow() as uow:
+        off = await uow.agents.get("off")
+    assert off is not None and off.active_assignments == 0
+
+
+async def test_reserve_is_undone_when_transaction_not_committed(store: Store) -> None:
+    await add_agents(store, make_agent("alice"))
+    async with store.uow() as uow:
+        assert await uow.assignments.reserve(
+            agent_id="alice", call_id="c1", purpose="live", now=NOW, expires_at=NOW + HOLD
+        )
+    async with store.uow() as uow:
+        agent = await uow.agents.get("alice")
+        assert await uow.assignments.active_for_call("c1", "live") is None
+    assert agent is not None and agent.active_assignments == 0
+
+
+async def test_reserve_raises_conflict_when_call_already_holds_assignment(store: Store) -> None:
+    await add_agents(store, make_agent("alice"), make_agent("bob", capacity=2))
+    assert await reserve(store, "alice", "c1")
+    async with store.uow() as uow:
+        with pytest.raises(Conflict):
+            await uow.assignments.reserve(
+                agent_id="bob", call_id="c1", purpose="live", now=NOW, expires_at=NOW + HOLD
+            )
+        bob = await uow.agents.get("bob")
+        # a different purpose for the same call is a separate assignment
+        assert await uow.assignments.reserve(
+            agent_id="bob", call_id="c1", purpose="callback", now=NOW, expires_at=NOW + HOLD
+        )
+        await uow.commit()
+    assert bob is not None and bob.active_assignments == 0
+    async with store.uow() as uow:
+        assert await uow.assignments.active_for_call("c1", "live") == "alice"
+        assert await uow.assignments.active_for_call("c1", "callback") == "bob"
+
+
+async def test_release_frees_slot_and_marks_idle_when_last_assignment_ends(store: Store) -> None:
+    await add_agents(store, make_agent("alice", teams=("technical", "enterprise"), capacity=2))
+    assert await reserve(store, "alice", "c1")
+    assert await reserve(store, "alice", "c2")
+    first_end = NOW + timedelta(minutes=4)
+    async with store.uow() as uow:
+        released = await uow.assignments.release("c1", "live", first_end, "ended")
+        await uow.commit()
+    assert released is not None
+    assert (released.call_id, released.agent_id, released.free_slots) == ("c1", "alice", 1)
+    assert released.team_ids == ("technical", "enterprise")
+    async with store.uow() as uow:
+        agent = await uow.agents.get("alice")
+    assert agent is not None and agent.active_assignments == 1 and agent.idle_since is None
+    second_end = NOW + timedelta(minutes=6)
+    async with store.uow() as uow:
+        released = await uow.assignments.release("c2", "live", second_end, "ended")
+        await uow.commit()
+        agent = await uow.agents.get("alice")
+    assert released is not None and released.free_slots == 2
+    assert agent is not None and agent.active_assignments == 0 and agent.idle_since == second_end
+
+
+async def test_release_returns_none_when_repeated_or_unknown(store: Store) -> None:
+    await add_agents(store, make_agent("alice"))
+    assert await reserve(store, "alice", "c1")
+    async with store.uow() as uow:
+        assert await uow.assignments.release("c1", "live", NOW, "ended") is not None
+        await uow.commit()
+    async with store.uow() as uow:
+        assert await uow.assignments.release("c1", "live", NOW, "ended again") is None
+        assert await uow.assignments.release("c1", "callback", NOW, "wrong purpose") is None
+        assert await uow.assignments.release("nope", "live", NOW, "unknown") is None
+        agent = await uow.agents.get("alice")
+    assert agent is not None and agent.active_assignments == 0
+    assert await reserve(store, "alice", "c1"), "a released call may be reserved again"
+
+
+async def test_release_never_goes_below_zero_when_counter_was_reset(store: Store) -> None:
+    await add_agents(store, make_agent("alice"))
+    assert await reserve(store, "alice", "c1")
+    async with store.uow() as uow:
+        connection = await uow._session.connection()  # type: ignore[union-attr]
+        from sqlalchemy import text
+
+        await connection.execute(text("UPDATE agents SET active_assignments = 0"))
+        released = await uow.assignments.release("c1", "live", NOW, "ended")
+        agent = await uow.agents.get("alice")
+    assert released is not None and released.free_slots == 1
+    assert agent is not None and agent.active_assignments == 0
+
+
+async def test_expired_lists_only_active_overdue_when_some_released(store: Store) -> None:
+    await add_agents(store, make_agent("alice", capacity=5))
+    assert await reserve(store, "alice", "old", hold=timedelta(minutes=1))
+    assert await reserve(store, "alice", "older", now=NOW - timedelta(minutes=5), hold=timedelta(minutes=1))
+    assert await reserve(store, "alice", "fresh", hold=timedelta(hours=2))
+    assert await reserve(store, "alice", "gone", hold=timedelta(minutes=1))
+    async with store.uow() as uow:
+        await uow.assignments.release("gone", "live", NOW, "ended")
+        await uow.commit()
+    later = NOW + timedelta(minutes=10)
+    async with store.uow() as uow:
+        assert await uow.assignments.expired(later, 10) == [("older", "live"), ("old", "live")]
+        assert await uow.assignments.expired(later, 1) == [("older", "live")]
+        assert await uow.assignments.expired(NOW - timedelta(hours=1), 10) == []
+
+
+async def test_recent_handle_time_averages_team_live_calls_when_released_since(store: Store) -> None:
+    await add_agents(
+        store, make_agent("alice", capacity=5), make_agent("bob", teams=("billing",), capacity=5)
+    )
+    async with store.uow() as uow:
+        assert await uow.assignments.recent_handle_time("technical", NOW) is None
+    for call, minutes in (("c1", 4), ("c2", 8)):
+        assert await reserve(store, "alice", call)
+        async with store.uow() as uow:
+            await uow.assignments.release(call, "live", NOW + timedelta(minutes=minutes), "ended")
+            await uow.commit()
+    assert await reserve(store, "alice", "old", now=NOW - timedelta(hours=3))
+    assert await reserve(store, "bob", "b1")
+    assert await reserve(store, "alice", "still-active")
+    async with store.uow() as uow:
+        await uow.assignments.release("old", "live", NOW - timedelta(hours=2), "ended")
+        await uow.assignments.release("b1", "live", NOW + timedelta(minutes=30), "ended")
+        await uow.commit()
+    async with store.uow() as uow:
+        mean = await uow.assignments.recent_handle_time("technical", NOW - timedelta(minutes=1))
+        billing = await uow.assignments.recent_handle_time("billing", NOW - timedelta(minutes=1))
+    assert mean is not None and abs(mean.total_seconds() - 6 * 60) < 0.01
+    assert billing is not None and abs(billing.total_seconds() - 30 * 60) < 0.01
