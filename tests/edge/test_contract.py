@@ -1,0 +1,235 @@
+"""Contract: every reply shape translate.py can produce validates against Vapi's SDK models and passes the
+extra-key / open-enum / E.164 audit of validate_fixtures.py."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from edge_support import (
+    audit,
+    check_destination_numbers,
+    fixture_names,
+    literal_values,
+    load_fixture,
+    make_decision,
+)
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from webhook_edge.fallback import fallback_destination, fallback_for_decision
+from webhook_edge.settings import EdgeSettings
+from webhook_edge.translate import (
+    UnusableDecision,
+    control_transfer,
+    destination_json,
+    mode_name,
+    tool_result,
+    transfer_response,
+)
+from webhook_edge.vapi_models import parse_body
+
+REQUEST = pb.ResolveEscalationRequest(
+    call_id="c-contract", tool_call_id="t-1", complexity=pb.COMPLEXITY_ADVANCED, issue_category="technical"
+)
+SUMMARY = (
+    ("system", "Brief the engineer taking over."),
+    ("user", "Here is the transcript:\n\n{{transcript}}\n\n"),
+)
+
+CASES: dict[str, dict[str, Any]] = {
+    "warm-say-message": {"mode": pb.TRANSFER_MODE_WARM_TRANSFER_SAY_MESSAGE},
+    "warm-say-summary": {
+        "mode": pb.TRANSFER_MODE_WARM_TRANSFER_SAY_SUMMARY,
+        "summary": SUMMARY,
+        "handoff": "",
+    },
+    "blind": {"mode": pb.TRANSFER_MODE_BLIND_TRANSFER, "handoff": ""},
+    "unspecified-mode": {"mode": pb.TRANSFER_MODE_UNSPECIFIED},
+    "sip-summary-header": {
+        "mode": pb.TRANSFER_MODE_BLIND_TRANSFER_ADD_SUMMARY_TO_SIP_HEADER,
+        "sip_uri": "sip:incident-oncall@sip.techcorp.example.com",
+        "summary": SUMMARY,
+    },
+    "sip-blind": {"mode": pb.TRANSFER_MODE_BLIND_TRANSFER, "sip_uri": "sips:oncall@example.com"},
+    "extension": {"mode": pb.TRANSFER_MODE_WARM_TRANSFER_SAY_MESSAGE, "extension": "4021"},
+    "wait-operator-message": {
+        "mode": pb.TRANSFER_MODE_WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_MESSAGE
+    },
+    "wait-operator-summary": {
+        "mode": pb.TRANSFER_MODE_WARM_TRANSFER_WAIT_FOR_OPERATOR_TO_SPEAK_FIRST_AND_THEN_SAY_SUMMARY,
+        "summary": SUMMARY,
+    },
+    "experimental": {"mode": pb.TRANSFER_MODE_WARM_TRANSFER_EXPERIMENTAL, "summary": SUMMARY},
+    "callback-queue-line": {
+        "kind": pb.DECISION_KIND_CALLBACK,
+        "number": "+15550100600",
+        "caller_message": "All specialists are busy. You're in our priority queue. "
+        "Current wait time is approximately 10 minutes.",
+    },
+    "silent-caller-message": {"caller_message": ""},
+}
+
+
+def assert_valid_transfer_response(sdk: SimpleNamespace, body: dict[str, Any]) -> Any:
+    model = sdk.TransferResponse.model_validate(body)
+    problems: list[str] = []
+    audit(model, body, "$", problems)
+    check_destination_numbers(body["destination"], problems)
+    assert problems == []
+    return model
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_transfer_reply_validates_against_vapi_sdk_when_mode_is(case: str, vapi_sdk: SimpleNamespace) -> None:
+    decision = make_decision(REQUEST, **CASES[case])
+    body = transfer_response(decision)
+    model = assert_valid_transfer_response(vapi_sdk, body)
+    destination = body["destination"]
+    assert destination["transferPlan"]["mode"] == mode_name(decision.transfer_mode)
+    assert model.destination.transfer_plan.mode == destination["transferPlan"]["mode"]
+    if "summary" in CASES[case]:
+        assert destination["transferPlan"]["summaryPlan"]["enabled"] is True
+        assert (
+            destination["transferPlan"]["summaryPlan"]["messages"][1]["content"].count("{{transcript}}") == 1
+        )
+    if CASES[case].get("extension"):
+        assert destination["extension"] == "4021"
+    if CASES[case].get("sip_uri"):
+        assert destination["type"] == "sip" and "number" not in destination
+
+
+def test_every_sdk_transfer_mode_is_produced_when_the_proto_mode_is_set(vapi_sdk: SimpleNamespace) -> None:
+    from vapi.types import TransferPlanMode
+
+    sdk_modes, _ = literal_values(TransferPlanMode)
+    produced = {mode_name(v) for v in pb.TransferMode.values() if v != pb.TRANSFER_MODE_UNSPECIFIED}
+    assert produced == sdk_modes - {"warm-transfer-twiml"}
+
+
+@pytest.mark.parametrize(
+    "destination",
+    [
+        {"number": "+1-555-TECH-SPECIALISTS"},
+        {"number": "+0987654321"},
+        {"number": None, "sip_uri": None},
+        {"sip_uri": "http://not-sip"},
+        {"extension": "12345678901"},
+    ],
+    ids=["seed-letters", "leading-zero", "none", "not-sip", "long-extension"],
+)
+def test_decision_is_refused_when_destination_is_not_sendable(destination: dict[str, Any]) -> None:
+    with pytest.raises(UnusableDecision):
+        destination_json(make_decision(REQUEST, **destination))
+
+
+def test_fallback_reply_validates_when_routing_is_down(vapi_sdk: SimpleNamespace) -> None:
+    body = {"destination": fallback_destination(EdgeSettings(vapi_secret="s"))}
+    assert_valid_transfer_response(vapi_sdk, body)
+    assert body["destination"]["number"] == "+15550100900"
+    assert (
+        body["destination"]["message"] == "I'll connect you with our general support team who can help you."
+    )
+    assert body["destination"]["transferPlan"]["message"] == (
+        "Escalation routing error - connecting to general support team"
+    )
+
+
+def test_fallback_decision_uses_override_number_when_configured(vapi_sdk: SimpleNamespace) -> None:
+    decision = make_decision(
+        REQUEST,
+        kind=pb.DECISION_KIND_FALLBACK,
+        sip_uri="sip:general@example.com",
+        caller_message="Connecting you with our support team.",
+    )
+    settings = EdgeSettings(vapi_secret="s", fallback_number="+15550100999")
+    destination = fallback_for_decision(settings, decision)
+    assert_valid_transfer_response(vapi_sdk, {"destination": destination})
+    assert destination["type"] == "number" and destination["number"] == "+15550100999"
+    assert "sipUri" not in destination
+    assert destination["message"] == "Connecting you with our support team."
+
+
+def test_fallback_decision_keeps_policy_line_when_no_override(vapi_sdk: SimpleNamespace) -> None:
+    decision = make_decision(REQUEST, kind=pb.DECISION_KIND_FALLBACK, number="+15550100901")
+    destination = fallback_for_decision(EdgeSettings(vapi_secret="s"), decision)
+    assert_valid_transfer_response(vapi_sdk, {"destination": destination})
+    assert destination["number"] == "+15550100901"
+
+
+def test_settings_reject_fallback_number_when_not_e164() -> None:
+    with pytest.raises(ValueError, match=r"E\.164"):
+        EdgeSettings(vapi_secret="s", fallback_number="+1-555-GENERAL-SUPPORT")
+
+
+def test_tool_calls_reply_validates_against_vapi_sdk(vapi_sdk: SimpleNamespace) -> None:
+    body = {
+        "results": [
+            tool_result("escalateToSupport", "call_1", "Transferring you now."),
+            {"name": "lookupTicketStatus", "toolCallId": "call_2", "error": "not handled here"},
+        ]
+    }
+    model = vapi_sdk.ToolCallsResponse.model_validate(body)
+    problems: list[str] = []
+    audit(model, body, "$", problems)
+    assert problems == []
+    assert model.results[0].tool_call_id == "call_1"
+
+
+@pytest.mark.parametrize("case", ["warm-say-message", "sip-summary-header", "extension"])
+def test_control_transfer_validates_against_vapi_sdk(case: str, vapi_sdk: SimpleNamespace) -> None:
+    destination = destination_json(make_decision(REQUEST, **CASES[case]))
+    body = control_transfer(destination, "Transferring you now.")
+    model = vapi_sdk.ControlTransfer.model_validate(body)
+    problems: list[str] = []
+    audit(model, body, "$", problems)
+    assert problems == []
+    assert model.type == "transfer"
+
+
+def test_audit_flags_problems_when_reply_has_unknown_key_bad_enum_or_bad_number(
+    vapi_sdk: SimpleNamespace,
+) -> None:
+    body = {
+        "destination": {
+            "type": "number",
+            "number": "+1-555-BILLING-TEAM",
+            "transfer_plan": {"mode": "warm-transfer-say-message"},
+            "transferPlan": {"mode": "warm-transfer-say-messages"},
+        }
+    }
+    model = vapi_sdk.TransferResponse.model_validate(body)
+    problems: list[str] = []
+    audit(model, body, "$", problems)
+    check_destination_numbers(body["destination"], problems)
+    assert any("transfer_plan" in p for p in problems)
+    assert any("not in SDK enum" in p for p in problems)
+    assert any("E.164" in p for p in problems)
+
+
+@pytest.mark.parametrize("name", fixture_names("response.transfer-destination."))
+def test_shared_reply_fixture_passes_the_audit(name: str, vapi_sdk: SimpleNamespace) -> None:
+    body = load_fixture(name)
+    model = vapi_sdk.TransferResponse.model_validate(body)
+    problems: list[str] = []
+    audit(model, body, "$", problems)
+    if "destination" in body:
+        check_destination_numbers(body["destination"], problems)
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in fixture_names() if not n.startswith(("response.", "outbound-call."))],
+)
+def test_inbound_fixture_parses_and_matches_sdk_class(name: str, vapi_sdk: SimpleNamespace) -> None:
+    doc = load_fixture(name)
+    import json
+
+    message = parse_body(json.dumps(doc).encode())
+    assert message.envelope and message.type == doc["message"]["type"]
+    vapi_sdk.ServerMessage.model_validate(doc)
+    if not name.startswith("unknown."):
+        vapi_sdk.by_type[message.type].model_validate(doc["message"])
+    else:
+        assert message.type not in vapi_sdk.by_type

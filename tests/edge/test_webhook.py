@@ -1,0 +1,269 @@
+"""The webhook against a controllable routing servicer: every shared fixture, tolerant parsing, the
+lifecycle messages, the outbox, duplicates."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from edge_support import Edge, RunningFake, fixture_names, load_fixture, make_decision
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+
+TRANSFER_FIXTURES = fixture_names("transfer-destination-request.")
+ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
+
+
+def only_request(fake: RunningFake) -> pb.ResolveEscalationRequest:
+    assert len(fake.servicer.resolve_requests) == 1
+    return fake.servicer.resolve_requests[0]
+
+
+@pytest.mark.parametrize("name", TRANSFER_FIXTURES)
+async def test_transfer_request_gets_decided_destination_when_fixture_is(
+    edge: Edge, fake_routing: RunningFake, name: str
+) -> None:
+    doc = load_fixture(name)
+    response = await edge.post(doc)
+    assert response.status_code == 200
+    destination = response.json()["destination"]
+    assert destination["number"] == "+15550100200"
+    request = only_request(fake_routing)
+    assert request.call_id == doc["message"]["call"]["id"]
+    customer = doc["message"].get("customer") or {}
+    assert request.caller_number == customer.get("number", "")
+
+
+async def test_arguments_come_from_last_tool_call_when_history_has_several(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    doc = load_fixture(ENTERPRISE)
+    messages = doc["message"]["artifact"]["messages"]
+    later = copy.deepcopy(messages[-1])
+    later["toolCalls"][0]["id"] = "call_second"
+    later["toolCalls"][0]["function"]["arguments"] = json.dumps(
+        {"issue_category": "billing", "complexity_level": "basic"}
+    )
+    messages.append(later)
+    await edge.post(doc)
+    request = only_request(fake_routing)
+    assert (request.tool_call_id, request.issue_category, request.complexity) == (
+        "call_second",
+        "billing",
+        pb.COMPLEXITY_BASIC,
+    )
+
+
+async def test_arguments_are_read_when_given_as_object(edge: Edge, fake_routing: RunningFake) -> None:
+    doc = load_fixture(ENTERPRISE)
+    function = doc["message"]["artifact"]["messages"][-1]["toolCalls"][0]["function"]
+    function["arguments"] = json.loads(function["arguments"])
+    await edge.post(doc)
+    request = only_request(fake_routing)
+    assert request.issue_category == "technical" and request.complexity == pb.COMPLEXITY_ADVANCED
+    assert request.arguments_problem == ""
+    assert request.customer_context.startswith("Enterprise account")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        ('{"issue_category": "technical", ', "not valid JSON"),
+        ("[1, 2]", "not a JSON object"),
+        (None, "no arguments"),
+        ({"issue_category": 5, "complexity_level": "advanced"}, "non-string issue_category"),
+        ({"issue_category": "technical", "complexity_level": "extreme"}, "unknown complexity_level"),
+    ],
+    ids=["truncated-json", "array", "absent", "wrong-type", "unknown-complexity"],
+)
+async def test_call_is_still_routed_with_problem_noted_when_arguments_are_malformed(
+    edge: Edge, fake_routing: RunningFake, arguments: Any, problem: str
+) -> None:
+    doc = load_fixture(ENTERPRISE)
+    doc["message"]["artifact"]["messages"][-1]["toolCalls"][0]["function"]["arguments"] = arguments
+    response = await edge.post(doc)
+    assert response.status_code == 200
+    assert response.json()["destination"]["number"] == "+15550100200"
+    request = only_request(fake_routing)
+    assert problem in request.arguments_problem
+    assert request.caller_number == "+1234567890"
+
+
+async def test_problem_is_reported_when_no_arguments_exist(edge: Edge, fake_routing: RunningFake) -> None:
+    await edge.post(load_fixture("transfer-destination-request.no-tool-arguments.json"))
+    request = only_request(fake_routing)
+    assert request.arguments_problem == "no escalateToSupport arguments in the message"
+    assert (request.issue_category, request.complexity, request.tool_call_id) == ("", 0, "")
+
+
+async def test_legacy_function_call_parameters_are_read_when_present(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    await edge.post(load_fixture("transfer-destination-request.legacy-functioncall.json"))
+    request = only_request(fake_routing)
+    assert (request.issue_category, request.complexity) == ("account", pb.COMPLEXITY_INTERMEDIATE)
+    assert request.arguments_problem == ""
+
+
+async def test_web_call_is_routed_without_number_when_customer_is_absent(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    response = await edge.post(load_fixture("transfer-destination-request.web-call-no-customer-number.json"))
+    assert response.status_code == 200
+    request = only_request(fake_routing)
+    assert request.caller_number == "" and request.issue_category != ""
+
+
+async def test_flat_seed_body_is_routed_on_the_seed_path(edge: Edge, fake_routing: RunningFake) -> None:
+    envelope = load_fixture("transfer-destination-request.legacy-functioncall.json")["message"]
+    flat = {
+        "type": "transfer-destination-request",
+        "functionCall": envelope["functionCall"],
+        "customer": {"number": "+0987654321"},
+        "call": {"id": "flat-call-1"},
+    }
+    response = await edge.post(flat, path="/webhook/escalation")
+    assert response.status_code == 200
+    assert "destination" in response.json()
+    request = only_request(fake_routing)
+    assert (request.call_id, request.caller_number, request.issue_category) == (
+        "flat-call-1",
+        "+0987654321",
+        "account",
+    )
+
+
+async def test_transcript_and_sip_are_forwarded_when_present(edge: Edge, fake_routing: RunningFake) -> None:
+    doc = load_fixture(ENTERPRISE)
+    doc["message"]["customer"] = {"sipUri": "sip:caller@example.com"}
+    del doc["message"]["call"]["customer"]
+    await edge.post(doc)
+    request = only_request(fake_routing)
+    assert request.caller_sip_uri == "sip:caller@example.com"
+    assert request.transcript.startswith("AI: Thanks for calling TechCorp")
+
+
+async def test_same_answer_is_given_when_delivery_is_duplicated(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    doc = load_fixture(ENTERPRISE)
+    first = await edge.post(doc)
+    second = await edge.post(doc)
+    assert first.json() == second.json()
+    assert len(fake_routing.servicer.decisions) == 1
+
+
+async def test_callback_is_recorded_once_when_delivered_twice(edge: Edge, fake_routing: RunningFake) -> None:
+    fake_routing.servicer.decide = lambda request: make_decision(
+        request,
+        kind=pb.DECISION_KIND_CALLBACK,
+        number="+15550100600",
+        caller_message="All specialists are busy. You're in our priority queue.",
+        team_id="enterprise",
+    )
+    doc = load_fixture(ENTERPRISE)
+    first = await edge.post(doc)
+    second = await edge.post(doc)
+    assert first.json() == second.json()
+    assert first.json()["destination"]["number"] == "+15550100600"
+    call_id = doc["message"]["call"]["id"]
+    entry = await edge.outbox.get(f"callback-{call_id}")
+    assert entry is not None and entry.kind == "callback"
+    assert entry.payload["team_id"] == "enterprise"
+    assert entry.payload["caller_number"] == "+1234567890"
+    assert entry.payload["effective_complexity"] == "advanced"
+    assert entry.payload["priority"] == 7
+    assert entry.payload["decision_id"]
+    assert entry.payload["customer_context"].startswith("Enterprise account")
+    assert len(await edge.outbox.pending()) == 1
+
+
+async def test_transfer_decision_records_nothing_when_not_a_callback(edge: Edge) -> None:
+    await edge.post(load_fixture(ENTERPRISE))
+    assert await edge.outbox.pending() == []
+
+
+async def test_fallback_decision_answers_fallback_line(edge: Edge, fake_routing: RunningFake) -> None:
+    fake_routing.servicer.decide = lambda request: make_decision(
+        request, kind=pb.DECISION_KIND_FALLBACK, number="+15550100900", caller_message="Connecting you."
+    )
+    response = await edge.post(load_fixture(ENTERPRISE))
+    destination = response.json()["destination"]
+    assert destination["number"] == "+15550100900" and destination["message"] == "Connecting you."
+
+
+async def test_unusable_decision_answers_fallback_line(edge: Edge, fake_routing: RunningFake) -> None:
+    fake_routing.servicer.decide = lambda request: make_decision(request, number="+1-555-TECH-SPECIALISTS")
+    response = await edge.post(load_fixture(ENTERPRISE))
+    assert response.json()["destination"]["number"] == "+15550100900"
+
+
+async def test_assignment_is_released_when_status_is_ended(edge: Edge, fake_routing: RunningFake) -> None:
+    response = await edge.post(load_fixture("status-update.ended.json"))
+    assert response.status_code == 200 and response.json() == {}
+    [release] = fake_routing.servicer.releases
+    assert release.call_id == "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
+    assert release.reason == "assistant-forwarded-call"
+
+
+@pytest.mark.parametrize("name", ["status-update.in-progress.json", "status-update.forwarding.json"])
+async def test_nothing_is_released_when_status_is_not_ended(
+    edge: Edge, fake_routing: RunningFake, name: str
+) -> None:
+    response = await edge.post(load_fixture(name))
+    assert response.status_code == 200 and response.json() == {}
+    assert fake_routing.servicer.releases == []
+
+
+async def test_review_is_recorded_when_escalated_call_reports_end(edge: Edge) -> None:
+    await edge.post(load_fixture(ENTERPRISE))
+    response = await edge.post(load_fixture("end-of-call-report.escalated.json"))
+    assert response.status_code == 200 and response.json() == {}
+    await edge.post(load_fixture("end-of-call-report.escalated.json"))
+    entry = await edge.outbox.get("review-0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81")
+    assert entry is not None and entry.kind == "review"
+    payload = entry.payload
+    assert payload["ended_reason"] == "assistant-forwarded-call"
+    assert payload["duration_seconds"] == pytest.approx(58.9)
+    assert payload["transfers"] == [{"status": "connected", "mode": "warm-transfer-say-summary"}]
+    assert payload["destination"]["number"] == "+15550100110"
+    assert payload["summary"].startswith("An enterprise customer")
+    assert payload["decision_known"] is True and payload["decision_id"]
+    assert len(await edge.outbox.pending()) == 1
+
+
+async def test_review_is_not_recorded_when_call_was_never_escalated(edge: Edge) -> None:
+    response = await edge.post(load_fixture("end-of-call-report.escalated.json"))
+    assert response.status_code == 200
+    assert await edge.outbox.pending() == []
+
+
+async def test_review_is_recorded_when_routing_cannot_be_asked(edge: Edge, fake_routing: RunningFake) -> None:
+    fake_routing.servicer.behaviour = "error"
+    fake_routing.servicer.error_code = __import__("grpc").StatusCode.UNAVAILABLE
+    response = await edge.post(load_fixture("end-of-call-report.escalated.json"))
+    assert response.status_code == 200
+    entry = await edge.outbox.get("review-0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81")
+    assert entry is not None and entry.payload["decision_known"] is False
+
+
+@pytest.mark.parametrize("name", ["unknown.some-future-event.json"])
+async def test_unknown_type_is_acknowledged_when_sdk_lacks_it(
+    edge: Edge, fake_routing: RunningFake, name: str
+) -> None:
+    response = await edge.post(load_fixture(name))
+    assert response.status_code == 200 and response.json() == {}
+    assert fake_routing.servicer.resolve_requests == []
+
+
+async def test_other_tool_is_answered_with_error_entry_when_not_escalation(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    response = await edge.post(load_fixture("tool-calls.json"))
+    assert response.status_code == 200
+    [result] = response.json()["results"]
+    assert result["name"] == "lookupTicketStatus" and result["toolCallId"] == "call_Ty5Gb2Nm8Qw3Xe7Lk1Rz4Uc"
+    assert "not handled" in result["error"]
+    assert fake_routing.servicer.resolve_requests == []
