@@ -457,14 +457,15 @@ def parse_agents(text: str, *, source: str, csv_format: bool = False) -> list[Ag
     `id,name,number,teams,skills,max_complexity,capacity,status` (teams/skills separated by ';')."""
     try:
         if csv_format:
-            records = _csv_records(AgentRecord, text, source)
-        else:
-            data = read_yaml(text, source=source)
-            if isinstance(data, list):
-                data = {"agents": data}
-            if not isinstance(data, dict):
-                raise PolicyError.single(source, "", "expected a mapping with an `agents:` list")
-            records = _validate(AgentsFileDoc, data, source).agents
+            rows = _csv_rows(AgentRecord, text, source)
+            _unique(source, [(r.id, f"line {line}.id") for line, r in rows], "agent id")
+            return [record for _, record in rows]
+        data = read_yaml(text, source=source)
+        if isinstance(data, list):
+            data = {"agents": data}
+        if not isinstance(data, dict):
+            raise PolicyError.single(source, "", "expected a mapping with an `agents:` list")
+        records = _validate(AgentsFileDoc, data, source).agents
         _unique(source, [(r.id, f"agents[{i}].id") for i, r in enumerate(records)], "agent id")
         return records
     except PolicyError:
@@ -482,18 +483,17 @@ def load_customers(path: str | Path) -> list[CustomerRecord]:
 def parse_customers(text: str, *, source: str) -> list[CustomerRecord]:
     """Validate customer CSV text (numbers normalised like callers; later duplicates are errors)."""
     try:
-        records = _csv_records(CustomerRecord, text, source)
-        _unique(
-            source, [(r.number, f"line {i + 2}.number") for i, r in enumerate(records)], "customer number"
-        )
-        return records
+        rows = _csv_rows(CustomerRecord, text, source)
+        _unique(source, [(r.number, f"line {line}.number") for line, r in rows], "customer number")
+        return [record for _, record in rows]
     except PolicyError:
         raise
     except Exception as exc:
         raise PolicyError.single(source, "", f"cannot be read ({type(exc).__name__})") from None
 
 
-def _csv_records(model: type[ModelT], text: str, source: str) -> list[ModelT]:
+def _csv_rows(model: type[ModelT], text: str, source: str) -> list[tuple[int, ModelT]]:
+    """(line number, record) for every non-blank row."""
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")), skipinitialspace=True)
     if reader.fieldnames is None:
         raise PolicyError.single(source, "", "empty file: a header line is needed")
@@ -507,7 +507,7 @@ def _csv_records(model: type[ModelT], text: str, source: str) -> list[ModelT]:
             f"unknown column(s) {', '.join(unknown)}; allowed: {', '.join(model.model_fields)}",
         )
     reader.fieldnames = header
-    records: list[ModelT] = []
+    records: list[tuple[int, ModelT]] = []
     problems: list[Problem] = []
     for row in reader:
         line = reader.line_num
@@ -518,7 +518,7 @@ def _csv_records(model: type[ModelT], text: str, source: str) -> list[ModelT]:
         if not any((value or "").strip() for value in values.values()):
             continue
         try:
-            records.append(model.model_validate(values))
+            records.append((line, model.model_validate(values)))
         except ValidationError as exc:
             problems += _problems(exc, prefix=[f"line {line}"])
         if len(problems) > 50:

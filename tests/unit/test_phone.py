@@ -1,0 +1,128 @@
+"""Caller normalisation, destination validation and masking."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from routing_service.domain.phone import (
+    is_e164,
+    mask_number,
+    mask_numbers_in_text,
+    normalize_caller,
+    parse_destination_number,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("+15550100100", "+15550100100"),
+        ("+1 555 010 0100", "+15550100100"),
+        ("+1-555-010-0100", "+15550100100"),
+        ("(415) 555-0100", "+14155550100"),
+        ("415.555.0100", "+14155550100"),
+        ("tel:+442079460000", "+442079460000"),
+        ("  +49 151 23456789 ", "+4915123456789"),
+    ],
+)
+def test_normalize_caller_gives_e164_when_the_number_is_valid(raw: str, key: str) -> None:
+    caller = normalize_caller(raw)
+    assert (caller.key, caller.e164, caller.valid) == (key, key, True)
+    assert key not in caller.note  # the note is masked
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [("+1234567890", "+1234567890"), ("+0987654321", "+0987654321"), ("+1 111-111-111", "+1111111111")],
+)
+def test_normalize_caller_keeps_an_opaque_key_when_plausible_but_invalid(raw: str, key: str) -> None:
+    caller = normalize_caller(raw)
+    assert (caller.key, caller.e164, caller.valid) == (key, None, False)
+    assert "kept as opaque key: not a valid number" in caller.note
+
+
+@pytest.mark.parametrize("raw", ["", "   ", None])
+def test_normalize_caller_gives_no_key_when_the_number_is_missing(raw: str | None) -> None:
+    caller = normalize_caller(raw)
+    assert caller.key is None and not caller.valid
+    assert caller.note == "no caller number given"
+
+
+@pytest.mark.parametrize("raw", ["anonymous", "+1555abc0100", "sip:alice@example.com", "12", "+" + "1" * 80])
+def test_normalize_caller_gives_no_key_when_the_text_is_not_a_number(raw: str) -> None:
+    caller = normalize_caller(raw)
+    assert caller.key is None and caller.e164 is None and not caller.valid
+    assert caller.note
+
+
+@settings(max_examples=200)
+@given(st.text(max_size=40))
+def test_normalize_caller_never_raises_when_given_any_text(raw: str) -> None:
+    caller = normalize_caller(raw)
+    assert caller.key is None or re.fullmatch(r"\+\d{3,15}", caller.key)
+    assert caller.valid == (caller.e164 is not None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("+15550100100", True),
+        ("+442079460000", True),
+        ("+1234567890", False),
+        ("15550100100", False),
+        ("+1 555 010 0100", False),
+        ("+0987654321", False),
+        ("", False),
+    ],
+)
+def test_is_e164_accepts_only_strict_possible_numbers_when_checking(text: str, expected: bool) -> None:
+    assert is_e164(text) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("+1-555-TECH-SPECIALISTS", "is not E.164"),
+        ("5550100100", "is not E.164"),
+        ("+1555", "not a possible number"),
+        ("+1234567890", "not a possible number"),
+    ],
+)
+def test_parse_destination_number_explains_when_the_number_is_rejected(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_destination_number(text)
+    assert parse_destination_number("+15550100900") == "+15550100900"
+
+
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("+15551234567", "+1******4567"),
+        ("+442079460000", "+44******0000"),
+        ("+0987654321", "+******4321"),
+        ("5551234567", "******4567"),
+        ("anonymous", "anonymous"),
+        ("+1******4567", "+1******4567"),
+    ],
+)
+def test_mask_number_keeps_country_code_and_last_four_when_masking(raw: str, masked: str) -> None:
+    assert mask_number(raw) == masked
+
+
+def test_mask_numbers_in_text_masks_every_number_when_several_appear() -> None:
+    text = "from +1 555-123-4567 to +442079460000 at 2026-01-05T10:00:00+00:00, +12 items"
+    assert mask_numbers_in_text(text) == (
+        "from +1******4567 to +44******0000 at 2026-01-05T10:00:00+00:00, +12 items"
+    )
+
+
+@settings(max_examples=200)
+@given(st.text(alphabet="+0123456789 -()abc", max_size=60))
+def test_mask_numbers_in_text_leaves_no_long_digit_run_when_given_any_text(text: str) -> None:
+    masked = mask_numbers_in_text(text)
+    assert not re.search(r"(?<![\w+])\+\d{9,}", masked)
+    assert mask_numbers_in_text(masked) == masked
