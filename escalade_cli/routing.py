@@ -52,7 +52,8 @@ def serve_command(
     from pydantic import ValidationError
 
     from routing_service.domain.errors import EscalationError
-    from routing_service.grpc.server import configure_logging, serve
+    from routing_service.grpc.server import serve
+    from routing_service.logs import configure_logging
     from routing_service.policy.errors import PolicyError
     from routing_service.settings import RoutingSettings
 
@@ -65,7 +66,10 @@ def serve_command(
         settings = RoutingSettings(**overrides)
     except ValidationError as exc:
         fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
-    configure_logging(json=settings.log_json, level=settings.log_level)
+    try:
+        configure_logging(json=settings.log_json, level=settings.log_level)
+    except ValueError as exc:
+        fail(f"invalid ESCALADE_LOG_LEVEL: {exc}")
     try:
         asyncio.run(serve(settings))
     except PolicyError as exc:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
-import sys
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 import grpc
 import structlog
@@ -27,13 +25,12 @@ from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.sweeper import run_sweeper
-from routing_service.domain.phone import mask_numbers_in_text
 from routing_service.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
 from routing_service.grpc.servicer import RoutingServicer, utc_now
 from routing_service.settings import RoutingSettings
 from routing_service.store.store import Store
 
-__all__ = ["SERVICE_NAME", "RoutingServer", "configure_logging", "serve"]
+__all__ = ["SERVICE_NAME", "RoutingServer", "serve"]
 
 SERVICE_NAME: str = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
 
@@ -151,35 +148,6 @@ class RoutingServer:
             await self.store.close()
             self.store = None
         log.info("routing_stopped")
-
-
-def _mask_phone_numbers(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key, value in event_dict.items():
-        if isinstance(value, str):
-            event_dict[key] = mask_numbers_in_text(value)
-    return event_dict
-
-
-def configure_logging(*, json: bool, level: str = "info") -> None:
-    """structlog to stderr: context vars, level, UTC ISO time, masked phone numbers, JSON or console."""
-    renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _mask_phone_numbers,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), 20)
-        ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 async def serve(settings: RoutingSettings) -> None:

@@ -4,36 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
+from grpc_helpers import Routing, routing_settings
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc.server import RoutingServer
-from routing_service.settings import RoutingSettings
-
-REPO = Path(__file__).resolve().parents[2]
-TECHCORP = REPO / "examples" / "techcorp.yaml"
-
-
-@dataclass
-class Routing:
-    server: RoutingServer
-    channel: grpc.aio.Channel
-    stub: routing_pb2_grpc.RoutingServiceStub
-    database_url: str
-
-
-def routing_settings(database_url: str, policy: Path = TECHCORP, **extra: object) -> RoutingSettings:
-    return RoutingSettings(
-        database_url=database_url,
-        policy=policy,
-        routing_address="127.0.0.1:0",
-        shutdown_grace_seconds=1.0,
-        **extra,  # type: ignore[arg-type]
-    )
 
 
 @pytest.fixture

@@ -180,3 +180,17 @@ async def test_recent_handle_time_averages_team_live_calls_when_released_since(s
         billing = await uow.assignments.recent_handle_time("billing", NOW - timedelta(minutes=1))
     assert mean is not None and abs(mean.total_seconds() - 6 * 60) < 0.01
     assert billing is not None and abs(billing.total_seconds() - 30 * 60) < 0.01
+
+
+async def test_reserve_keeps_single_slot_when_call_already_holds_that_agent(store: Store) -> None:
+    await add_agents(store, make_agent("alice", capacity=2), make_agent("solo", capacity=1))
+    assert await reserve(store, "alice", "c1")
+    assert await reserve(store, "alice", "c1")
+    assert await reserve(store, "solo", "c2")
+    assert await reserve(store, "solo", "c2"), "full, but the call already holds this agent's slot"
+    assert not await reserve(store, "solo", "c3")
+    async with store.uow() as uow:
+        alice = await uow.agents.get("alice")
+        solo = await uow.agents.get("solo")
+    assert alice is not None and alice.active_assignments == 1
+    assert solo is not None and solo.active_assignments == 1

@@ -1,0 +1,36 @@
+"""THE concurrency test: 50 simultaneous ResolveEscalation calls for one specialist of capacity 1 through
+the gRPC stub reserve exactly one slot, on SQLite and PostgreSQL (the database's guarantees, no Python lock:
+the requests run concurrently in one server process, each in its own transaction)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from grpc_helpers import add_agent, agent_of, resolve
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+
+Stub = routing_pb2_grpc.RoutingServiceStub
+
+
+async def test_fifty_simultaneous_calls_reserve_one_slot_when_one_specialist_has_capacity_one(
+    stub: Stub,
+) -> None:
+    await add_agent(stub, "solo", capacity=1)
+    decisions = await asyncio.gather(*(resolve(stub, f"race-{i}") for i in range(50)))
+    kinds = [d.kind for d in decisions]
+    assert kinds.count(pb.DECISION_KIND_TRANSFER_AGENT) == 1
+    assert all(k in (pb.DECISION_KIND_CALLBACK, pb.DECISION_KIND_TRANSFER_AGENT) for k in kinds)
+    assert (await agent_of(stub, "solo")).active_assignments == 1
+    queued = await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical"))
+    assert len(queued.callbacks) == 49
+    assert sorted(c.position for c in queued.callbacks) == list(range(1, 50))
+
+
+async def test_simultaneous_repeats_store_one_decision_when_ids_are_identical(stub: Stub) -> None:
+    await add_agent(stub, "solo", capacity=5)
+    decisions = await asyncio.gather(*(resolve(stub, "same-call", tool_call_id="t") for _ in range(20)))
+    assert len({d.decision_id for d in decisions}) == 1
+    assert sum(not d.replayed for d in decisions) == 1
+    assert (await agent_of(stub, "solo")).active_assignments == 1

@@ -1,0 +1,143 @@
+"""Decision audit log on SQLite and PostgreSQL: full round trip with trace, duplicates, latest per call,
+keyset paging newest first with filters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from store_builders import HOLD, NOW, add_agents, make_agent, make_decision, make_ticket, opened_store
+
+from routing_service.app.ports import DuplicateDecision
+from routing_service.domain.models import DecisionKind, Destination
+from routing_service.store import Store
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with opened_store(database_url) as opened:
+        yield opened
+
+
+async def test_decision_round_trips_with_trace_when_stored(store: Store) -> None:
+    decision = make_decision("20261123090000000000-aaaa", "call-1")
+    callback = replace(
+        make_decision("20261123090000000001-bbbb", "call-2", kind=DecisionKind.CALLBACK, agent_id=None),
+        destination=Destination(number="+15550100600"),
+        estimated_wait=None,
+        claimed_complexity=None,
+        callback=replace(make_ticket("call-2", service_key=1.5e9), position=3),
+    )
+    async with store.uow() as uow:
+        await uow.decisions.add(decision)
+        await uow.decisions.add(callback)
+        await uow.commit()
+    async with store.uow() as uow:
+        got = await uow.decisions.get("call-1", "tool-1")
+        got_callback = await uow.decisions.get("call-2", "tool-1")
+        assert await uow.decisions.get("call-1", "other-tool") is None
+    assert got == decision
+    assert got_callback == callback
+    assert got is not None and got.trace == decision.trace and got.decided_at.tzinfo is not None
+
+
+async def test_add_raises_duplicate_when_same_call_and_tool_call(store: Store) -> None:
+    async with store.uow() as uow:
+        await uow.decisions.add(make_decision("d1", "call-1"))
+        await uow.commit()
+    async with store.uow() as uow:
+        with pytest.raises(DuplicateDecision):
+            await uow.decisions.add(make_decision("d2", "call-1"))
+        # the unit of work stays usable after the duplicate
+        await uow.decisions.add(make_decision("d3", "call-1", "tool-2"))
+        await uow.commit()
+    async with store.uow() as uow:
+        kept = await uow.decisions.get("call-1", "tool-1")
+    assert kept is not None and kept.decision_id == "d1"
+
+
+async def test_reservation_rolls_back_when_decision_is_duplicate(store: Store) -> None:
+    await add_agents(store, make_agent("alice"))
+    async with store.uow() as uow:
+        await uow.decisions.add(make_decision("d1", "call-1"))
+        await uow.commit()
+    with pytest.raises(DuplicateDecision):
+        async with store.uow() as uow:
+            assert await uow.assignments.reserve(
+                agent_id="alice", call_id="call-1", purpose="live", now=NOW, expires_at=NOW + HOLD
+            )
+            await uow.decisions.add(make_decision("d2", "call-1"))
+            await uow.commit()
+    async with store.uow() as uow:
+        agent = await uow.agents.get("alice")
+        assert await uow.assignments.active_for_call("call-1", "live") is None
+    assert agent is not None and agent.active_assignments == 0
+
+
+async def test_only_one_decision_stored_when_retries_race(store: Store) -> None:
+    async def attempt(index: int) -> str:
+        async with store.uow() as uow:
+            try:
+                await uow.decisions.add(make_decision(f"d{index}", "call-1"))
+            except DuplicateDecision:
+                return "duplicate"
+            await uow.commit()
+            return "stored"
+
+    outcomes = await asyncio.gather(*(attempt(i) for i in range(10)))
+    assert outcomes.count("stored") == 1 and outcomes.count("duplicate") == 9
+
+
+async def test_latest_for_call_returns_newest_when_several_tool_calls(store: Store) -> None:
+    async with store.uow() as uow:
+        await uow.decisions.add(make_decision("d1", "call-1", "t1", decided_at=NOW))
+        await uow.decisions.add(make_decision("d3", "call-1", "t3", decided_at=NOW + timedelta(seconds=5)))
+        await uow.decisions.add(make_decision("d2", "call-1", "t2", decided_at=NOW + timedelta(seconds=5)))
+        await uow.decisions.add(make_decision("d9", "call-2", "t1", decided_at=NOW + timedelta(hours=1)))
+        await uow.commit()
+    async with store.uow() as uow:
+        latest = await uow.decisions.latest_for_call("call-1")
+        assert await uow.decisions.latest_for_call("call-404") is None
+    assert latest is not None and latest.decision_id == "d3"
+
+
+async def test_page_walks_newest_first_when_filtered(store: Store) -> None:
+    kinds = [DecisionKind.TRANSFER_AGENT, DecisionKind.CALLBACK, DecisionKind.TRANSFER_TEAM]
+    decisions = [
+        make_decision(
+            f"{i:04d}",
+            f"call-{i}",
+            decided_at=NOW + timedelta(seconds=i // 2),  # pairs share a timestamp: decision_id breaks ties
+            team_id="technical" if i % 2 else "billing",
+            kind=kinds[i % 3],
+        )
+        for i in range(15)
+    ]
+    async with store.uow() as uow:
+        for decision in decisions:
+            await uow.decisions.add(decision)
+        await uow.commit()
+
+    async def walk(team_id: str | None, kind: DecisionKind | None) -> list[str]:
+        seen: list[str] = []
+        before: str | None = None
+        async with store.uow() as uow:
+            while page := await uow.decisions.page(team_id=team_id, kind=kind, limit=4, before=before):
+                seen += [d.decision_id for d in page]
+                before = page[-1].decision_id
+        return seen
+
+    newest_first = sorted(decisions, key=lambda d: (d.decided_at, d.decision_id), reverse=True)
+    assert await walk(None, None) == [d.decision_id for d in newest_first]
+    assert await walk("technical", None) == [d.decision_id for d in newest_first if d.team_id == "technical"]
+    assert await walk(None, DecisionKind.CALLBACK) == [
+        d.decision_id for d in newest_first if d.kind is DecisionKind.CALLBACK
+    ]
+    assert await walk("billing", DecisionKind.TRANSFER_AGENT) == [
+        d.decision_id
+        for d in newest_first
+        if d.team_id == "billing" and d.kind is DecisionKind.TRANSFER_AGENT
+    ]
