@@ -1,0 +1,164 @@
+"""Records the histories that `test_replay.py` replays. After an intended workflow change (behind
+`workflow.patched` for running workflows) run `.venv/bin/python tests/workflow/history_recorder.py` and
+commit the JSON.
+
+Each scenario runs on the time-skipping test server with the stand-in activities and writes
+`histories/<name>.json`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import sysconfig
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle, WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from workflow_fakes import FakeReviews, FakeRouting, FakeVapi, callback_input, eventually, new_worker
+
+from workflows.callback import QueueCallbackWorkflow
+from workflows.inputs import (
+    BusinessHoursInput,
+    EscalationReviewInput,
+    RescheduleRequest,
+    callback_workflow_id,
+    review_workflow_id,
+)
+from workflows.payloads import ClaimOutcome, DecisionView, DialOutcome
+from workflows.review import EscalationReviewWorkflow
+from workflows.search_attributes import register_search_attributes
+
+HISTORIES = Path(__file__).with_name("histories")
+Handle = WorkflowHandle[Any, Any]
+Scenario = Callable[[Client, WorkflowEnvironment], Awaitable[Handle]]
+
+
+async def callback_signal_then_connected(client: Client, env: WorkflowEnvironment) -> Handle:
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.NOT_AT_HEAD, position=2), FakeVapi()
+    hours = BusinessHoursInput(timezone="UTC", days=[0, 1, 2, 3, 4, 5, 6], opens="00:00", closes="23:59")
+    data = callback_input("replay-callback-connected", business_hours=hours)
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await client.start_workflow(
+            QueueCallbackWorkflow.run,
+            data,
+            id=callback_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+
+        async def claimed() -> bool:
+            return len(routing.claims) >= 1
+
+        await eventually(claimed)
+        at = await env.get_current_time() + timedelta(minutes=30)
+        await handle.execute_update(QueueCallbackWorkflow.reschedule, RescheduleRequest(at))
+        routing.outcome = ClaimOutcome.RESERVED
+        await handle.signal(QueueCallbackWorkflow.specialist_available)
+        await handle.result()
+    return handle
+
+
+async def callback_unreachable(client: Client, env: WorkflowEnvironment) -> Handle:
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.RESERVED), FakeVapi(results=[DialOutcome.NOT_REACHED])
+    data = callback_input("replay-callback-unreachable", max_attempts=3)
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await client.start_workflow(
+            QueueCallbackWorkflow.run,
+            data,
+            id=callback_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+    return handle
+
+
+async def review_completed(client: Client, env: WorkflowEnvironment) -> Handle:
+    decision = DecisionView(
+        decision_id="dec-r",
+        kind="transfer_agent",
+        team_id="technical",
+        agent_id="agent-ana",
+        complexity="advanced",
+    )
+    routing, reviews = FakeRouting(decision=decision), FakeReviews()
+    data = EscalationReviewInput(
+        call_id="replay-review-completed",
+        ended_reason="call.forwarding.no-answer",
+        transfer_statuses=["no-answer"],
+        transcript="the service is down",
+    )
+    async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
+        handle = await client.start_workflow(
+            EscalationReviewWorkflow.run,
+            data,
+            id=review_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+
+        async def awaiting() -> bool:
+            return (await handle.query(EscalationReviewWorkflow.findings)).state == "awaiting-review"
+
+        await eventually(awaiting)
+        await handle.execute_update(EscalationReviewWorkflow.complete_review, args=["confirmed", "noted"])
+        await handle.result()
+    return handle
+
+
+async def review_overdue(client: Client, env: WorkflowEnvironment) -> Handle:
+    routing, reviews = FakeRouting(decision=None), FakeReviews()
+    data = EscalationReviewInput(call_id="replay-review-overdue", close_after_seconds=86_400)
+    async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
+        handle = await client.start_workflow(
+            EscalationReviewWorkflow.run,
+            data,
+            id=review_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+    return handle
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "callback_signal_then_connected": callback_signal_then_connected,
+    "callback_unreachable": callback_unreachable,
+    "review_completed": review_completed,
+    "review_overdue": review_overdue,
+}
+
+
+def write_history(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def load_history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+async def record_all(env: WorkflowEnvironment, directory: Path = HISTORIES) -> list[Path]:
+    """Run every scenario on a time-skipping environment and write its history as JSON."""
+    await register_search_attributes(env.client)
+    written = []
+    for name, scenario in SCENARIOS.items():
+        handle = await scenario(env.client, env)
+        history = await handle.fetch_history()
+        written.append(write_history(directory / f"{name}.json", history.to_json()))
+    return written
+
+
+async def main() -> None:
+    server = str(Path(sysconfig.get_path("scripts")) / "temporal-test-server")
+    async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=server) as env:
+        for path in await record_all(env):
+            print(path)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
