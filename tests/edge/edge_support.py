@@ -120,12 +120,19 @@ class FakeRouting(pb_grpc.RoutingServiceServicer):
     behaviour: str = "decide"  # decide | sleep | error
     sleep_seconds: float = 5.0
     error_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    fail_next: int = 0
+    abort_status: grpc.Status | None = None
     decide: Callable[[pb.ResolveEscalationRequest], pb.Decision] = make_decision
     resolve_requests: list[pb.ResolveEscalationRequest] = field(default_factory=list)
     releases: list[pb.ReleaseAssignmentRequest] = field(default_factory=list)
     decisions: dict[tuple[str, str], pb.Decision] = field(default_factory=dict)
 
     async def _misbehave(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        if self.fail_next > 0:
+            self.fail_next -= 1
+            await context.abort(self.error_code, "test servicer transient failure")
+        if self.abort_status is not None:
+            await context.abort_with_status(self.abort_status)
         if self.behaviour == "sleep":
             await asyncio.sleep(self.sleep_seconds)
         elif self.behaviour == "error":
@@ -187,6 +194,33 @@ async def fake_routing_server() -> AsyncIterator[RunningFake]:
         yield RunningFake(servicer, health_servicer, f"127.0.0.1:{port}", server)
     finally:
         await server.stop(None)
+
+
+@dataclass
+class LocalHttp:
+    """A real HTTP server on 127.0.0.1:<ephemeral> (uvicorn in this event loop)."""
+
+    url: str
+    server: Any
+
+
+@asynccontextmanager
+async def local_http_server(app: Any) -> AsyncIterator[LocalHttp]:
+    import uvicorn
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield LocalHttp(f"http://127.0.0.1:{port}", server)
+    finally:
+        server.should_exit = True
+        await task
 
 
 @dataclass
