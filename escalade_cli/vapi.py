@@ -51,24 +51,17 @@ def webhook_secret(configured: SecretStr | None, dev_file: Path = DEV_SECRET_FIL
 
 def load_policy_readably(path: Path | None) -> Policy:
     """The routing policy (ESCALADE_POLICY, else examples/techcorp.yaml); a readable error when it is bad."""
-    from routing_service.domain.errors import EscalationError
+    from routing_service.policy.errors import PolicyError
+    from routing_service.policy.loader import load_policy
     from routing_service.settings import default_policy_path
 
     target = path if path is not None else default_policy_path()
     try:
-        from routing_service.policy.loader import load_policy
-    except ImportError:  # pragma: no cover - while the loader is being built
-        fail("the policy loader (routing_service.policy.loader) is not available in this installation")
-    try:
         return load_policy(target)
-    except FileNotFoundError:
-        fail(f"policy: no such file {target}")
-    except EscalationError as exc:
-        violations = getattr(exc, "violations", ())
-        lines = [f"policy {target}: {exc.message}", *(f"  {f}: {d}" for f, d in violations)]
-        fail("\n".join(lines))
-    except (ValueError, OSError) as exc:
-        fail(f"policy {target}: {exc}")
+    except PolicyError as exc:  # names the file, field and reason, one line per problem
+        fail(f"bad policy: {exc}")
+    except OSError as exc:
+        fail(f"cannot read the policy {target}: {exc.strerror or exc}")
 
 
 def provision_command(

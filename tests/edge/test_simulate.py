@@ -1,0 +1,378 @@
+"""`escalade simulate`: the scenario messages (checked against Vapi's SDK models and the edge's parser), their
+signatures, and whole runs against the real edge and routing service with the TechCorp policy."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from test_provisioning import audit
+from typer.testing import CliRunner
+
+from escalade_cli.main import app
+from escalade_cli.simulate import EdgeUnreachable, Outcome, outcome_table, run_scenarios, select_scenarios
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from routing_service.grpc import mapping
+from routing_service.grpc.server import RoutingServer
+from routing_service.policy.loader import load_agents, load_customers
+from routing_service.settings import RoutingSettings
+from webhook_edge.app import create_app
+from webhook_edge.auth import AuthError, verify_request
+from webhook_edge.scenarios import SCENARIOS, ended_message, transfer_request
+from webhook_edge.settings import EdgeSettings
+from webhook_edge.vapi_models import parse_body
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+SECRET = "simulate-test-secret-7c2e"
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:  # the test's loop owns the signals
+        yield
+
+
+@contextlib.asynccontextmanager
+async def serve(asgi: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1:<free port> inside the test's event loop."""
+    server = _Server(uvicorn.Config(asgi, host="127.0.0.1", port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server did not start")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def row_cells(text: str, scenario: str) -> list[str]:
+    """The cells of the table row of `scenario` in rendered rich output."""
+    line = next(line for line in text.splitlines() if f" {scenario} " in line)
+    return [cell.strip() for cell in line.strip().strip("│").split("│")]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# ----------------------------------------------------------------------------------------------------
+# The scenario messages
+# ----------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_message_validates_against_sdk_when_built(name: str) -> None:
+    from vapi.types import ServerMessage, ServerMessageStatusUpdate, ServerMessageTransferDestinationRequest
+
+    doc = transfer_request(SCENARIOS[name])
+    ServerMessage.model_validate(doc)
+    message = doc["message"]
+    assert audit(ServerMessageTransferDestinationRequest.model_validate(message), message) == []
+    ended = ended_message(doc)
+    assert audit(ServerMessageStatusUpdate.model_validate(ended["message"]), ended["message"]) == []
+    assert ended["message"]["call"]["id"] == message["call"]["id"]
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_edge_parser_reads_scenario_arguments_when_given(name: str) -> None:
+    scenario = SCENARIOS[name]
+    message = parse_body(json.dumps(transfer_request(scenario)).encode())
+    arguments = message.escalation_arguments()
+    assert arguments.problem == ""
+    assert arguments.issue_category == scenario.issue_category
+    assert arguments.complexity_level == scenario.complexity_level
+    assert arguments.customer_context == scenario.customer_context
+    assert message.caller_number == (scenario.caller or "")
+
+
+def test_each_run_gets_a_fresh_call_id_when_built_twice() -> None:
+    scenario = SCENARIOS["enterprise-technical"]
+    first, second = transfer_request(scenario), transfer_request(scenario)
+    assert first["message"]["call"]["id"] != second["message"]["call"]["id"]
+
+
+def test_web_call_has_no_customer_number_when_built() -> None:
+    message = transfer_request(SCENARIOS["web-call"])["message"]
+    assert message["call"]["type"] == "webCall"
+    assert "customer" not in message
+    assert "customer" not in message["call"]
+    assert "phoneNumber" not in message
+
+
+def test_unknown_scenario_lists_known_ones_when_selected() -> None:
+    with pytest.raises(
+        ValueError, match="unknown scenario nope; known: enterprise-technical, standard-billing"
+    ):
+        select_scenarios(["enterprise-technical", "nope"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Signing, against a stand-in edge that verifies with webhook_edge.auth
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class Received:
+    form: str | None
+    error: str | None
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@contextlib.asynccontextmanager
+async def verifying_edge(secret: str) -> AsyncIterator[tuple[str, list[Received]]]:
+    received: list[Received] = []
+
+    async def webhook(request: Request) -> JSONResponse:
+        raw = await request.body()
+        try:
+            result = verify_request(request.headers, raw, [secret.encode()])
+        except AuthError as exc:
+            received.append(Received(None, exc.reason, dict(request.headers), json.loads(raw)))
+            return JSONResponse({"error": {"code": "unauthorized", "message": exc.reason}}, status_code=401)
+        received.append(Received(result.form, None, dict(request.headers), json.loads(raw)))
+        if json.loads(raw)["message"]["type"] != "transfer-destination-request":
+            return JSONResponse({})
+        return JSONResponse(
+            {
+                "destination": {
+                    "type": "number",
+                    "number": "+15550100500",
+                    "message": "Connecting you.",
+                    "transferPlan": {"mode": "warm-transfer-say-message", "message": "General."},
+                }
+            }
+        )
+
+    async with serve(Starlette(routes=[Route("/webhook/vapi", webhook, methods=["POST"])])) as url:
+        yield url, received
+
+
+async def test_requests_are_hmac_signed_when_secret_given() -> None:
+    async with verifying_edge(SECRET) as (url, received):
+        outcomes = await run_scenarios(
+            select_scenarios(["standard-billing", "web-call"]),
+            edge=url,
+            secret=SECRET,
+            routing_address=f"127.0.0.1:{free_port()}",
+        )
+    assert [r.form for r in received] == ["hmac"] * 4  # two transfer requests, two ended status-updates
+    assert all(r.headers["content-type"] == "application/json" for r in received)
+    assert all(abs(int(r.headers["x-timestamp"]) - time.time() * 1000) < 300_000 for r in received)
+    assert [r.body["message"]["type"] for r in received] == [
+        "transfer-destination-request",
+        "status-update",
+        "transfer-destination-request",
+        "status-update",
+    ]
+    assert [(o.status, o.destination, o.mode) for o in outcomes] == [
+        (200, "+15550100500", "warm-transfer-say-message")
+    ] * 2
+    # routing unreachable: team and reason unknown, no verdict
+    assert [(o.team, o.reason, o.check) for o in outcomes] == [("-", "-", "-")] * 2
+
+
+async def test_wrong_secret_gives_non_2xx_outcome_when_edge_rejects() -> None:
+    async with verifying_edge(SECRET) as (url, received):
+        outcomes = await run_scenarios(
+            select_scenarios(["standard-billing"]),
+            edge=url,
+            secret="not-the-secret",
+            routing_address=f"127.0.0.1:{free_port()}",
+        )
+    assert received[0].error == "x-signature does not match"
+    assert outcomes[0].status == 401
+    assert outcomes[0].error == "HTTP 401: x-signature does not match"
+    assert outcomes[0].check == "MISMATCH"
+
+
+async def test_unreachable_edge_raises_when_nothing_listens() -> None:
+    port = free_port()
+    with pytest.raises(EdgeUnreachable, match=f"http://127.0.0.1:{port}/webhook/vapi is not reachable"):
+        await run_scenarios(
+            select_scenarios(["web-call"]),
+            edge=f"http://127.0.0.1:{port}",
+            secret=SECRET,
+            routing_address=f"127.0.0.1:{free_port()}",
+        )
+
+
+def test_cli_exits_1_with_readable_message_when_edge_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESCALADE_VAPI_SECRET", SECRET)
+    result = CliRunner().invoke(
+        app,
+        ["simulate", "--edge", f"http://127.0.0.1:{free_port()}", "--routing", f"127.0.0.1:{free_port()}"],
+    )
+    assert result.exit_code == 1
+    assert "is not reachable" in result.stderr
+    assert "escalade edge serve" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_cli_rejects_unknown_scenario_when_named() -> None:
+    result = CliRunner().invoke(app, ["simulate", "enterprise", "web-call"])
+    assert result.exit_code == 2
+    assert "unknown scenario enterprise; known: enterprise-technical" in result.stderr
+
+
+def test_table_shows_expected_team_and_check_when_rendered() -> None:
+    from rich.console import Console
+
+    ok = Outcome(
+        SCENARIOS["standard-billing"],
+        "c1",
+        200,
+        3.2,
+        "+15550100301",
+        "warm-transfer-say-summary",
+        "billing",
+        "specialist",
+        "billing-and-account matched",
+    )
+    bad = Outcome(
+        SCENARIOS["premium-technical"],
+        "c2",
+        200,
+        4.0,
+        "+15550100500",
+        "warm-transfer-say-message",
+        "general",
+        "team",
+        "general matched",
+    )
+    console = Console(width=250, record=True)
+    console.print(outcome_table([ok, bad]))
+    text = console.export_text()
+    assert row_cells(text, "standard-billing") == [
+        "standard-billing",
+        "+15550100301",
+        "billing",
+        "warm-transfer-say-summary",
+        "3.2",
+        "billing-and-account matched",
+        "billing",
+        "OK",
+    ]
+    assert row_cells(text, "premium-technical")[-2:] == ["technical", "MISMATCH"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Whole runs: real routing service (TechCorp policy, demo agents and customers) + real edge
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class Stack:
+    edge_url: str
+    routing_address: str
+    stub: Any
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    settings = RoutingSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'escalade.db'}",
+        policy=EXAMPLES / "techcorp.yaml",
+        routing_address="127.0.0.1:0",
+        shutdown_grace_seconds=0.5,
+    )
+    routing = RoutingServer(settings, watch_policy=False, run_sweeps=False)
+    port = await routing.start()
+    address = f"127.0.0.1:{port}"
+    channel = grpc.aio.insecure_channel(address)
+    stub = pb_grpc.RoutingServiceStub(channel)
+    try:
+        for agent in load_agents(EXAMPLES / "techcorp-agents.yaml"):
+            await stub.UpsertAgent(pb.UpsertAgentRequest(agent=mapping.agent_to_pb(agent.to_domain())))
+        for customer in load_customers(EXAMPLES / "techcorp-customers.csv"):
+            await stub.UpsertCustomer(
+                pb.UpsertCustomerRequest(customer=mapping.customer_to_pb(customer.to_domain()))
+            )
+        edge_settings = EdgeSettings(
+            vapi_secret=SECRET,
+            routing_address=address,
+            routing_deadline_ms=3000,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
+        )
+        async with serve(create_app(edge_settings)) as edge_url:
+            yield Stack(edge_url, address, stub)
+    finally:
+        await channel.close()
+        await routing.stop(0.5)
+
+
+async def agents_state(stub: Any) -> dict[str, tuple[int, int]]:
+    reply = await stub.ListAgents(pb.ListAgentsRequest(page_size=1000))
+    return {a.agent_id: (a.status, a.active_assignments) for a in reply.agents}
+
+
+async def test_every_scenario_reaches_its_expected_team_when_run_against_real_stack(stack: Stack) -> None:
+    before = await agents_state(stack.stub)
+    outcomes = await run_scenarios(
+        list(SCENARIOS.values()), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
+    )
+    by_name = {o.scenario.name: o for o in outcomes}
+    assert {name: (o.team, o.check) for name, o in by_name.items()} == {
+        "enterprise-technical": ("enterprise", "OK"),
+        "standard-billing": ("billing", "OK"),
+        "premium-technical": ("technical", "OK"),
+        "critical-outage": ("enterprise", "OK"),
+        "busy-specialists": ("technical", "OK"),
+        "web-call": ("product", "OK"),
+    }
+    assert by_name["busy-specialists"].kind == "callback"
+    assert by_name["busy-specialists"].destination == "+15550100600"  # the queue line
+    assert by_name["web-call"].destination == "+15550100400"
+    assert by_name["enterprise-technical"].mode == "warm-transfer-say-summary"
+    assert by_name["standard-billing"].kind == "specialist"
+    assert all(o.reason not in ("", "-") for o in outcomes)
+    assert all(o.latency_ms is not None and o.latency_ms > 0 for o in outcomes)
+    # statuses restored and every reservation released by the ended status-updates
+    assert await agents_state(stack.stub) == before
+    callbacks = await stack.stub.ListCallbacks(pb.ListCallbacksRequest())
+    assert list(callbacks.callbacks) == []
+
+
+async def test_second_run_routes_the_same_when_repeated(stack: Stack) -> None:
+    first = await run_scenarios(
+        list(SCENARIOS.values()), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
+    )
+    second = await run_scenarios(
+        list(SCENARIOS.values()), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
+    )
+    assert [(o.team, o.kind, o.destination) for o in first] == [
+        (o.team, o.kind, o.destination) for o in second
+    ]
+    assert len({o.call_id for o in first + second}) == 2 * len(SCENARIOS)
+
+
+async def test_cli_prints_table_with_expected_teams_when_stack_runs(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ESCALADE_VAPI_SECRET", SECRET)
+    monkeypatch.setenv("COLUMNS", "250")
+    args = ["simulate", "--edge", stack.edge_url, "--routing", stack.routing_address, "standard-billing"]
+    # the CLI runs its own event loop: give it a thread so the stack keeps serving in this one
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == 0, result.output
+    cells = row_cells(result.stdout, "standard-billing")
+    assert cells[1:4] == ["+15550100301", "billing", "warm-transfer-say-summary"]
+    assert cells[-2:] == ["billing", "OK"]
