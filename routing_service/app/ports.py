@@ -55,11 +55,17 @@ class CustomerRepository(Protocol):
         ...
 
     async def record_outcome(
-        self, call_id: str, number: str, agent_id: str | None, now: datetime
+        self,
+        call_id: str,
+        number: str,
+        agent_id: str | None,
+        now: datetime,
+        *,
+        default_tier: str = "standard",
     ) -> tuple[Customer, bool]:
         """+1 previous_escalations once per call_id (idempotent) and set last_agent_id when given.
-        Unknown customers are created with `tier` = the caller's current default (passed by the use case
-        through `upsert` first). Returns (customer, counted)."""
+        An unknown customer is created with `default_tier` (the use case may also `upsert` first).
+        Returns (customer, counted)."""
         ...
 
 

@@ -36,8 +36,11 @@ class SqlAssignmentRepository(SqlRepository):
         self, *, agent_id: str, call_id: str, purpose: str, now: datetime, expires_at: datetime
     ) -> bool:
         """Take one slot of the agent in the current transaction; False when none was free (or the agent is
-        not available / unknown). Raises `Conflict` when the call already holds an active assignment for
-        this purpose (the slot just taken is given back first)."""
+        not available / unknown).
+
+        A call holds at most one active assignment per purpose: when it already holds one with this agent,
+        that one stands and the result is True (no second slot is taken); with another agent, `Conflict`.
+        """
         won = await self._execute(
             update(agents)
             .where(
@@ -48,7 +51,7 @@ class SqlAssignmentRepository(SqlRepository):
             .values(active_assignments=agents.c.active_assignments + 1, updated_at=now)
         )
         if won.rowcount != 1:
-            return False
+            return await self.active_for_call(call_id, purpose) == agent_id
         inserted = await self._execute(
             (await self._insert(assignments))
             .values(
@@ -69,7 +72,9 @@ class SqlAssignmentRepository(SqlRepository):
                 .where(agents.c.agent_id == agent_id)
                 .values(active_assignments=agents.c.active_assignments - 1)
             )
-            raise Conflict(f"call {call_id} already holds an active {purpose} assignment")
+            holder = await self.active_for_call(call_id, purpose)
+            if holder != agent_id:
+                raise Conflict(f"call {call_id} already holds an active {purpose} assignment with {holder}")
         return True
 
     async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:

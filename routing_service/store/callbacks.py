@@ -125,20 +125,16 @@ class SqlCallbackRepository(SqlRepository):
         return [ticket_from_row(row, position=index) for index, row in enumerate(rows, start=1)]
 
     async def ahead_of(self, team_id: str, service_key: float) -> int:
-        """How many open tickets of the team would be served before a new WAITING ticket with this key:
-        every RESERVED one, and WAITING ones with a key at or below it (they were enqueued earlier)."""
+        """How many WAITING tickets of the team would be served before a new ticket with this key (those
+        with a key at or below it: they were enqueued earlier). RESERVED tickets are being served and are
+        not counted here, although `get`/`open_in_team` positions list them first."""
         query = (
             select(func.count())
             .select_from(callbacks)
             .where(
                 callbacks.c.team_id == team_id,
-                or_(
-                    callbacks.c.state == str(CallbackState.RESERVED),
-                    and_(
-                        callbacks.c.state == str(CallbackState.WAITING),
-                        callbacks.c.service_key <= service_key,
-                    ),
-                ),
+                callbacks.c.state == str(CallbackState.WAITING),
+                callbacks.c.service_key <= service_key,
             )
         )
         return int((await self._execute(query)).scalar_one())
