@@ -11,6 +11,14 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from routing_service.app.ports import (
+    AgentRepository,
+    AssignmentRepository,
+    CallbackRepository,
+    CustomerRepository,
+    DecisionRepository,
+    UnitOfWorkFactory,
+)
 from routing_service.domain.errors import Unavailable
 from routing_service.store.agents import SqlAgentRepository
 from routing_service.store.assignments import SqlAssignmentRepository
@@ -30,11 +38,12 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 class SqlUnitOfWork:
     """One transaction over the five repositories."""
 
-    customers: SqlCustomerRepository
-    agents: SqlAgentRepository
-    assignments: SqlAssignmentRepository
-    decisions: SqlDecisionRepository
-    callbacks: SqlCallbackRepository
+    # Typed as the ports (protocol attributes are invariant); the values are the Sql* repositories.
+    customers: CustomerRepository
+    agents: AgentRepository
+    assignments: AssignmentRepository
+    decisions: DecisionRepository
+    callbacks: CallbackRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -104,6 +113,6 @@ class SqlUnitOfWorkFactory:
         return SqlUnitOfWork(self._sessions)
 
 
-def sql_uow_factory(engine: AsyncEngine) -> SqlUnitOfWorkFactory:
-    """A unit-of-work factory over `engine`."""
+def sql_uow_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
+    """A unit-of-work factory over `engine` (typed as the port, so mypy checks the store conforms)."""
     return SqlUnitOfWorkFactory(engine)
