@@ -32,7 +32,7 @@ def mutated(path: str, value: Any) -> str:
     """The TechCorp document with `path` (dotted; ints index lists) set to `value` (or deleted: ...)."""
     doc = copy.deepcopy(DOC)
     parts = [int(p) if p.isdigit() else p for p in path.split(".")]
-    target = doc
+    target: Any = doc
     for part in parts[:-1]:
         target = target[part]
     if value is ...:
