@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,7 +97,16 @@ def read_sample_calls(path: Path) -> list[SampleCall]:
     return calls
 
 
-async def _dry_run(policy: Policy, calls: list[SampleCall], database_url: str) -> list[Decision]:
+async def _dry_run(
+    policy: Policy,
+    calls: list[SampleCall],
+    database_url: str,
+    *,
+    customers: list[Any] = (),  # type: ignore[assignment]
+    agents: list[Any] = (),  # type: ignore[assignment]
+) -> list[Decision]:
+    from routing_service.app.agents import upsert_agent
+    from routing_service.app.customers import upsert_customer
     from routing_service.app.resolve import resolve_escalation
     from routing_service.store.store import Store
 
@@ -104,6 +114,10 @@ async def _dry_run(policy: Policy, calls: list[SampleCall], database_url: str) -
     uow = cast("UnitOfWorkFactory", store.uow)
     try:
         now = datetime.now(UTC)
+        for customer in customers:
+            await upsert_customer(customer.to_domain(), uow=uow, now=now)
+        for agent in agents:
+            await upsert_agent(agent.to_domain(), status_given=True, uow=uow, now=now)
         return [await resolve_escalation(c.request, uow=uow, policy=policy, now=now) for c in calls]
     finally:
         await store.close()
@@ -120,16 +134,26 @@ def check_command(
     calls: Annotated[
         Path | None, typer.Option("--calls", help="JSONL sample calls to dry-run against the policy.")
     ] = None,
+    customers: Annotated[
+        Path | None,
+        typer.Option("--customers", help="Customers CSV to dry-run with (in a scratch store)."),
+    ] = None,
+    agents: Annotated[
+        Path | None, typer.Option("--agents", help="Agents YAML/CSV to dry-run with (in a scratch store).")
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option("--database-url", help="Store for customers/agents (default ESCALADE_DATABASE_URL)."),
     ] = None,
 ) -> None:
-    """Validate a policy file; with --calls, show the decision each sample call would get."""
+    """Validate a policy file; with --calls, show the decision each sample call would get.
+
+    The dry run reads customers and agents from ESCALADE_DATABASE_URL (or --database-url), or, when
+    --customers/--agents are given, from a scratch store holding just those files. Nothing is reserved."""
     from routing_service.domain.errors import EscalationError
     from routing_service.domain.phone import mask_number
     from routing_service.policy.errors import PolicyError
-    from routing_service.policy.loader import load_policy
+    from routing_service.policy.loader import load_agents, load_customers, load_policy
     from routing_service.settings import RoutingSettings
 
     with readable_errors(f"check {file}"):
@@ -143,11 +167,25 @@ def check_command(
         if calls is None:
             return
         samples = read_sample_calls(calls)
-        url = database_url or RoutingSettings().database_url
-        try:
-            decisions = asyncio.run(_dry_run(policy, samples, url))
-        except EscalationError as exc:
-            fail(f"dry run: {exc.message}")
+        with tempfile.TemporaryDirectory(prefix="escalade-dry-run-") as scratch:
+            if customers is not None or agents is not None:
+                url = f"sqlite+aiosqlite:///{Path(scratch) / 'dry-run.db'}"
+            else:
+                url = database_url or RoutingSettings().database_url
+            try:
+                decisions = asyncio.run(
+                    _dry_run(
+                        policy,
+                        samples,
+                        url,
+                        customers=load_customers(customers) if customers else [],
+                        agents=load_agents(agents) if agents else [],
+                    )
+                )
+            except PolicyError as exc:
+                fail(str(exc))
+            except EscalationError as exc:
+                fail(f"dry run: {exc.message}")
     table = Table(title=f"Dry run of {calls} with {file}")
     for column in ("line", "caller", "tier", "category", "complexity", "rule", "decision", "team", "to"):
         table.add_column(column)
