@@ -118,6 +118,8 @@ class Outbox:
 
     async def record(self, kind: OutboxKind, workflow_id: str, payload: dict[str, Any]) -> bool:
         """Record a workflow start; False when `workflow_id` was already recorded (nothing changes)."""
+        if kind not in ("callback", "review"):
+            raise ValueError(f"unknown outbox kind {kind!r}")
         now = datetime.now(UTC)
         values = {
             "kind": kind,
@@ -141,13 +143,10 @@ class Outbox:
                 .values(values)
                 .on_conflict_do_nothing(index_elements=["workflow_id"])
             )
-        else:  # pragma: no cover - other dialects: plain insert, duplicates detected by the constraint
+        else:  # pragma: no cover - other dialects: plain insert; a duplicate raises IntegrityError
             statement = sa.insert(outbox_table).values(values)
         async with self._engine.begin() as conn:
-            try:
-                result = await conn.execute(statement)
-            except sa.exc.IntegrityError:  # pragma: no cover
-                return False
+            result = await conn.execute(statement)
         return bool(result.rowcount)
 
     async def get(self, workflow_id: str) -> OutboxEntry | None:
