@@ -127,6 +127,9 @@ class EscalationReviewInput:
     final_category: str = ""
     """The category the call turned out to be about (e.g. from analysis.structuredData), if known."""
     team_target_wait_seconds: int = 300
+    """The target wait of a team missing from `team_target_waits`."""
+    team_target_waits: dict[str, int] = field(default_factory=dict)
+    """Per team id, the policy's target wait in seconds."""
     review_deadline_seconds: int = 172_800
     """A review that needs a human and is not completed by then is recorded `overdue`."""
     close_after_seconds: int = 2_592_000

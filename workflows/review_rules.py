@@ -73,7 +73,7 @@ def apply_review_rules(
             _finding("hung_up_before_specialist", f"the caller hung up first ({data.ended_reason})", data)
         )
 
-    target = data.team_target_wait_seconds
+    target = data.team_target_waits.get(decision.team_id, data.team_target_wait_seconds)
     callback = decision.callback
     if callback is not None and callback.enqueued_at is not None and callback.state not in ("", "waiting"):
         waited = ((callback.finished_at or now) - callback.enqueued_at).total_seconds()

@@ -144,3 +144,9 @@ def test_reached_agent_is_empty_when_transfer_failed() -> None:
 def test_reached_agent_is_callback_specialist_when_callback_connected() -> None:
     d = decision(kind="callback", agent_id="", callback=CallbackView(state="connected", agent_id="agent-bo"))
     assert reached_agent(report(), d, []) == "agent-bo"
+
+
+def test_wait_over_target_uses_team_target_when_policy_gives_one() -> None:
+    data = report(team_target_wait_seconds=3600, team_target_waits={"technical": 120})
+    assert rules(data, decision(estimated_wait_seconds=300.0)) == ["wait_over_target"]
+    assert rules(data, decision(team_id="billing", estimated_wait_seconds=300.0)) == []

@@ -1,0 +1,164 @@
+"""The availability relay against a stand-in routing server: heads woken on connect, the first
+`free_slots` waiting callbacks woken per event, reconnection after a dropped stream; and the real signal
+reaching a waiting callback workflow on the time-skipping server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from routing_standin import RoutingStandin, serve, ticket
+from temporalio.client import Client
+from workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from workflows.callback import QueueCallbackWorkflow
+from workflows.inputs import callback_workflow_id
+from workflows.payloads import ClaimOutcome
+from workflows.relay import AvailabilityRelay, signal_callback
+
+
+@pytest.fixture
+async def routing() -> AsyncIterator[tuple[RoutingStandin, routing_pb2_grpc.RoutingServiceAsyncStub]]:
+    fake = RoutingStandin(
+        tickets=[
+            ticket("b-2", "billing", 2),
+            ticket("b-1", "billing", 1),
+            ticket("b-3", "billing", 3),
+            ticket("t-1", "technical", 1),
+            ticket("t-0", "technical", 0, state=pb.CALLBACK_STATE_RESERVED),
+        ]
+    )
+    server, address = await serve(fake)
+    channel = grpc.aio.insecure_channel(address)
+    try:
+        yield fake, routing_pb2_grpc.RoutingServiceStub(channel)
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+async def run_relay(relay: AvailabilityRelay) -> asyncio.Task[None]:
+    return asyncio.create_task(relay.run())
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_relay_wakes_queue_heads_when_stream_opens(
+    routing: tuple[RoutingStandin, routing_pb2_grpc.RoutingServiceAsyncStub],
+) -> None:
+    _, stub = routing
+    woken: list[str] = []
+
+    async def wake(call_id: str) -> bool:
+        woken.append(call_id)
+        return True
+
+    task = await run_relay(AvailabilityRelay(stub, wake))
+    try:
+        await eventually(lambda: _has(woken, 2))
+    finally:
+        await stop(task)
+    assert sorted(woken) == ["b-1", "t-1"]
+
+
+async def test_relay_wakes_first_waiting_callbacks_when_slots_free(
+    routing: tuple[RoutingStandin, routing_pb2_grpc.RoutingServiceAsyncStub],
+) -> None:
+    fake, stub = routing
+    woken: list[str] = []
+
+    async def wake(call_id: str) -> bool:
+        woken.append(call_id)
+        return True
+
+    relay = AvailabilityRelay(stub, wake)
+    task = await run_relay(relay)
+    try:
+        await eventually(lambda: _has(woken, 2))
+        woken.clear()
+        await fake.events.put(pb.WatchAvailabilityResponse(team_id="billing", agent_id="a", free_slots=0))
+        await fake.events.put(pb.WatchAvailabilityResponse(team_id="billing", agent_id="a", free_slots=2))
+        await eventually(lambda: _has(woken, 2))
+        await fake.events.put(pb.WatchAvailabilityResponse(team_id="technical", agent_id="b", free_slots=1))
+        await eventually(lambda: _has(woken, 3))
+    finally:
+        await stop(task)
+    assert woken == ["b-1", "b-2", "t-1"]
+
+
+async def test_relay_reconnects_when_stream_drops(
+    routing: tuple[RoutingStandin, routing_pb2_grpc.RoutingServiceAsyncStub],
+) -> None:
+    fake, stub = routing
+    woken: list[str] = []
+
+    async def wake(call_id: str) -> bool:
+        woken.append(call_id)
+        return True
+
+    relay = AvailabilityRelay(stub, wake, backoff_initial=0.01)
+    task = await run_relay(relay)
+    try:
+        await eventually(lambda: _has(woken, 2))
+        await fake.events.put(None)  # routing restarts: the stream ends
+
+        async def reconnected() -> bool:
+            return relay.connections >= 2 and fake.watchers >= 2 and len(woken) >= 4
+
+        await eventually(reconnected)
+        await fake.events.put(pb.WatchAvailabilityResponse(team_id="technical", agent_id="b", free_slots=1))
+        await eventually(lambda: _has(woken, 5))
+    finally:
+        await stop(task)
+    assert woken[-1] == "t-1"
+
+
+async def test_relay_keeps_retrying_when_routing_is_unreachable() -> None:
+    channel = grpc.aio.insecure_channel("127.0.0.1:1")
+
+    async def wake(call_id: str) -> bool:
+        raise AssertionError("nothing to wake")
+
+    relay = AvailabilityRelay(routing_pb2_grpc.RoutingServiceStub(channel), wake, backoff_initial=0.01)
+    task = await run_relay(relay)
+    try:
+        await asyncio.sleep(0.3)
+        assert not task.done()
+    finally:
+        await stop(task)
+        await channel.close()
+    assert relay.connections == 0
+
+
+@pytest.mark.temporal
+async def test_signal_wakes_waiting_callback_when_relay_signals(client: Client) -> None:
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        data = callback_input()
+        handle = await client.start_workflow(
+            QueueCallbackWorkflow.run,
+            data,
+            id=callback_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+        await eventually(lambda: _has(routing.claims, 1))
+        routing.outcome = ClaimOutcome.RESERVED
+        assert await signal_callback(client, data.call_id)
+        assert (await handle.result()).state == "connected"
+    assert len(routing.claims) == 2
+    assert not await signal_callback(client, "call-that-never-was")
+
+
+def _has(items: list[object], count: int) -> asyncio.Future[bool]:
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    future.set_result(len(items) >= count)
+    return future

@@ -1,0 +1,132 @@
+"""`run_worker(settings)`: the Temporal worker process behind `escalade worker`.
+
+It connects to Temporal, the routing service (gRPC) and the worker's database, registers both workflows
+and all activities on the task queue, runs the availability relay next to them, and on `stop` (SIGINT or
+SIGTERM in the CLI) shuts down gracefully: the relay stops, the worker lets running activities finish for
+`shutdown_grace_seconds`, then the channels and the engine close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
+from workflows.callback import QueueCallbackWorkflow
+from workflows.ledger import DialLedger
+from workflows.relay import AvailabilityRelay, signal_callback
+from workflows.review import EscalationReviewWorkflow
+from workflows.review_store import ReviewStore
+from workflows.search_attributes import register_search_attributes
+from workflows.settings import WorkerSettings
+
+__all__ = ["WORKFLOWS", "build_activities", "open_engine", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+WORKFLOWS: Sequence[type] = (QueueCallbackWorkflow, EscalationReviewWorkflow)
+
+
+async def open_engine(database_url: str) -> AsyncEngine:
+    """The worker's engine, with the dial ledger and review tables created (a SQLite file's folder too)."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(database_url)
+    await DialLedger(engine).create_tables()
+    return engine
+
+
+def build_activities(
+    settings: WorkerSettings,
+    stub: routing_pb2_grpc.RoutingServiceAsyncStub,
+    http: httpx.AsyncClient,
+    engine: AsyncEngine,
+) -> list[Any]:
+    """The bound activity methods the worker registers."""
+    routing = RoutingActivities(stub, rpc_timeout=settings.rpc_timeout_seconds)
+    vapi = VapiActivities(
+        http,
+        DialLedger(engine),
+        api_url=settings.vapi_api_url,
+        api_key=settings.vapi_api_key.get_secret_value(),
+        assistant_id=settings.vapi_assistant_id,
+        phone_number_id=settings.vapi_phone_number_id,
+        poll_interval=settings.vapi_poll_seconds,
+    )
+    reviews = ReviewActivities(ReviewStore(engine))
+    return [
+        routing.claim_callback,
+        routing.finish_callback,
+        routing.get_decision,
+        routing.record_escalation_outcome,
+        vapi.place_callback_call,
+        reviews.record_review,
+    ]
+
+
+async def run_worker(
+    settings: WorkerSettings, *, stop: asyncio.Event | None = None, client: Client | None = None
+) -> None:
+    """Run until `stop` is set (forever without one); `client` overrides connecting to Temporal."""
+    stop = stop or asyncio.Event()
+    if client is None:
+        client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    if settings.register_search_attributes:
+        try:
+            added = await register_search_attributes(client)
+        except Exception as exc:  # a cluster where the worker may not add them: they must exist already
+            log.warning("could not register search attributes: %s", exc)
+        else:
+            if added:
+                log.info("registered search attributes %s", ", ".join(added))
+    engine = await open_engine(settings.database_url)
+    channel = grpc.aio.insecure_channel(settings.routing_address)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
+    try:
+        stub = routing_pb2_grpc.RoutingServiceStub(channel)
+        worker = Worker(
+            client,
+            task_queue=settings.task_queue,
+            workflows=list(WORKFLOWS),
+            activities=build_activities(settings, stub, http, engine),
+            graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
+        )
+        relay = AvailabilityRelay(
+            stub,
+            lambda call_id: signal_callback(client, call_id),
+            rpc_timeout=settings.rpc_timeout_seconds,
+            backoff_max=settings.relay_backoff_max_seconds,
+        )
+        log.info(
+            "worker on task queue %s (Temporal %s, routing %s)",
+            settings.task_queue,
+            settings.temporal_address,
+            settings.routing_address,
+        )
+        async with worker:
+            relay_task = asyncio.create_task(relay.run(), name="availability-relay")
+            try:
+                await stop.wait()
+            finally:
+                relay_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay_task
+        log.info("worker stopped")
+    finally:
+        await http.aclose()
+        await channel.close()
+        await engine.dispose()
