@@ -89,25 +89,46 @@ def assess_complexity(
 
 def find_keyword(keywords: Sequence[str], text: str) -> str | None:
     """The first keyword (in the given order) occurring in `text` as a whole word or phrase, or None."""
+    lowered = text.lower()
     for keyword in keywords:
-        pattern = _pattern(keyword)
-        if pattern is not None and pattern.search(text):
+        if _occurs(keyword, lowered):
             return keyword
     return None
 
 
 def _named_texts(texts: Sequence[str] | Mapping[str, str]) -> list[tuple[str, str]]:
+    """(name, lower-cased text) pairs, empty texts left out."""
     if isinstance(texts, Mapping):
-        return [(str(name), text) for name, text in texts.items() if isinstance(text, str) and text]
-    return [("call text", text) for text in texts if isinstance(text, str) and text]
+        return [(str(name), text.lower()) for name, text in texts.items() if isinstance(text, str) and text]
+    return [("call text", text.lower()) for text in texts if isinstance(text, str) and text]
 
 
 def _first_hit(keywords: Sequence[str], named: list[tuple[str, str]]) -> tuple[str, str] | None:
-    for where, text in named:
-        keyword = find_keyword(keywords, text)
-        if keyword is not None:
-            return keyword, where
+    for where, lowered in named:
+        for keyword in keywords:
+            if _occurs(keyword, lowered):
+                return keyword, where
     return None
+
+
+def _occurs(keyword: str, lowered: str) -> bool:
+    """Whether `keyword` occurs in the lower-cased text as a whole word or phrase (plural s/es allowed).
+
+    Cheap on long transcripts: a substring test rules most keywords out at C speed, and the pattern
+    starts with a literal (so the regex engine can skip ahead); only the left edge is checked here.
+    """
+    words = keyword.lower().split()
+    if not words or words[0] not in lowered:
+        return False
+    for match in _pattern(tuple(words)).finditer(lowered):
+        at = match.start()
+        if at == 0 or not _is_word_char(lowered[at - 1]):
+            return True
+    return False
+
+
+def _is_word_char(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 def _raise(
@@ -126,11 +147,8 @@ def _step(subject: str, outcome: TraceOutcome, detail: str) -> TraceStep:
     return TraceStep(stage=STAGE, subject=subject, outcome=outcome, detail=detail)
 
 
-@lru_cache(maxsize=4096)
-def _pattern(keyword: str) -> re.Pattern[str] | None:
-    words = keyword.split()
-    if not words:
-        return None
+@lru_cache(maxsize=1024)
+def _pattern(words: tuple[str, ...]) -> re.Pattern[str]:
     body = r"\s+".join(re.escape(word) for word in words)
-    # Whole word/phrase; a plural "s"/"es" is tolerated ("APIs", "integrations").
-    return re.compile(rf"(?<!\w){body}(?:e?s)?(?!\w)", re.IGNORECASE)
+    # Any spacing between a phrase's words; a plural "s"/"es" is tolerated; the right edge is a boundary.
+    return re.compile(rf"{body}(?:e?s)?(?!\w)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -147,3 +149,16 @@ def test_effective_complexity_is_never_below_the_claim_when_assessed(
         assert result.effective >= C.ADVANCED
     raised = [s for s in result.steps if s.outcome is TraceOutcome.MATCHED and "raised" in s.detail]
     assert (len(raised) > 0) == (result.effective > (claimed or SEED.default))
+
+
+@settings(max_examples=300)
+@given(
+    keyword=st.sampled_from(["api", "down", "system down", "e", "custom"]),
+    text=st.text(alphabet=st.sampled_from(list("apidownsyemcut _-!\n")), max_size=40),
+)
+def test_keyword_search_agrees_with_a_word_boundary_regex_when_given_any_ascii_text(
+    keyword: str, text: str
+) -> None:
+    body = r"\s+".join(re.escape(word) for word in keyword.split())
+    reference = re.search(rf"(?<!\w){body}(?:e?s)?(?!\w)", text, re.IGNORECASE) is not None
+    assert (find_keyword([keyword], text) == keyword) is reference
