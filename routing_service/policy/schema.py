@@ -53,7 +53,7 @@ MAX_TEXT = 4000
 
 
 def _identifier(value: str) -> str:
-    text = value.strip().lower()
+    text = value.strip()
     if not _ID.fullmatch(text):
         raise ValueError(
             f"{value[:70]!r} is not a valid id (lower-case letters, digits, '-', '_', '.'; at most 64)"

@@ -434,3 +434,24 @@ def test_agents_file_rejects_duplicate_ids_when_repeated(tmp_path: Path) -> None
     path.write_text(yaml.safe_dump({"agents": [row, row]}))
     with pytest.raises(PolicyError, match=r"agents\[1\]\.id: duplicate agent id"):
         load_agents(path)
+
+
+def test_ids_must_be_lower_case_when_given_so_keys_cannot_collide() -> None:
+    doc = copy.deepcopy(DOC)
+    doc["teams"]["Product"] = doc["teams"]["product"]
+    error = error_of(yaml.safe_dump(doc))
+    assert error.field == "teams.Product (key)"
+    assert "not a valid id" in error.reason
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=200), st.booleans())
+def test_random_import_files_give_only_policy_errors_when_parsed(text: str, csv_format: bool) -> None:
+    for parse in (
+        lambda: parse_agents(text, source="fuzz", csv_format=csv_format),
+        lambda: parse_customers(text, source="fuzz"),
+    ):
+        try:
+            parse()
+        except PolicyError as exc:
+            assert exc.source == "fuzz"
