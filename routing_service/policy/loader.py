@@ -176,6 +176,10 @@ _PREFIXES = ("Value error, ", "Assertion failed, ")
 _MESSAGES = {
     "missing": "required field missing",
     "extra_forbidden": "unknown field",
+    "model_type": "should be a mapping of fields (key: value lines)",
+    "model_attributes_type": "should be a mapping of fields (key: value lines)",
+    "dict_type": "should be a mapping (key: value lines)",
+    "list_type": "should be a list (- item lines or [a, b])",
 }
 
 

@@ -125,6 +125,8 @@ def test_techcorp_policy_loads_when_valid() -> None:
         ("teams.product.destination", {"sip_uri": "http://x"}, "teams.product.destination", "sip:user@host"),
         ("version", 2, "version", "unsupported version"),
         ("rules.5.team", "Bad Id!", "rules[5].team", "not a valid id"),
+        ("teams.product.specialist_transfer", 5, "teams.product.specialist_transfer", "should be a mapping"),
+        ("rules.0.when.tiers", "enterprise", "rules[0].when.tiers", "should be a list"),
     ],
 )
 def test_policy_error_names_file_field_and_reason_when_the_document_is_wrong(
