@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from escalade_cli import agents, customers, dev, edge, policy, routing, simulate, vapi
+from escalade_cli import (
+    agents,
+    callbacks,
+    customers,
+    dev,
+    edge,
+    policy,
+    reviews,
+    routing,
+    simulate,
+    vapi,
+    worker,
+)
 
 app = typer.Typer(
     name="escalade",
@@ -20,7 +32,7 @@ def main() -> None:
     """Escalade: decides who takes an escalated Vapi call, and keeps the callback promise."""
 
 
-for module in (routing, customers, agents, policy, edge, vapi, simulate, dev):
+for module in (routing, customers, agents, policy, edge, vapi, simulate, dev, worker, callbacks, reviews):
     module.register(app)
 
 

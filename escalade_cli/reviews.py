@@ -1,0 +1,79 @@
+"""`escalade reviews list|show|complete`: post-call reviews of escalations, and supervisors' verdicts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from escalade_cli.callbacks import TEMPORAL_OPTION, print_rows, run_temporal
+from escalade_cli.console import console
+
+__all__ = ["register"]
+
+
+def _print_review(status: Any) -> None:
+    console.print(f"[bold]review of {status.call_id}[/]: {status.state}", highlight=False)
+    for name, value in (
+        ("team", status.team_id or "-"),
+        ("specialist", status.agent_id or "-"),
+        ("deadline", status.deadline.isoformat() if status.deadline else "-"),
+        ("overdue", "yes" if status.overdue else "no"),
+        ("verdict", status.verdict or "-"),
+        ("note", status.note or "-"),
+    ):
+        console.print(f"[bold]{name:>10}[/]  {value}", highlight=False)
+    if not status.findings:
+        console.print("no findings")
+    for finding in status.findings:
+        mark = "needs review" if finding.needs_human else "info"
+        console.print(f"  - {finding.rule} ({mark}): {finding.detail}", highlight=False)
+
+
+def list_command(
+    open_only: Annotated[
+        bool, typer.Option("--open", help="Only reviews still running (awaiting a verdict).")
+    ] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
+    address: Annotated[str | None, TEMPORAL_OPTION] = None,
+) -> None:
+    """List review workflows."""
+    from workflows.client import list_reviews
+
+    rows = run_temporal("list reviews", address, lambda c: list_reviews(c, open_only=open_only, limit=limit))
+    print_rows("Reviews", rows, with_state=False)
+
+
+def show_command(
+    call_id: Annotated[str, typer.Argument(help="The escalated call's Vapi call id.")],
+    address: Annotated[str | None, TEMPORAL_OPTION] = None,
+) -> None:
+    """Show a review's findings, deadline and verdict."""
+    from workflows.client import review_findings
+
+    _print_review(run_temporal(f"show review {call_id}", address, lambda c: review_findings(c, call_id)))
+
+
+def complete_command(
+    call_id: Annotated[str, typer.Argument(help="The escalated call's Vapi call id.")],
+    verdict: Annotated[str, typer.Option("--verdict", help="confirmed, dismissed or resolved.")],
+    note: Annotated[str, typer.Option("--note", help="What was found or changed.")] = "",
+    address: Annotated[str | None, TEMPORAL_OPTION] = None,
+) -> None:
+    """Record a supervisor's verdict and close the review."""
+    from workflows.client import complete_review
+
+    _print_review(
+        run_temporal(
+            f"complete review {call_id}", address, lambda c: complete_review(c, call_id, verdict, note)
+        )
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `escalade reviews ...` to the application."""
+    reviews = typer.Typer(help="Post-call reviews of escalations.", no_args_is_help=True)
+    reviews.command("list")(list_command)
+    reviews.command("show")(show_command)
+    reviews.command("complete")(complete_command)
+    app.add_typer(reviews, name="reviews")
