@@ -128,7 +128,7 @@ def test_a_fact_that_does_not_raise_is_still_explained_when_the_claim_is_higher(
     assert "tier enterprise has floor advanced (advanced): no change, already critical" in infos
 
 
-@settings(max_examples=150)
+@settings(deadline=None, max_examples=150)
 @given(
     claimed=st.none() | st.sampled_from(list(C)),
     text=st.text(max_size=80)
@@ -151,7 +151,7 @@ def test_effective_complexity_is_never_below_the_claim_when_assessed(
     assert (len(raised) > 0) == (result.effective > (claimed or SEED.default))
 
 
-@settings(max_examples=300)
+@settings(deadline=None, max_examples=300)
 @given(
     keyword=st.sampled_from(["api", "down", "system down", "e", "custom"]),
     text=st.text(alphabet=st.sampled_from(list("apidownsyemcut _-!\n")), max_size=40),

@@ -63,7 +63,7 @@ def test_render_fills_known_names_only_when_rendering(
     assert render(template, values) == expected
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(
     st.text(alphabet=st.sampled_from(list("{}ab_ xyz0")), max_size=40),
     st.dictionaries(st.text(max_size=5), st.text(max_size=5)),

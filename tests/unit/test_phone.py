@@ -59,7 +59,7 @@ def test_normalize_caller_gives_no_key_when_the_text_is_not_a_number(raw: str) -
     assert caller.note
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(st.text(max_size=40))
 def test_normalize_caller_never_raises_when_given_any_text(raw: str) -> None:
     caller = normalize_caller(raw)
@@ -120,7 +120,7 @@ def test_mask_numbers_in_text_masks_every_number_when_several_appear() -> None:
     )
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(st.text(alphabet="+0123456789 -()abc", max_size=60))
 def test_mask_numbers_in_text_leaves_no_long_digit_run_when_given_any_text(text: str) -> None:
     masked = mask_numbers_in_text(text)

@@ -287,13 +287,13 @@ nested = st.recursive(
 )
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=300))
 def test_random_text_gives_only_policy_errors_when_parsed(text: str) -> None:
     _parse_or_policy_error(text)
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(nested)
 def test_random_structures_give_only_policy_errors_when_parsed(data: Any) -> None:
     _parse_or_policy_error(yaml.safe_dump(data))
@@ -313,7 +313,7 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 PATHS = _paths(DOC)
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(PATHS), nested | st.integers(min_value=-(10**40), max_value=10**40))
 def test_wrong_types_anywhere_give_only_policy_errors_when_parsed(path: tuple[Any, ...], value: Any) -> None:
     doc = copy.deepcopy(DOC)
@@ -324,7 +324,11 @@ def test_wrong_types_anywhere_give_only_policy_errors_when_parsed(path: tuple[An
     _parse_or_policy_error(yaml.safe_dump(doc))
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    deadline=None,
+    max_examples=60,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(st.binary(max_size=200))
 def test_random_bytes_give_only_policy_errors_when_loaded(tmp_path: Path, raw: bytes) -> None:
     path = tmp_path / "fuzz.yaml"
@@ -446,7 +450,7 @@ def test_ids_must_be_lower_case_when_given_so_keys_cannot_collide() -> None:
     assert "not a valid id" in error.reason
 
 
-@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=200), st.booleans())
 def test_random_import_files_give_only_policy_errors_when_parsed(text: str, csv_format: bool) -> None:
     for parse in (

@@ -66,7 +66,7 @@ def test_an_older_caller_is_served_first_when_the_newer_one_is_beyond_the_overta
     assert service_key(T0 + window + timedelta(seconds=1), vip, q.aging_points_per_minute) > old
 
 
-@settings(max_examples=200)
+@settings(deadline=None, max_examples=200)
 @given(
     first=st.integers(min_value=0, max_value=10**6),
     gap=st.integers(min_value=1, max_value=10**6),
@@ -181,7 +181,7 @@ def test_next_opening_finds_the_next_local_opening_when_closed(
     assert is_open(hours, opening)
 
 
-@settings(max_examples=100)
+@settings(deadline=None, max_examples=100)
 @given(st.integers(min_value=0, max_value=60 * 24 * 400), st.sampled_from([NY_WEEKDAYS, NIGHT]))
 def test_next_opening_is_never_in_the_past_and_always_open_when_computed(
     minutes: int, hours: BusinessHours

@@ -162,7 +162,7 @@ agents_strategy = st.lists(
 )
 
 
-@settings(max_examples=150)
+@settings(deadline=None, max_examples=150)
 @given(
     candidates=agents_strategy,
     others=agents_strategy,
