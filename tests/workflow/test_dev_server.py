@@ -218,3 +218,66 @@ def _has(items: list[object], count: int) -> asyncio.Future[bool]:
     future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
     future.set_result(len(items) >= count)
     return future
+
+
+async def escalade(env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
+    """Run the `escalade` CLI against the dev server; returns (exit code, stdout + stderr)."""
+    import os
+    import sys
+
+    environ = {**os.environ, "ESCALADE_TEMPORAL_ADDRESS": env.client.service_client.config.target_host}
+    environ["COLUMNS"] = "200"
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("escalade")),
+        *args,
+        env=environ,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_cli_shows_reschedules_and_cancels_callback_when_asked(dev_env: WorkflowEnvironment) -> None:
+    client = dev_env.client
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
+    call_id = f"call-{uuid.uuid4()}"
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        await helpers.start_from_outbox(
+            client, "callback", outbox_payload(call_id), task_queue=worker.task_queue
+        )
+        await eventually(lambda: _has(routing.claims, 1))
+
+        code, out = await escalade(dev_env, "callbacks", "show", call_id)
+        assert code == 0 and "waiting" in out and "+1******0003" in out and RAW not in out
+
+        code, out = await escalade(dev_env, "callbacks", "reschedule", call_id, "2020-01-01T00:00:00Z")
+        assert code == 1 and "in the past" in out
+        code, out = await escalade(dev_env, "callbacks", "reschedule", call_id, "2031-01-01T09:00:00")
+        assert code == 2 and "time zone" in out
+
+        code, out = await escalade(dev_env, "callbacks", "cancel", call_id, "--note", "sorted by email")
+        assert code == 0 and "cancelled" in out and "sorted by email" in out
+
+        code, out = await escalade(dev_env, "callbacks", "show", "call-never-promised")
+        assert code == 1 and "not found" in out and "Traceback" not in out
+
+
+async def test_cli_rejects_unknown_verdict_when_completing_review(dev_env: WorkflowEnvironment) -> None:
+    client = dev_env.client
+    routing, reviews = FakeRouting(decision=None), FakeReviews()
+    call_id = f"call-{uuid.uuid4()}"
+    async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
+        await helpers.start_from_outbox(client, "review", {"call_id": call_id}, task_queue=worker.task_queue)
+
+        async def awaiting() -> bool:
+            return (await helpers.review_findings(client, call_id)).state == "awaiting-review"
+
+        await eventually(awaiting)
+        code, out = await escalade(dev_env, "reviews", "complete", call_id, "--verdict", "meh")
+        assert code == 1 and "verdict must be one of" in out
+        code, out = await escalade(
+            dev_env, "reviews", "complete", call_id, "--verdict", "dismissed", "--note", "test call"
+        )
+        assert code == 0 and "completed" in out and "decision_missing" in out
