@@ -30,8 +30,9 @@ _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _FORMATTING = re.compile(r"[\s\-.()/]")
 _OPAQUE = re.compile(r"\+\d{3,15}")
 _DIALLABLE = re.compile(r"\+?[\d\s\-.()/]+")
-# "+" then 7..15 digits, optionally separated by single spaces, dashes, dots or parentheses.
-_NUMBER_IN_TEXT = re.compile(r"(?<![\w+])\+\d(?:[ \-.()]{0,2}\d){6,14}(?!\d)")
+# "+" (or its URL encoding %2B) then 7..15 digits, optionally separated by spaces, dashes, dots or
+# parentheses; whatever precedes the "+" does not matter ("tel:+1...", "abc+1...").
+_NUMBER_IN_TEXT = re.compile(r"(?:\+|%2[Bb])\d(?:[ \-.()]{0,2}\d){6,14}(?!\d)")
 _MAX_INPUT = 64
 
 
@@ -106,10 +107,17 @@ def mask_number(text: str) -> str:
 
 
 def mask_numbers_in_text(text: str) -> str:
-    """Mask every E.164-looking number (`+` and 7-15 digits, light formatting allowed) inside free text."""
-    if "+" not in text:
+    """Mask every E.164-looking number (`+` or `%2B`, then 7-15 digits, light formatting) in free text."""
+    if "+" not in text and "%2" not in text:
         return text
-    return _NUMBER_IN_TEXT.sub(lambda m: mask_number(m.group(0)), text)
+    return _NUMBER_IN_TEXT.sub(_mask_match, text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if found.startswith("%"):
+        return found[:3] + mask_number("+" + found[3:])[1:]
+    return mask_number(found)
 
 
 def _possible_e164(text: str, region: str) -> str | None:
