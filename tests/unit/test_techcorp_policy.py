@@ -411,3 +411,25 @@ def test_techcorp_sample_calls_reach_the_described_team_when_decided(
         assert decision.team_id == expected_team[data["call_id"]], data["scenario"]
         seen.add(data["call_id"])
     assert seen == set(expected_team)
+
+
+def test_techcorp_trace_reads_as_an_explanation_when_a_keyword_changes_the_route(
+    policy: Policy, customers: dict[str, CustomerRecord]
+) -> None:
+    request = EscalationRequest(
+        call_id="c",
+        caller_number="+0987654321",
+        issue_category="technical",
+        claimed_complexity=Complexity.BASIC,
+        customer_context="Our API integration fails",
+    )
+    decision = decide(policy, customers, request)
+    assert [f"{s.stage} {s.subject}: {s.detail}" for s in decision.trace] == [
+        "complexity claim: assistant claimed basic",
+        "complexity api: complexity raised basic -> advanced: keyword 'api' in customer_context",
+        "complexity effective: effective complexity advanced",
+        "rule enterprise-tier: skipped (tier standard not in [enterprise])",
+        "rule critical-complexity: skipped (complexity advanced not in [critical])",
+        "rule technical-specialists: matched (category technical in [technical], complexity advanced in "
+        "[intermediate, advanced]) -> team technical",
+    ]
