@@ -47,6 +47,9 @@ class PolicyError(Exception):
     def __str__(self) -> str:
         return "\n".join(problem.line(self.source) for problem in self.problems)
 
+    def __reduce__(self) -> tuple[type[PolicyError], tuple[str, tuple[Problem, ...]]]:
+        return (PolicyError, (self.source, self.problems))
+
     @classmethod
     def single(cls, source: str, field: str, reason: str) -> PolicyError:
         """A PolicyError with one problem."""

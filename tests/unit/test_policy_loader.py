@@ -461,3 +461,11 @@ def test_random_import_files_give_only_policy_errors_when_parsed(text: str, csv_
             parse()
         except PolicyError as exc:
             assert exc.source == "fuzz"
+
+
+def test_policy_error_survives_pickling_when_sent_between_processes() -> None:
+    import pickle
+
+    error = error_of(mutated("rules.2.team", "nope"))
+    clone = pickle.loads(pickle.dumps(error))
+    assert (clone.source, clone.problems, str(clone)) == (error.source, error.problems, str(error))
