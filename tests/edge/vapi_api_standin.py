@@ -94,7 +94,7 @@ class _ThreadServer(uvicorn.Server):
 @contextmanager
 def serve_in_thread(app: Any) -> Iterator[str]:
     """Serve an ASGI app on 127.0.0.1:<free port> in a thread; yields its base URL."""
-    server = _ThreadServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    server = _ThreadServer(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
