@@ -37,6 +37,7 @@ from routing_service.policy import load_policy
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 C = Complexity
+TECHCORP = load_policy(ROOT / "examples" / "techcorp.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +245,49 @@ def test_fallback_decision_uses_defaults_when_nothing_was_worked_out(techcorp: P
         "technical",
     )
     assert explicit.caller_number == ""
+
+
+@settings(deadline=None, max_examples=75)
+@given(
+    caller=st.text(max_size=20),
+    category=st.text(max_size=20),
+    claimed=st.none() | st.sampled_from(list(C)),
+    context=st.text(max_size=60),
+    tier=st.sampled_from(["enterprise", "premium", "standard", "gold", ""]),
+)
+def test_pipeline_always_reaches_a_team_when_given_any_request_text(
+    caller: str, category: str, claimed: Complexity | None, context: str, tier: str
+) -> None:
+    from routing_service.domain.complexity import assess_complexity
+    from routing_service.domain.matching import match_rule, normalize_category
+    from routing_service.domain.phone import normalize_caller
+
+    policy = load_policy(ROOT / "examples" / "techcorp.yaml")
+    request = EscalationRequest(
+        call_id="c",
+        caller_number=caller,
+        issue_category=category,
+        claimed_complexity=claimed,
+        customer_context=context,
+        escalation_reason=context,
+    )
+    key = normalize_caller(request.caller_number)
+    normalized, _ = normalize_category(policy, request.issue_category)
+    assessment = assess_complexity(
+        claimed=claimed, texts=[context], tier=tier, previous_escalations=0, policy=policy.complexity
+    )
+    match = match_rule(policy, tier=tier, category=normalized, complexity=assessment.effective)
+    assert match.team is not None  # TechCorp ends with a catch-all rule
+    decision = team_line_decision(
+        policy,
+        request,
+        team=match.team,
+        tier=tier,
+        category=normalized,
+        complexity=assessment.effective,
+        decision_id="d",
+        now=NOW,
+        caller_number=key.key or "",
+    )
+    assert decision.destination.number is not None and decision.destination.number.startswith("+1555")
+    assert decision.caller_message
