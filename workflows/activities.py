@@ -174,11 +174,12 @@ class RoutingActivities:
         d = response.decision
         callback = None
         if d.HasField("callback"):
+            ticket = await self._current_ticket(d.callback)
             callback = CallbackView(
-                state=_state_label(d.callback.state),
-                enqueued_at=_when(d.callback, "enqueued_at"),
-                finished_at=_when(d.callback, "finished_at"),
-                agent_id=d.callback.agent_id,
+                state=_state_label(ticket.state),
+                enqueued_at=_when(ticket, "enqueued_at"),
+                finished_at=_when(ticket, "finished_at"),
+                agent_id=ticket.agent_id,
             )
         return DecisionView(
             decision_id=d.decision_id,
@@ -195,6 +196,29 @@ class RoutingActivities:
             decided_at=_when(d, "decided_at"),
             callback=callback,
         )
+
+    async def _current_ticket(self, snapshot: routing_pb2.CallbackTicket) -> routing_pb2.CallbackTicket:
+        """The decision carries its ticket as it was when decided: look the callback up in the team's queue
+        now (open first; if it left the queue, in each final state)."""
+        states = (
+            routing_pb2.CALLBACK_STATE_UNSPECIFIED,
+            routing_pb2.CALLBACK_STATE_CONNECTED,
+            routing_pb2.CALLBACK_STATE_UNREACHABLE,
+            routing_pb2.CALLBACK_STATE_CANCELLED,
+            routing_pb2.CALLBACK_STATE_EXPIRED,
+        )
+        try:
+            for state in states:
+                listed = await self._stub.ListCallbacks(
+                    routing_pb2.ListCallbacksRequest(team_id=snapshot.team_id, state=state),
+                    timeout=self._timeout,
+                )
+                for ticket in listed.callbacks:
+                    if ticket.call_id == snapshot.call_id:
+                        return ticket
+        except grpc.RpcError as exc:
+            raise _rpc_failure("list callbacks", exc) from None
+        return snapshot
 
     @activity.defn(name="record_escalation_outcome")
     async def record_escalation_outcome(self, params: OutcomeParams) -> OutcomeResult:

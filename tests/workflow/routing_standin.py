@@ -64,7 +64,13 @@ class RoutingStandin(routing_pb2_grpc.RoutingServiceServicer):
             t
             for t in self.tickets
             if (not request.team_id or t.team_id == request.team_id)
-            and (request.state == pb.CALLBACK_STATE_UNSPECIFIED or t.state == request.state)
+            and (
+                t.state == request.state
+                or (
+                    request.state == pb.CALLBACK_STATE_UNSPECIFIED
+                    and t.state in (pb.CALLBACK_STATE_WAITING, pb.CALLBACK_STATE_RESERVED)
+                )
+            )
         ]
         return pb.ListCallbacksResponse(callbacks=sorted(chosen, key=lambda t: t.position))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,11 +17,9 @@ from vapi_standin import VapiStandin, serve_vapi
 from workflow_fakes import FakeReviews, FakeRouting, FakeVapi, eventually, new_worker
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from tests.conftest import installed_binary
 from workflows import client as helpers
 from workflows.payloads import ClaimOutcome, DecisionView
 from workflows.search_attributes import (
-    ALL_KEYS,
     CALLBACK_STATE,
     ESCALATION_CATEGORY,
     ESCALATION_COMPLEXITY,
@@ -34,17 +31,6 @@ from workflows.worker import run_worker
 pytestmark = pytest.mark.temporal
 
 RAW = "+15550100003"
-
-
-@pytest.fixture(scope="module")
-async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=installed_binary("temporal"), search_attributes=ALL_KEYS
-    )
-    try:
-        yield env
-    finally:
-        await env.shutdown()
 
 
 def outbox_payload(call_id: str) -> dict[str, object]:

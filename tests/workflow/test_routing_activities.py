@@ -149,3 +149,31 @@ async def test_failure_is_retryable_when_routing_is_down() -> None:
     finally:
         await channel.close()
     assert failed.value.type == "UNAVAILABLE" and not failed.value.non_retryable
+
+
+async def test_get_decision_reports_current_callback_state_when_snapshot_is_stale(
+    standin: tuple[RoutingStandin, RoutingActivities],
+) -> None:
+    fake, acts = standin
+    fake.tickets.append(
+        pb.CallbackTicket(
+            call_id="call-2",
+            team_id="billing",
+            state=pb.CALLBACK_STATE_UNREACHABLE,
+            finished_at=stamp(1_800_000_900),
+        )
+    )
+    fake.decisions["call-2"] = pb.Decision(
+        decision_id="dec-2",
+        call_id="call-2",
+        kind=pb.DECISION_KIND_CALLBACK,
+        team_id="billing",
+        callback=pb.CallbackTicket(call_id="call-2", team_id="billing", state=pb.CALLBACK_STATE_WAITING),
+    )
+    view = await ActivityEnvironment().run(acts.get_decision, DecisionParams("call-2"))
+
+    assert view is not None and view.callback is not None
+    assert view.callback.state == "unreachable"
+    assert (
+        view.callback.finished_at is not None and int(view.callback.finished_at.timestamp()) == 1_800_000_900
+    )

@@ -1,0 +1,216 @@
+"""The whole callback path with nothing faked but Vapi: a real routing server (SQLite and PostgreSQL), the
+Temporal dev server, the real worker (in process, or `escalade worker` subprocesses), and a local HTTP
+server standing in for Vapi's API that records every dial.
+
+A specialist becomes free -> routing's availability stream -> the relay signals the head of the queue ->
+the claim reserves the specialist -> exactly one dial. And a worker killed (SIGKILL) mid-wait is replaced by
+a new one: the callback still happens, exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from vapi_standin import VapiStandin, serve_vapi
+from workflow_fakes import eventually
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from routing_service.grpc.server import RoutingServer
+from routing_service.policy.loader import load_policy
+from routing_service.settings import RoutingSettings
+from webhook_edge.translate import callback_payload
+from workflows import client as helpers
+from workflows.inputs import callback_workflow_id
+from workflows.search_attributes import CALLBACK_STATE
+from workflows.settings import WorkerSettings
+from workflows.worker import run_worker
+
+pytestmark = pytest.mark.temporal
+
+TECHCORP = Path(__file__).resolve().parents[2] / "examples" / "techcorp.yaml"
+Stub = routing_pb2_grpc.RoutingServiceStub
+
+
+@asynccontextmanager
+async def routing_server(database_url: str) -> AsyncIterator[tuple[Stub, str]]:
+    settings = RoutingSettings(
+        database_url=database_url, policy=TECHCORP, routing_address="127.0.0.1:0", shutdown_grace_seconds=1.0
+    )
+    server = RoutingServer(settings, watch_policy=False, run_sweeps=False)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield routing_pb2_grpc.RoutingServiceStub(channel), f"127.0.0.1:{port}"
+    finally:
+        await channel.close()
+        await server.stop(0.5)
+
+
+async def queue_a_callback(stub: Stub, call_id: str) -> dict[str, object]:
+    """Ann takes a live call; the next technical escalation finds nobody free and gets a CALLBACK decision.
+    Returns the edge's outbox payload for it."""
+    await stub.UpsertAgent(
+        pb.UpsertAgentRequest(
+            agent=pb.Agent(
+                agent_id="ann",
+                display_name="Ann",
+                number="+15550100201",
+                team_ids=["technical"],
+                max_complexity=pb.COMPLEXITY_CRITICAL,
+                capacity=1,
+                status=pb.AGENT_STATUS_AVAILABLE,
+            )
+        )
+    )
+    live = pb.ResolveEscalationRequest(
+        call_id=f"live-{call_id}",
+        tool_call_id="t1",
+        issue_category="technical",
+        complexity=pb.COMPLEXITY_ADVANCED,
+    )
+    assert (await stub.ResolveEscalation(live)).decision.kind == pb.DECISION_KIND_TRANSFER_AGENT
+    request = pb.ResolveEscalationRequest(
+        call_id=call_id,
+        tool_call_id="t1",
+        caller_number="+14155550123",
+        issue_category="technical",
+        complexity=pb.COMPLEXITY_ADVANCED,
+        customer_context="webhooks stopped after the v2 migration",
+        escalation_reason="needs an integration specialist",
+    )
+    decision = (await stub.ResolveEscalation(request)).decision
+    assert decision.kind == pb.DECISION_KIND_CALLBACK
+    return callback_payload(decision, request)
+
+
+async def callback_state(client: Client, call_id: str) -> str:
+    described = await client.get_workflow_handle(callback_workflow_id(call_id)).describe()
+    return described.typed_search_attributes.get(CALLBACK_STATE) or ""
+
+
+def worker_settings(address: str, vapi: VapiStandin, database_url: str, task_queue: str) -> WorkerSettings:
+    return WorkerSettings(
+        task_queue=task_queue,
+        routing_address=address,
+        vapi_api_url=vapi.url,
+        vapi_api_key=vapi.api_key,  # type: ignore[arg-type]
+        vapi_assistant_id="asst-1",
+        vapi_phone_number_id="pn-1",
+        database_url=database_url,
+        vapi_poll_seconds=0.05,
+        policy=None,
+    )
+
+
+async def test_freed_specialist_dials_head_of_queue_once_when_routing_announces_it(
+    dev_env: WorkflowEnvironment, database_url: str, tmp_path: Path
+) -> None:
+    client, call_id, task_queue = dev_env.client, f"call-{uuid.uuid4()}", f"tq-{uuid.uuid4()}"
+    stop = asyncio.Event()
+    async with routing_server(database_url) as (stub, address), serve_vapi(VapiStandin()) as vapi:
+        payload = await queue_a_callback(stub, call_id)
+        settings = worker_settings(address, vapi, f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}", task_queue)
+        worker = asyncio.create_task(run_worker(settings, stop=stop, client=client))
+        try:
+            policy = load_policy(TECHCORP)
+            await helpers.start_from_outbox(client, "callback", payload, policy=policy, task_queue=task_queue)
+
+            async def waiting() -> bool:
+                return (await helpers.callback_status(client, call_id)).state == "waiting"
+
+            await eventually(waiting, within=30)
+            assert vapi.dials == []
+
+            await stub.ReleaseAssignment(
+                pb.ReleaseAssignmentRequest(call_id=f"live-{call_id}", reason="ended")
+            )
+            handle = client.get_workflow_handle(callback_workflow_id(call_id))
+            result = await handle.result(rpc_timeout=timedelta(seconds=60))
+        finally:
+            stop.set()
+            await asyncio.wait_for(worker, 30)
+
+        connected = await stub.ListCallbacks(
+            pb.ListCallbacksRequest(team_id="technical", state=pb.CALLBACK_STATE_CONNECTED)
+        )
+    assert result["state"] == "connected" and result["agent_name"] == "Ann"
+    assert len(vapi.dials) == 1
+    assert vapi.dials[0]["customer"] == {"number": "+14155550123"}
+    assert vapi.dials[0]["assistantOverrides"]["variableValues"]["customerContext"].startswith(
+        "webhooks stopped"
+    )
+    assert [t.call_id for t in connected.callbacks] == [call_id]
+    assert await callback_state(client, call_id) == "connected"
+
+
+async def start_worker_process(env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("escalade")),
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+
+
+async def test_callback_happens_once_when_worker_is_killed_mid_wait(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    client, call_id = dev_env.client, f"call-{uuid.uuid4()}"
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with routing_server(sqlite_url) as (stub, address), serve_vapi(VapiStandin()) as vapi:
+        payload = await queue_a_callback(stub, call_id)
+        env = {
+            **os.environ,
+            "ESCALADE_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+            "ESCALADE_TASK_QUEUE": task_queue,
+            "ESCALADE_ROUTING_ADDRESS": address,
+            "ESCALADE_VAPI_API_URL": vapi.url,
+            "ESCALADE_VAPI_API_KEY": vapi.api_key,
+            "ESCALADE_VAPI_ASSISTANT_ID": "asst-1",
+            "ESCALADE_VAPI_PHONE_NUMBER_ID": "pn-1",
+            "ESCALADE_VAPI_POLL_SECONDS": "0.05",
+            "ESCALADE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}",
+        }
+        first = await start_worker_process(env)
+        second: asyncio.subprocess.Process | None = None
+        try:
+            await helpers.start_from_outbox(client, "callback", payload, task_queue=task_queue)
+
+            async def waiting() -> bool:
+                try:
+                    return (await helpers.callback_status(client, call_id)).state == "waiting"
+                except Exception:
+                    return False
+
+            await eventually(waiting, within=60)
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+
+            second = await start_worker_process(env)
+            await stub.ReleaseAssignment(
+                pb.ReleaseAssignmentRequest(call_id=f"live-{call_id}", reason="ended")
+            )
+            handle = client.get_workflow_handle(callback_workflow_id(call_id))
+            result = await handle.result(rpc_timeout=timedelta(seconds=90))
+        finally:
+            for process in (first, second):
+                if process is not None and process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+                    await asyncio.wait_for(process.wait(), 30)
+    assert result["state"] == "connected"
+    assert len(vapi.dials) == 1
+    assert second is not None and second.returncode == 0  # SIGTERM: graceful exit
