@@ -245,13 +245,16 @@ _T = TypeVar("_T")
 
 
 def mask_secret(value: _T, secret: str | None) -> _T:
-    """A deep copy of a JSON value with every occurrence of `secret` replaced by `***`."""
+    """A deep copy of a JSON value with the secret replaced by `***`: strings equal to it, and (for secrets of
+    8 characters or more, which cannot be mistaken for ordinary words) every occurrence inside a string."""
     if not secret:
         return copy.deepcopy(value)
 
     def walk(item: Any) -> Any:
         if isinstance(item, str):
-            return item.replace(secret, MASK)
+            if item == secret:
+                return MASK
+            return item.replace(secret, MASK) if len(secret) >= 8 else item
         if isinstance(item, Mapping):
             return {key: walk(child) for key, child in item.items()}
         if isinstance(item, list | tuple):
@@ -301,11 +304,14 @@ class _Api:
 
     def call(self, action: str, fn: Callable[[], _T]) -> _T:
         from vapi.core.api_error import ApiError
+        from vapi.core.parse_error import ParsingError
 
         try:
             return fn()
         except ApiError as exc:
             raise VapiApiError(action, exc.status_code, mask_secret(_detail(exc.body), self.secret)) from None
+        except ParsingError:
+            raise VapiApiError(action, None, "the reply does not have the shape Vapi's SDK expects") from None
         except (httpx.TransportError, OSError) as exc:
             raise VapiUnreachable(
                 f"{action}: Vapi's API at {self.api_url} is not reachable ({exc})"

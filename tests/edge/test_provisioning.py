@@ -290,6 +290,12 @@ def test_audit_reports_unknown_keys_when_body_has_them() -> None:
     ]
 
 
+def test_short_secret_is_masked_only_where_it_stands_alone_when_printed() -> None:
+    shown = mask_secret(plan(make_policy(), ProvisionConfig("https://e.example.com", "e")), "e")
+    assert shown["assistant"]["server"]["headers"] == {"X-Vapi-Secret": MASK}
+    assert shown["assistant"]["model"]["messages"][0]["content"] == SYSTEM_PROMPT
+
+
 def test_plan_masks_secret_when_printed() -> None:
     shown = mask_secret(plan(make_policy(), config(ToolStyle.FUNCTION)), SECRET)
     text = json.dumps(shown)
