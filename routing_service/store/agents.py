@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, case, delete, exists, func, insert, literal, literal_column, select, update
+from sqlalchemy import String, case, delete, func, insert, literal, literal_column, select, update
 from sqlalchemy.sql import ColumnElement
 
 from routing_service.app.ports import TeamStats
@@ -22,15 +20,15 @@ __all__ = ["SqlAgentRepository", "agent_from_row"]
 _AVAILABLE: ColumnElement[str] = literal_column("'available'", String)
 
 
-def agent_from_row(row: Any, team_ids: Sequence[str]) -> Agent:
-    """Map an `agents` row plus its team ids (in declared order) to the domain `Agent`."""
+def agent_from_row(row: Any) -> Agent:
+    """Map an `agents` row to the domain `Agent`."""
     return Agent(
         agent_id=row.agent_id,
         display_name=row.display_name,
         destination=Destination(
             number=row.dest_number, sip_uri=row.dest_sip_uri, extension=row.dest_extension
         ),
-        team_ids=tuple(team_ids),
+        team_ids=tuple(row.team_ids or ()),
         skills=frozenset(row.skills or ()),
         max_complexity=Complexity(row.max_complexity),
         capacity=row.capacity,
@@ -44,6 +42,7 @@ def agent_from_row(row: Any, team_ids: Sequence[str]) -> Agent:
 def _profile(agent: Agent, now: datetime) -> dict[str, Any]:
     return {
         "display_name": agent.display_name,
+        "team_ids": list(dict.fromkeys(agent.team_ids)),
         "dest_number": agent.destination.number,
         "dest_sip_uri": agent.destination.sip_uri,
         "dest_extension": agent.destination.extension,
@@ -56,35 +55,27 @@ def _profile(agent: Agent, now: datetime) -> dict[str, Any]:
 
 
 def _member_of(team_id: str) -> Any:
-    return exists().where(agent_teams.c.agent_id == agents.c.agent_id, agent_teams.c.team_id == team_id)
+    """EXISTS (team membership of the outer agent row), evaluated per row by primary-key probe.
+
+    The `OFFSET 0` keeps PostgreSQL from flattening the EXISTS into a semi-join: without fresh statistics
+    (right after a bulk import) its generic plan otherwise rescans the whole team for every agent. As a
+    correlated subplan it is one (agent_id, team_id) index probe per dispatch-index row, as on SQLite.
+    """
+    return (
+        select(agent_teams.c.agent_id)
+        .where(agent_teams.c.agent_id == agents.c.agent_id, agent_teams.c.team_id == team_id)
+        .offset(0)
+        .exists()
+    )
 
 
 class SqlAgentRepository(SqlRepository):
     """`ports.AgentRepository` on SQL."""
 
-    async def _team_ids(self, agent_ids: Iterable[str]) -> dict[str, list[str]]:
-        ids = list(dict.fromkeys(agent_ids))
-        teams: dict[str, list[str]] = defaultdict(list)
-        if not ids:
-            return teams
-        rows = await self._execute(
-            select(agent_teams.c.agent_id, agent_teams.c.team_id)
-            .where(agent_teams.c.agent_id.in_(ids))
-            .order_by(agent_teams.c.agent_id, agent_teams.c.position)
-        )
-        for row in rows:
-            teams[row.agent_id].append(row.team_id)
-        return teams
-
-    async def _agents(self, rows: Sequence[Any]) -> list[Agent]:
-        teams = await self._team_ids(row.agent_id for row in rows)
-        return [agent_from_row(row, teams.get(row.agent_id, ())) for row in rows]
-
     async def get(self, agent_id: str) -> Agent | None:
         """The agent, or None."""
-        rows = (await self._execute(select(agents).where(agents.c.agent_id == agent_id))).all()
-        found = await self._agents(rows)
-        return found[0] if found else None
+        row = (await self._execute(select(agents).where(agents.c.agent_id == agent_id))).first()
+        return None if row is None else agent_from_row(row)
 
     async def upsert(self, agent: Agent, now: datetime) -> tuple[Agent, bool]:
         """Create or replace the profile and team membership; an existing agent keeps its load counters
@@ -129,14 +120,15 @@ class SqlAgentRepository(SqlRepository):
         idle_since: Any = agents.c.idle_since
         if status is AgentStatus.AVAILABLE:
             idle_since = func.coalesce(agents.c.idle_since, literal(now, agents.c.idle_since.type))
-        result = await self._execute(
-            update(agents)
-            .where(agents.c.agent_id == agent_id)
-            .values(status=str(status), updated_at=now, idle_since=idle_since)
-        )
-        if result.rowcount == 0:
-            return None
-        return await self.get(agent_id)
+        row = (
+            await self._execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id)
+                .values(status=str(status), updated_at=now, idle_since=idle_since)
+                .returning(*agents.c)
+            )
+        ).first()
+        return None if row is None else agent_from_row(row)
 
     async def page(
         self, *, team_id: str | None, status: AgentStatus | None, limit: int, after_id: str | None
@@ -149,7 +141,7 @@ class SqlAgentRepository(SqlRepository):
             query = query.where(agents.c.status == str(status))
         if after_id is not None:
             query = query.where(agents.c.agent_id > after_id)
-        return await self._agents((await self._execute(query)).all())
+        return [agent_from_row(row) for row in await self._execute(query)]
 
     async def count_in_team(self, team_id: str) -> int:
         """How many agents are members of the team (whatever their status)."""
@@ -177,7 +169,7 @@ class SqlAgentRepository(SqlRepository):
             .order_by(agents.c.active_assignments, idle_order, agents.c.agent_id)
             .limit(max(0, limit))
         )
-        return await self._agents((await self._execute(query)).all())
+        return [agent_from_row(row) for row in await self._execute(query)]
 
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
         """Up to `limit` team members not in `exclude`, by agent_id (for the decision trace)."""
@@ -190,7 +182,7 @@ class SqlAgentRepository(SqlRepository):
         )
         if exclude:
             query = query.where(agent_teams.c.agent_id.not_in(sorted(exclude)))
-        return await self._agents((await self._execute(query)).all())
+        return [agent_from_row(row) for row in await self._execute(query)]
 
     async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]:
         """Load per team in two grouped queries: agents (total, available with a free slot, active

@@ -109,20 +109,16 @@ class SqlAssignmentRepository(SqlRepository):
                     ),
                     updated_at=now,
                 )
-                .returning(agents.c.capacity, agents.c.active_assignments)
+                .returning(agents.c.capacity, agents.c.active_assignments, agents.c.team_ids)
             )
         ).first()
-        free_slots = 0 if after is None else max(0, after.capacity - after.active_assignments)
-        teams = await self._execute(
-            select(agent_teams.c.team_id)
-            .where(agent_teams.c.agent_id == agent_id)
-            .order_by(agent_teams.c.position)
-        )
+        if after is None:  # the agent row is gone (cascade deletes its assignments, so only mid-race)
+            return Released(call_id=call_id, agent_id=agent_id, team_ids=(), free_slots=0)
         return Released(
             call_id=call_id,
             agent_id=agent_id,
-            team_ids=tuple(teams.scalars()),
-            free_slots=free_slots,
+            team_ids=tuple(after.team_ids or ()),
+            free_slots=max(0, after.capacity - after.active_assignments),
         )
 
     async def active_for_call(self, call_id: str, purpose: str) -> str | None:

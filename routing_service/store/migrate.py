@@ -75,9 +75,9 @@ def include_object_for(dialect_name: str) -> Callable[[Any, str | None, str, boo
     return include_object
 
 
-def _upgrade_sync(connection: Connection, config: Config) -> None:
+def _upgrade_sync(connection: Connection, config: Config, revision: str) -> None:
     config.attributes["connection"] = connection
-    command.upgrade(config, "head")
+    command.upgrade(config, revision)
 
 
 def _current_sync(connection: Connection) -> str | None:
@@ -85,19 +85,19 @@ def _current_sync(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-async def upgrade_engine(engine: AsyncEngine) -> None:
-    """Upgrade the database behind `engine` to the head revision (idempotent)."""
+async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
+    """Upgrade the database behind `engine` to `revision` (default: the newest; idempotent)."""
     async with translate_errors(), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        await connection.run_sync(_upgrade_sync, alembic_config())
+        await connection.run_sync(_upgrade_sync, alembic_config(), revision)
 
 
-async def upgrade(url: str) -> None:
-    """Upgrade the database at `url` to the head revision; raises `Unavailable` when it is unreachable."""
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Upgrade the database at `url` to `revision` (default: the newest); `Unavailable` when unreachable."""
     engine = create_engine(url)
     try:
-        await upgrade_engine(engine)
+        await upgrade_engine(engine, revision)
     finally:
         await engine.dispose()
 

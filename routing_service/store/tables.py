@@ -118,6 +118,7 @@ agents = Table(
     Column("dest_sip_uri", String(512), nullable=True),
     Column("dest_extension", String(32), nullable=True),
     Column("skills", JSON, nullable=False),
+    Column("team_ids", JSON, nullable=False, server_default=text("'[]'")),
     Column("max_complexity", SmallInteger, nullable=False),
     Column("capacity", Integer, nullable=False),
     Column("status", String(16), nullable=False),
@@ -154,6 +155,7 @@ Index(
 ).ddl_if(dialect="postgresql")
 Index("ix_agents_status_agent_id", agents.c.status, agents.c.agent_id)
 
+# Membership, for filtering by team (the agent's `team_ids` JSON column is the ordered copy that is read).
 agent_teams = Table(
     "agent_teams",
     metadata,

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from store_builders import NOW, make_agent
 
 from routing_service.domain.errors import Unavailable
+from routing_service.domain.models import Complexity
 from routing_service.store import Store, create_engine, sql_uow_factory
 from routing_service.store.engine import DEFAULT_DATABASE_URL
 from routing_service.store.migrate import current_revision, head_revision, include_object_for, upgrade
@@ -128,3 +129,37 @@ async def test_write_raises_unavailable_when_sqlite_locked_past_busy_timeout(tmp
             await uow.commit()
         async with store.uow() as uow:
             assert await uow.agents.get("alice") is not None
+
+
+async def test_0002_backfills_agent_team_ids_when_upgrading_existing_data(database_url: str) -> None:
+    await upgrade(database_url, "0001_initial")
+    assert await current_revision(database_url) == "0001_initial"
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO agents (agent_id, display_name, dest_number, skills, max_complexity,"
+                    " capacity, status, active_assignments, updated_at)"
+                    " VALUES ('alice', 'Alice', '+15550100201', '[]', 4, 1, 'available', 0, :now),"
+                    " ('loner', 'Loner', '+15550100202', '[]', 4, 1, 'available', 0, :now)"
+                ),
+                {"now": NOW.replace(tzinfo=None) if connection.dialect.name == "sqlite" else NOW},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO agent_teams (agent_id, team_id, position) VALUES"
+                    " ('alice', 'technical', 1), ('alice', 'enterprise', 0)"
+                )
+            )
+    finally:
+        await engine.dispose()
+    await upgrade(database_url)
+    assert await current_revision(database_url) == head_revision()
+    async with await Store.open(database_url) as store, store.uow() as uow:
+        alice = await uow.agents.get("alice")
+        loner = await uow.agents.get("loner")
+        members = await uow.agents.candidates("enterprise", Complexity.BASIC, 10)
+    assert alice is not None and alice.team_ids == ("enterprise", "technical")
+    assert loner is not None and loner.team_ids == ()
+    assert [a.agent_id for a in members] == ["alice"]
