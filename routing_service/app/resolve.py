@@ -32,7 +32,7 @@ from routing_service.app.failures import looks_unavailable
 from routing_service.app.ports import DuplicateDecision, UnitOfWork, UnitOfWorkFactory
 from routing_service.domain import decision as build
 from routing_service.domain.complexity import assess_complexity
-from routing_service.domain.errors import InvalidRequest, Unavailable
+from routing_service.domain.errors import Conflict, InvalidRequest, Unavailable
 from routing_service.domain.matching import match_rule, normalize_category
 from routing_service.domain.models import (
     Agent,
@@ -66,7 +66,7 @@ LIMITS: dict[str, int] = {
     "transcript": 64 * 1024,
     "arguments_problem": 1024,
 }
-CANDIDATE_LIMIT = 20
+CANDIDATE_LIMIT = 10
 OTHERS_LIMIT = 10
 QUEUE_SCAN = 500
 
@@ -103,11 +103,6 @@ async def resolve_escalation(
     """Decide (and unless dry_run, reserve and store); see the module docstring."""
     validate_request(request)
     try:
-        if not request.dry_run:
-            async with uow() as u:
-                stored = await u.decisions.get(request.call_id, request.tool_call_id)
-            if stored is not None:
-                return replace(stored, replayed=True)
         return await _decide_and_store(request, uow=uow, policy=policy, now=now, new_id=new_id)
     except Unavailable:
         raise
@@ -173,6 +168,10 @@ async def _decide_and_store(
 ) -> Decision:
     ctx = _Context(request=request, policy=policy, now=now, decision_id=new_id(), trace=[])
     async with uow() as u:
+        if not request.dry_run:
+            stored = await u.decisions.get(request.call_id, request.tool_call_id)
+            if stored is not None:
+                return replace(stored, replayed=True)
         decision = await _decide(u, ctx)
         if request.dry_run:
             return replace(decision, dry_run=True)
@@ -272,7 +271,11 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         return _fallback(ctx, "no policy rule matched")
     team, rule_id = match.team, match.rule.rule_id
 
-    if await u.agents.count_in_team(team.team_id) == 0:
+    priority = callback_priority(policy.queue, tier=ctx.tier, complexity=ctx.complexity)
+    key_value = service_key(ctx.now, priority, policy.queue.aging_points_per_minute)
+    ahead = await _waiting_ahead(u, team.team_id, key_value)
+    candidates = [] if ahead else await u.agents.candidates(team.team_id, ctx.complexity, CANDIDATE_LIMIT)
+    if not candidates and await u.agents.count_in_team(team.team_id) == 0:
         ctx.trace.append(
             TraceStep(
                 "team",
@@ -282,10 +285,6 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
             )
         )
         return _team_line(ctx, team, rule_id)
-
-    priority = callback_priority(policy.queue, tier=ctx.tier, complexity=ctx.complexity)
-    key_value = service_key(ctx.now, priority, policy.queue.aging_points_per_minute)
-    ahead = await _waiting_ahead(u, team.team_id, key_value)
     if ahead > 0:
         ctx.trace.append(
             TraceStep(
@@ -297,14 +296,19 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         )
         return await _callback(u, ctx, team, rule_id, priority, key_value)
 
-    candidates = await u.agents.candidates(team.team_id, ctx.complexity, CANDIDATE_LIMIT)
-    others = await u.agents.others(team.team_id, {a.agent_id for a in candidates}, OTHERS_LIMIT)
+    preferred = customer.last_agent_id if customer and team.sticky else None
+    if preferred and all(a.agent_id != preferred for a in candidates):
+        sticky = await u.agents.get(preferred)
+        if sticky is not None and team.team_id in sticky.team_ids:
+            candidates = [sticky, *candidates]
+    # The other team members only explain a decision that found nobody (kept off the hot path).
+    others = (
+        []
+        if candidates
+        else await u.agents.others(team.team_id, {a.agent_id for a in candidates}, OTHERS_LIMIT)
+    )
     selection = rank_specialists(
-        candidates,
-        others,
-        team=team,
-        complexity=ctx.complexity,
-        preferred_agent_id=customer.last_agent_id if customer else None,
+        candidates, others, team=team, complexity=ctx.complexity, preferred_agent_id=preferred
     )
     ctx.trace.extend(selection.steps)
     chosen = await _reserve_first(u, ctx, selection.ranked)
@@ -341,13 +345,29 @@ async def _reserve_first(u: UnitOfWork, ctx: _Context, ranked: Sequence[Agent]) 
         return ranked[0] if ranked else None
     expires = ctx.now + ctx.policy.assignment_ttl
     for agent in ranked:
-        won = await u.assignments.reserve(
-            agent_id=agent.agent_id,
-            call_id=ctx.request.call_id,
-            purpose=LIVE,
-            now=ctx.now,
-            expires_at=expires,
-        )
+        try:
+            won = await u.assignments.reserve(
+                agent_id=agent.agent_id,
+                call_id=ctx.request.call_id,
+                purpose=LIVE,
+                now=ctx.now,
+                expires_at=expires,
+            )
+        except Conflict:
+            # This call already holds a specialist (an earlier tool call of the same call): keep them.
+            holder_id = await u.assignments.active_for_call(ctx.request.call_id, LIVE)
+            holder = await u.agents.get(holder_id) if holder_id else None
+            if holder is None:
+                raise
+            ctx.trace.append(
+                TraceStep(
+                    "candidate",
+                    holder.agent_id,
+                    TraceOutcome.MATCHED,
+                    "this call already holds this specialist: kept",
+                )
+            )
+            return holder
         if won:
             return agent
         ctx.trace.append(

@@ -190,3 +190,32 @@ async def test_list_decisions_pages_newest_first_when_filtered_by_team(stub: Stu
     )
     assert [d.call_id for d in rest.decisions] == ["call-b0"]
     assert rest.next_page_token == ""
+
+
+async def test_second_tool_call_keeps_the_reserved_specialist_when_the_call_already_holds_one(
+    stub: Stub,
+) -> None:
+    await add_agent(stub, "ann", capacity=2)
+    await add_agent(stub, "bob", number="+15550100202", capacity=2)
+    first = await resolve(stub, "call-1", tool_call_id="t1")
+    second = await resolve(stub, "call-1", tool_call_id="t2")
+    assert not second.replayed and second.decision_id != first.decision_id
+    assert second.kind == pb.DECISION_KIND_TRANSFER_AGENT and second.agent_id == first.agent_id
+    total = (await agent_of(stub, "ann")).active_assignments + (
+        await agent_of(stub, "bob")
+    ).active_assignments
+    assert total == 1
+
+
+async def test_sticky_specialist_is_preferred_when_the_customer_had_one_before(stub: Stub) -> None:
+    await add_customer(stub, "+15550101234", "premium")
+    await add_agent(stub, "ann", capacity=3)
+    await add_agent(stub, "bob", number="+15550100202", capacity=3)
+    first = await resolve(stub, "call-0", caller="+15550101234")
+    await stub.RecordEscalationOutcome(
+        pb.RecordEscalationOutcomeRequest(call_id="call-0", agent_id=first.agent_id)
+    )
+    control = await resolve(stub, "call-x", dry_run=True)  # no history: the least busy one
+    assert control.agent_id != first.agent_id
+    decision = await resolve(stub, "call-1", caller="+15550101234")
+    assert decision.agent_id == first.agent_id

@@ -1,0 +1,415 @@
+"""Routing benchmark: ResolveEscalation decisions/s and latency over gRPC, on SQLite and PostgreSQL.
+
+    .venv/bin/python -m benchmarks.routing                      # defaults below, about 1-2 minutes
+    .venv/bin/python -m benchmarks.routing --databases sqlite --requests 1000 --skip-scaling
+
+What runs (every row in this one process run, so the ratios compare like with like):
+- baseline: a trivial grpc.aio servicer answering one unary call (bytes in, bytes out);
+- per database: a real `RoutingServer` (store, TechCorp policy) seeded with `--specialists` specialists and
+  `--customers` customers; callers are drawn from the customers (10% unknown numbers); each decision that
+  reserved a specialist is released with ReleaseAssignment right away (its cost counts against the
+  decisions/s figure), and a second row measures dry runs (no reservation, nothing stored);
+- scaling: cost per decision (1 / throughput) with 100 and with 10,000 specialists (target ratio <= 1.5).
+
+The servers run in a child process (their own core); the client runs here with `--concurrency` calls in
+flight. PostgreSQL: a database is created on 127.0.0.1:5432 for each row and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+REPO = Path(__file__).resolve().parents[1]
+POLICY = REPO / "examples" / "techcorp.yaml"
+PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "admin_db": "test"}
+TIERS = ("standard", "standard", "premium", "enterprise")
+ECHO_METHOD = "/bench.Echo/Ping"
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    agent_decisions: int
+    errors: int
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Server side (child process)
+# ---------------------------------------------------------------------------------------------------------
+def _serve_child(kind: str, url: str, conn: Connection) -> None:
+    asyncio.run(_serve(kind, url, conn))
+
+
+async def _serve(kind: str, url: str, conn: Connection) -> None:
+    from routing_service.logs import configure_logging
+
+    configure_logging(json=True, level="warning")
+    loop = asyncio.get_running_loop()
+    if kind == "baseline":
+        server = grpc.aio.server()
+
+        async def ping(request: bytes, context: Any) -> bytes:
+            return request
+
+        handler = grpc.method_handlers_generic_handler(
+            "bench.Echo", {"Ping": grpc.unary_unary_rpc_method_handler(ping)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        conn.send(port)
+        await loop.run_in_executor(None, conn.recv)
+        await server.stop(1)
+        return
+    from routing_service.grpc.server import RoutingServer
+    from routing_service.settings import RoutingSettings
+
+    routing = RoutingServer(
+        RoutingSettings(database_url=url, policy=POLICY, routing_address="127.0.0.1:0"),
+        watch_policy=False,
+        run_sweeps=False,
+    )
+    conn.send(await routing.start())
+    await loop.run_in_executor(None, conn.recv)
+    await routing.stop(1)
+
+
+class ServerProcess:
+    def __init__(self, kind: str, url: str = "") -> None:
+        ctx = mp.get_context("spawn")
+        self.parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve_child, args=(kind, url, child), daemon=True)
+
+    def __enter__(self) -> str:
+        self.proc.start()
+        if not self.parent.poll(120):
+            raise RuntimeError("benchmark server did not start")
+        return f"127.0.0.1:{self.parent.recv()}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.parent.send("stop")
+        self.proc.join(30)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------
+def customer_number(i: int) -> str:
+    return f"+1415{i:07d}"
+
+
+async def seed(url: str, *, specialists: int, customers: int) -> None:
+    """Migrate, then bulk-insert customers and specialists (technical + enterprise teams)."""
+    from routing_service.store import tables
+    from routing_service.store.store import Store
+
+    store = await Store.open(url)
+    now = datetime.now(UTC)
+    rng = random.Random(7)
+    try:
+        async with store.engine.begin() as conn:
+            batch: list[dict[str, Any]] = []
+            for i in range(customers):
+                batch.append(
+                    {
+                        "number": customer_number(i),
+                        "tier": TIERS[i % len(TIERS)],
+                        "account_name": f"Account {i}",
+                        "previous_escalations": i % 3,
+                        "last_agent_id": None,
+                        "updated_at": now,
+                    }
+                )
+                if len(batch) == 10_000:
+                    await conn.execute(tables.customers.insert(), batch)
+                    batch = []
+            if batch:
+                await conn.execute(tables.customers.insert(), batch)
+            agents, members = [], []
+            for i in range(specialists):
+                agent_id = f"s{i:05d}"
+                agents.append(
+                    {
+                        "agent_id": agent_id,
+                        "display_name": f"Specialist {i}",
+                        "dest_number": f"+1555010{i % 10000:04d}",
+                        "dest_sip_uri": None,
+                        "dest_extension": None,
+                        "skills": ["api"],
+                        "max_complexity": 2 if i % 3 == 0 else 4,
+                        "capacity": 2,
+                        "status": "available" if i % 10 else "offline",
+                        "active_assignments": 0,
+                        "idle_since": now - timedelta(seconds=rng.randrange(1, 86_400)),
+                        "updated_at": now,
+                    }
+                )
+                members += [
+                    {"agent_id": agent_id, "team_id": "technical", "position": 0},
+                    {"agent_id": agent_id, "team_id": "enterprise", "position": 1},
+                ]
+            for start in range(0, len(agents), 5_000):
+                await conn.execute(tables.agents.insert(), agents[start : start + 5_000])
+            for start in range(0, len(members), 10_000):
+                await conn.execute(tables.agent_teams.insert(), members[start : start + 10_000])
+    finally:
+        await store.close()
+
+
+class Database:
+    """A fresh database per row: a SQLite file or a PostgreSQL database created and dropped here."""
+
+    def __init__(self, kind: str, workdir: Path) -> None:
+        self.kind = kind
+        self.name = f"escalade_bench_{uuid.uuid4().hex[:10]}"
+        self.workdir = workdir
+
+    async def __aenter__(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite+aiosqlite:///{self.workdir / (self.name + '.db')}"
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host=PG["host"], port=PG["port"], user=PG["user"], database=PG["admin_db"]
+        )
+        try:
+            await conn.execute(f'CREATE DATABASE "{self.name}"')
+        finally:
+            await conn.close()
+        return f"postgresql+asyncpg://{PG['user']}@{PG['host']}:{PG['port']}/{self.name}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.kind != "postgresql":
+            return
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            host=PG["host"], port=PG["port"], user=PG["user"], database=PG["admin_db"]
+        )
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Client side
+# ---------------------------------------------------------------------------------------------------------
+async def drive(
+    name: str, requests: int, concurrency: int, one: Callable[[int], Awaitable[bool]], warmup: int
+) -> Row:
+    """Run `one(i)` `requests` times with `concurrency` in flight; latency per call, wall time overall."""
+    for i in range(warmup):
+        await one(-1 - i)
+    latencies: list[float] = []
+    counter = iter(range(requests))
+    agent_decisions = 0
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal agent_decisions, errors
+        for i in counter:
+            start = time.perf_counter()
+            try:
+                took_agent = await one(i)
+            except grpc.RpcError:
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - start)
+            agent_decisions += int(took_agent)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return Row(name, requests, time.perf_counter() - start, latencies, agent_decisions, errors)
+
+
+async def run_baseline(args: argparse.Namespace) -> Row:
+    with ServerProcess("baseline") as address:
+        async with grpc.aio.insecure_channel(address) as channel:
+            ping = channel.unary_unary(ECHO_METHOD)
+            payload = b"x" * 200
+
+            async def one(i: int) -> bool:
+                await ping(payload, timeout=10)
+                return False
+
+            return await drive("baseline: bare grpc.aio unary", args.requests, args.concurrency, one, 50)
+
+
+async def run_routing(
+    args: argparse.Namespace, kind: str, *, specialists: int, customers: int, dry_run: bool, label: str
+) -> Row:
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+
+    with tempfile.TemporaryDirectory(prefix="escalade-bench-") as tmp:
+        async with Database(kind, Path(tmp)) as url:
+            await seed(url, specialists=specialists, customers=customers)
+            with ServerProcess("routing", url) as address:
+                async with grpc.aio.insecure_channel(address) as channel:
+                    stub = routing_pb2_grpc.RoutingServiceStub(channel)
+                    rng = random.Random(11)
+                    run = uuid.uuid4().hex[:8]
+
+                    async def one(i: int) -> bool:
+                        caller = (
+                            customer_number(rng.randrange(customers))
+                            if rng.random() < 0.9
+                            else f"+1212555{rng.randrange(10_000):04d}"
+                        )
+                        call_id = f"bench-{run}-{i}"
+                        reply = await stub.ResolveEscalation(
+                            pb.ResolveEscalationRequest(
+                                call_id=call_id,
+                                tool_call_id="t",
+                                caller_number=caller,
+                                issue_category="technical",
+                                complexity=pb.COMPLEXITY_ADVANCED,
+                                customer_context="Webhook integration fails after the migration",
+                                escalation_reason="needs a specialist",
+                                dry_run=dry_run,
+                            ),
+                            timeout=30,
+                        )
+                        took = reply.decision.kind == pb.DECISION_KIND_TRANSFER_AGENT
+                        if took and not dry_run:
+                            await stub.ReleaseAssignment(
+                                pb.ReleaseAssignmentRequest(call_id=call_id, reason="bench"), timeout=30
+                            )
+                        return took
+
+                    return await drive(label, args.requests, args.concurrency, one, 20)
+
+
+def print_table(rows: list[Row], baseline: Row, scaling: list[tuple[str, Row, Row]]) -> None:
+    header = (
+        f"{'row':<58} {'req':>6} {'dec/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'agent%':>7} {'err':>4} "
+        f"{'x base':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for row in [baseline, *rows]:
+        cost_ratio = baseline.per_second / row.per_second if row.per_second else float("inf")
+        agent = 100 * row.agent_decisions / max(1, row.requests)
+        print(
+            f"{row.name:<58} {row.requests:>6} {row.per_second:>9.0f} {row.pct(0.5):>8.2f} "
+            f"{row.pct(0.99):>8.2f} {agent:>6.0f}% {row.errors:>4} {cost_ratio:>6.1f}x"
+        )
+    for kind, small, large in scaling:
+        ratio = small.per_second / large.per_second if large.per_second else float("inf")
+        verdict = "OK" if ratio <= 1.5 else "ABOVE TARGET"
+        print(
+            f"scaling {kind}: cost per decision 100 -> 10,000 specialists: "
+            f"{1000 / small.per_second:.3f} ms -> {1000 / large.per_second:.3f} ms "
+            f"= {ratio:.2f}x (target <= 1.5x: {verdict})"
+        )
+    best = max((r.per_second for r in rows if "dry run" not in r.name), default=0.0)
+    print(
+        f"target >= 1,000 decisions/s (reserving rows): best {best:.0f}/s -> "
+        f"{'OK' if best >= 1000 else 'BELOW'}"
+    )
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--databases", default="sqlite,postgresql", help="comma list: sqlite,postgresql")
+    parser.add_argument("--specialists", type=int, default=1000)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=3000, help="requests per row")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--scaling-sizes", default="100,10000")
+    parser.add_argument("--scaling-databases", default="sqlite,postgresql")
+    parser.add_argument("--skip-scaling", action="store_true")
+    parser.add_argument("--skip-dry-run", action="store_true")
+    args = parser.parse_args(argv)
+
+    print(
+        f"escalade routing benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
+        f"grpcio {grpc.__version__}, concurrency {args.concurrency}, {args.requests} requests/row",
+        flush=True,
+    )
+    baseline = await run_baseline(args)
+    rows: list[Row] = []
+    for kind in [k.strip() for k in args.databases.split(",") if k.strip()]:
+        size = f"{args.specialists:,} specialists, {args.customers:,} customers"
+        rows.append(
+            await run_routing(
+                args,
+                kind,
+                specialists=args.specialists,
+                customers=args.customers,
+                dry_run=False,
+                label=f"{kind}: resolve + release ({size})",
+            )
+        )
+        print(f"  done: {rows[-1].name}", flush=True)
+        if not args.skip_dry_run:
+            rows.append(
+                await run_routing(
+                    args,
+                    kind,
+                    specialists=args.specialists,
+                    customers=args.customers,
+                    dry_run=True,
+                    label=f"{kind}: resolve dry run ({size})",
+                )
+            )
+            print(f"  done: {rows[-1].name}", flush=True)
+    scaling: list[tuple[str, Row, Row]] = []
+    if not args.skip_scaling:
+        small_n, large_n = (int(x) for x in args.scaling_sizes.split(","))
+        for kind in [k.strip() for k in args.scaling_databases.split(",") if k.strip()]:
+            pair = []
+            for n in (small_n, large_n):
+                row = await run_routing(
+                    args,
+                    kind,
+                    specialists=n,
+                    customers=10_000,
+                    dry_run=False,
+                    label=f"{kind}: resolve + release ({n:,} specialists)",
+                )
+                rows.append(row)
+                pair.append(row)
+                print(f"  done: {row.name}", flush=True)
+            scaling.append((kind, pair[0], pair[1]))
+    print()
+    print_table(rows, baseline, scaling)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
