@@ -1,0 +1,483 @@
+"""Edge benchmark: signed `transfer-destination-request` webhooks end to end, against a bare floor.
+
+    .venv/bin/python -m benchmarks.edge                 # 10 s per row (about 1 minute)
+    .venv/bin/python -m benchmarks.edge --duration 2    # quick run
+
+Rows (all in this one run, so the ratios compare like with like):
+- floor: a minimal FastAPI endpoint (uvicorn, same server options) doing the same HMAC check over the raw
+  body and ONE grpc.aio unary call to a trivial servicer that returns a constant decision;
+- edge: `escalade edge serve` (the real app: auth, tolerant parsing, translation, outbox, logging at info)
+  -> gRPC -> a real `RoutingServer` (SQLite store, TechCorp policy, demo agents and customers) that
+  reserves a specialist for every call -> Vapi JSON. Every request is a new call id from the enterprise
+  customer, so each one is the "specialist reserved" path. The driver releases each reservation right after
+  its answer with ReleaseAssignment straight to routing (fire-and-forget, not timed: Vapi's `status-update`
+  would do it later in a real call), and the two enterprise specialists get capacity 1000 as headroom.
+
+Each row runs at concurrency 1 and 32. The load generator is a separate process (this file with
+`--role driver`: httpx + asyncio, signs each body with `webhook_edge.auth.sign_hmac`); the servers run in
+their own processes (routing and the trivial servicer in this one). Printed: req/s, p50, p99 and the ratios
+against the targets (>= 50 % of the floor's throughput, p99 <= 2x the floor's, p50 <= 5 ms at concurrency 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request  # module level: FastAPI resolves the floor endpoint's annotations here
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURE = (
+    REPO / "tests" / "edge" / "fixtures" / "transfer-destination-request.enterprise-technical-advanced.json"
+)
+SECRET = "benchmark-secret"
+CALL_PLACEHOLDER = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# ------------------------------------------------------------------------------------------------------
+# role: driver (load generator, separate process)
+# ------------------------------------------------------------------------------------------------------
+async def drive(
+    url: str, concurrency: int, duration: float, marker: str, tag: str, release_to: str
+) -> dict[str, Any]:
+    import grpc
+    import httpx
+
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    from webhook_edge.auth import sign_hmac
+
+    channel = grpc.aio.insecure_channel(release_to) if release_to else None
+    stub = pb_grpc.RoutingServiceStub(channel) if channel is not None else None
+    releases: set[asyncio.Task[Any]] = set()
+
+    def release(call_id: str) -> None:
+        if stub is None:
+            return
+        task = asyncio.ensure_future(
+            stub.ReleaseAssignment(
+                pb.ReleaseAssignmentRequest(call_id=call_id, reason="benchmark"), timeout=30
+            )
+        )
+        releases.add(task)
+        task.add_done_callback(releases.discard)
+
+    template = FIXTURE.read_bytes()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    wrong = 0
+
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def one(call_id: str, record: bool) -> None:
+            nonlocal errors, wrong
+            body = template.replace(CALL_PLACEHOLDER.encode(), call_id.encode())
+            headers = {"content-type": "application/json", **sign_hmac(SECRET, body, int(time.time() * 1000))}
+            started = time.perf_counter()
+            try:
+                response = await client.post(url, content=body, headers=headers)
+            except httpx.HTTPError:
+                errors += 1
+                return
+            elapsed = time.perf_counter() - started
+            if response.status_code != 200:
+                errors += 1
+                if errors == 1:
+                    print(f"first error: {response.status_code} {response.text[:200]}", file=sys.stderr)
+            elif marker.encode() not in response.content:
+                wrong += 1
+            release(call_id)
+            if record:
+                latencies.append(elapsed)
+
+        for i in range(20):  # warm-up: connections, caches
+            await one(f"{tag}-warm-{i}", record=False)
+        stop = time.perf_counter() + duration
+
+        async def worker(w: int) -> None:
+            n = 0
+            while time.perf_counter() < stop:
+                await one(f"{tag}-{w}-{n}", record=True)
+                n += 1
+
+        begun = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - begun
+        await asyncio.gather(*releases, return_exceptions=True)
+    if channel is not None:
+        await channel.close()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "wrong": wrong,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------
+# role: floor-app (minimal FastAPI endpoint, separate process)
+# ------------------------------------------------------------------------------------------------------
+def floor_app(target: str) -> Any:
+    import hashlib
+    import hmac
+    from contextlib import asynccontextmanager
+
+    import grpc
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, Response
+
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        channel = grpc.aio.insecure_channel(target)
+        state["stub"] = pb_grpc.RoutingServiceStub(channel)
+        yield
+        await channel.close()
+
+    app = FastAPI(lifespan=lifespan)
+    key = SECRET.encode()
+
+    @app.post("/webhook")
+    async def webhook(request: Request) -> Response:
+        raw = await request.body()
+        stamp = request.headers.get("x-timestamp", "")
+        expected = hmac.new(key, stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, request.headers.get("x-signature", "")):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        call_id = json.loads(raw)["message"]["call"]["id"]
+        reply = await state["stub"].ResolveEscalation(
+            pb.ResolveEscalationRequest(call_id=call_id), timeout=1.5
+        )
+        return JSONResponse({"destination": {"type": "number", "number": reply.decision.destination.number}})
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def serve_floor(port: int, target: str) -> None:
+    import uvicorn
+
+    uvicorn.run(floor_app(target), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# ------------------------------------------------------------------------------------------------------
+# orchestration (this process: routing + trivial servicer, child processes for apps and driver)
+# ------------------------------------------------------------------------------------------------------
+async def start_trivial_servicer() -> tuple[Any, int]:
+    import grpc
+
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+
+    decision = pb.Decision(
+        decision_id="d-1",
+        kind=pb.DECISION_KIND_TRANSFER_AGENT,
+        team_id="enterprise",
+        team_display_name="Enterprise Support",
+        destination=pb.Destination(number="+15550100101"),
+        caller_message="Connecting you to our enterprise support specialist.",
+        transfer_mode=pb.TRANSFER_MODE_WARM_TRANSFER_SAY_SUMMARY,
+        summary_messages=[
+            pb.SummaryMessage(
+                role="system", content="Provide a summary for the enterprise support specialist."
+            ),
+            pb.SummaryMessage(role="user", content="Here is the transcript:\n\n{{transcript}}\n\n"),
+        ],
+        effective_complexity=pb.COMPLEXITY_ADVANCED,
+        tier="enterprise",
+        issue_category="technical",
+        reason="rule enterprise-tier: team enterprise, specialist ent-1 reserved",
+    )
+    reply = pb.ResolveEscalationResponse(decision=decision)
+
+    class Trivial(pb_grpc.RoutingServiceServicer):
+        async def ResolveEscalation(self, request: Any, context: Any) -> Any:
+            return reply
+
+    server = grpc.aio.server()
+    pb_grpc.add_RoutingServiceServicer_to_server(Trivial(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
+
+
+async def start_routing(database_url: str) -> tuple[Any, int]:
+    import grpc
+
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    from routing_service.grpc import mapping
+    from routing_service.grpc.server import RoutingServer
+    from routing_service.policy.loader import load_agents, load_customers
+    from routing_service.settings import RoutingSettings
+
+    settings = RoutingSettings(
+        database_url=database_url,
+        policy=REPO / "examples" / "techcorp.yaml",
+        routing_address="127.0.0.1:0",
+        log_level="warning",
+    )
+    server = RoutingServer(settings, watch_policy=False, run_sweeps=False)
+    port = await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.RoutingServiceStub(channel)
+        for agent in load_agents(REPO / "examples" / "techcorp-agents.yaml"):
+            message = mapping.agent_to_pb(agent.to_domain())
+            if "enterprise" in message.team_ids:
+                message.capacity = 1000  # the service's maximum; releases keep slots free
+            await stub.UpsertAgent(pb.UpsertAgentRequest(agent=message))
+        for customer in load_customers(REPO / "examples" / "techcorp-customers.csv"):
+            await stub.UpsertCustomer(
+                pb.UpsertCustomerRequest(customer=mapping.customer_to_pb(customer.to_domain()))
+            )
+    return server, port
+
+
+async def wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            if process.returncode is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            try:
+                if (await client.get(url, timeout=1)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} never became healthy")
+
+
+async def run_driver(
+    url: str, concurrency: int, duration: float, marker: str, tag: str, release_to: str = ""
+) -> dict[str, Any]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.edge",
+        "--role",
+        "driver",
+        "--url",
+        url,
+        "--concurrency",
+        str(concurrency),
+        "--duration",
+        str(duration),
+        "--marker",
+        marker,
+        "--tag",
+        tag,
+        "--release-to",
+        release_to,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"driver failed ({process.returncode})")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def stop(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def start_edge(
+    routing_address: str, database_url: str, cwd: str, env_base: dict[str, str]
+) -> tuple[Any, int]:
+    """`escalade edge serve` in a child process (logging at its default info level, to /dev/null)."""
+    port = free_port()
+    env = env_base | {
+        "ESCALADE_VAPI_SECRET": SECRET,
+        "ESCALADE_ROUTING_ADDRESS": routing_address,
+        "ESCALADE_DATABASE_URL": database_url,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "escalade_cli.main",
+        "edge",
+        "serve",
+        "--port",
+        str(port),
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+    return process, port
+
+
+MARKER = '"number":"+155501001'
+
+
+async def orchestrate(duration: float, levels: list[int]) -> int:
+    from routing_service.logs import configure_logging
+
+    configure_logging(json=False, level="warning")  # routing runs in this process: no per-decision lines
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="escalade-bench-") as tmp:
+        env_base = {k: v for k, v in os.environ.items() if not k.startswith("ESCALADE_")}
+        env_base["PYTHONPATH"] = str(REPO)
+        database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'escalade.db'}"
+
+        # --- floor, and the edge against the same trivial servicer (the edge's own cost) ---------------
+        trivial, trivial_port = await start_trivial_servicer()
+        floor_port = free_port()
+        floor = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "benchmarks.edge",
+            "--role",
+            "floor-app",
+            "--port",
+            str(floor_port),
+            "--target",
+            f"127.0.0.1:{trivial_port}",
+            cwd=REPO,
+            env=env_base,
+        )
+        try:
+            await wait_healthy(f"http://127.0.0.1:{floor_port}/healthz", floor)
+            for c in levels:
+                url = f"http://127.0.0.1:{floor_port}/webhook"
+                results[("floor", c)] = await run_driver(url, c, duration, MARKER, f"floor{c}")
+        finally:
+            await stop(floor)
+        try:
+            edge, edge_port = await start_edge(f"127.0.0.1:{trivial_port}", database_url, tmp, env_base)
+            try:
+                for c in levels:
+                    url = f"http://127.0.0.1:{edge_port}/webhook/vapi"
+                    results[("edge-triv", c)] = await run_driver(url, c, duration, MARKER, f"triv{c}")
+            finally:
+                await stop(edge)
+        finally:
+            await trivial.stop(None)
+
+        # --- edge + real routing (store, reservation) ---------------------------------------------------
+        routing, routing_port = await start_routing(database_url)
+        try:
+            edge, edge_port = await start_edge(f"127.0.0.1:{routing_port}", database_url, tmp, env_base)
+            try:
+                for c in levels:
+                    results[("edge", c)] = await run_driver(
+                        f"http://127.0.0.1:{edge_port}/webhook/vapi",
+                        c,
+                        duration,
+                        MARKER,
+                        f"edge{c}",
+                        release_to=f"127.0.0.1:{routing_port}",
+                    )
+            finally:
+                await stop(edge)
+        finally:
+            await routing.stop(1.0)
+
+    print(f"\nEdge benchmark: {duration:g} s per row, load generator in a separate process")
+    print("  floor      minimal FastAPI: HMAC check + 1 grpc.aio call to a trivial servicer")
+    print("  edge-triv  the real edge against the same trivial servicer (the edge's own cost)")
+    print("  edge       the real edge -> real routing (SQLite store, specialist reserved)\n")
+    print(f"{'row':<11}{'conc':>5}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    order = {"floor": 0, "edge-triv": 1, "edge": 2}
+    for (name, c), r in sorted(results.items(), key=lambda kv: (kv[0][1], order[kv[0][0]])):
+        print(
+            f"{name:<11}{c:>5}{r['requests']:>10}{r['errors'] + r['wrong']:>8}{r['rps']:>10.1f}"
+            f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+        )
+    ok = True
+    for row in ("edge", "edge-triv"):
+        print(f"\nRatios vs targets: {row} / floor")
+        for c in levels:
+            f, e = results[("floor", c)], results[(row, c)]
+            throughput, tail = e["rps"] / f["rps"], e["p99_ms"] / f["p99_ms"]
+            t_ok, p_ok = throughput >= 0.5, tail <= 2.0
+            if row == "edge":
+                ok &= t_ok and p_ok
+            print(f"  c={c:<3} throughput = {throughput:6.2f}   (target >= 0.50)  {'OK' if t_ok else 'MISS'}")
+            print(f"  c={c:<3} p99 ratio  = {tail:6.2f}   (target <= 2.00)  {'OK' if p_ok else 'MISS'}")
+        if 1 in levels:
+            p50 = results[(row, 1)]["p50_ms"]
+            if row == "edge":
+                ok &= p50 <= 5.0
+            print(f"  c=1   p50        = {p50:6.2f} ms (target <= 5 ms)  {'OK' if p50 <= 5.0 else 'MISS'}")
+    failures = sum(r["errors"] + r["wrong"] for r in results.values())
+    if failures:
+        print(f"\n{failures} requests failed or were not answered with a reserved specialist")
+    return 0 if ok and not failures else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per row (default 10)")
+    parser.add_argument("--concurrency", type=int, nargs="*", default=None, help="levels (default 1 32)")
+    parser.add_argument("--role", choices=["orchestrate", "driver", "floor-app"], default="orchestrate")
+    parser.add_argument("--url", default="")
+    parser.add_argument("--marker", default="")
+    parser.add_argument("--tag", default="run")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--target", default="")
+    parser.add_argument("--release-to", default="", help="routing address the driver releases calls on")
+    args = parser.parse_args(argv)
+    if args.role == "driver":
+        level = (args.concurrency or [1])[0]
+        print(
+            json.dumps(
+                asyncio.run(drive(args.url, level, args.duration, args.marker, args.tag, args.release_to))
+            )
+        )
+        return 0
+    if args.role == "floor-app":
+        serve_floor(args.port, args.target)
+        return 0
+    return asyncio.run(orchestrate(args.duration, args.concurrency or [1, 32]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
