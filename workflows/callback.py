@@ -240,6 +240,12 @@ class QueueCallbackWorkflow:
         """One dial of the customer with the reserved specialist; returns a `DialOutcome`."""
         self._attempts += 1
         self._agent_id, self._agent_name = claim.agent_id, claim.agent_name
+        if claim.reserved_until is not None and claim.reserved_until < workflow.now():
+            workflow.logger.warning(
+                "callback %s: routing returned a reservation that lapsed at %s; dialling with it anyway",
+                data.call_id,
+                claim.reserved_until.isoformat(),
+            )
         self._position = 0
         self._set_state("dialling")
         key = attempt_key(data.call_id, self._attempts)

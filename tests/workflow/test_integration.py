@@ -166,6 +166,7 @@ async def start_worker_process(env: dict[str, str]) -> asyncio.subprocess.Proces
     )
 
 
+@pytest.mark.timeout(300)
 async def test_callback_happens_once_when_worker_is_killed_mid_wait(
     dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
 ) -> None:
