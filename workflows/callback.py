@@ -6,7 +6,8 @@ Life of a callback (workflow id `callback-<vapi call id>`):
       │  ▲  NOT_AT_HEAD / NO_SPECIALIST_FREE: wait for `specialist_available` (or the safety timer)
       │  └── closed: outside business hours, sleep until the next opening
       │                 └─not reached─> retry-wait (retry spacing) ──> claim again ... ──> unreachable
-      └── cancel ──> cancelled;  still waiting after `expires_after_seconds` ──> expired
+      └── cancel ──> cancelled;  still waiting `expires_after_seconds` after the start (or after the
+          latest rescheduled time) ──> expired
 
 The workflow never polls tightly: between claims it sleeps on a timer (business hours, a reschedule, retry
 spacing, or the long safety recheck) that a signal or update can cut short. The routing service decides who
@@ -49,6 +50,7 @@ __all__ = ["QueueCallbackWorkflow", "attempt_key", "initial_search_attributes"]
 
 FINAL_STATES = frozenset({"connected", "cancelled", "unreachable", "expired"})
 RESCHEDULABLE_STATES = frozenset({"waiting", "closed", "retry-wait"})
+MAX_RESCHEDULE = timedelta(days=30)
 
 ROUTING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 """Routing calls retry until they succeed (a routing outage only delays the callback) unless permanent."""
@@ -97,6 +99,7 @@ class QueueCallbackWorkflow:
         self._interrupted = False
         self._cancel_requested = False
         self._cancel_note = ""
+        self._expires_at: datetime | None = None
 
     # ------------------------------------------------------------------ handlers
     @workflow.query
@@ -141,6 +144,9 @@ class QueueCallbackWorkflow:
         """Do not dial before `request.at` (business hours still apply)."""
         self._not_before = request.at
         self._next_attempt_at = request.at
+        ttl = timedelta(seconds=self._input.expires_after_seconds)
+        if self._expires_at is not None:
+            self._expires_at = max(self._expires_at, request.at + ttl)
         self._interrupted = True
         return self.status()
 
@@ -153,28 +159,29 @@ class QueueCallbackWorkflow:
             raise ValueError("the time needs a time zone (e.g. 2026-11-24T09:00:00+00:00)")
         if at <= workflow.now():
             raise ValueError("the time is in the past")
-        if at > workflow.now() + timedelta(seconds=self._input.expires_after_seconds):
-            raise ValueError("the time is after the callback would expire")
+        if at > workflow.now() + MAX_RESCHEDULE:
+            raise ValueError(f"the time is more than {MAX_RESCHEDULE.days} days ahead")
 
     # ------------------------------------------------------------------ run
     @workflow.run
     async def run(self, data: QueueCallbackInput) -> CallbackStatus:
         """Wait, claim, dial; returns the final status."""
-        expires_at = workflow.now() + timedelta(seconds=data.expires_after_seconds)
+        self._expires_at = workflow.now() + timedelta(seconds=data.expires_after_seconds)
         self._set_state("waiting")
         workflow.logger.info(
             "callback for %s queued on team %s (%s)", data.masked_number, data.team_id, data.decision_id
         )
-        final = await self._serve(data, expires_at)
+        final = await self._serve(data)
         await self._finish(final)
         await workflow.wait_condition(lambda: workflow.all_handlers_finished())
         return self.status()
 
-    async def _serve(self, data: QueueCallbackInput, expires_at: datetime) -> str:
+    async def _serve(self, data: QueueCallbackInput) -> str:
         """The main loop; returns the final state to record."""
         recheck_pending = False
         while True:
             now = workflow.now()
+            expires_at = self._expires_at or now
             if self._cancel_requested:
                 self._note = self._cancel_note
                 return "cancelled"

@@ -274,3 +274,19 @@ def _zone_where_it_is_21h(now: datetime) -> str:
     if offset > 14:
         offset -= 24
     return "Etc/GMT" + (f"-{offset}" if offset > 0 else f"+{-offset}" if offset < 0 else "")
+
+
+async def test_rescheduled_callback_is_served_when_new_time_is_past_original_expiry(
+    client: Client, time_env: WorkflowEnvironment
+) -> None:
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await start(client, worker.task_queue, callback_input(expires_after_seconds=3600))
+        await eventually(lambda: _has(routing.claims, 1))
+        at = (await time_env.get_current_time()) + timedelta(hours=5)  # "call me after lunch"
+        await handle.execute_update(QueueCallbackWorkflow.reschedule, RescheduleRequest(at))
+        routing.outcome = ClaimOutcome.RESERVED
+        result = await handle.result()
+
+    assert result.state == "connected"
+    assert routing.claims[1][1] >= at
