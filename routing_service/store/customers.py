@@ -96,5 +96,6 @@ class SqlCustomerRepository(SqlRepository):
                 values["last_agent_id"] = agent_id
             await self._execute(update(customers).where(customers.c.number == number).values(values))
         stored = await self.get(number)
-        assert stored is not None  # inserted above when absent, in this transaction
+        if stored is None:  # inserted above when absent, in this same transaction
+            raise RuntimeError(f"customer {number!r} vanished inside its own transaction")
         return stored, counted

@@ -62,8 +62,6 @@ def _ticket_to_json(ticket: CallbackTicket) -> dict[str, Any]:
 
 
 def _ticket_from_json(data: dict[str, Any]) -> CallbackTicket:
-    enqueued_at = _parse_time(data["enqueued_at"])
-    assert enqueued_at is not None
     return CallbackTicket(
         call_id=data["call_id"],
         team_id=data["team_id"],
@@ -74,7 +72,7 @@ def _ticket_from_json(data: dict[str, Any]) -> CallbackTicket:
         effective_complexity=Complexity(data["effective_complexity"]),
         priority=data["priority"],
         service_key=data["service_key"],
-        enqueued_at=enqueued_at,
+        enqueued_at=datetime.fromisoformat(data["enqueued_at"]),
         decision_id=data["decision_id"],
         customer_context=data["customer_context"],
         escalation_reason=data["escalation_reason"],

@@ -35,6 +35,7 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.escalade/escalade.db"
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 SQLITE_POOL_TIMEOUT_S = 30.0
 PG_CONNECT_TIMEOUT_S = 5.0
+PG_COMMAND_TIMEOUT_S = 30.0
 
 
 def is_sqlite(url: str | URL) -> bool:
@@ -78,18 +79,19 @@ def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT
 
     SQLite: creates the file's parent directory and installs the pragmas and BEGIN IMMEDIATE hooks described
     in the module docstring (`sqlite_busy_timeout_ms`: how long a writer waits for another process's lock
-    before the store reports `Unavailable`). PostgreSQL: a pool of 10 (+20 overflow) connections and a
-    5 s connect timeout.
+    before the store reports `Unavailable`). PostgreSQL: a pool of 10 (+20 overflow) pre-pinged
+    connections, a 5 s connect timeout and a 30 s statement timeout.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         _ensure_sqlite_parent(parsed)
+        # In-memory databases get SQLAlchemy's StaticPool (one shared connection) and take no pool sizing.
+        in_memory = parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
+        pooling: dict[str, Any] = (
+            {} if in_memory else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_POOL_TIMEOUT_S}
+        )
         engine = create_async_engine(
-            parsed,
-            connect_args={"timeout": sqlite_busy_timeout_ms / 1000},
-            pool_size=1,
-            max_overflow=0,
-            pool_timeout=SQLITE_POOL_TIMEOUT_S,
+            parsed, connect_args={"timeout": sqlite_busy_timeout_ms / 1000}, **pooling
         )
         event.listen(engine.sync_engine, "connect", _sqlite_connect_hook(sqlite_busy_timeout_ms))
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
@@ -100,6 +102,9 @@ def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT
             pool_size=10,
             max_overflow=20,
             pool_recycle=1800,
-            connect_args={"timeout": PG_CONNECT_TIMEOUT_S},
+            # One cheap round trip per checkout, so connections broken by a server restart or failover are
+            # replaced instead of failing the next requests.
+            pool_pre_ping=True,
+            connect_args={"timeout": PG_CONNECT_TIMEOUT_S, "command_timeout": PG_COMMAND_TIMEOUT_S},
         )
     return create_async_engine(parsed)

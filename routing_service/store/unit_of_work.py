@@ -6,6 +6,7 @@ block (connect, statements, commit) surface as `routing_service.domain.errors.Un
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 from typing import Self
 
@@ -74,7 +75,8 @@ class SqlUnitOfWork:
                     raise unavailable_from(error) from error
                 raise
             # Already failing: the original error matters more than a failed rollback on a dead link.
-            await session.invalidate()
+            with contextlib.suppress(Exception):
+                await session.invalidate()
         if exc is not None and not isinstance(exc, Unavailable) and is_unavailable(exc):
             raise unavailable_from(exc) from exc
 

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -163,3 +164,33 @@ async def test_0002_backfills_agent_team_ids_when_upgrading_existing_data(databa
     assert alice is not None and alice.team_ids == ("enterprise", "technical")
     assert loner is not None and loner.team_ids == ()
     assert [a.agent_id for a in members] == ["alice"]
+
+
+async def test_in_memory_sqlite_store_works_when_url_has_no_file() -> None:
+    async with await Store.open("sqlite+aiosqlite:///:memory:") as store:
+        async with store.uow() as uow:
+            await uow.agents.upsert(make_agent("alice"), NOW)
+            await uow.commit()
+        async with store.uow() as uow:
+            assert await uow.agents.get("alice") is not None
+
+
+@pytest.mark.postgres
+async def test_store_recovers_when_postgres_connections_were_killed(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    async with await Store.open(database_url) as store:
+        async with store.uow() as uow:
+            await uow.agents.upsert(make_agent("alice"), NOW)
+            await uow.commit()
+        admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await admin.close()
+        assert killed >= 1
+        async with store.uow() as uow:
+            assert await uow.agents.get("alice") is not None
