@@ -156,3 +156,32 @@ async def test_webhook_routes_nothing_when_credentials_fail(edge: Edge, fake_rou
     body = dumps(load_fixture("transfer-destination-request.enterprise-technical-advanced.json"))
     await edge.post(body, headers={"content-type": "application/json"})
     assert fake_routing.servicer.resolve_requests == []
+
+
+async def test_unsigned_webhook_is_accepted_when_insecure_dev_and_no_secret(edge_settings) -> None:  # type: ignore[no-untyped-def]
+    from edge_support import running_edge
+
+    settings = edge_settings.model_copy(
+        update={"vapi_secret": None, "vapi_previous_secret": None, "insecure_dev": True}
+    )
+    async with running_edge(settings) as edge:
+        body = dumps(load_fixture("status-update.in-progress.json"))
+        response = await edge.post(body, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+
+
+async def test_signature_is_still_required_when_insecure_dev_but_secret_is_set(edge_settings) -> None:  # type: ignore[no-untyped-def]
+    from edge_support import running_edge
+
+    async with running_edge(edge_settings.model_copy(update={"insecure_dev": True})) as edge:
+        body = dumps(load_fixture("status-update.in-progress.json"))
+        response = await edge.post(body, headers={"content-type": "application/json"})
+    assert response.status_code == 401
+
+
+def test_app_refuses_to_build_when_no_secret_and_not_insecure_dev() -> None:
+    from webhook_edge.app import create_app
+    from webhook_edge.settings import EdgeSettings
+
+    with pytest.raises(ValueError, match="ESCALADE_VAPI_SECRET"):
+        create_app(EdgeSettings(vapi_secret=None))

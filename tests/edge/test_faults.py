@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 from structlog.testing import capture_logs
 
+from webhook_edge.outbox import Outbox
 from webhook_edge.settings import EdgeSettings
 
 ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
@@ -167,3 +168,34 @@ async def test_readyz_is_503_when_routing_is_unreachable(tmp_path: Path) -> None
         response = await edge.client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["status"] == "not_ready"
+
+
+class BrokenOutbox(Outbox):
+    """An outbox whose database has gone away."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def record(self, kind: str, workflow_id: str, payload: dict[str, object]) -> bool:  # type: ignore[override]
+        raise OSError("database is gone")
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_queue_line_is_answered_when_outbox_cannot_record(
+    edge_settings: EdgeSettings, fake_routing: RunningFake
+) -> None:
+    from edge_support import make_decision
+
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+
+    fake_routing.servicer.decide = lambda request: make_decision(
+        request, kind=pb.DECISION_KIND_CALLBACK, number="+15550100600"
+    )
+    async with running_edge(edge_settings, outbox=BrokenOutbox()) as edge:
+        with capture_logs() as logs:
+            response = await edge.post(load_fixture(ENTERPRISE))
+    assert response.status_code == 200
+    assert response.json()["destination"]["number"] == "+15550100600"
+    assert any(e["event"] == "outbox_record_failed" for e in logs)
