@@ -157,6 +157,7 @@ async def seed(url: str, *, specialists: int, customers: int) -> None:
             if batch:
                 await conn.execute(tables.customers.insert(), batch)
             agents, members = [], []
+            has_team_ids = "team_ids" in tables.agents.c
             for i in range(specialists):
                 agent_id = f"s{i:05d}"
                 agents.append(
@@ -173,6 +174,7 @@ async def seed(url: str, *, specialists: int, customers: int) -> None:
                         "active_assignments": 0,
                         "idle_since": now - timedelta(seconds=rng.randrange(1, 86_400)),
                         "updated_at": now,
+                        **({"team_ids": ["technical", "enterprise"]} if has_team_ids else {}),
                     }
                 )
                 members += [

@@ -16,6 +16,7 @@ __all__ = ["list_agents", "set_agent_status", "upsert_agent", "validate_agent"]
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 MAX_CAPACITY = 1000
+MAX_LIST = 100
 
 
 def validate_agent(agent: Agent, *, field: str = "agent") -> Agent:
@@ -45,6 +46,12 @@ def validate_agent(agent: Agent, *, field: str = "agent") -> Agent:
     teams = tuple(dict.fromkeys(t.strip() for t in agent.team_ids if t.strip()))
     if not teams:
         violations.append((f"{field}.team_ids", "at least one team is required"))
+    elif len(teams) > MAX_LIST or any(not _ID.fullmatch(t) for t in teams):
+        violations.append(
+            (f"{field}.team_ids", f"at most {MAX_LIST} ids of 1-64 letters, digits or . _ : @ -")
+        )
+    if len(agent.skills) > MAX_LIST or any(len(s) > 64 for s in agent.skills):
+        violations.append((f"{field}.skills", f"at most {MAX_LIST} skills of at most 64 characters"))
     if violations:
         raise InvalidRequest("invalid agent", violations)
     skills = frozenset(s.strip().lower() for s in agent.skills if s.strip())

@@ -26,8 +26,8 @@ async def release_assignment(
     violations = []
     if not call_id:
         violations.append(("call_id", "required"))
-    elif len(call_id) > 256:
-        violations.append(("call_id", "at most 256 characters"))
+    elif len(call_id) > 128:
+        violations.append(("call_id", "at most 128 characters"))
     if len(reason) > 1024:
         violations.append(("reason", "at most 1024 characters"))
     if violations:

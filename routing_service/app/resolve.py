@@ -56,8 +56,8 @@ __all__ = ["LIMITS", "new_decision_id", "resolve_escalation", "validate_request"
 log = structlog.get_logger(__name__)
 
 LIMITS: dict[str, int] = {
-    "call_id": 256,
-    "tool_call_id": 256,
+    "call_id": 128,
+    "tool_call_id": 128,
     "caller_number": 64,
     "caller_sip_uri": 512,
     "issue_category": 64,

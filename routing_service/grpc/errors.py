@@ -14,11 +14,12 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, overload
 
 import grpc
 import structlog
 from google.protobuf import any_pb2
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -30,8 +31,9 @@ from routing_service.domain.errors import (
     NotFound,
     Unavailable,
 )
+from routing_service.grpc.mapping import nul_violations
 
-__all__ = ["bad_request", "map_errors", "status_for"]
+__all__ = ["bad_request", "map_errors", "reject_nul", "status_for"]
 
 log = structlog.get_logger(__name__)
 
@@ -74,14 +76,32 @@ def status_for(exc: BaseException, *, method: str = "") -> grpc.Status:
     return _simple(code_pb2.INTERNAL, "internal error")
 
 
-def map_errors(func: _F) -> _F:
-    """Wrap a servicer method so every exception is turned into a status by `status_for`."""
+def reject_nul(request: Message) -> None:
+    """InvalidRequest naming every string field that holds a NUL character (no store accepts one)."""
+    violations = nul_violations(request)
+    if violations:
+        raise InvalidRequest("text fields must not contain NUL characters", violations)
+
+
+@overload
+def map_errors(func: _F) -> _F: ...
+@overload
+def map_errors(*, strict_text: bool) -> Callable[[_F], _F]: ...
+
+
+def map_errors(func: _F | None = None, *, strict_text: bool = True) -> Any:
+    """Wrap a servicer method so every exception is turned into a status by `status_for`; with
+    `strict_text` (the default) requests with NUL characters in any string are INVALID_ARGUMENT."""
+    if func is None:
+        return functools.partial(map_errors, strict_text=strict_text)
     name = func.__name__
     if inspect.isasyncgenfunction(func):
 
         @functools.wraps(func)
         async def stream_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             try:
+                if strict_text:
+                    reject_nul(request)
                 agen = cast(AsyncIterator[Any], func(self, request, context))
                 async for item in agen:
                     yield item
@@ -95,6 +115,8 @@ def map_errors(func: _F) -> _F:
     @functools.wraps(func)
     async def unary_wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         try:
+            if strict_text:
+                reject_nul(request)
             return await cast(Awaitable[Any], func(self, request, context))
         except grpc.aio.AbortError:
             raise

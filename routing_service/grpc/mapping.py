@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import (
@@ -222,6 +223,11 @@ def trace_step_from_pb(msg: pb.TraceStep) -> TraceStep:
     return TraceStep(stage=msg.stage, subject=msg.subject, outcome=outcome, detail=msg.detail)
 
 
+def _text(value: str) -> str:
+    """Free text from a caller's conversation: NUL characters (which no database stores) are dropped."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
 def escalation_from_pb(msg: pb.ResolveEscalationRequest) -> EscalationRequest:
     """The edge's request as the domain reads it (lengths and presence are checked by the use case)."""
     return EscalationRequest(
@@ -229,14 +235,30 @@ def escalation_from_pb(msg: pb.ResolveEscalationRequest) -> EscalationRequest:
         tool_call_id=msg.tool_call_id,
         caller_number=msg.caller_number,
         caller_sip_uri=msg.caller_sip_uri,
-        issue_category=msg.issue_category,
+        issue_category=_text(msg.issue_category),
         claimed_complexity=complexity_from_pb(msg.complexity),
-        customer_context=msg.customer_context,
-        escalation_reason=msg.escalation_reason,
-        transcript=msg.transcript,
+        customer_context=_text(msg.customer_context),
+        escalation_reason=_text(msg.escalation_reason),
+        transcript=_text(msg.transcript),
         dry_run=msg.dry_run,
-        arguments_problem=msg.arguments_problem,
+        arguments_problem=_text(msg.arguments_problem),
     )
+
+
+def nul_violations(msg: Message, prefix: str = "") -> list[tuple[str, str]]:
+    """Field paths of every string (nested, repeated) that holds a NUL character, which no store accepts."""
+    found: list[tuple[str, str]] = []
+    for descriptor, value in msg.ListFields():
+        path = f"{prefix}{descriptor.name}"
+        if descriptor.type == descriptor.TYPE_STRING:
+            values = value if descriptor.is_repeated else [value]
+            if any("\x00" in v for v in values):
+                found.append((path, "must not contain NUL characters"))
+        elif descriptor.type == descriptor.TYPE_MESSAGE:
+            items = value if descriptor.is_repeated else [value]
+            for item in items:
+                found += nul_violations(item, f"{path}.")
+    return found
 
 
 def escalation_to_pb(value: EscalationRequest) -> pb.ResolveEscalationRequest:

@@ -56,7 +56,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         self.clock = clock
         self.new_id = new_id
 
-    @map_errors
+    @map_errors(strict_text=False)  # conversation text is cleaned, not refused: the caller still gets routed
     async def ResolveEscalation(
         self, request: pb.ResolveEscalationRequest, context: Context
     ) -> pb.ResolveEscalationResponse:

@@ -148,3 +148,44 @@ async def test_customer_and_status_calls_are_invalid_or_not_found_when_inputs_ar
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.GetDecision(pb.GetDecisionRequest(call_id="ghost"))
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_nul_characters_are_invalid_argument_when_sent_in_admin_fields(stub: Stub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.UpsertCustomer(
+            pb.UpsertCustomerRequest(
+                customer=pb.Customer(number="+15550101234", tier="gold", account_name="a\x00b")
+            )
+        )
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(info.value)] == ["customer.account_name"]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.UpsertAgent(
+            pb.UpsertAgentRequest(
+                agent=pb.Agent(agent_id="a", sip_uri="sip:a@b", team_ids=["ok", "x\x00"], capacity=1)
+            )
+        )
+    assert [f for f, _ in field_violations(info.value)] == ["agent.team_ids"]
+
+
+async def test_conversation_text_with_nul_is_still_routed_when_resolving(stub: Stub) -> None:
+    reply = await stub.ResolveEscalation(
+        pb.ResolveEscalationRequest(call_id="nul-call", issue_category="billing", transcript="hello\x00world")
+    )
+    assert reply.decision.team_id == "billing"
+
+
+async def test_oversized_ids_are_invalid_argument_when_beyond_the_store_limits(stub: Stub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ResolveEscalation(pb.ResolveEscalationRequest(call_id="c" * 200))
+    assert [f for f, _ in field_violations(info.value)] == ["call_id"]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.UpsertAgent(
+            pb.UpsertAgentRequest(
+                agent=pb.Agent(agent_id="a", sip_uri="sip:a@b", team_ids=["t" * 300], capacity=1)
+            )
+        )
+    assert [f for f, _ in field_violations(info.value)] == ["agent.team_ids"]
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ListAgents(pb.ListAgentsRequest(status=42))  # type: ignore[arg-type]
+    assert [f for f, _ in field_violations(info.value)] == ["status"]
