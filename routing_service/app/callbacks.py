@@ -68,12 +68,14 @@ async def team_wait(
     )
 
 
-async def _is_waiting_head(u: UnitOfWork, ticket: CallbackTicket) -> bool:
-    """True when no other WAITING callback of the team comes before this one in service order (callbacks
-    that already hold a reservation are being served and do not block the next one)."""
+async def _is_head(u: UnitOfWork, ticket: CallbackTicket) -> bool:
+    """True when no WAITING callback of the team comes before this one in service order (callbacks that
+    hold a reservation are being served and do not block the next one)."""
     for other in await u.callbacks.open_in_team(ticket.team_id, HEAD_SCAN):
+        if other.call_id == ticket.call_id:
+            return True
         if other.state is CallbackState.WAITING:
-            return other.call_id == ticket.call_id
+            return False
     return False
 
 
@@ -93,12 +95,15 @@ async def claim_callback(
         ticket = await u.callbacks.get(call_id)
         if ticket is None:
             raise NotFound(f"no callback for call {call_id!r}")
-        if ticket.state is CallbackState.RESERVED:
-            agent = await u.agents.get(ticket.agent_id) if ticket.agent_id else None
-            return ClaimResult(ClaimOutcome.RESERVED, ticket, agent)
         if not ticket.state.is_open:
             return ClaimResult(ClaimOutcome.ALREADY_FINISHED, ticket)
-        if not await _is_waiting_head(u, ticket):
+        if ticket.state is CallbackState.RESERVED:
+            holder = await u.assignments.active_for_call(call_id, CALLBACK)
+            if holder is not None:
+                agent = await u.agents.get(holder)
+                return ClaimResult(ClaimOutcome.RESERVED, ticket, agent)
+            # The hold lapsed (the sweeper freed it): the callback competes again from its place.
+        if not await _is_head(u, ticket):
             return ClaimResult(ClaimOutcome.NOT_AT_HEAD, ticket)
         team = policy.teams.get(ticket.team_id)
         if team is None:

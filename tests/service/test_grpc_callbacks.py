@@ -3,11 +3,14 @@ GetQueueStatus, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from grpc_helpers import add_agent, agent_of, field_violations, resolve
+from grpc_helpers import Routing, add_agent, agent_of, field_violations, resolve
 
+from routing_service.app.sweeper import sweep_once
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 
@@ -122,3 +125,21 @@ async def test_new_caller_gets_a_free_specialist_when_the_only_callback_already_
     await stub.ReleaseAssignment(pb.ReleaseAssignmentRequest(call_id="call-2"))
     newer = await resolve(stub, "call-4")
     assert newer.kind == pb.DECISION_KIND_TRANSFER_AGENT, "nobody is waiting: the reserved callback is served"
+
+
+async def test_claim_reserves_again_when_the_previous_hold_lapsed(routing: Routing) -> None:
+    stub = routing.stub
+    await _two_waiting(stub)
+    await stub.ReleaseAssignment(pb.ReleaseAssignmentRequest(call_id="call-1"))
+    first = await stub.ClaimCallback(
+        pb.ClaimCallbackRequest(call_id="call-2", hold_for=duration_pb2.Duration(seconds=60))
+    )
+    assert first.outcome == pb.CLAIM_OUTCOME_RESERVED
+    swept = await sweep_once(
+        uow=routing.server.uow, now=datetime.now(UTC) + timedelta(minutes=5), callback_ttl=timedelta(days=1)
+    )
+    assert swept.released == 1
+    assert (await agent_of(stub, "ann")).active_assignments == 0
+    again = await stub.ClaimCallback(pb.ClaimCallbackRequest(call_id="call-2"))
+    assert again.outcome == pb.CLAIM_OUTCOME_RESERVED and again.agent.agent_id == "ann"
+    assert (await agent_of(stub, "ann")).active_assignments == 1
