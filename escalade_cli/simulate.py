@@ -77,6 +77,8 @@ class Outcome:
     reason: str = "-"
     error: str = ""
     notes: list[str] = field(default_factory=list)
+    ended_status: int | None = None
+    """HTTP status of the closing `status-update` (ended); None when it was not sent."""
 
     @property
     def ok(self) -> bool:
@@ -216,6 +218,7 @@ async def _run_one(
                 ),
             )
     ended = await _post(client, url, secret, ended_message(request))
+    outcome.ended_status = ended.status_code
     if not 200 <= ended.status_code < 300:
         outcome.notes.append(f"status-update (ended) got HTTP {ended.status_code}")
     return outcome
@@ -316,10 +319,13 @@ def simulate_command(
     console.print(outcome_table(outcomes))
     failed = [o for o in outcomes if not o.ok]
     mismatched = [o for o in outcomes if o.ok and o.check == "MISMATCH"]
+    unended = [o for o in outcomes if o.ended_status is not None and not 200 <= o.ended_status < 300]
     if mismatched:
         err_console.print(f"{len(mismatched)} scenario(s) did not reach the expected team.", highlight=False)
     if failed:
         fail(f"{len(failed)} scenario(s) got a non-2xx answer from the edge: {failed[0].error}")
+    if unended:
+        fail(f"{len(unended)} closing status-update(s) got a non-2xx answer (HTTP {unended[0].ended_status})")
 
 
 def register(app: typer.Typer) -> None:

@@ -190,6 +190,7 @@ async def test_requests_are_hmac_signed_when_secret_given() -> None:
     ] * 2
     # routing unreachable: team and reason unknown, no verdict
     assert [(o.team, o.reason, o.check) for o in outcomes] == [("-", "-", "-")] * 2
+    assert [o.ended_status for o in outcomes] == [200, 200]
 
 
 async def test_wrong_secret_gives_non_2xx_outcome_when_edge_rejects() -> None:
