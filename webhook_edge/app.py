@@ -31,7 +31,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from webhook_edge.auth import AuthError, verify_request
 from webhook_edge.control import ControlClient
-from webhook_edge.fallback import fallback_destination, fallback_for_decision, log_fallback
+from webhook_edge.fallback import (
+    fallback_destination,
+    fallback_for_decision,
+    log_fallback,
+    log_routing_failure,
+)
 from webhook_edge.openapi import (
     REQUEST_BODY,
     WEBHOOK_RESPONSES,
@@ -39,7 +44,7 @@ from webhook_edge.openapi import (
     ToolCallsResponse,
     TransferDestinationResponse,
 )
-from webhook_edge.outbox import Outbox
+from webhook_edge.outbox import Outbox, OutboxKind
 from webhook_edge.routing_client import RoutingClient
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import (
@@ -157,15 +162,14 @@ class Webhook:
         )
         return destination, decision
 
-    async def record(self, kind: str, workflow_id: str, payload: dict[str, Any]) -> None:
+    async def record(self, kind: OutboxKind, workflow_id: str, payload: dict[str, Any]) -> None:
+        """Record a workflow start in the outbox; failures are logged, never raised."""
         outbox = self.state.outbox
         if outbox is None:
             log.warning("outbox_unavailable", kind=kind, workflow_id=workflow_id)
             return
         try:
-            created = await outbox.record(
-                "callback" if kind == "callback" else "review", workflow_id, payload
-            )
+            created = await outbox.record(kind, workflow_id, payload)
         except Exception as exc:  # the caller's transfer matters more than the follow-up record
             log.error("outbox_record_failed", kind=kind, workflow_id=workflow_id, cause=type(exc).__name__)
             return
@@ -222,7 +226,7 @@ class Webhook:
         try:
             reply = await self.state.routing.release(call_id, message.ended_reason or "call ended")
         except (grpc.aio.AioRpcError, TimeoutError) as exc:
-            log_fallback("release_failed", exc)
+            log_routing_failure("release_failed", "ReleaseAssignment failed", exc)
             return JSONResponse({})
         log.info("assignment_released", released=reply.released, agent=reply.agent_id)
         return JSONResponse({})
@@ -234,7 +238,7 @@ class Webhook:
             decision = await self.state.routing.get_decision(call_id)
         except (grpc.aio.AioRpcError, TimeoutError) as exc:
             # routing unreachable: record anyway; the review workflow checks the decision itself
-            log_fallback("decision_lookup_failed", exc)
+            log_routing_failure("decision_lookup_failed", "GetDecision failed; review recorded anyway", exc)
             await self.record("review", f"review-{call_id}", review_payload(message, None))
             return JSONResponse({})
         if decision is None:

@@ -16,7 +16,13 @@ from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import destination_json
 
-__all__ = ["describe_rpc_error", "fallback_destination", "fallback_for_decision", "log_fallback"]
+__all__ = [
+    "describe_rpc_error",
+    "fallback_destination",
+    "fallback_for_decision",
+    "log_fallback",
+    "log_routing_failure",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -73,5 +79,10 @@ def describe_rpc_error(error: BaseException) -> dict[str, Any]:
 
 def log_fallback(reason: str, error: BaseException | None = None, **extra: Any) -> None:
     """One warning line per fallback answer, with its cause."""
+    log_routing_failure("fallback_destination", reason, error, **extra)
+
+
+def log_routing_failure(event: str, reason: str, error: BaseException | None = None, **extra: Any) -> None:
+    """A warning line for a routing call that failed, with the decoded gRPC status when there is one."""
     details = describe_rpc_error(error) if error is not None else {}
-    log.warning("fallback_destination", reason=reason, **details, **extra)
+    log.warning(event, reason=reason, **details, **extra)
