@@ -288,9 +288,10 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Routing on SQLite and (marked postgres) PostgreSQL; the edge's outbox on a SQLite file."""
     settings = RoutingSettings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'escalade.db'}",
+        database_url=database_url,
         policy=EXAMPLES / "techcorp.yaml",
         routing_address="127.0.0.1:0",
         shutdown_grace_seconds=0.5,
