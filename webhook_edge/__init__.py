@@ -10,4 +10,6 @@
     outbox.py          durable record of callback/review workflow starts
     control.py         Live Call Control transfers (function-tool path)
     openapi.py         the webhook's OpenAPI description
+    provisioning.py    `escalade vapi provision` bodies and API calls
+    scenarios.py       the seed's scenarios as Vapi messages (`escalade simulate`)
 """
