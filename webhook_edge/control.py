@@ -56,7 +56,7 @@ class ControlClient:
             return False
         try:
             response = await self._client.post(control_url, json=control_transfer(destination, content))
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # httpx.HTTPError, InvalidURL, ...: runs after the reply, must not raise
             self._done.pop(key, None)
             log.warning("control_transfer_failed", cause=type(exc).__name__, detail=str(exc)[:200])
             return False

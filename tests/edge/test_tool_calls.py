@@ -157,3 +157,17 @@ async def test_mixed_tool_list_answers_each_entry(edge: Edge, fake_routing: Runn
     results = (await edge.post(doc)).json()["results"]
     assert [r["name"] for r in results] == ["lookupTicketStatus", "escalateToSupport"]
     assert "error" in results[0] and "result" in results[1]
+
+
+@pytest.mark.parametrize(
+    "url", ["https://exa mple.com/\x00/control", "ftp://example.com/control", "http://127.0.0.1:9/control"]
+)
+async def test_reply_is_unaffected_when_control_url_is_unusable(
+    edge: Edge, fake_routing: RunningFake, url: str
+) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        response = await edge.post(tool_calls_message(url))
+    assert response.status_code == 200 and response.json()["results"][0]["result"]
+    assert any(e["event"] in ("control_transfer_failed", "control_transfer_skipped") for e in logs)
