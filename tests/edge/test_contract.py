@@ -15,6 +15,8 @@ from edge_support import (
     load_fixture,
     make_decision,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from webhook_edge.fallback import fallback_destination, fallback_for_decision
@@ -233,3 +235,47 @@ def test_inbound_fixture_parses_and_matches_sdk_class(name: str, vapi_sdk: Simpl
         vapi_sdk.by_type[message.type].model_validate(doc["message"])
     else:
         assert message.type not in vapi_sdk.by_type
+
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    mode=st.sampled_from(list(pb.TransferMode.values())),
+    kind=st.sampled_from(
+        [pb.DECISION_KIND_TRANSFER_TEAM, pb.DECISION_KIND_TRANSFER_AGENT, pb.DECISION_KIND_CALLBACK]
+    ),
+    number=st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True),
+    sip=st.booleans(),
+    extension=st.from_regex(r"[0-9]{0,10}", fullmatch=True),
+    caller_message=_text,
+    handoff=_text,
+    summary=st.lists(st.tuples(st.sampled_from(["system", "user"]), _text), max_size=3),
+)
+def test_any_sendable_decision_validates_against_vapi_sdk(
+    vapi_sdk: SimpleNamespace,
+    mode: int,
+    kind: int,
+    number: str,
+    sip: bool,
+    extension: str,
+    caller_message: str,
+    handoff: str,
+    summary: list[tuple[str, str]],
+) -> None:
+    decision = make_decision(
+        REQUEST,
+        kind=kind,  # type: ignore[arg-type]
+        mode=mode,  # type: ignore[arg-type]
+        number=number,
+        sip_uri="sip:team@example.com" if sip else None,
+        extension="" if sip else extension,
+        caller_message=caller_message,
+        handoff=handoff,
+        summary=tuple(summary),
+    )
+    body = transfer_response(decision)
+    assert_valid_transfer_response(vapi_sdk, body)
+    control = control_transfer(body["destination"], caller_message)
+    vapi_sdk.ControlTransfer.model_validate(control)
