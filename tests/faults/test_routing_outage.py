@@ -1,0 +1,162 @@
+"""Routing killed (SIGKILL) or frozen (SIGSTOP) while the edge is under load: every signed
+transfer-destination-request is still answered 200 with a destination Vapi can dial (the fallback line once
+routing is gone), within the routing deadline (300 ms here, set through ESCALADE_ROUTING_DEADLINE_MS); when
+routing is back on the same port the edge's decisions resume, and no specialist is reserved twice (agents'
+active assignments add up to the TRANSFER_AGENT decisions stored).
+
+The routing service runs as a real `escalade routing serve` subprocess on a SQLite file; the edge is the real
+app in this process (its outbox in a file of its own, so a frozen routing process holding the SQLite write
+lock cannot stall the edge's outbox writes)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from edge_support import SECRET, Edge, running_edge
+from fault_support import (
+    FALLBACK,
+    RoutingProcess,
+    active_assignments,
+    decisions,
+    destination_of,
+    free_port,
+    post_all,
+    request_for,
+    seed_techcorp,
+    wait_edge_ready,
+)
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from webhook_edge.settings import EdgeSettings
+
+pytestmark = pytest.mark.timeout(90)
+
+LOAD = 100
+
+
+@dataclass
+class Outage:
+    routing: RoutingProcess
+    stub: pb_grpc.RoutingServiceStub
+    edge: Edge
+    tmp_path: Path
+    processes: list[RoutingProcess]
+
+    async def restart(self) -> None:
+        """Routing back on the same port and database (the killed process is gone)."""
+        await self.routing.kill()
+        self.routing = RoutingProcess(self.routing.database_url, self.routing.port, self.routing.log_path)
+        self.processes.append(self.routing)
+        await self.routing.start()
+
+
+@pytest.fixture
+async def outage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Outage]:
+    routing = RoutingProcess(
+        f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}", free_port(), tmp_path / "routing.log"
+    )
+    await routing.start()
+    channel = grpc.aio.insecure_channel(routing.address)
+    processes = [routing]
+    try:
+        stub = pb_grpc.RoutingServiceStub(channel)
+        await seed_techcorp(stub)
+        monkeypatch.setenv("ESCALADE_ROUTING_DEADLINE_MS", "300")
+        settings = EdgeSettings(
+            vapi_secret=SECRET,
+            routing_address=routing.address,
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
+        )
+        assert settings.routing_deadline_ms == 300
+        async with running_edge(settings) as edge:
+            outage = Outage(routing, stub, edge, tmp_path, processes)
+            yield outage
+    finally:
+        await channel.close()
+        for process in processes:
+            await process.kill()
+
+
+async def load_with_fault(
+    edge: Edge, prefix: str, fault: Callable[[], Awaitable[None]]
+) -> list[httpx.Response]:
+    """LOAD signed requests at once; once a tenth has been answered, `fault` is applied."""
+    answered = 0
+    tenth = asyncio.Event()
+
+    async def one(index: int) -> httpx.Response:
+        nonlocal answered
+        response = await edge.post(request_for(f"{prefix}-{index}"))
+        answered += 1
+        if answered >= LOAD // 10:
+            tenth.set()
+        return response
+
+    async with asyncio.timeout(60):
+        load = asyncio.gather(*(one(i) for i in range(LOAD)))
+        await tenth.wait()
+        await fault()
+        return list(await load)
+
+
+async def assert_decisions_resume(outage: Outage, prefix: str) -> None:
+    """Fresh calls get routing's own decisions again (not the fallback), each one stored."""
+    await wait_edge_ready(outage.edge)
+    # A thawed process first works through the requests queued while it was frozen (gRPC deadlines are
+    # relative, so it cannot tell they were given up on): wait until one fresh call is decided again.
+    async with asyncio.timeout(30):
+        probe = 0
+        while destination_of(await outage.edge.post(request_for(f"{prefix}-probe-{probe}"))) == FALLBACK:
+            probe += 1
+            await asyncio.sleep(0.2)
+    replies = await post_all(outage.edge, (request_for(f"{prefix}-{i}") for i in range(20)))
+    for index, reply in enumerate(replies):
+        target = destination_of(reply)
+        assert target != FALLBACK, reply.text
+        stored = await outage.stub.GetDecision(pb.GetDecisionRequest(call_id=f"{prefix}-{index}"))
+        assert stored.decision.destination.number == target
+
+
+async def assert_nothing_double_reserved(stub: pb_grpc.RoutingServiceStub) -> None:
+    held = sum((await active_assignments(stub)).values())
+    transfers = await decisions(stub, pb.DECISION_KIND_TRANSFER_AGENT)
+    assert held == len(transfers)
+    assert len({d.call_id for d in transfers}) == len(transfers)
+
+
+async def test_every_request_gets_a_destination_when_routing_is_killed_under_load(outage: Outage) -> None:
+    replies = await load_with_fault(outage.edge, "kill", outage.routing.kill)
+    for reply in replies:
+        destination_of(reply)  # answered 200 with a number or SIP URI to dial
+
+    after = await post_all(outage.edge, (request_for(f"down-{i}") for i in range(LOAD // 2)))
+    assert [destination_of(r) for r in after] == [FALLBACK] * (LOAD // 2)
+
+    await outage.restart()
+    await assert_decisions_resume(outage, "back")
+    await assert_nothing_double_reserved(outage.stub)
+    stored = {d.call_id for d in await decisions(outage.stub)}
+    assert not any(call_id.startswith("down-") for call_id in stored)
+
+
+async def test_every_request_gets_a_destination_when_routing_hangs_under_load(outage: Outage) -> None:
+    async def freeze() -> None:
+        outage.routing.pause()
+
+    replies = await load_with_fault(outage.edge, "hang", freeze)
+    for reply in replies:
+        destination_of(reply)
+
+    frozen = await post_all(outage.edge, (request_for(f"frozen-{i}") for i in range(LOAD // 2)))
+    assert [destination_of(r) for r in frozen] == [FALLBACK] * (LOAD // 2)
+
+    outage.routing.resume()
+    await assert_decisions_resume(outage, "thawed")
+    await assert_nothing_double_reserved(outage.stub)
