@@ -198,7 +198,8 @@ def _iso_seconds(start: str, end: str) -> float | None:
 def review_payload(message: VapiMessage, decision: pb.Decision | None) -> dict[str, Any]:
     """What `EscalationReviewWorkflow` needs from an end-of-call report (outbox kind 'review').
 
-    `decision_id` is empty when routing could not be asked (the workflow checks the decision itself).
+    `decision_id` is empty when routing could not be asked (the workflow checks the decision itself);
+    `final_category` comes from `analysis.structuredData.issue_category` when the assistant extracts it.
     """
     body = message.body
     started = body.get("startedAt") if isinstance(body.get("startedAt"), str) else ""
@@ -222,6 +223,13 @@ def review_payload(message: VapiMessage, decision: pb.Decision | None) -> dict[s
                 dest_summary[key] = destination[key]
     raw_summary = analysis.get("summary") if isinstance(analysis, dict) else None
     summary = raw_summary if isinstance(raw_summary, str) else ""
+    structured = analysis.get("structuredData") if isinstance(analysis, dict) else None
+    final_category = ""
+    if isinstance(structured, dict):
+        for key in ("issue_category", "category"):
+            if isinstance(structured.get(key), str):
+                final_category = structured[key].strip().lower()[:40]
+                break
     return {
         "call_id": message.call_id,
         "ended_reason": message.ended_reason,
@@ -232,6 +240,7 @@ def review_payload(message: VapiMessage, decision: pb.Decision | None) -> dict[s
         "transcript": message.transcript[-_MAX_REVIEW_TRANSCRIPT:],
         "transfers": transfers,
         "destination": dest_summary,
+        "final_category": final_category,
         "decision_id": decision.decision_id if decision is not None else "",
         "decision_known": decision is not None,
     }

@@ -231,7 +231,17 @@ async def test_review_is_recorded_when_escalated_call_reports_end(edge: Edge) ->
     assert payload["destination"]["number"] == "+15550100110"
     assert payload["summary"].startswith("An enterprise customer")
     assert payload["decision_known"] is True and payload["decision_id"]
+    assert payload["final_category"] == ""
     assert len(await edge.outbox.pending()) == 1
+
+
+async def test_review_carries_final_category_when_analysis_extracts_it(edge: Edge) -> None:
+    await edge.post(load_fixture(ENTERPRISE))
+    report = load_fixture("end-of-call-report.escalated.json")
+    report["message"]["analysis"]["structuredData"] = {"issue_category": "Billing"}
+    await edge.post(report)
+    entry = await edge.outbox.get("review-0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81")
+    assert entry is not None and entry.payload["final_category"] == "billing"
 
 
 async def test_review_is_not_recorded_when_call_was_never_escalated(edge: Edge) -> None:
