@@ -149,7 +149,11 @@ class Webhook:
             log_fallback("unusable_decision", exc, decision_id=decision.decision_id)
             return fallback_destination(self.settings), decision
         if decision.kind == pb.DECISION_KIND_CALLBACK and not decision.dry_run:
-            await self.record("callback", f"callback-{request.call_id}", callback_payload(decision, request))
+            payload = callback_payload(decision, request)
+            if payload["caller_number"]:
+                await self.record("callback", f"callback-{request.call_id}", payload)
+            else:  # a web call has no number to call back: the queue line is all it gets
+                log.info("callback_not_recorded", reason="no caller number")
         # routing logs each decision at info; the edge's copy is for debugging only (it costs ~0.3 ms)
         log.debug(
             "escalation_routed",

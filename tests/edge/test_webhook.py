@@ -180,6 +180,17 @@ async def test_callback_is_recorded_once_when_delivered_twice(edge: Edge, fake_r
     assert len(await edge.outbox.pending()) == 1
 
 
+async def test_callback_is_not_recorded_when_caller_has_no_number(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    fake_routing.servicer.decide = lambda request: make_decision(
+        request, kind=pb.DECISION_KIND_CALLBACK, number="+15550100600"
+    )
+    response = await edge.post(load_fixture("transfer-destination-request.web-call-no-customer-number.json"))
+    assert response.json()["destination"]["number"] == "+15550100600"
+    assert await edge.outbox.pending() == []
+
+
 async def test_transfer_decision_records_nothing_when_not_a_callback(edge: Edge) -> None:
     await edge.post(load_fixture(ENTERPRISE))
     assert await edge.outbox.pending() == []
