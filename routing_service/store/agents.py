@@ -7,14 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, case, delete, func, insert, literal, literal_column, select, update
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Select
 
 from routing_service.app.ports import TeamStats
 from routing_service.domain.models import Agent, AgentStatus, CallbackState, Complexity, Destination
 from routing_service.store.base import SqlRepository
 from routing_service.store.tables import agent_teams, agents, callbacks
 
-__all__ = ["SqlAgentRepository", "agent_from_row"]
+__all__ = ["SqlAgentRepository", "agent_from_row", "candidates_statement"]
 
 # Literal (not a bound parameter) so that both planners can match the partial dispatch index's WHERE clause.
 _AVAILABLE: ColumnElement[str] = literal_column("'available'", String)
@@ -54,18 +54,36 @@ def _profile(agent: Agent, now: datetime) -> dict[str, Any]:
     }
 
 
-def _member_of(team_id: str) -> Any:
-    """EXISTS (team membership of the outer agent row), evaluated per row by primary-key probe.
+def _member_of(team_id: str, *, correlated: bool = False) -> Any:
+    """EXISTS (team membership of the outer agent row).
 
-    The `OFFSET 0` keeps PostgreSQL from flattening the EXISTS into a semi-join: without fresh statistics
-    (right after a bulk import) its generic plan otherwise rescans the whole team for every agent. As a
-    correlated subplan it is one (agent_id, team_id) index probe per dispatch-index row, as on SQLite.
+    `correlated=True` (used on PostgreSQL) adds `OFFSET 0`, which keeps the planner from flattening the
+    EXISTS into a semi-join: without fresh statistics (right after a bulk import) its generic plan would
+    rescan the whole team for every agent. As a correlated subplan it is one (agent_id, team_id) primary-key
+    probe per dispatch-index row, which is what SQLite does anyway (there OFFSET would only slow it down).
     """
+    query = select(agent_teams.c.agent_id).where(
+        agent_teams.c.agent_id == agents.c.agent_id, agent_teams.c.team_id == team_id
+    )
+    return (query.offset(0) if correlated else query).exists()
+
+
+def candidates_statement(
+    team_id: str, min_complexity: Complexity, limit: int, *, postgres: bool
+) -> Select[Any]:
+    """The dispatch query of `SqlAgentRepository.candidates` (public so tests can EXPLAIN it)."""
+    # SQLite sorts NULLs first already (and then matches the index order); PostgreSQL must be told.
+    idle_order = agents.c.idle_since.nulls_first() if postgres else agents.c.idle_since
     return (
-        select(agent_teams.c.agent_id)
-        .where(agent_teams.c.agent_id == agents.c.agent_id, agent_teams.c.team_id == team_id)
-        .offset(0)
-        .exists()
+        select(agents)
+        .where(
+            agents.c.status == _AVAILABLE,
+            agents.c.active_assignments < agents.c.capacity,
+            agents.c.max_complexity >= int(min_complexity),
+            _member_of(team_id, correlated=postgres),
+        )
+        .order_by(agents.c.active_assignments, idle_order, agents.c.agent_id)
+        .limit(max(0, limit))
     )
 
 
@@ -155,19 +173,8 @@ class SqlAgentRepository(SqlRepository):
         Walks the partial dispatch index (see tables.py) in order and stops at LIMIT: cost depends on how
         many free agents precede the hits, not on the number of agents on record.
         """
-        dialect = await self._dialect()
-        # SQLite sorts NULLs first already (and then matches the index order); PostgreSQL must be told.
-        idle_order = agents.c.idle_since.nulls_first() if dialect == "postgresql" else agents.c.idle_since
-        query = (
-            select(agents)
-            .where(
-                agents.c.status == _AVAILABLE,
-                agents.c.active_assignments < agents.c.capacity,
-                agents.c.max_complexity >= int(min_complexity),
-                _member_of(team_id),
-            )
-            .order_by(agents.c.active_assignments, idle_order, agents.c.agent_id)
-            .limit(max(0, limit))
+        query = candidates_statement(
+            team_id, min_complexity, limit, postgres=await self._dialect() == "postgresql"
         )
         return [agent_from_row(row) for row in await self._execute(query)]
 

@@ -153,7 +153,7 @@ Index(
     agents.c.agent_id,
     postgresql_where=text(DISPATCH_WHERE),
 ).ddl_if(dialect="postgresql")
-Index("ix_agents_status_agent_id", agents.c.status, agents.c.agent_id)
+# No other index on agents.status: without statistics SQLite would pick it over the dispatch index.
 
 # Membership, for filtering by team (the agent's `team_ids` JSON column is the ordered copy that is read).
 agent_teams = Table(

@@ -176,9 +176,8 @@ async def test_in_memory_sqlite_store_works_when_url_has_no_file() -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 async def test_store_recovers_when_postgres_connections_were_killed(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     async with await Store.open(database_url) as store:
         async with store.uow() as uow:
             await uow.agents.upsert(make_agent("alice"), NOW)
