@@ -4,9 +4,10 @@ per call."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
+from sqlalchemy.exc import StatementError
 from store_builders import NOW, opened_store
 
 from routing_service.domain.models import Customer
@@ -99,3 +100,22 @@ async def test_record_outcome_is_undone_when_not_committed(store: Store) -> None
         assert await uow.customers.get("+15551230000") is None
         _, counted = await uow.customers.record_outcome("call-1", "+15551230000", "alice", NOW)
     assert counted
+
+
+async def test_times_come_back_as_utc_when_stored_with_another_offset(store: Store) -> None:
+    paris = NOW.astimezone(timezone(timedelta(hours=1)))
+    async with store.uow() as uow:
+        await uow.customers.upsert(Customer(number="+15551230000", tier="premium"), paris)
+        await uow.commit()
+    async with store.uow() as uow:
+        got = await uow.customers.get("+15551230000")
+    assert got is not None and got.updated_at == NOW
+    assert got.updated_at is not None and got.updated_at.utcoffset() == timedelta(0)
+
+
+async def test_naive_time_is_refused_when_storing(store: Store) -> None:
+    async with store.uow() as uow:
+        with pytest.raises(StatementError, match="naive datetime"):
+            await uow.customers.upsert(
+                Customer(number="+15551230000", tier="premium"), NOW.replace(tzinfo=None)
+            )

@@ -193,3 +193,23 @@ async def test_store_recovers_when_postgres_connections_were_killed(database_url
         assert killed >= 1
         async with store.uow() as uow:
             assert await uow.agents.get("alice") is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_statement_raises_unavailable_when_connection_dies_mid_transaction(database_url: str) -> None:
+    async with await Store.open(database_url) as store:
+        with pytest.raises(Unavailable):
+            async with store.uow() as uow:
+                await uow.agents.upsert(make_agent("alice"), NOW)
+                admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://"))
+                try:
+                    await admin.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                finally:
+                    await admin.close()
+                await uow.agents.get("alice")
+        async with store.uow() as uow:
+            assert await uow.agents.get("alice") is None, "the broken transaction was not committed"
