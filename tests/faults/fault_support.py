@@ -11,19 +11,27 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
-from edge_support import REPO_ROOT, Edge, load_fixture
+import sqlalchemy as sa
+from edge_support import REPO_ROOT, SECRET, Edge, load_fixture, running_edge
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc import mapping
+from routing_service.grpc.server import RoutingServer
 from routing_service.policy.loader import load_agents, load_customers
+from routing_service.settings import RoutingSettings
+from webhook_edge.outbox import outbox_table
+from webhook_edge.settings import EdgeSettings
 
 EXAMPLES = REPO_ROOT / "examples"
 ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
@@ -91,6 +99,15 @@ async def decisions(
         token = reply.next_page_token
         if not token:
             return found
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, budget: float = 30.0) -> None:
+    """Until `check()` is true (polled every 0.2 s); TimeoutError after `budget` seconds."""
+    async with asyncio.timeout(budget):
+        while True:
+            if await check():
+                return
+            await asyncio.sleep(0.2)
 
 
 async def wait_serving(address: str, *, budget: float = 30.0) -> None:
@@ -221,3 +238,53 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         pass
     finally:
         writer.transport.abort()
+
+
+@dataclass
+class Stack:
+    """The real routing service (in process, 127.0.0.1:0) and the real edge sharing its database."""
+
+    server: RoutingServer
+    stub: pb_grpc.RoutingServiceStub
+    edge: Edge
+    database_url: str
+
+    async def count_outbox(self, kind: str) -> int:
+        """Rows of `kind` in the edge's outbox table, read straight from the database."""
+        engine = create_async_engine(self.database_url)
+        try:
+            async with engine.connect() as conn:
+                query = (
+                    sa.select(sa.func.count()).select_from(outbox_table).where(outbox_table.c.kind == kind)
+                )
+                return int((await conn.execute(query)).scalar_one())
+        finally:
+            await engine.dispose()
+
+
+@asynccontextmanager
+async def running_stack(database_url: str, *, deadline_ms: int = 10_000) -> AsyncIterator[Stack]:
+    """Routing seeded with the TechCorp demo data, the edge in front of it (deadline `deadline_ms`)."""
+    settings = RoutingSettings(
+        database_url=database_url,
+        policy=EXAMPLES / "techcorp.yaml",
+        routing_address="127.0.0.1:0",
+        shutdown_grace_seconds=0.5,
+    )
+    server = RoutingServer(settings, watch_policy=False, run_sweeps=False)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        stub = pb_grpc.RoutingServiceStub(channel)
+        await seed_techcorp(stub)
+        edge_settings = EdgeSettings(
+            vapi_secret=SECRET,
+            routing_address=f"127.0.0.1:{port}",
+            routing_deadline_ms=deadline_ms,
+            database_url=database_url,
+        )
+        async with running_edge(edge_settings) as edge:
+            yield Stack(server, stub, edge, database_url)
+    finally:
+        await channel.close()
+        await server.stop(0.5)

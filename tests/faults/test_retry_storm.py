@@ -1,0 +1,56 @@
+"""Retry storm: Vapi delivers the same signed webhook 20 times at once (same bytes, same signature). Routing
+decides once, reserves once and the edge records one workflow start; all 20 answers name the same
+destination. On SQLite and PostgreSQL, through the real edge and the real routing service."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from edge_support import dumps, signed_headers
+from fault_support import PREMIUM_TECHNICAL, Stack, active_assignments, decisions, destination_of, request_for
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+
+pytestmark = pytest.mark.timeout(60)
+
+STORM = 20
+
+
+async def storm(stack: Stack, body: bytes) -> list[str]:
+    """The same signed delivery STORM times concurrently; the destinations answered, all 200."""
+    headers = signed_headers(body)
+    async with asyncio.timeout(30):
+        replies = await asyncio.gather(*(stack.edge.post(body, headers=headers) for _ in range(STORM)))
+    assert len({r.text for r in replies}) == 1, "every duplicate gets the same answer"
+    return [destination_of(r) for r in replies]
+
+
+async def test_one_decision_and_one_reservation_when_the_same_webhook_arrives_20_times(stack: Stack) -> None:
+    targets = await storm(stack, dumps(request_for("storm-transfer")))
+
+    [decision] = await decisions(stack.stub)
+    assert decision.call_id == "storm-transfer"
+    assert decision.kind == pb.DECISION_KIND_TRANSFER_AGENT
+    assert set(targets) == {decision.destination.number}
+    assert await active_assignments(stack.stub) == {decision.agent_id: 1}
+    assert await stack.count_outbox("callback") == 0
+
+
+async def test_one_callback_and_one_outbox_row_when_the_same_webhook_arrives_20_times_to_a_busy_team(
+    stack: Stack,
+) -> None:
+    for agent_id in ("tech-1", "tech-2"):
+        await stack.stub.SetAgentStatus(
+            pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY)
+        )
+
+    targets = await storm(stack, dumps(request_for("storm-callback", PREMIUM_TECHNICAL)))
+
+    [decision] = await decisions(stack.stub)
+    assert decision.kind == pb.DECISION_KIND_CALLBACK
+    assert set(targets) == {decision.destination.number}
+    callbacks = await stack.stub.ListCallbacks(pb.ListCallbacksRequest())
+    assert [c.call_id for c in callbacks.callbacks] == ["storm-callback"]
+    assert await stack.count_outbox("callback") == 1
+    assert await active_assignments(stack.stub) == {}
