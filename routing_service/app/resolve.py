@@ -69,6 +69,7 @@ LIMITS: dict[str, int] = {
 CANDIDATE_LIMIT = 10
 OTHERS_LIMIT = 10
 QUEUE_SCAN = 500
+RESERVE_ROUNDS = 3
 
 _counter = itertools.count()
 _node = os.urandom(3).hex()
@@ -312,6 +313,32 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
     )
     ctx.trace.extend(selection.steps)
     chosen = await _reserve_first(u, ctx, selection.ranked)
+    tried = {a.agent_id for a in selection.ranked}
+    for round_no in range(2, RESERVE_ROUNDS + 1):
+        # Every ranked specialist went to concurrent calls while we tried: look again with fresh data
+        # rather than queue a caller while other qualified specialists are free.
+        if chosen is not None or ctx.request.dry_run or not selection.ranked:
+            break
+        fresh = [
+            a
+            for a in await u.agents.candidates(team.team_id, ctx.complexity, CANDIDATE_LIMIT + len(tried))
+            if a.agent_id not in tried
+        ]
+        ranked = rank_specialists(
+            fresh, (), team=team, complexity=ctx.complexity, preferred_agent_id=preferred
+        ).ranked
+        if not ranked:
+            break
+        ctx.trace.append(
+            TraceStep(
+                "candidate",
+                team.team_id,
+                TraceOutcome.INFO,
+                f"round {round_no}: {len(ranked)} more qualified specialist(s) after lost races",
+            )
+        )
+        tried |= {a.agent_id for a in ranked}
+        chosen = await _reserve_first(u, ctx, ranked)
     if chosen is not None:
         ctx.trace.append(
             TraceStep(

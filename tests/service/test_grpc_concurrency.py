@@ -34,3 +34,11 @@ async def test_simultaneous_repeats_store_one_decision_when_ids_are_identical(st
     assert len({d.decision_id for d in decisions}) == 1
     assert sum(not d.replayed for d in decisions) == 1
     assert (await agent_of(stub, "solo")).active_assignments == 1
+
+
+async def test_simultaneous_calls_all_get_a_specialist_when_enough_are_free(stub: Stub) -> None:
+    for i in range(20):
+        await add_agent(stub, f"a{i:02d}", capacity=1, number=f"+155501002{i:02d}")
+    decisions = await asyncio.gather(*(resolve(stub, f"crowd-{i}") for i in range(20)))
+    assert [d.kind for d in decisions].count(pb.DECISION_KIND_TRANSFER_AGENT) == 20
+    assert len({d.agent_id for d in decisions}) == 20, "each specialist's single slot went to one call"
