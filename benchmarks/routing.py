@@ -229,9 +229,15 @@ class Database:
 # Client side
 # ---------------------------------------------------------------------------------------------------------
 async def drive(
-    name: str, requests: int, concurrency: int, one: Callable[[int], Awaitable[bool]], warmup: int
+    name: str,
+    requests: int,
+    concurrency: int,
+    one: Callable[[int], Awaitable[bool]],
+    warmup: int,
+    max_seconds: float,
 ) -> Row:
-    """Run `one(i)` `requests` times with `concurrency` in flight; latency per call, wall time overall."""
+    """Run `one(i)` up to `requests` times (or until `max_seconds`) with `concurrency` in flight; latency per
+    call, wall time overall."""
     for i in range(warmup):
         await one(-1 - i)
     latencies: list[float] = []
@@ -239,9 +245,15 @@ async def drive(
     agent_decisions = 0
     errors = 0
 
+    deadline = time.perf_counter() + max_seconds
+    done = 0
+
     async def worker() -> None:
-        nonlocal agent_decisions, errors
+        nonlocal agent_decisions, errors, done
         for i in counter:
+            if time.perf_counter() > deadline:
+                return
+            done += 1
             start = time.perf_counter()
             try:
                 took_agent = await one(i)
@@ -253,7 +265,7 @@ async def drive(
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return Row(name, requests, time.perf_counter() - start, latencies, agent_decisions, errors)
+    return Row(name, done, time.perf_counter() - start, latencies, agent_decisions, errors)
 
 
 async def run_baseline(args: argparse.Namespace) -> Row:
@@ -266,55 +278,74 @@ async def run_baseline(args: argparse.Namespace) -> Row:
                 await ping(payload, timeout=10)
                 return False
 
-            return await drive("baseline: bare grpc.aio unary", args.requests, args.concurrency, one, 50)
+            return await drive(
+                "baseline: bare grpc.aio unary", args.requests, args.concurrency, one, 50, args.seconds
+            )
 
 
 async def run_routing(
-    args: argparse.Namespace, kind: str, *, specialists: int, customers: int, dry_run: bool, label: str
-) -> Row:
+    args: argparse.Namespace, kind: str, *, specialists: int, customers: int, modes: list[bool], label: str
+) -> list[Row]:
+    """Seed one database, start one routing server, and run one row per mode (dry_run True/False)."""
     from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
     from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 
+    rows = []
     with tempfile.TemporaryDirectory(prefix="escalade-bench-") as tmp:
         async with Database(kind, Path(tmp)) as url:
             await seed(url, specialists=specialists, customers=customers)
             with ServerProcess("routing", url) as address:
                 async with grpc.aio.insecure_channel(address) as channel:
                     stub = routing_pb2_grpc.RoutingServiceStub(channel)
-                    rng = random.Random(11)
-                    run = uuid.uuid4().hex[:8]
+                    for dry_run in modes:
+                        rng = random.Random(11)
+                        run = uuid.uuid4().hex[:8]
 
-                    async def one(i: int) -> bool:
-                        caller = (
-                            customer_number(rng.randrange(customers))
-                            if rng.random() < 0.9
-                            else f"+1212555{rng.randrange(10_000):04d}"
-                        )
-                        call_id = f"bench-{run}-{i}"
-                        reply = await stub.ResolveEscalation(
-                            pb.ResolveEscalationRequest(
-                                call_id=call_id,
-                                tool_call_id="t",
-                                caller_number=caller,
-                                issue_category="technical",
-                                complexity=pb.COMPLEXITY_ADVANCED,
-                                customer_context="Webhook integration fails after the migration",
-                                escalation_reason="needs a specialist",
-                                dry_run=dry_run,
-                            ),
-                            timeout=30,
-                        )
-                        took = reply.decision.kind == pb.DECISION_KIND_TRANSFER_AGENT
-                        if took and not dry_run:
-                            await stub.ReleaseAssignment(
-                                pb.ReleaseAssignmentRequest(call_id=call_id, reason="bench"), timeout=30
+                        async def one(
+                            i: int, dry_run: bool = dry_run, run: str = run, rng: random.Random = rng
+                        ) -> bool:
+                            caller = (
+                                customer_number(rng.randrange(customers))
+                                if rng.random() < 0.9
+                                else f"+1212555{rng.randrange(10_000):04d}"
                             )
-                        return took
+                            call_id = f"bench-{run}-{i}"
+                            reply = await stub.ResolveEscalation(
+                                pb.ResolveEscalationRequest(
+                                    call_id=call_id,
+                                    tool_call_id="t",
+                                    caller_number=caller,
+                                    issue_category="technical",
+                                    complexity=pb.COMPLEXITY_ADVANCED,
+                                    customer_context="Webhook integration fails after the migration",
+                                    escalation_reason="needs a specialist",
+                                    dry_run=dry_run,
+                                ),
+                                timeout=30,
+                            )
+                            took = reply.decision.kind == pb.DECISION_KIND_TRANSFER_AGENT
+                            if took and not dry_run:
+                                await stub.ReleaseAssignment(
+                                    pb.ReleaseAssignmentRequest(call_id=call_id, reason="bench"), timeout=30
+                                )
+                            return took
 
-                    return await drive(label, args.requests, args.concurrency, one, 20)
+                        what = "resolve dry run" if dry_run else "resolve + release"
+                        rows.append(
+                            await drive(
+                                f"{kind}: {what} ({label})",
+                                args.requests,
+                                args.concurrency,
+                                one,
+                                20,
+                                args.seconds,
+                            )
+                        )
+                        print(f"  done: {rows[-1].name}", flush=True)
+    return rows
 
 
-def print_table(rows: list[Row], baseline: Row, scaling: list[tuple[str, Row, Row]]) -> None:
+def print_table(rows: list[Row], baseline: Row, scaling: list[tuple[str, Row, Row, tuple[int, int]]]) -> None:
     header = (
         f"{'row':<58} {'req':>6} {'dec/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'agent%':>7} {'err':>4} "
         f"{'x base':>7}"
@@ -328,11 +359,11 @@ def print_table(rows: list[Row], baseline: Row, scaling: list[tuple[str, Row, Ro
             f"{row.name:<58} {row.requests:>6} {row.per_second:>9.0f} {row.pct(0.5):>8.2f} "
             f"{row.pct(0.99):>8.2f} {agent:>6.0f}% {row.errors:>4} {cost_ratio:>6.1f}x"
         )
-    for kind, small, large in scaling:
+    for kind, small, large, sizes in scaling:
         ratio = small.per_second / large.per_second if large.per_second else float("inf")
         verdict = "OK" if ratio <= 1.5 else "ABOVE TARGET"
         print(
-            f"scaling {kind}: cost per decision 100 -> 10,000 specialists: "
+            f"scaling {kind}: cost per decision {sizes[0]:,} -> {sizes[1]:,} specialists: "
             f"{1000 / small.per_second:.3f} ms -> {1000 / large.per_second:.3f} ms "
             f"= {ratio:.2f}x (target <= 1.5x: {verdict})"
         )
@@ -350,7 +381,8 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--databases", default="sqlite,postgresql", help="comma list: sqlite,postgresql")
     parser.add_argument("--specialists", type=int, default=1000)
     parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=3000, help="requests per row")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per row (at most)")
+    parser.add_argument("--seconds", type=float, default=12.0, help="time cap per row")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--scaling-sizes", default="100,10000")
     parser.add_argument("--scaling-databases", default="sqlite,postgresql")
@@ -365,49 +397,24 @@ async def main(argv: list[str] | None = None) -> int:
     )
     baseline = await run_baseline(args)
     rows: list[Row] = []
+    modes = [False] if args.skip_dry_run else [False, True]
     for kind in [k.strip() for k in args.databases.split(",") if k.strip()]:
         size = f"{args.specialists:,} specialists, {args.customers:,} customers"
-        rows.append(
-            await run_routing(
-                args,
-                kind,
-                specialists=args.specialists,
-                customers=args.customers,
-                dry_run=False,
-                label=f"{kind}: resolve + release ({size})",
-            )
+        rows += await run_routing(
+            args, kind, specialists=args.specialists, customers=args.customers, modes=modes, label=size
         )
-        print(f"  done: {rows[-1].name}", flush=True)
-        if not args.skip_dry_run:
-            rows.append(
-                await run_routing(
-                    args,
-                    kind,
-                    specialists=args.specialists,
-                    customers=args.customers,
-                    dry_run=True,
-                    label=f"{kind}: resolve dry run ({size})",
-                )
-            )
-            print(f"  done: {rows[-1].name}", flush=True)
-    scaling: list[tuple[str, Row, Row]] = []
+    scaling: list[tuple[str, Row, Row, tuple[int, int]]] = []
     if not args.skip_scaling:
         small_n, large_n = (int(x) for x in args.scaling_sizes.split(","))
         for kind in [k.strip() for k in args.scaling_databases.split(",") if k.strip()]:
             pair = []
             for n in (small_n, large_n):
-                row = await run_routing(
-                    args,
-                    kind,
-                    specialists=n,
-                    customers=10_000,
-                    dry_run=False,
-                    label=f"{kind}: resolve + release ({n:,} specialists)",
+                (row,) = await run_routing(
+                    args, kind, specialists=n, customers=10_000, modes=[False], label=f"{n:,} specialists"
                 )
                 rows.append(row)
                 pair.append(row)
-                print(f"  done: {row.name}", flush=True)
-            scaling.append((kind, pair[0], pair[1]))
+            scaling.append((kind, pair[0], pair[1], (small_n, large_n)))
     print()
     print_table(rows, baseline, scaling)
     return 0
