@@ -186,3 +186,41 @@ def test_routing_serve_fails_readably_when_the_policy_is_bad(sqlite_url: str, tm
     result = cli.run("routing", "serve", "--address", f"127.0.0.1:{_free_port()}", "--policy", str(bad))
     assert result.returncode == 1
     assert "bad.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_routing_serve_reloads_the_policy_when_sent_sighup(sqlite_url: str, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text((EXAMPLES / "techcorp.yaml").read_text())
+    address = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "ESCALADE_DATABASE_URL": sqlite_url, "ESCALADE_POLICY_POLL_SECONDS": "3600"}
+    proc = subprocess.Popen(
+        [_escalade(), "routing", "serve", "--address", address, "--policy", str(policy)],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_serving(address, proc)
+        with grpc.insecure_channel(address) as channel:
+            stub = routing_pb2_grpc.RoutingServiceStub(channel)
+
+            def billing_number(call_id: str) -> str:
+                request = pb.ResolveEscalationRequest(call_id=call_id, issue_category="billing", dry_run=True)
+                return str(stub.ResolveEscalation(request, timeout=10).decision.destination.number)
+
+            assert billing_number("before") == "+15550100300"
+            policy.write_text(policy.read_text().replace('"+15550100300"', '"+15550100399"'))
+            proc.send_signal(signal.SIGHUP)
+            for _ in range(100):
+                if billing_number("after") == "+15550100399":
+                    break
+                time.sleep(0.1)
+            assert billing_number("after") == "+15550100399"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
