@@ -127,6 +127,9 @@ async def test_callback_with_position_and_wait_when_all_specialists_are_busy(stu
         else:
             assert "Current wait time" not in decision.caller_message
     assert third.estimated_wait.ToTimedelta() > second.estimated_wait.ToTimedelta()
+    # No handle times yet: the policy's default (8 min) per caller ahead, above the 5-minute threshold.
+    assert third.estimated_wait.ToTimedelta().total_seconds() == 2 * 8 * 60
+    assert "Current wait time is approximately 16 minutes." in third.caller_message
 
 
 async def test_newer_caller_does_not_take_a_freed_specialist_when_a_callback_waits(stub: Stub) -> None:
