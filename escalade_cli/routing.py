@@ -40,6 +40,11 @@ def routing_stub(address: str | None) -> Iterator[Any]:
         yield routing_pb2_grpc.RoutingServiceStub(channel)
 
 
+def _looks_like_address(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    return bool(host) and port.isdigit() and 0 <= int(port) <= 65535
+
+
 def serve_command(
     address: Annotated[
         str | None, typer.Option("--address", help="Listen address (default 127.0.0.1:50051).")
@@ -58,6 +63,8 @@ def serve_command(
     from routing_service.settings import RoutingSettings
 
     overrides: dict[str, Any] = {}
+    if address is not None and not _looks_like_address(address):
+        fail(f"--address must be HOST:PORT (e.g. 127.0.0.1:50051), got {address!r}")
     if address:
         overrides["routing_address"] = address
     if policy is not None:
