@@ -6,7 +6,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, case, delete, func, insert, literal, literal_column, select, update
+from sqlalchemy import (
+    Integer,
+    String,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.sql import ColumnElement, Select
 
 from routing_service.app.ports import TeamStats
@@ -54,7 +66,7 @@ def _profile(agent: Agent, now: datetime) -> dict[str, Any]:
     }
 
 
-def _member_of(team_id: str, *, correlated: bool = False) -> Any:
+def _member_of(team_id: Any, *, correlated: bool = False) -> Any:
     """EXISTS (team membership of the outer agent row).
 
     `correlated=True` (used on PostgreSQL) adds `OFFSET 0`, which keeps the planner from flattening the
@@ -68,10 +80,9 @@ def _member_of(team_id: str, *, correlated: bool = False) -> Any:
     return (query.offset(0) if correlated else query).exists()
 
 
-def candidates_statement(
-    team_id: str, min_complexity: Complexity, limit: int, *, postgres: bool
-) -> Select[Any]:
-    """The dispatch query of `SqlAgentRepository.candidates` (public so tests can EXPLAIN it)."""
+def candidates_statement(*, postgres: bool) -> Select[Any]:
+    """The dispatch query of `SqlAgentRepository.candidates`, with bind parameters `team_id`,
+    `min_complexity` and `limit` (public so tests can EXPLAIN exactly what runs)."""
     # SQLite sorts NULLs first already (and then matches the index order); PostgreSQL must be told.
     idle_order = agents.c.idle_since.nulls_first() if postgres else agents.c.idle_since
     return (
@@ -79,12 +90,26 @@ def candidates_statement(
         .where(
             agents.c.status == _AVAILABLE,
             agents.c.active_assignments < agents.c.capacity,
-            agents.c.max_complexity >= int(min_complexity),
-            _member_of(team_id, correlated=postgres),
+            agents.c.max_complexity >= bindparam("min_complexity"),
+            _member_of(bindparam("team_id"), correlated=postgres),
         )
         .order_by(agents.c.active_assignments, idle_order, agents.c.agent_id)
-        .limit(max(0, limit))
+        .limit(bindparam("limit", type_=Integer))
     )
+
+
+_CANDIDATES = {postgres: candidates_statement(postgres=postgres) for postgres in (False, True)}
+_GET = select(agents).where(agents.c.agent_id == bindparam("agent_id"))
+_OTHERS = (
+    select(agents)
+    .join(agent_teams, agent_teams.c.agent_id == agents.c.agent_id)
+    .where(
+        agent_teams.c.team_id == bindparam("team_id"),
+        agent_teams.c.agent_id.not_in(bindparam("exclude", expanding=True)),
+    )
+    .order_by(agent_teams.c.agent_id)
+    .limit(bindparam("limit", type_=Integer))
+)
 
 
 class SqlAgentRepository(SqlRepository):
@@ -92,7 +117,7 @@ class SqlAgentRepository(SqlRepository):
 
     async def get(self, agent_id: str) -> Agent | None:
         """The agent, or None."""
-        row = (await self._execute(select(agents).where(agents.c.agent_id == agent_id))).first()
+        row = (await self._execute(_GET, {"agent_id": agent_id})).first()
         return None if row is None else agent_from_row(row)
 
     async def upsert(self, agent: Agent, now: datetime) -> tuple[Agent, bool]:
@@ -173,23 +198,13 @@ class SqlAgentRepository(SqlRepository):
         Walks the partial dispatch index (see tables.py) in order and stops at LIMIT: cost depends on how
         many free agents precede the hits, not on the number of agents on record.
         """
-        query = candidates_statement(
-            team_id, min_complexity, limit, postgres=await self._dialect() == "postgresql"
-        )
-        return [agent_from_row(row) for row in await self._execute(query)]
+        params = {"team_id": team_id, "min_complexity": int(min_complexity), "limit": max(0, limit)}
+        return [agent_from_row(row) for row in await self._execute(_CANDIDATES[self._postgres], params)]
 
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
         """Up to `limit` team members not in `exclude`, by agent_id (for the decision trace)."""
-        query = (
-            select(agents)
-            .join(agent_teams, agent_teams.c.agent_id == agents.c.agent_id)
-            .where(agent_teams.c.team_id == team_id)
-            .order_by(agent_teams.c.agent_id)
-            .limit(max(0, limit))
-        )
-        if exclude:
-            query = query.where(agent_teams.c.agent_id.not_in(sorted(exclude)))
-        return [agent_from_row(row) for row in await self._execute(query)]
+        params = {"team_id": team_id, "exclude": sorted(exclude), "limit": max(0, limit)}
+        return [agent_from_row(row) for row in await self._execute(_OTHERS, params)]
 
     async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]:
         """Load per team in two grouped queries: agents (total, available with a free slot, active

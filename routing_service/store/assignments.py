@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, case, exists, extract, func, literal, literal_column, select, update
+from sqlalchemy import String, bindparam, case, exists, extract, func, literal, literal_column, select, update
 from sqlalchemy.sql import ColumnElement
 
 from routing_service.app.ports import Released
@@ -29,6 +29,31 @@ _ACTIVE_LITERAL: ColumnElement[str] = literal_column(
 )  # literal so the partial indexes on state = 'active' apply
 
 
+# Built once (see base.SqlRepository). UPDATE statements may not use bind names equal to column names.
+_TAKE_SLOT = (
+    update(agents)
+    .where(
+        agents.c.agent_id == bindparam("slot_agent"),
+        agents.c.status == "available",
+        agents.c.active_assignments < agents.c.capacity,
+    )
+    .values(
+        active_assignments=agents.c.active_assignments + 1,
+        updated_at=bindparam("slot_at", type_=UtcDateTime()),
+    )
+)
+_GIVE_BACK = (
+    update(agents)
+    .where(agents.c.agent_id == bindparam("slot_agent"))
+    .values(active_assignments=agents.c.active_assignments - 1)
+)
+_ACTIVE_FOR_CALL = select(assignments.c.agent_id).where(
+    assignments.c.call_id == bindparam("call_id"),
+    assignments.c.purpose == bindparam("purpose"),
+    assignments.c.state == _ACTIVE_LITERAL,
+)
+
+
 class SqlAssignmentRepository(SqlRepository):
     """`ports.AssignmentRepository` on SQL."""
 
@@ -41,37 +66,24 @@ class SqlAssignmentRepository(SqlRepository):
         A call holds at most one active assignment per purpose: when it already holds one with this agent,
         that one stands and the result is True (no second slot is taken); with another agent, `Conflict`.
         """
-        won = await self._execute(
-            update(agents)
-            .where(
-                agents.c.agent_id == agent_id,
-                agents.c.status == "available",
-                agents.c.active_assignments < agents.c.capacity,
-            )
-            .values(active_assignments=agents.c.active_assignments + 1, updated_at=now)
-        )
+        won = await self._execute(_TAKE_SLOT, {"slot_agent": agent_id, "slot_at": now})
         if won.rowcount != 1:
             return await self.active_for_call(call_id, purpose) == agent_id
-        inserted = await self._execute(
-            (await self._insert(assignments))
-            .values(
-                call_id=call_id,
-                purpose=purpose,
-                agent_id=agent_id,
-                state=ACTIVE,
-                reserved_at=now,
-                expires_at=expires_at,
-                released_at=None,
-                release_reason="",
-            )
-            .on_conflict_do_nothing()
+        inserted = await self._insert_ignore(
+            assignments,
+            {
+                "call_id": call_id,
+                "purpose": purpose,
+                "agent_id": agent_id,
+                "state": ACTIVE,
+                "reserved_at": now,
+                "expires_at": expires_at,
+                "released_at": None,
+                "release_reason": "",
+            },
         )
-        if inserted.rowcount != 1:
-            await self._execute(
-                update(agents)
-                .where(agents.c.agent_id == agent_id)
-                .values(active_assignments=agents.c.active_assignments - 1)
-            )
+        if not inserted:
+            await self._execute(_GIVE_BACK, {"slot_agent": agent_id})
             holder = await self.active_for_call(call_id, purpose)
             if holder != agent_id:
                 raise Conflict(f"call {call_id} already holds an active {purpose} assignment with {holder}")
@@ -123,12 +135,8 @@ class SqlAssignmentRepository(SqlRepository):
 
     async def active_for_call(self, call_id: str, purpose: str) -> str | None:
         """The agent holding the call's active assignment for `purpose`, if any."""
-        query = select(assignments.c.agent_id).where(
-            assignments.c.call_id == call_id,
-            assignments.c.purpose == purpose,
-            assignments.c.state == _ACTIVE_LITERAL,
-        )
-        found: str | None = (await self._execute(query)).scalar_one_or_none()
+        params = {"call_id": call_id, "purpose": purpose}
+        found: str | None = (await self._execute(_ACTIVE_FOR_CALL, params)).scalar_one_or_none()
         return found
 
     async def expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
@@ -145,7 +153,7 @@ class SqlAssignmentRepository(SqlRepository):
         """Mean (released_at - reserved_at) of the team's live assignments released at or after `since`;
         None when there were none."""
         seconds: ColumnElement[Any]
-        if await self._dialect() == "postgresql":
+        if self._postgres:
             seconds = extract("epoch", assignments.c.released_at - assignments.c.reserved_at)
         else:
             seconds = (

@@ -7,31 +7,39 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
 from routing_service.store.errors import is_unavailable, unavailable_from
 
 __all__ = ["SqlRepository"]
 
+_INSERT_IGNORE: dict[tuple[str, bool], Executable] = {}
+
+
+def insert_ignore(table: Table, *, postgres: bool) -> Executable:
+    """`INSERT INTO table ... ON CONFLICT DO NOTHING` (both back ends support it), built once per dialect;
+    execute it with one dict of column values. Its rowcount is 0 when a unique constraint already held."""
+    key = (table.name, postgres)
+    statement = _INSERT_IGNORE.get(key)
+    if statement is None:
+        insert = postgresql.insert(table) if postgres else sqlite.insert(table)
+        statement = _INSERT_IGNORE[key] = insert.on_conflict_do_nothing()
+    return statement
+
 
 class SqlRepository:
     """Base of the repositories: runs Core statements on the unit of work's connection.
 
-    Availability failures surface as `Unavailable`; rows never leave a repository (each maps to a domain
-    dataclass).
+    Hot statements are built once at import with named bind parameters (SQLAlchemy then reuses their
+    compiled form and cache key); availability failures surface as `Unavailable`; rows never leave a
+    repository (each maps to a domain dataclass).
     """
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
-
-    async def _connection(self) -> AsyncConnection:
-        try:
-            return await self._session.connection()
-        except Exception as error:
-            if is_unavailable(error):
-                raise unavailable_from(error) from error
-            raise
+        bind = session.bind
+        self._postgres = bind is not None and bind.dialect.name == "postgresql"
 
     async def _execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
         try:
@@ -42,11 +50,7 @@ class SqlRepository:
                 raise unavailable_from(error) from error
             raise
 
-    async def _dialect(self) -> str:
-        return (await self._connection()).dialect.name
-
-    async def _insert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
-        """A dialect-specific INSERT (for ON CONFLICT clauses, which both back ends support)."""
-        if await self._dialect() == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+    async def _insert_ignore(self, table: Table, values: dict[str, Any]) -> bool:
+        """Insert one row unless it violates a unique constraint; True when inserted."""
+        result = await self._execute(insert_ignore(table, postgres=self._postgres), values)
+        return result.rowcount == 1

@@ -86,26 +86,28 @@ class SqlCallbackRepository(SqlRepository):
 
     async def enqueue(self, ticket: CallbackTicket) -> CallbackTicket:
         """Insert the ticket as WAITING; when the call already has one, return that one unchanged."""
-        insert = (await self._insert(callbacks)).values(
-            call_id=ticket.call_id,
-            team_id=ticket.team_id,
-            state=str(CallbackState.WAITING),
-            caller_number=ticket.caller_number,
-            tier=ticket.tier,
-            issue_category=ticket.issue_category,
-            effective_complexity=int(ticket.effective_complexity),
-            priority=ticket.priority,
-            service_key=ticket.service_key,
-            enqueued_at=ticket.enqueued_at,
-            decision_id=ticket.decision_id,
-            customer_context=ticket.customer_context,
-            escalation_reason=ticket.escalation_reason,
-            agent_id=None,
-            reserved_until=None,
-            finished_at=None,
-            note=ticket.note,
+        await self._insert_ignore(
+            callbacks,
+            {
+                "call_id": ticket.call_id,
+                "team_id": ticket.team_id,
+                "state": str(CallbackState.WAITING),
+                "caller_number": ticket.caller_number,
+                "tier": ticket.tier,
+                "issue_category": ticket.issue_category,
+                "effective_complexity": int(ticket.effective_complexity),
+                "priority": ticket.priority,
+                "service_key": ticket.service_key,
+                "enqueued_at": ticket.enqueued_at,
+                "decision_id": ticket.decision_id,
+                "customer_context": ticket.customer_context,
+                "escalation_reason": ticket.escalation_reason,
+                "agent_id": None,
+                "reserved_until": None,
+                "finished_at": None,
+                "note": ticket.note,
+            },
         )
-        await self._execute(insert.on_conflict_do_nothing())
         return await self._with_position(await self._row(ticket.call_id))
 
     async def get(self, call_id: str) -> CallbackTicket | None:

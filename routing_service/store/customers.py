@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from routing_service.domain.models import Customer
 from routing_service.store.base import SqlRepository
@@ -14,6 +14,7 @@ from routing_service.store.tables import customer_outcomes, customers
 __all__ = ["SqlCustomerRepository"]
 
 DEFAULT_TIER = "standard"
+_GET = select(customers).where(customers.c.number == bindparam("number"))
 
 
 def _customer(row: Any) -> Customer:
@@ -32,7 +33,7 @@ class SqlCustomerRepository(SqlRepository):
 
     async def get(self, number: str) -> Customer | None:
         """The customer with this key, or None."""
-        row = (await self._execute(select(customers).where(customers.c.number == number))).first()
+        row = (await self._execute(_GET, {"number": number})).first()
         return None if row is None else _customer(row)
 
     async def upsert(self, customer: Customer, now: datetime) -> tuple[Customer, bool]:
@@ -44,8 +45,7 @@ class SqlCustomerRepository(SqlRepository):
             "last_agent_id": customer.last_agent_id,
             "updated_at": now,
         }
-        insert = (await self._insert(customers)).values(number=customer.number, **values)
-        created = (await self._execute(insert.on_conflict_do_nothing())).rowcount == 1
+        created = await self._insert_ignore(customers, {"number": customer.number, **values})
         if not created:
             await self._execute(update(customers).where(customers.c.number == customer.number).values(values))
         stored = Customer(
@@ -71,22 +71,20 @@ class SqlCustomerRepository(SqlRepository):
 
         An unknown customer is created with `default_tier`. Returns (customer, counted).
         """
-        await self._execute(
-            (await self._insert(customers))
-            .values(
-                number=number,
-                tier=default_tier,
-                account_name="",
-                previous_escalations=0,
-                last_agent_id=None,
-                updated_at=now,
-            )
-            .on_conflict_do_nothing()
+        await self._insert_ignore(
+            customers,
+            {
+                "number": number,
+                "tier": default_tier,
+                "account_name": "",
+                "previous_escalations": 0,
+                "last_agent_id": None,
+                "updated_at": now,
+            },
         )
-        counted_insert = (await self._insert(customer_outcomes)).values(
-            call_id=call_id, number=number, agent_id=agent_id, counted_at=now
+        counted = await self._insert_ignore(
+            customer_outcomes, {"call_id": call_id, "number": number, "agent_id": agent_id, "counted_at": now}
         )
-        counted = (await self._execute(counted_insert.on_conflict_do_nothing())).rowcount == 1
         if counted:
             values: dict[str, Any] = {
                 "previous_escalations": customers.c.previous_escalations + 1,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from routing_service.app.ports import DuplicateDecision
 from routing_service.domain.models import (
@@ -28,6 +28,10 @@ from routing_service.store.base import SqlRepository
 from routing_service.store.tables import decisions
 
 __all__ = ["SqlDecisionRepository", "decision_from_body", "decision_to_body"]
+
+_GET = select(decisions).where(
+    decisions.c.call_id == bindparam("call_id"), decisions.c.tool_call_id == bindparam("tool_call_id")
+)
 
 
 def _time(value: datetime | None) -> str | None:
@@ -176,17 +180,17 @@ class SqlDecisionRepository(SqlRepository):
         INSERT ... ON CONFLICT DO NOTHING: the duplicate is detected at once (PostgreSQL waits for a
         concurrent inserter to commit or roll back) and the transaction stays usable on both back ends.
         """
-        insert = (await self._insert(decisions)).values(
-            decision_id=decision.decision_id,
-            call_id=decision.call_id,
-            tool_call_id=decision.tool_call_id,
-            kind=str(decision.kind),
-            team_id=decision.team_id,
-            agent_id=decision.agent_id,
-            decided_at=decision.decided_at,
-            body=decision_to_body(decision),
-        )
-        if (await self._execute(insert.on_conflict_do_nothing())).rowcount != 1:
+        row = {
+            "decision_id": decision.decision_id,
+            "call_id": decision.call_id,
+            "tool_call_id": decision.tool_call_id,
+            "kind": str(decision.kind),
+            "team_id": decision.team_id,
+            "agent_id": decision.agent_id,
+            "decided_at": decision.decided_at,
+            "body": decision_to_body(decision),
+        }
+        if not await self._insert_ignore(decisions, row):
             raise DuplicateDecision(
                 f"decision for call {decision.call_id} tool call {decision.tool_call_id!r} already stored"
                 f" (or decision id {decision.decision_id} reused)"
@@ -194,10 +198,7 @@ class SqlDecisionRepository(SqlRepository):
 
     async def get(self, call_id: str, tool_call_id: str) -> Decision | None:
         """The decision for this (call_id, tool_call_id), or None."""
-        query = select(decisions).where(
-            decisions.c.call_id == call_id, decisions.c.tool_call_id == tool_call_id
-        )
-        row = (await self._execute(query)).first()
+        row = (await self._execute(_GET, {"call_id": call_id, "tool_call_id": tool_call_id})).first()
         return None if row is None else decision_from_body(row)
 
     async def latest_for_call(self, call_id: str) -> Decision | None:

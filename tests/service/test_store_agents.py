@@ -233,9 +233,11 @@ async def test_candidates_use_dispatch_index_when_many_agents(store: Store) -> N
         assert len(ranked) == 5
         # The statement the repository runs, explained by the database itself: right after the import
         # (no statistics: SQLite never gathers them on its own) and again after ANALYZE.
-        statement = candidates_statement(
-            "billing", Complexity.ADVANCED, 5, postgres=dialect == "postgresql"
-        ).compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+        statement = (
+            candidates_statement(postgres=dialect == "postgresql")
+            .params(team_id="billing", min_complexity=int(Complexity.ADVANCED), limit=5)
+            .compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+        )
         for analyzed in (False, True):
             if analyzed:
                 await connection.execute(text("ANALYZE"))
