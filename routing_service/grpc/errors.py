@@ -40,21 +40,33 @@ log = structlog.get_logger(__name__)
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
+# Status messages and details travel as trailing metadata, which clients refuse beyond 16 KiB ("metadata size
+# exceeds hard limit" -> RESOURCE_EXHAUSTED instead of the real status): text echoing a caller's input is
+# clipped, and at most this many violations are sent.
+MAX_TEXT = 512
+MAX_VIOLATIONS = 20
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else f"{text[: MAX_TEXT - 1]}…"
+
+
 def bad_request(message: str, violations: Sequence[tuple[str, str]]) -> grpc.Status:
     """INVALID_ARGUMENT carrying a google.rpc.BadRequest detail."""
     detail = error_details_pb2.BadRequest(
         field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
+            error_details_pb2.BadRequest.FieldViolation(field=_clip(f), description=_clip(d))
+            for f, d in violations[:MAX_VIOLATIONS]
         ]
     )
     packed = any_pb2.Any()
     packed.Pack(detail)
-    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message, details=[packed])
+    status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=_clip(message), details=[packed])
     return cast(grpc.Status, rpc_status.to_status(status))
 
 
 def _simple(code: int, message: str) -> grpc.Status:
-    return cast(grpc.Status, rpc_status.to_status(status_pb2.Status(code=code, message=message)))
+    return cast(grpc.Status, rpc_status.to_status(status_pb2.Status(code=code, message=_clip(message))))
 
 
 def status_for(exc: BaseException, *, method: str = "") -> grpc.Status:
