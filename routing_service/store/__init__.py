@@ -1,9 +1,10 @@
 """SQLAlchemy (async) implementation of `routing_service.app.ports`: SQLite by default, PostgreSQL
 via asyncpg.
 
-Modules: `engine` (engine setup), `tables` (schema), `migrate` (Alembic, packaged in `migrations/`),
-one module per repository (`customers`, `agents`, `assignments`, `decisions`, `callbacks`),
-`unit_of_work` and the `Store` convenience in `store`.
+Modules: `engine` (engine setup), `tables` (schema), `migrate` (Alembic, packaged in `migrations/`;
+`python -m routing_service.store upgrade|current [URL]` by hand), one module per repository
+(`customers`, `agents`, `assignments`, `decisions`, `callbacks`) over `base`, `errors` (driver failures ->
+`Unavailable`), `unit_of_work` and the `Store` convenience in `store`.
 """
 
 from __future__ import annotations

@@ -194,3 +194,19 @@ async def test_reserve_keeps_single_slot_when_call_already_holds_that_agent(stor
         solo = await uow.agents.get("solo")
     assert alice is not None and alice.active_assignments == 1
     assert solo is not None and solo.active_assignments == 1
+
+
+async def test_one_reservation_wins_when_replicas_share_the_database(database_url: str) -> None:
+    """Five engines (as five routing replicas or processes would have) race for one slot: on SQLite each
+    has its own connection, so this exercises BEGIN IMMEDIATE and the busy timeout across connections."""
+    replicas = [await Store.open(database_url) for _ in range(5)]
+    try:
+        await add_agents(replicas[0], make_agent("alice", capacity=1))
+        results = await asyncio.gather(*(_attempt(replicas[i % 5], "alice", f"call-{i}") for i in range(50)))
+        async with replicas[1].uow() as uow:
+            agent = await uow.agents.get("alice")
+    finally:
+        for replica in replicas:
+            await replica.close()
+    assert results.count(True) == 1
+    assert agent is not None and agent.active_assignments == 1

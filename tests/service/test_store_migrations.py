@@ -18,6 +18,7 @@ from store_builders import NOW, make_agent
 from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity
 from routing_service.store import Store, create_engine, sql_uow_factory
+from routing_service.store.__main__ import main as store_command
 from routing_service.store.engine import DEFAULT_DATABASE_URL
 from routing_service.store.migrate import current_revision, head_revision, include_object_for, upgrade
 from routing_service.store.tables import VERSION_TABLE, metadata
@@ -213,3 +214,15 @@ async def test_statement_raises_unavailable_when_connection_dies_mid_transaction
                 await uow.agents.get("alice")
         async with store.uow() as uow:
             assert await uow.agents.get("alice") is None, "the broken transaction was not committed"
+
+
+def test_module_command_upgrades_and_reports_when_run_by_hand(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert store_command(["current", sqlite_url]) == 0
+    assert store_command(["upgrade", sqlite_url]) == 0
+    assert store_command(["bogus"]) == 2
+    assert store_command(["upgrade", UNREACHABLE_PG]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["(empty database)", str(head_revision())]
+    assert "usage" in err and "unavailable" in err
