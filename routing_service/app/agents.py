@@ -127,6 +127,8 @@ async def list_agents(
     """A page of agents ordered by id, and the token of the next page ("" at the end)."""
     if not 0 <= page_size <= 1000:
         raise InvalidRequest("invalid page size", [("page_size", "must be between 1 and 1000 (0: 100)")])
+    if page_token and not _ID.fullmatch(page_token):  # tokens are agent ids this service issued
+        raise InvalidRequest("invalid page token", [("page_token", "not a token this service issued")])
     limit = page_size or 100
     async with uow() as u:
         agents = await u.agents.page(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.domain.errors import InvalidRequest, NotFound
 from routing_service.domain.models import Decision, DecisionKind
 
 __all__ = ["get_decision", "list_decisions"]
+
+# Page tokens are decision ids this service issued (`new_decision_id`: lower-case hex); anything else was
+# not handed out by it and would silently page from an arbitrary place.
+_PAGE_TOKEN = re.compile(r"[0-9a-z]{1,64}")
 
 
 async def get_decision(call_id: str, *, uow: UnitOfWorkFactory) -> Decision:
@@ -26,6 +32,8 @@ async def list_decisions(
     """Newest first; the next page token is the last decision id of the page ("" at the end)."""
     if not 0 <= page_size <= 500:
         raise InvalidRequest("invalid page size", [("page_size", "must be between 1 and 500 (0: 50)")])
+    if page_token and not _PAGE_TOKEN.fullmatch(page_token):
+        raise InvalidRequest("invalid page token", [("page_token", "not a token this service issued")])
     limit = page_size or 50
     async with uow() as u:
         decisions = await u.decisions.page(
