@@ -145,14 +145,27 @@ class SqlCallbackRepository(SqlRepository):
         self, *, team_id: str | None, states: set[CallbackState], limit: int
     ) -> list[CallbackTicket]:
         """Tickets in the given states (all states when empty), optionally of one team, in service order;
-        open ones carry their position."""
-        query = select(callbacks).order_by(callbacks.c.team_id, *_SERVICE_ORDER).limit(max(0, limit))
+        open ones carry their position (one query: ROW_NUMBER over each team's open tickets)."""
+        ranked = select(
+            callbacks.c.call_id,
+            func.row_number()
+            .over(partition_by=callbacks.c.team_id, order_by=_SERVICE_ORDER)
+            .label("queue_position"),
+        ).where(callbacks.c.state.in_(_OPEN))
+        if team_id is not None:
+            ranked = ranked.where(callbacks.c.team_id == team_id)
+        positions = ranked.subquery("positions")
+        query = (
+            select(callbacks, positions.c.queue_position)
+            .outerjoin(positions, positions.c.call_id == callbacks.c.call_id)
+            .order_by(callbacks.c.team_id, *_SERVICE_ORDER)
+            .limit(max(0, limit))
+        )
         if team_id is not None:
             query = query.where(callbacks.c.team_id == team_id)
         if states:
             query = query.where(callbacks.c.state.in_(sorted(str(state) for state in states)))
-        rows = (await self._execute(query)).all()
-        return [await self._with_position(row) for row in rows]
+        return [ticket_from_row(row, position=row.queue_position or 0) for row in await self._execute(query)]
 
     async def mark_reserved(self, call_id: str, agent_id: str, until: datetime) -> CallbackTicket:
         """Mark an open ticket RESERVED for `agent_id` until `until`. NotFound / Conflict (finished)."""

@@ -161,3 +161,13 @@ async def test_find_filters_by_team_and_states_when_mixed(store: Store) -> None:
     assert [(t.call_id, t.position, t.note) for t in closed] == [("gone", 0, "ttl")]
     assert sorted(t.call_id for t in everything) == ["bw", "gone", "w1", "w2"]
     assert len(limited) == 2
+    async with store.uow() as uow:
+        await uow.callbacks.mark_reserved("w1", "alice", NOW + timedelta(minutes=5))
+        open_everywhere = await uow.callbacks.find(
+            team_id=None, states={CallbackState.WAITING, CallbackState.RESERVED}, limit=10
+        )
+    assert [(t.team_id, t.call_id, t.position) for t in open_everywhere] == [
+        ("billing", "bw", 1),
+        ("technical", "w1", 1),
+        ("technical", "w2", 2),
+    ]
