@@ -17,6 +17,7 @@ from routing_service.app.callbacks import ClaimOutcome
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.resolve import new_decision_id, resolve_escalation
+from routing_service.domain.errors import InvalidRequest
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc import mapping
@@ -189,6 +190,14 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def WatchAvailability(
         self, request: pb.WatchAvailabilityRequest, context: Context
     ) -> AsyncIterator[pb.WatchAvailabilityResponse]:
+        # An empty or oversized id names no team: the stream would wait forever for nothing.
+        bad = [
+            (f"team_ids[{i}]", "a team id (1-128 characters)")
+            for i, team_id in enumerate(request.team_ids)
+            if not team_id.strip() or len(team_id) > 128
+        ]
+        if bad:
+            raise InvalidRequest("invalid team filter", bad)
         with self.events.subscribe(request.team_ids) as subscription:
             async for event in subscription:
                 yield pb.WatchAvailabilityResponse(
