@@ -6,6 +6,7 @@ block (connect, statements, commit) surface as `routing_service.domain.errors.Un
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from types import TracebackType
 from typing import Self
@@ -34,6 +35,13 @@ __all__ = ["SqlUnitOfWork", "SqlUnitOfWorkFactory", "session_factory", "sql_uow_
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions for units of work (Core statements only; nothing to expire on commit)."""
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def _end(session: AsyncSession) -> None:
+    try:
+        await session.rollback()
+    finally:
+        await session.close()
 
 
 class SqlUnitOfWork:
@@ -67,8 +75,9 @@ class SqlUnitOfWork:
         if session is None:
             return
         try:
-            await session.rollback()
-            await session.close()
+            # Shielded: a cancelled request (client gone) still rolls back and returns its connection to
+            # the pool, which matters most with SQLite's single pooled connection.
+            await asyncio.shield(_end(session))
         except Exception as error:
             if exc is None:
                 if is_unavailable(error):

@@ -210,3 +210,28 @@ async def test_one_reservation_wins_when_replicas_share_the_database(database_ur
             await replica.close()
     assert results.count(True) == 1
     assert agent is not None and agent.active_assignments == 1
+
+
+async def test_cancelled_unit_of_work_rolls_back_and_frees_connection_when_request_is_abandoned(
+    store: Store,
+) -> None:
+    await add_agents(store, make_agent("alice"))
+    holding = asyncio.Event()
+
+    async def abandoned() -> None:
+        async with store.uow() as uow:
+            assert await uow.assignments.reserve(
+                agent_id="alice", call_id="c1", purpose="live", now=NOW, expires_at=NOW + HOLD
+            )
+            holding.set()
+            await asyncio.Event().wait()  # the client went away mid-request
+
+    task = asyncio.create_task(abandoned())
+    await holding.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    async with store.uow() as uow:
+        agent = await uow.agents.get("alice")
+    assert agent is not None and agent.active_assignments == 0
+    assert await reserve(store, "alice", "c2")
