@@ -66,7 +66,9 @@ class Row:
 # Server side (child process)
 # ---------------------------------------------------------------------------------------------------------
 def _serve_child(kind: str, url: str, conn: Connection) -> None:
-    asyncio.run(_serve(kind, url, conn))
+    from routing_service.grpc.server import run_event_loop
+
+    run_event_loop(_serve(kind, url, conn), os.environ.get("ESCALADE_EVENT_LOOP", "auto"))
 
 
 async def _serve(kind: str, url: str, conn: Connection) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -57,7 +56,7 @@ def serve_command(
     from pydantic import ValidationError
 
     from routing_service.domain.errors import EscalationError
-    from routing_service.grpc.server import serve
+    from routing_service.grpc.server import run_event_loop, serve
     from routing_service.logs import configure_logging
     from routing_service.policy.errors import PolicyError
     from routing_service.settings import RoutingSettings
@@ -78,7 +77,7 @@ def serve_command(
     except ValueError as exc:
         fail(f"invalid ESCALADE_LOG_LEVEL: {exc}")
     try:
-        asyncio.run(serve(settings))
+        run_event_loop(serve(settings), settings.event_loop)
     except PolicyError as exc:
         fail(f"policy rejected:\n{exc}")
     except EscalationError as exc:

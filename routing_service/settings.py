@@ -6,6 +6,7 @@ The CLI builds `RoutingSettings()` from the environment and passes it on; tests 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,5 +39,7 @@ class RoutingSettings(BaseSettings):
     max_message_bytes: int = 4 * 1024 * 1024
     policy_poll_seconds: float = 2.0
     sweep_interval_seconds: float = 15.0
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    """"auto": uvloop when installed (it ships with uvicorn[standard]), else asyncio."""
     callback_ttl_seconds: float | None = None
     """Overrides the policy's queue.callback_ttl when set."""

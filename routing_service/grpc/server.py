@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, TypeVar, cast
 
 import grpc
 import structlog
@@ -30,11 +30,12 @@ from routing_service.grpc.servicer import RoutingServicer, utc_now
 from routing_service.settings import RoutingSettings
 from routing_service.store.store import Store
 
-__all__ = ["SERVICE_NAME", "RoutingServer", "serve"]
+__all__ = ["SERVICE_NAME", "RoutingServer", "run_event_loop", "serve"]
 
 SERVICE_NAME: str = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
 
 log = structlog.get_logger(__name__)
+_T = TypeVar("_T")
 
 
 class RoutingServer:
@@ -148,6 +149,19 @@ class RoutingServer:
             await self.store.close()
             self.store = None
         log.info("routing_stopped")
+
+
+def run_event_loop(main: Coroutine[Any, Any, _T], kind: str = "auto") -> _T:
+    """Run `main` on uvloop ("uvloop", or "auto" when it is installed) or the standard asyncio loop."""
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
 
 
 async def serve(settings: RoutingSettings) -> None:
