@@ -45,6 +45,7 @@ from webhook_edge.openapi import (
     TransferDestinationResponse,
 )
 from webhook_edge.outbox import Outbox, OutboxKind
+from webhook_edge.relay import OutboxRelay, start_relay
 from webhook_edge.routing_client import RoutingClient
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import (
@@ -74,6 +75,8 @@ class EdgeState:
     routing: RoutingClient
     outbox: Outbox | None
     control: ControlClient
+    relay: OutboxRelay | None = None
+    """Woken after each new outbox entry (None when this process does not relay)."""
 
 
 class BodyTooLarge(Exception):
@@ -178,6 +181,8 @@ class Webhook:
             log.error("outbox_record_failed", kind=kind, workflow_id=workflow_id, cause=type(exc).__name__)
             return
         log.info("outbox_recorded", kind=kind, workflow_id=workflow_id, created=created)
+        if created and self.state.relay is not None:
+            self.state.relay.nudge()
 
     # --- message types -----------------------------------------------------------------------------------
     async def transfer_destination(self, message: VapiMessage) -> Response:
@@ -354,7 +359,8 @@ def create_app(
             if controller is None:
                 controller = ControlClient(timeout_seconds=settings.control_timeout_seconds)
                 stack.push_async_callback(controller.close)
-            app.state.webhook = Webhook(EdgeState(settings, client, store, controller))
+            relay = await stack.enter_async_context(start_relay(settings, store))
+            app.state.webhook = Webhook(EdgeState(settings, client, store, controller, relay))
             log.info("edge_started", routing=settings.routing_address)
             yield
 

@@ -8,6 +8,7 @@ with somewhere to send the caller.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,13 @@ _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 DEFAULT_FALLBACK_NUMBER = "+15550100900"
 DEFAULT_FALLBACK_MESSAGE = "I'll connect you with our general support team who can help you."
 DEFAULT_FALLBACK_HANDOFF = "Escalation routing error - connecting to general support team"
+
+
+def _default_policy() -> Path | None:
+    from routing_service.settings import default_policy_path
+
+    path = default_policy_path()
+    return path if path.exists() else None
 
 
 class EdgeSettings(BaseSettings):
@@ -51,6 +59,16 @@ class EdgeSettings(BaseSettings):
     """Accept unauthenticated webhooks when no secret is configured (local development only)."""
     signature_window_seconds: int = Field(default=300, ge=1)
     control_timeout_seconds: float = Field(default=5.0, gt=0)
+    temporal_address: str | None = None
+    """Temporal frontend (HOST:PORT) the outbox relay starts workflows on; unset: entries stay pending."""
+    temporal_namespace: str = "default"
+    task_queue: str = "escalade"
+    relay_enabled: bool = True
+    """Run the outbox relay in this process (needs `temporal_address`); off when another process relays."""
+    relay_poll_seconds: float = Field(default=2.0, gt=0)
+    relay_backoff_max_seconds: float = Field(default=60.0, ge=1)
+    policy: Path | None = Field(default_factory=lambda: _default_policy())
+    """Policy file the relay reads business hours, retry and review knobs from (ESCALADE_POLICY)."""
     log_json: bool = False
     log_level: str = "info"
 

@@ -1,0 +1,270 @@
+"""The edge's outbox relay against real Temporal dev servers: the real edge (in process, signed Vapi
+messages), the real routing service (SQLite file and PostgreSQL) with the TechCorp policy and demo
+specialists, and `temporal server start-dev` from PyPI. No worker polls the test's task queue, so started
+workflows simply exist and can be described and listed.
+
+- a CALLBACK decision -> `callback-<call id>` exists with the escalation's search attributes, no raw number
+- duplicate webhooks and concurrent relays -> one workflow
+- Temporal down while callbacks are decided -> rows stay pending with attempts and a later retry time;
+  Temporal up on the same port -> every workflow started exactly once
+- an end-of-call-report of an escalated call -> `review-<call id>` started once
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from routing_service.grpc import mapping
+from routing_service.grpc.server import RoutingServer
+from routing_service.policy.loader import load_agents, load_customers
+from routing_service.settings import RoutingSettings
+from tests.conftest import installed_binary
+from tests.edge.edge_support import SECRET, Edge, load_fixture, running_edge
+from webhook_edge.outbox import Outbox, OutboxEntry
+from webhook_edge.relay import OutboxRelay, backoff_delay, temporal_connector
+from webhook_edge.settings import EdgeSettings
+from workflows.search_attributes import (
+    ALL_KEYS,
+    CALLBACK_STATE,
+    ESCALATION_CATEGORY,
+    ESCALATION_TIER,
+)
+
+pytestmark = pytest.mark.temporal
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PREMIUM = "transfer-destination-request.premium-technical-advanced.json"
+ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
+CALLER = "+1111111111"  # the premium fixture's caller
+
+
+@dataclass
+class Stack:
+    edge: Edge
+    stub: pb_grpc.RoutingServiceStub
+    outbox: Outbox
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 30.0) -> None:
+    """Poll `check` until it holds (fails the test after `within` seconds)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def edge_stack(
+    database_url: str, temporal_address: str, task_queue: str, backoff_max: float = 60.0
+) -> AsyncIterator[Stack]:
+    """Routing (TechCorp, demo specialists, technical team all busy) + the edge relaying to Temporal."""
+    settings = RoutingSettings(
+        database_url=database_url,
+        policy=EXAMPLES / "techcorp.yaml",
+        routing_address="127.0.0.1:0",
+        shutdown_grace_seconds=0.5,
+    )
+    server = RoutingServer(settings, watch_policy=False, run_sweeps=False)
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stub = pb_grpc.RoutingServiceStub(channel)
+    try:
+        for agent in load_agents(EXAMPLES / "techcorp-agents.yaml"):
+            await stub.UpsertAgent(pb.UpsertAgentRequest(agent=mapping.agent_to_pb(agent.to_domain())))
+        for customer in load_customers(EXAMPLES / "techcorp-customers.csv"):
+            await stub.UpsertCustomer(
+                pb.UpsertCustomerRequest(customer=mapping.customer_to_pb(customer.to_domain()))
+            )
+        for agent_id in ("tech-1", "tech-2"):
+            await stub.SetAgentStatus(
+                pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY)
+            )
+        edge_settings = EdgeSettings(
+            vapi_secret=SECRET,
+            routing_address=f"127.0.0.1:{port}",
+            routing_deadline_ms=5000,
+            database_url=database_url,
+            temporal_address=temporal_address,
+            task_queue=task_queue,
+            relay_poll_seconds=0.5,
+            relay_backoff_max_seconds=backoff_max,
+            policy=EXAMPLES / "techcorp.yaml",
+        )
+        async with running_edge(edge_settings) as edge:
+            yield Stack(edge, stub, edge.outbox)
+    finally:
+        await channel.close()
+        await server.stop(0.5)
+
+
+def premium_request(call_id: str) -> dict[str, Any]:
+    doc = copy.deepcopy(load_fixture(PREMIUM))
+    doc["message"]["call"]["id"] = call_id
+    return doc
+
+
+def target(env: WorkflowEnvironment) -> str:
+    return env.client.service_client.config.target_host
+
+
+async def workflow_ids(client: Client, workflow_id: str) -> list[str]:
+    return [e.id async for e in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
+
+
+async def delivered(outbox: Outbox, workflow_id: str) -> bool:
+    entry = await outbox.get(workflow_id)
+    return entry is not None and entry.delivered_at is not None
+
+
+@contextmanager
+def dev_server(port: int, db: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`temporal server start-dev` on `port` as a subprocess this test owns (stopped on exit)."""
+    argv = [installed_binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
+    argv += ["--headless", "--db-filename", str(db), "--log-level", "error"]
+    for key in ALL_KEYS:
+        argv += ["--search-attribute", f"{key.name}=Keyword"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_backoff_grows_and_stays_capped_when_attempts_repeat() -> None:
+    low = [backoff_delay(n, minimum=1, maximum=60, rng=lambda: 0.0) for n in range(10)]
+    high = [backoff_delay(n, minimum=1, maximum=60, rng=lambda: 1.0) for n in range(10)]
+    assert low[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert high[:4] == [1.0, 2.0, 4.0, 8.0]
+    assert max(high) == 60.0 and high[-1] == 60.0 and low[-1] == 30.0
+
+
+async def test_callback_workflow_has_search_attributes_when_edge_decides_callback(
+    dev_env: WorkflowEnvironment, database_url: str
+) -> None:
+    call_id = f"relay-{uuid.uuid4()}"
+    workflow_id = f"callback-{call_id}"
+    async with edge_stack(database_url, target(dev_env), f"tq-{uuid.uuid4()}") as stack:
+        response = await stack.edge.post(premium_request(call_id))
+        assert response.status_code == 200 and "priority queue" in response.json()["destination"]["message"]
+        await eventually(lambda: delivered(stack.outbox, workflow_id))
+    described = await dev_env.client.get_workflow_handle(workflow_id).describe()
+    attributes = described.typed_search_attributes
+    assert described.workflow_type == "QueueCallbackWorkflow"
+    assert (attributes.get(ESCALATION_TIER), attributes.get(ESCALATION_CATEGORY)) == ("premium", "technical")
+    assert attributes.get(CALLBACK_STATE)
+    memo = await described.memo()
+    assert memo["team_id"] == "technical"
+    shown = f"{described.id} {memo} {[(p.key.name, p.value) for p in attributes]}"
+    assert CALLER not in shown and CALLER[1:] not in shown
+
+
+async def test_one_workflow_starts_when_the_same_callback_is_delivered_repeatedly(
+    dev_env: WorkflowEnvironment, database_url: str, tmp_path: Path
+) -> None:
+    call_id = f"dup-{uuid.uuid4()}"
+    workflow_id = f"callback-{call_id}"
+    task_queue = f"tq-{uuid.uuid4()}"
+    async with edge_stack(database_url, target(dev_env), task_queue) as stack:
+        doc = premium_request(call_id)
+        replies = await asyncio.gather(*(stack.edge.post(doc) for _ in range(3)))
+        assert all(r.status_code == 200 for r in replies)
+        await eventually(lambda: delivered(stack.outbox, workflow_id))
+        entry = await stack.outbox.get(workflow_id)
+        assert entry is not None
+        # the start reached Temporal but its `mark_delivered` was lost (a crash): the same entry is pending
+        # again, and two relays (edge replicas) deliver it concurrently
+        replay = await Outbox.open(f"sqlite+aiosqlite:///{tmp_path / 'replayed-outbox.db'}")
+        try:
+            assert await replay.record("callback", workflow_id, entry.payload)
+            replicas = [
+                OutboxRelay(replay, temporal_connector(target(dev_env)), task_queue=task_queue)
+                for _ in range(2)
+            ]
+            counts = await asyncio.gather(*(relay.deliver_due() for relay in replicas))
+            assert sum(counts) >= 1 and await delivered(replay, workflow_id)
+        finally:
+            await replay.close()
+    assert await workflow_ids(dev_env.client, workflow_id) == [workflow_id]
+
+
+async def test_every_callback_starts_once_when_temporal_comes_back_after_an_outage(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    call_ids = [f"outage-{i}-{uuid.uuid4()}" for i in range(4)]
+    ids = [f"callback-{c}" for c in call_ids]
+    async with edge_stack(database_url, address, f"tq-{uuid.uuid4()}", backoff_max=2.0) as stack:
+        for call_id in call_ids:  # Temporal is not running: the edge still answers every call
+            response = await stack.edge.post(premium_request(call_id))
+            assert "priority queue" in response.json()["destination"]["message"]
+
+        async def all_tried() -> bool:
+            entries = [await stack.outbox.get(i) for i in ids]
+            return all(e is not None and e.attempts >= 2 for e in entries)
+
+        await eventually(all_tried)
+        entries: list[OutboxEntry] = [e for e in [await stack.outbox.get(i) for i in ids] if e is not None]
+        assert len(entries) == len(ids)
+        assert all(e.delivered_at is None and e.last_error for e in entries)
+        assert all(e.next_attempt_at > e.created_at for e in entries)
+
+        with dev_server(port, tmp_path / "temporal.db"):
+
+            async def all_delivered() -> bool:
+                return all([await delivered(stack.outbox, i) for i in ids])
+
+            await eventually(all_delivered, within=60)
+            client = await Client.connect(address)
+            for workflow_id in ids:
+                assert await workflow_ids(client, workflow_id) == [workflow_id]
+            listed = [e.id async for e in client.list_workflows("WorkflowType = 'QueueCallbackWorkflow'")]
+            assert sorted(listed) == sorted(ids)
+
+
+async def test_review_starts_once_when_escalated_call_reports_end_twice(
+    dev_env: WorkflowEnvironment, database_url: str
+) -> None:
+    call_id = f"review-call-{uuid.uuid4()}"
+    workflow_id = f"review-{call_id}"
+    async with edge_stack(database_url, target(dev_env), f"tq-{uuid.uuid4()}") as stack:
+        request = copy.deepcopy(load_fixture(ENTERPRISE))
+        request["message"]["call"]["id"] = call_id
+        assert (await stack.edge.post(request)).status_code == 200
+        report = copy.deepcopy(load_fixture("end-of-call-report.escalated.json"))
+        report["message"]["call"]["id"] = call_id
+        for _ in range(2):
+            assert (await stack.edge.post(report)).status_code == 200
+        await eventually(lambda: delivered(stack.outbox, workflow_id))
+    assert await workflow_ids(dev_env.client, workflow_id) == [workflow_id]
+    described = await dev_env.client.get_workflow_handle(workflow_id).describe()
+    assert described.workflow_type == "EscalationReviewWorkflow"
