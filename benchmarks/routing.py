@@ -187,6 +187,11 @@ async def seed(url: str, *, specialists: int, customers: int) -> None:
                 await conn.execute(tables.agents.insert(), agents[start : start + 5_000])
             for start in range(0, len(members), 10_000):
                 await conn.execute(tables.agent_teams.insert(), members[start : start + 10_000])
+        if url.startswith("postgresql"):
+            # A live database has planner statistics; a freshly bulk-loaded one gets them here.
+            async with store.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.exec_driver_sql("ANALYZE")
     finally:
         await store.close()
 
