@@ -26,6 +26,7 @@ from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.sweeper import run_sweeper
 from routing_service.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
+from routing_service.grpc.decoding import DecodeGuard
 from routing_service.grpc.servicer import RoutingServicer, utc_now
 from routing_service.settings import RoutingSettings
 from routing_service.store.store import Store
@@ -86,11 +87,12 @@ class RoutingServer:
             )
             size = self.settings.max_message_bytes
             server = grpc.aio.server(
+                interceptors=[DecodeGuard()],
                 options=[
                     ("grpc.max_receive_message_length", size),
                     ("grpc.max_send_message_length", size),
                     ("grpc.so_reuseport", 0),
-                ]
+                ],
             )
             routing_pb2_grpc.add_RoutingServiceServicer_to_server(servicer, server)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
