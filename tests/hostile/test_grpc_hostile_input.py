@@ -27,7 +27,8 @@ Call = Callable[[Stub], Awaitable[Any]]
 
 
 @pytest.fixture
-async def stub(database_url: str) -> AsyncIterator[Stub]:
+async def channel(database_url: str) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to a real RoutingServer holding one specialist and one decided call."""
     server = RoutingServer(routing_settings(database_url), watch_policy=False, run_sweeps=False)
     port = await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -35,10 +36,15 @@ async def stub(database_url: str) -> AsyncIterator[Stub]:
         stub = pb_grpc.RoutingServiceStub(channel)
         await add_agent(stub, "tech-1")
         await resolve(stub, "known-call")
-        yield stub
+        yield channel
     finally:
         await channel.close()
         await server.stop(0.5)
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> Stub:
+    return pb_grpc.RoutingServiceStub(channel)
 
 
 def agent(**changes: Any) -> pb.Agent:
@@ -275,6 +281,22 @@ async def test_megabyte_transcript_is_routed_or_rejected_by_name_when_resolving(
         assert any("transcript" in name for name, _ in field_violations(error))
     else:
         assert reply.decision.call_id == "long-talk"
+
+
+@pytest.mark.parametrize("method", ["ResolveEscalation", "UpsertAgent", "ListDecisions", "WatchAvailability"])
+@pytest.mark.parametrize("raw", [b"\xff\xff\xff\xff", b"\x0a\xff\x01abc", b"\x08" + b"\xff" * 11])
+async def test_undecodable_bytes_are_invalid_argument_when_the_wire_format_is_corrupt(
+    channel: grpc.aio.Channel, method: str, raw: bytes
+) -> None:
+    path = f"/escalade.routing.v1.RoutingService/{method}"
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        if method == "WatchAvailability":
+            async for _ in channel.unary_stream(path)(raw, timeout=5):
+                pass
+        else:
+            await channel.unary_unary(path)(raw, timeout=5)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
+    assert [name for name, _ in field_violations(raised.value)] == ["request"]
 
 
 ALLOWED = {
