@@ -191,3 +191,17 @@ class Outbox:
                     next_attempt_at=next_attempt_at,
                 )
             )
+
+    async def depth(self) -> dict[OutboxKind, int]:
+        """Undelivered entries by kind (due or backing off), for the edge's outbox gauge."""
+        query = (
+            sa.select(outbox_table.c.kind, sa.func.count())
+            .where(outbox_table.c.delivered_at.is_(None))
+            .group_by(outbox_table.c.kind)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        counts: dict[OutboxKind, int] = {"callback": 0, "review": 0}
+        for kind, count in rows:
+            counts[kind] = int(count)
+        return counts
