@@ -97,6 +97,7 @@ async def set_agent_status(
     now: datetime,
     events: AvailabilityBroadcaster | None = None,
 ) -> Agent:
+    """Change a specialist's status; NotFound for an unknown id. Becoming available announces free slots."""
     violations = []
     if not agent_id:
         violations.append(("agent_id", "required"))

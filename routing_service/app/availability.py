@@ -19,6 +19,8 @@ __all__ = ["AvailabilityBroadcaster", "AvailabilityEvent", "Subscription"]
 
 @dataclass(frozen=True, slots=True)
 class AvailabilityEvent:
+    """A specialist of `team_id` has `free_slots` free slots since `at`."""
+
     team_id: str
     agent_id: str
     free_slots: int

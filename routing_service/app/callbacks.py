@@ -35,6 +35,8 @@ TERMINAL = frozenset(
 
 
 class ClaimOutcome(enum.StrEnum):
+    """What ClaimCallback did (mirrors the proto's ClaimOutcome)."""
+
     RESERVED = "reserved"
     NOT_AT_HEAD = "not_at_head"
     NO_SPECIALIST_FREE = "no_specialist_free"
@@ -43,6 +45,8 @@ class ClaimOutcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ClaimResult:
+    """The outcome, the callback as it now stands, and the reserved specialist when there is one."""
+
     outcome: ClaimOutcome
     callback: CallbackTicket
     agent: Agent | None = None
@@ -50,6 +54,8 @@ class ClaimResult:
 
 @dataclass(frozen=True, slots=True)
 class QueueStatus:
+    """One team's queue: its load figures and the wait a new callback would face."""
+
     team_id: str
     display_name: str
     stats: TeamStats

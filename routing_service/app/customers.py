@@ -25,6 +25,7 @@ def customer_key(number: str, *, field: str = "number") -> str:
 async def upsert_customer(
     customer: Customer, *, uow: UnitOfWorkFactory, now: datetime
 ) -> tuple[Customer, bool]:
+    """Create or replace a customer (number normalised like callers, tier lower-cased); (stored, created)."""
     violations: list[tuple[str, str]] = []
     key = normalize_caller(customer.number)
     if key.key is None:
@@ -54,6 +55,7 @@ async def upsert_customer(
 
 
 async def get_customer(number: str, *, uow: UnitOfWorkFactory) -> Customer:
+    """The customer stored under this number (normalised first); NotFound when unknown."""
     key = customer_key(number)
     async with uow() as u:
         customer = await u.customers.get(key)

@@ -24,6 +24,8 @@ BATCH = 200
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
+    """How many reservations one sweep freed and how many callbacks it expired."""
+
     released: int
     expired_callbacks: int
 

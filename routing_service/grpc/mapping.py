@@ -96,6 +96,7 @@ _STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
 
 
 def complexity_to_pb(value: Complexity | None) -> pb.Complexity.ValueType:
+    """None (no claim) -> COMPLEXITY_UNSPECIFIED."""
     return _COMPLEXITY_TO_PB[value] if value is not None else pb.COMPLEXITY_UNSPECIFIED
 
 
@@ -112,10 +113,12 @@ def complexity_from_pb(value: int, *, field: str = "complexity") -> Complexity |
 
 
 def kind_to_pb(value: DecisionKind) -> pb.DecisionKind.ValueType:
+    """The proto DecisionKind."""
     return _KIND_TO_PB[value]
 
 
 def kind_from_pb(value: int, *, field: str = "kind") -> DecisionKind | None:
+    """UNSPECIFIED -> None (no filter); a number outside the enum -> InvalidRequest."""
     if value == pb.DECISION_KIND_UNSPECIFIED:
         return None
     try:
@@ -127,15 +130,18 @@ def kind_from_pb(value: int, *, field: str = "kind") -> DecisionKind | None:
 
 
 def transfer_mode_to_pb(value: TransferMode) -> pb.TransferMode.ValueType:
+    """The proto TransferMode."""
     return _MODE_TO_PB[value]
 
 
 def transfer_mode_from_pb(value: int) -> TransferMode:
+    """The domain TransferMode (blind transfer for values it does not know)."""
     mode: TransferMode = _MODE_FROM_PB.get(value, TransferMode.BLIND_TRANSFER)  # type: ignore[call-overload]
     return mode
 
 
 def agent_status_to_pb(value: AgentStatus) -> pb.AgentStatus.ValueType:
+    """The proto AgentStatus."""
     return _STATUS_TO_PB[value]
 
 
@@ -152,10 +158,12 @@ def agent_status_from_pb(value: int, *, field: str = "status") -> AgentStatus | 
 
 
 def callback_state_to_pb(value: CallbackState) -> pb.CallbackState.ValueType:
+    """The proto CallbackState."""
     return _STATE_TO_PB[value]
 
 
 def callback_state_from_pb(value: int, *, field: str = "state") -> CallbackState | None:
+    """UNSPECIFIED -> None; a number outside the enum -> InvalidRequest."""
     if value == pb.CALLBACK_STATE_UNSPECIFIED:
         return None
     try:
@@ -170,22 +178,26 @@ def callback_state_from_pb(value: int, *, field: str = "state") -> CallbackState
 # Well-known types
 # ---------------------------------------------------------------------------------------------------------
 def timestamp_to_pb(value: datetime) -> timestamp_pb2.Timestamp:
+    """A Timestamp; naive datetimes are taken as UTC."""
     ts = timestamp_pb2.Timestamp()
     ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
     return ts
 
 
 def timestamp_from_pb(value: timestamp_pb2.Timestamp) -> datetime:
+    """A timezone-aware UTC datetime."""
     return value.ToDatetime(tzinfo=UTC)
 
 
 def duration_to_pb(value: timedelta) -> duration_pb2.Duration:
+    """A Duration."""
     d = duration_pb2.Duration()
     d.FromTimedelta(value)
     return d
 
 
 def duration_from_pb(value: duration_pb2.Duration) -> timedelta:
+    """A timedelta."""
     return value.ToTimedelta()
 
 
@@ -193,6 +205,7 @@ def duration_from_pb(value: duration_pb2.Duration) -> timedelta:
 # Messages
 # ---------------------------------------------------------------------------------------------------------
 def destination_to_pb(value: Destination) -> pb.Destination:
+    """The oneof target (number or sip_uri) plus the extension."""
     msg = pb.Destination(extension=value.extension or "")
     if value.number is not None:
         msg.number = value.number
@@ -202,6 +215,7 @@ def destination_to_pb(value: Destination) -> pb.Destination:
 
 
 def destination_from_pb(msg: pb.Destination, *, field: str = "destination") -> Destination:
+    """A domain Destination; InvalidRequest when neither number nor sip_uri is set."""
     which = msg.WhichOneof("target")
     if which == "number":
         return Destination(number=msg.number, extension=msg.extension or None)
@@ -213,12 +227,14 @@ def destination_from_pb(msg: pb.Destination, *, field: str = "destination") -> D
 
 
 def trace_step_to_pb(step: TraceStep) -> pb.TraceStep:
+    """One trace step."""
     return pb.TraceStep(
         stage=step.stage, subject=step.subject, outcome=_OUTCOME_TO_PB[step.outcome], detail=step.detail
     )
 
 
 def trace_step_from_pb(msg: pb.TraceStep) -> TraceStep:
+    """One trace step (INFO for outcomes it does not know)."""
     outcome = _OUTCOME_FROM_PB.get(msg.outcome, TraceOutcome.INFO)
     return TraceStep(stage=msg.stage, subject=msg.subject, outcome=outcome, detail=msg.detail)
 
@@ -262,6 +278,7 @@ def nul_violations(msg: Message, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def escalation_to_pb(value: EscalationRequest) -> pb.ResolveEscalationRequest:
+    """The request a client (the edge, the CLI) sends."""
     return pb.ResolveEscalationRequest(
         call_id=value.call_id,
         tool_call_id=value.tool_call_id,
@@ -278,6 +295,7 @@ def escalation_to_pb(value: EscalationRequest) -> pb.ResolveEscalationRequest:
 
 
 def callback_to_pb(ticket: CallbackTicket, *, estimated_wait: timedelta | None = None) -> pb.CallbackTicket:
+    """A queue ticket, with the estimated wait when known."""
     msg = pb.CallbackTicket(
         call_id=ticket.call_id,
         team_id=ticket.team_id,
@@ -323,6 +341,7 @@ def callback_from_pb(msg: pb.CallbackTicket) -> CallbackTicket:
 
 
 def decision_to_pb(value: Decision) -> pb.Decision:
+    """The full decision, trace and callback ticket included."""
     msg = pb.Decision(
         decision_id=value.decision_id,
         call_id=value.call_id,
@@ -389,6 +408,7 @@ def decision_from_pb(msg: pb.Decision) -> Decision:
 
 
 def customer_to_pb(value: Customer) -> pb.Customer:
+    """A customer record."""
     msg = pb.Customer(
         number=value.number,
         tier=value.tier,
@@ -414,6 +434,7 @@ def customer_from_pb(msg: pb.Customer) -> Customer:
 
 
 def agent_to_pb(value: Agent) -> pb.Agent:
+    """A specialist, with the read-only load fields."""
     msg = pb.Agent(
         agent_id=value.agent_id,
         display_name=value.display_name,
