@@ -1,0 +1,264 @@
+"""Prometheus metrics of the routing service, on their own registry and their own port.
+
+    escalade_routing_decisions_total{team,kind}        decisions made (replays of a call's decision excluded)
+    escalade_routing_decision_latency_seconds{method}   ResolveEscalation / ReleaseAssignment handling time
+    escalade_routing_reservations_total{team}           specialists reserved by a TRANSFER_AGENT decision
+    escalade_routing_releases_total{released}           ReleaseAssignment calls ("true": a slot was freed)
+    escalade_routing_waiting_callbacks{team}            callbacks waiting (refreshed from the store at scrape)
+    escalade_routing_oldest_waiting_seconds{team}       age of the team's oldest waiting callback (0: none)
+    escalade_routing_free_specialists{team}             specialists available now
+    escalade_routing_queue_refresh_errors_total         scrapes whose queue refresh failed (stale gauges)
+
+`RoutingMetricsInterceptor` counts at the gRPC edge of the service (nothing in the use cases changes) and
+binds the request's `call_id` to the log context for the whole RPC. `MetricsEndpoint` is a tiny asyncio
+HTTP server: each scrape refreshes the queue gauges from the store (on the event loop, never blocking it)
+and answers the registry in the Prometheus text format. Label values are bounded: team ids come from the
+policy (through decisions), kinds from the DecisionKind enum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from routing_service.app.callbacks import queue_status
+from routing_service.app.policy_source import PolicySource
+from routing_service.app.ports import UnitOfWorkFactory
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+
+__all__ = [
+    "LATENCY_BUCKETS",
+    "ROUTING_METRICS",
+    "MetricsEndpoint",
+    "RoutingMetrics",
+    "RoutingMetricsInterceptor",
+    "kind_label",
+]
+
+log = structlog.get_logger(__name__)
+
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+)
+"""Seconds; a decision normally takes a few milliseconds, the edge's deadline is 1.5 s."""
+
+_SERVICE = "/escalade.routing.v1.RoutingService/"
+_TIMED = frozenset({"ResolveEscalation", "ReleaseAssignment"})
+_CALL_ID_METHODS = frozenset({"ResolveEscalation", "ReleaseAssignment", "GetDecision"})
+
+
+def kind_label(kind: int) -> str:
+    """`DECISION_KIND_TRANSFER_TEAM` -> "transfer_team" (unknown numbers: "unspecified")."""
+    try:
+        name = pb.DecisionKind.Name(kind)  # type: ignore[arg-type]
+    except ValueError:
+        return "unspecified"
+    return name.removeprefix("DECISION_KIND_").lower()
+
+
+class RoutingMetrics:
+    """The routing service's metrics on one registry (one per process; tests read deltas)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter(
+            "escalade_routing_decisions",
+            "Routing decisions made, by team and kind.",
+            ["team", "kind"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "escalade_routing_decision_latency_seconds",
+            "Time to handle a routing RPC (ResolveEscalation, ReleaseAssignment), errors included.",
+            ["method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.reservations = Counter(
+            "escalade_routing_reservations", "Specialists reserved for a call, by team.", ["team"], registry=r
+        )
+        self.releases = Counter(
+            "escalade_routing_releases",
+            "ReleaseAssignment calls; released=true when a reserved slot was freed.",
+            ["released"],
+            registry=r,
+        )
+        self.waiting = Gauge(
+            "escalade_routing_waiting_callbacks",
+            "Callbacks waiting in the team's queue.",
+            ["team"],
+            registry=r,
+        )
+        self.oldest_wait = Gauge(
+            "escalade_routing_oldest_waiting_seconds",
+            "Age of the team's oldest waiting callback in seconds (0 when none waits).",
+            ["team"],
+            registry=r,
+        )
+        self.free = Gauge(
+            "escalade_routing_free_specialists", "Specialists available now, by team.", ["team"], registry=r
+        )
+        self.refresh_errors = Counter(
+            "escalade_routing_queue_refresh_errors",
+            "Scrapes whose queue gauges could not be refreshed from the store (values are stale).",
+            registry=r,
+        )
+
+    def observe_decision(self, decision: pb.Decision) -> None:
+        """Count a decision (replays excluded: they were counted when made)."""
+        if decision.replayed:
+            return
+        team = decision.team_id or "none"
+        self.decisions.labels(team=team, kind=kind_label(decision.kind)).inc()
+        if decision.kind == pb.DECISION_KIND_TRANSFER_AGENT and decision.agent_id and not decision.dry_run:
+            self.reservations.labels(team=team).inc()
+
+    async def refresh_queues(self, uow: UnitOfWorkFactory, policies: PolicySource) -> None:
+        """Queue gauges of every team of the current policy, from the store."""
+        now = datetime.now(UTC)
+        teams = await queue_status(None, uow=uow, policy=policies.current, now=now)
+        for team in teams:
+            self.waiting.labels(team=team.team_id).set(team.stats.waiting_callbacks)
+            self.free.labels(team=team.team_id).set(team.stats.available_agents)
+            since = team.stats.oldest_waiting_since
+            age = max((now - since).total_seconds(), 0.0) if since is not None else 0.0
+            self.oldest_wait.labels(team=team.team_id).set(age)
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)
+
+
+ROUTING_METRICS = RoutingMetrics()
+"""The routing process's metrics (its own registry, not prometheus_client's global one)."""
+
+
+class RoutingMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Times and counts RoutingService RPCs and binds `call_id` to the log context while one runs."""
+
+    def __init__(self, metrics: RoutingMetrics = ROUTING_METRICS) -> None:
+        self.metrics = metrics
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        method: str = handler_call_details.method
+        if handler is None or not method.startswith(_SERVICE) or handler.unary_unary is None:
+            return handler
+        name = method.removeprefix(_SERVICE)
+        unary: Any = handler.unary_unary
+        metrics = self.metrics
+
+        async def observed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            call_id = getattr(request, "call_id", "") if name in _CALL_ID_METHODS else ""
+            bound = structlog.contextvars.bound_contextvars(call_id=call_id) if call_id else None
+            started = time.perf_counter()
+            with bound if bound is not None else contextlib.nullcontext():
+                try:
+                    response = await unary(request, context)
+                finally:
+                    if name in _TIMED:
+                        metrics.latency.labels(method=name).observe(time.perf_counter() - started)
+            if isinstance(response, pb.ResolveEscalationResponse) and response.HasField("decision"):
+                metrics.observe_decision(response.decision)
+            elif isinstance(response, pb.ReleaseAssignmentResponse):
+                metrics.releases.labels(released="true" if response.released else "false").inc()
+            return response
+
+        return grpc.unary_unary_rpc_method_handler(
+            observed,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class MetricsEndpoint:
+    """`GET /metrics` on HOST:PORT (port 0: any free port), refreshing the queue gauges per scrape."""
+
+    def __init__(
+        self,
+        uow: UnitOfWorkFactory,
+        policies: PolicySource,
+        *,
+        metrics: RoutingMetrics = ROUTING_METRICS,
+        refresh_timeout_seconds: float = 2.0,
+    ) -> None:
+        self.uow = uow
+        self.policies = policies
+        self.metrics = metrics
+        self.refresh_timeout_seconds = refresh_timeout_seconds
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen; returns the bound port."""
+        self._server = await asyncio.start_server(self._serve, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("routing_metrics_started", address=f"{host}:{self.port}")
+        return self.port
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+
+    async def scrape(self) -> bytes:
+        """Refresh the queue gauges (bounded by a timeout; failures leave them stale) and render."""
+        try:
+            async with asyncio.timeout(self.refresh_timeout_seconds):
+                await self.metrics.refresh_queues(self.uow, self.policies)
+        except Exception as exc:  # a scrape must answer even when the store does not
+            self.metrics.refresh_errors.inc()
+            log.warning("queue_metrics_refresh_failed", cause=type(exc).__name__)
+        return self.metrics.exposition()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(10):
+                request_line = await reader.readline()
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
+            parts = request_line.decode("latin-1").split()
+            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
+            if len(parts) >= 2 and parts[0] == "GET" and path in ("/metrics", "/"):
+                body, status, content_type = await self.scrape(), "200 OK", CONTENT_TYPE_LATEST
+            else:
+                body, status, content_type = b"not found\n", "404 Not Found", "text/plain"
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError, UnicodeDecodeError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()

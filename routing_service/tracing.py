@@ -1,0 +1,218 @@
+"""OpenTelemetry tracing for every Escalade process: `configure_tracing(service, exporter, endpoint)`.
+
+    exporter "none"     nothing is instrumented (the default: zero cost)
+             "console"  spans printed to stdout as JSON
+             "otlp"     spans sent over OTLP/gRPC to `endpoint` (default http://127.0.0.1:4317)
+
+What gets spans once configured (all in-process, nothing downloaded at run time):
+- every `grpc.aio` client channel and server created afterwards (opentelemetry-instrumentation-grpc's
+  global instrumentors), so edge -> routing calls carry the trace context across the wire;
+- every SQL statement of every SQLAlchemy engine (`db.query` spans via engine events; the statement text
+  has bind placeholders, never values) -- the store's unit of work shows as its statements;
+- the edge's FastAPI app (`instrument_fastapi`, request and response bodies are never recorded);
+- Temporal workflow starts and runs when a client or worker is given `temporal_interceptors()`.
+
+Every exported span passes `MaskingSpanExporter`: phone numbers in attribute values and event attributes
+are masked (country code and last 4 digits kept) and secret-named attributes replaced by "***", the same
+rules as the logs (`routing_service.logs.mask_phone_numbers`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.util.types import AttributeValue
+
+from routing_service.domain.phone import mask_number, mask_numbers_in_text
+from routing_service.logs import NUMBER_KEYS
+
+__all__ = [
+    "ExporterKind",
+    "MaskingSpanExporter",
+    "configure_tracing",
+    "instrument_fastapi",
+    "mask_attributes",
+    "temporal_interceptors",
+    "tracing_enabled",
+]
+
+ExporterKind = Literal["none", "console", "otlp"]
+
+_SECRET_PARTS = ("secret", "token", "api_key", "apikey", "authorization", "signature", "password")
+_lock = threading.Lock()
+_provider: TracerProvider | None = None
+_instrumented = False
+
+
+def _mask_value(key: str, value: AttributeValue) -> AttributeValue:
+    lowered = key.lower()
+    if any(part in lowered for part in _SECRET_PARTS):
+        return "***"
+    if isinstance(value, str):
+        return (
+            mask_number(value) if lowered.rsplit(".", 1)[-1] in NUMBER_KEYS else mask_numbers_in_text(value)
+        )
+    if isinstance(value, Sequence) and not isinstance(value, bytes):
+        return [mask_numbers_in_text(v) if isinstance(v, str) else v for v in value]
+    return value
+
+
+def mask_attributes(attributes: Any) -> dict[str, AttributeValue]:
+    """A copy of span attributes with phone numbers masked and secret-named values replaced by "***"."""
+    return {str(k): _mask_value(str(k), v) for k, v in dict(attributes or {}).items()}
+
+
+class MaskingSpanExporter(SpanExporter):
+    """Masks every span's attributes (and its events' attributes) before handing it to `inner`."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return self.inner.export([self._masked(span) for span in spans])
+
+    @staticmethod
+    def _masked(span: ReadableSpan) -> ReadableSpan:
+        from opentelemetry.sdk.trace import Event
+
+        events = [Event(e.name, mask_attributes(e.attributes), timestamp=e.timestamp) for e in span.events]
+        return ReadableSpan(
+            name=mask_numbers_in_text(span.name),
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=mask_attributes(span.attributes),
+            events=events,
+            links=span.links,
+            kind=span.kind,
+            status=span.status,
+            start_time=span.start_time,
+            end_time=span.end_time,
+            instrumentation_scope=span.instrumentation_scope,
+        )
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def tracing_enabled() -> bool:
+    """Whether `configure_tracing` installed a tracer provider in this process."""
+    return _provider is not None
+
+
+def configure_tracing(
+    service_name: str,
+    exporter: ExporterKind = "none",
+    endpoint: str | None = None,
+    *,
+    span_exporter: SpanExporter | None = None,
+) -> TracerProvider | None:
+    """Install tracing for this process (idempotent: later calls add their exporter to the same provider).
+
+    `span_exporter` (tests: an InMemorySpanExporter) is added unbatched, behind the masking exporter.
+    Returns the provider, or None when `exporter` is "none" and no `span_exporter` is given.
+    """
+    global _provider
+    if exporter == "none" and span_exporter is None:
+        return _provider
+    with _lock:
+        if _provider is None:
+            _provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+            trace.set_tracer_provider(_provider)
+        provider = _provider
+    if span_exporter is not None:
+        provider.add_span_processor(SimpleSpanProcessor(MaskingSpanExporter(span_exporter)))
+    if exporter == "console":
+        provider.add_span_processor(BatchSpanProcessor(MaskingSpanExporter(ConsoleSpanExporter())))
+    elif exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        otlp = OTLPSpanExporter(endpoint=endpoint or "http://127.0.0.1:4317", insecure=True)
+        provider.add_span_processor(BatchSpanProcessor(MaskingSpanExporter(otlp)))
+    _instrument_libraries(provider)
+    return provider
+
+
+def _instrument_libraries(provider: TracerProvider) -> None:
+    global _instrumented
+    with _lock:
+        if _instrumented:
+            return
+        _instrumented = True
+    from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
+
+    GrpcAioInstrumentorClient().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
+    GrpcAioInstrumentorServer().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
+    _instrument_sqlalchemy(provider)
+
+
+def _instrument_sqlalchemy(provider: TracerProvider) -> None:
+    """A `db.query` span per statement of every engine (SQLAlchemy's async engines run these hooks in the
+    caller's context, so the spans nest under the RPC that ran them)."""
+    import sqlalchemy as sa
+
+    tracer = provider.get_tracer("escalade.store")
+    key = "_escalade_span"
+
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        dialect = conn.dialect.name
+        verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+        span = tracer.start_span(
+            f"db.query {verb}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system": dialect, "db.statement": statement[:500]},
+        )
+        if context is not None:
+            setattr(context, key, span)
+
+    def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        span = getattr(context, key, None)
+        if span is not None:
+            span.end()
+            setattr(context, key, None)
+
+    def failed(exception_context: Any) -> None:
+        span = getattr(exception_context.execution_context, key, None)
+        if span is not None:
+            span.set_status(
+                trace.Status(trace.StatusCode.ERROR, type(exception_context.original_exception).__name__)
+            )
+            span.end()
+            setattr(exception_context.execution_context, key, None)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
+    sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
+    sa.event.listen(sa.engine.Engine, "handle_error", failed)
+
+
+def instrument_fastapi(app: Any) -> None:
+    """Server spans for the edge's routes (no bodies; health, readiness and metrics excluded)."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=_provider, excluded_urls="healthz,readyz,metrics")
+
+
+def temporal_interceptors() -> list[Any]:
+    """[temporalio's TracingInterceptor] when tracing is configured, else [] (for Client.connect/Worker)."""
+    if _provider is None:
+        return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
+    return [TracingInterceptor(_provider.get_tracer("escalade.temporal"))]
