@@ -43,3 +43,5 @@ class RoutingSettings(BaseSettings):
     """"auto": uvloop when installed (it ships with uvicorn[standard]), else asyncio."""
     callback_ttl_seconds: float | None = None
     """Overrides the policy's queue.callback_ttl when set."""
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    """Prometheus `/metrics` port on the routing address's host (ESCALADE_METRICS_PORT); 0 disables it."""

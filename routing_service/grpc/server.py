@@ -28,6 +28,7 @@ from routing_service.app.sweeper import run_sweeper
 from routing_service.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
 from routing_service.grpc.decoding import DecodeGuard
 from routing_service.grpc.servicer import RoutingServicer, utc_now
+from routing_service.metrics import MetricsEndpoint, RoutingMetricsInterceptor
 from routing_service.settings import RoutingSettings
 from routing_service.store.store import Store
 
@@ -87,7 +88,7 @@ class RoutingServer:
             )
             size = self.settings.max_message_bytes
             server = grpc.aio.server(
-                interceptors=[DecodeGuard()],
+                interceptors=[DecodeGuard(), RoutingMetricsInterceptor()],
                 options=[
                     ("grpc.max_receive_message_length", size),
                     ("grpc.max_send_message_length", size),
@@ -177,8 +178,16 @@ async def serve(settings: RoutingSettings) -> None:
             loop.add_signal_handler(sig, stopping.set)
     assert server.policies is not None
     server.policies.install_sighup(loop)
+    metrics = MetricsEndpoint(server.uow, server.policies)
+    if settings.metrics_port:
+        host = settings.routing_address.rsplit(":", 1)[0]
+        try:
+            await metrics.start(host, settings.metrics_port)
+        except OSError as exc:  # decisions matter more than their metrics
+            log.warning("routing_metrics_unavailable", port=settings.metrics_port, cause=str(exc)[:200])
     try:
         await stopping.wait()
     finally:
         log.info("routing_stopping")
+        await metrics.stop()
         await server.stop(settings.shutdown_grace_seconds)
