@@ -37,6 +37,7 @@ from webhook_edge.fallback import (
     log_fallback,
     log_routing_failure,
 )
+from webhook_edge.metrics import EDGE_METRICS, install_observability
 from webhook_edge.openapi import (
     REQUEST_BODY,
     WEBHOOK_RESPONSES,
@@ -287,6 +288,7 @@ class Webhook:
                 )
             except AuthError as exc:
                 log.info("webhook_unauthorized", reason=exc.reason)
+                EDGE_METRICS.auth_failure(exc.reason)
                 return error_response(401, "unauthorized", exc.reason)
             if result.previous_secret:
                 log.info("webhook_previous_secret_used", form=result.form)
@@ -304,6 +306,7 @@ class Webhook:
             except Exception as exc:
                 log.error("webhook_handler_failed", exc_info=exc)
                 if message.type == _TRANSFER:
+                    EDGE_METRICS.fallback("internal", exc)
                     return JSONResponse({"destination": fallback_destination(self.settings)})
                 return JSONResponse({})
 
@@ -430,5 +433,6 @@ def create_app(
             status_code=503,
         )
 
+    install_observability(app)
     app.openapi = _custom_openapi(app)  # type: ignore[method-assign]
     return app

@@ -13,6 +13,7 @@ import grpc
 import structlog
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from webhook_edge.metrics import EDGE_METRICS
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import destination_json
 
@@ -79,6 +80,7 @@ def describe_rpc_error(error: BaseException) -> dict[str, Any]:
 
 def log_fallback(reason: str, error: BaseException | None = None, **extra: Any) -> None:
     """One warning line per fallback answer, with its cause."""
+    EDGE_METRICS.fallback(reason, error)
     log_routing_failure("fallback_destination", reason, error, **extra)
 
 
