@@ -58,6 +58,12 @@ def serve_command(
         configure_logging(json=settings.log_json, level=settings.log_level)
     except ValueError as exc:
         fail(f"invalid ESCALADE_LOG_LEVEL: {exc}", code=2)
+    from routing_service.tracing import configure_tracing_from_env
+
+    try:
+        configure_tracing_from_env("escalade-edge")
+    except ValidationError as exc:
+        fail(f"invalid ESCALADE_OTEL_* setting: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", code=2)
     run(settings)
 
 

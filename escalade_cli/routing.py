@@ -51,6 +51,10 @@ def serve_command(
     policy: Annotated[
         Path | None, typer.Option("--policy", help="Policy YAML (default examples/techcorp.yaml).")
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option("--metrics-port", help="Prometheus /metrics port (default 9464; 0 disables).", min=0),
+    ] = None,
 ) -> None:
     """Run the routing gRPC service until SIGTERM/SIGINT (graceful shutdown)."""
     from pydantic import ValidationError
@@ -68,6 +72,8 @@ def serve_command(
         overrides["routing_address"] = address
     if policy is not None:
         overrides["policy"] = policy
+    if metrics_port is not None:
+        overrides["metrics_port"] = metrics_port
     try:
         settings = RoutingSettings(**overrides)
     except ValidationError as exc:
@@ -76,6 +82,12 @@ def serve_command(
         configure_logging(json=settings.log_json, level=settings.log_level)
     except ValueError as exc:
         fail(f"invalid ESCALADE_LOG_LEVEL: {exc}")
+    from routing_service.tracing import configure_tracing_from_env
+
+    try:
+        configure_tracing_from_env("escalade-routing")
+    except ValidationError as exc:
+        fail(f"invalid ESCALADE_OTEL_* setting: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
     try:
         run_event_loop(serve(settings), settings.event_loop)
     except PolicyError as exc:

@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.util.types import AttributeValue
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from routing_service.domain.phone import mask_number, mask_numbers_in_text
 from routing_service.logs import NUMBER_KEYS
@@ -41,7 +42,9 @@ from routing_service.logs import NUMBER_KEYS
 __all__ = [
     "ExporterKind",
     "MaskingSpanExporter",
+    "TracingSettings",
     "configure_tracing",
+    "configure_tracing_from_env",
     "instrument_fastapi",
     "mask_attributes",
     "temporal_interceptors",
@@ -108,6 +111,21 @@ class MaskingSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.inner.force_flush(timeout_millis)
+
+
+class TracingSettings(BaseSettings):
+    """ESCALADE_OTEL_EXPORTER (none|console|otlp) and ESCALADE_OTEL_ENDPOINT (OTLP/gRPC collector)."""
+
+    model_config = SettingsConfigDict(env_prefix="ESCALADE_OTEL_", extra="ignore")
+
+    exporter: ExporterKind = "none"
+    endpoint: str | None = None
+
+
+def configure_tracing_from_env(service_name: str) -> TracerProvider | None:
+    """`configure_tracing` with `TracingSettings()` (the CLI's serve commands call this first)."""
+    settings = TracingSettings()
+    return configure_tracing(service_name, settings.exporter, settings.endpoint)
 
 
 def tracing_enabled() -> bool:
