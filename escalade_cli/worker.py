@@ -57,6 +57,9 @@ def worker_command(
         configure_logging(json=settings.log_json, level=settings.log_level)
     except ValueError as exc:
         fail(f"invalid ESCALADE_LOG_LEVEL: {exc}")
+    from routing_service.tracing import configure_tracing_from_env
+
+    configure_tracing_from_env("escalade-worker")
     if not settings.vapi_api_key.get_secret_value():
         typer.echo("warning: ESCALADE_VAPI_API_KEY is not set; callbacks cannot dial", err=True)
     try:

@@ -36,6 +36,7 @@ from temporalio.service import RPCError
 
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import Policy
+from routing_service.tracing import temporal_interceptors
 from webhook_edge.outbox import Outbox, OutboxEntry
 from webhook_edge.settings import EdgeSettings
 from workflows.client import DEFAULT_TASK_QUEUE, StartResult, start_from_outbox
@@ -67,7 +68,7 @@ def temporal_connector(address: str, namespace: str = "default") -> Callable[[],
     """A `connect` callable for the Temporal frontend at `address` (HOST:PORT) in `namespace`."""
 
     async def connect() -> Client:
-        return await Client.connect(address, namespace=namespace)
+        return await Client.connect(address, namespace=namespace, interceptors=temporal_interceptors())
 
     return connect
 

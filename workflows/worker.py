@@ -24,6 +24,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from routing_service.tracing import temporal_interceptors
 from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
 from workflows.callback import QueueCallbackWorkflow
 from workflows.ledger import DialLedger
@@ -84,7 +85,11 @@ async def run_worker(
     """Run until `stop` is set (forever without one); `client` overrides connecting to Temporal."""
     stop = stop or asyncio.Event()
     if client is None:
-        client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+        client = await Client.connect(
+            settings.temporal_address,
+            namespace=settings.temporal_namespace,
+            interceptors=temporal_interceptors(),
+        )
     if settings.register_search_attributes:
         try:
             added = await register_search_attributes(client)
