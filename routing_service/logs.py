@@ -4,9 +4,9 @@
     log = structlog.get_logger(__name__)
     log.info("escalation resolved", caller_number="+15551234567")   # -> caller_number="+1******4567"
 
-Processors: merge_contextvars, add_log_level, TimeStamper(iso, UTC), mask_phone_numbers, then a JSON or
-console renderer. Standard-library loggers (uvicorn, grpc, temporalio, ...) go through the same chain, so
-their messages are masked and rendered alike.
+Processors: merge_contextvars, add_trace_ids (OpenTelemetry trace/span id), add_log_level,
+TimeStamper(iso, UTC), mask_phone_numbers, then a JSON or console renderer. Standard-library loggers
+(uvicorn, grpc, temporalio, ...) go through the same chain, so their messages are masked and rendered alike.
 
 `mask_phone_numbers` is a pure processor. Test it directly or with
 `structlog.testing.capture_logs(processors=[mask_phone_numbers])`: a bare `capture_logs()` turns off the
@@ -21,11 +21,12 @@ from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from routing_service.domain.phone import mask_number, mask_numbers_in_text
 
-__all__ = ["NUMBER_KEYS", "configure_logging", "mask_phone_numbers"]
+__all__ = ["NUMBER_KEYS", "add_trace_ids", "configure_logging", "mask_phone_numbers"]
 
 NUMBER_KEYS: frozenset[str] = frozenset(
     {
@@ -53,6 +54,15 @@ def mask_phone_numbers(logger: WrappedLogger, method: str, event_dict: EventDict
     for key, value in event_dict.items():
         masked[key] = value if key in _SKIP else _mask_value(str(key), value, 0)
     return masked
+
+
+def add_trace_ids(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """`trace_id` and `span_id` of the current OpenTelemetry span, when tracing is on and one is active."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
 
 
 def _is_secret_key(key: str) -> bool:
@@ -91,6 +101,7 @@ def configure_logging(*, json: bool, level: str = "info", stream: TextIO | None 
         raise ValueError(f"unknown log level {level!r}; use debug, info, warning, error or critical")
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
