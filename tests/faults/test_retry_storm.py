@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from edge_support import dumps, signed_headers
+from edge_support import dumps, running_edge, signed_headers
 from fault_support import PREMIUM_TECHNICAL, Stack, active_assignments, decisions, destination_of, request_for
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
@@ -54,3 +54,23 @@ async def test_one_callback_and_one_outbox_row_when_the_same_webhook_arrives_20_
     assert [c.call_id for c in callbacks.callbacks] == ["storm-callback"]
     assert await stack.count_outbox("callback") == 1
     assert await active_assignments(stack.stub) == {}
+
+
+async def test_one_callback_and_one_outbox_row_when_two_edge_replicas_share_the_storm(stack: Stack) -> None:
+    """Two edge processes behind a load balancer (two apps on the same routing service and database) each
+    get half of the duplicates."""
+    for agent_id in ("tech-1", "tech-2"):
+        await stack.stub.SetAgentStatus(
+            pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY)
+        )
+    body = dumps(request_for("storm-replicas", PREMIUM_TECHNICAL))
+    headers = signed_headers(body)
+    async with running_edge(stack.edge.settings) as replica, asyncio.timeout(30):
+        replies = await asyncio.gather(
+            *(edge.post(body, headers=headers) for edge in (stack.edge, replica) for _ in range(STORM // 2))
+        )
+    assert len({r.text for r in replies}) == 1
+    destination_of(replies[0])
+    [decision] = await decisions(stack.stub)
+    assert decision.kind == pb.DECISION_KIND_CALLBACK
+    assert await stack.count_outbox("callback") == 1
