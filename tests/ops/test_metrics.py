@@ -1,0 +1,165 @@
+"""Prometheus metrics of the routing service and the edge, scraped after real webhook requests through
+the real edge and the real routing service (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+from edge_support import SECRET, dumps, load_fixture, running_edge, signed_headers
+from ops_support import CALLER, ENTERPRISE, PREMIUM, Stack, sample
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from webhook_edge.settings import EdgeSettings
+
+DECISIONS = "escalade_routing_decisions_total"
+RESERVATIONS = "escalade_routing_reservations_total"
+RELEASES = "escalade_routing_releases_total"
+LATENCY_COUNT = "escalade_routing_decision_latency_seconds_count"
+EDGE_LATENCY_COUNT = "escalade_edge_webhook_latency_seconds_count"
+FALLBACKS = "escalade_edge_fallbacks_total"
+AUTH_FAILURES = "escalade_edge_auth_failures_total"
+
+
+async def test_decision_reservation_and_release_are_counted_when_a_call_is_routed_and_ends(
+    stack: Stack,
+) -> None:
+    before_routing, before_edge = await stack.routing_metrics(), await stack.edge_metrics()
+
+    response = await stack.edge.post(load_fixture(ENTERPRISE))
+    assert response.status_code == 200
+    ended = await stack.edge.post(load_fixture("status-update.ended.json"))
+    assert ended.status_code == 200
+
+    routing, edge = await stack.routing_metrics(), await stack.edge_metrics()
+
+    def moved(text_after: str, text_before: str, name: str, **labels: str) -> float:
+        return sample(text_after, name, **labels) - sample(text_before, name, **labels)
+
+    assert moved(routing, before_routing, DECISIONS, team="enterprise", kind="transfer_agent") == 1
+    assert moved(routing, before_routing, RESERVATIONS, team="enterprise") == 1
+    assert moved(routing, before_routing, RELEASES, released="true") == 1
+    assert moved(routing, before_routing, LATENCY_COUNT, method="ResolveEscalation") == 1
+    assert moved(routing, before_routing, LATENCY_COUNT, method="ReleaseAssignment") == 1
+    assert moved(edge, before_edge, EDGE_LATENCY_COUNT) == 2
+    assert moved(edge, before_edge, "escalade_edge_webhook_requests_total", status="2xx") == 2
+    assert sum(moved(edge, before_edge, FALLBACKS, cause=c) for c in ("routing_unavailable", "internal")) == 0
+
+
+async def test_replayed_decision_is_not_counted_twice_when_vapi_retries(stack: Stack) -> None:
+    before = await stack.routing_metrics()
+    doc = load_fixture(ENTERPRISE)
+    await stack.edge.post(doc)
+    await stack.edge.post(doc)
+    after = await stack.routing_metrics()
+    labels = {"team": "enterprise", "kind": "transfer_agent"}
+    assert sample(after, DECISIONS, **labels) - sample(before, DECISIONS, **labels) == 1
+    assert (
+        sample(after, RESERVATIONS, team="enterprise") - sample(before, RESERVATIONS, team="enterprise") == 1
+    )
+
+
+async def test_queue_gauges_and_outbox_depth_show_the_callback_when_specialists_are_busy(
+    stack: Stack,
+) -> None:
+    for agent_id in ("tech-1", "tech-2"):
+        await stack.stub.SetAgentStatus(
+            pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY)
+        )
+    empty = await stack.routing_metrics()
+    assert sample(empty, "escalade_routing_waiting_callbacks", team="technical") == 0
+    assert sample(empty, "escalade_routing_free_specialists", team="technical") == 0
+    assert sample(empty, "escalade_routing_free_specialists", team="enterprise") >= 1
+
+    response = await stack.edge.post(load_fixture(PREMIUM))
+    assert response.status_code == 200
+
+    routing, edge = await stack.routing_metrics(), await stack.edge_metrics()
+    assert (
+        sample(routing, DECISIONS, team="technical", kind="callback")
+        - sample(empty, DECISIONS, team="technical", kind="callback")
+        == 1
+    )
+    assert sample(routing, "escalade_routing_waiting_callbacks", team="technical") == 1
+    assert sample(routing, "escalade_routing_waiting_callbacks", team="billing") == 0
+    assert sample(routing, "escalade_routing_oldest_waiting_seconds", team="technical") >= 0
+    assert "escalade_routing_oldest_waiting_seconds" in routing
+    assert sample(edge, "escalade_edge_outbox_depth", kind="callback") == 1
+    assert sample(edge, "escalade_edge_outbox_depth", kind="review") == 0
+
+
+async def test_fallback_is_counted_as_routing_unavailable_when_routing_is_down(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    settings = EdgeSettings(
+        vapi_secret=SECRET,
+        routing_address=f"127.0.0.1:{dead}",
+        routing_deadline_ms=2000,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
+    )
+    async with running_edge(settings) as edge:
+        before = (await edge.client.get("/metrics")).text
+        response = await edge.post(load_fixture(ENTERPRISE))
+        assert response.status_code == 200
+        assert response.json()["destination"]["number"] == settings.effective_fallback_number
+        after = (await edge.client.get("/metrics")).text
+    assert (
+        sample(after, FALLBACKS, cause="routing_unavailable")
+        - sample(before, FALLBACKS, cause="routing_unavailable")
+        == 1
+    )
+    assert sample(after, FALLBACKS, cause="internal") == sample(before, FALLBACKS, cause="internal")
+
+
+async def test_auth_failures_are_counted_by_reason_when_credentials_are_bad_or_missing(stack: Stack) -> None:
+    before = await stack.edge_metrics()
+    body = dumps(load_fixture(ENTERPRISE))
+    wrong = await stack.edge.client.post(
+        "/webhook/vapi", content=body, headers=signed_headers(body, "not-the-secret")
+    )
+    missing = await stack.edge.client.post(
+        "/webhook/vapi", content=body, headers={"content-type": "application/json"}
+    )
+    assert (wrong.status_code, missing.status_code) == (401, 401)
+    after = await stack.edge_metrics()
+    for reason in ("mismatch", "missing"):
+        assert sample(after, AUTH_FAILURES, reason=reason) - sample(before, AUTH_FAILURES, reason=reason) == 1
+    assert (
+        sample(after, "escalade_edge_webhook_requests_total", status="4xx")
+        - sample(before, "escalade_edge_webhook_requests_total", status="4xx")
+        == 2
+    )
+
+
+async def test_metrics_carry_no_number_or_secret_when_calls_were_routed(stack: Stack) -> None:
+    await stack.edge.post(load_fixture(ENTERPRISE))
+    await stack.edge.post(load_fixture(PREMIUM))
+    text = await stack.routing_metrics() + await stack.edge_metrics()
+    assert CALLER not in text and CALLER[1:] not in text and "1111111111" not in text
+    assert SECRET not in text
+
+
+async def test_metrics_route_is_outside_the_openapi_schema_when_the_schema_is_built(stack: Stack) -> None:
+    schema = (await stack.edge.client.get("/openapi.json")).json()
+    assert "/metrics" not in schema["paths"]
+    assert "/webhook/vapi" in schema["paths"]
+
+
+async def test_request_id_is_echoed_or_generated_when_a_webhook_arrives(stack: Stack) -> None:
+    body = dumps(load_fixture(ENTERPRISE))
+    given = await stack.edge.client.post(
+        "/webhook/vapi", content=body, headers={**signed_headers(body), "x-request-id": "req-42"}
+    )
+    made = await stack.edge.client.post(
+        "/webhook/vapi", content=body, headers={**signed_headers(body), "x-request-id": "bad id\twith spaces"}
+    )
+    assert given.headers["x-request-id"] == "req-42"
+    assert made.headers["x-request-id"] not in ("", "bad id\twith spaces")
+
+
+async def test_routing_metrics_endpoint_answers_404_when_the_path_is_unknown(stack: Stack) -> None:
+    async with httpx.AsyncClient() as client:
+        reply = await client.get(stack.metrics_url.replace("/metrics", "/nope"))
+    assert reply.status_code == 404
