@@ -102,6 +102,7 @@ class Webhook:
     auth: str
     transfer: bool
     harmless: bool
+    path: str = "/webhook/vapi"
 
 
 @st.composite
@@ -115,10 +116,11 @@ def webhooks(draw: st.DrawFn) -> Webhook:
         targets = [p for p in paths(doc) if p[:2] != ("message", "type") and p != ("message",)]
         if kind == "extra":
             where = draw(st.sampled_from([(), ("message",), ("message", "call")]))
-            parent = doc
-            for step in where:
-                parent = parent[step]
-            parent[f"x-{draw(st.text(min_size=1, max_size=10))}"] = draw(_shallow)
+            parent: Any = doc
+            for step in where:  # (an earlier mutation may have removed or retyped the level)
+                parent = parent.get(step) if isinstance(parent, dict) else None
+            if isinstance(parent, dict):
+                parent[f"x-{draw(st.text(min_size=1, max_size=10))}"] = draw(_shallow)
         elif kind == "text":
             doc["message"][draw(st.sampled_from(["transcript", "summary", "x-note"]))] = draw(_exotic_text)
         elif targets:
@@ -152,7 +154,8 @@ def webhooks(draw: st.DrawFn) -> Webhook:
         )
     )
     transfer = doc.get("message", {}).get("type") == "transfer-destination-request"
-    return Webhook(body, content_type, auth, transfer, harmless)
+    path = draw(st.sampled_from(["/webhook/vapi", "/webhook/vapi", "/webhook/escalation"]))
+    return Webhook(body, content_type, auth, transfer, harmless, path)
 
 
 def headers_for(hook: Webhook) -> dict[str, str]:
@@ -176,12 +179,12 @@ def headers_for(hook: Webhook) -> dict[str, str]:
 AUTHENTIC = {"hmac", "hmac-previous", "x-vapi-secret", "bearer"}
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(hook=webhooks())
 def test_no_5xx_and_transfers_get_a_destination_when_webhooks_are_mutated(
     live: LiveEdge, http: httpx.Client, hook: Webhook
 ) -> None:
-    response = http.post("/webhook/vapi", content=hook.body, headers=headers_for(hook))
+    response = http.post(hook.path, content=hook.body, headers=headers_for(hook))
     assert_no_server_error(response)
     event(f"{'transfer' if hook.transfer else 'other'} {hook.auth} -> {response.status_code}")
     # (no content type at all is read as JSON: the edge is lenient there)
