@@ -74,3 +74,20 @@ async def test_one_callback_and_one_outbox_row_when_two_edge_replicas_share_the_
     [decision] = await decisions(stack.stub)
     assert decision.kind == pb.DECISION_KIND_CALLBACK
     assert await stack.count_outbox("callback") == 1
+
+
+async def test_one_decision_when_the_same_tool_calls_message_arrives_20_times(stack: Stack) -> None:
+    doc = request_for("storm-tool-calls", "tool-calls.escalate-to-support.json")
+    del doc["message"]["call"]["monitor"]  # no live-call control: the answer is the tool result alone
+    body = dumps(doc)
+    headers = signed_headers(body)
+    async with asyncio.timeout(30):
+        replies = await asyncio.gather(*(stack.edge.post(body, headers=headers) for _ in range(STORM)))
+    assert {r.status_code for r in replies} == {200}
+    assert len({r.text for r in replies}) == 1
+    [decision] = await decisions(stack.stub)
+    [result] = replies[0].json()["results"]
+    assert result["toolCallId"] == decision.tool_call_id and result["result"] == decision.caller_message
+    assert sum((await active_assignments(stack.stub)).values()) == (
+        1 if decision.kind == pb.DECISION_KIND_TRANSFER_AGENT else 0
+    )
