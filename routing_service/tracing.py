@@ -47,6 +47,7 @@ __all__ = [
     "configure_tracing_from_env",
     "instrument_fastapi",
     "mask_attributes",
+    "reset_tracing",
     "temporal_interceptors",
     "tracing_enabled",
 ]
@@ -57,6 +58,7 @@ _SECRET_PARTS = ("secret", "token", "api_key", "apikey", "authorization", "signa
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _instrumented = False
+_undo: list[Any] = []
 
 
 def _mask_value(key: str, value: AttributeValue) -> AttributeValue:
@@ -174,9 +176,29 @@ def _instrument_libraries(provider: TracerProvider) -> None:
         _instrumented = True
     from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient, GrpcAioInstrumentorServer
 
-    GrpcAioInstrumentorClient().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
-    GrpcAioInstrumentorServer().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
+    client = GrpcAioInstrumentorClient()  # type: ignore[no-untyped-call]
+    server = GrpcAioInstrumentorServer()  # type: ignore[no-untyped-call]
+    client.instrument(tracer_provider=provider)
+    server.instrument(tracer_provider=provider)
+    _undo.extend([client.uninstrument, server.uninstrument])
     _instrument_sqlalchemy(provider)
+
+
+def reset_tracing() -> None:
+    """Undo `configure_tracing` (tests): grpc and SQLAlchemy hooks removed, provider shut down and forgotten.
+
+    OpenTelemetry's global provider cannot be replaced; the next `configure_tracing` passes its own
+    provider to every instrumentation, so that does not matter for Escalade's spans."""
+    global _provider, _instrumented
+    with _lock:
+        provider, _provider = _provider, None
+        undo = list(_undo)
+        _undo.clear()
+        _instrumented = False
+    for step in reversed(undo):
+        step()
+    if provider is not None:
+        provider.shutdown()
 
 
 def _instrument_sqlalchemy(provider: TracerProvider) -> None:
@@ -213,9 +235,10 @@ def _instrument_sqlalchemy(provider: TracerProvider) -> None:
             span.end()
             setattr(exception_context.execution_context, key, None)
 
-    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
-    sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
-    sa.event.listen(sa.engine.Engine, "handle_error", failed)
+    hooks = (("before_cursor_execute", before), ("after_cursor_execute", after), ("handle_error", failed))
+    for name, hook in hooks:
+        sa.event.listen(sa.engine.Engine, name, hook)
+        _undo.append(lambda name=name, hook=hook: sa.event.remove(sa.engine.Engine, name, hook))
 
 
 def instrument_fastapi(app: Any) -> None:
