@@ -14,6 +14,7 @@ from escalade_cli import (
     reviews,
     routing,
     simulate,
+    status,
     vapi,
     worker,
 )
@@ -32,7 +33,20 @@ def main() -> None:
     """Escalade: decides who takes an escalated Vapi call, and keeps the callback promise."""
 
 
-for module in (routing, customers, agents, policy, edge, vapi, simulate, dev, worker, callbacks, reviews):
+for module in (
+    routing,
+    customers,
+    agents,
+    policy,
+    edge,
+    vapi,
+    simulate,
+    dev,
+    worker,
+    callbacks,
+    reviews,
+    status,
+):
     module.register(app)
 
 

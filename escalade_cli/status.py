@@ -1,0 +1,335 @@
+"""`escalade status`: one screen for the on-call engineer.
+
+    Services          edge /healthz and /readyz, routing grpc.health.v1, Temporal reachable (UP/DOWN + why)
+    Teams             waiting callbacks, free/total specialists, active calls, estimated and oldest wait
+    Free specialists  ListAgents(status=AVAILABLE) with their free slots
+    Waiting callbacks ListCallbacks (numbers masked), and the edge's outbox depth from its /metrics
+
+Every probe has a short timeout and its own failure: a service that is down shows DOWN with the reason,
+the rest of the screen still renders, and the command exits 1. `--json` prints the same as one document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from escalade_cli.console import console
+
+__all__ = ["Probe", "StatusReport", "collect", "register"]
+
+_DEFAULT_EDGE = "http://127.0.0.1:3000"
+_DEFAULT_ROUTING = "127.0.0.1:50051"
+_DEFAULT_TEMPORAL = "127.0.0.1:7233"
+
+
+@dataclass
+class Probe:
+    """One service check: UP or DOWN with the reason."""
+
+    name: str
+    target: str
+    up: bool
+    detail: str
+
+
+@dataclass
+class StatusReport:
+    """Everything `escalade status` shows."""
+
+    services: list[Probe] = field(default_factory=list)
+    teams: list[dict[str, Any]] = field(default_factory=list)
+    free_specialists: list[dict[str, Any]] = field(default_factory=list)
+    waiting_callbacks: list[dict[str, Any]] = field(default_factory=list)
+    outbox_depth: dict[str, int] | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return all(p.up for p in self.services)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "services": [asdict(p) for p in self.services],
+            "teams": self.teams,
+            "free_specialists": self.free_specialists,
+            "waiting_callbacks": self.waiting_callbacks,
+            "outbox_depth": self.outbox_depth,
+        }
+
+
+def _reason(exc: BaseException) -> str:
+    import grpc
+
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {(exc.details() or '').strip()[:160]}"
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
+def _seconds(duration: Any) -> float:
+    return float(duration.seconds) + float(duration.nanos) / 1e9
+
+
+def _age(since: datetime | None, now: datetime) -> float | None:
+    return max((now - since).total_seconds(), 0.0) if since is not None else None
+
+
+async def _probe_edge(report: StatusReport, url: str, probe_seconds: float) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    base = url.rstrip("/")
+    async with httpx.AsyncClient(timeout=probe_seconds) as client:
+        for path, name in (("/healthz", "edge"), ("/readyz", "edge ready")):
+            try:
+                reply = await client.get(base + path)
+            except httpx.HTTPError as exc:
+                report.services.append(Probe(name, base + path, False, _reason(exc)))
+                continue
+            detail = reply.text[:160]
+            try:
+                body = reply.json()
+                detail = ", ".join(f"{k}={v}" for k, v in body.items()) if isinstance(body, dict) else detail
+            except ValueError:
+                pass
+            report.services.append(Probe(name, base + path, reply.status_code == 200, detail))
+        try:
+            reply = await client.get(base + "/metrics")
+            reply.raise_for_status()
+        except httpx.HTTPError:
+            return
+    depth: dict[str, int] = {}
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            if sample.name == "escalade_edge_outbox_depth":
+                depth[sample.labels.get("kind", "")] = int(sample.value)
+    report.outbox_depth = depth
+
+
+async def _probe_routing(report: StatusReport, address: str, probe_seconds: float) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from routing_service.domain.phone import mask_number
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+
+    async with grpc.aio.insecure_channel(address) as channel:
+        try:
+            health = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=probe_seconds
+            )
+        except Exception as exc:
+            report.services.append(Probe("routing", address, False, _reason(exc)))
+            return
+        status = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
+        serving = health.status == health_pb2.HealthCheckResponse.SERVING
+        report.services.append(Probe("routing", address, serving, status))
+        stub = pb_grpc.RoutingServiceStub(channel)
+        now = datetime.now(UTC)
+        try:
+            queues = await stub.GetQueueStatus(pb.GetQueueStatusRequest(), timeout=probe_seconds)
+            agents = await stub.ListAgents(
+                pb.ListAgentsRequest(status=pb.AGENT_STATUS_AVAILABLE, page_size=1000), timeout=probe_seconds
+            )
+            callbacks = await stub.ListCallbacks(
+                pb.ListCallbacksRequest(state=pb.CALLBACK_STATE_WAITING), timeout=probe_seconds
+            )
+        except Exception as exc:
+            report.services.append(Probe("routing data", address, False, _reason(exc)))
+            return
+    for team in queues.teams:
+        oldest = team.oldest_waiting_since.ToDatetime(UTC) if team.HasField("oldest_waiting_since") else None
+        report.teams.append(
+            {
+                "team_id": team.team_id,
+                "display_name": team.display_name,
+                "waiting_callbacks": team.waiting_callbacks,
+                "free_specialists": team.available_agents,
+                "total_specialists": team.total_agents,
+                "active_assignments": team.active_assignments,
+                "estimated_wait_seconds": _seconds(team.estimated_wait),
+                "oldest_waiting_seconds": _age(oldest, now),
+            }
+        )
+    for agent in agents.agents:
+        report.free_specialists.append(
+            {
+                "agent_id": agent.agent_id,
+                "display_name": agent.display_name,
+                "teams": list(agent.team_ids),
+                "free_slots": max(agent.capacity - agent.active_assignments, 0),
+                "capacity": agent.capacity,
+            }
+        )
+    for ticket in callbacks.callbacks:
+        enqueued = ticket.enqueued_at.ToDatetime(UTC) if ticket.HasField("enqueued_at") else None
+        report.waiting_callbacks.append(
+            {
+                "call_id": ticket.call_id,
+                "team_id": ticket.team_id,
+                "position": ticket.position,
+                "priority": ticket.priority,
+                "tier": ticket.tier,
+                "caller": mask_number(ticket.caller_number) if ticket.caller_number else "",
+                "waiting_seconds": _age(enqueued, now),
+            }
+        )
+
+
+async def _probe_temporal(report: StatusReport, address: str, probe_seconds: float) -> None:
+    from temporalio.client import Client
+
+    try:
+        async with asyncio.timeout(probe_seconds):
+            client = await Client.connect(address)
+            await client.service_client.check_health(timeout=timedelta(seconds=probe_seconds))
+    except Exception as exc:
+        report.services.append(Probe("temporal", address, False, _reason(exc)))
+        return
+    report.services.append(Probe("temporal", address, True, "SERVING"))
+
+
+async def collect(
+    edge: str, routing: str, temporal: str | None, *, probe_seconds: float = 3.0
+) -> StatusReport:
+    """Probe every service concurrently; failures become DOWN probes, never exceptions."""
+    report = StatusReport()
+    sections = [
+        _probe_edge(report, edge, probe_seconds),
+        _probe_routing(report, routing, probe_seconds),
+    ]
+    if temporal:
+        sections.append(_probe_temporal(report, temporal, probe_seconds))
+    results = await asyncio.gather(*sections, return_exceptions=True)
+    for name, target, result in zip(
+        ("edge", "routing", "temporal"), (edge, routing, temporal), results, strict=False
+    ):
+        if isinstance(result, BaseException):
+            report.services.append(Probe(name, target or "", False, _reason(result)))
+    order = {"edge": 0, "edge ready": 1, "routing": 2, "routing data": 3, "temporal": 4}
+    report.services.sort(key=lambda p: order.get(p.name, 9))
+    return report
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def render(report: StatusReport) -> None:
+    """The rich screen."""
+    services = Table(title="Services", title_justify="left")
+    for column in ("service", "target", "state", "detail"):
+        services.add_column(column)
+    for p in report.services:
+        state = "[bold green]UP[/]" if p.up else "[bold red]DOWN[/]"
+        services.add_row(p.name, p.target, state, p.detail)
+    console.print(services)
+
+    teams = Table(title="Teams", title_justify="left")
+    for column in ("team", "waiting", "free / total", "active calls", "est. wait", "oldest waiting"):
+        teams.add_column(column, justify="left" if column == "team" else "right")
+    for t in report.teams:
+        teams.add_row(
+            t["team_id"],
+            str(t["waiting_callbacks"]),
+            f"{t['free_specialists']} / {t['total_specialists']}",
+            str(t["active_assignments"]),
+            _duration(t["estimated_wait_seconds"]),
+            _duration(t["oldest_waiting_seconds"]),
+        )
+    console.print(teams if report.teams else "[dim]Teams: unknown (routing not reachable)[/]")
+
+    free = Table(title=f"Free specialists ({len(report.free_specialists)})", title_justify="left")
+    for column in ("specialist", "name", "teams", "free slots"):
+        free.add_column(column)
+    for a in report.free_specialists:
+        free.add_row(
+            a["agent_id"], a["display_name"], ", ".join(a["teams"]), f"{a['free_slots']}/{a['capacity']}"
+        )
+    console.print(free)
+
+    waiting = Table(title=f"Waiting callbacks ({len(report.waiting_callbacks)})", title_justify="left")
+    for column in ("call id", "team", "position", "priority", "tier", "caller", "waiting"):
+        waiting.add_column(column)
+    for c in report.waiting_callbacks:
+        waiting.add_row(
+            c["call_id"],
+            c["team_id"],
+            str(c["position"]),
+            str(c["priority"]),
+            c["tier"],
+            c["caller"],
+            _duration(c["waiting_seconds"]),
+        )
+    console.print(waiting)
+
+    if report.outbox_depth is None:
+        console.print("Outbox: [dim]unknown (edge metrics not reachable)[/]")
+    else:
+        parts = ", ".join(f"{kind} {count}" for kind, count in sorted(report.outbox_depth.items()))
+        console.print(f"Outbox (recorded, not yet started in Temporal): {parts or 'empty'}")
+    verdict = "[bold green]all services up[/]" if report.healthy else "[bold red]some services are DOWN[/]"
+    console.print(verdict)
+
+
+def status_command(
+    edge: Annotated[
+        str | None,
+        typer.Option("--edge", help=f"Edge base URL (default ESCALADE_EDGE_URL or {_DEFAULT_EDGE})."),
+    ] = None,
+    routing: Annotated[
+        str | None,
+        typer.Option(
+            "--routing",
+            help=f"Routing gRPC address (default ESCALADE_ROUTING_ADDRESS or {_DEFAULT_ROUTING}).",
+        ),
+    ] = None,
+    temporal: Annotated[
+        str | None,
+        typer.Option(
+            "--temporal",
+            help=f"Temporal frontend (default ESCALADE_TEMPORAL_ADDRESS or {_DEFAULT_TEMPORAL}; "
+            "'none' skips it).",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document instead of the screen.")
+    ] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per probe.", min=0.1)] = 3.0,
+) -> None:
+    """Services' health, teams, free specialists, waiting callbacks, outbox depth (exit 1: a service DOWN)."""
+    edge_url = edge or os.environ.get("ESCALADE_EDGE_URL") or _DEFAULT_EDGE
+    routing_address = routing or os.environ.get("ESCALADE_ROUTING_ADDRESS") or _DEFAULT_ROUTING
+    temporal_address = temporal or os.environ.get("ESCALADE_TEMPORAL_ADDRESS") or _DEFAULT_TEMPORAL
+    if temporal_address.strip().lower() == "none":
+        temporal_address = ""
+    report = asyncio.run(collect(edge_url, routing_address, temporal_address or None, probe_seconds=timeout))
+    if as_json:
+        typer.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        render(report)
+    if not report.healthy:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `escalade status` to the application."""
+    app.command("status")(status_command)
