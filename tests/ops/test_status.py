@@ -1,0 +1,173 @@
+"""`escalade status` (a real subprocess) against a running routing service and edge in this process (real
+gRPC on 127.0.0.1:0, the edge on a real HTTP port), and with services stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import sysconfig
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from edge_support import LocalHttp, load_fixture, local_http_server
+from ops_support import PREMIUM, Stack, running_stack
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+
+PREMIUM_CALLER = "+1111111111"
+
+
+@dataclass
+class Served:
+    stack: Stack
+    http: LocalHttp
+
+
+@pytest.fixture
+async def served(sqlite_url: str) -> AsyncIterator[Served]:
+    async with running_stack(sqlite_url) as stack, local_http_server(stack.edge.app) as http:
+        yield Served(stack, http)
+
+
+def dead_address() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+async def status(*args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "escalade_cli.main",
+        "status",
+        "--timeout",
+        "2",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def service(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in doc["services"] if s["name"] == name)
+
+
+async def test_status_shows_teams_specialists_callbacks_and_outbox_when_the_stack_runs(
+    served: Served,
+) -> None:
+    for agent_id in ("tech-1", "tech-2"):
+        await served.stack.stub.SetAgentStatus(
+            pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY)
+        )
+    doc = load_fixture(PREMIUM)
+    assert (await served.stack.edge.post(doc)).status_code == 200
+
+    code, out, err = await status(
+        "--json", "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+    )
+
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["healthy"] is True
+    assert {s["name"]: s["up"] for s in report["services"]} == {
+        "edge": True,
+        "edge ready": True,
+        "routing": True,
+    }
+    teams = {t["team_id"]: t for t in report["teams"]}
+    assert teams["technical"]["waiting_callbacks"] == 1
+    assert teams["technical"]["free_specialists"] == 0
+    assert teams["technical"]["oldest_waiting_seconds"] is not None
+    free = {a["agent_id"] for a in report["free_specialists"]}
+    assert {"ent-1", "ent-2"} <= free and not {"tech-1", "tech-2"} & free
+    [waiting] = report["waiting_callbacks"]
+    assert waiting["call_id"] == doc["message"]["call"]["id"] and waiting["team_id"] == "technical"
+    assert waiting["caller"].endswith("1111") and PREMIUM_CALLER not in out
+    assert report["outbox_depth"] == {"callback": 1, "review": 0}
+
+
+async def test_status_screen_renders_every_section_when_the_stack_runs(served: Served) -> None:
+    code, out, err = await status(
+        "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+    )
+    assert code == 0, err
+    for heading in (
+        "Services",
+        "Teams",
+        "Free specialists",
+        "Waiting callbacks",
+        "Outbox",
+        "all services up",
+    ):
+        assert heading in out
+    assert "enterprise" in out and "DOWN" not in out
+
+
+async def test_status_shows_down_and_exits_1_when_routing_and_temporal_are_stopped(served: Served) -> None:
+    await served.stack.server.stop(0)
+
+    code, out, err = await status(
+        "--json",
+        "--edge",
+        served.http.url,
+        "--routing",
+        served.stack.routing_address,
+        "--temporal",
+        dead_address(),
+    )
+
+    assert code == 1
+    report = json.loads(out)
+    assert report["healthy"] is False
+    assert service(report, "edge")["up"] is True
+    assert service(report, "edge ready")["up"] is False
+    assert service(report, "routing")["up"] is False and "UNAVAILABLE" in service(report, "routing")["detail"]
+    assert service(report, "temporal")["up"] is False
+    assert report["teams"] == [] and "Traceback" not in err
+
+
+async def test_status_screen_says_down_without_traceback_when_nothing_runs() -> None:
+    code, out, err = await status(
+        "--edge", f"http://{dead_address()}", "--routing", dead_address(), "--temporal", dead_address()
+    )
+    assert code == 1
+    assert out.count("DOWN") == 4 + 1 and "some services are DOWN" in out  # four rows and the verdict
+    assert "Traceback" not in out + err
+
+
+@pytest.mark.temporal
+async def test_status_shows_temporal_up_when_a_temporal_server_answers(served: Served) -> None:
+    from temporalio.testing import WorkflowEnvironment
+
+    binary = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(binary))
+    try:
+        target = env.client.service_client.config.target_host
+        code, out, err = await status(
+            "--json",
+            "--edge",
+            served.http.url,
+            "--routing",
+            served.stack.routing_address,
+            "--temporal",
+            target,
+        )
+    finally:
+        await env.shutdown()
+    assert code == 0, err
+    assert service(json.loads(out), "temporal") == {
+        "name": "temporal",
+        "target": target,
+        "up": True,
+        "detail": "reachable",
+    }
