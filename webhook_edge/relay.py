@@ -18,6 +18,11 @@ found to exist). Several relays on one database (edge replicas) are therefore ha
 Backoff: `min(backoff_max, backoff_min * 2**attempts)`, with "equal jitter" (half fixed, half random).
 The Temporal client is connected lazily on the first due entry and dropped after a connection failure
 so the next attempt connects afresh. Nothing here logs a phone number: entries are named by workflow id.
+
+Where it runs: in every edge process by default (`start_relay` in the lifespan; on when
+`ESCALADE_TEMPORAL_ADDRESS` is set and `ESCALADE_RELAY_ENABLED` is not false). Deployments that prefer one
+relay can set `ESCALADE_RELAY_ENABLED=false` on the edges and run `python -m webhook_edge.relay` (same
+`ESCALADE_*` settings: database URL, Temporal address/namespace, task queue) as its own process.
 """
 
 from __future__ import annotations
@@ -41,7 +46,15 @@ from webhook_edge.outbox import Outbox, OutboxEntry
 from webhook_edge.settings import EdgeSettings
 from workflows.client import DEFAULT_TASK_QUEUE, StartResult, start_from_outbox
 
-__all__ = ["OutboxRelay", "Starter", "backoff_delay", "start_relay", "temporal_connector"]
+__all__ = [
+    "OutboxRelay",
+    "Starter",
+    "backoff_delay",
+    "main",
+    "run_standalone",
+    "start_relay",
+    "temporal_connector",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -266,3 +279,42 @@ async def start_relay(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+async def run_standalone(settings: EdgeSettings, stop: asyncio.Event) -> None:
+    """Relay the outbox at `settings.database_url` until `stop` is set (`python -m webhook_edge.relay`)."""
+    if not settings.temporal_address:
+        raise ValueError("ESCALADE_TEMPORAL_ADDRESS is not set: there is nothing to relay to")
+    outbox = await Outbox.open(settings.database_url)
+    try:
+        standalone = settings.model_copy(update={"relay_enabled": True})
+        async with start_relay(standalone, outbox):
+            await stop.wait()
+    finally:
+        await outbox.close()
+
+
+def main() -> None:
+    """Run the relay as its own process until SIGTERM/SIGINT."""
+    import signal
+
+    from routing_service.logs import configure_logging
+
+    settings = EdgeSettings()
+    configure_logging(json=settings.log_json, level=settings.log_level)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_standalone(settings, stop)
+
+    try:
+        asyncio.run(serve())
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()

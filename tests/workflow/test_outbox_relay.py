@@ -37,7 +37,7 @@ from routing_service.settings import RoutingSettings
 from tests.conftest import installed_binary
 from tests.edge.edge_support import SECRET, Edge, load_fixture, running_edge
 from webhook_edge.outbox import Outbox, OutboxEntry
-from webhook_edge.relay import OutboxRelay, backoff_delay, temporal_connector
+from webhook_edge.relay import OutboxRelay, backoff_delay, run_standalone, temporal_connector
 from webhook_edge.settings import EdgeSettings
 from workflows.search_attributes import (
     ALL_KEYS,
@@ -268,3 +268,36 @@ async def test_review_starts_once_when_escalated_call_reports_end_twice(
     assert await workflow_ids(dev_env.client, workflow_id) == [workflow_id]
     described = await dev_env.client.get_workflow_handle(workflow_id).describe()
     assert described.workflow_type == "EscalationReviewWorkflow"
+
+
+async def test_standalone_relay_delivers_pending_entries_when_edges_do_not_relay(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}"
+    call_id = f"standalone-{uuid.uuid4()}"
+    workflow_id = f"review-{call_id}"
+    outbox = await Outbox.open(url)
+    try:
+        assert await outbox.record("review", workflow_id, {"call_id": call_id, "ended_reason": "hangup"})
+        settings = EdgeSettings(
+            vapi_secret=SECRET,
+            database_url=url,
+            temporal_address=target(dev_env),
+            task_queue=f"tq-{uuid.uuid4()}",
+            relay_enabled=False,  # the edges' setting; the standalone relay runs regardless
+            relay_poll_seconds=0.2,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_standalone(settings, stop))
+        await eventually(lambda: delivered(outbox, workflow_id))
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    finally:
+        await outbox.close()
+    assert await workflow_ids(dev_env.client, workflow_id) == [workflow_id]
+
+
+async def test_standalone_relay_refuses_to_run_when_no_temporal_address_is_set(tmp_path: Path) -> None:
+    settings = EdgeSettings(vapi_secret=SECRET, database_url=f"sqlite+aiosqlite:///{tmp_path / 'e.db'}")
+    with pytest.raises(ValueError, match="ESCALADE_TEMPORAL_ADDRESS"):
+        await run_standalone(settings, asyncio.Event())
