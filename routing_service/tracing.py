@@ -45,6 +45,7 @@ __all__ = [
     "TracingSettings",
     "configure_tracing",
     "configure_tracing_from_env",
+    "get_tracer",
     "instrument_fastapi",
     "mask_attributes",
     "reset_tracing",
@@ -128,6 +129,11 @@ def configure_tracing_from_env(service_name: str) -> TracerProvider | None:
     """`configure_tracing` with `TracingSettings()` (the CLI's serve commands call this first)."""
     settings = TracingSettings()
     return configure_tracing(service_name, settings.exporter, settings.endpoint)
+
+
+def get_tracer(name: str) -> trace.Tracer:
+    """A tracer of Escalade's provider (a no-op tracer when tracing is not configured)."""
+    return _provider.get_tracer(name) if _provider is not None else trace.NoOpTracer()
 
 
 def tracing_enabled() -> bool:

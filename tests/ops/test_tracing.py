@@ -3,6 +3,8 @@ an in-memory exporter behind the masking exporter; no span carries a full number
 
 from __future__ import annotations
 
+import sysconfig
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from ops_support import CALLER, ENTERPRISE, running_stack
 
-from routing_service.tracing import configure_tracing, reset_tracing
+from routing_service.tracing import configure_tracing, get_tracer, reset_tracing
 
 RESOLVE = "/escalade.routing.v1.RoutingService/ResolveEscalation"
 
@@ -72,3 +74,27 @@ async def test_spans_carry_no_number_or_secret_when_a_webhook_is_routed(
     assert CALLER not in dump and CALLER[1:] not in dump
     assert SECRET not in dump
     assert "+1*****7890" in dump  # the number in the URL's query string was there, masked
+
+
+@pytest.mark.temporal
+async def test_workflow_start_joins_the_trace_when_the_relay_client_starts_it(
+    spans: InMemorySpanExporter,
+) -> None:
+    from temporalio.testing import WorkflowEnvironment
+
+    from webhook_edge.relay import temporal_connector
+
+    binary = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(binary))
+    try:
+        client = await temporal_connector(env.client.service_client.config.target_host)()
+        tracer = get_tracer("ops-test")
+        with tracer.start_as_current_span("webhook") as parent:
+            await client.start_workflow(
+                "QueueCallbackWorkflow", id=f"callback-trace-{uuid.uuid4()}", task_queue=f"q-{uuid.uuid4()}"
+            )
+    finally:
+        await env.shutdown()
+    starts = [s for s in spans.get_finished_spans() if s.name == "StartWorkflow:QueueCallbackWorkflow"]
+    assert len(starts) == 1
+    assert starts[0].context.trace_id == parent.get_span_context().trace_id
