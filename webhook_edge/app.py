@@ -80,6 +80,10 @@ class EdgeState:
     """Woken after each new outbox entry (None when this process does not relay)."""
 
 
+LATE_RECORD_SECONDS = 3600.0
+"""How long a failed outbox record is retried in the background before it is given up (and logged)."""
+
+
 class BodyTooLarge(Exception):
     """The request body exceeds `max_body_bytes`."""
 
@@ -130,6 +134,13 @@ class Webhook:
     def __init__(self, state: EdgeState) -> None:
         self.state = state
         self.settings = state.settings
+        self._late_records: set[asyncio.Task[None]] = set()
+
+    async def close(self) -> None:
+        """Stop the background retries of failed outbox records (at shutdown)."""
+        for task in self._late_records:
+            task.cancel()
+        await asyncio.gather(*self._late_records, return_exceptions=True)
 
     # --- routing -----------------------------------------------------------------------------------------
     async def decide(self, request: pb.ResolveEscalationRequest) -> tuple[dict[str, Any], pb.Decision | None]:
@@ -180,10 +191,35 @@ class Webhook:
             created = await outbox.record(kind, workflow_id, payload)
         except Exception as exc:  # the caller's transfer matters more than the follow-up record
             log.error("outbox_record_failed", kind=kind, workflow_id=workflow_id, cause=type(exc).__name__)
+            # Vapi will not redeliver (it got its answer) and nothing else knows the start is owed: keep
+            # trying in the background until the database is back, or the queued callback is never dialled.
+            task = asyncio.create_task(self._record_late(outbox, kind, workflow_id, payload))
+            self._late_records.add(task)
+            task.add_done_callback(self._late_records.discard)
             return
         log.info("outbox_recorded", kind=kind, workflow_id=workflow_id, created=created)
         if created and self.state.relay is not None:
             self.state.relay.nudge()
+
+    async def _record_late(
+        self, outbox: Outbox, kind: OutboxKind, workflow_id: str, payload: dict[str, Any]
+    ) -> None:
+        """Retry a failed record: 0.5 s doubling to 30 s between attempts, for up to an hour."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + LATE_RECORD_SECONDS
+        delay = 0.5
+        while loop.time() < give_up:
+            await asyncio.sleep(delay)
+            try:
+                created = await outbox.record(kind, workflow_id, payload)
+            except Exception:
+                delay = min(delay * 2, 30.0)
+                continue
+            log.info("outbox_recorded_late", kind=kind, workflow_id=workflow_id, created=created)
+            if created and self.state.relay is not None:
+                self.state.relay.nudge()
+            return
+        log.error("outbox_record_abandoned", kind=kind, workflow_id=workflow_id)
 
     # --- message types -----------------------------------------------------------------------------------
     async def transfer_destination(self, message: VapiMessage) -> Response:
@@ -364,6 +400,7 @@ def create_app(
                 stack.push_async_callback(controller.close)
             relay = await stack.enter_async_context(start_relay(settings, store))
             app.state.webhook = Webhook(EdgeState(settings, client, store, controller, relay))
+            stack.push_async_callback(app.state.webhook.close)
             log.info("edge_started", routing=settings.routing_address)
             yield
 
