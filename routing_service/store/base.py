@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
 from routing_service.store.errors import is_unavailable, unavailable_from
+
+if TYPE_CHECKING:
+    from routing_service.store.unit_of_work import ConnectionLink
 
 __all__ = ["SqlRepository"]
 
@@ -36,10 +38,9 @@ class SqlRepository:
     repository (each maps to a domain dataclass).
     """
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: ConnectionLink) -> None:
         self._session = session
-        bind = session.bind
-        self._postgres = bind is not None and bind.dialect.name == "postgresql"
+        self._postgres = session.bind.dialect.name == "postgresql"
 
     async def _execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
         try:
