@@ -24,8 +24,9 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -57,7 +58,41 @@ ExporterKind = Literal["none", "console", "otlp"]
 
 _SECRET_PARTS = ("secret", "token", "api_key", "apikey", "authorization", "signature", "password")
 _lock = threading.Lock()
+
+
+class _SwitchableProcessor(SpanProcessor):
+    """The provider's one span processor: forwards to the exporters configured now (none after a reset)."""
+
+    def __init__(self) -> None:
+        self._inner: list[SpanProcessor] = []
+
+    def add(self, processor: SpanProcessor) -> None:
+        self._inner = [*self._inner, processor]
+
+    def clear(self) -> None:
+        inner, self._inner = self._inner, []
+        for processor in inner:
+            processor.shutdown()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for processor in self._inner:
+            processor.on_start(span, parent_context=parent_context)
+
+    def on_end(self, span: ReadableSpan) -> None:
+        for processor in self._inner:
+            processor.on_end(span)
+
+    def shutdown(self) -> None:
+        self.clear()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return all(p.force_flush(timeout_millis) for p in self._inner)
+
+
+_processors = _SwitchableProcessor()
+_global: TracerProvider | None = None
 _provider: TracerProvider | None = None
+"""Escalade's provider while tracing is configured (the process's `_global` one), else None."""
 _instrumented = False
 _undo: list[Any] = []
 
@@ -153,23 +188,24 @@ def configure_tracing(
     `span_exporter` (tests: an InMemorySpanExporter) is added unbatched, behind the masking exporter.
     Returns the provider, or None when `exporter` is "none" and no `span_exporter` is given.
     """
-    global _provider
+    global _provider, _global
     if exporter == "none" and span_exporter is None:
         return _provider
     with _lock:
-        if _provider is None:
-            _provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-            trace.set_tracer_provider(_provider)
-        provider = _provider
+        if _global is None:  # one provider per process: OpenTelemetry's global cannot be replaced
+            _global = TracerProvider(resource=Resource.create({"service.name": service_name}))
+            _global.add_span_processor(_processors)
+            trace.set_tracer_provider(_global)
+        _provider = provider = _global
     if span_exporter is not None:
-        provider.add_span_processor(SimpleSpanProcessor(MaskingSpanExporter(span_exporter)))
+        _processors.add(SimpleSpanProcessor(MaskingSpanExporter(span_exporter)))
     if exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(MaskingSpanExporter(ConsoleSpanExporter())))
+        _processors.add(BatchSpanProcessor(MaskingSpanExporter(ConsoleSpanExporter())))
     elif exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         otlp = OTLPSpanExporter(endpoint=endpoint or "http://127.0.0.1:4317", insecure=True)
-        provider.add_span_processor(BatchSpanProcessor(MaskingSpanExporter(otlp)))
+        _processors.add(BatchSpanProcessor(MaskingSpanExporter(otlp)))
     _instrument_libraries(provider)
     return provider
 
@@ -191,20 +227,19 @@ def _instrument_libraries(provider: TracerProvider) -> None:
 
 
 def reset_tracing() -> None:
-    """Undo `configure_tracing` (tests): grpc and SQLAlchemy hooks removed, provider shut down and forgotten.
+    """Undo `configure_tracing` (tests): grpc and SQLAlchemy hooks removed, exporters flushed and dropped.
 
-    OpenTelemetry's global provider cannot be replaced; the next `configure_tracing` passes its own
-    provider to every instrumentation, so that does not matter for Escalade's spans."""
+    The process's provider stays installed (OpenTelemetry's global cannot be replaced) but exports
+    nothing until the next `configure_tracing`."""
     global _provider, _instrumented
     with _lock:
-        provider, _provider = _provider, None
+        _provider = None
         undo = list(_undo)
         _undo.clear()
         _instrumented = False
     for step in reversed(undo):
         step()
-    if provider is not None:
-        provider.shutdown()
+    _processors.clear()
 
 
 def _instrument_sqlalchemy(provider: TracerProvider) -> None:

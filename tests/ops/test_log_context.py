@@ -27,6 +27,7 @@ PREMIUM_CALLER = "+1111111111"
 def log_stream() -> Iterator[io.StringIO]:
     stream = io.StringIO()
     configure_logging(json=True, level="info", stream=stream)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the test client's own request lines
     try:
         yield stream
     finally:
@@ -34,6 +35,7 @@ def log_stream() -> Iterator[io.StringIO]:
         for handler in [h for h in root.handlers if getattr(h, "_escalade_handler", False)]:
             root.removeHandler(handler)
         root.setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
         structlog.reset_defaults()
 
 
