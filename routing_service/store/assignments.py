@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, exists, extract, func, literal, literal_column, select, update
+from sqlalchemy import String, bindparam, case, exists, extract, func, literal_column, select, update
 from sqlalchemy.sql import ColumnElement
 
 from routing_service.app.ports import Released
@@ -51,6 +51,35 @@ _ACTIVE_FOR_CALL = select(assignments.c.agent_id).where(
     assignments.c.call_id == bindparam("call_id"),
     assignments.c.purpose == bindparam("purpose"),
     assignments.c.state == _ACTIVE_LITERAL,
+)
+
+_RELEASE = (
+    update(assignments)
+    .where(
+        assignments.c.call_id == bindparam("rel_call"),
+        assignments.c.purpose == bindparam("rel_purpose"),
+        assignments.c.state == _ACTIVE_LITERAL,
+    )
+    .values(
+        state=RELEASED,
+        released_at=bindparam("rel_at", type_=UtcDateTime()),
+        release_reason=bindparam("rel_reason", type_=String()),
+    )
+    .returning(assignments.c.agent_id)
+)
+# Give the slot back (never below zero); an agent left with no active assignment is idle since now.
+_FREE_SLOT = (
+    update(agents)
+    .where(agents.c.agent_id == bindparam("rel_agent"))
+    .values(
+        active_assignments=case((agents.c.active_assignments > 0, agents.c.active_assignments - 1), else_=0),
+        idle_since=case(
+            (agents.c.active_assignments <= 1, bindparam("rel_idle", type_=UtcDateTime())),
+            else_=agents.c.idle_since,
+        ),
+        updated_at=bindparam("rel_updated", type_=UtcDateTime()),
+    )
+    .returning(agents.c.capacity, agents.c.active_assignments, agents.c.team_ids)
 )
 
 
@@ -92,38 +121,18 @@ class SqlAssignmentRepository(SqlRepository):
     async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:
         """Release the call's active assignment for `purpose` and give the slot back (never below zero);
         an agent left with no active assignment becomes idle since `now`. None when nothing was active."""
-        released = (
-            await self._execute(
-                update(assignments)
-                .where(
-                    assignments.c.call_id == call_id,
-                    assignments.c.purpose == purpose,
-                    assignments.c.state == _ACTIVE_LITERAL,
-                )
-                .values(state=RELEASED, released_at=now, release_reason=reason[:256])
-                .returning(assignments.c.agent_id)
-            )
-        ).first()
+        params = {
+            "rel_call": call_id,
+            "rel_purpose": purpose,
+            "rel_at": now,
+            "rel_reason": reason[:256],
+        }
+        released = (await self._execute(_RELEASE, params)).first()
         if released is None:
             return None
         agent_id: str = released.agent_id
-        after = (
-            await self._execute(
-                update(agents)
-                .where(agents.c.agent_id == agent_id)
-                .values(
-                    active_assignments=case(
-                        (agents.c.active_assignments > 0, agents.c.active_assignments - 1), else_=0
-                    ),
-                    idle_since=case(
-                        (agents.c.active_assignments <= 1, literal(now, UtcDateTime())),
-                        else_=agents.c.idle_since,
-                    ),
-                    updated_at=now,
-                )
-                .returning(agents.c.capacity, agents.c.active_assignments, agents.c.team_ids)
-            )
-        ).first()
+        freed = {"rel_agent": agent_id, "rel_idle": now, "rel_updated": now}
+        after = (await self._execute(_FREE_SLOT, freed)).first()
         if after is None:  # the agent row is gone (cascade deletes its assignments, so only mid-race)
             return Released(call_id=call_id, agent_id=agent_id, team_ids=(), free_slots=0)
         return Released(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, update
 from sqlalchemy.sql import ColumnElement
 
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
@@ -21,6 +21,16 @@ __all__ = ["SqlCallbackRepository", "ticket_from_row"]
 _OPEN = (str(CallbackState.WAITING), str(CallbackState.RESERVED))
 _RESERVED_FIRST = case((callbacks.c.state == str(CallbackState.RESERVED), 0), else_=1)
 _SERVICE_ORDER = (_RESERVED_FIRST, callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
+# On every decision's path: built once.
+_AHEAD_OF = (
+    select(func.count())
+    .select_from(callbacks)
+    .where(
+        callbacks.c.team_id == bindparam("ahead_team"),
+        callbacks.c.state == str(CallbackState.WAITING),
+        callbacks.c.service_key <= bindparam("ahead_key"),
+    )
+)
 
 
 def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
@@ -130,16 +140,8 @@ class SqlCallbackRepository(SqlRepository):
         """How many WAITING tickets of the team would be served before a new ticket with this key (those
         with a key at or below it: they were enqueued earlier). RESERVED tickets are being served and are
         not counted here, although `get`/`open_in_team` positions list them first."""
-        query = (
-            select(func.count())
-            .select_from(callbacks)
-            .where(
-                callbacks.c.team_id == team_id,
-                callbacks.c.state == str(CallbackState.WAITING),
-                callbacks.c.service_key <= service_key,
-            )
-        )
-        return int((await self._execute(query)).scalar_one())
+        params = {"ahead_team": team_id, "ahead_key": service_key}
+        return int((await self._execute(_AHEAD_OF, params)).scalar_one())
 
     async def find(
         self, *, team_id: str | None, states: set[CallbackState], limit: int
