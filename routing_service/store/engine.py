@@ -15,6 +15,9 @@ SQLite is tuned for many short concurrent transactions from one process:
   take a read snapshot first and fail with SQLITE_BUSY when it later tries to upgrade to a write lock, and the
   busy handler cannot help there; an immediate BEGIN takes the write lock up front and waits in the handler.
 
+* file databases connect through `sqlite_driver.OneHopConnection`: one thread hop per statement instead of
+  aiosqlite's four (see that module for the profile).
+
 PostgreSQL uses asyncpg with a bounded pool and a connect timeout.
 """
 
@@ -28,6 +31,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from routing_service.store.sqlite_driver import one_hop_connector
 
 __all__ = ["DEFAULT_DATABASE_URL", "SQLITE_BUSY_TIMEOUT_MS", "create_engine", "is_sqlite"]
 
@@ -90,9 +95,15 @@ def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT
         pooling: dict[str, Any] = (
             {} if in_memory else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_POOL_TIMEOUT_S}
         )
-        engine = create_async_engine(
-            parsed, connect_args={"timeout": sqlite_busy_timeout_ms / 1000}, **pooling
-        )
+        connect_args = {"timeout": sqlite_busy_timeout_ms / 1000}
+        if not in_memory:
+
+            def sqlite_connect_args() -> tuple[list[Any], dict[str, Any]]:
+                args, kwargs = engine.dialect.create_connect_args(engine.url)
+                return list(args), {**kwargs, **connect_args}
+
+            pooling["async_creator"] = one_hop_connector(sqlite_connect_args)
+        engine = create_async_engine(parsed, connect_args=connect_args, **pooling)
         event.listen(engine.sync_engine, "connect", _sqlite_connect_hook(sqlite_busy_timeout_ms))
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
         return engine
