@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.edge                 # 10 s per row (about 1 minute)
     .venv/bin/python -m benchmarks.edge --duration 2    # quick run
+    .venv/bin/python -m benchmarks.edge --database postgresql   # store and outbox on 127.0.0.1:5432
 
 Rows (all in this one run, so the ratios compare like with like):
 - floor: a minimal FastAPI endpoint (uvicorn, same server options) doing the same HMAC check over the raw
@@ -355,7 +356,8 @@ async def start_edge(
 MARKER = '"number":"+155501001'
 
 
-async def orchestrate(duration: float, levels: list[int]) -> int:
+async def orchestrate(duration: float, levels: list[int], database: str = "sqlite") -> int:
+    from benchmarks.routing import Database
     from routing_service.logs import configure_logging
 
     configure_logging(json=False, level="warning")  # routing runs in this process: no per-decision lines
@@ -363,65 +365,84 @@ async def orchestrate(duration: float, levels: list[int]) -> int:
     with tempfile.TemporaryDirectory(prefix="escalade-bench-") as tmp:
         env_base = {k: v for k, v in os.environ.items() if not k.startswith("ESCALADE_")}
         env_base["PYTHONPATH"] = str(REPO)
-        database_url = f"sqlite+aiosqlite:///{Path(tmp) / 'escalade.db'}"
-
-        # --- floor, and the edge against the same trivial servicer (the edge's own cost) ---------------
-        trivial, trivial_port = await start_trivial_servicer()
-        floor_port = free_port()
-        floor = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "benchmarks.edge",
-            "--role",
-            "floor-app",
-            "--port",
-            str(floor_port),
-            "--target",
-            f"127.0.0.1:{trivial_port}",
-            cwd=REPO,
-            env=env_base,
-        )
+        store = Database(database, Path(tmp))
+        database_url = await store.__aenter__()
         try:
-            await wait_healthy(f"http://127.0.0.1:{floor_port}/healthz", floor)
+            await _rows(results, duration, levels, database_url, tmp, env_base)
+        finally:
+            await store.__aexit__()
+    return _report(results, duration, levels, "PostgreSQL" if database == "postgresql" else "SQLite")
+
+
+async def _rows(
+    results: dict[tuple[str, int], dict[str, Any]],
+    duration: float,
+    levels: list[int],
+    database_url: str,
+    tmp: str,
+    env_base: dict[str, str],
+) -> None:
+    # --- floor, and the edge against the same trivial servicer (the edge's own cost) ---------------
+    trivial, trivial_port = await start_trivial_servicer()
+    floor_port = free_port()
+    floor = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "benchmarks.edge",
+        "--role",
+        "floor-app",
+        "--port",
+        str(floor_port),
+        "--target",
+        f"127.0.0.1:{trivial_port}",
+        cwd=REPO,
+        env=env_base,
+    )
+    try:
+        await wait_healthy(f"http://127.0.0.1:{floor_port}/healthz", floor)
+        for c in levels:
+            url = f"http://127.0.0.1:{floor_port}/webhook"
+            results[("floor", c)] = await run_driver(url, c, duration, MARKER, f"floor{c}")
+    finally:
+        await stop(floor)
+    try:
+        edge, edge_port = await start_edge(f"127.0.0.1:{trivial_port}", database_url, tmp, env_base)
+        try:
             for c in levels:
-                url = f"http://127.0.0.1:{floor_port}/webhook"
-                results[("floor", c)] = await run_driver(url, c, duration, MARKER, f"floor{c}")
+                url = f"http://127.0.0.1:{edge_port}/webhook/vapi"
+                results[("edge-triv", c)] = await run_driver(url, c, duration, MARKER, f"triv{c}")
         finally:
-            await stop(floor)
-        try:
-            edge, edge_port = await start_edge(f"127.0.0.1:{trivial_port}", database_url, tmp, env_base)
-            try:
-                for c in levels:
-                    url = f"http://127.0.0.1:{edge_port}/webhook/vapi"
-                    results[("edge-triv", c)] = await run_driver(url, c, duration, MARKER, f"triv{c}")
-            finally:
-                await stop(edge)
-        finally:
-            await trivial.stop(None)
+            await stop(edge)
+    finally:
+        await trivial.stop(None)
 
-        # --- edge + real routing (store, reservation) ---------------------------------------------------
-        routing, routing_port = await start_routing(database_url)
+    # --- edge + real routing (store, reservation) ---------------------------------------------------
+    routing, routing_port = await start_routing(database_url)
+    try:
+        edge, edge_port = await start_edge(f"127.0.0.1:{routing_port}", database_url, tmp, env_base)
         try:
-            edge, edge_port = await start_edge(f"127.0.0.1:{routing_port}", database_url, tmp, env_base)
-            try:
-                for c in levels:
-                    results[("edge", c)] = await run_driver(
-                        f"http://127.0.0.1:{edge_port}/webhook/vapi",
-                        c,
-                        duration,
-                        MARKER,
-                        f"edge{c}",
-                        release_to=f"127.0.0.1:{routing_port}",
-                    )
-            finally:
-                await stop(edge)
+            for c in levels:
+                results[("edge", c)] = await run_driver(
+                    f"http://127.0.0.1:{edge_port}/webhook/vapi",
+                    c,
+                    duration,
+                    MARKER,
+                    f"edge{c}",
+                    release_to=f"127.0.0.1:{routing_port}",
+                )
         finally:
-            await routing.stop(1.0)
+            await stop(edge)
+    finally:
+        await routing.stop(1.0)
 
+
+def _report(
+    results: dict[tuple[str, int], dict[str, Any]], duration: float, levels: list[int], store: str
+) -> int:
     print(f"\nEdge benchmark: {duration:g} s per row, load generator in a separate process")
     print("  floor      minimal FastAPI: HMAC check + 1 grpc.aio call to a trivial servicer")
     print("  edge-triv  the real edge against the same trivial servicer (the edge's own cost)")
-    print("  edge       the real edge -> real routing (SQLite store, specialist reserved)\n")
+    print(f"  edge       the real edge -> real routing ({store} store, specialist reserved)\n")
     print(f"{'row':<11}{'conc':>5}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
     order = {"floor": 0, "edge-triv": 1, "edge": 2}
     for (name, c), r in sorted(results.items(), key=lambda kv: (kv[0][1], order[kv[0][0]])):
@@ -464,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--target", default="")
     parser.add_argument("--release-to", default="", help="routing address the driver releases calls on")
+    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     args = parser.parse_args(argv)
     if args.role == "driver":
         level = (args.concurrency or [1])[0]
@@ -476,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "floor-app":
         serve_floor(args.port, args.target)
         return 0
-    return asyncio.run(orchestrate(args.duration, args.concurrency or [1, 32]))
+    from routing_service.grpc.server import run_event_loop
+
+    # The routing server runs in this process: on uvloop when installed, as `escalade routing serve` does.
+    return run_event_loop(orchestrate(args.duration, args.concurrency or [1, 32], args.database))
 
 
 if __name__ == "__main__":
