@@ -302,16 +302,25 @@ def worker_memory(pid: int) -> tuple[int, int]:
     return rss, hwm
 
 
-async def measure_dial(stub: Any, standin: VapiStandin, agent_id: str, within: float) -> tuple[float, bool]:
+async def measure_dial(
+    stub: Any, standin: VapiStandin, agent_id: str, within: float, client: Any = None
+) -> tuple[float, bool]:
     """Free `agent_id`; seconds until the next dial arrives, and whether it was routing's queue head."""
     from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 
+    listing = time.perf_counter()
     listed = await stub.ListCallbacks(
         pb.ListCallbacksRequest(team_id="technical", state=pb.CALLBACK_STATE_WAITING), timeout=30
     )
     head = listed.callbacks[0].call_id if listed.callbacks else ""
+    print(
+        f"  ListCallbacks(technical, WAITING): {len(listed.callbacks)} tickets in "
+        f"{(time.perf_counter() - listing) * 1000:.0f} ms (the availability relay makes this call too)",
+        flush=True,
+    )
     seen = len(standin.dials)
     standin.arrived.clear()
+    freed_wall = time.time()
     freed = time.perf_counter()
     await stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_AVAILABLE))
     deadline = time.monotonic() + within
@@ -323,10 +332,23 @@ async def measure_dial(stub: Any, standin: VapiStandin, agent_id: str, within: f
             await asyncio.wait_for(standin.arrived.wait(), remaining)
         standin.arrived.clear()
     dial = standin.dials[seen]
+    if client is not None and dial.call_id:
+        await explain(client, dial.call_id, freed_wall)
     if dial.call_id != head:
         print(f"  freed {agent_id}: dialled {dial.call_id}, routing's head was {head}", flush=True)
         print(f"  dials so far: {[d.call_id for d in standin.dials]}", flush=True)
     return dial.arrived - freed, dial.call_id == head
+
+
+async def explain(client: Any, call_id: str, freed_wall: float) -> None:
+    """Print the dialled workflow's history events after the specialist was freed (offsets in ms)."""
+    history = await client.get_workflow_handle(f"callback-{call_id}").fetch_history()
+    for event in history.events:
+        at = event.event_time.seconds + event.event_time.nanos / 1e9
+        if at >= freed_wall - 0.05:
+            name = event.WhichOneof("attributes") or ""
+            kind = name.removesuffix("_event_attributes")
+            print(f"    +{(at - freed_wall) * 1000:6.0f} ms  {kind}", flush=True)
 
 
 async def run(args: argparse.Namespace) -> Figures:
@@ -415,7 +437,7 @@ async def run(args: argparse.Namespace) -> Figures:
                 figures.rss, figures.hwm = worker_memory(worker.pid)
 
                 for agent_id in ("tech-1", "tech-2"):
-                    seconds, was_head = await measure_dial(stub, standin, agent_id, args.dial_timeout)
+                    seconds, was_head = await measure_dial(stub, standin, agent_id, args.dial_timeout, client)
                     figures.dials.append(seconds)
                     figures.head_checks.append(was_head)
                     await asyncio.sleep(1.0)
