@@ -91,6 +91,19 @@ def _mask_value(key: str, value: Any, depth: int) -> Any:
     return cleaned if cleaned != text else value
 
 
+# Libraries that install handlers of their own (uvicorn's default log config gives "uvicorn" a stderr handler
+# and stops propagation). Their records must reach the root handler above, or they would bypass masking.
+_SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
+
+
+def _adopt_server_loggers() -> None:
+    for name in _SERVER_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.propagate = True
+
+
 def configure_logging(*, json: bool, level: str = "info", stream: TextIO | None = None) -> None:
     """Set up structlog and stdlib logging once per process (calling again replaces the setup).
 
@@ -126,6 +139,7 @@ def configure_logging(*, json: bool, level: str = "info", stream: TextIO | None 
         old.close()
     root.addHandler(handler)
     root.setLevel(levelno)
+    _adopt_server_loggers()
 
     structlog.configure(
         processors=[*shared, mask_phone_numbers, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -125,3 +125,17 @@ def test_console_output_is_masked_when_configured_twice() -> None:
 def test_configure_logging_rejects_an_unknown_level_when_given_one() -> None:
     with pytest.raises(ValueError, match="unknown log level"):
         configure_logging(json=True, level="chatty")
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_uvicorn_records_are_masked_when_uvicorn_configured_its_own_handlers_first() -> None:
+    import logging.config
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    logging.config.dictConfig(LOGGING_CONFIG)  # what uvicorn.Config does with its default log_config
+    stream = io.StringIO()
+    configure_logging(json=True, level="info", stream=stream)
+    logging.getLogger("uvicorn.error").warning("caller %s hung up", "+15550100100")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["event"] for line in lines] == ["caller +1******0100 hung up"]
