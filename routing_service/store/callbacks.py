@@ -32,6 +32,22 @@ _AHEAD_OF = (
     )
 )
 
+# The relay's question on every free slot: the head of one team's WAITING queue, and how many RESERVED
+# tickets of that team are served before it.
+_WAITING_HEAD = (
+    select(callbacks)
+    .where(callbacks.c.team_id == bindparam("head_team"), callbacks.c.state == str(CallbackState.WAITING))
+    .order_by(callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
+    .limit(bindparam("head_limit"))
+)
+_RESERVED_IN_TEAM = (
+    select(func.count())
+    .select_from(callbacks)
+    .where(
+        callbacks.c.team_id == bindparam("reserved_team"), callbacks.c.state == str(CallbackState.RESERVED)
+    )
+)
+
 
 def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
     """Map a `callbacks` row to the domain ticket."""
@@ -147,7 +163,12 @@ class SqlCallbackRepository(SqlRepository):
         self, *, team_id: str | None, states: set[CallbackState], limit: int
     ) -> list[CallbackTicket]:
         """Tickets in the given states (all states when empty), optionally of one team, in service order;
-        open ones carry their position (one query: ROW_NUMBER over each team's open tickets)."""
+        open ones carry their position (one query: ROW_NUMBER over each team's open tickets).
+
+        One team's WAITING tickets (the availability relay's question on every free slot) take a fast path
+        that reads only the head of the queue instead of ranking all of it."""
+        if team_id is not None and states == {CallbackState.WAITING}:
+            return await self._waiting_head(team_id, limit)
         ranked = select(
             callbacks.c.call_id,
             func.row_number()
@@ -168,6 +189,18 @@ class SqlCallbackRepository(SqlRepository):
         if states:
             query = query.where(callbacks.c.state.in_(sorted(str(state) for state in states)))
         return [ticket_from_row(row, position=row.queue_position or 0) for row in await self._execute(query)]
+
+    async def _waiting_head(self, team_id: str, limit: int) -> list[CallbackTicket]:
+        """The first `limit` WAITING tickets of the team, read in service order along
+        ix_callbacks_team_id_state_service_key. Every RESERVED ticket of the team is served before any
+        WAITING one (`_SERVICE_ORDER`), so a WAITING ticket's position is their count plus its rank."""
+        if limit <= 0:
+            return []
+        rows = (await self._execute(_WAITING_HEAD, {"head_team": team_id, "head_limit": limit})).all()
+        if not rows:
+            return []
+        reserved = int((await self._execute(_RESERVED_IN_TEAM, {"reserved_team": team_id})).scalar_one())
+        return [ticket_from_row(row, position=reserved + rank) for rank, row in enumerate(rows, start=1)]
 
     async def mark_reserved(self, call_id: str, agent_id: str, until: datetime) -> CallbackTicket:
         """Mark an open ticket RESERVED for `agent_id` until `until`. NotFound / Conflict (finished)."""

@@ -171,3 +171,41 @@ async def test_find_filters_by_team_and_states_when_mixed(store: Store) -> None:
         ("technical", "w1", 1),
         ("technical", "w2", 2),
     ]
+
+
+async def test_waiting_head_matches_general_path_when_queue_is_mixed(store: Store) -> None:
+    # Ties on service_key and enqueued_at so the call_id tie-break matters too.
+    await _enqueue(
+        store,
+        *(
+            make_ticket(f"t{i:02d}", service_key=float(i % 4), enqueued_at=NOW + timedelta(seconds=i % 3))
+            for i in range(12)
+        ),
+        *(make_ticket(f"b{i:02d}", team_id="billing", service_key=float(i)) for i in range(5)),
+    )
+    async with store.uow() as uow:
+        for call_id in ("t05", "t02", "b03"):
+            await uow.callbacks.mark_reserved(call_id, "alice", NOW + timedelta(minutes=5))
+        await uow.callbacks.finish("t00", CallbackState.CONNECTED, NOW, "done")
+        await uow.callbacks.finish("t09", CallbackState.EXPIRED, NOW, "ttl")
+        await uow.callbacks.finish("b01", CallbackState.CANCELLED, NOW, "hung up")
+        await uow.commit()
+    async with store.uow() as uow:
+        heads = {
+            (team, limit): await uow.callbacks.find(team_id=team, states={CallbackState.WAITING}, limit=limit)
+            for team in ("technical", "billing")
+            for limit in (1, 3, 100)
+        }
+        # The general path: every open ticket of every team, ranked over each team's whole queue.
+        general = await uow.callbacks.find(
+            team_id=None, states={CallbackState.WAITING, CallbackState.RESERVED}, limit=1000
+        )
+        nobody = await uow.callbacks.find(team_id="nobody", states={CallbackState.WAITING}, limit=5)
+        none_asked = await uow.callbacks.find(team_id="technical", states={CallbackState.WAITING}, limit=0)
+    for (team, limit), head in heads.items():
+        expected = [t for t in general if t.team_id == team and t.state is CallbackState.WAITING][:limit]
+        assert head == expected
+    assert [(t.call_id, t.position) for t in heads[("technical", 3)]] == [("t04", 3), ("t08", 4), ("t01", 5)]
+    assert [(t.call_id, t.position) for t in heads[("billing", 1)]] == [("b00", 2)]
+    assert len(heads[("technical", 100)]) == 8
+    assert nobody == [] and none_asked == []
