@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 import uvicorn
 from starlette.applications import Starlette
@@ -26,19 +25,13 @@ from typer.testing import CliRunner
 from escalade_cli.main import app
 from escalade_cli.simulate import EdgeUnreachable, Outcome, outcome_table, run_scenarios, select_scenarios
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-from routing_service.grpc import mapping
-from routing_service.grpc.server import RoutingServer
-from routing_service.policy.loader import load_agents, load_customers
-from routing_service.settings import RoutingSettings
+from tests.support.routing import techcorp_routing
 from webhook_edge.app import create_app
 from webhook_edge.auth import AuthError, verify_request
 from webhook_edge.scenarios import SCENARIOS, ended_message, transfer_request
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.vapi_models import parse_body
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 SECRET = "simulate-test-secret-7c2e"
 
 
@@ -290,35 +283,15 @@ class Stack:
 @pytest.fixture
 async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     """Routing on SQLite and (marked postgres) PostgreSQL; the edge's outbox on a SQLite file."""
-    settings = RoutingSettings(
-        database_url=database_url,
-        policy=EXAMPLES / "techcorp.yaml",
-        routing_address="127.0.0.1:0",
-        shutdown_grace_seconds=0.5,
-    )
-    routing = RoutingServer(settings, watch_policy=False, run_sweeps=False)
-    port = await routing.start()
-    address = f"127.0.0.1:{port}"
-    channel = grpc.aio.insecure_channel(address)
-    stub = pb_grpc.RoutingServiceStub(channel)
-    try:
-        for agent in load_agents(EXAMPLES / "techcorp-agents.yaml"):
-            await stub.UpsertAgent(pb.UpsertAgentRequest(agent=mapping.agent_to_pb(agent.to_domain())))
-        for customer in load_customers(EXAMPLES / "techcorp-customers.csv"):
-            await stub.UpsertCustomer(
-                pb.UpsertCustomerRequest(customer=mapping.customer_to_pb(customer.to_domain()))
-            )
+    async with techcorp_routing(database_url) as routing:
         edge_settings = EdgeSettings(
             vapi_secret=SECRET,
-            routing_address=address,
+            routing_address=routing.address,
             routing_deadline_ms=3000,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
         )
         async with serve(create_app(edge_settings)) as edge_url:
-            yield Stack(edge_url, address, stub)
-    finally:
-        await channel.close()
-        await routing.stop(0.5)
+            yield Stack(edge_url, routing.address, routing.stub)
 
 
 async def agents_state(stub: Any) -> dict[str, tuple[int, int]]:

@@ -26,10 +26,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-from routing_service.grpc import mapping
 from routing_service.grpc.server import RoutingServer
-from routing_service.policy.loader import load_agents, load_customers
-from routing_service.settings import RoutingSettings
+from tests.support.routing import techcorp_routing
 from webhook_edge.outbox import outbox_table
 from webhook_edge.settings import EdgeSettings
 
@@ -46,16 +44,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-async def seed_techcorp(stub: pb_grpc.RoutingServiceStub) -> None:
-    """The demo specialists and customers of examples/, through the admin API."""
-    for agent in load_agents(EXAMPLES / "techcorp-agents.yaml"):
-        await stub.UpsertAgent(pb.UpsertAgentRequest(agent=mapping.agent_to_pb(agent.to_domain())))
-    for customer in load_customers(EXAMPLES / "techcorp-customers.csv"):
-        await stub.UpsertCustomer(
-            pb.UpsertCustomerRequest(customer=mapping.customer_to_pb(customer.to_domain()))
-        )
 
 
 def request_for(call_id: str, fixture: str = ENTERPRISE) -> dict[str, Any]:
@@ -265,26 +253,12 @@ class Stack:
 @asynccontextmanager
 async def running_stack(database_url: str, *, deadline_ms: int = 10_000) -> AsyncIterator[Stack]:
     """Routing seeded with the TechCorp demo data, the edge in front of it (deadline `deadline_ms`)."""
-    settings = RoutingSettings(
-        database_url=database_url,
-        policy=EXAMPLES / "techcorp.yaml",
-        routing_address="127.0.0.1:0",
-        shutdown_grace_seconds=0.5,
-    )
-    server = RoutingServer(settings, watch_policy=False, run_sweeps=False)
-    port = await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        stub = pb_grpc.RoutingServiceStub(channel)
-        await seed_techcorp(stub)
+    async with techcorp_routing(database_url) as routing:
         edge_settings = EdgeSettings(
             vapi_secret=SECRET,
-            routing_address=f"127.0.0.1:{port}",
+            routing_address=routing.address,
             routing_deadline_ms=deadline_ms,
             database_url=database_url,
         )
         async with running_edge(edge_settings) as edge:
-            yield Stack(server, stub, edge, database_url)
-    finally:
-        await channel.close()
-        await server.stop(0.5)
+            yield Stack(routing.server, routing.stub, edge, database_url)

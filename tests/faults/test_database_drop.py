@@ -21,7 +21,6 @@ from fault_support import (
     destination_of,
     eventually,
     request_for,
-    seed_techcorp,
 )
 from grpc_helpers import resolve, routing_settings
 from sqlalchemy.engine import make_url
@@ -29,6 +28,7 @@ from sqlalchemy.engine import make_url
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
+from tests.support.routing import seed_techcorp
 from webhook_edge.settings import EdgeSettings
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(90)]

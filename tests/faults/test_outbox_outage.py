@@ -18,7 +18,6 @@ from fault_support import (
     destination_of,
     eventually,
     request_for,
-    seed_techcorp,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -27,6 +26,7 @@ from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.settings import RoutingSettings
+from tests.support.routing import seed_techcorp
 from webhook_edge.outbox import outbox_table
 from webhook_edge.settings import EdgeSettings
 

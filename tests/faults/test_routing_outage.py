@@ -28,12 +28,12 @@ from fault_support import (
     free_port,
     post_all,
     request_for,
-    seed_techcorp,
     wait_edge_ready,
 )
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from tests.support.routing import seed_techcorp
 from webhook_edge.settings import EdgeSettings
 
 pytestmark = pytest.mark.timeout(90)

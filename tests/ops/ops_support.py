@@ -7,21 +7,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import httpx
-from edge_support import REPO_ROOT, SECRET, Edge, running_edge
+from edge_support import SECRET, Edge, running_edge
 from prometheus_client.parser import text_string_to_metric_families
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-from routing_service.grpc import mapping
 from routing_service.grpc.server import RoutingServer
 from routing_service.metrics import MetricsEndpoint
-from routing_service.policy.loader import load_agents, load_customers
-from routing_service.settings import RoutingSettings
+from tests.support.routing import techcorp_routing
 from webhook_edge.settings import EdgeSettings
 
-EXAMPLES = REPO_ROOT / "examples"
 ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
 ENTERPRISE_CALL = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
 PREMIUM = "transfer-destination-request.premium-technical-advanced.json"
@@ -56,39 +51,23 @@ class Stack:
 
 @asynccontextmanager
 async def running_stack(database_url: str, **edge_overrides: Any) -> AsyncIterator[Stack]:
-    settings = RoutingSettings(
-        database_url=database_url,
-        policy=EXAMPLES / "techcorp.yaml",
-        routing_address="127.0.0.1:0",
-        shutdown_grace_seconds=0.5,
-    )
-    server = RoutingServer(settings, watch_policy=False, run_sweeps=False)
-    port = await server.start()
-    assert server.policies is not None
-    endpoint = MetricsEndpoint(server.uow, server.policies)
-    await endpoint.start("127.0.0.1", 0)
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = pb_grpc.RoutingServiceStub(channel)
-    try:
-        for agent in load_agents(EXAMPLES / "techcorp-agents.yaml"):
-            await stub.UpsertAgent(pb.UpsertAgentRequest(agent=mapping.agent_to_pb(agent.to_domain())))
-        for customer in load_customers(EXAMPLES / "techcorp-customers.csv"):
-            await stub.UpsertCustomer(
-                pb.UpsertCustomerRequest(customer=mapping.customer_to_pb(customer.to_domain()))
+    async with techcorp_routing(database_url) as routing:
+        server = routing.server
+        assert server.policies is not None
+        endpoint = MetricsEndpoint(server.uow, server.policies)
+        await endpoint.start("127.0.0.1", 0)
+        try:
+            edge_settings = EdgeSettings(
+                vapi_secret=SECRET,
+                routing_address=routing.address,
+                routing_deadline_ms=5000,
+                database_url=database_url,
+                **edge_overrides,
             )
-        edge_settings = EdgeSettings(
-            vapi_secret=SECRET,
-            routing_address=f"127.0.0.1:{port}",
-            routing_deadline_ms=5000,
-            database_url=database_url,
-            **edge_overrides,
-        )
-        async with running_edge(edge_settings) as edge:
-            yield Stack(server, endpoint, edge, stub, f"127.0.0.1:{port}")
-    finally:
-        await channel.close()
-        await endpoint.stop()
-        await server.stop(0.5)
+            async with running_edge(edge_settings) as edge:
+                yield Stack(server, endpoint, edge, routing.stub, routing.address)
+        finally:
+            await endpoint.stop()
 
 
 def sample(text: str, name: str, **labels: str) -> float:

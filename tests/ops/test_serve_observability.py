@@ -15,10 +15,11 @@ import grpc
 import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from ops_support import EXAMPLES, sample
+from ops_support import sample
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from tests.support.routing import TECHCORP_POLICY
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +56,7 @@ def test_routing_serve_exposes_metrics_and_exports_spans_when_configured(
         "NO_COLOR": "1",
     }
     exe = str(Path(sysconfig.get_path("scripts")) / "escalade")
-    policy = str(EXAMPLES / "techcorp.yaml")
+    policy = str(TECHCORP_POLICY)
     stdout = (tmp_path / "stdout.txt").open("wb")
     proc = subprocess.Popen(
         [

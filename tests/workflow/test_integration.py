@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-import grpc
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -28,9 +27,8 @@ from workflow_fakes import eventually
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
-from routing_service.grpc.server import RoutingServer
 from routing_service.policy.loader import load_policy
-from routing_service.settings import RoutingSettings
+from tests.support.routing import techcorp_routing
 from webhook_edge.translate import callback_payload
 from workflows import client as helpers
 from workflows.inputs import callback_workflow_id
@@ -46,17 +44,8 @@ Stub = routing_pb2_grpc.RoutingServiceStub
 
 @asynccontextmanager
 async def routing_server(database_url: str) -> AsyncIterator[tuple[Stub, str]]:
-    settings = RoutingSettings(
-        database_url=database_url, policy=TECHCORP, routing_address="127.0.0.1:0", shutdown_grace_seconds=1.0
-    )
-    server = RoutingServer(settings, watch_policy=False, run_sweeps=False)
-    port = await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield routing_pb2_grpc.RoutingServiceStub(channel), f"127.0.0.1:{port}"
-    finally:
-        await channel.close()
-        await server.stop(0.5)
+    async with techcorp_routing(database_url, seed=False) as routing:
+        yield routing.stub, routing.address
 
 
 async def queue_a_callback(stub: Stub, call_id: str) -> dict[str, object]:

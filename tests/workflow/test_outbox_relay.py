@@ -23,19 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-from routing_service.grpc import mapping
-from routing_service.grpc.server import RoutingServer
-from routing_service.policy.loader import load_agents, load_customers
-from routing_service.settings import RoutingSettings
 from tests.conftest import installed_binary
 from tests.edge.edge_support import SECRET, Edge, load_fixture, running_edge
+from tests.support.routing import techcorp_routing
 from webhook_edge.outbox import Outbox, OutboxEntry
 from webhook_edge.relay import OutboxRelay, backoff_delay, run_standalone, temporal_connector
 from webhook_edge.settings import EdgeSettings
@@ -82,30 +78,15 @@ async def edge_stack(
     database_url: str, temporal_address: str, task_queue: str, backoff_max: float = 60.0
 ) -> AsyncIterator[Stack]:
     """Routing (TechCorp, demo specialists, technical team all busy) + the edge relaying to Temporal."""
-    settings = RoutingSettings(
-        database_url=database_url,
-        policy=EXAMPLES / "techcorp.yaml",
-        routing_address="127.0.0.1:0",
-        shutdown_grace_seconds=0.5,
-    )
-    server = RoutingServer(settings, watch_policy=False, run_sweeps=False)
-    port = await server.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    stub = pb_grpc.RoutingServiceStub(channel)
-    try:
-        for agent in load_agents(EXAMPLES / "techcorp-agents.yaml"):
-            await stub.UpsertAgent(pb.UpsertAgentRequest(agent=mapping.agent_to_pb(agent.to_domain())))
-        for customer in load_customers(EXAMPLES / "techcorp-customers.csv"):
-            await stub.UpsertCustomer(
-                pb.UpsertCustomerRequest(customer=mapping.customer_to_pb(customer.to_domain()))
-            )
+    async with techcorp_routing(database_url) as routing:
+        stub = routing.stub
         for agent_id in ("tech-1", "tech-2"):
             await stub.SetAgentStatus(
                 pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY)
             )
         edge_settings = EdgeSettings(
             vapi_secret=SECRET,
-            routing_address=f"127.0.0.1:{port}",
+            routing_address=routing.address,
             routing_deadline_ms=5000,
             database_url=database_url,
             temporal_address=temporal_address,
@@ -116,9 +97,6 @@ async def edge_stack(
         )
         async with running_edge(edge_settings) as edge:
             yield Stack(edge, stub, edge.outbox)
-    finally:
-        await channel.close()
-        await server.stop(0.5)
 
 
 def premium_request(call_id: str) -> dict[str, Any]:
