@@ -173,9 +173,13 @@ async def finish_callback(
 
 
 async def list_callbacks(
-    *, team_id: str | None, state: CallbackState | None, uow: UnitOfWorkFactory, limit: int = 1000
+    *, team_id: str | None, state: CallbackState | None, uow: UnitOfWorkFactory, page_size: int = 0
 ) -> list[CallbackTicket]:
-    """The queue in service order; without a state, the open (WAITING and RESERVED) callbacks."""
+    """The queue in service order, at most `page_size` (1-1000; 0: 1000) tickets from its head; without a
+    state, the open (WAITING and RESERVED) callbacks."""
+    if not 0 <= page_size <= 1000:
+        raise InvalidRequest("invalid page size", [("page_size", "must be between 1 and 1000 (0: 1000)")])
+    limit = page_size or 1000
     async with uow() as u:
         if team_id and state is None:
             return await u.callbacks.open_in_team(team_id, limit)

@@ -182,7 +182,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         self, request: pb.ListCallbacksRequest, context: Context
     ) -> pb.ListCallbacksResponse:
         tickets = await callbacks.list_callbacks(
-            team_id=request.team_id, state=mapping.callback_state_from_pb(request.state), uow=self.uow
+            team_id=request.team_id,
+            state=mapping.callback_state_from_pb(request.state),
+            page_size=request.page_size,
+            uow=self.uow,
         )
         return pb.ListCallbacksResponse(callbacks=[mapping.callback_to_pb(t) for t in tickets])
 

@@ -157,6 +157,16 @@ CASES: list[tuple[str, Call, str]] = [
     ("list-agents-huge-size", lambda s: s.ListAgents(pb.ListAgentsRequest(page_size=2**31 - 1)), "page_size"),
     ("list-agents-status-77", lambda s: s.ListAgents(pb.ListAgentsRequest(status=77)), "status"),
     (
+        "list-callbacks-negative-size",
+        lambda s: s.ListCallbacks(pb.ListCallbacksRequest(page_size=-1)),
+        "page_size",
+    ),
+    (
+        "list-callbacks-huge-size",
+        lambda s: s.ListCallbacks(pb.ListCallbacksRequest(team_id="t", page_size=2**31 - 1)),
+        "page_size",
+    ),
+    (
         "list-decisions-garbage-token",
         lambda s: s.ListDecisions(pb.ListDecisionsRequest(page_token="!!")),
         "page_token",

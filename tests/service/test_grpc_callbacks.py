@@ -89,6 +89,23 @@ async def test_list_callbacks_is_in_service_order_when_several_wait(stub: Stub) 
     assert list(cancelled.callbacks) == []
 
 
+async def test_list_callbacks_returns_only_the_head_when_page_size_is_given(stub: Stub) -> None:
+    await _two_waiting(stub)
+    waiting = pb.CALLBACK_STATE_WAITING
+    head = await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical", state=waiting, page_size=1))
+    both = await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical", state=waiting, page_size=0))
+    assert [(c.call_id, c.position) for c in head.callbacks] == [("call-2", 1)]
+    assert [(c.call_id, c.position) for c in both.callbacks] == [("call-2", 1), ("call-3", 2)]
+
+
+@pytest.mark.parametrize("page_size", [-1, 1001])
+async def test_list_callbacks_is_rejected_when_page_size_is_out_of_range(stub: Stub, page_size: int) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical", page_size=page_size))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(info.value)] == ["page_size"]
+
+
 async def test_queue_status_counts_waiting_and_free_when_the_team_is_loaded(stub: Stub) -> None:
     await _two_waiting(stub)
     status = await stub.GetQueueStatus(pb.GetQueueStatusRequest(team_id="technical"))

@@ -1164,18 +1164,22 @@ class ListCallbacksRequest(_message.Message):
 
     TEAM_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
     team_id: _builtins.str
     """Optional filters; state UNSPECIFIED means WAITING and RESERVED."""
     state: Global___CallbackState.ValueType
+    page_size: _builtins.int
+    """At most this many tickets, from the head of the queue: 1-1000; 0 means 1000."""
     def __init__(
         self,
         *,
         team_id: _builtins.str = ...,
         state: Global___CallbackState.ValueType = ...,
+        page_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["state", b"state", "team_id", b"team_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "state", b"state", "team_id", b"team_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
