@@ -1,12 +1,14 @@
 """The availability relay: turns the routing service's "a specialist has a free slot" stream into
 `specialist_available` signals for the callbacks at the head of that team's queue.
 
-    WatchAvailability (server stream) ──event(team, free_slots)──> ListCallbacks(team, WAITING)
-        ──> signal `callback-<call id>` of the first `free_slots` waiting callbacks (at least one)
+    WatchAvailability (server stream) ──event(team, free_slots)──> ListCallbacks(team, WAITING,
+        page_size=free_slots) ──> signal `callback-<call id>` of those first waiting callbacks
 
-On every (re)connection it also wakes the head of every team's queue, so events missed while the stream
-was down are made up for. A dropped stream is reopened with exponential backoff. Callbacks do not depend
-on the relay for correctness: each one also re-claims on its own long safety timer.
+Only the head of the queue is read (the store answers that from its index), never the whole queue: with
+thousands waiting, listing them all took seconds on every freed slot. On every (re)connection it also
+wakes the head of every team's queue (teams from GetQueueStatus, one ticket each), so events missed while
+the stream was down are made up for. A dropped stream is reopened with exponential backoff. Callbacks do
+not depend on the relay for correctness: each one also re-claims on its own long safety timer.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ __all__ = ["AvailabilityRelay", "signal_callback"]
 log = logging.getLogger(__name__)
 
 Wake = Callable[[str], Awaitable[bool]]
+_MAX_PAGE = 1000
+"""ListCallbacks' largest page_size."""
 
 
 async def signal_callback(client: Client, call_id: str) -> bool:
@@ -89,21 +93,24 @@ class AvailabilityRelay:
             delay = min(delay * 2, self._backoff_max)
 
     async def _catch_up(self) -> None:
-        """Wake the head of every team's queue (events may have been missed while disconnected)."""
-        response = await self._stub.ListCallbacks(
-            routing_pb2.ListCallbacksRequest(state=routing_pb2.CALLBACK_STATE_WAITING), timeout=self._timeout
-        )
-        heads: dict[str, str] = {}
-        for ticket in response.callbacks:
-            heads.setdefault(ticket.team_id, ticket.call_id)
-        for call_id in heads.values():
-            await self._signal(call_id)
+        """Wake the head of every team's queue (events may have been missed while disconnected).
+
+        Asked team by team (the policy's teams, from GetQueueStatus), one ticket each: a single listing of
+        every team's queue is capped at 1,000 tickets, so one long queue would hide the heads of the teams
+        after it. A ticket of a team no longer in the policy relies on its own safety timer."""
+        status = await self._stub.GetQueueStatus(routing_pb2.GetQueueStatusRequest(), timeout=self._timeout)
+        for team in status.teams:
+            await self._relay(team.team_id, 1)
 
     async def _relay(self, team_id: str, free_slots: int) -> None:
         if free_slots <= 0:
             return
         response = await self._stub.ListCallbacks(
-            routing_pb2.ListCallbacksRequest(team_id=team_id, state=routing_pb2.CALLBACK_STATE_WAITING),
+            routing_pb2.ListCallbacksRequest(
+                team_id=team_id,
+                state=routing_pb2.CALLBACK_STATE_WAITING,
+                page_size=min(max(1, free_slots), _MAX_PAGE),
+            ),
             timeout=self._timeout,
         )
         for ticket in list(response.callbacks)[:free_slots]:

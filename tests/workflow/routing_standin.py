@@ -24,6 +24,8 @@ class RoutingStandin(routing_pb2_grpc.RoutingServiceServicer):
     events: asyncio.Queue[pb.WatchAvailabilityResponse | None] = field(default_factory=asyncio.Queue)
     requests: list[Any] = field(default_factory=list)
     watchers: int = 0
+    teams: list[str] = field(default_factory=list)
+    """Teams of the policy besides those of `tickets` (for GetQueueStatus)."""
 
     async def ClaimCallback(self, request: pb.ClaimCallbackRequest, context: Any) -> pb.ClaimCallbackResponse:
         self.requests.append(request)
@@ -72,7 +74,27 @@ class RoutingStandin(routing_pb2_grpc.RoutingServiceServicer):
                 )
             )
         ]
-        return pb.ListCallbacksResponse(callbacks=sorted(chosen, key=lambda t: t.position))
+        if not 0 <= request.page_size <= 1000:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_size out of range")
+        head = sorted(chosen, key=lambda t: t.position)[: request.page_size or 1000]
+        return pb.ListCallbacksResponse(callbacks=head)
+
+    async def GetQueueStatus(
+        self, request: pb.GetQueueStatusRequest, context: Any
+    ) -> pb.GetQueueStatusResponse:
+        self.requests.append(request)
+        teams = sorted({t.team_id for t in self.tickets} | set(self.teams))
+        return pb.GetQueueStatusResponse(
+            teams=[
+                pb.TeamQueueStatus(
+                    team_id=team,
+                    waiting_callbacks=sum(
+                        1 for t in self.tickets if t.team_id == team and t.state == pb.CALLBACK_STATE_WAITING
+                    ),
+                )
+                for team in teams
+            ]
+        )
 
     async def WatchAvailability(
         self, request: pb.WatchAvailabilityRequest, context: Any

@@ -95,6 +95,47 @@ async def test_relay_wakes_first_waiting_callbacks_when_slots_free(
     assert woken == ["b-1", "b-2", "t-1"]
 
 
+async def test_relay_asks_only_for_the_queue_head_when_slots_free(
+    routing: tuple[RoutingStandin, routing_pb2_grpc.RoutingServiceAsyncStub],
+) -> None:
+    fake, stub = routing
+    fake.teams = ["empty"]
+    woken: list[str] = []
+
+    async def wake(call_id: str) -> bool:
+        woken.append(call_id)
+        return True
+
+    task = await run_relay(AvailabilityRelay(stub, wake))
+    try:
+        await eventually(lambda: _has(woken, 2))
+        catch_up = [
+            (r.team_id, r.state, r.page_size) if isinstance(r, pb.ListCallbacksRequest) else type(r).__name__
+            for r in fake.requests
+        ]
+        fake.requests.clear()
+        await fake.events.put(pb.WatchAvailabilityResponse(team_id="billing", agent_id="a", free_slots=2))
+        await fake.events.put(
+            pb.WatchAvailabilityResponse(team_id="technical", agent_id="b", free_slots=5000)
+        )
+        await eventually(lambda: _has(woken, 5))
+    finally:
+        await stop(task)
+    waiting = pb.CALLBACK_STATE_WAITING
+    # Catch-up: the teams, then each team's head alone (a long queue can't hide another team's head).
+    assert catch_up == [
+        "GetQueueStatusRequest",
+        ("billing", waiting, 1),
+        ("empty", waiting, 1),
+        ("technical", waiting, 1),
+    ]
+    assert [(r.team_id, r.state, r.page_size) for r in fake.requests] == [
+        ("billing", waiting, 2),
+        ("technical", waiting, 1000),
+    ]
+    assert woken == ["b-1", "t-1", "b-1", "b-2", "t-1"]
+
+
 async def test_relay_reconnects_when_stream_drops(
     routing: tuple[RoutingStandin, routing_pb2_grpc.RoutingServiceAsyncStub],
 ) -> None:
