@@ -7,7 +7,9 @@ capacity, lengths) belongs to the use cases.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
@@ -40,7 +42,9 @@ _COMPLEXITY_TO_PB = {
     Complexity.ADVANCED: pb.COMPLEXITY_ADVANCED,
     Complexity.CRITICAL: pb.COMPLEXITY_CRITICAL,
 }
-_COMPLEXITY_FROM_PB = {v: k for k, v in _COMPLEXITY_TO_PB.items()}
+_E = TypeVar("_E")
+
+_COMPLEXITY_FROM_PB: dict[int, Complexity] = {v: k for k, v in _COMPLEXITY_TO_PB.items()}
 
 _KIND_TO_PB = {
     DecisionKind.TRANSFER_TEAM: pb.DECISION_KIND_TRANSFER_TEAM,
@@ -48,7 +52,7 @@ _KIND_TO_PB = {
     DecisionKind.CALLBACK: pb.DECISION_KIND_CALLBACK,
     DecisionKind.FALLBACK: pb.DECISION_KIND_FALLBACK,
 }
-_KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
+_KIND_FROM_PB: dict[int, DecisionKind] = {v: k for k, v in _KIND_TO_PB.items()}
 
 _MODE_TO_PB = {
     TransferMode.BLIND_TRANSFER: pb.TRANSFER_MODE_BLIND_TRANSFER,
@@ -73,7 +77,7 @@ _STATUS_TO_PB = {
     AgentStatus.OFFLINE: pb.AGENT_STATUS_OFFLINE,
     AgentStatus.WRAP_UP: pb.AGENT_STATUS_WRAP_UP,
 }
-_STATUS_FROM_PB = {v: k for k, v in _STATUS_TO_PB.items()}
+_STATUS_FROM_PB: dict[int, AgentStatus] = {v: k for k, v in _STATUS_TO_PB.items()}
 
 _OUTCOME_TO_PB = {
     TraceOutcome.INFO: pb.TRACE_OUTCOME_INFO,
@@ -92,7 +96,7 @@ _STATE_TO_PB = {
     CallbackState.UNREACHABLE: pb.CALLBACK_STATE_UNREACHABLE,
     CallbackState.EXPIRED: pb.CALLBACK_STATE_EXPIRED,
 }
-_STATE_FROM_PB = {v: k for k, v in _STATE_TO_PB.items()}
+_STATE_FROM_PB: dict[int, CallbackState] = {v: k for k, v in _STATE_TO_PB.items()}
 
 
 def complexity_to_pb(value: Complexity | None) -> pb.Complexity.ValueType:
@@ -100,16 +104,19 @@ def complexity_to_pb(value: Complexity | None) -> pb.Complexity.ValueType:
     return _COMPLEXITY_TO_PB[value] if value is not None else pb.COMPLEXITY_UNSPECIFIED
 
 
-def complexity_from_pb(value: int, *, field: str = "complexity") -> Complexity | None:
-    """UNSPECIFIED -> None; a number outside the enum -> InvalidRequest."""
-    if value == pb.COMPLEXITY_UNSPECIFIED:
+def _enum_from_pb(table: Mapping[int, _E], value: int, *, what: str, field: str) -> _E | None:
+    """UNSPECIFIED (0) -> None; a number outside the enum -> InvalidRequest naming `field`."""
+    if value == 0:
         return None
     try:
-        return _COMPLEXITY_FROM_PB[value]  # type: ignore[index]
+        return table[value]
     except KeyError:
-        raise InvalidRequest(
-            f"unknown complexity {value}", [(field, f"unknown enum value {value}")]
-        ) from None
+        raise InvalidRequest(f"unknown {what} {value}", [(field, f"unknown enum value {value}")]) from None
+
+
+def complexity_from_pb(value: int, *, field: str = "complexity") -> Complexity | None:
+    """UNSPECIFIED -> None; a number outside the enum -> InvalidRequest."""
+    return _enum_from_pb(_COMPLEXITY_FROM_PB, value, what="complexity", field=field)
 
 
 def kind_to_pb(value: DecisionKind) -> pb.DecisionKind.ValueType:
@@ -119,14 +126,7 @@ def kind_to_pb(value: DecisionKind) -> pb.DecisionKind.ValueType:
 
 def kind_from_pb(value: int, *, field: str = "kind") -> DecisionKind | None:
     """UNSPECIFIED -> None (no filter); a number outside the enum -> InvalidRequest."""
-    if value == pb.DECISION_KIND_UNSPECIFIED:
-        return None
-    try:
-        return _KIND_FROM_PB[value]  # type: ignore[index]
-    except KeyError:
-        raise InvalidRequest(
-            f"unknown decision kind {value}", [(field, f"unknown enum value {value}")]
-        ) from None
+    return _enum_from_pb(_KIND_FROM_PB, value, what="decision kind", field=field)
 
 
 def transfer_mode_to_pb(value: TransferMode) -> pb.TransferMode.ValueType:
@@ -147,14 +147,7 @@ def agent_status_to_pb(value: AgentStatus) -> pb.AgentStatus.ValueType:
 
 def agent_status_from_pb(value: int, *, field: str = "status") -> AgentStatus | None:
     """UNSPECIFIED -> None; a number outside the enum -> InvalidRequest."""
-    if value == pb.AGENT_STATUS_UNSPECIFIED:
-        return None
-    try:
-        return _STATUS_FROM_PB[value]  # type: ignore[index]
-    except KeyError:
-        raise InvalidRequest(
-            f"unknown agent status {value}", [(field, f"unknown enum value {value}")]
-        ) from None
+    return _enum_from_pb(_STATUS_FROM_PB, value, what="agent status", field=field)
 
 
 def callback_state_to_pb(value: CallbackState) -> pb.CallbackState.ValueType:
@@ -164,14 +157,7 @@ def callback_state_to_pb(value: CallbackState) -> pb.CallbackState.ValueType:
 
 def callback_state_from_pb(value: int, *, field: str = "state") -> CallbackState | None:
     """UNSPECIFIED -> None; a number outside the enum -> InvalidRequest."""
-    if value == pb.CALLBACK_STATE_UNSPECIFIED:
-        return None
-    try:
-        return _STATE_FROM_PB[value]  # type: ignore[index]
-    except KeyError:
-        raise InvalidRequest(
-            f"unknown callback state {value}", [(field, f"unknown enum value {value}")]
-        ) from None
+    return _enum_from_pb(_STATE_FROM_PB, value, what="callback state", field=field)
 
 
 # ---------------------------------------------------------------------------------------------------------
