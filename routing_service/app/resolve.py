@@ -66,7 +66,11 @@ LIMITS: dict[str, int] = {
     "transcript": 64 * 1024,
     "arguments_problem": 1024,
 }
-CANDIDATE_LIMIT = 10
+CANDIDATE_LIMIT = 3
+"""Qualified specialists fetched per round. The store returns them in ranking order, so the first usually
+wins; the rest cover a lost race. A full batch that yields nobody (lost races, missing skills) is followed by
+a larger one, `CANDIDATE_GROWTH` times the last, for up to `RESERVE_ROUNDS` rounds."""
+CANDIDATE_GROWTH = 4
 OTHERS_LIMIT = 10
 QUEUE_SCAN = 500
 RESERVE_ROUNDS = 3
@@ -297,6 +301,7 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         )
         return await _callback(u, ctx, team, rule_id, priority, key_value)
 
+    full = len(candidates) >= CANDIDATE_LIMIT
     preferred = customer.last_agent_id if customer and team.sticky else None
     if preferred and all(a.agent_id != preferred for a in candidates):
         sticky = await u.agents.get(preferred)
@@ -313,31 +318,34 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
     )
     ctx.trace.extend(selection.steps)
     chosen = await _reserve_first(u, ctx, selection.ranked)
-    tried = {a.agent_id for a in selection.ranked}
+    tried = {a.agent_id for a in candidates}
+    batch = CANDIDATE_LIMIT
     for round_no in range(2, RESERVE_ROUNDS + 1):
-        # Every ranked specialist went to concurrent calls while we tried: look again with fresh data
-        # rather than queue a caller while other qualified specialists are free.
-        if chosen is not None or ctx.request.dry_run or not selection.ranked:
+        # A full batch gave nobody (its specialists went to concurrent calls, or lacked a required skill):
+        # there may be more qualified specialists, so look again with fresh data rather than queue a caller
+        # while one is free.
+        if chosen is not None or not full:
             break
-        fresh = [
-            a
-            for a in await u.agents.candidates(team.team_id, ctx.complexity, CANDIDATE_LIMIT + len(tried))
-            if a.agent_id not in tried
-        ]
+        batch *= CANDIDATE_GROWTH
+        limit = batch + len(tried)
+        fetched_agents = await u.agents.candidates(team.team_id, ctx.complexity, limit)
+        full = len(fetched_agents) >= limit
+        fresh = [a for a in fetched_agents if a.agent_id not in tried]
         ranked = rank_specialists(
             fresh, (), team=team, complexity=ctx.complexity, preferred_agent_id=preferred
         ).ranked
+        tried |= {a.agent_id for a in fresh}
         if not ranked:
-            break
+            continue
         ctx.trace.append(
             TraceStep(
                 "candidate",
                 team.team_id,
                 TraceOutcome.INFO,
-                f"round {round_no}: {len(ranked)} more qualified specialist(s) after lost races",
+                f"round {round_no}: {len(ranked)} more qualified specialist(s) after lost races "
+                "or missing skills",
             )
         )
-        tried |= {a.agent_id for a in ranked}
         chosen = await _reserve_first(u, ctx, ranked)
     if chosen is not None:
         ctx.trace.append(

@@ -12,7 +12,7 @@ from sqlalchemy.sql import Executable
 from routing_service.store.errors import is_unavailable, unavailable_from
 
 if TYPE_CHECKING:
-    from routing_service.store.unit_of_work import ConnectionLink
+    from routing_service.store.unit_of_work import Link
 
 __all__ = ["SqlRepository"]
 
@@ -38,14 +38,13 @@ class SqlRepository:
     repository (each maps to a domain dataclass).
     """
 
-    def __init__(self, session: ConnectionLink) -> None:
+    def __init__(self, session: Link) -> None:
         self._session = session
-        self._postgres = session.bind.dialect.name == "postgresql"
+        self._postgres = session.dialect_name == "postgresql"
 
     async def _execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
         try:
-            connection = await self._session.connection()
-            return await connection.execute(statement, params)
+            return await self._session.execute(statement, params)
         except Exception as error:
             if is_unavailable(error):
                 raise unavailable_from(error) from error

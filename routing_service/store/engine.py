@@ -33,8 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from routing_service.store.sqlite_driver import one_hop_connector
+from routing_service.store.sqlite_inline import InlineSqlite
 
-__all__ = ["DEFAULT_DATABASE_URL", "SQLITE_BUSY_TIMEOUT_MS", "create_engine", "is_sqlite"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "create_engine",
+    "inline_sqlite",
+    "is_sqlite",
+]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///.escalade/escalade.db"
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -77,6 +84,18 @@ def _prepare_sqlite(dbapi_connection: Any, busy_timeout_ms: int) -> None:
 
 def _on_sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def inline_sqlite(url: str, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> InlineSqlite | None:
+    """The inline connection for a SQLite file URL (see `sqlite_inline`); None for PostgreSQL and for
+    in-memory SQLite (a second connection would see another, empty database)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    if parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed):
+        return None
+    _ensure_sqlite_parent(parsed)
+    return InlineSqlite(parsed, busy_timeout_ms=busy_timeout_ms)
 
 
 def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> AsyncEngine:

@@ -13,7 +13,7 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from routing_service.store.engine import DEFAULT_DATABASE_URL, create_engine
+from routing_service.store.engine import DEFAULT_DATABASE_URL, create_engine, inline_sqlite
 from routing_service.store.migrate import upgrade_engine
 from routing_service.store.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
 
@@ -26,7 +26,8 @@ class Store:
     def __init__(self, engine: AsyncEngine, url: str) -> None:
         self.engine = engine
         self.url = url
-        self.uow_factory = SqlUnitOfWorkFactory(engine)
+        self.inline = inline_sqlite(url)
+        self.uow_factory = SqlUnitOfWorkFactory(engine, self.inline)
 
     @classmethod
     async def open(cls, url: str = DEFAULT_DATABASE_URL, *, migrate: bool = True) -> Self:
@@ -46,6 +47,8 @@ class Store:
 
     async def close(self) -> None:
         """Dispose of the engine's connections."""
+        if self.inline is not None:
+            self.inline.close()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Self:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
-from typing import Self
+from typing import Any, Protocol, Self
 
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Executable
 
 from routing_service.app.ports import (
     AgentRepository,
@@ -33,6 +35,7 @@ from routing_service.store.callbacks import SqlCallbackRepository
 from routing_service.store.customers import SqlCustomerRepository
 from routing_service.store.decisions import SqlDecisionRepository
 from routing_service.store.errors import is_unavailable, unavailable_from
+from routing_service.store.sqlite_inline import InlineSqlite, InlineSqliteLink
 
 __all__ = ["ConnectionLink", "SqlUnitOfWork", "SqlUnitOfWorkFactory", "sql_uow_factory"]
 
@@ -41,9 +44,16 @@ class ConnectionLink:
     """The unit of work's connection, checked out of the engine's pool on first use (a unit of work that
     runs no statement never takes SQLite's single pooled connection)."""
 
+    close_suspends = True
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.bind = engine
+        self.dialect_name = engine.dialect.name
         self._connection: AsyncConnection | None = None
+
+    async def execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
+        """Run one statement in the unit of work's transaction."""
+        return await (await self.connection()).execute(statement, params)
 
     async def connection(self) -> AsyncConnection:
         """The connection, in a transaction once a statement ran (SQLAlchemy's autobegin)."""
@@ -79,6 +89,21 @@ class ConnectionLink:
             await connection.invalidate()
 
 
+class Link(Protocol):
+    """What the repositories need from a unit of work's connection: `ConnectionLink` (async drivers) or
+    `sqlite_inline.InlineSqliteLink` (SQLite files, statements run on the loop)."""
+
+    dialect_name: str
+    close_suspends: bool
+    """False when `close` never suspends (it then needs no shield against cancellation)."""
+
+    async def execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+    async def close(self) -> None: ...
+    async def invalidate(self) -> None: ...
+
+
 class SqlUnitOfWork:
     """One transaction over the five repositories."""
 
@@ -89,12 +114,15 @@ class SqlUnitOfWork:
     decisions: DecisionRepository
     callbacks: CallbackRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, inline: InlineSqlite | None = None) -> None:
         self._engine = engine
-        self._session: ConnectionLink | None = None
+        self._inline = inline
+        self._session: Link | None = None
 
     async def __aenter__(self) -> Self:
-        session = ConnectionLink(self._engine)
+        session: Link = (
+            ConnectionLink(self._engine) if self._inline is None else InlineSqliteLink(self._inline)
+        )
         self._session = session
         self.customers = SqlCustomerRepository(session)
         self.agents = SqlAgentRepository(session)
@@ -111,8 +139,11 @@ class SqlUnitOfWork:
             return
         try:
             # Shielded: a cancelled request (client gone) still rolls back and returns its connection to
-            # the pool, which matters most with SQLite's single pooled connection.
-            await asyncio.shield(session.close())
+            # the pool. An inline SQLite link closes without suspending, so nothing can interrupt it.
+            if session.close_suspends:
+                await asyncio.shield(session.close())
+            else:
+                await session.close()
         except Exception as error:
             if exc is None:
                 if is_unavailable(error):
@@ -124,7 +155,7 @@ class SqlUnitOfWork:
         if exc is not None and not isinstance(exc, Unavailable) and is_unavailable(exc):
             raise unavailable_from(exc) from exc
 
-    def _active(self) -> ConnectionLink:
+    def _active(self) -> Link:
         if self._session is None:
             raise RuntimeError("use the unit of work inside `async with`")
         return self._session
@@ -149,13 +180,15 @@ class SqlUnitOfWork:
 
 
 class SqlUnitOfWorkFactory:
-    """`ports.UnitOfWorkFactory`: each call gives a fresh `SqlUnitOfWork` on the same engine."""
+    """`ports.UnitOfWorkFactory`: each call gives a fresh `SqlUnitOfWork` on the same engine (and, for a
+    SQLite file, the same inline connection)."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, inline: InlineSqlite | None = None) -> None:
         self.engine = engine
+        self.inline = inline
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, self.inline)
 
 
 def sql_uow_factory(engine: AsyncEngine) -> UnitOfWorkFactory:

@@ -227,8 +227,9 @@ async def test_candidates_use_dispatch_index_when_many_agents(store: Store) -> N
         ),
     )
     async with store.uow() as uow:
-        connection = await uow._session.connection()  # type: ignore[union-attr]
-        dialect = connection.dialect.name
+        link = uow._session
+        assert link is not None
+        dialect = link.dialect_name
         ranked = await uow.agents.candidates("billing", Complexity.ADVANCED, 5)
         assert len(ranked) == 5
         # The statement the repository runs, explained by the database itself: right after the import
@@ -236,18 +237,18 @@ async def test_candidates_use_dispatch_index_when_many_agents(store: Store) -> N
         statement = (
             candidates_statement(postgres=dialect == "postgresql")
             .params(team_id="billing", min_complexity=int(Complexity.ADVANCED), limit=5)
-            .compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+            .compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True})
         )
         for analyzed in (False, True):
             if analyzed:
-                await connection.execute(text("ANALYZE"))
+                await link.execute(text("ANALYZE"))
             if dialect == "postgresql":
                 explain = f"EXPLAIN {statement}"
-                plan = "\n".join(row[0] for row in await connection.execute(text(explain)))
+                plan = "\n".join(row[0] for row in await link.execute(text(explain)))
                 assert "Index Scan using ix_agents_dispatch_pg" in plan, plan
                 assert "Sort" not in plan, plan
             else:
                 explain = f"EXPLAIN QUERY PLAN {statement}"
-                plan = "\n".join(str(row[3]) for row in await connection.execute(text(explain)))
+                plan = "\n".join(str(row[3]) for row in await link.execute(text(explain)))
                 assert "SCAN agents USING INDEX ix_agents_dispatch" in plan, plan
                 assert "TEMP B-TREE" not in plan, plan

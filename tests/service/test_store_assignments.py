@@ -131,10 +131,11 @@ async def test_release_never_goes_below_zero_when_counter_was_reset(store: Store
     await add_agents(store, make_agent("alice"))
     assert await reserve(store, "alice", "c1")
     async with store.uow() as uow:
-        connection = await uow._session.connection()  # type: ignore[union-attr]
+        link = uow._session
+        assert link is not None
         from sqlalchemy import text
 
-        await connection.execute(text("UPDATE agents SET active_assignments = 0"))
+        await link.execute(text("UPDATE agents SET active_assignments = 0"))
         released = await uow.assignments.release("c1", "live", NOW, "ended")
         agent = await uow.agents.get("alice")
     assert released is not None and released.free_slots == 1

@@ -1,0 +1,245 @@
+"""SQLite units of work that run their statements inline, on the event loop, with no thread hop.
+
+A routing decision against a local SQLite file is about a dozen statements of 5-60 µs each in SQLite itself.
+Through aiosqlite every statement is a hop to the connection's thread and back (a queue put, a GIL hand-over,
+a self-pipe wake-up of the loop), and SQLAlchemy's async adapter adds a greenlet switch on top: profiled, the
+hops and switches cost several times the SQL. Here a unit of work holds one synchronous `sqlite3`
+connection (through a synchronous SQLAlchemy engine, so the repositories' Core statements are unchanged) and
+executes on the loop's own thread.
+
+What keeps that safe:
+
+* **One writer at a time, in order.** The process has a single inline connection, guarded by an
+  `asyncio.Lock` taken when a unit of work runs its first statement and released when it ends. A unit of
+  work that never awaits anything but its own statements (the decision path) takes the lock uncontended and
+  finishes without yielding; one that does await something real still holds the connection exclusively.
+* **Never block the loop on another process.** The connection's busy timeout is zero: `BEGIN IMMEDIATE` either
+  takes the write lock at once or fails with "database is locked", and the unit of work then sleeps on the
+  loop (exponential backoff from 1 ms) and tries again, up to `busy_timeout_ms` in all, after which the store
+  reports `Unavailable`, exactly as the busy handler of a threaded connection would. Once `BEGIN IMMEDIATE`
+  succeeded, no later statement of the transaction can wait for a lock in WAL mode.
+* **Checkpoints off the loop.** SQLite's automatic WAL checkpoint would run inside a committing statement and
+  fsync the database file on the loop; it is disabled on the inline connection and `Checkpointer` runs
+  PASSIVE checkpoints from a thread with its own connection.
+
+Statements that are slow in SQLite itself (a page of 1,000 callbacks) stall the loop for their duration; with
+a single SQLite connection they would have held up every other unit of work anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from routing_service.store.errors import unavailable_from
+
+__all__ = ["Checkpointer", "InlineSqlite", "InlineSqliteLink"]
+
+CHECKPOINT_AFTER_COMMITS = 1000
+CHECKPOINT_INTERVAL_S = 1.0
+_FIRST_BACKOFF_S = 0.001
+_MAX_BACKOFF_S = 0.05
+
+
+def _is_locked(error: BaseException) -> bool:
+    orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig).lower()
+
+
+class InlineSqlite:
+    """The process's inline connection to one SQLite file: a synchronous engine (pool of one, busy timeout
+    zero, no automatic checkpoint), the lock that serialises its units of work, and the checkpointer."""
+
+    def __init__(self, url: URL, *, busy_timeout_ms: int) -> None:
+        self.busy_timeout_s = busy_timeout_ms / 1000
+        self.engine: Engine = create_sync_engine(
+            url.set(drivername="sqlite+pysqlite"),
+            pool_size=1,
+            max_overflow=0,
+            connect_args={"timeout": 0, "check_same_thread": False},
+        )
+        event.listen(self.engine, "connect", _prepare_inline)
+        self._lock: asyncio.Lock | None = None
+        self.checkpointer = Checkpointer(url.database or "", busy_timeout_ms)
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = asyncio.Lock()
+        return lock
+
+    async def acquire(self) -> Connection:
+        """Take the lock, then the connection (no transaction yet)."""
+        await self.lock.acquire()
+        try:
+            return self.engine.connect()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    async def begin(self, connection: Connection) -> None:
+        """`BEGIN IMMEDIATE` on `connection`, retrying a file locked by another process on the loop (never
+        blocking it); `Unavailable` after the busy timeout."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = _FIRST_BACKOFF_S
+        while True:
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except sa_exc.OperationalError as error:
+                with contextlib.suppress(Exception):
+                    connection.rollback()
+                if not _is_locked(error):
+                    raise
+                if time.monotonic() + delay > deadline:
+                    raise unavailable_from(error) from error
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _MAX_BACKOFF_S)
+
+    def end(self, connection: Connection) -> None:
+        """Roll back whatever is still open, return the connection, release the lock."""
+        try:
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            connection.close()
+        finally:
+            self.lock.release()
+
+    def after_commit(self) -> None:
+        """Tell the checkpointer a transaction committed."""
+        self.checkpointer.note_commit()
+
+    def close(self) -> None:
+        """Close the inline connection and run a final checkpoint."""
+        self.engine.dispose()
+        self.checkpointer.close()
+
+
+def _prepare_inline(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_connection.isolation_level = None  # BEGIN IMMEDIATE is issued explicitly
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout = 0")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute("PRAGMA wal_autocheckpoint = 0")
+    finally:
+        cursor.close()
+
+
+class Checkpointer:
+    """PASSIVE WAL checkpoints on a background thread (its own connection), so no commit on the loop runs
+    one: every `CHECKPOINT_INTERVAL_S` while there were commits, sooner after `CHECKPOINT_AFTER_COMMITS`
+    commits, and a TRUNCATE checkpoint on close. A PASSIVE checkpoint neither waits for nor blocks the
+    writer."""
+
+    def __init__(self, path: str, busy_timeout_ms: int) -> None:
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._commits = 0
+        self.checkpoints = 0
+
+    def note_commit(self) -> None:
+        """Count a commit (called on the loop; cheap)."""
+        self._commits += 1
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+            self._thread.start()
+        if self._commits >= CHECKPOINT_AFTER_COMMITS:
+            self._wake.set()
+
+    def _run(self) -> None:
+        connection = sqlite3.connect(self._path, timeout=self._busy_timeout_ms / 1000)
+        try:
+            while not self._stop:
+                self._wake.wait(CHECKPOINT_INTERVAL_S)
+                self._wake.clear()
+                if self._stop or self._commits == 0:
+                    continue
+                self._commits = 0
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.checkpoints += 1
+        finally:
+            connection.close()
+
+    def close(self) -> None:
+        """Stop the thread and checkpoint the whole WAL into the database file."""
+        self._stop = True
+        if self._thread is not None:
+            self._wake.set()
+            self._thread.join(10)
+            self._thread = None
+        with contextlib.suppress(sqlite3.Error):
+            connection = sqlite3.connect(self._path, timeout=self._busy_timeout_ms / 1000)
+            try:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                connection.close()
+
+
+class InlineSqliteLink:
+    """A unit of work's connection on `InlineSqlite` (the interface of `unit_of_work.ConnectionLink`):
+    statements run synchronously; the first one takes the lock and begins, a commit or rollback ends the
+    transaction and the next statement begins another under the same lock; `close` gives the lock back."""
+
+    dialect_name = "sqlite"
+    close_suspends = False
+
+    def __init__(self, inline: InlineSqlite) -> None:
+        self.inline = inline
+        self._connection: Connection | None = None
+        self._in_transaction = False
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = await self.inline.acquire()
+        if not self._in_transaction:
+            await self.inline.begin(connection)
+            self._in_transaction = True
+        return connection.execute(statement, params)
+
+    async def commit(self) -> None:
+        if self._connection is None or not self._in_transaction:
+            return
+        self._in_transaction = False
+        self._connection.commit()
+        self.inline.after_commit()
+
+    async def rollback(self) -> None:
+        if self._connection is None or not self._in_transaction:
+            return
+        self._in_transaction = False
+        self._connection.rollback()
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        self._in_transaction = False
+        if connection is not None:
+            self.inline.end(connection)
+
+    async def invalidate(self) -> None:
+        connection, self._connection = self._connection, None
+        self._in_transaction = False
+        if connection is not None:
+            try:
+                with contextlib.suppress(Exception):
+                    connection.invalidate()
+            finally:
+                self.inline.lock.release()
