@@ -24,6 +24,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from routing_service.app.ports import TeamStats
 from routing_service.domain.models import Agent, AgentStatus, CallbackState, Complexity, Destination
 from routing_service.store.base import SqlRepository
+from routing_service.store.hot import hot
 from routing_service.store.tables import agent_teams, agents, callbacks
 
 __all__ = ["SqlAgentRepository", "agent_from_row", "candidates_statement"]
@@ -98,8 +99,8 @@ def candidates_statement(*, postgres: bool) -> Select[Any]:
     )
 
 
-_CANDIDATES = {postgres: candidates_statement(postgres=postgres) for postgres in (False, True)}
-_GET = select(agents).where(agents.c.agent_id == bindparam("agent_id"))
+_CANDIDATES = {postgres: hot(candidates_statement(postgres=postgres)) for postgres in (False, True)}
+_GET = hot(select(agents).where(agents.c.agent_id == bindparam("agent_id")))
 _OTHERS = (
     select(agents)
     .join(agent_teams, agent_teams.c.agent_id == agents.c.agent_id)

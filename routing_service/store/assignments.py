@@ -18,6 +18,7 @@ from sqlalchemy.sql import ColumnElement
 from routing_service.app.ports import Released
 from routing_service.domain.errors import Conflict
 from routing_service.store.base import SqlRepository
+from routing_service.store.hot import hot
 from routing_service.store.tables import UtcDateTime, agent_teams, agents, assignments
 
 __all__ = ["ACTIVE", "RELEASED", "SqlAssignmentRepository"]
@@ -30,7 +31,7 @@ _ACTIVE_LITERAL: ColumnElement[str] = literal_column(
 
 
 # Built once (see base.SqlRepository). UPDATE statements may not use bind names equal to column names.
-_TAKE_SLOT = (
+_TAKE_SLOT = hot(
     update(agents)
     .where(
         agents.c.agent_id == bindparam("slot_agent"),
@@ -42,18 +43,20 @@ _TAKE_SLOT = (
         updated_at=bindparam("slot_at", type_=UtcDateTime()),
     )
 )
-_GIVE_BACK = (
+_GIVE_BACK = hot(
     update(agents)
     .where(agents.c.agent_id == bindparam("slot_agent"))
     .values(active_assignments=agents.c.active_assignments - 1)
 )
-_ACTIVE_FOR_CALL = select(assignments.c.agent_id).where(
-    assignments.c.call_id == bindparam("call_id"),
-    assignments.c.purpose == bindparam("purpose"),
-    assignments.c.state == _ACTIVE_LITERAL,
+_ACTIVE_FOR_CALL = hot(
+    select(assignments.c.agent_id).where(
+        assignments.c.call_id == bindparam("call_id"),
+        assignments.c.purpose == bindparam("purpose"),
+        assignments.c.state == _ACTIVE_LITERAL,
+    )
 )
 
-_RELEASE = (
+_RELEASE = hot(
     update(assignments)
     .where(
         assignments.c.call_id == bindparam("rel_call"),
@@ -68,7 +71,7 @@ _RELEASE = (
     .returning(assignments.c.agent_id)
 )
 # Give the slot back (never below zero); an agent left with no active assignment is idle since now.
-_FREE_SLOT = (
+_FREE_SLOT = hot(
     update(agents)
     .where(agents.c.agent_id == bindparam("rel_agent"))
     .values(

@@ -10,6 +10,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.sql import Executable
 
 from routing_service.store.errors import is_unavailable, unavailable_from
+from routing_service.store.hot import hot
 
 if TYPE_CHECKING:
     from routing_service.store.unit_of_work import Link
@@ -26,7 +27,7 @@ def insert_ignore(table: Table, *, postgres: bool) -> Executable:
     statement = _INSERT_IGNORE.get(key)
     if statement is None:
         insert = postgresql.insert(table) if postgres else sqlite.insert(table)
-        statement = _INSERT_IGNORE[key] = insert.on_conflict_do_nothing()
+        statement = _INSERT_IGNORE[key] = hot(insert.on_conflict_do_nothing())
     return statement
 
 

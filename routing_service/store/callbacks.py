@@ -14,6 +14,7 @@ from sqlalchemy.sql import ColumnElement
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import CallbackState, CallbackTicket, Complexity
 from routing_service.store.base import SqlRepository
+from routing_service.store.hot import hot
 from routing_service.store.tables import callbacks
 
 __all__ = ["SqlCallbackRepository", "ticket_from_row"]
@@ -22,7 +23,7 @@ _OPEN = (str(CallbackState.WAITING), str(CallbackState.RESERVED))
 _RESERVED_FIRST = case((callbacks.c.state == str(CallbackState.RESERVED), 0), else_=1)
 _SERVICE_ORDER = (_RESERVED_FIRST, callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
 # On every decision's path: built once.
-_AHEAD_OF = (
+_AHEAD_OF = hot(
     select(func.count())
     .select_from(callbacks)
     .where(
@@ -34,13 +35,13 @@ _AHEAD_OF = (
 
 # The relay's question on every free slot: the head of one team's WAITING queue, and how many RESERVED
 # tickets of that team are served before it.
-_WAITING_HEAD = (
+_WAITING_HEAD = hot(
     select(callbacks)
     .where(callbacks.c.team_id == bindparam("head_team"), callbacks.c.state == str(CallbackState.WAITING))
     .order_by(callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
     .limit(bindparam("head_limit"))
 )
-_RESERVED_IN_TEAM = (
+_RESERVED_IN_TEAM = hot(
     select(func.count())
     .select_from(callbacks)
     .where(

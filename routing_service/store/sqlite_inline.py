@@ -33,15 +33,20 @@ import contextlib
 import sqlite3
 import threading
 import time
-from typing import Any
+from collections import namedtuple
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from routing_service.store.errors import unavailable_from
+from routing_service.store.hot import HOT_STATEMENTS
 
 __all__ = ["Checkpointer", "InlineSqlite", "InlineSqliteLink"]
 
@@ -52,13 +57,13 @@ _MAX_BACKOFF_S = 0.05
 
 
 def _is_locked(error: BaseException) -> bool:
-    orig = error.orig if isinstance(error, sa_exc.DBAPIError) else error
-    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig).lower()
+    return isinstance(error, sqlite3.OperationalError) and "locked" in str(error).lower()
 
 
 class InlineSqlite:
-    """The process's inline connection to one SQLite file: a synchronous engine (pool of one, busy timeout
-    zero, no automatic checkpoint), the lock that serialises its units of work, and the checkpointer."""
+    """The process's inline connection to one SQLite file: a synchronous engine whose single connection
+    stays checked out (busy timeout zero, no automatic checkpoint), the lock that serialises units of work
+    on it, the compiled forms of hot statements, and the checkpointer."""
 
     def __init__(self, url: URL, *, busy_timeout_ms: int) -> None:
         self.busy_timeout_s = busy_timeout_ms / 1000
@@ -70,6 +75,8 @@ class InlineSqlite:
         )
         event.listen(self.engine, "connect", _prepare_inline)
         self._lock: asyncio.Lock | None = None
+        self._connection: Connection | None = None
+        self._compiled: dict[tuple[int, tuple[str, ...]], _Compiled | None] = {}
         self.checkpointer = Checkpointer(url.database or "", busy_timeout_ms)
 
     @property
@@ -83,7 +90,10 @@ class InlineSqlite:
         """Take the lock, then the connection (no transaction yet)."""
         await self.lock.acquire()
         try:
-            return self.engine.connect()
+            connection = self._connection
+            if connection is None or connection.closed or connection.invalidated:
+                connection = self._connection = self.engine.connect()
+            return connection
         except BaseException:
             self.lock.release()
             raise
@@ -91,15 +101,14 @@ class InlineSqlite:
     async def begin(self, connection: Connection) -> None:
         """`BEGIN IMMEDIATE` on `connection`, retrying a file locked by another process on the loop (never
         blocking it); `Unavailable` after the busy timeout."""
+        raw = _dbapi(connection)
         deadline = time.monotonic() + self.busy_timeout_s
         delay = _FIRST_BACKOFF_S
         while True:
             try:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                raw.execute("BEGIN IMMEDIATE")
                 return
-            except sa_exc.OperationalError as error:
-                with contextlib.suppress(Exception):
-                    connection.rollback()
+            except sqlite3.OperationalError as error:
                 if not _is_locked(error):
                     raise
                 if time.monotonic() + delay > deadline:
@@ -107,23 +116,101 @@ class InlineSqlite:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_BACKOFF_S)
 
-    def end(self, connection: Connection) -> None:
-        """Roll back whatever is still open, return the connection, release the lock."""
-        try:
-            with contextlib.suppress(Exception):
+    def execute(self, connection: Connection, statement: Executable, params: Any) -> Any:
+        """Run `statement`: a hot one (see `base.hot`) straight on sqlite3 with its compiled form, anything
+        else through SQLAlchemy."""
+        if id(statement) in HOT_STATEMENTS and (params is None or isinstance(params, Mapping)):
+            keys = tuple(params) if params else ()
+            cache_key = (id(statement), keys)
+            compiled = self._compiled.get(cache_key, _MISSING)
+            if compiled is _MISSING:
+                try:
+                    compiled = _Compiled(statement, keys, connection.dialect)
+                except _NotFast:
+                    compiled = None
+                self._compiled[cache_key] = compiled
+            if compiled is not None:
+                assert isinstance(compiled, _Compiled)
+                try:
+                    parameters = compiled.parameters(params or {})
+                except Exception as error:  # a bind processor refused a value, as SQLAlchemy would report it
+                    raise sa_exc.StatementError(str(error), compiled.sql, None, error) from error
+                cursor = _dbapi(connection).cursor()
+                try:
+                    cursor.execute(compiled.sql, parameters)
+                    rows = compiled.rows(cursor.fetchall()) if cursor.description else []
+                    return FastResult(rows, cursor.rowcount)
+                except sqlite3.Error as error:
+                    raise _translated(error, compiled.sql) from error
+                finally:
+                    cursor.close()
+        return connection.execute(statement, params)
+
+    def finish(self, connection: Connection, *, commit: bool) -> None:
+        """Commit or roll back the open transaction, whichever layer began it."""
+        if connection.in_transaction():
+            if commit:
+                connection.commit()
+            else:
                 connection.rollback()
-            connection.close()
+        raw = _dbapi(connection)
+        if raw.in_transaction:
+            if commit:
+                raw.commit()
+            else:
+                raw.rollback()
+        if commit:
+            self.checkpointer.note_commit()
+
+    def end(self, connection: Connection) -> None:
+        """Roll back whatever is still open and release the lock (the connection stays checked out)."""
+        try:
+            try:
+                self.finish(connection, commit=False)
+            except Exception:
+                self._discard(connection)
         finally:
             self.lock.release()
 
-    def after_commit(self) -> None:
-        """Tell the checkpointer a transaction committed."""
-        self.checkpointer.note_commit()
+    def invalidate(self, connection: Connection) -> None:
+        """Discard a connection that failed, release the lock."""
+        try:
+            self._discard(connection)
+        finally:
+            self.lock.release()
+
+    def _discard(self, connection: Connection) -> None:
+        with contextlib.suppress(Exception):
+            connection.invalidate()
+        with contextlib.suppress(Exception):
+            connection.close()
+        if self._connection is connection:
+            self._connection = None
 
     def close(self) -> None:
         """Close the inline connection and run a final checkpoint."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.close()
         self.engine.dispose()
         self.checkpointer.close()
+
+
+_MISSING: Any = object()
+
+
+def _dbapi(connection: Connection) -> sqlite3.Connection:
+    raw: sqlite3.Connection = connection.connection.dbapi_connection  # type: ignore[assignment]
+    return raw
+
+
+def _translated(error: sqlite3.Error, sql: str) -> sa_exc.DBAPIError:
+    """The SQLAlchemy exception SQLAlchemy itself would raise (IntegrityError, OperationalError, ...), so
+    callers and `errors.is_unavailable` see the same types on both paths."""
+    wrapped = sa_exc.DBAPIError.instance(sql, None, error, sqlite3.Error)
+    assert isinstance(wrapped, sa_exc.DBAPIError)
+    return wrapped
 
 
 def _prepare_inline(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -193,6 +280,105 @@ class Checkpointer:
                 connection.close()
 
 
+class _Compiled:
+    """One hot statement compiled for SQLite once: its SQL, the order of its parameters, the constant ones,
+    the bind and result processors SQLAlchemy would apply, and a named-tuple row type."""
+
+    __slots__ = ("names", "processors", "result_processors", "row_type", "sql", "statics")
+
+    def __init__(self, statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> None:
+        compiled = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys) or None)
+        assert isinstance(compiled, SQLCompiler)
+        if (
+            compiled.insert_prefetch
+            or compiled.update_prefetch
+            or compiled.literal_execute_params
+            or compiled.post_compile_params
+            or compiled.positiontup is None
+        ):
+            raise _NotFast
+        self.sql = str(compiled)
+        self.names = tuple(compiled.positiontup)
+        self.statics = {
+            name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required
+        }
+        if not all(callable(processor) for processor in compiled._bind_processors.values()):
+            raise _NotFast  # tuple-valued parameters
+        self.processors: dict[str, Callable[[Any], Any]] = cast(
+            dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)
+        )
+        columns = compiled._result_columns
+        self.result_processors = tuple(
+            column.type._cached_result_processor(dialect, None) for column in columns
+        )
+        self.row_type: Any = (
+            namedtuple("Row", [column.keyname for column in columns], rename=True) if columns else None
+        )
+
+    def parameters(self, params: Mapping[str, Any]) -> list[Any]:
+        values = []
+        processors, statics = self.processors, self.statics
+        for name in self.names:
+            value = params[name] if name in params else statics[name]
+            processor = processors.get(name)
+            values.append(value if processor is None else processor(value))
+        return values
+
+    def rows(self, raw: list[Any]) -> list[Any]:
+        row_type, processors = self.row_type, self.result_processors
+        if row_type is None:
+            return []
+        if not any(processors):
+            return [row_type._make(values) for values in raw]
+        return [
+            row_type._make(
+                value if processor is None else processor(value)
+                for processor, value in zip(processors, values, strict=True)
+            )
+            for values in raw
+        ]
+
+
+class _NotFast(Exception):
+    """The statement needs SQLAlchemy's full execution path (Python-side defaults, expanding parameters)."""
+
+
+class FastResult:
+    """The part of SQLAlchemy's `CursorResult` the repositories use, over rows already fetched."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+    def all(self) -> list[Any]:
+        return self._rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        if len(self._rows) != 1:
+            raise (
+                sa_exc.NoResultFound("expected exactly one row")
+                if not self._rows
+                else sa_exc.MultipleResultsFound("expected one row")
+            )
+        return self._rows[0][0]
+
+    def scalar_one_or_none(self) -> Any:
+        if len(self._rows) > 1:
+            raise sa_exc.MultipleResultsFound("expected at most one row")
+        return self._rows[0][0] if self._rows else None
+
+
 class InlineSqliteLink:
     """A unit of work's connection on `InlineSqlite` (the interface of `unit_of_work.ConnectionLink`):
     statements run synchronously; the first one takes the lock and begins, a commit or rollback ends the
@@ -206,27 +392,26 @@ class InlineSqliteLink:
         self._connection: Connection | None = None
         self._in_transaction = False
 
-    async def execute(self, statement: Any, params: Any = None) -> Any:
+    async def execute(self, statement: Executable, params: Any = None) -> Any:
         connection = self._connection
         if connection is None:
             connection = self._connection = await self.inline.acquire()
         if not self._in_transaction:
             await self.inline.begin(connection)
             self._in_transaction = True
-        return connection.execute(statement, params)
+        return self.inline.execute(connection, statement, params)
 
     async def commit(self) -> None:
         if self._connection is None or not self._in_transaction:
             return
         self._in_transaction = False
-        self._connection.commit()
-        self.inline.after_commit()
+        self.inline.finish(self._connection, commit=True)
 
     async def rollback(self) -> None:
         if self._connection is None or not self._in_transaction:
             return
         self._in_transaction = False
-        self._connection.rollback()
+        self.inline.finish(self._connection, commit=False)
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -238,8 +423,4 @@ class InlineSqliteLink:
         connection, self._connection = self._connection, None
         self._in_transaction = False
         if connection is not None:
-            try:
-                with contextlib.suppress(Exception):
-                    connection.invalidate()
-            finally:
-                self.inline.lock.release()
+            self.inline.invalidate(connection)

@@ -1,23 +1,29 @@
 """SQLite units of work run inline on the event loop (`routing_service.store.sqlite_inline`): they serialise
 among themselves, never block the loop while another process holds the write lock, give up with
 `Unavailable` after the busy timeout, give the connection back when cancelled, and leave checkpoints to a
-background thread."""
+background thread. Hot statements run straight on sqlite3 and read and fail as through SQLAlchemy."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
+from sqlalchemy.exc import IntegrityError, StatementError
 from store_builders import NOW, add_agents, make_agent, opened_store
 
 from routing_service.domain.errors import Unavailable
+from routing_service.domain.models import Complexity
 from routing_service.store import Store
+from routing_service.store.agents import _CANDIDATES, agent_from_row, candidates_statement
 from routing_service.store.engine import inline_sqlite
-from routing_service.store.sqlite_inline import CHECKPOINT_AFTER_COMMITS
+from routing_service.store.hot import hot
+from routing_service.store.sqlite_inline import CHECKPOINT_AFTER_COMMITS, InlineSqliteLink
+from routing_service.store.tables import customers
 from routing_service.store.unit_of_work import SqlUnitOfWorkFactory
 
 pytestmark = pytest.mark.timeout(60)
@@ -169,3 +175,43 @@ async def test_checkpoints_run_off_the_loop_and_close_truncates_the_wal(tmp_path
     assert _wal_size(path) == 0
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM customers").fetchone()[0] == CHECKPOINT_AFTER_COMMITS + 50
+
+
+async def test_hot_statements_run_on_sqlite3_and_read_what_sqlalchemy_reads(store: Store) -> None:
+    await add_agents(
+        store,
+        *(make_agent(f"agent-{i}", capacity=2, idle_since=NOW - timedelta(minutes=i)) for i in range(6)),
+    )
+    statement = candidates_statement(postgres=False)
+    params = {"team_id": "technical", "min_complexity": int(Complexity.ADVANCED), "limit": 4}
+    assert store.inline is not None
+    async with store.uow() as uow:
+        fast = await uow.agents.candidates("technical", Complexity.ADVANCED, 4)
+        link = uow._session
+        assert isinstance(link, InlineSqliteLink)
+        # The same statement, not marked hot, goes through SQLAlchemy's own execution.
+        slow = [agent_from_row(row) for row in await link.execute(statement, params)]
+    assert [a.agent_id for a in fast] == ["agent-5", "agent-4", "agent-3", "agent-2"]
+    assert fast == slow
+    assert any(key[0] == id(_CANDIDATES[False]) for key in store.inline._compiled)
+
+
+async def test_hot_statement_failures_are_sqlalchemy_errors(store: Store) -> None:
+    statement = hot(insert(customers))
+    row = {
+        "number": "+15551230000",
+        "tier": "standard",
+        "account_name": "",
+        "previous_escalations": -1,  # violates the CHECK constraint
+        "last_agent_id": None,
+        "updated_at": NOW,
+    }
+    async with store.uow() as uow:
+        link = uow._session
+        assert link is not None
+        with pytest.raises(IntegrityError):
+            await link.execute(statement, row)
+        with pytest.raises(StatementError, match="naive datetime"):
+            await link.execute(
+                statement, {**row, "previous_escalations": 0, "updated_at": datetime(2026, 1, 1)}
+            )
