@@ -35,9 +35,10 @@ import threading
 import time
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, DateTime, Engine, TypeDecorator, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect
@@ -308,8 +309,11 @@ class _Compiled:
             dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)
         )
         columns = compiled._result_columns
-        self.result_processors = tuple(
-            column.type._cached_result_processor(dialect, None) for column in columns
+        processors = [
+            (index, _result_processor(column.type, dialect)) for index, column in enumerate(columns)
+        ]
+        self.result_processors: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
+            (index, processor) for index, processor in processors if processor is not None
         )
         self.row_type: Any = (
             namedtuple("Row", [column.keyname for column in columns], rename=True) if columns else None
@@ -328,15 +332,37 @@ class _Compiled:
         row_type, processors = self.row_type, self.result_processors
         if row_type is None:
             return []
-        if not any(processors):
+        if not processors:
             return [row_type._make(values) for values in raw]
-        return [
-            row_type._make(
-                value if processor is None else processor(value)
-                for processor, value in zip(processors, values, strict=True)
-            )
-            for values in raw
-        ]
+        rows = []
+        for fetched in raw:
+            values = list(fetched)
+            for index, processor in processors:
+                values[index] = processor(values[index])
+            rows.append(row_type._make(values))
+        return rows
+
+
+def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What SQLAlchemy applies to a fetched value of `type_`, except that SQLite DATETIME text as SQLAlchemy
+    writes it ('YYYY-MM-DD HH:MM:SS[.ffffff]') is parsed by `datetime.fromisoformat` (C) instead of
+    SQLAlchemy's regular expression; a `TypeDecorator` (such as `tables.UtcDateTime`) still runs its own
+    step on the parsed value."""
+    if isinstance(type_, TypeDecorator) and isinstance(type_.impl_instance, DateTime):
+        decorate = type_.process_result_value
+
+        def decorated(value: Any) -> Any:
+            return decorate(_parse_datetime(value), dialect)
+
+        return decorated
+    if isinstance(type_, DateTime):
+        return _parse_datetime
+    processor: Callable[[Any], Any] | None = type_._cached_result_processor(dialect, None)
+    return processor
+
+
+def _parse_datetime(value: Any) -> Any:
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 class _NotFast(Exception):
