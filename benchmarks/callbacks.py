@@ -36,10 +36,11 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from escalade_cli.vapi_standin import VapiStandin, serve_standin
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"
@@ -95,80 +96,6 @@ def process_tree(pid: int) -> list[int]:
         found.append(current)
         todo.extend(children.get(current, []))
     return found
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the Vapi stand-in
-# ---------------------------------------------------------------------------------------------------------
-@dataclass
-class Dial:
-    arrived: float
-    """time.perf_counter() when POST /call arrived."""
-    call_id: str
-
-
-@dataclass
-class VapiStandin:
-    api_key: str = "bench-key"
-    dials: list[Dial] = field(default_factory=list)
-    arrived: asyncio.Event = field(default_factory=asyncio.Event)
-    url: str = ""
-
-    def app(self) -> Any:
-        from starlette.applications import Starlette
-        from starlette.requests import Request
-        from starlette.responses import JSONResponse
-        from starlette.routing import Route
-
-        calls: dict[str, dict[str, Any]] = {}
-
-        async def create(request: Request) -> JSONResponse:
-            arrived = time.perf_counter()
-            body = await request.json()
-            variables = body.get("assistantOverrides", {}).get("variableValues", {})
-            self.dials.append(Dial(arrived, str(variables.get("originalCallId", ""))))
-            self.arrived.set()
-            vapi_id = f"bench-{len(calls) + 1}"
-            calls[vapi_id] = {"id": vapi_id, "name": body.get("name", ""), "status": "queued"}
-            return JSONResponse(calls[vapi_id], status_code=201)
-
-        async def show(request: Request) -> JSONResponse:
-            call = calls.get(request.path_params["call_id"])
-            if call is None:
-                return JSONResponse({"message": "not found"}, status_code=404)
-            # the customer is still talking to the specialist: the specialist stays busy with this callback
-            return JSONResponse({**call, "status": "in-progress"})
-
-        async def listing(request: Request) -> JSONResponse:
-            return JSONResponse(list(calls.values()))
-
-        return Starlette(
-            routes=[
-                Route("/call", create, methods=["POST"]),
-                Route("/call", listing, methods=["GET"]),
-                Route("/call/{call_id}", show, methods=["GET"]),
-            ]
-        )
-
-
-@contextlib.asynccontextmanager
-async def serve_standin(standin: VapiStandin) -> AsyncIterator[VapiStandin]:
-    import uvicorn
-
-    config = uvicorn.Config(standin.app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    standin.url = f"http://127.0.0.1:{port}"
-    try:
-        yield standin
-    finally:
-        server.should_exit = True
-        await task
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -310,12 +237,12 @@ async def measure_dial(
 
     listing = time.perf_counter()
     listed = await stub.ListCallbacks(
-        pb.ListCallbacksRequest(team_id="technical", state=pb.CALLBACK_STATE_WAITING), timeout=30
+        pb.ListCallbacksRequest(team_id="technical", state=pb.CALLBACK_STATE_WAITING, page_size=1), timeout=30
     )
     head = listed.callbacks[0].call_id if listed.callbacks else ""
     print(
-        f"  ListCallbacks(technical, WAITING): {len(listed.callbacks)} tickets in "
-        f"{(time.perf_counter() - listing) * 1000:.0f} ms (the availability relay makes this call too)",
+        f"  ListCallbacks(technical, WAITING, page_size=1): the head in "
+        f"{(time.perf_counter() - listing) * 1000:.1f} ms (the availability relay's question per free slot)",
         flush=True,
     )
     seen = len(standin.dials)
@@ -331,13 +258,18 @@ async def measure_dial(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(standin.arrived.wait(), remaining)
         standin.arrived.clear()
-    dial = standin.dials[seen]
-    if client is not None and dial.call_id:
-        await explain(client, dial.call_id, freed_wall)
-    if dial.call_id != head:
-        print(f"  freed {agent_id}: dialled {dial.call_id}, routing's head was {head}", flush=True)
-        print(f"  dials so far: {[d.call_id for d in standin.dials]}", flush=True)
-    return dial.arrived - freed, dial.call_id == head
+    dialled = _original_call_id(standin.dials[seen])
+    if client is not None and dialled:
+        await explain(client, dialled, freed_wall)
+    if dialled != head:
+        print(f"  freed {agent_id}: dialled {dialled}, routing's head was {head}", flush=True)
+        print(f"  dials so far: {[_original_call_id(d) for d in standin.dials]}", flush=True)
+    return standin.arrivals[seen] - freed, dialled == head
+
+
+def _original_call_id(dial: dict[str, Any]) -> str:
+    variables = dial.get("assistantOverrides", {}).get("variableValues", {})
+    return str(variables.get("originalCallId", ""))
 
 
 async def explain(client: Any, call_id: str, freed_wall: float) -> None:
@@ -390,7 +322,9 @@ async def run(args: argparse.Namespace) -> Figures:
         await wait_tcp(temporal_port, children)
         await wait_tcp(routing_port, children)
 
-        async with serve_standin(VapiStandin()) as standin:
+        # in-progress: the customer is still talking to the specialist, who stays busy with this callback
+        standin = VapiStandin(api_key="bench-key", ended_reason=None, id_prefix="bench")
+        async with serve_standin(standin):
             channel = grpc.aio.insecure_channel(f"127.0.0.1:{routing_port}")
             stub = routing_pb2_grpc.RoutingServiceStub(channel)
             try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from escalade_cli.dev_vapi import ENDED_REASON, build_app
+from escalade_cli.vapi_standin import VapiStandin
 from workflows.activities import DialOutcome, classify_ended_reason
 
 DIAL = {
@@ -50,3 +51,16 @@ async def test_bad_dial_bodies_get_400_when_not_a_json_object(tmp_path: Path) ->
         a_list = await client.post("/call", json=[1, 2])
         missing = await client.get("/call/nope")
     assert (not_json.status_code, a_list.status_code, missing.status_code) == (400, 400, 404)
+
+
+async def test_shared_standin_refuses_a_wrong_key_and_reports_in_progress_when_no_ended_reason() -> None:
+    standin = VapiStandin(api_key="right", ended_reason=None)
+    transport = httpx.ASGITransport(app=standin.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://vapi.test") as client:
+        refused = await client.post("/call", json=DIAL, headers={"authorization": "Bearer wrong"})
+        created = await client.post("/call", json=DIAL, headers={"authorization": "Bearer right"})
+        shown = (await client.get(f"/call/{created.json()['id']}")).json()
+    assert (refused.status_code, created.status_code) == (401, 201)
+    assert shown["status"] == "in-progress" and "endedReason" not in shown
+    assert [d["customer"] for d in standin.dials] == [{"number": "+14155550123"}]
+    assert len(standin.arrivals) == 1 and standin.arrived.is_set()

@@ -13,9 +13,9 @@ import pytest
 from routing_standin import RoutingStandin, serve, ticket
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
-from vapi_standin import VapiStandin, serve_vapi
 from workflow_fakes import FakeReviews, FakeRouting, FakeVapi, eventually, new_worker
 
+from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from workflows import client as helpers
 from workflows.payloads import ClaimOutcome, DecisionView
@@ -164,7 +164,7 @@ async def test_run_worker_dials_head_of_queue_when_routing_reserves(
     task_queue = f"tq-{uuid.uuid4()}"
     stop = asyncio.Event()
     try:
-        async with serve_vapi(VapiStandin()) as vapi:
+        async with serve_standin(VapiStandin(api_key="vapi-test-key")) as vapi:
             settings = WorkerSettings(
                 task_queue=task_queue,
                 routing_address=address,

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from vapi_standin import VapiStandin, serve_vapi
 from workflow_fakes import eventually
 
+from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.policy.loader import load_policy
@@ -37,6 +37,8 @@ from workflows.settings import WorkerSettings
 from workflows.worker import run_worker
 
 pytestmark = pytest.mark.temporal
+
+VAPI_KEY = "vapi-test-key"
 
 TECHCORP = Path(__file__).resolve().parents[2] / "examples" / "techcorp.yaml"
 Stub = routing_pb2_grpc.RoutingServiceStub
@@ -109,7 +111,10 @@ async def test_freed_specialist_dials_head_of_queue_once_when_routing_announces_
 ) -> None:
     client, call_id, task_queue = dev_env.client, f"call-{uuid.uuid4()}", f"tq-{uuid.uuid4()}"
     stop = asyncio.Event()
-    async with routing_server(database_url) as (stub, address), serve_vapi(VapiStandin()) as vapi:
+    async with (
+        routing_server(database_url) as (stub, address),
+        serve_standin(VapiStandin(api_key=VAPI_KEY)) as vapi,
+    ):
         payload = await queue_a_callback(stub, call_id)
         settings = worker_settings(address, vapi, f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}", task_queue)
         worker = asyncio.create_task(run_worker(settings, stop=stop, client=client))
@@ -161,7 +166,10 @@ async def test_callback_happens_once_when_worker_is_killed_mid_wait(
 ) -> None:
     client, call_id = dev_env.client, f"call-{uuid.uuid4()}"
     task_queue = f"tq-{uuid.uuid4()}"
-    async with routing_server(sqlite_url) as (stub, address), serve_vapi(VapiStandin()) as vapi:
+    async with (
+        routing_server(sqlite_url) as (stub, address),
+        serve_standin(VapiStandin(api_key=VAPI_KEY)) as vapi,
+    ):
         payload = await queue_a_callback(stub, call_id)
         env = {
             **os.environ,
