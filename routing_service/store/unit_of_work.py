@@ -35,6 +35,8 @@ from routing_service.store.callbacks import SqlCallbackRepository
 from routing_service.store.customers import SqlCustomerRepository
 from routing_service.store.decisions import SqlDecisionRepository
 from routing_service.store.errors import is_unavailable, unavailable_from
+from routing_service.store.hot import HOT_STATEMENTS
+from routing_service.store.pg_hot import pg_hot
 from routing_service.store.sqlite_inline import InlineSqlite, InlineSqliteLink
 
 __all__ = ["ConnectionLink", "SqlUnitOfWork", "SqlUnitOfWorkFactory", "sql_uow_factory"]
@@ -42,18 +44,31 @@ __all__ = ["ConnectionLink", "SqlUnitOfWork", "SqlUnitOfWorkFactory", "sql_uow_f
 
 class ConnectionLink:
     """The unit of work's connection, checked out of the engine's pool on first use (a unit of work that
-    runs no statement never takes SQLite's single pooled connection)."""
+    runs no statement never takes SQLite's single pooled connection). On asyncpg, hot statements (see
+    `hot`) run straight on the driver connection, in the same transaction (see `pg_hot`)."""
 
     close_suspends = True
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.bind = engine
         self.dialect_name = engine.dialect.name
+        self._hot = pg_hot(engine.dialect)
         self._connection: AsyncConnection | None = None
 
-    async def execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
-        """Run one statement in the unit of work's transaction."""
-        return await (await self.connection()).execute(statement, params)
+    async def execute(self, statement: Executable, params: Any = None) -> Any:
+        """Run one statement in the unit of work's transaction (a `CursorResult`, or for a hot statement on
+        asyncpg a `FastResult` with the same reading methods)."""
+        connection = self._connection
+        if connection is None:
+            connection = await self.connection()
+        hot = self._hot
+        if hot is not None and id(statement) in HOT_STATEMENTS:
+            compiled = hot.statement(statement, params)
+            if compiled is not None:
+                result = await hot.execute(connection, compiled, params)
+                if result is not None:
+                    return result
+        return await connection.execute(statement, params)
 
     async def connection(self) -> AsyncConnection:
         """The connection, in a transaction once a statement ran (SQLAlchemy's autobegin)."""

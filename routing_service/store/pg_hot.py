@@ -1,0 +1,232 @@
+"""Hot statements on PostgreSQL: compiled once, run straight on the asyncpg connection.
+
+Through SQLAlchemy's asyncpg adapter every statement pays a greenlet switch, an execution context, a
+result-metadata build and the adapter's own locking (profiled: most of the store's client CPU per decision).
+A statement marked with `hot.hot` is compiled here once per dialect (numbered `$n` parameters, SQLAlchemy's
+own SQL text, parameter order, constant parameters and bind/result processors) and run with asyncpg's
+`fetch`/`execute`, which reuse asyncpg's per-connection prepared-statement cache.
+
+Everything else stays SQLAlchemy's:
+
+* **The transaction.** The unit of work's `AsyncConnection` is begun through SQLAlchemy and the adapter's
+  asyncpg transaction is started the way its own cursor starts it, so `commit()`/`rollback()` through
+  SQLAlchemy commit or roll back the hot statements with the rest.
+* **Errors.** A driver error goes through the adapter's translation and `Connection._handle_dbapi_exception`,
+  so callers see the same SQLAlchemy exceptions (IntegrityError, OperationalError, InterfaceError with
+  `connection_invalidated`), and a broken connection is invalidated (with the pool) exactly as SQLAlchemy
+  does it. A statement cancelled in flight invalidates the connection, as SQLAlchemy does.
+* **Anything unusual** (a connection invalidated earlier, an inactive transaction, Python-side defaults,
+  expanding parameters, positional parameters) takes SQLAlchemy's path.
+
+The result is a `FastResult` over named tuples, as on SQLite. The first run of a row-returning statement in
+the process prepares it explicitly to learn the column type OIDs SQLAlchemy's result processors are chosen by
+(a NUMERIC and a FLOAT column convert differently).
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections import namedtuple
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, cast
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
+
+from routing_service.store.sqlite_inline import FastResult
+
+__all__ = ["PgHot", "PgStatement", "pg_hot"]
+
+# What SQLAlchemy's asyncpg cursor reads a row count from (the command tag).
+_ROWCOUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
+
+_BY_DIALECT: weakref.WeakKeyDictionary[Dialect, PgHot] = weakref.WeakKeyDictionary()
+
+
+def pg_hot(dialect: Dialect) -> PgHot | None:
+    """The hot-statement runner for an engine's dialect: one per dialect for asyncpg, None otherwise."""
+    if dialect.name != "postgresql" or dialect.driver != "asyncpg":
+        return None
+    runner = _BY_DIALECT.get(dialect)
+    if runner is None:
+        runner = _BY_DIALECT[dialect] = PgHot(dialect)
+    return runner
+
+
+class _NotFast(Exception):
+    """The statement needs SQLAlchemy's full execution path."""
+
+
+class PgStatement:
+    """One hot statement compiled for asyncpg: SQL, parameter order, constants, bind processors, and (once
+    the column types are known) result processors and a named-tuple row type."""
+
+    __slots__ = (
+        "columns",
+        "names",
+        "processors",
+        "result_processors",
+        "returns_rows",
+        "row_type",
+        "sql",
+        "statics",
+    )
+
+    def __init__(self, statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> None:
+        compiled = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys) or None)
+        if not isinstance(compiled, SQLCompiler):
+            raise _NotFast
+        if (
+            compiled.insert_prefetch
+            or compiled.update_prefetch
+            or compiled.literal_execute_params
+            or compiled.post_compile_params
+            or compiled.positiontup is None
+        ):
+            raise _NotFast
+        if not all(callable(processor) for processor in compiled._bind_processors.values()):
+            raise _NotFast  # tuple-valued parameters
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup)
+        self.statics = {
+            name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required
+        }
+        self.processors: dict[str, Callable[[Any], Any]] = cast(
+            dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)
+        )
+        self.columns = tuple(compiled._result_columns)
+        self.returns_rows = bool(self.columns)
+        self.result_processors: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
+        self.row_type: Any = (
+            namedtuple("Row", [column.keyname for column in self.columns], rename=True)
+            if self.columns
+            else None
+        )
+
+    def parameters(self, params: Mapping[str, Any]) -> list[Any]:
+        values = []
+        processors, statics = self.processors, self.statics
+        for name in self.names:
+            value = params[name] if name in params else statics[name]
+            processor = processors.get(name)
+            values.append(value if processor is None else processor(value))
+        return values
+
+    def learn_result_types(self, type_oids: list[int], dialect: Dialect) -> None:
+        """Choose the result processors as SQLAlchemy does, by each column's type OID."""
+        processors = []
+        for index, (column, oid) in enumerate(zip(self.columns, type_oids, strict=True)):
+            processor = column.type._cached_result_processor(dialect, oid)
+            if processor is not None:
+                processors.append((index, processor))
+        self.result_processors = tuple(processors)
+
+    def rows(self, records: list[Any]) -> list[Any]:
+        row_type, processors = self.row_type, self.result_processors
+        if not processors:
+            return [row_type._make(record) for record in records]
+        rows = []
+        for record in records:
+            values = list(record)
+            for index, processor in processors:
+                values[index] = processor(values[index])
+            rows.append(row_type._make(values))
+        return rows
+
+
+_MISSING: Any = object()
+
+
+class PgHot:
+    """The compiled hot statements of one asyncpg dialect, and how to run one in a unit of work."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._statements: dict[tuple[int, tuple[str, ...]], PgStatement | None] = {}
+
+    def statement(self, statement: Executable, params: Any) -> PgStatement | None:
+        """The compiled form of hot `statement` for these parameter names; None when it must take
+        SQLAlchemy's path."""
+        if params is not None and not isinstance(params, Mapping):
+            return None
+        keys = tuple(params) if params else ()
+        cache_key = (id(statement), keys)
+        compiled = self._statements.get(cache_key, _MISSING)
+        if compiled is _MISSING:
+            try:
+                compiled = PgStatement(statement, keys, self.dialect)
+            except _NotFast:
+                compiled = None
+            self._statements[cache_key] = compiled
+        return cast(PgStatement | None, compiled)
+
+    async def execute(
+        self, connection: AsyncConnection, compiled: PgStatement, params: Mapping[str, Any] | None
+    ) -> FastResult | None:
+        """Run `compiled` on `connection`'s asyncpg connection inside its transaction (begun if need be);
+        None when the connection is in a state only SQLAlchemy's path handles (invalidated, or a
+        transaction that is no longer active)."""
+        try:
+            values = compiled.parameters(params or {})
+        except KeyError:
+            return None  # a missing parameter: let SQLAlchemy report it
+        except Exception as error:  # a bind processor refused a value, as SQLAlchemy would report it
+            raise sa_exc.StatementError(str(error), compiled.sql, None, error) from error
+        sync = connection.sync_connection
+        if sync is None or sync.invalidated or sync.closed:
+            return None
+        transaction = sync.get_transaction()
+        if transaction is None:
+            await connection.begin()
+        elif not transaction.is_active:
+            return None
+        fairy = sync._dbapi_connection
+        if fairy is None:
+            return None
+        adapted: Any = fairy.dbapi_connection
+        raw: Any = adapted._connection
+        try:
+            if adapted._transaction is None:
+                await adapted._start_transaction()
+            if not compiled.returns_rows:
+                status = await raw.execute(compiled.sql, *values)
+                match = _ROWCOUNT.match(status or "")
+                return FastResult([], int(match.group(1)) if match else -1)
+            if compiled.result_processors is None:
+                # First run in this process: learn the column types (SQLAlchemy picks processors by OID).
+                prepared = await raw.prepare(compiled.sql)
+                compiled.learn_result_types(
+                    [attr.type.oid for attr in prepared.get_attributes()], self.dialect
+                )
+                records = await prepared.fetch(*values)
+            else:
+                records = await raw.fetch(compiled.sql, *values)
+            rows = compiled.rows(records)
+            return FastResult(rows, len(rows))
+        except Exception as error:
+            await _raise_as_sqlalchemy(sync, adapted, error, compiled.sql, values)
+        except BaseException:
+            # Cancelled in flight: the connection's protocol state is unknown. SQLAlchemy treats an exit
+            # exception the same way (a disconnect: the connection is invalidated, not reused).
+            sync.invalidate()
+            raise
+
+
+async def _raise_as_sqlalchemy(
+    sync: Any, adapted: Any, error: Exception, sql: str, values: list[Any]
+) -> NoReturn:
+    """Raise what SQLAlchemy raises for `error` from its asyncpg cursor: the adapter's DBAPI translation,
+    wrapped by `Connection._handle_dbapi_exception` (which also invalidates a disconnected connection and
+    the pool)."""
+    try:
+        adapted._handle_exception(error)
+    except Exception as dbapi_error:
+        if not isinstance(dbapi_error, sync.dialect.loaded_dbapi.Error):
+            raise  # not a driver error: SQLAlchemy re-raises it unwrapped as well
+        await greenlet_spawn(sync._handle_dbapi_exception, dbapi_error, sql, tuple(values), None, None)
+    raise AssertionError("unreachable: the adapter always raises")  # pragma: no cover
