@@ -16,6 +16,7 @@ import contextlib
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
@@ -45,7 +46,12 @@ __all__ = ["ConnectionLink", "SqlUnitOfWork", "SqlUnitOfWorkFactory", "sql_uow_f
 class ConnectionLink:
     """The unit of work's connection, checked out of the engine's pool on first use (a unit of work that
     runs no statement never takes SQLite's single pooled connection). On asyncpg, hot statements (see
-    `hot`) run straight on the driver connection, in the same transaction (see `pg_hot`)."""
+    `hot`) run straight on the driver connection, in the same transaction (see `pg_hot`).
+
+    PostgreSQL connections are not pinged at checkout (`engine`): when the first statement on a freshly
+    checked-out connection finds it dead (the server closed it while it sat in the pool, before the loop saw
+    the socket end), nothing has run on it yet, so the statement runs once more on a new connection.
+    """
 
     close_suspends = True
 
@@ -53,7 +59,10 @@ class ConnectionLink:
         self.bind = engine
         self.dialect_name = engine.dialect.name
         self._hot = pg_hot(engine.dialect)
+        self._retry_dead = self.dialect_name == "postgresql"
         self._connection: AsyncConnection | None = None
+        self._untouched = False
+        """True from checkout until the first statement is tried on the connection."""
 
     async def execute(self, statement: Executable, params: Any = None) -> Any:
         """Run one statement in the unit of work's transaction (a `CursorResult`, or for a hot statement on
@@ -61,6 +70,23 @@ class ConnectionLink:
         connection = self._connection
         if connection is None:
             connection = await self.connection()
+        if not self._untouched:
+            return await self._run(connection, statement, params)
+        self._untouched = False
+        try:
+            return await self._run(connection, statement, params)
+        except sa_exc.DBAPIError as error:
+            if not (self._retry_dead and error.connection_invalidated):
+                raise
+        # Dead before this unit of work used it: no statement of ours ran (nor can commit) on it.
+        self._connection = None
+        with contextlib.suppress(Exception):
+            await connection.close()
+        connection = await self.connection()
+        self._untouched = False
+        return await self._run(connection, statement, params)
+
+    async def _run(self, connection: AsyncConnection, statement: Executable, params: Any) -> Any:
         hot = self._hot
         if hot is not None and id(statement) in HOT_STATEMENTS:
             compiled = hot.statement(statement, params)
@@ -75,6 +101,7 @@ class ConnectionLink:
         connection = self._connection
         if connection is None:
             connection = self._connection = await self.bind.connect()
+            self._untouched = True
         return connection
 
     async def commit(self) -> None:

@@ -6,6 +6,8 @@ rollback leaves nothing behind, a commit keeps everything), and fail with the ex
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -282,3 +284,57 @@ async def test_a_cancelled_hot_statement_discards_its_connection(store: Store) -
     async with store.uow() as uow:
         assert await uow.customers.get("+15551230001") is None
         assert await _backend_pid(_link(uow)) != pids[0]
+
+
+@postgres_only
+async def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(store: Store) -> None:
+    async with store.uow() as uow:
+        await uow.customers.get("+15551230001")
+        pid = await _backend_pid(_link(uow))
+    admin = await asyncpg.connect(str(store.engine.url.set(drivername="postgresql")))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    await asyncio.sleep(0.1)
+    # No pre-ping round trip: the closed socket is noticed at checkout and the pool connects afresh.
+    async with store.uow() as uow:
+        assert await uow.customers.get("+15551230001") is None
+        assert await _backend_pid(_link(uow)) != pid
+
+
+def _terminate_while_the_loop_is_blocked(url: str, pid: int) -> None:
+    """Kill backend `pid` from another thread while this thread's event loop is blocked, so the loop has
+    not seen the pooled connection's socket end when the next unit of work checks it out."""
+
+    async def terminate() -> None:
+        admin = await asyncpg.connect(url)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+
+    killer = threading.Thread(target=asyncio.run, args=(terminate(),))
+    killer.start()
+    killer.join()
+    time.sleep(0.1)  # the server has closed the socket by now
+
+
+@postgres_only
+async def test_a_unit_of_works_first_statement_on_a_dead_pooled_connection_runs_on_a_new_one(
+    store: Store,
+) -> None:
+    async with store.uow() as uow:
+        await uow.customers.get("+15551230001")
+        pid = await _backend_pid(_link(uow))
+    _terminate_while_the_loop_is_blocked(str(store.engine.url.set(drivername="postgresql")), pid)
+    async with store.uow() as uow:
+        assert await uow.customers.get("+15551230001") is None
+        assert await _backend_pid(_link(uow)) != pid
+    # Only the first statement is retried: a connection dying later in a unit of work is `Unavailable`.
+    with pytest.raises(Unavailable):
+        async with store.uow() as uow:
+            await uow.customers.get("+15551230001")
+            pid = await _backend_pid(_link(uow))
+            _terminate_while_the_loop_is_blocked(str(store.engine.url.set(drivername="postgresql")), pid)
+            await uow.customers.get("+15551230001")
