@@ -27,20 +27,18 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections import namedtuple
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn, cast
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import ClauseElement, Executable
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql import Executable
 from sqlalchemy.util import greenlet_spawn
 
-from routing_service.store.sqlite_inline import FastResult
+from routing_service.store.hot import CompiledStatement, FastResult, StatementCache
 
-__all__ = ["PgHot", "PgStatement", "pg_hot"]
+__all__ = ["PgHot", "learn_result_types", "pg_hot"]
 
 # What SQLAlchemy's asyncpg cursor reads a row count from (the command tag).
 _ROWCOUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
@@ -58,88 +56,14 @@ def pg_hot(dialect: Dialect) -> PgHot | None:
     return runner
 
 
-class _NotFast(Exception):
-    """The statement needs SQLAlchemy's full execution path."""
-
-
-class PgStatement:
-    """One hot statement compiled for asyncpg: SQL, parameter order, constants, bind processors, and (once
-    the column types are known) result processors and a named-tuple row type."""
-
-    __slots__ = (
-        "columns",
-        "names",
-        "processors",
-        "result_processors",
-        "returns_rows",
-        "row_type",
-        "sql",
-        "statics",
+def learn_result_types(compiled: CompiledStatement, type_oids: list[int], dialect: Dialect) -> None:
+    """Choose the result processors as SQLAlchemy does, by each column's type OID."""
+    compiled.use_result_processors(
+        [
+            column.type._cached_result_processor(dialect, oid)
+            for column, oid in zip(compiled.columns, type_oids, strict=True)
+        ]
     )
-
-    def __init__(self, statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> None:
-        compiled = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys) or None)
-        if not isinstance(compiled, SQLCompiler):
-            raise _NotFast
-        if (
-            compiled.insert_prefetch
-            or compiled.update_prefetch
-            or compiled.literal_execute_params
-            or compiled.post_compile_params
-            or compiled.positiontup is None
-        ):
-            raise _NotFast
-        if not all(callable(processor) for processor in compiled._bind_processors.values()):
-            raise _NotFast  # tuple-valued parameters
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup)
-        self.statics = {
-            name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required
-        }
-        self.processors: dict[str, Callable[[Any], Any]] = cast(
-            dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)
-        )
-        self.columns = tuple(compiled._result_columns)
-        self.returns_rows = bool(self.columns)
-        self.result_processors: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
-        self.row_type: Any = (
-            namedtuple("Row", [column.keyname for column in self.columns], rename=True)
-            if self.columns
-            else None
-        )
-
-    def parameters(self, params: Mapping[str, Any]) -> list[Any]:
-        values = []
-        processors, statics = self.processors, self.statics
-        for name in self.names:
-            value = params[name] if name in params else statics[name]
-            processor = processors.get(name)
-            values.append(value if processor is None else processor(value))
-        return values
-
-    def learn_result_types(self, type_oids: list[int], dialect: Dialect) -> None:
-        """Choose the result processors as SQLAlchemy does, by each column's type OID."""
-        processors = []
-        for index, (column, oid) in enumerate(zip(self.columns, type_oids, strict=True)):
-            processor = column.type._cached_result_processor(dialect, oid)
-            if processor is not None:
-                processors.append((index, processor))
-        self.result_processors = tuple(processors)
-
-    def rows(self, records: list[Any]) -> list[Any]:
-        row_type, processors = self.row_type, self.result_processors
-        if not processors:
-            return [row_type._make(record) for record in records]
-        rows = []
-        for record in records:
-            values = list(record)
-            for index, processor in processors:
-                values[index] = processor(values[index])
-            rows.append(row_type._make(values))
-        return rows
-
-
-_MISSING: Any = object()
 
 
 class PgHot:
@@ -147,26 +71,17 @@ class PgHot:
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
-        self._statements: dict[tuple[int, tuple[str, ...]], PgStatement | None] = {}
+        self.compiled: StatementCache[CompiledStatement] = StatementCache(
+            lambda statement, keys: CompiledStatement(statement, keys, dialect)
+        )
 
-    def statement(self, statement: Executable, params: Any) -> PgStatement | None:
+    def statement(self, statement: Executable, params: Any) -> CompiledStatement | None:
         """The compiled form of hot `statement` for these parameter names; None when it must take
         SQLAlchemy's path."""
-        if params is not None and not isinstance(params, Mapping):
-            return None
-        keys = tuple(params) if params else ()
-        cache_key = (id(statement), keys)
-        compiled = self._statements.get(cache_key, _MISSING)
-        if compiled is _MISSING:
-            try:
-                compiled = PgStatement(statement, keys, self.dialect)
-            except _NotFast:
-                compiled = None
-            self._statements[cache_key] = compiled
-        return cast(PgStatement | None, compiled)
+        return self.compiled.get(statement, params)
 
     async def execute(
-        self, connection: AsyncConnection, compiled: PgStatement, params: Mapping[str, Any] | None
+        self, connection: AsyncConnection, compiled: CompiledStatement, params: Mapping[str, Any] | None
     ) -> FastResult | None:
         """Run `compiled` on `connection`'s asyncpg connection inside its transaction (begun if need be);
         None when the connection is in a state only SQLAlchemy's path handles (invalidated, or a
@@ -200,8 +115,8 @@ class PgHot:
             if compiled.result_processors is None:
                 # First run in this process: learn the column types (SQLAlchemy picks processors by OID).
                 prepared = await raw.prepare(compiled.sql)
-                compiled.learn_result_types(
-                    [attr.type.oid for attr in prepared.get_attributes()], self.dialect
+                learn_result_types(
+                    compiled, [attr.type.oid for attr in prepared.get_attributes()], self.dialect
                 )
                 records = await prepared.fetch(*values)
             else:

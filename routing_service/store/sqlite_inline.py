@@ -33,21 +33,19 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import Connection, DateTime, Engine, TypeDecorator, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.sql import ClauseElement, Executable
-from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql import Executable
 
 from routing_service.store.errors import unavailable_from
-from routing_service.store.hot import HOT_STATEMENTS
+from routing_service.store.hot import CompiledStatement, FastResult, StatementCache
 
 __all__ = ["Checkpointer", "InlineSqlite", "InlineSqliteLink"]
 
@@ -77,7 +75,7 @@ class InlineSqlite:
         event.listen(self.engine, "connect", _prepare_inline)
         self._lock: asyncio.Lock | None = None
         self._connection: Connection | None = None
-        self._compiled: dict[tuple[int, tuple[str, ...]], _Compiled | None] = {}
+        self.compiled: StatementCache[CompiledStatement] = StatementCache(_compile(self.engine.dialect))
         self.checkpointer = Checkpointer(url.database or "", busy_timeout_ms)
 
     @property
@@ -118,33 +116,23 @@ class InlineSqlite:
             delay = min(delay * 2, _MAX_BACKOFF_S)
 
     def execute(self, connection: Connection, statement: Executable, params: Any) -> Any:
-        """Run `statement`: a hot one (see `base.hot`) straight on sqlite3 with its compiled form, anything
+        """Run `statement`: a hot one (see `store.hot`) straight on sqlite3 with its compiled form, anything
         else through SQLAlchemy."""
-        if id(statement) in HOT_STATEMENTS and (params is None or isinstance(params, Mapping)):
-            keys = tuple(params) if params else ()
-            cache_key = (id(statement), keys)
-            compiled = self._compiled.get(cache_key, _MISSING)
-            if compiled is _MISSING:
-                try:
-                    compiled = _Compiled(statement, keys, connection.dialect)
-                except _NotFast:
-                    compiled = None
-                self._compiled[cache_key] = compiled
-            if compiled is not None:
-                assert isinstance(compiled, _Compiled)
-                try:
-                    parameters = compiled.parameters(params or {})
-                except Exception as error:  # a bind processor refused a value, as SQLAlchemy would report it
-                    raise sa_exc.StatementError(str(error), compiled.sql, None, error) from error
-                cursor = _dbapi(connection).cursor()
-                try:
-                    cursor.execute(compiled.sql, parameters)
-                    rows = compiled.rows(cursor.fetchall()) if cursor.description else []
-                    return FastResult(rows, cursor.rowcount)
-                except sqlite3.Error as error:
-                    raise _translated(error, compiled.sql) from error
-                finally:
-                    cursor.close()
+        compiled = self.compiled.get(statement, params)
+        if compiled is not None:
+            try:
+                parameters = compiled.parameters(params or {})
+            except Exception as error:  # a bind processor refused a value, as SQLAlchemy would report it
+                raise sa_exc.StatementError(str(error), compiled.sql, None, error) from error
+            cursor = _dbapi(connection).cursor()
+            try:
+                cursor.execute(compiled.sql, parameters)
+                rows = compiled.rows(cursor.fetchall()) if cursor.description else []
+                return FastResult(rows, cursor.rowcount)
+            except sqlite3.Error as error:
+                raise _translated(error, compiled.sql) from error
+            finally:
+                cursor.close()
         return connection.execute(statement, params)
 
     def finish(self, connection: Connection, *, commit: bool) -> None:
@@ -281,68 +269,6 @@ class Checkpointer:
                 connection.close()
 
 
-class _Compiled:
-    """One hot statement compiled for SQLite once: its SQL, the order of its parameters, the constant ones,
-    the bind and result processors SQLAlchemy would apply, and a named-tuple row type."""
-
-    __slots__ = ("names", "processors", "result_processors", "row_type", "sql", "statics")
-
-    def __init__(self, statement: Executable, keys: tuple[str, ...], dialect: Dialect) -> None:
-        compiled = cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys) or None)
-        assert isinstance(compiled, SQLCompiler)
-        if (
-            compiled.insert_prefetch
-            or compiled.update_prefetch
-            or compiled.literal_execute_params
-            or compiled.post_compile_params
-            or compiled.positiontup is None
-        ):
-            raise _NotFast
-        self.sql = str(compiled)
-        self.names = tuple(compiled.positiontup)
-        self.statics = {
-            name: bind.effective_value for bind, name in compiled.bind_names.items() if not bind.required
-        }
-        if not all(callable(processor) for processor in compiled._bind_processors.values()):
-            raise _NotFast  # tuple-valued parameters
-        self.processors: dict[str, Callable[[Any], Any]] = cast(
-            dict[str, Callable[[Any], Any]], dict(compiled._bind_processors)
-        )
-        columns = compiled._result_columns
-        processors = [
-            (index, _result_processor(column.type, dialect)) for index, column in enumerate(columns)
-        ]
-        self.result_processors: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
-            (index, processor) for index, processor in processors if processor is not None
-        )
-        self.row_type: Any = (
-            namedtuple("Row", [column.keyname for column in columns], rename=True) if columns else None
-        )
-
-    def parameters(self, params: Mapping[str, Any]) -> list[Any]:
-        values = []
-        processors, statics = self.processors, self.statics
-        for name in self.names:
-            value = params[name] if name in params else statics[name]
-            processor = processors.get(name)
-            values.append(value if processor is None else processor(value))
-        return values
-
-    def rows(self, raw: list[Any]) -> list[Any]:
-        row_type, processors = self.row_type, self.result_processors
-        if row_type is None:
-            return []
-        if not processors:
-            return [row_type._make(values) for values in raw]
-        rows = []
-        for fetched in raw:
-            values = list(fetched)
-            for index, processor in processors:
-                values[index] = processor(values[index])
-            rows.append(row_type._make(values))
-        return rows
-
-
 def _result_processor(type_: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
     """What SQLAlchemy applies to a fetched value of `type_`, except that SQLite DATETIME text as SQLAlchemy
     writes it ('YYYY-MM-DD HH:MM:SS[.ffffff]') is parsed by `datetime.fromisoformat` (C) instead of
@@ -365,44 +291,15 @@ def _parse_datetime(value: Any) -> Any:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-class _NotFast(Exception):
-    """The statement needs SQLAlchemy's full execution path (Python-side defaults, expanding parameters)."""
+def _compile(dialect: Dialect) -> Callable[[Executable, tuple[str, ...]], CompiledStatement]:
+    def compile_(statement: Executable, keys: tuple[str, ...]) -> CompiledStatement:
+        compiled = CompiledStatement(statement, keys, dialect)
+        compiled.use_result_processors(
+            [_result_processor(column.type, dialect) for column in compiled.columns]
+        )
+        return compiled
 
-
-class FastResult:
-    """The part of SQLAlchemy's `CursorResult` the repositories use, over rows already fetched."""
-
-    __slots__ = ("_rows", "rowcount")
-
-    def __init__(self, rows: list[Any], rowcount: int) -> None:
-        self._rows = rows
-        self.rowcount = rowcount
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._rows)
-
-    def all(self) -> list[Any]:
-        return self._rows
-
-    def first(self) -> Any:
-        return self._rows[0] if self._rows else None
-
-    def scalar(self) -> Any:
-        return self._rows[0][0] if self._rows else None
-
-    def scalar_one(self) -> Any:
-        if len(self._rows) != 1:
-            raise (
-                sa_exc.NoResultFound("expected exactly one row")
-                if not self._rows
-                else sa_exc.MultipleResultsFound("expected one row")
-            )
-        return self._rows[0][0]
-
-    def scalar_one_or_none(self) -> Any:
-        if len(self._rows) > 1:
-            raise sa_exc.MultipleResultsFound("expected at most one row")
-        return self._rows[0][0] if self._rows else None
+    return compile_
 
 
 class InlineSqliteLink:

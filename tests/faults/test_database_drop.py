@@ -103,7 +103,7 @@ async def test_callers_get_unavailable_then_decisions_when_database_connections_
 
     proxied.proxy.restore()
 
-    async def decided() -> bool:  # the pool replaces its dead connections on its own (pre-ping)
+    async def decided() -> bool:  # the pool replaces its dead connections on its own
         return (await outcome(stub, "probe"))[0] == grpc.StatusCode.OK
 
     await eventually(decided)

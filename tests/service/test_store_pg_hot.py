@@ -28,9 +28,8 @@ from routing_service.store.assignments import _FREE_SLOT, _RELEASE, _TAKE_SLOT
 from routing_service.store.base import insert_ignore
 from routing_service.store.callbacks import _AHEAD_OF, _WAITING_HEAD
 from routing_service.store.customers import _GET as _GET_CUSTOMER
-from routing_service.store.hot import hot
+from routing_service.store.hot import FastResult, hot
 from routing_service.store.pg_hot import pg_hot
-from routing_service.store.sqlite_inline import FastResult
 from routing_service.store.tables import customers
 from routing_service.store.unit_of_work import ConnectionLink, SqlUnitOfWork
 
@@ -106,7 +105,7 @@ async def test_hot_statements_run_on_asyncpg_and_read_what_sqlalchemy_reads(stor
     assert fast == slow
     runner = pg_hot(store.engine.dialect)
     assert runner is not None
-    assert any(key[0] == id(_CANDIDATES[True]) for key in runner._statements)
+    assert runner.compiled.holds(_CANDIDATES[True])
 
 
 async def _both_ways(store: Store, statement: Executable, params: dict[str, Any]) -> None:
