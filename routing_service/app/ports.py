@@ -86,10 +86,17 @@ class AgentRepository(Protocol):
         ...
 
     async def count_in_team(self, team_id: str) -> int: ...
-    async def candidates(self, team_id: str, min_complexity: Complexity, limit: int) -> list[Agent]:
+    async def candidates(
+        self, team_id: str, min_complexity: Complexity, limit: int, *, skip_locked: bool = False
+    ) -> list[Agent]:
         """Members of the team that are AVAILABLE, have a free slot and max_complexity >= min_complexity,
         least busy first (active_assignments), then longest idle (idle_since, nulls first), then agent_id.
-        Must stay cheap with 10,000 agents (indexed, LIMITed)."""
+        Must stay cheap with 10,000 agents (indexed, LIMITed).
+
+        `skip_locked`: where the database has row locks, lock the returned agents for this transaction and
+        pass over agents another transaction has locked (they are being reserved right now), so concurrent
+        decisions spread over the free specialists instead of queueing on the same one. A store without
+        row locks ignores it."""
         ...
 
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:

@@ -279,7 +279,7 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
     priority = callback_priority(policy.queue, tier=ctx.tier, complexity=ctx.complexity)
     key_value = service_key(ctx.now, priority, policy.queue.aging_points_per_minute)
     ahead = await _waiting_ahead(u, team.team_id, key_value)
-    candidates = [] if ahead else await u.agents.candidates(team.team_id, ctx.complexity, CANDIDATE_LIMIT)
+    candidates = [] if ahead else await _first_candidates(u, team.team_id, ctx)
     if not candidates and await u.agents.count_in_team(team.team_id) == 0:
         ctx.trace.append(
             TraceStep(
@@ -361,6 +361,18 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         return _specialist(ctx, team, rule_id, chosen)
     ctx.trace.append(TraceStep("queue", team.team_id, TraceOutcome.INFO, "no qualified specialist is free"))
     return await _callback(u, ctx, team, rule_id, priority, key_value)
+
+
+async def _first_candidates(u: UnitOfWork, team_id: str, ctx: _Context) -> list[Agent]:
+    """The best qualified free specialists. A reserving decision first passes over specialists that
+    concurrent decisions are reserving right now (row-locked; PostgreSQL), so 32 calls in flight spread over
+    32 specialists instead of all waiting on the best one and losing its last slot; when that finds nobody,
+    it looks again without skipping, so a caller is never queued while a specialist is free."""
+    if not ctx.request.dry_run:
+        found = await u.agents.candidates(team_id, ctx.complexity, CANDIDATE_LIMIT, skip_locked=True)
+        if found:
+            return found
+    return await u.agents.candidates(team_id, ctx.complexity, CANDIDATE_LIMIT)
 
 
 async def _waiting_ahead(u: UnitOfWork, team_id: str, key_value: float) -> int:

@@ -100,6 +100,9 @@ def candidates_statement(*, postgres: bool) -> Select[Any]:
 
 
 _CANDIDATES = {postgres: hot(candidates_statement(postgres=postgres)) for postgres in (False, True)}
+_CANDIDATES_SKIP_LOCKED = hot(
+    candidates_statement(postgres=True).with_for_update(of=agents, skip_locked=True)
+)
 _GET = hot(select(agents).where(agents.c.agent_id == bindparam("agent_id")))
 _OTHERS = (
     select(agents)
@@ -192,15 +195,20 @@ class SqlAgentRepository(SqlRepository):
         query = select(func.count()).select_from(agent_teams).where(agent_teams.c.team_id == team_id)
         return int((await self._execute(query)).scalar_one())
 
-    async def candidates(self, team_id: str, min_complexity: Complexity, limit: int) -> list[Agent]:
+    async def candidates(
+        self, team_id: str, min_complexity: Complexity, limit: int, *, skip_locked: bool = False
+    ) -> list[Agent]:
         """Available team members with a free slot and max_complexity >= min_complexity, least busy first,
         then longest idle (never idle first), then agent_id; at most `limit`.
 
         Walks the partial dispatch index (see tables.py) in order and stops at LIMIT: cost depends on how
-        many free agents precede the hits, not on the number of agents on record.
+        many free agents precede the hits, not on the number of agents on record. `skip_locked` (see the
+        port) is `FOR UPDATE OF agents SKIP LOCKED` on PostgreSQL; SQLite has no row locks (and its writers
+        are serialised anyway), so it ignores it.
         """
         params = {"team_id": team_id, "min_complexity": int(min_complexity), "limit": max(0, limit)}
-        return [agent_from_row(row) for row in await self._execute(_CANDIDATES[self._postgres], params)]
+        statement = _CANDIDATES_SKIP_LOCKED if skip_locked and self._postgres else _CANDIDATES[self._postgres]
+        return [agent_from_row(row) for row in await self._execute(statement, params)]
 
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
         """Up to `limit` team members not in `exclude`, by agent_id (for the decision trace)."""

@@ -42,3 +42,21 @@ async def test_simultaneous_calls_all_get_a_specialist_when_enough_are_free(stub
     decisions = await asyncio.gather(*(resolve(stub, f"crowd-{i}") for i in range(20)))
     assert [d.kind for d in decisions].count(pb.DECISION_KIND_TRANSFER_AGENT) == 20
     assert len({d.agent_id for d in decisions}) == 20, "each specialist's single slot went to one call"
+
+
+async def test_a_stream_of_concurrent_calls_never_queues_while_specialists_are_free(stub: Stub) -> None:
+    # 32 calls in flight at a time all rank the same specialists first; each must still find a free one
+    # (on PostgreSQL by passing over those being reserved, rather than losing race after race and queueing).
+    for i in range(150):
+        await add_agent(stub, f"s{i:03d}", capacity=2, number=f"+15550{i:06d}")
+    in_flight = asyncio.Semaphore(32)
+
+    async def call(i: int) -> pb.Decision:
+        async with in_flight:
+            return await resolve(stub, f"stream-{i}")
+
+    decisions = await asyncio.gather(*(call(i) for i in range(240)))
+    kinds = [d.kind for d in decisions]
+    assert kinds.count(pb.DECISION_KIND_TRANSFER_AGENT) == 240, kinds
+    queued = await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical"))
+    assert len(queued.callbacks) == 0

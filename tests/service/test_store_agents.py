@@ -3,6 +3,7 @@ dispatch candidates (filters, order, limit, index use), others, counts and team 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
@@ -252,3 +253,25 @@ async def test_candidates_use_dispatch_index_when_many_agents(store: Store) -> N
                 plan = "\n".join(str(row[3]) for row in await link.execute(text(explain)))
                 assert "SCAN agents USING INDEX ix_agents_dispatch" in plan, plan
                 assert "TEMP B-TREE" not in plan, plan
+
+
+async def test_skip_locked_candidates_pass_over_agents_a_concurrent_transaction_is_reserving(
+    store: Store,
+) -> None:
+    await add_agents(
+        store,
+        *(make_agent(f"agent-{i}", capacity=2, idle_since=NOW - timedelta(minutes=10 - i)) for i in range(4)),
+    )
+    async with store.uow() as first:
+        taken = await first.agents.candidates("technical", Complexity.BASIC, 2, skip_locked=True)
+        assert [a.agent_id for a in taken] == ["agent-0", "agent-1"]
+        if store.url.startswith("postgresql"):
+            # Concurrently (its own connection and transaction): the two locked agents are passed over at
+            # once, without waiting for the first transaction; without skip_locked, nothing is passed over.
+            async with store.uow() as second:
+                others = await asyncio.wait_for(
+                    second.agents.candidates("technical", Complexity.BASIC, 2, skip_locked=True), 5
+                )
+                plain = await second.agents.candidates("technical", Complexity.BASIC, 2)
+            assert [a.agent_id for a in others] == ["agent-2", "agent-3"]
+            assert [a.agent_id for a in plain] == ["agent-0", "agent-1"]
