@@ -28,7 +28,6 @@ __all__ = [
 
 MAX_HOLD = timedelta(hours=24)
 HANDLE_TIME_WINDOW = timedelta(hours=1)
-HEAD_SCAN = 500
 TERMINAL = frozenset(
     {CallbackState.CONNECTED, CallbackState.CANCELLED, CallbackState.UNREACHABLE, CallbackState.EXPIRED}
 )
@@ -76,13 +75,12 @@ async def team_wait(
 
 async def _is_head(u: UnitOfWork, ticket: CallbackTicket) -> bool:
     """True when no WAITING callback of the team comes before this one in service order (callbacks that
-    hold a reservation are being served and do not block the next one)."""
-    for other in await u.callbacks.open_in_team(ticket.team_id, HEAD_SCAN):
-        if other.call_id == ticket.call_id:
-            return True
-        if other.state is CallbackState.WAITING:
-            return False
-    return False
+    hold a reservation are being served and do not block the next one; they are all served first)."""
+    if ticket.state is CallbackState.RESERVED:
+        return True
+    if ticket.state is not CallbackState.WAITING:
+        return False
+    return not await u.callbacks.waiting_before(ticket)
 
 
 async def claim_callback(

@@ -159,6 +159,10 @@ class CallbackRepository(Protocol):
         """WAITING and RESERVED tickets in service order (service_key, then enqueued_at), positions set."""
         ...
 
+    async def waiting_before(self, ticket: CallbackTicket) -> bool:
+        """True when a WAITING ticket of the same team is served before `ticket` (cheap at any length)."""
+        ...
+
     async def ahead_of(self, team_id: str, service_key: float) -> int:
         """How many WAITING tickets of the team would be served before a ticket with this key."""
         ...

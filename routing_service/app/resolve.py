@@ -72,7 +72,6 @@ wins; the rest cover a lost race. A full batch that yields nobody (lost races, m
 a larger one, `CANDIDATE_GROWTH` times the last, for up to `RESERVE_ROUNDS` rounds."""
 CANDIDATE_GROWTH = 4
 OTHERS_LIMIT = 10
-QUEUE_SCAN = 500
 RESERVE_ROUNDS = 3
 
 _counter = itertools.count()
@@ -376,15 +375,9 @@ async def _first_candidates(u: UnitOfWork, team_id: str, ctx: _Context) -> list[
 
 
 async def _waiting_ahead(u: UnitOfWork, team_id: str, key_value: float) -> int:
-    """WAITING callbacks of the team that come before a caller with this key. Callbacks already holding a
-    reservation are being served and do not hold this caller back. One COUNT when the queue is empty."""
-    ahead = await u.callbacks.ahead_of(team_id, key_value)
-    if ahead == 0:
-        return 0
-    tickets = await u.callbacks.open_in_team(team_id, QUEUE_SCAN)
-    if len(tickets) >= QUEUE_SCAN:
-        return ahead
-    return sum(1 for t in tickets if t.state is CallbackState.WAITING and t.service_key <= key_value)
+    """WAITING callbacks of the team that come before a caller with this key (one indexed COUNT; callbacks
+    already holding a reservation are being served and do not hold this caller back)."""
+    return await u.callbacks.ahead_of(team_id, key_value)
 
 
 async def _reserve_first(u: UnitOfWork, ctx: _Context, ranked: Sequence[Agent]) -> Agent | None:
@@ -451,8 +444,7 @@ async def _callback(
         position = await u.callbacks.ahead_of(team.team_id, key_value) + 1
         ticket = replace(ticket, position=position)
     else:
-        await u.callbacks.enqueue(ticket)
-        ticket = await u.callbacks.get(request.call_id) or ticket
+        ticket = await u.callbacks.enqueue(ticket)
         position = ticket.position or (await u.callbacks.ahead_of(team.team_id, key_value) + 1)
         ticket = replace(ticket, position=position)
     stats = (await u.agents.team_stats([team.team_id], ctx.now)).get(team.team_id)

@@ -9,13 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, func, or_, select, update
-from sqlalchemy.sql import ColumnElement
 
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import CallbackState, CallbackTicket, Complexity
 from routing_service.store.base import SqlRepository
 from routing_service.store.hot import hot
-from routing_service.store.tables import callbacks
+from routing_service.store.tables import UtcDateTime, callbacks
 
 __all__ = ["SqlCallbackRepository", "ticket_from_row"]
 
@@ -74,39 +73,103 @@ def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
     )
 
 
-def _ahead_of_ticket(row: Any) -> ColumnElement[bool]:
-    """Open tickets of the same team served before the ticket in `row`."""
-    same_state_before = and_(
-        callbacks.c.state == row.state,
+# Tickets of one team and state that come before a ticket in service order, as two index range reads on
+# ix_callbacks_team_id_state_service_key (an OR across the whole order key would make the planner scan the
+# team's queue): strictly smaller keys, then equal keys broken by enqueue time and call id.
+_BEFORE_KEY = hot(
+    select(func.count())
+    .select_from(callbacks)
+    .where(
+        callbacks.c.team_id == bindparam("before_team"),
+        callbacks.c.state == bindparam("before_state"),
+        callbacks.c.service_key < bindparam("before_key"),
+    )
+)
+_BEFORE_TIE = hot(
+    select(func.count())
+    .select_from(callbacks)
+    .where(
+        callbacks.c.team_id == bindparam("tie_team"),
+        callbacks.c.state == bindparam("tie_state"),
+        callbacks.c.service_key == bindparam("tie_key"),
         or_(
-            callbacks.c.service_key < row.service_key,
+            callbacks.c.enqueued_at < bindparam("tie_at", type_=UtcDateTime()),
             and_(
-                callbacks.c.service_key == row.service_key,
-                or_(
-                    callbacks.c.enqueued_at < row.enqueued_at,
-                    and_(callbacks.c.enqueued_at == row.enqueued_at, callbacks.c.call_id < row.call_id),
-                ),
+                callbacks.c.enqueued_at == bindparam("tie_at", type_=UtcDateTime()),
+                callbacks.c.call_id < bindparam("tie_call"),
             ),
         ),
     )
-    if row.state == str(CallbackState.WAITING):
-        return or_(callbacks.c.state == str(CallbackState.RESERVED), same_state_before)
-    return same_state_before
+)
+_IN_STATE = hot(
+    select(func.count())
+    .select_from(callbacks)
+    .where(callbacks.c.team_id == bindparam("state_team"), callbacks.c.state == bindparam("state_state"))
+)
+# Is some WAITING ticket of the team served before this one? (One index probe.)
+_WAITING_BEFORE = hot(
+    select(callbacks.c.call_id)
+    .where(
+        callbacks.c.team_id == bindparam("wb_team"),
+        callbacks.c.state == str(CallbackState.WAITING),
+        callbacks.c.service_key <= bindparam("wb_key"),
+        callbacks.c.call_id != bindparam("wb_call"),
+        or_(
+            callbacks.c.service_key < bindparam("wb_key"),
+            callbacks.c.enqueued_at < bindparam("wb_at", type_=UtcDateTime()),
+            and_(
+                callbacks.c.enqueued_at == bindparam("wb_at", type_=UtcDateTime()),
+                callbacks.c.call_id < bindparam("wb_call"),
+            ),
+        ),
+    )
+    .limit(1)
+)
 
 
 class SqlCallbackRepository(SqlRepository):
     """`ports.CallbackRepository` on SQL."""
 
     async def _with_position(self, row: Any) -> CallbackTicket:
+        """The ticket with its queue position when open: every RESERVED ticket of the team is served before
+        any WAITING one, and within a state the order is (service_key, enqueued_at, call_id)."""
         if row.state not in _OPEN:
             return ticket_from_row(row)
-        query = (
-            select(func.count())
-            .select_from(callbacks)
-            .where(callbacks.c.team_id == row.team_id, callbacks.c.state.in_(_OPEN), _ahead_of_ticket(row))
+        ahead = await self._count_before(
+            row.team_id, row.state, row.service_key, row.enqueued_at, row.call_id
         )
-        ahead = int((await self._execute(query)).scalar_one())
+        if row.state == str(CallbackState.WAITING):
+            params = {"state_team": row.team_id, "state_state": str(CallbackState.RESERVED)}
+            ahead += int((await self._execute(_IN_STATE, params)).scalar_one())
         return ticket_from_row(row, position=ahead + 1)
+
+    async def _count_before(
+        self, team_id: str, state: str, service_key: float, enqueued_at: datetime, call_id: str
+    ) -> int:
+        smaller = {"before_team": team_id, "before_state": state, "before_key": service_key}
+        tied = {
+            "tie_team": team_id,
+            "tie_state": state,
+            "tie_key": service_key,
+            "tie_at": enqueued_at,
+            "tie_call": call_id,
+        }
+        return int((await self._execute(_BEFORE_KEY, smaller)).scalar_one()) + int(
+            (await self._execute(_BEFORE_TIE, tied)).scalar_one()
+        )
+
+    async def waiting_before(self, ticket: CallbackTicket) -> bool:
+        """True when a WAITING ticket of the team is served before `ticket` (an index probe). Never for a
+        RESERVED ticket: those are all served before any WAITING one."""
+        if ticket.state is CallbackState.RESERVED:
+            return False
+        params = {
+            "wb_team": ticket.team_id,
+            "wb_key": ticket.service_key,
+            "wb_at": ticket.enqueued_at,
+            "wb_call": ticket.call_id,
+        }
+        return (await self._execute(_WAITING_BEFORE, params)).first() is not None
 
     async def _row(self, call_id: str) -> Any:
         return (await self._execute(select(callbacks).where(callbacks.c.call_id == call_id))).first()

@@ -209,3 +209,29 @@ async def test_waiting_head_matches_general_path_when_queue_is_mixed(store: Stor
     assert [(t.call_id, t.position) for t in heads[("billing", 1)]] == [("b00", 2)]
     assert len(heads[("technical", 100)]) == 8
     assert nobody == [] and none_asked == []
+
+
+async def test_get_positions_and_waiting_before_agree_with_the_ranking_when_keys_tie(store: Store) -> None:
+    await _enqueue(
+        store,
+        *(
+            make_ticket(f"t{i:02d}", service_key=float(i % 4), enqueued_at=NOW + timedelta(seconds=i % 3))
+            for i in range(12)
+        ),
+    )
+    async with store.uow() as uow:
+        for call_id in ("t05", "t02"):
+            await uow.callbacks.mark_reserved(call_id, "alice", NOW + timedelta(minutes=5))
+        await uow.callbacks.finish("t00", CallbackState.CONNECTED, NOW, "done")
+        await uow.commit()
+    async with store.uow() as uow:
+        ranked = await uow.callbacks.find(
+            team_id="technical", states={CallbackState.WAITING, CallbackState.RESERVED}, limit=100
+        )
+        singly = [await uow.callbacks.get(t.call_id) for t in ranked]
+        blocked = [await uow.callbacks.waiting_before(t) for t in ranked]
+    assert [t.position for t in ranked] == list(range(1, 12))
+    assert [t.position if t else None for t in singly] == list(range(1, 12))
+    # Served first: both RESERVED tickets and the first WAITING one; every later WAITING one is blocked.
+    first_waiting = next(i for i, t in enumerate(ranked) if t.state is CallbackState.WAITING)
+    assert blocked == [t.state is CallbackState.WAITING and i > first_waiting for i, t in enumerate(ranked)]
