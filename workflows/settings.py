@@ -45,5 +45,11 @@ class WorkerSettings(BaseSettings):
     register_search_attributes: bool = True
     """Add EscalationTier/Category/Complexity and CallbackState to the namespace at start-up if missing."""
     shutdown_grace_seconds: float = 10.0
+    max_cached_workflows: int = Field(default=10_000, ge=0)
+    """Workflows kept in the worker's memory between tasks. Every waiting callback is a running workflow;
+    one evicted from the cache is rebuilt (a new sandboxed instance replaying its history) on its next task,
+    which with 10,000 waiting and Temporal's default of 1,000 kept the worker busy for minutes and delayed a
+    freed specialist's dial by 6-8 s (0.8-0.9 s with all 10,000 cached). Measured cost: about 135 KiB of
+    worker memory per cached workflow (10,000 cached: 1.5 GiB RSS; 1,000: 0.3 GiB)."""
     log_json: bool = False
     log_level: str = "info"

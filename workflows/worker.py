@@ -109,6 +109,7 @@ async def run_worker(
             workflows=list(WORKFLOWS),
             activities=build_activities(settings, stub, http, engine),
             graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
+            max_cached_workflows=settings.max_cached_workflows,
         )
         relay = AvailabilityRelay(
             stub,
