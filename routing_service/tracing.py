@@ -276,6 +276,11 @@ def _instrument_sqlalchemy(provider: TracerProvider) -> None:
             span.end()
             setattr(exception_context.execution_context, key, None)
 
+    # Hot statements normally skip SQLAlchemy's execution (and so these events): traced, they go through it.
+    from routing_service.store.hot import set_fast_path
+
+    set_fast_path(False)
+    _undo.append(lambda: set_fast_path(True))
     hooks = (("before_cursor_execute", before), ("after_cursor_execute", after), ("handle_error", failed))
     for name, hook in hooks:
         sa.event.listen(sa.engine.Engine, name, hook)

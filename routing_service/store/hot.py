@@ -21,12 +21,29 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["HOT_STATEMENTS", "CompiledStatement", "FastResult", "NotFast", "StatementCache", "hot"]
+__all__ = [
+    "HOT_STATEMENTS",
+    "CompiledStatement",
+    "FastResult",
+    "NotFast",
+    "StatementCache",
+    "hot",
+    "set_fast_path",
+]
 
 _S = TypeVar("_S", bound=Executable)
 
 HOT_STATEMENTS: dict[int, Executable] = {}
 """id(statement) -> statement (kept alive, so an id is never reused)."""
+
+_fast_path = [True]
+
+
+def set_fast_path(enabled: bool) -> None:
+    """Turn the fast path on or off process-wide. Tracing turns it off: its per-statement spans come from
+    SQLAlchemy's execution events, which the fast path skips."""
+    _fast_path[0] = enabled
+
 
 Processor = Callable[[Any], Any]
 
@@ -126,7 +143,7 @@ class StatementCache(Generic[_C]):
         return len(self._compiled)
 
     def get(self, statement: Executable, params: Any) -> _C | None:
-        if id(statement) not in HOT_STATEMENTS:
+        if not _fast_path[0] or id(statement) not in HOT_STATEMENTS:
             return None
         if params is not None and not isinstance(params, Mapping):
             return None
