@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from escalade_cli.local_server import local_server
 from routing_service.domain.phone import mask_number
 
 __all__ = ["VapiStandin", "serve_standin"]
@@ -145,19 +146,6 @@ class VapiStandin:
 @contextlib.asynccontextmanager
 async def serve_standin(standin: VapiStandin) -> AsyncIterator[VapiStandin]:
     """Serve `standin` with uvicorn on 127.0.0.1 (a free port) in the running event loop; sets its `url`."""
-    import uvicorn
-
-    config = uvicorn.Config(standin.app(), host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    standin.url = f"http://127.0.0.1:{port}"
-    try:
+    async with local_server(standin.app()) as served:
+        standin.url = served.url
         yield standin
-    finally:
-        server.should_exit = True
-        await task

@@ -197,33 +197,6 @@ async def fake_routing_server() -> AsyncIterator[RunningFake]:
 
 
 @dataclass
-class LocalHttp:
-    """A real HTTP server on 127.0.0.1:<ephemeral> (uvicorn in this event loop)."""
-
-    url: str
-    server: Any
-
-
-@asynccontextmanager
-async def local_http_server(app: Any) -> AsyncIterator[LocalHttp]:
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield LocalHttp(f"http://127.0.0.1:{port}", server)
-    finally:
-        server.should_exit = True
-        await task
-
-
-@dataclass
 class Edge:
     app: FastAPI
     client: httpx.AsyncClient

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from edge_support import SECRET, RunningFake, dumps, load_fixture, local_http_server, signed_headers
+from edge_support import SECRET, RunningFake, dumps, load_fixture, signed_headers
 
+from escalade_cli.local_server import local_server
 from webhook_edge.app import create_app
 from webhook_edge.settings import EdgeSettings
 
@@ -39,7 +40,7 @@ async def test_webhook_answers_over_real_socket_when_served_by_uvicorn(
     edge_settings: EdgeSettings, fake_routing: RunningFake
 ) -> None:
     async with (
-        local_http_server(create_app(edge_settings)) as server,
+        local_server(create_app(edge_settings), lifespan="on") as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         body = dumps(load_fixture(ENTERPRISE))

@@ -8,13 +8,12 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,6 +21,7 @@ from starlette.routing import Route
 from test_provisioning import audit
 from typer.testing import CliRunner
 
+from escalade_cli.local_server import local_server
 from escalade_cli.main import app
 from escalade_cli.simulate import EdgeUnreachable, Outcome, outcome_table, run_scenarios, select_scenarios
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
@@ -33,30 +33,6 @@ from webhook_edge.settings import EdgeSettings
 from webhook_edge.vapi_models import parse_body
 
 SECRET = "simulate-test-secret-7c2e"
-
-
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:  # the test's loop owns the signals
-        yield
-
-
-@contextlib.asynccontextmanager
-async def serve(asgi: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1:<free port> inside the test's event loop."""
-    server = _Server(uvicorn.Config(asgi, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server did not start")
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def row_cells(text: str, scenario: str) -> list[str]:
@@ -157,8 +133,9 @@ async def verifying_edge(secret: str) -> AsyncIterator[tuple[str, list[Received]
             }
         )
 
-    async with serve(Starlette(routes=[Route("/webhook/vapi", webhook, methods=["POST"])])) as url:
-        yield url, received
+    app = Starlette(routes=[Route("/webhook/vapi", webhook, methods=["POST"])])
+    async with local_server(app, lifespan="auto", capture_signals=False) as served:
+        yield served.url, received
 
 
 async def test_requests_are_hmac_signed_when_secret_given() -> None:
@@ -290,8 +267,8 @@ async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
             routing_deadline_ms=3000,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
         )
-        async with serve(create_app(edge_settings)) as edge_url:
-            yield Stack(edge_url, routing.address, routing.stub)
+        async with local_server(create_app(edge_settings), lifespan="auto", capture_signals=False) as edge:
+            yield Stack(edge.url, routing.address, routing.stub)
 
 
 async def agents_state(stub: Any) -> dict[str, tuple[int, int]]:

@@ -11,12 +11,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from edge_support import Edge, LocalHttp, RunningFake, audit, load_fixture, local_http_server
+from edge_support import Edge, RunningFake, audit, load_fixture
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from escalade_cli.local_server import LocalServer, local_server
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 
 FIXTURE = "tool-calls.escalate-to-support.json"
@@ -37,10 +38,10 @@ class ControlRecorder:
 
 
 @pytest.fixture
-async def vapi_control() -> AsyncIterator[tuple[ControlRecorder, LocalHttp]]:
+async def vapi_control() -> AsyncIterator[tuple[ControlRecorder, LocalServer]]:
     recorder = ControlRecorder()
     app = Starlette(routes=[Route("/{call_id}/control", recorder.control, methods=["POST"])])
-    async with local_http_server(app) as server:
+    async with local_server(app, lifespan="on") as server:
         yield recorder, server
 
 
@@ -56,7 +57,7 @@ def tool_calls_message(control_url: str | None) -> dict[str, Any]:
 async def test_escalation_tool_gets_spoken_result_and_control_transfer(
     edge: Edge,
     fake_routing: RunningFake,
-    vapi_control: tuple[ControlRecorder, LocalHttp],
+    vapi_control: tuple[ControlRecorder, LocalServer],
     vapi_sdk: SimpleNamespace,
 ) -> None:
     recorder, server = vapi_control
@@ -90,7 +91,7 @@ async def test_escalation_tool_gets_spoken_result_and_control_transfer(
 
 
 async def test_duplicate_tool_call_gets_same_result_and_one_transfer(
-    edge: Edge, fake_routing: RunningFake, vapi_control: tuple[ControlRecorder, LocalHttp]
+    edge: Edge, fake_routing: RunningFake, vapi_control: tuple[ControlRecorder, LocalServer]
 ) -> None:
     recorder, server = vapi_control
     doc = tool_calls_message(f"{server.url}/{CALL_ID}/control")
@@ -128,7 +129,7 @@ async def test_transfer_is_skipped_with_log_when_no_control_url(
 
 
 async def test_webhook_reply_is_unaffected_when_control_url_fails(
-    edge: Edge, fake_routing: RunningFake, vapi_control: tuple[ControlRecorder, LocalHttp]
+    edge: Edge, fake_routing: RunningFake, vapi_control: tuple[ControlRecorder, LocalServer]
 ) -> None:
     recorder, server = vapi_control
     recorder.status = 500
@@ -138,7 +139,7 @@ async def test_webhook_reply_is_unaffected_when_control_url_fails(
 
 
 async def test_fallback_transfer_is_issued_when_routing_fails(
-    edge: Edge, fake_routing: RunningFake, vapi_control: tuple[ControlRecorder, LocalHttp]
+    edge: Edge, fake_routing: RunningFake, vapi_control: tuple[ControlRecorder, LocalServer]
 ) -> None:
     recorder, server = vapi_control
     fake_routing.servicer.behaviour = "error"

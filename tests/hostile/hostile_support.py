@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from edge_support import PREVIOUS_SECRET, SECRET, RunningFake, fake_routing_server, local_http_server
+from edge_support import PREVIOUS_SECRET, SECRET, RunningFake, fake_routing_server
 
+from escalade_cli.local_server import local_server
 from webhook_edge.app import create_app
 from webhook_edge.settings import EdgeSettings
 
@@ -42,7 +43,7 @@ def live_edge(tmp_path: Path) -> Iterator[LiveEdge]:
                 database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
                 log_level="warning",
             )
-            async with local_http_server(create_app(settings)) as http:
+            async with local_server(create_app(settings), lifespan="on") as http:
                 stop = asyncio.Event()
                 found.update(
                     edge=LiveEdge(http.url, fake, settings), loop=asyncio.get_running_loop(), stop=stop

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from edge_support import SECRET, Edge, fake_routing_server, local_http_server, running_edge
+from edge_support import SECRET, Edge, fake_routing_server, running_edge
 from hostile_support import assert_no_server_error
 
+from escalade_cli.local_server import local_server
 from webhook_edge.app import create_app
 from webhook_edge.settings import EdgeSettings
 
@@ -89,7 +90,7 @@ async def test_declared_10mb_body_gets_413_before_any_of_it_is_read(edge: Edge) 
 async def test_413_arrives_over_http_while_the_10mb_body_is_still_unsent(tmp_path: Path) -> None:
     async with (
         fake_routing_server() as fake,
-        local_http_server(create_app(settings_for(tmp_path, fake.address))) as http,
+        local_server(create_app(settings_for(tmp_path, fake.address)), lifespan="on") as http,
         asyncio.timeout(20),
     ):
         host, port = http.url.removeprefix("http://").split(":")

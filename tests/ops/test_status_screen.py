@@ -9,7 +9,6 @@ import socket
 import sys
 import sysconfig
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,44 +17,21 @@ import pytest
 from edge_support import load_fixture
 from ops_support import PREMIUM, Stack, running_stack
 
+from escalade_cli.local_server import LocalServer, local_server
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 
 PREMIUM_CALLER = "+1111111111"
 
 
 @dataclass
-class Http:
-    url: str
-
-
-@dataclass
 class Served:
     stack: Stack
-    http: Http
-
-
-@asynccontextmanager
-async def http_server(app: Any) -> AsyncIterator[Http]:
-    """The edge on a real port (uvicorn in this loop, leaving the process's logging configuration alone)."""
-    import uvicorn
-
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off", access_log=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield Http(f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}")
-    finally:
-        server.should_exit = True
-        await task
+    http: LocalServer
 
 
 @pytest.fixture
 async def served(sqlite_url: str) -> AsyncIterator[Served]:
-    async with running_stack(sqlite_url) as stack, http_server(stack.edge.app) as http:
+    async with running_stack(sqlite_url) as stack, local_server(stack.edge.app, own_logging=False) as http:
         yield Served(stack, http)
 
 
