@@ -41,6 +41,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from routing_service.store.sqlite_driver import one_hop_connector
 from routing_service.store.sqlite_inline import InlineSqlite
+from routing_service.store.sqlite_pragmas import prepare_sqlite_connection
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
@@ -71,22 +72,10 @@ def _ensure_sqlite_parent(url: URL) -> None:
 
 def _sqlite_connect_hook(busy_timeout_ms: int) -> Callable[[Any, ConnectionPoolEntry], None]:
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-        _prepare_sqlite(dbapi_connection, busy_timeout_ms)
+        # This turns off the driver's implicit BEGIN; `_on_sqlite_begin` emits BEGIN IMMEDIATE instead.
+        prepare_sqlite_connection(dbapi_connection, busy_timeout_ms=busy_timeout_ms)
 
     return on_connect
-
-
-def _prepare_sqlite(dbapi_connection: Any, busy_timeout_ms: int) -> None:
-    # Disable the driver's implicit BEGIN; `_on_sqlite_begin` emits BEGIN IMMEDIATE instead.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-    finally:
-        cursor.close()
 
 
 def _on_sqlite_begin(conn: Connection) -> None:

@@ -46,6 +46,7 @@ from sqlalchemy.sql import Executable
 
 from routing_service.store.errors import unavailable_from
 from routing_service.store.hot import CompiledStatement, FastResult, StatementCache
+from routing_service.store.sqlite_pragmas import prepare_sqlite_connection
 
 __all__ = ["Checkpointer", "InlineSqlite", "InlineSqliteLink"]
 
@@ -203,16 +204,8 @@ def _translated(error: sqlite3.Error, sql: str) -> sa_exc.DBAPIError:
 
 
 def _prepare_inline(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    dbapi_connection.isolation_level = None  # BEGIN IMMEDIATE is issued explicitly
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA busy_timeout = 0")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute("PRAGMA wal_autocheckpoint = 0")
-    finally:
-        cursor.close()
+    # BEGIN IMMEDIATE is issued explicitly (`InlineSqlite.begin`), retried on the loop: no busy timeout.
+    prepare_sqlite_connection(dbapi_connection, busy_timeout_ms=0, auto_checkpoint=False)
 
 
 class Checkpointer:

@@ -63,6 +63,28 @@ async def test_store_uses_the_inline_connection_for_a_file_and_not_for_memory(st
     assert inline_sqlite("postgresql+asyncpg://u@127.0.0.1/db") is None
 
 
+async def test_inline_connection_has_the_engine_pragmas_but_no_busy_timeout_or_autocheckpoint(
+    store: Store,
+) -> None:
+    assert store.inline is not None
+    connection = await store.inline.acquire()
+    try:
+        settings = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout", "wal_autocheckpoint")
+        }
+    finally:
+        store.inline.end(connection)
+    # synchronous: 1 is NORMAL
+    assert settings == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "foreign_keys": 1,
+        "busy_timeout": 0,
+        "wal_autocheckpoint": 0,
+    }
+
+
 async def test_loop_keeps_running_and_unit_of_work_waits_when_another_process_holds_the_lock(
     store: Store,
 ) -> None:
