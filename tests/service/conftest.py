@@ -1,5 +1,9 @@
-"""A real routing server per test: grpc.aio on 127.0.0.1:0, a real store (SQLite file and PostgreSQL via
-`database_url`), the TechCorp policy; tests talk to it only through the generated stub."""
+"""Fixtures of the service tests, each on both back ends (a SQLite file and PostgreSQL, via `database_url`):
+
+* `routing`/`stub`: a real routing server per test (grpc.aio on 127.0.0.1:0, a real store, the TechCorp
+  policy); tests talk to it only through the generated stub;
+* `store`: a migrated `Store` for the repository tests (tests/service/test_store_*.py), closed afterwards.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from grpc_helpers import Routing, routing_settings
+from store_builders import opened_store
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc.server import RoutingServer
+from routing_service.store import Store
 
 
 @pytest.fixture
@@ -28,3 +34,9 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
 @pytest.fixture
 def stub(routing: Routing) -> routing_pb2_grpc.RoutingServiceStub:
     return routing.stub
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    async with opened_store(database_url) as opened:
+        yield opened

@@ -28,7 +28,7 @@ HOLD = timedelta(hours=2)
 
 @asynccontextmanager
 async def opened_store(database_url: str) -> AsyncIterator[Store]:
-    """A migrated store, closed afterwards (each test file wraps it in its `store` fixture)."""
+    """A migrated store, closed afterwards (the `store` fixture of conftest.py wraps it)."""
     opened = await Store.open(database_url)
     try:
         yield opened
@@ -102,6 +102,14 @@ def make_ticket(
         customer_context="API returns 500",
         escalation_reason="needs a specialist",
     )
+
+
+async def enqueue(store: Store, *tickets: CallbackTicket) -> None:
+    """Queue `tickets` in one committed unit of work."""
+    async with store.uow() as uow:
+        for ticket in tickets:
+            await uow.callbacks.enqueue(ticket)
+        await uow.commit()
 
 
 def make_decision(

@@ -4,23 +4,15 @@ dispatch candidates (filters, order, limit, index use), others, counts and team 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import text
-from store_builders import NOW, add_agents, make_agent, make_ticket, opened_store, reserve
+from store_builders import NOW, add_agents, make_agent, make_ticket, reserve
 
 from routing_service.domain.models import AgentStatus, Complexity, Destination
 from routing_service.store import Store
 from routing_service.store.agents import candidates_statement
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with opened_store(database_url) as opened:
-        yield opened
 
 
 async def test_agent_round_trips_when_upserted(store: Store) -> None:

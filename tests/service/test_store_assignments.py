@@ -4,21 +4,14 @@ idempotency, expiry, handle time, and the one-active-assignment-per-call guarant
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from store_builders import HOLD, NOW, add_agents, make_agent, opened_store, reserve
+from store_builders import HOLD, NOW, add_agents, make_agent, reserve
 
 from routing_service.domain.errors import Conflict
 from routing_service.domain.models import AgentStatus
 from routing_service.store import Store
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with opened_store(database_url) as opened:
-        yield opened
 
 
 async def _attempt(store: Store, agent_id: str, call_id: str) -> bool:

@@ -3,28 +3,22 @@ read, ahead_of, reservation and finishing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from store_builders import NOW, make_ticket, opened_store
+from store_builders import NOW, enqueue, make_ticket
 
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
-from routing_service.domain.models import CallbackState
+from routing_service.domain.models import CallbackState, CallbackTicket
 from routing_service.store import Store
 
 
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with opened_store(database_url) as opened:
-        yield opened
-
-
-async def _enqueue(store: Store, *tickets: object) -> None:
-    async with store.uow() as uow:
-        for ticket in tickets:
-            await uow.callbacks.enqueue(ticket)  # type: ignore[arg-type]
-        await uow.commit()
+def _tied_technical_tickets() -> list[CallbackTicket]:
+    """t00..t11 in team technical, tying on service_key and enqueued_at so the call_id tie-break matters."""
+    return [
+        make_ticket(f"t{i:02d}", service_key=float(i % 4), enqueued_at=NOW + timedelta(seconds=i % 3))
+        for i in range(12)
+    ]
 
 
 async def test_enqueue_returns_existing_ticket_when_call_already_queued(store: Store) -> None:
@@ -44,7 +38,7 @@ async def test_enqueue_returns_existing_ticket_when_call_already_queued(store: S
 
 
 async def test_positions_follow_service_key_when_priorities_differ(store: Store) -> None:
-    await _enqueue(
+    await enqueue(
         store,
         make_ticket("late-low", service_key=300.0, enqueued_at=NOW),
         make_ticket("vip", service_key=100.0, enqueued_at=NOW + timedelta(minutes=1)),
@@ -69,7 +63,7 @@ async def test_positions_follow_service_key_when_priorities_differ(store: Store)
 
 
 async def test_ahead_of_counts_waiting_with_lower_or_equal_key_when_asked(store: Store) -> None:
-    await _enqueue(
+    await enqueue(
         store,
         make_ticket("a", service_key=10.0),
         make_ticket("b", service_key=20.0),
@@ -87,7 +81,7 @@ async def test_ahead_of_counts_waiting_with_lower_or_equal_key_when_asked(store:
 
 
 async def test_reserved_ticket_stays_first_when_higher_priority_arrives(store: Store) -> None:
-    await _enqueue(store, make_ticket("head", service_key=50.0), make_ticket("next", service_key=60.0))
+    await enqueue(store, make_ticket("head", service_key=50.0), make_ticket("next", service_key=60.0))
     async with store.uow() as uow:
         reserved = await uow.callbacks.mark_reserved("head", "alice", NOW + timedelta(minutes=5))
         await uow.callbacks.enqueue(make_ticket("vip", service_key=10.0))
@@ -108,7 +102,7 @@ async def test_reserved_ticket_stays_first_when_higher_priority_arrives(store: S
 
 
 async def test_finish_closes_ticket_and_frees_position_when_terminal(store: Store) -> None:
-    await _enqueue(store, make_ticket("a", service_key=1.0), make_ticket("b", service_key=2.0))
+    await enqueue(store, make_ticket("a", service_key=1.0), make_ticket("b", service_key=2.0))
     done_at = NOW + timedelta(minutes=3)
     async with store.uow() as uow:
         await uow.callbacks.mark_reserved("a", "alice", NOW + timedelta(minutes=5))
@@ -142,7 +136,7 @@ async def test_finish_closes_ticket_and_frees_position_when_terminal(store: Stor
 
 
 async def test_find_filters_by_team_and_states_when_mixed(store: Store) -> None:
-    await _enqueue(
+    await enqueue(
         store,
         make_ticket("w1", service_key=2.0),
         make_ticket("w2", service_key=1.0),
@@ -174,13 +168,9 @@ async def test_find_filters_by_team_and_states_when_mixed(store: Store) -> None:
 
 
 async def test_waiting_head_matches_general_path_when_queue_is_mixed(store: Store) -> None:
-    # Ties on service_key and enqueued_at so the call_id tie-break matters too.
-    await _enqueue(
+    await enqueue(
         store,
-        *(
-            make_ticket(f"t{i:02d}", service_key=float(i % 4), enqueued_at=NOW + timedelta(seconds=i % 3))
-            for i in range(12)
-        ),
+        *_tied_technical_tickets(),
         *(make_ticket(f"b{i:02d}", team_id="billing", service_key=float(i)) for i in range(5)),
     )
     async with store.uow() as uow:
@@ -212,13 +202,7 @@ async def test_waiting_head_matches_general_path_when_queue_is_mixed(store: Stor
 
 
 async def test_get_positions_and_waiting_before_agree_with_the_ranking_when_keys_tie(store: Store) -> None:
-    await _enqueue(
-        store,
-        *(
-            make_ticket(f"t{i:02d}", service_key=float(i % 4), enqueued_at=NOW + timedelta(seconds=i % 3))
-            for i in range(12)
-        ),
-    )
+    await enqueue(store, *_tied_technical_tickets())
     async with store.uow() as uow:
         for call_id in ("t05", "t02"):
             await uow.callbacks.mark_reserved(call_id, "alice", NOW + timedelta(minutes=5))

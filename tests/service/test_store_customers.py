@@ -3,21 +3,14 @@ per call."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta, timezone
 
 import pytest
 from sqlalchemy.exc import StatementError
-from store_builders import NOW, opened_store
+from store_builders import NOW
 
 from routing_service.domain.models import Customer
 from routing_service.store import Store
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with opened_store(database_url) as opened:
-        yield opened
 
 
 async def test_customer_round_trips_when_upserted_then_replaced(store: Store) -> None:

@@ -4,22 +4,15 @@ keyset paging newest first with filters."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from store_builders import HOLD, NOW, add_agents, make_agent, make_decision, make_ticket, opened_store
+from store_builders import HOLD, NOW, add_agents, make_agent, make_decision, make_ticket
 
 from routing_service.app.ports import DuplicateDecision
 from routing_service.domain.models import DecisionKind, Destination
 from routing_service.store import Store
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with opened_store(database_url) as opened:
-        yield opened
 
 
 async def test_decision_round_trips_with_trace_when_stored(store: Store) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlalchemy import Double, Numeric, func, insert, literal_column, select, te
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.sql import Executable
-from store_builders import NOW, add_agents, make_agent, make_ticket, opened_store
+from store_builders import NOW, add_agents, enqueue, make_agent, make_ticket
 
 from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity, Customer
@@ -47,12 +46,6 @@ _NUMERIC_AS_FLOAT = hot(
 )
 
 
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[Store]:
-    async with opened_store(database_url) as opened:
-        yield opened
-
-
 def _link(uow: SqlUnitOfWork) -> ConnectionLink:
     link = uow._session
     assert isinstance(link, ConnectionLink)
@@ -63,6 +56,21 @@ async def _backend_pid(link: ConnectionLink) -> int:
     raw = await (await link.connection()).get_raw_connection()
     pid: int = raw.driver_connection.get_server_pid()  # type: ignore[union-attr]
     return pid
+
+
+def _admin_url(store: Store) -> str:
+    """The store's database, for a plain asyncpg connection of its own."""
+    return str(store.engine.url.set(drivername="postgresql"))
+
+
+async def _terminate_backend(url: str, pid: int) -> bool:
+    """Kill backend `pid` from another connection (as a server restart or failover would); True if killed."""
+    admin = await asyncpg.connect(url)
+    try:
+        killed: bool = await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        return killed
+    finally:
+        await admin.close()
 
 
 def _customer_row(number: str, **overrides: Any) -> dict[str, Any]:
@@ -85,9 +93,10 @@ async def _seed(store: Store) -> None:
     )
     async with store.uow() as uow:
         await uow.customers.upsert(Customer(number="+15551230001", tier="gold", account_name="Acme"), NOW)
-        for index, key in enumerate((2.5, 1.25, 7.0)):
-            await uow.callbacks.enqueue(make_ticket(f"cb-{index}", service_key=key))
         await uow.commit()
+    await enqueue(
+        store, *(make_ticket(f"cb-{index}", service_key=key) for index, key in enumerate((2.5, 1.25, 7.0)))
+    )
 
 
 @postgres_only
@@ -235,11 +244,7 @@ async def test_a_connection_killed_under_a_hot_statement_is_unavailable_and_repl
         async with store.uow() as uow:
             await uow.customers.get("+15551230001")  # hot: checks out a connection and begins
             pid = await _backend_pid(_link(uow))
-            admin = await asyncpg.connect(str(store.engine.url.set(drivername="postgresql")))
-            try:
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-            finally:
-                await admin.close()
+            assert await _terminate_backend(_admin_url(store), pid)
             await asyncio.sleep(0.1)
             await uow.customers.get("+15551230001")
     # The broken connection was invalidated, not returned to the pool: the next unit of work runs.
@@ -253,11 +258,7 @@ async def test_a_killed_connection_is_reported_as_sqlalchemy_reports_it(store: S
         link = _link(uow)
         await link.execute(_GET_CUSTOMER, {"number": "+15551230001"})
         pid = await _backend_pid(link)
-        admin = await asyncpg.connect(str(store.engine.url.set(drivername="postgresql")))
-        try:
-            await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-        finally:
-            await admin.close()
+        await _terminate_backend(_admin_url(store), pid)
         await asyncio.sleep(0.1)
         with pytest.raises(DBAPIError) as failure:
             await link.execute(_GET_CUSTOMER, {"number": "+15551230001"})
@@ -290,11 +291,7 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_at_checkout(sto
     async with store.uow() as uow:
         await uow.customers.get("+15551230001")
         pid = await _backend_pid(_link(uow))
-    admin = await asyncpg.connect(str(store.engine.url.set(drivername="postgresql")))
-    try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await admin.close()
+    assert await _terminate_backend(_admin_url(store), pid)
     await asyncio.sleep(0.1)
     # No pre-ping round trip: the closed socket is noticed at checkout and the pool connects afresh.
     async with store.uow() as uow:
@@ -307,11 +304,7 @@ def _terminate_while_the_loop_is_blocked(url: str, pid: int) -> None:
     not seen the pooled connection's socket end when the next unit of work checks it out."""
 
     async def terminate() -> None:
-        admin = await asyncpg.connect(url)
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-        finally:
-            await admin.close()
+        assert await _terminate_backend(url, pid)
 
     killer = threading.Thread(target=asyncio.run, args=(terminate(),))
     killer.start()
@@ -326,7 +319,7 @@ async def test_a_unit_of_works_first_statement_on_a_dead_pooled_connection_runs_
     async with store.uow() as uow:
         await uow.customers.get("+15551230001")
         pid = await _backend_pid(_link(uow))
-    _terminate_while_the_loop_is_blocked(str(store.engine.url.set(drivername="postgresql")), pid)
+    _terminate_while_the_loop_is_blocked(_admin_url(store), pid)
     async with store.uow() as uow:
         assert await uow.customers.get("+15551230001") is None
         assert await _backend_pid(_link(uow)) != pid
@@ -335,5 +328,5 @@ async def test_a_unit_of_works_first_statement_on_a_dead_pooled_connection_runs_
         async with store.uow() as uow:
             await uow.customers.get("+15551230001")
             pid = await _backend_pid(_link(uow))
-            _terminate_while_the_loop_is_blocked(str(store.engine.url.set(drivername="postgresql")), pid)
+            _terminate_while_the_loop_is_blocked(_admin_url(store), pid)
             await uow.customers.get("+15551230001")
