@@ -15,8 +15,8 @@ SQLite is tuned for many short concurrent transactions from one process:
   take a read snapshot first and fail with SQLITE_BUSY when it later tries to upgrade to a write lock, and the
   busy handler cannot help there; an immediate BEGIN takes the write lock up front and waits in the handler.
 
-* file databases connect through `sqlite_driver.OneHopConnection`: one thread hop per statement instead of
-  aiosqlite's four (see that module for the profile).
+This engine's aiosqlite connections (SQLAlchemy's own adapter) serve migrations and direct engine use only:
+the store's units of work on a SQLite file run inline on the event loop (`inline_sqlite`, `sqlite_inline`).
 
 PostgreSQL uses asyncpg with a bounded pool and a connect timeout. A pooled connection the server closed
 (restart, failover, a dropped link, an idle timeout that closed the socket) is replaced at checkout without
@@ -39,7 +39,6 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
-from routing_service.store.sqlite_driver import one_hop_connector
 from routing_service.store.sqlite_inline import InlineSqlite
 from routing_service.store.sqlite_pragmas import prepare_sqlite_connection
 
@@ -122,13 +121,6 @@ def create_engine(url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT
             {} if in_memory else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_POOL_TIMEOUT_S}
         )
         connect_args = {"timeout": sqlite_busy_timeout_ms / 1000}
-        if not in_memory:
-
-            def sqlite_connect_args() -> tuple[list[Any], dict[str, Any]]:
-                args, kwargs = engine.dialect.create_connect_args(engine.url)
-                return list(args), {**kwargs, **connect_args}
-
-            pooling["async_creator"] = one_hop_connector(sqlite_connect_args)
         engine = create_async_engine(parsed, connect_args=connect_args, **pooling)
         event.listen(engine.sync_engine, "connect", _sqlite_connect_hook(sqlite_busy_timeout_ms))
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
