@@ -6,6 +6,7 @@ The CLI builds `WorkerSettings()` from the environment; tests build it directly.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,11 +46,18 @@ class WorkerSettings(BaseSettings):
     register_search_attributes: bool = True
     """Add EscalationTier/Category/Complexity and CallbackState to the namespace at start-up if missing."""
     shutdown_grace_seconds: float = 10.0
-    max_cached_workflows: int = Field(default=10_000, ge=0)
+    max_cached_workflows: int = Field(default=2_000, ge=0)
     """Workflows kept in the worker's memory between tasks. Every waiting callback is a running workflow;
-    one evicted from the cache is rebuilt (a new sandboxed instance replaying its history) on its next task,
-    which with 10,000 waiting and Temporal's default of 1,000 kept the worker busy for minutes and delayed a
-    freed specialist's dial by 6-8 s (0.8-0.9 s with all 10,000 cached). Measured cost: about 135 KiB of
-    worker memory per cached workflow (10,000 cached: 1.5 GiB RSS; 1,000: 0.3 GiB)."""
+    one evicted from the cache is rebuilt on its next task by replaying its (short) history. Measured with
+    the `passthrough` sandbox and 10,000 waiting callbacks: about 80 KiB of worker memory per cached workflow
+    (RSS 0.33 GiB with 2,000 cached, against 1.5 GiB with all 10,000 cached in the `strict` sandbox)."""
+    workflow_sandbox: Literal["passthrough", "strict"] = "passthrough"
+    """`passthrough` (default): workflow code runs in Temporal's sandbox with every module imported once and
+    shared, as `temporalio`'s `SandboxRestrictions.with_passthrough_all_modules()` does. `strict`: the sandbox
+    re-imports the workflow modules for every workflow run, which also rejects non-deterministic calls such as
+    `datetime.now()` at run time, but costs ~50 KiB more per cached workflow and, where bytecode is not cached
+    (PYTHONDONTWRITEBYTECODE), a compile of the module for every workflow it starts or replays: on the
+    callback benchmark, 60 % of the worker's CPU. The test suite runs every workflow under `strict` (and
+    replays recorded histories under it), so the code `passthrough` runs has passed the strict checks."""
     log_json: bool = False
     log_level: str = "info"

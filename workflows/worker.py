@@ -21,7 +21,8 @@ import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.tracing import temporal_interceptors
@@ -34,11 +35,18 @@ from workflows.review_store import ReviewStore
 from workflows.search_attributes import register_search_attributes
 from workflows.settings import WorkerSettings
 
-__all__ = ["WORKFLOWS", "build_activities", "open_engine", "run_worker"]
+__all__ = ["WORKFLOWS", "build_activities", "open_engine", "run_worker", "workflow_runner"]
 
 log = logging.getLogger(__name__)
 
 WORKFLOWS: Sequence[type] = (QueueCallbackWorkflow, EscalationReviewWorkflow)
+
+
+def workflow_runner(settings: WorkerSettings) -> WorkflowRunner:
+    """Temporal's sandbox, sharing modules across workflow runs unless `workflow_sandbox` is `strict`."""
+    if settings.workflow_sandbox == "strict":
+        return SandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_all_modules())
 
 
 async def open_engine(database_url: str) -> AsyncEngine:
@@ -110,6 +118,7 @@ async def run_worker(
             activities=build_activities(settings, stub, http, engine),
             graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
             max_cached_workflows=settings.max_cached_workflows,
+            workflow_runner=workflow_runner(settings),
         )
         relay = AvailabilityRelay(
             stub,

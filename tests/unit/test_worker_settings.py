@@ -1,16 +1,18 @@
-"""Worker settings read from the environment: the workflow cache is sized for many waiting callbacks and a
-bad value is refused with the setting's name."""
+"""Worker settings read from the environment: the workflow cache and sandbox are sized for many waiting
+callbacks, and a bad value is refused with the setting's name."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from workflows.settings import WorkerSettings
+from workflows.worker import workflow_runner
 
 
-def test_workflow_cache_holds_ten_thousand_waiting_callbacks_by_default() -> None:
-    assert WorkerSettings().max_cached_workflows == 10_000
+def test_workflow_cache_holds_two_thousand_workflows_by_default() -> None:
+    assert WorkerSettings().max_cached_workflows == 2_000
 
 
 def test_workflow_cache_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,4 +23,23 @@ def test_workflow_cache_size_comes_from_the_environment(monkeypatch: pytest.Monk
 def test_negative_workflow_cache_size_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ESCALADE_MAX_CACHED_WORKFLOWS", "-1")
     with pytest.raises(ValidationError, match="max_cached_workflows"):
+        WorkerSettings()
+
+
+def test_sandbox_shares_modules_by_default() -> None:
+    runner = workflow_runner(WorkerSettings())
+    assert isinstance(runner, SandboxedWorkflowRunner)
+    assert runner.restrictions.passthrough_all_modules
+
+
+def test_strict_sandbox_reimports_modules_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESCALADE_WORKFLOW_SANDBOX", "strict")
+    runner = workflow_runner(WorkerSettings())
+    assert isinstance(runner, SandboxedWorkflowRunner)
+    assert not runner.restrictions.passthrough_all_modules
+
+
+def test_unknown_sandbox_is_refused_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESCALADE_WORKFLOW_SANDBOX", "none")
+    with pytest.raises(ValidationError, match="workflow_sandbox"):
         WorkerSettings()
