@@ -71,7 +71,10 @@ async def test_callback_waits_for_signal_when_no_specialist_free(
 async def test_callback_claims_again_on_safety_timer_when_signal_is_lost(
     client: Client, time_env: WorkflowEnvironment
 ) -> None:
-    routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
+    routing, vapi = (
+        FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE, clock=time_env.get_current_time),
+        FakeVapi(),
+    )
     async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
         handle = await start(client, worker.task_queue, callback_input(safety_recheck_seconds=900))
         await eventually(lambda: _has(routing.claims, 1))
@@ -89,7 +92,7 @@ async def test_callback_waits_for_opening_when_promised_after_hours(
     now = await time_env.get_current_time()
     zone = _zone_where_it_is_21h(now)
     hours = BusinessHoursInput(timezone=zone, days=[0, 1, 2, 3, 4, 5, 6], opens="09:00", closes="17:00")
-    routing, vapi = FakeRouting(outcome=ClaimOutcome.RESERVED), FakeVapi()
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.RESERVED, clock=time_env.get_current_time), FakeVapi()
     async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
         handle = await start(client, worker.task_queue, callback_input(business_hours=hours))
         await eventually(lambda: _state_is(handle, "closed"))
@@ -182,7 +185,10 @@ async def test_callback_cancels_when_asked_while_waiting(
 async def test_callback_dials_after_new_time_when_rescheduled(
     client: Client, time_env: WorkflowEnvironment
 ) -> None:
-    routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
+    routing, vapi = (
+        FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE, clock=time_env.get_current_time),
+        FakeVapi(),
+    )
     async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
         handle = await start(client, worker.task_queue, callback_input())
         await eventually(lambda: _has(routing.claims, 1))
@@ -279,7 +285,10 @@ def _zone_where_it_is_21h(now: datetime) -> str:
 async def test_rescheduled_callback_is_served_when_new_time_is_past_original_expiry(
     client: Client, time_env: WorkflowEnvironment
 ) -> None:
-    routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
+    routing, vapi = (
+        FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE, clock=time_env.get_current_time),
+        FakeVapi(),
+    )
     async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
         handle = await start(client, worker.task_queue, callback_input(expires_after_seconds=3600))
         await eventually(lambda: _has(routing.claims, 1))

@@ -1,5 +1,8 @@
 """Recorded histories of both workflows replay against the current code (a determinism guard), and a
-workflow that changed its steps fails to replay them."""
+workflow that changed its steps fails to replay them.
+
+`histories/*.json` are recorded by the current code; `histories/before_<patch>/` keep what older code
+recorded, so workflows that were running when a `workflow.patched` change shipped still replay."""
 
 from __future__ import annotations
 
@@ -24,11 +27,35 @@ def histories() -> list[Path]:
     return sorted(HISTORIES.glob("*.json"))
 
 
+def all_histories() -> list[Path]:
+    """Current and older recordings."""
+    return sorted(HISTORIES.rglob("*.json"))
+
+
 def test_every_scenario_has_a_recorded_history_when_suite_runs() -> None:
     assert sorted(p.stem for p in histories()) == sorted(SCENARIOS)
 
 
-@pytest.mark.parametrize("path", histories(), ids=lambda p: p.stem)
+def test_histories_from_before_lean_claims_take_the_old_path() -> None:
+    """The older recordings schedule their claims as activity tasks; the current ones run them locally."""
+    older = sorted((HISTORIES / "before_lean_claims").glob("*.json"))
+    assert [p.stem for p in older] == ["callback_signal_then_connected", "callback_unreachable"]
+    for path in older:
+        assert "claim_callback" in _scheduled_activities(path)
+    for path in histories():
+        if path.stem.startswith("callback_"):
+            assert "claim_callback" not in _scheduled_activities(path)
+
+
+def _scheduled_activities(path: Path) -> set[str]:
+    return {
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in load_history(path).events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    }
+
+
+@pytest.mark.parametrize("path", all_histories(), ids=lambda p: str(p.relative_to(HISTORIES)))
 async def test_history_replays_when_workflow_code_is_current(path: Path) -> None:
     history = load_history(path)
     replayer = Replayer(workflows=[QueueCallbackWorkflow, EscalationReviewWorkflow])

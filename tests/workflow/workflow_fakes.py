@@ -43,6 +43,9 @@ class FakeRouting:
     outcome: str = ClaimOutcome.NO_SPECIALIST_FREE
     position: int = 1
     claims: list[tuple[str, datetime]] = field(default_factory=list)
+    """(call id, when) per claim; `when` is `clock()` when given (the test server's skipped time: claims
+    are local activities, whose scheduled time is the worker's wall clock), else the scheduled time."""
+    clock: Callable[[], Awaitable[datetime]] | None = None
     finished: list[FinishParams] = field(default_factory=list)
     outcomes: list[OutcomeParams] = field(default_factory=list)
     decision: DecisionView | None = None
@@ -50,7 +53,8 @@ class FakeRouting:
 
     @activity.defn(name="claim_callback")
     async def claim_callback(self, params: ClaimParams) -> ClaimResult:
-        self.claims.append((params.call_id, activity.info().current_attempt_scheduled_time))
+        at = await self.clock() if self.clock is not None else activity.info().current_attempt_scheduled_time
+        self.claims.append((params.call_id, at))
         if self.outcome == ClaimOutcome.RESERVED:
             return ClaimResult(
                 outcome=ClaimOutcome.RESERVED,
