@@ -15,8 +15,9 @@ Everything is real except Vapi's API:
 Steps: (1) N technical escalations through `ResolveEscalation` get CALLBACK decisions (routing queues N
 tickets); (2) N `QueueCallbackWorkflow`s are started from the edge's outbox payloads with
 `workflows.client.start_callback` (what the edge's relay does), `--concurrency` at a time: the start rate;
-(3) once the worker is idle again (every callback has made its first claim and sleeps), its RSS (VmRSS and
-the peak VmHWM from /proc/<pid>/status); (4) a technical specialist is set AVAILABLE (`SetAgentStatus`) and
+(3) once the worker and the Temporal server are idle again (every callback has made its first claim and
+sleeps), the worker's RSS (VmRSS and the peak VmHWM from /proc/<pid>/status) and the CPU both spent per
+callback; (4) a technical specialist is set AVAILABLE (`SetAgentStatus`) and
 the time until the head of the queue's dial reaches the Vapi stand-in is measured, twice (tech-1, tech-2),
 checking that the dialled call is the head routing listed. Targets: RSS < 500 MiB, freed -> dial < 1 s.
 """
@@ -126,6 +127,9 @@ class Children:
                 process.kill()
                 process.wait()
 
+    def pid(self, name: str) -> int:
+        return next(process.pid for started, process in self.processes if started == name)
+
     def check(self) -> None:
         for name, process in self.processes:
             if process.poll() is not None:
@@ -157,10 +161,16 @@ class Figures:
     queue_seconds: float = 0.0
     start_seconds: float = 0.0
     settle_seconds: float = 0.0
+    settled: bool = False
+    """Whether the worker and the Temporal server went idle (every callback claimed once and sleeps)
+    before the dials were measured; if not, the dials queued behind the backlog of starts."""
     rss: int = 0
     hwm: int = 0
     dials: list[float] = field(default_factory=list)
     head_checks: list[bool] = field(default_factory=list)
+    server_cpu: float = 0.0
+    """CPU seconds of the Temporal dev server from the first start until the worker settled."""
+    worker_cpu: float = 0.0
 
 
 async def queue_callbacks(stub: Any, count: int, concurrency: int) -> list[dict[str, Any]]:
@@ -205,17 +215,30 @@ async def start_all(client: Any, payloads: list[dict[str, Any]], policy: Any, qu
     await asyncio.gather(*(one(p) for p in payloads))
 
 
-async def wait_idle(pid: int, within: float) -> float:
-    """Seconds until the worker's CPU use stays under 5 % for 3 s (or `within` elapses)."""
+async def wait_idle(pids: list[int], within: float) -> tuple[float, bool]:
+    """Seconds until every process tree in `pids` stays under 5 % CPU for 3 s, and whether that happened
+    within `within` (False: still busy when the time ran out)."""
     began = time.monotonic()
     quiet = 0
-    last = sum(cpu_seconds(p) for p in process_tree(pid))
-    while time.monotonic() - began < within and quiet < 3:
+    last = [tree_cpu(pid) for pid in pids]
+    while quiet < 3:
+        if time.monotonic() - began >= within:
+            return time.monotonic() - began, False
         await asyncio.sleep(1.0)
-        now = sum(cpu_seconds(p) for p in process_tree(pid))
-        quiet = quiet + 1 if now - last < 0.05 else 0
+        now = [tree_cpu(pid) for pid in pids]
+        busy = any(after - before >= 0.05 for before, after in zip(last, now, strict=True))
+        quiet = 0 if busy else quiet + 1
         last = now
-    return time.monotonic() - began
+    return time.monotonic() - began, True
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of `pid` and its live descendants."""
+    total = 0.0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(p)
+    return total
 
 
 def worker_memory(pid: int) -> tuple[int, int]:
@@ -361,12 +384,18 @@ async def run(args: argparse.Namespace) -> Figures:
                 children.check()
 
                 print(f"starting {args.callbacks} callback workflows ...", flush=True)
+                temporal_pid = children.pid("temporal")
+                cpu_before = tree_cpu(temporal_pid), tree_cpu(worker.pid)
                 began = time.perf_counter()
                 await start_all(client, payloads, policy, task_queue, args.concurrency)
                 figures.start_seconds = time.perf_counter() - began
 
-                print("waiting for the worker to settle ...", flush=True)
-                figures.settle_seconds = await wait_idle(worker.pid, args.settle_timeout)
+                print("waiting for the worker and Temporal to settle ...", flush=True)
+                figures.settle_seconds, figures.settled = await wait_idle(
+                    [worker.pid, temporal_pid], args.settle_timeout
+                )
+                figures.server_cpu = tree_cpu(temporal_pid) - cpu_before[0]
+                figures.worker_cpu = tree_cpu(worker.pid) - cpu_before[1]
                 children.check()
                 figures.rss, figures.hwm = worker_memory(worker.pid)
 
@@ -400,7 +429,19 @@ def report(figures: Figures) -> bool:
         ("waiting callbacks", f"{figures.callbacks}", "", ""),
         ("routing: queue decisions", f"{queue_rate:,.0f} /s ({figures.queue_seconds:.1f} s)", "", ""),
         ("workflow start rate", f"{rate:,.0f} /s ({figures.start_seconds:.1f} s)", "", ""),
-        ("worker settled after starts", f"{figures.settle_seconds:.1f} s", "", ""),
+        (
+            "worker and Temporal idle after starts",
+            f"{figures.settle_seconds:.1f} s" + ("" if figures.settled else " (NOT idle: --settle-timeout)"),
+            "",
+            "",
+        ),
+        (
+            "Temporal server CPU per callback",
+            f"{figures.server_cpu * 1000 / figures.callbacks:.1f} ms",
+            "",
+            "",
+        ),
+        ("worker CPU per callback", f"{figures.worker_cpu * 1000 / figures.callbacks:.1f} ms", "", ""),
         ("worker RSS (now)", f"{figures.rss / MIB:.0f} MiB", "", ""),
         (
             "worker RSS (peak VmHWM)",
@@ -435,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--callbacks", type=int, default=10_000, help="waiting callbacks (default 10000)")
     parser.add_argument("--concurrency", type=int, default=64, help="RPCs in flight while seeding/starting")
-    parser.add_argument("--settle-timeout", type=float, default=300.0, help="max wait for an idle worker")
+    parser.add_argument(
+        "--settle-timeout", type=float, default=900.0, help="max wait for an idle worker and server"
+    )
     parser.add_argument("--dial-timeout", type=float, default=30.0, help="max wait for a dial")
     parser.add_argument("--timeout", type=float, default=1800.0, help="bound on the whole run (seconds)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
