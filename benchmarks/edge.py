@@ -10,13 +10,15 @@ Rows (all in this one run, so the ratios compare like with like):
 - edge: `escalade edge serve` (the real app: auth, tolerant parsing, translation, outbox, logging at info)
   -> gRPC -> a real `RoutingServer` (SQLite store, TechCorp policy, demo agents and customers) that
   reserves a specialist for every call -> Vapi JSON. Every request is a new call id from the enterprise
-  customer, so each one is the "specialist reserved" path. The driver releases each reservation right after
-  its answer with ReleaseAssignment straight to routing (fire-and-forget, not timed: Vapi's `status-update`
-  would do it later in a real call), and the two enterprise specialists get capacity 1000 as headroom.
+  customer, so each one is the "specialist reserved" path. The driver ends each call one second after its
+  answer (`CALL_SECONDS`) with ReleaseAssignment straight to routing (not timed, but routing does that
+  work during the row, as it would for Vapi's `status-update` when a real call ends), and the two
+  enterprise specialists get capacity 1000 as headroom.
 
 Each row runs at concurrency 1 and 32. The load generator is a separate process (this file with
-`--role driver`: httpx + asyncio, signs each body with `webhook_edge.auth.sign_hmac`); the servers run in
-their own processes (routing and the trivial servicer in this one). Printed: req/s, p50, p99 and the ratios
+`--role driver`: asyncio over raw keep-alive HTTP/1.1 connections, `KeepAlive`; it signs each body with
+`webhook_edge.auth.sign_hmac`); the servers run in their own processes (routing and the trivial servicer
+in this one). Printed: req/s, p50, p99 and the ratios
 against the targets (>= 50 % of the floor's throughput, p99 <= 2x the floor's, p50 <= 5 ms at concurrency 1).
 """
 
@@ -33,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request  # module level: FastAPI resolves the floor endpoint's annotations here
 
@@ -41,6 +44,10 @@ FIXTURE = (
     REPO / "tests" / "edge" / "fixtures" / "transfer-destination-request.enterprise-technical-advanced.json"
 )
 SECRET = "benchmark-secret"
+CALL_SECONDS = 1.0
+"""How long each benchmark call lasts: its reservation is released this long after the answer, so the
+releases cost routing the same work as in a live system without each one landing just ahead of the next
+timed request (which a fire-and-forget release right after the answer did at concurrency 1)."""
 CALL_PLACEHOLDER = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
 
 
@@ -62,11 +69,58 @@ def percentile(values: list[float], q: float) -> float:
 # ------------------------------------------------------------------------------------------------------
 # role: driver (load generator, separate process)
 # ------------------------------------------------------------------------------------------------------
+class KeepAlive:
+    """One keep-alive HTTP/1.1 connection that POSTs and reads a Content-Length response with as little
+    client work as possible (a few µs, where httpx spends about a millisecond), so the latency measured is
+    the server's, as with `wrk`; every row of a run uses it."""
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        self.host, self.port, self.path = host, port, path
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self._reader is None or self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._reader, self._writer
+        lines = [
+            f"POST {self.path} HTTP/1.1",
+            f"host: {self.host}:{self.port}",
+            f"content-length: {len(body)}",
+        ]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *fields = head[:-4].split(b"\r\n")
+            length, close = 0, False
+            for field in fields:
+                name, _, value = field.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"transfer-encoding":
+                    raise ValueError("the driver reads Content-Length responses only")
+                elif name == b"connection":
+                    close = value.strip().lower() == b"close"
+            content = await reader.readexactly(length)
+        except BaseException:
+            self.close()
+            raise
+        if close:
+            self.close()
+        return int(status_line.split()[1]), content
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
+
+
 async def drive(
     url: str, concurrency: int, duration: float, marker: str, tag: str, release_to: str
 ) -> dict[str, Any]:
     import grpc
-    import httpx
 
     from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
     from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
@@ -76,9 +130,10 @@ async def drive(
     stub = pb_grpc.RoutingServiceStub(channel) if channel is not None else None
     releases: set[asyncio.Task[Any]] = set()
 
-    def release(call_id: str) -> None:
-        if stub is None:
-            return
+    loop = asyncio.get_running_loop()
+
+    def send_release(call_id: str) -> None:
+        assert stub is not None
         task = asyncio.ensure_future(
             stub.ReleaseAssignment(
                 pb.ReleaseAssignmentRequest(call_id=call_id, reason="benchmark"), timeout=30
@@ -87,49 +142,64 @@ async def drive(
         releases.add(task)
         task.add_done_callback(releases.discard)
 
+    def release(call_id: str) -> None:
+        """End the call CALL_SECONDS after its answer, as Vapi's status-update would when it hangs up."""
+        if stub is not None:
+            loop.call_later(CALL_SECONDS, send_release, call_id)
+
     template = FIXTURE.read_bytes()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    target = urlsplit(url)
+    connections = [
+        KeepAlive(target.hostname or "127.0.0.1", target.port or 80, target.path) for _ in range(concurrency)
+    ]
     latencies: list[float] = []
     errors = 0
     wrong = 0
 
-    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+    try:
 
-        async def one(call_id: str, record: bool) -> None:
+        async def one(call_id: str, record: bool, connection: KeepAlive) -> None:
             nonlocal errors, wrong
             body = template.replace(CALL_PLACEHOLDER.encode(), call_id.encode())
             headers = {"content-type": "application/json", **sign_hmac(SECRET, body, int(time.time() * 1000))}
             started = time.perf_counter()
             try:
-                response = await client.post(url, content=body, headers=headers)
-            except httpx.HTTPError:
+                status, content = await connection.post(body, headers)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
                 errors += 1
                 return
             elapsed = time.perf_counter() - started
-            if response.status_code != 200:
+            if status != 200:
                 errors += 1
                 if errors == 1:
-                    print(f"first error: {response.status_code} {response.text[:200]}", file=sys.stderr)
-            elif marker.encode() not in response.content:
+                    print(f"first error: {status} {content[:200]!r}", file=sys.stderr)
+            elif marker.encode() not in content:
                 wrong += 1
             release(call_id)
             if record:
                 latencies.append(elapsed)
 
-        for i in range(20):  # warm-up: connections, caches
-            await one(f"{tag}-warm-{i}", record=False)
+        for i in range(20):  # warm-up: caches
+            await one(f"{tag}-warm-{i}", False, connections[0])
+        for w, connection in enumerate(connections):  # every connection open before the clock starts
+            await one(f"{tag}-warm-c{w}", False, connection)
         stop = time.perf_counter() + duration
 
         async def worker(w: int) -> None:
             n = 0
             while time.perf_counter() < stop:
-                await one(f"{tag}-{w}-{n}", record=True)
+                await one(f"{tag}-{w}-{n}", True, connections[w])
                 n += 1
 
         begun = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
         elapsed = time.perf_counter() - begun
+        if stub is not None:
+            await asyncio.sleep(CALL_SECONDS + 0.1)  # the last calls end
         await asyncio.gather(*releases, return_exceptions=True)
+    finally:
+        for connection in connections:
+            connection.close()
     if channel is not None:
         await channel.close()
     return {
