@@ -17,6 +17,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.sql import ColumnElement, Select
@@ -81,25 +82,56 @@ def _member_of(team_id: Any, *, correlated: bool = False) -> Any:
     return (query.offset(0) if correlated else query).exists()
 
 
-def candidates_statement(*, postgres: bool) -> Select[Any]:
-    """The dispatch query of `SqlAgentRepository.candidates`, with bind parameters `team_id`,
-    `min_complexity` and `limit` (public so tests can EXPLAIN exactly what runs)."""
-    # SQLite sorts NULLs first already (and then matches the index order); PostgreSQL must be told.
-    idle_order = agents.c.idle_since.nulls_first() if postgres else agents.c.idle_since
-    return (
-        select(agents)
-        .where(
-            agents.c.status == _AVAILABLE,
-            agents.c.active_assignments < agents.c.capacity,
-            agents.c.max_complexity >= bindparam("min_complexity"),
-            _member_of(bindparam("team_id"), correlated=postgres),
+def candidates_statement(*, postgres: bool, min_complexity: int = Complexity.BASIC) -> Select[Any]:
+    """The dispatch query of `SqlAgentRepository.candidates`, with bind parameters `team_id`, `limit` and
+    (PostgreSQL) `min_complexity` (public so tests can EXPLAIN exactly what runs).
+
+    On SQLite it walks the dispatch index once per qualifying complexity level (`max_complexity = level`
+    leads the index, so each walk is already in dispatch order and stops at LIMIT) and merges the few rows
+    found. A single walk over all free agents filtered by `max_complexity >= ?` had to step over every
+    idle agent not qualified for the call, and those gather at the front of the order precisely because
+    they are never picked: after 2,000 advanced decisions over 10,000 specialists it read ~1,000 rows per
+    decision (0.38 ms instead of 0.1 ms). PostgreSQL keeps one walk; its planner measured flat there."""
+    if postgres:
+        return (
+            select(agents)
+            .where(
+                agents.c.status == _AVAILABLE,
+                agents.c.active_assignments < agents.c.capacity,
+                agents.c.max_complexity >= bindparam("min_complexity"),
+                _member_of(bindparam("team_id"), correlated=True),
+            )
+            .order_by(agents.c.active_assignments, agents.c.idle_since.nulls_first(), agents.c.agent_id)
+            .limit(bindparam("limit", type_=Integer))
         )
-        .order_by(agents.c.active_assignments, idle_order, agents.c.agent_id)
+    levels = range(max(int(min_complexity), int(Complexity.BASIC)), int(Complexity.CRITICAL) + 1)
+    walks = [
+        select(
+            select(agents)
+            .where(
+                agents.c.max_complexity == literal_column(str(level), Integer),
+                agents.c.status == _AVAILABLE,
+                agents.c.active_assignments < agents.c.capacity,
+                _member_of(bindparam("team_id")),
+            )
+            .order_by(agents.c.active_assignments, agents.c.idle_since, agents.c.agent_id)
+            .limit(bindparam("limit", type_=Integer))
+            .subquery(f"level_{level}")
+        )
+        for level in levels
+    ]
+    merged = union_all(*walks).subquery("qualified") if len(walks) > 1 else walks[0].subquery("qualified")
+    return (
+        select(merged)
+        .order_by(merged.c.active_assignments, merged.c.idle_since, merged.c.agent_id)
         .limit(bindparam("limit", type_=Integer))
     )
 
 
-_CANDIDATES = {postgres: hot(candidates_statement(postgres=postgres)) for postgres in (False, True)}
+_CANDIDATES_PG = hot(candidates_statement(postgres=True))
+_CANDIDATES_SQLITE = {
+    level: hot(candidates_statement(postgres=False, min_complexity=level)) for level in Complexity
+}
 _CANDIDATES_SKIP_LOCKED = hot(
     candidates_statement(postgres=True).with_for_update(of=agents, skip_locked=True)
 )
@@ -207,7 +239,10 @@ class SqlAgentRepository(SqlRepository):
         are serialised anyway), so it ignores it.
         """
         params = {"team_id": team_id, "min_complexity": int(min_complexity), "limit": max(0, limit)}
-        statement = _CANDIDATES_SKIP_LOCKED if skip_locked and self._postgres else _CANDIDATES[self._postgres]
+        if self._postgres:
+            statement = _CANDIDATES_SKIP_LOCKED if skip_locked else _CANDIDATES_PG
+        else:
+            statement = _CANDIDATES_SQLITE[Complexity(max(int(min_complexity), int(Complexity.BASIC)))]
         return [agent_from_row(row) for row in await self._execute(statement, params)]
 
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:

@@ -134,13 +134,16 @@ agents = Table(
 # (available AND a free slot), in exactly that order, lets the database walk it from the front, probe
 # team membership by primary key for each row, and stop after LIMIT hits: no sort, and when every agent is
 # busy the index is nearly empty, so the "nobody free" path (callbacks) is cheap too. Team and complexity
-# are checked per row rather than indexed because teams are few and large. PostgreSQL needs
+# are checked per row rather than indexed because teams are few and large. On SQLite the index leads with
+# max_complexity and the query walks it once per qualifying level (see `agents.candidates_statement`), so
+# idle agents not qualified for the call are never stepped over. PostgreSQL needs
 # `NULLS FIRST` in the index to serve `ORDER BY idle_since NULLS FIRST`; SQLite sorts NULLs first already
 # and rejects NULLS FIRST in CREATE INDEX, hence one index per dialect. The WHERE clause must appear
 # verbatim (with the literal 'available', not a bound parameter) in the query for either planner to use it.
 DISPATCH_WHERE = "status = 'available' AND active_assignments < capacity"
 Index(
-    "ix_agents_dispatch",
+    "ix_agents_dispatch_by_level",
+    agents.c.max_complexity,
     agents.c.active_assignments,
     agents.c.idle_since,
     agents.c.agent_id,

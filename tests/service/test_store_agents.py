@@ -228,7 +228,7 @@ async def test_candidates_use_dispatch_index_when_many_agents(store: Store) -> N
         # The statement the repository runs, explained by the database itself: right after the import
         # (no statistics: SQLite never gathers them on its own) and again after ANALYZE.
         statement = (
-            candidates_statement(postgres=dialect == "postgresql")
+            candidates_statement(postgres=dialect == "postgresql", min_complexity=Complexity.ADVANCED)
             .params(team_id="billing", min_complexity=int(Complexity.ADVANCED), limit=5)
             .compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True})
         )
@@ -242,9 +242,14 @@ async def test_candidates_use_dispatch_index_when_many_agents(store: Store) -> N
                 assert "Sort" not in plan, plan
             else:
                 explain = f"EXPLAIN QUERY PLAN {statement}"
-                plan = "\n".join(str(row[3]) for row in await link.execute(text(explain)))
-                assert "SCAN agents USING INDEX ix_agents_dispatch" in plan, plan
-                assert "TEMP B-TREE" not in plan, plan
+                plan = [str(row[3]) for row in await link.execute(text(explain))]
+                # One walk per qualifying level (ADVANCED, CRITICAL), each in index order from the front and
+                # stopping at LIMIT; only the at most LIMIT rows each returns are sorted for the merge.
+                walks = [step for step in plan if "agents USING" in step or step.startswith("SCAN agents")]
+                assert (
+                    walks == ["SEARCH agents USING INDEX ix_agents_dispatch_by_level (max_complexity=?)"] * 2
+                ), plan
+                assert sum("TEMP B-TREE" in step for step in plan) <= 2, plan
 
 
 async def test_skip_locked_candidates_pass_over_agents_a_concurrent_transaction_is_reserving(
@@ -267,3 +272,37 @@ async def test_skip_locked_candidates_pass_over_agents_a_concurrent_transaction_
                 plain = await second.agents.candidates("technical", Complexity.BASIC, 2)
             assert [a.agent_id for a in others] == ["agent-2", "agent-3"]
             assert [a.agent_id for a in plain] == ["agent-0", "agent-1"]
+
+
+async def test_candidates_merge_qualifying_levels_in_dispatch_order_past_idle_unqualified_agents(
+    store: Store,
+) -> None:
+    # Forty long-idle intermediate agents lead the dispatch order (nobody picks them for advanced calls);
+    # the qualified ones are interleaved across ADVANCED and CRITICAL, one of them already busier.
+    unqualified = [
+        make_agent(
+            f"junior-{i:02d}", max_complexity=Complexity.INTERMEDIATE, idle_since=NOW - timedelta(days=1)
+        )
+        for i in range(40)
+    ]
+    qualified = [
+        make_agent("adv-a", max_complexity=Complexity.ADVANCED, idle_since=NOW - timedelta(minutes=50)),
+        make_agent("crit-a", max_complexity=Complexity.CRITICAL, idle_since=NOW - timedelta(minutes=40)),
+        make_agent("adv-b", max_complexity=Complexity.ADVANCED, idle_since=NOW - timedelta(minutes=30)),
+        make_agent("crit-b", max_complexity=Complexity.CRITICAL, idle_since=None, capacity=2),
+        make_agent(
+            "crit-c", max_complexity=Complexity.CRITICAL, idle_since=NOW - timedelta(minutes=60), capacity=2
+        ),
+    ]
+    await add_agents(store, *unqualified, *qualified)
+    await reserve(store, "crit-c", "call-busy")  # one active call: after every idle one
+
+    async with store.uow() as uow:
+        advanced = await uow.agents.candidates("technical", Complexity.ADVANCED, 4)
+        critical = await uow.agents.candidates("technical", Complexity.CRITICAL, 10)
+        basic = await uow.agents.candidates("technical", Complexity.BASIC, 2)
+
+    # Least busy, then never idle (NULL) first, then longest idle, then id: the order of one global walk.
+    assert [a.agent_id for a in advanced] == ["crit-b", "adv-a", "crit-a", "adv-b"]
+    assert [a.agent_id for a in critical] == ["crit-b", "crit-a", "crit-c"]
+    assert [a.agent_id for a in basic] == ["crit-b", "junior-00"]

@@ -22,7 +22,7 @@ from store_builders import NOW, add_agents, enqueue, make_agent, make_ticket
 from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity, Customer
 from routing_service.store import Store
-from routing_service.store.agents import _CANDIDATES, _GET, agent_from_row, candidates_statement
+from routing_service.store.agents import _CANDIDATES_PG, _GET, agent_from_row, candidates_statement
 from routing_service.store.assignments import _FREE_SLOT, _RELEASE, _TAKE_SLOT
 from routing_service.store.base import insert_ignore
 from routing_service.store.callbacks import _AHEAD_OF, _WAITING_HEAD
@@ -114,7 +114,7 @@ async def test_hot_statements_run_on_asyncpg_and_read_what_sqlalchemy_reads(stor
     assert fast == slow
     runner = pg_hot(store.engine.dialect)
     assert runner is not None
-    assert runner.compiled.holds(_CANDIDATES[True])
+    assert runner.compiled.holds(_CANDIDATES_PG)
 
 
 async def _both_ways(store: Store, statement: Executable, params: dict[str, Any]) -> None:
@@ -152,7 +152,7 @@ async def test_every_kind_of_hot_statement_reads_and_counts_what_sqlalchemy_does
     await _seed(store)
     assert await _reserve_agent(store, "agent-1", "call-1")
     cases: list[tuple[Executable, dict[str, Any]]] = [
-        (_CANDIDATES[True], {"team_id": "technical", "min_complexity": 1, "limit": 10}),
+        (_CANDIDATES_PG, {"team_id": "technical", "min_complexity": 1, "limit": 10}),
         (_GET, {"agent_id": "agent-2"}),
         (_GET, {"agent_id": "never-idle"}),  # NULL timestamp
         (_GET, {"agent_id": "nobody"}),

@@ -19,7 +19,7 @@ from store_builders import NOW, add_agents, make_agent, opened_store
 from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity
 from routing_service.store import Store
-from routing_service.store.agents import _CANDIDATES, agent_from_row, candidates_statement
+from routing_service.store.agents import _CANDIDATES_SQLITE, agent_from_row, candidates_statement
 from routing_service.store.engine import inline_sqlite
 from routing_service.store.hot import hot
 from routing_service.store.sqlite_inline import CHECKPOINT_AFTER_COMMITS, InlineSqliteLink
@@ -204,7 +204,7 @@ async def test_hot_statements_run_on_sqlite3_and_read_what_sqlalchemy_reads(stor
         store,
         *(make_agent(f"agent-{i}", capacity=2, idle_since=NOW - timedelta(minutes=i)) for i in range(6)),
     )
-    statement = candidates_statement(postgres=False)
+    statement = candidates_statement(postgres=False, min_complexity=Complexity.ADVANCED)
     params = {"team_id": "technical", "min_complexity": int(Complexity.ADVANCED), "limit": 4}
     assert store.inline is not None
     async with store.uow() as uow:
@@ -215,7 +215,7 @@ async def test_hot_statements_run_on_sqlite3_and_read_what_sqlalchemy_reads(stor
         slow = [agent_from_row(row) for row in await link.execute(statement, params)]
     assert [a.agent_id for a in fast] == ["agent-5", "agent-4", "agent-3", "agent-2"]
     assert fast == slow
-    assert store.inline.compiled.holds(_CANDIDATES[False])
+    assert store.inline.compiled.holds(_CANDIDATES_SQLITE[Complexity.ADVANCED])
 
 
 async def test_hot_statement_failures_are_sqlalchemy_errors(store: Store) -> None:
