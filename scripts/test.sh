@@ -11,7 +11,9 @@ echo "== mypy";  .venv/bin/mypy
 echo "== buf";   .venv/bin/buf lint proto
 echo "== pytest"
 set +e
-.venv/bin/python -m pytest "$@"
+# Two workers by default (pytest-xdist): much of the suite waits on subprocesses and servers, and the two
+# slowest tests spend ~35 s each building the Vapi SDK's pydantic models. ESCALADE_TEST_WORKERS=0 runs serially.
+.venv/bin/python -m pytest -n "${ESCALADE_TEST_WORKERS:-2}" "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then

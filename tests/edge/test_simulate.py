@@ -21,6 +21,7 @@ from starlette.routing import Route
 from test_provisioning import audit
 from typer.testing import CliRunner
 
+from escalade_cli.console import console as cli_console
 from escalade_cli.local_server import local_server
 from escalade_cli.main import app
 from escalade_cli.simulate import EdgeUnreachable, Outcome, outcome_table, run_scenarios, select_scenarios
@@ -320,7 +321,9 @@ async def test_cli_prints_table_with_expected_teams_when_stack_runs(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ESCALADE_VAPI_SECRET", SECRET)
-    monkeypatch.setenv("COLUMNS", "250")
+    # The CLI's console took its width when it was first imported (80 columns without a terminal, as
+    # under pytest-xdist): give it room for the whole row.
+    monkeypatch.setattr(cli_console, "width", 250)
     args = ["simulate", "--edge", stack.edge_url, "--routing", stack.routing_address, "standard-billing"]
     # the CLI runs its own event loop: give it a thread so the stack keeps serving in this one
     result = await asyncio.to_thread(CliRunner().invoke, app, args)
