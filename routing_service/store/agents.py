@@ -82,6 +82,15 @@ def _member_of(team_id: Any, *, correlated: bool = False) -> Any:
     return (query.offset(0) if correlated else query).exists()
 
 
+def _dispatchable(*, correlated: bool = False) -> tuple[ColumnElement[bool], ...]:
+    """Available with a free slot (the dispatch index's WHERE, verbatim) and a member of team `team_id`."""
+    return (
+        agents.c.status == _AVAILABLE,
+        agents.c.active_assignments < agents.c.capacity,
+        _member_of(bindparam("team_id"), correlated=correlated),
+    )
+
+
 def candidates_statement(*, postgres: bool, min_complexity: int = Complexity.BASIC) -> Select[Any]:
     """The dispatch query of `SqlAgentRepository.candidates`, with bind parameters `team_id`, `limit` and
     (PostgreSQL) `min_complexity` (public so tests can EXPLAIN exactly what runs).
@@ -95,12 +104,7 @@ def candidates_statement(*, postgres: bool, min_complexity: int = Complexity.BAS
     if postgres:
         return (
             select(agents)
-            .where(
-                agents.c.status == _AVAILABLE,
-                agents.c.active_assignments < agents.c.capacity,
-                agents.c.max_complexity >= bindparam("min_complexity"),
-                _member_of(bindparam("team_id"), correlated=True),
-            )
+            .where(agents.c.max_complexity >= bindparam("min_complexity"), *_dispatchable(correlated=True))
             .order_by(agents.c.active_assignments, agents.c.idle_since.nulls_first(), agents.c.agent_id)
             .limit(bindparam("limit", type_=Integer))
         )
@@ -108,12 +112,7 @@ def candidates_statement(*, postgres: bool, min_complexity: int = Complexity.BAS
     walks = [
         select(
             select(agents)
-            .where(
-                agents.c.max_complexity == literal_column(str(level), Integer),
-                agents.c.status == _AVAILABLE,
-                agents.c.active_assignments < agents.c.capacity,
-                _member_of(bindparam("team_id")),
-            )
+            .where(agents.c.max_complexity == literal_column(str(level), Integer), *_dispatchable())
             .order_by(agents.c.active_assignments, agents.c.idle_since, agents.c.agent_id)
             .limit(bindparam("limit", type_=Integer))
             .subquery(f"level_{level}")
@@ -242,7 +241,7 @@ class SqlAgentRepository(SqlRepository):
         if self._postgres:
             statement = _CANDIDATES_SKIP_LOCKED if skip_locked else _CANDIDATES_PG
         else:
-            statement = _CANDIDATES_SQLITE[Complexity(max(int(min_complexity), int(Complexity.BASIC)))]
+            statement = _CANDIDATES_SQLITE[min_complexity]
         return [agent_from_row(row) for row in await self._execute(statement, params)]
 
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
