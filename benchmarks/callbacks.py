@@ -127,9 +127,6 @@ class Children:
                 process.kill()
                 process.wait()
 
-    def pid(self, name: str) -> int:
-        return next(process.pid for started, process in self.processes if started == name)
-
     def check(self) -> None:
         for name, process in self.processes:
             if process.poll() is not None:
@@ -169,7 +166,7 @@ class Figures:
     dials: list[float] = field(default_factory=list)
     head_checks: list[bool] = field(default_factory=list)
     server_cpu: float = 0.0
-    """CPU seconds of the Temporal dev server from the first start until the worker settled."""
+    """CPU seconds of the Temporal dev server from the first start until it and the worker were idle."""
     worker_cpu: float = 0.0
 
 
@@ -335,7 +332,7 @@ async def run(args: argparse.Namespace) -> Figures:
         argv += ["--headless", "--log-level", "error"]
         for name in SEARCH_ATTRIBUTES:
             argv += ["--search-attribute", f"{name}=Keyword"]
-        children.start("temporal", argv, env)
+        temporal = children.start("temporal", argv, env)
         routing_env = {**env, "ESCALADE_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'routing.db'}"}
         children.start(
             "routing",
@@ -384,7 +381,7 @@ async def run(args: argparse.Namespace) -> Figures:
                 children.check()
 
                 print(f"starting {args.callbacks} callback workflows ...", flush=True)
-                temporal_pid = children.pid("temporal")
+                temporal_pid = temporal.pid
                 cpu_before = tree_cpu(temporal_pid), tree_cpu(worker.pid)
                 began = time.perf_counter()
                 await start_all(client, payloads, policy, task_queue, args.concurrency)
