@@ -3,7 +3,6 @@ for Vapi's API, and a simulation against `escalade routing serve` (subprocess) p
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -14,13 +13,13 @@ import sysconfig
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.edge.vapi_api_standin import running_vapi, serve_in_thread
 from webhook_edge.app import create_app
 from webhook_edge.settings import EdgeSettings
 
@@ -32,20 +31,6 @@ SECRET = "e2e-webhook-secret-51d0"
 API_KEY = "vapi-private-key-e2e"
 # Each provisioning subprocess imports the Vapi SDK's models (10-60 s on a loaded 2-core machine).
 SDK_IMPORT_TIMEOUT = pytest.mark.timeout(300)
-
-
-def _standin() -> ModuleType:
-    """tests/edge/vapi_api_standin.py (shared with the edge tests, which import it by its bare name)."""
-    module = sys.modules.get("vapi_api_standin")
-    if module is None:
-        spec = importlib.util.spec_from_file_location(
-            "vapi_api_standin", REPO / "tests" / "edge" / "vapi_api_standin.py"
-        )
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["vapi_api_standin"] = module
-        spec.loader.exec_module(module)
-    return module
 
 
 def _escalade() -> str:
@@ -82,7 +67,7 @@ class Cli:
 
 @pytest.fixture
 def vapi_api() -> Iterator[Any]:
-    with _standin().running_vapi(API_KEY) as stand_in:
+    with running_vapi(API_KEY) as stand_in:
         yield stand_in
 
 
@@ -223,7 +208,7 @@ def routing_and_edge(tmp_path: Path) -> Iterator[tuple[Cli, str, str]]:
             routing_deadline_ms=3000,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
         )
-        with _standin().serve_in_thread(create_app(settings)) as edge_url:
+        with serve_in_thread(create_app(settings)) as edge_url:
             yield cli, edge_url, address
     finally:
         if proc.poll() is None:

@@ -9,15 +9,21 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from edge_support import PREVIOUS_SECRET, SECRET, Edge, RunningFake, fake_routing_server, running_edge
 
+from tests.edge.edge_support import (
+    PREVIOUS_SECRET,
+    SECRET,
+    Edge,
+    RunningFake,
+    fake_routing_server,
+    running_edge,
+)
 from webhook_edge.settings import EdgeSettings
 
 
 @pytest.fixture(scope="session")
 def vapi_sdk() -> SimpleNamespace:
     """The Vapi SDK models the contract tests need (the import is slow: once per session)."""
-    from edge_support import literal_values
     from vapi.types import (
         ServerMessage,
         ServerMessageResponseToolCalls,
@@ -25,6 +31,8 @@ def vapi_sdk() -> SimpleNamespace:
     )
     from vapi.types.client_inbound_message_message import ClientInboundMessageMessage_Transfer
     from vapi.types.server_message_message import ServerMessageMessage
+
+    from tests.edge.edge_support import literal_values
 
     by_type: dict[str, type] = {}
     for cls in typing.get_args(ServerMessageMessage):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from edge_support import PREVIOUS_SECRET, SECRET, Edge, dumps, load_fixture
 
+from tests.edge.edge_support import PREVIOUS_SECRET, SECRET, Edge, dumps, load_fixture
 from webhook_edge.auth import AuthError, sign_hmac, sign_seed, verify_request
 
 BODY = b'{"message":{"type":"status-update","status":"in-progress","call":{"id":"c-1"}}}'
@@ -159,7 +159,7 @@ async def test_webhook_routes_nothing_when_credentials_fail(edge: Edge, fake_rou
 
 
 async def test_unsigned_webhook_is_accepted_when_insecure_dev_and_no_secret(edge_settings) -> None:  # type: ignore[no-untyped-def]
-    from edge_support import running_edge
+    from tests.edge.edge_support import running_edge
 
     settings = edge_settings.model_copy(
         update={"vapi_secret": None, "vapi_previous_secret": None, "insecure_dev": True}
@@ -171,7 +171,7 @@ async def test_unsigned_webhook_is_accepted_when_insecure_dev_and_no_secret(edge
 
 
 async def test_signature_is_still_required_when_insecure_dev_but_secret_is_set(edge_settings) -> None:  # type: ignore[no-untyped-def]
-    from edge_support import running_edge
+    from tests.edge.edge_support import running_edge
 
     async with running_edge(edge_settings.model_copy(update={"insecure_dev": True})) as edge:
         body = dumps(load_fixture("status-update.in-progress.json"))

@@ -7,7 +7,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from edge_support import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.edge.edge_support import (
     audit,
     check_destination_numbers,
     fixture_names,
@@ -15,10 +19,6 @@ from edge_support import (
     load_fixture,
     make_decision,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from webhook_edge.fallback import fallback_destination, fallback_for_decision
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import (

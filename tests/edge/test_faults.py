@@ -9,13 +9,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from edge_support import SECRET, Edge, RunningFake, load_fixture, running_edge
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
 from structlog.testing import capture_logs
 
+from tests.edge.edge_support import SECRET, Edge, RunningFake, load_fixture, running_edge
 from webhook_edge.outbox import Outbox
 from webhook_edge.settings import EdgeSettings
 
@@ -186,9 +186,8 @@ class BrokenOutbox(Outbox):
 async def test_queue_line_is_answered_when_outbox_cannot_record(
     edge_settings: EdgeSettings, fake_routing: RunningFake
 ) -> None:
-    from edge_support import make_decision
-
     from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from tests.edge.edge_support import make_decision
 
     fake_routing.servicer.decide = lambda request: make_decision(
         request, kind=pb.DECISION_KIND_CALLBACK, number="+15550100600"

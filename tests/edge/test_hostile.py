@@ -8,11 +8,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from edge_support import SECRET, Edge, RunningFake, dumps, load_fixture, running_edge, signed_headers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.edge.edge_support import (
+    SECRET,
+    Edge,
+    RunningFake,
+    dumps,
+    load_fixture,
+    running_edge,
+    signed_headers,
+)
 from webhook_edge.routing_client import RoutingClient
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.vapi_models import BadPayload, parse_body

@@ -14,7 +14,6 @@ from typing import Any
 import pydantic
 import pytest
 from typer.testing import CliRunner
-from vapi_api_standin import VapiStandIn, running_vapi
 
 from escalade_cli import vapi as vapi_cli
 from escalade_cli.main import app
@@ -29,6 +28,7 @@ from routing_service.domain.models import (
     TransferMode,
     TransferTemplate,
 )
+from tests.edge.vapi_api_standin import VapiStandIn, running_vapi
 from webhook_edge.provisioning import (
     ASSISTANT_NAME,
     FIRST_MESSAGE,

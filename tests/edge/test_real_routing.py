@@ -12,10 +12,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from edge_support import SECRET, Edge, audit, check_destination_numbers, load_fixture, running_edge
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from tests.edge.edge_support import SECRET, Edge, audit, check_destination_numbers, load_fixture, running_edge
 from tests.support.routing import techcorp_routing
 from webhook_edge.settings import EdgeSettings
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from edge_support import SECRET, RunningFake, dumps, load_fixture, signed_headers
 
 from escalade_cli.local_server import local_server
+from tests.edge.edge_support import SECRET, RunningFake, dumps, load_fixture, signed_headers
 from webhook_edge.app import create_app
 from webhook_edge.settings import EdgeSettings
 

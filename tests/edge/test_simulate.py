@@ -18,7 +18,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from test_provisioning import audit
 from typer.testing import CliRunner
 
 from escalade_cli.console import console as cli_console
@@ -26,6 +25,7 @@ from escalade_cli.local_server import local_server
 from escalade_cli.main import app
 from escalade_cli.simulate import EdgeUnreachable, Outcome, outcome_table, run_scenarios, select_scenarios
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.edge.test_provisioning import audit
 from tests.support.routing import techcorp_routing
 from webhook_edge.app import create_app
 from webhook_edge.auth import AuthError, verify_request

@@ -11,7 +11,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from edge_support import Edge, RunningFake, audit, load_fixture
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -19,6 +18,7 @@ from starlette.routing import Route
 
 from escalade_cli.local_server import LocalServer, local_server
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.edge.edge_support import Edge, RunningFake, audit, load_fixture
 
 FIXTURE = "tool-calls.escalate-to-support.json"
 CALL_ID = "7b1e4d2c-3a5f-4c6e-9d8b-1a2b3c4d5e6f"

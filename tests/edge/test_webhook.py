@@ -8,9 +8,9 @@ import json
 from typing import Any
 
 import pytest
-from edge_support import Edge, RunningFake, fixture_names, load_fixture, make_decision
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.edge.edge_support import Edge, RunningFake, fixture_names, load_fixture, make_decision
 
 TRANSFER_FIXTURES = fixture_names("transfer-destination-request.")
 ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"

@@ -20,13 +20,13 @@ from typing import Any
 import grpc
 import httpx
 import sqlalchemy as sa
-from edge_support import REPO_ROOT, SECRET, Edge, load_fixture, running_edge
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
+from tests.edge.edge_support import REPO_ROOT, SECRET, Edge, load_fixture, running_edge
 from tests.support.routing import techcorp_routing
 from webhook_edge.outbox import outbox_table
 from webhook_edge.settings import EdgeSettings

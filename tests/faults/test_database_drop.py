@@ -12,8 +12,13 @@ from pathlib import Path
 
 import grpc
 import pytest
-from edge_support import SECRET, running_edge
-from fault_support import (
+from sqlalchemy.engine import make_url
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from routing_service.grpc.server import RoutingServer
+from tests.edge.edge_support import SECRET, running_edge
+from tests.faults.fault_support import (
     FALLBACK,
     TcpProxy,
     active_assignments,
@@ -22,12 +27,7 @@ from fault_support import (
     eventually,
     request_for,
 )
-from grpc_helpers import resolve, routing_settings
-from sqlalchemy.engine import make_url
-
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-from routing_service.grpc.server import RoutingServer
+from tests.service.grpc_helpers import resolve, routing_settings
 from tests.support.routing import seed_techcorp
 from webhook_edge.settings import EdgeSettings
 

@@ -10,15 +10,6 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
-from edge_support import SECRET, running_edge
-from fault_support import (
-    EXAMPLES,
-    PREMIUM_TECHNICAL,
-    TcpProxy,
-    destination_of,
-    eventually,
-    request_for,
-)
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -26,6 +17,15 @@ from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.settings import RoutingSettings
+from tests.edge.edge_support import SECRET, running_edge
+from tests.faults.fault_support import (
+    EXAMPLES,
+    PREMIUM_TECHNICAL,
+    TcpProxy,
+    destination_of,
+    eventually,
+    request_for,
+)
 from tests.support.routing import seed_techcorp
 from webhook_edge.outbox import outbox_table
 from webhook_edge.settings import EdgeSettings

@@ -7,10 +7,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from edge_support import dumps, running_edge, signed_headers
-from fault_support import PREMIUM_TECHNICAL, Stack, active_assignments, decisions, destination_of, request_for
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.edge.edge_support import dumps, running_edge, signed_headers
+from tests.faults.fault_support import (
+    PREMIUM_TECHNICAL,
+    Stack,
+    active_assignments,
+    decisions,
+    destination_of,
+    request_for,
+)
 
 pytestmark = pytest.mark.timeout(60)
 

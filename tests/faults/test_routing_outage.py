@@ -18,8 +18,11 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from edge_support import SECRET, Edge, running_edge
-from fault_support import (
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from tests.edge.edge_support import SECRET, Edge, running_edge
+from tests.faults.fault_support import (
     FALLBACK,
     RoutingProcess,
     active_assignments,
@@ -30,9 +33,6 @@ from fault_support import (
     request_for,
     wait_edge_ready,
 )
-
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from tests.support.routing import seed_techcorp
 from webhook_edge.settings import EdgeSettings
 

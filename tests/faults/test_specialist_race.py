@@ -5,7 +5,9 @@ team's callback line), never the fallback. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import pytest
-from fault_support import (
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.faults.fault_support import (
     FALLBACK,
     PREMIUM_TECHNICAL,
     Stack,
@@ -15,8 +17,6 @@ from fault_support import (
     post_all,
     request_for,
 )
-
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 
 pytestmark = pytest.mark.timeout(60)
 

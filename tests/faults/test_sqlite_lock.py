@@ -11,7 +11,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from fault_support import (
+
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.faults.fault_support import (
     FALLBACK,
     active_assignments,
     decisions,
@@ -20,9 +22,7 @@ from fault_support import (
     request_for,
     running_stack,
 )
-from grpc_helpers import resolve
-
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.service.grpc_helpers import resolve
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from edge_support import PREVIOUS_SECRET, SECRET, RunningFake, fake_routing_server
 
 from escalade_cli.local_server import local_server
+from tests.edge.edge_support import PREVIOUS_SECRET, SECRET, RunningFake, fake_routing_server
 from webhook_edge.app import create_app
 from webhook_edge.settings import EdgeSettings
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from edge_support import SECRET, Edge, fake_routing_server, running_edge
-from hostile_support import assert_no_server_error
 
 from escalade_cli.local_server import local_server
+from tests.edge.edge_support import SECRET, Edge, fake_routing_server, running_edge
+from tests.hostile.hostile_support import assert_no_server_error
 from webhook_edge.app import create_app
 from webhook_edge.settings import EdgeSettings
 

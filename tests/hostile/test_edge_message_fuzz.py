@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 import pytest
-from edge_support import PREVIOUS_SECRET, SECRET, fixture_names, load_fixture
-from hostile_support import LiveEdge, assert_no_server_error, live_edge, usable_destination
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.edge.edge_support import PREVIOUS_SECRET, SECRET, fixture_names, load_fixture
+from tests.hostile.hostile_support import LiveEdge, assert_no_server_error, live_edge, usable_destination
 from webhook_edge.auth import sign_hmac
 
 pytestmark = pytest.mark.timeout(120)

@@ -12,11 +12,12 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from edge_support import signed_headers
-from hostile_support import LiveEdge, assert_no_server_error, live_edge, usable_destination
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
+
+from tests.edge.edge_support import signed_headers
+from tests.hostile.hostile_support import LiveEdge, assert_no_server_error, live_edge, usable_destination
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,13 +11,13 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from grpc_helpers import add_agent, field_violations, resolve, routing_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
+from tests.service.grpc_helpers import add_agent, field_violations, resolve, routing_settings
 
 pytestmark = pytest.mark.timeout(120)
 

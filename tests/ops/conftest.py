@@ -4,15 +4,11 @@ real edge app in front of it behind an httpx ASGI client."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "edge"))
-
-from ops_support import Stack, running_stack
+from tests.ops.ops_support import Stack, running_stack
 
 
 @pytest.fixture

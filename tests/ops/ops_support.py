@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from edge_support import SECRET, Edge, running_edge
 from prometheus_client.parser import text_string_to_metric_families
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.metrics import MetricsEndpoint
+from tests.edge.edge_support import SECRET, Edge, running_edge
 from tests.support.routing import techcorp_routing
 from webhook_edge.settings import EdgeSettings
 

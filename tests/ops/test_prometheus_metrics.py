@@ -7,10 +7,10 @@ import socket
 from pathlib import Path
 
 import httpx
-from edge_support import SECRET, dumps, load_fixture, running_edge, signed_headers
-from ops_support import CALLER, ENTERPRISE, PREMIUM, Stack, sample
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.edge.edge_support import SECRET, dumps, load_fixture, running_edge, signed_headers
+from tests.ops.ops_support import CALLER, ENTERPRISE, PREMIUM, Stack, sample
 from webhook_edge.settings import EdgeSettings
 
 DECISIONS = "escalade_routing_decisions_total"

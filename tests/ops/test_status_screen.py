@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from edge_support import load_fixture
-from ops_support import PREMIUM, Stack, running_stack
 
 from escalade_cli.local_server import LocalServer, local_server
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.edge.edge_support import load_fixture
+from tests.ops.ops_support import PREMIUM, Stack, running_stack
 
 PREMIUM_CALLER = "+1111111111"
 

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edge_support import SECRET, load_fixture
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from ops_support import CALLER, ENTERPRISE, running_stack
 
 from routing_service.tracing import configure_tracing, get_tracer, reset_tracing
+from tests.edge.edge_support import SECRET, load_fixture
+from tests.ops.ops_support import CALLER, ENTERPRISE, running_stack
 
 RESOLVE = "/escalade.routing.v1.RoutingService/ResolveEscalation"
 

@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from grpc_helpers import Routing, routing_settings
-from store_builders import opened_store
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.store import Store
+from tests.service.grpc_helpers import Routing, routing_settings
+from tests.service.store_builders import opened_store
 
 
 @pytest.fixture

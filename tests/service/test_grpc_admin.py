@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from grpc_helpers import add_agent, add_customer, field_violations, resolve
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from tests.service.grpc_helpers import add_agent, add_customer, field_violations, resolve
 
 Stub = routing_pb2_grpc.RoutingServiceStub
 

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf import duration_pb2
-from grpc_helpers import Routing, add_agent, agent_of, field_violations, resolve
 
 from routing_service.app.sweeper import sweep_once
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from tests.service.grpc_helpers import Routing, add_agent, agent_of, field_violations, resolve
 
 Stub = routing_pb2_grpc.RoutingServiceStub
 

@@ -6,10 +6,10 @@ import math
 
 import grpc
 import pytest
-from grpc_helpers import add_agent, add_customer, agent_of, resolve
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from tests.service.grpc_helpers import add_agent, add_customer, agent_of, resolve
 
 Stub = routing_pb2_grpc.RoutingServiceStub
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import text
-from store_builders import NOW, add_agents, make_agent, make_ticket, reserve
 
 from routing_service.domain.models import AgentStatus, Complexity, Destination
 from routing_service.store import Store
 from routing_service.store.agents import candidates_statement
+from tests.service.store_builders import NOW, add_agents, make_agent, make_ticket, reserve
 
 
 async def test_agent_round_trips_when_upserted(store: Store) -> None:

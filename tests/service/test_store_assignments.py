@@ -7,11 +7,11 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from store_builders import HOLD, NOW, add_agents, make_agent, reserve
 
 from routing_service.domain.errors import Conflict
 from routing_service.domain.models import AgentStatus
 from routing_service.store import Store
+from tests.service.store_builders import HOLD, NOW, add_agents, make_agent, reserve
 
 
 async def _attempt(store: Store, agent_id: str, call_id: str) -> bool:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from store_builders import NOW, enqueue, make_ticket
 
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import CallbackState, CallbackTicket
 from routing_service.store import Store
+from tests.service.store_builders import NOW, enqueue, make_ticket
 
 
 def _tied_technical_tickets() -> list[CallbackTicket]:

@@ -7,10 +7,10 @@ from datetime import timedelta, timezone
 
 import pytest
 from sqlalchemy.exc import StatementError
-from store_builders import NOW
 
 from routing_service.domain.models import Customer
 from routing_service.store import Store
+from tests.service.store_builders import NOW
 
 
 async def test_customer_round_trips_when_upserted_then_replaced(store: Store) -> None:

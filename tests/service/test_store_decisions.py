@@ -8,11 +8,11 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from store_builders import HOLD, NOW, add_agents, make_agent, make_decision, make_ticket
 
 from routing_service.app.ports import DuplicateDecision
 from routing_service.domain.models import DecisionKind, Destination
 from routing_service.store import Store
+from tests.service.store_builders import HOLD, NOW, add_agents, make_agent, make_decision, make_ticket
 
 
 async def test_decision_round_trips_with_trace_when_stored(store: Store) -> None:

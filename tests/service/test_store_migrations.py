@@ -13,7 +13,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
-from store_builders import NOW, make_agent
 
 from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity
@@ -22,6 +21,7 @@ from routing_service.store.__main__ import main as store_command
 from routing_service.store.engine import DEFAULT_DATABASE_URL
 from routing_service.store.migrate import current_revision, head_revision, include_object_for, upgrade
 from routing_service.store.tables import VERSION_TABLE, metadata
+from tests.service.store_builders import NOW, make_agent
 
 UNREACHABLE_PG = "postgresql+asyncpg://postgres@127.0.0.1:1/x"
 

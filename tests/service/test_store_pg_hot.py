@@ -17,7 +17,6 @@ from sqlalchemy import Double, Numeric, func, insert, literal_column, select, te
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.sql import Executable
-from store_builders import NOW, add_agents, enqueue, make_agent, make_ticket
 
 from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity, Customer
@@ -31,6 +30,7 @@ from routing_service.store.hot import FastResult, hot
 from routing_service.store.pg_hot import pg_hot
 from routing_service.store.tables import customers
 from routing_service.store.unit_of_work import ConnectionLink, SqlUnitOfWork
+from tests.service.store_builders import NOW, add_agents, enqueue, make_agent, make_ticket
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 postgres_only = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

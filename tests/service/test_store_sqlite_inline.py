@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError, StatementError
-from store_builders import NOW, add_agents, make_agent, opened_store
 
 from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity
@@ -25,6 +24,7 @@ from routing_service.store.hot import hot
 from routing_service.store.sqlite_inline import CHECKPOINT_AFTER_COMMITS, InlineSqliteLink
 from routing_service.store.tables import customers
 from routing_service.store.unit_of_work import SqlUnitOfWorkFactory
+from tests.service.store_builders import NOW, add_agents, make_agent, opened_store
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -19,10 +19,17 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-sys.path.insert(0, str(Path(__file__).parent))
+if __name__ == "__main__":  # run as a script: make the `tests` package importable from the repository root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from workflow_fakes import FakeReviews, FakeRouting, FakeVapi, callback_input, eventually, new_worker
-
+from tests.workflow.workflow_fakes import (
+    FakeReviews,
+    FakeRouting,
+    FakeVapi,
+    callback_input,
+    eventually,
+    new_worker,
+)
 from workflows.callback import QueueCallbackWorkflow
 from workflows.inputs import (
     BusinessHoursInput,

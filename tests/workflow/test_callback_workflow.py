@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
-from workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
 
+from tests.workflow.workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
 from workflows.callback import QueueCallbackWorkflow
 from workflows.inputs import (
     BusinessHoursInput,

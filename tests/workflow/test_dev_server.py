@@ -10,13 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from routing_standin import RoutingStandin, serve, ticket
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
-from workflow_fakes import FakeReviews, FakeRouting, FakeVapi, eventually, new_worker
 
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.workflow.routing_standin import RoutingStandin, serve, ticket
+from tests.workflow.workflow_fakes import FakeReviews, FakeRouting, FakeVapi, eventually, new_worker
 from workflows import client as helpers
 from workflows.payloads import ClaimOutcome, DecisionView
 from workflows.search_attributes import (

@@ -22,13 +22,13 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
-from workflow_fakes import eventually
 
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.policy.loader import load_policy
 from tests.support.routing import techcorp_routing
+from tests.workflow.workflow_fakes import eventually
 from webhook_edge.translate import callback_payload
 from workflows import client as helpers
 from workflows.inputs import callback_workflow_id

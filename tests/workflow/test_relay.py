@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from routing_standin import RoutingStandin, serve, ticket
 from temporalio.client import Client
-from workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from tests.workflow.routing_standin import RoutingStandin, serve, ticket
+from tests.workflow.workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
 from workflows.callback import QueueCallbackWorkflow
 from workflows.inputs import callback_workflow_id
 from workflows.payloads import ClaimOutcome

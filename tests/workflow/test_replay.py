@@ -10,12 +10,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from history_recorder import HISTORIES, SCENARIOS, load_history, record_all
 from temporalio import workflow
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from tests.workflow.history_recorder import HISTORIES, SCENARIOS, load_history, record_all
 from workflows.callback import QueueCallbackWorkflow
 from workflows.inputs import CallbackStatus, QueueCallbackInput
 from workflows.review import EscalationReviewWorkflow

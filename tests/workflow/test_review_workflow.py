@@ -9,8 +9,15 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
-from workflow_fakes import FakeReviews, FakeRouting, FakeVapi, callback_input, eventually, new_worker
 
+from tests.workflow.workflow_fakes import (
+    FakeReviews,
+    FakeRouting,
+    FakeVapi,
+    callback_input,
+    eventually,
+    new_worker,
+)
 from workflows.callback import QueueCallbackWorkflow
 from workflows.inputs import EscalationReviewInput, ReviewStatus, callback_workflow_id, review_workflow_id
 from workflows.payloads import CallbackView, ClaimOutcome, DecisionView, DialOutcome

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
-from workflow_fakes import eventually
 
+from tests.workflow.workflow_fakes import eventually
 from workflows.activities import VapiActivities, classify_ended_reason, vapi_call_name
 from workflows.ledger import DialLedger
 from workflows.payloads import DialOutcome, DialParams

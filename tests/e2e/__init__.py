@@ -1,0 +1,1 @@
+"""End-to-end tests: the escalade console script and its subprocesses."""

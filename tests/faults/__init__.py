@@ -1,0 +1,1 @@
+"""Fault-injection tests: routing, database and outbox outages against the real stack."""

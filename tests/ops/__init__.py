@@ -1,0 +1,1 @@
+"""Operability tests: logs, metrics, traces and the status screen."""
