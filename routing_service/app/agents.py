@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from datetime import datetime
 
-from routing_service.app.availability import AvailabilityBroadcaster
+from routing_service.app.availability import AvailabilityBroadcaster, announce_freed
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.domain.errors import InvalidRequest, NotFound
 from routing_service.domain.models import Agent, AgentStatus, Destination
@@ -81,11 +81,14 @@ async def upsert_agent(
             existing = await u.agents.get(agent.agent_id)
             agent = replace(agent, status=existing.status if existing else AgentStatus.AVAILABLE)
         stored, created = await u.agents.upsert(agent, now)
+        freed = None
+        if stored.status is AgentStatus.AVAILABLE:
+            freed = await announce_freed(
+                u, agent_id=stored.agent_id, team_ids=stored.team_ids, free_slots=stored.free_slots, at=now
+            )
         await u.commit()
-    if events is not None and stored.status is AgentStatus.AVAILABLE:
-        events.agent_freed(
-            agent_id=stored.agent_id, team_ids=stored.team_ids, free_slots=stored.free_slots, at=now
-        )
+    if events is not None and freed is not None:
+        events.publish_freed(freed)
     return stored, created
 
 
@@ -109,11 +112,14 @@ async def set_agent_status(
         agent = await u.agents.set_status(agent_id, status, now)
         if agent is None:
             raise NotFound(f"no agent {agent_id!r}")
+        freed = None
+        if agent.status is AgentStatus.AVAILABLE:
+            freed = await announce_freed(
+                u, agent_id=agent.agent_id, team_ids=agent.team_ids, free_slots=agent.free_slots, at=now
+            )
         await u.commit()
-    if events is not None and agent.status is AgentStatus.AVAILABLE:
-        events.agent_freed(
-            agent_id=agent.agent_id, team_ids=agent.team_ids, free_slots=agent.free_slots, at=now
-        )
+    if events is not None and freed is not None:
+        events.publish_freed(freed)
     return agent
 
 

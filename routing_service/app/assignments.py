@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from routing_service.app.availability import AvailabilityBroadcaster
+from routing_service.app.availability import AvailabilityBroadcaster, announce_freed
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.domain.errors import InvalidRequest
 
@@ -32,13 +32,20 @@ async def release_assignment(
         violations.append(("reason", "at most 1024 characters"))
     if violations:
         raise InvalidRequest("invalid release", violations)
+    freed = None
     async with uow() as u:
         released = await u.assignments.release(call_id, LIVE, now, reason)
+        if released is not None:
+            freed = await announce_freed(
+                u,
+                agent_id=released.agent_id,
+                team_ids=released.team_ids,
+                free_slots=released.free_slots,
+                at=now,
+            )
         await u.commit()
     if released is None:
         return False, ""
-    if events is not None:
-        events.agent_freed(
-            agent_id=released.agent_id, team_ids=released.team_ids, free_slots=released.free_slots, at=now
-        )
+    if events is not None and freed is not None:
+        events.publish_freed(freed)
     return True, released.agent_id

@@ -1,9 +1,18 @@
-"""In-process broadcaster of "a specialist of team X has a free slot" events (feeds WatchAvailability).
+"""Broadcaster of "a specialist of team X has a free slot" events (feeds WatchAvailability).
 
-Use cases publish after their transaction commits (a release, a status change to available, an upsert with
-free capacity, a finished callback). Each subscriber has its own bounded queue; a slow subscriber loses its
-oldest events rather than slowing the publishers. `close()` ends every subscription cleanly (server shutdown).
-This is per process: with several routing replicas, a watcher sees the events of the replica it talks to.
+A use case that frees a slot (a release, a status change to available, an upsert with free capacity, a
+finished callback, the sweeper's expiry) calls `announce_freed(u, ...)` inside its unit of work, then, once
+the transaction has committed, `events.publish_freed(freed)`:
+
+* `announce_freed` hands the notice to the store (`UnitOfWork.announce`), which on PostgreSQL sends it to the
+  other routing processes on the same database with NOTIFY in that very transaction, so they hear of it only
+  if it commits (`routing_service.store.notify`); each routing server on PostgreSQL listens and republishes
+  other processes' notices into its own broadcaster. On SQLite it does nothing: one routing process per
+  SQLite file, whose broadcaster sees every change.
+* `publish_freed` fans the event out to this process's subscribers, one event per team of the agent.
+
+Each subscriber has its own bounded queue; a slow subscriber loses its oldest events rather than slowing the
+publishers. `close()` ends every subscription cleanly (server shutdown).
 """
 
 from __future__ import annotations
@@ -14,7 +23,9 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-__all__ = ["AvailabilityBroadcaster", "AvailabilityEvent", "Subscription"]
+from routing_service.app.ports import AgentFreed, UnitOfWork
+
+__all__ = ["AvailabilityBroadcaster", "AvailabilityEvent", "Subscription", "announce_freed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +92,12 @@ class AvailabilityBroadcaster:
         for team_id in team_ids:
             self.publish(AvailabilityEvent(team_id=team_id, agent_id=agent_id, free_slots=free_slots, at=at))
 
+    def publish_freed(self, freed: AgentFreed) -> None:
+        """`agent_freed` for a notice (one announced in a unit of work, or heard from another process)."""
+        self.agent_freed(
+            agent_id=freed.agent_id, team_ids=freed.team_ids, free_slots=freed.free_slots, at=freed.at
+        )
+
     @contextlib.contextmanager
     def subscribe(self, team_ids: Iterable[str] = ()) -> Iterator[Subscription]:
         sub = Subscription(team_ids, self._queue_size)
@@ -97,3 +114,15 @@ class AvailabilityBroadcaster:
         self._closed = True
         for sub in tuple(self._subscribers):
             sub.offer(None)
+
+
+async def announce_freed(
+    u: UnitOfWork, *, agent_id: str, team_ids: Iterable[str], free_slots: int, at: datetime
+) -> AgentFreed | None:
+    """Announce a freed slot in `u`'s transaction (other routing processes hear of it once it commits) and
+    return the notice to publish locally after the commit; None when the agent has no free slot."""
+    if free_slots <= 0:
+        return None
+    freed = AgentFreed(agent_id=agent_id, team_ids=tuple(team_ids), free_slots=free_slots, at=at)
+    await u.announce(freed)
+    return freed

@@ -48,6 +48,16 @@ class Released:
     """The agent's free slots after the release."""
 
 
+@dataclass(frozen=True, slots=True)
+class AgentFreed:
+    """A specialist has `free_slots` free slots since `at` (one notice for all of its teams)."""
+
+    agent_id: str
+    team_ids: tuple[str, ...]
+    free_slots: int
+    at: datetime
+
+
 class CustomerRepository(Protocol):
     async def get(self, number: str) -> Customer | None: ...
     async def upsert(self, customer: Customer, now: datetime) -> tuple[Customer, bool]:
@@ -189,6 +199,11 @@ class UnitOfWork(Protocol):
     ) -> None: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
+    async def announce(self, freed: AgentFreed) -> None:
+        """Tell the other routing processes on this database about `freed` if, and only if, this
+        transaction commits (PostgreSQL: NOTIFY). A store no other process shares does nothing. This
+        process's own watchers hear it from the use case, after the commit."""
+        ...
 
 
 class UnitOfWorkFactory(Protocol):

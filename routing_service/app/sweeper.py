@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from routing_service.app.availability import AvailabilityBroadcaster
+from routing_service.app.availability import AvailabilityBroadcaster, announce_freed
 from routing_service.app.failures import looks_unavailable
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
@@ -42,15 +42,18 @@ async def sweep_once(
     async with uow() as u:
         due = await u.assignments.expired(now, BATCH)
     for call_id, purpose in due:
+        freed = None
         async with uow() as u:
             done = await u.assignments.release(call_id, purpose, now, "expired")
+            if done is not None:
+                freed = await announce_freed(
+                    u, agent_id=done.agent_id, team_ids=done.team_ids, free_slots=done.free_slots, at=now
+                )
             await u.commit()
         if done is not None:
             released += 1
-            if events is not None:
-                events.agent_freed(
-                    agent_id=done.agent_id, team_ids=done.team_ids, free_slots=done.free_slots, at=now
-                )
+            if events is not None and freed is not None:
+                events.publish_freed(freed)
     expired = 0
     cutoff = now - callback_ttl
     async with uow() as u:

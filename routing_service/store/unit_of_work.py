@@ -7,6 +7,9 @@ The repositories run Core statements only, so the unit of work holds an `AsyncCo
 on the first statement, "commit as you go") rather than an ORM `AsyncSession`: the session's transaction
 bookkeeping cost about a third of the store's CPU per decision (profiled: `Session.connection`, `commit`,
 `close` and one extra greenlet switch per statement) and bought nothing here.
+
+`announce` sends a freed slot to the other routing processes on PostgreSQL with NOTIFY in the unit of work's
+transaction, tagged with the factory's `origin` (see `notify`); on SQLite it does nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from routing_service.app.ports import (
+    AgentFreed,
     AgentRepository,
     AssignmentRepository,
     CallbackRepository,
@@ -37,6 +41,7 @@ from routing_service.store.customers import SqlCustomerRepository
 from routing_service.store.decisions import SqlDecisionRepository
 from routing_service.store.errors import is_unavailable, unavailable_from
 from routing_service.store.hot import HOT_STATEMENTS
+from routing_service.store.notify import NOTIFY_STATEMENT, encode_notices, new_origin
 from routing_service.store.pg_hot import pg_hot
 from routing_service.store.sqlite_inline import InlineSqlite, InlineSqliteLink
 
@@ -156,9 +161,10 @@ class SqlUnitOfWork:
     decisions: DecisionRepository
     callbacks: CallbackRepository
 
-    def __init__(self, engine: AsyncEngine, inline: InlineSqlite | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, inline: InlineSqlite | None = None, *, origin: str = "") -> None:
         self._engine = engine
         self._inline = inline
+        self._origin = origin
         self._session: Link | None = None
 
     async def __aenter__(self) -> Self:
@@ -220,17 +226,29 @@ class SqlUnitOfWork:
                 raise unavailable_from(error) from error
             raise
 
+    async def announce(self, freed: AgentFreed) -> None:
+        """PostgreSQL: NOTIFY the other routing processes in this transaction (delivered if it commits).
+        SQLite: nothing (one routing process per file)."""
+        session = self._active()
+        if session.dialect_name != "postgresql" or freed.free_slots <= 0:
+            return
+        for payload in encode_notices(self._origin, freed):
+            await session.execute(NOTIFY_STATEMENT, {"payload": payload})
+
 
 class SqlUnitOfWorkFactory:
     """`ports.UnitOfWorkFactory`: each call gives a fresh `SqlUnitOfWork` on the same engine (and, for a
-    SQLite file, the same inline connection)."""
+    SQLite file, the same inline connection). `origin` tags its availability notices (a new id by default)."""
 
-    def __init__(self, engine: AsyncEngine, inline: InlineSqlite | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, inline: InlineSqlite | None = None, *, origin: str | None = None
+    ) -> None:
         self.engine = engine
         self.inline = inline
+        self.origin = origin or new_origin()
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, self.inline)
+        return SqlUnitOfWork(self.engine, self.inline, origin=self.origin)
 
 
 def sql_uow_factory(engine: AsyncEngine) -> UnitOfWorkFactory:
