@@ -3,8 +3,11 @@ for `escalade routing serve`.
 
 On start: open the store (which applies the migrations), load the policy, serve `RoutingService` plus the
 standard health (`grpc.health.v1`, SERVING once started) and reflection services, then run the policy
-watcher (file change + SIGHUP) and the sweeper. On stop: health NOT_SERVING, availability streams ended,
-in-flight RPCs given `grace` seconds, background tasks cancelled, store closed.
+watcher (file change + SIGHUP) and the sweeper. On PostgreSQL it also runs the availability listener, which
+republishes the other routing processes' "free slot" notices to this server's WatchAvailability streams
+(`store.notify`); health turns SERVING once it listens (or after the connect timeout, while it keeps
+retrying). On stop: health NOT_SERVING, availability streams ended, in-flight RPCs given `grace` seconds,
+background tasks (the listener among them) cancelled, store closed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from routing_service.grpc.decoding import DecodeGuard
 from routing_service.grpc.servicer import RoutingServicer, utc_now
 from routing_service.metrics import MetricsEndpoint, RoutingMetricsInterceptor
 from routing_service.settings import RoutingSettings
+from routing_service.store.notify import PgAvailabilityListener
 from routing_service.store.store import Store
 
 __all__ = ["SERVICE_NAME", "RoutingServer", "run_event_loop", "serve"]
@@ -58,6 +62,8 @@ class RoutingServer:
         self.events = AvailabilityBroadcaster()
         self.health = health.aio.HealthServicer()
         self.store: Store | None = None
+        self.listener: PgAvailabilityListener | None = None
+        """PostgreSQL: hears the other routing processes' availability notices (None on SQLite)."""
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -109,6 +115,12 @@ class RoutingServer:
             self.store = None
             raise
         self._server = server
+        self.listener = self.store.availability_listener(self.events.publish_freed)
+        if self.listener is not None:
+            self._tasks.append(asyncio.create_task(self.listener.run()))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.listener.connect_timeout):
+                    await self.listener.listening.wait()
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if self._watch_policy and self.policies.path is not None:
@@ -148,6 +160,7 @@ class RoutingServer:
                 await task
         self._tasks.clear()
         self._server = None
+        self.listener = None
         if self.store is not None:
             await self.store.close()
             self.store = None
