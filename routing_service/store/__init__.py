@@ -3,9 +3,11 @@
 Modules: `engine` (engine setup), `tables` (schema), `migrate` (Alembic, packaged in `migrations/`;
 `python -m routing_service.store upgrade|current [URL]` by hand), one module per repository
 (`customers`, `agents`, `assignments`, `decisions`, `callbacks`) over `base`, `errors` (driver failures ->
-`Unavailable`), `unit_of_work` and the `Store` convenience in `store`. The decision path's speed: `hot`
-(statements marked hot, compiled once), `sqlite_inline` (SQLite units of work run on the event loop, hot
-statements straight on sqlite3) and `pg_hot` (hot statements straight on asyncpg).
+`Unavailable`), `unit_of_work` and the `Store` convenience in `store`; `notify` carries availability
+events between routing processes on PostgreSQL (NOTIFY in the transaction, one listener per server). The
+decision path's speed: `hot` (statements marked hot, compiled once), `sqlite_inline` (SQLite units of work
+run on the event loop, hot statements straight on sqlite3) and `pg_hot` (hot statements straight on
+asyncpg).
 """
 
 from __future__ import annotations
