@@ -38,13 +38,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import grpc
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "examples" / "techcorp.yaml"
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "admin_db": "test"}
+
+
+class _PgServer(TypedDict):
+    host: str
+    port: int
+    user: str
+    admin_db: str
+
+
+PG: _PgServer = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "admin_db": "test"}
 TIERS = ("standard", "standard", "premium", "enterprise")
 ECHO_METHOD = "/bench.Echo/Ping"
 
@@ -304,7 +313,7 @@ async def run_baseline(args: argparse.Namespace) -> Row:
     server = ServerProcess("baseline")
     with server as address:
         async with grpc.aio.insecure_channel(address) as channel:
-            ping = channel.unary_unary(ECHO_METHOD)
+            ping: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(ECHO_METHOD)
             payload = b"x" * 200
 
             async def one(i: int) -> bool:

@@ -114,7 +114,10 @@ def test_cli_manages_data_and_explains_decisions_when_the_service_runs(
         stub = routing_pb2_grpc.RoutingServiceStub(channel)
         decision = stub.ResolveEscalation(
             pb.ResolveEscalationRequest(
-                call_id="e2e-call", caller_number="+0987654321", issue_category="billing", complexity=1
+                call_id="e2e-call",
+                caller_number="+0987654321",
+                issue_category="billing",
+                complexity=pb.COMPLEXITY_BASIC,
             ),
             timeout=10,
         ).decision

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 
 from tests.edge.vapi_api_standin import running_vapi, serve_in_thread
 from webhook_edge.app import create_app
@@ -203,7 +204,7 @@ def routing_and_edge(tmp_path: Path) -> Iterator[tuple[Cli, str, str]]:
             imported = cli.run(*args)
             assert imported.returncode == 0, imported.stderr
         settings = EdgeSettings(
-            vapi_secret=SECRET,
+            vapi_secret=SecretStr(SECRET),
             routing_address=address,
             routing_deadline_ms=3000,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",

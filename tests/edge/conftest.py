@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pydantic import SecretStr
 
 from tests.edge.edge_support import (
     PREVIOUS_SECRET,
@@ -56,8 +57,8 @@ async def fake_routing() -> AsyncIterator[RunningFake]:
 @pytest.fixture
 def edge_settings(fake_routing: RunningFake, tmp_path: Path) -> EdgeSettings:
     return EdgeSettings(
-        vapi_secret=SECRET,
-        vapi_previous_secret=PREVIOUS_SECRET,
+        vapi_secret=SecretStr(SECRET),
+        vapi_previous_secret=SecretStr(PREVIOUS_SECRET),
         routing_address=fake_routing.address,
         routing_deadline_ms=400,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",

@@ -4,11 +4,13 @@ the previous secret during rotation, and a tampered body; unit-level and through
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 
-from tests.edge.edge_support import PREVIOUS_SECRET, SECRET, Edge, dumps, load_fixture
+from tests.edge.edge_support import PREVIOUS_SECRET, SECRET, Edge, RunningFake, dumps, load_fixture
 from webhook_edge.auth import AuthError, sign_hmac, sign_seed, verify_request
+from webhook_edge.settings import EdgeSettings
 
 BODY = b'{"message":{"type":"status-update","status":"in-progress","call":{"id":"c-1"}}}'
 SECRETS = [SECRET.encode(), PREVIOUS_SECRET.encode()]
@@ -23,7 +25,7 @@ def hmac_headers(secret: str, body: bytes, stamp: str) -> dict[str, str]:
     return {"x-signature": digest, "x-timestamp": stamp}
 
 
-VALID_FORMS = {
+VALID_FORMS: dict[str, Callable[[], dict[str, str]]] = {
     "hmac-ms": lambda: sign_hmac(SECRET, BODY, int(NOW * 1000)),
     "hmac-seconds": lambda: hmac_headers(SECRET, BODY, str(int(NOW))),
     "hmac-sha256-prefix": lambda: {
@@ -35,7 +37,7 @@ VALID_FORMS = {
     "bearer": lambda: {"authorization": f"Bearer {SECRET}"},
 }
 
-WRONG_FORMS = {
+WRONG_FORMS: dict[str, Callable[[], dict[str, str]]] = {
     "hmac-wrong-secret": lambda: sign_hmac("not-the-secret", BODY, int(NOW * 1000)),
     "hmac-garbage": lambda: {"x-signature": "zz", "x-timestamp": str(int(NOW * 1000))},
     "hmac-no-timestamp": lambda: {"x-signature": sign_hmac(SECRET, BODY, int(NOW * 1000))["x-signature"]},
@@ -152,13 +154,15 @@ async def test_webhook_answers_401_json_when_credentials_fail(edge: Edge, form: 
     assert SECRET not in response.text
 
 
-async def test_webhook_routes_nothing_when_credentials_fail(edge: Edge, fake_routing) -> None:  # type: ignore[no-untyped-def]
+async def test_webhook_routes_nothing_when_credentials_fail(edge: Edge, fake_routing: RunningFake) -> None:
     body = dumps(load_fixture("transfer-destination-request.enterprise-technical-advanced.json"))
     await edge.post(body, headers={"content-type": "application/json"})
     assert fake_routing.servicer.resolve_requests == []
 
 
-async def test_unsigned_webhook_is_accepted_when_insecure_dev_and_no_secret(edge_settings) -> None:  # type: ignore[no-untyped-def]
+async def test_unsigned_webhook_is_accepted_when_insecure_dev_and_no_secret(
+    edge_settings: EdgeSettings,
+) -> None:
     from tests.edge.edge_support import running_edge
 
     settings = edge_settings.model_copy(
@@ -170,7 +174,9 @@ async def test_unsigned_webhook_is_accepted_when_insecure_dev_and_no_secret(edge
     assert response.status_code == 200
 
 
-async def test_signature_is_still_required_when_insecure_dev_but_secret_is_set(edge_settings) -> None:  # type: ignore[no-untyped-def]
+async def test_signature_is_still_required_when_insecure_dev_but_secret_is_set(
+    edge_settings: EdgeSettings,
+) -> None:
     from tests.edge.edge_support import running_edge
 
     async with running_edge(edge_settings.model_copy(update={"insecure_dev": True})) as edge:

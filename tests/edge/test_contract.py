@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import (
@@ -126,7 +127,7 @@ def test_decision_is_refused_when_destination_is_not_sendable(destination: dict[
 
 
 def test_fallback_reply_validates_when_routing_is_down(vapi_sdk: SimpleNamespace) -> None:
-    body = {"destination": fallback_destination(EdgeSettings(vapi_secret="s"))}
+    body = {"destination": fallback_destination(EdgeSettings(vapi_secret=SecretStr("s")))}
     assert_valid_transfer_response(vapi_sdk, body)
     assert body["destination"]["number"] == "+15550100900"
     assert (
@@ -144,7 +145,7 @@ def test_fallback_decision_uses_override_number_when_configured(vapi_sdk: Simple
         sip_uri="sip:general@example.com",
         caller_message="Connecting you with our support team.",
     )
-    settings = EdgeSettings(vapi_secret="s", fallback_number="+15550100999")
+    settings = EdgeSettings(vapi_secret=SecretStr("s"), fallback_number="+15550100999")
     destination = fallback_for_decision(settings, decision)
     assert_valid_transfer_response(vapi_sdk, {"destination": destination})
     assert destination["type"] == "number" and destination["number"] == "+15550100999"
@@ -154,14 +155,14 @@ def test_fallback_decision_uses_override_number_when_configured(vapi_sdk: Simple
 
 def test_fallback_decision_keeps_policy_line_when_no_override(vapi_sdk: SimpleNamespace) -> None:
     decision = make_decision(REQUEST, kind=pb.DECISION_KIND_FALLBACK, number="+15550100901")
-    destination = fallback_for_decision(EdgeSettings(vapi_secret="s"), decision)
+    destination = fallback_for_decision(EdgeSettings(vapi_secret=SecretStr("s")), decision)
     assert_valid_transfer_response(vapi_sdk, {"destination": destination})
     assert destination["number"] == "+15550100901"
 
 
 def test_settings_reject_fallback_number_when_not_e164() -> None:
     with pytest.raises(ValueError, match=r"E\.164"):
-        EdgeSettings(vapi_secret="s", fallback_number="+1-555-GENERAL-SUPPORT")
+        EdgeSettings(vapi_secret=SecretStr("s"), fallback_number="+1-555-GENERAL-SUPPORT")
 
 
 def test_tool_calls_reply_validates_against_vapi_sdk(vapi_sdk: SimpleNamespace) -> None:
@@ -237,7 +238,7 @@ def test_inbound_fixture_parses_and_matches_sdk_class(name: str, vapi_sdk: Simpl
         assert message.type not in vapi_sdk.by_type
 
 
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)
+_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=80)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -255,8 +256,8 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=80)
 )
 def test_any_sendable_decision_validates_against_vapi_sdk(
     vapi_sdk: SimpleNamespace,
-    mode: int,
-    kind: int,
+    mode: pb.TransferMode.ValueType,
+    kind: pb.DecisionKind.ValueType,
     number: str,
     sip: bool,
     extension: str,
@@ -266,8 +267,8 @@ def test_any_sendable_decision_validates_against_vapi_sdk(
 ) -> None:
     decision = make_decision(
         REQUEST,
-        kind=kind,  # type: ignore[arg-type]
-        mode=mode,  # type: ignore[arg-type]
+        kind=kind,
+        mode=mode,
         number=number,
         sip_uri="sip:team@example.com" if sip else None,
         extension="" if sip else extension,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -41,7 +42,7 @@ def down_settings(tmp_path: Path, **overrides: object) -> EdgeSettings:
     return EdgeSettings(**values)  # type: ignore[arg-type]
 
 
-def fallback_events(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+def fallback_events(logs: Sequence[Mapping[str, object]]) -> list[Mapping[str, object]]:
     return [e for e in logs if e["event"] == "fallback_destination"]
 
 
@@ -176,7 +177,7 @@ class BrokenOutbox(Outbox):
     def __init__(self) -> None:
         pass
 
-    async def record(self, kind: str, workflow_id: str, payload: dict[str, object]) -> bool:  # type: ignore[override]
+    async def record(self, kind: str, workflow_id: str, payload: dict[str, object]) -> bool:
         raise OSError("database is gone")
 
     async def close(self) -> None:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
@@ -26,14 +27,14 @@ ENTERPRISE_CALL = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
 @dataclass
 class Stack:
     edge: Edge
-    stub: pb_grpc.RoutingServiceStub
+    stub: pb_grpc.RoutingServiceAsyncStub
 
 
 @pytest.fixture
 async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     async with techcorp_routing(database_url) as routing:
         edge_settings = EdgeSettings(
-            vapi_secret=SECRET,
+            vapi_secret=SecretStr(SECRET),
             routing_address=routing.address,
             routing_deadline_ms=5000,
             database_url=database_url,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -263,7 +264,7 @@ async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
     """Routing on SQLite and (marked postgres) PostgreSQL; the edge's outbox on a SQLite file."""
     async with techcorp_routing(database_url) as routing:
         edge_settings = EdgeSettings(
-            vapi_secret=SECRET,
+            vapi_secret=SecretStr(SECRET),
             routing_address=routing.address,
             routing_deadline_ms=3000,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",

@@ -49,7 +49,7 @@ class VapiStandIn:
     def app(self) -> Starlette:
         async def handle(request: Request) -> JSONResponse:
             raw = await request.body()
-            body = json.loads(raw) if raw else None
+            body: Any = json.loads(raw) if raw else None
             collection = request.path_params["collection"]
             item_id = request.path_params.get("item_id")
             self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))

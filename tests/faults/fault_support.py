@@ -21,6 +21,7 @@ import grpc
 import httpx
 import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
@@ -70,13 +71,13 @@ async def post_all(
         return list(await asyncio.gather(*(edge.post(doc) for doc in docs)))
 
 
-async def active_assignments(stub: pb_grpc.RoutingServiceStub) -> dict[str, int]:
+async def active_assignments(stub: pb_grpc.RoutingServiceAsyncStub) -> dict[str, int]:
     reply = await stub.ListAgents(pb.ListAgentsRequest(page_size=500))
     return {a.agent_id: a.active_assignments for a in reply.agents if a.active_assignments}
 
 
 async def decisions(
-    stub: pb_grpc.RoutingServiceStub, kind: pb.DecisionKind.ValueType = pb.DECISION_KIND_UNSPECIFIED
+    stub: pb_grpc.RoutingServiceAsyncStub, kind: pb.DecisionKind.ValueType = pb.DECISION_KIND_UNSPECIFIED
 ) -> list[pb.Decision]:
     """Every stored decision (of `kind`), following the page tokens."""
     found: list[pb.Decision] = []
@@ -233,7 +234,7 @@ class Stack:
     """The real routing service (in process, 127.0.0.1:0) and the real edge sharing its database."""
 
     server: RoutingServer
-    stub: pb_grpc.RoutingServiceStub
+    stub: pb_grpc.RoutingServiceAsyncStub
     edge: Edge
     database_url: str
 
@@ -255,7 +256,7 @@ async def running_stack(database_url: str, *, deadline_ms: int = 10_000) -> Asyn
     """Routing seeded with the TechCorp demo data, the edge in front of it (deadline `deadline_ms`)."""
     async with techcorp_routing(database_url) as routing:
         edge_settings = EdgeSettings(
-            vapi_secret=SECRET,
+            vapi_secret=SecretStr(SECRET),
             routing_address=routing.address,
             routing_deadline_ms=deadline_ms,
             database_url=database_url,

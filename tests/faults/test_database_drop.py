@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
@@ -41,7 +42,7 @@ CALL_TIMEOUT = 15.0
 class Proxied:
     proxy: TcpProxy
     server: RoutingServer
-    stub: pb_grpc.RoutingServiceStub
+    stub: pb_grpc.RoutingServiceAsyncStub
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ async def proxied(database_url: str) -> AsyncIterator[Proxied]:
         await proxy.close()
 
 
-async def outcome(stub: pb_grpc.RoutingServiceStub, call_id: str) -> tuple[grpc.StatusCode, str]:
+async def outcome(stub: pb_grpc.RoutingServiceAsyncStub, call_id: str) -> tuple[grpc.StatusCode, str]:
     """The status of one ResolveEscalation (a technical, advanced escalation of its own call)."""
     try:
         async with asyncio.timeout(CALL_TIMEOUT):
@@ -122,7 +123,7 @@ async def test_edge_answers_fallback_then_decisions_when_database_connections_dr
     proxied: Proxied, tmp_path: Path
 ) -> None:
     settings = EdgeSettings(
-        vapi_secret=SECRET,
+        vapi_secret=SecretStr(SECRET),
         routing_address=proxied.server.address,
         routing_deadline_ms=2000,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -58,7 +59,7 @@ async def test_callback_start_is_recorded_when_the_outbox_database_returns(
                 pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY)
             )
         settings = EdgeSettings(
-            vapi_secret=SECRET,
+            vapi_secret=SecretStr(SECRET),
             routing_address=f"127.0.0.1:{port}",
             routing_deadline_ms=5000,
             database_url=edge_url,

@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
@@ -44,7 +45,7 @@ LOAD = 100
 @dataclass
 class Outage:
     routing: RoutingProcess
-    stub: pb_grpc.RoutingServiceStub
+    stub: pb_grpc.RoutingServiceAsyncStub
     edge: Edge
     tmp_path: Path
     processes: list[RoutingProcess]
@@ -68,7 +69,7 @@ async def outage(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         await seed_techcorp(stub)
         monkeypatch.setenv("ESCALADE_ROUTING_DEADLINE_MS", "300")
         settings = EdgeSettings(
-            vapi_secret=SECRET,
+            vapi_secret=SecretStr(SECRET),
             routing_address=routing.address,
             database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
         )
@@ -129,7 +130,7 @@ async def assert_decisions_resume(outage: Outage, prefix: str) -> None:
         assert stored.decision.destination.number == target
 
 
-async def assert_nothing_double_reserved(stub: pb_grpc.RoutingServiceStub) -> None:
+async def assert_nothing_double_reserved(stub: pb_grpc.RoutingServiceAsyncStub) -> None:
     held = sum((await active_assignments(stub)).values())
     transfers = await decisions(stub, pb.DECISION_KIND_TRANSFER_AGENT)
     assert held == len(transfers)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
 from escalade_cli.local_server import local_server
 from tests.edge.edge_support import PREVIOUS_SECRET, SECRET, RunningFake, fake_routing_server
@@ -36,8 +37,8 @@ def live_edge(tmp_path: Path) -> Iterator[LiveEdge]:
     async def main() -> None:
         async with fake_routing_server() as fake:
             settings = EdgeSettings(
-                vapi_secret=SECRET,
-                vapi_previous_secret=PREVIOUS_SECRET,
+                vapi_secret=SecretStr(SECRET),
+                vapi_previous_secret=SecretStr(PREVIOUS_SECRET),
                 routing_address=fake.address,
                 routing_deadline_ms=2000,
                 database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",

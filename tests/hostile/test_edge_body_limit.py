@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from escalade_cli.local_server import local_server
 from tests.edge.edge_support import SECRET, Edge, fake_routing_server, running_edge
@@ -26,7 +27,7 @@ LIMIT = 1024 * 1024
 
 def settings_for(tmp_path: Path, routing_address: str) -> EdgeSettings:
     return EdgeSettings(
-        vapi_secret=SECRET,
+        vapi_secret=SecretStr(SECRET),
         routing_address=routing_address,
         routing_deadline_ms=500,
         max_body_bytes=LIMIT,

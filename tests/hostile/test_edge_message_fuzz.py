@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,7 +160,7 @@ def webhooks(draw: st.DrawFn) -> Webhook:
 
 def headers_for(hook: Webhook) -> dict[str, str]:
     now = int(time.time() * 1000)
-    forms = {
+    forms: dict[str, Callable[[], dict[str, str]]] = {
         "hmac": lambda: sign_hmac(SECRET, hook.body, now),
         "hmac-previous": lambda: sign_hmac(PREVIOUS_SECRET, hook.body, now),
         "x-vapi-secret": lambda: {"x-vapi-secret": SECRET},

@@ -6,7 +6,7 @@ field, and random requests (hypothesis) never surface as UNKNOWN or INTERNAL. A 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import pytest
@@ -22,7 +22,8 @@ from tests.service.grpc_helpers import add_agent, field_violations, resolve, rou
 pytestmark = pytest.mark.timeout(120)
 
 MEGABYTE = "x" * (1024 * 1024)
-Stub = pb_grpc.RoutingServiceStub
+# The grpc.aio stub type exists only in the generated .pyi, hence the string.
+Stub: TypeAlias = "pb_grpc.RoutingServiceAsyncStub"
 Call = Callable[[Stub], Awaitable[Any]]
 
 
@@ -140,7 +141,9 @@ CASES: list[tuple[str, Call, str]] = [
     ),
     (
         "set-status-99",
-        lambda s: s.SetAgentStatus(pb.SetAgentStatusRequest(agent_id="tech-1", status=99)),
+        lambda s: s.SetAgentStatus(
+            pb.SetAgentStatusRequest(agent_id="tech-1", status=pb.AgentStatus.ValueType(99))
+        ),
         "status",
     ),
     (
@@ -155,7 +158,11 @@ CASES: list[tuple[str, Call, str]] = [
     ),
     ("list-agents-negative-size", lambda s: s.ListAgents(pb.ListAgentsRequest(page_size=-5)), "page_size"),
     ("list-agents-huge-size", lambda s: s.ListAgents(pb.ListAgentsRequest(page_size=2**31 - 1)), "page_size"),
-    ("list-agents-status-77", lambda s: s.ListAgents(pb.ListAgentsRequest(status=77)), "status"),
+    (
+        "list-agents-status-77",
+        lambda s: s.ListAgents(pb.ListAgentsRequest(status=pb.AgentStatus.ValueType(77))),
+        "status",
+    ),
     (
         "list-callbacks-negative-size",
         lambda s: s.ListCallbacks(pb.ListCallbacksRequest(page_size=-1)),
@@ -176,7 +183,11 @@ CASES: list[tuple[str, Call, str]] = [
         lambda s: s.ListDecisions(pb.ListDecisionsRequest(page_token="0" * 5000)),
         "page_token",
     ),
-    ("list-decisions-kind-99", lambda s: s.ListDecisions(pb.ListDecisionsRequest(kind=99)), "kind"),
+    (
+        "list-decisions-kind-99",
+        lambda s: s.ListDecisions(pb.ListDecisionsRequest(kind=pb.DecisionKind.ValueType(99))),
+        "kind",
+    ),
     (
         "list-decisions-negative-size",
         lambda s: s.ListDecisions(pb.ListDecisionsRequest(page_size=-1)),
@@ -216,7 +227,11 @@ CASES: list[tuple[str, Call, str]] = [
         lambda s: s.RecordEscalationOutcome(pb.RecordEscalationOutcomeRequest(call_id="")),
         "call_id",
     ),
-    ("list-callbacks-state-99", lambda s: s.ListCallbacks(pb.ListCallbacksRequest(state=99)), "state"),
+    (
+        "list-callbacks-state-99",
+        lambda s: s.ListCallbacks(pb.ListCallbacksRequest(state=pb.CallbackState.ValueType(99))),
+        "state",
+    ),
     ("claim-empty-call", lambda s: s.ClaimCallback(pb.ClaimCallbackRequest(call_id="")), "call_id"),
     (
         "claim-negative-hold",
@@ -232,7 +247,9 @@ CASES: list[tuple[str, Call, str]] = [
     ),
     (
         "finish-state-99",
-        lambda s: s.FinishCallback(pb.FinishCallbackRequest(call_id="known-call", state=99)),
+        lambda s: s.FinishCallback(
+            pb.FinishCallbackRequest(call_id="known-call", state=pb.CallbackState.ValueType(99))
+        ),
         "state",
     ),
 ]
@@ -301,10 +318,13 @@ async def test_undecodable_bytes_are_invalid_argument_when_the_wire_format_is_co
     path = f"/escalade.routing.v1.RoutingService/{method}"
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         if method == "WatchAvailability":
-            async for _ in channel.unary_stream(path)(raw, timeout=5):
+            # No serializers: the raw bytes go on the wire as they are.
+            stream: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(path)
+            async for _ in stream(raw, timeout=5):
                 pass
         else:
-            await channel.unary_unary(path)(raw, timeout=5)
+            unary: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
+            await unary(raw, timeout=5)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT, raised.value.details()
     assert [name for name, _ in field_violations(raised.value)] == ["request"]
 
@@ -325,14 +345,17 @@ _int32 = st.integers(min_value=-(2**31), max_value=2**31 - 1)
 @st.composite
 def hostile_calls(draw: st.DrawFn) -> tuple[str, Call]:
     kind = draw(st.sampled_from(["resolve", "agent", "customer", "list", "status", "callback"]))
-    text = lambda: draw(_text)  # noqa: E731
+
+    def text() -> str:
+        return draw(_text)
+
     if kind == "resolve":
         request = pb.ResolveEscalationRequest(
             call_id=text(),
             tool_call_id=text(),
             caller_number=text(),
             issue_category=text(),
-            complexity=draw(_int32),
+            complexity=pb.Complexity.ValueType(draw(_int32)),
             customer_context=text(),
             escalation_reason=text(),
             transcript=text(),
@@ -346,9 +369,9 @@ def hostile_calls(draw: st.DrawFn) -> tuple[str, Call]:
             display_name=text(),
             team_ids=draw(st.lists(_text, max_size=3)),
             skills=draw(st.lists(_text, max_size=3)),
-            max_complexity=draw(_int32),
+            max_complexity=pb.Complexity.ValueType(draw(_int32)),
             capacity=draw(_int32),
-            status=draw(_int32),
+            status=pb.AgentStatus.ValueType(draw(_int32)),
         )
         if draw(st.booleans()):
             a.number = text()
@@ -361,14 +384,18 @@ def hostile_calls(draw: st.DrawFn) -> tuple[str, Call]:
     if kind == "list":
         token, size = text(), draw(_int32)
         return kind, lambda s: s.ListDecisions(
-            pb.ListDecisionsRequest(team_id=token[:8], kind=size % 9, page_size=size, page_token=token)
+            pb.ListDecisionsRequest(
+                team_id=token[:8], kind=pb.DecisionKind.ValueType(size % 9), page_size=size, page_token=token
+            )
         )
     if kind == "status":
         agent_id, status = text(), draw(_int32)
-        return kind, lambda s: s.SetAgentStatus(pb.SetAgentStatusRequest(agent_id=agent_id, status=status))
+        return kind, lambda s: s.SetAgentStatus(
+            pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AgentStatus.ValueType(status))
+        )
     call_id, state, seconds = text(), draw(_int32), draw(_int32)
     return kind, lambda s: s.FinishCallback(
-        pb.FinishCallbackRequest(call_id=call_id, state=state, note=str(seconds))
+        pb.FinishCallbackRequest(call_id=call_id, state=pb.CallbackState.ValueType(state), note=str(seconds))
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
@@ -29,7 +30,7 @@ class Stack:
     server: RoutingServer
     metrics: MetricsEndpoint
     edge: Edge
-    stub: pb_grpc.RoutingServiceStub
+    stub: pb_grpc.RoutingServiceAsyncStub
     routing_address: str
 
     @property
@@ -58,7 +59,7 @@ async def running_stack(database_url: str, **edge_overrides: Any) -> AsyncIterat
         await endpoint.start("127.0.0.1", 0)
         try:
             edge_settings = EdgeSettings(
-                vapi_secret=SECRET,
+                vapi_secret=SecretStr(SECRET),
                 routing_address=routing.address,
                 routing_deadline_ms=5000,
                 database_url=database_url,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import structlog
+from pydantic import SecretStr
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.logs import configure_logging
@@ -90,7 +91,7 @@ async def test_fallback_line_names_call_and_request_when_routing_is_down(
         probe.bind(("127.0.0.1", 0))
         dead = probe.getsockname()[1]
     settings = EdgeSettings(
-        vapi_secret=SECRET,
+        vapi_secret=SecretStr(SECRET),
         routing_address=f"127.0.0.1:{dead}",
         routing_deadline_ms=2000,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",

@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import SECRET, dumps, load_fixture, running_edge, signed_headers
@@ -94,7 +95,7 @@ async def test_fallback_is_counted_as_routing_unavailable_when_routing_is_down(t
         probe.bind(("127.0.0.1", 0))
         dead = probe.getsockname()[1]
     settings = EdgeSettings(
-        vapi_secret=SECRET,
+        vapi_secret=SecretStr(SECRET),
         routing_address=f"127.0.0.1:{dead}",
         routing_deadline_ms=2000,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",

@@ -32,7 +32,7 @@ async def routing(database_url: str) -> AsyncIterator[Routing]:
 
 
 @pytest.fixture
-def stub(routing: Routing) -> routing_pb2_grpc.RoutingServiceStub:
+def stub(routing: Routing) -> routing_pb2_grpc.RoutingServiceAsyncStub:
     return routing.stub
 
 

@@ -21,7 +21,7 @@ TECHCORP = REPO / "examples" / "techcorp.yaml"
 class Routing:
     server: RoutingServer
     channel: grpc.aio.Channel
-    stub: routing_pb2_grpc.RoutingServiceStub
+    stub: routing_pb2_grpc.RoutingServiceAsyncStub
     database_url: str
 
 
@@ -42,7 +42,7 @@ def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
     """The google.rpc.BadRequest field violations carried by an INVALID_ARGUMENT error."""
     for key, value in error.trailing_metadata() or ():
         if key == "grpc-status-details-bin":
-            status = status_pb2.Status.FromString(value)  # type: ignore[arg-type]
+            status = status_pb2.Status.FromString(value)
             out = []
             for detail in status.details:
                 if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
@@ -54,7 +54,7 @@ def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
 
 
 async def add_agent(
-    stub: routing_pb2_grpc.RoutingServiceStub,
+    stub: routing_pb2_grpc.RoutingServiceAsyncStub,
     agent_id: str,
     *,
     teams: tuple[str, ...] = ("technical",),
@@ -82,7 +82,11 @@ async def add_agent(
 
 
 async def add_customer(
-    stub: routing_pb2_grpc.RoutingServiceStub, number: str, tier: str, account: str = "", previous: int = 0
+    stub: routing_pb2_grpc.RoutingServiceAsyncStub,
+    number: str,
+    tier: str,
+    account: str = "",
+    previous: int = 0,
 ) -> pb.Customer:
     reply = await stub.UpsertCustomer(
         pb.UpsertCustomerRequest(
@@ -95,7 +99,7 @@ async def add_customer(
 
 
 async def resolve(
-    stub: routing_pb2_grpc.RoutingServiceStub,
+    stub: routing_pb2_grpc.RoutingServiceAsyncStub,
     call_id: str,
     *,
     caller: str = "",
@@ -121,6 +125,6 @@ async def resolve(
     return reply.decision
 
 
-async def agent_of(stub: routing_pb2_grpc.RoutingServiceStub, agent_id: str, team: str = "") -> pb.Agent:
+async def agent_of(stub: routing_pb2_grpc.RoutingServiceAsyncStub, agent_id: str, team: str = "") -> pb.Agent:
     reply = await stub.ListAgents(pb.ListAgentsRequest(team_id=team))
     return next(a for a in reply.agents if a.agent_id == agent_id)

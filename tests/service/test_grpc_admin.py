@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import grpc
 import pytest
 
@@ -9,7 +11,8 @@ from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.service.grpc_helpers import add_agent, add_customer, field_violations, resolve
 
-Stub = routing_pb2_grpc.RoutingServiceStub
+# The grpc.aio stub type exists only in the generated .pyi, hence the string.
+Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
 
 
 async def test_customer_upsert_normalises_the_number_when_it_is_formatted(stub: Stub) -> None:
@@ -102,9 +105,11 @@ async def test_list_agents_pages_when_there_are_more_than_a_page(stub: Stub) -> 
             ["agent.capacity"],
         ),
         (
-            pb.Agent(agent_id="x", team_ids=["technical"], capacity=1, max_complexity=9),
+            pb.Agent(
+                agent_id="x", team_ids=["technical"], capacity=1, max_complexity=pb.Complexity.ValueType(9)
+            ),
             ["agent.number", "agent.max_complexity"],
-        ),  # type: ignore[arg-type]
+        ),
         (pb.Agent(agent_id="", number="+15550100201", capacity=1), ["agent.agent_id", "agent.team_ids"]),
     ],
     ids=["bad-number", "capacity-0", "no-contact-bad-enum", "no-id-no-team"],
@@ -124,7 +129,9 @@ async def test_resolve_is_invalid_argument_when_call_id_is_empty_or_enum_unknown
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert [f for f, _ in field_violations(info.value)] == ["call_id"]
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.ResolveEscalation(pb.ResolveEscalationRequest(call_id="c", complexity=42))  # type: ignore[arg-type]
+        await stub.ResolveEscalation(
+            pb.ResolveEscalationRequest(call_id="c", complexity=pb.Complexity.ValueType(42))
+        )
     assert [f for f, _ in field_violations(info.value)] == ["complexity"]
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.ResolveEscalation(pb.ResolveEscalationRequest(call_id="c", transcript="x" * 70_000))
@@ -187,5 +194,5 @@ async def test_oversized_ids_are_invalid_argument_when_beyond_the_store_limits(s
         )
     assert [f for f, _ in field_violations(info.value)] == ["agent.team_ids"]
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.ListAgents(pb.ListAgentsRequest(status=42))  # type: ignore[arg-type]
+        await stub.ListAgents(pb.ListAgentsRequest(status=pb.AgentStatus.ValueType(42)))
     assert [f for f, _ in field_violations(info.value)] == ["status"]

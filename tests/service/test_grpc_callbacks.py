@@ -4,6 +4,7 @@ GetQueueStatus, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
 
 import grpc
 import pytest
@@ -14,7 +15,8 @@ from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.service.grpc_helpers import Routing, add_agent, agent_of, field_violations, resolve
 
-Stub = routing_pb2_grpc.RoutingServiceStub
+# The grpc.aio stub type exists only in the generated .pyi, hence the string.
+Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
 
 
 async def _two_waiting(stub: Stub) -> None:

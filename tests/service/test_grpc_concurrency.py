@@ -5,12 +5,14 @@ the requests run concurrently in one server process, each in its own transaction
 from __future__ import annotations
 
 import asyncio
+from typing import TypeAlias
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.service.grpc_helpers import add_agent, agent_of, resolve
 
-Stub = routing_pb2_grpc.RoutingServiceStub
+# The grpc.aio stub type exists only in the generated .pyi, hence the string.
+Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
 
 
 async def test_fifty_simultaneous_calls_reserve_one_slot_when_one_specialist_has_capacity_one(

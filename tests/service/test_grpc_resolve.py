@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TypeAlias
 
 import grpc
 import pytest
@@ -11,7 +12,8 @@ from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.service.grpc_helpers import add_agent, add_customer, agent_of, resolve
 
-Stub = routing_pb2_grpc.RoutingServiceStub
+# The grpc.aio stub type exists only in the generated .pyi, hence the string.
+Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
 
 
 async def _seed_customers(stub: Stub) -> None:
@@ -31,12 +33,18 @@ async def _seed_customers(stub: Stub) -> None:
     ids=["enterprise", "standard-billing", "premium-technical", "unknown-critical"],
 )
 async def test_seed_scenarios_route_to_the_seed_team_when_no_specialists_are_on_record(
-    stub: Stub, caller: str, category: str, complexity: int, context: str, team: str, rule: str
+    stub: Stub,
+    caller: str,
+    category: str,
+    complexity: pb.Complexity.ValueType,
+    context: str,
+    team: str,
+    rule: str,
 ) -> None:
     await _seed_customers(stub)
     decision = await resolve(
         stub, "call-seed", caller=caller, category=category, complexity=complexity, context=context
-    )  # type: ignore[arg-type]
+    )
     assert decision.kind == pb.DECISION_KIND_TRANSFER_TEAM
     assert decision.team_id == team
     if rule:

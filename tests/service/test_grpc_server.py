@@ -7,7 +7,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import TypeAlias
 
 import grpc
 import pytest
@@ -15,7 +15,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from routing_service.app.policy_source import PolicySource
-from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.sweeper import sweep_once
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
@@ -23,7 +22,8 @@ from routing_service.grpc.server import SERVICE_NAME, RoutingServer
 from routing_service.policy.errors import PolicyError
 from tests.service.grpc_helpers import TECHCORP, Routing, add_agent, agent_of, resolve, routing_settings
 
-Stub = routing_pb2_grpc.RoutingServiceStub
+# The grpc.aio stub type exists only in the generated .pyi, hence the string.
+Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
 
 
 async def eventually(check: Callable[[], bool | Awaitable[bool]], *, attempts: int = 200) -> None:
@@ -138,7 +138,7 @@ async def test_sweeper_frees_expired_reservations_and_expires_old_callbacks_when
     await add_agent(stub, "ann")
     await resolve(stub, "call-1")
     assert (await resolve(stub, "call-2")).kind == pb.DECISION_KIND_CALLBACK
-    uow = cast(UnitOfWorkFactory, routing.server.uow)
+    uow = routing.server.uow
     now = datetime.now(UTC)
     early = await sweep_once(uow=uow, now=now, callback_ttl=timedelta(hours=24))
     assert (early.released, early.expired_callbacks) == (0, 0)

@@ -4,8 +4,10 @@ dispatch candidates (filters, order, limit, index use), others, counts and team 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import text
 
@@ -242,14 +244,16 @@ async def test_candidates_use_dispatch_index_when_many_agents(store: Store) -> N
                 assert "Sort" not in plan, plan
             else:
                 explain = f"EXPLAIN QUERY PLAN {statement}"
-                plan = [str(row[3]) for row in await link.execute(text(explain))]
+                # Each EXPLAIN QUERY PLAN row is (id, parent, notused, detail).
+                rows: Iterable[Sequence[Any]] = await link.execute(text(explain))
+                steps = [str(row[3]) for row in rows]
                 # One walk per qualifying level (ADVANCED, CRITICAL), each in index order from the front and
                 # stopping at LIMIT; only the at most LIMIT rows each returns are sorted for the merge.
-                walks = [step for step in plan if "agents USING" in step or step.startswith("SCAN agents")]
+                walks = [step for step in steps if "agents USING" in step or step.startswith("SCAN agents")]
                 assert (
                     walks == ["SEARCH agents USING INDEX ix_agents_dispatch_by_level (max_complexity=?)"] * 2
-                ), plan
-                assert sum("TEMP B-TREE" in step for step in plan) <= 2, plan
+                ), steps
+                assert sum("TEMP B-TREE" in step for step in steps) <= 2, steps
 
 
 async def test_skip_locked_candidates_pass_over_agents_a_concurrent_transaction_is_reserving(

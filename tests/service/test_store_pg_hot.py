@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from sqlalchemy import Double, Numeric, func, insert, literal_column, select, text
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, Select
 
 from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity, Customer
@@ -38,7 +39,7 @@ postgres_only = pytest.mark.parametrize("database_url", ["postgres"], indirect=T
 _SLEEP = hot(select(func.pg_sleep(5)))
 _INSERT_CUSTOMER = hot(insert(customers))
 # NUMERIC read as float: SQLAlchemy picks that processor by the column's type OID.
-_NUMERIC_AS_FLOAT = hot(
+_NUMERIC_AS_FLOAT: Select[float, float] = hot(
     select(
         literal_column("1.5::numeric", Numeric(asdecimal=False)).label("n"),
         literal_column("2.5::float8", Double()).label("f"),
@@ -137,7 +138,7 @@ async def _run_rolled_back(
         result = await _link(uow).execute(statement, params)
         assert isinstance(result, FastResult) is hot, statement
         if isinstance(result, FastResult):
-            rows = result.all()
+            rows: Sequence[Any] = result.all()
             names = list(rows[0]._fields) if rows else []
             return [tuple(row) for row in rows], names, result.rowcount
         assert isinstance(result, CursorResult)

@@ -24,7 +24,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TECHCORP_POLICY = EXAMPLES / "techcorp.yaml"
 
 
-async def seed_techcorp(stub: pb_grpc.RoutingServiceStub) -> None:
+async def seed_techcorp(stub: pb_grpc.RoutingServiceAsyncStub) -> None:
     """The demo specialists and customers of examples/, through the admin API (as `escalade dev` does)."""
     for agent in load_agents(EXAMPLES / "techcorp-agents.yaml"):
         await stub.UpsertAgent(pb.UpsertAgentRequest(agent=mapping.agent_to_pb(agent.to_domain())))
@@ -38,7 +38,7 @@ async def seed_techcorp(stub: pb_grpc.RoutingServiceStub) -> None:
 class RunningRouting:
     server: RoutingServer
     address: str
-    stub: pb_grpc.RoutingServiceStub
+    stub: pb_grpc.RoutingServiceAsyncStub
 
     @property
     def port(self) -> int:

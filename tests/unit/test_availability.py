@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from routing_service.app.availability import AvailabilityBroadcaster, AvailabilityEvent
+from routing_service.app.availability import AvailabilityBroadcaster, AvailabilityEvent, Subscription
 
 AT = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
-async def _drain(sub: object, n: int) -> list[AvailabilityEvent]:
+async def _drain(sub: Subscription, n: int) -> list[AvailabilityEvent]:
     out = []
-    iterator = aiter(sub)  # type: ignore[call-overload]
+    iterator = aiter(sub)
     for _ in range(n):
         out.append(await asyncio.wait_for(anext(iterator), timeout=1))
     return out
@@ -46,8 +46,8 @@ async def test_slow_subscriber_keeps_the_newest_events_when_its_queue_overflows(
 async def test_close_ends_current_and_later_subscriptions_when_shutting_down() -> None:
     events = AvailabilityBroadcaster()
 
-    async def collect(sub: object) -> list[str]:
-        return [e.agent_id async for e in sub]  # type: ignore[attr-defined]
+    async def collect(sub: Subscription) -> list[str]:
+        return [e.agent_id async for e in sub]
 
     with events.subscribe() as sub:
         collected = asyncio.create_task(collect(sub))

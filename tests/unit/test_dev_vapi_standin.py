@@ -10,7 +10,8 @@ import httpx
 
 from escalade_cli.dev_vapi import ENDED_REASON, build_app
 from escalade_cli.vapi_standin import VapiStandin
-from workflows.activities import DialOutcome, classify_ended_reason
+from workflows.activities import classify_ended_reason
+from workflows.payloads import DialOutcome
 
 DIAL = {
     "assistantId": "escalade-dev-assistant",

@@ -138,7 +138,9 @@ def test_escalation_round_trips_when_complexity_is(complexity: Complexity | None
 
 def test_escalation_from_pb_rejects_unknown_complexity_when_out_of_enum() -> None:
     with pytest.raises(InvalidRequest) as info:
-        mapping.escalation_from_pb(pb.ResolveEscalationRequest(call_id="c", complexity=42))  # type: ignore[arg-type]
+        mapping.escalation_from_pb(
+            pb.ResolveEscalationRequest(call_id="c", complexity=pb.Complexity.ValueType(42))
+        )
     assert info.value.violations == (("complexity", "unknown enum value 42"),)
 
 
@@ -162,7 +164,9 @@ def test_agent_round_trips_when_given_a_number() -> None:
 
 
 def test_agent_from_pb_reports_every_problem_when_contact_and_enums_are_bad() -> None:
-    msg = pb.Agent(agent_id="a", max_complexity=9, status=17)  # type: ignore[arg-type]
+    msg = pb.Agent(
+        agent_id="a", max_complexity=pb.Complexity.ValueType(9), status=pb.AgentStatus.ValueType(17)
+    )
     with pytest.raises(InvalidRequest) as info:
         mapping.agent_from_pb(msg)
     fields = [f for f, _ in info.value.violations]

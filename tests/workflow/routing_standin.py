@@ -108,7 +108,7 @@ class RoutingStandin(routing_pb2_grpc.RoutingServiceServicer):
 
 
 def ticket(
-    call_id: str, team_id: str, position: int, state: int = pb.CALLBACK_STATE_WAITING
+    call_id: str, team_id: str, position: int, state: pb.CallbackState.ValueType = pb.CALLBACK_STATE_WAITING
 ) -> pb.CallbackTicket:
     return pb.CallbackTicket(call_id=call_id, team_id=team_id, position=position, state=state)
 

@@ -7,7 +7,7 @@ at the workflow's status without the safety timer firing behind its back.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -257,7 +257,7 @@ async def test_second_start_returns_existing_run_when_id_is_reused(client: Clien
         await first.result()
 
 
-def _has(items: list[object], count: int) -> Awaitable[bool]:
+def _has(items: Sequence[object], count: int) -> Awaitable[bool]:
     async def check() -> bool:
         return len(items) >= count
 

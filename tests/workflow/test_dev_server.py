@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -154,7 +155,7 @@ async def test_run_worker_dials_head_of_queue_when_routing_reserves(
 ) -> None:
     client = dev_env.client
     call_id = f"call-{uuid.uuid4()}"
-    routing = RoutingStandin(tickets=[ticket(call_id, "billing", 1)])
+    routing = RoutingStandin(tickets=[ticket(call_id, "billing", 1)])  # type: ignore[abstract]  # only the RPCs used; the rest answer UNIMPLEMENTED
     routing.claim = pb.ClaimCallbackResponse(
         outcome=pb.CLAIM_OUTCOME_RESERVED,
         callback=pb.CallbackTicket(call_id=call_id, state=pb.CALLBACK_STATE_RESERVED, agent_id="agent-ana"),
@@ -200,7 +201,7 @@ async def test_run_worker_dials_head_of_queue_when_routing_reserves(
     assert (tmp_path / "worker" / "worker.db").exists()
 
 
-def _has(items: list[object], count: int) -> asyncio.Future[bool]:
+def _has(items: Sequence[object], count: int) -> asyncio.Future[bool]:
     future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
     future.set_result(len(items) >= count)
     return future

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeAlias
 
 import pytest
 from temporalio.client import Client
@@ -41,7 +42,8 @@ pytestmark = pytest.mark.temporal
 VAPI_KEY = "vapi-test-key"
 
 TECHCORP = Path(__file__).resolve().parents[2] / "examples" / "techcorp.yaml"
-Stub = routing_pb2_grpc.RoutingServiceStub
+# The grpc.aio stub type exists only in the generated .pyi, hence the string.
+Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
 
 
 @asynccontextmanager
@@ -177,7 +179,7 @@ async def test_callback_happens_once_when_worker_is_killed_mid_wait(
             "ESCALADE_TASK_QUEUE": task_queue,
             "ESCALADE_ROUTING_ADDRESS": address,
             "ESCALADE_VAPI_API_URL": vapi.url,
-            "ESCALADE_VAPI_API_KEY": vapi.api_key,
+            "ESCALADE_VAPI_API_KEY": VAPI_KEY,  # the key the stand-in was built with
             "ESCALADE_VAPI_ASSISTANT_ID": "asst-1",
             "ESCALADE_VAPI_PHONE_NUMBER_ID": "pn-1",
             "ESCALADE_VAPI_POLL_SECONDS": "0.05",

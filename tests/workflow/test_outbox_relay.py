@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -53,7 +54,7 @@ CALLER = "+1111111111"  # the premium fixture's caller
 @dataclass
 class Stack:
     edge: Edge
-    stub: pb_grpc.RoutingServiceStub
+    stub: pb_grpc.RoutingServiceAsyncStub
     outbox: Outbox
 
 
@@ -85,7 +86,7 @@ async def edge_stack(
                 pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY)
             )
         edge_settings = EdgeSettings(
-            vapi_secret=SECRET,
+            vapi_secret=SecretStr(SECRET),
             routing_address=routing.address,
             routing_deadline_ms=5000,
             database_url=database_url,
@@ -258,7 +259,7 @@ async def test_standalone_relay_delivers_pending_entries_when_edges_do_not_relay
     try:
         assert await outbox.record("review", workflow_id, {"call_id": call_id, "ended_reason": "hangup"})
         settings = EdgeSettings(
-            vapi_secret=SECRET,
+            vapi_secret=SecretStr(SECRET),
             database_url=url,
             temporal_address=target(dev_env),
             task_queue=f"tq-{uuid.uuid4()}",
@@ -276,6 +277,8 @@ async def test_standalone_relay_delivers_pending_entries_when_edges_do_not_relay
 
 
 async def test_standalone_relay_refuses_to_run_when_no_temporal_address_is_set(tmp_path: Path) -> None:
-    settings = EdgeSettings(vapi_secret=SECRET, database_url=f"sqlite+aiosqlite:///{tmp_path / 'e.db'}")
+    settings = EdgeSettings(
+        vapi_secret=SecretStr(SECRET), database_url=f"sqlite+aiosqlite:///{tmp_path / 'e.db'}"
+    )
     with pytest.raises(ValueError, match="ESCALADE_TEMPORAL_ADDRESS"):
         await run_standalone(settings, asyncio.Event())

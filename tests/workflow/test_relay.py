@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 import pytest
@@ -24,7 +24,7 @@ from workflows.relay import AvailabilityRelay, signal_callback
 
 @pytest.fixture
 async def routing() -> AsyncIterator[tuple[RoutingStandin, routing_pb2_grpc.RoutingServiceAsyncStub]]:
-    fake = RoutingStandin(
+    fake = RoutingStandin(  # type: ignore[abstract]  # only the RPCs used; the rest answer UNIMPLEMENTED
         tickets=[
             ticket("b-2", "billing", 2),
             ticket("b-1", "billing", 1),
@@ -199,7 +199,7 @@ async def test_signal_wakes_waiting_callback_when_relay_signals(client: Client) 
     assert not await signal_callback(client, "call-that-never-was")
 
 
-def _has(items: list[object], count: int) -> asyncio.Future[bool]:
+def _has(items: Sequence[object], count: int) -> asyncio.Future[bool]:
     future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
     future.set_result(len(items) >= count)
     return future
