@@ -138,7 +138,8 @@ class AssignmentRepository(Protocol):
         ...
 
     async def recent_handle_time(self, team_id: str, since: datetime) -> timedelta | None:
-        """Mean (released_at - reserved_at) of the team's live assignments released since `since`."""
+        """Mean (released_at - reserved_at) of the team's latest live assignments released since `since`
+        (a bounded sample, newest first)."""
         ...
 
 

@@ -279,7 +279,8 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
     key_value = service_key(ctx.now, priority, policy.queue.aging_points_per_minute)
     ahead = await _waiting_ahead(u, team.team_id, key_value)
     candidates = [] if ahead else await _first_candidates(u, team.team_id, ctx)
-    if not candidates and await u.agents.count_in_team(team.team_id) == 0:
+    members = None if candidates else await u.agents.count_in_team(team.team_id)
+    if members == 0:
         ctx.trace.append(
             TraceStep(
                 "team",
@@ -298,7 +299,7 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
                 f"{ahead} waiting callback(s) are served before this caller: joining the queue",
             )
         )
-        return await _callback(u, ctx, team, rule_id, priority, key_value)
+        return await _callback(u, ctx, team, rule_id, priority, key_value, members)
 
     full = len(candidates) >= CANDIDATE_LIMIT
     preferred = customer.last_agent_id if customer and team.sticky else None
@@ -359,7 +360,7 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         )
         return _specialist(ctx, team, rule_id, chosen)
     ctx.trace.append(TraceStep("queue", team.team_id, TraceOutcome.INFO, "no qualified specialist is free"))
-    return await _callback(u, ctx, team, rule_id, priority, key_value)
+    return await _callback(u, ctx, team, rule_id, priority, key_value, members)
 
 
 async def _first_candidates(u: UnitOfWork, team_id: str, ctx: _Context) -> list[Agent]:
@@ -422,8 +423,16 @@ async def _reserve_first(u: UnitOfWork, ctx: _Context, ranked: Sequence[Agent]) 
 
 
 async def _callback(
-    u: UnitOfWork, ctx: _Context, team: Team, rule_id: str, priority: int, key_value: float
+    u: UnitOfWork,
+    ctx: _Context,
+    team: Team,
+    rule_id: str,
+    priority: int,
+    key_value: float,
+    members: int | None,
 ) -> Decision:
+    """Queue the caller. `members` is the team's head count when already read (the wait estimate divides
+    the queue among them)."""
     request = ctx.request
     ticket = CallbackTicket(
         call_id=request.call_id,
@@ -447,8 +456,9 @@ async def _callback(
         ticket = await u.callbacks.enqueue(ticket)
         position = ticket.position or (await u.callbacks.ahead_of(team.team_id, key_value) + 1)
         ticket = replace(ticket, position=position)
-    stats = (await u.agents.team_stats([team.team_id], ctx.now)).get(team.team_id)
-    serving = stats.total_agents if stats else 1
+    if members is None:
+        members = await u.agents.count_in_team(team.team_id)
+    serving = max(members, 1)
     wait = await team_wait(
         u, ctx.policy, team.team_id, position=position, serving_agents=serving, now=ctx.now
     )

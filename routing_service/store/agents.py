@@ -135,16 +135,23 @@ _CANDIDATES_SKIP_LOCKED = hot(
     candidates_statement(postgres=True).with_for_update(of=agents, skip_locked=True)
 )
 _GET = hot(select(agents).where(agents.c.agent_id == bindparam("agent_id")))
-_OTHERS = (
-    select(agents)
-    .join(agent_teams, agent_teams.c.agent_id == agents.c.agent_id)
-    .where(
-        agent_teams.c.team_id == bindparam("team_id"),
-        agent_teams.c.agent_id.not_in(bindparam("exclude", expanding=True)),
-    )
-    .order_by(agent_teams.c.agent_id)
-    .limit(bindparam("limit", type_=Integer))
+_COUNT_IN_TEAM = hot(
+    select(func.count()).select_from(agent_teams).where(agent_teams.c.team_id == bindparam("team_id"))
 )
+
+
+def _others_statement(*, excluding: bool) -> Select[Any]:
+    query = select(agents).join(agent_teams, agent_teams.c.agent_id == agents.c.agent_id)
+    query = query.where(agent_teams.c.team_id == bindparam("team_id"))
+    if excluding:
+        query = query.where(agent_teams.c.agent_id.not_in(bindparam("exclude", expanding=True)))
+    return query.order_by(agent_teams.c.agent_id).limit(bindparam("limit", type_=Integer))
+
+
+_OTHERS = _others_statement(excluding=True)
+_OTHERS_ALL = hot(_others_statement(excluding=False))
+"""The decision trace's sample of a team that had no free specialist (nobody to exclude): hot, unlike
+`_OTHERS`, whose expanding parameter needs SQLAlchemy's full path."""
 
 
 class SqlAgentRepository(SqlRepository):
@@ -223,8 +230,7 @@ class SqlAgentRepository(SqlRepository):
 
     async def count_in_team(self, team_id: str) -> int:
         """How many agents are members of the team (whatever their status)."""
-        query = select(func.count()).select_from(agent_teams).where(agent_teams.c.team_id == team_id)
-        return int((await self._execute(query)).scalar_one())
+        return int((await self._execute(_COUNT_IN_TEAM, {"team_id": team_id})).scalar_one())
 
     async def candidates(
         self, team_id: str, min_complexity: Complexity, limit: int, *, skip_locked: bool = False
@@ -246,6 +252,9 @@ class SqlAgentRepository(SqlRepository):
 
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
         """Up to `limit` team members not in `exclude`, by agent_id (for the decision trace)."""
+        if not exclude:
+            params: dict[str, Any] = {"team_id": team_id, "limit": max(0, limit)}
+            return [agent_from_row(row) for row in await self._execute(_OTHERS_ALL, params)]
         params = {"team_id": team_id, "exclude": sorted(exclude), "limit": max(0, limit)}
         return [agent_from_row(row) for row in await self._execute(_OTHERS, params)]
 

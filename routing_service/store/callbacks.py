@@ -76,6 +76,7 @@ def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
 # Tickets of one team and state that come before a ticket in service order, as two index range reads on
 # ix_callbacks_team_id_state_service_key (an OR across the whole order key would make the planner scan the
 # team's queue): strictly smaller keys, then equal keys broken by enqueue time and call id.
+_BY_CALL = hot(select(callbacks).where(callbacks.c.call_id == bindparam("by_call")))
 _BEFORE_KEY = hot(
     select(func.count())
     .select_from(callbacks)
@@ -172,7 +173,7 @@ class SqlCallbackRepository(SqlRepository):
         return (await self._execute(_WAITING_BEFORE, params)).first() is not None
 
     async def _row(self, call_id: str) -> Any:
-        return (await self._execute(select(callbacks).where(callbacks.c.call_id == call_id))).first()
+        return (await self._execute(_BY_CALL, {"by_call": call_id})).first()
 
     async def enqueue(self, ticket: CallbackTicket) -> CallbackTicket:
         """Insert the ticket as WAITING; when the call already has one, return that one unchanged."""

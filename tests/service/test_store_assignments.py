@@ -176,6 +176,38 @@ async def test_recent_handle_time_averages_team_live_calls_when_released_since(s
     assert billing is not None and abs(billing.total_seconds() - 30 * 60) < 0.01
 
 
+async def test_recent_handle_time_averages_only_the_teams_latest_releases_when_given_a_sample_size(
+    store: Store,
+) -> None:
+    # Newest first: c4 (2 min, released last), c3 (10 min), then the older c2 and c1 fall outside a sample
+    # of two; bob's billing call is newer still but of another team.
+    await add_agents(
+        store, make_agent("alice", capacity=9), make_agent("bob", teams=("billing",), capacity=9)
+    )
+    calls = (("c1", 0, 40), ("c2", 1, 30), ("c3", 2, 10), ("c4", 3, 2))
+    for call, started, minutes in calls:
+        start = NOW + timedelta(minutes=started * 60)
+        assert await reserve(store, "alice", call, now=start)
+        async with store.uow() as uow:
+            await uow.assignments.release(call, "live", start + timedelta(minutes=minutes), "ended")
+            await uow.commit()
+    assert await reserve(store, "bob", "b1", now=NOW + timedelta(hours=4))
+    async with store.uow() as uow:
+        await uow.assignments.release("b1", "live", NOW + timedelta(hours=5), "ended")
+        await uow.commit()
+    async with store.uow() as uow:
+        latest_two = await uow.assignments.recent_handle_time("technical", NOW, limit=2)
+        all_four = await uow.assignments.recent_handle_time("technical", NOW, limit=100)
+        in_window = await uow.assignments.recent_handle_time(
+            "technical", NOW + timedelta(minutes=150), limit=100
+        )
+    assert latest_two is not None and abs(latest_two.total_seconds() - 6 * 60) < 0.01
+    assert all_four is not None and abs(all_four.total_seconds() - 20.5 * 60) < 0.01
+    assert in_window is not None and abs(in_window.total_seconds() - 2 * 60) < 0.01, (
+        "releases before `since` are not sampled"
+    )
+
+
 async def test_reserve_keeps_single_slot_when_call_already_holds_that_agent(store: Store) -> None:
     await add_agents(store, make_agent("alice", capacity=2), make_agent("solo", capacity=1))
     assert await reserve(store, "alice", "c1")
