@@ -13,6 +13,8 @@ What runs (every row in this one process run, so the ratios compare like with li
   * "resolve + release pairs": each caller releases its reservation right away, both calls timed (what a
     live system sustains when every call ends; one pair = two RPCs, so compare with half the baseline);
   * "resolve dry run": decide and explain, nothing reserved or stored;
+  * "resolve, all busy": every specialist set busy first, so each decision queues a callback (position,
+    estimated wait from the team's recent handle times: `--history` releases over the last hour are seeded);
 - scaling: cost per pair (1 / throughput) with 100 and with 10,000 specialists (target ratio <= 1.5).
 
 Every row also gives the server process's CPU time per call (from /proc), which does not depend on how
@@ -152,8 +154,9 @@ def customer_number(i: int) -> str:
     return f"+1415{i:07d}"
 
 
-async def seed(url: str, *, specialists: int, customers: int) -> None:
-    """Migrate, then bulk-insert customers and specialists (technical + enterprise teams)."""
+async def seed(url: str, *, specialists: int, customers: int, history: int = 0) -> None:
+    """Migrate, then bulk-insert customers, specialists (technical + enterprise teams) and `history`
+    released live calls spread over the last hour (what a busy centre's wait estimates read)."""
     from routing_service.store import tables
     from routing_service.store.store import Store
 
@@ -208,6 +211,26 @@ async def seed(url: str, *, specialists: int, customers: int) -> None:
                 await conn.execute(tables.agents.insert(), agents[start : start + 5_000])
             for start in range(0, len(members), 10_000):
                 await conn.execute(tables.agent_teams.insert(), members[start : start + 10_000])
+            released: list[dict[str, Any]] = []
+            for i in range(history if specialists else 0):
+                ended = now - timedelta(seconds=3600 * i / history)
+                released.append(
+                    {
+                        "call_id": f"history-{i}",
+                        "purpose": "live",
+                        "agent_id": f"s{i % specialists:05d}",
+                        "state": "released",
+                        "reserved_at": ended - timedelta(seconds=120 + rng.randrange(600)),
+                        "expires_at": ended + timedelta(hours=2),
+                        "released_at": ended,
+                        "release_reason": "ended",
+                    }
+                )
+                if len(released) == 10_000:
+                    await conn.execute(tables.assignments.insert(), released)
+                    released = []
+            if released:
+                await conn.execute(tables.assignments.insert(), released)
         if url.startswith("postgresql"):
             # A live database has planner statistics; a freshly bulk-loaded one gets them here.
             async with store.engine.connect() as conn:
@@ -356,7 +379,7 @@ async def run_routing(
     rows = []
     with tempfile.TemporaryDirectory(prefix="escalade-bench-") as tmp:
         async with Database(kind, Path(tmp)) as url:
-            await seed(url, specialists=specialists, customers=customers)
+            await seed(url, specialists=specialists, customers=customers, history=args.history)
             server = ServerProcess("routing", url)
             with server as address:
                 async with grpc.aio.insecure_channel(address) as channel:
@@ -390,6 +413,10 @@ async def run_routing(
                         if mode == "resolve":
                             rows += await _reserving_rows(
                                 args, kind, label, stub, request, release, run, server.pid
+                            )
+                        elif mode == "busy":
+                            rows.append(
+                                await _all_busy_row(args, kind, label, stub, request, run, server.pid)
                             )
                         else:
                             dry_run = mode == "dry"
@@ -465,6 +492,55 @@ async def _reserving_rows(
     ]
 
 
+async def _all_busy_row(
+    args: argparse.Namespace,
+    kind: str,
+    label: str,
+    stub: Any,
+    request: Callable[[str, bool], Any],
+    run: str,
+    server_pid: int | None,
+) -> Row:
+    """Every specialist busy (SetAgentStatus), then decisions that each queue a callback; the specialists
+    are set available again afterwards."""
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+
+    async def set_all(status: Any) -> None:
+        ids = [f"s{i:05d}" for i in range(args.specialists)]
+        for start in range(0, len(ids), 64):
+            await asyncio.gather(
+                *(
+                    stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id=a, status=status), timeout=30)
+                    for a in ids[start : start + 64]
+                )
+            )
+
+    await set_all(pb.AGENT_STATUS_BUSY)
+    queued = 0
+
+    async def one(i: int) -> bool:
+        nonlocal queued
+        call_id = f"busy-{run}-{i}"
+        reply = await stub.ResolveEscalation(request(call_id, False), timeout=30)
+        queued += reply.decision.kind == pb.DECISION_KIND_CALLBACK and i >= 0
+        return False
+
+    history = f"{args.history:,} releases in the last hour"
+    row = await drive(
+        f"{kind}: resolve, all busy: callback queued ({label}, {history})",
+        args.requests,
+        args.concurrency,
+        one,
+        20,
+        args.seconds,
+        server_pid,
+    )
+    await set_all(pb.AGENT_STATUS_AVAILABLE)
+    if queued != row.requests:
+        raise RuntimeError(f"all-busy row: {row.requests - queued} decisions did not queue a callback")
+    return row
+
+
 def _merged(name: str, parts: list[Row]) -> Row:
     return Row(
         name,
@@ -525,6 +601,13 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling-databases", default="sqlite,postgresql")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--skip-dry-run", action="store_true")
+    parser.add_argument("--skip-busy", action="store_true", help="skip the all-busy (callback) row")
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=100_000,
+        help="released calls seeded over the last hour (what wait estimates read)",
+    )
     args = parser.parse_args(argv)
 
     print(
@@ -534,7 +617,9 @@ async def main(argv: list[str] | None = None) -> int:
     )
     baseline = await run_baseline(args)
     rows: list[Row] = []
-    modes = ["resolve", "pair"] if args.skip_dry_run else ["resolve", "pair", "dry"]
+    modes = (
+        ["resolve", "pair"] + ([] if args.skip_dry_run else ["dry"]) + ([] if args.skip_busy else ["busy"])
+    )
     for kind in [k.strip() for k in args.databases.split(",") if k.strip()]:
         size = f"{args.specialists:,} specialists, {args.customers:,} customers"
         rows += await run_routing(

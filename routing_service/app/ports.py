@@ -23,6 +23,9 @@ from routing_service.domain.models import (
     DecisionKind,
 )
 
+HANDLE_TIME_SAMPLE = 100
+"""Releases a wait estimate averages at most (the team's latest)."""
+
 
 class DuplicateDecision(Exception):
     """A decision for the same (call_id, tool_call_id) is already stored (a concurrent retry won)."""
@@ -137,9 +140,11 @@ class AssignmentRepository(Protocol):
         """(call_id, purpose) of active assignments whose expires_at has passed."""
         ...
 
-    async def recent_handle_time(self, team_id: str, since: datetime) -> timedelta | None:
-        """Mean (released_at - reserved_at) of the team's latest live assignments released since `since`
-        (a bounded sample, newest first)."""
+    async def recent_handle_time(
+        self, team_id: str, since: datetime, *, limit: int = HANDLE_TIME_SAMPLE
+    ) -> timedelta | None:
+        """Mean (released_at - reserved_at) of the team's latest `limit` live assignments released since
+        `since` (newest first: the cost must not grow with the traffic of the window)."""
         ...
 
 

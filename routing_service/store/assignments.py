@@ -27,18 +27,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import ColumnElement
 
-from routing_service.app.ports import Released
+from routing_service.app.ports import HANDLE_TIME_SAMPLE, Released
 from routing_service.domain.errors import Conflict
 from routing_service.store.base import SqlRepository
 from routing_service.store.hot import hot
 from routing_service.store.tables import UtcDateTime, agent_teams, agents, assignments
 
-__all__ = ["ACTIVE", "HANDLE_TIME_SAMPLE", "RELEASED", "SqlAssignmentRepository"]
+__all__ = ["ACTIVE", "RELEASED", "SqlAssignmentRepository"]
 
 ACTIVE = "active"
 RELEASED = "released"
-HANDLE_TIME_SAMPLE = 100
-"""Releases `recent_handle_time` averages at most (the team's latest)."""
 _ACTIVE_LITERAL: ColumnElement[str] = literal_column(
     "'active'", String
 )  # literal so the partial indexes on state = 'active' apply
