@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from routing_service.app.availability import AvailabilityBroadcaster, announce_freed
+from routing_service.app.availability import AvailabilityBroadcaster, announce_release
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.domain.errors import InvalidRequest
 
@@ -35,14 +35,7 @@ async def release_assignment(
     freed = None
     async with uow() as u:
         released = await u.assignments.release(call_id, LIVE, now, reason)
-        if released is not None:
-            freed = await announce_freed(
-                u,
-                agent_id=released.agent_id,
-                team_ids=released.team_ids,
-                free_slots=released.free_slots,
-                at=now,
-            )
+        freed = await announce_release(u, released, now)
         await u.commit()
     if released is None:
         return False, ""

@@ -23,9 +23,15 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from routing_service.app.ports import AgentFreed, UnitOfWork
+from routing_service.app.ports import AgentFreed, Released, UnitOfWork
 
-__all__ = ["AvailabilityBroadcaster", "AvailabilityEvent", "Subscription", "announce_freed"]
+__all__ = [
+    "AvailabilityBroadcaster",
+    "AvailabilityEvent",
+    "Subscription",
+    "announce_freed",
+    "announce_release",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +132,12 @@ async def announce_freed(
     freed = AgentFreed(agent_id=agent_id, team_ids=tuple(team_ids), free_slots=free_slots, at=at)
     await u.announce(freed)
     return freed
+
+
+async def announce_release(u: UnitOfWork, released: Released | None, at: datetime) -> AgentFreed | None:
+    """`announce_freed` for what a release freed (nothing when nothing was released)."""
+    if released is None:
+        return None
+    return await announce_freed(
+        u, agent_id=released.agent_id, team_ids=released.team_ids, free_slots=released.free_slots, at=at
+    )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from routing_service.app.assignments import CALLBACK
-from routing_service.app.availability import AvailabilityBroadcaster, announce_freed
+from routing_service.app.availability import AvailabilityBroadcaster, announce_release
 from routing_service.app.ports import TeamStats, UnitOfWork, UnitOfWorkFactory
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import Agent, CallbackState, CallbackTicket, Policy
@@ -162,15 +162,7 @@ async def finish_callback(
             raise Conflict(f"callback {call_id!r} already ended as {ticket.state.value}")
         released = await u.assignments.release(call_id, CALLBACK, now, note or state.value)
         finished = await u.callbacks.finish(call_id, state, now, note)
-        freed = None
-        if released is not None:
-            freed = await announce_freed(
-                u,
-                agent_id=released.agent_id,
-                team_ids=released.team_ids,
-                free_slots=released.free_slots,
-                at=now,
-            )
+        freed = await announce_release(u, released, now)
         await u.commit()
     if events is not None and freed is not None:
         events.publish_freed(freed)

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from routing_service.app.availability import AvailabilityBroadcaster, announce_freed
+from routing_service.app.availability import AvailabilityBroadcaster, announce_release
 from routing_service.app.failures import looks_unavailable
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
@@ -45,10 +45,7 @@ async def sweep_once(
         freed = None
         async with uow() as u:
             done = await u.assignments.release(call_id, purpose, now, "expired")
-            if done is not None:
-                freed = await announce_freed(
-                    u, agent_id=done.agent_id, team_ids=done.team_ids, free_slots=done.free_slots, at=now
-                )
+            freed = await announce_release(u, done, now)
             await u.commit()
         if done is not None:
             released += 1
