@@ -1,15 +1,15 @@
 """Requests whose bytes are not a valid protobuf message answer INVALID_ARGUMENT, not UNKNOWN.
 
 gRPC runs the generated deserializer before any servicer code, and a `DecodeError` raised there reaches the
-caller as UNKNOWN carrying the parser's text. `DecodeGuard` (a server interceptor) swaps in a deserializer
-that returns a marker instead of raising, and answers the marker with INVALID_ARGUMENT and a
-google.rpc.BadRequest before the servicer sees it. Only the RoutingService's unary-request methods are
-wrapped; health and reflection keep their own handlers.
+caller as UNKNOWN carrying the parser's text. `guard_decoding` swaps in a deserializer that returns a marker
+instead of raising, and answers the marker with INVALID_ARGUMENT and a google.rpc.BadRequest before the
+servicer sees it. Only the RoutingService's unary-request methods are wrapped (`grpc.handlers`, once at
+registration); health and reflection keep their own handlers.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from routing_service.grpc.errors import bad_request
 
-__all__ = ["DecodeGuard"]
+__all__ = ["guard_decoding"]
 
 _PREFIX = "/escalade.routing.v1.RoutingService/"
 
@@ -46,47 +46,36 @@ def _refusal(method: str) -> grpc.Status:
     )
 
 
-class DecodeGuard(grpc.aio.ServerInterceptor):
-    """INVALID_ARGUMENT for undecodable RoutingService requests (see the module docstring)."""
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method: str = handler_call_details.method
-        if (
-            handler is None
-            or not method.startswith(_PREFIX)
-            or handler.request_streaming
-            or handler.request_deserializer is None
-        ):
-            return handler
-        parse = _tolerant(handler.request_deserializer)
-        if handler.unary_unary is not None:
-            unary: Any = handler.unary_unary  # an async behaviour on a grpc.aio server
-
-            async def guarded_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-                if request is _UNDECODABLE:
-                    await context.abort_with_status(_refusal(method))
-                return await unary(request, context)
-
-            return grpc.unary_unary_rpc_method_handler(
-                guarded_unary, request_deserializer=parse, response_serializer=handler.response_serializer
-            )
-        if handler.unary_stream is not None:
-            stream: Any = handler.unary_stream
-
-            async def guarded_stream(
-                request: Any, context: grpc.aio.ServicerContext[Any, Any]
-            ) -> AsyncIterator[Any]:
-                if request is _UNDECODABLE:
-                    await context.abort_with_status(_refusal(method))
-                async for item in stream(request, context):
-                    yield item
-
-            return grpc.unary_stream_rpc_method_handler(
-                guarded_stream, request_deserializer=parse, response_serializer=handler.response_serializer
-            )
+def guard_decoding(method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+    """`handler` of RoutingService `method` ("/escalade.routing.v1.RoutingService/Name") with a deserializer
+    that cannot raise, answering undecodable requests with INVALID_ARGUMENT (see the module docstring).
+    Applied once, when the service is registered; handlers with streaming requests pass unchanged."""
+    if handler.request_streaming or handler.request_deserializer is None:
         return handler
+    parse = _tolerant(handler.request_deserializer)
+    if handler.unary_unary is not None:
+        unary: Any = handler.unary_unary  # an async behaviour on a grpc.aio server
+
+        async def guarded_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            if request is _UNDECODABLE:
+                await context.abort_with_status(_refusal(method))
+            return await unary(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded_unary, request_deserializer=parse, response_serializer=handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        stream: Any = handler.unary_stream
+
+        async def guarded_stream(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            if request is _UNDECODABLE:
+                await context.abort_with_status(_refusal(method))
+            async for item in stream(request, context):
+                yield item
+
+        return grpc.unary_stream_rpc_method_handler(
+            guarded_stream, request_deserializer=parse, response_serializer=handler.response_serializer
+        )
+    return handler

@@ -28,17 +28,14 @@ from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.sweeper import run_sweeper
-from routing_service.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
-from routing_service.grpc.decoding import DecodeGuard
+from routing_service.grpc.handlers import SERVICE_NAME, add_routing_service
 from routing_service.grpc.servicer import RoutingServicer, utc_now
-from routing_service.metrics import MetricsEndpoint, RoutingMetricsInterceptor
+from routing_service.metrics import MetricsEndpoint
 from routing_service.settings import RoutingSettings
 from routing_service.store.notify import PgAvailabilityListener
 from routing_service.store.store import Store
 
 __all__ = ["SERVICE_NAME", "RoutingServer", "run_event_loop", "serve"]
-
-SERVICE_NAME: str = routing_pb2.DESCRIPTOR.services_by_name["RoutingService"].full_name
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
@@ -94,14 +91,13 @@ class RoutingServer:
             )
             size = self.settings.max_message_bytes
             server = grpc.aio.server(
-                interceptors=[DecodeGuard(), RoutingMetricsInterceptor()],
                 options=[
                     ("grpc.max_receive_message_length", size),
                     ("grpc.max_send_message_length", size),
                     ("grpc.so_reuseport", 0),
                 ],
             )
-            routing_pb2_grpc.add_RoutingServiceServicer_to_server(servicer, server)
+            add_routing_service(servicer, server)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
             reflection.enable_server_reflection(
                 (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
