@@ -197,7 +197,13 @@ Index(
     sqlite_where=text("state = 'active'"),
     postgresql_where=text("state = 'active'"),
 )
-Index("ix_assignments_released_at", assignments.c.released_at)
+# Only released rows: reserving a slot writes no entry here (see migration 0005).
+Index(
+    "ix_assignments_released_at",
+    assignments.c.released_at,
+    sqlite_where=text("released_at IS NOT NULL"),
+    postgresql_where=text("released_at IS NOT NULL"),
+)
 Index("ix_assignments_agent_id", assignments.c.agent_id)
 
 decisions = Table(
@@ -214,7 +220,7 @@ decisions = Table(
     UniqueConstraint("call_id", "tool_call_id"),
 )
 """Queryable columns plus the whole decision (destination, messages, trace, ...) as JSON in `body`."""
-Index("ix_decisions_call_id_decided_at", decisions.c.call_id, decisions.c.decided_at)
+# A call's decisions are found through the unique (call_id, tool_call_id) index (migration 0005).
 Index("ix_decisions_decided_at_decision_id", decisions.c.decided_at, decisions.c.decision_id)
 Index(
     "ix_decisions_team_id_decided_at_decision_id",
