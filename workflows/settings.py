@@ -45,6 +45,11 @@ class WorkerSettings(BaseSettings):
     """Longest pause before the availability relay reconnects to a dropped stream."""
     register_search_attributes: bool = True
     """Add EscalationTier/Category/Complexity and CallbackState to the namespace at start-up if missing."""
+    reconcile_seconds: float = Field(default=60.0, ge=0)
+    """How often the callback reconciler starts the workflow of any open callback ticket in routing that has
+    none (a start the edge's outbox lost); 0 disables it."""
+    reconcile_grace_seconds: float = Field(default=30.0, ge=0)
+    """Tickets younger than this are left to the edge's outbox, which normally delivers their start first."""
     shutdown_grace_seconds: float = 10.0
     max_cached_workflows: int = Field(default=2_000, ge=0)
     """Workflows kept in the worker's memory between tasks. Every waiting callback is a running workflow;

@@ -1,9 +1,10 @@
 """`run_worker(settings)`: the Temporal worker process behind `escalade worker`.
 
 It connects to Temporal, the routing service (gRPC) and the worker's database, registers both workflows
-and all activities on the task queue, runs the availability relay next to them, and on `stop` (SIGINT or
-SIGTERM in the CLI) shuts down gracefully: the relay stops, the worker lets running activities finish for
-`shutdown_grace_seconds`, then the channels and the engine close.
+and all activities on the task queue, runs the availability relay and the callback reconciler next to
+them, and on `stop` (SIGINT or SIGTERM in the CLI) shuts down gracefully: the relay and the reconciler
+stop, the worker lets running activities finish for `shutdown_grace_seconds`, then the channels and the
+engine close.
 """
 
 from __future__ import annotations
@@ -24,18 +25,27 @@ from temporalio.client import Client
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from routing_service.domain.models import Policy
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.tracing import temporal_interceptors
 from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
 from workflows.callback import QueueCallbackWorkflow
 from workflows.ledger import DialLedger
+from workflows.reconcile import CallbackReconciler
 from workflows.relay import AvailabilityRelay, signal_callback
 from workflows.review import EscalationReviewWorkflow
 from workflows.review_store import ReviewStore
 from workflows.search_attributes import register_search_attributes
 from workflows.settings import WorkerSettings
 
-__all__ = ["WORKFLOWS", "build_activities", "open_engine", "run_worker", "workflow_runner"]
+__all__ = [
+    "WORKFLOWS",
+    "build_activities",
+    "load_policy_or_none",
+    "open_engine",
+    "run_worker",
+    "workflow_runner",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +67,21 @@ async def open_engine(database_url: str) -> AsyncEngine:
     engine = create_async_engine(database_url)
     await DialLedger(engine).create_tables()
     return engine
+
+
+def load_policy_or_none(settings: WorkerSettings) -> Policy | None:
+    """The policy for the start helpers; None (the workflows' built-in defaults) when unset or unreadable."""
+    if settings.policy is None:
+        return None
+    from routing_service.policy.loader import load_policy
+
+    try:
+        return load_policy(settings.policy)
+    except Exception as exc:  # reconciled starts still go through, with the workflows' defaults
+        log.warning(
+            "policy %s unreadable (%s); starting callbacks with built-in defaults", settings.policy, exc
+        )
+        return None
 
 
 def build_activities(
@@ -126,6 +151,19 @@ async def run_worker(
             rpc_timeout=settings.rpc_timeout_seconds,
             backoff_max=settings.relay_backoff_max_seconds,
         )
+        reconciler = (
+            CallbackReconciler(
+                stub,
+                client,
+                interval=settings.reconcile_seconds,
+                grace=settings.reconcile_grace_seconds,
+                policy=load_policy_or_none(settings),
+                task_queue=settings.task_queue,
+                rpc_timeout=settings.rpc_timeout_seconds,
+            )
+            if settings.reconcile_seconds > 0
+            else None
+        )
         log.info(
             "worker on task queue %s (Temporal %s, routing %s)",
             settings.task_queue,
@@ -133,13 +171,17 @@ async def run_worker(
             settings.routing_address,
         )
         async with worker:
-            relay_task = asyncio.create_task(relay.run(), name="availability-relay")
+            tasks = [asyncio.create_task(relay.run(), name="availability-relay")]
+            if reconciler is not None:
+                tasks.append(asyncio.create_task(reconciler.run(), name="callback-reconciler"))
             try:
                 await stop.wait()
             finally:
-                relay_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay_task
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         log.info("worker stopped")
     finally:
         await http.aclose()

@@ -43,3 +43,15 @@ def test_unknown_sandbox_is_refused_naming_the_setting(monkeypatch: pytest.Monke
     monkeypatch.setenv("ESCALADE_WORKFLOW_SANDBOX", "none")
     with pytest.raises(ValidationError, match="workflow_sandbox"):
         WorkerSettings()
+
+
+def test_reconciler_runs_every_minute_after_a_half_minute_grace_by_default() -> None:
+    settings = WorkerSettings()
+    assert (settings.reconcile_seconds, settings.reconcile_grace_seconds) == (60.0, 30.0)
+
+
+def test_reconciler_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESCALADE_RECONCILE_SECONDS", "0")
+    monkeypatch.setenv("ESCALADE_RECONCILE_GRACE_SECONDS", "120")
+    settings = WorkerSettings()
+    assert (settings.reconcile_seconds, settings.reconcile_grace_seconds) == (0.0, 120.0)
