@@ -56,10 +56,9 @@ def _complexity_name(value: pb.Complexity.ValueType) -> str:
 
 
 def callback_payload_from_ticket(ticket: pb.CallbackTicket) -> dict[str, Any]:
-    """The outbox payload `webhook_edge.translate.callback_payload` would have recorded for this ticket.
-
-    The ticket does not carry the caller's context and reason (CallbackTicket has no such fields), so a
-    reconciled callback dials without them; everything the queue and the dial need is there."""
+    """The outbox payload `webhook_edge.translate.callback_payload` would have recorded for this ticket
+    (less the estimated wait, which the workflow does not read); ListCallbacks tickets carry the caller's
+    context and reason."""
     return {
         "call_id": ticket.call_id,
         "caller_number": ticket.caller_number,
@@ -68,8 +67,8 @@ def callback_payload_from_ticket(ticket: pb.CallbackTicket) -> dict[str, Any]:
         "issue_category": ticket.issue_category,
         "effective_complexity": _complexity_name(ticket.effective_complexity),
         "priority": ticket.priority,
-        "customer_context": "",
-        "escalation_reason": "",
+        "customer_context": ticket.customer_context,
+        "escalation_reason": ticket.escalation_reason,
         "decision_id": ticket.decision_id,
     }
 

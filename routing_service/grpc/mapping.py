@@ -280,8 +280,11 @@ def escalation_to_pb(value: EscalationRequest) -> pb.ResolveEscalationRequest:
     )
 
 
-def callback_to_pb(ticket: CallbackTicket, *, estimated_wait: timedelta | None = None) -> pb.CallbackTicket:
-    """A queue ticket, with the estimated wait when known."""
+def callback_to_pb(
+    ticket: CallbackTicket, *, estimated_wait: timedelta | None = None, with_texts: bool = False
+) -> pb.CallbackTicket:
+    """A queue ticket, with the estimated wait when known; `with_texts` adds the caller's context and
+    reason (ListCallbacks only: decisions and claims do not need up to 8 KiB more per ticket)."""
     msg = pb.CallbackTicket(
         call_id=ticket.call_id,
         team_id=ticket.team_id,
@@ -302,11 +305,15 @@ def callback_to_pb(ticket: CallbackTicket, *, estimated_wait: timedelta | None =
         msg.finished_at.CopyFrom(timestamp_to_pb(ticket.finished_at))
     if estimated_wait is not None:
         msg.estimated_wait.CopyFrom(duration_to_pb(estimated_wait))
+    if with_texts:
+        msg.customer_context = ticket.customer_context
+        msg.escalation_reason = ticket.escalation_reason
     return msg
 
 
 def callback_from_pb(msg: pb.CallbackTicket) -> CallbackTicket:
-    """Lossy for fields the proto does not carry (service_key, context, note)."""
+    """Lossy for fields the proto does not carry (service_key, note); the context and reason are empty
+    unless the ticket came from ListCallbacks."""
     return CallbackTicket(
         call_id=msg.call_id,
         team_id=msg.team_id,
@@ -319,6 +326,8 @@ def callback_from_pb(msg: pb.CallbackTicket) -> CallbackTicket:
         service_key=0.0,
         enqueued_at=timestamp_from_pb(msg.enqueued_at),
         decision_id=msg.decision_id,
+        customer_context=msg.customer_context,
+        escalation_reason=msg.escalation_reason,
         agent_id=msg.agent_id or None,
         reserved_until=timestamp_from_pb(msg.reserved_until) if msg.HasField("reserved_until") else None,
         finished_at=timestamp_from_pb(msg.finished_at) if msg.HasField("finished_at") else None,

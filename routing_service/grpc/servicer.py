@@ -187,7 +187,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             page_size=request.page_size,
             uow=self.uow,
         )
-        return pb.ListCallbacksResponse(callbacks=[mapping.callback_to_pb(t) for t in tickets])
+        return pb.ListCallbacksResponse(
+            callbacks=[mapping.callback_to_pb(t, with_texts=True) for t in tickets]
+        )
 
     @map_errors
     async def WatchAvailability(

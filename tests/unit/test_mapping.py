@@ -200,3 +200,15 @@ def test_timestamp_keeps_utc_when_given_naive_or_aware_times() -> None:
     assert mapping.timestamp_from_pb(mapping.timestamp_to_pb(NOW)) == NOW
     naive = NOW.replace(tzinfo=None)
     assert mapping.timestamp_from_pb(mapping.timestamp_to_pb(naive)) == NOW
+
+
+def test_callback_to_pb_carries_the_caller_texts_only_when_asked() -> None:
+    from dataclasses import replace
+
+    ticket = replace(_ticket(), customer_context="API returns 500", escalation_reason="needs a specialist")
+    plain = mapping.callback_to_pb(ticket)
+    listed = mapping.callback_to_pb(ticket, with_texts=True)
+    assert (plain.customer_context, plain.escalation_reason) == ("", "")
+    assert (listed.customer_context, listed.escalation_reason) == ("API returns 500", "needs a specialist")
+    back = mapping.callback_from_pb(listed)
+    assert (back.customer_context, back.escalation_reason) == ("API returns 500", "needs a specialist")

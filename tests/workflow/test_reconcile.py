@@ -123,6 +123,7 @@ async def test_pass_starts_the_workflow_when_an_old_ticket_has_none(
     assert (data.call_id, data.team_id, data.customer_number) == (call_id, "technical", CALLER)
     assert (data.tier, data.category, data.complexity) == ("standard", "technical", "advanced")
     assert data.decision_id == f"d-{call_id}"
+    assert (data.context, data.reason) == ("API returns 500", "needs a specialist")  # make_ticket's
     reconciled = [entry for entry in logs if entry["event"] == "callback_reconciled"]
     assert reconciled == [
         {"event": "callback_reconciled", "workflow_id": f"callback-{call_id}", "log_level": "warning"}

@@ -324,6 +324,8 @@ class CallbackTicket(_message.Message):
     CALLER_NUMBER_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     ESTIMATED_WAIT_FIELD_NUMBER: _builtins.int
+    CUSTOMER_CONTEXT_FIELD_NUMBER: _builtins.int
+    ESCALATION_REASON_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     team_id: _builtins.str
     state: Global___CallbackState.ValueType
@@ -339,6 +341,12 @@ class CallbackTicket(_message.Message):
     decision_id: _builtins.str
     caller_number: _builtins.str
     """The customer's number, E.164 (or the opaque key the customer is stored under)."""
+    customer_context: _builtins.str
+    """The escalation's customer_context and escalation_reason, as ResolveEscalation received them. Set in
+    ListCallbacks answers only (the worker's reconciler starts a lost callback workflow from them); empty
+    elsewhere, where the caller already has them.
+    """
+    escalation_reason: _builtins.str
     @_builtins.property
     def enqueued_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -365,10 +373,12 @@ class CallbackTicket(_message.Message):
         caller_number: _builtins.str = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         estimated_wait: _duration_pb2.Duration | None = ...,
+        customer_context: _builtins.str = ...,
+        escalation_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["enqueued_at", b"enqueued_at", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "reserved_until", b"reserved_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_id", b"call_id", "caller_number", b"caller_number", "decision_id", b"decision_id", "effective_complexity", b"effective_complexity", "enqueued_at", b"enqueued_at", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "issue_category", b"issue_category", "position", b"position", "priority", b"priority", "reserved_until", b"reserved_until", "state", b"state", "team_id", b"team_id", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_id", b"call_id", "caller_number", b"caller_number", "customer_context", b"customer_context", "decision_id", b"decision_id", "effective_complexity", b"effective_complexity", "enqueued_at", b"enqueued_at", "escalation_reason", b"escalation_reason", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "issue_category", b"issue_category", "position", b"position", "priority", b"priority", "reserved_until", b"reserved_until", "state", b"state", "team_id", b"team_id", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
