@@ -191,8 +191,9 @@ class Webhook:
             created = await outbox.record(kind, workflow_id, payload)
         except Exception as exc:  # the caller's transfer matters more than the follow-up record
             log.error("outbox_record_failed", kind=kind, workflow_id=workflow_id, cause=type(exc).__name__)
-            # Vapi will not redeliver (it got its answer) and nothing else knows the start is owed: keep
-            # trying in the background until the database is back, or the queued callback is never dialled.
+            # Vapi will not redeliver (it got its answer): keep trying in the background until the database
+            # is back. Should this process die first, the worker's reconciler starts the callback from
+            # routing's ticket (workflows/reconcile.py), but only on its next pass after a grace period.
             task = asyncio.create_task(self._record_late(outbox, kind, workflow_id, payload))
             self._late_records.add(task)
             task.add_done_callback(self._late_records.discard)
