@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -208,11 +210,27 @@ def _prepare_inline(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     prepare_sqlite_connection(dbapi_connection, busy_timeout_ms=0, auto_checkpoint=False)
 
 
+CHECKPOINT_NICE = 10
+"""CPU priority (Linux nice) of the checkpoint thread."""
+
+
+def _lower_priority(native_id: int) -> None:
+    """Run the calling thread at `CHECKPOINT_NICE` (Linux, where each thread has its own nice value). A
+    checkpoint copies a second's worth of WAL pages into the database file: at normal priority, on two
+    cores shared with the server's loop and its clients, it pushed 1-2% of decisions at concurrency 1 from
+    1.3 to over 4 ms (the benchmark's p99 went from 2.3 ms without checkpoints to 4.4 ms with them, and is
+    2.0-2.1 ms with this). Nice 10 rather than 19 so a saturated machine still checkpoints."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, native_id, CHECKPOINT_NICE)
+
+
 class Checkpointer:
-    """PASSIVE WAL checkpoints on a background thread (its own connection), so no commit on the loop runs
-    one: every `CHECKPOINT_INTERVAL_S` while there were commits, sooner after `CHECKPOINT_AFTER_COMMITS`
-    commits, and a TRUNCATE checkpoint on close. A PASSIVE checkpoint neither waits for nor blocks the
-    writer."""
+    """PASSIVE WAL checkpoints on a background thread at low CPU priority (its own connection), so no commit
+    on the loop runs one: every `CHECKPOINT_INTERVAL_S` while there were commits, sooner after
+    `CHECKPOINT_AFTER_COMMITS` commits, and a TRUNCATE checkpoint on close. A PASSIVE checkpoint neither
+    waits for nor blocks the writer."""
 
     def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self._path = path
@@ -222,6 +240,8 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._commits = 0
         self.checkpoints = 0
+        self.native_id: int | None = None
+        """The checkpoint thread's OS thread id, once it runs."""
 
     def note_commit(self) -> None:
         """Count a commit (called on the loop; cheap)."""
@@ -233,6 +253,8 @@ class Checkpointer:
             self._wake.set()
 
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
+        _lower_priority(self.native_id)
         connection = sqlite3.connect(self._path, timeout=self._busy_timeout_ms / 1000)
         try:
             while not self._stop:

@@ -6,7 +6,10 @@ background thread. Hot statements run straight on sqlite3 and read and fail as t
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import sys
+import threading
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +24,7 @@ from routing_service.store import Store
 from routing_service.store.agents import _CANDIDATES_SQLITE, agent_from_row, candidates_statement
 from routing_service.store.engine import inline_sqlite
 from routing_service.store.hot import hot
-from routing_service.store.sqlite_inline import CHECKPOINT_AFTER_COMMITS, InlineSqliteLink
+from routing_service.store.sqlite_inline import CHECKPOINT_AFTER_COMMITS, CHECKPOINT_NICE, InlineSqliteLink
 from routing_service.store.tables import customers
 from routing_service.store.unit_of_work import SqlUnitOfWorkFactory
 from tests.service.store_builders import NOW, add_agents, make_agent, opened_store
@@ -197,6 +200,19 @@ async def test_checkpoints_run_off_the_loop_and_close_truncates_the_wal(tmp_path
     assert _wal_size(path) == 0
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM customers").fetchone()[0] == CHECKPOINT_AFTER_COMMITS + 50
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+async def test_checkpoint_thread_runs_at_low_cpu_priority_and_the_loop_at_its_own(store: Store) -> None:
+    assert store.inline is not None
+    checkpointer = store.inline.checkpointer
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    checkpointer.note_commit()  # starts the thread
+    async with asyncio.timeout(5):
+        while checkpointer.native_id is None:  # noqa: ASYNC110 - set by the thread when it runs
+            await asyncio.sleep(0.01)
+    assert os.getpriority(os.PRIO_PROCESS, checkpointer.native_id) == CHECKPOINT_NICE
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice
 
 
 async def test_hot_statements_run_on_sqlite3_and_read_what_sqlalchemy_reads(store: Store) -> None:
