@@ -3,7 +3,10 @@ the queue, and the per-team queue status (waiting callbacks, free specialists, e
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,7 +14,7 @@ from routing_service.app.assignments import CALLBACK
 from routing_service.app.availability import AvailabilityBroadcaster, announce_release
 from routing_service.app.ports import TeamStats, UnitOfWork, UnitOfWorkFactory
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
-from routing_service.domain.models import Agent, CallbackState, CallbackTicket, Policy
+from routing_service.domain.models import Agent, CallbackState, CallbackTicket, Complexity, Policy
 from routing_service.domain.queueing import estimate_wait
 from routing_service.domain.selection import rank_specialists
 
@@ -170,18 +173,77 @@ async def finish_callback(
 
 
 async def list_callbacks(
-    *, team_id: str | None, state: CallbackState | None, uow: UnitOfWorkFactory, page_size: int = 0
-) -> list[CallbackTicket]:
-    """The queue in service order, at most `page_size` (1-1000; 0: 1000) tickets from its head; without a
-    state, the open (WAITING and RESERVED) callbacks."""
+    *,
+    team_id: str | None,
+    state: CallbackState | None,
+    uow: UnitOfWorkFactory,
+    page_size: int = 0,
+    page_token: str = "",
+) -> tuple[list[CallbackTicket], str]:
+    """One page of the queue in (team, service order): at most `page_size` (1-1000; 0: 1000) tickets from
+    its head, or after the ticket `page_token` names; without a state, the open (WAITING and RESERVED)
+    callbacks. Returns the page and, when it is full, the token of its last ticket."""
+    violations = []
     if not 0 <= page_size <= 1000:
-        raise InvalidRequest("invalid page size", [("page_size", "must be between 1 and 1000 (0: 1000)")])
+        violations.append(("page_size", "must be between 1 and 1000 (0: 1000)"))
+    after = None
+    if page_token:
+        try:
+            after = _ticket_from_token(page_token)
+        except ValueError:
+            violations.append(("page_token", "not a token this service gave (pass next_page_token back)"))
+    if violations:
+        raise InvalidRequest("invalid callback listing", violations)
     limit = page_size or 1000
     async with uow() as u:
-        if team_id and state is None:
-            return await u.callbacks.open_in_team(team_id, limit)
-        states = {state} if state is not None else {CallbackState.WAITING, CallbackState.RESERVED}
-        return await u.callbacks.find(team_id=team_id or None, states=states, limit=limit)
+        if team_id and state is None and after is None:
+            page = await u.callbacks.open_in_team(team_id, limit)
+        else:
+            states = {state} if state is not None else {CallbackState.WAITING, CallbackState.RESERVED}
+            page = await u.callbacks.find(team_id=team_id or None, states=states, limit=limit, after=after)
+    return page, (_token_for(page[-1]) if len(page) >= limit else "")
+
+
+def _token_for(ticket: CallbackTicket) -> str:
+    """An opaque page token: the keys that place `ticket` in (team, service order)."""
+    keys = [
+        ticket.team_id,
+        str(ticket.state),
+        ticket.service_key,
+        ticket.enqueued_at.isoformat(),
+        ticket.call_id,
+    ]
+    return base64.urlsafe_b64encode(json.dumps(keys, separators=(",", ":")).encode()).decode()
+
+
+def _ticket_from_token(token: str) -> CallbackTicket:
+    """The ordering keys a token carries, as a ticket (ValueError when it is not one of ours)."""
+    try:
+        team_id, state, service_key, enqueued_at, call_id = json.loads(base64.urlsafe_b64decode(token))
+        at = datetime.fromisoformat(enqueued_at)
+        valid = (
+            isinstance(team_id, str)
+            and isinstance(call_id, str)
+            and isinstance(service_key, int | float)
+            and at.tzinfo is not None
+        )
+        if not valid:
+            raise ValueError("bad page token")
+        return CallbackTicket(
+            call_id=call_id,
+            team_id=team_id,
+            state=CallbackState(state),
+            caller_number="",
+            tier="",
+            issue_category="",
+            effective_complexity=Complexity.BASIC,
+            priority=0,
+            service_key=float(service_key),
+            enqueued_at=at,
+            decision_id="",
+        )
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as error:
+        raise ValueError("bad page token") from error
 
 
 async def queue_status(

@@ -184,8 +184,16 @@ class CallbackRepository(Protocol):
         ...
 
     async def find(
-        self, *, team_id: str | None, states: set[CallbackState], limit: int
-    ) -> list[CallbackTicket]: ...
+        self,
+        *,
+        team_id: str | None,
+        states: set[CallbackState],
+        limit: int,
+        after: CallbackTicket | None = None,
+    ) -> list[CallbackTicket]:
+        """In (team, service order); `after`: only tickets that come after that one in this order."""
+        ...
+
     async def mark_reserved(self, call_id: str, agent_id: str, until: datetime) -> CallbackTicket: ...
     async def finish(
         self, call_id: str, state: CallbackState, now: datetime, note: str

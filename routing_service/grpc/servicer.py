@@ -181,14 +181,16 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def ListCallbacks(
         self, request: pb.ListCallbacksRequest, context: Context
     ) -> pb.ListCallbacksResponse:
-        tickets = await callbacks.list_callbacks(
+        tickets, next_token = await callbacks.list_callbacks(
             team_id=request.team_id,
             state=mapping.callback_state_from_pb(request.state),
             page_size=request.page_size,
+            page_token=request.page_token,
             uow=self.uow,
         )
         return pb.ListCallbacksResponse(
-            callbacks=[mapping.callback_to_pb(t, with_texts=True) for t in tickets]
+            callbacks=[mapping.callback_to_pb(t, with_texts=True) for t in tickets],
+            next_page_token=next_token,
         )
 
     @map_errors

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, func, or_, select, update
+from sqlalchemy import Integer, and_, bindparam, case, func, literal, or_, select, tuple_, update
 
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import CallbackState, CallbackTicket, Complexity
@@ -225,14 +225,21 @@ class SqlCallbackRepository(SqlRepository):
         return int((await self._execute(_AHEAD_OF, params)).scalar_one())
 
     async def find(
-        self, *, team_id: str | None, states: set[CallbackState], limit: int
+        self,
+        *,
+        team_id: str | None,
+        states: set[CallbackState],
+        limit: int,
+        after: CallbackTicket | None = None,
     ) -> list[CallbackTicket]:
-        """Tickets in the given states (all states when empty), optionally of one team, in service order;
-        open ones carry their position (one query: ROW_NUMBER over each team's open tickets).
+        """Tickets in the given states (all states when empty), optionally of one team, in (team, service
+        order); open ones carry their position (one query: ROW_NUMBER over each team's open tickets).
+        `after` (a page's last ticket) keeps only the tickets that come after it in that order: a keyset,
+        so a page costs the same wherever it starts.
 
-        One team's WAITING tickets (the availability relay's question on every free slot) take a fast path
-        that reads only the head of the queue instead of ranking all of it."""
-        if team_id is not None and states == {CallbackState.WAITING}:
+        One team's WAITING tickets from the head (the availability relay's question on every free slot)
+        take a fast path that reads only the head of the queue instead of ranking all of it."""
+        if team_id is not None and states == {CallbackState.WAITING} and after is None:
             return await self._waiting_head(team_id, limit)
         ranked = select(
             callbacks.c.call_id,
@@ -253,6 +260,18 @@ class SqlCallbackRepository(SqlRepository):
             query = query.where(callbacks.c.team_id == team_id)
         if states:
             query = query.where(callbacks.c.state.in_(sorted(str(state) for state in states)))
+        if after is not None:
+            rank = 0 if after.state is CallbackState.RESERVED else 1
+            query = query.where(
+                tuple_(callbacks.c.team_id, *_SERVICE_ORDER)
+                > tuple_(
+                    literal(after.team_id, callbacks.c.team_id.type),
+                    literal(rank, Integer()),
+                    literal(after.service_key, callbacks.c.service_key.type),
+                    literal(after.enqueued_at, callbacks.c.enqueued_at.type),
+                    literal(after.call_id, callbacks.c.call_id.type),
+                )
+            )
         return [ticket_from_row(row, position=row.queue_position or 0) for row in await self._execute(query)]
 
     async def _waiting_head(self, team_id: str, limit: int) -> list[CallbackTicket]:

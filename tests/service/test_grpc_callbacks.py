@@ -100,6 +100,35 @@ async def test_list_callbacks_returns_only_the_head_when_page_size_is_given(stub
     assert [(c.call_id, c.position) for c in both.callbacks] == [("call-2", 1), ("call-3", 2)]
 
 
+async def test_list_callbacks_pages_with_next_page_token_until_a_page_is_not_full(stub: Stub) -> None:
+    await add_agent(stub, "ann")
+    await resolve(stub, "call-0")
+    for i in range(1, 6):
+        assert (await resolve(stub, f"call-{i}")).kind == pb.DECISION_KIND_CALLBACK
+    seen: list[tuple[str, int]] = []
+    tokens: list[str] = []
+    token = ""
+    for _ in range(10):
+        page = await stub.ListCallbacks(
+            pb.ListCallbacksRequest(team_id="technical", page_size=2, page_token=token)
+        )
+        seen += [(c.call_id, c.position) for c in page.callbacks]
+        tokens.append(page.next_page_token)
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen == [(f"call-{i}", i) for i in range(1, 6)]
+    assert [bool(t) for t in tokens] == [True, True, False], "the third page (one ticket) is not full"
+
+
+@pytest.mark.parametrize("token", ["not-a-token", "W10=", "WyJ0ZWNobmljYWwiXQ=="])
+async def test_list_callbacks_is_rejected_when_the_page_token_was_not_ours(stub: Stub, token: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical", page_token=token))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in field_violations(info.value)] == ["page_token"]
+
+
 @pytest.mark.parametrize("page_size", [-1, 1001])
 async def test_list_callbacks_is_rejected_when_page_size_is_out_of_range(stub: Stub, page_size: int) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:

@@ -219,3 +219,36 @@ async def test_get_positions_and_waiting_before_agree_with_the_ranking_when_keys
     # Served first: both RESERVED tickets and the first WAITING one; every later WAITING one is blocked.
     first_waiting = next(i for i, t in enumerate(ranked) if t.state is CallbackState.WAITING)
     assert blocked == [t.state is CallbackState.WAITING and i > first_waiting for i, t in enumerate(ranked)]
+
+
+@pytest.mark.parametrize(
+    "states", [{CallbackState.WAITING, CallbackState.RESERVED}, {CallbackState.WAITING}, set()]
+)
+async def test_find_pages_through_every_ticket_once_in_order_when_given_each_pages_last_ticket(
+    store: Store, states: set[CallbackState]
+) -> None:
+    await enqueue(
+        store,
+        *_tied_technical_tickets(),
+        *(make_ticket(f"b{i:02d}", team_id="billing", service_key=float(i % 2)) for i in range(5)),
+    )
+    async with store.uow() as uow:
+        for call_id in ("t05", "t02", "b03"):
+            await uow.callbacks.mark_reserved(call_id, "alice", NOW + timedelta(minutes=5))
+        await uow.callbacks.finish("t09", CallbackState.EXPIRED, NOW, "ttl")
+        await uow.commit()
+    async with store.uow() as uow:
+        whole = await uow.callbacks.find(team_id=None, states=states, limit=1000)
+        pages: list[list[CallbackTicket]] = []
+        after: CallbackTicket | None = None
+        for _ in range(len(whole)):  # bounded: a cursor that did not advance would loop forever
+            page = await uow.callbacks.find(team_id=None, states=states, limit=3, after=after)
+            if not page:
+                break
+            pages.append(page)
+            after = page[-1]
+        technical = await uow.callbacks.find(team_id="technical", states=states, limit=4)
+        rest = await uow.callbacks.find(team_id="technical", states=states, limit=100, after=technical[-1])
+    assert [t for page in pages for t in page] == whole, "same tickets, same order, same positions"
+    assert all(len(page) == 3 for page in pages[:-1])
+    assert technical + rest == [t for t in whole if t.team_id == "technical"]

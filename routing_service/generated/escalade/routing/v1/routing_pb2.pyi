@@ -1175,21 +1175,27 @@ class ListCallbacksRequest(_message.Message):
     TEAM_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     team_id: _builtins.str
     """Optional filters; state UNSPECIFIED means WAITING and RESERVED."""
     state: Global___CallbackState.ValueType
     page_size: _builtins.int
-    """At most this many tickets, from the head of the queue: 1-1000; 0 means 1000."""
+    """At most this many tickets per page, from the head of the queue: 1-1000; 0 means 1000."""
+    page_token: _builtins.str
+    """A previous response's next_page_token (with the same filters): the tickets after its last one, in the
+    same order. Tickets served or enqueued between pages move as the queue does.
+    """
     def __init__(
         self,
         *,
         team_id: _builtins.str = ...,
         state: Global___CallbackState.ValueType = ...,
         page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "state", b"state", "team_id", b"team_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state", "team_id", b"team_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1200,18 +1206,22 @@ class ListCallbacksResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CALLBACKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set when the page is full: there may be more tickets after its last one."""
     @_builtins.property
     def callbacks(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallbackTicket]:
-        """In service order: position 1 first."""
+        """In service order (team by team without a team filter): position 1 first."""
 
     def __init__(
         self,
         *,
         callbacks: _abc.Iterable[Global___CallbackTicket] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["callbacks", b"callbacks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["callbacks", b"callbacks", "next_page_token", b"next_page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
