@@ -5,18 +5,14 @@ is down when the call is queued, the edge keeps the start in memory only, and an
 it: routing's ticket stays WAITING, nobody calls the customer back, and the ticket blocks its team's queue
 (only the head of a queue may claim a specialist). So, every `interval` seconds:
 
-    GetQueueStatus (the policy's teams) ──> ListCallbacks(team, open, page_size=1000), team by team, plus
-        one page across all teams (tickets of a team no longer in the policy)
+    ListCallbacks(open, page_size=1000, page_token=...), every team, page by page
     ──> for each ticket enqueued more than `grace` ago, not yet seen to have a workflow:
             describe `callback-<call id>`: it exists (running or closed) ──> nothing to do (the normal case)
             NOT_FOUND ──> start_from_outbox(client, "callback", payload)   (the relay's own start-once path)
 
-ListCallbacks has no page token: it answers the first 1,000 tickets of a queue in service order. That is
-enough for liveness: only the head of a queue can be served, so a ticket without a workflow moves to the
-head (and is reconciled there) as the tickets ahead of it are served, unless routing expires it first
-(callback_ttl). Call ids seen with a workflow are remembered while their tickets are open, so a pass over
-a long queue asks Temporal only about new tickets. Routing or Temporal unreachable: one warning per pass,
-and the next pass tries again.
+Call ids seen with a workflow are remembered while their tickets are open, so a pass over a long queue asks
+Temporal only about new tickets. Routing or Temporal unreachable: one warning per pass, and the next pass
+tries again.
 """
 
 from __future__ import annotations
@@ -46,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 _PAGE = 1000
 """ListCallbacks' largest page_size."""
+_MAX_PAGES = 100
+"""Pages read per pass at most (100,000 open tickets): a bound, should a cursor ever fail to advance."""
 
 
 def _complexity_name(value: pb.Complexity.ValueType) -> str:
@@ -89,8 +87,10 @@ class CallbackReconciler:
         task_queue: str = DEFAULT_TASK_QUEUE,
         rpc_timeout: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        page_size: int = _PAGE,
     ) -> None:
         self._stub = stub
+        self._page_size = page_size
         self._client = client
         self._interval = interval
         self._grace = timedelta(seconds=grace)
@@ -138,15 +138,18 @@ class CallbackReconciler:
         return started
 
     async def _open_tickets(self) -> list[pb.CallbackTicket]:
-        """WAITING and RESERVED tickets: the head of every policy team's queue, then of all teams at once."""
-        status = await self._stub.GetQueueStatus(pb.GetQueueStatusRequest(), timeout=self._timeout)
-        requests = [pb.ListCallbacksRequest(team_id=team.team_id, page_size=_PAGE) for team in status.teams]
-        requests.append(pb.ListCallbacksRequest(page_size=_PAGE))
+        """Every WAITING and RESERVED ticket of every team, page by page (ListCallbacks' keyset pages; a
+        ticket that changes state between two pages may be listed twice, hence the dict)."""
         found: dict[str, pb.CallbackTicket] = {}
-        for request in requests:
+        token = ""
+        for _ in range(_MAX_PAGES):
+            request = pb.ListCallbacksRequest(page_size=self._page_size, page_token=token)
             response = await self._stub.ListCallbacks(request, timeout=self._timeout)
             for ticket in _open(response.callbacks):
                 found.setdefault(ticket.call_id, ticket)
+            token = response.next_page_token
+            if not token:
+                break
         return list(found.values())
 
     async def _ensure_started(self, ticket: pb.CallbackTicket) -> int:

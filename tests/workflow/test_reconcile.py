@@ -71,10 +71,16 @@ async def routing(sqlite_url: str) -> AsyncIterator[RunningRouting]:
 
 
 def reconciler(
-    stub: pb_grpc.RoutingServiceAsyncStub, client: Client, now: datetime = LATER
+    stub: pb_grpc.RoutingServiceAsyncStub, client: Client, now: datetime = LATER, page_size: int = 1000
 ) -> CallbackReconciler:
     return CallbackReconciler(
-        stub, client, grace=GRACE, task_queue=f"tq-{uuid.uuid4()}", rpc_timeout=5.0, clock=lambda: now
+        stub,
+        client,
+        grace=GRACE,
+        task_queue=f"tq-{uuid.uuid4()}",
+        rpc_timeout=5.0,
+        clock=lambda: now,
+        page_size=page_size,
     )
 
 
@@ -129,6 +135,19 @@ async def test_pass_starts_the_workflow_when_an_old_ticket_has_none(
         {"event": "callback_reconciled", "workflow_id": f"callback-{call_id}", "log_level": "warning"}
     ]
     assert CALLER not in repr(logs)
+
+
+async def test_pass_reads_every_page_of_the_queue_when_it_is_longer_than_a_page(
+    routing: RunningRouting, sqlite_url: str, client: Client, call_ids: list[str]
+) -> None:
+    lost = [new_call(call_ids, f"deep{i}") for i in range(5)]
+    await queue_tickets(sqlite_url, *lost)
+    reconcile = reconciler(routing.stub, client, page_size=2)
+    async with asyncio.timeout(30):
+        started = await reconcile.run_once()
+        exist = [await workflow_exists(client, call_id) for call_id in lost]
+    assert started == 5, "the last ticket is on the third page"
+    assert exist == [True] * 5
 
 
 async def test_second_pass_starts_nothing_when_the_workflow_exists(
