@@ -5,6 +5,10 @@ Atomicity comes from the database, never from a Python lock: `reserve` is one co
 transaction won the slot. PostgreSQL row-locks the agent and re-checks the condition after a concurrent
 winner commits; SQLite serialises writers (BEGIN IMMEDIATE). The partial unique index
 `uq_assignments_active_call` allows one ACTIVE assignment per (call, purpose).
+
+On PostgreSQL the UPDATE and the assignment's insert travel as one statement (data-modifying CTEs), and so
+do a release and its freed slot: 12 round trips per decision and release instead of 14, which matters most
+when the database is across a network.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from sqlalchemy import (
     exists,
     extract,
     func,
+    literal,
     literal_column,
+    null,
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ColumnElement
 
 from routing_service.app.ports import HANDLE_TIME_SAMPLE, Released
@@ -83,19 +90,78 @@ _RELEASE = hot(
     .returning(assignments.c.agent_id)
 )
 # Give the slot back (never below zero); an agent left with no active assignment is idle since now.
+_SLOT_FREED: dict[str, Any] = {
+    "active_assignments": case((agents.c.active_assignments > 0, agents.c.active_assignments - 1), else_=0),
+    "idle_since": case(
+        (agents.c.active_assignments <= 1, bindparam("rel_idle", type_=UtcDateTime())),
+        else_=agents.c.idle_since,
+    ),
+    "updated_at": bindparam("rel_updated", type_=UtcDateTime()),
+}
 _FREE_SLOT = hot(
     update(agents)
     .where(agents.c.agent_id == bindparam("rel_agent"))
-    .values(
-        active_assignments=case((agents.c.active_assignments > 0, agents.c.active_assignments - 1), else_=0),
-        idle_since=case(
-            (agents.c.active_assignments <= 1, bindparam("rel_idle", type_=UtcDateTime())),
-            else_=agents.c.idle_since,
-        ),
-        updated_at=bindparam("rel_updated", type_=UtcDateTime()),
-    )
+    .values(_SLOT_FREED)
     .returning(agents.c.capacity, agents.c.active_assignments, agents.c.team_ids)
 )
+
+
+def _release_and_free_pg() -> Select[Any]:
+    """PostgreSQL: `_RELEASE` then `_FREE_SLOT` in one statement (data-modifying CTEs), one round trip
+    instead of two. A row per released assignment; the agent's columns are NULL when its row is gone."""
+    released = _RELEASE.cte("released")
+    freed = (
+        update(agents)
+        .where(agents.c.agent_id == released.c.agent_id)
+        .values(_SLOT_FREED)
+        .returning(agents.c.agent_id, agents.c.capacity, agents.c.active_assignments, agents.c.team_ids)
+        .cte("freed")
+    )
+    return select(
+        released.c.agent_id, freed.c.capacity, freed.c.active_assignments, freed.c.team_ids
+    ).select_from(released.outerjoin(freed, freed.c.agent_id == released.c.agent_id))
+
+
+def _reserve_pg() -> Select[Any]:
+    """PostgreSQL: `_TAKE_SLOT` and the assignment's insert-or-ignore in one statement (data-modifying
+    CTEs), one round trip instead of two. One row: slots taken (0 or 1) and assignments inserted (0 or 1;
+    0 with a slot taken means the call already held an active assignment of this purpose)."""
+    taken = _TAKE_SLOT.returning(agents.c.agent_id).cte("taken")
+    row = select(
+        bindparam("res_call", type_=String()),
+        bindparam("res_purpose", type_=String()),
+        taken.c.agent_id,
+        literal(ACTIVE, String()),
+        bindparam("res_at", type_=UtcDateTime()),
+        bindparam("res_expires", type_=UtcDateTime()),
+        null(),
+        literal("", String()),
+    )
+    columns = [
+        "call_id",
+        "purpose",
+        "agent_id",
+        "state",
+        "reserved_at",
+        "expires_at",
+        "released_at",
+        "release_reason",
+    ]
+    inserted = (
+        postgresql.insert(assignments)
+        .from_select(columns, row)
+        .on_conflict_do_nothing()
+        .returning(assignments.c.assignment_id)
+        .cte("inserted")
+    )
+    return select(
+        select(func.count()).select_from(taken).scalar_subquery().label("taken"),
+        select(func.count()).select_from(inserted).scalar_subquery().label("inserted"),
+    )
+
+
+_RELEASE_AND_FREE_PG = hot(_release_and_free_pg())
+_RESERVE_PG = hot(_reserve_pg())
 
 
 def _handle_time_statement(*, postgres: bool) -> Select[Any]:
@@ -144,6 +210,22 @@ class SqlAssignmentRepository(SqlRepository):
         A call holds at most one active assignment per purpose: when it already holds one with this agent,
         that one stands and the result is True (no second slot is taken); with another agent, `Conflict`.
         """
+        if self._postgres:
+            params = {
+                "slot_agent": agent_id,
+                "slot_at": now,
+                "res_call": call_id,
+                "res_purpose": purpose,
+                "res_at": now,
+                "res_expires": expires_at,
+            }
+            counts = (await self._execute(_RESERVE_PG, params)).first()  # one row: two counts
+            taken, inserted = (counts.taken, counts.inserted) if counts is not None else (0, 0)
+            if taken != 1:
+                return await self.active_for_call(call_id, purpose) == agent_id
+            if inserted == 1:
+                return True
+            return await self._give_back(agent_id, call_id, purpose)
         won = await self._execute(_TAKE_SLOT, {"slot_agent": agent_id, "slot_at": now})
         if won.rowcount != 1:
             return await self.active_for_call(call_id, purpose) == agent_id
@@ -161,10 +243,16 @@ class SqlAssignmentRepository(SqlRepository):
             },
         )
         if not inserted:
-            await self._execute(_GIVE_BACK, {"slot_agent": agent_id})
-            holder = await self.active_for_call(call_id, purpose)
-            if holder != agent_id:
-                raise Conflict(f"call {call_id} already holds an active {purpose} assignment with {holder}")
+            return await self._give_back(agent_id, call_id, purpose)
+        return True
+
+    async def _give_back(self, agent_id: str, call_id: str, purpose: str) -> bool:
+        """The slot just taken is not needed: the call already holds an active assignment of `purpose`.
+        True when it is with this agent (that one stands); `Conflict` when with another."""
+        await self._execute(_GIVE_BACK, {"slot_agent": agent_id})
+        holder = await self.active_for_call(call_id, purpose)
+        if holder != agent_id:
+            raise Conflict(f"call {call_id} already holds an active {purpose} assignment with {holder}")
         return True
 
     async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:
@@ -176,6 +264,19 @@ class SqlAssignmentRepository(SqlRepository):
             "rel_at": now,
             "rel_reason": reason[:256],
         }
+        if self._postgres:
+            params |= {"rel_idle": now, "rel_updated": now}
+            row = (await self._execute(_RELEASE_AND_FREE_PG, params)).first()
+            if row is None:
+                return None
+            if row.capacity is None:  # the agent row is gone (cascade deletes its assignments: mid-race)
+                return Released(call_id=call_id, agent_id=row.agent_id, team_ids=(), free_slots=0)
+            return Released(
+                call_id=call_id,
+                agent_id=row.agent_id,
+                team_ids=tuple(row.team_ids or ()),
+                free_slots=max(0, row.capacity - row.active_assignments),
+            )
         released = (await self._execute(_RELEASE, params)).first()
         if released is None:
             return None
