@@ -88,8 +88,10 @@ class CallbackReconciler:
         rpc_timeout: float = 10.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         page_size: int = _PAGE,
+        on_reconciled: Callable[[], None] | None = None,
     ) -> None:
         self._stub = stub
+        self._on_reconciled = on_reconciled
         self._page_size = page_size
         self._client = client
         self._interval = interval
@@ -183,6 +185,8 @@ class CallbackReconciler:
         if result.already_done:  # closed meanwhile and no longer described (retention): start-once held
             return 0
         self.reconciled += 1
+        if self._on_reconciled is not None:
+            self._on_reconciled()
         log.warning("callback_reconciled", workflow_id=workflow_id)
         return 1
 

@@ -50,6 +50,9 @@ class WorkerSettings(BaseSettings):
     none (a start the edge's outbox lost); 0 disables it."""
     reconcile_grace_seconds: float = Field(default=30.0, ge=0)
     """Tickets younger than this are left to the edge's outbox, which normally delivers their start first."""
+    worker_metrics_address: str = "127.0.0.1:9465"
+    """Prometheus `/metrics` of the worker (the Temporal SDK's worker metrics and the reconciler's count),
+    HOST:PORT; empty disables it."""
     shutdown_grace_seconds: float = 10.0
     max_cached_workflows: int = Field(default=2_000, ge=0)
     """Workflows kept in the worker's memory between tasks. Every waiting callback is a running workflow;

@@ -1,8 +1,9 @@
 """`run_worker(settings)`: the Temporal worker process behind `escalade worker`.
 
-It connects to Temporal, the routing service (gRPC) and the worker's database, registers both workflows
-and all activities on the task queue, runs the availability relay and the callback reconciler next to
-them, and on `stop` (SIGINT or SIGTERM in the CLI) shuts down gracefully: the relay and the reconciler
+It connects to Temporal (with a runtime that serves Prometheus metrics on `worker_metrics_address`, see
+`workflows.metrics`), the routing service (gRPC) and the worker's database, registers both workflows and
+all activities on the task queue, runs the availability relay and the callback reconciler next to them,
+and on `stop` (SIGINT or SIGTERM in the CLI) shuts down gracefully: the relay and the reconciler
 stop, the worker lets running activities finish for `shutdown_grace_seconds`, then the channels and the
 engine close.
 """
@@ -31,6 +32,7 @@ from routing_service.tracing import temporal_interceptors
 from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
 from workflows.callback import QueueCallbackWorkflow
 from workflows.ledger import DialLedger
+from workflows.metrics import metrics_runtime, reconciled_counter
 from workflows.reconcile import CallbackReconciler
 from workflows.relay import AvailabilityRelay, signal_callback
 from workflows.review import EscalationReviewWorkflow
@@ -117,12 +119,17 @@ async def run_worker(
 ) -> None:
     """Run until `stop` is set (forever without one); `client` overrides connecting to Temporal."""
     stop = stop or asyncio.Event()
+    runtime = None
     if client is None:
+        runtime = metrics_runtime(settings.worker_metrics_address)
         client = await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             interceptors=temporal_interceptors(),
+            runtime=runtime,
         )
+        if runtime is not None:
+            log.info("worker metrics on http://%s/metrics", settings.worker_metrics_address)
     if settings.register_search_attributes:
         try:
             added = await register_search_attributes(client)
@@ -160,6 +167,7 @@ async def run_worker(
                 policy=load_policy_or_none(settings),
                 task_queue=settings.task_queue,
                 rpc_timeout=settings.rpc_timeout_seconds,
+                on_reconciled=reconciled_counter(runtime) if runtime is not None else None,
             )
             if settings.reconcile_seconds > 0
             else None

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 import grpc
@@ -71,7 +71,11 @@ async def routing(sqlite_url: str) -> AsyncIterator[RunningRouting]:
 
 
 def reconciler(
-    stub: pb_grpc.RoutingServiceAsyncStub, client: Client, now: datetime = LATER, page_size: int = 1000
+    stub: pb_grpc.RoutingServiceAsyncStub,
+    client: Client,
+    now: datetime = LATER,
+    page_size: int = 1000,
+    on_reconciled: Callable[[], None] | None = None,
 ) -> CallbackReconciler:
     return CallbackReconciler(
         stub,
@@ -81,6 +85,7 @@ def reconciler(
         rpc_timeout=5.0,
         clock=lambda: now,
         page_size=page_size,
+        on_reconciled=on_reconciled,
     )
 
 
@@ -142,12 +147,14 @@ async def test_pass_reads_every_page_of_the_queue_when_it_is_longer_than_a_page(
 ) -> None:
     lost = [new_call(call_ids, f"deep{i}") for i in range(5)]
     await queue_tickets(sqlite_url, *lost)
-    reconcile = reconciler(routing.stub, client, page_size=2)
+    counted: list[int] = []
+    reconcile = reconciler(routing.stub, client, page_size=2, on_reconciled=lambda: counted.append(1))
     async with asyncio.timeout(30):
         started = await reconcile.run_once()
         exist = [await workflow_exists(client, call_id) for call_id in lost]
     assert started == 5, "the last ticket is on the third page"
     assert exist == [True] * 5
+    assert len(counted) == 5, "each start is counted (the worker's escalade_callbacks_reconciled)"
 
 
 async def test_second_pass_starts_nothing_when_the_workflow_exists(
