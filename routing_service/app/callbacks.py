@@ -15,7 +15,7 @@ from routing_service.app.availability import AvailabilityBroadcaster, announce_r
 from routing_service.app.ports import TeamStats, UnitOfWork, UnitOfWorkFactory
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import Agent, CallbackState, CallbackTicket, Complexity, Policy
-from routing_service.domain.queueing import estimate_wait
+from routing_service.domain.queueing import estimate_wait, wait_with_hours
 from routing_service.domain.selection import rank_specialists
 
 __all__ = [
@@ -67,13 +67,16 @@ class QueueStatus:
 async def team_wait(
     u: UnitOfWork, policy: Policy, team_id: str, *, position: int, serving_agents: int, now: datetime
 ) -> timedelta:
-    """Estimated wait for `position` in the team's queue from live handle times (else the policy's)."""
+    """Estimated wait for `position` in the team's queue from live handle times (else the policy's), plus
+    the time until the team opens when it is outside its business hours."""
     handle = await u.assignments.recent_handle_time(team_id, now - HANDLE_TIME_WINDOW)
-    return estimate_wait(
+    queued = estimate_wait(
         position=position,
         serving_agents=serving_agents,
         handle_time=handle if handle and handle > timedelta(0) else policy.queue.default_handle_time,
     )
+    team = policy.teams.get(team_id)
+    return wait_with_hours(queued, team.business_hours if team is not None else None, now)
 
 
 async def _is_head(u: UnitOfWork, ticket: CallbackTicket) -> bool:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -48,7 +49,7 @@ from routing_service.domain.models import (
     TraceStep,
 )
 from routing_service.domain.phone import mask_number, normalize_caller
-from routing_service.domain.queueing import callback_priority, service_key
+from routing_service.domain.queueing import callback_priority, is_open, next_opening, service_key
 from routing_service.domain.selection import rank_specialists
 
 __all__ = ["LIMITS", "new_decision_id", "resolve_escalation", "validate_request"]
@@ -462,6 +463,16 @@ async def _callback(
     wait = await team_wait(
         u, ctx.policy, team.team_id, position=position, serving_agents=serving, now=ctx.now
     )
+    if not is_open(team.business_hours, ctx.now):
+        opens = next_opening(team.business_hours, ctx.now)
+        ctx.trace.append(
+            TraceStep(
+                "queue",
+                team.team_id,
+                TraceOutcome.INFO,
+                f"outside business hours: opens {_local_time(team, opens)}; the wait counts until then",
+            )
+        )
     ctx.trace.append(
         TraceStep(
             "queue",
@@ -486,6 +497,14 @@ async def _callback(
         now=ctx.now,
         trace=tuple(ctx.trace),
     )
+
+
+def _local_time(team: Team, at: datetime) -> str:
+    """`at` in the team's business-hours time zone, e.g. "Mon 09:00 America/New_York"."""
+    hours = team.business_hours
+    if hours is None:  # pragma: no cover - only called for a team with hours
+        return at.isoformat(timespec="minutes")
+    return f"{at.astimezone(ZoneInfo(hours.timezone)):%a %H:%M} {hours.timezone}"
 
 
 def _minutes(wait: timedelta) -> str:

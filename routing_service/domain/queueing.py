@@ -30,6 +30,7 @@ __all__ = [
     "service_key",
     "wait_minutes",
     "wait_sentence",
+    "wait_with_hours",
 ]
 
 
@@ -106,6 +107,16 @@ def next_opening(hours: BusinessHours | None, at: datetime) -> datetime:
         if candidate > moment:
             return candidate
     raise ValueError("no opening within a week")  # unreachable with at least one day
+
+
+def wait_with_hours(wait: timedelta, hours: BusinessHours | None, at: datetime) -> timedelta:
+    """A queue estimate for a team that may be closed at `at`: callbacks are placed only once it opens, so a
+    closed team's wait is the time until its next opening plus the queue's own estimate (unchanged while
+    open, without hours, or with hours that list no day)."""
+    if hours is None or not hours.days or is_open(hours, at):
+        return wait
+    moment = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    return next_opening(hours, moment) - moment + wait
 
 
 def _local(hours: BusinessHours, at: datetime) -> datetime:

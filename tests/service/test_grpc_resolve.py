@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from datetime import UTC, datetime, time, timedelta
 from typing import TypeAlias
 
 import grpc
 import pytest
 
+from routing_service.app.policy_source import PolicySource
+from routing_service.domain.models import BusinessHours
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
-from tests.service.grpc_helpers import add_agent, add_customer, agent_of, resolve
+from routing_service.grpc.server import RoutingServer
+from routing_service.policy import load_policy
+from tests.service.grpc_helpers import TECHCORP, add_agent, add_customer, agent_of, resolve, routing_settings
 
 # The grpc.aio stub type exists only in the generated .pyi, hence the string.
 Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
@@ -230,3 +236,37 @@ async def test_sticky_specialist_is_preferred_when_the_customer_had_one_before(s
     assert control.agent_id != first.agent_id
     decision = await resolve(stub, "call-1", caller="+15550101234")
     assert decision.agent_id == first.agent_id
+
+
+async def test_callback_wait_counts_until_the_team_opens_when_it_is_outside_business_hours(
+    database_url: str,
+) -> None:
+    # Technical works Mon-Fri 09:00-17:00 in New York; the call comes on Sunday at 03:00 there.
+    hours = BusinessHours("America/New_York", frozenset(range(5)), time(9), time(17))
+    policy = load_policy(TECHCORP)
+    teams = dict(policy.teams)
+    teams["technical"] = dataclasses.replace(teams["technical"], business_hours=hours)
+    sunday = datetime(2026, 1, 4, 8, 0, tzinfo=UTC)
+    server = RoutingServer(
+        routing_settings(database_url),
+        policies=PolicySource(dataclasses.replace(policy, teams=teams)),
+        clock=lambda: sunday,
+        watch_policy=False,
+        run_sweeps=False,
+    )
+    port = await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = routing_pb2_grpc.RoutingServiceStub(channel)
+            await add_agent(stub, "ann")
+            taken = await resolve(stub, "call-1")
+            queued = await resolve(stub, "call-2")
+    finally:
+        await server.stop(0.5)
+    assert taken.kind == pb.DECISION_KIND_TRANSFER_AGENT, "a specialist who is available still takes the call"
+    assert queued.kind == pb.DECISION_KIND_CALLBACK
+    # 30 hours to Monday 09:00, then the policy's default handle time for position 1 (8 minutes).
+    assert queued.estimated_wait.ToTimedelta() == timedelta(hours=30, minutes=8)
+    assert "Current wait time is approximately 1808 minutes." in queued.caller_message
+    details = [step.detail for step in queued.trace]
+    assert "outside business hours: opens Mon 09:00 America/New_York; the wait counts until then" in details

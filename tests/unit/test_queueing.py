@@ -20,6 +20,7 @@ from routing_service.domain.queueing import (
     service_key,
     wait_minutes,
     wait_sentence,
+    wait_with_hours,
 )
 from routing_service.policy import load_policy
 
@@ -192,3 +193,23 @@ def test_next_opening_is_never_in_the_past_and_always_open_when_computed(
     assert is_open(hours, opening)
     assert opening - at <= timedelta(days=7)
     assert opening.astimezone(ZoneInfo(hours.timezone)).time() == hours.opens or opening == at
+
+
+@pytest.mark.parametrize(
+    ("hours", "at", "expected"),
+    [
+        # open (Mon 10:00 New York), or no hours at all: the queue's own estimate
+        (NY_WEEKDAYS, datetime(2026, 1, 5, 15, 0, tzinfo=UTC), timedelta(minutes=8)),
+        (None, datetime(2026, 1, 4, 8, 0, tzinfo=UTC), timedelta(minutes=8)),
+        # Sun 03:00 New York: opens Mon 09:00, 30 hours later, then the queue's 8 minutes
+        (NY_WEEKDAYS, datetime(2026, 1, 4, 8, 0, tzinfo=UTC), timedelta(hours=30, minutes=8)),
+        # Mon 08:59 New York: one minute to opening
+        (NY_WEEKDAYS, datetime(2026, 1, 5, 13, 59, tzinfo=UTC), timedelta(minutes=9)),
+        # hours with no day never open: nothing sensible to add
+        (BusinessHours("UTC", frozenset(), time(9), time(17)), T0, timedelta(minutes=8)),
+    ],
+)
+def test_wait_with_hours_adds_the_time_until_opening_when_the_team_is_closed(
+    hours: BusinessHours | None, at: datetime, expected: timedelta
+) -> None:
+    assert wait_with_hours(timedelta(minutes=8), hours, at) == expected
