@@ -49,7 +49,7 @@ from routing_service.domain.models import (
     TraceStep,
 )
 from routing_service.domain.phone import mask_number, normalize_caller
-from routing_service.domain.queueing import callback_priority, is_open, next_opening, service_key
+from routing_service.domain.queueing import callback_priority, closed_until, service_key
 from routing_service.domain.selection import rank_specialists
 
 __all__ = ["LIMITS", "new_decision_id", "resolve_escalation", "validate_request"]
@@ -463,8 +463,8 @@ async def _callback(
     wait = await team_wait(
         u, ctx.policy, team.team_id, position=position, serving_agents=serving, now=ctx.now
     )
-    if not is_open(team.business_hours, ctx.now):
-        opens = next_opening(team.business_hours, ctx.now)
+    opens = closed_until(team.business_hours, ctx.now)
+    if opens is not None:
         ctx.trace.append(
             TraceStep(
                 "queue",

@@ -23,6 +23,7 @@ from routing_service.domain.models import BusinessHours, Complexity, QueuePolicy
 
 __all__ = [
     "callback_priority",
+    "closed_until",
     "estimate_wait",
     "is_open",
     "next_opening",
@@ -109,14 +110,22 @@ def next_opening(hours: BusinessHours | None, at: datetime) -> datetime:
     raise ValueError("no opening within a week")  # unreachable with at least one day
 
 
+def closed_until(hours: BusinessHours | None, at: datetime) -> datetime | None:
+    """When a team closed at `at` next opens (UTC); None while it is open, without hours, or with hours
+    that list no day (which never open: there is nothing to wait for)."""
+    if hours is None or not hours.days or is_open(hours, at):
+        return None
+    return next_opening(hours, at)
+
+
 def wait_with_hours(wait: timedelta, hours: BusinessHours | None, at: datetime) -> timedelta:
     """A queue estimate for a team that may be closed at `at`: callbacks are placed only once it opens, so a
-    closed team's wait is the time until its next opening plus the queue's own estimate (unchanged while
-    open, without hours, or with hours that list no day)."""
-    if hours is None or not hours.days or is_open(hours, at):
+    closed team's wait is the time until its next opening plus the queue's own estimate (see
+    `closed_until` for when it is unchanged)."""
+    opens = closed_until(hours, at)
+    if opens is None:
         return wait
-    moment = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    return next_opening(hours, moment) - moment + wait
+    return opens - (at if at.tzinfo is not None else at.replace(tzinfo=UTC)) + wait
 
 
 def _local(hours: BusinessHours, at: datetime) -> datetime:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from routing_service.domain.models import BusinessHours, Complexity, Policy
 from routing_service.domain.queueing import (
     callback_priority,
+    closed_until,
     estimate_wait,
     is_open,
     next_opening,
@@ -213,3 +214,11 @@ def test_wait_with_hours_adds_the_time_until_opening_when_the_team_is_closed(
     hours: BusinessHours | None, at: datetime, expected: timedelta
 ) -> None:
     assert wait_with_hours(timedelta(minutes=8), hours, at) == expected
+
+
+def test_closed_until_names_the_next_opening_only_when_the_team_is_closed() -> None:
+    sunday_night = datetime(2026, 1, 4, 8, 0, tzinfo=UTC)  # Sun 03:00 New York
+    assert closed_until(NY_WEEKDAYS, sunday_night) == datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
+    assert closed_until(NY_WEEKDAYS, datetime(2026, 1, 5, 15, 0, tzinfo=UTC)) is None  # open
+    assert closed_until(None, sunday_night) is None
+    assert closed_until(BusinessHours("UTC", frozenset(), time(9), time(17)), sunday_night) is None
