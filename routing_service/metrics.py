@@ -11,10 +11,9 @@
 
 `observe_calls` (wrapping each RoutingService handler once, see `grpc.handlers`) counts at the gRPC edge of
 the service (nothing in the use cases changes) and binds the request's `call_id` to the log context for the
-whole RPC. `MetricsEndpoint` is a tiny asyncio
-HTTP server: each scrape refreshes the queue gauges from the store (on the event loop, never blocking it)
-and answers the registry in the Prometheus text format. Label values are bounded: team ids come from the
-policy (through decisions), kinds from the DecisionKind enum.
+whole RPC. `MetricsEndpoint` is a tiny asyncio HTTP server: each scrape refreshes the queue gauges from the
+store (on the event loop, never blocking it) and answers the registry in the Prometheus text format. Label
+values are bounded: team ids come from the policy (through decisions), kinds from the DecisionKind enum.
 """
 
 from __future__ import annotations
