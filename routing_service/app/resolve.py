@@ -2,7 +2,8 @@
 
     validate -> replay a stored decision (same call_id + tool_call_id) -> caller key -> customer (or the
     default tier) -> category -> effective complexity -> first matching rule -> team
-      team without specialists on record           -> TRANSFER_TEAM (the team line)
+      team without specialists on record           -> TRANSFER_TEAM (the team line; when outside its business
+                                                      hours, the next matching rule is tried instead)
       waiting callbacks that outrank this caller    -> CALLBACK (never jump the queue)
       a qualified specialist whose slot we win      -> TRANSFER_AGENT (reserved atomically)
       nobody                                        -> CALLBACK (enqueued, position and estimated wait)
@@ -44,12 +45,18 @@ from routing_service.domain.models import (
     Decision,
     EscalationRequest,
     Policy,
+    Rule,
     Team,
     TraceOutcome,
     TraceStep,
 )
 from routing_service.domain.phone import mask_number, normalize_caller
-from routing_service.domain.queueing import callback_priority, closed_until, service_key
+from routing_service.domain.queueing import (
+    callback_priority,
+    closed_until,
+    opening_phrase,
+    service_key,
+)
 from routing_service.domain.selection import rank_specialists
 
 __all__ = ["LIMITS", "new_decision_id", "resolve_escalation", "validate_request"]
@@ -270,27 +277,44 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
     ctx.complexity = assessment.effective
     ctx.trace.extend(assessment.steps)
 
-    match = match_rule(policy, tier=ctx.tier, category=ctx.category, complexity=ctx.complexity)
-    ctx.trace.extend(match.steps)
-    if match.rule is None or match.team is None:
-        return _fallback(ctx, "no policy rule matched")
-    team, rule_id = match.team, match.rule.rule_id
-
     priority = callback_priority(policy.queue, tier=ctx.tier, complexity=ctx.complexity)
     key_value = service_key(ctx.now, priority, policy.queue.aging_points_per_minute)
-    ahead = await _waiting_ahead(u, team.team_id, key_value)
-    candidates = [] if ahead else await _first_candidates(u, team.team_id, ctx)
-    members = None if candidates else await u.agents.count_in_team(team.team_id)
-    if members == 0:
+    rule: Rule | None = None
+    while True:
+        match = match_rule(
+            policy, tier=ctx.tier, category=ctx.category, complexity=ctx.complexity, after=rule
+        )
+        ctx.trace.extend(match.steps)
+        if match.rule is None or match.team is None:
+            return _fallback(ctx, "no policy rule matched" if rule is None else "no open team matched")
+        team, rule = match.team, match.rule
+        ahead = await _waiting_ahead(u, team.team_id, key_value)
+        candidates = [] if ahead else await _first_candidates(u, team.team_id, ctx)
+        members = None if candidates else await u.agents.count_in_team(team.team_id)
+        if members != 0:
+            break
+        opens = closed_until(team.business_hours, ctx.now)
+        if opens is None:
+            ctx.trace.append(
+                TraceStep(
+                    "team",
+                    team.team_id,
+                    TraceOutcome.CHOSEN,
+                    "no specialists on record: transfer to the team line",
+                )
+            )
+            return _team_line(ctx, team, rule.rule_id)
+        # Nobody would answer a closed line, and with no specialists on record there is nobody whose
+        # freeing could trigger a callback: the call goes to the next rule's team (or the fallback).
         ctx.trace.append(
             TraceStep(
                 "team",
                 team.team_id,
-                TraceOutcome.CHOSEN,
-                "no specialists on record: transfer to the team line",
+                TraceOutcome.REJECTED,
+                f"team line closed until {_local_time(team, opens)}: trying the next rule",
             )
         )
-        return _team_line(ctx, team, rule_id)
+    rule_id = rule.rule_id
     if ahead > 0:
         ctx.trace.append(
             TraceStep(
@@ -496,6 +520,7 @@ async def _callback(
         decision_id=ctx.decision_id,
         now=ctx.now,
         trace=tuple(ctx.trace),
+        opens_at=opening_phrase(team.business_hours, opens) if team.business_hours and opens else "",
     )
 
 

@@ -55,6 +55,7 @@ TEMPLATE_FIELDS: frozenset[str] = frozenset(
         "team_name",
         "agent_name",
         "estimated_wait_minutes",
+        "opens_at",
     }
 )
 """The names a policy template may use."""
@@ -89,6 +90,7 @@ def template_values(
     team: Team | None = None,
     agent: Agent | None = None,
     estimated_wait: timedelta | None = None,
+    opens_at: str = "",
 ) -> dict[str, str]:
     """The values of every `TEMPLATE_FIELDS` name for one call (empty strings where unknown)."""
     claimed = request.claimed_complexity
@@ -103,6 +105,7 @@ def template_values(
         "team_name": team.display_name if team is not None else "",
         "agent_name": agent.display_name if agent is not None else "",
         "estimated_wait_minutes": str(wait_minutes(estimated_wait)) if estimated_wait is not None else "",
+        "opens_at": opens_at,
     }
 
 
@@ -241,8 +244,11 @@ def callback_decision(
     caller_number: str = "",
     rule_id: str = "",
     trace: Sequence[TraceStep] = (),
+    opens_at: str = "",
 ) -> Decision:
-    """Transfer to the queue line with the "priority queue" message; the caller gets a callback."""
+    """Transfer to the queue line with the "priority queue" message; the caller gets a callback. For a team
+    outside its business hours `opens_at` says when it opens ("Monday at 9:00 AM") and the caller hears the
+    policy's closed message instead of a wait in minutes."""
     values = template_values(
         request,
         tier=tier,
@@ -251,9 +257,12 @@ def callback_decision(
         account_name=account_name,
         team=team,
         estimated_wait=estimated_wait,
+        opens_at=opens_at,
     )
     rendered = render_transfer(
-        policy.queue.transfer, values, wait_note=wait_sentence(policy.queue, estimated_wait)
+        policy.queue.transfer,
+        values,
+        wait_note=wait_sentence(policy.queue, estimated_wait, opens_at=opens_at),
     )
     where = f" at position {ticket.position}" if ticket is not None and ticket.position else ""
     return _decision(

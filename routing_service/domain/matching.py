@@ -24,10 +24,16 @@ class RuleMatch:
     steps: tuple[TraceStep, ...]
 
 
-def match_rule(policy: Policy, *, tier: str, category: str, complexity: Complexity) -> RuleMatch:
-    """Try the policy's rules in order; return the first that matches, with its team and the trace."""
+def match_rule(
+    policy: Policy, *, tier: str, category: str, complexity: Complexity, after: Rule | None = None
+) -> RuleMatch:
+    """Try the policy's rules in order; return the first that matches, with its team and the trace.
+    `after` resumes the search past that rule (its team could not take the call)."""
     steps: list[TraceStep] = []
-    for rule in policy.rules:
+    rules = policy.rules
+    if after is not None:
+        rules = rules[next(i for i, rule in enumerate(rules) if rule is after) + 1 :]
+    for rule in rules:
         failure = rule_failure(rule, tier=tier, category=category, complexity=complexity)
         if failure is not None:
             steps.append(TraceStep(STAGE, rule.rule_id, TraceOutcome.SKIPPED, f"skipped ({failure})"))

@@ -254,8 +254,8 @@ class TransferTemplate:
     """How a destination is announced: what the caller hears and what the specialist is told.
 
     Templates may use {issue_category} {complexity_level} {customer_context} {escalation_reason} {tier}
-    {account_name} {team_name} {agent_name} {estimated_wait_minutes}; `{{transcript}}` and other Vapi
-    placeholders pass through untouched.
+    {account_name} {team_name} {agent_name} {estimated_wait_minutes} {opens_at}; `{{transcript}}` and other
+    Vapi placeholders pass through untouched.
     """
 
     caller_message: str
@@ -316,6 +316,10 @@ class QueuePolicy:
     transfer: TransferTemplate
     announce_wait_over: timedelta = timedelta(minutes=5)
     wait_message: str = "Current wait time is approximately {estimated_wait_minutes} minutes."
+    closed_message: str = (
+        "The team is closed right now and opens again {opens_at}; we will call you back then."
+    )
+    """Said instead of `wait_message` when the team is outside its business hours."""
     default_handle_time: timedelta = timedelta(minutes=8)
     tier_priority: Mapping[str, int] = field(default_factory=dict)
     complexity_priority: Mapping[Complexity, int] = field(default_factory=dict)

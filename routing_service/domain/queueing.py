@@ -27,6 +27,7 @@ __all__ = [
     "estimate_wait",
     "is_open",
     "next_opening",
+    "opening_phrase",
     "overtake_window",
     "service_key",
     "wait_minutes",
@@ -69,13 +70,19 @@ def wait_minutes(wait: timedelta) -> int:
     return max(0, math.ceil(wait.total_seconds() / 60 - 1e-9))
 
 
-def wait_sentence(queue: QueuePolicy, estimated_wait: timedelta | None) -> str | None:
-    """The wait announcement, only when the estimate is over the policy's threshold (the seed: 5 min)."""
-    if estimated_wait is None or estimated_wait <= queue.announce_wait_over:
-        return None
+def wait_sentence(queue: QueuePolicy, estimated_wait: timedelta | None, *, opens_at: str = "") -> str | None:
+    """The wait announcement. For a team that is closed now (`opens_at` says when it opens, as
+    `opening_phrase` words it) always the policy's closed message, since minutes until Monday morning tell a
+    caller little; otherwise the wait message, only when the estimate is over the policy's threshold (the
+    seed: 5 min)."""
     from routing_service.domain.decision import render  # local: decision imports this module
 
-    return render(queue.wait_message, {"estimated_wait_minutes": str(wait_minutes(estimated_wait))})
+    minutes = str(wait_minutes(estimated_wait)) if estimated_wait is not None else ""
+    if opens_at:
+        return render(queue.closed_message, {"opens_at": opens_at, "estimated_wait_minutes": minutes})
+    if estimated_wait is None or estimated_wait <= queue.announce_wait_over:
+        return None
+    return render(queue.wait_message, {"estimated_wait_minutes": minutes})
 
 
 def is_open(hours: BusinessHours | None, at: datetime) -> bool:
@@ -116,6 +123,17 @@ def closed_until(hours: BusinessHours | None, at: datetime) -> datetime | None:
     if hours is None or not hours.days or is_open(hours, at):
         return None
     return next_opening(hours, at)
+
+
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def opening_phrase(hours: BusinessHours, opens: datetime) -> str:
+    """When a closed team opens, as a caller would hear it, in the team's time zone: "Monday at 9:00 AM",
+    "Friday at 10:30 PM" (weekday and 12-hour clock, independent of the process's locale)."""
+    local = _local(hours, opens)
+    hour = local.hour % 12 or 12
+    return f"{_DAYS[local.weekday()]} at {hour}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
 
 
 def wait_with_hours(wait: timedelta, hours: BusinessHours | None, at: datetime) -> timedelta:

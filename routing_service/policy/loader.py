@@ -315,6 +315,7 @@ def _cross_check(doc: PolicyDoc) -> list[Problem]:
     problems += _check_transfer("queue.transfer", doc.queue.transfer)
     problems += _check_transfer("fallback.transfer", doc.fallback.transfer)
     problems += _check_template("queue.wait_message", doc.queue.wait_message)
+    problems += _check_template("queue.closed_message", doc.queue.closed_message)
     for level, words in doc.complexity.keywords.items():
         for position, word in enumerate(words):
             if not word.split():
@@ -421,6 +422,7 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
         transfer=_template(q.transfer),
         announce_wait_over=timedelta(minutes=q.announce_wait_over_minutes),
         wait_message=q.wait_message,
+        closed_message=q.closed_message,
         default_handle_time=timedelta(minutes=q.default_handle_time_minutes),
         tier_priority=MappingProxyType(dict(q.priority.tiers)),
         complexity_priority=MappingProxyType(dict(q.priority.complexities)),

@@ -307,6 +307,9 @@ class QueueDoc(_Doc):
     wait_message: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = (
         "Current wait time is approximately {estimated_wait_minutes} minutes."
     )
+    closed_message: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = (
+        "The team is closed right now and opens again {opens_at}; we will call you back then."
+    )
     default_handle_time_minutes: PositiveMinutes = 8
     priority: PriorityDoc = Field(default_factory=PriorityDoc)
     reservation_hold_minutes: PositiveMinutes = 5

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from typing import TypeAlias
 
@@ -238,35 +240,79 @@ async def test_sticky_specialist_is_preferred_when_the_customer_had_one_before(s
     assert decision.agent_id == first.agent_id
 
 
-async def test_callback_wait_counts_until_the_team_opens_when_it_is_outside_business_hours(
-    database_url: str,
-) -> None:
-    # Technical works Mon-Fri 09:00-17:00 in New York; the call comes on Sunday at 03:00 there.
-    hours = BusinessHours("America/New_York", frozenset(range(5)), time(9), time(17))
+NY_OFFICE = BusinessHours("America/New_York", frozenset(range(5)), time(9), time(17))
+"""Mon-Fri 09:00-17:00 in New York."""
+SUNDAY_3AM_NY = datetime(2026, 1, 4, 8, 0, tzinfo=UTC)
+
+
+@contextlib.asynccontextmanager
+async def stub_with_hours(
+    database_url: str, hours: dict[str, BusinessHours], at: datetime
+) -> AsyncIterator[Stub]:
+    """A routing server on TechCorp's policy with business hours for some teams, its clock fixed at `at`."""
     policy = load_policy(TECHCORP)
-    teams = dict(policy.teams)
-    teams["technical"] = dataclasses.replace(teams["technical"], business_hours=hours)
-    sunday = datetime(2026, 1, 4, 8, 0, tzinfo=UTC)
+    teams = {
+        team_id: dataclasses.replace(team, business_hours=hours[team_id]) if team_id in hours else team
+        for team_id, team in policy.teams.items()
+    }
     server = RoutingServer(
         routing_settings(database_url),
         policies=PolicySource(dataclasses.replace(policy, teams=teams)),
-        clock=lambda: sunday,
+        clock=lambda: at,
         watch_policy=False,
         run_sweeps=False,
     )
     port = await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = routing_pb2_grpc.RoutingServiceStub(channel)
-            await add_agent(stub, "ann")
-            taken = await resolve(stub, "call-1")
-            queued = await resolve(stub, "call-2")
+            yield routing_pb2_grpc.RoutingServiceStub(channel)
     finally:
         await server.stop(0.5)
+
+
+async def test_callback_wait_counts_until_the_team_opens_when_it_is_outside_business_hours(
+    database_url: str,
+) -> None:
+    # The call comes on Sunday at 03:00 in New York.
+    async with stub_with_hours(database_url, {"technical": NY_OFFICE}, SUNDAY_3AM_NY) as stub:
+        await add_agent(stub, "ann")
+        taken = await resolve(stub, "call-1")
+        queued = await resolve(stub, "call-2")
     assert taken.kind == pb.DECISION_KIND_TRANSFER_AGENT, "a specialist who is available still takes the call"
     assert queued.kind == pb.DECISION_KIND_CALLBACK
     # 30 hours to Monday 09:00, then the policy's default handle time for position 1 (8 minutes).
     assert queued.estimated_wait.ToTimedelta() == timedelta(hours=30, minutes=8)
-    assert "Current wait time is approximately 1808 minutes." in queued.caller_message
+    assert queued.caller_message == (
+        "All specialists are busy. You'll be added to our priority queue. "
+        "The team is closed right now and opens again Monday at 9:00 AM; we will call you back then."
+    ), "a closed team's wait is said as its opening time, not as 1808 minutes"
     details = [step.detail for step in queued.trace]
     assert "outside business hours: opens Mon 09:00 America/New_York; the wait counts until then" in details
+
+
+async def test_closed_team_line_passes_the_call_to_the_next_matching_rule_when_outside_its_hours(
+    database_url: str,
+) -> None:
+    # No specialists on record: technical is a plain team line, closed on Sunday; general (24/7) is next.
+    async with stub_with_hours(database_url, {"technical": NY_OFFICE}, SUNDAY_3AM_NY) as stub:
+        closed = await resolve(stub, "call-1")
+    async with stub_with_hours(
+        database_url, {"technical": NY_OFFICE}, SUNDAY_3AM_NY + timedelta(days=1, hours=7)
+    ) as stub:
+        open_ = await resolve(stub, "call-2")
+    assert (closed.kind, closed.team_id) == (pb.DECISION_KIND_TRANSFER_TEAM, "general")
+    assert closed.destination.number == "+15550100500"
+    details = [step.detail for step in closed.trace]
+    assert "team line closed until Mon 09:00 America/New_York: trying the next rule" in details
+    assert (open_.kind, open_.team_id) == (pb.DECISION_KIND_TRANSFER_TEAM, "technical"), (
+        "open at 10:00 on Monday"
+    )
+
+
+async def test_fallback_when_every_matching_team_line_is_closed(database_url: str) -> None:
+    hours = {"technical": NY_OFFICE, "general": NY_OFFICE}
+    async with stub_with_hours(database_url, hours, SUNDAY_3AM_NY) as stub:
+        decision = await resolve(stub, "call-1")
+    assert decision.kind == pb.DECISION_KIND_FALLBACK
+    assert decision.destination.number == "+15550100900"
+    assert decision.trace[-1].detail == "no open team matched"

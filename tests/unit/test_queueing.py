@@ -17,6 +17,7 @@ from routing_service.domain.queueing import (
     estimate_wait,
     is_open,
     next_opening,
+    opening_phrase,
     overtake_window,
     service_key,
     wait_minutes,
@@ -127,6 +128,13 @@ def test_wait_sentence_rounds_minutes_up_when_over_the_threshold(
     assert wait_sentence(techcorp.queue, wait) == sentence
 
 
+def test_wait_sentence_says_when_a_closed_team_opens_whatever_the_wait(techcorp: Policy) -> None:
+    closed = "The team is closed right now and opens again Monday at 9:00 AM; we will call you back then."
+    assert wait_sentence(techcorp.queue, timedelta(minutes=1), opens_at="Monday at 9:00 AM") == closed
+    assert wait_sentence(techcorp.queue, timedelta(hours=30), opens_at="Monday at 9:00 AM") == closed
+    assert wait_sentence(techcorp.queue, timedelta(minutes=1), opens_at="") is None  # open: threshold applies
+
+
 def test_wait_minutes_never_goes_negative_when_the_wait_is_negative() -> None:
     assert wait_minutes(timedelta(seconds=-5)) == 0
 
@@ -214,6 +222,30 @@ def test_wait_with_hours_adds_the_time_until_opening_when_the_team_is_closed(
     hours: BusinessHours | None, at: datetime, expected: timedelta
 ) -> None:
     assert wait_with_hours(timedelta(minutes=8), hours, at) == expected
+
+
+@pytest.mark.parametrize(
+    ("hours", "opens", "phrase"),
+    [
+        (NY_WEEKDAYS, datetime(2026, 1, 5, 14, 0, tzinfo=UTC), "Monday at 9:00 AM"),  # EST, UTC-5
+        (NY_WEEKDAYS, datetime(2026, 7, 6, 13, 0, tzinfo=UTC), "Monday at 9:00 AM"),  # EDT, UTC-4
+        (NIGHT, datetime(2026, 1, 9, 21, 0, tzinfo=UTC), "Friday at 10:00 PM"),
+        (
+            BusinessHours("UTC", frozenset({0}), time(0, 5), time(1)),
+            T0.replace(hour=0, minute=5),
+            "Monday at 12:05 AM",
+        ),
+        (
+            BusinessHours("UTC", frozenset({0}), time(12, 30), time(13)),
+            T0.replace(minute=30),
+            "Monday at 12:30 PM",
+        ),
+    ],
+)
+def test_opening_phrase_reads_the_opening_in_the_team_zone_on_a_12_hour_clock(
+    hours: BusinessHours, opens: datetime, phrase: str
+) -> None:
+    assert opening_phrase(hours, opens) == phrase
 
 
 def test_closed_until_names_the_next_opening_only_when_the_team_is_closed() -> None:
