@@ -163,11 +163,17 @@ def callback_state_from_pb(value: int, *, field: str = "state") -> CallbackState
 # ---------------------------------------------------------------------------------------------------------
 # Well-known types
 # ---------------------------------------------------------------------------------------------------------
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp_to_pb(value: datetime) -> timestamp_pb2.Timestamp:
-    """A Timestamp; naive datetimes are taken as UTC."""
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value if value.tzinfo else value.replace(tzinfo=UTC))
-    return ts
+    """A Timestamp; naive datetimes are taken as UTC. (Whole seconds and non-negative nanos, as
+    `Timestamp.FromDatetime` gives, computed from the difference to the epoch: FromDatetime converts through
+    calendar functions and was 5% of a decision's servicer time.)"""
+    since = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000
+    )
 
 
 def timestamp_from_pb(value: timestamp_pb2.Timestamp) -> datetime:
@@ -176,10 +182,11 @@ def timestamp_from_pb(value: timestamp_pb2.Timestamp) -> datetime:
 
 
 def duration_to_pb(value: timedelta) -> duration_pb2.Duration:
-    """A Duration."""
-    d = duration_pb2.Duration()
-    d.FromTimedelta(value)
-    return d
+    """A Duration: seconds and nanos of the same sign, as `Duration.FromTimedelta` gives."""
+    micros = (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
+    seconds, rest = divmod(abs(micros), 1_000_000)
+    sign = -1 if micros < 0 else 1
+    return duration_pb2.Duration(seconds=sign * seconds, nanos=sign * rest * 1000)
 
 
 def duration_from_pb(value: duration_pb2.Duration) -> timedelta:
@@ -351,12 +358,12 @@ def decision_to_pb(value: Decision) -> pb.Decision:
         transfer_mode=_MODE_TO_PB[value.transfer_mode],
         handoff_message=value.handoff_message,
         summary_messages=[pb.SummaryMessage(role=m.role, content=m.content) for m in value.summary_messages],
+        trace=[trace_step_to_pb(s) for s in value.trace],
         effective_complexity=complexity_to_pb(value.effective_complexity),
         claimed_complexity=complexity_to_pb(value.claimed_complexity),
         tier=value.tier,
         issue_category=value.issue_category,
         rule_id=value.rule_id,
-        trace=[trace_step_to_pb(s) for s in value.trace],
         replayed=value.replayed,
         dry_run=value.dry_run,
         decided_at=timestamp_to_pb(value.decided_at),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from google.protobuf import duration_pb2, timestamp_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import (
@@ -200,6 +203,31 @@ def test_timestamp_keeps_utc_when_given_naive_or_aware_times() -> None:
     assert mapping.timestamp_from_pb(mapping.timestamp_to_pb(NOW)) == NOW
     naive = NOW.replace(tzinfo=None)
     assert mapping.timestamp_from_pb(mapping.timestamp_to_pb(naive)) == NOW
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=-11)), timezone(timedelta(hours=5, minutes=30))]
+        ),
+    )
+)
+def test_timestamp_matches_protobufs_own_conversion_for_any_aware_time(moment: datetime) -> None:
+    expected = timestamp_pb2.Timestamp()
+    expected.FromDatetime(moment)
+    assert mapping.timestamp_to_pb(moment) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.timedeltas(min_value=timedelta(days=-10_000), max_value=timedelta(days=10_000)))
+def test_duration_matches_protobufs_own_conversion_for_any_sign(value: timedelta) -> None:
+    expected = duration_pb2.Duration()
+    expected.FromTimedelta(value)
+    assert mapping.duration_to_pb(value) == expected
+    assert mapping.duration_from_pb(mapping.duration_to_pb(value)) == value
 
 
 def test_callback_to_pb_carries_the_caller_texts_only_when_asked() -> None:
