@@ -132,3 +132,11 @@ def test_mask_numbers_in_text_leaves_no_long_digit_run_when_given_any_text(text:
     masked = mask_numbers_in_text(text)
     assert not re.search(r"\+\d{9,}", masked)
     assert mask_numbers_in_text(masked) == masked
+
+
+def test_caller_normalisation_is_memoised_for_short_inputs_only() -> None:
+    first = normalize_caller("+1 (555) 010-1234")
+    assert normalize_caller("+1 (555) 010-1234") is first, "a repeat caller is served from the cache"
+    assert first.key == "+15550101234"
+    long = "+1555" + " " * 200 + "0101234"
+    assert normalize_caller(long) is not normalize_caller(long), "oversized input is never cached"
