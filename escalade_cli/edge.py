@@ -73,7 +73,7 @@ def run(settings: Any) -> None:
 
     from webhook_edge.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, freeze_heap=True)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -13,6 +13,7 @@ errors, timeouts and even unexpected exceptions in the handler answer the fallba
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -372,8 +373,14 @@ def create_app(
     routing: RoutingClient | None = None,
     outbox: Outbox | None = None,
     control: ControlClient | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """The edge application. Resources not given are created in the lifespan from `settings`.
+
+    `freeze_heap` (for a process that serves only this app, as `escalade edge serve` does): once started,
+    collect and move every object alive into the permanent generation (`gc.freeze`), so that the
+    collector's full passes no longer walk the imported modules, settings and models. Those passes
+    took ~46 ms each, about every 800 requests at concurrency 32, and set the edge's p99.
 
     Raises ValueError when no secret is configured and `settings.insecure_dev` is off.
     """
@@ -403,6 +410,9 @@ def create_app(
             app.state.webhook = Webhook(EdgeState(settings, client, store, controller, relay))
             stack.push_async_callback(app.state.webhook.close)
             log.info("edge_started", routing=settings.routing_address)
+            if freeze_heap:
+                gc.collect()
+                gc.freeze()
             yield
 
     app = FastAPI(

@@ -3,6 +3,7 @@ command as a subprocess (refusal without a secret, serving, graceful shutdown on
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -69,6 +70,25 @@ async def test_webhook_answers_over_real_socket_when_served_by_uvicorn(
 
 
 @pytest.mark.e2e
+async def test_startup_heap_is_frozen_only_when_the_app_owns_its_process(
+    edge_settings: EdgeSettings, fake_routing: RunningFake
+) -> None:
+    gc.unfreeze()
+    try:
+        async with local_server(create_app(edge_settings), lifespan="on"):
+            assert gc.get_freeze_count() == 0, "an app embedded in another process leaves its heap alone"
+        async with (
+            local_server(create_app(edge_settings, freeze_heap=True), lifespan="on") as server,
+            httpx.AsyncClient(base_url=server.url) as client,
+        ):
+            assert gc.get_freeze_count() > 10_000, "escalade edge serve: modules and models are frozen"
+            body = dumps(load_fixture(ENTERPRISE))
+            routed = await client.post("/webhook/vapi", content=body, headers=signed_headers(body))
+            assert routed.json()["destination"]["number"] == "+15550100200"
+    finally:
+        gc.unfreeze()
+
+
 def test_serve_refuses_to_start_when_no_secret_and_not_insecure_dev(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALADE_")}
     result = subprocess.run(
