@@ -340,6 +340,7 @@ async def start_routing(database_url: str) -> tuple[Any, int]:
     from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
     from routing_service.grpc import mapping
     from routing_service.grpc.server import RoutingServer
+    from routing_service.heap import freeze_startup_heap
     from routing_service.policy.loader import load_agents, load_customers
     from routing_service.settings import RoutingSettings
 
@@ -362,6 +363,7 @@ async def start_routing(database_url: str) -> tuple[Any, int]:
             await stub.UpsertCustomer(
                 pb.UpsertCustomerRequest(customer=mapping.customer_to_pb(customer.to_domain()))
             )
+    freeze_startup_heap()  # as `escalade routing serve` does once started
     return server, port
 
 

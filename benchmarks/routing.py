@@ -112,6 +112,7 @@ async def _serve(kind: str, url: str, conn: Connection) -> None:
         await server.stop(1)
         return
     from routing_service.grpc.server import RoutingServer
+    from routing_service.heap import freeze_startup_heap
     from routing_service.settings import RoutingSettings
 
     routing = RoutingServer(
@@ -119,7 +120,9 @@ async def _serve(kind: str, url: str, conn: Connection) -> None:
         watch_policy=False,
         run_sweeps=False,
     )
-    conn.send(await routing.start())
+    port = await routing.start()
+    freeze_startup_heap()  # as `escalade routing serve` does once started
+    conn.send(port)
     await loop.run_in_executor(None, conn.recv)
     await routing.stop(1)
 

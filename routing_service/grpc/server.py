@@ -30,6 +30,7 @@ from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.sweeper import run_sweeper
 from routing_service.grpc.handlers import SERVICE_NAME, add_routing_service
 from routing_service.grpc.servicer import RoutingServicer, utc_now
+from routing_service.heap import freeze_startup_heap
 from routing_service.metrics import MetricsEndpoint
 from routing_service.settings import RoutingSettings
 from routing_service.store.notify import PgAvailabilityListener
@@ -194,6 +195,7 @@ async def serve(settings: RoutingSettings) -> None:
             await metrics.start(host, settings.metrics_port)
         except OSError as exc:  # decisions matter more than their metrics
             log.warning("routing_metrics_unavailable", port=settings.metrics_port, cause=str(exc)[:200])
+    freeze_startup_heap()
     try:
         await stopping.wait()
     finally:
