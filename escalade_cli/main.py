@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+
 import typer
 
 from escalade_cli import (
@@ -50,5 +54,37 @@ for module in (
     module.register(app)
 
 
+def run() -> None:
+    """The `escalade` console script: the app, then, in a process that loaded Temporal's client, an exit
+    that skips the interpreter's teardown. The client's Rust runtime keeps native threads that can call
+    into Python while the interpreter finalises, which aborts the process ("Fatal Python error:
+    PyGILState_Release", SIGABRT) after the command has done its work and printed its result; seen here
+    about once in 50 runs of `escalade reviews complete` under load (temporalio/sdk-python#300, open)."""
+    try:
+        app()
+    except SystemExit as done:
+        if not _temporal_loaded():
+            raise
+        code = _exit_code(done.code)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _temporal_loaded() -> bool:
+    return "temporalio.client" in sys.modules
+
+
+def _exit_code(code: object) -> int:
+    """What `sys.exit(code)` would make of it: None is 0, a number itself, anything else printed and 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
 if __name__ == "__main__":  # pragma: no cover
-    app()
+    run()

@@ -1,0 +1,56 @@
+"""The `escalade` console script's exit: after Temporal's client was loaded, no interpreter teardown."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from escalade_cli import main
+
+
+class Exited(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@pytest.fixture
+def exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """os._exit replaced by a recorder that stops the call (so the test process lives on)."""
+    codes: list[int] = []
+
+    def fake_exit(code: int) -> None:
+        codes.append(code)
+        raise Exited(code)
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    return codes
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["--help"], 0), (["no-such-command"], 2)])
+def test_exit_skips_teardown_with_the_commands_code_when_temporal_was_loaded(
+    monkeypatch: pytest.MonkeyPatch, exits: list[int], argv: list[str], code: int
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["escalade", *argv])
+    monkeypatch.setattr(main, "_temporal_loaded", lambda: True)
+    with pytest.raises(Exited):
+        main.run()
+    assert exits == [code]
+
+
+def test_exit_is_the_ordinary_one_when_temporal_was_never_loaded(
+    monkeypatch: pytest.MonkeyPatch, exits: list[int]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["escalade", "--help"])
+    monkeypatch.setattr(main, "_temporal_loaded", lambda: False)
+    with pytest.raises(SystemExit) as done:
+        main.run()
+    assert done.value.code == 0
+    assert exits == []
+
+
+@pytest.mark.parametrize(("given", "code"), [(None, 0), (3, 3), ("a message", 1)])
+def test_exit_code_follows_sys_exit_rules(given: object, code: int) -> None:
+    assert main._exit_code(given) == code
