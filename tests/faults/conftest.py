@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.faults.fault_support import Stack, running_stack
+from tests.workflow.conftest import dev_env
+
+__all__ = ["dev_env"]  # the worker-crash test drives a real `escalade worker` against the dev server
 
 
 @pytest.fixture

@@ -10,15 +10,10 @@ a new one: the callback still happens, exactly once.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeAlias
 
 import pytest
 from temporalio.client import Client
@@ -26,11 +21,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.policy.loader import load_policy
-from tests.support.routing import techcorp_routing
+from tests.workflow.callback_support import (
+    VAPI_KEY,
+    queue_a_callback,
+    routing_server,
+    start_worker_process,
+    worker_env,
+)
 from tests.workflow.workflow_fakes import eventually
-from webhook_edge.translate import callback_payload
 from workflows import client as helpers
 from workflows.inputs import callback_workflow_id
 from workflows.search_attributes import CALLBACK_STATE
@@ -39,54 +38,7 @@ from workflows.worker import run_worker
 
 pytestmark = pytest.mark.temporal
 
-VAPI_KEY = "vapi-test-key"
-
 TECHCORP = Path(__file__).resolve().parents[2] / "examples" / "techcorp.yaml"
-# The grpc.aio stub type exists only in the generated .pyi, hence the string.
-Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
-
-
-@asynccontextmanager
-async def routing_server(database_url: str) -> AsyncIterator[tuple[Stub, str]]:
-    async with techcorp_routing(database_url, seed=False) as routing:
-        yield routing.stub, routing.address
-
-
-async def queue_a_callback(stub: Stub, call_id: str) -> dict[str, object]:
-    """Ann takes a live call; the next technical escalation finds nobody free and gets a CALLBACK decision.
-    Returns the edge's outbox payload for it."""
-    await stub.UpsertAgent(
-        pb.UpsertAgentRequest(
-            agent=pb.Agent(
-                agent_id="ann",
-                display_name="Ann",
-                number="+15550100201",
-                team_ids=["technical"],
-                max_complexity=pb.COMPLEXITY_CRITICAL,
-                capacity=1,
-                status=pb.AGENT_STATUS_AVAILABLE,
-            )
-        )
-    )
-    live = pb.ResolveEscalationRequest(
-        call_id=f"live-{call_id}",
-        tool_call_id="t1",
-        issue_category="technical",
-        complexity=pb.COMPLEXITY_ADVANCED,
-    )
-    assert (await stub.ResolveEscalation(live)).decision.kind == pb.DECISION_KIND_TRANSFER_AGENT
-    request = pb.ResolveEscalationRequest(
-        call_id=call_id,
-        tool_call_id="t1",
-        caller_number="+14155550123",
-        issue_category="technical",
-        complexity=pb.COMPLEXITY_ADVANCED,
-        customer_context="webhooks stopped after the v2 migration",
-        escalation_reason="needs an integration specialist",
-    )
-    decision = (await stub.ResolveEscalation(request)).decision
-    assert decision.kind == pb.DECISION_KIND_CALLBACK
-    return callback_payload(decision, request)
 
 
 async def callback_state(client: Client, call_id: str) -> str:
@@ -152,16 +104,6 @@ async def test_freed_specialist_dials_head_of_queue_once_when_routing_announces_
     assert await callback_state(client, call_id) == "connected"
 
 
-async def start_worker_process(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("escalade")),
-        "worker",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-
-
 @pytest.mark.timeout(300)
 async def test_callback_happens_once_when_worker_is_killed_mid_wait(
     dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
@@ -173,18 +115,7 @@ async def test_callback_happens_once_when_worker_is_killed_mid_wait(
         serve_standin(VapiStandin(api_key=VAPI_KEY)) as vapi,
     ):
         payload = await queue_a_callback(stub, call_id)
-        env = {
-            **os.environ,
-            "ESCALADE_TEMPORAL_ADDRESS": client.service_client.config.target_host,
-            "ESCALADE_TASK_QUEUE": task_queue,
-            "ESCALADE_ROUTING_ADDRESS": address,
-            "ESCALADE_VAPI_API_URL": vapi.url,
-            "ESCALADE_VAPI_API_KEY": VAPI_KEY,  # the key the stand-in was built with
-            "ESCALADE_VAPI_ASSISTANT_ID": "asst-1",
-            "ESCALADE_VAPI_PHONE_NUMBER_ID": "pn-1",
-            "ESCALADE_VAPI_POLL_SECONDS": "0.05",
-            "ESCALADE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}",
-        }
+        env = worker_env(client, task_queue, address, vapi, tmp_path / "worker.db")
         first = await start_worker_process(env)
         second: asyncio.subprocess.Process | None = None
         try:

@@ -1,0 +1,95 @@
+"""A worker killed (SIGKILL) during the dial activity: the callback still completes once, with one dial.
+
+The first `escalade worker` dials the customer and is killed while its activity watches the call (the
+customer is still talking, so the stand-in reports the call `in-progress`). Temporal notices when the
+activity's heartbeat times out (one minute, the production setting) and retries it on a second worker,
+which finds the dial in its ledger and watches the same Vapi call instead of dialling again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.testing import WorkflowEnvironment
+
+from escalade_cli.vapi_standin import VapiStandin, serve_standin
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.workflow.callback_support import (
+    VAPI_KEY,
+    queue_a_callback,
+    routing_server,
+    start_worker_process,
+    worker_env,
+)
+from tests.workflow.workflow_fakes import eventually
+from workflows import client as helpers
+from workflows.inputs import callback_workflow_id
+
+pytestmark = pytest.mark.temporal
+
+DIAL_ACTIVITY = "place_callback_call"
+
+
+@pytest.mark.timeout(300)
+async def test_callback_completes_once_with_one_dial_when_worker_is_killed_during_the_dial_activity(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    client, call_id, task_queue = dev_env.client, f"call-{uuid.uuid4()}", f"tq-{uuid.uuid4()}"
+    vapi_standin = VapiStandin(api_key=VAPI_KEY, ended_reason=None)  # the callback call stays in progress
+    async with routing_server(sqlite_url) as (stub, address), serve_standin(vapi_standin) as vapi:
+        payload = await queue_a_callback(stub, call_id)
+        env = worker_env(client, task_queue, address, vapi, tmp_path / "worker.db")
+        first = await start_worker_process(env)
+        second: asyncio.subprocess.Process | None = None
+        try:
+            await helpers.start_from_outbox(client, "callback", payload, task_queue=task_queue)
+
+            async def waiting() -> bool:
+                return (await helpers.callback_status(client, call_id)).state == "waiting"
+
+            await eventually(waiting, within=60)
+            await stub.ReleaseAssignment(
+                pb.ReleaseAssignmentRequest(call_id=f"live-{call_id}", reason="ended")
+            )
+            await asyncio.wait_for(vapi.arrived.wait(), 60)
+            handle = client.get_workflow_handle(callback_workflow_id(call_id))
+
+            async def watching() -> bool:
+                """The dial is in the ledger and the activity has heartbeated the Vapi call id."""
+                pending = (await handle.describe()).raw_description.pending_activities
+                return any(
+                    a.activity_type.name == DIAL_ACTIVITY and a.heartbeat_details.payloads for a in pending
+                )
+
+            await eventually(watching, within=30)
+            first.send_signal(signal.SIGKILL)
+            await first.wait()
+
+            second = await start_worker_process(env)
+            vapi.ended_reason = "customer-ended-call"  # the customer and the specialist hang up
+            result = await handle.result(rpc_timeout=timedelta(seconds=150))
+            history = await handle.fetch_history()
+        finally:
+            for process in (first, second):
+                if process is not None and process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
+                    await asyncio.wait_for(process.wait(), 30)
+    dial_attempts = [
+        event.activity_task_started_event_attributes.attempt
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+        and any(
+            scheduled.event_id == event.activity_task_started_event_attributes.scheduled_event_id
+            and scheduled.activity_task_scheduled_event_attributes.activity_type.name == DIAL_ACTIVITY
+            for scheduled in history.events
+        )
+    ]
+    assert dial_attempts == [2], "the dial activity was retried once, after the kill (its first try died)"
+    assert result["state"] == "connected"
+    assert len(vapi.dials) == 1, "the retried activity watched the same Vapi call instead of dialling again"

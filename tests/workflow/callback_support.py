@@ -1,0 +1,96 @@
+"""The callback path's pieces shared by the integration and fault tests: a TechCorp routing server, a queued
+callback, and `escalade worker` subprocesses pointed at them and at a Vapi stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeAlias
+
+from temporalio.client import Client
+
+from escalade_cli.vapi_standin import VapiStandin
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from tests.support.routing import techcorp_routing
+from webhook_edge.translate import callback_payload
+
+VAPI_KEY = "vapi-test-key"
+
+# The grpc.aio stub type exists only in the generated .pyi, hence the string.
+Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
+
+
+@asynccontextmanager
+async def routing_server(database_url: str) -> AsyncIterator[tuple[Stub, str]]:
+    async with techcorp_routing(database_url, seed=False) as routing:
+        yield routing.stub, routing.address
+
+
+async def queue_a_callback(stub: Stub, call_id: str) -> dict[str, object]:
+    """Ann takes a live call; the next technical escalation finds nobody free and gets a CALLBACK decision.
+    Returns the edge's outbox payload for it."""
+    await stub.UpsertAgent(
+        pb.UpsertAgentRequest(
+            agent=pb.Agent(
+                agent_id="ann",
+                display_name="Ann",
+                number="+15550100201",
+                team_ids=["technical"],
+                max_complexity=pb.COMPLEXITY_CRITICAL,
+                capacity=1,
+                status=pb.AGENT_STATUS_AVAILABLE,
+            )
+        )
+    )
+    live = pb.ResolveEscalationRequest(
+        call_id=f"live-{call_id}",
+        tool_call_id="t1",
+        issue_category="technical",
+        complexity=pb.COMPLEXITY_ADVANCED,
+    )
+    assert (await stub.ResolveEscalation(live)).decision.kind == pb.DECISION_KIND_TRANSFER_AGENT
+    request = pb.ResolveEscalationRequest(
+        call_id=call_id,
+        tool_call_id="t1",
+        caller_number="+14155550123",
+        issue_category="technical",
+        complexity=pb.COMPLEXITY_ADVANCED,
+        customer_context="webhooks stopped after the v2 migration",
+        escalation_reason="needs an integration specialist",
+    )
+    decision = (await stub.ResolveEscalation(request)).decision
+    assert decision.kind == pb.DECISION_KIND_CALLBACK
+    return callback_payload(decision, request)
+
+
+def worker_env(
+    client: Client, task_queue: str, routing_address: str, vapi: VapiStandin, database: Path
+) -> dict[str, str]:
+    """The environment of an `escalade worker` subprocess for this test's queue, routing and stand-in."""
+    return {
+        **os.environ,
+        "ESCALADE_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+        "ESCALADE_TASK_QUEUE": task_queue,
+        "ESCALADE_ROUTING_ADDRESS": routing_address,
+        "ESCALADE_VAPI_API_URL": vapi.url,
+        "ESCALADE_VAPI_API_KEY": VAPI_KEY,  # the key the stand-in was built with
+        "ESCALADE_VAPI_ASSISTANT_ID": "asst-1",
+        "ESCALADE_VAPI_PHONE_NUMBER_ID": "pn-1",
+        "ESCALADE_VAPI_POLL_SECONDS": "0.05",
+        "ESCALADE_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+    }
+
+
+async def start_worker_process(env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("escalade")),
+        "worker",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
