@@ -160,6 +160,9 @@ async def _probe_routing(report: StatusReport, address: str, probe_seconds: floa
                 "active_assignments": team.active_assignments,
                 "estimated_wait_seconds": _seconds(team.estimated_wait),
                 "oldest_waiting_seconds": _age(oldest, now),
+                "closed_until": (
+                    team.closed_until.ToDatetime(UTC).isoformat() if team.HasField("closed_until") else None
+                ),
             }
         )
     for agent in agents.agents:
@@ -232,6 +235,13 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
+def _hours(closed_until: str | None) -> str:
+    """ "open", or when a closed team opens (UTC)."""
+    if closed_until is None:
+        return "open"
+    return f"closed until {datetime.fromisoformat(closed_until):%a %H:%M} UTC"
+
+
 def render(report: StatusReport) -> None:
     """The rich screen."""
     services = Table(title="Services", title_justify="left")
@@ -243,8 +253,8 @@ def render(report: StatusReport) -> None:
     console.print(services)
 
     teams = Table(title="Teams", title_justify="left")
-    for column in ("team", "waiting", "free / total", "active calls", "est. wait", "oldest waiting"):
-        teams.add_column(column, justify="left" if column == "team" else "right")
+    for column in ("team", "waiting", "free / total", "active calls", "est. wait", "oldest waiting", "hours"):
+        teams.add_column(column, justify="left" if column in ("team", "hours") else "right")
     for t in report.teams:
         teams.add_row(
             t["team_id"],
@@ -253,6 +263,7 @@ def render(report: StatusReport) -> None:
             str(t["active_assignments"]),
             _duration(t["estimated_wait_seconds"]),
             _duration(t["oldest_waiting_seconds"]),
+            _hours(t["closed_until"]),
         )
     console.print(teams if report.teams else "[dim]Teams: unknown (routing not reachable)[/]")
 

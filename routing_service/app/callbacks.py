@@ -15,7 +15,7 @@ from routing_service.app.availability import AvailabilityBroadcaster, announce_r
 from routing_service.app.ports import TeamStats, UnitOfWork, UnitOfWorkFactory
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import Agent, CallbackState, CallbackTicket, Complexity, Policy
-from routing_service.domain.queueing import estimate_wait, wait_with_hours
+from routing_service.domain.queueing import closed_until, estimate_wait, wait_with_hours
 from routing_service.domain.selection import rank_specialists
 
 __all__ = [
@@ -62,6 +62,8 @@ class QueueStatus:
     display_name: str
     stats: TeamStats
     estimated_wait: timedelta
+    closed_until: datetime | None = None
+    """When the team next opens, while it is outside its business hours."""
 
 
 async def team_wait(
@@ -271,5 +273,8 @@ async def queue_status(
                 if s.total_agents and (s.waiting_callbacks or not s.available_agents)
                 else timedelta(0)
             )
-            result.append(QueueStatus(tid, policy.teams[tid].display_name, s, wait))
+            team = policy.teams[tid]
+            result.append(
+                QueueStatus(tid, team.display_name, s, wait, closed_until(team.business_hours, now))
+            )
     return result

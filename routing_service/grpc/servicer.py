@@ -174,6 +174,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             )
             if t.stats.oldest_waiting_since is not None:
                 msg.oldest_waiting_since.CopyFrom(mapping.timestamp_to_pb(t.stats.oldest_waiting_since))
+            if t.closed_until is not None:
+                msg.closed_until.CopyFrom(mapping.timestamp_to_pb(t.closed_until))
             out.append(msg)
         return pb.GetQueueStatusResponse(teams=out)
 

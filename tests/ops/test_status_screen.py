@@ -89,6 +89,7 @@ async def test_status_shows_teams_specialists_callbacks_and_outbox_when_the_stac
     assert teams["technical"]["waiting_callbacks"] == 1
     assert teams["technical"]["free_specialists"] == 0
     assert teams["technical"]["oldest_waiting_seconds"] is not None
+    assert teams["technical"]["closed_until"] is None, "TechCorp's teams have no business hours"
     free = {a["agent_id"] for a in report["free_specialists"]}
     assert {"ent-1", "ent-2"} <= free and not {"tech-1", "tech-2"} & free
     [waiting] = report["waiting_callbacks"]
@@ -172,3 +173,10 @@ async def test_status_shows_temporal_up_when_a_temporal_server_answers(served: S
         "up": True,
         "detail": "reachable",
     }
+
+
+def test_hours_column_says_open_or_when_a_closed_team_opens() -> None:
+    from escalade_cli.status import _hours
+
+    assert _hours(None) == "open"
+    assert _hours("2026-01-05T14:00:00+00:00") == "closed until Mon 14:00 UTC"

@@ -278,6 +278,7 @@ async def test_callback_wait_counts_until_the_team_opens_when_it_is_outside_busi
         await add_agent(stub, "ann")
         taken = await resolve(stub, "call-1")
         queued = await resolve(stub, "call-2")
+        queues = {q.team_id: q for q in (await stub.GetQueueStatus(pb.GetQueueStatusRequest())).teams}
     assert taken.kind == pb.DECISION_KIND_TRANSFER_AGENT, "a specialist who is available still takes the call"
     assert queued.kind == pb.DECISION_KIND_CALLBACK
     # 30 hours to Monday 09:00, then the policy's default handle time for position 1 (8 minutes).
@@ -288,6 +289,8 @@ async def test_callback_wait_counts_until_the_team_opens_when_it_is_outside_busi
     ), "a closed team's wait is said as its opening time, not as 1808 minutes"
     details = [step.detail for step in queued.trace]
     assert "outside business hours: opens Mon 09:00 America/New_York; the wait counts until then" in details
+    assert queues["technical"].closed_until.ToDatetime(UTC) == datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
+    assert not queues["billing"].HasField("closed_until"), "a team without hours is never closed"
 
 
 async def test_closed_team_line_passes_the_call_to_the_next_matching_rule_when_outside_its_hours(

@@ -1097,6 +1097,7 @@ class TeamQueueStatus(_message.Message):
     ACTIVE_ASSIGNMENTS_FIELD_NUMBER: _builtins.int
     ESTIMATED_WAIT_FIELD_NUMBER: _builtins.int
     OLDEST_WAITING_SINCE_FIELD_NUMBER: _builtins.int
+    CLOSED_UNTIL_FIELD_NUMBER: _builtins.int
     team_id: _builtins.str
     display_name: _builtins.str
     waiting_callbacks: _builtins.int
@@ -1108,6 +1109,12 @@ class TeamQueueStatus(_message.Message):
     def estimated_wait(self) -> _duration_pb2.Duration: ...
     @_builtins.property
     def oldest_waiting_since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def closed_until(self) -> _timestamp_pb2.Timestamp:
+        """Set while the team is outside its business hours: when it next opens (its estimated wait counts until
+        then). Unset for a team without hours, or one that is open now.
+        """
+
     def __init__(
         self,
         *,
@@ -1119,10 +1126,11 @@ class TeamQueueStatus(_message.Message):
         active_assignments: _builtins.int = ...,
         estimated_wait: _duration_pb2.Duration | None = ...,
         oldest_waiting_since: _timestamp_pb2.Timestamp | None = ...,
+        closed_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["estimated_wait", b"estimated_wait", "oldest_waiting_since", b"oldest_waiting_since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_until", b"closed_until", "estimated_wait", b"estimated_wait", "oldest_waiting_since", b"oldest_waiting_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "available_agents", b"available_agents", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "oldest_waiting_since", b"oldest_waiting_since", "team_id", b"team_id", "total_agents", b"total_agents", "waiting_callbacks", b"waiting_callbacks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "available_agents", b"available_agents", "closed_until", b"closed_until", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "oldest_waiting_since", b"oldest_waiting_since", "team_id", b"team_id", "total_agents", b"total_agents", "waiting_callbacks", b"waiting_callbacks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
