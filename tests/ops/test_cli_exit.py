@@ -51,6 +51,16 @@ def test_exit_is_the_ordinary_one_when_temporal_was_never_loaded(
     assert exits == []
 
 
+def test_a_plain_return_from_the_app_exits_with_0_when_temporal_was_loaded(
+    monkeypatch: pytest.MonkeyPatch, exits: list[int]
+) -> None:
+    monkeypatch.setattr(main, "app", lambda: None)
+    monkeypatch.setattr(main, "_temporal_loaded", lambda: True)
+    with pytest.raises(Exited):
+        main.run()
+    assert exits == [0]
+
+
 @pytest.mark.parametrize(("given", "code"), [(None, 0), (3, 3), ("a message", 1)])
 def test_exit_code_follows_sys_exit_rules(given: object, code: int) -> None:
     assert main._exit_code(given) == code
