@@ -1,7 +1,7 @@
 """`resolve_escalation`: who takes an escalated call.
 
-    validate -> replay a stored decision (same call_id + tool_call_id) -> caller key -> customer (or the
-    default tier) -> category -> effective complexity -> first matching rule -> team
+    validate -> caller key -> customer (or the default tier) -> category -> effective complexity -> first
+    matching rule -> team
       team without specialists on record           -> TRANSFER_TEAM (the team line; when outside its business
                                                       hours, the next matching rule is tried instead)
       waiting callbacks that outrank this caller    -> CALLBACK (never jump the queue)
@@ -9,8 +9,10 @@
       nobody                                        -> CALLBACK (enqueued, position and estimated wait)
     no rule / internal failure                      -> FALLBACK
 
-The decision, its trace and the reservation or queue entry commit in one unit of work. A concurrent twin
-that stored first wins (DuplicateDecision) and its decision is returned with `replayed=True`. `dry_run`
+The decision, its trace and the reservation or queue entry commit in one unit of work. A repeat of a
+stored request (same call_id + tool_call_id), or a concurrent twin that stored first, meets the stored
+decision when it inserts its own (DuplicateDecision): its unit of work rolls back, so it never reserves
+twice, and the stored decision is returned with `replayed=True`. `dry_run`
 takes the same path but reserves, enqueues and stores nothing. A store that cannot be reached raises
 `Unavailable` (the edge then uses its own fallback); any other unexpected failure yields a FALLBACK
 decision, logged with its cause.
@@ -180,10 +182,10 @@ async def _decide_and_store(
 ) -> Decision:
     ctx = _Context(request=request, policy=policy, now=now, decision_id=new_id(), trace=[])
     async with uow() as u:
-        if not request.dry_run:
-            stored = await u.decisions.get(request.call_id, request.tool_call_id)
-            if stored is not None:
-                return replace(stored, replayed=True)
+        # No replay lookup up front: a repeat decides again inside this transaction, finds its
+        # (call_id, tool_call_id) stored when it inserts the decision (DuplicateDecision), and rolls back
+        # whatever it reserved or enqueued, then returns the stored decision. A first request, by far the
+        # common one, saves a statement (a round trip on PostgreSQL); a repeat costs a whole decision.
         decision = await _decide(u, ctx)
         if request.dry_run:
             return replace(decision, dry_run=True)

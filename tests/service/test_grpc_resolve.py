@@ -169,6 +169,23 @@ async def test_repeat_is_replayed_without_a_second_reservation_when_ids_match(st
     assert (await agent_of(stub, "ann")).active_assignments == 1
 
 
+async def test_late_repeat_after_the_call_ended_reserves_and_queues_nothing(stub: Stub) -> None:
+    # A repeat decides again inside its transaction and rolls back when it meets the stored decision.
+    await add_agent(stub, "ann", capacity=1)
+    first = await resolve(stub, "call-1")
+    queued = await resolve(stub, "call-2")
+    await stub.ReleaseAssignment(pb.ReleaseAssignmentRequest(call_id="call-1", reason="ended"))
+    late = await resolve(stub, "call-1")  # Vapi redelivers after the call ended: ann is free again
+    again = await resolve(stub, "call-2")
+    assert late.replayed and late.decision_id == first.decision_id
+    assert (
+        again.replayed and again.kind == pb.DECISION_KIND_CALLBACK and again.decision_id == queued.decision_id
+    )
+    assert (await agent_of(stub, "ann")).active_assignments == 0, "the late repeat reserved nothing"
+    waiting = await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical"))
+    assert [t.call_id for t in waiting.callbacks] == ["call-2"], "one ticket, not a second one"
+
+
 async def test_dry_run_reserves_and_stores_nothing_when_a_specialist_is_free(stub: Stub) -> None:
     await add_agent(stub, "ann")
     decision = await resolve(stub, "call-dry", dry_run=True)
