@@ -10,13 +10,17 @@ from typing import NoReturn
 import grpc
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 err_console = Console(stderr=True)
 console = Console()
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    """`error: <message>` on stderr, then exit with `code`. The message is printed as it is: not read as
+    rich markup (a YAML error quoting "[x]" stays literal) and not wrapped at the console's width (a path
+    in it stays whole, to be copied or matched, whatever the terminal or pipe)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -6,6 +6,7 @@ import os
 import sys
 
 import pytest
+import typer
 
 from escalade_cli import main
 
@@ -64,3 +65,17 @@ def test_a_plain_return_from_the_app_exits_with_0_when_temporal_was_loaded(
 @pytest.mark.parametrize(("given", "code"), [(None, 0), (3, 3), ("a message", 1)])
 def test_exit_code_follows_sys_exit_rules(given: object, code: int) -> None:
     assert main._exit_code(given) == code
+
+
+def test_fail_prints_the_message_whole_and_literal_whatever_its_length(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from escalade_cli.console import fail
+
+    path = "/tmp/" + "x" * 120 + "/bad.yaml"
+    message = f"policy rejected: {path}: expected ',' or ']' near '[bold]' and [/]"
+    with pytest.raises(typer.Exit) as done:
+        fail(message)
+    assert done.value.exit_code == 1
+    err = capsys.readouterr().err
+    assert err == f"error: {message}\n", "one line, brackets kept, nothing wrapped"
