@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from escalade_cli.console import console, fail
@@ -92,7 +93,7 @@ def _print_status(status: Any) -> None:
         ("note", status.note or "-"),
     ]
     for name, value in lines:
-        console.print(f"[bold]{name:>13}[/]  {value}", highlight=False)
+        console.print(f"[bold]{name:>13}[/]  {escape(str(value))}", highlight=False)
 
 
 def list_command(

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from escalade_cli.console import console, err_console, fail
 
@@ -312,12 +313,15 @@ async def run_stack(
         died = [watchers[f] for f in done if f in watchers]
         if died and not stop.is_set():
             child = died[0]
-            err_console.print(f"[bold red]{child.name} stopped unexpectedly[/]:\n{stack.tail(child)}")
+            err_console.print(
+                f"[bold red]{child.name} stopped unexpectedly[/]:\n{escape(stack.tail(child))}",
+                highlight=False,
+            )
             return 1
         console.print("Stopping Escalade ...")
         return 0
     except RuntimeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     finally:
         await stack.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from escalade_cli.callbacks import TEMPORAL_OPTION, print_rows, run_temporal
 from escalade_cli.console import console
@@ -13,7 +14,7 @@ __all__ = ["register"]
 
 
 def _print_review(status: Any) -> None:
-    console.print(f"[bold]review of {status.call_id}[/]: {status.state}", highlight=False)
+    console.print(f"[bold]review of {escape(status.call_id)}[/]: {status.state}", highlight=False)
     for name, value in (
         ("team", status.team_id or "-"),
         ("specialist", status.agent_id or "-"),
@@ -22,7 +23,7 @@ def _print_review(status: Any) -> None:
         ("verdict", status.verdict or "-"),
         ("note", status.note or "-"),
     ):
-        console.print(f"[bold]{name:>10}[/]  {value}", highlight=False)
+        console.print(f"[bold]{name:>10}[/]  {escape(str(value))}", highlight=False)
     if not status.findings:
         console.print("no findings")
     for finding in status.findings:

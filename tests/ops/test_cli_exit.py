@@ -79,3 +79,45 @@ def test_fail_prints_the_message_whole_and_literal_whatever_its_length(
     assert done.value.exit_code == 1
     err = capsys.readouterr().err
     assert err == f"error: {message}\n", "one line, brackets kept, nothing wrapped"
+
+
+def test_callback_and_review_notes_print_literally_when_they_hold_brackets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from types import SimpleNamespace
+
+    from escalade_cli.callbacks import _print_status
+    from escalade_cli.reviews import _print_review
+
+    note = "customer said [urgent] and [/] twice"
+    _print_status(
+        SimpleNamespace(
+            call_id="call-1",
+            state="waiting",
+            team_id="technical",
+            masked_number="+1******0123",
+            position=1,
+            attempts=0,
+            max_attempts=3,
+            next_attempt_at=None,
+            agent_name="",
+            agent_id="",
+            last_outcome="",
+            note=note,
+        )
+    )
+    _print_review(
+        SimpleNamespace(
+            call_id="call-[1]",
+            state="awaiting-review",
+            team_id="",
+            agent_id="",
+            deadline=None,
+            overdue=False,
+            verdict="",
+            note=note,
+            findings=[],
+        )
+    )
+    out = capsys.readouterr().out
+    assert out.count(note) == 2 and "review of call-[1]" in out
