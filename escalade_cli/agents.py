@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from escalade_cli.console import console, fail, readable_errors
+from escalade_cli.console import console, fail, literal, readable_errors
 from escalade_cli.routing import ADDRESS_OPTION, RPC_TIMEOUT, routing_stub
 
 __all__ = ["read_agents_file", "register"]
@@ -83,14 +83,16 @@ def list_command(
     for a in agents:
         contact = a.destination.number or a.destination.sip_uri or ""
         table.add_row(
-            a.agent_id,
-            a.display_name,
-            ", ".join(a.team_ids),
-            ", ".join(sorted(a.skills)),
-            a.max_complexity.label,
-            a.status.value,
-            f"{a.active_assignments}/{a.capacity}",
-            contact,
+            *literal(
+                a.agent_id,
+                a.display_name,
+                ", ".join(a.team_ids),
+                ", ".join(sorted(a.skills)),
+                a.max_complexity.label,
+                a.status.value,
+                f"{a.active_assignments}/{a.capacity}",
+                contact,
+            )
         )
     console.print(table)
     console.print(f"{len(agents)} agent(s)")

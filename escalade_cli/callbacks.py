@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from escalade_cli.console import console, fail
+from escalade_cli.console import console, fail, literal
 
 __all__ = ["TEMPORAL_OPTION", "print_rows", "register", "run_temporal"]
 
@@ -74,7 +74,15 @@ def print_rows(title: str, rows: list[Any], *, with_state: bool) -> None:
     for row in rows:
         state = (row.callback_state,) if with_state else ()
         table.add_row(
-            row.workflow_id, row.status, *state, row.tier, row.category, row.complexity, _when(row.started_at)
+            *literal(
+                row.workflow_id,
+                row.status,
+                *state,
+                row.tier,
+                row.category,
+                row.complexity,
+                _when(row.started_at),
+            )
         )
     console.print(table)
 

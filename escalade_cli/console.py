@@ -11,6 +11,7 @@ import grpc
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 err_console = Console(stderr=True)
 console = Console()
@@ -22,6 +23,13 @@ def fail(message: str, code: int = 1) -> NoReturn:
     in it stays whole, to be copied or matched, whatever the terminal or pipe)."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def literal(*values: object) -> list[Text]:
+    """Table cells shown exactly as given. A plain string cell is read as rich markup, so a trace detail such
+    as "tier standard not in [enterprise]" would lose its list; `Text` cells pass through (for the few
+    cells styled on purpose, `Text.from_markup`)."""
+    return [value if isinstance(value, Text) else Text(str(value)) for value in values]
 
 
 def describe_rpc_error(error: grpc.RpcError) -> str:

@@ -11,22 +11,24 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from escalade_cli.console import console, fail, readable_errors
+from escalade_cli.console import console, fail, literal, readable_errors
 from escalade_cli.routing import ADDRESS_OPTION, RPC_TIMEOUT, routing_stub
 
 if TYPE_CHECKING:
     from routing_service.app.ports import UnitOfWorkFactory
-    from routing_service.domain.models import Decision, EscalationRequest, Policy
+    from routing_service.domain.models import Decision, EscalationRequest, Policy, TraceStep
 
-__all__ = ["read_sample_calls", "register"]
+__all__ = ["read_sample_calls", "register", "trace_table"]
 
 _ALIASES = {
     "callid": "call_id",
@@ -192,15 +194,17 @@ def check_command(
     for sample, decision in zip(samples, decisions, strict=True):
         who = decision.agent_id or ""
         table.add_row(
-            str(sample.line),
-            mask_number(decision.caller_number) if decision.caller_number else "-",
-            decision.tier,
-            decision.issue_category,
-            decision.effective_complexity.label,
-            decision.rule_id or "-",
-            decision.kind.value + (f" ({who})" if who else ""),
-            decision.team_id or "-",
-            _destination(decision),
+            *literal(
+                sample.line,
+                mask_number(decision.caller_number) if decision.caller_number else "-",
+                decision.tier,
+                decision.issue_category,
+                decision.effective_complexity.label,
+                decision.rule_id or "-",
+                decision.kind.value + (f" ({who})" if who else ""),
+                decision.team_id or "-",
+                _destination(decision),
+            )
         )
     console.print(table)
 
@@ -218,22 +222,28 @@ def explain_command(
     d = mapping.decision_from_pb(reply.decision)
     target = f"{d.team_id or '-'}" + (f" / specialist {d.agent_id}" if d.agent_id else "")
     console.print(
-        f"[bold]call {d.call_id}[/]: {d.kind.value} -> {target} at {_destination(d)}", highlight=False
+        f"[bold]call {escape(d.call_id)}[/]: {d.kind.value} -> {escape(target)} at {_destination(d)}",
+        highlight=False,
     )
     console.print(
         f"decided {d.decided_at.isoformat(timespec='seconds')}: tier {d.tier}, category {d.issue_category}, "
         f"complexity {d.effective_complexity.label}, rule {d.rule_id or '-'}",
         highlight=False,
     )
-    console.print(f"why: {d.reason}", highlight=False)
+    console.print(f"why: {escape(d.reason)}", highlight=False)
     if d.estimated_wait is not None:
         console.print(f"estimated wait: {int(d.estimated_wait.total_seconds() // 60)} min", highlight=False)
+    console.print(trace_table(d.trace))
+
+
+def trace_table(trace: Sequence[TraceStep]) -> Table:
+    """A decision's trace as `escalade policy explain` shows it, one row a step, each cell literal."""
     table = Table(title="trace")
     for column in ("#", "stage", "subject", "outcome", "detail"):
         table.add_column(column)
-    for index, step in enumerate(d.trace, start=1):
-        table.add_row(str(index), step.stage, step.subject, step.outcome.value, step.detail)
-    console.print(table)
+    for index, step in enumerate(trace, start=1):
+        table.add_row(*literal(index, step.stage, step.subject, step.outcome.value, step.detail))
+    return table
 
 
 def register(app: typer.Typer) -> None:

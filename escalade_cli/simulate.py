@@ -29,8 +29,9 @@ import typer
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.table import Table
+from rich.text import Text
 
-from escalade_cli.console import console, err_console, fail
+from escalade_cli.console import console, err_console, fail, literal
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from webhook_edge.auth import sign_hmac
@@ -265,14 +266,16 @@ def outcome_table(outcomes: Sequence[Outcome]) -> Table:
         latency = f"{o.latency_ms:.1f}" if o.latency_ms is not None else "-"
         style = {"OK": "green", "MISMATCH": "bold red"}.get(o.check, "dim")
         table.add_row(
-            o.scenario.name,
-            o.destination,
-            team,
-            o.mode,
-            latency,
-            reason,
-            o.scenario.expectation,
-            f"[{style}]{o.check}[/]",
+            *literal(
+                o.scenario.name,
+                o.destination,
+                team,
+                o.mode,
+                latency,
+                reason,
+                o.scenario.expectation,
+                Text(o.check, style=style),
+            )
         )
     return table
 

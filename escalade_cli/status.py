@@ -20,8 +20,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from escalade_cli.console import console
+from escalade_cli.console import console, literal
 
 __all__ = ["Probe", "StatusReport", "collect", "register"]
 
@@ -249,7 +250,7 @@ def render(report: StatusReport) -> None:
         services.add_column(column)
     for p in report.services:
         state = "[bold green]UP[/]" if p.up else "[bold red]DOWN[/]"
-        services.add_row(p.name, p.target, state, p.detail)
+        services.add_row(*literal(p.name, p.target, Text.from_markup(state), p.detail))
     console.print(services)
 
     teams = Table(title="Teams", title_justify="left")
@@ -257,13 +258,15 @@ def render(report: StatusReport) -> None:
         teams.add_column(column, justify="left" if column in ("team", "hours") else "right")
     for t in report.teams:
         teams.add_row(
-            t["team_id"],
-            str(t["waiting_callbacks"]),
-            f"{t['free_specialists']} / {t['total_specialists']}",
-            str(t["active_assignments"]),
-            _duration(t["estimated_wait_seconds"]),
-            _duration(t["oldest_waiting_seconds"]),
-            _hours(t["closed_until"]),
+            *literal(
+                t["team_id"],
+                str(t["waiting_callbacks"]),
+                f"{t['free_specialists']} / {t['total_specialists']}",
+                str(t["active_assignments"]),
+                _duration(t["estimated_wait_seconds"]),
+                _duration(t["oldest_waiting_seconds"]),
+                _hours(t["closed_until"]),
+            )
         )
     console.print(teams if report.teams else "[dim]Teams: unknown (routing not reachable)[/]")
 
@@ -272,7 +275,9 @@ def render(report: StatusReport) -> None:
         free.add_column(column)
     for a in report.free_specialists:
         free.add_row(
-            a["agent_id"], a["display_name"], ", ".join(a["teams"]), f"{a['free_slots']}/{a['capacity']}"
+            *literal(
+                a["agent_id"], a["display_name"], ", ".join(a["teams"]), f"{a['free_slots']}/{a['capacity']}"
+            )
         )
     console.print(free)
 
@@ -281,13 +286,15 @@ def render(report: StatusReport) -> None:
         waiting.add_column(column)
     for c in report.waiting_callbacks:
         waiting.add_row(
-            c["call_id"],
-            c["team_id"],
-            str(c["position"]),
-            str(c["priority"]),
-            c["tier"],
-            c["caller"],
-            _duration(c["waiting_seconds"]),
+            *literal(
+                c["call_id"],
+                c["team_id"],
+                str(c["position"]),
+                str(c["priority"]),
+                c["tier"],
+                c["caller"],
+                _duration(c["waiting_seconds"]),
+            )
         )
     console.print(waiting)
 

@@ -1,4 +1,5 @@
-"""The `escalade` console script's exit: after Temporal's client was loaded, no interpreter teardown."""
+"""The `escalade` console script: its exit after Temporal was loaded (no interpreter teardown), and output
+that shows user and trace text literally (no rich markup, no wrapping of error lines)."""
 
 from __future__ import annotations
 
@@ -121,3 +122,34 @@ def test_callback_and_review_notes_print_literally_when_they_hold_brackets(
     )
     out = capsys.readouterr().out
     assert out.count(note) == 2 and "review of call-[1]" in out
+
+
+def test_trace_table_and_simulation_table_keep_bracketed_text() -> None:
+    from rich.console import Console
+
+    from escalade_cli.policy import trace_table
+    from escalade_cli.simulate import Outcome, outcome_table
+    from routing_service.domain.models import TraceOutcome, TraceStep
+    from webhook_edge.scenarios import SCENARIOS
+
+    console = Console(width=250, record=True)
+    step = TraceStep(
+        "rule", "enterprise-tier", TraceOutcome.SKIPPED, "skipped (tier standard not in [enterprise])"
+    )
+    console.print(trace_table([step]))
+    outcome = Outcome(
+        SCENARIOS["standard-billing"],
+        "c1",
+        200,
+        3.2,
+        "+15550100301",
+        "warm-transfer-say-message",
+        "billing",
+        "team",
+        "rule billing-and-account: team billing line",
+        notes=["tool arguments missing"],
+    )
+    console.print(outcome_table([outcome]))
+    text = console.export_text()
+    assert "skipped (tier standard not in [enterprise])" in text
+    assert "team billing line [tool arguments missing]" in text
