@@ -24,11 +24,11 @@ from tests.workflow.callback_support import (
     VAPI_KEY,
     queue_a_callback,
     routing_server,
-    start_worker_process,
+    start_waiting_callback,
     worker_env,
+    worker_processes,
 )
 from tests.workflow.workflow_fakes import eventually
-from workflows import client as helpers
 from workflows.inputs import callback_workflow_id
 
 pytestmark = pytest.mark.temporal
@@ -45,15 +45,9 @@ async def test_callback_completes_once_with_one_dial_when_worker_is_killed_durin
     async with routing_server(sqlite_url) as (stub, address), serve_standin(vapi_standin) as vapi:
         payload = await queue_a_callback(stub, call_id)
         env = worker_env(client, task_queue, address, vapi, tmp_path / "worker.db")
-        first = await start_worker_process(env)
-        second: asyncio.subprocess.Process | None = None
-        try:
-            await helpers.start_from_outbox(client, "callback", payload, task_queue=task_queue)
-
-            async def waiting() -> bool:
-                return (await helpers.callback_status(client, call_id)).state == "waiting"
-
-            await eventually(waiting, within=60)
+        async with worker_processes(env) as workers:
+            first = await workers.start()
+            await start_waiting_callback(client, call_id, payload, task_queue)
             await stub.ReleaseAssignment(
                 pb.ReleaseAssignmentRequest(call_id=f"live-{call_id}", reason="ended")
             )
@@ -71,15 +65,10 @@ async def test_callback_completes_once_with_one_dial_when_worker_is_killed_durin
             first.send_signal(signal.SIGKILL)
             await first.wait()
 
-            second = await start_worker_process(env)
+            await workers.start()
             vapi.ended_reason = "customer-ended-call"  # the customer and the specialist hang up
             result = await handle.result(rpc_timeout=timedelta(seconds=150))
             history = await handle.fetch_history()
-        finally:
-            for process in (first, second):
-                if process is not None and process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    await asyncio.wait_for(process.wait(), 30)
     dial_attempts = [
         event.activity_task_started_event_attributes.attempt
         for event in history.events

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,9 @@ from escalade_cli.vapi_standin import VapiStandin
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.support.routing import techcorp_routing
+from tests.workflow.workflow_fakes import eventually
 from webhook_edge.translate import callback_payload
+from workflows import client as helpers
 
 VAPI_KEY = "vapi-test-key"
 
@@ -86,11 +89,48 @@ def worker_env(
     }
 
 
-async def start_worker_process(env: dict[str, str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("escalade")),
-        "worker",
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+class WorkerProcesses:
+    """`escalade worker` subprocesses for one test, all with the same environment."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.started: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("escalade")),
+            "worker",
+            env=self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self.started.append(process)
+        return process
+
+
+@asynccontextmanager
+async def worker_processes(env: dict[str, str]) -> AsyncIterator[WorkerProcesses]:
+    """Workers started inside the block; those still running at its end get SIGTERM (a graceful exit)."""
+    workers = WorkerProcesses(env)
+    try:
+        yield workers
+    finally:
+        for process in workers.started:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(process.wait(), 30)
+
+
+async def start_waiting_callback(
+    client: Client, call_id: str, payload: dict[str, object], task_queue: str
+) -> None:
+    """Start the callback's workflow as the edge's relay does, and return once it waits for a specialist."""
+    await helpers.start_from_outbox(client, "callback", payload, task_queue=task_queue)
+
+    async def waiting() -> bool:
+        try:
+            return (await helpers.callback_status(client, call_id)).state == "waiting"
+        except Exception:  # not visible yet
+            return False
+
+    await eventually(waiting, within=60)

@@ -26,8 +26,9 @@ from tests.workflow.callback_support import (
     VAPI_KEY,
     queue_a_callback,
     routing_server,
-    start_worker_process,
+    start_waiting_callback,
     worker_env,
+    worker_processes,
 )
 from tests.workflow.workflow_fakes import eventually
 from workflows import client as helpers
@@ -116,32 +117,18 @@ async def test_callback_happens_once_when_worker_is_killed_mid_wait(
     ):
         payload = await queue_a_callback(stub, call_id)
         env = worker_env(client, task_queue, address, vapi, tmp_path / "worker.db")
-        first = await start_worker_process(env)
-        second: asyncio.subprocess.Process | None = None
-        try:
-            await helpers.start_from_outbox(client, "callback", payload, task_queue=task_queue)
-
-            async def waiting() -> bool:
-                try:
-                    return (await helpers.callback_status(client, call_id)).state == "waiting"
-                except Exception:
-                    return False
-
-            await eventually(waiting, within=60)
+        async with worker_processes(env) as workers:
+            first = await workers.start()
+            await start_waiting_callback(client, call_id, payload, task_queue)
             first.send_signal(signal.SIGKILL)
             await first.wait()
 
-            second = await start_worker_process(env)
+            second = await workers.start()
             await stub.ReleaseAssignment(
                 pb.ReleaseAssignmentRequest(call_id=f"live-{call_id}", reason="ended")
             )
             handle = client.get_workflow_handle(callback_workflow_id(call_id))
             result = await handle.result(rpc_timeout=timedelta(seconds=90))
-        finally:
-            for process in (first, second):
-                if process is not None and process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    await asyncio.wait_for(process.wait(), 30)
     assert result["state"] == "connected"
     assert len(vapi.dials) == 1
     assert second is not None and second.returncode == 0  # SIGTERM: graceful exit
