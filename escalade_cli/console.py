@@ -27,8 +27,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def literal(*values: object) -> list[Text]:
     """Table cells shown exactly as given. A plain string cell is read as rich markup, so a trace detail such
-    as "tier standard not in [enterprise]" would lose its list; `Text` cells pass through (for the few
-    cells styled on purpose, `Text.from_markup`)."""
+    as "tier standard not in [enterprise]" would lose its list; `Text` cells (the few styled on purpose)
+    pass through."""
     return [value if isinstance(value, Text) else Text(str(value)) for value in values]
 
 

@@ -249,8 +249,8 @@ def render(report: StatusReport) -> None:
     for column in ("service", "target", "state", "detail"):
         services.add_column(column)
     for p in report.services:
-        state = "[bold green]UP[/]" if p.up else "[bold red]DOWN[/]"
-        services.add_row(*literal(p.name, p.target, Text.from_markup(state), p.detail))
+        state = Text("UP", style="bold green") if p.up else Text("DOWN", style="bold red")
+        services.add_row(*literal(p.name, p.target, state, p.detail))
     console.print(services)
 
     teams = Table(title="Teams", title_justify="left")

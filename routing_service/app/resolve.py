@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -40,6 +39,7 @@ from routing_service.domain.errors import Conflict, InvalidRequest, Unavailable
 from routing_service.domain.matching import match_rule, normalize_category
 from routing_service.domain.models import (
     Agent,
+    BusinessHours,
     CallbackState,
     CallbackTicket,
     Complexity,
@@ -56,6 +56,7 @@ from routing_service.domain.phone import mask_number, normalize_caller
 from routing_service.domain.queueing import (
     callback_priority,
     closed_until,
+    opening_label,
     opening_phrase,
     service_key,
 )
@@ -295,8 +296,8 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         members = None if candidates else await u.agents.count_in_team(team.team_id)
         if members != 0:
             break
-        opens = closed_until(team.business_hours, ctx.now)
-        if opens is None:
+        closed = _closed(team, ctx.now)
+        if closed is None:
             ctx.trace.append(
                 TraceStep(
                     "team",
@@ -313,7 +314,7 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
                 "team",
                 team.team_id,
                 TraceOutcome.REJECTED,
-                f"team line closed until {_local_time(team, opens)}: trying the next rule",
+                f"team line closed until {opening_label(*closed)}: trying the next rule",
             )
         )
     rule_id = rule.rule_id
@@ -489,14 +490,14 @@ async def _callback(
     wait = await team_wait(
         u, ctx.policy, team.team_id, position=position, serving_agents=serving, now=ctx.now
     )
-    opens = closed_until(team.business_hours, ctx.now)
-    if opens is not None:
+    closed = _closed(team, ctx.now)
+    if closed is not None:
         ctx.trace.append(
             TraceStep(
                 "queue",
                 team.team_id,
                 TraceOutcome.INFO,
-                f"outside business hours: opens {_local_time(team, opens)}; the wait counts until then",
+                f"outside business hours: opens {opening_label(*closed)}; the wait counts until then",
             )
         )
     ctx.trace.append(
@@ -522,16 +523,15 @@ async def _callback(
         decision_id=ctx.decision_id,
         now=ctx.now,
         trace=tuple(ctx.trace),
-        opens_at=opening_phrase(team.business_hours, opens) if team.business_hours and opens else "",
+        opens_at=opening_phrase(*closed) if closed is not None else "",
     )
 
 
-def _local_time(team: Team, at: datetime) -> str:
-    """`at` in the team's business-hours time zone, e.g. "Mon 09:00 America/New_York"."""
+def _closed(team: Team, now: datetime) -> tuple[BusinessHours, datetime] | None:
+    """The team's hours and its next opening while it is outside them; None while open or without hours."""
     hours = team.business_hours
-    if hours is None:  # pragma: no cover - only called for a team with hours
-        return at.isoformat(timespec="minutes")
-    return f"{at.astimezone(ZoneInfo(hours.timezone)):%a %H:%M} {hours.timezone}"
+    opens = closed_until(hours, now) if hours is not None else None
+    return None if hours is None or opens is None else (hours, opens)
 
 
 def _minutes(wait: timedelta) -> str:

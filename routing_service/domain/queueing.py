@@ -27,6 +27,7 @@ __all__ = [
     "estimate_wait",
     "is_open",
     "next_opening",
+    "opening_label",
     "opening_phrase",
     "overtake_window",
     "service_key",
@@ -134,6 +135,11 @@ def opening_phrase(hours: BusinessHours, opens: datetime) -> str:
     local = _local(hours, opens)
     hour = local.hour % 12 or 12
     return f"{_DAYS[local.weekday()]} at {hour}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+
+
+def opening_label(hours: BusinessHours, opens: datetime) -> str:
+    """When a closed team opens, for a decision's trace: "Mon 09:00 America/New_York"."""
+    return f"{_local(hours, opens):%a %H:%M} {hours.timezone}"
 
 
 def wait_with_hours(wait: timedelta, hours: BusinessHours | None, at: datetime) -> timedelta:
