@@ -3,9 +3,17 @@
 isort:skip_file
 Escalade routing contract: who takes an escalated call, and the state behind that answer.
 
-Callers: the Vapi webhook edge (ResolveEscalation, ReleaseAssignment), the Temporal callback and review
+Callers: the Vapi webhook edge (ResolveEscalation, RecordCallEvent), the Temporal callback and review
 workflows (WatchAvailability, ClaimCallback, FinishCallback, RecordEscalationOutcome), and internal systems
-such as presence, CRM sync and supervisor tools (agents, customers, queue status, decisions).
+such as agent desktops, telephony, presence, CRM sync and supervisor tools (CompleteAssignment, agents,
+customers, queue status, decisions).
+
+A specialist's assignment to a call moves through stages (AssignmentStage):
+  reserved -> offered (Vapi forwarding) -> connected (hand-over done) -> wrap_up -> completed (free)
+  reserved/offered -> missed (the specialist did not take the call: free, no handle time)
+  reserved -> released (the call ended before any transfer: free, unused)
+Vapi never sees the specialist's conversation: a connected assignment ends only by CompleteAssignment
+(the specialist's side says it is over) or the team's safety limit (policy max_talk_minutes).
 
 Errors: bad input is INVALID_ARGUMENT with google.rpc.BadRequest field violations; unknown ids are
 NOT_FOUND; a state that forbids the operation is FAILED_PRECONDITION; a store that cannot be reached is
@@ -119,6 +127,10 @@ class _AgentStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AgentStat
     AGENT_STATUS_BUSY: _AgentStatus.ValueType  # 2
     AGENT_STATUS_OFFLINE: _AgentStatus.ValueType  # 3
     AGENT_STATUS_WRAP_UP: _AgentStatus.ValueType  # 4
+    AGENT_STATUS_AWAY: _AgentStatus.ValueType  # 5
+    """Set by routing after the policy's number of missed offers in a row; the specialist (or a supervisor)
+    sets AVAILABLE again when they are back.
+    """
 
 class AgentStatus(_AgentStatus, metaclass=_AgentStatusEnumTypeWrapper): ...
 
@@ -127,7 +139,113 @@ AGENT_STATUS_AVAILABLE: AgentStatus.ValueType  # 1
 AGENT_STATUS_BUSY: AgentStatus.ValueType  # 2
 AGENT_STATUS_OFFLINE: AgentStatus.ValueType  # 3
 AGENT_STATUS_WRAP_UP: AgentStatus.ValueType  # 4
+AGENT_STATUS_AWAY: AgentStatus.ValueType  # 5
+"""Set by routing after the policy's number of missed offers in a row; the specialist (or a supervisor)
+sets AVAILABLE again when they are back.
+"""
 Global___AgentStatus: _TypeAlias = AgentStatus  # noqa: Y015
+
+class _AssignmentStage:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AssignmentStageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AssignmentStage.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ASSIGNMENT_STAGE_UNSPECIFIED: _AssignmentStage.ValueType  # 0
+    ASSIGNMENT_STAGE_RESERVED: _AssignmentStage.ValueType  # 1
+    """Held for the call; Vapi has not started the transfer yet."""
+    ASSIGNMENT_STAGE_OFFERED: _AssignmentStage.ValueType  # 2
+    """Vapi is dialling / handing over to the specialist."""
+    ASSIGNMENT_STAGE_CONNECTED: _AssignmentStage.ValueType  # 3
+    """Hand-over done: the specialist is talking to the caller."""
+    ASSIGNMENT_STAGE_WRAP_UP: _AssignmentStage.ValueType  # 4
+    """The conversation is over; the specialist finishes the call's notes before the next one."""
+    ASSIGNMENT_STAGE_COMPLETED: _AssignmentStage.ValueType  # 5
+    """Free again after a conversation (its handle time counts in the wait estimate)."""
+    ASSIGNMENT_STAGE_MISSED: _AssignmentStage.ValueType  # 6
+    """The specialist did not take the call (busy, no answer, failed transfer): free, no handle time."""
+    ASSIGNMENT_STAGE_RELEASED: _AssignmentStage.ValueType  # 7
+    """The call ended before any transfer, or the hold was released: free, unused."""
+
+class AssignmentStage(_AssignmentStage, metaclass=_AssignmentStageEnumTypeWrapper):
+    """Stage of one assignment of a specialist to a call (see the file comment)."""
+
+ASSIGNMENT_STAGE_UNSPECIFIED: AssignmentStage.ValueType  # 0
+ASSIGNMENT_STAGE_RESERVED: AssignmentStage.ValueType  # 1
+"""Held for the call; Vapi has not started the transfer yet."""
+ASSIGNMENT_STAGE_OFFERED: AssignmentStage.ValueType  # 2
+"""Vapi is dialling / handing over to the specialist."""
+ASSIGNMENT_STAGE_CONNECTED: AssignmentStage.ValueType  # 3
+"""Hand-over done: the specialist is talking to the caller."""
+ASSIGNMENT_STAGE_WRAP_UP: AssignmentStage.ValueType  # 4
+"""The conversation is over; the specialist finishes the call's notes before the next one."""
+ASSIGNMENT_STAGE_COMPLETED: AssignmentStage.ValueType  # 5
+"""Free again after a conversation (its handle time counts in the wait estimate)."""
+ASSIGNMENT_STAGE_MISSED: AssignmentStage.ValueType  # 6
+"""The specialist did not take the call (busy, no answer, failed transfer): free, no handle time."""
+ASSIGNMENT_STAGE_RELEASED: AssignmentStage.ValueType  # 7
+"""The call ended before any transfer, or the hold was released: free, unused."""
+Global___AssignmentStage: _TypeAlias = AssignmentStage  # noqa: Y015
+
+class _AgentActivity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AgentActivityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AgentActivity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AGENT_ACTIVITY_UNSPECIFIED: _AgentActivity.ValueType  # 0
+    AGENT_ACTIVITY_AVAILABLE: _AgentActivity.ValueType  # 1
+    """Status available with no assignment."""
+    AGENT_ACTIVITY_RESERVED: _AgentActivity.ValueType  # 2
+    """Holds a reservation or an offer, not yet talking."""
+    AGENT_ACTIVITY_TALKING: _AgentActivity.ValueType  # 3
+    AGENT_ACTIVITY_WRAP_UP: _AgentActivity.ValueType  # 4
+    AGENT_ACTIVITY_AWAY: _AgentActivity.ValueType  # 5
+    """Status away after missed offers in a row."""
+    AGENT_ACTIVITY_UNAVAILABLE: _AgentActivity.ValueType  # 6
+    """Status offline, busy or wrap-up set by presence, with no assignment."""
+
+class AgentActivity(_AgentActivity, metaclass=_AgentActivityEnumTypeWrapper):
+    """What a specialist is doing now, across their assignments (the busiest stage wins)."""
+
+AGENT_ACTIVITY_UNSPECIFIED: AgentActivity.ValueType  # 0
+AGENT_ACTIVITY_AVAILABLE: AgentActivity.ValueType  # 1
+"""Status available with no assignment."""
+AGENT_ACTIVITY_RESERVED: AgentActivity.ValueType  # 2
+"""Holds a reservation or an offer, not yet talking."""
+AGENT_ACTIVITY_TALKING: AgentActivity.ValueType  # 3
+AGENT_ACTIVITY_WRAP_UP: AgentActivity.ValueType  # 4
+AGENT_ACTIVITY_AWAY: AgentActivity.ValueType  # 5
+"""Status away after missed offers in a row."""
+AGENT_ACTIVITY_UNAVAILABLE: AgentActivity.ValueType  # 6
+"""Status offline, busy or wrap-up set by presence, with no assignment."""
+Global___AgentActivity: _TypeAlias = AgentActivity  # noqa: Y015
+
+class _CallEventKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CallEventKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CallEventKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CALL_EVENT_KIND_UNSPECIFIED: _CallEventKind.ValueType  # 0
+    CALL_EVENT_KIND_FORWARDING: _CallEventKind.ValueType  # 1
+    """status-update "forwarding": Vapi is transferring the call."""
+    CALL_EVENT_KIND_ENDED: _CallEventKind.ValueType  # 2
+    """status-update "ended" with its endedReason."""
+    CALL_EVENT_KIND_TRANSFER_UPDATE: _CallEventKind.ValueType  # 3
+    """transfer-update: the status of the latest transfer attempt."""
+
+class CallEventKind(_CallEventKind, metaclass=_CallEventKindEnumTypeWrapper):
+    """What Vapi reported about a live call."""
+
+CALL_EVENT_KIND_UNSPECIFIED: CallEventKind.ValueType  # 0
+CALL_EVENT_KIND_FORWARDING: CallEventKind.ValueType  # 1
+"""status-update "forwarding": Vapi is transferring the call."""
+CALL_EVENT_KIND_ENDED: CallEventKind.ValueType  # 2
+"""status-update "ended" with its endedReason."""
+CALL_EVENT_KIND_TRANSFER_UPDATE: CallEventKind.ValueType  # 3
+"""transfer-update: the status of the latest transfer attempt."""
+Global___CallEventKind: _TypeAlias = CallEventKind  # noqa: Y015
 
 class _TraceOutcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -326,6 +444,7 @@ class CallbackTicket(_message.Message):
     ESTIMATED_WAIT_FIELD_NUMBER: _builtins.int
     CUSTOMER_CONTEXT_FIELD_NUMBER: _builtins.int
     ESCALATION_REASON_FIELD_NUMBER: _builtins.int
+    FIRST_MESSAGE_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     team_id: _builtins.str
     state: Global___CallbackState.ValueType
@@ -347,6 +466,10 @@ class CallbackTicket(_message.Message):
     elsewhere, where the caller already has them.
     """
     escalation_reason: _builtins.str
+    first_message: _builtins.str
+    """What the customer hears first when the callback call connects (the policy's callback first message,
+    rendered for this call). Set in decisions and ListCallbacks answers.
+    """
     @_builtins.property
     def enqueued_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -375,10 +498,11 @@ class CallbackTicket(_message.Message):
         estimated_wait: _duration_pb2.Duration | None = ...,
         customer_context: _builtins.str = ...,
         escalation_reason: _builtins.str = ...,
+        first_message: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["enqueued_at", b"enqueued_at", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "reserved_until", b"reserved_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_id", b"call_id", "caller_number", b"caller_number", "customer_context", b"customer_context", "decision_id", b"decision_id", "effective_complexity", b"effective_complexity", "enqueued_at", b"enqueued_at", "escalation_reason", b"escalation_reason", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "issue_category", b"issue_category", "position", b"position", "priority", b"priority", "reserved_until", b"reserved_until", "state", b"state", "team_id", b"team_id", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_id", b"call_id", "caller_number", b"caller_number", "customer_context", b"customer_context", "decision_id", b"decision_id", "effective_complexity", b"effective_complexity", "enqueued_at", b"enqueued_at", "escalation_reason", b"escalation_reason", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "first_message", b"first_message", "issue_category", b"issue_category", "position", b"position", "priority", b"priority", "reserved_until", b"reserved_until", "state", b"state", "team_id", b"team_id", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -414,6 +538,8 @@ class Decision(_message.Message):
     CALLBACK_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     CALLER_NUMBER_FIELD_NUMBER: _builtins.int
+    MISSED_AGENT_IDS_FIELD_NUMBER: _builtins.int
+    CALLBACK_OF_CALL_ID_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     call_id: _builtins.str
     tool_call_id: _builtins.str
@@ -442,6 +568,10 @@ class Decision(_message.Message):
     """One line saying why, for logs and tables."""
     caller_number: _builtins.str
     """The normalised caller number (E.164) or opaque key; empty for anonymous callers."""
+    callback_of_call_id: _builtins.str
+    """Set when the call is Escalade's callback of an earlier call and the specialist held for that callback
+    was offered (ResolveEscalationRequest.callback_of_call_id).
+    """
     @_builtins.property
     def destination(self) -> Global___Destination: ...
     @_builtins.property
@@ -459,6 +589,12 @@ class Decision(_message.Message):
     @_builtins.property
     def callback(self) -> Global___CallbackTicket:
         """Set for CALLBACK decisions."""
+
+    @_builtins.property
+    def missed_agent_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Specialists this call was already offered to and who did not take it (a repeated escalation of the
+        same call skips them).
+        """
 
     def __init__(
         self,
@@ -489,10 +625,12 @@ class Decision(_message.Message):
         callback: Global___CallbackTicket | None = ...,
         reason: _builtins.str = ...,
         caller_number: _builtins.str = ...,
+        missed_agent_ids: _abc.Iterable[_builtins.str] | None = ...,
+        callback_of_call_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "decided_at", b"decided_at", "destination", b"destination", "estimated_wait", b"estimated_wait"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_display_name", b"agent_display_name", "agent_id", b"agent_id", "call_id", b"call_id", "callback", b"callback", "caller_message", b"caller_message", "caller_number", b"caller_number", "claimed_complexity", b"claimed_complexity", "decided_at", b"decided_at", "decision_id", b"decision_id", "destination", b"destination", "dry_run", b"dry_run", "effective_complexity", b"effective_complexity", "estimated_wait", b"estimated_wait", "handoff_message", b"handoff_message", "issue_category", b"issue_category", "kind", b"kind", "reason", b"reason", "replayed", b"replayed", "rule_id", b"rule_id", "summary_messages", b"summary_messages", "team_display_name", b"team_display_name", "team_id", b"team_id", "tier", b"tier", "tool_call_id", b"tool_call_id", "trace", b"trace", "transfer_mode", b"transfer_mode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_display_name", b"agent_display_name", "agent_id", b"agent_id", "call_id", b"call_id", "callback", b"callback", "callback_of_call_id", b"callback_of_call_id", "caller_message", b"caller_message", "caller_number", b"caller_number", "claimed_complexity", b"claimed_complexity", "decided_at", b"decided_at", "decision_id", b"decision_id", "destination", b"destination", "dry_run", b"dry_run", "effective_complexity", b"effective_complexity", "estimated_wait", b"estimated_wait", "handoff_message", b"handoff_message", "issue_category", b"issue_category", "kind", b"kind", "missed_agent_ids", b"missed_agent_ids", "reason", b"reason", "replayed", b"replayed", "rule_id", b"rule_id", "summary_messages", b"summary_messages", "team_display_name", b"team_display_name", "team_id", b"team_id", "tier", b"tier", "tool_call_id", b"tool_call_id", "trace", b"trace", "transfer_mode", b"transfer_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -513,6 +651,7 @@ class ResolveEscalationRequest(_message.Message):
     DRY_RUN_FIELD_NUMBER: _builtins.int
     CALLER_SIP_URI_FIELD_NUMBER: _builtins.int
     ARGUMENTS_PROBLEM_FIELD_NUMBER: _builtins.int
+    CALLBACK_OF_CALL_ID_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """Vapi call id (message.call.id); with tool_call_id, the idempotency key."""
     tool_call_id: _builtins.str
@@ -530,6 +669,11 @@ class ResolveEscalationRequest(_message.Message):
     caller_sip_uri: _builtins.str
     arguments_problem: _builtins.str
     """Why the edge could not read the tool arguments (absent, malformed JSON, ...); empty when they were read."""
+    callback_of_call_id: _builtins.str
+    """Set when this call is Escalade's callback of an earlier call (the callback call's variable value
+    originalCallId): the specialist claimed for that callback is offered instead of a fresh decision, while
+    the claim holds.
+    """
     def __init__(
         self,
         *,
@@ -544,10 +688,11 @@ class ResolveEscalationRequest(_message.Message):
         dry_run: _builtins.bool = ...,
         caller_sip_uri: _builtins.str = ...,
         arguments_problem: _builtins.str = ...,
+        callback_of_call_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_problem", b"arguments_problem", "call_id", b"call_id", "caller_number", b"caller_number", "caller_sip_uri", b"caller_sip_uri", "complexity", b"complexity", "customer_context", b"customer_context", "dry_run", b"dry_run", "escalation_reason", b"escalation_reason", "issue_category", b"issue_category", "tool_call_id", b"tool_call_id", "transcript", b"transcript"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_problem", b"arguments_problem", "call_id", b"call_id", "callback_of_call_id", b"callback_of_call_id", "caller_number", b"caller_number", "caller_sip_uri", b"caller_sip_uri", "complexity", b"complexity", "customer_context", b"customer_context", "dry_run", b"dry_run", "escalation_reason", b"escalation_reason", "issue_category", b"issue_category", "tool_call_id", b"tool_call_id", "transcript", b"transcript"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -618,6 +763,200 @@ class ReleaseAssignmentResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReleaseAssignmentResponse: _TypeAlias = ReleaseAssignmentResponse  # noqa: Y015
+
+@_typing.final
+class Assignment(_message.Message):
+    """One assignment of a specialist to a call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    RESERVED_AT_FIELD_NUMBER: _builtins.int
+    OFFERED_AT_FIELD_NUMBER: _builtins.int
+    CONNECTED_AT_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    RELEASED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    agent_id: _builtins.str
+    team_id: _builtins.str
+    """The team the decision routed the call to (empty for assignments made before teams were recorded)."""
+    purpose: _builtins.str
+    """"live" (an escalated call) or "callback" (held while the customer is dialled back)."""
+    stage: Global___AssignmentStage.ValueType
+    reason: _builtins.str
+    """Why the assignment last changed stage, e.g. the Vapi endedReason."""
+    @_builtins.property
+    def reserved_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def offered_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def connected_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the conversation ended (CompleteAssignment or the safety limit)."""
+
+    @_builtins.property
+    def released_at(self) -> _timestamp_pb2.Timestamp:
+        """When the specialist's slot was freed (after wrap-up, a miss or a release)."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """While the slot is held: when the current stage times out (hold expiry, safety limit, end of wrap-up)."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        team_id: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        stage: Global___AssignmentStage.ValueType = ...,
+        reserved_at: _timestamp_pb2.Timestamp | None = ...,
+        offered_at: _timestamp_pb2.Timestamp | None = ...,
+        connected_at: _timestamp_pb2.Timestamp | None = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+        released_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "connected_at", b"connected_at", "expires_at", b"expires_at", "offered_at", b"offered_at", "released_at", b"released_at", "reserved_at", b"reserved_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_id", b"call_id", "completed_at", b"completed_at", "connected_at", b"connected_at", "expires_at", b"expires_at", "offered_at", b"offered_at", "purpose", b"purpose", "reason", b"reason", "released_at", b"released_at", "reserved_at", b"reserved_at", "stage", b"stage", "team_id", b"team_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Assignment: _TypeAlias = Assignment  # noqa: Y015
+
+@_typing.final
+class RecordCallEventRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ENDED_REASON_FIELD_NUMBER: _builtins.int
+    TRANSFER_STATUS_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Vapi call id (message.call.id)."""
+    kind: Global___CallEventKind.ValueType
+    ended_reason: _builtins.str
+    """ENDED: Vapi's endedReason (any string; unknown reasons free an unused reservation)."""
+    transfer_status: _builtins.str
+    """TRANSFER_UPDATE: the latest attempt's status (connected, no-answer, busy, voicemail, failed, completed,
+    cancelled).
+    """
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When Vapi sent the event; unset means now."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        kind: Global___CallEventKind.ValueType = ...,
+        ended_reason: _builtins.str = ...,
+        transfer_status: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "ended_reason", b"ended_reason", "kind", b"kind", "occurred_at", b"occurred_at", "transfer_status", b"transfer_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordCallEventRequest: _TypeAlias = RecordCallEventRequest  # noqa: Y015
+
+@_typing.final
+class RecordCallEventResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    AGENT_SET_AWAY_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """False when the event changed nothing (a repeat, or a call without a specialist)."""
+    agent_set_away: _builtins.bool
+    """True when this event was a missed offer that set the specialist away (the policy's limit in a row)."""
+    @_builtins.property
+    def assignment(self) -> Global___Assignment:
+        """The call's live assignment after the event; unset when the call holds none."""
+
+    def __init__(
+        self,
+        *,
+        assignment: Global___Assignment | None = ...,
+        changed: _builtins.bool = ...,
+        agent_set_away: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_set_away", b"agent_set_away", "assignment", b"assignment", "changed", b"changed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordCallEventResponse: _TypeAlias = RecordCallEventResponse  # noqa: Y015
+
+@_typing.final
+class CompleteAssignmentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    SKIP_WRAP_UP_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """The Vapi call id of the conversation that ended..."""
+    agent_id: _builtins.str
+    """...or the specialist, when they have exactly one conversation in progress."""
+    note: _builtins.str
+    """Free text for the audit log."""
+    skip_wrap_up: _builtins.bool
+    """Free the specialist at once instead of after the team's wrap-up time."""
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+        skip_wrap_up: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_id", b"call_id", "note", b"note", "skip_wrap_up", b"skip_wrap_up"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteAssignmentRequest: _TypeAlias = CompleteAssignmentRequest  # noqa: Y015
+
+@_typing.final
+class CompleteAssignmentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ASSIGNMENT_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    completed: _builtins.bool
+    """False when the conversation had already been completed (a repeat)."""
+    @_builtins.property
+    def assignment(self) -> Global___Assignment: ...
+    def __init__(
+        self,
+        *,
+        assignment: Global___Assignment | None = ...,
+        completed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignment", b"assignment", "completed", b"completed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteAssignmentResponse: _TypeAlias = CompleteAssignmentResponse  # noqa: Y015
 
 @_typing.final
 class GetDecisionRequest(_message.Message):
@@ -894,6 +1233,9 @@ class Agent(_message.Message):
     ACTIVE_ASSIGNMENTS_FIELD_NUMBER: _builtins.int
     IDLE_SINCE_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    ACTIVITY_FIELD_NUMBER: _builtins.int
+    ACTIVITY_SINCE_FIELD_NUMBER: _builtins.int
+    MISSED_IN_ROW_FIELD_NUMBER: _builtins.int
     agent_id: _builtins.str
     display_name: _builtins.str
     number: _builtins.str
@@ -906,6 +1248,10 @@ class Agent(_message.Message):
     status: Global___AgentStatus.ValueType
     active_assignments: _builtins.int
     """Read-only: reservations currently held."""
+    activity: Global___AgentActivity.ValueType
+    """Read-only: what the specialist is doing now, and since when (e.g. talking since the hand-over)."""
+    missed_in_row: _builtins.int
+    """Read-only: offers missed in a row (reset when the specialist takes a call or is set available)."""
     @_builtins.property
     def team_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -916,6 +1262,8 @@ class Agent(_message.Message):
 
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def activity_since(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -932,10 +1280,13 @@ class Agent(_message.Message):
         active_assignments: _builtins.int = ...,
         idle_since: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        activity: Global___AgentActivity.ValueType = ...,
+        activity_since: _timestamp_pb2.Timestamp | None = ...,
+        missed_in_row: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["contact", b"contact", "idle_since", b"idle_since", "number", b"number", "sip_uri", b"sip_uri", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["activity_since", b"activity_since", "contact", b"contact", "idle_since", b"idle_since", "number", b"number", "sip_uri", b"sip_uri", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "agent_id", b"agent_id", "capacity", b"capacity", "contact", b"contact", "display_name", b"display_name", "extension", b"extension", "idle_since", b"idle_since", "max_complexity", b"max_complexity", "number", b"number", "sip_uri", b"sip_uri", "skills", b"skills", "status", b"status", "team_ids", b"team_ids", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "activity", b"activity", "activity_since", b"activity_since", "agent_id", b"agent_id", "capacity", b"capacity", "contact", b"contact", "display_name", b"display_name", "extension", b"extension", "idle_since", b"idle_since", "max_complexity", b"max_complexity", "missed_in_row", b"missed_in_row", "number", b"number", "sip_uri", b"sip_uri", "skills", b"skills", "status", b"status", "team_ids", b"team_ids", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_contact: _TypeAlias = _typing.Literal["number", "sip_uri"]  # noqa: Y015
     _WhichOneofArgType_contact: _TypeAlias = _typing.Literal["contact", b"contact"]  # noqa: Y015

@@ -44,6 +44,16 @@ class RoutingServiceStub:
                 request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentRequest.SerializeToString,
                 response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentResponse.FromString,
                 _registered_method=True)
+        self.RecordCallEvent = channel.unary_unary(
+                '/escalade.routing.v1.RoutingService/RecordCallEvent',
+                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventRequest.SerializeToString,
+                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventResponse.FromString,
+                _registered_method=True)
+        self.CompleteAssignment = channel.unary_unary(
+                '/escalade.routing.v1.RoutingService/CompleteAssignment',
+                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentRequest.SerializeToString,
+                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentResponse.FromString,
+                _registered_method=True)
         self.GetDecision = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/GetDecision',
                 request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.SerializeToString,
@@ -123,7 +133,24 @@ class RoutingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReleaseAssignment(self, request, context):
-        """Frees the specialist reserved for a live call. Idempotent: releasing twice is not an error.
+        """Frees the specialist held for a live call whatever the assignment's stage (an administrative override:
+        Vapi's call events go through RecordCallEvent). Idempotent: releasing twice is not an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordCallEvent(self, request, context):
+        """What Vapi reported about a live call (forwarding, ended with a reason, a transfer attempt's status):
+        moves the call's assignment through its stages. Idempotent: a repeated event changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteAssignment(self, request, context):
+        """The specialist's side (agent desktop, CRM, telephony) says the conversation is over: connected ->
+        wrap-up, then free after the team's wrap-up time. Idempotent.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -229,6 +256,16 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.ReleaseAssignment,
                     request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentRequest.FromString,
                     response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentResponse.SerializeToString,
+            ),
+            'RecordCallEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordCallEvent,
+                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventRequest.FromString,
+                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventResponse.SerializeToString,
+            ),
+            'CompleteAssignment': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteAssignment,
+                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentRequest.FromString,
+                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentResponse.SerializeToString,
             ),
             'GetDecision': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDecision,
@@ -350,6 +387,60 @@ class RoutingService:
             '/escalade.routing.v1.RoutingService/ReleaseAssignment',
             escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentRequest.SerializeToString,
             escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordCallEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/escalade.routing.v1.RoutingService/RecordCallEvent',
+            escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventRequest.SerializeToString,
+            escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteAssignment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/escalade.routing.v1.RoutingService/CompleteAssignment',
+            escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentRequest.SerializeToString,
+            escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

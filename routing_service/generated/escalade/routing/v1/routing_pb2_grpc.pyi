@@ -3,9 +3,17 @@
 isort:skip_file
 Escalade routing contract: who takes an escalated call, and the state behind that answer.
 
-Callers: the Vapi webhook edge (ResolveEscalation, ReleaseAssignment), the Temporal callback and review
+Callers: the Vapi webhook edge (ResolveEscalation, RecordCallEvent), the Temporal callback and review
 workflows (WatchAvailability, ClaimCallback, FinishCallback, RecordEscalationOutcome), and internal systems
-such as presence, CRM sync and supervisor tools (agents, customers, queue status, decisions).
+such as agent desktops, telephony, presence, CRM sync and supervisor tools (CompleteAssignment, agents,
+customers, queue status, decisions).
+
+A specialist's assignment to a call moves through stages (AssignmentStage):
+  reserved -> offered (Vapi forwarding) -> connected (hand-over done) -> wrap_up -> completed (free)
+  reserved/offered -> missed (the specialist did not take the call: free, no handle time)
+  reserved -> released (the call ended before any transfer: free, unused)
+Vapi never sees the specialist's conversation: a connected assignment ends only by CompleteAssignment
+(the specialist's side says it is over) or the team's safety limit (policy max_talk_minutes).
 
 Errors: bad input is INVALID_ARGUMENT with google.rpc.BadRequest field violations; unknown ids are
 NOT_FOUND; a state that forbids the operation is FAILED_PRECONDITION; a store that cannot be reached is
@@ -45,7 +53,17 @@ class RoutingServiceStub:
     Idempotent on (call_id, tool_call_id): a repeat returns the stored decision with replayed = true.
     """
     ReleaseAssignment: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ReleaseAssignmentRequest, _routing_pb2.ReleaseAssignmentResponse]
-    """Frees the specialist reserved for a live call. Idempotent: releasing twice is not an error."""
+    """Frees the specialist held for a live call whatever the assignment's stage (an administrative override:
+    Vapi's call events go through RecordCallEvent). Idempotent: releasing twice is not an error.
+    """
+    RecordCallEvent: _grpc.UnaryUnaryMultiCallable[_routing_pb2.RecordCallEventRequest, _routing_pb2.RecordCallEventResponse]
+    """What Vapi reported about a live call (forwarding, ended with a reason, a transfer attempt's status):
+    moves the call's assignment through its stages. Idempotent: a repeated event changes nothing.
+    """
+    CompleteAssignment: _grpc.UnaryUnaryMultiCallable[_routing_pb2.CompleteAssignmentRequest, _routing_pb2.CompleteAssignmentResponse]
+    """The specialist's side (agent desktop, CRM, telephony) says the conversation is over: connected ->
+    wrap-up, then free after the team's wrap-up time. Idempotent.
+    """
     GetDecision: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.GetDecisionResponse]
     """The latest decision taken for a call, with its trace."""
     ListDecisions: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]
@@ -80,7 +98,17 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     Idempotent on (call_id, tool_call_id): a repeat returns the stored decision with replayed = true.
     """
     ReleaseAssignment: _aio.UnaryUnaryMultiCallable[_routing_pb2.ReleaseAssignmentRequest, _routing_pb2.ReleaseAssignmentResponse]  # type: ignore[assignment]
-    """Frees the specialist reserved for a live call. Idempotent: releasing twice is not an error."""
+    """Frees the specialist held for a live call whatever the assignment's stage (an administrative override:
+    Vapi's call events go through RecordCallEvent). Idempotent: releasing twice is not an error.
+    """
+    RecordCallEvent: _aio.UnaryUnaryMultiCallable[_routing_pb2.RecordCallEventRequest, _routing_pb2.RecordCallEventResponse]  # type: ignore[assignment]
+    """What Vapi reported about a live call (forwarding, ended with a reason, a transfer attempt's status):
+    moves the call's assignment through its stages. Idempotent: a repeated event changes nothing.
+    """
+    CompleteAssignment: _aio.UnaryUnaryMultiCallable[_routing_pb2.CompleteAssignmentRequest, _routing_pb2.CompleteAssignmentResponse]  # type: ignore[assignment]
+    """The specialist's side (agent desktop, CRM, telephony) says the conversation is over: connected ->
+    wrap-up, then free after the team's wrap-up time. Idempotent.
+    """
     GetDecision: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetDecisionRequest, _routing_pb2.GetDecisionResponse]  # type: ignore[assignment]
     """The latest decision taken for a call, with its trace."""
     ListDecisions: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]  # type: ignore[assignment]
@@ -124,7 +152,29 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_pb2.ReleaseAssignmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.ReleaseAssignmentResponse, _abc.Awaitable[_routing_pb2.ReleaseAssignmentResponse]]:
-        """Frees the specialist reserved for a live call. Idempotent: releasing twice is not an error."""
+        """Frees the specialist held for a live call whatever the assignment's stage (an administrative override:
+        Vapi's call events go through RecordCallEvent). Idempotent: releasing twice is not an error.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordCallEvent(
+        self,
+        request: _routing_pb2.RecordCallEventRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.RecordCallEventResponse, _abc.Awaitable[_routing_pb2.RecordCallEventResponse]]:
+        """What Vapi reported about a live call (forwarding, ended with a reason, a transfer attempt's status):
+        moves the call's assignment through its stages. Idempotent: a repeated event changes nothing.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteAssignment(
+        self,
+        request: _routing_pb2.CompleteAssignmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.CompleteAssignmentResponse, _abc.Awaitable[_routing_pb2.CompleteAssignmentResponse]]:
+        """The specialist's side (agent desktop, CRM, telephony) says the conversation is over: connected ->
+        wrap-up, then free after the team's wrap-up time. Idempotent.
+        """
 
     @_abc_1.abstractmethod
     def GetDecision(
