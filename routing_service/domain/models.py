@@ -179,6 +179,8 @@ class CallbackTicket:
     note: str = ""
     position: int = 0
     """1-based place among the team's open callbacks, filled in when read; 0 when not waiting."""
+    first_message: str = ""
+    """What the customer hears first when the callback call connects (the policy's template, rendered)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +211,10 @@ class Decision:
     callback: CallbackTicket | None = None
     replayed: bool = False
     dry_run: bool = False
+    missed_agent_ids: tuple[str, ...] = ()
+    """Specialists this call was offered to who did not take it (a repeated escalation skips them)."""
+    callback_of_call_id: str = ""
+    """Set when this call is a callback of an earlier call and the specialist held for it was offered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +232,8 @@ class EscalationRequest:
     transcript: str = ""
     dry_run: bool = False
     arguments_problem: str = ""
+    callback_of_call_id: str = ""
+    """The earlier call this call is Escalade's callback of (empty for an ordinary call)."""
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -251,6 +251,7 @@ def escalation_from_pb(msg: pb.ResolveEscalationRequest) -> EscalationRequest:
         transcript=_text(msg.transcript),
         dry_run=msg.dry_run,
         arguments_problem=_text(msg.arguments_problem),
+        callback_of_call_id=msg.callback_of_call_id,
     )
 
 
@@ -284,6 +285,7 @@ def escalation_to_pb(value: EscalationRequest) -> pb.ResolveEscalationRequest:
         transcript=value.transcript,
         dry_run=value.dry_run,
         arguments_problem=value.arguments_problem,
+        callback_of_call_id=value.callback_of_call_id,
     )
 
 
@@ -305,6 +307,7 @@ def callback_to_pb(
         effective_complexity=complexity_to_pb(ticket.effective_complexity),
         decision_id=ticket.decision_id,
         caller_number=ticket.caller_number,
+        first_message=ticket.first_message,
     )
     if ticket.reserved_until is not None:
         msg.reserved_until.CopyFrom(timestamp_to_pb(ticket.reserved_until))
@@ -339,6 +342,7 @@ def callback_from_pb(msg: pb.CallbackTicket) -> CallbackTicket:
         reserved_until=timestamp_from_pb(msg.reserved_until) if msg.HasField("reserved_until") else None,
         finished_at=timestamp_from_pb(msg.finished_at) if msg.HasField("finished_at") else None,
         position=msg.position,
+        first_message=msg.first_message,
     )
 
 
@@ -369,6 +373,8 @@ def decision_to_pb(value: Decision) -> pb.Decision:
         decided_at=timestamp_to_pb(value.decided_at),
         reason=value.reason,
         caller_number=value.caller_number,
+        missed_agent_ids=list(value.missed_agent_ids),
+        callback_of_call_id=value.callback_of_call_id,
     )
     if value.estimated_wait is not None:
         msg.estimated_wait.CopyFrom(duration_to_pb(value.estimated_wait))
@@ -406,6 +412,8 @@ def decision_from_pb(msg: pb.Decision) -> Decision:
         callback=callback_from_pb(msg.callback) if msg.HasField("callback") else None,
         replayed=msg.replayed,
         dry_run=msg.dry_run,
+        missed_agent_ids=tuple(msg.missed_agent_ids),
+        callback_of_call_id=msg.callback_of_call_id,
     )
 
 

@@ -65,6 +65,7 @@ def _ticket_to_json(ticket: CallbackTicket) -> dict[str, Any]:
         "finished_at": _time(ticket.finished_at),
         "note": ticket.note,
         "position": ticket.position,
+        "first_message": ticket.first_message,
     }
 
 
@@ -88,6 +89,7 @@ def _ticket_from_json(data: dict[str, Any]) -> CallbackTicket:
         finished_at=_parse_time(data["finished_at"]),
         note=data["note"],
         position=data["position"],
+        first_message=data.get("first_message", ""),
     )
 
 
@@ -123,6 +125,8 @@ def decision_to_body(decision: Decision) -> dict[str, Any]:
         "caller_number": decision.caller_number,
         "callback": None if decision.callback is None else _ticket_to_json(decision.callback),
         "dry_run": decision.dry_run,
+        "missed_agent_ids": list(decision.missed_agent_ids),
+        "callback_of_call_id": decision.callback_of_call_id,
     }
 
 
@@ -171,6 +175,8 @@ def decision_from_body(row: Any) -> Decision:
         callback=None if callback is None else _ticket_from_json(callback),
         replayed=False,
         dry_run=bool(body.get("dry_run", False)),
+        missed_agent_ids=tuple(body.get("missed_agent_ids", ())),
+        callback_of_call_id=body.get("callback_of_call_id", ""),
     )
 
 

@@ -16,13 +16,19 @@ from tests.service.store_builders import HOLD, NOW, add_agents, make_agent, make
 
 
 async def test_decision_round_trips_with_trace_when_stored(store: Store) -> None:
-    decision = make_decision("20261123090000000000-aaaa", "call-1")
+    decision = replace(
+        make_decision("20261123090000000000-aaaa", "call-1"),
+        missed_agent_ids=("a-missed",),
+        callback_of_call_id="call-0",
+    )
     callback = replace(
         make_decision("20261123090000000001-bbbb", "call-2", kind=DecisionKind.CALLBACK, agent_id=None),
         destination=Destination(number="+15550100600"),
         estimated_wait=None,
         claimed_complexity=None,
-        callback=replace(make_ticket("call-2", service_key=1.5e9), position=3),
+        callback=replace(
+            make_ticket("call-2", service_key=1.5e9), position=3, first_message="We are calling you back."
+        ),
     )
     async with store.uow() as uow:
         await uow.decisions.add(decision)

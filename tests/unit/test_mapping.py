@@ -48,6 +48,7 @@ def _ticket() -> CallbackTicket:
         agent_id="a1",
         reserved_until=NOW + timedelta(minutes=5),
         position=2,
+        first_message="Hello, this is TechCorp calling back about your technical issue.",
     )
 
 
@@ -80,6 +81,8 @@ def _decision(**changes: object) -> Decision:
         callback=_ticket(),
         replayed=True,
         dry_run=False,
+        missed_agent_ids=("a7", "a9"),
+        callback_of_call_id="call-0",
     )
     from dataclasses import replace
 
@@ -92,6 +95,7 @@ def test_decision_round_trips_when_every_field_is_set() -> None:
     assert back.callback is not None and decision.callback is not None
     assert back.callback.agent_id == "a1" and back.callback.position == 2
     assert back.callback.reserved_until == decision.callback.reserved_until
+    assert back.callback.first_message == decision.callback.first_message
     from dataclasses import replace
 
     assert replace(back, callback=None) == replace(decision, callback=None)
@@ -135,6 +139,7 @@ def test_escalation_round_trips_when_complexity_is(complexity: Complexity | None
         transcript="long",
         dry_run=True,
         arguments_problem="absent",
+        callback_of_call_id="call-0",
     )
     assert mapping.escalation_from_pb(mapping.escalation_to_pb(request)) == request
 
