@@ -66,6 +66,7 @@ __all__ = ["EdgeState", "create_app", "error_response"]
 log = structlog.get_logger(__name__)
 
 _TRANSFER = "transfer-destination-request"
+_MAX_REASON = 200
 _DEFAULT_SENTENCE = "I'm transferring you to a specialist now. Please stay on the line."
 
 
@@ -268,16 +269,53 @@ class Webhook:
         return JSONResponse({"results": results}, background=background)
 
     async def status_update(self, message: VapiMessage) -> Response:
-        if message.status != "ended":
-            return JSONResponse({})
-        call_id = message.call_id
-        try:
-            reply = await self.state.routing.release(call_id, message.ended_reason or "call ended")
-        except (grpc.aio.AioRpcError, TimeoutError) as exc:
-            log_routing_failure("release_failed", "ReleaseAssignment failed", exc)
-            return JSONResponse({})
-        log.info("assignment_released", released=reply.released, agent=reply.agent_id)
+        """`forwarding` -> FORWARDING, `ended` -> ENDED with its endedReason; other statuses are ignored.
+
+        Nothing is freed here: `ended` with `assistant-forwarded-call` means the specialist has just started
+        talking (PROTOCOL.md section 11). Routing decides what each event means for the assignment."""
+        if message.status == "forwarding":
+            await self.record_call_event(
+                message, pb.RecordCallEventRequest(kind=pb.CALL_EVENT_KIND_FORWARDING)
+            )
+        elif message.status == "ended":
+            event = pb.RecordCallEventRequest(
+                kind=pb.CALL_EVENT_KIND_ENDED, ended_reason=message.ended_reason[:_MAX_REASON]
+            )
+            await self.record_call_event(message, event)
         return JSONResponse({})
+
+    async def transfer_update(self, message: VapiMessage) -> Response:
+        """TRANSFER_UPDATE with the latest transfer attempt's status (`artifact.transfers[-1].status`)."""
+        event = pb.RecordCallEventRequest(
+            kind=pb.CALL_EVENT_KIND_TRANSFER_UPDATE, transfer_status=message.transfer_status
+        )
+        await self.record_call_event(message, event)
+        return JSONResponse({})
+
+    async def record_call_event(self, message: VapiMessage, event: pb.RecordCallEventRequest) -> None:
+        """Forward one call event to routing; failures are logged, never raised (Vapi gets `{}` anyway)."""
+        event.call_id = message.call_id
+        stamp = message.timestamp_ms
+        if stamp is not None:
+            event.occurred_at.FromMilliseconds(int(stamp))
+        kind = pb.CallEventKind.Name(event.kind)
+        try:
+            async with asyncio.timeout(self.state.routing.deadline_seconds + 0.25):
+                reply = await self.state.routing.record_call_event(event)
+        except (grpc.aio.AioRpcError, TimeoutError) as exc:
+            log_routing_failure("call_event_failed", f"RecordCallEvent {kind} failed", exc)
+            return
+        assignment = reply.assignment if reply.HasField("assignment") else None
+        log.info(
+            "call_event_recorded",
+            kind=kind,
+            ended_reason=event.ended_reason or None,
+            transfer_status=event.transfer_status or None,
+            changed=reply.changed,
+            stage=pb.AssignmentStage.Name(assignment.stage) if assignment is not None else None,
+            agent=assignment.agent_id if assignment is not None else None,
+            agent_set_away=reply.agent_set_away or None,
+        )
 
     async def end_of_call_report(self, message: VapiMessage) -> Response:
         call_id = message.call_id
@@ -300,6 +338,7 @@ class Webhook:
             _TRANSFER: self.transfer_destination,
             "tool-calls": self.tool_calls,
             "status-update": self.status_update,
+            "transfer-update": self.transfer_update,
             "end-of-call-report": self.end_of_call_report,
         }
         handler = handlers.get(message.type)

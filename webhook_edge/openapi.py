@@ -28,7 +28,9 @@ _MESSAGE_SCHEMA: dict[str, Any] = {
         "type": {
             "type": "string",
             "description": "Dispatch key. Handled: transfer-destination-request, tool-calls, status-update "
-            "(ended releases the specialist), end-of-call-report. Any other value is acknowledged with {}.",
+            "(forwarding and ended are forwarded to routing as call events; nothing is freed here), "
+            "transfer-update (the latest artifact.transfers[] status is forwarded), end-of-call-report. "
+            "Any other value is acknowledged with {}.",
             "examples": ["transfer-destination-request"],
         },
         "timestamp": {"type": "number", "description": "Unix epoch milliseconds."},
@@ -121,7 +123,7 @@ REQUEST_BODY: dict[str, Any] = {
                     },
                 },
                 "status-update": {
-                    "summary": "Call ended: releases the reserved specialist",
+                    "summary": "Call handed over: forwarded to routing (the specialist is now talking)",
                     "value": {
                         "message": {
                             "type": "status-update",

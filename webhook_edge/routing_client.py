@@ -81,9 +81,14 @@ class RoutingClient:
         return response.decision
 
     async def release(self, call_id: str, reason: str) -> pb.ReleaseAssignmentResponse:
-        """ReleaseAssignment for a call that ended."""
+        """ReleaseAssignment: frees the call's specialist whatever the stage (an administrative override; the
+        webhook forwards Vapi's call events with `record_call_event` instead)."""
         request = pb.ReleaseAssignmentRequest(call_id=call_id, reason=reason)
         return await self._stub.ReleaseAssignment(request, timeout=self.deadline_seconds)
+
+    async def record_call_event(self, request: pb.RecordCallEventRequest) -> pb.RecordCallEventResponse:
+        """RecordCallEvent: what Vapi reported about a live call (routing decides what it means)."""
+        return await self._stub.RecordCallEvent(request, timeout=self.deadline_seconds)
 
     async def get_decision(self, call_id: str) -> pb.Decision | None:
         """The call's decision, or None when routing never decided for it (NOT_FOUND)."""

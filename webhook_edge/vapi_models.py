@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = [
     "ESCALATION_TOOL",
+    "MAX_CALL_ID",
     "BadPayload",
     "EscalationArguments",
     "ToolCall",
@@ -29,6 +30,9 @@ __all__ = [
 ESCALATION_TOOL = "escalateToSupport"
 _MAX_TEXT = 16_000
 _MAX_TRANSCRIPT = 64_000
+MAX_CALL_ID = 200
+"""Longest `originalCallId` taken from a callback call's variable values (Vapi call ids are UUIDs)."""
+_MAX_STATUS = 80
 
 
 class BadPayload(Exception):
@@ -165,6 +169,47 @@ class VapiMessage:
         if not value:
             value = _string(self.call, "endedReason", f"{self.prefix}.call.endedReason")
         return value or ""
+
+    @property
+    def timestamp_ms(self) -> float | None:
+        """`timestamp` (Unix epoch milliseconds) when it is a plausible number, else None."""
+        value = self.body.get("timestamp")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if not 0 < value < 10_000_000_000_000:  # before the year 2286 in ms
+            return None
+        return float(value)
+
+    @property
+    def transfer_status(self) -> str:
+        """The status of the LAST `artifact.transfers[]` entry, else the message's own `transferStatus` or
+        `status` (neither is in SDK 3.0.0's `ServerMessageTransferUpdate`; read in case Vapi sends them);
+        else empty."""
+        transfers = (self.artifact or {}).get("transfers")
+        if isinstance(transfers, list):
+            for entry in reversed(transfers):
+                if isinstance(entry, dict) and isinstance(entry.get("status"), str) and entry["status"]:
+                    return str(entry["status"]).strip()[:_MAX_STATUS]
+                if isinstance(entry, dict):
+                    break  # the latest attempt carries no status: do not report an older one as current
+        for key in ("transferStatus", "status"):
+            value = self.body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:_MAX_STATUS]
+        return ""
+
+    @property
+    def original_call_id(self) -> str:
+        """`call.assistantOverrides.variableValues.originalCallId` (set when Escalade dialled this call back);
+        empty when absent, not a string, blank or longer than `MAX_CALL_ID`."""
+        call = self.call
+        overrides = call.get("assistantOverrides") if call else None
+        values = overrides.get("variableValues") if isinstance(overrides, dict) else None
+        value = values.get("originalCallId") if isinstance(values, dict) else None
+        if not isinstance(value, str):
+            return ""
+        value = value.strip()
+        return value if len(value) <= MAX_CALL_ID else ""
 
     # --- transfer-destination-request ------------------------------------------------------------------
     def escalation_arguments(self) -> EscalationArguments:

@@ -125,6 +125,7 @@ class FakeRouting(pb_grpc.RoutingServiceServicer):
     decide: Callable[[pb.ResolveEscalationRequest], pb.Decision] = make_decision
     resolve_requests: list[pb.ResolveEscalationRequest] = field(default_factory=list)
     releases: list[pb.ReleaseAssignmentRequest] = field(default_factory=list)
+    call_events: list[pb.RecordCallEventRequest] = field(default_factory=list)
     decisions: dict[tuple[str, str], pb.Decision] = field(default_factory=dict)
 
     async def _misbehave(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -160,6 +161,26 @@ class FakeRouting(pb_grpc.RoutingServiceServicer):
         await self._misbehave(context)
         held = any(call_id == request.call_id for call_id, _ in self.decisions)
         return pb.ReleaseAssignmentResponse(released=held, agent_id="agent-1" if held else "")
+
+    async def RecordCallEvent(
+        self, request: pb.RecordCallEventRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.RecordCallEventResponse:
+        self.call_events.append(request)
+        await self._misbehave(context)
+        decision = next((d for (c, _), d in self.decisions.items() if c == request.call_id), None)
+        if decision is None:
+            return pb.RecordCallEventResponse(changed=False)
+        stage = {
+            pb.CALL_EVENT_KIND_FORWARDING: pb.ASSIGNMENT_STAGE_OFFERED,
+            pb.CALL_EVENT_KIND_ENDED: pb.ASSIGNMENT_STAGE_CONNECTED
+            if request.ended_reason == "assistant-forwarded-call"
+            else pb.ASSIGNMENT_STAGE_MISSED,
+            pb.CALL_EVENT_KIND_TRANSFER_UPDATE: pb.ASSIGNMENT_STAGE_MISSED
+            if request.transfer_status in ("busy", "no-answer", "voicemail", "failed", "cancelled")
+            else pb.ASSIGNMENT_STAGE_OFFERED,
+        }.get(request.kind, pb.ASSIGNMENT_STAGE_RESERVED)
+        assignment = pb.Assignment(call_id=request.call_id, agent_id="agent-1", purpose="live", stage=stage)
+        return pb.RecordCallEventResponse(assignment=assignment, changed=True)
 
     async def GetDecision(
         self, request: pb.GetDecisionRequest, context: grpc.aio.ServicerContext[Any, Any]

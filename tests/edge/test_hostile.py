@@ -183,7 +183,7 @@ class ExplodingRouting(RoutingClient):
     async def resolve(self, request: pb.ResolveEscalationRequest) -> pb.Decision:
         raise RuntimeError("bug in the client")
 
-    async def release(self, call_id: str, reason: str) -> pb.ReleaseAssignmentResponse:
+    async def record_call_event(self, request: pb.RecordCallEventRequest) -> pb.RecordCallEventResponse:
         raise RuntimeError("bug in the client")
 
 
@@ -192,6 +192,7 @@ class ExplodingRouting(RoutingClient):
     [
         (ENTERPRISE, "fallback"),
         ("status-update.ended.json", {}),
+        ("transfer-update.no-answer.json", {}),
     ],
 )
 async def test_unexpected_exception_answers_fallback_or_ack_when_handler_breaks(

@@ -211,21 +211,118 @@ async def test_unusable_decision_answers_fallback_line(edge: Edge, fake_routing:
     assert response.json()["destination"]["number"] == "+15550100900"
 
 
-async def test_assignment_is_released_when_status_is_ended(edge: Edge, fake_routing: RunningFake) -> None:
+ENDED_CALL = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
+
+
+async def test_nothing_is_released_when_call_is_handed_over(edge: Edge, fake_routing: RunningFake) -> None:
+    """`ended` + `assistant-forwarded-call` means the specialist has just picked up: it is forwarded as an
+    ENDED event for routing to judge, never released by the edge (issue 15, reproduction 1)."""
     response = await edge.post(load_fixture("status-update.ended.json"))
     assert response.status_code == 200 and response.json() == {}
-    [release] = fake_routing.servicer.releases
-    assert release.call_id == "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
-    assert release.reason == "assistant-forwarded-call"
-
-
-@pytest.mark.parametrize("name", ["status-update.in-progress.json", "status-update.forwarding.json"])
-async def test_nothing_is_released_when_status_is_not_ended(
-    edge: Edge, fake_routing: RunningFake, name: str
-) -> None:
-    response = await edge.post(load_fixture(name))
-    assert response.status_code == 200 and response.json() == {}
     assert fake_routing.servicer.releases == []
+    [event] = fake_routing.servicer.call_events
+    assert (event.call_id, event.kind, event.ended_reason) == (
+        ENDED_CALL,
+        pb.CALL_EVENT_KIND_ENDED,
+        "assistant-forwarded-call",
+    )
+    assert event.transfer_status == ""
+    assert (
+        event.occurred_at.ToMilliseconds() == load_fixture("status-update.ended.json")["message"]["timestamp"]
+    )
+
+
+async def test_forwarding_status_is_forwarded_as_forwarding_event(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    response = await edge.post(load_fixture("status-update.forwarding.json"))
+    assert response.status_code == 200 and response.json() == {}
+    [event] = fake_routing.servicer.call_events
+    assert (event.call_id, event.kind, event.ended_reason) == (ENDED_CALL, pb.CALL_EVENT_KIND_FORWARDING, "")
+    assert fake_routing.servicer.releases == []
+
+
+async def test_missed_transfer_ending_is_forwarded_with_its_reason(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    await edge.post(load_fixture("status-update.ended.transfer-no-answer.json"))
+    [event] = fake_routing.servicer.call_events
+    assert (event.kind, event.ended_reason) == (pb.CALL_EVENT_KIND_ENDED, "call.forwarding.no-answer")
+
+
+@pytest.mark.parametrize("status", ["in-progress", "ringing", "queued", "scheduled", "something-new"])
+async def test_nothing_is_forwarded_when_status_is_neither_forwarding_nor_ended(
+    edge: Edge, fake_routing: RunningFake, status: str
+) -> None:
+    doc = load_fixture("status-update.in-progress.json")
+    doc["message"]["status"] = status
+    response = await edge.post(doc)
+    assert response.status_code == 200 and response.json() == {}
+    assert fake_routing.servicer.call_events == [] and fake_routing.servicer.releases == []
+
+
+async def test_transfer_update_is_forwarded_with_the_latest_attempts_status(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    doc = load_fixture("transfer-update.no-answer.json")
+    earlier = copy.deepcopy(doc["message"]["artifact"]["transfers"][0])
+    earlier["status"] = "busy"
+    doc["message"]["artifact"]["transfers"].insert(0, earlier)
+    response = await edge.post(doc)
+    assert response.status_code == 200 and response.json() == {}
+    [event] = fake_routing.servicer.call_events
+    assert (event.call_id, event.kind, event.transfer_status) == (
+        ENDED_CALL,
+        pb.CALL_EVENT_KIND_TRANSFER_UPDATE,
+        "no-answer",
+    )
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ({"artifact": {}, "transferStatus": "busy"}, "busy"),
+        ({"artifact": {"transfers": []}, "status": "failed"}, "failed"),
+        ({"artifact": {"transfers": [{"status": "connected"}, {"mode": "blind-transfer"}]}}, ""),
+        ({"artifact": {"transfers": "not a list"}}, ""),
+    ],
+    ids=["own-transferStatus", "own-status", "latest-without-status", "transfers-not-a-list"],
+)
+async def test_transfer_update_status_falls_back_when_artifact_has_none(
+    edge: Edge, fake_routing: RunningFake, patch: dict[str, Any], expected: str
+) -> None:
+    doc = load_fixture("transfer-update.no-answer.json")
+    doc["message"].update(patch)
+    assert (await edge.post(doc)).status_code == 200
+    [event] = fake_routing.servicer.call_events
+    assert event.transfer_status == expected
+
+
+@pytest.mark.parametrize(
+    "name", ["status-update.ended.json", "status-update.forwarding.json", "transfer-update.no-answer.json"]
+)
+@pytest.mark.parametrize("code", ["UNAVAILABLE", "INTERNAL", "INVALID_ARGUMENT"])
+async def test_call_event_is_acknowledged_and_logged_when_routing_fails(
+    edge: Edge, fake_routing: RunningFake, name: str, code: str
+) -> None:
+    from structlog.testing import capture_logs
+
+    fake_routing.servicer.behaviour = "error"
+    fake_routing.servicer.error_code = getattr(__import__("grpc").StatusCode, code)
+    with capture_logs() as logs:
+        response = await edge.post(load_fixture(name))
+    assert response.status_code == 200 and response.json() == {}
+    [failure] = [e for e in logs if e["event"] == "call_event_failed"]
+    assert failure["grpc_code"] == code and "RecordCallEvent" in failure["reason"]
+
+
+async def test_call_event_is_acknowledged_when_routing_is_too_slow(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    fake_routing.servicer.behaviour = "sleep"
+    fake_routing.servicer.sleep_seconds = 3.0
+    response = await edge.post(load_fixture("status-update.ended.json"))
+    assert response.status_code == 200 and response.json() == {}
 
 
 async def test_review_is_recorded_when_escalated_call_reports_end(edge: Edge) -> None:
