@@ -161,7 +161,7 @@ class Webhook:
             log_fallback("routing_fallback_decision", reason_text=decision.reason[:300])
             return fallback_for_decision(self.settings, decision), decision
         try:
-            destination = destination_json(decision)
+            destination = destination_json(decision, failed_message=self.settings.transfer_failed_message)
         except UnusableDecision as exc:
             log_fallback("unusable_decision", exc, decision_id=decision.decision_id)
             return fallback_destination(self.settings), decision

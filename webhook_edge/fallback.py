@@ -15,7 +15,7 @@ import structlog
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from webhook_edge.metrics import EDGE_METRICS
 from webhook_edge.settings import EdgeSettings
-from webhook_edge.translate import destination_json
+from webhook_edge.translate import destination_json, fallback_plan, spoken
 
 __all__ = [
     "describe_rpc_error",
@@ -29,25 +29,30 @@ log = structlog.get_logger(__name__)
 
 
 def fallback_destination(settings: EdgeSettings) -> dict[str, Any]:
-    """The configured fallback as a Vapi `destination` (warm transfer with the routing-error handoff)."""
+    """The configured fallback as a Vapi `destination` (warm transfer with the routing-error handoff; should
+    the fallback line not answer either, the assistant stays on the call: `fallbackPlan`)."""
     return {
         "type": "number",
         "number": settings.effective_fallback_number,
-        "message": settings.fallback_message,
-        "transferPlan": {"mode": "warm-transfer-say-message", "message": settings.fallback_handoff_message},
+        "message": spoken(settings.fallback_message),
+        "transferPlan": {
+            "mode": "warm-transfer-say-message",
+            "message": spoken(settings.fallback_handoff_message),
+            "fallbackPlan": fallback_plan(settings.transfer_failed_message),
+        },
     }
 
 
 def fallback_for_decision(settings: EdgeSettings, decision: pb.Decision) -> dict[str, Any]:
     """A routing FALLBACK decision: its own wording and line, unless ESCALADE_FALLBACK_NUMBER overrides it."""
     try:
-        destination = destination_json(decision)
+        destination = destination_json(decision, failed_message=settings.transfer_failed_message)
     except ValueError:
         return fallback_destination(settings)
     if settings.fallback_number:
         rest = {k: v for k, v in destination.items() if k not in ("type", "number", "sipUri", "extension")}
         destination = {"type": "number", "number": settings.fallback_number, **rest}
-    destination.setdefault("message", settings.fallback_message)
+    destination.setdefault("message", spoken(settings.fallback_message))
     return destination
 
 

@@ -17,6 +17,8 @@ __all__ = [
     "DEFAULT_FALLBACK_HANDOFF",
     "DEFAULT_FALLBACK_MESSAGE",
     "DEFAULT_FALLBACK_NUMBER",
+    "DEFAULT_TRANSFER_FAILED_MESSAGE",
+    "MAX_SPOKEN_CHARS",
     "EdgeSettings",
 ]
 
@@ -24,6 +26,16 @@ _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 DEFAULT_FALLBACK_NUMBER = "+15550100900"
 DEFAULT_FALLBACK_MESSAGE = "I'll connect you with our general support team who can help you."
 DEFAULT_FALLBACK_HANDOFF = "Escalation routing error - connecting to general support team"
+DEFAULT_TRANSFER_FAILED_MESSAGE = (
+    "I'm sorry, the specialist couldn't take your call right now. "
+    "I'm still here with you, so let me see what else I can do."
+)
+"""Said to the caller when a warm transfer fails (`transferPlan.fallbackPlan.message`); the assistant then
+stays on the line (`endCallEnabled: false`) and can escalate again or offer a callback."""
+MAX_SPOKEN_CHARS = 1000
+"""Longest sentence Escalade sends Vapi to speak. Vapi's OpenAPI gives no maxLength for a message passed as a
+plain string; its `CustomMessage.content` and `ToolMessage*.content` forms allow 1000, so longer text is cut
+at a sentence boundary to that (`webhook_edge.translate.spoken`)."""
 
 
 def _default_policy() -> Path | None:
@@ -50,6 +62,10 @@ class EdgeSettings(BaseSettings):
     routing is unreachable)."""
     fallback_message: str = DEFAULT_FALLBACK_MESSAGE
     fallback_handoff_message: str = DEFAULT_FALLBACK_HANDOFF
+    transfer_failed_message: str = Field(
+        default=DEFAULT_TRANSFER_FAILED_MESSAGE, min_length=1, max_length=MAX_SPOKEN_CHARS
+    )
+    """What the caller hears when a warm transfer fails (every transfer's `transferPlan.fallbackPlan`)."""
     database_url: str = "sqlite+aiosqlite:///.escalade/escalade.db"
     """Where the outbox lives (same store as the routing service by default)."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from webhook_edge.settings import DEFAULT_TRANSFER_FAILED_MESSAGE, MAX_SPOKEN_CHARS
 from webhook_edge.vapi_models import EscalationArguments, VapiMessage
 
 __all__ = [
@@ -28,9 +29,11 @@ __all__ = [
     "complexity_name",
     "control_transfer",
     "destination_json",
+    "fallback_plan",
     "mode_name",
     "resolve_request",
     "review_payload",
+    "spoken",
     "tool_result",
     "transfer_response",
 ]
@@ -57,6 +60,35 @@ _SUMMARY_MODES = {
     pb.TRANSFER_MODE_BLIND_TRANSFER_ADD_SUMMARY_TO_SIP_HEADER,
     pb.TRANSFER_MODE_WARM_TRANSFER_EXPERIMENTAL,
 }
+
+
+_SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s|$)")
+
+
+def spoken(text: str, limit: int = MAX_SPOKEN_CHARS) -> str:
+    """`text` if it fits in `limit` characters, else cut after the last full sentence that fits.
+
+    Vapi would refuse a longer message (see `MAX_SPOKEN_CHARS`); the caller hears whole sentences. Without a
+    sentence end in the first `limit` characters the text is cut at the last space (else hard) and ends
+    with an ellipsis.
+    """
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+    if ends:
+        return head[: ends[-1]].rstrip()
+    cut = head[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-") + "…"
+
+
+def fallback_plan(message: str = DEFAULT_TRANSFER_FAILED_MESSAGE) -> dict[str, Any]:
+    """`transferPlan.fallbackPlan`: what the caller hears if the transfer fails; the assistant stays on."""
+    return {"message": spoken(message) or DEFAULT_TRANSFER_FAILED_MESSAGE, "endCallEnabled": False}
 
 
 class UnusableDecision(ValueError):
@@ -103,22 +135,30 @@ def resolve_request(
     )
 
 
-def _transfer_plan(decision: pb.Decision) -> dict[str, Any]:
+def _transfer_plan(decision: pb.Decision, failed_message: str) -> dict[str, Any]:
     mode = decision.transfer_mode
     plan: dict[str, Any] = {"mode": mode_name(mode)}
     says_message = mode in _SAY_MESSAGE_MODES or mode == pb.TRANSFER_MODE_WARM_TRANSFER_EXPERIMENTAL
     if says_message and decision.handoff_message:
-        plan["message"] = decision.handoff_message
+        plan["message"] = spoken(decision.handoff_message)
     if mode in _SUMMARY_MODES and decision.summary_messages:
         plan["summaryPlan"] = {
             "enabled": True,
             "messages": [{"role": m.role, "content": m.content} for m in decision.summary_messages],
         }
+    # Every mode: SDK 3.0.0 documents fallbackPlan for warm-transfer-experimental and for blind (SIP cold)
+    # transfers with outcome detection; the other warm modes accept it in the schema.
+    plan["fallbackPlan"] = fallback_plan(failed_message)
     return plan
 
 
-def destination_json(decision: pb.Decision) -> dict[str, Any]:
-    """Vapi's `destination` object for a decision; raises `UnusableDecision` when it cannot be sent."""
+def destination_json(
+    decision: pb.Decision, *, failed_message: str = DEFAULT_TRANSFER_FAILED_MESSAGE
+) -> dict[str, Any]:
+    """Vapi's `destination` object for a decision; raises `UnusableDecision` when it cannot be sent.
+
+    `failed_message` is said to the caller if the transfer fails (`transferPlan.fallbackPlan`); sentences
+    longer than Vapi takes are cut at a sentence boundary (`spoken`)."""
     target = decision.destination.WhichOneof("target")
     out: dict[str, Any]
     if target == "number":
@@ -142,21 +182,23 @@ def destination_json(decision: pb.Decision) -> dict[str, Any]:
     if name:
         out["name"] = name
     if decision.caller_message:
-        out["message"] = decision.caller_message
-    out["transferPlan"] = _transfer_plan(decision)
+        out["message"] = spoken(decision.caller_message)
+    out["transferPlan"] = _transfer_plan(decision, failed_message)
     return out
 
 
-def transfer_response(decision: pb.Decision) -> dict[str, Any]:
+def transfer_response(
+    decision: pb.Decision, *, failed_message: str = DEFAULT_TRANSFER_FAILED_MESSAGE
+) -> dict[str, Any]:
     """The body answering a `transfer-destination-request`."""
-    return {"destination": destination_json(decision)}
+    return {"destination": destination_json(decision, failed_message=failed_message)}
 
 
 def control_transfer(destination: dict[str, Any], content: str) -> dict[str, Any]:
     """Live Call Control body (SDK `ClientInboundMessageMessage_Transfer`) for a Vapi destination object."""
     body: dict[str, Any] = {"type": "transfer", "destination": destination}
     if content:
-        body["content"] = content
+        body["content"] = spoken(content)
     return body
 
 

@@ -21,12 +21,13 @@ from tests.edge.edge_support import (
     make_decision,
 )
 from webhook_edge.fallback import fallback_destination, fallback_for_decision
-from webhook_edge.settings import EdgeSettings
+from webhook_edge.settings import DEFAULT_TRANSFER_FAILED_MESSAGE, MAX_SPOKEN_CHARS, EdgeSettings
 from webhook_edge.translate import (
     UnusableDecision,
     control_transfer,
     destination_json,
     mode_name,
+    spoken,
     tool_result,
     transfer_response,
 )
@@ -280,3 +281,93 @@ def test_any_sendable_decision_validates_against_vapi_sdk(
     assert_valid_transfer_response(vapi_sdk, body)
     control = control_transfer(body["destination"], caller_message)
     vapi_sdk.ControlTransfer.model_validate(control)
+
+
+# ------------------------------------------------------------- failed transfers keep the caller -----------
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_transfer_reply_keeps_the_assistant_on_when_the_transfer_fails(
+    case: str, vapi_sdk: SimpleNamespace
+) -> None:
+    body = transfer_response(make_decision(REQUEST, **CASES[case]), failed_message="Sorry, no luck there.")
+    model = assert_valid_transfer_response(vapi_sdk, body)
+    assert body["destination"]["transferPlan"]["fallbackPlan"] == {
+        "message": "Sorry, no luck there.",
+        "endCallEnabled": False,
+    }
+    assert model.destination.transfer_plan.fallback_plan.end_call_enabled is False
+
+
+def test_transfer_reply_uses_the_default_failed_transfer_sentence_when_none_is_configured() -> None:
+    plan = transfer_response(make_decision(REQUEST))["destination"]["transferPlan"]
+    assert plan["fallbackPlan"]["message"] == DEFAULT_TRANSFER_FAILED_MESSAGE
+    assert plan["fallbackPlan"]["message"] == EdgeSettings(vapi_secret=SecretStr("s")).transfer_failed_message
+
+
+@pytest.mark.parametrize("override", [None, "+15550100999"])
+def test_fallback_lines_keep_the_assistant_on_when_they_fail_too(
+    vapi_sdk: SimpleNamespace, override: str | None
+) -> None:
+    settings = EdgeSettings(
+        vapi_secret=SecretStr("s"), transfer_failed_message="Nobody answered.", fallback_number=override
+    )
+    decision = make_decision(REQUEST, kind=pb.DECISION_KIND_FALLBACK, number="+15550100901")
+    for destination in (fallback_destination(settings), fallback_for_decision(settings, decision)):
+        assert_valid_transfer_response(vapi_sdk, {"destination": destination})
+        assert destination["transferPlan"]["fallbackPlan"] == {
+            "message": "Nobody answered.",
+            "endCallEnabled": False,
+        }
+
+
+def test_control_transfer_keeps_the_fallback_plan(vapi_sdk: SimpleNamespace) -> None:
+    destination = destination_json(make_decision(REQUEST), failed_message="Let me help you another way.")
+    body = control_transfer(destination, "Transferring you now.")
+    model = vapi_sdk.ControlTransfer.model_validate(body)
+    assert model.destination.transfer_plan.fallback_plan.message == "Let me help you another way."
+
+
+@pytest.mark.parametrize("bad", ["", "x" * (MAX_SPOKEN_CHARS + 1)], ids=["empty", "too-long"])
+def test_settings_reject_failed_transfer_sentence_when_unusable(bad: str) -> None:
+    with pytest.raises(ValueError, match="transfer_failed_message"):
+        EdgeSettings(vapi_secret=SecretStr("s"), transfer_failed_message=bad)
+
+
+# ------------------------------------------------------------- sentences Vapi would refuse -----------------
+LONG = " ".join(f"Sentence number {i} explains one more detail of the queue." for i in range(60))
+
+
+def test_long_caller_sentence_is_cut_at_a_sentence_boundary_not_refused(vapi_sdk: SimpleNamespace) -> None:
+    assert len(LONG) > 3 * MAX_SPOKEN_CHARS
+    body = transfer_response(make_decision(REQUEST, caller_message=LONG, handoff=LONG))
+    assert_valid_transfer_response(vapi_sdk, body)
+    for said in (body["destination"]["message"], body["destination"]["transferPlan"]["message"]):
+        assert len(said) <= MAX_SPOKEN_CHARS
+        assert said.endswith("of the queue.") and LONG.startswith(said)
+        assert len(said) > MAX_SPOKEN_CHARS - 70  # as many whole sentences as fit
+    control = control_transfer(body["destination"], LONG)
+    assert len(control["content"]) <= MAX_SPOKEN_CHARS and control["content"].endswith(".")
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("Short enough.", 50, "Short enough."),
+        ("  Padded.  ", 50, "Padded."),
+        ("One. Two! Three? Four.", 17, "One. Two! Three?"),
+        ('He said "stop." Then left.', 20, 'He said "stop."'),
+        ("Version 1.5 is out. Upgrade now please.", 25, "Version 1.5 is out."),
+        ("no sentence end in here at all just words", 20, "no sentence end in…"),
+        ("x" * 30, 10, "x" * 9 + "…"),
+    ],
+    ids=["fits", "strips", "last-end", "closing-quote", "decimal-point", "word-cut", "hard-cut"],
+)
+def test_spoken_text_is_cut_at_the_last_sentence_end_that_fits(text: str, limit: int, expected: str) -> None:
+    assert spoken(text, limit) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400), st.integers(min_value=2, max_value=120))
+def test_spoken_text_never_exceeds_the_limit_and_is_a_prefix(text: str, limit: int) -> None:
+    said = spoken(text, limit)
+    assert len(said) <= limit
+    assert text.strip().startswith(said.removesuffix("…").rstrip())

@@ -385,3 +385,22 @@ async def test_other_tool_is_answered_with_error_entry_when_not_escalation(
     assert result["name"] == "lookupTicketStatus" and result["toolCallId"] == "call_Ty5Gb2Nm8Qw3Xe7Lk1Rz4Uc"
     assert "not handled" in result["error"]
     assert fake_routing.servicer.resolve_requests == []
+
+
+@pytest.mark.parametrize("routing", ["decides", "fails"])
+async def test_transfer_reply_carries_the_configured_failed_transfer_sentence(
+    edge_settings: Any, fake_routing: RunningFake, routing: str, vapi_sdk: Any
+) -> None:
+    from tests.edge.edge_support import running_edge
+
+    if routing == "fails":
+        fake_routing.servicer.behaviour = "error"
+    settings = edge_settings.model_copy(update={"transfer_failed_message": "They're busy. I'm still here."})
+    async with running_edge(settings) as edge:
+        body = (await edge.post(load_fixture(ENTERPRISE))).json()
+    vapi_sdk.TransferResponse.model_validate(body)
+    assert body["destination"]["number"] == ("+15550100200" if routing == "decides" else "+15550100900")
+    assert body["destination"]["transferPlan"]["fallbackPlan"] == {
+        "message": "They're busy. I'm still here.",
+        "endCallEnabled": False,
+    }
