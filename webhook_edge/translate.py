@@ -112,7 +112,10 @@ def mode_name(value: pb.TransferMode.ValueType) -> str:
 def resolve_request(
     message: VapiMessage, arguments: EscalationArguments, *, tool_call_id: str | None = None
 ) -> pb.ResolveEscalationRequest:
-    """The routing request for an escalation, whichever Vapi path (transfer tool or function tool) it took."""
+    """The routing request for an escalation, whichever Vapi path (transfer tool or function tool) it took.
+
+    A call Escalade dialled back carries `call.assistantOverrides.variableValues.originalCallId`: it becomes
+    `callback_of_call_id`, so routing offers the specialist held for that callback."""
     problems = [arguments.problem] if arguments.problem else []
     complexity = pb.COMPLEXITY_UNSPECIFIED
     if arguments.complexity_level:
@@ -132,6 +135,7 @@ def resolve_request(
         escalation_reason=arguments.escalation_reason,
         transcript=message.transcript[-_MAX_TRANSCRIPT:],
         arguments_problem="; ".join(problems),
+        callback_of_call_id=message.original_call_id,
     )
 
 
@@ -223,6 +227,7 @@ def callback_payload(decision: pb.Decision, request: pb.ResolveEscalationRequest
         "escalation_reason": request.escalation_reason,
         "decision_id": decision.decision_id,
         "estimated_wait_seconds": wait.ToTimedelta().total_seconds() if wait is not None else None,
+        "first_message": ticket.first_message if ticket is not None else "",
     }
 
 

@@ -404,3 +404,66 @@ async def test_transfer_reply_carries_the_configured_failed_transfer_sentence(
         "message": "They're busy. I'm still here.",
         "endCallEnabled": False,
     }
+
+
+ORIGINAL_CALL = "7d3e1a90-6f8b-4de5-9bc3-0e9f8d7c6bf8"
+
+
+def with_original_call_id(doc: dict[str, Any], value: Any) -> dict[str, Any]:
+    doc["message"]["call"]["assistantOverrides"] = {
+        "variableValues": {"originalCallId": value, "issueCategory": "technical"}
+    }
+    return doc
+
+
+@pytest.mark.parametrize("path", ["transfer-destination-request", "tool-calls"])
+async def test_callback_call_names_its_original_call_when_escalating(
+    edge: Edge, fake_routing: RunningFake, path: str
+) -> None:
+    name = ENTERPRISE if path == "transfer-destination-request" else "tool-calls.escalate-to-support.json"
+    doc = with_original_call_id(load_fixture(name), f"  {ORIGINAL_CALL} ")
+    response = await edge.post(doc)
+    assert response.status_code == 200
+    assert only_request(fake_routing).callback_of_call_id == ORIGINAL_CALL
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, 12345, ["x"], {"id": "x"}, "", "   ", "c" * 201],
+    ids=["null", "number", "list", "object", "empty", "blank", "too-long"],
+)
+async def test_original_call_id_is_ignored_when_not_a_usable_string(
+    edge: Edge, fake_routing: RunningFake, value: Any
+) -> None:
+    response = await edge.post(with_original_call_id(load_fixture(ENTERPRISE), value))
+    assert response.status_code == 200 and response.json()["destination"]["number"] == "+15550100200"
+    assert only_request(fake_routing).callback_of_call_id == ""
+
+
+@pytest.mark.parametrize(
+    "overrides", [None, "text", {"variableValues": "text"}, {"variableValues": None}, {"other": 1}]
+)
+async def test_call_is_routed_fresh_when_overrides_are_absent_or_odd(
+    edge: Edge, fake_routing: RunningFake, overrides: Any
+) -> None:
+    doc = load_fixture(ENTERPRISE)
+    doc["message"]["call"]["assistantOverrides"] = overrides
+    doc["message"]["assistant"] = {"variableValues": {"originalCallId": ORIGINAL_CALL}}  # not the call's
+    assert (await edge.post(doc)).status_code == 200
+    assert only_request(fake_routing).callback_of_call_id == ""
+
+
+async def test_callback_payload_carries_the_rendered_first_message(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    def callback(request: pb.ResolveEscalationRequest) -> pb.Decision:
+        decision = make_decision(request, kind=pb.DECISION_KIND_CALLBACK, number="+15550100600")
+        decision.callback.first_message = "Hello, this is a call back from Enterprise Support."
+        return decision
+
+    fake_routing.servicer.decide = callback
+    doc = load_fixture(ENTERPRISE)
+    await edge.post(doc)
+    entry = await edge.outbox.get(f"callback-{doc['message']['call']['id']}")
+    assert entry is not None
+    assert entry.payload["first_message"] == "Hello, this is a call back from Enterprise Support."
