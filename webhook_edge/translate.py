@@ -13,6 +13,7 @@ caller gets the fallback instead.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from typing import Any
@@ -30,10 +31,12 @@ __all__ = [
     "control_transfer",
     "destination_json",
     "fallback_plan",
+    "final_category",
     "mode_name",
     "resolve_request",
     "review_payload",
     "spoken",
+    "structured_outputs",
     "tool_result",
     "transfer_response",
 ]
@@ -242,11 +245,60 @@ def _iso_seconds(start: str, end: str) -> float | None:
     return (ended - begun).total_seconds()
 
 
+_MAX_OUTPUTS = 50
+_MAX_OUTPUT_JSON = 8_000
+_MAX_CATEGORY = 40
+
+
+def structured_outputs(artifact: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`artifact.structuredOutputs` (`{id: {name, result}}`) as plain JSON, bounded: at most 50 outputs,
+    names up to 200 characters, results whose JSON exceeds 8000 characters dropped (string results cut)."""
+    raw = artifact.get("structuredOutputs")
+    if not isinstance(raw, dict):
+        return {}
+    outputs: dict[str, dict[str, Any]] = {}
+    for key, value in raw.items():
+        if len(outputs) >= _MAX_OUTPUTS:
+            break
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            continue
+        result = value.get("result")
+        if isinstance(result, str):
+            result = result[:_MAX_OUTPUT_JSON]
+        else:
+            try:
+                if len(json.dumps(result)) > _MAX_OUTPUT_JSON:
+                    continue
+            except (TypeError, ValueError, RecursionError):
+                continue
+        outputs[str(key)[:200]] = {"name": value["name"][:200], "result": result}
+    return outputs
+
+
+def _category(value: Any) -> str:
+    return value.strip().lower()[:_MAX_CATEGORY] if isinstance(value, str) and value.strip() else ""
+
+
+def final_category(outputs: dict[str, dict[str, Any]], analysis: Any) -> str:
+    """The call's category as the assistant extracted it: a structured output named `issue_category`, else
+    the `issue_category` field of one named `escalation`, else (deprecated) `analysis.structuredData`."""
+    by_name = {output["name"].strip().lower(): output["result"] for output in outputs.values()}
+    found = _category(by_name.get("issue_category"))
+    escalation = by_name.get("escalation")
+    if not found and isinstance(escalation, dict):
+        found = _category(escalation.get("issue_category"))
+    structured = analysis.get("structuredData") if isinstance(analysis, dict) else None
+    if not found and isinstance(structured, dict):
+        found = _category(structured.get("issue_category")) or _category(structured.get("category"))
+    return found
+
+
 def review_payload(message: VapiMessage, decision: pb.Decision | None) -> dict[str, Any]:
     """What `EscalationReviewWorkflow` needs from an end-of-call report (outbox kind 'review').
 
     `decision_id` is empty when routing could not be asked (the workflow checks the decision itself);
-    `final_category` comes from `analysis.structuredData.issue_category` when the assistant extracts it.
+    `structured_outputs` are `artifact.structuredOutputs`; `final_category` comes from them first and from
+    the deprecated `analysis.structuredData` only when they do not name one (`final_category`).
     """
     body = message.body
     started = body.get("startedAt") if isinstance(body.get("startedAt"), str) else ""
@@ -270,13 +322,7 @@ def review_payload(message: VapiMessage, decision: pb.Decision | None) -> dict[s
                 dest_summary[key] = destination[key]
     raw_summary = analysis.get("summary") if isinstance(analysis, dict) else None
     summary = raw_summary if isinstance(raw_summary, str) else ""
-    structured = analysis.get("structuredData") if isinstance(analysis, dict) else None
-    final_category = ""
-    if isinstance(structured, dict):
-        for key in ("issue_category", "category"):
-            if isinstance(structured.get(key), str):
-                final_category = structured[key].strip().lower()[:40]
-                break
+    outputs = structured_outputs(artifact)
     return {
         "call_id": message.call_id,
         "ended_reason": message.ended_reason,
@@ -287,7 +333,8 @@ def review_payload(message: VapiMessage, decision: pb.Decision | None) -> dict[s
         "transcript": message.transcript[-_MAX_REVIEW_TRANSCRIPT:],
         "transfers": transfers,
         "destination": dest_summary,
-        "final_category": final_category,
+        "final_category": final_category(outputs, analysis),
+        "structured_outputs": outputs,
         "decision_id": decision.decision_id if decision is not None else "",
         "decision_known": decision is not None,
     }

@@ -467,3 +467,84 @@ async def test_callback_payload_carries_the_rendered_first_message(
     entry = await edge.outbox.get(f"callback-{doc['message']['call']['id']}")
     assert entry is not None
     assert entry.payload["first_message"] == "Hello, this is a call back from Enterprise Support."
+
+
+REPORT = "end-of-call-report.escalated.json"
+OUTPUTS = {
+    "5f0c9a2e-1b7d-4c3e-9a8f-6d5e4c3b2a10": {"name": "issue_category", "result": " Billing "},
+    "a1b2c3d4-0000-4e5f-8a9b-0c1d2e3f4a5b": {
+        "name": "escalation",
+        "result": {"issue_category": "technical", "complexity_level": "advanced", "resolved": False},
+    },
+    "c0ffee00-1111-4222-8333-944455556666": {"name": "csat", "result": 4},
+}
+
+
+async def review_of(edge: Edge, report: dict[str, Any]) -> dict[str, Any]:
+    await edge.post(load_fixture(ENTERPRISE))
+    assert (await edge.post(report)).status_code == 200
+    entry = await edge.outbox.get("review-0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81")
+    assert entry is not None
+    payload: dict[str, Any] = entry.payload
+    return payload
+
+
+async def test_review_carries_structured_outputs_and_prefers_them_for_the_category(edge: Edge) -> None:
+    report = load_fixture(REPORT)
+    report["message"]["artifact"]["structuredOutputs"] = OUTPUTS
+    report["message"]["analysis"]["structuredData"] = {"issue_category": "account"}
+    payload = await review_of(edge, report)
+    assert payload["structured_outputs"] == OUTPUTS
+    assert payload["final_category"] == "billing"
+    assert payload["transfers"] == [{"status": "connected", "mode": "warm-transfer-say-summary"}]
+
+
+async def test_review_category_comes_from_the_escalation_output_when_no_issue_category_output(
+    edge: Edge,
+) -> None:
+    report = load_fixture(REPORT)
+    report["message"]["artifact"]["structuredOutputs"] = {
+        k: v for k, v in OUTPUTS.items() if v["name"] != "issue_category"
+    }
+    report["message"]["analysis"]["structuredData"] = {"issue_category": "account"}
+    assert (await review_of(edge, report))["final_category"] == "technical"
+
+
+async def test_review_category_falls_back_to_deprecated_structured_data_when_outputs_lack_it(
+    edge: Edge,
+) -> None:
+    report = load_fixture(REPORT)
+    report["message"]["artifact"]["structuredOutputs"] = {"x": {"name": "csat", "result": 5}}
+    report["message"]["analysis"]["structuredData"] = {"category": "Account"}
+    payload = await review_of(edge, report)
+    assert payload["final_category"] == "account"
+    assert payload["structured_outputs"] == {"x": {"name": "csat", "result": 5}}
+
+
+@pytest.mark.parametrize(
+    "outputs",
+    [
+        "not an object",
+        {"a": "not an object", "b": {"result": "no name"}, "c": {"name": 5, "result": "x"}},
+        {"huge": {"name": "transcript_dump", "result": {"text": "x" * 20_000}}},
+    ],
+    ids=["not-object", "malformed-entries", "oversized-result"],
+)
+async def test_review_drops_structured_outputs_that_are_malformed_or_oversized(
+    edge: Edge, outputs: Any
+) -> None:
+    report = load_fixture(REPORT)
+    report["message"]["artifact"]["structuredOutputs"] = outputs
+    payload = await review_of(edge, report)
+    assert payload["structured_outputs"] == {} and payload["final_category"] == ""
+
+
+async def test_review_payload_is_accepted_by_the_review_workflow_input(edge: Edge) -> None:
+    from workflows.client import review_input_from_payload
+
+    report = load_fixture(REPORT)
+    report["message"]["artifact"]["structuredOutputs"] = OUTPUTS
+    data = review_input_from_payload(await review_of(edge, report))
+    assert data.final_category == "billing"
+    assert data.structured_outputs == OUTPUTS
+    assert data.transfer_statuses == ["connected"]
