@@ -470,7 +470,7 @@ async def test_callback_payload_carries_the_rendered_first_message(
 
 
 REPORT = "end-of-call-report.escalated.json"
-OUTPUTS = {
+OUTPUTS: dict[str, dict[str, Any]] = {
     "5f0c9a2e-1b7d-4c3e-9a8f-6d5e4c3b2a10": {"name": "issue_category", "result": " Billing "},
     "a1b2c3d4-0000-4e5f-8a9b-0c1d2e3f4a5b": {
         "name": "escalation",
