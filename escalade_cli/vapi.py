@@ -1,12 +1,17 @@
-"""`escalade vapi provision`: creates or updates the seed's `escalateToSupport` tool and the "TechCorp Support
-Assistant" in Vapi, from the routing policy (see webhook_edge.provisioning).
+"""`escalade vapi provision`: creates or updates, in Vapi, the webhook credential, the `escalation` structured
+output, the seed's `escalateToSupport` tool and the "TechCorp Support Assistant", from the routing policy
+(see webhook_edge.provisioning).
 
-    escalade vapi provision --server-url https://edge.example.com             # tool + assistant
-    escalade vapi provision --dry-run                                         # print the JSON, send nothing
-    escalade vapi provision --tool-style function --server-url ...            # Live Call Control path
+    escalade vapi provision --server-url https://edge.example.com   # function tool + Live Call Control
+    escalade vapi provision --dry-run                               # print the JSON, send nothing
+    escalade vapi provision --tool-style transfer --server-url ...  # transferCall + destination request
+    escalade vapi provision --auth bearer --server-url ...          # bearer credential instead of HMAC
 
 Settings: ESCALADE_VAPI_API_URL (default https://api.vapi.ai), ESCALADE_VAPI_API_KEY (required unless
---dry-run), ESCALADE_VAPI_SECRET (else the dev secret in .escalade/webhook-secret), ESCALADE_POLICY.
+--dry-run), ESCALADE_VAPI_SECRET (else the dev secret in .escalade/webhook-secret), ESCALADE_POLICY, and the
+HMAC options the edge verifies with: ESCALADE_VAPI_HMAC_ALGORITHM (sha256 | sha512 | sha1),
+ESCALADE_VAPI_HMAC_ENCODING (hex | base64), ESCALADE_VAPI_HMAC_PREFIX, ESCALADE_VAPI_HMAC_SIGNATURE_HEADER,
+ESCALADE_VAPI_HMAC_TIMESTAMP_HEADER (empty: no timestamp).
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ class VapiCliSettings(BaseSettings):
     vapi_api_key: SecretStr | None = None
     vapi_secret: SecretStr | None = None
     policy: Path | None = None
+    vapi_hmac_algorithm: str = "sha256"
+    vapi_hmac_encoding: str = "hex"
+    vapi_hmac_prefix: str = ""
+    vapi_hmac_signature_header: str = "x-signature"
+    vapi_hmac_timestamp_header: str = "x-timestamp"
 
 
 def webhook_secret(configured: SecretStr | None, dev_file: Path = DEV_SECRET_FILE) -> str | None:
@@ -79,16 +89,27 @@ def provision_command(
         str,
         typer.Option(
             "--tool-style",
-            help="transfer: the seed's dynamic transferCall tool; function: a function tool "
-            "(Live Call Control).",
+            help="function: a function tool, the edge transfers through Live Call Control (default); "
+            "transfer: the seed's dynamic transferCall tool answered by transfer-destination-request.",
         ),
-    ] = "transfer",
+    ] = "function",
+    auth: Annotated[
+        str,
+        typer.Option(
+            "--auth",
+            help="hmac: a webhook credential signing each request (default, ESCALADE_VAPI_HMAC_* options); "
+            "bearer: a credential sending Authorization: Bearer <secret>; header: the secret as the static "
+            "X-Vapi-Secret header (no credential).",
+        ),
+    ] = "hmac",
     policy_file: Annotated[
         Path | None, typer.Option("--policy", help="Routing policy YAML (default ESCALADE_POLICY).")
     ] = None,
 ) -> None:
     """Create or update the escalateToSupport tool and the TechCorp Support Assistant in Vapi."""
     from webhook_edge.provisioning import (
+        AuthKind,
+        HmacOptions,
         ProvisionConfig,
         ToolStyle,
         VapiProvisioningError,
@@ -101,7 +122,21 @@ def provision_command(
         style = ToolStyle(tool_style.strip().lower())
     except ValueError:
         fail(f"--tool-style must be one of: {', '.join(s.value for s in ToolStyle)} (got {tool_style!r})", 2)
+    try:
+        auth_kind = AuthKind(auth.strip().lower())
+    except ValueError:
+        fail(f"--auth must be one of: {', '.join(a.value for a in AuthKind)} (got {auth!r})", 2)
     settings = VapiCliSettings()
+    try:
+        hmac_options = HmacOptions(
+            algorithm=settings.vapi_hmac_algorithm.strip().lower(),
+            encoding=settings.vapi_hmac_encoding.strip().lower(),
+            prefix=settings.vapi_hmac_prefix,
+            signature_header=settings.vapi_hmac_signature_header.strip(),
+            timestamp_header=settings.vapi_hmac_timestamp_header.strip(),
+        )
+    except ValueError as exc:
+        fail(f"bad ESCALADE_VAPI_HMAC_* setting: {exc}", 2)
     secret = webhook_secret(settings.vapi_secret)
     api_key = settings.vapi_api_key.get_secret_value().strip() if settings.vapi_api_key else ""
     if not dry_run and not api_key:
@@ -114,11 +149,17 @@ def provision_command(
     if not url.startswith(("http://", "https://")):
         fail(f"--server-url must be an http(s) URL (got {url!r})", 2)
     policy = load_policy_readably(policy_file or settings.policy)
-    config = ProvisionConfig(server_url=url, secret=secret, tool_style=style)
+    config = ProvisionConfig(
+        server_url=url, secret=secret, tool_style=style, auth=auth_kind, hmac=hmac_options
+    )
 
     if dry_run:
-        notes = ["dry run: nothing is sent.", "tool: POST /tool, or PATCH /tool/{id} when it exists."]
-        notes.append("assistant: POST /assistant, or PATCH /assistant/{id} when it exists.")
+        notes = ["dry run: nothing is sent; each body is POSTed, or PATCHed when it already exists:"]
+        if config.uses_credential:
+            notes.append("credential: POST /credential (found by provider webhook and name).")
+        notes.append("structuredOutput: POST /structured-output (found by name).")
+        notes.append("tool: POST /tool (found by function name and type).")
+        notes.append("assistant: POST /assistant (found by name).")
         if not server_url:
             notes.append("no --server-url given: using http://127.0.0.1:3000, which Vapi cannot reach.")
         if not secret:
@@ -132,6 +173,18 @@ def provision_command(
         result = provision(policy, config, api_url=settings.vapi_api_url, api_key=api_key)
     except VapiProvisioningError as exc:
         fail(str(mask_secret(str(exc), api_key)))
+    if result.credential_id:
+        console.print(
+            f"credential Escalade webhook ({auth_kind.value}): {result.credential_action} "
+            f"{result.credential_id}",
+            soft_wrap=True,
+            highlight=False,
+        )
+    console.print(
+        f"structured output escalation: {result.structured_output_action} {result.structured_output_id}",
+        soft_wrap=True,
+        highlight=False,
+    )
     console.print(
         f"tool escalateToSupport ({style.vapi_type}): {result.tool_action} {result.tool_id}",
         soft_wrap=True,
@@ -154,6 +207,10 @@ def provision_command(
 
 def register(app: typer.Typer) -> None:
     """Add `escalade vapi provision` to the `escalade` application."""
-    vapi_app = typer.Typer(name="vapi", help="Set up the Vapi side (tool, assistant).", no_args_is_help=True)
+    vapi_app = typer.Typer(
+        name="vapi",
+        help="Set up the Vapi side (credential, structured output, tool, assistant).",
+        no_args_is_help=True,
+    )
     vapi_app.command("provision")(provision_command)
     app.add_typer(vapi_app, name="vapi")

@@ -100,16 +100,20 @@ def test_dry_run_prints_json_and_sends_nothing_when_run(cli: Cli, vapi_api: Any)
     assert vapi_api.requests == []
     assert SECRET not in result.stdout + result.stderr
     shown = json.loads(result.stdout)
-    assert shown["tool"]["type"] == "transferCall"
-    assert shown["tool"]["destinations"] == []
+    assert list(shown) == ["credential", "structuredOutput", "tool", "assistant"]
+    assert shown["tool"]["type"] == "function"
     issue = shown["tool"]["function"]["parameters"]["properties"]["issue_category"]
     assert issue["enum"] == ["technical", "billing", "account", "product"]  # from examples/techcorp.yaml
     assert shown["assistant"]["server"] == {
         "url": "https://edge.example.com/webhook/vapi",
         "timeoutSeconds": 20,
-        "headers": {"X-Vapi-Secret": "***"},
+        "credentialId": "<id of the Escalade webhook credential>",
     }
+    assert shown["credential"]["authenticationPlan"]["secretKey"] == "***"
     assert "dry run: nothing is sent" in result.stderr
+    transfer = cli.run("vapi", "provision", "--dry-run", "--tool-style", "transfer")
+    assert transfer.returncode == 0, transfer.stderr
+    assert json.loads(transfer.stdout)["tool"]["type"] == "transferCall"
 
 
 @SDK_IMPORT_TIMEOUT
@@ -119,19 +123,28 @@ def test_provision_creates_then_updates_when_run_twice(cli: Cli, vapi_api: Any) 
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
     assert len(vapi_api.tools) == 1 and len(vapi_api.assistants) == 1
+    assert len(vapi_api.credentials) == 1 and len(vapi_api.structured_outputs) == 1
     tool_id, assistant_id = next(iter(vapi_api.tools)), next(iter(vapi_api.assistants))
-    assert f"tool escalateToSupport (transferCall): created {tool_id}" in first.stdout
+    credential_id, output_id = next(iter(vapi_api.credentials)), next(iter(vapi_api.structured_outputs))
+    assert f"tool escalateToSupport (function): created {tool_id}" in first.stdout
     assert f"assistant TechCorp Support Assistant: updated {assistant_id}" in second.stdout
     assert [(r.method, r.path) for r in vapi_api.writes()] == [
+        ("POST", "/credential"),
+        ("POST", "/structured-output"),
         ("POST", "/tool"),
         ("POST", "/assistant"),
+        ("PATCH", f"/credential/{credential_id}"),
+        ("PATCH", f"/structured-output/{output_id}"),
         ("PATCH", f"/tool/{tool_id}"),
         ("PATCH", f"/assistant/{assistant_id}"),
     ]
     assert all(r.headers["authorization"] == f"Bearer {API_KEY}" for r in vapi_api.requests)
     assistant = vapi_api.assistants[assistant_id]
     assert assistant["model"]["toolIds"] == [tool_id]
-    assert assistant["server"]["headers"] == {"X-Vapi-Secret": SECRET}
+    assert assistant["server"]["credentialId"] == credential_id
+    assert assistant["artifactPlan"] == {"structuredOutputIds": [output_id]}
+    assert assistant["monitorPlan"] == {"controlEnabled": True}
+    assert vapi_api.credentials[credential_id]["authenticationPlan"]["secretKey"] == SECRET
     assert SECRET not in first.stdout + first.stderr + second.stdout + second.stderr
 
 

@@ -1,7 +1,10 @@
-"""A local stand-in for Vapi's REST API (tools and assistants), served by uvicorn on 127.0.0.1:0 in a thread.
+"""A local stand-in for Vapi's REST API (tools, assistants, credentials, structured outputs), served by
+uvicorn on 127.0.0.1:0 in a thread.
 
 It keeps state (so a second provisioning run finds what the first created), records every request (method,
-path, headers, parsed JSON body), checks the bearer API key, and can be told to fail a route with a status.
+path, query, headers, parsed JSON body), checks the bearer API key, and can be told to fail a route with a
+status. `GET /structured-output` answers Vapi's paginated shape (`{"results": [...], "metadata": {...}}`,
+filtered by `name`); the other collections answer bare lists, as Vapi's API does.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -38,6 +42,8 @@ class VapiStandIn:
     api_key: str
     tools: dict[str, dict[str, Any]] = field(default_factory=dict)
     assistants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    credentials: dict[str, dict[str, Any]] = field(default_factory=dict)
+    structured_outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[Recorded] = field(default_factory=list)
     failures: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)
     """(method, collection) -> (status, body), e.g. ("POST", "assistant") -> (400, {...})."""
@@ -52,7 +58,11 @@ class VapiStandIn:
             body: Any = json.loads(raw) if raw else None
             collection = request.path_params["collection"]
             item_id = request.path_params.get("item_id")
-            self.requests.append(Recorded(request.method, request.url.path, dict(request.headers), body))
+            self.requests.append(
+                Recorded(
+                    request.method, request.url.path, dict(request.headers), body, dict(request.query_params)
+                )
+            )
             if request.headers.get("authorization") != f"Bearer {self.api_key}":
                 return JSONResponse(
                     {
@@ -66,9 +76,23 @@ class VapiStandIn:
             failure = self.failures.get((request.method, collection))
             if failure is not None:
                 return JSONResponse(failure[1], status_code=failure[0])
-            store = self.tools if collection == "tool" else self.assistants
+            stores = {
+                "tool": self.tools,
+                "assistant": self.assistants,
+                "credential": self.credentials,
+                "structured-output": self.structured_outputs,
+            }
+            store = stores.get(collection)
+            if store is None:
+                return JSONResponse({"message": "Not Found", "statusCode": 404}, status_code=404)
             if request.method == "GET" and item_id is None:
-                return JSONResponse(list(store.values()))
+                items = list(store.values())
+                if collection != "structured-output":
+                    return JSONResponse(items)
+                name = request.query_params.get("name")
+                items = [i for i in items if name is None or i.get("name") == name]
+                meta = {"itemsPerPage": 100, "totalItems": len(items), "currentPage": 1, "totalPages": 1}
+                return JSONResponse({"results": items, "metadata": meta})
             if request.method == "POST" and item_id is None:
                 new = {"id": str(uuid.uuid4()), "orgId": ORG, "createdAt": STAMP, "updatedAt": STAMP, **body}
                 store[new["id"]] = new
