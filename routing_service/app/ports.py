@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
+from routing_service.domain.lifecycle import AssignmentRecord, AssignmentStage
 from routing_service.domain.models import (
     Agent,
     AgentStatus,
@@ -24,7 +25,7 @@ from routing_service.domain.models import (
 )
 
 HANDLE_TIME_SAMPLE = 100
-"""Releases a wait estimate averages at most (the team's latest)."""
+"""Conversations a wait estimate averages at most (the team's latest)."""
 
 
 class DuplicateDecision(Exception):
@@ -49,6 +50,25 @@ class Released:
     team_ids: tuple[str, ...]
     free_slots: int
     """The agent's free slots after the release."""
+
+
+@dataclass(frozen=True, slots=True)
+class StageChange:
+    """An assignment moved to a new stage (`AssignmentRepository.transition`)."""
+
+    assignment: AssignmentRecord
+    """The record after the move."""
+    released: Released | None
+    """Set when the move freed the slot: pass it to `availability.announce_release`."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissedOffer:
+    """A specialist's missed offer counted (`AgentRepository.note_missed_offer`)."""
+
+    agent: Agent
+    set_away: bool
+    """True when this miss reached the limit and set the specialist away."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,34 +137,98 @@ class AgentRepository(Protocol):
         ...
 
     async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]: ...
+    async def note_missed_offer(self, agent_id: str, now: datetime, away_after: int) -> MissedOffer | None:
+        """+1 missed_in_row; an AVAILABLE specialist reaching `away_after` (> 0) is set AWAY. None when the
+        agent does not exist. Call it once per missed assignment (after a `transition` that changed it)."""
+        ...
+
+    async def reset_misses(self, agent_id: str, now: datetime) -> None:
+        """missed_in_row back to 0 (the specialist took a call). Setting AVAILABLE also resets it."""
+        ...
 
 
 class AssignmentRepository(Protocol):
     async def reserve(
-        self, *, agent_id: str, call_id: str, purpose: str, now: datetime, expires_at: datetime
+        self,
+        *,
+        agent_id: str,
+        call_id: str,
+        purpose: str,
+        now: datetime,
+        expires_at: datetime,
+        team_id: str | None = None,
     ) -> bool:
         """Atomically take one slot of the agent: a conditional UPDATE (status available and
-        active_assignments < capacity) plus an assignment row, in the current transaction. False when the
-        slot was gone (another request won). `purpose` is "live" or "callback"."""
+        active_assignments < capacity) plus an assignment row (stage reserved, `team_id` the team the call
+        was routed to), in the current transaction. False when the slot was gone (another request won).
+        `purpose` is "live" or "callback"."""
         ...
 
     async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:
-        """Release the active assignment of that call and purpose (None when there is none)."""
+        """Release the active assignment of that call and purpose whatever its stage (an administrative
+        release: stage released). None when there is none."""
+        ...
+
+    async def transition(
+        self,
+        call_id: str,
+        purpose: str,
+        to_stage: AssignmentStage,
+        now: datetime,
+        reason: str,
+        expires_at: datetime | None = None,
+    ) -> StageChange | None:
+        """Move the call's slot-holding assignment of `purpose` to `to_stage` when its current stage allows
+        it (`lifecycle.ALLOWED_FROM`), atomically; None when nothing moved (nothing held, a repeat, a move
+        that no longer applies). `expires_at` replaces the stage's time-out (None keeps it). A stage that
+        frees the slot gives it back like `release`; `StageChange.released` is then set."""
+        ...
+
+    async def live_for_call(self, call_id: str, purpose: str = "live") -> AssignmentRecord | None:
+        """The call's assignment of `purpose` holding a slot (with its stage), if any."""
+        ...
+
+    async def latest_for_call(self, call_id: str, purpose: str = "live") -> AssignmentRecord | None:
+        """The call's newest assignment of `purpose`, whatever its stage."""
+        ...
+
+    async def live_for_agents(self, agent_ids: list[str]) -> list[AssignmentRecord]:
+        """The slot-holding assignments (any purpose) of these agents, oldest first."""
+        ...
+
+    async def missed_agents(self, call_id: str) -> set[str]:
+        """Agents whose live assignment for this call ended missed."""
+        ...
+
+    async def hand_over(
+        self,
+        *,
+        from_call_id: str,
+        from_purpose: str,
+        to_call_id: str,
+        to_purpose: str,
+        team_id: str | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> str | None:
+        """Move a held assignment (e.g. a callback's) onto another call as a live `reserved` one without
+        freeing the slot; the specialist's id, None when nothing was held."""
         ...
 
     async def active_for_call(self, call_id: str, purpose: str) -> str | None:
         """The agent id holding an active assignment for the call, if any."""
         ...
 
-    async def expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        """(call_id, purpose) of active assignments whose expires_at has passed."""
+    async def expired(self, now: datetime, limit: int) -> list[AssignmentRecord]:
+        """Slot-holding assignments whose stage timed out (expires_at at or before `now`), oldest first."""
         ...
 
     async def recent_handle_time(
         self, team_id: str, since: datetime, *, limit: int = HANDLE_TIME_SAMPLE
     ) -> timedelta | None:
-        """Mean (released_at - reserved_at) of the team's latest `limit` live assignments released since
-        `since` (newest first: the cost must not grow with the traffic of the window)."""
+        """Mean handle time (connected -> end of conversation) of the team's latest `limit` live
+        conversations ended since `since` (newest first: the cost must not grow with the traffic of the
+        window)."""
         ...
 
 

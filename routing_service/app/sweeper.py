@@ -1,5 +1,11 @@
-"""Periodic housekeeping: free reservations whose time ran out (a lost `ended` webhook, a callback that
-never connected) and expire callbacks that waited longer than the policy's callback_ttl."""
+"""Periodic housekeeping: assignments whose stage timed out, and callbacks that waited too long.
+
+* reserved / offered past the hold -> released ("hold expired": a lost webhook, a callback never dialled);
+* connected past the team's `max_talk` (nobody completed the conversation) -> wrap-up, logged as
+  `talk_limit_reached` (numbers masked) and counted by team;
+* wrap-up past its end -> completed: the slot is freed and announced, so waiting callbacks are woken;
+* callbacks waiting longer than the policy's callback_ttl -> expired.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,12 @@ import structlog
 
 from routing_service.app.availability import AvailabilityBroadcaster, announce_release
 from routing_service.app.failures import looks_unavailable
+from routing_service.app.lifecycle import notify_talk_limit, team_limits
 from routing_service.app.policy_source import PolicySource
-from routing_service.app.ports import UnitOfWorkFactory
-from routing_service.domain.models import CallbackState
+from routing_service.app.ports import StageChange, UnitOfWork, UnitOfWorkFactory
+from routing_service.domain.lifecycle import AssignmentRecord, AssignmentStage
+from routing_service.domain.models import CallbackState, Policy
+from routing_service.domain.phone import mask_number
 
 __all__ = ["SweepResult", "run_sweeper", "sweep_once"]
 
@@ -24,10 +33,53 @@ BATCH = 200
 
 @dataclass(frozen=True, slots=True)
 class SweepResult:
-    """How many reservations one sweep freed and how many callbacks it expired."""
+    """How many assignments one sweep freed (hold expired, wrap-up over), how many conversations it ended at
+    the safety limit, and how many callbacks it expired."""
 
     released: int
     expired_callbacks: int
+    talk_limits: int = 0
+
+
+async def _move_due(
+    u: UnitOfWork, due: AssignmentRecord, policy: Policy | None, now: datetime
+) -> StageChange | None:
+    """The move a timed-out stage calls for (None: nothing, e.g. it moved meanwhile)."""
+    if due.stage is AssignmentStage.CONNECTED:
+        wrap_up = team_limits(policy, due.team_id).wrap_up if policy is not None else timedelta(0)
+        if wrap_up > timedelta(0):
+            return await u.assignments.transition(
+                due.call_id,
+                due.purpose,
+                AssignmentStage.WRAP_UP,
+                now,
+                "talk limit reached",
+                expires_at=now + wrap_up,
+            )
+        return await u.assignments.transition(
+            due.call_id, due.purpose, AssignmentStage.COMPLETED, now, "talk limit reached"
+        )
+    if due.stage is AssignmentStage.WRAP_UP:
+        return await u.assignments.transition(
+            due.call_id, due.purpose, AssignmentStage.COMPLETED, now, "wrap-up over"
+        )
+    return await u.assignments.transition(
+        due.call_id, due.purpose, AssignmentStage.RELEASED, now, "hold expired"
+    )
+
+
+async def _log_talk_limit(u: UnitOfWork, record: AssignmentRecord, now: datetime) -> None:
+    decision = await u.decisions.latest_for_call(record.call_id)
+    agent = await u.agents.get(record.agent_id)
+    log.warning(
+        "talk_limit_reached",
+        call_id=record.call_id,
+        agent_id=record.agent_id,
+        team_id=record.team_id,
+        connected_at=record.connected_at.isoformat() if record.connected_at else None,
+        caller=mask_number(decision.caller_number) if decision and decision.caller_number else "",
+        specialist_number=mask_number(agent.destination.number or "") if agent else "",
+    )
 
 
 async def sweep_once(
@@ -36,21 +88,31 @@ async def sweep_once(
     now: datetime,
     callback_ttl: timedelta,
     events: AvailabilityBroadcaster | None = None,
+    policy: Policy | None = None,
 ) -> SweepResult:
-    """One pass; each release is its own transaction so one failure does not block the rest."""
+    """One pass; each assignment is its own transaction so one failure does not block the rest. Without
+    `policy` a conversation at its safety limit gets no wrap-up (the teams' limits are unknown)."""
     released = 0
+    talk_limits = 0
     async with uow() as u:
         due = await u.assignments.expired(now, BATCH)
-    for call_id, purpose in due:
+    for record in due:
         freed = None
         async with uow() as u:
-            done = await u.assignments.release(call_id, purpose, now, "expired")
-            freed = await announce_release(u, done, now)
+            done = await _move_due(u, record, policy, now)
+            if done is not None and record.stage is AssignmentStage.CONNECTED:
+                await _log_talk_limit(u, record, now)
+            freed = await announce_release(u, done.released if done else None, now)
             await u.commit()
-        if done is not None:
+        if done is None:
+            continue
+        if record.stage is AssignmentStage.CONNECTED:
+            talk_limits += 1
+            notify_talk_limit(record.team_id, completed=True)
+        if done.released is not None:
             released += 1
-            if events is not None and freed is not None:
-                events.publish_freed(freed)
+        if events is not None and freed is not None:
+            events.publish_freed(freed)
     expired = 0
     cutoff = now - callback_ttl
     async with uow() as u:
@@ -64,9 +126,9 @@ async def sweep_once(
             )
             await u.commit()
         expired += 1
-    if released or expired:
-        log.info("sweep", released=released, expired_callbacks=expired)
-    return SweepResult(released, expired)
+    if released or expired or talk_limits:
+        log.info("sweep", released=released, expired_callbacks=expired, talk_limits=talk_limits)
+    return SweepResult(released, expired, talk_limits)
 
 
 async def run_sweeper(
@@ -87,6 +149,7 @@ async def run_sweeper(
                 now=clock(),
                 callback_ttl=callback_ttl or policies.current.queue.callback_ttl,
                 events=events,
+                policy=policies.current,
             )
         except asyncio.CancelledError:
             raise

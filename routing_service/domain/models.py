@@ -78,6 +78,9 @@ class AgentStatus(enum.StrEnum):
     BUSY = "busy"
     OFFLINE = "offline"
     WRAP_UP = "wrap-up"
+    AWAY = "away"
+    """Set by routing after the team's `missed_offers_before_away` missed offers in a row; the specialist
+    (or a supervisor) sets AVAILABLE again when they are back."""
 
 
 class TraceOutcome(enum.StrEnum):
@@ -149,6 +152,8 @@ class Agent:
     active_assignments: int = 0
     idle_since: datetime | None = None
     updated_at: datetime | None = None
+    missed_in_row: int = 0
+    """Offers missed in a row (reset when the specialist takes a call or is set available)."""
 
     @property
     def free_slots(self) -> int:
@@ -272,6 +277,11 @@ class TransferTemplate:
     summary_messages: tuple[SummaryMessage, ...] = ()
 
 
+DEFAULT_MAX_TALK = timedelta(minutes=60)
+DEFAULT_WRAP_UP = timedelta(seconds=60)
+DEFAULT_MISSED_OFFERS_BEFORE_AWAY = 3
+
+
 @dataclass(frozen=True, slots=True)
 class Team:
     team_id: str
@@ -285,6 +295,12 @@ class Team:
     target_wait: timedelta = timedelta(minutes=5)
     sticky: bool = True
     """Prefer the customer's last specialist when they qualify and are free."""
+    max_talk: timedelta = DEFAULT_MAX_TALK
+    """Safety limit: a conversation nobody completed is taken as over after this long (logged, counted)."""
+    wrap_up: timedelta = DEFAULT_WRAP_UP
+    """After a conversation, the specialist stays busy this long before the next call."""
+    missed_offers_before_away: int = DEFAULT_MISSED_OFFERS_BEFORE_AWAY
+    """Missed offers in a row after which the specialist is set away."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +334,16 @@ class ComplexityPolicy:
     """Used when the assistant made no claim."""
 
 
+DEFAULT_MISSED_MESSAGE = (
+    "The specialist could not take your call just now."
+    " You are number {queue_position} in line for a call back."
+)
+DEFAULT_CALLBACK_FIRST_MESSAGE = (
+    "Hello, this is a call back from {team_name} about the {issue_category} issue you called us about"
+    " earlier. Do you have a moment now?"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class QueuePolicy:
     line: Destination
@@ -336,6 +362,12 @@ class QueuePolicy:
     max_attempts: int = 3
     retry_spacing: timedelta = timedelta(minutes=10)
     callback_ttl: timedelta = timedelta(hours=24)
+    missed_message: str = DEFAULT_MISSED_MESSAGE
+    """Said when a call escalates again after a specialist did not take it and nobody else is free (before
+    the wait); may use {queue_position}."""
+    callback_first_message: str = DEFAULT_CALLBACK_FIRST_MESSAGE
+    """What the customer hears first on a callback call; placeholders {issue_category} {account_name}
+    {team_name} {complexity_level}."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import ColumnElement, Select
 
-from routing_service.app.ports import TeamStats
+from routing_service.app.ports import MissedOffer, TeamStats
 from routing_service.domain.models import Agent, AgentStatus, CallbackState, Complexity, Destination
 from routing_service.store.base import SqlRepository
 from routing_service.store.hot import hot
@@ -50,6 +50,7 @@ def agent_from_row(row: Any) -> Agent:
         active_assignments=row.active_assignments,
         idle_since=row.idle_since,
         updated_at=row.updated_at,
+        missed_in_row=row.missed_in_row,
     )
 
 
@@ -148,6 +149,12 @@ def _others_statement(*, excluding: bool) -> Select[Any]:
     return query.order_by(agent_teams.c.agent_id).limit(bindparam("limit", type_=Integer))
 
 
+_RESET_MISSES = hot(
+    update(agents)
+    .where(agents.c.agent_id == bindparam("agent"), agents.c.missed_in_row != 0)
+    .values(missed_in_row=0)
+)
+
 _OTHERS = _others_statement(excluding=True)
 _OTHERS_ALL = hot(_others_statement(excluding=False))
 """The decision trace's sample of a team that had no free specialist (nobody to exclude): hot, unlike
@@ -203,17 +210,48 @@ class SqlAgentRepository(SqlRepository):
     async def set_status(self, agent_id: str, status: AgentStatus, now: datetime) -> Agent | None:
         """Set the status; becoming AVAILABLE sets `idle_since` when it was unset. None when unknown."""
         idle_since: Any = agents.c.idle_since
+        missed: Any = agents.c.missed_in_row
         if status is AgentStatus.AVAILABLE:
             idle_since = func.coalesce(agents.c.idle_since, literal(now, agents.c.idle_since.type))
+            missed = 0  # back from away (or simply available): the misses in a row start over
         row = (
             await self._execute(
                 update(agents)
                 .where(agents.c.agent_id == agent_id)
-                .values(status=str(status), updated_at=now, idle_since=idle_since)
+                .values(status=str(status), updated_at=now, idle_since=idle_since, missed_in_row=missed)
                 .returning(*agents.c)
             )
         ).first()
         return None if row is None else agent_from_row(row)
+
+    async def note_missed_offer(self, agent_id: str, now: datetime, away_after: int) -> MissedOffer | None:
+        """+1 missed_in_row; when it reaches `away_after` (> 0) an AVAILABLE specialist is set AWAY (a
+        specialist set offline or busy meanwhile keeps that status). None when the agent does not exist."""
+        row = (
+            await self._execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id)
+                .values(missed_in_row=agents.c.missed_in_row + 1)
+                .returning(*agents.c)
+            )
+        ).first()
+        if row is None:
+            return None
+        if away_after <= 0 or row.missed_in_row < away_after or row.status != str(AgentStatus.AVAILABLE):
+            return MissedOffer(agent_from_row(row), set_away=False)
+        away = (
+            await self._execute(
+                update(agents)
+                .where(agents.c.agent_id == agent_id, agents.c.status == str(AgentStatus.AVAILABLE))
+                .values(status=str(AgentStatus.AWAY), updated_at=now)
+                .returning(*agents.c)
+            )
+        ).first()
+        return MissedOffer(agent_from_row(away if away is not None else row), set_away=away is not None)
+
+    async def reset_misses(self, agent_id: str, now: datetime) -> None:
+        """missed_in_row back to 0 (no write when it already is)."""
+        await self._execute(_RESET_MISSES, {"agent": agent_id})
 
     async def page(
         self, *, team_id: str | None, status: AgentStatus | None, limit: int, after_id: str | None

@@ -22,7 +22,6 @@ from sqlalchemy import (
     String,
     bindparam,
     case,
-    exists,
     extract,
     func,
     literal,
@@ -32,15 +31,16 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql import ColumnElement, Update
 
-from routing_service.app.ports import HANDLE_TIME_SAMPLE, Released
+from routing_service.app.ports import HANDLE_TIME_SAMPLE, Released, StageChange
 from routing_service.domain.errors import Conflict
+from routing_service.domain.lifecycle import ALLOWED_FROM, AssignmentRecord, AssignmentStage
 from routing_service.store.base import SqlRepository
 from routing_service.store.hot import hot
-from routing_service.store.tables import UtcDateTime, agent_teams, agents, assignments
+from routing_service.store.tables import UtcDateTime, agents, assignments
 
-__all__ = ["ACTIVE", "RELEASED", "SqlAssignmentRepository"]
+__all__ = ["ACTIVE", "RELEASED", "SqlAssignmentRepository", "record_from_row"]
 
 ACTIVE = "active"
 RELEASED = "released"
@@ -84,6 +84,7 @@ _RELEASE = hot(
     )
     .values(
         state=RELEASED,
+        stage=str(AssignmentStage.RELEASED),
         released_at=bindparam("rel_at", type_=UtcDateTime()),
         release_reason=bindparam("rel_reason", type_=String()),
     )
@@ -136,6 +137,8 @@ def _reserve_pg() -> Select[Any]:
         bindparam("res_expires", type_=UtcDateTime()),
         null(),
         literal("", String()),
+        literal(str(AssignmentStage.RESERVED), String()),
+        bindparam("res_team", type_=String()),
     )
     columns = [
         "call_id",
@@ -146,6 +149,8 @@ def _reserve_pg() -> Select[Any]:
         "expires_at",
         "released_at",
         "release_reason",
+        "stage",
+        "team_id",
     ]
     inserted = (
         postgresql.insert(assignments)
@@ -165,29 +170,27 @@ _RESERVE_PG = hot(_reserve_pg())
 
 
 def _handle_time_statement(*, postgres: bool) -> Select[Any]:
-    """The mean handle time of a team's latest releases: newest first down the `released_at` index, stopping
-    after `sample` of the team's, so the cost does not grow with the traffic of the window (an hour of a busy
-    centre is 100,000 releases: averaging all of them cost 80 ms per callback decision), and the latest calls
-    are the better estimate anyway."""
+    """The mean handle time (connected -> end of conversation) of a team's latest finished conversations:
+    newest first down the partial (team_id, completed_at) index, stopping after `sample`, so the cost does
+    not grow with the traffic of the window (an hour of a busy centre is 100,000 calls: averaging all of them
+    cost 80 ms per callback decision), and the latest calls are the better estimate anyway. Reservations
+    that never connected (missed, released unused) have no handle time and are not in the index."""
     seconds: ColumnElement[Any]
     if postgres:
-        seconds = extract("epoch", assignments.c.released_at - assignments.c.reserved_at)
+        seconds = extract("epoch", assignments.c.completed_at - assignments.c.connected_at)
     else:
         seconds = (
-            func.julianday(assignments.c.released_at) - func.julianday(assignments.c.reserved_at)
+            func.julianday(assignments.c.completed_at) - func.julianday(assignments.c.connected_at)
         ) * 86400.0
     latest = (
         select(seconds.label("seconds"))
         .where(
+            assignments.c.team_id == bindparam("team_id"),
+            assignments.c.completed_at >= bindparam("since", type_=UtcDateTime),
             assignments.c.purpose == "live",
-            assignments.c.state == RELEASED,
-            assignments.c.released_at >= bindparam("since", type_=UtcDateTime),
-            exists().where(
-                agent_teams.c.agent_id == assignments.c.agent_id,
-                agent_teams.c.team_id == bindparam("team_id"),
-            ),
+            assignments.c.connected_at.is_not(None),
         )
-        .order_by(assignments.c.released_at.desc())
+        .order_by(assignments.c.completed_at.desc())
         .limit(bindparam("sample", type_=Integer))
         .subquery()
     )
@@ -197,18 +200,152 @@ def _handle_time_statement(*, postgres: bool) -> Select[Any]:
 _HANDLE_TIME_SQLITE = hot(_handle_time_statement(postgres=False))
 _HANDLE_TIME_PG = hot(_handle_time_statement(postgres=True))
 
+_RECORD_COLUMNS = (
+    assignments.c.call_id,
+    assignments.c.purpose,
+    assignments.c.agent_id,
+    assignments.c.stage,
+    assignments.c.reserved_at,
+    assignments.c.expires_at,
+    assignments.c.team_id,
+    assignments.c.offered_at,
+    assignments.c.connected_at,
+    assignments.c.completed_at,
+    assignments.c.released_at,
+    assignments.c.release_reason,
+)
+
+
+def record_from_row(row: Any) -> AssignmentRecord:
+    """Map an `assignments` row (at least `_RECORD_COLUMNS`) to the domain record."""
+    return AssignmentRecord(
+        call_id=row.call_id,
+        purpose=row.purpose,
+        agent_id=row.agent_id,
+        stage=AssignmentStage(row.stage),
+        reserved_at=row.reserved_at,
+        expires_at=row.expires_at,
+        team_id=row.team_id,
+        offered_at=row.offered_at,
+        connected_at=row.connected_at,
+        completed_at=row.completed_at,
+        released_at=row.released_at,
+        reason=row.release_reason,
+    )
+
+
+def _move(to_stage: AssignmentStage) -> Update:
+    """`UPDATE assignments` moving the call's held assignment of a purpose to `to_stage`, only from the
+    stages `ALLOWED_FROM` lists (so a repeat, or a move that no longer applies, changes no row), returning the
+    record. Moving to a stage that frees the slot also sets state 'released' and released_at; the caller
+    gives the slot back. Parameters: mv_call, mv_purpose, mv_at, mv_reason, mv_expires (None keeps)."""
+    at = bindparam("mv_at", type_=UtcDateTime())
+    values: dict[str, Any] = {
+        "stage": str(to_stage),
+        "release_reason": bindparam("mv_reason", type_=String()),
+        "expires_at": func.coalesce(bindparam("mv_expires", type_=UtcDateTime()), assignments.c.expires_at),
+    }
+    if to_stage is AssignmentStage.OFFERED:
+        values["offered_at"] = at
+    elif to_stage is AssignmentStage.CONNECTED:
+        values["offered_at"] = func.coalesce(assignments.c.offered_at, at)
+        values["connected_at"] = at
+    elif to_stage in (AssignmentStage.WRAP_UP, AssignmentStage.COMPLETED):
+        values["completed_at"] = func.coalesce(assignments.c.completed_at, at)
+    if not to_stage.holds_slot:
+        values["state"] = RELEASED
+        values["released_at"] = at
+    allowed = sorted(str(stage) for stage in ALLOWED_FROM[to_stage])
+    return (
+        update(assignments)
+        .where(
+            assignments.c.call_id == bindparam("mv_call"),
+            assignments.c.purpose == bindparam("mv_purpose"),
+            assignments.c.state == _ACTIVE_LITERAL,
+            assignments.c.stage.in_([literal_column(f"'{stage}'", String) for stage in allowed]),
+        )
+        .values(values)
+        .returning(*_RECORD_COLUMNS)
+    )
+
+
+def _move_and_free_pg(to_stage: AssignmentStage) -> Select[Any]:
+    """PostgreSQL: `_move(to_stage)` (a freeing stage) and the freed slot in one statement, as
+    `_release_and_free_pg`. The agent's columns are NULL when its row is gone."""
+    moved = _move(to_stage).cte("moved")
+    freed = (
+        update(agents)
+        .where(agents.c.agent_id == moved.c.agent_id)
+        .values(_SLOT_FREED)
+        .returning(agents.c.agent_id, agents.c.capacity, agents.c.active_assignments, agents.c.team_ids)
+        .cte("freed")
+    )
+    return select(*moved.c, freed.c.capacity, freed.c.active_assignments, freed.c.team_ids).select_from(
+        moved.outerjoin(freed, freed.c.agent_id == moved.c.agent_id)
+    )
+
+
+_MOVES = {stage: hot(_move(stage)) for stage in AssignmentStage if ALLOWED_FROM[stage]}
+_MOVES_AND_FREE_PG = {
+    stage: hot(_move_and_free_pg(stage))
+    for stage in AssignmentStage
+    if ALLOWED_FROM[stage] and not stage.holds_slot
+}
+_LIVE_FOR_CALL = hot(
+    select(*_RECORD_COLUMNS).where(
+        assignments.c.call_id == bindparam("call_id"),
+        assignments.c.purpose == bindparam("purpose"),
+        assignments.c.state == _ACTIVE_LITERAL,
+    )
+)
+_RELEASED_LITERAL: ColumnElement[str] = literal_column("'released'", String)
+_MISSED_AGENTS = hot(
+    select(assignments.c.agent_id)
+    .where(
+        assignments.c.call_id == bindparam("call_id"),
+        assignments.c.state == _RELEASED_LITERAL,
+        assignments.c.purpose == "live",
+        assignments.c.stage == str(AssignmentStage.MISSED),
+    )
+    .distinct()
+)
+_HAND_OFF = (
+    update(assignments)
+    .where(
+        assignments.c.call_id == bindparam("ho_call"),
+        assignments.c.purpose == bindparam("ho_purpose"),
+        assignments.c.state == _ACTIVE_LITERAL,
+    )
+    .values(
+        state=RELEASED,
+        stage=str(AssignmentStage.RELEASED),
+        released_at=bindparam("ho_at", type_=UtcDateTime()),
+        release_reason=bindparam("ho_reason", type_=String()),
+    )
+    .returning(assignments.c.agent_id)
+)
+
 
 class SqlAssignmentRepository(SqlRepository):
     """`ports.AssignmentRepository` on SQL."""
 
     async def reserve(
-        self, *, agent_id: str, call_id: str, purpose: str, now: datetime, expires_at: datetime
+        self,
+        *,
+        agent_id: str,
+        call_id: str,
+        purpose: str,
+        now: datetime,
+        expires_at: datetime,
+        team_id: str | None = None,
     ) -> bool:
         """Take one slot of the agent in the current transaction; False when none was free (or the agent is
         not available / unknown).
 
-        A call holds at most one active assignment per purpose: when it already holds one with this agent,
-        that one stands and the result is True (no second slot is taken); with another agent, `Conflict`.
+        The assignment starts `reserved`, with the team the call was routed to (`team_id`, stored in the
+        same insert). A call holds at most one active assignment per purpose: when it already holds one
+        with this agent, that one stands and the result is True (no second slot is taken); with another
+        agent, `Conflict`.
         """
         if self._postgres:
             params = {
@@ -218,6 +355,7 @@ class SqlAssignmentRepository(SqlRepository):
                 "res_purpose": purpose,
                 "res_at": now,
                 "res_expires": expires_at,
+                "res_team": team_id,
             }
             counts = (await self._execute(_RESERVE_PG, params)).first()  # one row: two counts
             taken, inserted = (counts.taken, counts.inserted) if counts is not None else (0, 0)
@@ -240,6 +378,8 @@ class SqlAssignmentRepository(SqlRepository):
                 "expires_at": expires_at,
                 "released_at": None,
                 "release_reason": "",
+                "stage": str(AssignmentStage.RESERVED),
+                "team_id": team_id,
             },
         )
         if not inserted:
@@ -256,8 +396,9 @@ class SqlAssignmentRepository(SqlRepository):
         return True
 
     async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:
-        """Release the call's active assignment for `purpose` and give the slot back (never below zero);
-        an agent left with no active assignment becomes idle since `now`. None when nothing was active."""
+        """Release the call's active assignment for `purpose` whatever its stage (stage `released`) and give
+        the slot back (never below zero); an agent left with no active assignment becomes idle since `now`.
+        None when nothing was active."""
         params = {
             "rel_call": call_id,
             "rel_purpose": purpose,
@@ -267,30 +408,142 @@ class SqlAssignmentRepository(SqlRepository):
         if self._postgres:
             params |= {"rel_idle": now, "rel_updated": now}
             row = (await self._execute(_RELEASE_AND_FREE_PG, params)).first()
-            if row is None:
-                return None
-            if row.capacity is None:  # the agent row is gone (cascade deletes its assignments: mid-race)
-                return Released(call_id=call_id, agent_id=row.agent_id, team_ids=(), free_slots=0)
-            return Released(
-                call_id=call_id,
-                agent_id=row.agent_id,
-                team_ids=tuple(row.team_ids or ()),
-                free_slots=max(0, row.capacity - row.active_assignments),
-            )
+            return None if row is None else _released(call_id, row.agent_id, row)
         released = (await self._execute(_RELEASE, params)).first()
         if released is None:
             return None
-        agent_id: str = released.agent_id
+        return await self._free_slot(call_id, released.agent_id, now)
+
+    async def _free_slot(self, call_id: str, agent_id: str, now: datetime) -> Released:
+        """Give back the slot of `agent_id` (SQLite's second statement of a release)."""
         freed = {"rel_agent": agent_id, "rel_idle": now, "rel_updated": now}
         after = (await self._execute(_FREE_SLOT, freed)).first()
-        if after is None:  # the agent row is gone (cascade deletes its assignments, so only mid-race)
-            return Released(call_id=call_id, agent_id=agent_id, team_ids=(), free_slots=0)
-        return Released(
-            call_id=call_id,
-            agent_id=agent_id,
-            team_ids=tuple(after.team_ids or ()),
-            free_slots=max(0, after.capacity - after.active_assignments),
+        return _released(call_id, agent_id, after)
+
+    async def transition(
+        self,
+        call_id: str,
+        purpose: str,
+        to_stage: AssignmentStage,
+        now: datetime,
+        reason: str,
+        expires_at: datetime | None = None,
+    ) -> StageChange | None:
+        """Move the call's held assignment of `purpose` to `to_stage`, when its stage allows it
+        (`lifecycle.ALLOWED_FROM`); None otherwise (nothing held, a repeat, or a move that no longer applies:
+        idempotent). Stamps offered_at / connected_at / completed_at; `expires_at` replaces the stage's
+        time-out (None keeps it). A stage that frees the slot gives it back exactly like `release` and the
+        change carries the `Released` to announce."""
+        if not ALLOWED_FROM[to_stage]:
+            raise ValueError(f"no move leads to {to_stage}")
+        params = {
+            "mv_call": call_id,
+            "mv_purpose": purpose,
+            "mv_at": now,
+            "mv_reason": reason[:256],
+            "mv_expires": expires_at,
+        }
+        if to_stage.holds_slot:
+            row = (await self._execute(_MOVES[to_stage], params)).first()
+            return None if row is None else StageChange(record_from_row(row), None)
+        if self._postgres:
+            params |= {"rel_idle": now, "rel_updated": now}
+            row = (await self._execute(_MOVES_AND_FREE_PG[to_stage], params)).first()
+            if row is None:
+                return None
+            return StageChange(record_from_row(row), _released(call_id, row.agent_id, row))
+        row = (await self._execute(_MOVES[to_stage], params)).first()
+        if row is None:
+            return None
+        return StageChange(record_from_row(row), await self._free_slot(call_id, row.agent_id, now))
+
+    async def live_for_call(self, call_id: str, purpose: str = "live") -> AssignmentRecord | None:
+        """The call's assignment of `purpose` that holds a slot, with its stage; None when none does."""
+        row = (await self._execute(_LIVE_FOR_CALL, {"call_id": call_id, "purpose": purpose})).first()
+        return None if row is None else record_from_row(row)
+
+    async def latest_for_call(self, call_id: str, purpose: str = "live") -> AssignmentRecord | None:
+        """The call's newest assignment of `purpose`, whatever its stage (None when it never had one)."""
+        live = await self.live_for_call(call_id, purpose)
+        if live is not None:
+            return live
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(
+                assignments.c.call_id == call_id,
+                assignments.c.state == _RELEASED_LITERAL,
+                assignments.c.purpose == purpose,
+            )
+            .order_by(assignments.c.assignment_id.desc())
+            .limit(1)
         )
+        row = (await self._execute(query)).first()
+        return None if row is None else record_from_row(row)
+
+    async def live_for_agents(self, agent_ids: list[str]) -> list[AssignmentRecord]:
+        """The slot-holding assignments of these agents (any purpose), oldest first."""
+        if not agent_ids:
+            return []
+        query = (
+            select(*_RECORD_COLUMNS)
+            .where(assignments.c.agent_id.in_(sorted(set(agent_ids))), assignments.c.state == _ACTIVE_LITERAL)
+            .order_by(assignments.c.reserved_at, assignments.c.assignment_id)
+        )
+        return [record_from_row(row) for row in await self._execute(query)]
+
+    async def missed_agents(self, call_id: str) -> set[str]:
+        """Agents whose live assignment for this call ended `missed` (they did not take it)."""
+        return {row.agent_id for row in await self._execute(_MISSED_AGENTS, {"call_id": call_id})}
+
+    async def hand_over(
+        self,
+        *,
+        from_call_id: str,
+        from_purpose: str,
+        to_call_id: str,
+        to_purpose: str,
+        team_id: str | None,
+        now: datetime,
+        expires_at: datetime,
+    ) -> str | None:
+        """Move the slot held by (`from_call_id`, `from_purpose`) onto (`to_call_id`, `to_purpose`) as a new
+        `reserved` assignment, without freeing the slot in between (the old row ends `released`, "handed
+        over"). The specialist's id; None when nothing was held. When the target already holds an assignment
+        of that purpose: with the same specialist it stands (the extra slot is given back), with another one
+        the slot is given back and `Conflict` is raised."""
+        params = {
+            "ho_call": from_call_id,
+            "ho_purpose": from_purpose,
+            "ho_at": now,
+            "ho_reason": f"handed over to call {to_call_id}"[:256],
+        }
+        moved = (await self._execute(_HAND_OFF, params)).first()
+        if moved is None:
+            return None
+        agent_id: str = moved.agent_id
+        inserted = await self._insert_ignore(
+            assignments,
+            {
+                "call_id": to_call_id,
+                "purpose": to_purpose,
+                "agent_id": agent_id,
+                "state": ACTIVE,
+                "reserved_at": now,
+                "expires_at": expires_at,
+                "released_at": None,
+                "release_reason": f"handed over from {from_purpose} of call {from_call_id}"[:256],
+                "stage": str(AssignmentStage.RESERVED),
+                "team_id": team_id,
+            },
+        )
+        if not inserted:
+            await self._free_slot(to_call_id, agent_id, now)
+            holder = await self.active_for_call(to_call_id, to_purpose)
+            if holder != agent_id:
+                raise Conflict(
+                    f"call {to_call_id} already holds an active {to_purpose} assignment with {holder}"
+                )
+        return agent_id
 
     async def active_for_call(self, call_id: str, purpose: str) -> str | None:
         """The agent holding the call's active assignment for `purpose`, if any."""
@@ -298,24 +551,38 @@ class SqlAssignmentRepository(SqlRepository):
         found: str | None = (await self._execute(_ACTIVE_FOR_CALL, params)).scalar_one_or_none()
         return found
 
-    async def expired(self, now: datetime, limit: int) -> list[tuple[str, str]]:
-        """(call_id, purpose) of active assignments whose `expires_at` is at or before `now`, oldest first."""
+    async def expired(self, now: datetime, limit: int) -> list[AssignmentRecord]:
+        """Slot-holding assignments whose current stage timed out (`expires_at` at or before `now`), oldest
+        first (the sweeper decides per stage what happens)."""
         query = (
-            select(assignments.c.call_id, assignments.c.purpose)
+            select(*_RECORD_COLUMNS)
             .where(assignments.c.state == _ACTIVE_LITERAL, assignments.c.expires_at <= now)
             .order_by(assignments.c.expires_at, assignments.c.assignment_id)
             .limit(max(0, limit))
         )
-        return [(row.call_id, row.purpose) for row in await self._execute(query)]
+        return [record_from_row(row) for row in await self._execute(query)]
 
     async def recent_handle_time(
         self, team_id: str, since: datetime, *, limit: int = HANDLE_TIME_SAMPLE
     ) -> timedelta | None:
-        """Mean (released_at - reserved_at) of the team's last `limit` live assignments released at or after
-        `since`; None when there were none (see `_handle_time_statement`)."""
+        """Mean handle time (connected_at -> completed_at) of the team's last `limit` live conversations that
+        ended at or after `since`; None when there were none (see `_handle_time_statement`)."""
         statement = _HANDLE_TIME_PG if self._postgres else _HANDLE_TIME_SQLITE
         params = {"team_id": team_id, "since": since, "sample": max(1, limit)}
         mean = (await self._execute(statement, params)).scalar_one_or_none()
         if mean is None:
             return None
         return timedelta(seconds=max(0.0, float(mean)))
+
+
+def _released(call_id: str, agent_id: str, agent_row: Any) -> Released:
+    """What a freed slot announces; no teams and no free slot when the agent row is gone (its assignments
+    cascade with it, so only mid-race)."""
+    if agent_row is None or agent_row.capacity is None:
+        return Released(call_id=call_id, agent_id=agent_id, team_ids=(), free_slots=0)
+    return Released(
+        call_id=call_id,
+        agent_id=agent_id,
+        team_ids=tuple(agent_row.team_ids or ()),
+        free_slots=max(0, agent_row.capacity - agent_row.active_assignments),
+    )

@@ -125,6 +125,7 @@ agents = Table(
     Column("active_assignments", Integer, nullable=False),
     Column("idle_since", UtcDateTime, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("missed_in_row", Integer, nullable=False, server_default=text("0")),
     CheckConstraint("active_assignments >= 0", name="active_assignments_nonnegative"),
     CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
 )
@@ -181,6 +182,13 @@ assignments = Table(
     Column("expires_at", UtcDateTime, nullable=False),
     Column("released_at", UtcDateTime, nullable=True),
     Column("release_reason", String(256), nullable=False),
+    # The lifecycle stage (domain.lifecycle.AssignmentStage); `state` stays 'active' exactly while the stage
+    # holds a slot (reserved, offered, connected, wrap_up): the hot statements and partial indexes use it.
+    Column("stage", String(16), nullable=False, server_default=text("'reserved'")),
+    Column("team_id", String(ID), nullable=True),
+    Column("offered_at", UtcDateTime, nullable=True),
+    Column("connected_at", UtcDateTime, nullable=True),
+    Column("completed_at", UtcDateTime, nullable=True),
 )
 # At most one ACTIVE assignment per (call, purpose), whatever the races.
 Index(
@@ -197,14 +205,24 @@ Index(
     sqlite_where=text("state = 'active'"),
     postgresql_where=text("state = 'active'"),
 )
-# Only released rows: reserving a slot writes no entry here (see migration 0005).
+# A call's finished assignments (who missed it, how it ended): only released rows, so reserving a slot
+# writes no entry here; the active one is found through uq_assignments_active_call (migration 0006).
 Index(
-    "ix_assignments_released_at",
-    assignments.c.released_at,
-    sqlite_where=text("released_at IS NOT NULL"),
-    postgresql_where=text("released_at IS NOT NULL"),
+    "ix_assignments_released_call_id",
+    assignments.c.call_id,
+    sqlite_where=text("state = 'released'"),
+    postgresql_where=text("state = 'released'"),
 )
 Index("ix_assignments_agent_id", assignments.c.agent_id)
+# The handle-time sample: a team's latest finished conversations, newest first (migration 0006). Only rows
+# whose conversation ended are entered; the query's `completed_at >= ?` implies the predicate.
+Index(
+    "ix_assignments_team_id_completed_at",
+    assignments.c.team_id,
+    assignments.c.completed_at,
+    sqlite_where=text("completed_at IS NOT NULL"),
+    postgresql_where=text("completed_at IS NOT NULL"),
+)
 
 decisions = Table(
     "decisions",

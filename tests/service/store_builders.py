@@ -68,11 +68,23 @@ async def add_agents(store: Store, *agents: Agent, now: datetime = NOW) -> None:
 
 
 async def reserve(
-    store: Store, agent_id: str, call_id: str, *, now: datetime = NOW, hold: timedelta = HOLD
+    store: Store,
+    agent_id: str,
+    call_id: str,
+    *,
+    now: datetime = NOW,
+    hold: timedelta = HOLD,
+    team_id: str | None = None,
+    purpose: str = "live",
 ) -> bool:
     async with store.uow() as uow:
         won = await uow.assignments.reserve(
-            agent_id=agent_id, call_id=call_id, purpose="live", now=now, expires_at=now + hold
+            agent_id=agent_id,
+            call_id=call_id,
+            purpose=purpose,
+            now=now,
+            expires_at=now + hold,
+            team_id=team_id,
         )
         await uow.commit()
         return won

@@ -4,14 +4,22 @@ idempotency, expiry, handle time, and the one-active-assignment-per-call guarant
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from routing_service.domain.errors import Conflict
+from routing_service.domain.lifecycle import AssignmentStage
 from routing_service.domain.models import AgentStatus
 from routing_service.store import Store
 from tests.service.store_builders import HOLD, NOW, add_agents, make_agent, reserve
+
+CONNECTED, WRAP_UP, COMPLETED, MISSED = (
+    AssignmentStage.CONNECTED,
+    AssignmentStage.WRAP_UP,
+    AssignmentStage.COMPLETED,
+    AssignmentStage.MISSED,
+)
 
 
 async def _attempt(store: Store, agent_id: str, call_id: str) -> bool:
@@ -146,28 +154,48 @@ async def test_expired_lists_only_active_overdue_when_some_released(store: Store
         await uow.commit()
     later = NOW + timedelta(minutes=10)
     async with store.uow() as uow:
-        assert await uow.assignments.expired(later, 10) == [("older", "live"), ("old", "live")]
-        assert await uow.assignments.expired(later, 1) == [("older", "live")]
+        due = await uow.assignments.expired(later, 10)
+        assert [(a.call_id, a.purpose, a.stage) for a in due] == [
+            ("older", "live", AssignmentStage.RESERVED),
+            ("old", "live", AssignmentStage.RESERVED),
+        ]
+        assert [a.call_id for a in await uow.assignments.expired(later, 1)] == ["older"]
         assert await uow.assignments.expired(NOW - timedelta(hours=1), 10) == []
 
 
-async def test_recent_handle_time_averages_team_live_calls_when_released_since(store: Store) -> None:
+async def _converse(
+    store: Store, agent_id: str, call_id: str, *, team: str, start: datetime, minutes: float
+) -> None:
+    """Reserve, hand over at `start` (connected), complete `minutes` later (wrap-up), then free."""
+    assert await reserve(store, agent_id, call_id, now=start - timedelta(seconds=30), team_id=team)
+    async with store.uow() as uow:
+        assert await uow.assignments.transition(call_id, "live", CONNECTED, start, "handed over")
+        end = start + timedelta(minutes=minutes)
+        assert await uow.assignments.transition(call_id, "live", WRAP_UP, end, "completed")
+        assert await uow.assignments.transition(
+            call_id, "live", COMPLETED, end + timedelta(minutes=1), "wrap-up over"
+        )
+        await uow.commit()
+
+
+async def test_recent_handle_time_averages_team_conversations_when_completed_since(store: Store) -> None:
     await add_agents(
         store, make_agent("alice", capacity=5), make_agent("bob", teams=("billing",), capacity=5)
     )
     async with store.uow() as uow:
         assert await uow.assignments.recent_handle_time("technical", NOW) is None
-    for call, minutes in (("c1", 4), ("c2", 8)):
-        assert await reserve(store, "alice", call)
-        async with store.uow() as uow:
-            await uow.assignments.release(call, "live", NOW + timedelta(minutes=minutes), "ended")
-            await uow.commit()
-    assert await reserve(store, "alice", "old", now=NOW - timedelta(hours=3))
-    assert await reserve(store, "bob", "b1")
-    assert await reserve(store, "alice", "still-active")
+    await _converse(store, "alice", "c1", team="technical", start=NOW, minutes=4)
+    await _converse(store, "alice", "c2", team="technical", start=NOW, minutes=8)
+    await _converse(store, "alice", "old", team="technical", start=NOW - timedelta(hours=3), minutes=60)
+    await _converse(store, "bob", "b1", team="billing", start=NOW, minutes=30)
+    # reservations that never connected have no handle time, however long they were held
+    assert await reserve(store, "alice", "unused", now=NOW - timedelta(hours=1), team_id="technical")
+    assert await reserve(store, "alice", "missed", now=NOW - timedelta(hours=1), team_id="technical")
+    assert await reserve(store, "alice", "still-talking", team_id="technical")
     async with store.uow() as uow:
-        await uow.assignments.release("old", "live", NOW - timedelta(hours=2), "ended")
-        await uow.assignments.release("b1", "live", NOW + timedelta(minutes=30), "ended")
+        await uow.assignments.release("unused", "live", NOW + timedelta(minutes=30), "ended")
+        await uow.assignments.transition("missed", "live", MISSED, NOW + timedelta(minutes=30), "busy")
+        await uow.assignments.transition("still-talking", "live", CONNECTED, NOW, "handed over")
         await uow.commit()
     async with store.uow() as uow:
         mean = await uow.assignments.recent_handle_time("technical", NOW - timedelta(minutes=1))
@@ -176,10 +204,10 @@ async def test_recent_handle_time_averages_team_live_calls_when_released_since(s
     assert billing is not None and abs(billing.total_seconds() - 30 * 60) < 0.01
 
 
-async def test_recent_handle_time_averages_only_the_teams_latest_releases_when_given_a_sample_size(
+async def test_recent_handle_time_averages_only_the_teams_latest_conversations_when_given_a_sample_size(
     store: Store,
 ) -> None:
-    # Newest first: c4 (2 min, released last), c3 (10 min), then the older c2 and c1 fall outside a sample
+    # Newest first: c4 (2 min, ended last), c3 (10 min), then the older c2 and c1 fall outside a sample
     # of two; bob's billing call is newer still but of another team.
     await add_agents(
         store, make_agent("alice", capacity=9), make_agent("bob", teams=("billing",), capacity=9)
@@ -187,14 +215,8 @@ async def test_recent_handle_time_averages_only_the_teams_latest_releases_when_g
     calls = (("c1", 0, 40), ("c2", 1, 30), ("c3", 2, 10), ("c4", 3, 2))
     for call, started, minutes in calls:
         start = NOW + timedelta(minutes=started * 60)
-        assert await reserve(store, "alice", call, now=start)
-        async with store.uow() as uow:
-            await uow.assignments.release(call, "live", start + timedelta(minutes=minutes), "ended")
-            await uow.commit()
-    assert await reserve(store, "bob", "b1", now=NOW + timedelta(hours=4))
-    async with store.uow() as uow:
-        await uow.assignments.release("b1", "live", NOW + timedelta(hours=5), "ended")
-        await uow.commit()
+        await _converse(store, "alice", call, team="technical", start=start, minutes=minutes)
+    await _converse(store, "bob", "b1", team="billing", start=NOW + timedelta(hours=4), minutes=60)
     async with store.uow() as uow:
         latest_two = await uow.assignments.recent_handle_time("technical", NOW, limit=2)
         all_four = await uow.assignments.recent_handle_time("technical", NOW, limit=100)
@@ -204,7 +226,7 @@ async def test_recent_handle_time_averages_only_the_teams_latest_releases_when_g
     assert latest_two is not None and abs(latest_two.total_seconds() - 6 * 60) < 0.01
     assert all_four is not None and abs(all_four.total_seconds() - 20.5 * 60) < 0.01
     assert in_window is not None and abs(in_window.total_seconds() - 2 * 60) < 0.01, (
-        "releases before `since` are not sampled"
+        "conversations that ended before `since` are not sampled"
     )
 
 

@@ -28,6 +28,7 @@ MODULES = [
     "routing_service.domain.selection",
     "routing_service.domain.queueing",
     "routing_service.domain.decision",
+    "routing_service.domain.lifecycle",
     "routing_service.policy",
     "routing_service.policy.loader",
     "routing_service.policy.schema",
