@@ -136,6 +136,7 @@ class Webhook:
     def __init__(self, state: EdgeState) -> None:
         self.state = state
         self.settings = state.settings
+        self._hmac = state.settings.hmac_options()
         self._late_records: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
@@ -361,7 +362,11 @@ class Webhook:
         if secrets or not self.settings.insecure_dev:
             try:
                 result = verify_request(
-                    request.headers, raw, secrets, window_seconds=self.settings.signature_window_seconds
+                    request.headers,
+                    raw,
+                    secrets,
+                    window_seconds=self.settings.signature_window_seconds,
+                    hmac_options=self._hmac,
                 )
             except AuthError as exc:
                 log.info("webhook_unauthorized", reason=exc.reason)

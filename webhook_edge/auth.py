@@ -2,26 +2,43 @@
 
 Accepted forms (PROTOCOL.md section 4), each checked against the current and the previous secret:
 
-    x-signature + x-timestamp   Vapi HMAC credential: hex HMAC-SHA256 of "{timestamp}.{body}", optional
-                                "sha256=" prefix; timestamp in Unix seconds or milliseconds, within a window
-    x-vapi-signature            the seed tutorial: hex HMAC-SHA256 of the body
-    X-Vapi-Secret: <secret>     legacy shared secret (or a bearer credential with headerName X-Vapi-Secret)
-    Authorization: Bearer <s>   Vapi bearer credential
+    HMAC credential          Vapi's `HmacAuthenticationPlan`, as configured (`HmacOptions`, from the edge
+                             settings ESCALADE_VAPI_HMAC_*): algorithm sha256 | sha512 | sha1, signature
+                             encoded hex | base64, optional prefix (e.g. "sha256="), in the signature header
+                             (default x-signature); with a timestamp header (default x-timestamp, Unix seconds
+                             or milliseconds, within a window) the signed string is "{timestamp}.{body}",
+                             without one (timestamp header configured empty) the body alone
+    x-vapi-signature         the seed tutorial: hex HMAC-SHA256 of the body
+    X-Vapi-Secret: <secret>  legacy shared secret (or a bearer credential with headerName X-Vapi-Secret)
+    Authorization: Bearer s  Vapi bearer credential
 
-A request passes when any credential it presents is valid. Nothing here logs a secret or a signature.
+A request passes when any credential it presents is valid. Signatures are decoded and compared as digests
+with `hmac.compare_digest`. Nothing here logs a secret or a signature.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
-__all__ = ["AuthError", "AuthResult", "sign_hmac", "sign_seed", "verify_request"]
+__all__ = ["AuthError", "AuthResult", "HmacOptions", "sign_hmac", "sign_seed", "verify_request"]
 
 _MS_THRESHOLD = 100_000_000_000  # timestamps above this are milliseconds (year 5138 in seconds)
+_MAX_SIGNATURE = 512
+
+HmacAlgorithm = Literal["sha256", "sha512", "sha1"]
+HmacEncoding = Literal["hex", "base64"]
+_DIGESTS: dict[str, Callable[..., Any]] = {
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+    "sha1": hashlib.sha1,
+}
 
 
 class AuthError(Exception):
@@ -40,27 +57,75 @@ class AuthResult:
     previous_secret: bool
 
 
+@dataclass(frozen=True, slots=True)
+class HmacOptions:
+    """How Vapi's HMAC credential signs (mirrors `HmacAuthenticationPlan`); the defaults are Vapi's."""
+
+    algorithm: HmacAlgorithm = "sha256"
+    encoding: HmacEncoding = "hex"
+    prefix: str = ""
+    """Sent before the signature (Vapi's `signaturePrefix`); "sha256=" is also accepted with the defaults."""
+    signature_header: str = "x-signature"
+    timestamp_header: str = "x-timestamp"
+    """Empty: no timestamp; the signed string is the body alone."""
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in _DIGESTS:
+            raise ValueError(f"unknown HMAC algorithm {self.algorithm!r} (sha256, sha512 or sha1)")
+        if self.encoding not in ("hex", "base64"):
+            raise ValueError(f"unknown signature encoding {self.encoding!r} (hex or base64)")
+        if not self.signature_header:
+            raise ValueError("the signature header name must not be empty")
+
+    def digest(self, secret: bytes, payload: bytes) -> bytes:
+        return hmac.new(secret, payload, _DIGESTS[self.algorithm]).digest()
+
+    def encode(self, digest: bytes) -> str:
+        if self.encoding == "hex":
+            return digest.hex()
+        return base64.b64encode(digest).decode("ascii")
+
+    def decode(self, value: str) -> bytes | None:
+        """The digest a presented signature carries (prefix stripped), or None when it cannot be decoded."""
+        value = value.strip()
+        for prefix in (self.prefix, "sha256=" if self.algorithm == "sha256" else ""):
+            if prefix and value[: len(prefix)].lower() == prefix.lower():
+                value = value[len(prefix) :].strip()
+                break
+        if not value or len(value) > _MAX_SIGNATURE:
+            return None
+        try:
+            if self.encoding == "hex":
+                return bytes.fromhex(value)
+            padded = value + "=" * (-len(value) % 4)
+            return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
+        except (ValueError, binascii.Error):
+            return None
+
+
+_SEED = HmacOptions(timestamp_header="")
+
+
 def _hmac_hex(secret: bytes, payload: bytes) -> bytes:
     return hmac.new(secret, payload, hashlib.sha256).hexdigest().encode("ascii")
 
 
-def sign_hmac(secret: str, body: bytes, timestamp_ms: int) -> dict[str, str]:
-    """Headers of Vapi's HMAC credential (`x-signature`, `x-timestamp` in ms) for `body`."""
+def sign_hmac(
+    secret: str, body: bytes, timestamp_ms: int, options: HmacOptions | None = None
+) -> dict[str, str]:
+    """Headers of Vapi's HMAC credential for `body` (signature and, unless disabled, the timestamp in ms)."""
+    opts = options or HmacOptions()
     stamp = str(timestamp_ms)
-    signature = _hmac_hex(secret.encode(), stamp.encode("ascii") + b"." + body).decode("ascii")
-    return {"x-signature": signature, "x-timestamp": stamp}
+    payload = stamp.encode("ascii") + b"." + body if opts.timestamp_header else body
+    headers = {opts.signature_header: opts.prefix + opts.encode(opts.digest(secret.encode(), payload))}
+    if opts.timestamp_header:
+        headers[opts.timestamp_header] = stamp
+    return headers
 
 
 def sign_seed(secret: str, body: bytes) -> dict[str, str]:
     """The seed tutorial's header: `x-vapi-signature` = hex HMAC-SHA256 of the body."""
     return {"x-vapi-signature": _hmac_hex(secret.encode(), body).decode("ascii")}
-
-
-def _normalise_signature(value: str) -> bytes:
-    value = value.strip()
-    if value[:7].lower() == "sha256=":
-        value = value[7:]
-    return value.strip().lower().encode("utf-8", "replace")
 
 
 def _match_any(candidate: bytes, expected: Sequence[bytes]) -> int | None:
@@ -72,34 +137,47 @@ def _match_any(candidate: bytes, expected: Sequence[bytes]) -> int | None:
     return found
 
 
-def _timestamp_seconds(raw: str) -> float:
+def _timestamp_seconds(raw: str, name: str) -> float:
     try:
         value = float(raw.strip())
     except ValueError:
-        raise AuthError("x-timestamp is not a number") from None
+        raise AuthError(f"{name} is not a number") from None
     if value != value or value in (float("inf"), float("-inf")):
-        raise AuthError("x-timestamp is not a number")
+        raise AuthError(f"{name} is not a number")
     return value / 1000.0 if value >= _MS_THRESHOLD else value
 
 
-def _check_hmac_timestamped(
-    signature: str, stamp: str | None, body: bytes, secrets: Sequence[bytes], now: float, window: float
+def _check_hmac(
+    signature: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Sequence[bytes],
+    options: HmacOptions,
+    now: float,
+    window: float,
 ) -> int:
-    if stamp is None:
-        raise AuthError("x-signature needs an x-timestamp header")
-    moment = _timestamp_seconds(stamp)
-    if abs(now - moment) > window:
-        raise AuthError("x-timestamp is outside the accepted window")
-    payload = stamp.encode("utf-8", "replace") + b"." + body
-    index = _match_any(_normalise_signature(signature), [_hmac_hex(s, payload) for s in secrets])
-    if index is None:
-        raise AuthError("x-signature does not match")
+    name = options.signature_header
+    payload = body
+    if options.timestamp_header:
+        stamp = headers.get(options.timestamp_header)
+        if stamp is None:
+            raise AuthError(f"{name} needs a {options.timestamp_header} header")
+        moment = _timestamp_seconds(stamp, options.timestamp_header)
+        if abs(now - moment) > window:
+            raise AuthError(f"{options.timestamp_header} is outside the accepted window")
+        payload = stamp.encode("utf-8", "replace") + b"." + body
+    presented = options.decode(signature)
+    expected = [options.digest(s, payload) for s in secrets]
+    index = _match_any(presented if presented is not None else b"", expected)
+    if index is None or presented is None:
+        raise AuthError(f"{name} does not match")
     return index
 
 
 def _check_seed(signature: str, body: bytes, secrets: Sequence[bytes]) -> int:
-    index = _match_any(_normalise_signature(signature), [_hmac_hex(s, body) for s in secrets])
-    if index is None:
+    presented = _SEED.decode(signature)
+    index = _match_any(presented if presented is not None else b"", [_SEED.digest(s, body) for s in secrets])
+    if index is None or presented is None:
         raise AuthError("x-vapi-signature does not match")
     return index
 
@@ -118,24 +196,25 @@ def verify_request(
     *,
     now: float | None = None,
     window_seconds: float = 300.0,
+    hmac_options: HmacOptions | None = None,
 ) -> AuthResult:
     """Authenticate a webhook; raises `AuthError` when no presented credential is valid.
 
     `headers` must be case-insensitive (Starlette's `Headers`) or use lower-case keys. `secrets` lists the
-    current secret first, then the previous one.
+    current secret first, then the previous one. `hmac_options` describe the HMAC credential (Vapi's
+    defaults when None).
     """
+    options = hmac_options or HmacOptions()
     if not secrets:
         raise AuthError("no webhook secret is configured")
     moment = time.time() if now is None else now
     attempts: list[tuple[str, Callable[[], int]]] = []
-    signature = headers.get("x-signature")
+    signature = headers.get(options.signature_header)
     if signature is not None:
         attempts.append(
             (
                 "hmac",
-                lambda: _check_hmac_timestamped(
-                    signature, headers.get("x-timestamp"), body, secrets, moment, window_seconds
-                ),
+                lambda: _check_hmac(signature, headers, body, secrets, options, moment, window_seconds),
             )
         )
     seed = headers.get("x-vapi-signature")

@@ -87,7 +87,7 @@ def auth_reason(message: str) -> str:
         return "not_configured"
     if "outside the accepted window" in text:
         return "expired"
-    if "x-timestamp" in text:
+    if "timestamp" in text or "needs a" in text:
         return "bad_timestamp"
     if "does not match" in text:
         return "mismatch"

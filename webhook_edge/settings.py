@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from webhook_edge.auth import HmacOptions
 
 __all__ = [
     "DEFAULT_FALLBACK_HANDOFF",
@@ -23,6 +26,7 @@ __all__ = [
 ]
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_HEADER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEFAULT_FALLBACK_NUMBER = "+15550100900"
 DEFAULT_FALLBACK_MESSAGE = "I'll connect you with our general support team who can help you."
 DEFAULT_FALLBACK_HANDOFF = "Escalation routing error - connecting to general support team"
@@ -74,6 +78,17 @@ class EdgeSettings(BaseSettings):
     insecure_dev: bool = False
     """Accept unauthenticated webhooks when no secret is configured (local development only)."""
     signature_window_seconds: int = Field(default=300, ge=1)
+    vapi_hmac_algorithm: Literal["sha256", "sha512", "sha1"] = "sha256"
+    """Vapi HMAC credential (`HmacAuthenticationPlan.algorithm`)."""
+    vapi_hmac_encoding: Literal["hex", "base64"] = "hex"
+    """`signatureEncoding`."""
+    vapi_hmac_prefix: str = Field(default="", max_length=32)
+    """`signaturePrefix`, e.g. "sha256=" (empty: none)."""
+    vapi_hmac_signature_header: str = "x-signature"
+    """`signatureHeader`."""
+    vapi_hmac_timestamp_header: str = "x-timestamp"
+    """`timestampHeader`; empty: the credential signs the body alone (`includeTimestamp: false`,
+    `payloadFormat: {body}`)."""
     control_timeout_seconds: float = Field(default=5.0, gt=0)
     temporal_address: str | None = None
     """Temporal frontend (HOST:PORT) the outbox relay starts workflows on; unset: entries stay pending."""
@@ -99,6 +114,39 @@ class EdgeSettings(BaseSettings):
         if value is not None and not _E164.match(value.strip()):
             raise ValueError("must be an E.164 number such as +15550100900")
         return value.strip() if value is not None else None
+
+    @field_validator("vapi_hmac_signature_header", "vapi_hmac_timestamp_header", mode="before")
+    @classmethod
+    def _header_name(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        value = value.strip().lower()
+        if value and not _HEADER.match(value):
+            raise ValueError("must be an HTTP header name (letters, digits, - and _; up to 64)")
+        return value
+
+    @field_validator("vapi_hmac_signature_header")
+    @classmethod
+    def _signature_header_required(cls, value: str) -> str:
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_headers(self) -> EdgeSettings:
+        if self.vapi_hmac_signature_header == self.vapi_hmac_timestamp_header:
+            raise ValueError("vapi_hmac_signature_header and vapi_hmac_timestamp_header must differ")
+        return self
+
+    def hmac_options(self) -> HmacOptions:
+        """The HMAC credential the edge verifies (and `escalade vapi provision` creates)."""
+        return HmacOptions(
+            algorithm=self.vapi_hmac_algorithm,
+            encoding=self.vapi_hmac_encoding,
+            prefix=self.vapi_hmac_prefix,
+            signature_header=self.vapi_hmac_signature_header,
+            timestamp_header=self.vapi_hmac_timestamp_header,
+        )
 
     @property
     def effective_fallback_number(self) -> str:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.edge.edge_support import PREVIOUS_SECRET, SECRET, Edge, RunningFake, dumps, load_fixture
-from webhook_edge.auth import AuthError, sign_hmac, sign_seed, verify_request
+from webhook_edge.auth import AuthError, HmacOptions, sign_hmac, sign_seed, verify_request
 from webhook_edge.settings import EdgeSettings
 
 BODY = b'{"message":{"type":"status-update","status":"in-progress","call":{"id":"c-1"}}}'
@@ -191,3 +191,186 @@ def test_app_refuses_to_build_when_no_secret_and_not_insecure_dev() -> None:
 
     with pytest.raises(ValueError, match="ESCALADE_VAPI_SECRET"):
         create_app(EdgeSettings(vapi_secret=None))
+
+
+# ---------------------------------------------------------------- HMAC credential options ---------------
+def reference_signature(algorithm: str, encoding: str, secret: str, payload: bytes) -> str:
+    """Computed here with hashlib/base64 directly, not with the code under test."""
+    import base64
+    import hashlib
+    import hmac
+
+    digest = hmac.new(secret.encode(), payload, getattr(hashlib, algorithm)).digest()
+    return digest.hex() if encoding == "hex" else base64.b64encode(digest).decode()
+
+
+OPTION_CASES = [
+    (algorithm, encoding, prefix, timestamp)
+    for algorithm in ("sha256", "sha512", "sha1")
+    for encoding in ("hex", "base64")
+    for prefix in ("", f"{algorithm}=")
+    for timestamp in (True, False)
+]
+
+
+@pytest.mark.parametrize(("algorithm", "encoding", "prefix", "timestamp"), OPTION_CASES)
+def test_hmac_is_accepted_when_signed_as_configured(
+    algorithm: str, encoding: str, prefix: str, timestamp: bool
+) -> None:
+    options = HmacOptions(
+        algorithm=algorithm,  # type: ignore[arg-type]
+        encoding=encoding,  # type: ignore[arg-type]
+        prefix=prefix,
+        signature_header="x-vapi-hmac",
+        timestamp_header="x-vapi-time" if timestamp else "",
+    )
+    stamp = str(int(NOW * 1000))
+    payload = f"{stamp}.".encode() + BODY if timestamp else BODY
+    headers = {"x-vapi-hmac": prefix + reference_signature(algorithm, encoding, SECRET, payload)}
+    if timestamp:
+        headers["x-vapi-time"] = stamp
+    assert verify_request(headers, BODY, SECRETS, now=NOW, hmac_options=options).form == "hmac"
+    assert sign_hmac(SECRET, BODY, int(NOW * 1000), options) == headers
+    previous = sign_hmac(PREVIOUS_SECRET, BODY, int(NOW * 1000), options)
+    assert verify_request(previous, BODY, SECRETS, now=NOW, hmac_options=options).previous_secret
+    with pytest.raises(AuthError, match="does not match"):
+        verify_request(headers, BODY + b" ", SECRETS, now=NOW, hmac_options=options)
+
+
+WRONG_OPTIONS: dict[str, tuple[HmacOptions, Callable[[], dict[str, str]]]] = {
+    "sha1-signature-sha256-configured": (
+        HmacOptions(),
+        lambda: (
+            {"x-signature": reference_signature("sha1", "hex", SECRET, f"{int(NOW)}.".encode() + BODY)}
+            | {"x-timestamp": str(int(NOW))}
+        ),
+    ),
+    "base64-signature-hex-configured": (
+        HmacOptions(algorithm="sha512"),
+        lambda: sign_hmac(SECRET, BODY, int(NOW * 1000), HmacOptions(algorithm="sha512", encoding="base64")),
+    ),
+    "hex-signature-base64-configured": (
+        HmacOptions(encoding="base64"),
+        lambda: sign_hmac(SECRET, BODY, int(NOW * 1000)),
+    ),
+    "timestamped-signature-body-only-configured": (
+        HmacOptions(timestamp_header=""),
+        lambda: sign_hmac(SECRET, BODY, int(NOW * 1000)),
+    ),
+    "body-only-signature-timestamp-configured": (
+        HmacOptions(),
+        lambda: (
+            sign_hmac(SECRET, BODY, int(NOW * 1000), HmacOptions(timestamp_header=""))
+            | {"x-timestamp": str(int(NOW * 1000))}
+        ),
+    ),
+    "missing-configured-timestamp-header": (
+        HmacOptions(timestamp_header="x-vapi-time"),
+        lambda: sign_hmac(SECRET, BODY, int(NOW * 1000)),
+    ),
+    "signature-in-default-header-custom-configured": (
+        HmacOptions(signature_header="x-vapi-hmac"),
+        lambda: sign_hmac(SECRET, BODY, int(NOW * 1000)),
+    ),
+    "stale-custom-timestamp": (
+        HmacOptions(timestamp_header="x-vapi-time"),
+        lambda: sign_hmac(
+            SECRET, BODY, int((NOW - 3600) * 1000), HmacOptions(timestamp_header="x-vapi-time")
+        ),
+    ),
+    "wrong-prefix": (
+        HmacOptions(prefix="v1="),
+        lambda: {
+            "x-signature": "v2=" + sign_hmac(SECRET, BODY, int(NOW * 1000))["x-signature"],
+            "x-timestamp": str(int(NOW * 1000)),
+        },
+    ),
+    "not-base64": (
+        HmacOptions(encoding="base64", timestamp_header=""),
+        lambda: {"x-signature": "!!!not base64!!!"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(WRONG_OPTIONS))
+def test_hmac_is_rejected_when_signed_otherwise_than_configured(case: str) -> None:
+    options, headers = WRONG_OPTIONS[case]
+    with pytest.raises(AuthError):
+        verify_request(headers(), BODY, SECRETS, now=NOW, hmac_options=options)
+
+
+def test_other_forms_still_work_when_hmac_options_are_changed() -> None:
+    options = HmacOptions(algorithm="sha512", encoding="base64", signature_header="x-vapi-hmac")
+    for headers in (
+        sign_seed(SECRET, BODY),
+        {"x-vapi-secret": SECRET},
+        {"authorization": f"Bearer {SECRET}"},
+    ):
+        verify_request(headers, BODY, SECRETS, now=NOW, hmac_options=options)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"vapi_hmac_algorithm": "md5"},
+        {"vapi_hmac_encoding": "base32"},
+        {"vapi_hmac_signature_header": ""},
+        {"vapi_hmac_signature_header": "x signature"},
+        {"vapi_hmac_timestamp_header": "x-time:stamp"},
+        {"vapi_hmac_signature_header": "x-sig", "vapi_hmac_timestamp_header": "X-Sig"},
+        {"vapi_hmac_prefix": "p" * 33},
+    ],
+    ids=["algorithm", "encoding", "empty-header", "space", "colon", "same-headers", "long-prefix"],
+)
+def test_settings_reject_hmac_options_when_invalid(change: dict[str, str]) -> None:
+    from pydantic import SecretStr, ValidationError
+
+    with pytest.raises(ValidationError):
+        EdgeSettings(vapi_secret=SecretStr("s"), **change)  # type: ignore[arg-type]
+
+
+def test_settings_read_hmac_options_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "ESCALADE_VAPI_HMAC_ALGORITHM": "sha512",
+        "ESCALADE_VAPI_HMAC_ENCODING": "base64",
+        "ESCALADE_VAPI_HMAC_PREFIX": "sha512=",
+        "ESCALADE_VAPI_HMAC_SIGNATURE_HEADER": "X-Vapi-Hmac",
+        "ESCALADE_VAPI_HMAC_TIMESTAMP_HEADER": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert EdgeSettings().hmac_options() == HmacOptions(
+        algorithm="sha512",
+        encoding="base64",
+        prefix="sha512=",
+        signature_header="x-vapi-hmac",
+        timestamp_header="",
+    )
+
+
+@pytest.mark.parametrize("valid", [True, False])
+async def test_webhook_checks_the_configured_hmac_credential(
+    edge_settings: EdgeSettings, valid: bool
+) -> None:
+    from tests.edge.edge_support import running_edge
+
+    settings = edge_settings.model_copy(
+        update={
+            "vapi_hmac_algorithm": "sha1",
+            "vapi_hmac_encoding": "base64",
+            "vapi_hmac_signature_header": "x-vapi-hmac",
+            "vapi_hmac_timestamp_header": "",
+        }
+    )
+    body = dumps(load_fixture("status-update.in-progress.json"))
+    options = (
+        settings.hmac_options() if valid else HmacOptions(algorithm="sha1", signature_header="x-vapi-hmac")
+    )
+    headers = {"content-type": "application/json", **sign_hmac(SECRET, body, 0, options)}
+    async with running_edge(settings) as edge:
+        response = await edge.post(body, headers=headers)
+    if valid:
+        assert response.status_code == 200 and response.json() == {}
+    else:
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+        assert "x-vapi-hmac does not match" in response.json()["error"]["message"]
