@@ -8,6 +8,9 @@
     escalade_routing_oldest_waiting_seconds{team}       age of the team's oldest waiting callback (0: none)
     escalade_routing_free_specialists{team}             specialists available now
     escalade_routing_queue_refresh_errors_total         scrapes whose queue refresh failed (stale gauges)
+    escalade_routing_missed_offers_total{team}          offers a specialist did not take (busy, no answer)
+    escalade_routing_talk_limit_reached_total{team}     conversations ended by the team's max_talk_minutes
+    escalade_routing_conversations_completed_total{team} conversations ended (completed or at the limit)
 
 `observe_calls` (wrapping each RoutingService handler once, see `grpc.handlers`) counts at the gRPC edge of
 the service (nothing in the use cases changes) and binds the request's `call_id` to the log context for the
@@ -30,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from routing_service.app.callbacks import queue_status
+from routing_service.app.lifecycle import observe_lifecycle
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
@@ -62,8 +66,10 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 """Seconds; a decision normally takes a few milliseconds, the edge's deadline is 1.5 s."""
 
 _SERVICE = "/escalade.routing.v1.RoutingService/"
-_TIMED = frozenset({"ResolveEscalation", "ReleaseAssignment"})
-_CALL_ID_METHODS = frozenset({"ResolveEscalation", "ReleaseAssignment", "GetDecision"})
+_TIMED = frozenset({"ResolveEscalation", "ReleaseAssignment", "RecordCallEvent", "CompleteAssignment"})
+_CALL_ID_METHODS = frozenset(
+    {"ResolveEscalation", "ReleaseAssignment", "GetDecision", "RecordCallEvent", "CompleteAssignment"}
+)
 
 
 def kind_label(kind: int) -> str:
@@ -124,6 +130,35 @@ class RoutingMetrics:
             registry=r,
         )
 
+        self.missed_offers = Counter(
+            "escalade_routing_missed_offers",
+            "Offers a specialist did not take (busy, no answer, failed transfer, repeat), by team.",
+            ["team"],
+            registry=r,
+        )
+        self.talk_limits = Counter(
+            "escalade_routing_talk_limit_reached",
+            "Conversations nobody completed, ended by the team's safety limit (max_talk_minutes), by team.",
+            ["team"],
+            registry=r,
+        )
+        self.completed = Counter(
+            "escalade_routing_conversations_completed",
+            "Conversations ended (CompleteAssignment or the safety limit), by team.",
+            ["team"],
+            registry=r,
+        )
+
+    # LifecycleObserver (routing_service.app.lifecycle)
+    def missed_offer(self, team_id: str) -> None:
+        self.missed_offers.labels(team=team_id or "none").inc()
+
+    def talk_limit_reached(self, team_id: str) -> None:
+        self.talk_limits.labels(team=team_id or "none").inc()
+
+    def conversation_completed(self, team_id: str) -> None:
+        self.completed.labels(team=team_id or "none").inc()
+
     def observe_decision(self, decision: pb.Decision) -> None:
         """Count a decision (replays excluded: they were counted when made)."""
         if decision.replayed:
@@ -151,6 +186,7 @@ class RoutingMetrics:
 
 ROUTING_METRICS = RoutingMetrics()
 """The routing process's metrics (its own registry, not prometheus_client's global one)."""
+observe_lifecycle(ROUTING_METRICS)
 
 
 def observe_calls(

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
 from routing_service.app.availability import AvailabilityBroadcaster, announce_freed
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.domain.errors import InvalidRequest, NotFound
+from routing_service.domain.lifecycle import AgentActivityView, AssignmentRecord, agent_activity
 from routing_service.domain.models import Agent, AgentStatus, Destination
 from routing_service.domain.phone import parse_destination_number
 
-__all__ = ["list_agents", "set_agent_status", "upsert_agent", "validate_agent"]
+__all__ = ["activity_of", "list_agents", "set_agent_status", "upsert_agent", "validate_agent"]
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}")
 MAX_CAPACITY = 1000
@@ -100,12 +102,13 @@ async def set_agent_status(
     now: datetime,
     events: AvailabilityBroadcaster | None = None,
 ) -> Agent:
-    """Change a specialist's status; NotFound for an unknown id. Becoming available announces free slots."""
+    """Change a specialist's status; NotFound for an unknown id. Becoming available announces free slots
+    and starts the specialist's missed offers in a row over (back from away)."""
     violations = []
     if not agent_id:
         violations.append(("agent_id", "required"))
     if status is None:
-        violations.append(("status", "required (available, busy, offline or wrap-up)"))
+        violations.append(("status", "required (available, busy, offline, wrap-up or away)"))
     if violations or status is None:
         raise InvalidRequest("invalid status change", violations)
     async with uow() as u:
@@ -123,6 +126,12 @@ async def set_agent_status(
     return agent
 
 
+def activity_of(agent: Agent, held: Iterable[AssignmentRecord]) -> AgentActivityView:
+    """What the specialist is doing now, from their status and their slot-holding assignments."""
+    mine = [a for a in held if a.agent_id == agent.agent_id]
+    return agent_activity(agent.status, mine, idle_since=agent.idle_since, status_since=agent.updated_at)
+
+
 async def list_agents(
     *,
     team_id: str | None,
@@ -130,8 +139,9 @@ async def list_agents(
     page_size: int,
     page_token: str,
     uow: UnitOfWorkFactory,
-) -> tuple[list[Agent], str]:
-    """A page of agents ordered by id, and the token of the next page ("" at the end)."""
+) -> tuple[list[tuple[Agent, AgentActivityView]], str]:
+    """A page of agents ordered by id, each with what they are doing now, and the token of the next page
+    ("" at the end)."""
     if not 0 <= page_size <= 1000:
         raise InvalidRequest("invalid page size", [("page_size", "must be between 1 and 1000 (0: 100)")])
     if page_token and not _ID.fullmatch(page_token):  # tokens are agent ids this service issued
@@ -141,6 +151,8 @@ async def list_agents(
         agents = await u.agents.page(
             team_id=team_id or None, status=status, limit=limit + 1, after_id=page_token or None
         )
-    more = len(agents) > limit
-    agents = agents[:limit]
-    return agents, (agents[-1].agent_id if more and agents else "")
+        more = len(agents) > limit
+        agents = agents[:limit]
+        held = await u.assignments.live_for_agents([a.agent_id for a in agents if a.active_assignments])
+    token = agents[-1].agent_id if more and agents else ""
+    return [(a, activity_of(a, held)) for a in agents], token

@@ -46,6 +46,7 @@ __all__ = [
     "record_call_event",
     "record_missed_offer",
     "team_limits",
+    "team_of",
 ]
 
 log = structlog.get_logger(__name__)
@@ -100,6 +101,15 @@ def team_limits(policy: Policy, team_id: str | None) -> TeamLimits:
     return TeamLimits(team.max_talk, team.wrap_up, team.missed_offers_before_away)
 
 
+async def team_of(u: UnitOfWork, record: AssignmentRecord) -> str | None:
+    """The team the call was routed to: recorded on the assignment, else (an assignment reserved before
+    teams were recorded) the team of the call's latest decision."""
+    if record.team_id:
+        return record.team_id
+    decision = await u.decisions.latest_for_call(record.call_id)
+    return decision.team_id if decision is not None and decision.team_id else None
+
+
 @dataclass(frozen=True, slots=True)
 class CallEvent:
     """What the edge forwards from Vapi (see RecordCallEventRequest)."""
@@ -144,15 +154,16 @@ async def _count_miss(u: UnitOfWork, policy: Policy, change: StageChange, now: d
     """A transition to missed happened in `u`: count it against the specialist (maybe away) and announce
     the slot unless the specialist was just set away (nobody can use it then)."""
     record = change.assignment
-    limits = team_limits(policy, record.team_id)
+    team_id = await team_of(u, record)
+    limits = team_limits(policy, team_id)
     missed = await u.agents.note_missed_offer(record.agent_id, now, limits.missed_offers_before_away)
     set_away = missed is not None and missed.set_away
-    _notify("missed_offer", record.team_id)
+    _notify("missed_offer", team_id)
     if set_away:
         log.info(
             "agent_set_away",
             agent_id=record.agent_id,
-            team_id=record.team_id,
+            team_id=team_id,
             missed_in_row=missed.agent.missed_in_row if missed else 0,
         )
     freed = None if set_away else await announce_release(u, change.released, now)
@@ -197,12 +208,11 @@ async def record_call_event(
         )
         if effect is None:
             return CallEventResult(live, changed=False)
-        limits = team_limits(policy, live.team_id)
         expires: datetime | None = None
         if effect.to_stage is AssignmentStage.OFFERED:
             expires = now + policy.assignment_ttl
         elif effect.to_stage is AssignmentStage.CONNECTED:
-            expires = now + limits.max_talk
+            expires = now + team_limits(policy, await team_of(u, live)).max_talk
         change = await u.assignments.transition(
             event.call_id, LIVE, effect.to_stage, now, effect.reason, expires_at=expires
         )
@@ -311,7 +321,8 @@ async def complete_assignment(
                 f"call {live.call_id} is not connected to its specialist yet (stage {live.stage}); to free"
                 " the hold use ReleaseAssignment"
             )
-        limits = team_limits(policy, live.team_id)
+        team_id = await team_of(u, live)
+        limits = team_limits(policy, team_id)
         repeat = live.stage is AssignmentStage.WRAP_UP
         if repeat and not skip_wrap_up:
             return Completion(live, completed=False)
@@ -328,7 +339,7 @@ async def complete_assignment(
         freed = await announce_release(u, change.released, now)
         await u.commit()
     if not repeat:
-        _notify("conversation_completed", live.team_id)
+        _notify("conversation_completed", team_id)
     log.info(
         "conversation_completed",
         call_id=live.call_id,

@@ -18,7 +18,7 @@ import structlog
 
 from routing_service.app.availability import AvailabilityBroadcaster, announce_release
 from routing_service.app.failures import looks_unavailable
-from routing_service.app.lifecycle import notify_talk_limit, team_limits
+from routing_service.app.lifecycle import notify_talk_limit, team_limits, team_of
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import StageChange, UnitOfWork, UnitOfWorkFactory
 from routing_service.domain.lifecycle import AssignmentRecord, AssignmentStage
@@ -46,7 +46,8 @@ async def _move_due(
 ) -> StageChange | None:
     """The move a timed-out stage calls for (None: nothing, e.g. it moved meanwhile)."""
     if due.stage is AssignmentStage.CONNECTED:
-        wrap_up = team_limits(policy, due.team_id).wrap_up if policy is not None else timedelta(0)
+        team_id = await team_of(u, due)
+        wrap_up = team_limits(policy, team_id).wrap_up if policy is not None else timedelta(0)
         if wrap_up > timedelta(0):
             return await u.assignments.transition(
                 due.call_id,
@@ -68,18 +69,24 @@ async def _move_due(
     )
 
 
-async def _log_talk_limit(u: UnitOfWork, record: AssignmentRecord, now: datetime) -> None:
+async def _log_talk_limit(u: UnitOfWork, record: AssignmentRecord, now: datetime) -> str | None:
+    """Log a conversation ended at the safety limit (numbers masked); its team."""
     decision = await u.decisions.latest_for_call(record.call_id)
     agent = await u.agents.get(record.agent_id)
+    team_id = record.team_id or (decision.team_id if decision is not None else None)
     log.warning(
         "talk_limit_reached",
         call_id=record.call_id,
         agent_id=record.agent_id,
-        team_id=record.team_id,
+        team_id=team_id,
         connected_at=record.connected_at.isoformat() if record.connected_at else None,
         caller=mask_number(decision.caller_number) if decision and decision.caller_number else "",
         specialist_number=mask_number(agent.destination.number or "") if agent else "",
+        talked_minutes=round((now - record.connected_at).total_seconds() / 60, 1)
+        if record.connected_at
+        else None,
     )
+    return team_id or None
 
 
 async def sweep_once(
@@ -98,17 +105,18 @@ async def sweep_once(
         due = await u.assignments.expired(now, BATCH)
     for record in due:
         freed = None
+        team_id = record.team_id
         async with uow() as u:
             done = await _move_due(u, record, policy, now)
             if done is not None and record.stage is AssignmentStage.CONNECTED:
-                await _log_talk_limit(u, record, now)
+                team_id = await _log_talk_limit(u, record, now)
             freed = await announce_release(u, done.released if done else None, now)
             await u.commit()
         if done is None:
             continue
         if record.stage is AssignmentStage.CONNECTED:
             talk_limits += 1
-            notify_talk_limit(record.team_id, completed=True)
+            notify_talk_limit(team_id, completed=True)
         if done.released is not None:
             released += 1
         if events is not None and freed is not None:

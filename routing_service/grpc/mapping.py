@@ -15,6 +15,13 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from routing_service.domain.errors import InvalidRequest
+from routing_service.domain.lifecycle import (
+    AgentActivity,
+    AgentActivityView,
+    AssignmentRecord,
+    AssignmentStage,
+    CallEventKind,
+)
 from routing_service.domain.models import (
     Agent,
     AgentStatus,
@@ -76,6 +83,7 @@ _STATUS_TO_PB = {
     AgentStatus.BUSY: pb.AGENT_STATUS_BUSY,
     AgentStatus.OFFLINE: pb.AGENT_STATUS_OFFLINE,
     AgentStatus.WRAP_UP: pb.AGENT_STATUS_WRAP_UP,
+    AgentStatus.AWAY: pb.AGENT_STATUS_AWAY,
 }
 _STATUS_FROM_PB: dict[int, AgentStatus] = {v: k for k, v in _STATUS_TO_PB.items()}
 
@@ -138,6 +146,46 @@ def transfer_mode_from_pb(value: int) -> TransferMode:
     """The domain TransferMode (blind transfer for values it does not know)."""
     mode: TransferMode = _MODE_FROM_PB.get(value, TransferMode.BLIND_TRANSFER)  # type: ignore[call-overload]
     return mode
+
+
+_STAGE_TO_PB: dict[AssignmentStage, pb.AssignmentStage.ValueType] = {
+    AssignmentStage.RESERVED: pb.ASSIGNMENT_STAGE_RESERVED,
+    AssignmentStage.OFFERED: pb.ASSIGNMENT_STAGE_OFFERED,
+    AssignmentStage.CONNECTED: pb.ASSIGNMENT_STAGE_CONNECTED,
+    AssignmentStage.WRAP_UP: pb.ASSIGNMENT_STAGE_WRAP_UP,
+    AssignmentStage.COMPLETED: pb.ASSIGNMENT_STAGE_COMPLETED,
+    AssignmentStage.MISSED: pb.ASSIGNMENT_STAGE_MISSED,
+    AssignmentStage.RELEASED: pb.ASSIGNMENT_STAGE_RELEASED,
+}
+_STAGE_FROM_PB: dict[int, AssignmentStage] = {v: k for k, v in _STAGE_TO_PB.items()}
+_ACTIVITY_TO_PB: dict[AgentActivity, pb.AgentActivity.ValueType] = {
+    AgentActivity.AVAILABLE: pb.AGENT_ACTIVITY_AVAILABLE,
+    AgentActivity.RESERVED: pb.AGENT_ACTIVITY_RESERVED,
+    AgentActivity.TALKING: pb.AGENT_ACTIVITY_TALKING,
+    AgentActivity.WRAP_UP: pb.AGENT_ACTIVITY_WRAP_UP,
+    AgentActivity.AWAY: pb.AGENT_ACTIVITY_AWAY,
+    AgentActivity.UNAVAILABLE: pb.AGENT_ACTIVITY_UNAVAILABLE,
+}
+_EVENT_KIND_FROM_PB: dict[int, CallEventKind] = {
+    pb.CALL_EVENT_KIND_FORWARDING: CallEventKind.FORWARDING,
+    pb.CALL_EVENT_KIND_ENDED: CallEventKind.ENDED,
+    pb.CALL_EVENT_KIND_TRANSFER_UPDATE: CallEventKind.TRANSFER_UPDATE,
+}
+
+
+def stage_to_pb(value: AssignmentStage) -> pb.AssignmentStage.ValueType:
+    """The proto AssignmentStage."""
+    return _STAGE_TO_PB[value]
+
+
+def stage_from_pb(value: int) -> AssignmentStage | None:
+    """UNSPECIFIED (or unknown) -> None."""
+    return _STAGE_FROM_PB.get(value)
+
+
+def call_event_kind_from_pb(value: int, *, field: str = "kind") -> CallEventKind | None:
+    """UNSPECIFIED -> None; a number outside the enum -> InvalidRequest."""
+    return _enum_from_pb(_EVENT_KIND_FROM_PB, value, what="call event kind", field=field)
 
 
 def agent_status_to_pb(value: AgentStatus) -> pb.AgentStatus.ValueType:
@@ -443,8 +491,28 @@ def customer_from_pb(msg: pb.Customer) -> Customer:
     )
 
 
-def agent_to_pb(value: Agent) -> pb.Agent:
-    """A specialist, with the read-only load fields."""
+def assignment_to_pb(value: AssignmentRecord) -> pb.Assignment:
+    """One assignment of a specialist to a call."""
+    msg = pb.Assignment(
+        call_id=value.call_id,
+        agent_id=value.agent_id,
+        team_id=value.team_id or "",
+        purpose=value.purpose,
+        stage=_STAGE_TO_PB[value.stage],
+        reserved_at=timestamp_to_pb(value.reserved_at),
+        reason=value.reason,
+    )
+    for name in ("offered_at", "connected_at", "completed_at", "released_at"):
+        at = getattr(value, name)
+        if at is not None:
+            getattr(msg, name).CopyFrom(timestamp_to_pb(at))
+    if value.holds_slot:
+        msg.expires_at.CopyFrom(timestamp_to_pb(value.expires_at))
+    return msg
+
+
+def agent_to_pb(value: Agent, activity: AgentActivityView | None = None) -> pb.Agent:
+    """A specialist, with the read-only load fields (and what they are doing now, when known)."""
     msg = pb.Agent(
         agent_id=value.agent_id,
         display_name=value.display_name,
@@ -455,7 +523,12 @@ def agent_to_pb(value: Agent) -> pb.Agent:
         capacity=value.capacity,
         status=_STATUS_TO_PB[value.status],
         active_assignments=value.active_assignments,
+        missed_in_row=value.missed_in_row,
     )
+    if activity is not None:
+        msg.activity = _ACTIVITY_TO_PB[activity.activity]
+        if activity.since is not None:
+            msg.activity_since.CopyFrom(timestamp_to_pb(activity.since))
     if value.destination.number is not None:
         msg.number = value.destination.number
     elif value.destination.sip_uri is not None:
@@ -504,5 +577,6 @@ def agent_from_pb(msg: pb.Agent, *, field: str = "agent") -> tuple[Agent, bool]:
         active_assignments=msg.active_assignments,
         idle_since=timestamp_from_pb(msg.idle_since) if msg.HasField("idle_since") else None,
         updated_at=timestamp_from_pb(msg.updated_at) if msg.HasField("updated_at") else None,
+        missed_in_row=msg.missed_in_row,
     )
     return agent, status is not None

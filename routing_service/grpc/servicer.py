@@ -6,12 +6,12 @@ Errors are turned into statuses by `routing_service.grpc.errors.map_errors` (one
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
 
-from routing_service.app import agents, assignments, callbacks, customers, decisions
+from routing_service.app import agents, assignments, callbacks, customers, decisions, lifecycle
 from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.callbacks import ClaimOutcome
 from routing_service.app.policy_source import PolicySource
@@ -33,6 +33,10 @@ _CLAIM_TO_PB = {
     ClaimOutcome.NO_SPECIALIST_FREE: pb.CLAIM_OUTCOME_NO_SPECIALIST_FREE,
     ClaimOutcome.ALREADY_FINISHED: pb.CLAIM_OUTCOME_ALREADY_FINISHED,
 }
+
+
+EVENT_CLOCK_WINDOW = timedelta(hours=1)
+"""How far back a call event's own `occurred_at` is believed (a late delivery); older is taken as that."""
 
 
 def utc_now() -> datetime:
@@ -67,6 +71,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             policy=self.policies.current,
             now=self.clock(),
             new_id=self.new_id,
+            events=self.events,
         )
         return pb.ResolveEscalationResponse(decision=mapping.decision_to_pb(decision))
 
@@ -78,6 +83,49 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             request.call_id, request.reason, uow=self.uow, now=self.clock(), events=self.events
         )
         return pb.ReleaseAssignmentResponse(released=released, agent_id=agent_id)
+
+    @map_errors
+    async def RecordCallEvent(
+        self, request: pb.RecordCallEventRequest, context: Context
+    ) -> pb.RecordCallEventResponse:
+        kind = mapping.call_event_kind_from_pb(request.kind)
+        now = self.clock()
+        if request.HasField("occurred_at"):  # trusted within the last hour, never in the future
+            now = max(now - EVENT_CLOCK_WINDOW, min(now, mapping.timestamp_from_pb(request.occurred_at)))
+        result = await lifecycle.record_call_event(
+            lifecycle.CallEvent(
+                call_id=request.call_id,
+                kind=kind,
+                ended_reason=request.ended_reason,
+                transfer_status=request.transfer_status,
+            ),
+            uow=self.uow,
+            policy=self.policies.current,
+            now=now,
+            events=self.events,
+        )
+        response = pb.RecordCallEventResponse(changed=result.changed, agent_set_away=result.agent_set_away)
+        if result.assignment is not None:
+            response.assignment.CopyFrom(mapping.assignment_to_pb(result.assignment))
+        return response
+
+    @map_errors
+    async def CompleteAssignment(
+        self, request: pb.CompleteAssignmentRequest, context: Context
+    ) -> pb.CompleteAssignmentResponse:
+        done = await lifecycle.complete_assignment(
+            call_id=request.call_id,
+            agent_id=request.agent_id,
+            note=request.note,
+            skip_wrap_up=request.skip_wrap_up,
+            uow=self.uow,
+            policy=self.policies.current,
+            now=self.clock(),
+            events=self.events,
+        )
+        return pb.CompleteAssignmentResponse(
+            assignment=mapping.assignment_to_pb(done.assignment), completed=done.completed
+        )
 
     @map_errors
     async def GetDecision(self, request: pb.GetDecisionRequest, context: Context) -> pb.GetDecisionResponse:
@@ -152,7 +200,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             page_token=request.page_token,
             uow=self.uow,
         )
-        return pb.ListAgentsResponse(agents=[mapping.agent_to_pb(a) for a in found], next_page_token=token)
+        return pb.ListAgentsResponse(
+            agents=[mapping.agent_to_pb(a, activity) for a, activity in found], next_page_token=token
+        )
 
     @map_errors
     async def GetQueueStatus(
