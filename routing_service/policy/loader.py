@@ -316,6 +316,10 @@ def _cross_check(doc: PolicyDoc) -> list[Problem]:
     problems += _check_transfer("fallback.transfer", doc.fallback.transfer)
     problems += _check_template("queue.wait_message", doc.queue.wait_message)
     problems += _check_template("queue.closed_message", doc.queue.closed_message)
+    problems += _check_template("queue.missed_message", doc.queue.missed_message)
+    problems += _check_template(
+        "queue.callback_first_message", doc.queue.callback_first_message, known=CALLBACK_FIRST_MESSAGE_FIELDS
+    )
     for level, words in doc.complexity.keywords.items():
         for position, word in enumerate(words):
             if not word.split():
@@ -342,12 +346,16 @@ def _check_transfer(field: str, transfer: TransferDoc) -> list[Problem]:
     return problems
 
 
-def _check_template(field: str, template: str) -> list[Problem]:
-    unknown = sorted({name for name in placeholders(template) if name not in TEMPLATE_FIELDS})
+CALLBACK_FIRST_MESSAGE_FIELDS = frozenset({"issue_category", "account_name", "team_name", "complexity_level"})
+"""What a callback's first message may name: what routing still knows when the customer is called back."""
+
+
+def _check_template(field: str, template: str, *, known: frozenset[str] = TEMPLATE_FIELDS) -> list[Problem]:
+    unknown = sorted({name for name in placeholders(template) if name not in known})
     if not unknown:
         return []
     names = ", ".join("{" + name + "}" for name in unknown)
-    return [Problem(field, f"unknown placeholder {names}; known: {', '.join(sorted(TEMPLATE_FIELDS))}")]
+    return [Problem(field, f"unknown placeholder {names}; known: {', '.join(sorted(known))}")]
 
 
 def _template(doc: TransferDoc) -> TransferTemplate:
@@ -387,6 +395,9 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
             ),
             target_wait=timedelta(minutes=team.target_wait_minutes),
             sticky=team.sticky,
+            max_talk=timedelta(minutes=team.max_talk_minutes),
+            wrap_up=timedelta(seconds=team.wrap_up_seconds),
+            missed_offers_before_away=team.missed_offers_before_away,
         )
     rules = tuple(
         Rule(
@@ -423,6 +434,8 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
         announce_wait_over=timedelta(minutes=q.announce_wait_over_minutes),
         wait_message=q.wait_message,
         closed_message=q.closed_message,
+        missed_message=q.missed_message,
+        callback_first_message=q.callback_first_message,
         default_handle_time=timedelta(minutes=q.default_handle_time_minutes),
         tier_priority=MappingProxyType(dict(q.priority.tiers)),
         complexity_priority=MappingProxyType(dict(q.priority.complexities)),

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from routing_service.domain.models import (
+    DEFAULT_CALLBACK_FIRST_MESSAGE,
+    DEFAULT_MISSED_MESSAGE,
     Agent,
     AgentStatus,
     Complexity,
@@ -251,6 +253,12 @@ class TeamDoc(_Doc):
     business_hours: BusinessHoursDoc | None = None
     target_wait_minutes: Minutes = 5
     sticky: bool = True
+    max_talk_minutes: PositiveMinutes = 60
+    """Safety limit: a conversation nobody completed is taken as over after this long (then wrap-up)."""
+    wrap_up_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60
+    """After each conversation the specialist gets this long before the next call (0: none)."""
+    missed_offers_before_away: Annotated[int, Field(ge=1, le=1000)] = 3
+    """Offers missed in a row (busy, no answer, failed transfer) after which the specialist is set away."""
 
 
 class RuleWhenDoc(_Doc):
@@ -309,6 +317,10 @@ class QueueDoc(_Doc):
     )
     closed_message: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = (
         "The team is closed right now and opens again {opens_at}; we will call you back then."
+    )
+    missed_message: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = DEFAULT_MISSED_MESSAGE
+    callback_first_message: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = (
+        DEFAULT_CALLBACK_FIRST_MESSAGE
     )
     default_handle_time_minutes: PositiveMinutes = 8
     priority: PriorityDoc = Field(default_factory=PriorityDoc)

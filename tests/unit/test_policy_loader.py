@@ -469,3 +469,53 @@ def test_policy_error_survives_pickling_when_sent_between_processes() -> None:
     error = error_of(mutated("rules.2.team", "nope"))
     clone = pickle.loads(pickle.dumps(error))
     assert (clone.source, clone.problems, str(clone)) == (error.source, error.problems, str(error))
+
+
+def test_lifecycle_limits_load_per_team_with_defaults_when_absent() -> None:
+    policy = parse_policy(TECHCORP, source="policy.yaml")
+    technical, billing = policy.teams["technical"], policy.teams["billing"]
+    assert (technical.max_talk, technical.wrap_up, technical.missed_offers_before_away) == (
+        timedelta(minutes=90),
+        timedelta(seconds=120),
+        3,
+    )
+    assert (billing.max_talk, billing.wrap_up, billing.missed_offers_before_away) == (
+        timedelta(minutes=60),
+        timedelta(seconds=60),
+        3,
+    )
+    assert "{team_name}" in policy.queue.callback_first_message
+    assert "{queue_position}" in policy.queue.missed_message
+    bare = copy.deepcopy(DOC)
+    del bare["queue"]["callback_first_message"], bare["queue"]["missed_message"]
+    defaults = parse_policy(yaml.safe_dump(bare), source="policy.yaml").queue
+    assert defaults.callback_first_message.startswith("Hello, this is a call back from {team_name}")
+    assert "{queue_position}" in defaults.missed_message
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "reason"),
+    [
+        ("queue.callback_first_message", "Hi {caller_name}", "queue.callback_first_message", "{caller_name}"),
+        (
+            "queue.callback_first_message",
+            "You were number {queue_position}",
+            "queue.callback_first_message",
+            "known: account_name, complexity_level, issue_category, team_name",
+        ),
+        ("queue.missed_message", "Sorry {nobody}", "queue.missed_message", "unknown placeholder {nobody}"),
+        ("queue.callback_first_message", "", "queue.callback_first_message", "at least 1 character"),
+        ("teams.technical.max_talk_minutes", 0, "teams.technical.max_talk_minutes", "greater than 0"),
+        ("teams.technical.wrap_up_seconds", -1, "teams.technical.wrap_up_seconds", "greater than or equal"),
+        ("teams.technical.missed_offers_before_away", 0, "teams.technical.missed_offers_before_away", ">= 1"),
+    ],
+)
+def test_lifecycle_fields_give_a_field_error_when_wrong(
+    path: str, value: Any, field: str, reason: str
+) -> None:
+    error = error_of(mutated(path, value))
+    problems = {p.field: p.reason for p in error.problems}
+    assert field in problems, str(error)
+    assert (
+        reason in problems[field] or reason.replace(">= ", "greater than or equal to ") in problems[field]
+    ), str(error)
