@@ -25,7 +25,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
@@ -53,11 +52,14 @@ from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import (
     UnusableDecision,
     callback_payload,
+    callback_result,
     complexity_name,
     destination_json,
     resolve_request,
     review_payload,
+    spoken,
     tool_result,
+    transfer_unavailable_result,
 )
 from webhook_edge.vapi_models import ESCALATION_TOOL, BadPayload, VapiMessage, parse_body
 
@@ -236,9 +238,13 @@ class Webhook:
         return JSONResponse({"destination": destination})
 
     async def tool_calls(self, message: VapiMessage) -> Response:
-        call_id = message.call_id
+        """Answer each tool call; for `escalateToSupport` decide, act, and say honestly what happened.
+
+        The first escalation in the message is acted on before the reply (the transfer through Live Call
+        Control, bounded by `control_timeout_seconds`); a further one in the same message is answered with an
+        error entry and not routed (one call cannot be transferred twice at once)."""
         results: list[dict[str, Any]] = []
-        transfer: tuple[dict[str, Any], str] | None = None
+        escalated = False
         for call in message.tool_calls():
             if call.name != ESCALATION_TOOL:
                 results.append(
@@ -249,25 +255,57 @@ class Webhook:
                     }
                 )
                 continue
+            if escalated:
+                results.append(
+                    {
+                        "name": call.name,
+                        "toolCallId": call.id,
+                        "error": "Only one escalation per message is handled; the first one is under way.",
+                    }
+                )
+                continue
+            escalated = True
             request = resolve_request(message, call.arguments, tool_call_id=call.id)
             with structlog.contextvars.bound_contextvars(tool_call_id=call.id):
-                destination, _ = await self.decide(request)
-            sentence = str(destination.get("message") or _DEFAULT_SENTENCE)
-            results.append(tool_result(call.name, call.id, sentence))
-            transfer = (destination, call.id)
-        background: BackgroundTask | None = None
-        if transfer is not None:
-            destination, tool_call_id = transfer
-            # the assistant speaks the result; the transfer itself stays silent for the caller
-            silent = {**destination, "message": ""}
-            background = BackgroundTask(
-                self.state.control.transfer,
-                message.control_url,
-                silent,
-                "",
-                key=(call_id, tool_call_id),
-            )
-        return JSONResponse({"results": results}, background=background)
+                destination, decision = await self.decide(request)
+                result = await self.escalation_result(message, request, destination, decision)
+            results.append(tool_result(call.name, call.id, result))
+        return JSONResponse({"results": results})
+
+    async def escalation_result(
+        self,
+        message: VapiMessage,
+        request: pb.ResolveEscalationRequest,
+        destination: dict[str, Any],
+        decision: pb.Decision | None,
+    ) -> str:
+        """Act on a decision on the function-tool path and return the tool result the assistant reads.
+
+        CALLBACK with the callback queued: no transfer (the workflow is about to dial the caller, whose line
+        must stay free); the result is routing's caller message (queue position, when to expect the call)
+        plus the callback promise. Otherwise (a transfer, the fallback line, or a CALLBACK that could not be
+        queued because the caller has no number: its queue line) the transfer is POSTed to the control URL
+        first; the result is the caller's sentence only when the control URL accepted it, else it tells the
+        assistant the transfer could not be started and to offer a callback or read out the fallback line.
+        """
+        if (
+            decision is not None
+            and decision.kind == pb.DECISION_KIND_CALLBACK
+            and (decision.caller_number or request.caller_number)
+        ):
+            log.info("tool_callback_promised", queue_position=decision.callback.position or None)
+            return callback_result(decision)
+        sentence = spoken(str(destination.get("message") or _DEFAULT_SENTENCE))
+        # the control message's content is the one sentence the caller hears; the destination stays silent
+        silent = {**destination, "message": ""}
+        outcome = await self.state.control.transfer(
+            message.control_url, silent, sentence, key=(request.call_id, request.tool_call_id)
+        )
+        if outcome.started:
+            return sentence
+        EDGE_METRICS.fallback("control_transfer_failed")
+        log.warning("tool_transfer_not_started", outcome=outcome.value)
+        return transfer_unavailable_result(self.settings.effective_fallback_number)
 
     async def status_update(self, message: VapiMessage) -> Response:
         """`forwarding` -> FORWARDING, `ended` -> ENDED with its endedReason; other statuses are ignored.

@@ -50,11 +50,15 @@ FALLBACK_CAUSES = (
     "routing_error",
     "no_rule",
     "unusable_decision",
+    "control_transfer_failed",
+    "unreadable_request",
     "internal",
 )
 """routing_unavailable: routing not reachable (UNAVAILABLE); deadline_exceeded: no answer in time;
 routing_error: any other gRPC error; no_rule: routing itself decided FALLBACK (no rule/team matched);
-unusable_decision: a decision the edge could not turn into a Vapi destination; internal: the edge failed."""
+unusable_decision: a decision the edge could not turn into a Vapi destination; control_transfer_failed: the
+Live Call Control transfer could not be started (the tool result offers a callback or the fallback line);
+unreadable_request: a transfer request too large or malformed to read; internal: the edge failed."""
 AUTH_REASONS = ("missing", "mismatch", "expired", "bad_timestamp", "not_configured", "other")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -74,6 +78,8 @@ def fallback_cause(reason: str, error: BaseException | None = None) -> str:
         "unusable_decision": "unusable_decision",
         "routing_error": "routing_error",
         "internal": "internal",
+        "control_transfer_failed": "control_transfer_failed",
+        "unreadable_request": "unreadable_request",
     }
     return mapping.get(reason, "internal")
 

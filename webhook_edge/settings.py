@@ -89,7 +89,9 @@ class EdgeSettings(BaseSettings):
     vapi_hmac_timestamp_header: str = "x-timestamp"
     """`timestampHeader`; empty: the credential signs the body alone (`includeTimestamp: false`,
     `payloadFormat: {body}`)."""
-    control_timeout_seconds: float = Field(default=5.0, gt=0)
+    control_timeout_seconds: float = Field(default=3.0, gt=0, le=10.0)
+    """Total time for the Live Call Control transfer POST; the tool-calls reply waits for it (with routing's
+    deadline, well inside Vapi's 20 s server timeout)."""
     temporal_address: str | None = None
     """Temporal frontend (HOST:PORT) the outbox relay starts workflows on; unset: entries stay pending."""
     temporal_namespace: str = "default"

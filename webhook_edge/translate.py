@@ -23,10 +23,12 @@ from webhook_edge.settings import DEFAULT_TRANSFER_FAILED_MESSAGE, MAX_SPOKEN_CH
 from webhook_edge.vapi_models import EscalationArguments, VapiMessage
 
 __all__ = [
+    "CALLBACK_PROMISE",
     "COMPLEXITY_BY_NAME",
     "E164",
     "UnusableDecision",
     "callback_payload",
+    "callback_result",
     "complexity_name",
     "control_transfer",
     "destination_json",
@@ -35,10 +37,12 @@ __all__ = [
     "mode_name",
     "resolve_request",
     "review_payload",
+    "speakable_number",
     "spoken",
     "structured_outputs",
     "tool_result",
     "transfer_response",
+    "transfer_unavailable_result",
 ]
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -212,6 +216,45 @@ def control_transfer(destination: dict[str, Any], content: str) -> dict[str, Any
 def tool_result(name: str, tool_call_id: str, sentence: str) -> dict[str, Any]:
     """One `results[]` entry of a `tool-calls` reply (SDK `ToolCallResult`)."""
     return {"name": name, "toolCallId": tool_call_id, "result": sentence}
+
+
+def speakable_number(number: str) -> str:
+    """An E.164 number grouped for reading aloud: `+1 555 010 0900` (NANP); elsewhere the last four digits
+    together and groups of three before them (the country code is not known without a numbering plan)."""
+    digits = number.removeprefix("+")
+    if not digits.isdigit() or len(digits) < 7 or not number.startswith("+"):
+        return number
+    if len(digits) == 11 and digits.startswith("1"):
+        return f"+1 {digits[1:4]} {digits[4:7]} {digits[7:]}"
+    head, tail = digits[:-4], digits[-4:]
+    groups: list[str] = []
+    while head:
+        groups.insert(0, head[-3:])
+        head = head[:-3]
+    if len(groups) > 1 and len(groups[0]) == 1:
+        groups[0:2] = [groups[0] + groups[1]]
+    return "+" + " ".join([*groups, tail])
+
+
+CALLBACK_PROMISE = "We'll call you back at this number as soon as a specialist is free."
+
+
+def transfer_unavailable_result(fallback_number: str) -> str:
+    """Tool result when the transfer could not be started: the caller is still with the assistant."""
+    return spoken(
+        "The transfer could not be started, so the caller is still on the line with you. Tell them you "
+        "couldn't connect them to a specialist right now and offer to have a specialist call them back; if "
+        f"they would rather call us, give them our support line, {speakable_number(fallback_number)}, "
+        "reading it out digit by digit."
+    )
+
+
+def callback_result(decision: pb.Decision) -> str:
+    """Tool result for a CALLBACK decision with the callback queued: what the caller is to hear (their place
+    in the queue and when to expect the call, from routing) and the callback promise. Nothing is transferred.
+    """
+    said = decision.caller_message.strip()
+    return spoken(f"{said} {CALLBACK_PROMISE}" if said else CALLBACK_PROMISE)
 
 
 def callback_payload(decision: pb.Decision, request: pb.ResolveEscalationRequest) -> dict[str, Any]:
