@@ -1,8 +1,13 @@
-"""`escalade agents import|list|status`: manage specialists in the running routing service."""
+"""`escalade agents import|list|status|complete`: manage specialists in the running routing service.
+
+`complete` is the people's side of CompleteAssignment: a specialist's conversation is over (Vapi never sees
+it end), so they go to wrap-up and then take calls again."""
 
 from __future__ import annotations
 
 import enum
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +17,7 @@ from rich.table import Table
 from escalade_cli.console import console, fail, literal, readable_errors
 from escalade_cli.routing import ADDRESS_OPTION, RPC_TIMEOUT, routing_stub
 
-__all__ = ["read_agents_file", "register"]
+__all__ = ["activity_fields", "activity_label", "read_agents_file", "register"]
 
 
 class StatusChoice(enum.StrEnum):
@@ -20,6 +25,49 @@ class StatusChoice(enum.StrEnum):
     BUSY = "busy"
     OFFLINE = "offline"
     WRAP_UP = "wrap-up"
+    AWAY = "away"
+
+
+_ACTIVITY_NAMES = {
+    1: "available",
+    2: "reserved",
+    3: "talking",
+    4: "wrap-up",
+    5: "away",
+    6: "unavailable",
+}
+
+
+def activity_fields(agent: Any) -> dict[str, Any]:
+    """What a `pb.Agent` is doing, for JSON: activity, since (ISO, or None) and missed offers in a row."""
+    since = agent.activity_since.ToDatetime(UTC).isoformat() if agent.HasField("activity_since") else None
+    return {
+        "activity": _ACTIVITY_NAMES.get(agent.activity, "unknown"),
+        "activity_since": since,
+        "missed_in_row": agent.missed_in_row,
+    }
+
+
+def activity_label(fields: dict[str, Any], status: str, now: datetime) -> str:
+    """One readable phrase: "talking since 14:07 (12 min)", "away after 3 misses", "wrap-up", ..."""
+    activity = fields["activity"]
+    since = datetime.fromisoformat(fields["activity_since"]) if fields["activity_since"] else None
+    span = ""
+    if since is not None:
+        minutes = max(0, int((now - since).total_seconds() // 60))
+        span = f" since {since:%H:%M} UTC ({minutes} min)"
+    if activity == "talking":
+        return f"talking{span}"
+    if activity == "wrap-up":
+        return f"wrap-up{span}"
+    if activity == "reserved":
+        return f"reserved{span}"
+    if activity == "away":
+        misses = fields["missed_in_row"]
+        return f"away after {misses} missed offer{'s' if misses != 1 else ''}" if misses else "away"
+    if activity == "unavailable":
+        return f"unavailable ({status})"
+    return str(activity)
 
 
 def read_agents_file(path: Path) -> list[Any]:
@@ -59,9 +107,12 @@ def import_command(
 
 def list_command(
     team: Annotated[str | None, typer.Option("--team", help="Only this team's specialists.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document instead of a table.")
+    ] = False,
     address: Annotated[str | None, ADDRESS_OPTION] = None,
 ) -> None:
-    """List specialists with their status and load."""
+    """List specialists with their status, what they are doing now, and load."""
     from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
     from routing_service.grpc import mapping
 
@@ -73,14 +124,40 @@ def list_command(
                 pb.ListAgentsRequest(team_id=team or "", page_size=1000, page_token=token),
                 timeout=RPC_TIMEOUT,
             )
-            agents += [mapping.agent_from_pb(a)[0] for a in reply.agents]
+            agents += [(mapping.agent_from_pb(a)[0], activity_fields(a)) for a in reply.agents]
             token = reply.next_page_token
             if not token:
                 break
+    if as_json:
+        rows = [
+            {
+                "agent_id": a.agent_id,
+                "display_name": a.display_name,
+                "teams": list(a.team_ids),
+                "status": a.status.value,
+                "active_assignments": a.active_assignments,
+                "capacity": a.capacity,
+                **fields,
+            }
+            for a, fields in agents
+        ]
+        typer.echo(json.dumps({"agents": rows}, indent=2))
+        return
+    now = datetime.now(UTC)
     table = Table(title=f"Specialists{f' of {team}' if team else ''}")
-    for column in ("id", "name", "teams", "skills", "max complexity", "status", "load", "contact"):
+    for column in (
+        "id",
+        "name",
+        "teams",
+        "skills",
+        "max complexity",
+        "status",
+        "activity",
+        "load",
+        "contact",
+    ):
         table.add_column(column)
-    for a in agents:
+    for a, fields in agents:
         contact = a.destination.number or a.destination.sip_uri or ""
         table.add_row(
             *literal(
@@ -90,6 +167,7 @@ def list_command(
                 ", ".join(sorted(a.skills)),
                 a.max_complexity.label,
                 a.status.value,
+                activity_label(fields, a.status.value, now),
                 f"{a.active_assignments}/{a.capacity}",
                 contact,
             )
@@ -100,7 +178,10 @@ def list_command(
 
 def status_command(
     agent_id: Annotated[str, typer.Argument(help="The specialist's id.")],
-    status: Annotated[StatusChoice, typer.Argument(help="available, busy, offline or wrap-up.")],
+    status: Annotated[
+        StatusChoice,
+        typer.Argument(help="available, busy, offline, wrap-up or away (available also clears misses)."),
+    ],
     address: Annotated[str | None, ADDRESS_OPTION] = None,
 ) -> None:
     """Set a specialist's status."""
@@ -119,10 +200,68 @@ def status_command(
     console.print(f"{agent.agent_id}: {status.value} ({agent.active_assignments}/{agent.capacity} in use)")
 
 
+_STAGE_NAMES = {
+    1: "reserved",
+    2: "offered",
+    3: "connected",
+    4: "wrap-up",
+    5: "completed",
+    6: "missed",
+    7: "released",
+}
+
+
+def complete_command(
+    call_or_agent: Annotated[
+        str,
+        typer.Argument(
+            metavar="CALL_OR_AGENT", help="The Vapi call id (or, with --agent, the specialist's id)."
+        ),
+    ],
+    agent: Annotated[
+        bool,
+        typer.Option(
+            "--agent", help="CALL_OR_AGENT is a specialist with exactly one conversation in progress."
+        ),
+    ] = False,
+    note: Annotated[str, typer.Option("--note", help="Free text for the audit log.")] = "",
+    skip_wrap_up: Annotated[
+        bool,
+        typer.Option("--skip-wrap-up", help="Free the specialist now instead of after the team's wrap-up."),
+    ] = False,
+    address: Annotated[str | None, ADDRESS_OPTION] = None,
+) -> None:
+    """A specialist's conversation is over: wrap-up, then free for the next call."""
+    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+
+    request = pb.CompleteAssignmentRequest(note=note, skip_wrap_up=skip_wrap_up)
+    if agent:
+        request.agent_id = call_or_agent
+    else:
+        request.call_id = call_or_agent
+    with (
+        readable_errors(f"complete {'agent ' if agent else 'call '}{call_or_agent}"),
+        routing_stub(address) as stub,
+    ):
+        reply = stub.CompleteAssignment(request, timeout=RPC_TIMEOUT)
+    assignment = reply.assignment
+    stage = _STAGE_NAMES.get(assignment.stage, "unknown")
+    who = f"{assignment.agent_id} on call {assignment.call_id}"
+    if not reply.completed:
+        console.print(f"{who}: already completed ({stage}); nothing changed")
+        return
+    if stage == "wrap-up" and assignment.HasField("expires_at"):
+        until = assignment.expires_at.ToDatetime(UTC)
+        console.print(f"{who}: conversation completed; wrap-up until {until:%H:%M:%S} UTC, then free")
+    else:
+        console.print(f"{who}: conversation completed; free for the next call")
+
+
 def register(app: typer.Typer) -> None:
     """Add `escalade agents ...` to the application."""
     agents = typer.Typer(help="Specialists the routing service can reserve.", no_args_is_help=True)
     agents.command("import")(import_command)
     agents.command("list")(list_command)
     agents.command("status")(status_command)
+    agents.command("complete")(complete_command)
     app.add_typer(agents, name="agents")

@@ -2,7 +2,8 @@
 
     Services          edge /healthz and /readyz, routing grpc.health.v1, Temporal reachable (UP/DOWN + why)
     Teams             waiting callbacks, free/total specialists, active calls, estimated and oldest wait
-    Free specialists  ListAgents(status=AVAILABLE) with their free slots
+    Specialists       ListAgents: what each one is doing (available, reserved, talking since, wrap-up, away
+                      after misses) and their load; `free_specialists` in JSON keeps the available ones
     Waiting callbacks ListCallbacks (numbers masked), and the edge's outbox depth from its /metrics
 
 Every probe has a short timeout and its own failure: a service that is down shows DOWN with the reason,
@@ -48,6 +49,7 @@ class StatusReport:
     services: list[Probe] = field(default_factory=list)
     teams: list[dict[str, Any]] = field(default_factory=list)
     free_specialists: list[dict[str, Any]] = field(default_factory=list)
+    specialists: list[dict[str, Any]] = field(default_factory=list)
     waiting_callbacks: list[dict[str, Any]] = field(default_factory=list)
     outbox_depth: dict[str, int] | None = None
 
@@ -61,6 +63,7 @@ class StatusReport:
             "services": [asdict(p) for p in self.services],
             "teams": self.teams,
             "free_specialists": self.free_specialists,
+            "specialists": self.specialists,
             "waiting_callbacks": self.waiting_callbacks,
             "outbox_depth": self.outbox_depth,
         }
@@ -140,9 +143,7 @@ async def _probe_routing(report: StatusReport, address: str, probe_seconds: floa
         now = datetime.now(UTC)
         try:
             queues = await stub.GetQueueStatus(pb.GetQueueStatusRequest(), timeout=probe_seconds)
-            agents = await stub.ListAgents(
-                pb.ListAgentsRequest(status=pb.AGENT_STATUS_AVAILABLE, page_size=1000), timeout=probe_seconds
-            )
+            agents = await stub.ListAgents(pb.ListAgentsRequest(page_size=1000), timeout=probe_seconds)
             callbacks = await stub.ListCallbacks(
                 pb.ListCallbacksRequest(state=pb.CALLBACK_STATE_WAITING), timeout=probe_seconds
             )
@@ -166,16 +167,20 @@ async def _probe_routing(report: StatusReport, address: str, probe_seconds: floa
                 ),
             }
         )
+    from escalade_cli.agents import activity_fields
+
     for agent in agents.agents:
-        report.free_specialists.append(
-            {
-                "agent_id": agent.agent_id,
-                "display_name": agent.display_name,
-                "teams": list(agent.team_ids),
-                "free_slots": max(agent.capacity - agent.active_assignments, 0),
-                "capacity": agent.capacity,
-            }
-        )
+        row = {
+            "agent_id": agent.agent_id,
+            "display_name": agent.display_name,
+            "teams": list(agent.team_ids),
+            "free_slots": max(agent.capacity - agent.active_assignments, 0),
+            "capacity": agent.capacity,
+        }
+        status = pb.AgentStatus.Name(agent.status).removeprefix("AGENT_STATUS_").lower().replace("_", "-")
+        report.specialists.append({**row, "status": status, **activity_fields(agent)})
+        if agent.status == pb.AGENT_STATUS_AVAILABLE:
+            report.free_specialists.append(row)
     for ticket in callbacks.callbacks:
         enqueued = ticket.enqueued_at.ToDatetime(UTC) if ticket.HasField("enqueued_at") else None
         report.waiting_callbacks.append(
@@ -280,6 +285,24 @@ def render(report: StatusReport) -> None:
             )
         )
     console.print(free)
+
+    from escalade_cli.agents import activity_label
+
+    now = datetime.now(UTC)
+    everyone = Table(title=f"Specialists ({len(report.specialists)})", title_justify="left")
+    for column in ("specialist", "teams", "status", "activity", "load"):
+        everyone.add_column(column)
+    for a in report.specialists:
+        everyone.add_row(
+            *literal(
+                a["agent_id"],
+                ", ".join(a["teams"]),
+                a["status"],
+                activity_label(a, a["status"], now),
+                f"{a['capacity'] - a['free_slots']}/{a['capacity']}",
+            )
+        )
+    console.print(everyone)
 
     waiting = Table(title=f"Waiting callbacks ({len(report.waiting_callbacks)})", title_justify="left")
     for column in ("call id", "team", "position", "priority", "tier", "caller", "waiting"):

@@ -3,6 +3,7 @@ list/status, policy check/explain, readable one-line errors, and a clean exit on
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -227,3 +228,70 @@ def test_routing_serve_reloads_the_policy_when_sent_sighup(sqlite_url: str, tmp_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _call_event(address: str, call_id: str, kind: pb.CallEventKind.ValueType, reason: str = "") -> None:
+    with grpc.insecure_channel(address) as channel:
+        stub = routing_pb2_grpc.RoutingServiceStub(channel)
+        stub.RecordCallEvent(
+            pb.RecordCallEventRequest(call_id=call_id, kind=kind, ended_reason=reason), timeout=10
+        )
+
+
+def test_agents_complete_and_activity_when_a_specialist_talks_then_wraps_up(
+    served: tuple[Cli, str, subprocess.Popen[str]],
+) -> None:
+    cli, address, proc = served
+    assert cli.run("agents", "import", str(EXAMPLES / "techcorp-agents.yaml")).returncode == 0
+    with grpc.insecure_channel(address) as channel:
+        stub = routing_pb2_grpc.RoutingServiceStub(channel)
+        decision = stub.ResolveEscalation(
+            pb.ResolveEscalationRequest(
+                call_id="talk-1",
+                tool_call_id="t1",
+                issue_category="technical",
+                complexity=pb.COMPLEXITY_ADVANCED,
+            ),
+            timeout=10,
+        ).decision
+    specialist = decision.agent_id
+    assert decision.kind == pb.DECISION_KIND_TRANSFER_AGENT and specialist
+    early = cli.run("agents", "complete", "talk-1")
+    assert early.returncode == 1 and "FAILED_PRECONDITION" in early.stderr and "not connected" in early.stderr
+    assert "Traceback" not in early.stderr
+    _call_event(address, "talk-1", pb.CALL_EVENT_KIND_FORWARDING)
+    _call_event(address, "talk-1", pb.CALL_EVENT_KIND_ENDED, "assistant-forwarded-call")
+
+    listed = cli.run("agents", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["agent_id"]: row for row in json.loads(listed.stdout)["agents"]}
+    assert rows[specialist]["activity"] == "talking" and rows[specialist]["activity_since"]
+    table = cli.run("agents", "list", "--team", "technical")
+    assert table.returncode == 0 and "talking since" in table.stdout
+    status = cli.run(
+        "status", "--json", "--temporal", "none", "--edge", "http://127.0.0.1:9", "--timeout", "1"
+    )
+    shown = {row["agent_id"]: row for row in json.loads(status.stdout)["specialists"]}
+    assert shown[specialist]["activity"] == "talking"
+    screen = cli.run("status", "--temporal", "none", "--edge", "http://127.0.0.1:9", "--timeout", "1")
+    assert "talking since" in screen.stdout and "Traceback" not in screen.stderr
+
+    done = cli.run("agents", "complete", specialist, "--agent", "--note", "fixed the router")
+    assert done.returncode == 0, done.stderr
+    assert f"{specialist} on call talk-1: conversation completed; wrap-up until" in done.stdout
+    again = cli.run("agents", "complete", "talk-1")
+    assert again.returncode == 0 and "already completed" in again.stdout
+    wrapping = {r["agent_id"]: r for r in json.loads(cli.run("agents", "list", "--json").stdout)["agents"]}
+    assert wrapping[specialist]["activity"] == "wrap-up"
+    freed = cli.run("agents", "complete", "talk-1", "--skip-wrap-up")
+    assert freed.returncode == 0, freed.stderr
+    after = {r["agent_id"]: r for r in json.loads(cli.run("agents", "list", "--json").stdout)["agents"]}
+    assert (after[specialist]["activity"], after[specialist]["active_assignments"]) == ("available", 0)
+
+    ghost = cli.run("agents", "complete", "never-called")
+    assert ghost.returncode == 1 and "NOT_FOUND" in ghost.stderr and "Traceback" not in ghost.stderr
+    nobody = cli.run("agents", "complete", "ghost", "--agent")
+    assert nobody.returncode == 1 and "NOT_FOUND" in nobody.stderr
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
