@@ -195,6 +195,44 @@ CASES: list[tuple[str, Call, str]] = [
     ),
     ("get-decision-empty-id", lambda s: s.GetDecision(pb.GetDecisionRequest(call_id="")), "call_id"),
     ("release-empty-id", lambda s: s.ReleaseAssignment(pb.ReleaseAssignmentRequest(call_id="")), "call_id"),
+    (
+        "call-event-no-kind",
+        lambda s: s.RecordCallEvent(pb.RecordCallEventRequest(call_id="c1")),
+        "kind",
+    ),
+    (
+        "call-event-unknown-kind",
+        lambda s: s.RecordCallEvent(
+            pb.RecordCallEventRequest(call_id="c1", kind=pb.CallEventKind.ValueType(42))
+        ),
+        "kind",
+    ),
+    (
+        "call-event-nul-reason",
+        lambda s: s.RecordCallEvent(
+            pb.RecordCallEventRequest(call_id="c1", kind=pb.CALL_EVENT_KIND_ENDED, ended_reason="a\x00b")
+        ),
+        "ended_reason",
+    ),
+    (
+        "call-event-long-status",
+        lambda s: s.RecordCallEvent(
+            pb.RecordCallEventRequest(
+                call_id="c1", kind=pb.CALL_EVENT_KIND_TRANSFER_UPDATE, transfer_status="x" * 65
+            )
+        ),
+        "transfer_status",
+    ),
+    (
+        "complete-both-ids",
+        lambda s: s.CompleteAssignment(pb.CompleteAssignmentRequest(call_id="c1", agent_id="ann")),
+        "agent_id",
+    ),
+    (
+        "complete-huge-note",
+        lambda s: s.CompleteAssignment(pb.CompleteAssignmentRequest(call_id="c1", note="n" * 2000)),
+        "note",
+    ),
     ("upsert-customer-missing", lambda s: s.UpsertCustomer(pb.UpsertCustomerRequest()), "customer"),
     (
         "upsert-customer-bad-number",
@@ -277,8 +315,22 @@ async def test_bad_request_names_the_field_when_input_is_hostile(stub: Stub, cal
         lambda s: s.ClaimCallback(pb.ClaimCallbackRequest(call_id=MEGABYTE)),
         lambda s: s.GetCustomer(pb.GetCustomerRequest(number="+1" + "5" * 1_000_000)),
         lambda s: s.ListCallbacks(pb.ListCallbacksRequest(team_id=MEGABYTE)),
+        lambda s: s.RecordCallEvent(
+            pb.RecordCallEventRequest(call_id=MEGABYTE, kind=pb.CALL_EVENT_KIND_ENDED)
+        ),
+        lambda s: s.CompleteAssignment(pb.CompleteAssignmentRequest(agent_id=MEGABYTE)),
     ],
-    ids=["queue-status", "get-decision", "release", "set-status", "claim", "get-customer", "list-callbacks"],
+    ids=[
+        "queue-status",
+        "get-decision",
+        "release",
+        "set-status",
+        "claim",
+        "get-customer",
+        "list-callbacks",
+        "call-event",
+        "complete",
+    ],
 )
 async def test_error_is_readable_when_an_id_is_a_megabyte(stub: Stub, call: Call) -> None:
     """The status survives the trip (no 'metadata exceeds hard limit' in place of the real answer)."""
