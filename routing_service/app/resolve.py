@@ -1,18 +1,22 @@
 """`resolve_escalation`: who takes an escalated call.
 
-    validate -> caller key -> customer (or the default tier) -> category -> effective complexity -> first
-    matching rule -> team
+    validate -> the call's earlier offer (a repeat escalation: that specialist missed it) -> caller key ->
+    customer (or the default tier) -> category -> effective complexity ->
+      a callback call whose specialist is held     -> TRANSFER_AGENT (that specialist, moved onto this call)
+    -> first matching rule -> team
       team without specialists on record           -> TRANSFER_TEAM (the team line; when outside its business
                                                       hours, the next matching rule is tried instead)
       waiting callbacks that outrank this caller    -> CALLBACK (never jump the queue)
-      a qualified specialist whose slot we win      -> TRANSFER_AGENT (reserved atomically)
+      a qualified specialist whose slot we win      -> TRANSFER_AGENT (reserved atomically; never one who
+                                                      already missed this call)
       nobody                                        -> CALLBACK (enqueued, position and estimated wait)
     no rule / internal failure                      -> FALLBACK
 
 The decision, its trace and the reservation or queue entry commit in one unit of work. A repeat of a
 stored request (same call_id + tool_call_id), or a concurrent twin that stored first, meets the stored
 decision when it inserts its own (DuplicateDecision): its unit of work rolls back, so it never reserves
-twice, and the stored decision is returned with `replayed=True`. `dry_run`
+twice, and the stored decision is returned with `replayed=True` (so a retried delivery of a repeat
+escalation gets the identical answer, and the earlier offer's miss is counted once). `dry_run`
 takes the same path but reserves, enqueues and stores nothing. A store that cannot be reached raises
 `Unavailable` (the edge then uses its own fallback); any other unexpected failure yields a FALLBACK
 decision, logged with its cause.
@@ -24,18 +28,21 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import structlog
 
-from routing_service.app.assignments import LIVE
+from routing_service.app.assignments import CALLBACK, LIVE
+from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.callbacks import team_wait
 from routing_service.app.failures import looks_unavailable
-from routing_service.app.ports import DuplicateDecision, UnitOfWork, UnitOfWorkFactory
+from routing_service.app.lifecycle import record_missed_offer
+from routing_service.app.ports import AgentFreed, DuplicateDecision, UnitOfWork, UnitOfWorkFactory
 from routing_service.domain import decision as build
 from routing_service.domain.complexity import assess_complexity
 from routing_service.domain.errors import Conflict, InvalidRequest, Unavailable
+from routing_service.domain.lifecycle import AssignmentStage
 from routing_service.domain.matching import match_rule, normalize_category
 from routing_service.domain.models import (
     Agent,
@@ -76,6 +83,7 @@ LIMITS: dict[str, int] = {
     "escalation_reason": 4 * 1024,
     "transcript": 64 * 1024,
     "arguments_problem": 1024,
+    "callback_of_call_id": 128,
 }
 CANDIDATE_LIMIT = 3
 """Qualified specialists fetched per round. The store returns them in ranking order, so the first usually
@@ -84,6 +92,8 @@ a larger one, `CANDIDATE_GROWTH` times the last, for up to `RESERVE_ROUNDS` roun
 CANDIDATE_GROWTH = 4
 OTHERS_LIMIT = 10
 RESERVE_ROUNDS = 3
+
+_BEFORE_HAND_OVER = (AssignmentStage.RESERVED, AssignmentStage.OFFERED)
 
 _counter = itertools.count()
 _node = os.urandom(3).hex()
@@ -114,11 +124,13 @@ async def resolve_escalation(
     policy: Policy,
     now: datetime,
     new_id: Callable[[], str] = new_decision_id,
+    events: AvailabilityBroadcaster | None = None,
 ) -> Decision:
-    """Decide (and unless dry_run, reserve and store); see the module docstring."""
+    """Decide (and unless dry_run, reserve and store); see the module docstring. `events` hears of the
+    slots a repeat escalation freed (the specialist who missed it may serve a waiting callback)."""
     validate_request(request)
     try:
-        return await _decide_and_store(request, uow=uow, policy=policy, now=now, new_id=new_id)
+        return await _decide_and_store(request, uow=uow, policy=policy, now=now, new_id=new_id, events=events)
     except Unavailable:
         raise
     except Exception as exc:
@@ -171,6 +183,10 @@ class _Context:
     tier: str = ""
     category: str = ""
     complexity: Complexity = Complexity.BASIC
+    missed: tuple[str, ...] = ()
+    """Specialists offered this call before who did not take it (sorted)."""
+    freed: list[AgentFreed] = field(default_factory=list)
+    """Slots this decision freed (an earlier offer the specialist missed), announced after the commit."""
 
 
 async def _decide_and_store(
@@ -180,6 +196,7 @@ async def _decide_and_store(
     policy: Policy,
     now: datetime,
     new_id: Callable[[], str],
+    events: AvailabilityBroadcaster | None,
 ) -> Decision:
     ctx = _Context(request=request, policy=policy, now=now, decision_id=new_id(), trace=[])
     async with uow() as u:
@@ -188,6 +205,8 @@ async def _decide_and_store(
         # whatever it reserved or enqueued, then returns the stored decision. A first request, by far the
         # common one, saves a statement (a round trip on PostgreSQL); a repeat costs a whole decision.
         decision = await _decide(u, ctx)
+        if ctx.missed:
+            decision = replace(decision, missed_agent_ids=ctx.missed)
         if request.dry_run:
             return replace(decision, dry_run=True)
         try:
@@ -198,6 +217,9 @@ async def _decide_and_store(
             stored = None
         else:
             _log_decision(decision)
+            if events is not None:
+                for freed in ctx.freed:
+                    events.publish_freed(freed)
             return decision
     async with uow() as u:
         stored = await u.decisions.get(request.call_id, request.tool_call_id)
@@ -232,6 +254,7 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
                 f"tool arguments unusable: {request.arguments_problem}",
             )
         )
+    await _settle_earlier_offer(u, ctx)
     key = normalize_caller(request.caller_number)
     ctx.caller_key = key.key
     ctx.trace.append(
@@ -279,6 +302,11 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
     )
     ctx.complexity = assessment.effective
     ctx.trace.extend(assessment.steps)
+
+    if request.callback_of_call_id:
+        held = await _held_for_callback(u, ctx)
+        if held is not None:
+            return held
 
     priority = callback_priority(policy.queue, tier=ctx.tier, complexity=ctx.complexity)
     key_value = service_key(ctx.now, priority, policy.queue.aging_points_per_minute)
@@ -330,7 +358,10 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         return await _callback(u, ctx, team, rule_id, priority, key_value, members)
 
     full = len(candidates) >= CANDIDATE_LIMIT
+    candidates = _not_missed(ctx, candidates)
     preferred = customer.last_agent_id if customer and team.sticky else None
+    if preferred in ctx.missed:
+        preferred = None
     if preferred and all(a.agent_id != preferred for a in candidates):
         sticky = await u.agents.get(preferred)
         if sticky is not None and team.team_id in sticky.team_ids:
@@ -339,7 +370,9 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
     others = (
         []
         if candidates
-        else await u.agents.others(team.team_id, {a.agent_id for a in candidates}, OTHERS_LIMIT)
+        else _not_missed(
+            ctx, await u.agents.others(team.team_id, {a.agent_id for a in candidates}, OTHERS_LIMIT)
+        )
     )
     selection = rank_specialists(
         candidates, others, team=team, complexity=ctx.complexity, preferred_agent_id=preferred
@@ -358,7 +391,7 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         limit = batch + len(tried)
         fetched_agents = await u.agents.candidates(team.team_id, ctx.complexity, limit)
         full = len(fetched_agents) >= limit
-        fresh = [a for a in fetched_agents if a.agent_id not in tried]
+        fresh = _not_missed(ctx, [a for a in fetched_agents if a.agent_id not in tried])
         ranked = rank_specialists(
             fresh, (), team=team, complexity=ctx.complexity, preferred_agent_id=preferred
         ).ranked
@@ -389,6 +422,137 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         return _specialist(ctx, team, rule_id, chosen)
     ctx.trace.append(TraceStep("queue", team.team_id, TraceOutcome.INFO, "no qualified specialist is free"))
     return await _callback(u, ctx, team, rule_id, priority, key_value, members)
+
+
+async def _settle_earlier_offer(u: UnitOfWork, ctx: _Context) -> None:
+    """A call that escalates again (a new tool call of the same call) tells us its earlier offer was not
+    taken: Vapi came back to the assistant because the specialist did not answer (the transfer's
+    fallbackPlan keeps the assistant on the line). That offer is a miss, counted against the specialist and
+    its slot freed; everyone who missed this call is skipped from here on (`ctx.missed`).
+
+    A first request finds nothing to settle, at the cost of one indexed read. A retried delivery of a
+    request settles again inside its own transaction, which rolls back when it meets the stored decision,
+    so a miss is counted once.
+    """
+    request = ctx.request
+    if not request.call_id:
+        return
+    earlier = await u.assignments.live_for_call(request.call_id)
+    if earlier is not None and earlier.stage in _BEFORE_HAND_OVER:
+        if not request.dry_run:
+            freed = await record_missed_offer(
+                u,
+                ctx.policy,
+                earlier,
+                now=ctx.now,
+                reason="the call escalated again: the specialist did not take the transfer",
+            )
+            if freed is not None:
+                ctx.freed.append(freed)
+        ctx.trace.append(
+            TraceStep(
+                "offer",
+                earlier.agent_id,
+                TraceOutcome.REJECTED,
+                f"offered this call earlier ({earlier.stage}) and did not take it: counted as missed",
+            )
+        )
+    elif earlier is not None:
+        ctx.trace.append(
+            TraceStep(
+                "offer",
+                earlier.agent_id,
+                TraceOutcome.INFO,
+                f"this call is already with this specialist ({earlier.stage})",
+            )
+        )
+    missed = await u.assignments.missed_agents(request.call_id)
+    if request.dry_run and earlier is not None and earlier.stage in _BEFORE_HAND_OVER:
+        missed.add(earlier.agent_id)
+    ctx.missed = tuple(sorted(missed))
+    if ctx.missed:
+        ctx.trace.append(
+            TraceStep(
+                "offer",
+                request.call_id,
+                TraceOutcome.INFO,
+                f"skipping {len(ctx.missed)} specialist(s) who did not take this call: "
+                + ", ".join(ctx.missed),
+            )
+        )
+
+
+def _not_missed(ctx: _Context, agents: Sequence[Agent]) -> list[Agent]:
+    """`agents` without those who already missed this call (each skipped one is traced)."""
+    if not ctx.missed:
+        return list(agents)
+    kept = []
+    for agent in agents:
+        if agent.agent_id in ctx.missed:
+            ctx.trace.append(
+                TraceStep(
+                    "candidate", agent.agent_id, TraceOutcome.REJECTED, "did not take this call earlier"
+                )
+            )
+        else:
+            kept.append(agent)
+    return kept
+
+
+async def _held_for_callback(u: UnitOfWork, ctx: _Context) -> Decision | None:
+    """This call is Escalade's callback of an earlier call: while the specialist claimed for that callback
+    is still held, the caller goes to them (their hold moves onto this call as a live reservation) instead
+    of a fresh decision. None, with the reason traced, when the hold is gone: then routing decides afresh."""
+    request, policy = ctx.request, ctx.policy
+    original = request.callback_of_call_id
+    ticket = await u.callbacks.get(original)
+    team = policy.teams.get(ticket.team_id) if ticket is not None else None
+    agent_id = ticket.agent_id if ticket is not None else None
+    why = ""
+    if ticket is None:
+        why = "no callback is on record for it"
+    elif ticket.state is not CallbackState.RESERVED or agent_id is None:
+        why = f"its callback is {ticket.state}, with no specialist held"
+    elif team is None:
+        why = f"its team {ticket.team_id} is no longer in the policy"
+    elif agent_id in ctx.missed:
+        why = f"its specialist {agent_id} did not take this call"
+    agent = None if why or agent_id is None else await u.agents.get(agent_id)
+    if not why and agent is None:
+        why = f"its specialist {agent_id} is no longer on record"
+    if not why and not request.dry_run:
+        moved = await u.assignments.hand_over(
+            from_call_id=original,
+            from_purpose=CALLBACK,
+            to_call_id=request.call_id,
+            to_purpose=LIVE,
+            team_id=ticket.team_id if ticket is not None else "",
+            now=ctx.now,
+            expires_at=ctx.now + policy.assignment_ttl,
+        )
+        if moved is None:
+            why = f"the hold on {agent_id} has lapsed"
+    if why or agent is None or team is None:
+        ctx.trace.append(
+            TraceStep(
+                "callback", original, TraceOutcome.INFO, f"callback of {original}: {why}; deciding afresh"
+            )
+        )
+        return None
+    ctx.trace.append(
+        TraceStep(
+            "callback",
+            agent.agent_id,
+            TraceOutcome.CHOSEN,
+            f"callback of {original}: the specialist held for it takes the call",
+        )
+    )
+    decision = _specialist(ctx, team, "", agent)
+    return replace(
+        decision,
+        reason=f"callback of {original}: team {team.team_id}, specialist {agent.agent_id} held for it",
+        callback_of_call_id=original,
+    )
 
 
 async def _first_candidates(u: UnitOfWork, team_id: str, ctx: _Context) -> list[Agent]:
@@ -476,6 +640,15 @@ async def _callback(
         decision_id=ctx.decision_id,
         customer_context=request.customer_context,
         escalation_reason=request.escalation_reason,
+        first_message=build.callback_first_message(
+            ctx.policy,
+            request,
+            team=team,
+            tier=ctx.tier,
+            category=ctx.category,
+            complexity=ctx.complexity,
+            account_name=ctx.customer.account_name if ctx.customer else "",
+        ),
     )
     if request.dry_run:
         position = await u.callbacks.ahead_of(team.team_id, key_value) + 1
@@ -524,6 +697,7 @@ async def _callback(
         now=ctx.now,
         trace=tuple(ctx.trace),
         opens_at=opening_phrase(*closed) if closed is not None else "",
+        after_missed=bool(ctx.missed),
     )
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "TEMPLATE_FIELDS",
     "Rendered",
     "callback_decision",
+    "callback_first_message",
     "fallback_decision",
     "placeholders",
     "render",
@@ -56,6 +57,7 @@ TEMPLATE_FIELDS: frozenset[str] = frozenset(
         "agent_name",
         "estimated_wait_minutes",
         "opens_at",
+        "queue_position",
     }
 )
 """The names a policy template may use."""
@@ -91,6 +93,7 @@ def template_values(
     agent: Agent | None = None,
     estimated_wait: timedelta | None = None,
     opens_at: str = "",
+    queue_position: int = 0,
 ) -> dict[str, str]:
     """The values of every `TEMPLATE_FIELDS` name for one call (empty strings where unknown)."""
     claimed = request.claimed_complexity
@@ -106,6 +109,7 @@ def template_values(
         "agent_name": agent.display_name if agent is not None else "",
         "estimated_wait_minutes": str(wait_minutes(estimated_wait)) if estimated_wait is not None else "",
         "opens_at": opens_at,
+        "queue_position": str(queue_position) if queue_position > 0 else "",
     }
 
 
@@ -245,10 +249,13 @@ def callback_decision(
     rule_id: str = "",
     trace: Sequence[TraceStep] = (),
     opens_at: str = "",
+    after_missed: bool = False,
 ) -> Decision:
     """Transfer to the queue line with the "priority queue" message; the caller gets a callback. For a team
     outside its business hours `opens_at` says when it opens ("Monday at 9:00 AM") and the caller hears the
-    policy's closed message instead of a wait in minutes."""
+    policy's closed message instead of a wait in minutes. `after_missed`: the call escalated again after a
+    specialist did not take it, and nobody else is free; the caller hears the policy's `missed_message`
+    first (the queue position), then the wait. The ticket carries the callback call's first message."""
     values = template_values(
         request,
         tier=tier,
@@ -258,12 +265,15 @@ def callback_decision(
         team=team,
         estimated_wait=estimated_wait,
         opens_at=opens_at,
+        queue_position=ticket.position if ticket is not None else 0,
     )
-    rendered = render_transfer(
-        policy.queue.transfer,
-        values,
-        wait_note=wait_sentence(policy.queue, estimated_wait, opens_at=opens_at),
-    )
+    wait_note = wait_sentence(policy.queue, estimated_wait, opens_at=opens_at)
+    if after_missed:
+        # The assistant must be able to tell the caller where they stand and when to expect the call, so
+        # the wait is said even below the usual announcement threshold.
+        promise = wait_note or render(policy.queue.wait_message, values)
+        wait_note = f"{render(policy.queue.missed_message, values)} {promise}"
+    rendered = render_transfer(policy.queue.transfer, values, wait_note=wait_note)
     where = f" at position {ticket.position}" if ticket is not None and ticket.position else ""
     return _decision(
         request,
@@ -283,6 +293,24 @@ def callback_decision(
         estimated_wait=estimated_wait,
         callback=ticket,
     )
+
+
+def callback_first_message(
+    policy: Policy,
+    request: EscalationRequest,
+    *,
+    team: Team,
+    tier: str,
+    category: str,
+    complexity: Complexity,
+    account_name: str = "",
+) -> str:
+    """What the customer hears first when Escalade calls them back (the policy's template, filled for this
+    call); rendered when the callback is queued, so the promise stays as made if the policy changes."""
+    values = template_values(
+        request, tier=tier, category=category, complexity=complexity, account_name=account_name, team=team
+    )
+    return render(policy.queue.callback_first_message, values)
 
 
 def fallback_decision(

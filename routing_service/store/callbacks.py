@@ -69,6 +69,7 @@ def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
         reserved_until=row.reserved_until,
         finished_at=row.finished_at,
         note=row.note,
+        first_message=row.first_message,
         position=position,
     )
 
@@ -197,6 +198,7 @@ class SqlCallbackRepository(SqlRepository):
                 "reserved_until": None,
                 "finished_at": None,
                 "note": ticket.note,
+                "first_message": ticket.first_message,
             },
         )
         return await self._with_position(await self._row(ticket.call_id))

@@ -267,6 +267,7 @@ callbacks = Table(
     Column("reserved_until", UtcDateTime, nullable=True),
     Column("finished_at", UtcDateTime, nullable=True),
     Column("note", Text, nullable=False),
+    Column("first_message", Text, nullable=False, server_default=text("''")),
 )
 Index(
     "ix_callbacks_team_id_state_service_key", callbacks.c.team_id, callbacks.c.state, callbacks.c.service_key

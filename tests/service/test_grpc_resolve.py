@@ -228,15 +228,18 @@ async def test_list_decisions_pages_newest_first_when_filtered_by_team(stub: Stu
     assert rest.next_page_token == ""
 
 
-async def test_second_tool_call_keeps_the_reserved_specialist_when_the_call_already_holds_one(
+async def test_second_tool_call_moves_on_to_another_specialist_when_the_call_already_holds_one(
     stub: Stub,
 ) -> None:
+    """The same call escalating again means its specialist did not take it (PROTOCOL.md §11): never the
+    same specialist twice, and still one slot held for the call."""
     await add_agent(stub, "ann", capacity=2)
     await add_agent(stub, "bob", number="+15550100202", capacity=2)
     first = await resolve(stub, "call-1", tool_call_id="t1")
     second = await resolve(stub, "call-1", tool_call_id="t2")
     assert not second.replayed and second.decision_id != first.decision_id
-    assert second.kind == pb.DECISION_KIND_TRANSFER_AGENT and second.agent_id == first.agent_id
+    assert second.kind == pb.DECISION_KIND_TRANSFER_AGENT and second.agent_id != first.agent_id
+    assert list(second.missed_agent_ids) == [first.agent_id]
     total = (await agent_of(stub, "ann")).active_assignments + (
         await agent_of(stub, "bob")
     ).active_assignments
