@@ -7,8 +7,10 @@ It supervises the same processes a deployment runs, each as its own child proces
     escalade edge serve         (the Vapi webhook, signed with the secret kept in .escalade/webhook-secret)
     escalade worker             (Temporal workflows; the edge's outbox relay starts them on Temporal)
     Vapi API stand-in           (only without ESCALADE_VAPI_API_KEY: escalade_cli.dev_vapi records the
-                                 callback dials in .escalade/logs/vapi-dials.jsonl and reports them not
-                                 reached, so callbacks retry and end `unreachable` instead of failing)
+                                 callback dials in .escalade/logs/vapi-dials.jsonl and plays each call's
+                                 lifecycle against the edge: by default the customer is reached and handed
+                                 to the specialist held for the callback; `escalade simulate` scripts other
+                                 outcomes. Its URL is kept in .escalade/vapi-standin-url for simulate)
 
 On first run it generates the webhook secret and, when the store has no specialists, loads the TechCorp
 demo customers and specialists through the public CLI (`escalade customers import`, `escalade agents
@@ -39,6 +41,7 @@ from escalade_cli.console import console, err_console, fail
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 SECRET_FILE = "webhook-secret"
+STANDIN_URL_FILE = "vapi-standin-url"
 SEARCH_ATTRIBUTES = ("EscalationTier", "EscalationCategory", "EscalationComplexity", "CallbackState")
 GRACE_SECONDS = 10.0
 
@@ -282,8 +285,12 @@ async def run_stack(
         if standin_port is not None:
             record = state_dir / "logs" / "vapi-dials.jsonl"
             argv = [sys.executable, "-m", "escalade_cli.dev_vapi", "--port", str(standin_port)]
-            standin = await stack.launch(Child("vapi-standin", [*argv, "--record", str(record)]))
+            argv += ["--record", str(record), "--edge-url", f"http://127.0.0.1:{edge_port}/webhook/vapi"]
+            standin = await stack.launch(Child("vapi-standin", argv))
             await wait_for_tcp("127.0.0.1", standin_port, standin, stack, within=30)
+            (state_dir / STANDIN_URL_FILE).write_text(f"http://127.0.0.1:{standin_port}\n")
+        else:
+            (state_dir / STANDIN_URL_FILE).unlink(missing_ok=True)
 
         if temporal and worker_available():
             await stack.launch(Child("worker", escalade_command("worker")))
@@ -296,7 +303,7 @@ async def run_stack(
         if standin_port is not None:
             console.print(
                 f"  Vapi API       stand-in on 127.0.0.1:{standin_port} (no ESCALADE_VAPI_API_KEY: callback "
-                "dials are recorded, not placed)"
+                "calls are played locally, not placed)"
             )
         console.print(f"  Webhook secret {state_dir / SECRET_FILE}")
         console.print("  Try it:        escalade simulate        (Ctrl-C stops everything)")

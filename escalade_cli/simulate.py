@@ -1,26 +1,45 @@
 """`escalade simulate`: try Escalade without a phone. Sends the seed's scenarios (webhook_edge.scenarios) as
-signed Vapi `transfer-destination-request` messages to a running edge and prints where each call went.
+signed Vapi messages to a running edge, plays the rest of each call as Vapi would, and prints where each call
+went and what the specialist's assignment went through.
 
-    escalade simulate                                   # every scenario against http://127.0.0.1:3000
+    escalade simulate                                   # the quick scenarios against http://127.0.0.1:3000
     escalade simulate critical-outage web-call          # some of them
+    escalade simulate transfer-no-answer handover-wrap-up callback-voicemail   # the lifecycle scenarios
     escalade simulate --edge http://10.0.0.5:3000 --routing 10.0.0.5:50051
 
 Each request is signed like Vapi's HMAC credential (`x-signature`/`x-timestamp` over `{timestamp}.{body}`)
 with ESCALADE_VAPI_SECRET, else the dev secret in .escalade/webhook-secret. The team and the one-line reason
-come from the routing service (`GetDecision`); "-" when it cannot be reached. After each scenario a signed
-`status-update` (ended) releases the specialist it reserved, so runs can be repeated; `busy-specialists` marks
-the technical specialists busy first and restores them (and cancels its simulated callback) afterwards.
-Exit code 1 when the edge is unreachable or answers a non-2xx.
+come from the routing service (`GetDecision`); "-" when it cannot be reached. What follows the escalation
+request is the scenario's flow (webhook_edge.scenarios.FLOWS), posted as Vapi posts it:
+
+    route        `status-update` forwarding, `status-update` ended `assistant-forwarded-call` (the specialist
+                 is now talking), then `CompleteAssignment` without wrap-up, as an agent desktop would, so
+                 runs can be repeated
+    no-answer    forwarding, `transfer-update` no-answer, the same call escalates again (new tool-call id):
+                 the next specialist, then forwarded and completed
+    wrap-up      forwarded (talking), `CompleteAssignment` with the team's wrap-up (the specialist is free
+                 after it)
+    callback     every specialist of the team busy; the callback is queued; the Vapi stand-in of
+                 `escalade dev` is told (PUT /escalade/outcomes/{callId}) to play voicemail on the first
+                 dial and a reached customer on the next; the specialists come back; simulate waits (up to
+                 --callback-wait) until the callback call was handed to the specialist held for it. The
+                 policy's retry spacing sets how long that takes.
+
+`busy-specialists` marks the technical specialists busy first and restores them (and cancels its simulated
+callback) afterwards. When routing lacks CompleteAssignment (UNIMPLEMENTED), the reservation is released with
+ReleaseAssignment and the table says so. Exit code 1 when the edge is unreachable or answers a non-2xx.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import grpc
@@ -28,6 +47,7 @@ import httpx
 import typer
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -35,7 +55,15 @@ from escalade_cli.console import console, err_console, fail, literal
 from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from webhook_edge.auth import sign_hmac
-from webhook_edge.scenarios import SCENARIOS, Scenario, ended_message, transfer_request
+from webhook_edge.scenarios import (
+    SCENARIOS,
+    Scenario,
+    default_scenarios,
+    request_call,
+    status_update,
+    transfer_request,
+    transfer_update,
+)
 
 if TYPE_CHECKING:
     from routing_service.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
@@ -43,7 +71,16 @@ if TYPE_CHECKING:
 __all__ = ["EdgeUnreachable", "Outcome", "outcome_table", "register", "run_scenarios", "select_scenarios"]
 
 DEFAULT_EDGE = "http://127.0.0.1:3000"
+STANDIN_URL_FILE = Path(".escalade") / "vapi-standin-url"
 RPC_TIMEOUT = 3.0
+ACTIVITY_NAMES = {
+    pb.AGENT_ACTIVITY_AVAILABLE: "available",
+    pb.AGENT_ACTIVITY_RESERVED: "reserved",
+    pb.AGENT_ACTIVITY_TALKING: "talking",
+    pb.AGENT_ACTIVITY_WRAP_UP: "wrap-up",
+    pb.AGENT_ACTIVITY_AWAY: "away",
+    pb.AGENT_ACTIVITY_UNAVAILABLE: "unavailable",
+}
 KIND_NAMES = {
     pb.DECISION_KIND_TRANSFER_TEAM: "team",
     pb.DECISION_KIND_TRANSFER_AGENT: "specialist",
@@ -79,7 +116,11 @@ class Outcome:
     error: str = ""
     notes: list[str] = field(default_factory=list)
     ended_status: int | None = None
-    """HTTP status of the closing `status-update` (ended); None when it was not sent."""
+    """HTTP status of the first failed follow-up (status-update, transfer-update), else the last one."""
+    trail: list[str] = field(default_factory=list)
+    """What the call and the specialist's assignment went through, e.g. `offered tech-1`, `talking`."""
+    flow_ok: bool | None = None
+    """Whether the flow's own check held (next specialist differs, callback handed over); None: no check."""
 
     @property
     def ok(self) -> bool:
@@ -97,13 +138,15 @@ class Outcome:
             return "MISMATCH"
         if expected.expected_kind is not None and self.kind != expected.expected_kind:
             return "MISMATCH"
+        if self.flow_ok is False:
+            return "MISMATCH"
         return "OK"
 
 
 def select_scenarios(names: Sequence[str]) -> list[Scenario]:
-    """The named scenarios (all when none); ValueError naming the unknown ones and the known ones."""
+    """The named scenarios (the quick ones when none); ValueError naming the unknown and the known ones."""
     if not names:
-        return list(SCENARIOS.values())
+        return default_scenarios()
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         raise ValueError(f"unknown scenario {', '.join(unknown)}; known: {', '.join(SCENARIOS)}")
@@ -134,14 +177,49 @@ class _Routing:
     def __init__(self, stub: RoutingServiceAsyncStub) -> None:
         self.stub = stub
         self.reachable = True
+        self.last_error: grpc.StatusCode | None = None
 
     async def call(self, method: str, request: Any) -> Any:
+        self.last_error = None
         try:
             return await getattr(self.stub, method)(request, timeout=RPC_TIMEOUT)
         except grpc.aio.AioRpcError as exc:
+            self.last_error = exc.code()
             if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 self.reachable = False
             return None
+
+    async def complete(self, call_id: str, outcome: Outcome, *, skip_wrap_up: bool) -> bool:
+        """CompleteAssignment, as an agent desktop says the conversation is over; when routing does not
+        implement it, ReleaseAssignment (noted) so the specialist is not left talking."""
+        if not self.reachable:
+            return False
+        request = pb.CompleteAssignmentRequest(
+            call_id=call_id, note="escalade simulate", skip_wrap_up=skip_wrap_up
+        )
+        reply = await self.call("CompleteAssignment", request)
+        if reply is not None:
+            outcome.trail.append("completed" if skip_wrap_up else "completed, wrap-up")
+            return True
+        if self.last_error is grpc.StatusCode.UNIMPLEMENTED:
+            outcome.notes.append("routing lacks CompleteAssignment: released instead")
+            await self.call(
+                "ReleaseAssignment", pb.ReleaseAssignmentRequest(call_id=call_id, reason="escalade simulate")
+            )
+            outcome.trail.append("released")
+        elif self.last_error is not None:
+            outcome.notes.append(f"CompleteAssignment failed: {self.last_error.name}")
+        return False
+
+    async def activity(self, agent_id: str) -> str:
+        """What the specialist is doing now (ListAgents), e.g. `talking`; "?" when unknown."""
+        if not agent_id or not self.reachable:
+            return "?"
+        listed = await self.call("ListAgents", pb.ListAgentsRequest(page_size=1000))
+        for agent in listed.agents if listed is not None else ():
+            if agent.agent_id == agent_id:
+                return ACTIVITY_NAMES.get(agent.activity, "?")
+        return "?"
 
     async def decision(self, call_id: str) -> pb.Decision | None:
         if not self.reachable:
@@ -174,35 +252,58 @@ class _Routing:
                 )
 
 
-async def _post(
-    client: httpx.AsyncClient, url: str, secret: str | None, doc: dict[str, Any]
-) -> httpx.Response:
-    body = json.dumps(doc, separators=(",", ":")).encode()
-    headers = {"content-type": "application/json"}
-    if secret:
-        headers.update(sign_hmac(secret, body, int(time.time() * 1000)))
+@dataclass
+class _Edge:
+    client: httpx.AsyncClient
+    url: str
+    secret: str | None
+
+    async def post(self, doc: dict[str, Any]) -> httpx.Response:
+        body = json.dumps(doc, separators=(",", ":")).encode()
+        headers = {"content-type": "application/json"}
+        if self.secret:
+            headers.update(sign_hmac(self.secret, body, int(time.time() * 1000)))
+        try:
+            return await self.client.post(self.url, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            raise EdgeUnreachable(
+                f"the edge at {self.url} is not reachable ({type(exc).__name__}: {exc})"
+            ) from None
+
+    async def follow(self, doc: dict[str, Any], outcome: Outcome) -> None:
+        """A follow-up message (status-update, transfer-update): its status is kept, a failure noted."""
+        response = await self.post(doc)
+        kind = doc["message"]["type"]
+        if outcome.ended_status is None or 200 <= outcome.ended_status < 300:
+            outcome.ended_status = response.status_code
+        if not response.is_success:
+            outcome.notes.append(f"{kind} got HTTP {response.status_code}")
+
+
+def _destination(response: httpx.Response) -> dict[str, Any]:
     try:
-        return await client.post(url, content=body, headers=headers)
-    except httpx.TransportError as exc:
-        raise EdgeUnreachable(f"the edge at {url} is not reachable ({type(exc).__name__}: {exc})") from None
+        body = response.json()
+    except ValueError:
+        return {}
+    destination = body.get("destination") if isinstance(body, dict) else None
+    return destination if isinstance(destination, dict) else {}
 
 
-async def _run_one(
-    scenario: Scenario, client: httpx.AsyncClient, url: str, secret: str | None, routing: _Routing
-) -> Outcome:
-    request = transfer_request(scenario)
-    outcome = Outcome(scenario=scenario, call_id=request["message"]["call"]["id"])
+async def _escalate(
+    scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome, call_id: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any], pb.Decision | None]:
+    """Post the scenario's transfer-destination-request; (request, destination, decision)."""
+    request = transfer_request(scenario, call_id=call_id)
+    outcome.call_id = request["message"]["call"]["id"]
     started = time.perf_counter()
-    response = await _post(client, url, secret, request)
-    outcome.latency_ms = (time.perf_counter() - started) * 1000
+    response = await edge.post(request)
+    if outcome.latency_ms is None:
+        outcome.latency_ms = (time.perf_counter() - started) * 1000
     outcome.status = response.status_code
     if not outcome.ok:
         outcome.error = f"HTTP {response.status_code}: {_error_text(response)}"
-        return outcome
-    try:
-        destination = response.json().get("destination") or {}
-    except (ValueError, AttributeError):
-        destination = {}
+        return request, {}, None
+    destination = _destination(response)
     outcome.destination = str(destination.get("number") or destination.get("sipUri") or "-")
     plan = destination.get("transferPlan") or {}
     outcome.mode = str(plan.get("mode") or ("blind-transfer" if destination else "-"))
@@ -211,17 +312,161 @@ async def _run_one(
         outcome.team = decision.team_id or "-"
         outcome.kind = KIND_NAMES.get(decision.kind, "")
         outcome.reason = decision.reason or "-"
-        if decision.kind == pb.DECISION_KIND_CALLBACK and scenario.busy_team:
-            await routing.call(
-                "FinishCallback",
-                pb.FinishCallbackRequest(
-                    call_id=outcome.call_id, state=pb.CALLBACK_STATE_CANCELLED, note="escalade simulate"
-                ),
+        outcome.trail.append(f"offered {decision.agent_id}" if decision.agent_id else f"{outcome.kind}")
+    return request, destination, decision
+
+
+async def _hand_over(
+    edge: _Edge, request: dict[str, Any], destination: dict[str, Any], outcome: Outcome
+) -> None:
+    """Vapi transfers: `forwarding`, then its own call ends `assistant-forwarded-call`."""
+    call = request_call(request)
+    await edge.follow(status_update(call, "forwarding", destination=destination), outcome)
+    await edge.follow(status_update(call, "ended", ended_reason="assistant-forwarded-call"), outcome)
+
+
+async def _flow_route(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
+    request, destination, decision = await _escalate(scenario, edge, routing, outcome)
+    if not outcome.ok:
+        return
+    await _hand_over(edge, request, destination, outcome)
+    if decision is not None and decision.kind == pb.DECISION_KIND_CALLBACK and scenario.busy_team:
+        await routing.call(
+            "FinishCallback",
+            pb.FinishCallbackRequest(
+                call_id=outcome.call_id, state=pb.CALLBACK_STATE_CANCELLED, note="escalade simulate"
+            ),
+        )
+        outcome.trail.append("callback cancelled")
+    elif decision is not None and decision.agent_id:
+        outcome.trail.append(await routing.activity(decision.agent_id))
+        await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
+
+
+async def _flow_no_answer(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
+    request, first, decision = await _escalate(scenario, edge, routing, outcome)
+    if not outcome.ok or not first:
+        return
+    call = request_call(request)
+    await edge.follow(status_update(call, "forwarding", destination=first), outcome)
+    await edge.follow(transfer_update(call, first, "no-answer"), outcome)
+    outcome.trail.append("no-answer")
+    first_number, first_agent = outcome.destination, decision.agent_id if decision else ""
+    again, second, retry = await _escalate(scenario, edge, routing, outcome, call_id=outcome.call_id)
+    if not outcome.ok or not second:
+        outcome.flow_ok = False
+        return
+    next_agent = retry.agent_id if retry is not None else ""
+    outcome.flow_ok = outcome.destination != first_number and (not first_agent or next_agent != first_agent)
+    if not outcome.flow_ok:
+        outcome.notes.append(f"the second escalation went to the same destination {outcome.destination}")
+    await _hand_over(edge, again, second, outcome)
+    if next_agent:
+        outcome.trail.append(await routing.activity(next_agent))
+        await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
+
+
+async def _flow_wrap_up(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
+    request, destination, decision = await _escalate(scenario, edge, routing, outcome)
+    if not outcome.ok or decision is None or not decision.agent_id:
+        return
+    await _hand_over(edge, request, destination, outcome)
+    talking = await routing.activity(decision.agent_id)
+    outcome.trail.append(talking)
+    if await routing.complete(outcome.call_id, outcome, skip_wrap_up=False):
+        after = await routing.activity(decision.agent_id)
+        outcome.trail.append(after)
+        outcome.flow_ok = talking == "talking" and after == "wrap-up"
+
+
+async def _standin_calls(client: httpx.AsyncClient, standin: str, original: str) -> list[dict[str, Any]]:
+    """The stand-in's callback calls of `original`, oldest first."""
+    try:
+        response = await client.get(f"{standin}/call")
+    except httpx.TransportError:
+        return []
+    calls = response.json() if response.is_success else []
+    return [
+        c
+        for c in calls
+        if isinstance(c, dict)
+        and ((c.get("assistantOverrides") or {}).get("variableValues") or {}).get("originalCallId")
+        == original
+    ]
+
+
+async def _flow_callback(
+    scenario: Scenario,
+    edge: _Edge,
+    routing: _Routing,
+    outcome: Outcome,
+    *,
+    standin: str | None,
+    wait: float,
+) -> None:
+    if not standin:
+        outcome.notes.append(
+            "no Vapi stand-in (escalade dev without ESCALADE_VAPI_API_KEY, or --vapi-standin)"
+        )
+        outcome.flow_ok = False
+        return
+    assert scenario.busy_team is not None
+    async with routing.busy(scenario.busy_team, outcome):
+        request, destination, _ = await _escalate(scenario, edge, routing, outcome)
+        if not outcome.ok:
+            return
+        await _hand_over(edge, request, destination, outcome)
+        try:
+            scripted = await edge.client.put(
+                f"{standin}/escalade/outcomes/{outcome.call_id}", json={"outcomes": ["voicemail", "reached"]}
             )
-    ended = await _post(client, url, secret, ended_message(request))
-    outcome.ended_status = ended.status_code
-    if not 200 <= ended.status_code < 300:
-        outcome.notes.append(f"status-update (ended) got HTTP {ended.status_code}")
+        except httpx.TransportError as exc:
+            outcome.notes.append(f"the Vapi stand-in at {standin} is not reachable ({type(exc).__name__})")
+            outcome.flow_ok = False
+            return
+        if not scripted.is_success:
+            outcome.notes.append(f"the Vapi stand-in answered HTTP {scripted.status_code} to the script")
+            outcome.flow_ok = False
+            return
+    # the specialists are back: the callback claims one and dials
+    deadline = time.monotonic() + wait
+    seen: list[str] = []
+    handed_over: dict[str, Any] | None = None
+    while time.monotonic() < deadline and handed_over is None:
+        calls = await _standin_calls(edge.client, standin, outcome.call_id)
+        seen = [str(c.get("endedReason") or c.get("status")) for c in calls]
+        handed_over = next((c for c in calls if c.get("endedReason") == "assistant-forwarded-call"), None)
+        if handed_over is None:
+            await asyncio.sleep(1.0)
+    outcome.trail += [f"dial {reason}" for reason in seen]
+    if handed_over is None:
+        outcome.notes.append(f"the callback was not handed over within {wait:.0f} s")
+        outcome.flow_ok = False
+        return
+    new_call = str(handed_over["id"])
+    linked = await routing.decision(new_call)
+    held = linked.agent_id if linked is not None else ""
+    outcome.flow_ok = linked is not None and linked.callback_of_call_id == outcome.call_id and bool(held)
+    outcome.trail.append(f"connected {held or '?'}")
+    if held:
+        await routing.complete(new_call, outcome, skip_wrap_up=True)
+
+
+async def _run_one(
+    scenario: Scenario, edge: _Edge, routing: _Routing, *, standin: str | None, callback_wait: float
+) -> Outcome:
+    outcome = Outcome(scenario=scenario, call_id="")
+    if scenario.flow == "no-answer":
+        await _flow_no_answer(scenario, edge, routing, outcome)
+    elif scenario.flow == "wrap-up":
+        await _flow_wrap_up(scenario, edge, routing, outcome)
+    elif scenario.flow == "callback":
+        await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
+    elif scenario.busy_team:
+        async with routing.busy(scenario.busy_team, outcome):
+            await _flow_route(scenario, edge, routing, outcome)
+    else:
+        await _flow_route(scenario, edge, routing, outcome)
     return outcome
 
 
@@ -232,6 +477,8 @@ async def run_scenarios(
     secret: str | None,
     routing_address: str,
     http_timeout: float = 15.0,
+    standin: str | None = None,
+    callback_wait: float = 900.0,
 ) -> list[Outcome]:
     """Send each scenario to the edge, in order; raises EdgeUnreachable when the edge cannot be reached."""
     url = webhook_endpoint(edge)
@@ -241,22 +488,35 @@ async def run_scenarios(
         grpc.aio.insecure_channel(routing_address) as channel,
     ):
         routing = _Routing(pb_grpc.RoutingServiceStub(channel))
+        target = _Edge(client, url, secret)
         for scenario in scenarios:
-            if scenario.busy_team:
-                placeholder = Outcome(scenario=scenario, call_id="")
-                async with routing.busy(scenario.busy_team, placeholder):
-                    outcome = await _run_one(scenario, client, url, secret, routing)
-                outcome.notes[:0] = placeholder.notes
-            else:
-                outcome = await _run_one(scenario, client, url, secret, routing)
-            outcomes.append(outcome)
+            outcomes.append(
+                await _run_one(
+                    scenario,
+                    target,
+                    routing,
+                    standin=standin.rstrip("/") if standin else None,
+                    callback_wait=callback_wait,
+                )
+            )
     return outcomes
 
 
 def outcome_table(outcomes: Sequence[Outcome]) -> Table:
     """The rich table `escalade simulate` prints."""
     table = Table(title="Escalade simulation", show_lines=False)
-    for column in ("Scenario", "Destination", "Team", "Mode", "Latency (ms)", "Reason", "Expected", "Check"):
+    columns = (
+        "Scenario",
+        "Destination",
+        "Team",
+        "Mode",
+        "Latency (ms)",
+        "Reason",
+        "Lifecycle",
+        "Expected",
+        "Check",
+    )
+    for column in columns:
         table.add_column(column, justify="right" if column.startswith("Latency") else "left", overflow="fold")
     for o in outcomes:
         team = f"{o.team} ({o.kind})" if o.kind in {"callback", "fallback"} else o.team
@@ -273,6 +533,7 @@ def outcome_table(outcomes: Sequence[Outcome]) -> Table:
                 o.mode,
                 latency,
                 reason,
+                " > ".join(o.trail) or "-",
                 o.scenario.expectation,
                 Text(o.check, style=style),
             )
@@ -280,9 +541,29 @@ def outcome_table(outcomes: Sequence[Outcome]) -> Table:
     return table
 
 
+def standin_url(path: Path = STANDIN_URL_FILE) -> str | None:
+    """The Vapi stand-in's URL `escalade dev` keeps in .escalade/vapi-standin-url, else None."""
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def show(table: Table) -> None:
+    """Print the table: fitted to the terminal, or, when stdout is a pipe or file, at its natural width, so
+    no cell is folded to a few characters by the 80 columns rich assumes without a terminal."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    wide = Console(file=sys.stdout, width=10_000, highlight=False, color_system=None)
+    wide.print(table)
+
+
 def simulate_command(
     scenarios: Annotated[
-        list[str] | None, typer.Argument(help=f"Scenarios to run (default: all): {', '.join(SCENARIOS)}.")
+        list[str] | None,
+        typer.Argument(help=f"Scenarios to run (default: the quick ones; all: {', '.join(SCENARIOS)})."),
     ] = None,
     edge: Annotated[str, typer.Option("--edge", help="Base URL of the running edge.")] = DEFAULT_EDGE,
     secret: Annotated[
@@ -297,6 +578,18 @@ def simulate_command(
             "--routing", help="Routing service address (default ESCALADE_ROUTING_ADDRESS or 127.0.0.1:50051)."
         ),
     ] = None,
+    vapi_standin: Annotated[
+        str | None,
+        typer.Option(
+            "--vapi-standin",
+            help="URL of escalade dev's Vapi stand-in, for callback-voicemail (default: the URL escalade dev "
+            "keeps in .escalade/vapi-standin-url).",
+        ),
+    ] = None,
+    callback_wait: Annotated[
+        float,
+        typer.Option("--callback-wait", help="Seconds to wait for a callback to be handed over.", min=1),
+    ] = 900.0,
 ) -> None:
     """Send the seed's scenarios as signed Vapi messages to a running edge and show where each call went."""
     from escalade_cli.vapi import webhook_secret
@@ -313,13 +606,21 @@ def simulate_command(
         err_console.print(
             "[yellow]note:[/] no webhook secret: sending unsigned requests (edge in --insecure-dev)"
         )
+    standin = vapi_standin or standin_url()
     try:
         outcomes = asyncio.run(
-            run_scenarios(chosen, edge=edge, secret=key, routing_address=routing or settings.routing_address)
+            run_scenarios(
+                chosen,
+                edge=edge,
+                secret=key,
+                routing_address=routing or settings.routing_address,
+                standin=standin,
+                callback_wait=callback_wait,
+            )
         )
     except EdgeUnreachable as exc:
         fail(f"{exc}; is `escalade edge serve` (or `escalade dev`) running?")
-    console.print(outcome_table(outcomes))
+    show(outcome_table(outcomes))
     failed = [o for o in outcomes if not o.ok]
     mismatched = [o for o in outcomes if o.ok and o.check == "MISMATCH"]
     unended = [o for o in outcomes if o.ended_status is not None and not 200 <= o.ended_status < 300]
@@ -328,7 +629,7 @@ def simulate_command(
     if failed:
         fail(f"{len(failed)} scenario(s) got a non-2xx answer from the edge: {failed[0].error}")
     if unended:
-        fail(f"{len(unended)} closing status-update(s) got a non-2xx answer (HTTP {unended[0].ended_status})")
+        fail(f"{len(unended)} follow-up message(s) got a non-2xx answer (HTTP {unended[0].ended_status})")
 
 
 def register(app: typer.Typer) -> None:

@@ -19,9 +19,14 @@ __all__ = [
     "SCENARIOS",
     "Scenario",
     "Turn",
-    "ended_message",
+    "default_scenarios",
+    "event",
+    "request_call",
     "scenario_names",
+    "status_update",
+    "tool_calls_request",
     "transfer_request",
+    "transfer_update",
 ]
 
 ORG_ID = "6f1d2c4b-8a3e-4f7b-9d21-5c0e8b7a1f36"
@@ -60,6 +65,10 @@ class Scenario:
     """`callback` when the scenario must end in the queue; None when any transfer to the team will do."""
     busy_team: str | None = None
     """Make this team's specialists busy for the duration of the scenario (then restore them)."""
+    flow: str = "route"
+    """What `escalade simulate` plays after the escalation request (see FLOWS)."""
+    extended: bool = False
+    """Run only when named (it waits on timers or needs the dev stack's Vapi stand-in)."""
 
     @property
     def expectation(self) -> str:
@@ -73,6 +82,14 @@ class Scenario:
             "escalation_reason": self.escalation_reason,
         }
 
+
+FLOWS = {
+    "route": "forwarding, ended assistant-forwarded-call, then CompleteAssignment without wrap-up",
+    "no-answer": "forwarding, transfer-update no-answer, the same call escalates again, next specialist",
+    "wrap-up": "forwarding, ended assistant-forwarded-call (talking), CompleteAssignment (wrap-up)",
+    "callback": "callback queued; the Vapi stand-in plays voicemail, then reached and handed over",
+}
+"""The Vapi message sequences `escalade simulate` plays after a scenario's escalation request."""
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -199,12 +216,67 @@ SCENARIOS: dict[str, Scenario] = {
             ),
             expected_team="product",
         ),
+        Scenario(
+            name="transfer-no-answer",
+            title="Enterprise critical outage: the first specialist does not answer, the next one does",
+            caller="+1234567890",
+            issue_category="technical",
+            complexity_level="critical",
+            customer_context="Enterprise account; production API down for every user.",
+            escalation_reason="Outage that needs an enterprise engineer now.",
+            turns=(
+                Turn("user", "Our whole production API is down for every customer, we need someone now."),
+                Turn("bot", "I'm getting an enterprise engineer on the line for you right away."),
+            ),
+            expected_team="enterprise",
+            flow="no-answer",
+            extended=True,
+        ),
+        Scenario(
+            name="handover-wrap-up",
+            title="Billing hand-over: talking until the desktop completes it, then wrap-up",
+            caller="+0987654321",
+            issue_category="billing",
+            complexity_level="basic",
+            customer_context="Basic Plan customer; wants an invoice re-sent to a new address.",
+            escalation_reason="Invoice changes are done by the billing team.",
+            turns=(
+                Turn("user", "Can you re-send my last invoice to our new accounts address?"),
+                Turn("bot", "Billing can do that for you. Connecting you now."),
+            ),
+            expected_team="billing",
+            flow="wrap-up",
+            extended=True,
+        ),
+        Scenario(
+            name="callback-voicemail",
+            title="Callback: meets voicemail, retried, reached and handed to the specialist held for it",
+            caller="+1111111111",
+            issue_category="technical",
+            complexity_level="advanced",
+            customer_context="Premium account; webhook deliveries time out since Monday.",
+            escalation_reason="Needs a technical specialist; all are busy.",
+            turns=(
+                Turn("user", "Our webhook deliveries have been timing out since Monday."),
+                Turn("bot", "Every technical specialist is busy; we'll call you back."),
+            ),
+            expected_team="technical",
+            expected_kind="callback",
+            busy_team="technical",
+            flow="callback",
+            extended=True,
+        ),
     )
 }
 
 
 def scenario_names() -> list[str]:
     return list(SCENARIOS)
+
+
+def default_scenarios() -> list[Scenario]:
+    """The scenarios `escalade simulate` runs when none is named (the quick, repeatable ones)."""
+    return [s for s in SCENARIOS.values() if not s.extended]
 
 
 def _iso(ms: int) -> str:
@@ -293,19 +365,75 @@ def transfer_request(
     return {"message": message}
 
 
-def ended_message(request: dict[str, Any], *, now_ms: int | None = None) -> dict[str, Any]:
-    """The `status-update` (status `ended`, transferred) that closes the call of a transfer request, so the
-    edge releases the specialist reserved for it."""
+def event(call: dict[str, Any], kind: str, *, now_ms: int | None = None, **fields: Any) -> dict[str, Any]:
+    """A server message of type `kind` about `call` (a Vapi `Call` object), as Vapi posts it:
+    `{"message": {"timestamp", "type", ...fields, "call", "customer"}}`; `call.updatedAt` is the moment."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    original = request["message"]
-    call = {**original["call"], "status": "ended", "updatedAt": _iso(now), "endedAt": _iso(now)}
-    message: dict[str, Any] = {
-        "timestamp": now,
-        "type": "status-update",
-        "status": "ended",
-        "endedReason": "assistant-forwarded-call",
-        "call": call,
-    }
-    if "customer" in original:
-        message["customer"] = original["customer"]
+    current = {**call, "updatedAt": _iso(now)}
+    message: dict[str, Any] = {"timestamp": now, "type": kind, **fields, "call": current}
+    customer = call.get("customer")
+    if isinstance(customer, dict):
+        message["customer"] = customer
     return {"message": message}
+
+
+def status_update(
+    call: dict[str, Any],
+    status: str,
+    *,
+    ended_reason: str | None = None,
+    destination: dict[str, Any] | None = None,
+    now_ms: int | None = None,
+) -> dict[str, Any]:
+    """`status-update`: `forwarding` (with the destination Vapi is transferring to) or `ended` (with
+    Vapi's endedReason, e.g. `assistant-forwarded-call` once the hand-over is done)."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    fields: dict[str, Any] = {"status": status}
+    if ended_reason is not None:
+        fields["endedReason"] = ended_reason
+    if destination is not None:
+        fields["destination"] = destination
+    updated = {**call, "status": status}
+    if status == "ended":
+        updated["endedAt"] = _iso(now)
+        if ended_reason is not None:
+            updated["endedReason"] = ended_reason
+    return event(updated, "status-update", now_ms=now, **fields)
+
+
+def transfer_update(
+    call: dict[str, Any], destination: dict[str, Any], transfer_status: str, *, now_ms: int | None = None
+) -> dict[str, Any]:
+    """`transfer-update`: how the latest transfer attempt went, in `artifact.transfers[-1].status`
+    (connected, no-answer, busy, voicemail, failed, completed, cancelled)."""
+    plan = destination.get("transferPlan") if isinstance(destination.get("transferPlan"), dict) else {}
+    attempt: dict[str, Any] = {"destination": destination, "status": transfer_status}
+    if plan and plan.get("mode"):
+        attempt["mode"] = plan["mode"]
+    return event(
+        {**call, "status": "in-progress"},
+        "transfer-update",
+        now_ms=now_ms,
+        destination=destination,
+        artifact={"transfers": [attempt]},
+    )
+
+
+def tool_calls_request(
+    call: dict[str, Any], arguments: dict[str, str], *, now_ms: int | None = None
+) -> dict[str, Any]:
+    """`tool-calls` for the `escalateToSupport` function tool (the default provisioned path): typed
+    arguments in `toolCallList[0].function.arguments` (JSON text, as SDK 3.0.0's ToolCall types it)."""
+    tool_call = {
+        "id": "call_" + uuid.uuid4().hex[:24],
+        "type": "function",
+        "function": {"name": TOOL_NAME, "arguments": json.dumps(arguments)},
+    }
+    tool = {"type": "function", "function": {"name": TOOL_NAME}, "toolCall": tool_call}
+    return event(call, "tool-calls", now_ms=now_ms, toolCallList=[tool_call], toolWithToolCallList=[tool])
+
+
+def request_call(request: dict[str, Any]) -> dict[str, Any]:
+    """The Vapi `Call` object of a request envelope built here."""
+    call: dict[str, Any] = request["message"]["call"]
+    return call

@@ -30,7 +30,14 @@ from tests.edge.test_provisioning import audit
 from tests.support.routing import techcorp_routing
 from webhook_edge.app import create_app
 from webhook_edge.auth import AuthError, verify_request
-from webhook_edge.scenarios import SCENARIOS, ended_message, transfer_request
+from webhook_edge.scenarios import (
+    SCENARIOS,
+    default_scenarios,
+    request_call,
+    status_update,
+    transfer_request,
+    transfer_update,
+)
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.vapi_models import parse_body
 
@@ -55,15 +62,28 @@ def free_port() -> int:
 # ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_scenario_message_validates_against_sdk_when_built(name: str) -> None:
-    from vapi.types import ServerMessage, ServerMessageStatusUpdate, ServerMessageTransferDestinationRequest
+    from vapi.types import (
+        ServerMessage,
+        ServerMessageStatusUpdate,
+        ServerMessageTransferDestinationRequest,
+        ServerMessageTransferUpdate,
+    )
 
     doc = transfer_request(SCENARIOS[name])
     ServerMessage.model_validate(doc)
     message = doc["message"]
     assert audit(ServerMessageTransferDestinationRequest.model_validate(message), message) == []
-    ended = ended_message(doc)
-    assert audit(ServerMessageStatusUpdate.model_validate(ended["message"]), ended["message"]) == []
-    assert ended["message"]["call"]["id"] == message["call"]["id"]
+    destination = {"type": "number", "number": "+15550100110", "transferPlan": {"mode": "blind-transfer"}}
+    call = request_call(doc)
+    forwarding = status_update(call, "forwarding", destination=destination)["message"]
+    ended = status_update(call, "ended", ended_reason="assistant-forwarded-call")["message"]
+    missed = transfer_update(call, destination, "no-answer")["message"]
+    assert audit(ServerMessageStatusUpdate.model_validate(forwarding), forwarding) == []
+    assert audit(ServerMessageStatusUpdate.model_validate(ended), ended) == []
+    assert audit(ServerMessageTransferUpdate.model_validate(missed), missed) == []
+    assert ended["call"]["id"] == forwarding["call"]["id"] == message["call"]["id"]
+    assert (ended["call"]["status"], ended["endedReason"]) == ("ended", "assistant-forwarded-call")
+    assert missed["artifact"]["transfers"][-1]["status"] == "no-answer"
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
@@ -97,6 +117,13 @@ def test_unknown_scenario_lists_known_ones_when_selected() -> None:
         ValueError, match="unknown scenario nope; known: enterprise-technical, standard-billing"
     ):
         select_scenarios(["enterprise-technical", "nope"])
+
+
+def test_default_selection_leaves_out_the_extended_lifecycle_scenarios_when_none_named() -> None:
+    names = [s.name for s in select_scenarios([])]
+    assert names == [s.name for s in default_scenarios()]
+    assert "callback-voicemail" not in names and "transfer-no-answer" not in names
+    assert [s.name for s in select_scenarios(["callback-voicemail"])] == ["callback-voicemail"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -148,21 +175,27 @@ async def test_requests_are_hmac_signed_when_secret_given() -> None:
             secret=SECRET,
             routing_address=f"127.0.0.1:{free_port()}",
         )
-    assert [r.form for r in received] == ["hmac"] * 4  # two transfer requests, two ended status-updates
+    assert [r.form for r in received] == ["hmac"] * 6
     assert all(r.headers["content-type"] == "application/json" for r in received)
     assert all(abs(int(r.headers["x-timestamp"]) - time.time() * 1000) < 300_000 for r in received)
-    assert [r.body["message"]["type"] for r in received] == [
-        "transfer-destination-request",
-        "status-update",
-        "transfer-destination-request",
-        "status-update",
-    ]
+    steps = [(r.body["message"]["type"], r.body["message"].get("status")) for r in received]
+    assert (
+        steps
+        == [
+            ("transfer-destination-request", None),
+            ("status-update", "forwarding"),
+            ("status-update", "ended"),
+        ]
+        * 2
+    )
+    assert received[2].body["message"]["endedReason"] == "assistant-forwarded-call"
     assert [(o.status, o.destination, o.mode) for o in outcomes] == [
         (200, "+15550100500", "warm-transfer-say-message")
     ] * 2
     # routing unreachable: team and reason unknown, no verdict
     assert [(o.team, o.reason, o.check) for o in outcomes] == [("-", "-", "-")] * 2
     assert [o.ended_status for o in outcomes] == [200, 200]
+    assert [o.trail for o in outcomes] == [[], []]  # routing unreachable: no decision, nothing completed
 
 
 async def test_wrong_secret_gives_non_2xx_outcome_when_edge_rejects() -> None:
@@ -221,6 +254,7 @@ def test_table_shows_expected_team_and_check_when_rendered() -> None:
         "billing",
         "specialist",
         "billing-and-account matched",
+        trail=["offered billing-1", "talking", "completed"],
     )
     bad = Outcome(
         SCENARIOS["premium-technical"],
@@ -243,6 +277,7 @@ def test_table_shows_expected_team_and_check_when_rendered() -> None:
         "warm-transfer-say-summary",
         "3.2",
         "billing-and-account matched",
+        "offered billing-1 > talking > completed",
         "billing",
         "OK",
     ]
@@ -281,7 +316,7 @@ async def agents_state(stub: Any) -> dict[str, tuple[int, int]]:
 async def test_every_scenario_reaches_its_expected_team_when_run_against_real_stack(stack: Stack) -> None:
     before = await agents_state(stack.stub)
     outcomes = await run_scenarios(
-        list(SCENARIOS.values()), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
+        default_scenarios(), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
     )
     by_name = {o.scenario.name: o for o in outcomes}
     assert {name: (o.team, o.check) for name, o in by_name.items()} == {
@@ -307,24 +342,24 @@ async def test_every_scenario_reaches_its_expected_team_when_run_against_real_st
 
 async def test_second_run_routes_the_same_when_repeated(stack: Stack) -> None:
     first = await run_scenarios(
-        list(SCENARIOS.values()), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
+        default_scenarios(), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
     )
     second = await run_scenarios(
-        list(SCENARIOS.values()), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
+        default_scenarios(), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
     )
     assert [(o.team, o.kind, o.destination) for o in first] == [
         (o.team, o.kind, o.destination) for o in second
     ]
-    assert len({o.call_id for o in first + second}) == 2 * len(SCENARIOS)
+    assert len({o.call_id for o in first + second}) == 2 * len(default_scenarios())
 
 
 async def test_cli_prints_table_with_expected_teams_when_stack_runs(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ESCALADE_VAPI_SECRET", SECRET)
-    # The CLI's console took its width when it was first imported (80 columns without a terminal, as
-    # under pytest-xdist): give it room for the whole row.
-    monkeypatch.setattr(cli_console, "width", 250)
+    # Without a terminal rich assumes 80 columns and would fold every cell: the table is printed at its
+    # natural width instead, so a narrow console must not matter.
+    monkeypatch.setattr(cli_console, "width", 40)
     args = ["simulate", "--edge", stack.edge_url, "--routing", stack.routing_address, "standard-billing"]
     # the CLI runs its own event loop: give it a thread so the stack keeps serving in this one
     result = await asyncio.to_thread(CliRunner().invoke, app, args)
@@ -332,3 +367,58 @@ async def test_cli_prints_table_with_expected_teams_when_stack_runs(
     cells = row_cells(result.stdout, "standard-billing")
     assert cells[1:4] == ["+15550100301", "billing", "warm-transfer-say-summary"]
     assert cells[-2:] == ["billing", "OK"]
+
+
+async def test_lifecycle_trail_shows_talking_then_completed_when_route_flow_runs(stack: Stack) -> None:
+    (outcome,) = await run_scenarios(
+        select_scenarios(["standard-billing"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+    assert outcome.trail == ["offered billing-1", "talking", "completed"], outcome.notes
+    assert outcome.notes == []
+    assert outcome.ended_status == 200
+
+
+async def test_unanswered_transfer_goes_to_the_next_specialist_when_the_call_escalates_again(
+    stack: Stack,
+) -> None:
+    before = await agents_state(stack.stub)
+    (outcome,) = await run_scenarios(
+        select_scenarios(["transfer-no-answer"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+    assert outcome.check == "OK", (outcome.trail, outcome.notes)
+    offered = [step for step in outcome.trail if step.startswith("offered")]
+    assert len(offered) == 2 and offered[0] != offered[1]
+    assert outcome.trail[1] == "no-answer"
+    assert outcome.trail[-2:] == ["talking", "completed"]
+    decision = (await stack.stub.GetDecision(pb.GetDecisionRequest(call_id=outcome.call_id))).decision
+    assert offered[0].removeprefix("offered ") in decision.missed_agent_ids
+    after = await agents_state(stack.stub)
+    assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in before.items()}
+
+
+async def test_completed_hand_over_enters_wrap_up_when_the_desktop_completes_it(stack: Stack) -> None:
+    (outcome,) = await run_scenarios(
+        select_scenarios(["handover-wrap-up"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+    assert outcome.trail == ["offered billing-1", "talking", "completed, wrap-up", "wrap-up"], outcome.notes
+    assert outcome.check == "OK"
+
+
+async def test_callback_scenario_says_what_is_missing_when_no_vapi_standin(stack: Stack) -> None:
+    (outcome,) = await run_scenarios(
+        select_scenarios(["callback-voicemail"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+    assert outcome.check == "MISMATCH"
+    assert "no Vapi stand-in" in outcome.notes[0]
