@@ -8,11 +8,32 @@ Order of checks on the webhook: content type (415) -> body read with a running l
 raw bytes (401) -> tolerant parse (400) -> dispatch on the raw `type`. Every 4xx is
 `{"error": {"code", "message", "fields": [...]}}`. A transfer request always gets a destination: routing
 errors, timeouts and even unexpected exceptions in the handler answer the fallback line.
+
+Body limits. The type of a body is not known before it is parsed, and parsing needs all of it, so the first
+`max_body_bytes` (1 MiB) are read whatever the body is. When a body goes beyond that (or declares a longer
+Content-Length), the bytes read are searched for `"type": "end-of-call-report"` or
+`"type": "transfer-destination-request"` (a pair inside a JSON string has escaped quotes and cannot match):
+
+    end-of-call-report            read on with `max_report_bytes` (16 MiB) as the running limit, then the
+                                  usual path (reports carry whole transcripts; long calls pass 1 MB);
+                                  beyond that 413 (nobody is waiting on a report's answer)
+    transfer-destination-request  not read further; answered 200 with the fallback destination, because a
+                                  4xx leaves the caller in silence. The signature covers bytes the edge
+                                  refuses to buffer, so only header credentials are checked here: a shared
+                                  secret or bearer token must match; an HMAC signature is accepted
+                                  unverified; no credential is a 401. The answer carries only the fallback
+                                  line (which any caller reaches when routing fails); nothing is routed
+    anything else                 413, with at most `max_body_bytes` plus one chunk pulled
+
+A body that was read on as a report but parses as another type is judged by `max_body_bytes` after all.
+A transfer request that is not valid JSON (recognised by the same search) or lacks a usable call id is
+answered with the fallback destination too, after the usual authentication.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -68,6 +89,7 @@ __all__ = ["EdgeState", "create_app", "error_response"]
 log = structlog.get_logger(__name__)
 
 _TRANSFER = "transfer-destination-request"
+_REPORT = "end-of-call-report"
 _MAX_REASON = 200
 _DEFAULT_SENTENCE = "I'm transferring you to a specialist now. Please stay on the line."
 
@@ -89,7 +111,22 @@ LATE_RECORD_SECONDS = 3600.0
 
 
 class BodyTooLarge(Exception):
-    """The request body exceeds `max_body_bytes`."""
+    """The request body exceeds the limit that applies to it; `kind` is the message type its first bytes
+    name (`message_kind`), or None."""
+
+    def __init__(self, kind: str | None) -> None:
+        super().__init__(kind or "unknown")
+        self.kind = kind
+
+
+_KIND = re.compile(rb'"type"\s*:\s*"(end-of-call-report|transfer-destination-request)"')
+
+
+def message_kind(prefix: bytes) -> str | None:
+    """`end-of-call-report` or `transfer-destination-request` when a `"type": "<that>"` pair appears in the
+    bytes (inside a JSON string the quotes would be escaped, so transcript text cannot match), else None."""
+    found = _KIND.search(prefix)
+    return found.group(1).decode("ascii") if found else None
 
 
 def error_response(
@@ -106,22 +143,46 @@ def error_response(
     return JSONResponse(body, status_code=status)
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The body, refusing (BodyTooLarge) by Content-Length first and then while streaming it."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
+async def read_limited(request: Request, limit: int, report_limit: int | None = None) -> bytes:
+    """The body, read with a running limit (see the module docstring, "Body limits").
+
+    Up to `limit` bytes are read whatever the body is. A body that is longer (or declares a longer
+    Content-Length) is classified by `message_kind` over what was read: an `end-of-call-report` declaring no
+    more than `report_limit` is read on with `report_limit` as the running limit; anything else raises
+    `BodyTooLarge` (at most `limit` plus one chunk pulled).
+    """
+    declared: int | None = None
+    header = request.headers.get("content-length")
+    if header is not None:
         try:
-            if int(declared) > limit:
-                raise BodyTooLarge
+            declared = int(header)
         except ValueError:
-            pass
+            declared = None
     chunks: list[bytes] = []
     size = 0
+    current = limit
+    extended = False
+
+    def too_large() -> None:
+        nonlocal current, extended
+        kind = message_kind(b"".join(chunks))
+        fits = declared is None or report_limit is None or declared <= report_limit
+        if kind == _REPORT and report_limit is not None and report_limit > limit and fits:
+            current, extended = report_limit, True
+            return
+        raise BodyTooLarge(kind)
+
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
         chunks.append(chunk)
+        if size > current:
+            if extended:
+                raise BodyTooLarge(_REPORT)
+            too_large()
+            if size > current:
+                raise BodyTooLarge(_REPORT)
+    if not extended and declared is not None and declared > limit:
+        too_large()  # the body ended early; what it declared still decides
     return b"".join(chunks)
 
 
@@ -387,41 +448,93 @@ class Webhook:
         return await handler(message)
 
     # --- the route -----------------------------------------------------------------------------------------
-    async def handle(self, request: Request) -> Response:
-        if not _is_json(request.headers.get("content-type")):
-            return error_response(415, "unsupported_media_type", "the body must be application/json")
-        try:
-            raw = await read_limited(request, self.settings.max_body_bytes)
-        except BodyTooLarge:
-            return error_response(
-                413, "payload_too_large", f"the body exceeds {self.settings.max_body_bytes} bytes"
-            )
+    def authenticate(self, request: Request, raw: bytes | None) -> Response | None:
+        """None when the request is authenticated, else the 401 answer.
+
+        `raw` None: the body was not read whole (a too-large transfer request), so only what the headers
+        alone prove can be checked: a shared secret or bearer token is verified; an HMAC signature (over a
+        body the edge refused to buffer) is accepted unverified; no credential at all is a 401.
+        """
         secrets = self.settings.secrets()
-        if secrets or not self.settings.insecure_dev:
-            try:
+        if not secrets and self.settings.insecure_dev:
+            return None
+        headers = request.headers
+        try:
+            if raw is not None:
                 result = verify_request(
-                    request.headers,
+                    headers,
                     raw,
                     secrets,
                     window_seconds=self.settings.signature_window_seconds,
                     hmac_options=self._hmac,
                 )
-            except AuthError as exc:
-                log.info("webhook_unauthorized", reason=exc.reason)
-                EDGE_METRICS.auth_failure(exc.reason)
-                return error_response(401, "unauthorized", exc.reason)
-            if result.previous_secret:
-                log.info("webhook_previous_secret_used", form=result.form)
+                if result.previous_secret:
+                    log.info("webhook_previous_secret_used", form=result.form)
+                return None
+            if "x-vapi-secret" in headers or "authorization" in headers:
+                verify_request(
+                    {k: v for k, v in headers.items() if k in ("x-vapi-secret", "authorization")},
+                    b"",
+                    secrets,
+                )
+                return None
+            if self._hmac.signature_header in headers or "x-vapi-signature" in headers:
+                log.warning("webhook_signature_unverifiable", reason="body too large to buffer")
+                return None
+            if not secrets:
+                raise AuthError("no webhook secret is configured")
+            raise AuthError("missing credentials")
+        except AuthError as exc:
+            log.info("webhook_unauthorized", reason=exc.reason)
+            EDGE_METRICS.auth_failure(exc.reason)
+            return error_response(401, "unauthorized", exc.reason)
+
+    def unreadable_transfer(self, request: Request, raw: bytes | None, why: str) -> Response:
+        """A transfer request the edge cannot read (too large, not JSON, no call id): the fallback line,
+        never a 4xx, which would leave the caller in silence. Nothing is routed or recorded."""
+        if raw is None:
+            unauthorized = self.authenticate(request, None)
+            if unauthorized is not None:
+                return unauthorized
+        EDGE_METRICS.fallback("unreadable_request")
+        log.warning("fallback_destination", reason="unreadable_request", detail=why[:200])
+        return JSONResponse({"destination": fallback_destination(self.settings)})
+
+    async def handle(self, request: Request) -> Response:
+        if not _is_json(request.headers.get("content-type")):
+            return error_response(415, "unsupported_media_type", "the body must be application/json")
+        settings = self.settings
+        try:
+            raw = await read_limited(request, settings.max_body_bytes, settings.max_report_bytes)
+        except BodyTooLarge as exc:
+            if exc.kind == _TRANSFER:
+                return self.unreadable_transfer(request, None, "the body exceeds max_body_bytes")
+            limit = settings.max_report_bytes if exc.kind == _REPORT else settings.max_body_bytes
+            return error_response(413, "payload_too_large", f"the body exceeds {limit} bytes")
+        unauthorized = self.authenticate(request, raw)
+        if unauthorized is not None:
+            return unauthorized
         try:
             message = parse_body(raw)
         except BadPayload as exc:
+            if message_kind(raw[: settings.max_body_bytes]) == _TRANSFER:
+                return self.unreadable_transfer(request, raw, exc.message)
             return error_response(400, "invalid_request", exc.message, exc.fields)
+        if message.type != _REPORT and len(raw) > settings.max_body_bytes:
+            # read on because its first bytes named a report, but it is something else
+            if message.type == _TRANSFER:
+                return self.unreadable_transfer(request, raw, "the body exceeds max_body_bytes")
+            return error_response(
+                413, "payload_too_large", f"the body exceeds {settings.max_body_bytes} bytes"
+            )
         with structlog.contextvars.bound_contextvars(
             call_id=message.call_id_or_empty, message_type=message.type[:80]
         ):
             try:
                 return await self.dispatch(message)
             except BadPayload as exc:
+                if message.type == _TRANSFER:
+                    return self.unreadable_transfer(request, raw, exc.message)
                 return error_response(400, "invalid_request", exc.message, exc.fields)
             except Exception as exc:
                 log.error("webhook_handler_failed", exc_info=exc)

@@ -73,6 +73,10 @@ class EdgeSettings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///.escalade/escalade.db"
     """Where the outbox lives (same store as the routing service by default)."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Running limit for every webhook body (a transfer request over it gets the fallback line)."""
+    max_report_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    """Running limit for an `end-of-call-report`, which carries the whole transcript and messages (long
+    calls exceed 1 MB); still bounded."""
     host: str = "127.0.0.1"
     port: int = Field(default=3000, ge=0, le=65535)
     insecure_dev: bool = False
