@@ -378,7 +378,7 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
         candidates, others, team=team, complexity=ctx.complexity, preferred_agent_id=preferred
     )
     ctx.trace.extend(selection.steps)
-    chosen = await _reserve_first(u, ctx, selection.ranked)
+    chosen = await _reserve_first(u, ctx, team, selection.ranked)
     tried = {a.agent_id for a in candidates}
     batch = CANDIDATE_LIMIT
     for round_no in range(2, RESERVE_ROUNDS + 1):
@@ -407,7 +407,7 @@ async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
                 "or missing skills",
             )
         )
-        chosen = await _reserve_first(u, ctx, ranked)
+        chosen = await _reserve_first(u, ctx, team, ranked)
     if chosen is not None:
         ctx.trace.append(
             TraceStep(
@@ -573,7 +573,7 @@ async def _waiting_ahead(u: UnitOfWork, team_id: str, key_value: float) -> int:
     return await u.callbacks.ahead_of(team_id, key_value)
 
 
-async def _reserve_first(u: UnitOfWork, ctx: _Context, ranked: Sequence[Agent]) -> Agent | None:
+async def _reserve_first(u: UnitOfWork, ctx: _Context, team: Team, ranked: Sequence[Agent]) -> Agent | None:
     if ctx.request.dry_run:
         return ranked[0] if ranked else None
     expires = ctx.now + ctx.policy.assignment_ttl
@@ -585,6 +585,7 @@ async def _reserve_first(u: UnitOfWork, ctx: _Context, ranked: Sequence[Agent]) 
                 purpose=LIVE,
                 now=ctx.now,
                 expires_at=expires,
+                team_id=team.team_id,
             )
         except Conflict:
             # This call already holds a specialist (an earlier tool call of the same call): keep them.

@@ -25,9 +25,10 @@ async def test_second_escalation_of_a_call_goes_to_the_next_specialist_when_the_
     await add_agent(stub, "bob", number="+15550100202")
     first = await resolve(stub, "call-a", caller=PREMIUM)
     assert first.kind == pb.DECISION_KIND_TRANSFER_AGENT
-    await stub.RecordCallEvent(
+    offered = await stub.RecordCallEvent(
         pb.RecordCallEventRequest(call_id="call-a", kind=pb.CALL_EVENT_KIND_FORWARDING)
     )
+    assert offered.assignment.team_id == "technical", "the reservation records the team it was made for"
 
     second = await _escalate_again(stub, "call-a")
 
