@@ -10,6 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from webhook_edge.settings import DEFAULT_FALLBACK_NUMBER, DEFAULT_TRANSFER_FAILED_MESSAGE
+from webhook_edge.translate import transfer_unavailable_result
+
 __all__ = [
     "REQUEST_BODY",
     "WEBHOOK_RESPONSES",
@@ -59,6 +62,11 @@ _MESSAGE_SCHEMA: dict[str, Any] = {
             "description": "Legacy (seed tutorial) location of the tool arguments: functionCall.parameters.",
         },
         "toolCallList": {"type": "array", "items": {"type": "object"}, "description": "tool-calls only."},
+        "call.assistantOverrides.variableValues.originalCallId": {
+            "type": "string",
+            "description": "Not a property: documents that a call Escalade dialled back carries the original "
+            "call id at this path; an escalation from it is offered the specialist held for the callback.",
+        },
         "status": {"type": "string", "description": "status-update only."},
         "endedReason": {"type": "string"},
     },
@@ -72,11 +80,13 @@ _EXAMPLE_ARGS = (
 
 REQUEST_BODY: dict[str, Any] = {
     "required": True,
-    "description": "A Vapi server message, authenticated by one of: x-signature + x-timestamp "
-    '(HMAC-SHA256 of "{timestamp}.{body}"), x-vapi-signature (HMAC-SHA256 of the body), X-Vapi-Secret, '
-    "or Authorization: "
-    "Bearer. Vapi's envelope {\"message\": {...}} and the seed tutorial's flat body are both accepted. "
-    "Limit: 1 MiB by default.",
+    "description": "A Vapi server message, authenticated by one of: Vapi's HMAC credential as configured "
+    "(ESCALADE_VAPI_HMAC_*: sha256/sha512/sha1, hex or base64, optional prefix; by default x-signature + "
+    'x-timestamp over "{timestamp}.{body}", or the body alone when no timestamp header is configured), '
+    "x-vapi-signature (HMAC-SHA256 of the body), X-Vapi-Secret, or Authorization: Bearer. Vapi's envelope "
+    '{"message": {...}} and the seed tutorial\'s flat body are both accepted. Limits: 1 MiB by default '
+    "(ESCALADE_MAX_BODY_BYTES); an end-of-call-report up to 16 MiB (ESCALADE_MAX_REPORT_BYTES); a larger "
+    "transfer-destination-request is answered with the fallback destination.",
     "content": {
         "application/json": {
             "schema": {
@@ -149,11 +159,24 @@ class _SummaryPlan(BaseModel):
     messages: list[_SummaryMessage]
 
 
+class _FallbackPlan(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    message: str = Field(
+        description="Said to the caller when the transfer fails (ESCALADE_TRANSFER_FAILED_MESSAGE)."
+    )
+    end_call_enabled: bool = Field(
+        default=False, alias="endCallEnabled", description="Always false: the assistant stays on the call."
+    )
+
+
 class _TransferPlan(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
     mode: str = Field(examples=["warm-transfer-say-message"])
     message: str | None = Field(default=None, description="Said to the specialist (say-message modes).")
     summary_plan: _SummaryPlan | None = Field(default=None, alias="summaryPlan")
+    fallback_plan: _FallbackPlan = Field(
+        alias="fallbackPlan", description="On every transfer Escalade answers, whatever the mode."
+    )
 
 
 class _Destination(BaseModel):
@@ -163,8 +186,11 @@ class _Destination(BaseModel):
     sip_uri: str | None = Field(default=None, alias="sipUri")
     extension: str | None = None
     name: str | None = None
-    message: str | None = Field(default=None, description="Said to the caller before the transfer.")
-    transfer_plan: _TransferPlan | None = Field(default=None, alias="transferPlan")
+    message: str | None = Field(
+        default=None,
+        description="Said to the caller before the transfer (cut to 1000 characters at a sentence end).",
+    )
+    transfer_plan: _TransferPlan = Field(alias="transferPlan")
 
 
 class TransferDestinationResponse(BaseModel):
@@ -177,8 +203,14 @@ class _ToolCallResult(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
     name: str
     tool_call_id: str = Field(alias="toolCallId")
-    result: str | None = None
-    error: str | None = None
+    result: str | None = Field(
+        default=None,
+        description="escalateToSupport: the caller's sentence when the Live Call Control transfer was "
+        "accepted; for a queued callback, the queue position, when to expect the call and the callback "
+        "promise (nothing is transferred); otherwise a note that the transfer could not be started, asking "
+        "the assistant to offer a callback or read out the fallback line.",
+    )
+    error: str | None = Field(default=None, description="A tool this server does not handle.")
 
 
 class ToolCallsResponse(BaseModel):
@@ -212,7 +244,14 @@ _OK_EXAMPLES = {
                 "type": "number",
                 "number": "+15550100200",
                 "message": "Transferring you to our technical support specialists.",
-                "transferPlan": {"mode": "warm-transfer-say-message", "message": "Technical advanced issue."},
+                "transferPlan": {
+                    "mode": "warm-transfer-say-message",
+                    "message": "Technical advanced issue.",
+                    "fallbackPlan": {
+                        "message": DEFAULT_TRANSFER_FAILED_MESSAGE,
+                        "endCallEnabled": False,
+                    },
+                },
             }
         },
     },
@@ -228,7 +267,19 @@ _OK_EXAMPLES = {
             ]
         },
     },
-    "ack": {"summary": "status-update, end-of-call-report, other types", "value": {}},
+    "tool-calls-not-started": {
+        "summary": "tool-calls, the transfer could not be started (no control URL, POST failed)",
+        "value": {
+            "results": [
+                {
+                    "name": "escalateToSupport",
+                    "toolCallId": "call_1",
+                    "result": transfer_unavailable_result(DEFAULT_FALLBACK_NUMBER),
+                }
+            ]
+        },
+    },
+    "ack": {"summary": "status-update, transfer-update, end-of-call-report, other types", "value": {}},
 }
 
 WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -247,8 +298,16 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
             }
         },
     },
-    400: {"model": ErrorResponse, "description": "Not a Vapi message (bad JSON, UTF-8, types, nesting)."},
+    400: {
+        "model": ErrorResponse,
+        "description": "Not a Vapi message (bad JSON, UTF-8, types, nesting). Never for a "
+        "transfer-destination-request: one that cannot be read gets the fallback destination.",
+    },
     401: {"model": ErrorResponse, "description": "Missing or invalid credentials."},
-    413: {"model": ErrorResponse, "description": "Body larger than the limit."},
+    413: {
+        "model": ErrorResponse,
+        "description": "Body larger than the limit (1 MiB; 16 MiB for an end-of-call-report). Never for a "
+        "transfer-destination-request: it gets the fallback destination.",
+    },
     415: {"model": ErrorResponse, "description": "Content type is not JSON."},
 }

@@ -21,6 +21,7 @@ from tests.edge.edge_support import (
     make_decision,
 )
 from webhook_edge.fallback import fallback_destination, fallback_for_decision
+from webhook_edge.openapi import WEBHOOK_RESPONSES, ToolCallsResponse, TransferDestinationResponse
 from webhook_edge.settings import DEFAULT_TRANSFER_FAILED_MESSAGE, MAX_SPOKEN_CHARS, EdgeSettings
 from webhook_edge.translate import (
     UnusableDecision,
@@ -371,3 +372,30 @@ def test_spoken_text_never_exceeds_the_limit_and_is_a_prefix(text: str, limit: i
     said = spoken(text, limit)
     assert len(said) <= limit
     assert text.strip().startswith(said.removesuffix("…").rstrip())
+
+
+# ------------------------------------------------------------- the documented reply shapes ---------------
+@pytest.mark.parametrize("name", sorted(WEBHOOK_RESPONSES[200]["content"]["application/json"]["examples"]))
+def test_documented_reply_example_validates_against_sdk_and_our_models(
+    name: str, vapi_sdk: SimpleNamespace
+) -> None:
+    body = WEBHOOK_RESPONSES[200]["content"]["application/json"]["examples"][name]["value"]
+    if "destination" in body:
+        assert_valid_transfer_response(vapi_sdk, body)
+        TransferDestinationResponse.model_validate(body)
+    elif "results" in body:
+        vapi_sdk.ToolCallsResponse.model_validate(body)
+        ToolCallsResponse.model_validate(body)
+    else:
+        assert body == {}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_reply_we_produce_fits_the_documented_model(case: str) -> None:
+    body = transfer_response(make_decision(REQUEST, **CASES[case]))
+    documented = TransferDestinationResponse.model_validate(body)
+    assert documented.model_dump(by_alias=True, exclude_none=True) == body
+    fallback = {"destination": fallback_destination(EdgeSettings(vapi_secret=SecretStr("s")))}
+    assert TransferDestinationResponse.model_validate(fallback).model_dump(
+        by_alias=True, exclude_none=True
+    ) == (fallback)
