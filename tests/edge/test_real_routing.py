@@ -132,13 +132,82 @@ async def test_trace_says_arguments_were_missing_when_none_were_sent(stack: Stac
     assert any("no escalateToSupport arguments" in step.detail for step in decision.trace)
 
 
-async def test_specialist_is_released_when_call_ends(stack: Stack) -> None:
-    await stack.edge.post(load_fixture(ENTERPRISE))
-    held = await active(stack)
-    assert sum(held.values()) == 1 and set(held) <= {"ent-1", "ent-2"}
-    response = await stack.edge.post(load_fixture("status-update.ended.json"))
+PREMIUM = "transfer-destination-request.premium-technical-advanced.json"
+
+
+async def only_tech_1_with_capacity_1(stack: Stack) -> None:
+    """The issue's setting: one technical specialist able to take the call, with capacity 1."""
+    await stack.stub.SetAgentStatus(
+        pb.SetAgentStatusRequest(agent_id="tech-2", status=pb.AGENT_STATUS_OFFLINE)
+    )
+    agents = (await stack.stub.ListAgents(pb.ListAgentsRequest(page_size=1000))).agents
+    [tech_1] = [a for a in agents if a.agent_id == "tech-1"]
+    tech_1.capacity = 1
+    await stack.stub.UpsertAgent(pb.UpsertAgentRequest(agent=tech_1))
+
+
+def call(fixture: str, call_id: str) -> dict[str, Any]:
+    doc = load_fixture(fixture)
+    doc["message"]["call"]["id"] = call_id
+    return doc
+
+
+def event(name: str, call_id: str, **changes: Any) -> dict[str, Any]:
+    doc = call(name, call_id)
+    doc["message"].update(changes)
+    return doc
+
+
+async def agent(stack: Stack, agent_id: str) -> pb.Agent:
+    agents = (await stack.stub.ListAgents(pb.ListAgentsRequest(page_size=1000))).agents
+    [found] = [a for a in agents if a.agent_id == agent_id]
+    return found
+
+
+async def test_specialist_who_picked_up_is_not_offered_the_next_call(stack: Stack) -> None:
+    """Issue 15, reproduction 1: escalate A -> the specialist; forwarding, then ended with
+    assistant-forwarded-call for A; escalate B -> NOT the same specialist (they are talking to A)."""
+    await only_tech_1_with_capacity_1(stack)
+    first = (await stack.edge.post(call(PREMIUM, "call-a"))).json()["destination"]
+    assert first["number"] == "+15550100201"
+    for doc in (
+        event("status-update.forwarding.json", "call-a"),
+        event("status-update.ended.json", "call-a", endedReason="assistant-forwarded-call"),
+    ):
+        response = await stack.edge.post(doc)
+        assert response.status_code == 200 and response.json() == {}
+    tech_1 = await agent(stack, "tech-1")
+    assert tech_1.activity == pb.AGENT_ACTIVITY_TALKING and tech_1.active_assignments == 1
+    second = (await stack.edge.post(call(PREMIUM, "call-b"))).json()["destination"]
+    assert second["number"] != "+15550100201"
+    assert (await decision_of(stack, "call-b")).kind == pb.DECISION_KIND_CALLBACK
+    # the specialist's side says the conversation is over: free again (no wrap-up asked); call B's callback
+    # is queued ahead of any new caller, so freedom is read from the listing
+    await stack.stub.CompleteAssignment(pb.CompleteAssignmentRequest(call_id="call-a", skip_wrap_up=True))
+    tech_1 = await agent(stack, "tech-1")
+    assert tech_1.activity == pb.AGENT_ACTIVITY_AVAILABLE and tech_1.active_assignments == 0
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        ("status-update.ended.json", {"endedReason": "customer-ended-call"}),
+        ("status-update.ended.transfer-no-answer.json", {}),
+        ("transfer-update.no-answer.json", {}),
+    ],
+    ids=["ended-before-forwarding", "forwarding-no-answer", "transfer-update-no-answer"],
+)
+async def test_specialist_is_free_again_when_the_call_never_reached_them(
+    stack: Stack, ending: tuple[str, dict[str, Any]]
+) -> None:
+    await only_tech_1_with_capacity_1(stack)
+    await stack.edge.post(call(PREMIUM, "call-a"))
+    assert (await active(stack)) == {"tech-1": 1}
+    name, changes = ending
+    response = await stack.edge.post(event(name, "call-a", **changes))
     assert response.status_code == 200 and response.json() == {}
     assert await active(stack) == {}
+    assert (await stack.edge.post(call(PREMIUM, "call-b"))).json()["destination"]["number"] == "+15550100201"
 
 
 async def test_duplicates_reserve_once_and_answer_the_same_when_delivered_concurrently(stack: Stack) -> None:
@@ -195,4 +264,25 @@ async def test_tool_calls_path_reaches_the_same_routing(stack: Stack) -> None:
     [result] = response.json()["results"]
     decision = await decision_of(stack, doc["message"]["call"]["id"])
     assert decision.tool_call_id == result["toolCallId"]
-    assert result["result"] == decision.caller_message
+    # no control URL: the decision stands, but the assistant is told the transfer could not start
+    assert result["result"].startswith("The transfer could not be started")
+
+
+async def test_second_escalation_from_the_same_call_moves_on_and_keeps_the_assistant_on(
+    stack: Stack, vapi_sdk: SimpleNamespace
+) -> None:
+    """Issue 15, reproduction 2: the transfer was not answered and the assistant asks again in the same call
+    (new tool-call id): not the same specialist, and the reply keeps the assistant on a failed transfer."""
+    await only_tech_1_with_capacity_1(stack)
+    first = (await stack.edge.post(call(PREMIUM, "call-a"))).json()
+    assert_vapi_valid(vapi_sdk, first)
+    assert first["destination"]["number"] == "+15550100201"
+    assert first["destination"]["transferPlan"]["fallbackPlan"]["endCallEnabled"] is False
+    again = call(PREMIUM, "call-a")
+    again["message"]["artifact"]["messages"][-1]["toolCalls"][-1]["id"] = "call_asked_again"
+    replies = [(await stack.edge.post(again)).json() for _ in range(2)]  # the retry gets the same answer
+    assert replies[0] == replies[1]
+    assert_vapi_valid(vapi_sdk, replies[0])
+    assert replies[0]["destination"]["number"] != "+15550100201"
+    decision = await decision_of(stack, "call-a")
+    assert decision.tool_call_id == "call_asked_again" and "tech-1" in decision.missed_agent_ids
