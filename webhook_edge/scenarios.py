@@ -251,7 +251,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             name="callback-voicemail",
             title="Callback: meets voicemail, retried, reached and handed to the specialist held for it",
-            caller="+1111111111",
+            caller="+14155550123",  # dialled back: must be E.164 (the seed's +1111111111 is not)
             issue_category="technical",
             complexity_level="advanced",
             customer_context="Premium account; webhook deliveries time out since Monday.",

@@ -87,7 +87,7 @@ def _env() -> dict[str, str]:
 
 
 @contextmanager
-def escalade_dev(state_dir: Path) -> Iterator[DevRun]:
+def escalade_dev(state_dir: Path, **extra_env: str) -> Iterator[DevRun]:
     """Start `escalade dev`, wait for "Escalade is running"; kill it (and its children) if left running."""
     ports = {name: _free_port() for name in ("edge", "routing", "temporal", "ui", "vapi")}
     argv = [_escalade(), "dev", "--state-dir", str(state_dir), "--edge-port", str(ports["edge"])]
@@ -95,7 +95,7 @@ def escalade_dev(state_dir: Path) -> Iterator[DevRun]:
     argv += ["--ui-port", str(ports["ui"]), "--vapi-standin-port", str(ports["vapi"])]
     process = subprocess.Popen(
         argv,
-        env=_env(),
+        env={**_env(), **extra_env},
         cwd=state_dir.parent,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -207,3 +207,37 @@ def test_second_run_reuses_state_when_first_run_stopped_with_sigint(tmp_path: Pa
         assert _agent_count(second.ports["routing"]) == seeded
         assert (state / "webhook-secret").read_text() == secret
         _stop(second, signal.SIGTERM)
+
+
+@pytest.mark.timeout(400)
+def test_callback_meets_voicemail_then_is_handed_to_its_held_specialist_when_dev_stack_plays_it(
+    tmp_path: Path,
+) -> None:
+    """The Vapi stand-in of `escalade dev` plays the callback: voicemail on the first dial, then a reached
+    customer whose escalation (tool-calls with originalCallId) is transferred to the specialist held for
+    the callback. Retry spacing is cut to 6 s in a copy of the TechCorp policy."""
+    policy = tmp_path / "techcorp-fast-retry.yaml"
+    text = (Path(__file__).parents[2] / "examples" / "techcorp.yaml").read_text()
+    policy.write_text(text.replace("retry_spacing_minutes: 10", "retry_spacing_minutes: 0.1"))
+    state = tmp_path / "state"
+    env = {"ESCALADE_POLICY": str(policy), "ESCALADE_VAPI_POLL_SECONDS": "0.5"}
+    with escalade_dev(state, **env) as run:
+        secret = (state / "webhook-secret").read_text().strip()
+        edge, routing = f"http://127.0.0.1:{run.ports['edge']}", f"127.0.0.1:{run.ports['routing']}"
+        assert (state / "vapi-standin-url").read_text().strip() == f"http://127.0.0.1:{run.ports['vapi']}"
+        argv = [_escalade(), "simulate", "--edge", edge, "--routing", routing, "--callback-wait", "240"]
+        argv += ["--vapi-standin", f"http://127.0.0.1:{run.ports['vapi']}", "callback-voicemail"]
+        result = subprocess.run(
+            argv,
+            env={**_env(), "ESCALADE_VAPI_SECRET": secret},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr + "\n" + run.output
+        cells = _cells(result.stdout, "callback-voicemail")
+        assert cells[-1] == "OK", result.stdout
+        assert "dial voicemail" in cells[-3] and "dial assistant-forwarded-call" in cells[-3], cells
+        dials = (state / "logs" / "vapi-dials.jsonl").read_text().splitlines()
+        assert len(dials) == 2
+        _stop(run, signal.SIGTERM)
