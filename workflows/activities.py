@@ -7,7 +7,9 @@ Each class is built once by the worker with its clients and registers its bound 
   INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, PERMISSION_DENIED and UNAUTHENTICATED are non-retryable.
 - `VapiActivities(http, ledger, ...)`: `place_callback_call` dials through `POST {api_url}/call` (guarded by
   the dial ledger, see `workflows.ledger`) and watches the call with `GET {api_url}/call/{id}`, heartbeating,
-  until Vapi reports it ended.
+  until Vapi reports it ended; the customer counts as reached only on evidence (`workflows.evidence`). A 400
+  for the org's concurrency limit is retried (`VapiConcurrencyLimit`); other 4xx are permanent
+  (`VapiRejected`).
 - `ReviewActivities(store)`: `record_review` keeps a review's findings in the worker's database.
 """
 
@@ -24,8 +26,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from routing_service.domain.phone import mask_numbers_in_text
 from routing_service.generated.escalade.routing.v1 import routing_pb2
-from workflows.ledger import DialLedger
+from workflows.evidence import CallEvidence, judge, judge_call
+from workflows.ledger import ENDED_STATES, DialLedger
 from workflows.payloads import (
     CallbackView,
     ClaimOutcome,
@@ -48,7 +52,7 @@ if TYPE_CHECKING:
     from routing_service.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
 
 __all__ = [
-    "NOT_REACHED_REASONS",
+    "UNKNOWN_ENDED_REASONS",
     "ReviewActivities",
     "RoutingActivities",
     "VapiActivities",
@@ -233,32 +237,70 @@ class RoutingActivities:
         )
 
 
-NOT_REACHED_REASONS = frozenset(
-    {
-        "customer-did-not-answer",
-        "customer-busy",
-        "voicemail",
-        "customer-did-not-give-microphone-permission",
-        "assistant-did-not-receive-customer-audio",
-        "twilio-failed-to-connect-call",
-        "vonage-failed-to-connect-call",
-        "vonage-rejected",
-        "manually-canceled",
-    }
-)
-"""Vapi endedReasons meaning the customer was never on the line."""
+UNKNOWN_ENDED_REASONS = "escalade_callback_unknown_ended_reasons"
+"""Counter (label `ended_reason`) of callback calls that ended with a reason the pinned Vapi SDK lacks."""
+
+_unknown_logged: set[str] = set()
+"""Unknown endedReasons already logged by this worker process (each is logged once, counted every time)."""
+
+_MAYBE_DIALLED = "an earlier try may have dialled: not dialled again"
+
+_CONCURRENCY = "concurrenc"
+"""Vapi answers `POST /call` 400 when the org is at its concurrency limit (its text names the limit:
+"Over Concurrency Limit"); the same status also means a bad body, hence reading the text."""
 
 
-def classify_ended_reason(ended_reason: str) -> str:
-    """CONNECTED unless the reason says the customer was not reached (or the call failed to start)."""
-    reason = ended_reason.strip().lower()
-    if not reason or reason in NOT_REACHED_REASONS:
-        return DialOutcome.NOT_REACHED
-    if reason.startswith(("call.start.error", "pipeline-error", "call.in-progress.error-sip")):
-        return DialOutcome.NOT_REACHED
-    if "failed-to-connect" in reason or reason.endswith("-failed"):
-        return DialOutcome.NOT_REACHED
-    return DialOutcome.CONNECTED
+def classify_ended_reason(ended_reason: str, *, customer_spoke: bool = False) -> str:
+    """CONNECTED only for an allow-listed reason with a customer turn; NOT_REACHED for anything else
+    (see `workflows.evidence`)."""
+    return DialOutcome.CONNECTED if judge(ended_reason, customer_spoke).reached else DialOutcome.NOT_REACHED
+
+
+def _label(reason: str) -> str:
+    """A bounded metric label: the reason's first 80 characters of [a-z0-9.-], others as `_`."""
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in reason.lower()[:80])
+
+
+def _note_unknown(evidence: CallEvidence) -> None:
+    """Count an unknown endedReason (by label) and log it the first time this process sees it."""
+    if evidence.known:
+        return
+    label = _label(evidence.ended_reason)
+    activity.metric_meter().create_counter(
+        UNKNOWN_ENDED_REASONS, "Callback calls that ended with an endedReason unknown to Escalade's Vapi SDK"
+    ).add(1, {"ended_reason": label})
+    if label not in _unknown_logged:
+        _unknown_logged.add(label)
+        activity.logger.warning(
+            "Vapi ended a callback call with endedReason %r, unknown to the pinned Vapi SDK: counted as not "
+            "reached (logged once per worker process; counted in %s)",
+            label,
+            UNKNOWN_ENDED_REASONS,
+        )
+
+
+def _result(evidence: CallEvidence, vapi_call_id: str, *, dialled_now: bool = False) -> DialResult:
+    return DialResult(
+        outcome=DialOutcome.CONNECTED if evidence.reached else DialOutcome.NOT_REACHED,
+        vapi_call_id=vapi_call_id,
+        ended_reason=evidence.ended_reason,
+        dialled_now=dialled_now,
+        detail=evidence.detail,
+    )
+
+
+def _vapi_message(response: httpx.Response) -> str:
+    """Vapi's error text (`message`, a string or a list of strings), else the body's start."""
+    try:
+        body = response.json()
+    except ValueError:
+        return mask_numbers_in_text(response.text[:300])
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, list):
+        text = "; ".join(str(m) for m in message)
+    else:
+        text = str(message if message is not None else body)
+    return mask_numbers_in_text(text[:300])
 
 
 def vapi_call_name(attempt_key: str) -> str:
@@ -299,12 +341,12 @@ class VapiActivities:
         if inserted:
             vapi_call_id = await self._dial(params)
             dialled_now = True
-        elif entry.state == "ended":
-            reason = entry.ended_reason or ""
-            return DialResult(classify_ended_reason(reason), entry.vapi_call_id or "", reason)
+        elif entry.state in ENDED_STATES:
+            evidence = judge(entry.ended_reason or "", entry.state == "reached")
+            return _result(evidence, entry.vapi_call_id or "")
         elif entry.state == "uncertain":
-            return DialResult(DialOutcome.UNCERTAIN)
-        elif entry.vapi_call_id:
+            return DialResult(DialOutcome.UNCERTAIN, detail=_MAYBE_DIALLED)
+        elif entry.vapi_call_id:  # dialled, or `ended` by an older version: (re)read the call for evidence
             vapi_call_id = entry.vapi_call_id
         else:
             found = await self._find_by_name(params.attempt_key, entry.created_at)
@@ -316,21 +358,37 @@ class VapiActivities:
                     params.masked_number,
                 )
                 await self._ledger.mark_uncertain(params.attempt_key)
-                return DialResult(DialOutcome.UNCERTAIN)
+                return DialResult(DialOutcome.UNCERTAIN, detail=_MAYBE_DIALLED)
             vapi_call_id = found
             await self._ledger.mark_dialled(params.attempt_key, vapi_call_id)
-        ended_reason = await self._watch(vapi_call_id)
-        await self._ledger.mark_ended(params.attempt_key, ended_reason)
-        return DialResult(classify_ended_reason(ended_reason), vapi_call_id, ended_reason, dialled_now)
+        call = await self._watch(vapi_call_id)
+        evidence = judge_call(call)
+        _note_unknown(evidence)
+        await self._ledger.mark_ended(params.attempt_key, evidence.ended_reason, reached=evidence.reached)
+        return _result(evidence, vapi_call_id, dialled_now=dialled_now)
 
-    async def _dial(self, params: DialParams) -> str:
-        body = {
+    def call_body(self, params: DialParams) -> dict[str, Any]:
+        """The `POST /call` body of one attempt (validated against the SDK's models in the tests).
+
+        `assistantOverrides`: `firstMessage` (the callback's own greeting, naming the original issue),
+        `voicemailDetection` with Vapi's own provider (off by default in Vapi: without it an answering
+        machine "answers"; with it the call ends `voicemail`), and `variableValues` (see
+        `workflows.callback.callback_variables` for who reads each)."""
+        overrides: dict[str, Any] = {}
+        if params.first_message:
+            overrides["firstMessage"] = params.first_message
+        overrides["voicemailDetection"] = {"provider": "vapi"}
+        overrides["variableValues"] = params.variable_values
+        return {
             "assistantId": self._assistant_id,
             "phoneNumberId": self._phone_number_id,
             "customer": {"number": params.customer_number},
             "name": vapi_call_name(params.attempt_key),
-            "assistantOverrides": {"variableValues": params.variable_values},
+            "assistantOverrides": overrides,
         }
+
+    async def _dial(self, params: DialParams) -> str:
+        body = self.call_body(params)
         try:
             response = await self._http.post(f"{self._url}/call", json=body, headers=self._headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -351,15 +409,25 @@ class VapiActivities:
             )
             return vapi_call_id
         await self._ledger.forget(params.attempt_key)
+        message = _vapi_message(response)
+        if response.status_code == 400 and _CONCURRENCY in message.lower():
+            # Vapi created nothing and will take the call once one of the org's calls ends: retry (the
+            # activity's retry policy backs off), the reserved specialist still held.
+            activity.logger.warning(
+                "Vapi is at the org's concurrency limit (%s): attempt %s retried", message, params.attempt_key
+            )
+            raise ApplicationError(
+                f"Vapi API answered 400 to POST /call: {message}", type="VapiConcurrencyLimit"
+            )
         retryable = response.status_code >= 500 or response.status_code in (408, 429)
         raise ApplicationError(
-            f"Vapi API answered {response.status_code} to POST /call",
+            f"Vapi API answered {response.status_code} to POST /call: {message}",
             type="VapiError" if retryable else "VapiRejected",
             non_retryable=not retryable,
         )
 
-    async def _watch(self, vapi_call_id: str) -> str:
-        """Poll `GET /call/{id}` until `status == "ended"`, heartbeating; returns the endedReason."""
+    async def _watch(self, vapi_call_id: str) -> dict[str, Any]:
+        """Poll `GET /call/{id}` until `status == "ended"`, heartbeating; returns the ended call."""
         while True:
             activity.heartbeat(vapi_call_id)
             try:
@@ -371,8 +439,8 @@ class VapiActivities:
             else:
                 if response.is_success:
                     call = response.json()
-                    if call.get("status") == "ended":
-                        return str(call.get("endedReason") or "")
+                    if isinstance(call, dict) and call.get("status") == "ended":
+                        return call
                 elif response.status_code == 404:
                     raise ApplicationError(f"Vapi has no call {vapi_call_id}", type="VapiCallMissing")
             await asyncio.sleep(self._poll)

@@ -2,7 +2,8 @@
 
 Life of a callback (workflow id `callback-<vapi call id>`):
 
-    waiting ──claim RESERVED──> dialling ──answered──> connected
+    (customer key not E.164 ──> unreachable, never dialled)
+    waiting ──claim RESERVED──> dialling ──reached──> connected
       │  ▲  NOT_AT_HEAD / NO_SPECIALIST_FREE: wait for `specialist_available` (or the safety timer)
       │  └── closed: outside business hours, sleep until the next opening
       │                 └─not reached─> retry-wait (retry spacing) ──> claim again ... ──> unreachable
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -46,7 +48,14 @@ with workflow.unsafe.imports_passed_through():
         ESCALATION_TIER,
     )
 
-__all__ = ["QueueCallbackWorkflow", "attempt_key", "initial_search_attributes"]
+__all__ = [
+    "QueueCallbackWorkflow",
+    "attempt_key",
+    "callback_variables",
+    "default_first_message",
+    "initial_search_attributes",
+    "number_problem",
+]
 
 FINAL_STATES = frozenset({"connected", "cancelled", "unreachable", "expired"})
 RESCHEDULABLE_STATES = frozenset({"waiting", "closed", "retry-wait"})
@@ -58,6 +67,11 @@ workflow task that asked, instead of an activity task the server schedules, disp
 events and a second workflow task), and the start no longer upserts the CallbackState the starter set. With
 10,000 callbacks on the dev server this halves the server's work per callback. Histories recorded before
 it replay the old way (`tests/workflow/histories/before_lean_claims/`)."""
+
+NUMBER_CHECK = "e164-before-dial"
+"""Patch id: a customer key that is not an E.164 number ends the callback `unreachable` before any claim or
+dial (Vapi would reject it, or worse, dial something). Only workflows with such a number take the new path, so
+histories of valid numbers carry no marker and replay as before."""
 
 ROUTING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 """Routing calls retry until they succeed (a routing outage only delays the callback) unless permanent."""
@@ -74,6 +88,57 @@ def attempt_key(call_id: str, attempt: int) -> str:
     return f"callback-{call_id}-attempt-{attempt}"
 
 
+_E164 = re.compile(r"\+[1-9]\d{1,14}")
+
+
+def number_problem(data: QueueCallbackInput) -> str:
+    """Why the customer's number cannot be dialled, or "" when it can: the starter's verdict
+    (`customer_number_problem`, judged with `phonenumbers`, which cannot load its metadata inside the
+    workflow sandbox), else the E.164 syntax (`+`, a country code that does not start with 0, 15 digits at
+    most) for inputs built by other means."""
+    if data.customer_number_problem:
+        return data.customer_number_problem
+    if not _E164.fullmatch(data.customer_number):
+        return f"{data.masked_number} is not an E.164 number"
+    return ""
+
+
+def default_first_message(category: str) -> str:
+    """The callback's greeting when the starter passed none (routing renders the policy's template into
+    `QueueCallbackInput.first_message`; older payloads and histories have none)."""
+    issue = f"the {category} issue" if category.strip() else "the issue"
+    return (
+        f"Hello, this is the call back you were promised about {issue} you called us about earlier. "
+        "Do you have a moment now?"
+    )
+
+
+def callback_variables(data: QueueCallbackInput, key: str, claim: ClaimResult) -> dict[str, str]:
+    """`assistantOverrides.variableValues` of a callback call, each for a reader:
+
+    - `originalCallId`: the edge links the callback call's escalation to the specialist held for it
+      (`ResolveEscalationRequest.callback_of_call_id`).
+    - `callbackAttemptKey`: the attempt's full key (Vapi's `name` is a digest when the key is long), for
+      ops reading a call in Vapi's dashboard and for the local Vapi stand-in's dial record.
+    - `specialistId`: the specialist held for the callback (the stand-in's dial record; the edge asks
+      routing, not this value).
+    - `issueCategory`, `complexityLevel`, `customerContext`, `callbackReason`: the original escalation, for
+      the provisioned assistant's prompt (`{{issueCategory}}` ...), so that it escalates the callback with the
+      same category and does not make the customer explain it all again.
+
+    The specialist's number and SIP URI are not sent (nobody at Vapi reads them; the edge answers the
+    transfer from routing), nor are the tier or team id."""
+    return {
+        "originalCallId": data.call_id,
+        "callbackAttemptKey": key,
+        "specialistId": claim.agent_id,
+        "issueCategory": data.category,
+        "complexityLevel": data.complexity,
+        "customerContext": data.context,
+        "callbackReason": data.reason,
+    }
+
+
 def initial_search_attributes(data: QueueCallbackInput) -> TypedSearchAttributes:
     """What the starter sets so the callback is filterable from its first moment (state `waiting`)."""
     return TypedSearchAttributes(
@@ -84,6 +149,13 @@ def initial_search_attributes(data: QueueCallbackInput) -> TypedSearchAttributes
             SearchAttributePair(CALLBACK_STATE, "waiting"),
         ]
     )
+
+
+def _outcome_text(result: DialResult) -> str:
+    """`not-reached (voicemail): voicemail answered`, `connected (customer-ended-call): the customer spoke`:
+    the outcome, Vapi's reason and the evidence verdict's detail, for `CallbackStatus.last_outcome`."""
+    text = result.outcome + (f" ({result.ended_reason})" if result.ended_reason else "")
+    return text + (f": {result.detail}" if result.detail else "")
 
 
 @workflow.defn
@@ -182,7 +254,14 @@ class QueueCallbackWorkflow:
         workflow.logger.info(
             "callback for %s queued on team %s (%s)", data.masked_number, data.team_id, data.decision_id
         )
-        final = await self._serve(data)
+        problem = number_problem(data)
+        if problem and workflow.patched(NUMBER_CHECK):
+            self._note = f"never dialled: {problem}"
+            self._last_outcome = "not dialled (the customer's number is not E.164)"
+            workflow.logger.warning("callback %s: %s", data.call_id, self._note)
+            final = "unreachable"
+        else:
+            final = await self._serve(data)
         await self._finish(final)
         await workflow.wait_condition(lambda: workflow.all_handlers_finished())
         return self.status()
@@ -275,21 +354,6 @@ class QueueCallbackWorkflow:
         self._position = 0
         self._set_state("dialling")
         key = attempt_key(data.call_id, self._attempts)
-        variables = {
-            "originalCallId": data.call_id,
-            "callbackAttemptKey": key,
-            "callbackAttempt": str(self._attempts),
-            "issueCategory": data.category,
-            "complexityLevel": data.complexity,
-            "customerTier": data.tier,
-            "customerContext": data.context,
-            "callbackReason": data.reason,
-            "teamId": data.team_id,
-            "specialistId": claim.agent_id,
-            "specialistName": claim.agent_name,
-            "specialistNumber": claim.agent_number,
-            "specialistSipUri": claim.agent_sip_uri,
-        }
         try:
             result: DialResult = await workflow.execute_activity_method(
                 VapiActivities.place_callback_call,
@@ -299,7 +363,8 @@ class QueueCallbackWorkflow:
                     attempt_key=key,
                     customer_number=data.customer_number,
                     masked_number=data.masked_number,
-                    variable_values=variables,
+                    variable_values=callback_variables(data, key, claim),
+                    first_message=data.first_message or default_first_message(data.category),
                 ),
                 start_to_close_timeout=timedelta(hours=2),
                 heartbeat_timeout=timedelta(minutes=1),
@@ -309,7 +374,7 @@ class QueueCallbackWorkflow:
             self._last_outcome = f"dial failed: {exc.cause}"
             workflow.logger.warning("callback %s: %s", key, self._last_outcome)
             return DialOutcome.NOT_REACHED
-        self._last_outcome = result.outcome + (f" ({result.ended_reason})" if result.ended_reason else "")
+        self._last_outcome = _outcome_text(result)
         workflow.logger.info("callback %s for %s: %s", key, data.masked_number, self._last_outcome)
         return result.outcome
 

@@ -14,6 +14,7 @@ A malformed payload raises `InvalidRequest` (the relay should mark it failed, no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,7 +26,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import Complexity, Policy
-from routing_service.domain.phone import mask_number
+from routing_service.domain.phone import is_e164, mask_number
 from workflows.callback import QueueCallbackWorkflow, initial_search_attributes
 from workflows.inputs import (
     BusinessHoursInput,
@@ -55,6 +56,7 @@ __all__ = [
     "complete_review",
     "list_callbacks",
     "list_reviews",
+    "number_problem",
     "reschedule_callback",
     "review_findings",
     "review_input_from_payload",
@@ -105,6 +107,15 @@ def _hours(policy: Policy | None, team_id: str) -> BusinessHoursInput | None:
     )
 
 
+def number_problem(number: str) -> str:
+    """Why `number` cannot be dialled ("" when it is a possible E.164 number), with the number masked."""
+    if is_e164(number):
+        return ""
+    if not re.fullmatch(r"\+[1-9]\d{1,14}", number):
+        return f"{mask_number(number)} is not an E.164 number (a '+', the country code and the number)"
+    return f"{mask_number(number)} is not a possible number for its country code"
+
+
 def callback_input_from_payload(
     payload: Mapping[str, Any], policy: Policy | None = None
 ) -> QueueCallbackInput:
@@ -125,6 +136,7 @@ def callback_input_from_payload(
         customer_number=number,
         masked_number=mask_number(number),
         team_id=team_id,
+        customer_number_problem=number_problem(number),
         tier=_text(payload, "tier"),
         category=_text(payload, "issue_category") or _text(payload, "category"),
         complexity=_text(payload, "effective_complexity") or _text(payload, "complexity"),
@@ -133,6 +145,7 @@ def callback_input_from_payload(
         reason=_text(payload, "escalation_reason") or _text(payload, "reason"),
         decision_id=_text(payload, "decision_id"),
         business_hours=_hours(policy, team_id),
+        first_message=_text(payload, "first_message"),
     )
     if policy is not None:
         queue = policy.queue
@@ -169,6 +182,12 @@ def review_input_from_payload(
         where = str(destination.get("number") or destination.get("sipUri") or "")
     elif isinstance(destination, str):
         where = destination
+    outputs = payload.get("structured_outputs")
+    structured = {
+        str(key): value
+        for key, value in (outputs.items() if isinstance(outputs, Mapping) else ())
+        if isinstance(value, Mapping)
+    }
     duration = payload.get("duration_seconds")
     data = EscalationReviewInput(
         call_id=call_id,
@@ -181,6 +200,7 @@ def review_input_from_payload(
         transfer_statuses=statuses,
         destination=where,
         final_category=_text(payload, "final_category"),
+        structured_outputs={key: dict(value) for key, value in structured.items()},
     )
     if policy is not None:
         critical = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 __all__ = [
     "DEFAULT_CRITICAL_KEYWORDS",
@@ -59,6 +60,9 @@ class QueueCallbackInput:
     """Raw E.164 number to dial. Never copied into ids, memo, search attributes, queries or logs."""
     masked_number: str
     team_id: str
+    customer_number_problem: str = ""
+    """Why `customer_number` cannot be dialled ("" = it can), as the starter judged it with `phonenumbers`
+    (masked): the callback then ends `unreachable` without a dial."""
     tier: str = ""
     category: str = ""
     complexity: str = ""
@@ -80,6 +84,10 @@ class QueueCallbackInput:
     """A callback still waiting this long after it started ends as EXPIRED."""
     not_before: datetime | None = None
     """Do not dial before this instant (a promised time)."""
+    first_message: str = ""
+    """What the customer hears first on the callback call (`assistantOverrides.firstMessage`), rendered by
+    routing from the policy's `callback_first_message`; empty (older payloads and histories): a generic
+    sentence naming the category (`workflows.callback.default_first_message`)."""
 
 
 @dataclass
@@ -106,6 +114,8 @@ class CallbackStatus:
     agent_id: str = ""
     agent_name: str = ""
     last_outcome: str = ""
+    """The last dial's outcome, Vapi's endedReason and why: `not-reached (voicemail): voicemail answered`,
+    `connected (customer-ended-call): the customer spoke`, `dial failed: ...`, `not dialled (...)`."""
     note: str = ""
 
 
@@ -125,7 +135,10 @@ class EscalationReviewInput:
     destination: str = ""
     """Where Vapi forwarded the call (number or SIP URI), when it did."""
     final_category: str = ""
-    """The category the call turned out to be about (e.g. from analysis.structuredData), if known."""
+    """The category the call turned out to be about, as the edge read it (a structured output first,
+    analysis.structuredData as a fallback), if known. The rules prefer `structured_outputs`."""
+    structured_outputs: dict[str, Any] = field(default_factory=dict)
+    """`artifact.structuredOutputs`: output id -> `{"name": ..., "result": ...}`."""
     team_target_wait_seconds: int = 300
     """The target wait of a team missing from `team_target_waits`."""
     team_target_waits: dict[str, int] = field(default_factory=dict)
@@ -144,6 +157,7 @@ class EscalationReviewInput:
             "category_mismatch",
             "callback_unreachable",
             "callback_expired",
+            "callback_not_kept",
             "critical_not_routed_critical",
             "decision_missing",
         ]

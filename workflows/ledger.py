@@ -10,7 +10,13 @@ mid-call, a heartbeat times out). So `place_callback_call` writes the attempt ke
     POST never sent   -> (connection refused) same: deleted
     no answer at all  -> (timeout, reset) the row stays `dialling`: the next try asks Vapi's list API for a
                          call named after the key; found -> adopt it, not found -> `uncertain`, never redial
-    call ended        -> `ended` + Vapi's endedReason; a later try returns the stored outcome
+    call ended        -> `reached` or `not-reached` (the evidence verdict, `workflows.evidence`) + Vapi's
+                         endedReason; a later try returns the stored outcome without asking Vapi again
+    `ended`           -> written by versions before the evidence rule (reason only, no verdict): a later try
+                         reads the call from Vapi again and judges it on the evidence
+
+The verdict lives in `state` rather than a new column so that tables created by earlier versions need no
+migration (`create_all` never alters an existing table).
 
 The table lives in the worker's database (`ESCALADE_DATABASE_URL`, SQLite or PostgreSQL) and is created
 with `create_all` at worker start-up; it is the worker's own table, not part of the routing store's schema.
@@ -25,9 +31,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["DialLedger", "LedgerEntry", "dial_ledger_table", "ledger_metadata"]
+__all__ = ["ENDED_STATES", "DialLedger", "LedgerEntry", "dial_ledger_table", "ledger_metadata"]
 
 ledger_metadata = sa.MetaData()
+
+ENDED_STATES = frozenset({"reached", "not-reached"})
+"""States of an attempt whose call ended and was judged."""
 
 dial_ledger_table = sa.Table(
     "workflow_callback_dials",
@@ -47,7 +56,7 @@ class LedgerEntry:
     attempt_key: str
     call_id: str
     state: str
-    """dialling, dialled, ended, uncertain."""
+    """dialling, dialled, reached, not-reached, ended (older rows: no verdict), uncertain."""
     vapi_call_id: str | None
     ended_reason: str | None
     created_at: datetime
@@ -119,8 +128,10 @@ class DialLedger:
     async def mark_dialled(self, attempt_key: str, vapi_call_id: str) -> None:
         await self._update(attempt_key, state="dialled", vapi_call_id=vapi_call_id)
 
-    async def mark_ended(self, attempt_key: str, ended_reason: str) -> None:
-        await self._update(attempt_key, state="ended", ended_reason=ended_reason)
+    async def mark_ended(self, attempt_key: str, ended_reason: str, *, reached: bool) -> None:
+        """The call ended: store its reason and the evidence verdict."""
+        state = "reached" if reached else "not-reached"
+        await self._update(attempt_key, state=state, ended_reason=ended_reason)
 
     async def mark_uncertain(self, attempt_key: str) -> None:
         await self._update(attempt_key, state="uncertain")

@@ -43,9 +43,10 @@ class DialOutcome:
     """What became of one outbound callback call."""
 
     CONNECTED = "connected"
-    """The customer picked up (Vapi ended the call for a reason other than not reaching them)."""
+    """The customer was on the line: an allow-listed endedReason and a customer turn (see
+    `workflows.evidence`)."""
     NOT_REACHED = "not-reached"
-    """No answer, busy, voicemail or a call that failed to connect."""
+    """Anything else: no answer, busy, voicemail, silence, a failed call, an unknown reason."""
     UNCERTAIN = "uncertain"
     """An earlier try of this attempt may have dialled and Vapi does not list the call: not dialled again."""
 
@@ -90,6 +91,8 @@ class DialParams:
     customer_number: str
     masked_number: str
     variable_values: dict[str, str] = field(default_factory=dict)
+    first_message: str = ""
+    """`assistantOverrides.firstMessage` of the call; empty: the assistant's own first message."""
 
 
 @dataclass
@@ -99,6 +102,8 @@ class DialResult:
     ended_reason: str = ""
     dialled_now: bool = False
     """True when this execution sent the POST (False: the ledger or Vapi's list already had the call)."""
+    detail: str = ""
+    """Why the outcome is what it is, in a few words (`workflows.evidence.CallEvidence.detail`)."""
 
 
 @dataclass

@@ -7,6 +7,7 @@ at the workflow's status without the safety timer firing behind its back.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -16,7 +17,8 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflow.workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
-from workflows.callback import QueueCallbackWorkflow
+from workflows.callback import QueueCallbackWorkflow, default_first_message
+from workflows.client import callback_input_from_payload
 from workflows.inputs import (
     BusinessHoursInput,
     CallbackStatus,
@@ -25,6 +27,7 @@ from workflows.inputs import (
     callback_workflow_id,
 )
 from workflows.payloads import ClaimOutcome, DialOutcome
+from workflows.search_attributes import CALLBACK_STATE
 
 pytestmark = pytest.mark.temporal
 
@@ -62,10 +65,13 @@ async def test_callback_waits_for_signal_when_no_specialist_free(
     assert [p.attempt_key for p, _ in vapi.dials] == [f"callback-{result.call_id}-attempt-1"]
     dial = vapi.dials[0][0]
     assert dial.customer_number == "+15550100003"
-    assert dial.variable_values["specialistName"] == "Ana"
-    assert dial.variable_values["specialistNumber"] == "+15550100111"
+    assert dial.variable_values["originalCallId"] == result.call_id
+    assert dial.variable_values["specialistId"] == "agent-ana"
+    assert "specialistNumber" not in dial.variable_values  # nobody at Vapi reads it
     assert dial.variable_values["customerContext"] == "duplicate charge on the November invoice"
+    assert dial.first_message == default_first_message("billing")
     assert [f.state for f in routing.finished] == ["connected"]
+    assert result.last_outcome == "connected (customer-ended-call): the customer spoke"
 
 
 async def test_callback_claims_again_on_safety_timer_when_signal_is_lost(
@@ -164,6 +170,60 @@ async def test_callback_connects_on_second_attempt_when_first_is_not_answered(
 
     assert (result.state, result.attempts) == ("connected", 2)
     assert [f.state for f in routing.finished] == ["connected"]
+
+
+async def test_voicemail_is_retried_and_its_reason_shows_until_reached(
+    client: Client, time_env: WorkflowEnvironment
+) -> None:
+    routing = FakeRouting(outcome=ClaimOutcome.RESERVED)
+    vapi = FakeVapi(results=[DialOutcome.NOT_REACHED, DialOutcome.CONNECTED], not_reached_reason="voicemail")
+    data = callback_input(first_message="Hello from TechCorp about your billing question.")
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await start(client, worker.task_queue, data)
+
+        async def retry_wait() -> bool:
+            return (await status_of(handle)).state == "retry-wait"
+
+        await eventually(retry_wait)
+        waiting = await status_of(handle)
+        assert waiting.last_outcome == "not-reached (voicemail): voicemail answered"
+        result = await handle.result()
+
+    assert (result.state, result.attempts) == ("connected", 2)
+    assert [p.first_message for p, _ in vapi.dials] == [data.first_message] * 2
+
+
+@pytest.mark.parametrize("number", ["+0987654321", "+1234567890", "0987654321"])
+async def test_number_that_is_not_e164_is_never_dialled(
+    client: Client, time_env: WorkflowEnvironment, number: str
+) -> None:
+    routing = FakeRouting(outcome=ClaimOutcome.RESERVED)
+    vapi = FakeVapi()
+    payload = {"call_id": f"call-{uuid.uuid4()}", "caller_number": number, "team_id": "billing"}
+    data = callback_input_from_payload(payload)
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await start(client, worker.task_queue, data)
+        result = await handle.result()
+        described = await handle.describe()
+
+    assert result.state == "unreachable" and result.attempts == 0
+    assert result.note.startswith("never dialled: ") and number not in result.note
+    assert result.last_outcome == "not dialled (the customer's number is not E.164)"
+    assert described.typed_search_attributes.get(CALLBACK_STATE) == "unreachable"
+    assert vapi.dials == [] and routing.claims == []  # no specialist held for a number nobody can dial
+    assert [(f.state, f.note) for f in routing.finished] == [("unreachable", result.note)]
+
+
+async def test_number_syntax_is_checked_when_the_starter_did_not_judge_it(
+    client: Client, time_env: WorkflowEnvironment
+) -> None:
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.RESERVED), FakeVapi()
+    data = callback_input(customer_number="+0987654321", masked_number="+******4321")
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        result = await (await start(client, worker.task_queue, data)).result()
+
+    assert (result.state, result.note) == ("unreachable", "never dialled: +******4321 is not an E.164 number")
+    assert vapi.dials == []
 
 
 async def test_callback_cancels_when_asked_while_waiting(

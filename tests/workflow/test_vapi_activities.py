@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,13 +18,30 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from tests.workflow.test_worker_metrics import free_port, scrape_until
 from tests.workflow.workflow_fakes import eventually
-from workflows.activities import VapiActivities, classify_ended_reason, vapi_call_name
+from workflows.activities import UNKNOWN_ENDED_REASONS, VapiActivities, classify_ended_reason, vapi_call_name
+from workflows.evidence import KNOWN_ENDED_REASONS, NOT_REACHED_REASONS, REACHED_REASONS, judge_call
 from workflows.ledger import DialLedger
+from workflows.metrics import metrics_runtime
 from workflows.payloads import DialOutcome, DialParams
 
 API_KEY = "vapi-test-key"
+FIRST_MESSAGE = "Hello, this is TechCorp calling back about the billing issue you called us about earlier."
 CALL_ID = "7d3e1a90-6f8b-4de5-9bc3-0e9f8d7c6bf8"
+
+
+CUSTOMER_TURN = "Yes, now is a good time."
+
+
+def ended_call(call_id: str, reason: str, customer_said: str | None) -> dict[str, Any]:
+    """`GET /call/{id}` of an ended call: the assistant's greeting, then the customer's turn if any."""
+    messages: list[dict[str, Any]] = [
+        {"role": "bot", "message": "Hello, this is the call back.", "time": 1.0}
+    ]
+    if customer_said is not None:
+        messages.append({"role": "user", "message": customer_said, "time": 2.0})
+    return {"id": call_id, "status": "ended", "endedReason": reason, "artifact": {"messages": messages}}
 
 
 @dataclass
@@ -29,7 +49,10 @@ class FakeVapiApi:
     """Answers POST /call, GET /call/{id} and GET /call like Vapi, recording every request."""
 
     post_status: list[int] = field(default_factory=lambda: [201])
+    post_error: str = "nope"
     ended_reason: str = "customer-ended-call"
+    customer_said: str | None = CUSTOMER_TURN
+    """The customer's turn in `artifact.messages` (None: no customer turn)."""
     listed: list[dict[str, Any]] = field(default_factory=list)
     in_progress_polls: int = 0
     requests: list[httpx.Request] = field(default_factory=list)
@@ -43,7 +66,7 @@ class FakeVapiApi:
         if request.method == "POST" and path == "/call":
             status = self.post_status.pop(0) if len(self.post_status) > 1 else self.post_status[0]
             if status >= 300:
-                return httpx.Response(status, json={"message": "nope"})
+                return httpx.Response(status, json={"message": self.post_error, "statusCode": status})
             body = json.loads(request.content)
             call = {"id": f"vapi-{len(self.created) + 1}", "status": "queued", **body}
             self.created.append(call)
@@ -54,9 +77,7 @@ class FakeVapiApi:
             if self.in_progress_polls > 0:
                 self.in_progress_polls -= 1
                 return httpx.Response(200, json={"id": path[6:], "status": "in-progress"})
-            return httpx.Response(
-                200, json={"id": path[6:], "status": "ended", "endedReason": self.ended_reason}
-            )
+            return httpx.Response(200, json=ended_call(path[6:], self.ended_reason, self.customer_said))
         return httpx.Response(404, json={"message": "not found"})
 
     @property
@@ -94,7 +115,8 @@ def params(attempt: int = 1) -> DialParams:
         attempt_key=key,
         customer_number="+15550100003",
         masked_number="+1*******0003",
-        variable_values={"originalCallId": CALL_ID, "specialistName": "Ana", "callbackAttemptKey": key},
+        variable_values={"originalCallId": CALL_ID, "specialistId": "agent-ana", "callbackAttemptKey": key},
+        first_message=FIRST_MESSAGE,
     )
 
 
@@ -115,9 +137,22 @@ async def test_dial_sends_vapi_call_body_when_attempt_is_new(ledger: DialLedger)
         "phoneNumberId": "pn-1",
         "customer": {"number": "+15550100003"},
         "name": vapi_call_name(params().attempt_key),
-        "assistantOverrides": {"variableValues": params().variable_values},
+        "assistantOverrides": {
+            "firstMessage": FIRST_MESSAGE,
+            "voicemailDetection": {"provider": "vapi"},
+            "variableValues": params().variable_values,
+        },
     }
     assert len(body["name"]) <= 40
+
+
+async def test_dial_leaves_the_assistants_first_message_when_none_is_given(ledger: DialLedger) -> None:
+    api = FakeVapiApi()
+    await ActivityEnvironment().run(
+        activities(api, ledger).place_callback_call, replace(params(), first_message="")
+    )
+    overrides = json.loads(api.posts[0].content)["assistantOverrides"]
+    assert "firstMessage" not in overrides and overrides["voicemailDetection"] == {"provider": "vapi"}
 
 
 async def test_no_second_dial_when_attempt_runs_again_after_it_ended(ledger: DialLedger) -> None:
@@ -171,7 +206,7 @@ async def test_adopts_listed_call_when_crash_hit_between_post_and_ledger_update(
     )
     assert api.posts == []
     entry = await ledger.get(key)
-    assert entry is not None and (entry.state, entry.vapi_call_id) == ("ended", "vapi-42")
+    assert entry is not None and (entry.state, entry.vapi_call_id) == ("reached", "vapi-42")
 
 
 async def test_no_dial_when_earlier_try_may_have_dialled_and_vapi_lists_nothing(ledger: DialLedger) -> None:
@@ -229,26 +264,165 @@ async def test_activity_heartbeats_vapi_call_id_when_watching(ledger: DialLedger
     assert len(beats) >= 4 and all(b == ("vapi-1",) for b in beats)
 
 
-@pytest.mark.parametrize(
-    ("reason", "outcome"),
-    [
-        ("customer-ended-call", DialOutcome.CONNECTED),
-        ("assistant-forwarded-call", DialOutcome.CONNECTED),
-        ("customer-did-not-answer", DialOutcome.NOT_REACHED),
-        ("customer-busy", DialOutcome.NOT_REACHED),
-        ("voicemail", DialOutcome.NOT_REACHED),
-        ("twilio-failed-to-connect-call", DialOutcome.NOT_REACHED),
-        ("call.start.error-get-transport", DialOutcome.NOT_REACHED),
-        ("", DialOutcome.NOT_REACHED),
-    ],
-)
-def test_ended_reason_classified_when_call_ends(reason: str, outcome: str) -> None:
-    assert classify_ended_reason(reason) == outcome
-
-
 def test_vapi_name_is_key_when_short_and_stable_digest_when_long() -> None:
     assert vapi_call_name("callback-abc-attempt-1") == "callback-abc-attempt-1"
     long_key = params().attempt_key
     assert vapi_call_name(long_key) == vapi_call_name(long_key)
     assert vapi_call_name(long_key) != vapi_call_name(params(2).attempt_key)
     assert len(vapi_call_name(long_key)) <= 40
+
+
+# ---------------------------------------------------------------- reached only on evidence
+
+FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "vapi" / "fixtures"
+
+
+@pytest.mark.parametrize("reason", sorted(REACHED_REASONS))
+def test_allow_listed_reason_is_reached_only_when_the_customer_spoke(reason: str) -> None:
+    assert classify_ended_reason(reason, customer_spoke=True) == DialOutcome.CONNECTED
+    assert classify_ended_reason(reason, customer_spoke=False) == DialOutcome.NOT_REACHED
+    assert classify_ended_reason(reason) == DialOutcome.NOT_REACHED
+
+
+@pytest.mark.parametrize(
+    "reason",
+    [
+        "silence-timed-out",
+        "voicemail",
+        "customer-did-not-answer",
+        "customer-busy",
+        "call.in-progress.error-sip-outbound-call-failed-to-connect",
+        "call.in-progress.error-providerfault-outbound-sip-403-forbidden",
+        "call.in-progress.error-providerfault-outbound-sip-480-temporarily-unavailable",
+        "call.in-progress.error-providerfault-outbound-sip-503-service-unavailable",
+        "twilio-reported-customer-misdialed",
+        "pipeline-error-openai-llm-failed",
+        "call.start.error-subscription-concurrency-limit-reached",
+        "call.forwarding.operator-busy",
+        "assistant-error",  # not a Vapi reason at all
+        "some-reason-vapi-adds-next-year",
+        "",
+    ],
+)
+def test_any_other_reason_is_not_reached_even_with_a_customer_turn(reason: str) -> None:
+    assert classify_ended_reason(reason, customer_spoke=True) == DialOutcome.NOT_REACHED
+
+
+def test_allow_list_is_part_of_the_pinned_sdks_enum_and_disjoint_from_the_named_misses() -> None:
+    assert REACHED_REASONS <= KNOWN_ENDED_REASONS
+    assert NOT_REACHED_REASONS <= KNOWN_ENDED_REASONS
+    assert not REACHED_REASONS & NOT_REACHED_REASONS
+    assert len(KNOWN_ENDED_REASONS) > 500  # the whole enum was read, not a fragment
+
+
+def test_voicemail_fixture_is_not_reached() -> None:
+    call = json.loads((FIXTURES / "outbound-call.get-response.ended-voicemail.json").read_text())
+    verdict = judge_call(call)
+    assert (verdict.reached, verdict.ended_reason, verdict.known) == (False, "voicemail", True)
+
+
+def test_customer_turn_needs_role_user_and_text() -> None:
+    def call(*messages: dict[str, Any]) -> dict[str, Any]:
+        return {"endedReason": "customer-ended-call", "artifact": {"messages": list(messages)}}
+
+    assert judge_call(call({"role": "user", "message": "hi"})).reached
+    assert not judge_call(call({"role": "user", "message": "   "})).reached
+    assert not judge_call(
+        call({"role": "bot", "message": "Hello?"}, {"role": "system", "message": "x"})
+    ).reached
+    assert not judge_call({"endedReason": "customer-ended-call", "messages": [{"role": "user"}]}).reached
+    assert not judge_call({"endedReason": "customer-ended-call", "artifact": {"messages": "user"}}).reached
+
+
+async def test_answering_machine_without_customer_turn_is_not_reached(ledger: DialLedger) -> None:
+    api = FakeVapiApi(ended_reason="customer-ended-call", customer_said=None)
+    result = await ActivityEnvironment().run(activities(api, ledger).place_callback_call, params())
+
+    assert (result.outcome, result.ended_reason) == (DialOutcome.NOT_REACHED, "customer-ended-call")
+    assert result.detail == "no customer turn in the call's messages"
+    entry = await ledger.get(params().attempt_key)
+    assert entry is not None and (entry.state, entry.ended_reason) == ("not-reached", "customer-ended-call")
+
+
+async def test_stored_verdict_is_reused_without_asking_vapi_again(ledger: DialLedger) -> None:
+    api = FakeVapiApi(ended_reason="silence-timed-out", customer_said=CUSTOMER_TURN)
+    acts = activities(api, ledger)
+    first = await ActivityEnvironment().run(acts.place_callback_call, params())
+    seen = len(api.requests)
+    again = await ActivityEnvironment().run(acts.place_callback_call, params())
+
+    assert first == replace(again, dialled_now=True)
+    assert (again.outcome, again.detail) == (
+        DialOutcome.NOT_REACHED,
+        "nobody spoke (an answering machine, or silence)",
+    )
+    assert len(api.requests) == seen  # the ledger answered
+
+
+async def test_ended_row_of_an_older_version_is_judged_on_the_call_read_again(ledger: DialLedger) -> None:
+    key = params().attempt_key
+    await ledger.claim(key, CALL_ID)
+    await ledger.mark_dialled(key, "vapi-9")
+    await ledger._update(key, state="ended", ended_reason="customer-ended-call")  # what older code wrote
+    api = FakeVapiApi(ended_reason="customer-ended-call", customer_said=None)
+    result = await ActivityEnvironment().run(activities(api, ledger).place_callback_call, params())
+
+    assert (result.outcome, result.vapi_call_id, result.dialled_now) == (
+        DialOutcome.NOT_REACHED,
+        "vapi-9",
+        False,
+    )
+    assert api.posts == [] and [r.url.path for r in api.requests] == ["/call/vapi-9"]
+    entry = await ledger.get(key)
+    assert entry is not None and entry.state == "not-reached"
+
+
+async def test_unknown_reason_is_logged_once_and_counted_by_label(
+    ledger: DialLedger, caplog: pytest.LogCaptureFixture
+) -> None:
+    reason = f"call.new-reason-{uuid.uuid4().hex[:8]}"
+    address = f"127.0.0.1:{free_port()}"
+    runtime = metrics_runtime(address)
+    assert runtime is not None
+    env = ActivityEnvironment()
+    env.metric_meter = runtime.metric_meter
+    api = FakeVapiApi(ended_reason=reason)
+    acts = activities(api, ledger)
+    with caplog.at_level(logging.WARNING):
+        first = await env.run(acts.place_callback_call, params(1))
+        second = await env.run(acts.place_callback_call, params(2))
+
+    assert first.outcome == second.outcome == DialOutcome.NOT_REACHED
+    assert "does not know" in first.detail
+    assert sum(reason in r.getMessage() for r in caplog.records) == 1
+    text = await scrape_until(f"http://{address}/metrics", reason)
+    [line] = [x for x in text.splitlines() if x.startswith(UNKNOWN_ENDED_REASONS) and reason in x]
+    assert f'ended_reason="{reason}"' in line and line.endswith(" 2")
+
+
+# ---------------------------------------------------------------- POST /call errors
+
+
+async def test_concurrency_limit_is_retried_and_the_retry_dials(ledger: DialLedger) -> None:
+    api = FakeVapiApi(post_status=[400, 201], post_error="Over Concurrency Limit.")
+    acts = activities(api, ledger)
+    with pytest.raises(ApplicationError) as failed:
+        await ActivityEnvironment().run(acts.place_callback_call, params())
+    assert (failed.value.type, failed.value.non_retryable) == ("VapiConcurrencyLimit", False)
+    assert "Over Concurrency Limit" in str(failed.value)
+    assert await ledger.get(params().attempt_key) is None  # Vapi created nothing: the retry may dial
+
+    result = await ActivityEnvironment().run(acts.place_callback_call, params())
+    assert (result.outcome, result.dialled_now) == (DialOutcome.CONNECTED, True)
+    assert len(api.created) == 1
+
+
+async def test_other_bad_request_stays_permanent_and_its_text_is_masked(ledger: DialLedger) -> None:
+    api = FakeVapiApi(
+        post_status=[400], post_error="customer.number +15550100003 must be a valid phone number"
+    )
+    with pytest.raises(ApplicationError) as failed:
+        await ActivityEnvironment().run(activities(api, ledger).place_callback_call, params())
+
+    assert (failed.value.type, failed.value.non_retryable) == ("VapiRejected", True)
+    assert "must be a valid phone number" in str(failed.value) and "+15550100003" not in str(failed.value)

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from workflows.callback import QueueCallbackWorkflow
+from workflows.evidence import judge
 from workflows.inputs import QueueCallbackInput
 from workflows.payloads import (
     ClaimOutcome,
@@ -89,13 +90,20 @@ class FakeRouting:
 class FakeVapi:
     results: list[str] = field(default_factory=lambda: [DialOutcome.CONNECTED])
     dials: list[tuple[DialParams, datetime]] = field(default_factory=list)
+    not_reached_reason: str = "customer-did-not-answer"
 
     @activity.defn(name="place_callback_call")
     async def place_callback_call(self, params: DialParams) -> DialResult:
         self.dials.append((params, activity.info().current_attempt_scheduled_time))
         outcome = self.results[min(len(self.dials), len(self.results)) - 1]
-        reason = "customer-ended-call" if outcome == DialOutcome.CONNECTED else "customer-did-not-answer"
-        return DialResult(outcome=outcome, vapi_call_id=f"vapi-{len(self.dials)}", ended_reason=reason)
+        reason = "customer-ended-call" if outcome == DialOutcome.CONNECTED else self.not_reached_reason
+        evidence = judge(reason, spoke=outcome == DialOutcome.CONNECTED)
+        return DialResult(
+            outcome=outcome,
+            vapi_call_id=f"vapi-{len(self.dials)}",
+            ended_reason=reason,
+            detail=evidence.detail,
+        )
 
 
 @dataclass
