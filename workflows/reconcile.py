@@ -56,7 +56,7 @@ def _complexity_name(value: pb.Complexity.ValueType) -> str:
 def callback_payload_from_ticket(ticket: pb.CallbackTicket) -> dict[str, Any]:
     """The outbox payload `webhook_edge.translate.callback_payload` would have recorded for this ticket
     (less the estimated wait, which the workflow does not read); ListCallbacks tickets carry the caller's
-    context and reason."""
+    context and reason, and the first message routing rendered for the callback call."""
     return {
         "call_id": ticket.call_id,
         "caller_number": ticket.caller_number,
@@ -68,6 +68,7 @@ def callback_payload_from_ticket(ticket: pb.CallbackTicket) -> dict[str, Any]:
         "customer_context": ticket.customer_context,
         "escalation_reason": ticket.escalation_reason,
         "decision_id": ticket.decision_id,
+        "first_message": ticket.first_message,
     }
 
 

@@ -3,7 +3,8 @@
 1. Gathers the stored decision (`get_decision`). If the call was queued for a callback that is still open,
    waits (up to `callback_wait_seconds`) for the callback workflow's `callback_finished` signal, then reads
    the decision again.
-2. Applies the review rules (`workflows.review_rules`) and records the findings (`record_review`).
+2. Applies the review rules (`workflows.review_rules`: transfer outcomes from `artifact.transfers[].status`,
+   the category from `artifact.structuredOutputs`) and records the findings (`record_review`).
 3. Counts the escalation in the customer's history and sets their last specialist
    (`record_escalation_outcome`, idempotent per call in routing).
 4. When a finding needs a human, waits for the `complete_review(verdict, note)` update. Past
@@ -23,13 +24,18 @@ with workflow.unsafe.imports_passed_through():
     from workflows.activities import ReviewActivities, RoutingActivities
     from workflows.inputs import CallbackStatus, EscalationReviewInput, Finding, ReviewStatus
     from workflows.payloads import DecisionParams, DecisionView, OutcomeParams, ReviewRecord
-    from workflows.review_rules import apply_review_rules, reached_agent
+    from workflows.review_rules import CURRENT_VERSION, apply_review_rules, reached_agent
     from workflows.search_attributes import ESCALATION_CATEGORY, ESCALATION_COMPLEXITY, ESCALATION_TIER
 
 __all__ = ["VERDICTS", "EscalationReviewWorkflow"]
 
 VERDICTS = ("confirmed", "dismissed", "resolved")
 """confirmed: the findings are real problems; dismissed: false alarm; resolved: fixed (policy changed)."""
+
+RULES_V2 = "review-rules-v2"
+"""Patch id: the rules read transfer outcomes as Vapi reports them (`cancelled` is the caller leaving, a
+failed attempt followed by a connected one is `transfer_retried`), structured outputs, and flag a callback
+not kept. Reviews that judged before it replay with the rules they used (`review_rules` version 1)."""
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 OPEN_CALLBACK_STATES = frozenset({"waiting", "reserved"})
@@ -100,7 +106,8 @@ class EscalationReviewWorkflow:
                     decision.callback.state = self._callback.state
                     decision.callback.agent_id = decision.callback.agent_id or self._callback.agent_id
 
-        findings = apply_review_rules(data, decision, now=workflow.now())
+        version = CURRENT_VERSION if workflow.patched(RULES_V2) else 1
+        findings = apply_review_rules(data, decision, now=workflow.now(), version=version)
         self._status.findings = findings
         self._status.agent_id = reached_agent(data, decision, findings)
         if decision is not None:

@@ -2,16 +2,31 @@
 
 Rules (each yields at most one `Finding`, named by its rule):
 
-- `transfer_failed`: a transfer artifact ended no-answer/busy/voicemail/failed/cancelled and none connected,
-  or the call ended with `call.forwarding.operator-busy` / `call.forwarding.no-answer`.
+- `transfer_failed`: every transfer attempt (`artifact.transfers[].status`) failed (no-answer, busy,
+  voicemail, failed), or the call ended with a forwarding failure (`call.forwarding.operator-busy`,
+  `call.forwarding.no-answer`, `call.in-progress.error-transfer-failed`,
+  `call.in-progress.error-warm-transfer-*`).
+- `transfer_retried` (informational): an attempt failed and a later one connected (the failed-transfer
+  loop found the next specialist).
 - `hung_up_before_specialist`: `customer-ended-call-during-transfer`, `customer-ended-call-before-warm-
-  transfer`, or `customer-ended-call` on a transfer decision that was never forwarded.
+  transfer`, `customer-ended-call-after-warm-transfer-attempt`, a transfer the caller cancelled with none
+  connected, or `customer-ended-call` on a transfer decision that was never forwarded.
 - `wait_over_target`: the callback took longer than the team's target wait (enqueued -> finished), or the
   decision's estimated wait was already over it.
 - `category_mismatch`: the category the call turned out to be about is not the one routing used.
 - `callback_unreachable` / `callback_expired`: the callback ended without reaching the customer.
+- `callback_not_kept`: a callback was promised and is neither connected nor one of the two above (cancelled,
+  or still open when the review judged).
 - `critical_not_routed_critical`: a critical keyword was said but the effective complexity was not critical.
 - `decision_missing`: routing has no decision for the call.
+
+The category the call turned out to be about comes from `artifact.structuredOutputs` (an output named
+`issue_category`, or the `issue_category` field of one named `escalation`) before the edge's
+`final_category`.
+
+`version` 1 is the rule set before transfer outcomes and structured outputs were read (cancelled counted as a
+failed transfer; no `transfer_retried`, `callback_not_kept`, structured outputs or warm-transfer endings):
+reviews that judged with it replay with it (`workflows.review.RULES_V2`).
 """
 
 from __future__ import annotations
@@ -22,14 +37,39 @@ from datetime import datetime
 from workflows.inputs import EscalationReviewInput, Finding
 from workflows.payloads import DecisionView
 
-__all__ = ["FAILED_TRANSFER_STATUSES", "apply_review_rules", "reached_agent"]
+__all__ = [
+    "CURRENT_VERSION",
+    "FAILED_TRANSFER_STATUSES",
+    "apply_review_rules",
+    "final_category",
+    "reached_agent",
+]
 
-FAILED_TRANSFER_STATUSES = frozenset({"no-answer", "busy", "voicemail", "failed", "cancelled"})
+CURRENT_VERSION = 2
+FAILED_TRANSFER_STATUSES = frozenset({"no-answer", "busy", "voicemail", "failed"})
+"""The specialist's side did not take the transfer (`cancelled` is the caller leaving: not a failure)."""
+_V1_FAILED_TRANSFER_STATUSES = FAILED_TRANSFER_STATUSES | {"cancelled"}
 CONNECTED_TRANSFER_STATUSES = frozenset({"connected", "completed"})
-FORWARDING_FAILED_REASONS = frozenset({"call.forwarding.operator-busy", "call.forwarding.no-answer"})
+FORWARDING_FAILED_REASONS = frozenset(
+    {
+        "call.forwarding.operator-busy",
+        "call.forwarding.no-answer",
+        "call.in-progress.error-transfer-failed",
+    }
+)
+_V1_FORWARDING_FAILED_REASONS = frozenset({"call.forwarding.operator-busy", "call.forwarding.no-answer"})
+WARM_TRANSFER_ERROR_PREFIX = "call.in-progress.error-warm-transfer-"
 HUNG_UP_REASONS = frozenset(
+    {
+        "customer-ended-call-during-transfer",
+        "customer-ended-call-before-warm-transfer",
+        "customer-ended-call-after-warm-transfer-attempt",
+    }
+)
+_V1_HUNG_UP_REASONS = frozenset(
     {"customer-ended-call-during-transfer", "customer-ended-call-before-warm-transfer"}
 )
+KEPT_OR_JUDGED_CALLBACK_STATES = frozenset({"connected", "unreachable", "expired"})
 TRANSFER_KINDS = frozenset({"transfer_agent", "transfer_team"})
 
 
@@ -50,28 +90,79 @@ def _critical_keyword(data: EscalationReviewInput) -> str | None:
     return None
 
 
+def final_category(data: EscalationReviewInput) -> str:
+    """The category the call was about: a structured output named `issue_category` (its result), else the
+    `issue_category` field of an output named `escalation`, else the edge's `final_category`."""
+    by_name = {
+        str(output.get("name", "")): output.get("result")
+        for output in data.structured_outputs.values()
+        if isinstance(output, dict)
+    }
+    direct = by_name.get("issue_category")
+    if isinstance(direct, str) and direct.strip():
+        return direct.strip().lower()
+    escalation = by_name.get("escalation")
+    if isinstance(escalation, dict):
+        nested = escalation.get("issue_category")
+        if isinstance(nested, str) and nested.strip():
+            return nested.strip().lower()
+    return data.final_category.strip().lower()
+
+
+def _forwarding_failed(reason: str, version: int) -> bool:
+    if version < 2:
+        return reason in _V1_FORWARDING_FAILED_REASONS
+    return reason in FORWARDING_FAILED_REASONS or reason.startswith(WARM_TRANSFER_ERROR_PREFIX)
+
+
+def _transfer_findings(data: EscalationReviewInput, decision: DecisionView, version: int) -> list[Finding]:
+    findings: list[Finding] = []
+    statuses = [s.lower() for s in data.transfer_statuses]
+    connected = _transfer_connected(data)
+    if version < 2:
+        failed = [s for s in statuses if s in _V1_FAILED_TRANSFER_STATUSES]
+        transfer_failed = bool(failed) and not connected
+        hung_up = data.ended_reason in _V1_HUNG_UP_REASONS
+    else:
+        failed = [s for s in statuses if s in FAILED_TRANSFER_STATUSES]
+        transfer_failed = bool(statuses) and len(failed) == len(statuses) and not connected
+        cancelled = "cancelled" in statuses and not connected
+        hung_up = data.ended_reason in HUNG_UP_REASONS or cancelled
+    if _forwarding_failed(data.ended_reason, version) or transfer_failed:
+        why = data.ended_reason if _forwarding_failed(data.ended_reason, version) else ", ".join(failed)
+        findings.append(_finding("transfer_failed", f"the transfer did not connect ({why})", data))
+    elif version >= 2 and failed and connected:
+        findings.append(
+            _finding(
+                "transfer_retried",
+                f"{len(failed)} transfer attempt(s) failed ({', '.join(failed)}) before one connected",
+                data,
+            )
+        )
+
+    if hung_up or (
+        data.ended_reason == "customer-ended-call"
+        and decision.kind in TRANSFER_KINDS
+        and not data.destination
+        and not connected
+    ):
+        left_mid_transfer = hung_up and data.ended_reason not in HUNG_UP_REASONS
+        why = "the transfer was cancelled" if left_mid_transfer else data.ended_reason
+        findings.append(_finding("hung_up_before_specialist", f"the caller hung up first ({why})", data))
+    return findings
+
+
 def apply_review_rules(
-    data: EscalationReviewInput, decision: DecisionView | None, *, now: datetime
+    data: EscalationReviewInput,
+    decision: DecisionView | None,
+    *,
+    now: datetime,
+    version: int = CURRENT_VERSION,
 ) -> list[Finding]:
     """Every rule that fires for this call, in the order listed in the module docstring."""
     if decision is None:
         return [_finding("decision_missing", "routing has no decision for this call", data)]
-    findings: list[Finding] = []
-    statuses = [s.lower() for s in data.transfer_statuses]
-    failed = [s for s in statuses if s in FAILED_TRANSFER_STATUSES]
-    if data.ended_reason in FORWARDING_FAILED_REASONS or (failed and not _transfer_connected(data)):
-        why = data.ended_reason if data.ended_reason in FORWARDING_FAILED_REASONS else ", ".join(failed)
-        findings.append(_finding("transfer_failed", f"the transfer did not connect ({why})", data))
-
-    if data.ended_reason in HUNG_UP_REASONS or (
-        data.ended_reason == "customer-ended-call"
-        and decision.kind in TRANSFER_KINDS
-        and not data.destination
-        and not _transfer_connected(data)
-    ):
-        findings.append(
-            _finding("hung_up_before_specialist", f"the caller hung up first ({data.ended_reason})", data)
-        )
+    findings = _transfer_findings(data, decision, version)
 
     target = data.team_target_waits.get(decision.team_id, data.team_target_wait_seconds)
     callback = decision.callback
@@ -94,7 +185,7 @@ def apply_review_rules(
             )
         )
 
-    final = data.final_category.strip().lower()
+    final = final_category(data) if version >= 2 else data.final_category.strip().lower()
     if final and decision.issue_category and final != decision.issue_category.lower():
         findings.append(
             _finding(
@@ -108,6 +199,14 @@ def apply_review_rules(
         findings.append(_finding("callback_unreachable", "the callback never reached the customer", data))
     elif callback is not None and callback.state == "expired":
         findings.append(_finding("callback_expired", "no specialist called the customer back in time", data))
+    elif version >= 2 and callback is not None and callback.state not in KEPT_OR_JUDGED_CALLBACK_STATES:
+        findings.append(
+            _finding(
+                "callback_not_kept",
+                f"a callback was promised and is {callback.state or 'in an unknown state'}",
+                data,
+            )
+        )
 
     keyword = _critical_keyword(data)
     if keyword is not None and decision.complexity != "critical":

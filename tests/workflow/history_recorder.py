@@ -131,11 +131,67 @@ async def review_overdue(client: Client, env: WorkflowEnvironment) -> Handle:
     return handle
 
 
+async def callback_voicemail_then_reached(client: Client, env: WorkflowEnvironment) -> Handle:
+    routing = FakeRouting(outcome=ClaimOutcome.RESERVED)
+    vapi = FakeVapi(results=[DialOutcome.NOT_REACHED, DialOutcome.CONNECTED], not_reached_reason="voicemail")
+    data = callback_input("replay-callback-voicemail", first_message="Hello from TechCorp about your bill.")
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await client.start_workflow(
+            QueueCallbackWorkflow.run,
+            data,
+            id=callback_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+    return handle
+
+
+async def callback_number_not_e164(client: Client, env: WorkflowEnvironment) -> Handle:
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.RESERVED), FakeVapi()
+    data = callback_input(
+        "replay-callback-not-e164", customer_number="+0987654321", masked_number="+******4321"
+    )
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await client.start_workflow(
+            QueueCallbackWorkflow.run,
+            data,
+            id=callback_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+    return handle
+
+
+async def review_transfer_retried(client: Client, env: WorkflowEnvironment) -> Handle:
+    decision = DecisionView(
+        decision_id="dec-t", kind="transfer_agent", team_id="billing", issue_category="billing"
+    )
+    routing, reviews = FakeRouting(decision=decision), FakeReviews()
+    data = EscalationReviewInput(
+        call_id="replay-review-retried",
+        ended_reason="assistant-forwarded-call",
+        transfer_statuses=["no-answer", "connected"],
+        structured_outputs={"so-1": {"name": "issue_category", "result": "billing"}},
+    )
+    async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
+        handle = await client.start_workflow(
+            EscalationReviewWorkflow.run,
+            data,
+            id=review_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "callback_signal_then_connected": callback_signal_then_connected,
     "callback_unreachable": callback_unreachable,
+    "callback_voicemail_then_reached": callback_voicemail_then_reached,
+    "callback_number_not_e164": callback_number_not_e164,
     "review_completed": review_completed,
     "review_overdue": review_overdue,
+    "review_transfer_retried": review_transfer_retried,
 }
 
 

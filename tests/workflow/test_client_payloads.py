@@ -10,8 +10,10 @@ import pytest
 
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import BusinessHours, Policy
+from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.policy.loader import load_policy
 from workflows.client import callback_input_from_payload, review_input_from_payload
+from workflows.reconcile import callback_payload_from_ticket
 
 TECHCORP = Path(__file__).resolve().parents[2] / "examples" / "techcorp.yaml"
 
@@ -113,3 +115,43 @@ def test_review_input_reads_transfers_destination_and_times_when_edge_payload_gi
 def test_review_payload_rejected_when_call_id_missing() -> None:
     with pytest.raises(InvalidRequest):
         review_input_from_payload({"ended_reason": "customer-ended-call"})
+
+
+def test_callback_input_takes_the_first_message_and_judges_the_number() -> None:
+    greeting = "Hello, this is TechCorp calling back about the billing issue you called us about earlier."
+    data = callback_input_from_payload(payload(first_message=greeting))
+    assert (data.first_message, data.customer_number_problem) == (greeting, "")
+    assert callback_input_from_payload(payload()).first_message == ""  # older payloads
+
+
+@pytest.mark.parametrize(
+    ("number", "problem"),
+    [
+        ("+0987654321", "+******4321 is not an E.164 number (a '+', the country code and the number)"),
+        ("+1234567890", "+1*****7890 is not a possible number for its country code"),
+        ("555-0100", "****100 is not an E.164 number (a '+', the country code and the number)"),
+    ],
+)
+def test_callback_input_names_why_a_number_cannot_be_dialled(number: str, problem: str) -> None:
+    data = callback_input_from_payload(payload(caller_number=number))
+    assert data.customer_number_problem == problem
+    assert number not in problem
+
+
+def test_reconciled_payload_carries_the_tickets_first_message() -> None:
+    ticket = pb.CallbackTicket(
+        call_id="call-7",
+        caller_number="+14155550123",
+        team_id="technical",
+        issue_category="technical",
+        first_message="Hello, this is TechCorp Technical Support calling back about your technical issue.",
+    )
+    data = callback_input_from_payload(callback_payload_from_ticket(ticket))
+    assert data.first_message == ticket.first_message
+
+
+def test_review_input_keeps_structured_outputs_when_the_edge_sends_them() -> None:
+    outputs = {"so-1": {"name": "issue_category", "result": "billing"}, "bad": "not an output"}
+    data = review_input_from_payload({"call_id": "call-3", "structured_outputs": outputs})
+    assert data.structured_outputs == {"so-1": {"name": "issue_category", "result": "billing"}}
+    assert review_input_from_payload({"call_id": "call-4"}).structured_outputs == {}

@@ -6,6 +6,7 @@ recorded, so workflows that were running when a `workflow.patched` change shippe
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,9 +17,9 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.workflow.history_recorder import HISTORIES, SCENARIOS, load_history, record_all
-from workflows.callback import QueueCallbackWorkflow
+from workflows.callback import NUMBER_CHECK, QueueCallbackWorkflow
 from workflows.inputs import CallbackStatus, QueueCallbackInput
-from workflows.review import EscalationReviewWorkflow
+from workflows.review import RULES_V2, EscalationReviewWorkflow
 
 pytestmark = pytest.mark.temporal
 
@@ -45,6 +46,28 @@ def test_histories_from_before_lean_claims_take_the_old_path() -> None:
     for path in histories():
         if path.stem.startswith("callback_"):
             assert "claim_callback" not in _scheduled_activities(path)
+
+
+def _patches(path: Path) -> set[str]:
+    """The `workflow.patched` ids a history recorded."""
+    found = set()
+    for event in load_history(path).events:
+        attrs = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and attrs.marker_name == "core_patch":
+            found.add(json.loads(attrs.details["patch-data"].payloads[0].data)["id"])
+    return found
+
+
+def test_new_behaviour_is_recorded_behind_its_patches() -> None:
+    """The invalid-number path and the second review rules are recorded behind their patch ids; the
+    recordings made before them carry neither, and a valid number's callback never asks for the check."""
+    assert NUMBER_CHECK in _patches(HISTORIES / "callback_number_not_e164.json")
+    for name in ("callback_unreachable", "callback_voicemail_then_reached", "callback_signal_then_connected"):
+        assert NUMBER_CHECK not in _patches(HISTORIES / f"{name}.json")
+    for name in ("review_completed", "review_overdue", "review_transfer_retried"):
+        assert RULES_V2 in _patches(HISTORIES / f"{name}.json")
+    for path in (HISTORIES / "before_evidence").glob("*.json"):
+        assert not _patches(path) & {NUMBER_CHECK, RULES_V2}
 
 
 def _scheduled_activities(path: Path) -> set[str]:

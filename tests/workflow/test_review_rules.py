@@ -7,7 +7,7 @@ from typing import Any
 
 from workflows.inputs import EscalationReviewInput
 from workflows.payloads import CallbackView, DecisionView
-from workflows.review_rules import apply_review_rules, reached_agent
+from workflows.review_rules import apply_review_rules, final_category, reached_agent
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -150,3 +150,97 @@ def test_wait_over_target_uses_team_target_when_policy_gives_one() -> None:
     data = report(team_target_wait_seconds=3600, team_target_waits={"technical": 120})
     assert rules(data, decision(estimated_wait_seconds=300.0)) == ["wait_over_target"]
     assert rules(data, decision(team_id="billing", estimated_wait_seconds=300.0)) == []
+
+
+# ---------------------------------------------------------------- transfer outcomes (artifact.transfers)
+
+
+def test_transfer_failed_when_every_attempt_failed() -> None:
+    for statuses in (["no-answer"], ["busy", "voicemail"], ["failed", "no-answer", "busy"]):
+        data = report(ended_reason="customer-ended-call", transfer_statuses=statuses, destination="")
+        found = apply_review_rules(data, decision(), now=NOW)
+        [failed] = [f for f in found if f.rule == "transfer_failed"]
+        assert failed.needs_human and ", ".join(statuses) in failed.detail
+
+
+def test_transfer_retried_not_failed_when_a_later_attempt_connected() -> None:
+    data = report(ended_reason="assistant-forwarded-call", transfer_statuses=["no-answer", "connected"])
+    found = apply_review_rules(data, decision(), now=NOW)
+    assert [(f.rule, f.needs_human) for f in found] == [("transfer_retried", False)]
+    assert "1 transfer attempt(s) failed (no-answer)" in found[0].detail
+
+
+def test_cancelled_transfer_is_the_caller_leaving_not_a_failed_transfer() -> None:
+    data = report(ended_reason="customer-ended-call", transfer_statuses=["cancelled"], destination="")
+    found = apply_review_rules(data, decision(), now=NOW)
+    assert [f.rule for f in found] == ["hung_up_before_specialist"]
+    assert "cancelled" in found[0].detail
+    # the rules before this change counted it as a failed transfer: old reviews replay with them
+    assert "transfer_failed" in [f.rule for f in apply_review_rules(data, decision(), now=NOW, version=1)]
+
+
+def test_no_transfer_failed_when_a_failed_attempt_was_followed_by_the_caller_cancelling() -> None:
+    data = report(ended_reason="customer-ended-call", transfer_statuses=["no-answer", "cancelled"])
+    assert rules(data, decision()) == ["hung_up_before_specialist"]
+
+
+def test_warm_transfer_errors_and_transfer_failed_ending_are_failed_transfers() -> None:
+    for reason in (
+        "call.in-progress.error-transfer-failed",
+        "call.in-progress.error-warm-transfer-max-duration",
+        "call.forwarding.no-answer",
+    ):
+        assert rules(report(ended_reason=reason, transfer_statuses=[]), decision()) == ["transfer_failed"]
+
+
+def test_hung_up_after_warm_transfer_attempt() -> None:
+    data = report(ended_reason="customer-ended-call-after-warm-transfer-attempt", transfer_statuses=[])
+    assert rules(data, decision()) == ["hung_up_before_specialist"]
+    assert rules(data, decision()) != [
+        f.rule for f in apply_review_rules(data, decision(), now=NOW, version=1)
+    ]
+
+
+# ---------------------------------------------------------------- callbacks promised
+
+
+def test_callback_not_kept_when_cancelled_or_still_open() -> None:
+    for state in ("cancelled", "waiting", "reserved"):
+        d = decision(kind="callback", callback=CallbackView(state=state))
+        found = apply_review_rules(report(transfer_statuses=[]), d, now=NOW)
+        [kept] = [f for f in found if f.rule == "callback_not_kept"]
+        assert kept.needs_human and state in kept.detail
+
+
+def test_no_callback_not_kept_when_connected_or_judged_by_its_own_rule() -> None:
+    for state, rule in (
+        ("connected", None),
+        ("unreachable", "callback_unreachable"),
+        ("expired", "callback_expired"),
+    ):
+        d = decision(kind="callback", callback=CallbackView(state=state))
+        found = rules(report(transfer_statuses=[]), d)
+        assert "callback_not_kept" not in found
+        assert rule is None or rule in found
+
+
+# ---------------------------------------------------------------- structured outputs
+
+
+def test_final_category_comes_from_structured_output_named_issue_category() -> None:
+    outputs = {"so-1": {"name": "issue_category", "result": "Billing"}}
+    data = report(structured_outputs=outputs, final_category="technical")
+    assert final_category(data) == "billing"
+    assert "category_mismatch" in rules(data, decision())
+
+
+def test_final_category_comes_from_escalation_output_then_edge_value() -> None:
+    nested = report(
+        structured_outputs={"so-2": {"name": "escalation", "result": {"issue_category": "account"}}}
+    )
+    assert final_category(nested) == "account"
+    empty = report(
+        structured_outputs={"so-3": {"name": "issue_category", "result": ""}}, final_category="Technical"
+    )
+    assert final_category(empty) == "technical"
+    assert rules(empty, decision()) == []
