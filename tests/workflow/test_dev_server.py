@@ -137,7 +137,8 @@ async def test_review_helpers_list_query_and_complete_when_review_needs_verdict(
 
         await eventually(awaiting)
         findings = await helpers.review_findings(client, call_id)
-        assert {f.rule for f in findings.findings} == {"transfer_failed", "hung_up_before_specialist"}
+        # a cancelled transfer is the caller leaving, not a transfer the specialist failed
+        assert {f.rule for f in findings.findings} == {"hung_up_before_specialist"}
 
         async def listed() -> bool:
             rows = await helpers.list_reviews(client, open_only=True)
@@ -193,7 +194,9 @@ async def test_run_worker_dials_head_of_queue_when_routing_reserves(
     assert result["state"] == "connected"
     [dial] = vapi.dials
     assert dial["customer"] == {"number": RAW}
-    assert dial["assistantOverrides"]["variableValues"]["specialistName"] == "Ana"
+    assert dial["assistantOverrides"]["variableValues"]["specialistId"] == "agent-ana"
+    assert dial["assistantOverrides"]["variableValues"]["originalCallId"] == call_id
+    assert dial["assistantOverrides"]["voicemailDetection"] == {"provider": "vapi"}
     finished = [r for r in routing.requests if isinstance(r, pb.FinishCallbackRequest)]
     assert [(r.call_id, r.state) for r in finished] == [(call_id, pb.CALLBACK_STATE_CONNECTED)]
     description = await client.get_workflow_handle(started.workflow_id).describe()
