@@ -188,6 +188,11 @@ class AssignmentRepository(Protocol):
         """The call's assignment of `purpose` holding a slot (with its stage), if any."""
         ...
 
+    async def lock_call(self, call_id: str) -> None:
+        """Serialise, until the transaction ends, the units of work that change this call's assignments
+        (concurrent deliveries of one call's escalations would otherwise lock rows in opposite orders)."""
+        ...
+
     async def latest_for_call(self, call_id: str, purpose: str = "live") -> AssignmentRecord | None:
         """The call's newest assignment of `purpose`, whatever its stage."""
         ...

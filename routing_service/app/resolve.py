@@ -438,6 +438,11 @@ async def _settle_earlier_offer(u: UnitOfWork, ctx: _Context) -> None:
     if not request.call_id:
         return
     earlier = await u.assignments.live_for_call(request.call_id)
+    if earlier is not None and not request.dry_run:
+        # Concurrent deliveries of this call's escalations would settle the same offer while reserving
+        # others, locking rows in opposite orders (PostgreSQL deadlocks): one at a time, then read again.
+        await u.assignments.lock_call(request.call_id)
+        earlier = await u.assignments.live_for_call(request.call_id)
     if earlier is not None and earlier.stage in _BEFORE_HAND_OVER:
         if not request.dry_run:
             freed = await record_missed_offer(

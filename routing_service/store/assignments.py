@@ -107,6 +107,9 @@ _FREE_SLOT = hot(
 )
 
 
+_LOCK_CALL = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_call", type_=String()))))
+
+
 def _release_and_free_pg() -> Select[Any]:
     """PostgreSQL: `_RELEASE` then `_FREE_SLOT` in one statement (data-modifying CTEs), one round trip
     instead of two. A row per released assignment; the agent's columns are NULL when its row is gone."""
@@ -456,6 +459,13 @@ class SqlAssignmentRepository(SqlRepository):
         if row is None:
             return None
         return StageChange(record_from_row(row), await self._free_slot(call_id, row.agent_id, now))
+
+    async def lock_call(self, call_id: str) -> None:
+        """PostgreSQL: a transaction-scoped advisory lock on the call (its key hashed to 32 bits: a rare
+        collision only serialises two unrelated calls). SQLite: nothing to do, its writers are serialised
+        by BEGIN IMMEDIATE already."""
+        if self._postgres:
+            await self._execute(_LOCK_CALL, {"lock_call": call_id})
 
     async def live_for_call(self, call_id: str, purpose: str = "live") -> AssignmentRecord | None:
         """The call's assignment of `purpose` that holds a slot, with its stage; None when none does."""

@@ -17,21 +17,27 @@ from webhook_edge.settings import EdgeSettings
 DECISIONS = "escalade_routing_decisions_total"
 RESERVATIONS = "escalade_routing_reservations_total"
 RELEASES = "escalade_routing_releases_total"
+COMPLETED = "escalade_routing_conversations_completed_total"
 LATENCY_COUNT = "escalade_routing_decision_latency_seconds_count"
 EDGE_LATENCY_COUNT = "escalade_edge_webhook_latency_seconds_count"
 FALLBACKS = "escalade_edge_fallbacks_total"
 AUTH_FAILURES = "escalade_edge_auth_failures_total"
 
 
-async def test_decision_reservation_and_release_are_counted_when_a_call_is_routed_and_ends(
+async def test_decision_reservation_and_completion_are_counted_when_a_call_is_routed_and_handed_over(
     stack: Stack,
 ) -> None:
+    """Vapi's `ended` with `assistant-forwarded-call` is the hand-over, not the end of the conversation:
+    nothing is released; the specialist's side completes it, and that is counted by team."""
     before_routing, before_edge = await stack.routing_metrics(), await stack.edge_metrics()
 
     response = await stack.edge.post(load_fixture(ENTERPRISE))
     assert response.status_code == 200
     ended = await stack.edge.post(load_fixture("status-update.ended.json"))
     assert ended.status_code == 200
+    call_id = str(load_fixture("status-update.ended.json")["message"]["call"]["id"])
+    handed_over = await stack.routing_metrics()
+    await stack.stub.CompleteAssignment(pb.CompleteAssignmentRequest(call_id=call_id, skip_wrap_up=True))
 
     routing, edge = await stack.routing_metrics(), await stack.edge_metrics()
 
@@ -40,9 +46,11 @@ async def test_decision_reservation_and_release_are_counted_when_a_call_is_route
 
     assert moved(routing, before_routing, DECISIONS, team="enterprise", kind="transfer_agent") == 1
     assert moved(routing, before_routing, RESERVATIONS, team="enterprise") == 1
-    assert moved(routing, before_routing, RELEASES, released="true") == 1
+    assert moved(handed_over, before_routing, RELEASES, released="true") == 0, "the hand-over frees nobody"
+    assert moved(routing, handed_over, COMPLETED, team="enterprise") == 1
     assert moved(routing, before_routing, LATENCY_COUNT, method="ResolveEscalation") == 1
-    assert moved(routing, before_routing, LATENCY_COUNT, method="ReleaseAssignment") == 1
+    assert moved(routing, before_routing, LATENCY_COUNT, method="RecordCallEvent") == 1
+    assert moved(routing, before_routing, LATENCY_COUNT, method="CompleteAssignment") == 1
     assert moved(edge, before_edge, EDGE_LATENCY_COUNT) == 2
     assert moved(edge, before_edge, "escalade_edge_webhook_requests_total", status="2xx") == 2
     assert sum(moved(edge, before_edge, FALLBACKS, cause=c) for c in ("routing_unavailable", "internal")) == 0
