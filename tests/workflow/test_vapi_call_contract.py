@@ -136,3 +136,9 @@ def test_variable_values_are_strings_for_their_readers() -> None:
     }
     assert all(isinstance(v, str) for v in values.values())
     assert not any(re.search(r"\+\d{7,}", v) for v in values.values())  # no phone number travels
+
+
+def test_every_variable_the_provisioned_prompt_reads_is_sent() -> None:
+    from webhook_edge.provisioning import CALLBACK_VARIABLES
+
+    assert set(CALLBACK_VARIABLES) <= set(callback_body("")["assistantOverrides"]["variableValues"])
