@@ -430,19 +430,20 @@ async def _settle_earlier_offer(u: UnitOfWork, ctx: _Context) -> None:
     fallbackPlan keeps the assistant on the line). That offer is a miss, counted against the specialist and
     its slot freed; everyone who missed this call is skipped from here on (`ctx.missed`).
 
-    A first request finds nothing to settle, at the cost of one indexed read. A retried delivery of a
+    A first request finds nothing to settle, at the cost of the call's lock (PostgreSQL) and two indexed
+    reads. A retried delivery of a
     request settles again inside its own transaction, which rolls back when it meets the stored decision,
     so a miss is counted once.
     """
     request = ctx.request
     if not request.call_id:
         return
-    earlier = await u.assignments.live_for_call(request.call_id)
-    if earlier is not None and not request.dry_run:
-        # Concurrent deliveries of this call's escalations would settle the same offer while reserving
-        # others, locking rows in opposite orders (PostgreSQL deadlocks): one at a time, then read again.
+    if not request.dry_run:
+        # Concurrent deliveries of one call's escalations (Vapi retries, repeats) would settle the same
+        # offer while reserving others, locking rows in opposite orders (PostgreSQL deadlocks): one decision
+        # per call at a time. One statement on PostgreSQL, nothing on SQLite.
         await u.assignments.lock_call(request.call_id)
-        earlier = await u.assignments.live_for_call(request.call_id)
+    earlier = await u.assignments.live_for_call(request.call_id)
     if earlier is not None and earlier.stage in _BEFORE_HAND_OVER:
         if not request.dry_run:
             freed = await record_missed_offer(
