@@ -121,6 +121,19 @@ async def test_shared_standin_refuses_a_wrong_key_and_reports_in_progress_when_n
     assert len(standin.arrivals) == 1 and standin.arrived.is_set()
 
 
+async def test_an_in_progress_call_ends_with_the_reason_set_after_the_dial() -> None:
+    standin = VapiStandin(ended_reason=None)
+    transport = httpx.ASGITransport(app=standin.app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://vapi.test") as client:
+        call_id = (await client.post("/call", json=DIAL)).json()["id"]
+        talking = (await client.get(f"/call/{call_id}")).json()
+        standin.ended_reason = "customer-ended-call"  # the customer and the specialist hang up
+        ended = (await client.get(f"/call/{call_id}")).json()
+    assert talking["status"] == "in-progress"
+    assert (ended["status"], ended["endedReason"]) == ("ended", "customer-ended-call")
+    assert any(turn.get("role") == "user" for turn in ended["artifact"]["messages"])
+
+
 # ----------------------------------------------------------------------------------------------------
 # Outcome scripts
 # ----------------------------------------------------------------------------------------------------
