@@ -83,16 +83,22 @@ async def outage(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
             await process.kill()
 
 
+IN_FLIGHT = 10
+"""Requests in flight at once: the load keeps flowing after the fault, so most of it meets the outage."""
+
+
 async def load_with_fault(
     edge: Edge, prefix: str, fault: Callable[[], Awaitable[None]]
 ) -> list[httpx.Response]:
-    """LOAD signed requests at once; once a tenth has been answered, `fault` is applied."""
+    """LOAD signed requests, IN_FLIGHT at a time; once a tenth has been answered, `fault` is applied."""
     answered = 0
     tenth = asyncio.Event()
+    slots = asyncio.Semaphore(IN_FLIGHT)
 
     async def one(index: int) -> httpx.Response:
         nonlocal answered
-        response = await edge.post(request_for(f"{prefix}-{index}"))
+        async with slots:
+            response = await edge.post(request_for(f"{prefix}-{index}"))
         answered += 1
         if answered >= LOAD // 10:
             tenth.set()
