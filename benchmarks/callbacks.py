@@ -172,7 +172,7 @@ class Figures:
 
 async def queue_callbacks(stub: Any, count: int, concurrency: int) -> list[dict[str, Any]]:
     """`count` technical escalations that find every technical specialist busy: routing queues them."""
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
     from webhook_edge.translate import callback_payload
 
     levels = [pb.COMPLEXITY_BASIC, pb.COMPLEXITY_INTERMEDIATE, pb.COMPLEXITY_ADVANCED]
@@ -253,7 +253,7 @@ async def measure_dial(
     stub: Any, standin: VapiStandin, agent_id: str, within: float, client: Any = None
 ) -> tuple[float, bool]:
     """Free `agent_id`; seconds until the next dial arrives, and whether it was routing's queue head."""
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 
     listing = time.perf_counter()
     listed = await stub.ListCallbacks(
@@ -307,8 +307,8 @@ async def run(args: argparse.Namespace) -> Figures:
     import grpc
     from temporalio.client import Client
 
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
     from routing_service.grpc import mapping
     from routing_service.policy.loader import load_agents, load_policy
 

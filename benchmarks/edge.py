@@ -215,8 +215,8 @@ async def release_calls(release_to: str) -> None:
     read (ReleaseAssignment straight to routing); at end of input, finish the pending ones and return."""
     import grpc
 
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
@@ -251,8 +251,8 @@ def floor_app(target: str) -> Any:
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse, Response
 
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 
     state: dict[str, Any] = {}
 
@@ -298,8 +298,8 @@ def serve_floor(port: int, target: str) -> None:
 async def start_trivial_servicer() -> tuple[Any, int]:
     import grpc
 
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 
     decision = pb.Decision(
         decision_id="d-1",
@@ -336,11 +336,11 @@ async def start_trivial_servicer() -> tuple[Any, int]:
 async def start_routing(database_url: str) -> tuple[Any, int]:
     import grpc
 
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    from escalade_platform.heap import freeze_startup_heap
     from routing_service.grpc import mapping
     from routing_service.grpc.server import RoutingServer
-    from routing_service.heap import freeze_startup_heap
     from routing_service.policy.loader import load_agents, load_customers
     from routing_service.settings import RoutingSettings
 
@@ -456,7 +456,7 @@ MARKER = '"number":"+155501001'
 
 async def orchestrate(duration: float, levels: list[int], database: str = "sqlite") -> int:
     from benchmarks.routing import Database
-    from routing_service.logs import configure_logging
+    from escalade_platform.logs import configure_logging
 
     configure_logging(json=False, level="warning")  # routing runs in this process: no per-decision lines
     results: dict[tuple[str, int], dict[str, Any]] = {}

@@ -91,7 +91,7 @@ def _serve_child(kind: str, url: str, conn: Connection) -> None:
 
 
 async def _serve(kind: str, url: str, conn: Connection) -> None:
-    from routing_service.logs import configure_logging
+    from escalade_platform.logs import configure_logging
 
     configure_logging(json=True, level="warning")
     loop = asyncio.get_running_loop()
@@ -111,8 +111,8 @@ async def _serve(kind: str, url: str, conn: Connection) -> None:
         await loop.run_in_executor(None, conn.recv)
         await server.stop(1)
         return
+    from escalade_platform.heap import freeze_startup_heap
     from routing_service.grpc.server import RoutingServer
-    from routing_service.heap import freeze_startup_heap
     from routing_service.settings import RoutingSettings
 
     routing = RoutingServer(
@@ -376,8 +376,8 @@ async def run_routing(
       steady state of a live system: every reservation is released once its call ends);
     * `dry` - dry runs (decide and explain; nothing reserved or stored).
     """
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="escalade-bench-") as tmp:
@@ -459,7 +459,7 @@ async def _reserving_rows(
     server_pid: int | None,
 ) -> list[Row]:
     """The `resolve` row (reserving decisions, timed in windows) and the `release` row (their releases)."""
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 
     decided: list[Row] = []
     released: list[Row] = []
@@ -506,7 +506,7 @@ async def _all_busy_row(
 ) -> Row:
     """Every specialist busy (SetAgentStatus), then decisions that each queue a callback; the specialists
     are set available again afterwards."""
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 
     async def set_all(status: Any) -> None:
         ids = [f"s{i:05d}" for i in range(args.specialists)]

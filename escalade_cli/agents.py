@@ -95,7 +95,7 @@ def import_command(
         records = read_agents_file(file)
         created = 0
         with routing_stub(address) as stub:
-            from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+            from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 
             for record in records:
                 reply = stub.UpsertAgent(
@@ -113,7 +113,7 @@ def list_command(
     address: Annotated[str | None, ADDRESS_OPTION] = None,
 ) -> None:
     """List specialists with their status, what they are doing now, and load."""
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
     from routing_service.grpc import mapping
 
     agents = []
@@ -185,8 +185,8 @@ def status_command(
     address: Annotated[str | None, ADDRESS_OPTION] = None,
 ) -> None:
     """Set a specialist's status."""
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
     from routing_service.domain.models import AgentStatus
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
     from routing_service.grpc import mapping
 
     with readable_errors(f"set status of {agent_id}"), routing_stub(address) as stub:
@@ -232,7 +232,7 @@ def complete_command(
     address: Annotated[str | None, ADDRESS_OPTION] = None,
 ) -> None:
     """A specialist's conversation is over: wrap-up, then free for the next call."""
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 
     request = pb.CompleteAssignmentRequest(note=note, skip_wrap_up=skip_wrap_up)
     if agent:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 import typer
+from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 err_console = Console(stderr=True)
 console = Console()
@@ -23,6 +26,17 @@ def fail(message: str, code: int = 1) -> NoReturn:
     in it stays whole, to be copied or matched, whatever the terminal or pipe)."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def settings_or_fail(cls: type[SettingsT], **overrides: Any) -> SettingsT:
+    """`cls(**overrides)` read from the environment, or a readable `invalid settings: FIELD: why` (exit 2)."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"invalid settings: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}", code=2)
 
 
 def literal(*values: object) -> list[Text]:

@@ -31,7 +31,7 @@ def import_command(
     address: Annotated[str | None, ADDRESS_OPTION] = None,
 ) -> None:
     """Import (create or update) customers from a CSV file."""
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 
     with readable_errors(f"import {file}"):
         records = read_customers_csv(file)

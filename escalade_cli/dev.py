@@ -183,7 +183,7 @@ async def wait_for_routing(address: str, child: Child, stack: Stack, within: flo
 async def store_is_empty(address: str) -> bool:
     import grpc
 
-    from routing_service.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
 
     async with grpc.aio.insecure_channel(address) as channel:
         stub = routing_pb2_grpc.RoutingServiceStub(channel)

@@ -52,13 +52,13 @@ def serve_command(
             highlight=False,
         )
 
-    from routing_service.logs import configure_logging
+    from escalade_platform.logs import configure_logging
 
     try:
         configure_logging(json=settings.log_json, level=settings.log_level)
     except ValueError as exc:
         fail(f"invalid ESCALADE_LOG_LEVEL: {exc}", code=2)
-    from routing_service.tracing import configure_tracing_from_env
+    from escalade_platform.tracing import configure_tracing_from_env
 
     try:
         configure_tracing_from_env("escalade-edge")

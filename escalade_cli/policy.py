@@ -152,8 +152,8 @@ def check_command(
 
     The dry run reads customers and agents from ESCALADE_DATABASE_URL (or --database-url), or, when
     --customers/--agents are given, from a scratch store holding just those files. Nothing is reserved."""
+    from escalade_platform.masking import mask_number
     from routing_service.domain.errors import EscalationError
-    from routing_service.domain.phone import mask_number
     from routing_service.policy.errors import PolicyError
     from routing_service.policy.loader import load_agents, load_customers, load_policy
     from routing_service.settings import RoutingSettings
@@ -214,7 +214,7 @@ def explain_command(
     address: Annotated[str | None, ADDRESS_OPTION] = None,
 ) -> None:
     """Show the stored decision of a call and why it was taken (the trace)."""
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
     from routing_service.grpc import mapping
 
     with readable_errors(f"explain {call_id}"), routing_stub(address) as stub:

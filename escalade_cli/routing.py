@@ -33,7 +33,7 @@ def routing_address(address: str | None) -> str:
 @contextmanager
 def routing_stub(address: str | None) -> Iterator[Any]:
     """A blocking `RoutingServiceStub` on an insecure channel, closed afterwards."""
-    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 
     with grpc.insecure_channel(routing_address(address)) as channel:
         yield routing_pb2_grpc.RoutingServiceStub(channel)
@@ -59,9 +59,9 @@ def serve_command(
     """Run the routing gRPC service until SIGTERM/SIGINT (graceful shutdown)."""
     from pydantic import ValidationError
 
+    from escalade_platform.logs import configure_logging
     from routing_service.domain.errors import EscalationError
     from routing_service.grpc.server import run_event_loop, serve
-    from routing_service.logs import configure_logging
     from routing_service.policy.errors import PolicyError
     from routing_service.settings import RoutingSettings
 
@@ -82,7 +82,7 @@ def serve_command(
         configure_logging(json=settings.log_json, level=settings.log_level)
     except ValueError as exc:
         fail(f"invalid ESCALADE_LOG_LEVEL: {exc}")
-    from routing_service.tracing import configure_tracing_from_env
+    from escalade_platform.tracing import configure_tracing_from_env
 
     try:
         configure_tracing_from_env("escalade-routing")

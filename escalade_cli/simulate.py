@@ -45,15 +45,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import grpc
 import httpx
 import typer
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from escalade_cli.console import console, err_console, fail, literal
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_cli.console import console, err_console, fail, literal, settings_or_fail
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from webhook_edge.auth import sign_hmac
 from webhook_edge.scenarios import (
     SCENARIOS,
@@ -64,9 +62,10 @@ from webhook_edge.scenarios import (
     transfer_request,
     transfer_update,
 )
+from webhook_edge.settings import WebhookAuthSettings
 
 if TYPE_CHECKING:
-    from routing_service.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
+    from escalade_platform.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
 
 __all__ = ["EdgeUnreachable", "Outcome", "outcome_table", "register", "run_scenarios", "select_scenarios"]
 
@@ -89,11 +88,8 @@ KIND_NAMES = {
 }
 
 
-class SimulateSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ESCALADE_", extra="ignore")
-
-    vapi_secret: SecretStr | None = None
-    routing_address: str = "127.0.0.1:50051"
+class SimulateSettings(WebhookAuthSettings):
+    """What `escalade simulate` reads: the webhook secret it signs with, routing's address."""
 
 
 class EdgeUnreachable(Exception):
@@ -600,7 +596,7 @@ def simulate_command(
         fail(str(exc), 2)
     if not edge.startswith(("http://", "https://")):
         fail(f"--edge must be an http(s) URL (got {edge!r})", 2)
-    settings = SimulateSettings()
+    settings = settings_or_fail(SimulateSettings)
     key = secret if secret else webhook_secret(settings.vapi_secret)
     if not key:
         err_console.print(

@@ -124,9 +124,9 @@ async def _probe_routing(report: StatusReport, address: str, probe_seconds: floa
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from routing_service.domain.phone import mask_number
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-    from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    from escalade_platform.masking import mask_number
 
     async with grpc.aio.insecure_channel(address) as channel:
         try:

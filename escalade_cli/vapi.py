@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from escalade_cli.console import console, err_console, fail
+from escalade_cli.console import console, err_console, fail, settings_or_fail
+from escalade_platform.settings import VapiApiSettings
+from webhook_edge.settings import WebhookAuthSettings
 
 if TYPE_CHECKING:
     from routing_service.domain.models import Policy
@@ -32,20 +33,11 @@ if TYPE_CHECKING:
 DEV_SECRET_FILE = Path(".escalade") / "webhook-secret"
 
 
-class VapiCliSettings(BaseSettings):
+class VapiCliSettings(VapiApiSettings, WebhookAuthSettings):
     """The `ESCALADE_*` settings the Vapi commands read."""
 
-    model_config = SettingsConfigDict(env_prefix="ESCALADE_", extra="ignore")
-
-    vapi_api_url: str = "https://api.vapi.ai"
-    vapi_api_key: SecretStr | None = None
-    vapi_secret: SecretStr | None = None
     policy: Path | None = None
-    vapi_hmac_algorithm: str = "sha256"
-    vapi_hmac_encoding: str = "hex"
-    vapi_hmac_prefix: str = ""
-    vapi_hmac_signature_header: str = "x-signature"
-    vapi_hmac_timestamp_header: str = "x-timestamp"
+    """Policy file whose teams' numbers and messages are provisioned (default: the checkout's example)."""
 
 
 def webhook_secret(configured: SecretStr | None, dev_file: Path = DEV_SECRET_FILE) -> str | None:
@@ -61,9 +53,9 @@ def webhook_secret(configured: SecretStr | None, dev_file: Path = DEV_SECRET_FIL
 
 def load_policy_readably(path: Path | None) -> Policy:
     """The routing policy (ESCALADE_POLICY, else examples/techcorp.yaml); a readable error when it is bad."""
+    from escalade_platform.settings import default_policy_path
     from routing_service.policy.errors import PolicyError
     from routing_service.policy.loader import load_policy
-    from routing_service.settings import default_policy_path
 
     target = path if path is not None else default_policy_path()
     try:
@@ -126,7 +118,7 @@ def provision_command(
         auth_kind = AuthKind(auth.strip().lower())
     except ValueError:
         fail(f"--auth must be one of: {', '.join(a.value for a in AuthKind)} (got {auth!r})", 2)
-    settings = VapiCliSettings()
+    settings = settings_or_fail(VapiCliSettings)
     try:
         hmac_options = HmacOptions(
             algorithm=settings.vapi_hmac_algorithm.strip().lower(),
@@ -138,7 +130,7 @@ def provision_command(
     except ValueError as exc:
         fail(f"bad ESCALADE_VAPI_HMAC_* setting: {exc}", 2)
     secret = webhook_secret(settings.vapi_secret)
-    api_key = settings.vapi_api_key.get_secret_value().strip() if settings.vapi_api_key else ""
+    api_key = settings.vapi_api_key.get_secret_value().strip()
     if not dry_run and not api_key:
         fail("ESCALADE_VAPI_API_KEY is not set: export your Vapi private API key (or use --dry-run)")
     if not dry_run and not server_url:

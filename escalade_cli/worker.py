@@ -41,7 +41,7 @@ def worker_command(
     """Run the callback and review workflows until SIGTERM/SIGINT (graceful shutdown)."""
     from pydantic import ValidationError
 
-    from routing_service.logs import configure_logging
+    from escalade_platform.logs import configure_logging
     from workflows.settings import WorkerSettings
 
     overrides: dict[str, Any] = {}
@@ -57,7 +57,7 @@ def worker_command(
         configure_logging(json=settings.log_json, level=settings.log_level)
     except ValueError as exc:
         fail(f"invalid ESCALADE_LOG_LEVEL: {exc}")
-    from routing_service.tracing import configure_tracing_from_env
+    from escalade_platform.tracing import configure_tracing_from_env
 
     configure_tracing_from_env("escalade-worker")
     if not settings.vapi_api_key.get_secret_value():

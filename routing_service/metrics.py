@@ -32,14 +32,14 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.metrics import LATENCY_BUCKETS
 from routing_service.app.callbacks import queue_status
 from routing_service.app.lifecycle import observe_lifecycle
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 
 __all__ = [
-    "LATENCY_BUCKETS",
     "ROUTING_METRICS",
     "MetricsEndpoint",
     "RoutingMetrics",
@@ -48,22 +48,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-LATENCY_BUCKETS: tuple[float, ...] = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-)
-"""Seconds; a decision normally takes a few milliseconds, the edge's deadline is 1.5 s."""
 
 _SERVICE = "/escalade.routing.v1.RoutingService/"
 _TIMED = frozenset({"ResolveEscalation", "ReleaseAssignment", "RecordCallEvent", "CompleteAssignment"})

@@ -9,32 +9,16 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["RoutingSettings", "default_policy_path"]
+from escalade_platform.settings import EscaladeSettings, default_policy_path
 
-_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_policy_path() -> Path:
-    """`examples/techcorp.yaml` of the checkout this package runs from (or of the working directory)."""
-    for base in (_PACKAGE_ROOT, Path.cwd()):
-        candidate = base / "examples" / "techcorp.yaml"
-        if candidate.exists():
-            return candidate
-    return _PACKAGE_ROOT / "examples" / "techcorp.yaml"
+__all__ = ["RoutingSettings"]
 
 
-class RoutingSettings(BaseSettings):
+class RoutingSettings(EscaladeSettings):
     """Everything `escalade routing serve` needs; every field has an embedded default."""
 
-    model_config = SettingsConfigDict(env_prefix="ESCALADE_", env_nested_delimiter="__", extra="ignore")
-
-    database_url: str = "sqlite+aiosqlite:///.escalade/escalade.db"
     policy: Path = Field(default_factory=default_policy_path)
-    routing_address: str = "127.0.0.1:50051"
-    log_json: bool = False
-    log_level: str = "info"
     shutdown_grace_seconds: float = 5.0
     max_message_bytes: int = 4 * 1024 * 1024
     policy_poll_seconds: float = 2.0

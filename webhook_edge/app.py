@@ -48,8 +48,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.heap import freeze_startup_heap
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.heap import freeze_startup_heap
 from webhook_edge.auth import AuthError, verify_request
 from webhook_edge.control import ControlClient
 from webhook_edge.fallback import (
@@ -572,7 +572,7 @@ def create_app(
 ) -> FastAPI:
     """The edge application. Resources not given are created in the lifespan from `settings`.
 
-    `freeze_heap`: once started, `routing_service.heap.freeze_startup_heap()` (for a process that serves
+    `freeze_heap`: once started, `escalade_platform.heap.freeze_startup_heap()` (for a process that serves
     only this app, as `escalade edge serve` does).
 
     Raises ValueError when no secret is configured and `settings.insecure_dev` is off.

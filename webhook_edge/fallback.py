@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import structlog
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from webhook_edge.metrics import EDGE_METRICS
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import destination_json, fallback_plan, spoken

@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from routing_service.metrics import LATENCY_BUCKETS
-from routing_service.tracing import instrument_fastapi
+from escalade_platform.metrics import LATENCY_BUCKETS
+from escalade_platform.tracing import instrument_fastapi
 
 __all__ = [
     "AUTH_REASONS",

@@ -39,9 +39,9 @@ import structlog
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from escalade_platform.tracing import temporal_interceptors
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import Policy
-from routing_service.tracing import temporal_interceptors
 from webhook_edge.outbox import Outbox, OutboxEntry
 from webhook_edge.settings import EdgeSettings
 from workflows.client import DEFAULT_TASK_QUEUE, StartResult, start_from_outbox
@@ -298,7 +298,7 @@ def main() -> None:
     """Run the relay as its own process until SIGTERM/SIGINT."""
     import signal
 
-    from routing_service.logs import configure_logging
+    from escalade_platform.logs import configure_logging
 
     settings = EdgeSettings()
     configure_logging(json=settings.log_json, level=settings.log_level)

@@ -8,12 +8,11 @@ with somewhere to send the caller.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from escalade_platform.settings import EscaladeSettings, WorkflowStarterSettings
 from webhook_edge.auth import HmacOptions
 
 __all__ = [
@@ -23,6 +22,7 @@ __all__ = [
     "DEFAULT_TRANSFER_FAILED_MESSAGE",
     "MAX_SPOKEN_CHARS",
     "EdgeSettings",
+    "WebhookAuthSettings",
 ]
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
@@ -42,46 +42,14 @@ plain string; its `CustomMessage.content` and `ToolMessage*.content` forms allow
 at a sentence boundary to that (`webhook_edge.translate.spoken`)."""
 
 
-def _default_policy() -> Path | None:
-    from routing_service.settings import default_policy_path
-
-    path = default_policy_path()
-    return path if path.exists() else None
-
-
-class EdgeSettings(BaseSettings):
-    """Everything `escalade edge serve` needs; every field has an embedded default."""
-
-    model_config = SettingsConfigDict(env_prefix="ESCALADE_", env_nested_delimiter="__", extra="ignore")
+class WebhookAuthSettings(EscaladeSettings):
+    """How Vapi's webhooks are authenticated: read by the edge (to verify), `escalade vapi provision` (to
+    create the matching credential) and `escalade simulate` (to sign)."""
 
     vapi_secret: SecretStr | None = None
     """Shared secret for every accepted auth form (HMAC key, X-Vapi-Secret, Bearer token)."""
     vapi_previous_secret: SecretStr | None = None
     """The secret being rotated out; accepted alongside `vapi_secret`."""
-    routing_address: str = "127.0.0.1:50051"
-    routing_deadline_ms: int = Field(default=1500, ge=50, le=60_000)
-    routing_health_deadline_ms: int = Field(default=500, ge=10, le=10_000)
-    fallback_number: str | None = None
-    """Overrides the policy's fallback line; unset means the policy's (or the built-in default when
-    routing is unreachable)."""
-    fallback_message: str = DEFAULT_FALLBACK_MESSAGE
-    fallback_handoff_message: str = DEFAULT_FALLBACK_HANDOFF
-    transfer_failed_message: str = Field(
-        default=DEFAULT_TRANSFER_FAILED_MESSAGE, min_length=1, max_length=MAX_SPOKEN_CHARS
-    )
-    """What the caller hears when a warm transfer fails (every transfer's `transferPlan.fallbackPlan`)."""
-    database_url: str = "sqlite+aiosqlite:///.escalade/escalade.db"
-    """Where the outbox lives (same store as the routing service by default)."""
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    """Running limit for every webhook body (a transfer request over it gets the fallback line)."""
-    max_report_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
-    """Running limit for an `end-of-call-report`, which carries the whole transcript and messages (long
-    calls exceed 1 MB); still bounded."""
-    host: str = "127.0.0.1"
-    port: int = Field(default=3000, ge=0, le=65535)
-    insecure_dev: bool = False
-    """Accept unauthenticated webhooks when no secret is configured (local development only)."""
-    signature_window_seconds: int = Field(default=300, ge=1)
     vapi_hmac_algorithm: Literal["sha256", "sha512", "sha1"] = "sha256"
     """Vapi HMAC credential (`HmacAuthenticationPlan.algorithm`)."""
     vapi_hmac_encoding: Literal["hex", "base64"] = "hex"
@@ -93,33 +61,6 @@ class EdgeSettings(BaseSettings):
     vapi_hmac_timestamp_header: str = "x-timestamp"
     """`timestampHeader`; empty: the credential signs the body alone (`includeTimestamp: false`,
     `payloadFormat: {body}`)."""
-    control_timeout_seconds: float = Field(default=3.0, gt=0, le=10.0)
-    """Total time for the Live Call Control transfer POST; the tool-calls reply waits for it (with routing's
-    deadline, well inside Vapi's 20 s server timeout)."""
-    temporal_address: str | None = None
-    """Temporal frontend (HOST:PORT) the outbox relay starts workflows on; unset: entries stay pending."""
-    temporal_namespace: str = "default"
-    task_queue: str = "escalade"
-    relay_enabled: bool = True
-    """Run the outbox relay in this process (needs `temporal_address`); off when another process relays."""
-    relay_poll_seconds: float = Field(default=2.0, gt=0)
-    relay_backoff_max_seconds: float = Field(default=60.0, ge=1)
-    policy: Path | None = Field(default_factory=lambda: _default_policy())
-    """Policy file the relay reads business hours, retry and review knobs from (ESCALADE_POLICY)."""
-    log_json: bool = False
-    log_level: str = "info"
-
-    @field_validator("fallback_number", mode="before")
-    @classmethod
-    def _blank_is_unset(cls, value: object) -> object:
-        return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("fallback_number")
-    @classmethod
-    def _e164(cls, value: str | None) -> str | None:
-        if value is not None and not _E164.match(value.strip()):
-            raise ValueError("must be an E.164 number such as +15550100900")
-        return value.strip() if value is not None else None
 
     @field_validator("vapi_hmac_signature_header", "vapi_hmac_timestamp_header", mode="before")
     @classmethod
@@ -139,7 +80,7 @@ class EdgeSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _distinct_headers(self) -> EdgeSettings:
+    def _distinct_headers(self) -> Self:
         if self.vapi_hmac_signature_header == self.vapi_hmac_timestamp_header:
             raise ValueError("vapi_hmac_signature_header and vapi_hmac_timestamp_header must differ")
         return self
@@ -154,12 +95,59 @@ class EdgeSettings(BaseSettings):
             timestamp_header=self.vapi_hmac_timestamp_header,
         )
 
-    @property
-    def effective_fallback_number(self) -> str:
-        """The number the edge falls back to when it cannot use a routing decision."""
-        return self.fallback_number or DEFAULT_FALLBACK_NUMBER
-
     def secrets(self) -> list[bytes]:
         """Accepted secrets, current first."""
         found = [s.get_secret_value().encode() for s in (self.vapi_secret, self.vapi_previous_secret) if s]
         return [s for s in found if s]
+
+
+class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings):
+    """Everything `escalade edge serve` needs; every field has an embedded default."""
+
+    routing_deadline_ms: int = Field(default=1500, ge=50, le=60_000)
+    routing_health_deadline_ms: int = Field(default=500, ge=10, le=10_000)
+    fallback_number: str | None = None
+    """Overrides the policy's fallback line; unset means the policy's (or the built-in default when
+    routing is unreachable)."""
+    fallback_message: str = DEFAULT_FALLBACK_MESSAGE
+    fallback_handoff_message: str = DEFAULT_FALLBACK_HANDOFF
+    transfer_failed_message: str = Field(
+        default=DEFAULT_TRANSFER_FAILED_MESSAGE, min_length=1, max_length=MAX_SPOKEN_CHARS
+    )
+    """What the caller hears when a warm transfer fails (every transfer's `transferPlan.fallbackPlan`)."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Running limit for every webhook body (a transfer request over it gets the fallback line)."""
+    max_report_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    """Running limit for an `end-of-call-report`, which carries the whole transcript and messages (long
+    calls exceed 1 MB); still bounded."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=0, le=65535)
+    insecure_dev: bool = False
+    """Accept unauthenticated webhooks when no secret is configured (local development only)."""
+    signature_window_seconds: int = Field(default=300, ge=1)
+    control_timeout_seconds: float = Field(default=3.0, gt=0, le=10.0)
+    """Total time for the Live Call Control transfer POST; the tool-calls reply waits for it (with routing's
+    deadline, well inside Vapi's 20 s server timeout)."""
+    temporal_address: str | None = None
+    """Temporal frontend (HOST:PORT) the outbox relay starts workflows on; unset: entries stay pending."""
+    relay_enabled: bool = True
+    """Run the outbox relay in this process (needs `temporal_address`); off when another process relays."""
+    relay_poll_seconds: float = Field(default=2.0, gt=0)
+    relay_backoff_max_seconds: float = Field(default=60.0, ge=1)
+
+    @field_validator("fallback_number", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("fallback_number")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not _E164.match(value.strip()):
+            raise ValueError("must be an E.164 number such as +15550100900")
+        return value.strip() if value is not None else None
+
+    @property
+    def effective_fallback_number(self) -> str:
+        """The number the edge falls back to when it cannot use a routing decision."""
+        return self.fallback_number or DEFAULT_FALLBACK_NUMBER

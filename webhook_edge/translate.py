@@ -18,7 +18,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from webhook_edge.settings import DEFAULT_TRANSFER_FAILED_MESSAGE, MAX_SPOKEN_CHARS
 from webhook_edge.vapi_models import EscalationArguments, VapiMessage
 

@@ -26,8 +26,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from routing_service.domain.phone import mask_numbers_in_text
-from routing_service.generated.escalade.routing.v1 import routing_pb2
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2
+from escalade_platform.masking import mask_numbers_in_text
 from workflows.evidence import CallEvidence, judge, judge_call
 from workflows.ledger import ENDED_STATES, DialLedger
 from workflows.payloads import (
@@ -49,7 +49,7 @@ from workflows.payloads import (
 from workflows.review_store import ReviewStore
 
 if TYPE_CHECKING:
-    from routing_service.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
+    from escalade_platform.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
 
 __all__ = [
     "UNKNOWN_ENDED_REASONS",

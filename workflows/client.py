@@ -24,9 +24,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from escalade_platform.masking import mask_number
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import Complexity, Policy
-from routing_service.domain.phone import is_e164, mask_number
+from routing_service.domain.phone import is_e164
 from workflows.callback import QueueCallbackWorkflow, initial_search_attributes
 from workflows.inputs import (
     BusinessHoursInput,

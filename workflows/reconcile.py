@@ -27,14 +27,14 @@ import structlog
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import Policy
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from workflows.client import DEFAULT_TASK_QUEUE, start_from_outbox
 from workflows.inputs import callback_workflow_id
 
 if TYPE_CHECKING:
-    from routing_service.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
+    from escalade_platform.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
 
 __all__ = ["CallbackReconciler", "callback_payload_from_ticket"]
 

@@ -22,11 +22,11 @@ import grpc
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2
 from workflows.inputs import callback_workflow_id
 
 if TYPE_CHECKING:
-    from routing_service.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
+    from escalade_platform.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
 
 __all__ = ["AvailabilityRelay", "signal_callback"]
 

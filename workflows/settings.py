@@ -5,39 +5,21 @@ The CLI builds `WorkerSettings()` from the environment; tests build it directly.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+
+from escalade_platform.settings import VapiApiSettings, WorkflowStarterSettings
 
 __all__ = ["WorkerSettings"]
 
 
-def _default_policy() -> Path | None:
-    from routing_service.settings import default_policy_path
-
-    path = default_policy_path()
-    return path if path.exists() else None
-
-
-class WorkerSettings(BaseSettings):
+class WorkerSettings(WorkflowStarterSettings, VapiApiSettings):
     """Everything `escalade worker` needs; every field has an embedded default."""
 
-    model_config = SettingsConfigDict(env_prefix="ESCALADE_", env_nested_delimiter="__", extra="ignore")
-
     temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
-    task_queue: str = "escalade"
-    routing_address: str = "127.0.0.1:50051"
-    vapi_api_url: str = "https://api.vapi.ai"
-    vapi_api_key: SecretStr = SecretStr("")
     vapi_assistant_id: str = ""
     vapi_phone_number_id: str = ""
-    database_url: str = "sqlite+aiosqlite:///.escalade/escalade.db"
-    """Where the dial ledger and review records live (the worker's own tables)."""
-    policy: Path | None = Field(default_factory=_default_policy)
-    """Read by the start helpers for business hours, retry policy and review knobs."""
     vapi_poll_seconds: float = 5.0
     """How often a dialled callback's status is read from Vapi while the call runs."""
     rpc_timeout_seconds: float = 10.0
@@ -67,5 +49,3 @@ class WorkerSettings(BaseSettings):
     (PYTHONDONTWRITEBYTECODE), a compile of the module for every workflow it starts or replays: on the
     callback benchmark, 60 % of the worker's CPU. The test suite runs every workflow under `strict` (and
     replays recorded histories under it), so the code `passthrough` runs has passed the strict checks."""
-    log_json: bool = False
-    log_level: str = "info"

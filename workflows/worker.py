@@ -26,9 +26,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.tracing import temporal_interceptors
 from routing_service.domain.models import Policy
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
-from routing_service.tracing import temporal_interceptors
 from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
 from workflows.callback import QueueCallbackWorkflow
 from workflows.ledger import DialLedger

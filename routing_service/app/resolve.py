@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from escalade_platform.masking import mask_number
 from routing_service.app.assignments import CALLBACK, LIVE
 from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.callbacks import team_wait
@@ -59,7 +60,7 @@ from routing_service.domain.models import (
     TraceOutcome,
     TraceStep,
 )
-from routing_service.domain.phone import mask_number, normalize_caller
+from routing_service.domain.phone import normalize_caller
 from routing_service.domain.queueing import (
     callback_priority,
     closed_until,

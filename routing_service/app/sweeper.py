@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from escalade_platform.masking import mask_number
 from routing_service.app.availability import AvailabilityBroadcaster, announce_release
 from routing_service.app.failures import looks_unavailable
 from routing_service.app.lifecycle import notify_talk_limit, team_limits, team_of
@@ -23,7 +24,6 @@ from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import StageChange, UnitOfWork, UnitOfWorkFactory
 from routing_service.domain.lifecycle import AssignmentRecord, AssignmentStage
 from routing_service.domain.models import CallbackState, Policy
-from routing_service.domain.phone import mask_number
 
 __all__ = ["SweepResult", "run_sweeper", "sweep_once"]
 

@@ -1,4 +1,4 @@
-"""Phone numbers: normalising callers, validating destinations, masking for logs.
+"""Phone numbers: normalising callers and validating destinations (masking is `escalade_platform.masking`).
 
 Callers are keyed by E.164 (`+15551234567`). "Valid" here means *possible* for its country's numbering plan
 (right length for the country code), as `phonenumbers` judges it; assignment metadata is not required, so
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 
 import phonenumbers
 
+from escalade_platform.masking import mask_number
+
 __all__ = [
     "CALLER_CACHE_SIZE",
     "CallerKey",
     "is_e164",
-    "mask_number",
-    "mask_numbers_in_text",
     "normalize_caller",
     "parse_destination_number",
 ]
@@ -32,9 +32,6 @@ _E164 = re.compile(r"\+[1-9]\d{1,14}")
 _FORMATTING = re.compile(r"[\s\-.()/]")
 _OPAQUE = re.compile(r"\+\d{3,15}")
 _DIALLABLE = re.compile(r"\+?[\d\s\-.()/]+")
-# "+" (or its URL encoding %2B) then 7..15 digits, optionally separated by spaces, dashes, dots or
-# parentheses; whatever precedes the "+" does not matter ("tel:+1...", "abc+1...").
-_NUMBER_IN_TEXT = re.compile(r"(?:\+|%2[Bb])\d(?:[ \-.()]{0,2}\d){6,14}(?!\d)")
 _MAX_INPUT = 64
 
 
@@ -103,37 +100,6 @@ def parse_destination_number(text: str) -> str:
     return text
 
 
-def mask_number(text: str) -> str:
-    """Mask all digits but the country code and the last four: "+15551234567" -> "+1******4567".
-
-    Works on anything: formatting is dropped, a value without digits is returned as is, and a short value
-    keeps at most half of its digits visible. Masking is idempotent: a value holding "*" is left as is.
-    """
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if not digits or "*" in text:  # nothing to mask, or masked already
-        return text
-    plus = text.lstrip().startswith("+")
-    country = _country_code(digits) if plus else ""
-    rest = digits[len(country) :]
-    keep = min(4, len(rest) // 2)
-    masked = "*" * (len(rest) - keep) + (rest[-keep:] if keep else "")
-    return ("+" if plus else "") + country + masked
-
-
-def mask_numbers_in_text(text: str) -> str:
-    """Mask every E.164-looking number (`+` or `%2B`, then 7-15 digits, light formatting) in free text."""
-    if "+" not in text and "%2" not in text:
-        return text
-    return _NUMBER_IN_TEXT.sub(_mask_match, text)
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    found = match.group(0)
-    if found.startswith("%"):
-        return found[:3] + mask_number("+" + found[3:])[1:]
-    return mask_number(found)
-
-
 def _possible_e164(text: str, region: str) -> str | None:
     try:
         parsed = phonenumbers.parse(text, region)
@@ -144,15 +110,3 @@ def _possible_e164(text: str, region: str) -> str | None:
     if not parsed.country_code or phonenumbers.region_code_for_country_code(parsed.country_code) == "ZZ":
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-
-
-def _country_code(digits: str) -> str:
-    for size in (1, 2, 3):
-        prefix = digits[:size]
-        if (
-            len(digits) > size
-            and prefix[0] != "0"
-            and phonenumbers.region_code_for_country_code(int(prefix)) != "ZZ"
-        ):
-            return prefix
-    return ""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import grpc
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
 from routing_service.grpc.decoding import guard_decoding
 from routing_service.grpc.servicer import RoutingServicer
 from routing_service.metrics import observe_calls

@@ -14,6 +14,7 @@ from typing import TypeVar
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.lifecycle import (
     AgentActivity,
@@ -38,7 +39,6 @@ from routing_service.domain.models import (
     TraceStep,
     TransferMode,
 )
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 
 # ---------------------------------------------------------------------------------------------------------
 # Enums

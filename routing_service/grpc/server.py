@@ -24,13 +24,13 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from escalade_platform.heap import freeze_startup_heap
 from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.sweeper import run_sweeper
 from routing_service.grpc.handlers import SERVICE_NAME, add_routing_service
 from routing_service.grpc.servicer import RoutingServicer, utc_now
-from routing_service.heap import freeze_startup_heap
 from routing_service.metrics import MetricsEndpoint
 from routing_service.settings import RoutingSettings
 from routing_service.store.notify import PgAvailabilityListener

@@ -11,6 +11,8 @@ from typing import Any
 
 import grpc
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.app import agents, assignments, callbacks, customers, decisions, lifecycle
 from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.callbacks import ClaimOutcome
@@ -18,8 +20,6 @@ from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.resolve import new_decision_id, resolve_escalation
 from routing_service.domain.errors import InvalidRequest
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc import mapping
 from routing_service.grpc.errors import map_errors
 

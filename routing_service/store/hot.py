@@ -21,6 +21,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from escalade_platform.tracing import on_sql_tracing
+
 __all__ = [
     "HOT_STATEMENTS",
     "CompiledStatement",
@@ -43,6 +45,9 @@ def set_fast_path(enabled: bool) -> None:
     """Turn the fast path on or off process-wide. Tracing turns it off: its per-statement spans come from
     SQLAlchemy's execution events, which the fast path skips."""
     _fast_path[0] = enabled
+
+
+on_sql_tracing(lambda traced: set_fast_path(not traced))  # traced statements go through SQLAlchemy
 
 
 Processor = Callable[[Any], Any]

@@ -23,8 +23,8 @@ import grpc
 import pytest
 from temporalio.client import Client
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.temporal]
 

@@ -187,7 +187,7 @@ class BrokenOutbox(Outbox):
 async def test_queue_line_is_answered_when_outbox_cannot_record(
     edge_settings: EdgeSettings, fake_routing: RunningFake
 ) -> None:
-    from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
     from tests.edge.edge_support import make_decision
 
     fake_routing.servicer.decide = lambda request: make_decision(

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import (
     SECRET,
     Edge,

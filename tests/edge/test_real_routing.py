@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from tests.edge.edge_support import SECRET, Edge, audit, check_destination_numbers, load_fixture, running_edge
 from tests.support.routing import techcorp_routing
 from webhook_edge.settings import EdgeSettings

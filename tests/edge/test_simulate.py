@@ -25,7 +25,7 @@ from escalade_cli.console import console as cli_console
 from escalade_cli.local_server import local_server
 from escalade_cli.main import app
 from escalade_cli.simulate import EdgeUnreachable, Outcome, outcome_table, run_scenarios, select_scenarios
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.test_provisioning import audit
 from tests.support.routing import techcorp_routing
 from webhook_edge.app import create_app

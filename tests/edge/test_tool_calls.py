@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from escalade_cli.local_server import LocalServer, local_server
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import Edge, RunningFake, audit, load_fixture, make_decision, running_edge
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import CALLBACK_PROMISE

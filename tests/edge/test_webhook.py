@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import Edge, RunningFake, fixture_names, load_fixture, make_decision
 
 TRANSFER_FIXTURES = fixture_names("transfer-destination-request.")

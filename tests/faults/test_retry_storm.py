@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import dumps, running_edge, signed_headers
 from tests.faults.fault_support import (
     PREMIUM_TECHNICAL,

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from tests.edge.edge_support import SECRET, Edge, running_edge
 from tests.faults.fault_support import (
     FALLBACK,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.faults.fault_support import (
     FALLBACK,
     PREMIUM_TECHNICAL,

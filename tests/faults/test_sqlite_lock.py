@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.faults.fault_support import (
     FALLBACK,
     active_assignments,

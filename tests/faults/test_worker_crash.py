@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.workflow.callback_support import (
     VAPI_KEY,
     queue_a_callback,

@@ -14,8 +14,8 @@ from google.protobuf import duration_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
 from tests.service.grpc_helpers import add_agent, field_violations, resolve, routing_settings
 

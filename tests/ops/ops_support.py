@@ -11,7 +11,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.metrics import MetricsEndpoint
 from tests.edge.edge_support import SECRET, Edge, running_edge

@@ -15,8 +15,8 @@ import pytest
 import structlog
 from pydantic import SecretStr
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.logs import configure_logging
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.logs import configure_logging
 from tests.edge.edge_support import SECRET, dumps, load_fixture, running_edge, signed_headers
 from tests.ops.ops_support import CALLER, ENTERPRISE, ENTERPRISE_CALL, PREMIUM, Stack
 from webhook_edge.settings import EdgeSettings

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import SECRET, dumps, load_fixture, running_edge, signed_headers
 from tests.ops.ops_support import CALLER, ENTERPRISE, PREMIUM, Stack, sample
 from webhook_edge.settings import EdgeSettings

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from escalade_cli.local_server import LocalServer, local_server
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import load_fixture
 from tests.ops.ops_support import PREMIUM, Stack, running_stack
 

@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from routing_service.tracing import configure_tracing, get_tracer, reset_tracing
+from escalade_platform.tracing import configure_tracing, get_tracer, reset_tracing
 from tests.edge.edge_support import SECRET, load_fixture
 from tests.ops.ops_support import CALLER, ENTERPRISE, running_stack
 

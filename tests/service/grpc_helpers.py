@@ -8,8 +8,8 @@ from pathlib import Path
 import grpc
 from google.rpc import error_details_pb2, status_pb2
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.settings import RoutingSettings
 

@@ -14,10 +14,10 @@ import grpc
 import pytest
 from structlog.testing import capture_logs
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.app.assignments import LIVE
 from routing_service.app.availability import announce_freed
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.store.notify import PgAvailabilityListener
 from tests.conftest import (

@@ -7,8 +7,8 @@ from typing import TypeAlias
 import grpc
 import pytest
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.service.grpc_helpers import add_agent, add_customer, field_violations, resolve
 
 # The grpc.aio stub type exists only in the generated .pyi, hence the string.

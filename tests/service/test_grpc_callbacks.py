@@ -10,9 +10,9 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.app.sweeper import sweep_once
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.service.grpc_helpers import Routing, add_agent, agent_of, field_violations, resolve
 
 # The grpc.aio stub type exists only in the generated .pyi, hence the string.

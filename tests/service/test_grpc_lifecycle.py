@@ -15,9 +15,9 @@ from typing import TypeAlias
 import grpc
 import pytest
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.app.sweeper import sweep_once
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.metrics import ROUTING_METRICS
 from tests.service.grpc_helpers import add_agent, agent_of, field_violations, resolve, routing_settings

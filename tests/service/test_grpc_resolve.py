@@ -12,10 +12,10 @@ from typing import TypeAlias
 import grpc
 import pytest
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.app.policy_source import PolicySource
 from routing_service.domain.models import BusinessHours
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.policy import load_policy
 from tests.service.grpc_helpers import TECHCORP, add_agent, add_customer, agent_of, resolve, routing_settings

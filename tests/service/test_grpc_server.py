@@ -14,10 +14,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.sweeper import sweep_once
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc.server import SERVICE_NAME, RoutingServer
 from routing_service.policy.errors import PolicyError
 from tests.service.grpc_helpers import TECHCORP, Routing, add_agent, agent_of, resolve, routing_settings

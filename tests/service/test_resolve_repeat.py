@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TypeAlias
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.service.grpc_helpers import add_agent, add_customer, agent_of, resolve
 
 Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import grpc
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc import mapping
 from routing_service.grpc.server import RoutingServer
 from routing_service.policy.loader import load_agents, load_customers

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ROOT / "routing_service" / "generated"
+GENERATED = ROOT / "escalade_platform" / "generated"
 
 
 def _files(root: Path) -> set[str]:

@@ -11,7 +11,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from routing_service.logs import configure_logging, mask_phone_numbers
+from escalade_platform.logs import configure_logging, mask_phone_numbers
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import (
     Agent,
@@ -26,7 +27,6 @@ from routing_service.domain.models import (
     TraceStep,
     TransferMode,
 )
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.grpc import mapping
 
 NOW = datetime(2026, 11, 23, 9, 30, 15, 123000, tzinfo=UTC)

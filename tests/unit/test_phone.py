@@ -8,13 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from routing_service.domain.phone import (
-    is_e164,
-    mask_number,
-    mask_numbers_in_text,
-    normalize_caller,
-    parse_destination_number,
-)
+from escalade_platform.masking import mask_number, mask_numbers_in_text
+from routing_service.domain.phone import is_e164, normalize_caller, parse_destination_number
 
 
 @pytest.mark.parametrize(

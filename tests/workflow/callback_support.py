@@ -15,8 +15,8 @@ from typing import TypeAlias
 from temporalio.client import Client
 
 from escalade_cli.vapi_standin import VapiStandin
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.support.routing import techcorp_routing
 from tests.workflow.workflow_fakes import eventually
 from webhook_edge.translate import callback_payload

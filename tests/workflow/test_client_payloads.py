@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import BusinessHours, Policy
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.policy.loader import load_policy
 from workflows.client import callback_input_from_payload, review_input_from_payload
 from workflows.reconcile import callback_payload_from_ticket

@@ -15,7 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.workflow.routing_standin import RoutingStandin, serve, ticket
 from tests.workflow.workflow_fakes import FakeReviews, FakeRouting, FakeVapi, eventually, new_worker
 from workflows import client as helpers

@@ -20,7 +20,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.policy.loader import load_policy
 from tests.workflow.callback_support import (
     VAPI_KEY,

@@ -27,9 +27,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-from routing_service.logs import mask_phone_numbers
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_platform.logs import mask_phone_numbers
 from tests.service.store_builders import NOW, enqueue, make_ticket, opened_store
 from tests.support.routing import RunningRouting, techcorp_routing
 from workflows.inputs import QueueCallbackInput, callback_workflow_id

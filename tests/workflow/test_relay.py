@@ -12,8 +12,8 @@ import grpc
 import pytest
 from temporalio.client import Client
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.workflow.routing_standin import RoutingStandin, serve, ticket
 from tests.workflow.workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
 from workflows.callback import QueueCallbackWorkflow

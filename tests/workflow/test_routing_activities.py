@@ -10,8 +10,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.workflow.routing_standin import RoutingStandin, serve, stamp, ticket
 from workflows.activities import RoutingActivities
 from workflows.payloads import ClaimOutcome, ClaimParams, DecisionParams, FinishParams, OutcomeParams

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as escalade_dot_routing_dot_v1_dot_routing__pb2
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in escalade/routing/v1/routing_pb2_grpc.py depends on'
+        + ' but the generated code in escalade_platform/generated/escalade/routing/v1/routing_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,88 +36,88 @@ class RoutingServiceStub:
         """
         self.ResolveEscalation = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/ResolveEscalation',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationResponse.FromString,
                 _registered_method=True)
         self.ReleaseAssignment = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/ReleaseAssignment',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentResponse.FromString,
                 _registered_method=True)
         self.RecordCallEvent = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/RecordCallEvent',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventResponse.FromString,
                 _registered_method=True)
         self.CompleteAssignment = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/CompleteAssignment',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentResponse.FromString,
                 _registered_method=True)
         self.GetDecision = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/GetDecision',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionResponse.FromString,
                 _registered_method=True)
         self.ListDecisions = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/ListDecisions',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsResponse.FromString,
                 _registered_method=True)
         self.UpsertCustomer = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/UpsertCustomer',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerResponse.FromString,
                 _registered_method=True)
         self.GetCustomer = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/GetCustomer',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerResponse.FromString,
                 _registered_method=True)
         self.RecordEscalationOutcome = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/RecordEscalationOutcome',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeResponse.FromString,
                 _registered_method=True)
         self.UpsertAgent = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/UpsertAgent',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentResponse.FromString,
                 _registered_method=True)
         self.SetAgentStatus = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/SetAgentStatus',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusResponse.FromString,
                 _registered_method=True)
         self.ListAgents = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/ListAgents',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsResponse.FromString,
                 _registered_method=True)
         self.GetQueueStatus = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/GetQueueStatus',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusResponse.FromString,
                 _registered_method=True)
         self.ListCallbacks = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/ListCallbacks',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksResponse.FromString,
                 _registered_method=True)
         self.WatchAvailability = channel.unary_stream(
                 '/escalade.routing.v1.RoutingService/WatchAvailability',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityResponse.FromString,
                 _registered_method=True)
         self.ClaimCallback = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/ClaimCallback',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackResponse.FromString,
                 _registered_method=True)
         self.FinishCallback = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/FinishCallback',
-                request_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackRequest.SerializeToString,
-                response_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackResponse.FromString,
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackResponse.FromString,
                 _registered_method=True)
 
 
@@ -249,88 +249,88 @@ def add_RoutingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ResolveEscalation': grpc.unary_unary_rpc_method_handler(
                     servicer.ResolveEscalation,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationResponse.SerializeToString,
             ),
             'ReleaseAssignment': grpc.unary_unary_rpc_method_handler(
                     servicer.ReleaseAssignment,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentResponse.SerializeToString,
             ),
             'RecordCallEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordCallEvent,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventResponse.SerializeToString,
             ),
             'CompleteAssignment': grpc.unary_unary_rpc_method_handler(
                     servicer.CompleteAssignment,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentResponse.SerializeToString,
             ),
             'GetDecision': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDecision,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionResponse.SerializeToString,
             ),
             'ListDecisions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDecisions,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsResponse.SerializeToString,
             ),
             'UpsertCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertCustomer,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerResponse.SerializeToString,
             ),
             'GetCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.GetCustomer,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerResponse.SerializeToString,
             ),
             'RecordEscalationOutcome': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordEscalationOutcome,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeResponse.SerializeToString,
             ),
             'UpsertAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertAgent,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentResponse.SerializeToString,
             ),
             'SetAgentStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.SetAgentStatus,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusResponse.SerializeToString,
             ),
             'ListAgents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAgents,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsResponse.SerializeToString,
             ),
             'GetQueueStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetQueueStatus,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusResponse.SerializeToString,
             ),
             'ListCallbacks': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCallbacks,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksResponse.SerializeToString,
             ),
             'WatchAvailability': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchAvailability,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityResponse.SerializeToString,
             ),
             'ClaimCallback': grpc.unary_unary_rpc_method_handler(
                     servicer.ClaimCallback,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackResponse.SerializeToString,
             ),
             'FinishCallback': grpc.unary_unary_rpc_method_handler(
                     servicer.FinishCallback,
-                    request_deserializer=escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackRequest.FromString,
-                    response_serializer=escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackResponse.SerializeToString,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -358,8 +358,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/ResolveEscalation',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ResolveEscalationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -385,8 +385,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/ReleaseAssignment',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ReleaseAssignmentResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -412,8 +412,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/RecordCallEvent',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordCallEventResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -439,8 +439,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/CompleteAssignment',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.CompleteAssignmentResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -466,8 +466,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/GetDecision',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetDecisionResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -493,8 +493,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/ListDecisions',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -520,8 +520,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/UpsertCustomer',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -547,8 +547,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/GetCustomer',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetCustomerResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -574,8 +574,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/RecordEscalationOutcome',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -601,8 +601,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/UpsertAgent',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -628,8 +628,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/SetAgentStatus',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.SetAgentStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -655,8 +655,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/ListAgents',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListAgentsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -682,8 +682,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/GetQueueStatus',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetQueueStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -709,8 +709,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/ListCallbacks',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListCallbacksResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -736,8 +736,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/WatchAvailability',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.WatchAvailabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -763,8 +763,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/ClaimCallback',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ClaimCallbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -790,8 +790,8 @@ class RoutingService:
             request,
             target,
             '/escalade.routing.v1.RoutingService/FinishCallback',
-            escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackRequest.SerializeToString,
-            escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackResponse.FromString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.FinishCallbackResponse.FromString,
             options,
             channel_credentials,
             insecure,

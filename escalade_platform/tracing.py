@@ -14,13 +14,13 @@ What gets spans once configured (all in-process, nothing downloaded at run time)
 
 Every exported span passes `MaskingSpanExporter`: phone numbers in attribute values and event attributes
 are masked (country code and last 4 digits kept) and secret-named attributes replaced by "***", the same
-rules as the logs (`routing_service.logs.mask_phone_numbers`).
+rules as the logs (`escalade_platform.logs.mask_phone_numbers`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from opentelemetry import trace
@@ -37,8 +37,8 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.util.types import AttributeValue
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from routing_service.domain.phone import mask_number, mask_numbers_in_text
-from routing_service.logs import NUMBER_KEYS
+from escalade_platform.logs import NUMBER_KEYS
+from escalade_platform.masking import mask_number, mask_numbers_in_text
 
 __all__ = [
     "ExporterKind",
@@ -95,6 +95,8 @@ _provider: TracerProvider | None = None
 """Escalade's provider while tracing is configured (the process's `_global` one), else None."""
 _instrumented = False
 _undo: list[Any] = []
+_sql_traced = [False]
+_sql_listeners: list[Callable[[bool], None]] = []
 
 
 def _mask_value(key: str, value: AttributeValue) -> AttributeValue:
@@ -276,15 +278,27 @@ def _instrument_sqlalchemy(provider: TracerProvider) -> None:
             span.end()
             setattr(exception_context.execution_context, key, None)
 
-    # Hot statements normally skip SQLAlchemy's execution (and so these events): traced, they go through it.
-    from routing_service.store.hot import set_fast_path
-
-    set_fast_path(False)
-    _undo.append(lambda: set_fast_path(True))
+    # A store that skips SQLAlchemy's execution for some statements (and so these events) is told to stop.
+    _set_sql_traced(True)
+    _undo.append(lambda: _set_sql_traced(False))
     hooks = (("before_cursor_execute", before), ("after_cursor_execute", after), ("handle_error", failed))
     for name, hook in hooks:
         sa.event.listen(sa.engine.Engine, name, hook)
         _undo.append(lambda name=name, hook=hook: sa.event.remove(sa.engine.Engine, name, hook))
+
+
+def on_sql_tracing(listener: Callable[[bool], None]) -> None:
+    """Call `listener(True)` whenever SQL statements start being traced and `listener(False)` when they stop;
+    called at once with the current state. A store with a path that bypasses SQLAlchemy's execution events
+    registers here so that traced statements go through them."""
+    _sql_listeners.append(listener)
+    listener(_sql_traced[0])
+
+
+def _set_sql_traced(traced: bool) -> None:
+    _sql_traced[0] = traced
+    for listener in _sql_listeners:
+        listener(traced)
 
 
 def instrument_fastapi(app: Any) -> None:

@@ -24,7 +24,7 @@ import structlog
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from routing_service.domain.phone import mask_number, mask_numbers_in_text
+from escalade_platform.masking import mask_number, mask_numbers_in_text
 
 __all__ = ["NUMBER_KEYS", "add_trace_ids", "configure_logging", "mask_phone_numbers"]
 

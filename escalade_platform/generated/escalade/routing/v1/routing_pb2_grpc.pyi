@@ -21,7 +21,7 @@ UNAVAILABLE.
 """
 
 from collections import abc as _abc
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as _routing_pb2
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as _routing_pb2
 from grpc import aio as _aio
 import abc as _abc_1
 import grpc as _grpc
