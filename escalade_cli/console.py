@@ -29,14 +29,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def settings_or_fail(cls: type[SettingsT], **overrides: Any) -> SettingsT:
-    """`cls(**overrides)` read from the environment, or a readable `invalid settings: FIELD: why` (exit 2)."""
+    """`cls(**overrides)` from the environment, or a readable `invalid setting ESCALADE_X: why` (exit 2)."""
     from pydantic import ValidationError
 
     try:
         return cls(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        fail(f"invalid settings: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}", code=2)
+        prefix = str(cls.model_config.get("env_prefix") or "")
+        name = "__".join(str(part) for part in first["loc"]).upper()
+        fail(f"invalid setting {prefix.upper()}{name}: {first['msg']}", code=2)
 
 
 def literal(*values: object) -> list[Text]:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from escalade_cli.console import err_console, fail
+from escalade_cli.console import err_console, fail, settings_or_fail
 
 __all__ = ["register", "serve_command"]
 
@@ -35,11 +35,7 @@ def serve_command(
         overrides["port"] = port
     if insecure_dev:
         overrides["insecure_dev"] = True
-    try:
-        settings = EdgeSettings(**overrides)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        fail(f"invalid settings: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}", code=2)
+    settings = settings_or_fail(EdgeSettings, **overrides)
     if not settings.secrets() and not settings.insecure_dev:
         fail(
             "no webhook secret: set ESCALADE_VAPI_SECRET to the secret Vapi sends "

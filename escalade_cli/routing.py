@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import grpc
 import typer
 
-from escalade_cli.console import fail
+from escalade_cli.console import fail, settings_or_fail
 
 __all__ = ["ADDRESS_OPTION", "RPC_TIMEOUT", "register", "routing_address", "routing_stub"]
 
@@ -74,10 +74,7 @@ def serve_command(
         overrides["policy"] = policy
     if metrics_port is not None:
         overrides["metrics_port"] = metrics_port
-    try:
-        settings = RoutingSettings(**overrides)
-    except ValidationError as exc:
-        fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+    settings = settings_or_fail(RoutingSettings, **overrides)
     try:
         configure_logging(json=settings.log_json, level=settings.log_level)
     except ValueError as exc:

@@ -101,7 +101,6 @@ def provision_command(
     """Create or update the escalateToSupport tool and the TechCorp Support Assistant in Vapi."""
     from webhook_edge.provisioning import (
         AuthKind,
-        HmacOptions,
         ProvisionConfig,
         ToolStyle,
         VapiProvisioningError,
@@ -120,13 +119,7 @@ def provision_command(
         fail(f"--auth must be one of: {', '.join(a.value for a in AuthKind)} (got {auth!r})", 2)
     settings = settings_or_fail(VapiCliSettings)
     try:
-        hmac_options = HmacOptions(
-            algorithm=settings.vapi_hmac_algorithm.strip().lower(),
-            encoding=settings.vapi_hmac_encoding.strip().lower(),
-            prefix=settings.vapi_hmac_prefix,
-            signature_header=settings.vapi_hmac_signature_header.strip(),
-            timestamp_header=settings.vapi_hmac_timestamp_header.strip(),
-        )
+        hmac_options = settings.hmac_options()
     except ValueError as exc:
         fail(f"bad ESCALADE_VAPI_HMAC_* setting: {exc}", 2)
     secret = webhook_secret(settings.vapi_secret)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from escalade_cli.console import fail
+from escalade_cli.console import fail, settings_or_fail
 
 __all__ = ["register"]
 
@@ -39,7 +39,6 @@ def worker_command(
     ] = None,
 ) -> None:
     """Run the callback and review workflows until SIGTERM/SIGINT (graceful shutdown)."""
-    from pydantic import ValidationError
 
     from escalade_platform.logs import configure_logging
     from workflows.settings import WorkerSettings
@@ -49,10 +48,7 @@ def worker_command(
         overrides["task_queue"] = task_queue
     if temporal_address:
         overrides["temporal_address"] = temporal_address
-    try:
-        settings = WorkerSettings(**overrides)
-    except ValidationError as exc:
-        fail(f"invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+    settings = settings_or_fail(WorkerSettings, **overrides)
     try:
         configure_logging(json=settings.log_json, level=settings.log_level)
     except ValueError as exc:

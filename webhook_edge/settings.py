@@ -62,6 +62,11 @@ class WebhookAuthSettings(EscaladeSettings):
     """`timestampHeader`; empty: the credential signs the body alone (`includeTimestamp: false`,
     `payloadFormat: {body}`)."""
 
+    @field_validator("vapi_hmac_algorithm", "vapi_hmac_encoding", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("vapi_hmac_signature_header", "vapi_hmac_timestamp_header", mode="before")
     @classmethod
     def _header_name(cls, value: object) -> object:

@@ -768,7 +768,7 @@ def test_bad_hmac_setting_is_a_readable_usage_error_when_set(monkeypatch: pytest
     monkeypatch.setenv("ESCALADE_VAPI_HMAC_ALGORITHM", "md5")
     result = CliRunner().invoke(app, ["vapi", "provision", "--dry-run"])
     assert result.exit_code == 2
-    assert "bad ESCALADE_VAPI_HMAC_* setting: HMAC algorithm must be one of sha256, sha512, sha1" in (
+    assert "invalid setting ESCALADE_VAPI_HMAC_ALGORITHM: Input should be 'sha256', 'sha512' or 'sha1'" in (
         result.stderr
     )
     assert "Traceback" not in result.output
