@@ -71,11 +71,11 @@ class HmacOptions:
 
     def __post_init__(self) -> None:
         if self.algorithm not in _DIGESTS:
-            raise ValueError(f"unknown HMAC algorithm {self.algorithm!r} (sha256, sha512 or sha1)")
+            raise ValueError(f"HMAC algorithm must be one of {', '.join(_DIGESTS)} (got {self.algorithm!r})")
         if self.encoding not in ("hex", "base64"):
-            raise ValueError(f"unknown signature encoding {self.encoding!r} (hex or base64)")
-        if not self.signature_header:
-            raise ValueError("the signature header name must not be empty")
+            raise ValueError(f"HMAC encoding must be one of hex, base64 (got {self.encoding!r})")
+        if not self.signature_header.strip():
+            raise ValueError("the HMAC signature header must not be empty")
 
     def digest(self, secret: bytes, payload: bytes) -> bytes:
         return hmac.new(secret, payload, _DIGESTS[self.algorithm]).digest()

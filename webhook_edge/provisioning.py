@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import httpx
 
 from routing_service.domain.models import Complexity, Policy
+from webhook_edge.auth import HmacOptions
 
 if TYPE_CHECKING:
     from vapi import Vapi
@@ -149,34 +150,6 @@ class AuthKind(enum.StrEnum):
     HMAC = "hmac"
     BEARER = "bearer"
     HEADER = "header"
-
-
-HMAC_ALGORITHMS = ("sha256", "sha512", "sha1")
-HMAC_ENCODINGS = ("hex", "base64")
-
-
-@dataclass(frozen=True, slots=True)
-class HmacOptions:
-    """Vapi's `HmacAuthenticationPlan` options, mirroring the edge's ESCALADE_VAPI_HMAC_* settings.
-    An empty `timestamp_header` means no timestamp: the signed payload is the body alone."""
-
-    algorithm: str = "sha256"
-    encoding: str = "hex"
-    prefix: str = ""
-    signature_header: str = "x-signature"
-    timestamp_header: str = "x-timestamp"
-
-    def __post_init__(self) -> None:
-        if self.algorithm not in HMAC_ALGORITHMS:
-            raise ValueError(
-                f"HMAC algorithm must be one of {', '.join(HMAC_ALGORITHMS)} (got {self.algorithm!r})"
-            )
-        if self.encoding not in HMAC_ENCODINGS:
-            raise ValueError(
-                f"HMAC encoding must be one of {', '.join(HMAC_ENCODINGS)} (got {self.encoding!r})"
-            )
-        if not self.signature_header.strip():
-            raise ValueError("the HMAC signature header must not be empty")
 
 
 @dataclass(frozen=True, slots=True)

@@ -356,7 +356,7 @@ def test_bearer_credential_sends_authorization_bearer_when_chosen() -> None:
         ({"signature_header": " "}, "signature header must not be empty"),
     ],
 )
-def test_bad_hmac_options_are_refused_when_built(options: dict[str, str], message: str) -> None:
+def test_bad_hmac_options_are_refused_when_built(options: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         HmacOptions(**options)
 
