@@ -54,6 +54,7 @@ class EscaladeSettings(BaseSettings):
     log_json: bool = False
     """One JSON object per log line (for a log shipper) instead of readable console lines."""
     log_level: str = "info"
+    """Lowest level logged: debug, info, warning or error."""
 
 
 class WorkflowStarterSettings(EscaladeSettings):
@@ -61,7 +62,9 @@ class WorkflowStarterSettings(EscaladeSettings):
     reconciler)."""
 
     temporal_namespace: str = "default"
+    """Temporal namespace the workflows run in."""
     task_queue: str = "escalade"
+    """Temporal task queue the worker polls and the workflows are started on."""
     policy: Path | None = Field(default_factory=existing_default_policy)
     """Policy file the start helpers read business hours, retry and review knobs from (ESCALADE_POLICY)."""
 
@@ -71,5 +74,6 @@ class VapiApiSettings(EscaladeSettings):
     with it."""
 
     vapi_api_url: str = "https://api.vapi.ai"
+    """Base URL of Vapi's REST API (`escalade dev` points it at its local stand-in)."""
     vapi_api_key: SecretStr = SecretStr("")
     """Vapi private API key; empty: the worker's callbacks only record their dials, provisioning refuses."""

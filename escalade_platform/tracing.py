@@ -159,7 +159,9 @@ class TracingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ESCALADE_OTEL_", extra="ignore")
 
     exporter: ExporterKind = "none"
+    """`none` (nothing instrumented, no cost), `console` (spans printed as JSON) or `otlp`."""
     endpoint: str | None = None
+    """OTLP/gRPC collector for `otlp` (default http://127.0.0.1:4317)."""
 
 
 def configure_tracing_from_env(service_name: str) -> TracerProvider | None:

@@ -19,10 +19,15 @@ class RoutingSettings(EscaladeSettings):
     """Everything `escalade routing serve` needs; every field has an embedded default."""
 
     policy: Path = Field(default_factory=default_policy_path)
+    """The routing policy (YAML); a bad file at start-up is an error, a bad reload keeps the last good one."""
     shutdown_grace_seconds: float = 5.0
+    """On SIGTERM, how long in-flight RPCs may still finish before the server stops."""
     max_message_bytes: int = 4 * 1024 * 1024
+    """Largest gRPC message the server receives or sends."""
     policy_poll_seconds: float = 2.0
+    """How often the policy file is checked for a change (SIGHUP reloads at once)."""
     sweep_interval_seconds: float = 15.0
+    """How often expired holds, talk limits, ended wrap-ups and expired callbacks are swept."""
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     """"auto": uvloop when installed (it ships with uvicorn[standard]), else asyncio."""
     callback_ttl_seconds: float | None = None

@@ -52,7 +52,7 @@ SETTINGS: tuple[Source, ...] = (
     Source("webhook_edge.settings:EdgeSettings", "Webhook edge", "`escalade edge serve`"),
     Source("workflows.settings:WorkerSettings", "Temporal worker", "`escalade worker`"),
     Source(
-        "routing_service.tracing:TracingSettings",
+        "escalade_platform.tracing:TracingSettings",
         "Tracing",
         "every served process (`escalade routing serve`, `edge serve`, `worker`)",
     ),

@@ -110,12 +110,16 @@ class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings):
     """Everything `escalade edge serve` needs; every field has an embedded default."""
 
     routing_deadline_ms: int = Field(default=1500, ge=50, le=60_000)
+    """Budget for one routing call; past it the caller gets the fallback line."""
     routing_health_deadline_ms: int = Field(default=500, ge=10, le=10_000)
+    """Budget for `/readyz`'s health check of the routing service."""
     fallback_number: str | None = None
     """Overrides the policy's fallback line; unset means the policy's (or the built-in default when
     routing is unreachable)."""
     fallback_message: str = DEFAULT_FALLBACK_MESSAGE
+    """What the caller hears when the edge answers its own fallback line."""
     fallback_handoff_message: str = DEFAULT_FALLBACK_HANDOFF
+    """What the fallback line hears when the edge transfers a caller there."""
     transfer_failed_message: str = Field(
         default=DEFAULT_TRANSFER_FAILED_MESSAGE, min_length=1, max_length=MAX_SPOKEN_CHARS
     )
@@ -126,10 +130,13 @@ class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings):
     """Running limit for an `end-of-call-report`, which carries the whole transcript and messages (long
     calls exceed 1 MB); still bounded."""
     host: str = "127.0.0.1"
+    """Interface the webhook listens on."""
     port: int = Field(default=3000, ge=0, le=65535)
+    """Port the webhook listens on."""
     insecure_dev: bool = False
     """Accept unauthenticated webhooks when no secret is configured (local development only)."""
     signature_window_seconds: int = Field(default=300, ge=1)
+    """How far a signed request's timestamp may be from the edge's clock (replay protection)."""
     control_timeout_seconds: float = Field(default=3.0, gt=0, le=10.0)
     """Total time for the Live Call Control transfer POST; the tool-calls reply waits for it (with routing's
     deadline, well inside Vapi's 20 s server timeout)."""
@@ -138,7 +145,9 @@ class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings):
     relay_enabled: bool = True
     """Run the outbox relay in this process (needs `temporal_address`); off when another process relays."""
     relay_poll_seconds: float = Field(default=2.0, gt=0)
+    """How often the outbox relay looks for due entries when nothing nudged it."""
     relay_backoff_max_seconds: float = Field(default=60.0, ge=1)
+    """Longest pause between delivery attempts of an entry while Temporal is unreachable."""
 
     @field_validator("fallback_number", mode="before")
     @classmethod

@@ -18,11 +18,15 @@ class WorkerSettings(WorkflowStarterSettings, VapiApiSettings):
     """Everything `escalade worker` needs; every field has an embedded default."""
 
     temporal_address: str = "127.0.0.1:7233"
+    """Temporal frontend (HOST:PORT)."""
     vapi_assistant_id: str = ""
+    """The Vapi assistant that places callback calls."""
     vapi_phone_number_id: str = ""
+    """The Vapi phone number callback calls come from."""
     vapi_poll_seconds: float = 5.0
     """How often a dialled callback's status is read from Vapi while the call runs."""
     rpc_timeout_seconds: float = 10.0
+    """Deadline of each gRPC call the worker makes to the routing service."""
     relay_backoff_max_seconds: float = 30.0
     """Longest pause before the availability relay reconnects to a dropped stream."""
     register_search_attributes: bool = True
@@ -36,16 +40,17 @@ class WorkerSettings(WorkflowStarterSettings, VapiApiSettings):
     """Prometheus `/metrics` of the worker (the Temporal SDK's worker metrics and the reconciler's count),
     HOST:PORT; empty disables it."""
     shutdown_grace_seconds: float = 10.0
+    """On SIGTERM, how long running activities may still finish before the worker stops."""
     max_cached_workflows: int = Field(default=2_000, ge=0)
     """Workflows kept in the worker's memory between tasks. Every waiting callback is a running workflow;
-    one evicted from the cache is rebuilt on its next task by replaying its (short) history. Measured with
-    the `passthrough` sandbox and 10,000 waiting callbacks: about 80 KiB of worker memory per cached workflow
-    (RSS 0.33 GiB with 2,000 cached, against 1.5 GiB with all 10,000 cached in the `strict` sandbox)."""
+    one evicted from the cache is rebuilt on its next task by replaying its (short) history, so this bounds
+    the worker's memory whatever the number of waiting callbacks (the callbacks benchmark measures the
+    memory per cached workflow)."""
     workflow_sandbox: Literal["passthrough", "strict"] = "passthrough"
     """`passthrough` (default): workflow code runs in Temporal's sandbox with every module imported once and
     shared, as `temporalio`'s `SandboxRestrictions.with_passthrough_all_modules()` does. `strict`: the sandbox
     re-imports the workflow modules for every workflow run, which also rejects non-deterministic calls such as
-    `datetime.now()` at run time, but costs ~50 KiB more per cached workflow and, where bytecode is not cached
-    (PYTHONDONTWRITEBYTECODE), a compile of the module for every workflow it starts or replays: on the
-    callback benchmark, 60 % of the worker's CPU. The test suite runs every workflow under `strict` (and
-    replays recorded histories under it), so the code `passthrough` runs has passed the strict checks."""
+    `datetime.now()` at run time, but costs more memory per cached workflow and, where bytecode is not cached
+    (PYTHONDONTWRITEBYTECODE), a compile of the module for every workflow it starts or replays, which
+    dominates the worker's CPU when many callbacks start. The workflow tests' own workers and the replay
+    tests use the strict sandbox, so the workflow code `passthrough` runs has passed the strict checks."""

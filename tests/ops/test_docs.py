@@ -199,3 +199,14 @@ def test_readme_walkthrough_is_one_block_of_four_to_six_commands_each_saying_wha
     commands = [line for line in match.group(1).splitlines() if line.strip()]
     assert 4 <= len(commands) <= 6
     assert all(re.search(r"\S\s+# expect: \S", line) for line in commands), commands
+
+
+def test_every_setting_has_a_description_when_the_reference_is_generated() -> None:
+    generator = load_generator()
+    undescribed = [
+        f"{source.target}.{name}"
+        for source in generator.SETTINGS
+        for name, info in generator.load(source.target).model_fields.items()
+        if not generator.describe(generator.load(source.target), name, info)
+    ]
+    assert undescribed == [], "give these fields a docstring (the string right under the field)"
