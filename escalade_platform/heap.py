@@ -1,8 +1,8 @@
 """The garbage collector in a long-running server process.
 
 A served process imports its frameworks, models and settings once and keeps them for its whole life, yet
-the collector's full (generation-2) passes walk all of it again and again: in the edge, ~46 ms each, about
-every 800 requests at concurrency 32, which set its p99. `freeze_startup_heap`, called once the server has
+the collector's full (generation-2) passes walk all of it again and again, and under load those long pauses
+set the edge's tail latency. `freeze_startup_heap`, called once the server has
 started, collects and then moves everything alive into the permanent generation (`gc.freeze`), so later
 full passes walk only what was allocated since. Only for a process that a server owns (`escalade edge
 serve`, `escalade routing serve`, the benchmarks that stand in for them): in a host such as a test run it

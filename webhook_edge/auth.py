@@ -1,6 +1,7 @@
 """Authentication of Vapi -> Escalade webhooks, over the RAW body bytes, in constant time.
 
-Accepted forms (PROTOCOL.md section 4), each checked against the current and the previous secret:
+Accepted forms (every way Vapi's server credentials can authenticate, plus the seed tutorial's), each
+checked against the current and the previous secret:
 
     HMAC credential          Vapi's `HmacAuthenticationPlan`, as configured (`HmacOptions`, from the edge
                              settings ESCALADE_VAPI_HMAC_*): algorithm sha256 | sha512 | sha1, signature

@@ -9,7 +9,7 @@ history to migrate, and creating it never touches the routing service's Alembic-
     payload          JSON: the workflow input
     created_at, attempts, next_attempt_at, delivered_at, last_error
 
-The relay (issue 5) reads `pending(limit)` and calls `mark_delivered(id)` or
+The relay (`webhook_edge.relay`) reads `pending(limit)` and calls `mark_delivered(id)` or
 `mark_failed(id, error, next_attempt_at)`.
 """
 

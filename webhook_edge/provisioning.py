@@ -5,10 +5,12 @@ created or updated through Vapi's API.
 Two tool styles:
 
     function   (default) a plain `function` tool whose `tool-calls` event carries typed arguments to the edge,
-               which then transfers through Live Call Control (`call.monitor.controlUrl`; PROTOCOL.md
-               sections 7 and 11, Vapi's current dynamic-transfer guide);
+               which then transfers through Live Call Control (`call.monitor.controlUrl`), as Vapi's
+               dynamic-transfer guide now recommends;
     transfer   the seed's dynamic transfer tool: `transferCall` with empty `destinations`, so Vapi asks the
-               edge with a `transfer-destination-request` (PROTOCOL.md section 2).
+               edge with a `transfer-destination-request`.
+
+docs/vapi.md describes both paths for users.
 
 How Vapi proves itself to the edge (`--auth`):
 
@@ -126,7 +128,7 @@ MASK = "***"
 TOOL_ID_PLACEHOLDER = "<id of the escalateToSupport tool>"
 CREDENTIAL_ID_PLACEHOLDER = "<id of the Escalade webhook credential>"
 STRUCTURED_OUTPUT_ID_PLACEHOLDER = "<id of the escalation structured output>"
-# Events the edge acts on besides the escalation request itself (issue 15): status-update (forwarding /
+# Events the edge acts on besides the escalation request itself: status-update (forwarding /
 # ended feed RecordCallEvent), transfer-update (how each transfer attempt went), end-of-call-report (reviews).
 LIFECYCLE_SERVER_MESSAGES = ("status-update", "transfer-update", "end-of-call-report")
 
@@ -341,7 +343,7 @@ def tool_body(policy: Policy, config: ProvisionConfig, credential_id: str | None
     """The body of POST /tool (and PATCH /tool/{id}) for the configured style."""
     if config.tool_style is ToolStyle.TRANSFER:
         # The seed's dynamic transfer tool, as its curl/requests examples send it. SDK 3.0.0's
-        # CreateTransferCallToolDto has no `function`/`parameters` (PROTOCOL.md section 2, point 4), so this
+        # CreateTransferCallToolDto has no `function`/`parameters` (the tool's arguments), so this
         # body cannot go through the SDK's typed `tools.create`: `provision` sends it with httpx to the same
         # API (same base URL, same bearer key).
         return {"type": "transferCall", "destinations": [], "function": escalation_function(policy)}
@@ -367,7 +369,7 @@ def assistant_body(
     structured_output_id: str | None = None,
 ) -> dict[str, Any]:
     """The body of POST /assistant (and PATCH /assistant/{id}): the seed's assistant, with `server` in place
-    of the tutorial's `serverUrl`/`serverUrlSecret`, which SDK 3.0.0 no longer has (PROTOCOL.md section 9),
+    of the tutorial's `serverUrl`/`serverUrlSecret`, which SDK 3.0.0 no longer has,
     Live Call Control on (`monitorPlan.controlEnabled`, so `call.monitor.controlUrl` exists) and the
     escalation structured output extracted after each call (`artifactPlan.structuredOutputIds`)."""
     return {

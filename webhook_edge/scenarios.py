@@ -1,7 +1,7 @@
 """The seed tutorial's test scenarios as realistic Vapi server messages, for `escalade simulate`.
 
-Each scenario becomes a `transfer-destination-request` envelope shaped like Vapi's (and like the fixtures in
-PROTOCOL.md section 10): `{"message": {...}}` with a fresh call id per run, the caller's number at
+Each scenario becomes a `transfer-destination-request` envelope shaped like Vapi's (and like the edge tests'
+fixtures in `tests/edge/fixtures/`): `{"message": {...}}` with a fresh call id per run, the caller's number at
 `message.customer.number` and `message.call.customer.number` (absent for the web call), and the conversation
 in `message.artifact.messages`, ending with the assistant's `escalateToSupport` tool call, plus the plain-text
 `artifact.transcript`. Each scenario states the team the TechCorp policy (examples/techcorp.yaml) sends it to.

@@ -1,4 +1,5 @@
-"""Tolerant reading of Vapi server messages (PROTOCOL.md sections 1, 2, 6, 7).
+"""Tolerant reading of Vapi server messages: the envelope, `transfer-destination-request`, `tool-calls`,
+`status-update`, `transfer-update` and `end-of-call-report`.
 
 The body is parsed once from the raw bytes (strict UTF-8, plain `json`), then read by JSON path; the SDK's
 pydantic models are NOT used at request time (their import alone takes seconds). Accepted shapes:

@@ -1,4 +1,4 @@
-"""Was the customer on the line? A callback call counts as reached only on evidence (PROTOCOL.md §11).
+"""Was the customer on the line? A callback call counts as reached only on evidence.
 
 Evidence is two things in `GET /call/{id}` once the call has ended:
 

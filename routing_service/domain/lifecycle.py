@@ -6,7 +6,7 @@
     reserved/offered --the call ended, the customer left--> released  (free, unused, not counted)
 
 Vapi's own call ends when it hands the caller over (`assistant-forwarded-call`) and it never reports the
-specialist's conversation (PROTOCOL.md §11): a connected assignment is never freed by a Vapi event, only by
+specialist's conversation (docs/lifecycle.md): a connected assignment is never freed by a Vapi event, only by
 the specialist's side (CompleteAssignment) or the team's safety limit. Pure: no I/O.
 """
 

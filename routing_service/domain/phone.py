@@ -49,8 +49,8 @@ class CallerKey:
 
 def normalize_caller(raw: str | None, default_region: str = "US") -> CallerKey:
     """Normalise a caller number to its lookup key (see the module docstring for the rules). Results are
-    memoised (`CALLER_CACHE_SIZE` recent inputs): parsing with `phonenumbers` was 7% of a decision's
-    servicer time, and the same callers call again."""
+    memoised (`CALLER_CACHE_SIZE` recent inputs): parsing with `phonenumbers` is a noticeable share of a
+    decision's servicer time, and the same callers call again."""
     if raw is None or len(raw) > _MAX_INPUT * 2:
         return _normalize(raw, default_region)
     return _normalize_cached(raw, default_region)

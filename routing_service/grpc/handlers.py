@@ -3,8 +3,8 @@ registered, with the decode guard outermost (`decoding.guard_decoding`) and metr
 (`metrics.observe_calls`), so an undecodable request is refused before it is timed or counted.
 
 These used to be grpc.aio server interceptors, which run per call: an `intercept_service` coroutine per
-interceptor and a freshly built handler each time, about 1.5% of a reserving decision's server CPU
-(instructions counted under callgrind). Wrapping once keeps the behaviour and drops that cost.
+interceptor and a freshly built handler each time, a measurable share of a reserving decision's server CPU.
+Wrapping once keeps the behaviour and drops that cost.
 """
 
 from __future__ import annotations

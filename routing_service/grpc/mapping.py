@@ -217,7 +217,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def timestamp_to_pb(value: datetime) -> timestamp_pb2.Timestamp:
     """A Timestamp; naive datetimes are taken as UTC. (Whole seconds and non-negative nanos, as
     `Timestamp.FromDatetime` gives, computed from the difference to the epoch: FromDatetime converts through
-    calendar functions and was 5% of a decision's servicer time.)"""
+    calendar functions, a noticeable share of a decision's servicer time.)"""
     since = (value if value.tzinfo else value.replace(tzinfo=UTC)) - _EPOCH
     return timestamp_pb2.Timestamp(
         seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1000

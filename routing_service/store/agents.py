@@ -100,8 +100,8 @@ def candidates_statement(*, postgres: bool, min_complexity: int = Complexity.BAS
     leads the index, so each walk is already in dispatch order and stops at LIMIT) and merges the few rows
     found. A single walk over all free agents filtered by `max_complexity >= ?` had to step over every
     idle agent not qualified for the call, and those gather at the front of the order precisely because
-    they are never picked: after 2,000 advanced decisions over 10,000 specialists it read ~1,000 rows per
-    decision (0.38 ms instead of 0.1 ms). PostgreSQL keeps one walk; its planner measured flat there."""
+    they are never picked: in a large team, after many advanced decisions, every decision stepped over most
+    of them. PostgreSQL keeps one walk; its planner keeps the cost flat there."""
     if postgres:
         return (
             select(agents)

@@ -175,9 +175,10 @@ _RESERVE_PG = hot(_reserve_pg())
 def _handle_time_statement(*, postgres: bool) -> Select[Any]:
     """The mean handle time (connected -> end of conversation) of a team's latest finished conversations:
     newest first down the partial (team_id, completed_at) index, stopping after `sample`, so the cost does
-    not grow with the traffic of the window (an hour of a busy centre is 100,000 calls: averaging all of them
-    cost 80 ms per callback decision), and the latest calls are the better estimate anyway. Reservations
-    that never connected (missed, released unused) have no handle time and are not in the index."""
+    not grow with the traffic of the window (averaging every call of a busy centre's hour made each callback
+    decision slow exactly when calls pile up), and the latest calls are the better estimate anyway.
+    Reservations that never connected (missed, released unused) have no handle time and are not in the
+    index."""
     seconds: ColumnElement[Any]
     if postgres:
         seconds = extract("epoch", assignments.c.completed_at - assignments.c.connected_at)

@@ -7,8 +7,8 @@ SQLite is tuned for many short concurrent transactions from one process:
 * a busy timeout, so a writer waiting for the lock queues instead of failing at once;
 * one pooled connection per engine: SQLite has a single writer anyway, and units of work queueing
   in-process for the pool (FIFO, no polling) beat several connections polling the file lock, whose
-  busy-handler backoff starves waiters under load (measured: 4 concurrent writers ran at a third of the
-  throughput of one, and 16 hit the busy timeout). Other processes on the same file still queue through
+  busy-handler backoff starves waiters under load (measured: a few concurrent writers ran slower than one,
+  and many hit the busy timeout). Other processes on the same file still queue through
   the busy timeout;
 * every transaction starts with `BEGIN IMMEDIATE` (SQLAlchemy's documented recipe: the driver's own BEGIN is
   disabled with `isolation_level = None` and SQLAlchemy's "begin" event emits ours). A deferred BEGIN would

@@ -1,6 +1,6 @@
 """SQLite units of work that run their statements inline, on the event loop, with no thread hop.
 
-A routing decision against a local SQLite file is about a dozen statements of 5-60 µs each in SQLite itself.
+A routing decision against a local SQLite file is about a dozen statements, each quick in SQLite itself.
 Through aiosqlite every statement is a hop to the connection's thread and back (a queue put, a GIL hand-over,
 a self-pipe wake-up of the loop), and SQLAlchemy's async adapter adds a greenlet switch on top: profiled, the
 hops and switches cost several times the SQL. Here a unit of work holds one synchronous `sqlite3`
@@ -216,10 +216,10 @@ CHECKPOINT_NICE = 10
 
 def _lower_priority(native_id: int) -> None:
     """Run the calling thread at `CHECKPOINT_NICE` (Linux, where each thread has its own nice value). A
-    checkpoint copies a second's worth of WAL pages into the database file: at normal priority, on two
-    cores shared with the server's loop and its clients, it pushed 1-2% of decisions at concurrency 1 from
-    1.3 to over 4 ms (the benchmark's p99 went from 2.3 ms without checkpoints to 4.4 ms with them, and is
-    2.0-2.1 ms with this). Nice 10 rather than 19 so a saturated machine still checkpoints."""
+    checkpoint copies a second's worth of WAL pages into the database file: at normal priority, on a machine
+    whose few cores the server's loop and its clients share, it delays the decisions it lands on several-fold
+    (the routing benchmark's tail latency at concurrency 1 shows it). Nice 10 rather than 19 so a saturated
+    machine still checkpoints."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError):

@@ -5,7 +5,7 @@ block (connect, statements, commit) surface as `routing_service.domain.errors.Un
 
 The repositories run Core statements only, so the unit of work holds an `AsyncConnection` (checked out
 on the first statement, "commit as you go") rather than an ORM `AsyncSession`: the session's transaction
-bookkeeping cost about a third of the store's CPU per decision (profiled: `Session.connection`, `commit`,
+bookkeeping was a large share of the store's CPU per decision (profiled: `Session.connection`, `commit`,
 `close` and one extra greenlet switch per statement) and bought nothing here.
 
 `announce` sends a freed slot to the other routing processes on PostgreSQL with NOTIFY in the unit of work's

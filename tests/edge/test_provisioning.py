@@ -407,7 +407,7 @@ def test_bodies_validate_against_sdk_models_when_built() -> None:
     assert audit(CreateFunctionToolDto.model_validate(untyped), untyped) == []
 
     # The seed's transfer tool: everything but `function` fits CreateTransferCallToolDto; `function` is
-    # exactly the part SDK 3.0.0 lacks (PROTOCOL.md section 2, point 4), and it fits the SDK's OpenAiFunction.
+    # exactly the part SDK 3.0.0 lacks, and it fits the SDK's OpenAiFunction.
     transfer = tool_body(make_policy(), config())
     rest = {k: v for k, v in transfer.items() if k not in {"type", "function"}}
     assert audit(CreateTransferCallToolDto.model_validate(rest), rest) == []

@@ -216,7 +216,7 @@ ENDED_CALL = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
 
 async def test_nothing_is_released_when_call_is_handed_over(edge: Edge, fake_routing: RunningFake) -> None:
     """`ended` + `assistant-forwarded-call` means the specialist has just picked up: it is forwarded as an
-    ENDED event for routing to judge, never released by the edge (issue 15, reproduction 1)."""
+    ENDED event for routing to judge, never released by the edge."""
     response = await edge.post(load_fixture("status-update.ended.json"))
     assert response.status_code == 200 and response.json() == {}
     assert fake_routing.servicer.releases == []

@@ -231,7 +231,7 @@ async def test_list_decisions_pages_newest_first_when_filtered_by_team(stub: Stu
 async def test_second_tool_call_moves_on_to_another_specialist_when_the_call_already_holds_one(
     stub: Stub,
 ) -> None:
-    """The same call escalating again means its specialist did not take it (PROTOCOL.md §11): never the
+    """The same call escalating again means its specialist did not take it (docs/lifecycle.md): never the
     same specialist twice, and still one slot held for the call."""
     await add_agent(stub, "ann", capacity=2)
     await add_agent(stub, "bob", number="+15550100202", capacity=2)

@@ -1,7 +1,7 @@
 """Drop `ix_agents_status_agent_id`: SQLite, which has no statistics unless someone runs ANALYZE, preferred
 that equality index plus a sort over every available agent to the partial dispatch index, turning the
-dispatch query from a LIMITed index walk (~0.15 ms at 10,000 agents) into a full sort (~7 ms). Listing
-agents by status is an admin query and scans the primary key instead.
+dispatch query from a LIMITed index walk into a full sort, whose cost grows with the number of agents.
+Listing agents by status is an admin query and scans the primary key instead.
 
 Revision ID: 0003_drop_agents_status_index
 Revises: 0002_agent_team_ids

@@ -1,10 +1,10 @@
-"""The assignment lifecycle (issue 15): assignments gain their stage (reserved, offered, connected, wrap_up,
-completed, missed, released), the team the call was routed to and the time of each step; agents gain their
-missed offers in a row. Existing active assignments become `reserved`, released ones `released` (their
+"""The assignment lifecycle (docs/lifecycle.md): assignments gain their stage (reserved, offered, connected,
+wrap_up, completed, missed, released), the team the call was routed to and the time of each step; agents gain
+their missed offers in a row. Existing active assignments become `reserved`, released ones `released` (their
 history says nothing about a conversation). The handle-time sample reads a team's latest finished
-conversations through a partial index on (team_id, completed_at), which replaces the one on released_at
-(the old sample's); a call's finished assignments (who missed it) are found through a partial index on
-call_id of released rows, so a reservation still writes no entry to either.
+conversations through a partial index on (team_id, completed_at), which replaces the one on released_at (the
+old sample's); a call's finished assignments (who missed it) are found through a partial index on call_id of
+released rows, so a reservation still writes no entry to either.
 
 Revision ID: 0006_assignment_lifecycle
 Revises: 0005_leaner_decision_writes
