@@ -168,9 +168,6 @@ def test_bad_policy_is_a_readable_error_when_given(cli: Cli, tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
 
 
-@SDK_IMPORT_TIMEOUT
-@SDK_IMPORT_TIMEOUT
-
 # ----------------------------------------------------------------------------------------------------
 # escalade simulate
 # ----------------------------------------------------------------------------------------------------

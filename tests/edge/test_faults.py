@@ -14,6 +14,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
 from grpc_status import rpc_status
+from pydantic import SecretStr
 from structlog.testing import capture_logs
 
 from tests.edge.edge_support import SECRET, Edge, RunningFake, load_fixture, running_edge
@@ -67,18 +68,35 @@ async def test_fallback_uses_configured_number_when_routing_is_unreachable(tmp_p
     assert response.json()["destination"]["number"] == "+15550100777"
 
 
-async def test_fallback_is_answered_within_budget_when_routing_hangs(
-    edge: Edge, fake_routing: RunningFake
+# The README's routing deadline (ESCALADE_ROUTING_DEADLINE_MS, default 1500): the caller hears the fallback
+# line that long after the edge asked routing, plus the edge's own work. The margin is generous for a loaded
+# 2-core machine; it is a bound on correctness (the edge does not wait for a hung routing service), not a
+# latency benchmark.
+README_DEADLINE_SECONDS = 1.5
+EDGE_MARGIN_SECONDS = 0.5
+
+
+async def test_fallback_is_answered_within_the_routing_deadline_when_routing_hangs(
+    fake_routing: RunningFake, tmp_path: Path
 ) -> None:
+    settings = EdgeSettings(
+        vapi_secret=SecretStr(SECRET),
+        routing_address=fake_routing.address,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
+    )
+    assert settings.routing_deadline_ms / 1000 == README_DEADLINE_SECONDS  # the default, as documented
     fake_routing.servicer.behaviour = "sleep"
     fake_routing.servicer.sleep_seconds = 10.0
-    started = time.monotonic()
-    with capture_logs() as logs:
-        response = await edge.post(load_fixture(ENTERPRISE))
-    elapsed = time.monotonic() - started
+    async with running_edge(settings) as edge:
+        started = time.monotonic()
+        with capture_logs() as logs:
+            response = await edge.post(load_fixture(ENTERPRISE))
+        elapsed = time.monotonic() - started
     assert response.json()["destination"]["number"] == FALLBACK
     assert len(fake_routing.servicer.resolve_requests) >= 1  # the request reached the hung servicer
-    assert elapsed < fake_routing.servicer.sleep_seconds  # the edge did not wait for it
+    # It waited for routing as long as the deadline allows, and no longer.
+    limit = README_DEADLINE_SECONDS + EDGE_MARGIN_SECONDS
+    assert README_DEADLINE_SECONDS - 0.05 <= elapsed <= limit, f"answered after {elapsed:.2f} s"
     [event] = fallback_events(logs)
     assert event["grpc_code"] == "DEADLINE_EXCEEDED"
 

@@ -148,11 +148,20 @@ async def test_transcript_and_sip_are_forwarded_when_present(edge: Edge, fake_ro
 async def test_same_answer_is_given_when_delivery_is_duplicated(
     edge: Edge, fake_routing: RunningFake
 ) -> None:
+    """The edge keeps no answers of its own: it asks routing again under the same idempotency key (call id,
+    tool call id), and routing's replay of its first decision is what the second delivery answers with. A
+    routing stand-in that would decide differently each time shows that the key, not luck, gives the same
+    answer."""
+    numbers = iter(["+15550100201", "+15550100202"])
+    fake_routing.servicer.decide = lambda request: make_decision(request, number=next(numbers))
     doc = load_fixture(ENTERPRISE)
     first = await edge.post(doc)
     second = await edge.post(doc)
-    assert first.json() == second.json()
-    assert len(fake_routing.servicer.decisions) == 1
+    keys = [(r.call_id, r.tool_call_id) for r in fake_routing.servicer.resolve_requests]
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert keys[0][0] == doc["message"]["call"]["id"]
+    assert first.json()["destination"]["number"] == "+15550100201"
+    assert second.json() == first.json()
 
 
 async def test_callback_is_recorded_once_when_delivered_twice(edge: Edge, fake_routing: RunningFake) -> None:

@@ -3,7 +3,9 @@ the real edge and the real routing service (SQLite file and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from pathlib import Path
 
 import httpx
@@ -22,6 +24,7 @@ LATENCY_COUNT = "escalade_routing_decision_latency_seconds_count"
 EDGE_LATENCY_COUNT = "escalade_edge_webhook_latency_seconds_count"
 FALLBACKS = "escalade_edge_fallbacks_total"
 AUTH_FAILURES = "escalade_edge_auth_failures_total"
+OLDEST = "escalade_routing_oldest_waiting_seconds"
 
 
 async def test_decision_reservation_and_completion_are_counted_when_a_call_is_routed_and_handed_over(
@@ -80,10 +83,13 @@ async def test_queue_gauges_and_outbox_depth_show_the_callback_when_specialists_
     assert sample(empty, "escalade_routing_waiting_callbacks", team="technical") == 0
     assert sample(empty, "escalade_routing_free_specialists", team="technical") == 0
     assert sample(empty, "escalade_routing_free_specialists", team="enterprise") >= 1
+    assert OLDEST in empty and sample(empty, OLDEST, team="technical") == 0
 
+    posted = time.monotonic()
     response = await stack.edge.post(load_fixture(PREMIUM))
     assert response.status_code == 200
 
+    first_scrape = time.monotonic()
     routing, edge = await stack.routing_metrics(), await stack.edge_metrics()
     assert (
         sample(routing, DECISIONS, team="technical", kind="callback")
@@ -92,10 +98,18 @@ async def test_queue_gauges_and_outbox_depth_show_the_callback_when_specialists_
     )
     assert sample(routing, "escalade_routing_waiting_callbacks", team="technical") == 1
     assert sample(routing, "escalade_routing_waiting_callbacks", team="billing") == 0
-    assert sample(routing, "escalade_routing_oldest_waiting_seconds", team="technical") >= 0
-    assert "escalade_routing_oldest_waiting_seconds" in routing
     assert sample(edge, "escalade_edge_outbox_depth", kind="callback") == 1
     assert sample(edge, "escalade_edge_outbox_depth", kind="review") == 0
+
+    # The oldest-waiting gauge is the callback's age, read at each scrape: it grows with the clock between two
+    # scrapes, and never exceeds the time since the call came in (plus a second for stored timestamps).
+    await asyncio.sleep(1.0)
+    later = await stack.routing_metrics()
+    between_scrapes = time.monotonic() - first_scrape
+    age, later_age = sample(routing, OLDEST, team="technical"), sample(later, OLDEST, team="technical")
+    assert 0.95 <= later_age - age <= between_scrapes + 0.05
+    assert later_age <= time.monotonic() - posted + 1.0
+    assert sample(later, OLDEST, team="billing") == 0
 
 
 async def test_fallback_is_counted_as_routing_unavailable_when_routing_is_down(tmp_path: Path) -> None:
