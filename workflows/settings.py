@@ -52,5 +52,7 @@ class WorkerSettings(WorkflowStarterSettings, VapiApiSettings):
     re-imports the workflow modules for every workflow run, which also rejects non-deterministic calls such as
     `datetime.now()` at run time, but costs more memory per cached workflow and, where bytecode is not cached
     (PYTHONDONTWRITEBYTECODE), a compile of the module for every workflow it starts or replays, which
-    dominates the worker's CPU when many callbacks start. The workflow tests' own workers and the replay
-    tests use the strict sandbox, so the workflow code `passthrough` runs has passed the strict checks."""
+    dominates the worker's CPU when many callbacks start. The workflow tests run both workflows, scenario by
+    scenario, on workers in the `strict` sandbox and replay every recorded history under it (a test checks
+    that they do), so the workflow code `passthrough` runs has passed the strict checks; the tests that start
+    the real worker (`run_worker`, `escalade worker`) run it as shipped, with `passthrough`."""

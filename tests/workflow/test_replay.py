@@ -17,9 +17,10 @@ from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
 from tests.workflow.history_recorder import HISTORIES, SCENARIOS, load_history, record_all
-from workflows.callback import NUMBER_CHECK, QueueCallbackWorkflow
+from tests.workflow.workflow_fakes import new_replayer
+from workflows.callback import NUMBER_CHECK
 from workflows.inputs import CallbackStatus, QueueCallbackInput
-from workflows.review import RULES_V2, EscalationReviewWorkflow
+from workflows.review import RULES_V2
 
 pytestmark = pytest.mark.temporal
 
@@ -81,8 +82,7 @@ def _scheduled_activities(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", all_histories(), ids=lambda p: str(p.relative_to(HISTORIES)))
 async def test_history_replays_when_workflow_code_is_current(path: Path) -> None:
     history = load_history(path)
-    replayer = Replayer(workflows=[QueueCallbackWorkflow, EscalationReviewWorkflow])
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=True)
+    result = await new_replayer().replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 
 
@@ -108,6 +108,6 @@ async def test_recorder_writes_replayable_histories_when_run(
 ) -> None:
     written = await record_all(time_env, tmp_path)
     assert sorted(p.stem for p in written) == sorted(SCENARIOS)
-    replayer = Replayer(workflows=[QueueCallbackWorkflow, EscalationReviewWorkflow])
+    replayer = new_replayer()
     for path in written:
         await replayer.replay_workflow(load_history(path))

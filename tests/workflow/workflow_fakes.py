@@ -16,9 +16,8 @@ from typing import Any
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker, WorkflowRunner
 
-from workflows.callback import QueueCallbackWorkflow
 from workflows.evidence import judge
 from workflows.inputs import QueueCallbackInput
 from workflows.payloads import (
@@ -36,7 +35,8 @@ from workflows.payloads import (
     OutcomeResult,
     ReviewRecord,
 )
-from workflows.review import EscalationReviewWorkflow
+from workflows.settings import WorkerSettings
+from workflows.worker import WORKFLOWS, workflow_runner
 
 
 @dataclass
@@ -124,14 +124,30 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0)
             await asyncio.sleep(0.05)
 
 
-def new_worker(client: Client, *activity_sets: Sequence[Callable[..., Any]]) -> Worker:
-    """A worker on a fresh uuid task queue with both workflows and the given stand-ins."""
+def strict_sandbox() -> WorkflowRunner:
+    """Temporal's strict sandbox, as `ESCALADE_WORKFLOW_SANDBOX=strict` selects it: workflow modules are
+    re-imported for every run and non-deterministic calls are rejected. The workers and the replayer of these
+    tests run under it, so the workflow code the default `passthrough` worker runs has passed its checks."""
+    return workflow_runner(WorkerSettings(workflow_sandbox="strict"))
+
+
+def new_worker(
+    client: Client, *activity_sets: Sequence[Callable[..., Any]], workflows: Sequence[type] = WORKFLOWS
+) -> Worker:
+    """A worker on a fresh uuid task queue with both workflows (or `workflows`) and the given stand-ins, in
+    the strict sandbox."""
     return Worker(
         client,
         task_queue=f"tq-{uuid.uuid4()}",
-        workflows=[QueueCallbackWorkflow, EscalationReviewWorkflow],
+        workflows=workflows,
         activities=[a for group in activity_sets for a in group],
+        workflow_runner=strict_sandbox(),
     )
+
+
+def new_replayer(workflows: Sequence[type] = WORKFLOWS) -> Replayer:
+    """A replayer of both workflows (or `workflows`), in the strict sandbox."""
+    return Replayer(workflows=workflows, workflow_runner=strict_sandbox())
 
 
 def callback_input(call_id: str | None = None, **overrides: Any) -> QueueCallbackInput:
