@@ -15,6 +15,9 @@ checked against the current and the previous secret:
 
 A request passes when any credential it presents is valid. Signatures are decoded and compared as digests
 with `hmac.compare_digest`. Nothing here logs a secret or a signature.
+
+`WebhookAuth` is the webhook route's check: `verify_request` with the edge's settings, the development
+mode without a secret, and the header-only check of a body the edge refused to buffer.
 """
 
 from __future__ import annotations
@@ -26,9 +29,24 @@ import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["AuthError", "AuthResult", "HmacOptions", "sign_hmac", "sign_seed", "verify_request"]
+import structlog
+
+if TYPE_CHECKING:
+    from webhook_edge.settings import EdgeSettings
+
+__all__ = [
+    "AuthError",
+    "AuthResult",
+    "HmacOptions",
+    "WebhookAuth",
+    "sign_hmac",
+    "sign_seed",
+    "verify_request",
+]
+
+log = structlog.get_logger(__name__)
 
 _MS_THRESHOLD = 100_000_000_000  # timestamps above this are milliseconds (year 5138 in seconds)
 _MAX_SIGNATURE = 512
@@ -240,3 +258,61 @@ def verify_request(
             continue
         return AuthResult(form=form, previous_secret=index > 0)
     raise AuthError("; ".join(reasons))
+
+
+_HEADER_CREDENTIALS = ("x-vapi-secret", "authorization")
+
+
+class WebhookAuth:
+    """Whether a webhook request is authenticated, given the edge's secrets and HMAC credential."""
+
+    def __init__(
+        self,
+        secrets: Sequence[bytes],
+        *,
+        hmac_options: HmacOptions,
+        window_seconds: float = 300.0,
+        insecure_dev: bool = False,
+    ) -> None:
+        self._secrets = list(secrets)
+        self._hmac = hmac_options
+        self._window = window_seconds
+        self._open = not self._secrets and insecure_dev
+
+    @classmethod
+    def from_settings(cls, settings: EdgeSettings) -> WebhookAuth:
+        """The edge's check (`ESCALADE_VAPI_SECRET`, `_PREVIOUS_SECRET`, `_HMAC_*`, `--insecure-dev`)."""
+        return cls(
+            settings.secrets(),
+            hmac_options=settings.hmac_options(),
+            window_seconds=settings.signature_window_seconds,
+            insecure_dev=settings.insecure_dev,
+        )
+
+    def check(self, headers: Mapping[str, str], body: bytes | None) -> None:
+        """Return when the request is authenticated; raise `AuthError` otherwise.
+
+        With no secret configured and `insecure_dev` on, every request passes. `body` None: the body was not
+        read whole (a too-large transfer request), so only what the headers alone prove can be checked: a
+        shared secret or bearer token is verified; an HMAC signature (over a body the edge refused to buffer)
+        is accepted unverified; no credential at all fails.
+        """
+        if self._open:
+            return
+        secrets = self._secrets
+        if body is not None:
+            result = verify_request(
+                headers, body, secrets, window_seconds=self._window, hmac_options=self._hmac
+            )
+            if result.previous_secret:
+                log.info("webhook_previous_secret_used", form=result.form)
+            return
+        if any(name in headers for name in _HEADER_CREDENTIALS):
+            verify_request({k: v for k, v in headers.items() if k in _HEADER_CREDENTIALS}, b"", secrets)
+            return
+        if self._hmac.signature_header in headers or "x-vapi-signature" in headers:
+            log.warning("webhook_signature_unverifiable", reason="body too large to buffer")
+            return
+        if not secrets:
+            raise AuthError("no webhook secret is configured")
+        raise AuthError("missing credentials")

@@ -6,8 +6,11 @@ with `openapi_extra` rather than inferred from a parameter. These models documen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field
 
 from webhook_edge.settings import DEFAULT_FALLBACK_NUMBER, DEFAULT_TRANSFER_FAILED_MESSAGE
@@ -19,6 +22,7 @@ __all__ = [
     "ErrorResponse",
     "ToolCallsResponse",
     "TransferDestinationResponse",
+    "custom_openapi",
 ]
 
 _STRING = {"type": "string"}
@@ -311,3 +315,23 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     415: {"model": ErrorResponse, "description": "Content type is not JSON."},
 }
+
+
+def custom_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """`app.openapi` for the edge: FastAPI's schema plus the reply models the webhook's responses name."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (TransferDestinationResponse, ToolCallsResponse, ErrorResponse):
+            doc = model.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)
+            components.update(doc.pop("$defs", {}))
+            components[model.__name__] = doc
+        app.openapi_schema = schema
+        return schema
+
+    return build

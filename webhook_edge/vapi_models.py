@@ -19,8 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "END_OF_CALL_REPORT",
     "ESCALATION_TOOL",
     "MAX_CALL_ID",
+    "STATUS_UPDATE",
+    "TOOL_CALLS",
+    "TRANSFER_DESTINATION_REQUEST",
+    "TRANSFER_UPDATE",
     "BadPayload",
     "EscalationArguments",
     "ToolCall",
@@ -29,6 +34,14 @@ __all__ = [
 ]
 
 ESCALATION_TOOL = "escalateToSupport"
+
+# The message types the edge answers (`VapiMessage.type`); any other type is acknowledged and ignored.
+TRANSFER_DESTINATION_REQUEST = "transfer-destination-request"
+TOOL_CALLS = "tool-calls"
+STATUS_UPDATE = "status-update"
+TRANSFER_UPDATE = "transfer-update"
+END_OF_CALL_REPORT = "end-of-call-report"
+
 _MAX_TEXT = 16_000
 _MAX_TRANSCRIPT = 64_000
 MAX_CALL_ID = 200

@@ -1,8 +1,8 @@
 """Body limits are enforced while streaming and without reading what lies beyond them (see
-`webhook_edge.app`, "Body limits"): a 10 MB transfer request is answered with the fallback line and a 10 MB
-anything-else with a JSON 413, each after pulling at most the limit (plus a chunk), whether the length is
-declared or streamed; an end-of-call-report is read on up to `max_report_bytes` and recorded; over real HTTP
-the answer comes back while the client has sent only a little of the body."""
+`webhook_edge.decoding`, "Body limits"): a 10 MB transfer request is answered with the fallback line and a
+10 MB anything-else with a JSON 413, each after pulling at most the limit (plus a chunk), whether the length
+is declared or streamed; an end-of-call-report is read on up to `max_report_bytes` and recorded; over real
+HTTP the answer comes back while the client has sent only a little of the body."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ from tests.edge.edge_support import (
     signed_headers,
 )
 from tests.hostile.hostile_support import assert_no_server_error
-from webhook_edge.app import create_app, message_kind
+from webhook_edge.app import create_app
+from webhook_edge.decoding import message_kind
 from webhook_edge.settings import EdgeSettings
 
 pytestmark = pytest.mark.timeout(60)
