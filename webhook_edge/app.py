@@ -42,7 +42,7 @@ from webhook_edge.control import ControlClient
 from webhook_edge.decoding import MessageDecoder, Refused, UnreadableTransfer
 from webhook_edge.end_of_call import EndOfCallReports
 from webhook_edge.escalation import Escalations
-from webhook_edge.fallback import fallback_destination
+from webhook_edge.fallback import EdgeFallback
 from webhook_edge.followups import FollowUps
 from webhook_edge.metrics import EDGE_METRICS, install_observability
 from webhook_edge.openapi import REQUEST_BODY, WEBHOOK_RESPONSES, custom_openapi
@@ -77,6 +77,8 @@ class EdgeState:
     routing: RoutingClient
     outbox: Outbox | None
     control: ControlClient
+    fallback: EdgeFallback
+    """The fallback line (from the policy file, followed while the edge runs)."""
     relay: OutboxRelay | None = None
     """Woken after each new outbox entry (None when this process does not relay)."""
 
@@ -106,11 +108,12 @@ class Webhook:
         )
         self.auth = WebhookAuth.from_settings(settings)
         self.followups = FollowUps(state.outbox, state.relay)
-        escalations = Escalations(settings, state.routing, self.followups)
+        self.fallback = state.fallback
+        escalations = Escalations(settings, state.routing, state.fallback, self.followups)
         events = CallEvents(state.routing)
         self.handlers: dict[str, Handler] = {
             TRANSFER_DESTINATION_REQUEST: TransferRequests(escalations).handle,
-            TOOL_CALLS: ToolCalls(settings, escalations, state.control).handle,
+            TOOL_CALLS: ToolCalls(escalations, state.control, state.fallback).handle,
             STATUS_UPDATE: events.status_update,
             TRANSFER_UPDATE: events.transfer_update,
             END_OF_CALL_REPORT: EndOfCallReports(state.routing, self.followups).handle,
@@ -144,7 +147,7 @@ class Webhook:
                 log.error("webhook_handler_failed", exc_info=exc)
                 if message.type == TRANSFER_DESTINATION_REQUEST:
                     EDGE_METRICS.fallback("internal", exc)
-                    return JSONResponse({"destination": fallback_destination(self.settings)})
+                    return JSONResponse({"destination": self.fallback.destination()})
                 return JSONResponse({})
 
     async def dispatch(self, message: VapiMessage) -> dict[str, Any]:
@@ -171,7 +174,7 @@ class Webhook:
                 return self.unauthorized(exc)
         EDGE_METRICS.fallback("unreadable_request")
         log.warning("fallback_destination", reason="unreadable_request", detail=why[:200])
-        return JSONResponse({"destination": fallback_destination(self.settings)})
+        return JSONResponse({"destination": self.fallback.destination()})
 
 
 def create_app(
@@ -211,8 +214,18 @@ def create_app(
             if controller is None:
                 controller = ControlClient(timeout_seconds=settings.control_timeout_seconds)
                 stack.push_async_callback(controller.close)
+            fallback = EdgeFallback.load(settings)
+            await stack.enter_async_context(fallback.following())
             relay = await stack.enter_async_context(start_relay(settings, store))
-            app.state.webhook = Webhook(EdgeState(settings, client, store, controller, relay))
+            state = EdgeState(
+                settings=settings,
+                routing=client,
+                outbox=store,
+                control=controller,
+                fallback=fallback,
+                relay=relay,
+            )
+            app.state.webhook = Webhook(state)
             stack.push_async_callback(app.state.webhook.close)
             log.info("edge_started", routing=settings.routing_address)
             if freeze_heap:

@@ -16,7 +16,7 @@ import grpc
 import structlog
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-from webhook_edge.fallback import fallback_destination, fallback_for_decision, log_fallback
+from webhook_edge.fallback import EdgeFallback, log_fallback
 from webhook_edge.followups import FollowUps
 from webhook_edge.routing_client import RoutingClient
 from webhook_edge.settings import EdgeSettings
@@ -30,32 +30,34 @@ log = structlog.get_logger(__name__)
 class Escalations:
     """Asks routing where an escalated call goes and turns the answer into a Vapi destination."""
 
-    def __init__(self, settings: EdgeSettings, routing: RoutingClient, followups: FollowUps) -> None:
+    def __init__(
+        self, settings: EdgeSettings, routing: RoutingClient, fallback: EdgeFallback, followups: FollowUps
+    ) -> None:
         self.settings = settings
         self.routing = routing
+        self.fallback = fallback
         self.followups = followups
 
     async def decide(self, request: pb.ResolveEscalationRequest) -> tuple[dict[str, Any], pb.Decision | None]:
         """(Vapi destination, decision); the fallback destination whenever routing cannot be used."""
-        settings = self.settings
         budget = self.routing.deadline_seconds + 0.25
         try:
             async with asyncio.timeout(budget):
                 decision = await self.routing.resolve(request)
         except grpc.aio.AioRpcError as exc:
             log_fallback("routing_error", exc)
-            return fallback_destination(settings), None
+            return self.fallback.destination(), None
         except TimeoutError as exc:
             log_fallback("routing_timeout", exc)
-            return fallback_destination(settings), None
+            return self.fallback.destination(), None
         if decision.kind == pb.DECISION_KIND_FALLBACK:
             log_fallback("routing_fallback_decision", reason_text=decision.reason[:300])
-            return fallback_for_decision(settings, decision), decision
+            return self.fallback.for_decision(decision), decision
         try:
-            destination = destination_json(decision, failed_message=settings.transfer_failed_message)
+            destination = destination_json(decision, failed_message=self.settings.transfer_failed_message)
         except UnusableDecision as exc:
             log_fallback("unusable_decision", exc, decision_id=decision.decision_id)
-            return fallback_destination(settings), decision
+            return self.fallback.destination(), decision
         if decision.kind == pb.DECISION_KIND_CALLBACK and not decision.dry_run:
             payload = callback_payload(decision, request)
             if payload["caller_number"]:

@@ -1,8 +1,9 @@
 """Settings of the webhook edge process (`escalade edge serve`), read from `ESCALADE_*` variables.
 
 The CLI builds `EdgeSettings()` from the environment and passes it to `create_app`; tests build it directly.
-The edge carries its own fallback destination: when the routing service is down it must still answer Vapi
-with somewhere to send the caller.
+The edge keeps its own fallback destination: when the routing service is down it must still answer Vapi
+with somewhere to send the caller. That line is the policy file's (`policy`), unless `fallback_number`
+overrides it; the built-in `DEFAULT_FALLBACK_NUMBER` is used only with neither (`webhook_edge.fallback`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ __all__ = [
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _HEADER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 DEFAULT_FALLBACK_NUMBER = "+15550100900"
+"""The fallback line when neither the policy file nor ESCALADE_FALLBACK_NUMBER gives one."""
 DEFAULT_FALLBACK_MESSAGE = "I'll connect you with our general support team who can help you."
+"""Said to the caller on the fallback line when neither the setting nor the policy gives a sentence."""
 DEFAULT_FALLBACK_HANDOFF = "Escalation routing error - connecting to general support team"
+"""Said to the fallback line's answerer when neither the setting nor the policy gives a sentence."""
 DEFAULT_TRANSFER_FAILED_MESSAGE = (
     "I'm sorry, the specialist couldn't take your call right now. "
     "I'm still here with you, so let me see what else I can do."
@@ -114,12 +118,14 @@ class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings):
     routing_health_deadline_ms: int = Field(default=500, ge=10, le=10_000)
     """Budget for `/readyz`'s health check of the routing service."""
     fallback_number: str | None = None
-    """Overrides the policy's fallback line; unset means the policy's (or the built-in default when
-    routing is unreachable)."""
-    fallback_message: str = DEFAULT_FALLBACK_MESSAGE
-    """What the caller hears when the edge answers its own fallback line."""
-    fallback_handoff_message: str = DEFAULT_FALLBACK_HANDOFF
-    """What the fallback line hears when the edge transfers a caller there."""
+    """Overrides the policy's fallback line (the edge's own and that of routing's FALLBACK decisions); unset:
+    the policy file's `fallback.destination`, else `DEFAULT_FALLBACK_NUMBER` (with a start-up warning)."""
+    fallback_message: str | None = None
+    """What the caller hears on the edge's fallback line; unset: the policy's
+    `fallback.transfer.caller_message`, else `DEFAULT_FALLBACK_MESSAGE`."""
+    fallback_handoff_message: str | None = None
+    """What the fallback line's answerer hears first; unset: the policy's `fallback.transfer.handoff_message`,
+    else `DEFAULT_FALLBACK_HANDOFF`."""
     transfer_failed_message: str = Field(
         default=DEFAULT_TRANSFER_FAILED_MESSAGE, min_length=1, max_length=MAX_SPOKEN_CHARS
     )
@@ -149,7 +155,7 @@ class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings):
     relay_backoff_max_seconds: float = Field(default=60.0, ge=1)
     """Longest pause between delivery attempts of an entry while Temporal is unreachable."""
 
-    @field_validator("fallback_number", mode="before")
+    @field_validator("fallback_number", "fallback_message", "fallback_handoff_message", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -160,8 +166,3 @@ class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings):
         if value is not None and not _E164.match(value.strip()):
             raise ValueError("must be an E.164 number such as +15550100900")
         return value.strip() if value is not None else None
-
-    @property
-    def effective_fallback_number(self) -> str:
-        """The number the edge falls back to when it cannot use a routing decision."""
-        return self.fallback_number or DEFAULT_FALLBACK_NUMBER

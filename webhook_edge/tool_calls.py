@@ -16,8 +16,8 @@ import structlog
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from webhook_edge.control import ControlClient
 from webhook_edge.escalation import Escalations
+from webhook_edge.fallback import EdgeFallback
 from webhook_edge.metrics import EDGE_METRICS
-from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import (
     callback_result,
     resolve_request,
@@ -38,10 +38,10 @@ DEFAULT_SENTENCE = "I'm transferring you to a specialist now. Please stay on the
 class ToolCalls:
     """Answers `tool-calls` messages."""
 
-    def __init__(self, settings: EdgeSettings, escalations: Escalations, control: ControlClient) -> None:
-        self.settings = settings
+    def __init__(self, escalations: Escalations, control: ControlClient, fallback: EdgeFallback) -> None:
         self.escalations = escalations
         self.control = control
+        self.fallback = fallback
 
     async def handle(self, message: VapiMessage) -> dict[str, Any]:
         """The reply body: `{"results": [...]}`, one entry per tool call."""
@@ -107,4 +107,4 @@ class ToolCalls:
             return sentence
         EDGE_METRICS.fallback("control_transfer_failed")
         log.warning("tool_transfer_not_started", outcome=outcome.value)
-        return transfer_unavailable_result(self.settings.effective_fallback_number)
+        return transfer_unavailable_result(self.fallback.line.number)

@@ -240,12 +240,17 @@ CALLBACK_PROMISE = "We'll call you back at this number as soon as a specialist i
 
 
 def transfer_unavailable_result(fallback_number: str) -> str:
-    """Tool result when the transfer could not be started: the caller is still with the assistant."""
-    return spoken(
+    """Tool result when the transfer could not be started: the caller is still with the assistant. The
+    fallback line is offered when it is a number (empty: a SIP line, which a caller cannot dial)."""
+    said = (
         "The transfer could not be started, so the caller is still on the line with you. Tell them you "
-        "couldn't connect them to a specialist right now and offer to have a specialist call them back; if "
-        f"they would rather call us, give them our support line, {speakable_number(fallback_number)}, "
-        "reading it out digit by digit."
+        "couldn't connect them to a specialist right now and offer to have a specialist call them back"
+    )
+    if not fallback_number:
+        return spoken(f"{said}.")
+    return spoken(
+        f"{said}; if they would rather call us, give them our support line, "
+        f"{speakable_number(fallback_number)}, reading it out digit by digit."
     )
 
 

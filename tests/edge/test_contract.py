@@ -20,7 +20,7 @@ from tests.edge.edge_support import (
     load_fixture,
     make_decision,
 )
-from webhook_edge.fallback import fallback_destination, fallback_for_decision
+from webhook_edge.fallback import EdgeFallback
 from webhook_edge.openapi import WEBHOOK_RESPONSES, ToolCallsResponse, TransferDestinationResponse
 from webhook_edge.settings import DEFAULT_TRANSFER_FAILED_MESSAGE, MAX_SPOKEN_CHARS, EdgeSettings
 from webhook_edge.translate import (
@@ -129,7 +129,7 @@ def test_decision_is_refused_when_destination_is_not_sendable(destination: dict[
 
 
 def test_fallback_reply_validates_when_routing_is_down(vapi_sdk: SimpleNamespace) -> None:
-    body = {"destination": fallback_destination(EdgeSettings(vapi_secret=SecretStr("s")))}
+    body = {"destination": EdgeFallback(EdgeSettings(vapi_secret=SecretStr("s"), policy=None)).destination()}
     assert_valid_transfer_response(vapi_sdk, body)
     assert body["destination"]["number"] == "+15550100900"
     assert (
@@ -148,7 +148,7 @@ def test_fallback_decision_uses_override_number_when_configured(vapi_sdk: Simple
         caller_message="Connecting you with our support team.",
     )
     settings = EdgeSettings(vapi_secret=SecretStr("s"), fallback_number="+15550100999")
-    destination = fallback_for_decision(settings, decision)
+    destination = EdgeFallback(settings).for_decision(decision)
     assert_valid_transfer_response(vapi_sdk, {"destination": destination})
     assert destination["type"] == "number" and destination["number"] == "+15550100999"
     assert "sipUri" not in destination
@@ -157,7 +157,7 @@ def test_fallback_decision_uses_override_number_when_configured(vapi_sdk: Simple
 
 def test_fallback_decision_keeps_policy_line_when_no_override(vapi_sdk: SimpleNamespace) -> None:
     decision = make_decision(REQUEST, kind=pb.DECISION_KIND_FALLBACK, number="+15550100901")
-    destination = fallback_for_decision(EdgeSettings(vapi_secret=SecretStr("s")), decision)
+    destination = EdgeFallback(EdgeSettings(vapi_secret=SecretStr("s"))).for_decision(decision)
     assert_valid_transfer_response(vapi_sdk, {"destination": destination})
     assert destination["number"] == "+15550100901"
 
@@ -312,7 +312,8 @@ def test_fallback_lines_keep_the_assistant_on_when_they_fail_too(
         vapi_secret=SecretStr("s"), transfer_failed_message="Nobody answered.", fallback_number=override
     )
     decision = make_decision(REQUEST, kind=pb.DECISION_KIND_FALLBACK, number="+15550100901")
-    for destination in (fallback_destination(settings), fallback_for_decision(settings, decision)):
+    fallback = EdgeFallback(settings)
+    for destination in (fallback.destination(), fallback.for_decision(decision)):
         assert_valid_transfer_response(vapi_sdk, {"destination": destination})
         assert destination["transferPlan"]["fallbackPlan"] == {
             "message": "Nobody answered.",
@@ -395,7 +396,9 @@ def test_every_reply_we_produce_fits_the_documented_model(case: str) -> None:
     body = transfer_response(make_decision(REQUEST, **CASES[case]))
     documented = TransferDestinationResponse.model_validate(body)
     assert documented.model_dump(by_alias=True, exclude_none=True) == body
-    fallback = {"destination": fallback_destination(EdgeSettings(vapi_secret=SecretStr("s")))}
+    fallback = {
+        "destination": EdgeFallback(EdgeSettings(vapi_secret=SecretStr("s"), policy=None)).destination()
+    }
     assert TransferDestinationResponse.model_validate(fallback).model_dump(
         by_alias=True, exclude_none=True
     ) == (fallback)

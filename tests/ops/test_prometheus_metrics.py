@@ -12,6 +12,7 @@ import httpx
 from pydantic import SecretStr
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.policy.loader import load_policy
 from tests.edge.edge_support import SECRET, dumps, load_fixture, running_edge, signed_headers
 from tests.ops.ops_support import CALLER, ENTERPRISE, PREMIUM, Stack, sample
 from webhook_edge.settings import EdgeSettings
@@ -126,7 +127,9 @@ async def test_fallback_is_counted_as_routing_unavailable_when_routing_is_down(t
         before = (await edge.client.get("/metrics")).text
         response = await edge.post(load_fixture(ENTERPRISE))
         assert response.status_code == 200
-        assert response.json()["destination"]["number"] == settings.effective_fallback_number
+        assert settings.policy is not None  # the checkout's example policy
+        policy_line = load_policy(settings.policy).fallback.destination.number
+        assert response.json()["destination"]["number"] == policy_line
         after = (await edge.client.get("/metrics")).text
     assert (
         sample(after, FALLBACKS, cause="routing_unavailable")
