@@ -14,7 +14,8 @@ end_of_call.py       end-of-call-report -> the review's start in the outbox
 escalation.py        one escalation routed: the decision as a Vapi destination, or the fallback line
 followups.py         callback/review workflow starts recorded in the outbox (retried in the background)
 translate.py         the one Vapi JSON <-> routing proto mapping
-fallback.py          the destination used whenever routing cannot answer
+fallback.py          the destination used whenever routing cannot answer: the policy file's fallback
+                     line (followed while running), ESCALADE_FALLBACK_NUMBER, else a built-in
 routing_client.py    the gRPC client (deadline, keepalive, retry on UNAVAILABLE, health)
 outbox.py            durable record of callback/review workflow starts
 relay.py             the outbox relay: starts the recorded workflows on Temporal

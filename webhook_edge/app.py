@@ -124,6 +124,7 @@ class Webhook:
         await self.followups.close()
 
     async def handle(self, request: Request) -> Response:
+        """Answer one webhook request (the order of checks is in the module docstring)."""
         try:
             raw = await self.decoder.read_body(request)
             self.auth.check(request.headers, raw)
