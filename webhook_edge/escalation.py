@@ -64,7 +64,7 @@ class Escalations:
                 await self.followups.record("callback", f"callback-{request.call_id}", payload)
             else:  # a web call has no number to call back: the queue line is all it gets
                 log.info("callback_not_recorded", reason="no caller number")
-        # routing logs each decision at info; the edge's copy is for debugging only (it costs ~0.3 ms)
+        # routing logs each decision at info; the edge's copy is for debugging only (a line per request costs)
         log.debug(
             "escalation_routed",
             kind=pb.DecisionKind.Name(decision.kind),

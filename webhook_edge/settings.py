@@ -119,13 +119,13 @@ class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings):
     """Budget for `/readyz`'s health check of the routing service."""
     fallback_number: str | None = None
     """Overrides the policy's fallback line (the edge's own and that of routing's FALLBACK decisions); unset:
-    the policy file's `fallback.destination`, else `DEFAULT_FALLBACK_NUMBER` (with a start-up warning)."""
+    the policy file's `fallback.destination`, else a built-in +15550100900 (with a start-up warning)."""
     fallback_message: str | None = None
-    """What the caller hears on the edge's fallback line; unset: the policy's
-    `fallback.transfer.caller_message`, else `DEFAULT_FALLBACK_MESSAGE`."""
+    """What the caller hears when the edge sends them to its fallback line; unset: the policy's
+    `fallback.transfer.caller_message`, else a built-in sentence."""
     fallback_handoff_message: str | None = None
-    """What the fallback line's answerer hears first; unset: the policy's `fallback.transfer.handoff_message`,
-    else `DEFAULT_FALLBACK_HANDOFF`."""
+    """What the fallback line hears first when the edge transfers a caller there; unset: the policy's
+    `fallback.transfer.handoff_message`, else a built-in sentence."""
     transfer_failed_message: str = Field(
         default=DEFAULT_TRANSFER_FAILED_MESSAGE, min_length=1, max_length=MAX_SPOKEN_CHARS
     )
