@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from escalade_cli.console import console, fail, literal, readable_errors
+from escalade_cli.console import console, fail, literal, print_table, readable_errors
 from escalade_cli.routing import ADDRESS_OPTION, RPC_TIMEOUT, routing_stub
 
 __all__ = ["activity_fields", "activity_label", "read_agents_file", "register"]
@@ -172,7 +172,7 @@ def list_command(
                 contact,
             )
         )
-    console.print(table)
+    print_table(table)
     console.print(f"{len(agents)} agent(s)")
 
 

@@ -15,12 +15,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from escalade_cli.console import console, fail, literal
+from escalade_cli.console import console, fail, literal, print_table
 
-__all__ = ["TEMPORAL_OPTION", "print_rows", "register", "run_temporal"]
+__all__ = ["TEMPORAL_OPTION", "call_id_of", "print_rows", "register", "run_temporal"]
 
 T = TypeVar("T")
 
+CALLBACK_ID_HELP = "The Vapi call id the callback was promised on, or its workflow id (callback-<call id>)."
 TEMPORAL_OPTION = typer.Option(
     "--temporal-address", help="Temporal frontend (default: ESCALADE_TEMPORAL_ADDRESS or 127.0.0.1:7233)."
 )
@@ -54,6 +55,12 @@ def run_temporal(action: str, address: str | None, call: Callable[[Any], Awaitab
         fail(f"{action}: Temporal is not reachable at {target} ({exc})")
 
 
+def call_id_of(given: str, workflow_id: Callable[[str], str]) -> str:
+    """The Vapi call id in `given`, which may be the bare call id or the workflow id `list` prints
+    (`workflow_id(call_id)`, e.g. `callback-<call id>`): both name the same workflow."""
+    return given.removeprefix(workflow_id(""))
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S %Z") if value else "-"
 
@@ -84,7 +91,7 @@ def print_rows(title: str, rows: list[Any], *, with_state: bool) -> None:
                 _when(row.started_at),
             )
         )
-    console.print(table)
+    print_table(table)
 
 
 def _print_status(status: Any) -> None:
@@ -123,30 +130,34 @@ def list_command(
 
 
 def show_command(
-    call_id: Annotated[str, typer.Argument(help="The Vapi call id the callback was promised on.")],
+    call_id: Annotated[str, typer.Argument(help=CALLBACK_ID_HELP)],
     address: Annotated[str | None, TEMPORAL_OPTION] = None,
 ) -> None:
     """Show a callback's state, queue position, attempts and next attempt time."""
     from workflows.client import callback_status
+    from workflows.inputs import callback_workflow_id
 
+    call_id = call_id_of(call_id, callback_workflow_id)
     _print_status(run_temporal(f"show callback {call_id}", address, lambda c: callback_status(c, call_id)))
 
 
 def cancel_command(
-    call_id: Annotated[str, typer.Argument(help="The Vapi call id the callback was promised on.")],
+    call_id: Annotated[str, typer.Argument(help=CALLBACK_ID_HELP)],
     note: Annotated[str, typer.Option("--note", help="Why (kept in the routing store).")] = "",
     address: Annotated[str | None, TEMPORAL_OPTION] = None,
 ) -> None:
     """Cancel a callback (waits until it has ended)."""
     from workflows.client import cancel_callback
+    from workflows.inputs import callback_workflow_id
 
+    call_id = call_id_of(call_id, callback_workflow_id)
     _print_status(
         run_temporal(f"cancel callback {call_id}", address, lambda c: cancel_callback(c, call_id, note))
     )
 
 
 def reschedule_command(
-    call_id: Annotated[str, typer.Argument(help="The Vapi call id the callback was promised on.")],
+    call_id: Annotated[str, typer.Argument(help=CALLBACK_ID_HELP)],
     at: Annotated[
         str, typer.Argument(help="Not before this time, ISO-8601 with a zone: 2026-11-24T09:30:00+01:00.")
     ],
@@ -154,7 +165,9 @@ def reschedule_command(
 ) -> None:
     """Do not dial before AT (business hours still apply)."""
     from workflows.client import reschedule_callback
+    from workflows.inputs import callback_workflow_id
 
+    call_id = call_id_of(call_id, callback_workflow_id)
     try:
         when = datetime.fromisoformat(at.replace("Z", "+00:00"))
     except ValueError:

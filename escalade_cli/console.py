@@ -3,6 +3,7 @@ never a traceback."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
@@ -12,6 +13,7 @@ import typer
 from pydantic_settings import BaseSettings
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 from rich.text import Text
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -39,6 +41,16 @@ def settings_or_fail(cls: type[SettingsT], **overrides: Any) -> SettingsT:
         prefix = str(cls.model_config.get("env_prefix") or "")
         name = "__".join(str(part) for part in first["loc"]).upper()
         fail(f"invalid setting {prefix.upper()}{name}: {first['msg']}", code=2)
+
+
+def print_table(table: Table) -> None:
+    """Print a table on stdout: fitted to the terminal, or, when stdout is a pipe or a file, at its natural
+    width, so that no cell is folded to a few characters by the 80 columns rich assumes without a terminal
+    (a workflow id in `callbacks list | grep` stays whole)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    Console(file=sys.stdout, width=10_000, highlight=False, color_system=None).print(table)
 
 
 def literal(*values: object) -> list[Text]:

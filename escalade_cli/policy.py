@@ -21,7 +21,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from escalade_cli.console import console, fail, literal, readable_errors
+from escalade_cli.console import console, fail, literal, print_table, readable_errors
 from escalade_cli.routing import ADDRESS_OPTION, RPC_TIMEOUT, routing_stub
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ def check_command(
                 _destination(decision),
             )
         )
-    console.print(table)
+    print_table(table)
 
 
 def explain_command(
@@ -220,20 +220,26 @@ def explain_command(
     with readable_errors(f"explain {call_id}"), routing_stub(address) as stub:
         reply = stub.GetDecision(pb.GetDecisionRequest(call_id=call_id), timeout=RPC_TIMEOUT)
     d = mapping.decision_from_pb(reply.decision)
+    for line in explain_lines(d):
+        console.print(line, highlight=False)
+    print_table(trace_table(d.trace))
+
+
+def explain_lines(d: Decision) -> list[str]:
+    """The lines `escalade policy explain` prints above the trace (rich markup, values escaped). The
+    estimated wait is worded by `wait_label`, as the trace's queue step words it, so both say the same."""
+    from routing_service.domain.queueing import wait_label
+
     target = f"{d.team_id or '-'}" + (f" / specialist {d.agent_id}" if d.agent_id else "")
-    console.print(
+    lines = [
         f"[bold]call {escape(d.call_id)}[/]: {d.kind.value} -> {escape(target)} at {_destination(d)}",
-        highlight=False,
-    )
-    console.print(
         f"decided {d.decided_at.isoformat(timespec='seconds')}: tier {d.tier}, category {d.issue_category}, "
         f"complexity {d.effective_complexity.label}, rule {d.rule_id or '-'}",
-        highlight=False,
-    )
-    console.print(f"why: {escape(d.reason)}", highlight=False)
+        f"why: {escape(d.reason)}",
+    ]
     if d.estimated_wait is not None:
-        console.print(f"estimated wait: {int(d.estimated_wait.total_seconds() // 60)} min", highlight=False)
-    console.print(trace_table(d.trace))
+        lines.append(f"estimated wait: {wait_label(d.estimated_wait)}")
+    return lines
 
 
 def trace_table(trace: Sequence[TraceStep]) -> Table:

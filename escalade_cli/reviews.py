@@ -7,10 +7,12 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from escalade_cli.callbacks import TEMPORAL_OPTION, print_rows, run_temporal
+from escalade_cli.callbacks import TEMPORAL_OPTION, call_id_of, print_rows, run_temporal
 from escalade_cli.console import console
 
 __all__ = ["register"]
+
+REVIEW_ID_HELP = "The escalated call's Vapi call id, or its review's workflow id (review-<call id>)."
 
 
 def _print_review(status: Any) -> None:
@@ -46,24 +48,28 @@ def list_command(
 
 
 def show_command(
-    call_id: Annotated[str, typer.Argument(help="The escalated call's Vapi call id.")],
+    call_id: Annotated[str, typer.Argument(help=REVIEW_ID_HELP)],
     address: Annotated[str | None, TEMPORAL_OPTION] = None,
 ) -> None:
     """Show a review's findings, deadline and verdict."""
     from workflows.client import review_findings
+    from workflows.inputs import review_workflow_id
 
+    call_id = call_id_of(call_id, review_workflow_id)
     _print_review(run_temporal(f"show review {call_id}", address, lambda c: review_findings(c, call_id)))
 
 
 def complete_command(
-    call_id: Annotated[str, typer.Argument(help="The escalated call's Vapi call id.")],
+    call_id: Annotated[str, typer.Argument(help=REVIEW_ID_HELP)],
     verdict: Annotated[str, typer.Option("--verdict", help="confirmed, dismissed or resolved.")],
     note: Annotated[str, typer.Option("--note", help="What was found or changed.")] = "",
     address: Annotated[str | None, TEMPORAL_OPTION] = None,
 ) -> None:
     """Record a supervisor's verdict and close the review."""
     from workflows.client import complete_review
+    from workflows.inputs import review_workflow_id
 
+    call_id = call_id_of(call_id, review_workflow_id)
     _print_review(
         run_temporal(
             f"complete review {call_id}", address, lambda c: complete_review(c, call_id, verdict, note)

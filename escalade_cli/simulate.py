@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -45,11 +44,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import grpc
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from escalade_cli.console import console, err_console, fail, literal, settings_or_fail
+from escalade_cli.console import err_console, fail, literal, print_table, settings_or_fail
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from webhook_edge.auth import sign_hmac
@@ -546,16 +544,6 @@ def standin_url(path: Path = STANDIN_URL_FILE) -> str | None:
     return text or None
 
 
-def show(table: Table) -> None:
-    """Print the table: fitted to the terminal, or, when stdout is a pipe or file, at its natural width, so
-    no cell is folded to a few characters by the 80 columns rich assumes without a terminal."""
-    if console.is_terminal:
-        console.print(table)
-        return
-    wide = Console(file=sys.stdout, width=10_000, highlight=False, color_system=None)
-    wide.print(table)
-
-
 def simulate_command(
     scenarios: Annotated[
         list[str] | None,
@@ -616,7 +604,7 @@ def simulate_command(
         )
     except EdgeUnreachable as exc:
         fail(f"{exc}; is `escalade edge serve` (or `escalade dev`) running?")
-    show(outcome_table(outcomes))
+    print_table(outcome_table(outcomes))
     failed = [o for o in outcomes if not o.ok]
     mismatched = [o for o in outcomes if o.ok and o.check == "MISMATCH"]
     unended = [o for o in outcomes if o.ended_status is not None and not 200 <= o.ended_status < 300]

@@ -29,7 +29,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
@@ -67,6 +67,7 @@ from routing_service.domain.queueing import (
     opening_label,
     opening_phrase,
     service_key,
+    wait_label,
 )
 from routing_service.domain.selection import rank_specialists
 
@@ -686,7 +687,7 @@ async def _callback(
             "queue",
             team.team_id,
             TraceOutcome.CHOSEN,
-            f"callback queued at position {position}, estimated wait {_minutes(wait)}",
+            f"callback queued at position {position}, estimated wait {wait_label(wait)}",
         )
     )
     return build.callback_decision(
@@ -714,11 +715,6 @@ def _closed(team: Team, now: datetime) -> tuple[BusinessHours, datetime] | None:
     hours = team.business_hours
     opens = closed_until(hours, now) if hours is not None else None
     return None if hours is None or opens is None else (hours, opens)
-
-
-def _minutes(wait: timedelta) -> str:
-    minutes = int(-(-wait.total_seconds() // 60))
-    return f"{minutes} min"
 
 
 def _specialist(ctx: _Context, team: Team, rule_id: str, agent: Agent) -> Decision:

@@ -31,6 +31,7 @@ __all__ = [
     "opening_phrase",
     "overtake_window",
     "service_key",
+    "wait_label",
     "wait_minutes",
     "wait_sentence",
     "wait_with_hours",
@@ -69,6 +70,11 @@ def estimate_wait(*, position: int, serving_agents: int, handle_time: timedelta)
 def wait_minutes(wait: timedelta) -> int:
     """Whole minutes, rounded up (5 min 1 s -> 6): a caller would rather wait less than announced."""
     return max(0, math.ceil(wait.total_seconds() / 60 - 1e-9))
+
+
+def wait_label(wait: timedelta) -> str:
+    """`6 min`: an estimated wait as every trace and screen shows it, rounded like `wait_minutes`."""
+    return f"{wait_minutes(wait)} min"
 
 
 def wait_sentence(queue: QueuePolicy, estimated_wait: timedelta | None, *, opens_at: str = "") -> str | None:
