@@ -153,3 +153,41 @@ def test_trace_table_and_simulation_table_keep_bracketed_text() -> None:
     text = console.export_text()
     assert "skipped (tier standard not in [enterprise])" in text
     assert "team billing line [tool arguments missing]" in text
+
+
+def test_callbacks_table_keeps_each_row_on_one_line_when_stdout_is_captured(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without a terminal rich assumes 80 columns and folded a workflow id over several lines, so `callbacks
+    list | grep callback-` found nothing whole; captured output is printed at the table's natural width."""
+    from datetime import UTC, datetime
+
+    from escalade_cli.callbacks import print_rows
+    from escalade_cli.console import console
+    from workflows.client import WorkflowRow
+
+    assert not console.is_terminal
+    workflow_id = "callback-call_" + "7" * 40
+    row = WorkflowRow(
+        workflow_id=workflow_id,
+        status="RUNNING",
+        callback_state="waiting",
+        tier="premium",
+        category="technical",
+        complexity="advanced",
+        started_at=datetime(2026, 12, 7, 9, 30, tzinfo=UTC),
+        memo={},
+    )
+    print_rows("Callbacks", [row, row], with_state=True)
+    lines = [line for line in capsys.readouterr().out.splitlines() if workflow_id in line]
+    assert len(lines) == 2
+    cells = [cell.strip() for cell in lines[0].strip().strip("│").split("│")]
+    assert cells == [
+        workflow_id,
+        "RUNNING",
+        "waiting",
+        "premium",
+        "technical",
+        "advanced",
+        "2026-12-07 09:30:00 UTC",
+    ]

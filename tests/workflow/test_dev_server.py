@@ -229,7 +229,9 @@ async def escalade(env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
     return process.returncode, out.decode()
 
 
-async def test_cli_shows_reschedules_and_cancels_callback_when_asked(dev_env: WorkflowEnvironment) -> None:
+async def test_cli_shows_reschedules_and_cancels_callback_by_call_or_workflow_id_when_asked(
+    dev_env: WorkflowEnvironment,
+) -> None:
     client = dev_env.client
     routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
     call_id = f"call-{uuid.uuid4()}"
@@ -241,6 +243,9 @@ async def test_cli_shows_reschedules_and_cancels_callback_when_asked(dev_env: Wo
 
         code, out = await escalade(dev_env, "callbacks", "show", call_id)
         assert code == 0 and "waiting" in out and "+1******0003" in out and RAW not in out
+        # the workflow id `callbacks list` prints names the same callback
+        code, by_workflow_id = await escalade(dev_env, "callbacks", "show", f"callback-{call_id}")
+        assert code == 0 and by_workflow_id == out, by_workflow_id
 
         code, out = await escalade(dev_env, "callbacks", "reschedule", call_id, "2020-01-01T00:00:00Z")
         assert code == 1 and "in the past" in out
@@ -254,7 +259,9 @@ async def test_cli_shows_reschedules_and_cancels_callback_when_asked(dev_env: Wo
         assert code == 1 and "not found" in out and "Traceback" not in out
 
 
-async def test_cli_rejects_unknown_verdict_when_completing_review(dev_env: WorkflowEnvironment) -> None:
+async def test_cli_shows_review_by_call_or_workflow_id_and_rejects_unknown_verdict_when_completing(
+    dev_env: WorkflowEnvironment,
+) -> None:
     client = dev_env.client
     routing, reviews = FakeRouting(decision=None), FakeReviews()
     call_id = f"call-{uuid.uuid4()}"
@@ -265,6 +272,11 @@ async def test_cli_rejects_unknown_verdict_when_completing_review(dev_env: Workf
             return (await helpers.review_findings(client, call_id)).state == "awaiting-review"
 
         await eventually(awaiting)
+        code, shown = await escalade(dev_env, "reviews", "show", call_id)
+        assert code == 0 and "awaiting-review" in shown and "decision_missing" in shown, shown
+        # the workflow id `reviews list` prints names the same review
+        code, by_workflow_id = await escalade(dev_env, "reviews", "show", f"review-{call_id}")
+        assert code == 0 and by_workflow_id == shown, by_workflow_id
         code, out = await escalade(dev_env, "reviews", "complete", call_id, "--verdict", "meh")
         assert code == 1 and "verdict must be one of" in out
         code, out = await escalade(
