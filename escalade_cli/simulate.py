@@ -4,6 +4,7 @@ went and what the specialist's assignment went through.
 
     escalade simulate                                   # the quick scenarios against http://127.0.0.1:3000
     escalade simulate critical-outage web-call          # some of them
+    escalade simulate busy-specialists                  # a callback left waiting (see below)
     escalade simulate transfer-no-answer handover-wrap-up callback-voicemail   # the lifecycle scenarios
     escalade simulate --edge http://10.0.0.5:3000 --routing 10.0.0.5:50051
 
@@ -25,9 +26,14 @@ request is the scenario's flow (webhook_edge.scenarios.FLOWS), posted as Vapi po
                  --callback-wait) until the callback call was handed to the specialist held for it. The
                  policy's retry spacing sets how long that takes.
 
-`busy-specialists` marks the technical specialists busy first and restores them (and cancels its simulated
-callback) afterwards. When routing lacks CompleteAssignment (UNIMPLEMENTED), the reservation is released with
-ReleaseAssignment and the table says so. Exit code 1 when the edge is unreachable or answers a non-2xx.
+`busy-specialists` marks the available technical specialists busy and leaves them so, with its callback
+waiting: it shows in the Temporal UI with `CallbackState = 'waiting'` and in `escalade callbacks list`, and
+once a specialist is free again (`escalade agents status tech-1 available`) the dev stack's worker holds
+them, dials, and the Vapi stand-in hands the customer over. `--cleanup` restores the specialists and
+cancels the callback instead (what a repeatable run wants).
+
+When routing lacks CompleteAssignment (UNIMPLEMENTED), the reservation is released with ReleaseAssignment
+and the table says so. Exit code 1 when the edge is unreachable or answers a non-2xx.
 """
 
 from __future__ import annotations
@@ -221,29 +227,36 @@ class _Routing:
         reply = await self.call("GetDecision", pb.GetDecisionRequest(call_id=call_id))
         return reply.decision if reply is not None and reply.HasField("decision") else None
 
-    @asynccontextmanager
-    async def busy(self, team_id: str, outcome: Outcome) -> AsyncIterator[None]:
-        """Every available specialist of the team set BUSY for the block, then restored."""
+    async def make_busy(self, team_id: str, outcome: Outcome) -> list[pb.Agent]:
+        """Every available specialist of the team set BUSY; returns them as they were (to restore)."""
         listed = await self.call("ListAgents", pb.ListAgentsRequest(team_id=team_id, page_size=1000))
         if listed is None:
             outcome.notes.append(f"could not make the {team_id} specialists busy (routing unreachable)")
-            yield
-            return
-        changed = [a for a in listed.agents if a.status == pb.AGENT_STATUS_AVAILABLE]
+            return []
         if not listed.agents:
             outcome.notes.append(f"{team_id} has no specialists on record (escalade agents import ...)")
+        changed = [a for a in listed.agents if a.status == pb.AGENT_STATUS_AVAILABLE]
+        for agent in changed:
+            await self.call(
+                "SetAgentStatus",
+                pb.SetAgentStatusRequest(agent_id=agent.agent_id, status=pb.AGENT_STATUS_BUSY),
+            )
+        return changed
+
+    async def restore(self, agents: Sequence[pb.Agent]) -> None:
+        for agent in agents:
+            await self.call(
+                "SetAgentStatus", pb.SetAgentStatusRequest(agent_id=agent.agent_id, status=agent.status)
+            )
+
+    @asynccontextmanager
+    async def busy(self, team_id: str, outcome: Outcome) -> AsyncIterator[None]:
+        """Every available specialist of the team set BUSY for the block, then restored."""
+        changed = await self.make_busy(team_id, outcome)
         try:
-            for agent in changed:
-                await self.call(
-                    "SetAgentStatus",
-                    pb.SetAgentStatusRequest(agent_id=agent.agent_id, status=pb.AGENT_STATUS_BUSY),
-                )
             yield
         finally:
-            for agent in changed:
-                await self.call(
-                    "SetAgentStatus", pb.SetAgentStatusRequest(agent_id=agent.agent_id, status=agent.status)
-                )
+            await self.restore(changed)
 
 
 @dataclass
@@ -324,17 +337,47 @@ async def _flow_route(scenario: Scenario, edge: _Edge, routing: _Routing, outcom
     if not outcome.ok:
         return
     await _hand_over(edge, request, destination, outcome)
-    if decision is not None and decision.kind == pb.DECISION_KIND_CALLBACK and scenario.busy_team:
-        await routing.call(
-            "FinishCallback",
-            pb.FinishCallbackRequest(
-                call_id=outcome.call_id, state=pb.CALLBACK_STATE_CANCELLED, note="escalade simulate"
-            ),
-        )
-        outcome.trail.append("callback cancelled")
+    if decision is not None and decision.kind == pb.DECISION_KIND_CALLBACK:
+        outcome.trail.append("callback waiting")
     elif decision is not None and decision.agent_id:
         outcome.trail.append(await routing.activity(decision.agent_id))
         await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
+
+
+async def _flow_busy(
+    scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome, *, cleanup: bool
+) -> None:
+    """The route flow while every available specialist of `scenario.busy_team` is busy. They stay busy
+    afterwards and the queued callback stays waiting (the dev stack's worker keeps the promise once one of
+    them is free again); with `cleanup` they are restored and the callback is cancelled."""
+    assert scenario.busy_team is not None
+    changed = await routing.make_busy(scenario.busy_team, outcome)
+    try:
+        await _flow_route(scenario, edge, routing, outcome)
+    finally:
+        if cleanup:
+            if outcome.kind == "callback":
+                await routing.call(
+                    "FinishCallback",
+                    pb.FinishCallbackRequest(
+                        call_id=outcome.call_id, state=pb.CALLBACK_STATE_CANCELLED, note="escalade simulate"
+                    ),
+                )
+                if "callback waiting" in outcome.trail:
+                    outcome.trail.remove("callback waiting")
+                outcome.trail.append("callback cancelled")
+            await routing.restore(changed)
+    if cleanup:
+        return
+    team = scenario.busy_team
+    if changed:
+        ids = ", ".join(a.agent_id for a in changed)
+        outcome.notes.append(
+            f"{team} specialists left busy ({ids}): `escalade agents status ID available` frees one and the "
+            "callback dials; --cleanup restores them and cancels the callback"
+        )
+    else:
+        outcome.notes.append(f"every {team} specialist was busy already")
 
 
 async def _flow_no_answer(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
@@ -447,7 +490,13 @@ async def _flow_callback(
 
 
 async def _run_one(
-    scenario: Scenario, edge: _Edge, routing: _Routing, *, standin: str | None, callback_wait: float
+    scenario: Scenario,
+    edge: _Edge,
+    routing: _Routing,
+    *,
+    standin: str | None,
+    callback_wait: float,
+    cleanup: bool,
 ) -> Outcome:
     outcome = Outcome(scenario=scenario, call_id="")
     if scenario.flow == "no-answer":
@@ -457,8 +506,7 @@ async def _run_one(
     elif scenario.flow == "callback":
         await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
     elif scenario.busy_team:
-        async with routing.busy(scenario.busy_team, outcome):
-            await _flow_route(scenario, edge, routing, outcome)
+        await _flow_busy(scenario, edge, routing, outcome, cleanup=cleanup)
     else:
         await _flow_route(scenario, edge, routing, outcome)
     return outcome
@@ -473,8 +521,11 @@ async def run_scenarios(
     http_timeout: float = 15.0,
     standin: str | None = None,
     callback_wait: float = 900.0,
+    cleanup: bool = False,
 ) -> list[Outcome]:
-    """Send each scenario to the edge, in order; raises EdgeUnreachable when the edge cannot be reached."""
+    """Send each scenario to the edge, in order; raises EdgeUnreachable when the edge cannot be reached.
+    `cleanup`: undo what a scenario leaves behind (the specialists busy-specialists made busy, its
+    callback)."""
     url = webhook_endpoint(edge)
     outcomes: list[Outcome] = []
     async with (
@@ -491,6 +542,7 @@ async def run_scenarios(
                     routing,
                     standin=standin.rstrip("/") if standin else None,
                     callback_wait=callback_wait,
+                    cleanup=cleanup,
                 )
             )
     return outcomes
@@ -574,6 +626,15 @@ def simulate_command(
         float,
         typer.Option("--callback-wait", help="Seconds to wait for a callback to be handed over.", min=1),
     ] = 900.0,
+    cleanup: Annotated[
+        bool,
+        typer.Option(
+            "--cleanup",
+            help="Undo what a scenario leaves behind: busy-specialists restores the specialists it made busy "
+            "and cancels its callback. By default both stay, so the callback can be watched waiting "
+            "(Temporal UI: CallbackState = 'waiting') and then kept once a specialist is free again.",
+        ),
+    ] = False,
 ) -> None:
     """Send the seed's scenarios as signed Vapi messages to a running edge and show where each call went."""
     from escalade_cli.vapi import webhook_secret
@@ -600,6 +661,7 @@ def simulate_command(
                 routing_address=routing or settings.routing_address,
                 standin=standin,
                 callback_wait=callback_wait,
+                cleanup=cleanup,
             )
         )
     except EdgeUnreachable as exc:

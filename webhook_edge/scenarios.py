@@ -64,11 +64,14 @@ class Scenario:
     expected_kind: str | None = None
     """`callback` when the scenario must end in the queue; None when any transfer to the team will do."""
     busy_team: str | None = None
-    """Make this team's specialists busy for the duration of the scenario (then restore them)."""
+    """Make this team's available specialists busy for the scenario: the callback flow restores them once
+    its callback is queued; the route flow leaves them busy (and the callback waiting) unless asked to
+    clean up."""
     flow: str = "route"
     """What `escalade simulate` plays after the escalation request (see FLOWS)."""
     extended: bool = False
-    """Run only when named (it waits on timers or needs the dev stack's Vapi stand-in)."""
+    """Run only when named (it waits on timers, needs the dev stack's Vapi stand-in, or leaves specialists
+    busy), so that the default run can be repeated."""
 
     @property
     def expectation(self) -> str:
@@ -196,6 +199,7 @@ SCENARIOS: dict[str, Scenario] = {
             expected_team="technical",
             expected_kind="callback",
             busy_team="technical",
+            extended=True,
         ),
         Scenario(
             name="web-call",

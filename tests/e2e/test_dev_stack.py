@@ -173,16 +173,17 @@ def test_simulated_callback_appears_in_temporal_when_dev_stack_runs_then_sigterm
     with escalade_dev(state) as run:
         secret = (state / "webhook-secret").read_text().strip()
         edge, routing = f"http://127.0.0.1:{run.ports['edge']}", f"127.0.0.1:{run.ports['routing']}"
+        scenarios = ("enterprise-technical", "standard-billing", "premium-technical", "critical-outage")
+        named = (*scenarios, "busy-specialists", "web-call")
         result = subprocess.run(
-            [_escalade(), "simulate", "--edge", edge, "--routing", routing],
+            [_escalade(), "simulate", "--edge", edge, "--routing", routing, *named],
             env={**_env(), "ESCALADE_VAPI_SECRET": secret},
             capture_output=True,
             text=True,
             timeout=60,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        scenarios = ("enterprise-technical", "standard-billing", "premium-technical", "critical-outage")
-        for scenario in (*scenarios, "busy-specialists", "web-call"):
+        for scenario in named:
             assert _cells(result.stdout, scenario)[-1] == "OK", result.stdout
         ids: list[str] = []
         deadline = time.monotonic() + 30

@@ -232,8 +232,6 @@ def test_simulate_routes_every_scenario_to_its_team_when_stack_runs(
     routing_and_edge: tuple[Cli, str, str],
 ) -> None:
     cli, edge_url, address = routing_and_edge
-    result = cli.run("simulate", "--edge", edge_url, "--routing", address)
-    assert result.returncode == 0, result.stdout + result.stderr
     expected = {
         "enterprise-technical": "enterprise",
         "standard-billing": "billing",
@@ -242,6 +240,8 @@ def test_simulate_routes_every_scenario_to_its_team_when_stack_runs(
         "busy-specialists": "technical (callback)",
         "web-call": "product",
     }
+    result = cli.run("simulate", "--edge", edge_url, "--routing", address, *expected)
+    assert result.returncode == 0, result.stdout + result.stderr
     for scenario, team in expected.items():
         cells = _cells(result.stdout, scenario)
         assert cells[2] == team, cells

@@ -123,6 +123,7 @@ def test_default_selection_leaves_out_the_extended_lifecycle_scenarios_when_none
     names = [s.name for s in select_scenarios([])]
     assert names == [s.name for s in default_scenarios()]
     assert "callback-voicemail" not in names and "transfer-no-answer" not in names
+    assert "busy-specialists" not in names, "it leaves specialists busy: a second default run would differ"
     assert [s.name for s in select_scenarios(["callback-voicemail"])] == ["callback-voicemail"]
 
 
@@ -313,10 +314,16 @@ async def agents_state(stub: Any) -> dict[str, tuple[int, int]]:
     return {a.agent_id: (a.status, a.active_assignments) for a in reply.agents}
 
 
-async def test_every_scenario_reaches_its_expected_team_when_run_against_real_stack(stack: Stack) -> None:
+async def test_every_scenario_reaches_its_expected_team_and_cleanup_undoes_them_when_run_against_real_stack(
+    stack: Stack,
+) -> None:
     before = await agents_state(stack.stub)
     outcomes = await run_scenarios(
-        default_scenarios(), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
+        [*default_scenarios(), SCENARIOS["busy-specialists"]],
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+        cleanup=True,
     )
     by_name = {o.scenario.name: o for o in outcomes}
     assert {name: (o.team, o.check) for name, o in by_name.items()} == {
@@ -338,6 +345,27 @@ async def test_every_scenario_reaches_its_expected_team_when_run_against_real_st
     assert await agents_state(stack.stub) == before
     callbacks = await stack.stub.ListCallbacks(pb.ListCallbacksRequest())
     assert list(callbacks.callbacks) == []
+    assert by_name["busy-specialists"].trail == ["callback", "callback cancelled"]
+
+
+async def test_busy_specialists_leaves_its_callback_waiting_and_the_team_busy_when_not_cleaned_up(
+    stack: Stack,
+) -> None:
+    before = await agents_state(stack.stub)
+    (outcome,) = await run_scenarios(
+        select_scenarios(["busy-specialists"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+    assert (outcome.team, outcome.kind, outcome.check) == ("technical", "callback", "OK")
+    assert outcome.trail == ["callback", "callback waiting"]
+    assert "technical specialists left busy (tech-1, tech-2)" in outcome.notes[0], outcome.notes
+    after = await agents_state(stack.stub)
+    assert {a for a, (status, _) in after.items() if status != before[a][0]} == {"tech-1", "tech-2"}
+    assert {after[a][0] for a in ("tech-1", "tech-2")} == {pb.AGENT_STATUS_BUSY}
+    callbacks = (await stack.stub.ListCallbacks(pb.ListCallbacksRequest())).callbacks
+    assert [(c.call_id, c.state) for c in callbacks] == [(outcome.call_id, pb.CALLBACK_STATE_WAITING)]
 
 
 async def test_second_run_routes_the_same_when_repeated(stack: Stack) -> None:
