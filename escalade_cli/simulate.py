@@ -93,7 +93,9 @@ KIND_NAMES = {
 
 
 class SimulateSettings(WebhookAuthSettings):
-    """What `escalade simulate` reads: the webhook secret it signs with, routing's address."""
+    """What `escalade simulate` reads: the webhook secret it signs with, routing's and the edge's address."""
+
+    edge_url: str = DEFAULT_EDGE
 
 
 class EdgeUnreachable(Exception):
@@ -601,7 +603,12 @@ def simulate_command(
         list[str] | None,
         typer.Argument(help=f"Scenarios to run (default: the quick ones; all: {', '.join(SCENARIOS)})."),
     ] = None,
-    edge: Annotated[str, typer.Option("--edge", help="Base URL of the running edge.")] = DEFAULT_EDGE,
+    edge: Annotated[
+        str | None,
+        typer.Option(
+            "--edge", help=f"Base URL of the running edge (default ESCALADE_EDGE_URL or {DEFAULT_EDGE})."
+        ),
+    ] = None,
     secret: Annotated[
         str | None,
         typer.Option(
@@ -643,9 +650,10 @@ def simulate_command(
         chosen = select_scenarios(scenarios or [])
     except ValueError as exc:
         fail(str(exc), 2)
+    settings = settings_or_fail(SimulateSettings)
+    edge = edge or settings.edge_url
     if not edge.startswith(("http://", "https://")):
         fail(f"--edge must be an http(s) URL (got {edge!r})", 2)
-    settings = settings_or_fail(SimulateSettings)
     key = secret if secret else webhook_secret(settings.vapi_secret)
     if not key:
         err_console.print(

@@ -186,11 +186,13 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="busy-specialists",
-            title="Premium technical issue while every technical specialist is busy (callback)",
-            caller="+1111111111",
+            title="Technical issue while every technical specialist is busy (callback)",
+            # its callback is dialled once a specialist is free: the number must be E.164 (the seed's
+            # premium +1111111111 is not, so its callback would end `unreachable` without waiting)
+            caller="+14155550124",
             issue_category="technical",
             complexity_level="advanced",
-            customer_context="Premium Support account; API integration returns intermittent 502s under load.",
+            customer_context="Standard account; API integration returns intermittent 502s under load.",
             escalation_reason="Needs a technical specialist; none may be free.",
             turns=(
                 Turn("user", "Our API integration gets intermittent 502 errors whenever traffic peaks."),
