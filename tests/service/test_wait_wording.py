@@ -7,9 +7,9 @@ from datetime import timedelta
 from typing import TypeAlias
 
 from escalade_cli.policy import explain_lines
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.domain.queueing import wait_label
-from routing_service.generated.escalade.routing.v1 import routing_pb2 as pb
-from routing_service.generated.escalade.routing.v1 import routing_pb2_grpc
 from routing_service.grpc import mapping
 from tests.service.grpc_helpers import add_agent, resolve
 
