@@ -64,7 +64,7 @@ def _met(met: bool | None) -> str:
 
 
 def _title(doc: dict[str, Any]) -> str:
-    return doc["benchmark"] + (f" ({doc['variant']})" if doc.get("variant") else "")
+    return str(doc["benchmark"]) + (f" ({doc['variant']})" if doc.get("variant") else "")
 
 
 def _cell(text: str) -> str:
