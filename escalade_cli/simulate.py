@@ -601,7 +601,10 @@ def standin_url(path: Path = STANDIN_URL_FILE) -> str | None:
 def simulate_command(
     scenarios: Annotated[
         list[str] | None,
-        typer.Argument(help=f"Scenarios to run (default: the quick ones; all: {', '.join(SCENARIOS)})."),
+        typer.Argument(
+            help=f"Scenarios to run (default, repeatable: {', '.join(s.name for s in default_scenarios())}; "
+            f"only when named: {', '.join(n for n, s in SCENARIOS.items() if s.extended)})."
+        ),
     ] = None,
     edge: Annotated[
         str | None,
