@@ -56,7 +56,9 @@ def _value(value: Any, spec: str = "") -> str:
 def _number(value: float, unit: str) -> str:
     spec = ",.0f" if abs(value) >= 100 else ".2f"
     text = format(value, spec)
-    return f"{text}x" if unit == "x" else f"{text} {unit}".rstrip()
+    if unit in ("x", "/s"):
+        return f"{text}{unit}"
+    return f"{text} {unit}".rstrip()
 
 
 def _met(met: bool | None) -> str:
