@@ -50,6 +50,17 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
+def _load_average() -> tuple[float, float, float]:
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (0.0, 0.0, 0.0)
+
+
+STARTED_LOAD = _load_average()
+"""Read when a benchmark imports this module, i.e. as it starts, before its own load is on the machine."""
+
+
 @dataclass(frozen=True)
 class Column:
     key: str
@@ -82,7 +93,8 @@ class Result:
     variant: str = ""
     packages: tuple[str, ...] = ()
     """Distributions whose versions the run depends on (besides Python), e.g. ("grpcio", "sqlalchemy")."""
-    started_load: tuple[float, float, float] = field(default_factory=lambda: _load_average())
+    started_load: tuple[float, float, float] = field(default_factory=lambda: STARTED_LOAD)
+    """The load average when the benchmark started (this module is imported as it starts)."""
 
     def add_row(self, row: str, **values: Any) -> None:
         unknown = set(values) - {c.key for c in self.columns}
@@ -110,13 +122,6 @@ def add_results_option(parser: argparse.ArgumentParser) -> None:
         default=str(RESULTS_DIR),
         help="where the run's result file goes (default benchmarks/results; '' for none)",
     )
-
-
-def _load_average() -> tuple[float, float, float]:
-    try:
-        return os.getloadavg()
-    except OSError:
-        return (0.0, 0.0, 0.0)
 
 
 def _cpu_model() -> str:
