@@ -96,6 +96,7 @@ class SimulateSettings(WebhookAuthSettings):
     """What `escalade simulate` reads: the webhook secret it signs with, routing's and the edge's address."""
 
     edge_url: str = DEFAULT_EDGE
+    """Base URL of the running edge the scenarios are sent to (`--edge` wins)."""
 
 
 class EdgeUnreachable(Exception):
