@@ -1,26 +1,36 @@
-"""Edge benchmark: signed `transfer-destination-request` webhooks end to end, against a bare floor.
+"""Edge benchmark: signed `transfer-destination-request` webhooks end to end, Escalade against the durable
+floor (`benchmarks.floor`), both measured in this one run.
 
-    .venv/bin/python -m benchmarks.edge                 # 10 s per row (about 1 minute)
-    .venv/bin/python -m benchmarks.edge --duration 2    # quick run
-    .venv/bin/python -m benchmarks.edge --database postgresql   # store and outbox on 127.0.0.1:5432
+    .venv/bin/python -m benchmarks.edge --duration 2 --results-dir ''      # quick run, SQLite
+    .venv/bin/python -m benchmarks.edge --database both --repeat 3         # the recorded figures
+    .venv/bin/python -m benchmarks.edge --database postgresql --profile    # + where routing's time goes
 
-Rows (all in this one run, so the ratios compare like with like):
-- floor: a minimal FastAPI endpoint (uvicorn, same server options) doing the same HMAC check over the raw
-  body and ONE grpc.aio unary call to a trivial servicer that returns a constant decision;
-- edge: `escalade edge serve` (the real app: auth, tolerant parsing, translation, outbox, logging at info)
-  -> gRPC -> a real `RoutingServer` (SQLite store, TechCorp policy, demo agents and customers) that
-  reserves a specialist for every call -> Vapi JSON. Every request is a new call id from the enterprise
-  customer, so each one is the "specialist reserved" path. Each call ends one second after its answer
-  (`CALL_SECONDS`) with ReleaseAssignment straight to routing, sent by a releaser process of the driver's
-  (not timed, but routing does that work during the row, as it would for Vapi's `status-update` when a
-  real call ends), and the two
-  enterprise specialists get capacity 1000 as headroom.
+Two systems on the same data (1,000 specialists of capacity 1,000 in the technical team, 100,000 customers,
+fresh databases of the kind chosen; PostgreSQL on 127.0.0.1:5432):
+- durable floor: a minimal FastAPI endpoint (uvicorn) doing the same HMAC check over the raw body and ONE
+  grpc.aio call to `benchmarks.floor`'s servicer, which reads the caller's tier, picks the least busy
+  qualified specialist, reserves it with one conditional UPDATE ... RETURNING, stores the decision row
+  and commits (sqlite3 inline in WAL mode; asyncpg pool of 8 with the decision as one CTE);
+- Escalade: `escalade edge serve` (auth, tolerant parsing, translation, outbox, logging at info) -> gRPC ->
+  a real `RoutingServer` (TechCorp policy) that reserves a specialist for every call -> Vapi JSON.
 
-Each row runs at concurrency 1 and 32. The load generator is a separate process (this file with
-`--role driver`: asyncio over raw keep-alive HTTP/1.1 connections, `KeepAlive`; it signs each body with
-`webhook_edge.auth.sign_hmac`); the servers run in their own processes (routing and the trivial servicer
-in this one). Printed: req/s, p50, p99 and the ratios
-against the targets (>= 50 % of the floor's throughput, p99 <= 2x the floor's, p50 <= 5 ms at concurrency 1).
+Every request is a new call id from a caller drawn from the customers (standard and premium tiers, which
+the policy sends to the technical team), so each one is the "specialist reserved" path. Each call ends
+`CALL_SECONDS` after its answer with ReleaseAssignment straight to the system's routing server, sent by a
+releaser process of the driver's (not timed, but the server does that work during the row, as it would
+when real calls end). The routing servers (floor and Escalade) run in this process, each edge in its own;
+the load generator is a separate process (this file with `--role driver`: asyncio over raw keep-alive
+HTTP/1.1 connections, `KeepAlive`, signing each body with `webhook_edge.auth.sign_hmac`).
+
+Rows run at concurrency 1 and 32, floor and Escalade interleaved, `--repeat` times (the recorded results
+use 3: medians). Printed: every run, then the comparison table (req/s and p99 at c=32, c=1 p50, and the CPU
+time of the routing process, this one, per decision at c=32, the releases of those calls included; the
+edge processes' CPU per decision is printed below it) with Escalade's ratios to the floor and the targets
+with pass/miss (SQLite: throughput >= 0.6x the floor's, p99 <= 1.5x, c=1 p50 <= 2x; PostgreSQL: >= 0.7x,
+<= 1.5x, <= 2x). Each database's result goes to its own file in benchmarks/results (`benchmarks.results`;
+`--results-dir ''` for none); `--profile [SECONDS]` adds one row per system (10 s) under pyinstrument
+and writes benchmarks/profiles/edge-<system>-<database>.txt (regenerate them alone with
+`--duration 1 --concurrency 32 --results-dir '' --profile`).
 """
 
 from __future__ import annotations
@@ -34,13 +44,16 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Request  # module level: FastAPI resolves the floor endpoint's annotations here
 
-from benchmarks.results import Column, Result, add_results_option, write
+from benchmarks.results import Result, add_results_option, write
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = (
@@ -52,6 +65,7 @@ CALL_SECONDS = 1.0
 releases cost routing the same work as in a live system without each one landing just ahead of the next
 timed request (which a fire-and-forget release right after the answer did at concurrency 1)."""
 CALL_PLACEHOLDER = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
+CALLER_PLACEHOLDER = b"+1234567890"  # the fixture's caller (message.customer and call.customer)
 
 
 def free_port() -> int:
@@ -121,8 +135,13 @@ class KeepAlive:
 
 
 async def drive(
-    url: str, concurrency: int, duration: float, marker: str, tag: str, release_to: str
+    url: str, concurrency: int, duration: float, marker: str, tag: str, release_to: str, callers: int = 0
 ) -> dict[str, Any]:
+    """POST signed webhooks for `duration` seconds with `concurrency` in flight, each a new call id and,
+    with `callers`, a caller drawn from the first `callers` benchmark customers."""
+    import random
+
+    from benchmarks.floor import customer_number
     from webhook_edge.auth import sign_hmac
 
     # Releases go through a releaser process of their own: their gRPC client work in this process would sit
@@ -149,6 +168,7 @@ async def drive(
             releaser.stdin.write(call_id.encode() + b"\n")
 
     template = FIXTURE.read_bytes()
+    rng = random.Random(tag)
     target = urlsplit(url)
     connections = [
         KeepAlive(target.hostname or "127.0.0.1", target.port or 80, target.path) for _ in range(concurrency)
@@ -156,12 +176,16 @@ async def drive(
     latencies: list[float] = []
     errors = 0
     wrong = 0
+    sent = 0
 
     try:
 
         async def one(call_id: str, record: bool, connection: KeepAlive) -> None:
-            nonlocal errors, wrong
+            nonlocal errors, wrong, sent
             body = template.replace(CALL_PLACEHOLDER.encode(), call_id.encode())
+            if callers:
+                body = body.replace(CALLER_PLACEHOLDER, customer_number(rng.randrange(callers)).encode())
+            sent += 1
             headers = {"content-type": "application/json", **sign_hmac(SECRET, body, int(time.time() * 1000))}
             started = time.perf_counter()
             try:
@@ -203,6 +227,7 @@ async def drive(
             await releaser.wait()
     return {
         "requests": len(latencies),
+        "sent": sent,
         "errors": errors,
         "wrong": wrong,
         "rps": len(latencies) / elapsed,
@@ -227,11 +252,18 @@ async def release_calls(release_to: str) -> None:
     async with grpc.aio.insecure_channel(release_to) as channel:
         stub = pb_grpc.RoutingServiceStub(channel)
 
+        failed: list[str] = []
+
+        def done(task: asyncio.Future[Any]) -> None:
+            pending.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failed.append(repr(task.exception()))  # retrieved: counted, not logged at exit
+
         def send(call_id: str) -> None:
             request = pb.ReleaseAssignmentRequest(call_id=call_id, reason="benchmark")
             task = asyncio.ensure_future(stub.ReleaseAssignment(request, timeout=30))
             pending.add(task)
-            task.add_done_callback(pending.discard)
+            task.add_done_callback(done)
 
         last = loop.time()
         while line := await reader.readline():
@@ -239,12 +271,16 @@ async def release_calls(release_to: str) -> None:
             loop.call_at(last + CALL_SECONDS, send, line.decode().strip())
         await asyncio.sleep(max(0.0, last + CALL_SECONDS - loop.time()) + 0.1)
         await asyncio.gather(*pending, return_exceptions=True)
+    if failed:
+        print(f"releaser: {len(failed)} releases failed, first: {failed[0]}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------------------------------
-# role: floor-app (minimal FastAPI endpoint, separate process)
+# role: floor-app (minimal FastAPI endpoint in front of the durable floor, separate process)
 # ------------------------------------------------------------------------------------------------------
 def floor_app(target: str) -> Any:
+    """The floor's edge: the same HMAC check over the raw body, the few fields the floor needs read straight
+    from Vapi's JSON, and ONE grpc.aio call to the durable floor's ResolveEscalation."""
     import hashlib
     import hmac
     from contextlib import asynccontextmanager
@@ -257,6 +293,12 @@ def floor_app(target: str) -> Any:
     from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 
     state: dict[str, Any] = {}
+    complexities = {
+        "basic": pb.COMPLEXITY_BASIC,
+        "intermediate": pb.COMPLEXITY_INTERMEDIATE,
+        "advanced": pb.COMPLEXITY_ADVANCED,
+        "critical": pb.COMPLEXITY_CRITICAL,
+    }
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
@@ -275,11 +317,34 @@ def floor_app(target: str) -> Any:
         expected = hmac.new(key, stamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, request.headers.get("x-signature", "")):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
-        call_id = json.loads(raw)["message"]["call"]["id"]
-        reply = await state["stub"].ResolveEscalation(
-            pb.ResolveEscalationRequest(call_id=call_id), timeout=1.5
+        message = json.loads(raw)["message"]
+        tool_call = next(
+            call
+            for entry in reversed(message["artifact"]["messages"])
+            if entry.get("role") == "tool_calls"
+            for call in entry["toolCalls"]
         )
-        return JSONResponse({"destination": {"type": "number", "number": reply.decision.destination.number}})
+        arguments = json.loads(tool_call["function"]["arguments"])
+        reply = await state["stub"].ResolveEscalation(
+            pb.ResolveEscalationRequest(
+                call_id=message["call"]["id"],
+                tool_call_id=tool_call["id"],
+                caller_number=message["customer"]["number"],
+                issue_category=arguments["issue_category"],
+                complexity=complexities[arguments["complexity_level"]],
+            ),
+            timeout=1.5,
+        )
+        decision = reply.decision
+        return JSONResponse(
+            {
+                "destination": {
+                    "type": "number",
+                    "number": decision.destination.number,
+                    "message": decision.caller_message,
+                }
+            }
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -295,57 +360,32 @@ def serve_floor(port: int, target: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------------
-# orchestration (this process: routing + trivial servicer, child processes for apps and driver)
+# orchestration (this process: routing + the floor servicer; child processes for apps and driver)
 # ------------------------------------------------------------------------------------------------------
-async def start_trivial_servicer() -> tuple[Any, int]:
-    import grpc
-
-    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-
-    decision = pb.Decision(
-        decision_id="d-1",
-        kind=pb.DECISION_KIND_TRANSFER_AGENT,
-        team_id="enterprise",
-        team_display_name="Enterprise Support",
-        destination=pb.Destination(number="+15550100101"),
-        caller_message="Connecting you to our enterprise support specialist.",
-        transfer_mode=pb.TRANSFER_MODE_WARM_TRANSFER_SAY_SUMMARY,
-        summary_messages=[
-            pb.SummaryMessage(
-                role="system", content="Provide a summary for the enterprise support specialist."
-            ),
-            pb.SummaryMessage(role="user", content="Here is the transcript:\n\n{{transcript}}\n\n"),
-        ],
-        effective_complexity=pb.COMPLEXITY_ADVANCED,
-        tier="enterprise",
-        issue_category="technical",
-        reason="rule enterprise-tier: team enterprise, specialist ent-1 reserved",
-    )
-    reply = pb.ResolveEscalationResponse(decision=decision)
-
-    class Trivial(pb_grpc.RoutingServiceServicer):
-        async def ResolveEscalation(self, request: Any, context: Any) -> Any:
-            return reply
-
-    server = grpc.aio.server()
-    pb_grpc.add_RoutingServiceServicer_to_server(Trivial(), server)  # type: ignore[abstract]  # only the RPCs used; the rest answer UNIMPLEMENTED
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    return server, port
+SPECIALISTS = 1000
+SPECIALIST_CAPACITY = 1000
+CUSTOMERS = 100_000
+CUSTOMER_TIERS = ("standard", "premium")
+"""Tiers the TechCorp policy sends to the technical team for a technical, advanced call (its enterprise
+rule would send enterprise callers to the enterprise team)."""
+TEAM = "technical"
 
 
 async def start_routing(database_url: str) -> tuple[Any, int]:
-    import grpc
-
-    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+    """A real `RoutingServer` in this process (TechCorp policy) over a store seeded as the floor is."""
+    from benchmarks.routing import seed
     from escalade_platform.heap import freeze_startup_heap
-    from routing_service.grpc import mapping
     from routing_service.grpc.server import RoutingServer
-    from routing_service.policy.loader import load_agents, load_customers
     from routing_service.settings import RoutingSettings
 
+    await seed(
+        database_url,
+        specialists=SPECIALISTS,
+        customers=CUSTOMERS,
+        capacity=SPECIALIST_CAPACITY,
+        teams=(TEAM,),
+        tiers=CUSTOMER_TIERS,
+    )
     settings = RoutingSettings(
         database_url=database_url,
         policy=REPO / "examples" / "techcorp.yaml",
@@ -354,19 +394,22 @@ async def start_routing(database_url: str) -> tuple[Any, int]:
     )
     server = RoutingServer(settings, watch_policy=False, run_sweeps=False)
     port = await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = pb_grpc.RoutingServiceStub(channel)
-        for agent in load_agents(REPO / "examples" / "techcorp-agents.yaml"):
-            message = mapping.agent_to_pb(agent.to_domain())
-            if "enterprise" in message.team_ids:
-                message.capacity = 1000  # the service's maximum; releases keep slots free
-            await stub.UpsertAgent(pb.UpsertAgentRequest(agent=message))
-        for customer in load_customers(REPO / "examples" / "techcorp-customers.csv"):
-            await stub.UpsertCustomer(
-                pb.UpsertCustomerRequest(customer=mapping.customer_to_pb(customer.to_domain()))
-            )
     freeze_startup_heap()  # as `escalade routing serve` does once started
     return server, port
+
+
+async def start_durable_floor(database_url: str) -> Any:
+    from benchmarks.floor import seed_floor, start_floor
+
+    await seed_floor(
+        database_url,
+        specialists=SPECIALISTS,
+        customers=CUSTOMERS,
+        capacity=SPECIALIST_CAPACITY,
+        teams=(TEAM,),
+        tiers=CUSTOMER_TIERS,
+    )
+    return await start_floor(database_url)
 
 
 async def wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
@@ -386,7 +429,7 @@ async def wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
 
 
 async def run_driver(
-    url: str, concurrency: int, duration: float, marker: str, tag: str, release_to: str = ""
+    url: str, concurrency: int, duration: float, marker: str, tag: str, release_to: str = "", callers: int = 0
 ) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -406,6 +449,8 @@ async def run_driver(
         tag,
         "--release-to",
         release_to,
+        "--callers",
+        str(callers),
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -453,183 +498,221 @@ async def start_edge(
     return process, port
 
 
-MARKER = '"number":"+155501001'
-
-
-async def orchestrate(
-    duration: float, levels: list[int], database: str = "sqlite", results_dir: str | None = None
-) -> int:
-    from benchmarks.routing import Database
-    from escalade_platform.logs import configure_logging
-
-    configure_logging(json=False, level="warning")  # routing runs in this process: no per-decision lines
-    results: dict[tuple[str, int], dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="escalade-bench-") as tmp:
-        env_base = {k: v for k, v in os.environ.items() if not k.startswith("ESCALADE_")}
-        env_base["PYTHONPATH"] = str(REPO)
-        store = Database(database, Path(tmp))
-        database_url = await store.__aenter__()
-        try:
-            await _rows(results, duration, levels, database_url, tmp, env_base)
-        finally:
-            await store.__aexit__()
-    code = _report(results, duration, levels, "PostgreSQL" if database == "postgresql" else "SQLite")
-    parameters = {"duration": duration, "concurrency": levels, "database": database}
-    write(result(results, parameters, levels, database), results_dir)
-    return code
-
-
-async def _rows(
-    results: dict[tuple[str, int], dict[str, Any]],
-    duration: float,
-    levels: list[int],
-    database_url: str,
-    tmp: str,
-    env_base: dict[str, str],
-) -> None:
-    # --- floor, and the edge against the same trivial servicer (the edge's own cost) ---------------
-    trivial, trivial_port = await start_trivial_servicer()
-    floor_port = free_port()
-    floor = await asyncio.create_subprocess_exec(
+async def start_floor_edge(floor_port: int, env_base: dict[str, str]) -> tuple[Any, int]:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "benchmarks.edge",
         "--role",
         "floor-app",
         "--port",
-        str(floor_port),
+        str(port),
         "--target",
-        f"127.0.0.1:{trivial_port}",
+        f"127.0.0.1:{floor_port}",
         cwd=REPO,
         env=env_base,
     )
-    try:
-        await wait_healthy(f"http://127.0.0.1:{floor_port}/healthz", floor)
-        for c in levels:
-            url = f"http://127.0.0.1:{floor_port}/webhook"
-            results[("floor", c)] = await run_driver(url, c, duration, MARKER, f"floor{c}")
-    finally:
-        await stop(floor)
-    try:
-        edge, edge_port = await start_edge(f"127.0.0.1:{trivial_port}", database_url, tmp, env_base)
-        try:
-            for c in levels:
-                url = f"http://127.0.0.1:{edge_port}/webhook/vapi"
-                results[("edge-triv", c)] = await run_driver(url, c, duration, MARKER, f"triv{c}")
-        finally:
-            await stop(edge)
-    finally:
-        await trivial.stop(None)
-
-    # --- edge + real routing (store, reservation) ---------------------------------------------------
-    routing, routing_port = await start_routing(database_url)
-    try:
-        edge, edge_port = await start_edge(f"127.0.0.1:{routing_port}", database_url, tmp, env_base)
-        try:
-            for c in levels:
-                results[("edge", c)] = await run_driver(
-                    f"http://127.0.0.1:{edge_port}/webhook/vapi",
-                    c,
-                    duration,
-                    MARKER,
-                    f"edge{c}",
-                    release_to=f"127.0.0.1:{routing_port}",
-                )
-        finally:
-            await stop(edge)
-    finally:
-        await routing.stop(1.0)
+    await wait_healthy(f"http://127.0.0.1:{port}/healthz", process)
+    return process, port
 
 
-def result(
-    results: dict[tuple[str, int], dict[str, Any]],
-    parameters: dict[str, Any],
+MARKER = '"number":"+1555020'
+"""Every answer must carry a reserved specialist's line (`benchmarks.floor.specialist_number`)."""
+
+
+@dataclass
+class System:
+    """One system under test on one database: its edge process, its webhook URL and where calls end."""
+
+    name: str
+    url: str
+    release_to: str
+    edge: asyncio.subprocess.Process
+
+
+async def measure(system: System, c: int, duration: float, tag: str) -> dict[str, Any]:
+    """One driver run against `system` at concurrency `c`, with the CPU this process (where the routing
+    servers run) and the edge process spent on it, per decision sent (warm-ups included: they ran too)."""
+    from benchmarks.compare import self_cpu_seconds
+    from benchmarks.routing import process_cpu_seconds
+
+    cpu, edge_cpu = self_cpu_seconds(), process_cpu_seconds(system.edge.pid)
+    result = await run_driver(system.url, c, duration, MARKER, tag, system.release_to, CUSTOMERS)
+    cpu, edge_cpu = self_cpu_seconds() - cpu, process_cpu_seconds(system.edge.pid) - edge_cpu
+    sent = max(1, result["sent"])
+    result["cpu_ms"] = 1000 * cpu / sent
+    result["edge_cpu_ms"] = 1000 * edge_cpu / sent
+    return result
+
+
+async def orchestrate(
+    duration: float,
     levels: list[int],
-    database: str,
-) -> Result:
-    """What `_report` prints, as a result file (benchmarks.results); the store is the variant."""
-    columns = [
-        Column("concurrency", "concurrency"),
-        Column("requests", "requests", ","),
-        Column("errors", "errors", ","),
-        Column("per_second", "req/s", ",.0f"),
-        Column("p50_ms", "p50 ms", ".2f"),
-        Column("p99_ms", "p99 ms", ".2f"),
-    ]
-    found = Result(
-        "edge",
-        parameters,
-        columns,
-        variant=database,
-        packages=("fastapi", "starlette", "uvicorn", "grpcio", "protobuf", "sqlalchemy"),
-    )
-    order = {"floor": 0, "edge-triv": 1, "edge": 2}
-    for (name, c), r in sorted(results.items(), key=lambda kv: (kv[0][1], order[kv[0][0]])):
-        found.add_row(
-            name,
-            concurrency=c,
-            requests=r["requests"],
-            errors=r["errors"] + r["wrong"],
-            per_second=round(r["rps"], 1),
-            p50_ms=round(r["p50_ms"], 3),
-            p99_ms=round(r["p99_ms"], 3),
-        )
-    for row in ("edge", "edge-triv"):
-        for c in levels:
-            f, e = results[("floor", c)], results[(row, c)]
-            throughput, tail = e["rps"] / f["rps"], e["p99_ms"] / f["p99_ms"]
-            headline = row == "edge"  # edge-triv is the edge's own cost: a diagnosis, not the target
-            found.check(
-                f"{row} c={c} throughput / floor",
-                round(throughput, 3),
-                "x",
-                ">= 0.50x",
-                throughput >= 0.5,
-                headline=headline,
-            )
-            found.check(
-                f"{row} c={c} p99 / floor", round(tail, 3), "x", "<= 2.00x", tail <= 2.0, headline=headline
-            )
-        if 1 in levels:
-            p50 = results[(row, 1)]["p50_ms"]
-            found.check(f"{row} c=1 p50", round(p50, 3), "ms", "<= 5 ms", p50 <= 5.0, headline=row == "edge")
-    return found
-
-
-def _report(
-    results: dict[tuple[str, int], dict[str, Any]], duration: float, levels: list[int], store: str
+    databases: list[str],
+    repeat: int,
+    profile: float,
+    results_dir: str,
 ) -> int:
-    print(f"\nEdge benchmark: {duration:g} s per row, load generator in a separate process")
-    print("  floor      minimal FastAPI: HMAC check + 1 grpc.aio call to a trivial servicer")
-    print("  edge-triv  the real edge against the same trivial servicer (the edge's own cost)")
-    print(f"  edge       the real edge -> real routing ({store} store, specialist reserved)\n")
-    print(f"{'row':<11}{'conc':>5}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
-    order = {"floor": 0, "edge-triv": 1, "edge": 2}
-    for (name, c), r in sorted(results.items(), key=lambda kv: (kv[0][1], order[kv[0][0]])):
-        print(
-            f"{name:<11}{c:>5}{r['requests']:>10}{r['errors'] + r['wrong']:>8}{r['rps']:>10.1f}"
-            f"{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
-        )
-    ok = True
-    for row in ("edge", "edge-triv"):
-        print(f"\nRatios vs targets: {row} / floor")
-        for c in levels:
-            f, e = results[("floor", c)], results[(row, c)]
-            throughput, tail = e["rps"] / f["rps"], e["p99_ms"] / f["p99_ms"]
-            t_ok, p_ok = throughput >= 0.5, tail <= 2.0
-            if row == "edge":
-                ok &= t_ok and p_ok
-            print(f"  c={c:<3} throughput = {throughput:6.2f}   (target >= 0.50)  {'OK' if t_ok else 'MISS'}")
-            print(f"  c={c:<3} p99 ratio  = {tail:6.2f}   (target <= 2.00)  {'OK' if p_ok else 'MISS'}")
-        if 1 in levels:
-            p50 = results[(row, 1)]["p50_ms"]
-            if row == "edge":
-                ok &= p50 <= 5.0
-            print(f"  c=1   p50        = {p50:6.2f} ms (target <= 5 ms)  {'OK' if p50 <= 5.0 else 'MISS'}")
-    failures = sum(r["errors"] + r["wrong"] for r in results.values())
+    from benchmarks.compare import COLUMNS, Figures, add_comparison, median_figures, print_comparison
+    from escalade_platform.logs import configure_logging
+
+    configure_logging(json=False, level="warning")  # routing runs in this process: no per-decision lines
+    high = max(levels)
+    runs: dict[str, dict[str, list[Figures]]] = {}
+    loads: dict[str, tuple[float, float, float]] = {}
+    ended: dict[str, datetime] = {}
+    raw: list[dict[str, Any]] = []
+    failures = 0
+    for database in databases:
+        loads[database] = os.getloadavg()
+        per_run = await _database_rows(database, duration, levels, repeat, profile)
+        ended[database] = datetime.now(UTC)
+        runs[database] = {"floor": [], "escalade": []}
+        for rep in range(repeat):
+            for name in ("floor", "escalade"):
+                by_level = {c: per_run[(name, c, rep)] for c in levels}
+                raw += [{"database": database, "system": name, "repeat": rep, **by_level[c]} for c in levels]
+                failures += sum(r["errors"] + r["wrong"] for r in by_level.values())
+                runs[database][name].append(
+                    Figures(
+                        rps=by_level[high]["rps"],
+                        p99_ms=by_level[high]["p99_ms"],
+                        p50_c1_ms=by_level[1]["p50_ms"] if 1 in by_level else float("nan"),
+                        cpu_ms=by_level[high]["cpu_ms"],
+                        edge_cpu_ms=by_level[high]["edge_cpu_ms"],
+                    )
+                )
+    _print_runs(raw)
+    figures = {db: {name: median_figures(rs) for name, rs in pair.items()} for db, pair in runs.items()}
+    ratios, met = print_comparison(figures, high=high, repeat=repeat, what="Edge benchmark")
     if failures:
         print(f"\n{failures} requests failed or were not answered with a reserved specialist")
-    return 0 if ok and not failures else 1
+    parameters = {
+        "duration": duration,
+        "concurrency": levels,
+        "repeat": repeat,
+        "specialists": SPECIALISTS,
+        "capacity": SPECIALIST_CAPACITY,
+        "customers": CUSTOMERS,
+        "team": TEAM,
+    }
+    for database, medians in figures.items():
+        found = Result(
+            "edge",
+            {**parameters, "database": database},
+            COLUMNS,
+            variant=database,
+            packages=(
+                "fastapi",
+                "starlette",
+                "uvicorn",
+                "grpcio",
+                "protobuf",
+                "sqlalchemy",
+                "asyncpg",
+                "uvloop",
+            ),
+            started_load=loads[database],
+        )
+        add_comparison(
+            found, database, medians, ratios[database], high=high, repeat=repeat, runs=runs[database]
+        )
+        write(found, results_dir, now=ended[database])  # one file per database, named by when it ended
+    return 0 if met and not failures else 1
+
+
+async def _database_rows(
+    database: str, duration: float, levels: list[int], repeat: int, profile: float
+) -> dict[tuple[str, int, int], dict[str, Any]]:
+    """Both systems up side by side on fresh databases of one kind; the rows interleave (floor, Escalade
+    at each level, `repeat` times) so a change in the machine's load lands on both."""
+    from benchmarks.routing import Database
+
+    results: dict[tuple[str, int, int], dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="escalade-bench-") as tmp:
+        env_base = {k: v for k, v in os.environ.items() if not k.startswith("ESCALADE_")}
+        env_base["PYTHONPATH"] = str(REPO)
+        async with AsyncExitStack() as stack:
+            floor_url = await stack.enter_async_context(Database(database, Path(tmp)))
+            escalade_url = await stack.enter_async_context(Database(database, Path(tmp)))
+            print(f"{database}: seeding {SPECIALISTS:,} specialists and {CUSTOMERS:,} customers", flush=True)
+            floor = await start_durable_floor(floor_url)
+            stack.push_async_callback(floor.stop, 1.0)
+            routing, routing_port = await start_routing(escalade_url)
+            stack.push_async_callback(routing.stop, 1.0)
+            floor_edge, floor_edge_port = await start_floor_edge(floor.port, env_base)
+            stack.push_async_callback(stop, floor_edge)
+            edge, edge_port = await start_edge(f"127.0.0.1:{routing_port}", escalade_url, tmp, env_base)
+            stack.push_async_callback(stop, edge)
+            systems = [
+                System(
+                    "floor",
+                    f"http://127.0.0.1:{floor_edge_port}/webhook",
+                    f"127.0.0.1:{floor.port}",
+                    floor_edge,
+                ),
+                System(
+                    "escalade",
+                    f"http://127.0.0.1:{edge_port}/webhook/vapi",
+                    f"127.0.0.1:{routing_port}",
+                    edge,
+                ),
+            ]
+            for rep in range(repeat):
+                for c in levels:
+                    for system in systems:
+                        tag = f"{system.name}-{database}-c{c}-r{rep}"
+                        results[(system.name, c, rep)] = await measure(system, c, duration, tag)
+                        print(f"  done: {tag}", flush=True)
+            if profile:
+                for system in systems:
+                    await _profile(system, database, max(levels), profile)
+    return results
+
+
+async def _profile(system: System, database: str, c: int, seconds: float) -> None:
+    """One more row at concurrency `c` with this process (the routing server) under pyinstrument; the text
+    profile goes to benchmarks/profiles/edge-<system>-<database>.txt, the call tree and then the functions
+    by their own time (its figures are not reported: the profiler slows the server down)."""
+    from pyinstrument import Profiler
+
+    from benchmarks.compare import PROFILES
+
+    profiler = Profiler(interval=0.001, async_mode="disabled")
+    profiler.start()
+    result = await run_driver(
+        system.url, c, seconds, MARKER, f"profile-{system.name}-{database}", system.release_to, CUSTOMERS
+    )
+    profiler.stop()
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    path = PROFILES / f"edge-{system.name}-{database}.txt"
+    header = (
+        f"# pyinstrument profile of the routing process ({system.name}, {database}) while the edge\n"
+        f"# benchmark's driver sent {result['sent']} requests at concurrency {c} for {seconds:g} s.\n"
+        f"# Wall-clock samples of the event loop's thread: time in uvloop and grpc's Cython code, and\n"
+        f"# idle waits, count as [self] of Runner.run; 'CPU time' is the process's. Figures under the\n"
+        f"# profiler are not the benchmark's. By `python -m benchmarks.edge --profile`.\n\n"
+    )
+    tree = profiler.output_text(unicode=False, color=False, show_all=False)
+    flat = profiler.output_text(unicode=False, color=False, flat=True, flat_time="self").splitlines()
+    path.write_text(
+        header + tree + "\n# Functions by own (self) time, top 40\n\n" + "\n".join(flat[:48]) + "\n"
+    )
+    print(f"  profile written to {path.relative_to(REPO)}", flush=True)
+
+
+def _print_runs(raw: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'database':<11}{'system':<10}{'rep':>4}{'conc':>5}{'requests':>10}{'errors':>8}{'req/s':>10}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>8}{'edge cpu':>9}"
+    )
+    for r in raw:
+        print(
+            f"{r['database']:<11}{r['system']:<10}{r['repeat']:>4}{r.get('concurrency', 0):>5}"
+            f"{r['requests']:>10}{r['errors'] + r['wrong']:>8}{r['rps']:>10.1f}{r['p50_ms']:>9.2f}"
+            f"{r['p99_ms']:>9.2f}{r['cpu_ms']:>8.3f}{r['edge_cpu_ms']:>9.3f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -639,6 +722,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per row (default 10)")
     parser.add_argument("--concurrency", type=int, nargs="*", default=None, help="levels (default 1 32)")
     parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql", "both"],
+        default="sqlite",
+        help="store of both systems (postgresql: 127.0.0.1:5432; both: one after the other)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of every row; medians reported (use 3)")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        type=float,
+        const=10.0,
+        default=0.0,
+        metavar="SECONDS",
+        help="one more row per system (default 10 s) under pyinstrument, written to benchmarks/profiles",
+    )
+    add_results_option(parser)
+    parser.add_argument(
         "--role", choices=["orchestrate", "driver", "releaser", "floor-app"], default="orchestrate"
     )
     parser.add_argument("--url", default="")
@@ -647,16 +747,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--target", default="")
     parser.add_argument("--release-to", default="", help="routing address the driver releases calls on")
-    parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
-    add_results_option(parser)
+    parser.add_argument(
+        "--callers", type=int, default=0, help="driver: callers drawn from this many customers"
+    )
     args = parser.parse_args(argv)
     if args.role == "driver":
         level = (args.concurrency or [1])[0]
-        print(
-            json.dumps(
-                asyncio.run(drive(args.url, level, args.duration, args.marker, args.tag, args.release_to))
-            )
+        result = asyncio.run(
+            drive(args.url, level, args.duration, args.marker, args.tag, args.release_to, args.callers)
         )
+        print(json.dumps({"concurrency": level, **result}))
         return 0
     if args.role == "releaser":
         asyncio.run(release_calls(args.release_to))
@@ -666,9 +766,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from routing_service.grpc.server import run_event_loop
 
-    # The routing server runs in this process: on uvloop when installed, as `escalade routing serve` does.
+    databases = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    # The routing servers run in this process: on uvloop when installed, as `escalade routing serve` does.
     return run_event_loop(
-        orchestrate(args.duration, args.concurrency or [1, 32], args.database, args.results_dir)
+        orchestrate(
+            args.duration,
+            args.concurrency or [1, 32],
+            databases,
+            max(1, args.repeat),
+            args.profile,
+            args.results_dir,
+        )
     )
 
 

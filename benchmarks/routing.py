@@ -15,7 +15,12 @@ What runs (every row in this one process run, so the ratios compare like with li
   * "resolve dry run": decide and explain, nothing reserved or stored;
   * "resolve, all busy": every specialist set busy first, so each decision queues a callback (position,
     estimated wait from the team's recent handle times: `--history` releases over the last hour are seeded);
-- scaling: cost per pair (1 / throughput) with 100 and with 10,000 specialists (target ratio <= 1.5).
+- scaling: cost per pair (1 / throughput) with 100 and with 10,000 specialists (target ratio <= 1.5);
+- the durable floor (`benchmarks.floor`), per database: the floor and Escalade side by side on
+  fresh databases seeded alike, reserving decisions at concurrency 1 and `--concurrency`, interleaved,
+  `--repeat` times (the recorded results use 3: medians); printed as the comparison table with Escalade's
+  ratios to the floor and the targets with pass/miss (SQLite: throughput >= 0.6x, p99 <= 1.5x, c=1 p50
+  <= 2x; PostgreSQL: >= 0.7x, <= 1.5x, <= 2x), also in the result file; `--skip-floor` leaves it out.
 
 Every row also gives the server process's CPU time per call (from /proc), which does not depend on how
 the two processes share the machine's cores.
@@ -44,6 +49,8 @@ from typing import Any, TypedDict
 
 import grpc
 
+from benchmarks.compare import Figures, add_comparison, median_figures, print_comparison
+from benchmarks.floor import customer_number, specialist_number
 from benchmarks.results import Column, Result, add_results_option, write
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,6 +121,16 @@ async def _serve(kind: str, url: str, conn: Connection) -> None:
         await server.stop(1)
         return
     from escalade_platform.heap import freeze_startup_heap
+
+    if kind == "floor":
+        from benchmarks.floor import start_floor
+
+        floor = await start_floor(url)
+        freeze_startup_heap()
+        conn.send(floor.port)
+        await loop.run_in_executor(None, conn.recv)
+        await floor.stop(1)
+        return
     from routing_service.grpc.server import RoutingServer
     from routing_service.settings import RoutingSettings
 
@@ -155,13 +172,19 @@ class ServerProcess:
 # ---------------------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------------------
-def customer_number(i: int) -> str:
-    return f"+1415{i:07d}"
-
-
-async def seed(url: str, *, specialists: int, customers: int, history: int = 0) -> None:
-    """Migrate, then bulk-insert customers, specialists (technical + enterprise teams) and `history`
-    released live calls spread over the last hour (what a busy centre's wait estimates read)."""
+async def seed(
+    url: str,
+    *,
+    specialists: int,
+    customers: int,
+    history: int = 0,
+    capacity: int = 2,
+    teams: tuple[str, ...] = ("technical", "enterprise"),
+    tiers: tuple[str, ...] = TIERS,
+) -> None:
+    """Migrate, then bulk-insert customers (tiers in turn from `tiers`), specialists of `capacity` (members of
+    `teams`) and `history` released live calls spread over the last hour (what a busy centre's wait
+    estimates read). `benchmarks.floor.seed_floor` makes the same rows for the durable floor."""
     from routing_service.store import tables
     from routing_service.store.store import Store
 
@@ -175,7 +198,7 @@ async def seed(url: str, *, specialists: int, customers: int, history: int = 0) 
                 batch.append(
                     {
                         "number": customer_number(i),
-                        "tier": TIERS[i % len(TIERS)],
+                        "tier": tiers[i % len(tiers)],
                         "account_name": f"Account {i}",
                         "previous_escalations": i % 3,
                         "last_agent_id": None,
@@ -195,22 +218,22 @@ async def seed(url: str, *, specialists: int, customers: int, history: int = 0) 
                     {
                         "agent_id": agent_id,
                         "display_name": f"Specialist {i}",
-                        "dest_number": f"+1555010{i % 10000:04d}",
+                        "dest_number": specialist_number(i),
                         "dest_sip_uri": None,
                         "dest_extension": None,
                         "skills": ["api"],
                         "max_complexity": 2 if i % 3 == 0 else 4,
-                        "capacity": 2,
+                        "capacity": capacity,
                         "status": "available" if i % 10 else "offline",
                         "active_assignments": 0,
                         "idle_since": now - timedelta(seconds=rng.randrange(1, 86_400)),
                         "updated_at": now,
-                        **({"team_ids": ["technical", "enterprise"]} if has_team_ids else {}),
+                        **({"team_ids": list(teams)} if has_team_ids else {}),
                     }
                 )
                 members += [
-                    {"agent_id": agent_id, "team_id": "technical", "position": 0},
-                    {"agent_id": agent_id, "team_id": "enterprise", "position": 1},
+                    {"agent_id": agent_id, "team_id": team, "position": position}
+                    for position, team in enumerate(teams)
                 ]
             for start in range(0, len(agents), 5_000):
                 await conn.execute(tables.agents.insert(), agents[start : start + 5_000])
@@ -564,12 +587,14 @@ def result(
     baseline: Row,
     scaling: list[tuple[str, Row, Row, tuple[int, int]]],
 ) -> Result:
-    """What `print_table` prints, as a result file (benchmarks.results)."""
+    """What `print_table` prints, as a result file (benchmarks.results); `main` adds the durable floor
+    comparison's rows and checks."""
     columns = [
         Column("calls", "calls", ","),
         Column("per_second", "calls/s", ",.0f"),
         Column("p50_ms", "p50 ms", ".2f"),
         Column("p99_ms", "p99 ms", ".2f"),
+        Column("p50_c1_ms", "c=1 p50 ms", ".2f"),  # the durable floor comparison's rows only
         Column("agent_pct", "specialist reserved %", ".0f"),
         Column("errors", "errors", ","),
         Column("server_cpu_ms", "server CPU ms per call", ".2f"),
@@ -613,6 +638,95 @@ def result(
                     headline=label == "reserving decisions",
                 )
     return found
+
+
+async def run_floor_comparison(args: argparse.Namespace, kind: str) -> dict[str, list[Figures]]:
+    """Escalade and the durable floor (`benchmarks.floor`) side by side on fresh databases of `kind` seeded
+    alike: reserving ResolveEscalation decisions (the `resolve` row's windows and releases) at concurrency 1
+    and `--concurrency`, the two systems interleaved, `--repeat` times. Per run: decisions/s and p99 at
+    `--concurrency`, p50 at 1, and the server process's CPU per decision."""
+    from benchmarks.floor import seed_floor
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
+
+    size = {"specialists": args.specialists, "customers": args.customers}
+    runs: dict[str, list[Figures]] = {"floor": [], "escalade": []}
+    with tempfile.TemporaryDirectory(prefix="escalade-bench-") as tmp:
+        async with Database(kind, Path(tmp)) as floor_url, Database(kind, Path(tmp)) as escalade_url:
+            await seed_floor(floor_url, **size, capacity=2, teams=("technical",), tiers=TIERS)
+            await seed(escalade_url, **size, history=args.history)
+            floor_server, escalade_server = (
+                ServerProcess("floor", floor_url),
+                ServerProcess("routing", escalade_url),
+            )
+            with floor_server as floor_address, escalade_server as escalade_address:
+                servers = {
+                    "floor": (floor_server, floor_address),
+                    "escalade": (escalade_server, escalade_address),
+                }
+                async with (
+                    grpc.aio.insecure_channel(floor_address) as floor_channel,
+                    grpc.aio.insecure_channel(escalade_address) as escalade_channel,
+                ):
+                    channels = {"floor": floor_channel, "escalade": escalade_channel}
+                    for rep in range(args.repeat):
+                        by_level: dict[tuple[str, int], Row] = {}
+                        for c in sorted({1, args.concurrency}):
+                            for name, (server, _) in servers.items():
+                                stub = routing_pb2_grpc.RoutingServiceStub(channels[name])
+                                rng = random.Random(f"{name}-{rep}-{c}")
+
+                                def request(call_id: str, dry_run: bool, rng: random.Random = rng) -> Any:
+                                    caller = (
+                                        customer_number(rng.randrange(args.customers))
+                                        if rng.random() < 0.9
+                                        else f"+1212555{rng.randrange(10_000):04d}"
+                                    )
+                                    return pb.ResolveEscalationRequest(
+                                        call_id=call_id,
+                                        tool_call_id="t",
+                                        caller_number=caller,
+                                        issue_category="technical",
+                                        complexity=pb.COMPLEXITY_ADVANCED,
+                                        customer_context="Webhook integration fails after the migration",
+                                        escalation_reason="needs a specialist",
+                                        dry_run=dry_run,
+                                    )
+
+                                async def release(call_id: str, stub: Any = stub) -> None:
+                                    await stub.ReleaseAssignment(
+                                        pb.ReleaseAssignmentRequest(call_id=call_id, reason="bench"),
+                                        timeout=30,
+                                    )
+
+                                level_args = argparse.Namespace(**{**vars(args), "concurrency": c})
+                                decided, _ = await _reserving_rows(
+                                    level_args,
+                                    kind,
+                                    name,
+                                    stub,
+                                    request,
+                                    release,
+                                    f"{name}-r{rep}-c{c}",
+                                    server.pid,
+                                )
+                                by_level[(name, c)] = decided
+                                print(
+                                    f"  done: {kind} {name} c={c} run {rep + 1}: {decided.per_second:.0f}/s",
+                                    flush=True,
+                                )
+                        high = args.concurrency
+                        for name in runs:
+                            row, c1 = by_level[(name, high)], by_level[(name, 1)]
+                            runs[name].append(
+                                Figures(
+                                    rps=row.per_second,
+                                    p99_ms=row.pct(0.99),
+                                    p50_c1_ms=c1.pct(0.5),
+                                    cpu_ms=1000 * row.server_cpu_s / max(1, row.requests),
+                                )
+                            )
+    return runs
 
 
 def print_table(rows: list[Row], baseline: Row, scaling: list[tuple[str, Row, Row, tuple[int, int]]]) -> None:
@@ -670,8 +784,15 @@ async def main(argv: list[str] | None = None) -> int:
         default=100_000,
         help="released calls seeded over the last hour (what wait estimates read)",
     )
+    parser.add_argument(
+        "--skip-floor",
+        action="store_true",
+        help="skip the comparison with the durable floor (benchmarks.floor)",
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of the floor comparison; medians (use 3)")
     add_results_option(parser)
     args = parser.parse_args(argv)
+    args.repeat = max(1, args.repeat)
 
     print(
         f"escalade routing benchmark: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
@@ -700,10 +821,30 @@ async def main(argv: list[str] | None = None) -> int:
                 rows.append(row)
                 pair.append(row)
             scaling.append((kind, pair[0], pair[1], (small_n, large_n)))
+    floor_runs: dict[str, dict[str, list[Figures]]] = {}
+    if not args.skip_floor:
+        for kind in [k.strip() for k in args.databases.split(",") if k.strip()]:
+            floor_runs[kind] = await run_floor_comparison(args, kind)
     print()
     print_table(rows, baseline, scaling)
-    write(result(args, rows, baseline, scaling), args.results_dir)
-    return 0
+    found = result(args, rows, baseline, scaling)
+    met = True
+    if floor_runs:
+        figures = {
+            db: {name: median_figures(rs) for name, rs in pair.items()} for db, pair in floor_runs.items()
+        }
+        ratios, met = print_comparison(
+            figures,
+            high=args.concurrency,
+            repeat=args.repeat,
+            what="Routing benchmark (gRPC straight to routing)",
+        )
+        for database, medians in figures.items():
+            add_comparison(
+                found, database, medians, ratios[database], high=args.concurrency, repeat=args.repeat
+            )
+    write(found, args.results_dir)
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
