@@ -13,7 +13,7 @@ Everything is real except Vapi's API:
   so one freed specialist yields exactly one dial.
 
 Steps: (1) N technical escalations through `ResolveEscalation` get CALLBACK decisions (routing queues N
-tickets); (2) N `QueueCallbackWorkflow`s are started from the edge's outbox payloads with
+tickets); (2) N `QueueCallbackWorkflow`s are started from the inputs the edge builds with
 `workflows.client.start_callback` (what the edge's relay does), `--concurrency` at a time: the start rate;
 (3) once the worker and the Temporal server are idle again (every callback has made its first claim and
 sleeps), the worker's RSS (VmRSS and the peak VmHWM from /proc/<pid>/status) and the CPU both spent per
@@ -171,14 +171,14 @@ class Figures:
     worker_cpu: float = 0.0
 
 
-async def queue_callbacks(stub: Any, count: int, concurrency: int) -> list[dict[str, Any]]:
+async def queue_callbacks(stub: Any, count: int, concurrency: int) -> list[Any]:
     """`count` technical escalations that find every technical specialist busy: routing queues them."""
     from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-    from webhook_edge.translate import callback_payload
+    from webhook_edge.translate import callback_input
 
     levels = [pb.COMPLEXITY_BASIC, pb.COMPLEXITY_INTERMEDIATE, pb.COMPLEXITY_ADVANCED]
     rng = random.Random(7)
-    payloads: list[dict[str, Any]] = []
+    payloads: list[Any] = []
     gate = asyncio.Semaphore(concurrency)
 
     async def one(index: int) -> None:
@@ -195,20 +195,20 @@ async def queue_callbacks(stub: Any, count: int, concurrency: int) -> list[dict[
             decision = (await stub.ResolveEscalation(request, timeout=60)).decision
         if decision.kind != pb.DECISION_KIND_CALLBACK:
             raise SystemExit(f"expected a CALLBACK decision, got {pb.DecisionKind.Name(decision.kind)}")
-        payloads.append(callback_payload(decision, request))
+        payloads.append(callback_input(decision, request))
 
     await asyncio.gather(*(one(i) for i in range(count)))
     return payloads
 
 
-async def start_all(client: Any, payloads: list[dict[str, Any]], policy: Any, queue: str, width: int) -> None:
-    from workflows.client import callback_input_from_payload, start_callback
+async def start_all(client: Any, payloads: list[Any], policy: Any, queue: str, width: int) -> None:
+    from workflows.client import prepare_callback, start_callback
 
     gate = asyncio.Semaphore(width)
 
-    async def one(payload: dict[str, Any]) -> None:
+    async def one(payload: Any) -> None:
         async with gate:
-            await start_callback(client, callback_input_from_payload(payload, policy), task_queue=queue)
+            await start_callback(client, prepare_callback(payload, policy), task_queue=queue)
 
     await asyncio.gather(*(one(p) for p in payloads))
 

@@ -28,21 +28,15 @@ class StatusChoice(enum.StrEnum):
     AWAY = "away"
 
 
-_ACTIVITY_NAMES = {
-    1: "available",
-    2: "reserved",
-    3: "talking",
-    4: "wrap-up",
-    5: "away",
-    6: "unavailable",
-}
-
-
 def activity_fields(agent: Any) -> dict[str, Any]:
-    """What a `pb.Agent` is doing, for JSON: activity, since (ISO, or None) and missed offers in a row."""
+    """What a `pb.Agent` is doing, for JSON: activity (an `AgentActivity` value, or `unknown`), since (ISO,
+    or None) and missed offers in a row."""
+    from routing_service.grpc import mapping
+
     since = agent.activity_since.ToDatetime(UTC).isoformat() if agent.HasField("activity_since") else None
+    activity = mapping.agent_activity_from_pb(agent.activity)
     return {
-        "activity": _ACTIVITY_NAMES.get(agent.activity, "unknown"),
+        "activity": str(activity) if activity is not None else "unknown",
         "activity_since": since,
         "missed_in_row": agent.missed_in_row,
     }
@@ -50,22 +44,20 @@ def activity_fields(agent: Any) -> dict[str, Any]:
 
 def activity_label(fields: dict[str, Any], status: str, now: datetime) -> str:
     """One readable phrase: "talking since 14:07 (12 min)", "away after 3 misses", "wrap-up", ..."""
+    from routing_service.domain.lifecycle import AgentActivity
+
     activity = fields["activity"]
     since = datetime.fromisoformat(fields["activity_since"]) if fields["activity_since"] else None
     span = ""
     if since is not None:
         minutes = max(0, int((now - since).total_seconds() // 60))
         span = f" since {since:%H:%M} UTC ({minutes} min)"
-    if activity == "talking":
-        return f"talking{span}"
-    if activity == "wrap-up":
-        return f"wrap-up{span}"
-    if activity == "reserved":
-        return f"reserved{span}"
-    if activity == "away":
+    if activity in (AgentActivity.TALKING, AgentActivity.WRAP_UP, AgentActivity.RESERVED):
+        return f"{activity}{span}"
+    if activity == AgentActivity.AWAY:
         misses = fields["missed_in_row"]
         return f"away after {misses} missed offer{'s' if misses != 1 else ''}" if misses else "away"
-    if activity == "unavailable":
+    if activity == AgentActivity.UNAVAILABLE:
         return f"unavailable ({status})"
     return str(activity)
 

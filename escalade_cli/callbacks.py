@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from escalade_cli.console import console, fail, literal, print_table
+from workflows.inputs import CallbackPhase
 
 __all__ = ["TEMPORAL_OPTION", "call_id_of", "print_rows", "register", "run_temporal"]
 
@@ -111,11 +112,11 @@ def _print_status(status: Any) -> None:
         console.print(f"[bold]{name:>13}[/]  {escape(str(value))}", highlight=False)
 
 
+_STATES = ", ".join(phase for phase in CallbackPhase if phase)
+
+
 def list_command(
-    state: Annotated[
-        str | None,
-        typer.Option("--state", help="waiting, closed, dialling, retry-wait, connected, cancelled, ..."),
-    ] = None,
+    state: Annotated[str | None, typer.Option("--state", help=f"One of: {_STATES}.")] = None,
     open_only: Annotated[bool, typer.Option("--open", help="Only running callbacks.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 100,
     address: Annotated[str | None, TEMPORAL_OPTION] = None,
@@ -123,8 +124,14 @@ def list_command(
     """List callback workflows with their search attributes."""
     from workflows.client import list_callbacks
 
+    phase = None
+    if state is not None:
+        try:
+            phase = CallbackPhase(state)
+        except ValueError:
+            fail(f"list callbacks: unknown state {state!r} (one of: {_STATES})", code=2)
     rows = run_temporal(
-        "list callbacks", address, lambda c: list_callbacks(c, state=state, open_only=open_only, limit=limit)
+        "list callbacks", address, lambda c: list_callbacks(c, state=phase, open_only=open_only, limit=limit)
     )
     print_rows("Callbacks", rows, with_state=True)
 

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from escalade_cli.callbacks import TEMPORAL_OPTION, call_id_of, print_rows, run_temporal
 from escalade_cli.console import console
+from workflows.inputs import Verdict
 
 __all__ = ["register"]
 
@@ -61,7 +62,7 @@ def show_command(
 
 def complete_command(
     call_id: Annotated[str, typer.Argument(help=REVIEW_ID_HELP)],
-    verdict: Annotated[str, typer.Option("--verdict", help="confirmed, dismissed or resolved.")],
+    verdict: Annotated[Verdict, typer.Option("--verdict", help="The supervisor's verdict on the findings.")],
     note: Annotated[str, typer.Option("--note", help="What was found or changed.")] = "",
     address: Annotated[str | None, TEMPORAL_OPTION] = None,
 ) -> None:

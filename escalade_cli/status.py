@@ -168,6 +168,7 @@ async def _probe_routing(report: StatusReport, address: str, probe_seconds: floa
             }
         )
     from escalade_cli.agents import activity_fields
+    from routing_service.grpc import mapping
 
     for agent in agents.agents:
         row = {
@@ -177,7 +178,7 @@ async def _probe_routing(report: StatusReport, address: str, probe_seconds: floa
             "free_slots": max(agent.capacity - agent.active_assignments, 0),
             "capacity": agent.capacity,
         }
-        status = pb.AgentStatus.Name(agent.status).removeprefix("AGENT_STATUS_").lower().replace("_", "-")
+        status = str(mapping.agent_status_from_pb(agent.status) or "unknown")
         report.specialists.append({**row, "status": status, **activity_fields(agent)})
         if agent.status == pb.AGENT_STATUS_AVAILABLE:
             report.free_specialists.append(row)

@@ -1,9 +1,10 @@
 """`end-of-call-report`: the review of an escalated call starts from its report.
 
-When routing has a decision for the call, the review workflow start (`review-<call id>`, with the report's
-transcript, summary and structured outputs) is recorded in the outbox (`webhook_edge.followups`); a call
-that was never escalated has nothing to review. When routing cannot be asked, the start is recorded
-anyway and the review workflow looks the decision up itself. Vapi gets `{}` whatever happens.
+When routing has a decision for the call, the review workflow start (`review-<call id>`, its input built
+from the report: transcript, summary, transfers and structured outputs) is recorded in the outbox
+(`webhook_edge.followups`); a call that was never escalated has nothing to review. When routing cannot be
+asked, the start is recorded anyway and the review workflow looks the decision up itself. Vapi gets `{}`
+whatever happens.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from webhook_edge.fallback import log_routing_failure
 from webhook_edge.followups import FollowUps
 from webhook_edge.routing_client import RoutingClient
-from webhook_edge.translate import review_payload
+from webhook_edge.translate import review_input
 from webhook_edge.vapi_models import VapiMessage
 
 __all__ = ["EndOfCallReports"]
@@ -41,10 +42,10 @@ class EndOfCallReports:
         except (grpc.aio.AioRpcError, TimeoutError) as exc:
             # routing unreachable: record anyway; the review workflow checks the decision itself
             log_routing_failure("decision_lookup_failed", "GetDecision failed; review recorded anyway", exc)
-            await self.followups.record("review", f"review-{call_id}", review_payload(message, None))
+            await self.followups.record(review_input(message))
             return {}
         if decision is None:
             log.info("end_of_call_not_escalated")
             return {}
-        await self.followups.record("review", f"review-{call_id}", review_payload(message, decision))
+        await self.followups.record(review_input(message))
         return {}

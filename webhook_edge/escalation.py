@@ -20,7 +20,7 @@ from webhook_edge.fallback import EdgeFallback, log_fallback
 from webhook_edge.followups import FollowUps
 from webhook_edge.routing_client import RoutingClient
 from webhook_edge.settings import EdgeSettings
-from webhook_edge.translate import UnusableDecision, callback_payload, complexity_name, destination_json
+from webhook_edge.translate import UnusableDecision, callback_input, complexity_name, destination_json
 
 __all__ = ["Escalations"]
 
@@ -59,9 +59,9 @@ class Escalations:
             log_fallback("unusable_decision", exc, decision_id=decision.decision_id)
             return self.fallback.destination(), decision
         if decision.kind == pb.DECISION_KIND_CALLBACK and not decision.dry_run:
-            payload = callback_payload(decision, request)
-            if payload["caller_number"]:
-                await self.followups.record("callback", f"callback-{request.call_id}", payload)
+            callback = callback_input(decision, request)
+            if callback.customer_number:
+                await self.followups.record(callback)
             else:  # a web call has no number to call back: the queue line is all it gets
                 log.info("callback_not_recorded", reason="no caller number")
         # routing logs each decision at info; the edge's copy is for debugging only (a line per request costs)

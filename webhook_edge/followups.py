@@ -10,12 +10,13 @@ background, 0.5 s doubling to 30 s between attempts, for up to `LATE_RECORD_SECO
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import structlog
 
-from webhook_edge.outbox import Outbox, OutboxKind
+from webhook_edge.outbox import Outbox
+from webhook_edge.outbox_payload import outbox_kind
 from webhook_edge.relay import OutboxRelay
+from workflows.inputs import WorkflowInput, workflow_id_for
 
 __all__ = ["LATE_RECORD_SECONDS", "FollowUps"]
 
@@ -40,20 +41,21 @@ class FollowUps:
             task.cancel()
         await asyncio.gather(*self._late_records, return_exceptions=True)
 
-    async def record(self, kind: OutboxKind, workflow_id: str, payload: dict[str, Any]) -> None:
-        """Record a workflow start in the outbox; failures are logged, never raised."""
+    async def record(self, data: WorkflowInput) -> None:
+        """Record the start of the workflow `data` is for in the outbox; failures are logged, never raised."""
+        kind, workflow_id = outbox_kind(data), workflow_id_for(data)
         outbox = self.outbox
         if outbox is None:
             log.warning("outbox_unavailable", kind=kind, workflow_id=workflow_id)
             return
         try:
-            created = await outbox.record(kind, workflow_id, payload)
+            created = await outbox.record(data)
         except Exception as exc:  # the caller's transfer matters more than the follow-up record
             log.error("outbox_record_failed", kind=kind, workflow_id=workflow_id, cause=type(exc).__name__)
             # Vapi will not redeliver (it got its answer): keep trying in the background until the database
             # is back. Should this process die first, the worker's reconciler starts the callback from
             # routing's ticket (workflows/reconcile.py), but only on its next pass after a grace period.
-            task = asyncio.create_task(self._record_late(outbox, kind, workflow_id, payload))
+            task = asyncio.create_task(self._record_late(outbox, data))
             self._late_records.add(task)
             task.add_done_callback(self._late_records.discard)
             return
@@ -61,17 +63,16 @@ class FollowUps:
         if created and self.relay is not None:
             self.relay.nudge()
 
-    async def _record_late(
-        self, outbox: Outbox, kind: OutboxKind, workflow_id: str, payload: dict[str, Any]
-    ) -> None:
+    async def _record_late(self, outbox: Outbox, data: WorkflowInput) -> None:
         """Retry a failed record: 0.5 s doubling to 30 s between attempts, for up to an hour."""
+        kind, workflow_id = outbox_kind(data), workflow_id_for(data)
         loop = asyncio.get_running_loop()
         give_up = loop.time() + LATE_RECORD_SECONDS
         delay = 0.5
         while loop.time() < give_up:
             await asyncio.sleep(delay)
             try:
-                created = await outbox.record(kind, workflow_id, payload)
+                created = await outbox.record(data)
             except Exception:
                 delay = min(delay * 2, 30.0)
                 continue

@@ -6,11 +6,11 @@ history to migrate, and creating it never touches the routing service's Alembic-
     id               integer primary key
     kind             'callback' | 'review'
     workflow_id      unique: `callback-<call id>` / `review-<call id>`; recording twice is a no-op
-    payload          JSON: the workflow input
+    payload          JSON: the workflow input, keyed by its field names (`webhook_edge.outbox_payload`)
     created_at, attempts, next_attempt_at, delivered_at, last_error
 
-The relay (`webhook_edge.relay`) reads `pending(limit)` and calls `mark_delivered(id)` or
-`mark_failed(id, error, next_attempt_at)`.
+The relay (`webhook_edge.relay`) reads `pending(limit)`, decodes each entry's `input()` and calls
+`mark_delivered(id)` or `mark_failed(id, error, next_attempt_at)`.
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-__all__ = ["Outbox", "OutboxEntry", "OutboxKind", "outbox_table"]
+from webhook_edge.outbox_payload import OutboxKind, decode, encode, outbox_kind
+from workflows.inputs import WorkflowInput, workflow_id_for
 
-OutboxKind = Literal["callback", "review"]
+__all__ = ["Outbox", "OutboxEntry", "OutboxKind", "outbox_table"]
 
 metadata = sa.MetaData()
 
@@ -61,6 +62,11 @@ class OutboxEntry:
     next_attempt_at: datetime
     delivered_at: datetime | None
     last_error: str | None
+
+    def input(self) -> WorkflowInput:
+        """The workflow input the entry holds (rows of earlier versions too); `InvalidRequest` when the
+        payload cannot be read as one."""
+        return decode(self.kind, self.payload)
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -116,15 +122,14 @@ class Outbox:
         if self._owns_engine:
             await self._engine.dispose()
 
-    async def record(self, kind: OutboxKind, workflow_id: str, payload: dict[str, Any]) -> bool:
-        """Record a workflow start; False when `workflow_id` was already recorded (nothing changes)."""
-        if kind not in ("callback", "review"):
-            raise ValueError(f"unknown outbox kind {kind!r}")
+    async def record(self, data: WorkflowInput) -> bool:
+        """Record the start of the workflow `data` is for; False when its workflow id was already recorded
+        (nothing changes)."""
         now = datetime.now(UTC)
         values = {
-            "kind": kind,
-            "workflow_id": workflow_id,
-            "payload": payload,
+            "kind": outbox_kind(data),
+            "workflow_id": workflow_id_for(data),
+            "payload": encode(data),
             "created_at": now,
             "attempts": 0,
             "next_attempt_at": now,

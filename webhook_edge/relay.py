@@ -4,7 +4,7 @@ The edge never talks to Temporal on a webhook's path. It records the start (`Out
 workflow id) and nudges this relay, which runs as a background task in the edge's lifespan:
 
     loop:  entries = outbox.pending(batch)            (undelivered and due, oldest first)
-           for each: start_from_outbox(client, kind, payload)   (start-once: the workflow id is the key)
+           for each: start_follow_up(client, entry.input())     (start-once: the workflow id is the key)
                started, or Temporal says it already exists  -> mark_delivered
                Temporal unreachable / timed out             -> mark_failed, retry after backoff
                payload the workflow cannot take             -> mark_failed, parked for a day, logged
@@ -44,7 +44,7 @@ from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import Policy
 from webhook_edge.outbox import Outbox, OutboxEntry
 from webhook_edge.settings import EdgeSettings
-from workflows.client import DEFAULT_TASK_QUEUE, StartResult, start_from_outbox
+from workflows.client import DEFAULT_TASK_QUEUE, StartResult, start_follow_up
 
 __all__ = [
     "OutboxRelay",
@@ -63,7 +63,7 @@ INVALID_PAYLOAD_RETRY = timedelta(days=1)
 
 
 class Starter(Protocol):
-    """Starts one outbox entry's workflow (the real one calls `workflows.client.start_from_outbox`)."""
+    """Starts one outbox entry's workflow (the real one calls `workflows.client.start_follow_up`)."""
 
     async def __call__(self, client: Client, entry: OutboxEntry) -> StartResult: ...
 
@@ -174,9 +174,7 @@ class OutboxRelay:
         return delivered
 
     async def _start(self, client: Client, entry: OutboxEntry) -> StartResult:
-        return await start_from_outbox(
-            client, entry.kind, entry.payload, policy=self._policy, task_queue=self._task_queue
-        )
+        return await start_follow_up(client, entry.input(), policy=self._policy, task_queue=self._task_queue)
 
     async def _client_or_none(self) -> Client | None:
         if self._client is None:

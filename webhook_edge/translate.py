@@ -4,7 +4,7 @@
     Decision                           -> Vapi `transfer-destination-request` reply {"destination": {...}}
     Decision                           -> Live Call Control {"type": "transfer", "destination", "content"}
     Decision                           -> `tool-calls` result entry
-    Decision / end-of-call-report      -> outbox payloads for the callback and review workflows
+    Decision / end-of-call-report      -> the callback and review workflows' inputs (`workflows.inputs`)
 
 Everything sent to Vapi uses only keys the SDK (vapi-server-sdk 3.0.0) models, in camelCase, with E.164
 numbers; a destination that cannot be expressed that way is refused here (`UnusableDecision`) and the
@@ -19,15 +19,17 @@ from datetime import datetime
 from typing import Any
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.masking import mask_number
 from webhook_edge.settings import DEFAULT_TRANSFER_FAILED_MESSAGE, MAX_SPOKEN_CHARS
 from webhook_edge.vapi_models import EscalationArguments, VapiMessage
+from workflows.inputs import EscalationReviewInput, QueueCallbackInput
 
 __all__ = [
     "CALLBACK_PROMISE",
     "COMPLEXITY_BY_NAME",
     "E164",
     "UnusableDecision",
-    "callback_payload",
+    "callback_input",
     "callback_result",
     "complexity_name",
     "control_transfer",
@@ -36,7 +38,7 @@ __all__ = [
     "final_category",
     "mode_name",
     "resolve_request",
-    "review_payload",
+    "review_input",
     "speakable_number",
     "spoken",
     "structured_outputs",
@@ -262,33 +264,37 @@ def callback_result(decision: pb.Decision) -> str:
     return spoken(f"{said} {CALLBACK_PROMISE}" if said else CALLBACK_PROMISE)
 
 
-def callback_payload(decision: pb.Decision, request: pb.ResolveEscalationRequest) -> dict[str, Any]:
-    """Everything `QueueCallbackWorkflow`'s input needs, as JSON (outbox kind 'callback')."""
+def callback_input(decision: pb.Decision, request: pb.ResolveEscalationRequest) -> QueueCallbackInput:
+    """`QueueCallbackWorkflow`'s input for a CALLBACK decision (outbox kind 'callback'). The starter judges
+    the number and adds the policy's queue knobs (`workflows.client.prepare_callback`)."""
     ticket = decision.callback if decision.HasField("callback") else None
-    wait = decision.estimated_wait if decision.HasField("estimated_wait") else None
-    return {
-        "call_id": decision.call_id or request.call_id,
-        "caller_number": decision.caller_number or request.caller_number,
-        "team_id": decision.team_id,
-        "tier": decision.tier,
-        "issue_category": decision.issue_category,
-        "effective_complexity": complexity_name(decision.effective_complexity),
-        "priority": ticket.priority if ticket is not None else 0,
-        "customer_context": request.customer_context,
-        "escalation_reason": request.escalation_reason,
-        "decision_id": decision.decision_id,
-        "estimated_wait_seconds": wait.ToTimedelta().total_seconds() if wait is not None else None,
-        "first_message": ticket.first_message if ticket is not None else "",
-    }
+    number = decision.caller_number or request.caller_number
+    return QueueCallbackInput(
+        call_id=decision.call_id or request.call_id,
+        customer_number=number,
+        masked_number=mask_number(number),
+        team_id=decision.team_id,
+        tier=decision.tier,
+        category=decision.issue_category,
+        complexity=complexity_name(decision.effective_complexity),
+        priority=ticket.priority if ticket is not None else 0,
+        context=request.customer_context,
+        reason=request.escalation_reason,
+        decision_id=decision.decision_id,
+        first_message=ticket.first_message if ticket is not None else "",
+    )
 
 
-def _iso_seconds(start: str, end: str) -> float | None:
+def _instant(text: str) -> datetime | None:
+    """An ISO-8601 instant as Vapi writes it (`2025-11-18T14:02:11.482Z`); None when empty or unreadable."""
     try:
-        begun = datetime.fromisoformat(start.replace("Z", "+00:00"))
-        ended = datetime.fromisoformat(end.replace("Z", "+00:00"))
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
     except ValueError:
         return None
-    if (begun.tzinfo is None) != (ended.tzinfo is None):
+
+
+def _seconds_between(begun: datetime | None, ended: datetime | None) -> float | None:
+    if begun is None or ended is None or (begun.tzinfo is None) != (ended.tzinfo is None):
         return None
     return (ended - begun).total_seconds()
 
@@ -341,48 +347,47 @@ def final_category(outputs: dict[str, dict[str, Any]], analysis: Any) -> str:
     return found
 
 
-def review_payload(message: VapiMessage, decision: pb.Decision | None) -> dict[str, Any]:
-    """What `EscalationReviewWorkflow` needs from an end-of-call report (outbox kind 'review').
+def review_input(message: VapiMessage) -> EscalationReviewInput:
+    """`EscalationReviewWorkflow`'s input from an end-of-call report (outbox kind 'review'); the starter adds
+    the policy's review knobs (`workflows.client.prepare_review`). The workflow reads the stored decision
+    itself.
 
-    `decision_id` is empty when routing could not be asked (the workflow checks the decision itself);
-    `structured_outputs` are `artifact.structuredOutputs`; `final_category` comes from them first and from
-    the deprecated `analysis.structuredData` only when they do not name one (`final_category`).
+    `transfer_statuses` are the non-empty `artifact.transfers[].status`; `destination` is where Vapi
+    forwarded the call (number, else SIP URI); `structured_outputs` are `artifact.structuredOutputs`;
+    `final_category` comes from them first and from the deprecated `analysis.structuredData` only when they
+    do not name one (`final_category`).
     """
     body = message.body
-    started = body.get("startedAt") if isinstance(body.get("startedAt"), str) else ""
-    ended = body.get("endedAt") if isinstance(body.get("endedAt"), str) else ""
+    started = _instant(body["startedAt"]) if isinstance(body.get("startedAt"), str) else None
+    ended = _instant(body["endedAt"]) if isinstance(body.get("endedAt"), str) else None
     analysis = body.get("analysis")
     artifact = message.artifact or {}
-    transfers_raw = artifact.get("transfers")
-    transfers = [
-        {
-            "status": t.get("status") if isinstance(t.get("status"), str) else "",
-            "mode": t.get("mode") if isinstance(t.get("mode"), str) else "",
-        }
-        for t in (transfers_raw if isinstance(transfers_raw, list) else [])
-        if isinstance(t, dict)
+    transfers = artifact.get("transfers")
+    statuses = [
+        t["status"]
+        for t in (transfers if isinstance(transfers, list) else [])
+        if isinstance(t, dict) and isinstance(t.get("status"), str) and t["status"]
     ]
     destination = body.get("destination")
-    dest_summary: dict[str, str] = {}
+    where = ""
     if isinstance(destination, dict):
-        for key in ("type", "number", "sipUri", "name"):
-            if isinstance(destination.get(key), str):
-                dest_summary[key] = destination[key]
+        for key in ("number", "sipUri"):
+            if isinstance(destination.get(key), str) and destination[key]:
+                where = destination[key]
+                break
     raw_summary = analysis.get("summary") if isinstance(analysis, dict) else None
     summary = raw_summary if isinstance(raw_summary, str) else ""
     outputs = structured_outputs(artifact)
-    return {
-        "call_id": message.call_id,
-        "ended_reason": message.ended_reason,
-        "started_at": started,
-        "ended_at": ended,
-        "duration_seconds": _iso_seconds(started, ended) if started and ended else None,
-        "summary": summary[:_MAX_TRANSCRIPT],
-        "transcript": message.transcript[-_MAX_REVIEW_TRANSCRIPT:],
-        "transfers": transfers,
-        "destination": dest_summary,
-        "final_category": final_category(outputs, analysis),
-        "structured_outputs": outputs,
-        "decision_id": decision.decision_id if decision is not None else "",
-        "decision_known": decision is not None,
-    }
+    return EscalationReviewInput(
+        call_id=message.call_id,
+        ended_reason=message.ended_reason,
+        started_at=started,
+        ended_at=ended,
+        duration_seconds=_seconds_between(started, ended),
+        summary=summary[:_MAX_TRANSCRIPT],
+        transcript=message.transcript[-_MAX_REVIEW_TRANSCRIPT:],
+        transfer_statuses=statuses,
+        destination=where,
+        final_category=final_category(outputs, analysis),
+        structured_outputs=outputs,
+    )

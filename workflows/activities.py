@@ -29,7 +29,8 @@ from temporalio.exceptions import ApplicationError
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2
 from escalade_platform.masking import mask_numbers_in_text
 from workflows.evidence import CallEvidence, judge, judge_call
-from workflows.ledger import ENDED_STATES, DialLedger
+from workflows.inputs import CallbackPhase
+from workflows.ledger import ENDED_STATES, DialLedger, DialState
 from workflows.payloads import (
     CallbackView,
     ClaimOutcome,
@@ -76,23 +77,27 @@ _CLAIM_OUTCOMES = {
 }
 
 _STATE_TO_PB = {
-    "waiting": routing_pb2.CALLBACK_STATE_WAITING,
-    "reserved": routing_pb2.CALLBACK_STATE_RESERVED,
-    "connected": routing_pb2.CALLBACK_STATE_CONNECTED,
-    "cancelled": routing_pb2.CALLBACK_STATE_CANCELLED,
-    "unreachable": routing_pb2.CALLBACK_STATE_UNREACHABLE,
-    "expired": routing_pb2.CALLBACK_STATE_EXPIRED,
+    CallbackPhase.WAITING: routing_pb2.CALLBACK_STATE_WAITING,
+    CallbackPhase.RESERVED: routing_pb2.CALLBACK_STATE_RESERVED,
+    CallbackPhase.CONNECTED: routing_pb2.CALLBACK_STATE_CONNECTED,
+    CallbackPhase.CANCELLED: routing_pb2.CALLBACK_STATE_CANCELLED,
+    CallbackPhase.UNREACHABLE: routing_pb2.CALLBACK_STATE_UNREACHABLE,
+    CallbackPhase.EXPIRED: routing_pb2.CALLBACK_STATE_EXPIRED,
 }
+"""Routing's ticket states, as `CallbackPhase`s (the phases routing does not know never reach it)."""
+_STATE_FROM_PB = {value: phase for phase, value in _STATE_TO_PB.items()}
 
 
 def _enum_label(name: str, prefix: str) -> str:
-    """`CALLBACK_STATE_WAITING` -> `waiting`; `..._UNSPECIFIED` -> ``."""
+    """`COMPLEXITY_ADVANCED` -> `advanced`; `..._UNSPECIFIED` -> ``."""
     label = name.removeprefix(prefix).lower()
     return "" if label == "unspecified" else label
 
 
-def _state_label(value: int) -> str:
-    return _enum_label(routing_pb2.CallbackState.Name(value), "CALLBACK_STATE_")  # type: ignore[arg-type]
+def _phase(value: int) -> CallbackPhase:
+    """A ticket's `routing_pb2.CallbackState` as a `CallbackPhase` (UNSPECIFIED when routing gave none)."""
+    phase: CallbackPhase = _STATE_FROM_PB.get(value, CallbackPhase.UNSPECIFIED)  # type: ignore[call-overload]
+    return phase
 
 
 def _complexity_label(value: int) -> str:
@@ -141,7 +146,7 @@ class RoutingActivities:
         contact = agent.WhichOneof("contact")
         return ClaimResult(
             outcome=_CLAIM_OUTCOMES.get(response.outcome, ClaimOutcome.NO_SPECIALIST_FREE),
-            state=_state_label(ticket.state),
+            state=_phase(ticket.state),
             position=ticket.position,
             agent_id=agent.agent_id or ticket.agent_id,
             agent_name=agent.display_name,
@@ -162,7 +167,7 @@ class RoutingActivities:
             if isinstance(exc, grpc.aio.AioRpcError) and exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
                 return FinishResult(state=params.state, already_finished=True)
             raise _rpc_failure("finish callback", exc) from None
-        return FinishResult(state=_state_label(response.callback.state) or params.state)
+        return FinishResult(state=_phase(response.callback.state) or params.state)
 
     @activity.defn(name="get_decision")
     async def get_decision(self, params: DecisionParams) -> DecisionView | None:
@@ -180,7 +185,7 @@ class RoutingActivities:
         if d.HasField("callback"):
             ticket = await self._current_ticket(d.callback)
             callback = CallbackView(
-                state=_state_label(ticket.state),
+                state=_phase(ticket.state),
                 enqueued_at=_when(ticket, "enqueued_at"),
                 finished_at=_when(ticket, "finished_at"),
                 agent_id=ticket.agent_id,
@@ -250,7 +255,7 @@ _CONCURRENCY = "concurrenc"
 "Over Concurrency Limit"); the same status also means a bad body, hence reading the text."""
 
 
-def classify_ended_reason(ended_reason: str, *, customer_spoke: bool = False) -> str:
+def classify_ended_reason(ended_reason: str, *, customer_spoke: bool = False) -> DialOutcome:
     """CONNECTED only for an allow-listed reason with a customer turn; NOT_REACHED for anything else
     (see `workflows.evidence`)."""
     return DialOutcome.CONNECTED if judge(ended_reason, customer_spoke).reached else DialOutcome.NOT_REACHED
@@ -342,9 +347,9 @@ class VapiActivities:
             vapi_call_id = await self._dial(params)
             dialled_now = True
         elif entry.state in ENDED_STATES:
-            evidence = judge(entry.ended_reason or "", entry.state == "reached")
+            evidence = judge(entry.ended_reason or "", entry.state is DialState.CONNECTED)
             return _result(evidence, entry.vapi_call_id or "")
-        elif entry.state == "uncertain":
+        elif entry.state is DialState.UNCERTAIN:
             return DialResult(DialOutcome.UNCERTAIN, detail=_MAYBE_DIALLED)
         elif entry.vapi_call_id:  # dialled, or `ended` by an older version: (re)read the call for evidence
             vapi_call_id = entry.vapi_call_id

@@ -31,7 +31,13 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from workflows import hours
     from workflows.activities import RoutingActivities, VapiActivities
-    from workflows.inputs import CallbackStatus, QueueCallbackInput, RescheduleRequest, review_workflow_id
+    from workflows.inputs import (
+        CallbackPhase,
+        CallbackStatus,
+        QueueCallbackInput,
+        RescheduleRequest,
+        review_workflow_id,
+    )
     from workflows.payloads import (
         ClaimOutcome,
         ClaimParams,
@@ -57,8 +63,7 @@ __all__ = [
     "number_problem",
 ]
 
-FINAL_STATES = frozenset({"connected", "cancelled", "unreachable", "expired"})
-RESCHEDULABLE_STATES = frozenset({"waiting", "closed", "retry-wait"})
+RESCHEDULABLE_STATES = frozenset({CallbackPhase.WAITING, CallbackPhase.CLOSED, CallbackPhase.RETRY_WAIT})
 MAX_RESCHEDULE = timedelta(days=30)
 
 LEAN_CLAIMS = "lean-claims"
@@ -146,15 +151,24 @@ def initial_search_attributes(data: QueueCallbackInput) -> TypedSearchAttributes
             SearchAttributePair(ESCALATION_TIER, data.tier),
             SearchAttributePair(ESCALATION_CATEGORY, data.category),
             SearchAttributePair(ESCALATION_COMPLEXITY, data.complexity),
-            SearchAttributePair(CALLBACK_STATE, "waiting"),
+            SearchAttributePair(CALLBACK_STATE, CallbackPhase.WAITING.value),
         ]
     )
+
+
+def _phase(text: str) -> CallbackPhase:
+    """A `CallbackState` search attribute value as a phase (UNSPECIFIED for a value this code does not know:
+    the starter sets `waiting`, so that only happens to a workflow someone started by hand)."""
+    try:
+        return CallbackPhase(text)
+    except ValueError:
+        return CallbackPhase.UNSPECIFIED
 
 
 def _outcome_text(result: DialResult) -> str:
     """`not-reached (voicemail): voicemail answered`, `connected (customer-ended-call): the customer spoke`:
     the outcome, Vapi's reason and the evidence verdict's detail, for `CallbackStatus.last_outcome`."""
-    text = result.outcome + (f" ({result.ended_reason})" if result.ended_reason else "")
+    text = result.outcome.value + (f" ({result.ended_reason})" if result.ended_reason else "")
     return text + (f": {result.detail}" if result.detail else "")
 
 
@@ -165,7 +179,7 @@ class QueueCallbackWorkflow:
     @workflow.init
     def __init__(self, data: QueueCallbackInput) -> None:
         self._input = data
-        self._state = ""
+        self._state = CallbackPhase.UNSPECIFIED
         self._position = 0
         self._attempts = 0
         self._next_attempt_at: datetime | None = None
@@ -210,12 +224,12 @@ class QueueCallbackWorkflow:
         self._cancel_requested = True
         self._cancel_note = note or "cancelled"
         self._interrupted = True
-        await workflow.wait_condition(lambda: self._state in FINAL_STATES)
+        await workflow.wait_condition(lambda: self._state.is_final)
         return self.status()
 
     @cancel.validator
     def _validate_cancel(self, note: str = "") -> None:
-        if self._state in FINAL_STATES:
+        if self._state.is_final:
             raise ValueError(f"the callback has already ended ({self._state})")
 
     @workflow.update
@@ -249,8 +263,8 @@ class QueueCallbackWorkflow:
         if workflow.patched(LEAN_CLAIMS):
             # The starter already set CallbackState (`initial_search_attributes`): upserting the same value
             # again would cost the server a visibility write per callback for nothing.
-            self._state = workflow.info().typed_search_attributes.get(CALLBACK_STATE) or ""
-        self._set_state("waiting")
+            self._state = _phase(workflow.info().typed_search_attributes.get(CALLBACK_STATE) or "")
+        self._set_state(CallbackPhase.WAITING)
         workflow.logger.info(
             "callback for %s queued on team %s (%s)", data.masked_number, data.team_id, data.decision_id
         )
@@ -259,14 +273,14 @@ class QueueCallbackWorkflow:
             self._note = f"never dialled: {problem}"
             self._last_outcome = "not dialled (the customer's number is not E.164)"
             workflow.logger.warning("callback %s: %s", data.call_id, self._note)
-            final = "unreachable"
+            final = CallbackPhase.UNREACHABLE
         else:
             final = await self._serve(data)
         await self._finish(final)
         await workflow.wait_condition(lambda: workflow.all_handlers_finished())
         return self.status()
 
-    async def _serve(self, data: QueueCallbackInput) -> str:
+    async def _serve(self, data: QueueCallbackInput) -> CallbackPhase:
         """The main loop; returns the final state to record."""
         recheck_pending = False
         while True:
@@ -274,18 +288,18 @@ class QueueCallbackWorkflow:
             expires_at = self._expires_at or now
             if self._cancel_requested:
                 self._note = self._cancel_note
-                return "cancelled"
+                return CallbackPhase.CANCELLED
             if self._attempts == 0 and now >= expires_at:
                 self._note = "no specialist became free before the callback expired"
-                return "expired"
+                return CallbackPhase.EXPIRED
             if self._not_before is not None and now < self._not_before:
-                self._set_state("retry-wait" if self._attempts else "waiting")
+                self._set_state(CallbackPhase.RETRY_WAIT if self._attempts else CallbackPhase.WAITING)
                 self._next_attempt_at = self._not_before
                 await self._sleep_until(self._not_before, wake_on_signal=False)
                 continue
             if data.business_hours is not None and not hours.is_open(data.business_hours, now):
                 opening = hours.next_opening(data.business_hours, now)
-                self._set_state("closed")
+                self._set_state(CallbackPhase.CLOSED)
                 self._next_attempt_at = opening
                 await self._sleep_until(opening, wake_on_signal=False)
                 continue
@@ -294,21 +308,21 @@ class QueueCallbackWorkflow:
             claim = await self._claim(data)
             if claim.outcome == ClaimOutcome.ALREADY_FINISHED:
                 self._note = "the routing service had already finished this callback"
-                return claim.state if claim.state in FINAL_STATES else "expired"
+                return claim.state if claim.state.is_final else CallbackPhase.EXPIRED
             if claim.outcome == ClaimOutcome.RESERVED:
                 recheck_pending = False
                 result = await self._attempt(data, claim)
                 if result == DialOutcome.CONNECTED:
-                    return "connected"
+                    return CallbackPhase.CONNECTED
                 if self._attempts >= data.max_attempts:
                     self._note = f"not reached after {self._attempts} attempts"
-                    return "unreachable"
+                    return CallbackPhase.UNREACHABLE
                 # The specialist's hold lapses on its own (routing's sweeper frees expired holds, and the
                 # next attempt's claim gets the reservation back); FinishCallback frees it at the end.
                 self._not_before = workflow.now() + timedelta(seconds=data.retry_spacing_seconds)
                 continue
             self._position = claim.position
-            self._set_state("waiting")
+            self._set_state(CallbackPhase.WAITING)
             if claim.outcome == ClaimOutcome.NOT_AT_HEAD and woken and not recheck_pending:
                 # Several free slots woke several callbacks; the head reserves first, then it is our turn.
                 recheck_pending = True
@@ -339,9 +353,9 @@ class QueueCallbackWorkflow:
         except ActivityError as exc:
             # A permanent routing error (e.g. NOT_FOUND: routing never queued this call) ends the promise.
             workflow.logger.error("claim for callback %s failed permanently: %s", data.call_id, exc.cause)
-            return ClaimResult(outcome=ClaimOutcome.ALREADY_FINISHED, state="expired")
+            return ClaimResult(outcome=ClaimOutcome.ALREADY_FINISHED, state=CallbackPhase.EXPIRED)
 
-    async def _attempt(self, data: QueueCallbackInput, claim: ClaimResult) -> str:
+    async def _attempt(self, data: QueueCallbackInput, claim: ClaimResult) -> DialOutcome:
         """One dial of the customer with the reserved specialist; returns a `DialOutcome`."""
         self._attempts += 1
         self._agent_id, self._agent_name = claim.agent_id, claim.agent_name
@@ -352,7 +366,7 @@ class QueueCallbackWorkflow:
                 claim.reserved_until.isoformat(),
             )
         self._position = 0
-        self._set_state("dialling")
+        self._set_state(CallbackPhase.DIALLING)
         key = attempt_key(data.call_id, self._attempts)
         try:
             result: DialResult = await workflow.execute_activity_method(
@@ -378,7 +392,7 @@ class QueueCallbackWorkflow:
         workflow.logger.info("callback %s for %s: %s", key, data.masked_number, self._last_outcome)
         return result.outcome
 
-    async def _finish(self, state: str) -> None:
+    async def _finish(self, state: CallbackPhase) -> None:
         """Record the final state in routing (frees any reservation), then in the search attributes."""
         data = self._input
         try:
@@ -414,7 +428,7 @@ class QueueCallbackWorkflow:
                 )
         self._interrupted = False
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: CallbackPhase) -> None:
         if state == self._state:
             return
         self._state = state
@@ -423,6 +437,6 @@ class QueueCallbackWorkflow:
                 ESCALATION_TIER.value_set(self._input.tier),
                 ESCALATION_CATEGORY.value_set(self._input.category),
                 ESCALATION_COMPLEXITY.value_set(self._input.complexity),
-                CALLBACK_STATE.value_set(state),
+                CALLBACK_STATE.value_set(state.value),
             ]
         )

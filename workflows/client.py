@@ -1,21 +1,22 @@
-"""Client helpers: start the workflows (from the edge's outbox payload dicts or from inputs), and list,
-query, cancel, reschedule and complete them (the CLI's `callbacks` and `reviews` commands).
+"""Client helpers: start the workflows from their inputs, and list, query, cancel, reschedule and complete
+them (the CLI's `callbacks` and `reviews` commands).
 
 Starts are idempotent: the workflow id comes from the call id, `id_conflict_policy=USE_EXISTING` returns
 a running workflow instead of starting a second one, and `id_reuse_policy=REJECT_DUPLICATE` refuses to
 start a closed one again; the resulting `WorkflowAlreadyStartedError` means "already done". So the outbox
-relay can deliver the same payload as often as it likes:
+relay can deliver the same input as often as it likes:
 
-    result = await start_from_outbox(client, entry.kind, entry.payload, policy=policy)
+    result = await start_follow_up(client, data, policy=policy)
     await outbox.mark_delivered(entry.id)   # also when result.already_done
 
-A malformed payload raises `InvalidRequest` (the relay should mark it failed, not retry it forever).
+An input no workflow can serve (no call id, no number to call back) raises `InvalidRequest` (the relay
+marks it failed instead of retrying it forever).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,11 +32,14 @@ from routing_service.domain.phone import is_e164
 from workflows.callback import QueueCallbackWorkflow, initial_search_attributes
 from workflows.inputs import (
     BusinessHoursInput,
+    CallbackPhase,
     CallbackStatus,
     EscalationReviewInput,
     QueueCallbackInput,
     RescheduleRequest,
     ReviewStatus,
+    Verdict,
+    WorkflowInput,
     callback_workflow_id,
     review_workflow_id,
 )
@@ -51,18 +55,18 @@ __all__ = [
     "DEFAULT_TASK_QUEUE",
     "StartResult",
     "WorkflowRow",
-    "callback_input_from_payload",
     "callback_status",
     "cancel_callback",
     "complete_review",
     "list_callbacks",
     "list_reviews",
     "number_problem",
+    "prepare_callback",
+    "prepare_review",
     "reschedule_callback",
     "review_findings",
-    "review_input_from_payload",
     "start_callback",
-    "start_from_outbox",
+    "start_follow_up",
     "start_review",
 ]
 
@@ -87,12 +91,8 @@ class WorkflowRow:
     category: str
     complexity: str
     callback_state: str
+    """The `CallbackState` search attribute: a `CallbackPhase` value (empty on reviews)."""
     memo: dict[str, Any]
-
-
-def _text(payload: Mapping[str, Any], key: str, default: str = "") -> str:
-    value = payload.get(key, default)
-    return value if isinstance(value, str) else default
 
 
 def _hours(policy: Policy | None, team_id: str) -> BusinessHoursInput | None:
@@ -117,92 +117,43 @@ def number_problem(number: str) -> str:
     return f"{mask_number(number)} is not a possible number for its country code"
 
 
-def callback_input_from_payload(
-    payload: Mapping[str, Any], policy: Policy | None = None
-) -> QueueCallbackInput:
-    """The edge's outbox payload (`webhook_edge.translate.callback_payload`) plus the policy's queue knobs."""
-    call_id = _text(payload, "call_id")
-    number = _text(payload, "caller_number") or _text(payload, "customer_number")
-    team_id = _text(payload, "team_id")
+def prepare_callback(data: QueueCallbackInput, policy: Policy | None = None) -> QueueCallbackInput:
+    """The callback input as the starter sends it: checked (call id, number and team are required), the
+    number judged (`customer_number_problem`, with `phonenumbers`, which the workflow sandbox cannot load),
+    and the policy's business hours and queue knobs filled in when a policy is given (else the input's own
+    defaults stand). Raises `InvalidRequest` for an input no workflow can serve."""
     problems = [
         (name, "required")
-        for name, value in (("call_id", call_id), ("caller_number", number), ("team_id", team_id))
+        for name, value in (
+            ("call_id", data.call_id),
+            ("customer_number", data.customer_number),
+            ("team_id", data.team_id),
+        )
         if not value
     ]
     if problems:
-        raise InvalidRequest("invalid callback payload", problems)
-    priority = payload.get("priority", 0)
-    data = QueueCallbackInput(
-        call_id=call_id,
-        customer_number=number,
-        masked_number=mask_number(number),
-        team_id=team_id,
-        customer_number_problem=number_problem(number),
-        tier=_text(payload, "tier"),
-        category=_text(payload, "issue_category") or _text(payload, "category"),
-        complexity=_text(payload, "effective_complexity") or _text(payload, "complexity"),
-        priority=priority if isinstance(priority, int) else 0,
-        context=_text(payload, "customer_context") or _text(payload, "context"),
-        reason=_text(payload, "escalation_reason") or _text(payload, "reason"),
-        decision_id=_text(payload, "decision_id"),
-        business_hours=_hours(policy, team_id),
-        first_message=_text(payload, "first_message"),
+        raise InvalidRequest("invalid callback input", problems)
+    prepared = dataclasses.replace(
+        data,
+        masked_number=data.masked_number or mask_number(data.customer_number),
+        customer_number_problem=number_problem(data.customer_number),
+        business_hours=_hours(policy, data.team_id) if policy is not None else data.business_hours,
     )
     if policy is not None:
         queue = policy.queue
-        data.max_attempts = queue.max_attempts
-        data.retry_spacing_seconds = int(queue.retry_spacing.total_seconds())
-        data.reservation_hold_seconds = int(queue.reservation_hold.total_seconds())
-        data.expires_after_seconds = int(queue.callback_ttl.total_seconds())
-    return data
+        prepared.max_attempts = queue.max_attempts
+        prepared.retry_spacing_seconds = int(queue.retry_spacing.total_seconds())
+        prepared.reservation_hold_seconds = int(queue.reservation_hold.total_seconds())
+        prepared.expires_after_seconds = int(queue.callback_ttl.total_seconds())
+    return prepared
 
 
-def _when(text: str) -> datetime | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-    except ValueError:
-        return None
-
-
-def review_input_from_payload(
-    payload: Mapping[str, Any], policy: Policy | None = None
-) -> EscalationReviewInput:
-    """The edge's outbox payload (`webhook_edge.translate.review_payload`) plus the policy's review knobs."""
-    call_id = _text(payload, "call_id")
-    if not call_id:
-        raise InvalidRequest("invalid review payload", [("call_id", "required")])
-    transfers = payload.get("transfers")
-    statuses = [
-        t["status"]
-        for t in (transfers if isinstance(transfers, list) else [])
-        if isinstance(t, dict) and isinstance(t.get("status"), str) and t["status"]
-    ]
-    destination = payload.get("destination")
-    where = ""
-    if isinstance(destination, dict):
-        where = str(destination.get("number") or destination.get("sipUri") or "")
-    elif isinstance(destination, str):
-        where = destination
-    outputs = payload.get("structured_outputs")
-    structured = {
-        str(key): value
-        for key, value in (outputs.items() if isinstance(outputs, Mapping) else ())
-        if isinstance(value, Mapping)
-    }
-    duration = payload.get("duration_seconds")
-    data = EscalationReviewInput(
-        call_id=call_id,
-        ended_reason=_text(payload, "ended_reason"),
-        started_at=_when(_text(payload, "started_at")),
-        ended_at=_when(_text(payload, "ended_at")),
-        duration_seconds=float(duration) if isinstance(duration, int | float) else None,
-        summary=_text(payload, "summary"),
-        transcript=_text(payload, "transcript"),
-        transfer_statuses=statuses,
-        destination=where,
-        final_category=_text(payload, "final_category"),
-        structured_outputs={key: dict(value) for key, value in structured.items()},
-    )
+def prepare_review(data: EscalationReviewInput, policy: Policy | None = None) -> EscalationReviewInput:
+    """The review input as the starter sends it: checked (the call id is required), with the policy's
+    critical keywords and per-team target waits when a policy is given. Raises `InvalidRequest`."""
+    if not data.call_id:
+        raise InvalidRequest("invalid review input", [("call_id", "required")])
+    prepared = dataclasses.replace(data)
     if policy is not None:
         critical = [
             keyword
@@ -211,11 +162,11 @@ def review_input_from_payload(
             for keyword in rule.keywords
         ]
         if critical:
-            data.critical_keywords = critical
-        data.team_target_waits = {
+            prepared.critical_keywords = critical
+        prepared.team_target_waits = {
             team_id: int(team.target_wait.total_seconds()) for team_id, team in policy.teams.items()
         }
-    return data
+    return prepared
 
 
 def _memo_for_callback(data: QueueCallbackInput) -> dict[str, Any]:
@@ -263,22 +214,18 @@ async def start_review(
     return StartResult(workflow_id, already_done=False)
 
 
-async def start_from_outbox(
+async def start_follow_up(
     client: Client,
-    kind: str,
-    payload: Mapping[str, Any],
+    data: WorkflowInput,
     *,
     policy: Policy | None = None,
     task_queue: str = DEFAULT_TASK_QUEUE,
 ) -> StartResult:
-    """Deliver one outbox entry (`kind` 'callback' or 'review')."""
-    if kind == "callback":
-        return await start_callback(
-            client, callback_input_from_payload(payload, policy), task_queue=task_queue
-        )
-    if kind == "review":
-        return await start_review(client, review_input_from_payload(payload, policy), task_queue=task_queue)
-    raise InvalidRequest("unknown outbox kind", [("kind", f"{kind!r} is neither 'callback' nor 'review'")])
+    """Start the workflow an input is for (the outbox relay's and the reconciler's one path): prepared with
+    the policy (`prepare_callback` / `prepare_review`), then started once per call id."""
+    if isinstance(data, QueueCallbackInput):
+        return await start_callback(client, prepare_callback(data, policy), task_queue=task_queue)
+    return await start_review(client, prepare_review(data, policy), task_queue=task_queue)
 
 
 def _quote(value: str) -> str:
@@ -306,12 +253,12 @@ async def _list(client: Client, query: str, limit: int) -> list[WorkflowRow]:
 
 
 async def list_callbacks(
-    client: Client, *, state: str | None = None, open_only: bool = False, limit: int = 100
+    client: Client, *, state: CallbackPhase | None = None, open_only: bool = False, limit: int = 100
 ) -> list[WorkflowRow]:
     """Callback workflows, newest first; `state` filters on the CallbackState search attribute."""
     query = "WorkflowType = 'QueueCallbackWorkflow'"
     if state:
-        query += f" AND CallbackState = {_quote(state)}"
+        query += f" AND CallbackState = {_quote(state.value)}"
     if open_only:
         query += " AND ExecutionStatus = 'Running'"
     return await _list(client, query, limit)
@@ -355,8 +302,8 @@ async def review_findings(client: Client, call_id: str) -> ReviewStatus:
     return await _review(client, call_id).query(EscalationReviewWorkflow.findings)
 
 
-async def complete_review(client: Client, call_id: str, verdict: str, note: str = "") -> ReviewStatus:
+async def complete_review(client: Client, call_id: str, verdict: Verdict, note: str = "") -> ReviewStatus:
     """A supervisor's verdict; returns the completed review."""
     return await _review(client, call_id).execute_update(
-        EscalationReviewWorkflow.complete_review, args=[verdict, note]
+        EscalationReviewWorkflow.complete_review, args=[verdict.value, note]
     )

@@ -1,8 +1,16 @@
-"""Workflow inputs and query results: plain dataclasses that Temporal's JSON converter round-trips.
+"""The workflows' public contract: their inputs, query results and the states those report.
+
+Plain dataclasses that Temporal's JSON converter round-trips, built by whoever starts a workflow (the edge
+builds `QueueCallbackInput` and `EscalationReviewInput` from a decision and an end-of-call report, the
+reconciler from a routing ticket) and read by the workflow itself: one definition each, one spelling of each
+field. The edge's outbox keeps them in the same JSON form Temporal sends (`webhook_edge.outbox_payload`).
 
 Durations are whole seconds (the converter has no `timedelta`), instants are timezone-aware `datetime`s.
 Every field has a default except the identifying ones, so fields can be added later without breaking
-recorded histories or the edge's outbox payloads.
+recorded histories or pending outbox rows.
+
+States are `StrEnum`s whose values are the strings recorded in histories, search attributes and the review
+table: `CallbackPhase` (the `CallbackState` search attribute), `ReviewState`, `Verdict`.
 
 Privacy: `QueueCallbackInput.customer_number` (the raw E.164 number the callback dials) lives only in the
 input payload. Workflow ids, memos, search attributes, queries and logs use `masked_number`.
@@ -10,22 +18,98 @@ input payload. Workflow ids, memos, search attributes, queries and logs use `mas
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 __all__ = [
     "DEFAULT_CRITICAL_KEYWORDS",
     "BusinessHoursInput",
+    "CallbackPhase",
     "CallbackStatus",
     "EscalationReviewInput",
     "Finding",
     "QueueCallbackInput",
     "RescheduleRequest",
+    "ReviewState",
     "ReviewStatus",
+    "Verdict",
+    "WorkflowInput",
     "callback_workflow_id",
     "review_workflow_id",
+    "workflow_id_for",
 ]
+
+
+class CallbackPhase(enum.StrEnum):
+    """Where a callback stands: the `CallbackState` search attribute, `CallbackStatus.state`, and the
+    callback's state in the activities' results.
+
+    Routing's ticket states (`routing_service.domain.models.CallbackState`, `routing_pb2.CallbackState` on
+    the wire) are members with the same spelling; `closed`, `dialling` and `retry-wait` are the workflow's
+    own. `UNSPECIFIED` ("") is a callback that has not started yet or a ticket state routing did not give.
+    """
+
+    UNSPECIFIED = ""
+    WAITING = "waiting"
+    """Queued for a specialist (routing's ticket is waiting)."""
+    CLOSED = "closed"
+    """Outside the team's business hours: sleeping until the next opening."""
+    RESERVED = "reserved"
+    """Routing holds a specialist for the callback (a ticket state; the workflow reports `dialling`)."""
+    DIALLING = "dialling"
+    """A dial attempt with the reserved specialist is under way."""
+    RETRY_WAIT = "retry-wait"
+    """The last attempt did not reach the customer: waiting the retry spacing."""
+    CONNECTED = "connected"
+    CANCELLED = "cancelled"
+    UNREACHABLE = "unreachable"
+    EXPIRED = "expired"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_PHASES
+
+    @property
+    def is_open_ticket(self) -> bool:
+        """Routing's ticket is still in its queue (waiting or reserved)."""
+        return self in (CallbackPhase.WAITING, CallbackPhase.RESERVED)
+
+
+_FINAL_PHASES = frozenset(
+    {CallbackPhase.CONNECTED, CallbackPhase.CANCELLED, CallbackPhase.UNREACHABLE, CallbackPhase.EXPIRED}
+)
+
+
+class ReviewState(enum.StrEnum):
+    """Where a review stands (`ReviewStatus.state`, the review table's `state`)."""
+
+    GATHERING = "gathering"
+    WAITING_CALLBACK = "waiting-callback"
+    """The call's callback is still open: waiting for it to end before judging."""
+    RECORDED = "recorded"
+    """Judged; no finding needs a human."""
+    AWAITING_REVIEW = "awaiting-review"
+    OVERDUE = "overdue"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"
+
+    @property
+    def awaits_verdict(self) -> bool:
+        return self in (ReviewState.AWAITING_REVIEW, ReviewState.OVERDUE)
+
+
+class Verdict(enum.StrEnum):
+    """A supervisor's verdict on a review's findings."""
+
+    CONFIRMED = "confirmed"
+    """The findings are real problems."""
+    DISMISSED = "dismissed"
+    """A false alarm."""
+    RESOLVED = "resolved"
+    """Fixed (for example, the policy changed)."""
+
 
 DEFAULT_CRITICAL_KEYWORDS: tuple[str, ...] = ("down", "outage", "critical", "urgent", "emergency")
 """The seed's critical keywords; the starter passes the policy's own list when it has one."""
@@ -102,9 +186,7 @@ class CallbackStatus:
     """The `status` query of `QueueCallbackWorkflow`."""
 
     call_id: str
-    state: str
-    """waiting, closed (outside business hours), reserved, dialling, retry-wait, connected, cancelled,
-    unreachable, expired."""
+    state: CallbackPhase
     team_id: str
     masked_number: str
     position: int = 0
@@ -179,13 +261,23 @@ class ReviewStatus:
     """The `findings` query of `EscalationReviewWorkflow`."""
 
     call_id: str
-    state: str
-    """gathering, waiting-callback, recorded (no human needed), awaiting-review, overdue, completed,
-    abandoned."""
+    state: ReviewState
     findings: list[Finding] = field(default_factory=list)
     team_id: str = ""
     agent_id: str = ""
     verdict: str = ""
+    """A `Verdict` value once a supervisor gave one, else empty."""
     note: str = ""
     deadline: datetime | None = None
     overdue: bool = False
+
+
+WorkflowInput: TypeAlias = QueueCallbackInput | EscalationReviewInput
+"""What starts a follow-up workflow: a callback or a review."""
+
+
+def workflow_id_for(data: WorkflowInput) -> str:
+    """The workflow id the input starts under (`callback-<call id>` / `review-<call id>`)."""
+    if isinstance(data, QueueCallbackInput):
+        return callback_workflow_id(data.call_id)
+    return review_workflow_id(data.call_id)

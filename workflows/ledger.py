@@ -10,13 +10,15 @@ mid-call, a heartbeat times out). So `place_callback_call` writes the attempt ke
     POST never sent   -> (connection refused) same: deleted
     no answer at all  -> (timeout, reset) the row stays `dialling`: the next try asks Vapi's list API for a
                          call named after the key; found -> adopt it, not found -> `uncertain`, never redial
-    call ended        -> `reached` or `not-reached` (the evidence verdict, `workflows.evidence`) + Vapi's
-                         endedReason; a later try returns the stored outcome without asking Vapi again
+    call ended        -> `connected` or `not-reached` (the evidence verdict, `workflows.evidence`, spelled
+                         as the attempt's `DialOutcome`) + Vapi's endedReason; a later try returns the
+                         stored outcome without asking Vapi again
     `ended`           -> written by versions before the evidence rule (reason only, no verdict): a later try
                          reads the call from Vapi again and judges it on the evidence
 
 The verdict lives in `state` rather than a new column so that tables created by earlier versions need no
-migration (`create_all` never alters an existing table).
+migration (`create_all` never alters an existing table). Rows written before the verdict took the
+`DialOutcome` spelling say `reached` for `connected`; `DialState` reads them as `connected`.
 
 The table lives in the worker's database (`ESCALADE_DATABASE_URL`, SQLite or PostgreSQL) and is created
 with `create_all` at worker start-up; it is the worker's own table, not part of the routing store's schema.
@@ -24,6 +26,7 @@ with `create_all` at worker start-up; it is the worker's own table, not part of 
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,11 +34,35 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["ENDED_STATES", "DialLedger", "LedgerEntry", "dial_ledger_table", "ledger_metadata"]
+__all__ = ["ENDED_STATES", "DialLedger", "DialState", "LedgerEntry", "dial_ledger_table", "ledger_metadata"]
 
 ledger_metadata = sa.MetaData()
 
-ENDED_STATES = frozenset({"reached", "not-reached"})
+
+class DialState(enum.StrEnum):
+    """A ledger row's `state`: how far its attempt got. The two verdicts are spelled as the attempt's
+    `workflows.payloads.DialOutcome` (`connected`, `not-reached`), as is `uncertain`."""
+
+    DIALLING = "dialling"
+    """Claimed; the POST may or may not have reached Vapi."""
+    DIALLED = "dialled"
+    """Vapi created the call (its id is in `vapi_call_id`)."""
+    CONNECTED = "connected"
+    """The call ended with the customer on the line (evidence verdict)."""
+    NOT_REACHED = "not-reached"
+    """The call ended without reaching the customer."""
+    ENDED = "ended"
+    """Written by versions before the evidence rule: ended, no verdict (judged again from Vapi)."""
+    UNCERTAIN = "uncertain"
+    """The POST may have dialled and Vapi does not list the call: never dialled again."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> DialState | None:
+        """`reached`: the verdict as rows written before it took the `DialOutcome` spelling say it."""
+        return cls.CONNECTED if value == "reached" else None
+
+
+ENDED_STATES = frozenset({DialState.CONNECTED, DialState.NOT_REACHED})
 """States of an attempt whose call ended and was judged."""
 
 dial_ledger_table = sa.Table(
@@ -55,8 +82,7 @@ dial_ledger_table = sa.Table(
 class LedgerEntry:
     attempt_key: str
     call_id: str
-    state: str
-    """dialling, dialled, reached, not-reached, ended (older rows: no verdict), uncertain."""
+    state: DialState
     vapi_call_id: str | None
     ended_reason: str | None
     created_at: datetime
@@ -87,7 +113,7 @@ class DialLedger:
                     dial_ledger_table.insert().values(
                         attempt_key=attempt_key,
                         call_id=call_id,
-                        state="dialling",
+                        state=DialState.DIALLING.value,
                         created_at=now,
                         updated_at=now,
                     )
@@ -97,7 +123,7 @@ class DialLedger:
             if existing is None:  # deleted between our insert and read: try once more
                 return await self.claim(attempt_key, call_id)
             return existing, False
-        return LedgerEntry(attempt_key, call_id, "dialling", None, None, now), True
+        return LedgerEntry(attempt_key, call_id, DialState.DIALLING, None, None, now), True
 
     async def get(self, attempt_key: str) -> LedgerEntry | None:
         async with self._engine.connect() as conn:
@@ -111,7 +137,7 @@ class DialLedger:
         return LedgerEntry(
             attempt_key=row.attempt_key,
             call_id=row.call_id,
-            state=row.state,
+            state=DialState(row.state),
             vapi_call_id=row.vapi_call_id,
             ended_reason=row.ended_reason,
             created_at=_utc(row.created_at),
@@ -126,15 +152,15 @@ class DialLedger:
             )
 
     async def mark_dialled(self, attempt_key: str, vapi_call_id: str) -> None:
-        await self._update(attempt_key, state="dialled", vapi_call_id=vapi_call_id)
+        await self._update(attempt_key, state=DialState.DIALLED.value, vapi_call_id=vapi_call_id)
 
     async def mark_ended(self, attempt_key: str, ended_reason: str, *, reached: bool) -> None:
         """The call ended: store its reason and the evidence verdict."""
-        state = "reached" if reached else "not-reached"
-        await self._update(attempt_key, state=state, ended_reason=ended_reason)
+        state = DialState.CONNECTED if reached else DialState.NOT_REACHED
+        await self._update(attempt_key, state=state.value, ended_reason=ended_reason)
 
     async def mark_uncertain(self, attempt_key: str) -> None:
-        await self._update(attempt_key, state="uncertain")
+        await self._update(attempt_key, state=DialState.UNCERTAIN.value)
 
     async def forget(self, attempt_key: str) -> None:
         """Drop a `dialling` row whose POST certainly created no call, so a retry may dial."""
@@ -142,6 +168,6 @@ class DialLedger:
             await conn.execute(
                 dial_ledger_table.delete().where(
                     (dial_ledger_table.c.attempt_key == attempt_key)
-                    & (dial_ledger_table.c.state == "dialling")
+                    & (dial_ledger_table.c.state == DialState.DIALLING.value)
                 )
             )

@@ -1,16 +1,17 @@
 """Activity parameters and results: one dataclass in, one dataclass out, so fields can grow later.
 
 Workflows never see protobuf messages or HTTP responses; the activities translate them into these.
-States and outcomes are the lower-case strings of `routing_service.domain.models` (`waiting`, `reserved`,
-`unreachable`, ...).
+A callback's state is a `workflows.inputs.CallbackPhase` (routing's ticket states keep their spelling);
+outcomes are the `StrEnum`s below, whose values are what recorded histories hold.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from workflows.inputs import Finding
+from workflows.inputs import CallbackPhase, Finding, ReviewState
 
 __all__ = [
     "CallbackView",
@@ -30,8 +31,9 @@ __all__ = [
 ]
 
 
-class ClaimOutcome:
-    """`ClaimCallbackResponse.outcome` as strings."""
+class ClaimOutcome(enum.StrEnum):
+    """`ClaimCallbackResponse.outcome` (`routing_pb2.ClaimOutcome`), spelled as routing's own
+    `routing_service.app.callbacks.ClaimOutcome`."""
 
     RESERVED = "reserved"
     NOT_AT_HEAD = "not-at-head"
@@ -39,8 +41,9 @@ class ClaimOutcome:
     ALREADY_FINISHED = "already-finished"
 
 
-class DialOutcome:
-    """What became of one outbound callback call."""
+class DialOutcome(enum.StrEnum):
+    """What became of one outbound callback call (the dial ledger stores the same values once the call
+    ended: `workflows.ledger.DialState`)."""
 
     CONNECTED = "connected"
     """The customer was on the line: an allow-listed endedReason and a customer turn (see
@@ -59,8 +62,8 @@ class ClaimParams:
 
 @dataclass
 class ClaimResult:
-    outcome: str
-    state: str = ""
+    outcome: ClaimOutcome
+    state: CallbackPhase = CallbackPhase.UNSPECIFIED
     position: int = 0
     agent_id: str = ""
     agent_name: str = ""
@@ -72,13 +75,14 @@ class ClaimResult:
 @dataclass
 class FinishParams:
     call_id: str
-    state: str
+    state: CallbackPhase
+    """A final phase (connected, cancelled, unreachable, expired)."""
     note: str = ""
 
 
 @dataclass
 class FinishResult:
-    state: str
+    state: CallbackPhase
     already_finished: bool = False
 
 
@@ -97,7 +101,7 @@ class DialParams:
 
 @dataclass
 class DialResult:
-    outcome: str
+    outcome: DialOutcome
     vapi_call_id: str = ""
     ended_reason: str = ""
     dialled_now: bool = False
@@ -113,7 +117,7 @@ class DecisionParams:
 
 @dataclass
 class CallbackView:
-    state: str
+    state: CallbackPhase
     enqueued_at: datetime | None = None
     finished_at: datetime | None = None
     agent_id: str = ""
@@ -123,7 +127,8 @@ class CallbackView:
 class DecisionView:
     decision_id: str
     kind: str
-    """transfer_team, transfer_agent, callback, fallback."""
+    """`routing_service.domain.models.DecisionKind`'s value (transfer_team, transfer_agent, callback,
+    fallback); a string, so that a kind added to routing later still reads."""
     team_id: str = ""
     agent_id: str = ""
     agent_name: str = ""
@@ -150,7 +155,7 @@ class OutcomeResult:
 @dataclass
 class ReviewRecord:
     call_id: str
-    state: str
+    state: ReviewState
     findings: list[Finding] = field(default_factory=list)
     team_id: str = ""
     agent_id: str = ""

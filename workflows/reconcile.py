@@ -8,7 +8,7 @@ it: routing's ticket stays WAITING, nobody calls the customer back, and the tick
     ListCallbacks(open, page_size=1000, page_token=...), every team, page by page
     ──> for each ticket enqueued more than `grace` ago, not yet seen to have a workflow:
             describe `callback-<call id>`: it exists (running or closed) ──> nothing to do (the normal case)
-            NOT_FOUND ──> start_from_outbox(client, "callback", payload)   (the relay's own start-once path)
+            NOT_FOUND ──> start_follow_up(client, callback_input_from_ticket(ticket))   (the relay's path)
 
 Call ids seen with a workflow are remembered while their tickets are open, so a pass over a long queue asks
 Temporal only about new tickets. Routing or Temporal unreachable: one warning per pass, and the next pass
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 import structlog
@@ -28,15 +28,16 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.masking import mask_number
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import Policy
-from workflows.client import DEFAULT_TASK_QUEUE, start_from_outbox
-from workflows.inputs import callback_workflow_id
+from workflows.client import DEFAULT_TASK_QUEUE, start_follow_up
+from workflows.inputs import QueueCallbackInput, callback_workflow_id
 
 if TYPE_CHECKING:
     from escalade_platform.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
 
-__all__ = ["CallbackReconciler", "callback_payload_from_ticket"]
+__all__ = ["CallbackReconciler", "callback_input_from_ticket"]
 
 log = structlog.get_logger(__name__)
 
@@ -53,23 +54,24 @@ def _complexity_name(value: pb.Complexity.ValueType) -> str:
     return pb.Complexity.Name(value).removeprefix("COMPLEXITY_").lower()
 
 
-def callback_payload_from_ticket(ticket: pb.CallbackTicket) -> dict[str, Any]:
-    """The outbox payload `webhook_edge.translate.callback_payload` would have recorded for this ticket
-    (less the estimated wait, which the workflow does not read); ListCallbacks tickets carry the caller's
-    context and reason, and the first message routing rendered for the callback call."""
-    return {
-        "call_id": ticket.call_id,
-        "caller_number": ticket.caller_number,
-        "team_id": ticket.team_id,
-        "tier": ticket.tier,
-        "issue_category": ticket.issue_category,
-        "effective_complexity": _complexity_name(ticket.effective_complexity),
-        "priority": ticket.priority,
-        "customer_context": ticket.customer_context,
-        "escalation_reason": ticket.escalation_reason,
-        "decision_id": ticket.decision_id,
-        "first_message": ticket.first_message,
-    }
+def callback_input_from_ticket(ticket: pb.CallbackTicket) -> QueueCallbackInput:
+    """The input `webhook_edge.translate.callback_input` would have recorded for this ticket: ListCallbacks
+    tickets carry the caller's context and reason, and the first message routing rendered for the callback
+    call. `start_follow_up` judges the number and adds the policy's knobs, as for the edge's inputs."""
+    return QueueCallbackInput(
+        call_id=ticket.call_id,
+        customer_number=ticket.caller_number,
+        masked_number=mask_number(ticket.caller_number),
+        team_id=ticket.team_id,
+        tier=ticket.tier,
+        category=ticket.issue_category,
+        complexity=_complexity_name(ticket.effective_complexity),
+        priority=ticket.priority,
+        context=ticket.customer_context,
+        reason=ticket.escalation_reason,
+        decision_id=ticket.decision_id,
+        first_message=ticket.first_message,
+    )
 
 
 class CallbackReconciler:
@@ -169,10 +171,9 @@ class CallbackReconciler:
             self._seen.add(ticket.call_id)
             return 0
         try:
-            result = await start_from_outbox(
+            result = await start_follow_up(
                 self._client,
-                "callback",
-                callback_payload_from_ticket(ticket),
+                callback_input_from_ticket(ticket),
                 policy=self._policy,
                 task_queue=self._task_queue,
             )

@@ -22,15 +22,22 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from workflows.activities import ReviewActivities, RoutingActivities
-    from workflows.inputs import CallbackStatus, EscalationReviewInput, Finding, ReviewStatus
+    from workflows.inputs import (
+        CallbackStatus,
+        EscalationReviewInput,
+        Finding,
+        ReviewState,
+        ReviewStatus,
+        Verdict,
+    )
     from workflows.payloads import DecisionParams, DecisionView, OutcomeParams, ReviewRecord
     from workflows.review_rules import CURRENT_VERSION, apply_review_rules, reached_agent
     from workflows.search_attributes import ESCALATION_CATEGORY, ESCALATION_COMPLEXITY, ESCALATION_TIER
 
 __all__ = ["VERDICTS", "EscalationReviewWorkflow"]
 
-VERDICTS = ("confirmed", "dismissed", "resolved")
-"""confirmed: the findings are real problems; dismissed: false alarm; resolved: fixed (policy changed)."""
+VERDICTS = tuple(Verdict)
+"""Every `Verdict`, in the order the validator names them."""
 
 RULES_V2 = "review-rules-v2"
 """Patch id: the rules read transfer outcomes as Vapi reports them (`cancelled` is the caller leaving, a
@@ -38,7 +45,6 @@ failed attempt followed by a connected one is `transfer_retried`), structured ou
 not kept. Reviews that judged before it replay with the rules they used (`review_rules` version 1)."""
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-OPEN_CALLBACK_STATES = frozenset({"waiting", "reserved"})
 
 
 @workflow.defn
@@ -48,7 +54,7 @@ class EscalationReviewWorkflow:
     @workflow.init
     def __init__(self, data: EscalationReviewInput) -> None:
         self._input = data
-        self._status = ReviewStatus(call_id=data.call_id, state="gathering")
+        self._status = ReviewStatus(call_id=data.call_id, state=ReviewState.GATHERING)
         self._callback: CallbackStatus | None = None
         self._verdict_given = False
 
@@ -68,16 +74,16 @@ class EscalationReviewWorkflow:
         self._status.verdict = verdict
         self._status.note = note
         self._verdict_given = True
-        await workflow.wait_condition(lambda: self._status.state == "completed")
+        await workflow.wait_condition(lambda: self._status.state is ReviewState.COMPLETED)
         return self._status
 
     @complete_review.validator
     def _validate_complete(self, verdict: str, note: str = "") -> None:
         if verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
-        if self._verdict_given or self._status.state in ("completed", "abandoned"):
+        if self._verdict_given or self._status.state in (ReviewState.COMPLETED, ReviewState.ABANDONED):
             raise ValueError("the review is already completed")
-        if self._status.state not in ("awaiting-review", "overdue"):
+        if not self._status.state.awaits_verdict:
             raise ValueError(f"the review does not await a verdict (it is {self._status.state})")
 
     @workflow.run
@@ -93,8 +99,8 @@ class EscalationReviewWorkflow:
                     ESCALATION_COMPLEXITY.value_set(decision.complexity),
                 ]
             )
-            if decision.callback is not None and decision.callback.state in OPEN_CALLBACK_STATES:
-                self._status.state = "waiting-callback"
+            if decision.callback is not None and decision.callback.state.is_open_ticket:
+                self._status.state = ReviewState.WAITING_CALLBACK
                 try:
                     await workflow.wait_condition(
                         lambda: self._callback is not None, timeout=data.callback_wait_seconds
@@ -118,7 +124,7 @@ class EscalationReviewWorkflow:
                 retry_policy=RETRY,
             )
         needs_human = any(f.needs_human for f in findings)
-        self._status.state = "awaiting-review" if needs_human else "recorded"
+        self._status.state = ReviewState.AWAITING_REVIEW if needs_human else ReviewState.RECORDED
         workflow.logger.info(
             "review %s: %s", data.call_id, ", ".join(f.rule for f in findings) or "no findings"
         )
@@ -147,7 +153,7 @@ class EscalationReviewWorkflow:
         try:
             await workflow.wait_condition(lambda: self._verdict_given, timeout=data.review_deadline_seconds)
         except TimeoutError:
-            self._status.state = "overdue"
+            self._status.state = ReviewState.OVERDUE
             self._status.overdue = True
             workflow.logger.warning(
                 "review %s is overdue: %d findings unanswered after %s",
@@ -162,10 +168,10 @@ class EscalationReviewWorkflow:
             try:
                 await workflow.wait_condition(lambda: self._verdict_given, timeout=data.close_after_seconds)
             except TimeoutError:
-                self._status.state = "abandoned"
+                self._status.state = ReviewState.ABANDONED
                 await self._record()
                 return
-        self._status.state = "completed"
+        self._status.state = ReviewState.COMPLETED
         await self._record()
 
     async def _record(self) -> None:

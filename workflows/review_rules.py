@@ -34,7 +34,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from workflows.inputs import EscalationReviewInput, Finding
+from routing_service.domain.lifecycle import TRANSFER_CONNECTED, TRANSFER_NOT_TAKEN, TransferStatus
+from routing_service.domain.models import Complexity, DecisionKind
+from workflows.inputs import CallbackPhase, EscalationReviewInput, Finding
 from workflows.payloads import DecisionView
 
 __all__ = [
@@ -46,10 +48,10 @@ __all__ = [
 ]
 
 CURRENT_VERSION = 2
-FAILED_TRANSFER_STATUSES = frozenset({"no-answer", "busy", "voicemail", "failed"})
+FAILED_TRANSFER_STATUSES = TRANSFER_NOT_TAKEN
 """The specialist's side did not take the transfer (`cancelled` is the caller leaving: not a failure)."""
-_V1_FAILED_TRANSFER_STATUSES = FAILED_TRANSFER_STATUSES | {"cancelled"}
-CONNECTED_TRANSFER_STATUSES = frozenset({"connected", "completed"})
+_V1_FAILED_TRANSFER_STATUSES = FAILED_TRANSFER_STATUSES | {TransferStatus.CANCELLED}
+CONNECTED_TRANSFER_STATUSES = TRANSFER_CONNECTED
 FORWARDING_FAILED_REASONS = frozenset(
     {
         "call.forwarding.operator-busy",
@@ -69,8 +71,10 @@ HUNG_UP_REASONS = frozenset(
 _V1_HUNG_UP_REASONS = frozenset(
     {"customer-ended-call-during-transfer", "customer-ended-call-before-warm-transfer"}
 )
-KEPT_OR_JUDGED_CALLBACK_STATES = frozenset({"connected", "unreachable", "expired"})
-TRANSFER_KINDS = frozenset({"transfer_agent", "transfer_team"})
+KEPT_OR_JUDGED_CALLBACK_STATES = frozenset(
+    {CallbackPhase.CONNECTED, CallbackPhase.UNREACHABLE, CallbackPhase.EXPIRED}
+)
+TRANSFER_KINDS = frozenset({DecisionKind.TRANSFER_AGENT, DecisionKind.TRANSFER_TEAM})
 
 
 def _finding(rule: str, detail: str, data: EscalationReviewInput) -> Finding:
@@ -126,7 +130,7 @@ def _transfer_findings(data: EscalationReviewInput, decision: DecisionView, vers
     else:
         failed = [s for s in statuses if s in FAILED_TRANSFER_STATUSES]
         transfer_failed = bool(statuses) and len(failed) == len(statuses) and not connected
-        cancelled = "cancelled" in statuses and not connected
+        cancelled = TransferStatus.CANCELLED in statuses and not connected
         hung_up = data.ended_reason in HUNG_UP_REASONS or cancelled
     if _forwarding_failed(data.ended_reason, version) or transfer_failed:
         why = data.ended_reason if _forwarding_failed(data.ended_reason, version) else ", ".join(failed)
@@ -166,7 +170,11 @@ def apply_review_rules(
 
     target = data.team_target_waits.get(decision.team_id, data.team_target_wait_seconds)
     callback = decision.callback
-    if callback is not None and callback.enqueued_at is not None and callback.state not in ("", "waiting"):
+    if (
+        callback is not None
+        and callback.enqueued_at is not None
+        and callback.state not in (CallbackPhase.UNSPECIFIED, CallbackPhase.WAITING)
+    ):
         waited = ((callback.finished_at or now) - callback.enqueued_at).total_seconds()
         if waited > target:
             findings.append(
@@ -195,9 +203,9 @@ def apply_review_rules(
             )
         )
 
-    if callback is not None and callback.state == "unreachable":
+    if callback is not None and callback.state == CallbackPhase.UNREACHABLE:
         findings.append(_finding("callback_unreachable", "the callback never reached the customer", data))
-    elif callback is not None and callback.state == "expired":
+    elif callback is not None and callback.state == CallbackPhase.EXPIRED:
         findings.append(_finding("callback_expired", "no specialist called the customer back in time", data))
     elif version >= 2 and callback is not None and callback.state not in KEPT_OR_JUDGED_CALLBACK_STATES:
         findings.append(
@@ -209,7 +217,7 @@ def apply_review_rules(
         )
 
     keyword = _critical_keyword(data)
-    if keyword is not None and decision.complexity != "critical":
+    if keyword is not None and decision.complexity != Complexity.CRITICAL.label:
         findings.append(
             _finding(
                 "critical_not_routed_critical",
@@ -225,8 +233,8 @@ def reached_agent(data: EscalationReviewInput, decision: DecisionView | None, fi
     if decision is None:
         return ""
     if decision.callback is not None:
-        return decision.callback.agent_id if decision.callback.state == "connected" else ""
+        return decision.callback.agent_id if decision.callback.state == CallbackPhase.CONNECTED else ""
     failed = {f.rule for f in findings} & {"transfer_failed", "hung_up_before_specialist"}
-    if decision.kind == "transfer_agent" and not failed:
+    if decision.kind == DecisionKind.TRANSFER_AGENT and not failed:
         return decision.agent_id
     return ""

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workflows.inputs import Finding
+from workflows.inputs import Finding, ReviewState
 from workflows.ledger import ledger_metadata
 from workflows.payloads import ReviewRecord
 
@@ -41,7 +41,7 @@ class ReviewStore:
 
     async def save(self, record: ReviewRecord) -> None:
         values = {
-            "state": record.state,
+            "state": ReviewState(record.state).value,
             "findings": json.dumps([asdict(f) for f in record.findings]),
             "team_id": record.team_id,
             "agent_id": record.agent_id,
@@ -65,7 +65,7 @@ class ReviewStore:
             return None
         return ReviewRecord(
             call_id=row.call_id,
-            state=row.state,
+            state=ReviewState(row.state),
             findings=[Finding(**f) for f in json.loads(row.findings)],
             team_id=row.team_id,
             agent_id=row.agent_id,

@@ -37,12 +37,13 @@ TERMINAL = frozenset(
 
 
 class ClaimOutcome(enum.StrEnum):
-    """What ClaimCallback did (mirrors the proto's ClaimOutcome)."""
+    """What ClaimCallback did (the proto's ClaimOutcome). The callback workflow reads the same outcome from
+    the proto as `workflows.payloads.ClaimOutcome`, spelled the same (a unit test checks both)."""
 
     RESERVED = "reserved"
-    NOT_AT_HEAD = "not_at_head"
-    NO_SPECIALIST_FREE = "no_specialist_free"
-    ALREADY_FINISHED = "already_finished"
+    NOT_AT_HEAD = "not-at-head"
+    NO_SPECIALIST_FREE = "no-specialist-free"
+    ALREADY_FINISHED = "already-finished"
 
 
 @dataclass(frozen=True, slots=True)

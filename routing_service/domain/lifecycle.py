@@ -22,12 +22,15 @@ from routing_service.domain.models import AgentStatus
 __all__ = [
     "ALLOWED_FROM",
     "HOLDS_SLOT",
+    "TRANSFER_CONNECTED",
+    "TRANSFER_NOT_TAKEN",
     "AgentActivity",
     "AgentActivityView",
     "AssignmentRecord",
     "AssignmentStage",
     "CallEventEffect",
     "CallEventKind",
+    "TransferStatus",
     "agent_activity",
     "classify_call_event",
 ]
@@ -83,6 +86,28 @@ class CallEventKind(enum.StrEnum):
     """transfer-update: the status of the latest transfer attempt."""
 
 
+class TransferStatus(enum.StrEnum):
+    """Vapi's status of one transfer attempt (`transfer-update`'s status, `artifact.transfers[].status`),
+    as routing's lifecycle and the workflows' review rules read it."""
+
+    CONNECTED = "connected"
+    COMPLETED = "completed"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    VOICEMAIL = "voicemail"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    """The caller left during the transfer (Vapi also spells it `canceled`)."""
+
+
+TRANSFER_CONNECTED = frozenset({TransferStatus.CONNECTED, TransferStatus.COMPLETED})
+"""The specialist took the call."""
+TRANSFER_NOT_TAKEN = frozenset(
+    {TransferStatus.BUSY, TransferStatus.NO_ANSWER, TransferStatus.VOICEMAIL, TransferStatus.FAILED}
+)
+"""The specialist's side did not take the transfer (`cancelled` is the caller leaving: not theirs)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CallEventEffect:
     """What one Vapi event does to an assignment: move it to `to_stage`; `counts_as_miss` when the
@@ -109,9 +134,7 @@ _CUSTOMER_LEFT_REASONS = frozenset(
         "customer-ended-call-during-transfer",
     }
 )
-_TRANSFER_CONNECTED = frozenset({"connected", "completed"})
-_TRANSFER_MISSED = frozenset({"busy", "no-answer", "voicemail", "failed"})
-_TRANSFER_CANCELLED = frozenset({"cancelled", "canceled"})
+_TRANSFER_CANCELLED = frozenset({TransferStatus.CANCELLED, "canceled"})
 
 
 def _is_missed_reason(reason: str) -> bool:
@@ -143,9 +166,9 @@ def classify_call_event(
     if kind is CallEventKind.TRANSFER_UPDATE:
         status = transfer_status.strip().lower()
         reason = f"transfer {status}"
-        if status in _TRANSFER_CONNECTED:
+        if status in TRANSFER_CONNECTED:
             return CallEventEffect(AssignmentStage.CONNECTED, reason)
-        if status in _TRANSFER_MISSED:
+        if status in TRANSFER_NOT_TAKEN:
             return CallEventEffect(AssignmentStage.MISSED, reason, counts_as_miss=True)
         if status in _TRANSFER_CANCELLED:
             return CallEventEffect(AssignmentStage.RELEASED, reason)
@@ -189,10 +212,12 @@ class AssignmentRecord:
 
 
 class AgentActivity(enum.StrEnum):
+    """What a specialist is doing now (derived, never stored); `wrap-up` is spelled as `AgentStatus`'s."""
+
     AVAILABLE = "available"
     RESERVED = "reserved"
     TALKING = "talking"
-    WRAP_UP = "wrap_up"
+    WRAP_UP = "wrap-up"
     AWAY = "away"
     UNAVAILABLE = "unavailable"
 

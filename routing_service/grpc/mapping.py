@@ -166,6 +166,7 @@ _ACTIVITY_TO_PB: dict[AgentActivity, pb.AgentActivity.ValueType] = {
     AgentActivity.AWAY: pb.AGENT_ACTIVITY_AWAY,
     AgentActivity.UNAVAILABLE: pb.AGENT_ACTIVITY_UNAVAILABLE,
 }
+_ACTIVITY_FROM_PB: dict[int, AgentActivity] = {v: k for k, v in _ACTIVITY_TO_PB.items()}
 _EVENT_KIND_FROM_PB: dict[int, CallEventKind] = {
     pb.CALL_EVENT_KIND_FORWARDING: CallEventKind.FORWARDING,
     pb.CALL_EVENT_KIND_ENDED: CallEventKind.ENDED,
@@ -181,6 +182,11 @@ def stage_to_pb(value: AssignmentStage) -> pb.AssignmentStage.ValueType:
 def stage_from_pb(value: int) -> AssignmentStage | None:
     """UNSPECIFIED (or unknown) -> None."""
     return _STAGE_FROM_PB.get(value)
+
+
+def agent_activity_from_pb(value: int) -> AgentActivity | None:
+    """UNSPECIFIED (or unknown) -> None."""
+    return _ACTIVITY_FROM_PB.get(value)
 
 
 def call_event_kind_from_pb(value: int, *, field: str = "kind") -> CallEventKind | None:

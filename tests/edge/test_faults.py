@@ -20,6 +20,7 @@ from structlog.testing import capture_logs
 from tests.edge.edge_support import SECRET, Edge, RunningFake, load_fixture, running_edge
 from webhook_edge.outbox import Outbox
 from webhook_edge.settings import EdgeSettings
+from workflows.inputs import WorkflowInput
 
 ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
 FALLBACK = "+15550100900"
@@ -195,7 +196,7 @@ class BrokenOutbox(Outbox):
     def __init__(self) -> None:
         pass
 
-    async def record(self, kind: str, workflow_id: str, payload: dict[str, object]) -> bool:
+    async def record(self, data: WorkflowInput) -> bool:
         raise OSError("database is gone")
 
     async def close(self) -> None:

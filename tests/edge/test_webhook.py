@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import Edge, RunningFake, fixture_names, load_fixture, make_decision
+from workflows.inputs import EscalationReviewInput, QueueCallbackInput
 
 TRANSFER_FIXTURES = fixture_names("transfer-destination-request.")
 ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
@@ -180,12 +182,16 @@ async def test_callback_is_recorded_once_when_delivered_twice(edge: Edge, fake_r
     call_id = doc["message"]["call"]["id"]
     entry = await edge.outbox.get(f"callback-{call_id}")
     assert entry is not None and entry.kind == "callback"
-    assert entry.payload["team_id"] == "enterprise"
-    assert entry.payload["caller_number"] == "+1234567890"
-    assert entry.payload["effective_complexity"] == "advanced"
-    assert entry.payload["priority"] == 7
-    assert entry.payload["decision_id"]
-    assert entry.payload["customer_context"].startswith("Enterprise account")
+    data = entry.input()
+    assert isinstance(data, QueueCallbackInput)
+    assert (data.team_id, data.customer_number, data.masked_number) == (
+        "enterprise",
+        "+1234567890",
+        "+1*****7890",
+    )
+    assert (data.complexity, data.priority) == ("advanced", 7)
+    assert data.decision_id
+    assert data.context.startswith("Enterprise account")
     assert len(await edge.outbox.pending()) == 1
 
 
@@ -341,14 +347,14 @@ async def test_review_is_recorded_when_escalated_call_reports_end(edge: Edge) ->
     await edge.post(load_fixture("end-of-call-report.escalated.json"))
     entry = await edge.outbox.get("review-0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81")
     assert entry is not None and entry.kind == "review"
-    payload = entry.payload
-    assert payload["ended_reason"] == "assistant-forwarded-call"
-    assert payload["duration_seconds"] == pytest.approx(58.9)
-    assert payload["transfers"] == [{"status": "connected", "mode": "warm-transfer-say-summary"}]
-    assert payload["destination"]["number"] == "+15550100110"
-    assert payload["summary"].startswith("An enterprise customer")
-    assert payload["decision_known"] is True and payload["decision_id"]
-    assert payload["final_category"] == ""
+    data = entry.input()
+    assert isinstance(data, EscalationReviewInput)
+    assert data.ended_reason == "assistant-forwarded-call"
+    assert data.duration_seconds == pytest.approx(58.9)
+    assert data.transfer_statuses == ["connected"]
+    assert data.destination == "+15550100110"
+    assert data.summary.startswith("An enterprise customer")
+    assert data.final_category == ""
     assert len(await edge.outbox.pending()) == 1
 
 
@@ -373,7 +379,14 @@ async def test_review_is_recorded_when_routing_cannot_be_asked(edge: Edge, fake_
     response = await edge.post(load_fixture("end-of-call-report.escalated.json"))
     assert response.status_code == 200
     entry = await edge.outbox.get("review-0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81")
-    assert entry is not None and entry.payload["decision_known"] is False
+    assert entry is not None and entry.kind == "review"
+    data = entry.input()
+    assert isinstance(data, EscalationReviewInput)
+    assert (data.call_id, data.ended_reason) == (
+        "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81",
+        "assistant-forwarded-call",
+    )
+    assert data.transfer_statuses == ["connected"]
 
 
 @pytest.mark.parametrize("name", ["unknown.some-future-event.json"])
@@ -462,7 +475,7 @@ async def test_call_is_routed_fresh_when_overrides_are_absent_or_odd(
     assert only_request(fake_routing).callback_of_call_id == ""
 
 
-async def test_callback_payload_carries_the_rendered_first_message(
+async def test_callback_input_carries_the_rendered_first_message(
     edge: Edge, fake_routing: RunningFake
 ) -> None:
     def callback(request: pb.ResolveEscalationRequest) -> pb.Decision:
@@ -475,7 +488,11 @@ async def test_callback_payload_carries_the_rendered_first_message(
     await edge.post(doc)
     entry = await edge.outbox.get(f"callback-{doc['message']['call']['id']}")
     assert entry is not None
-    assert entry.payload["first_message"] == "Hello, this is a call back from Enterprise Support."
+    data = entry.input()
+    assert isinstance(data, QueueCallbackInput)
+    assert data.first_message == "Hello, this is a call back from Enterprise Support."
+    request = only_request(fake_routing)
+    assert (data.call_id, data.customer_number) == (request.call_id, request.caller_number)
 
 
 REPORT = "end-of-call-report.escalated.json"
@@ -489,23 +506,24 @@ OUTPUTS: dict[str, dict[str, Any]] = {
 }
 
 
-async def review_of(edge: Edge, report: dict[str, Any]) -> dict[str, Any]:
+async def review_of(edge: Edge, report: dict[str, Any]) -> EscalationReviewInput:
     await edge.post(load_fixture(ENTERPRISE))
     assert (await edge.post(report)).status_code == 200
     entry = await edge.outbox.get("review-0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81")
     assert entry is not None
-    payload: dict[str, Any] = entry.payload
-    return payload
+    data = entry.input()
+    assert isinstance(data, EscalationReviewInput)
+    return data
 
 
 async def test_review_carries_structured_outputs_and_prefers_them_for_the_category(edge: Edge) -> None:
     report = load_fixture(REPORT)
     report["message"]["artifact"]["structuredOutputs"] = OUTPUTS
     report["message"]["analysis"]["structuredData"] = {"issue_category": "account"}
-    payload = await review_of(edge, report)
-    assert payload["structured_outputs"] == OUTPUTS
-    assert payload["final_category"] == "billing"
-    assert payload["transfers"] == [{"status": "connected", "mode": "warm-transfer-say-summary"}]
+    data = await review_of(edge, report)
+    assert data.structured_outputs == OUTPUTS
+    assert data.final_category == "billing"
+    assert data.transfer_statuses == ["connected"]
 
 
 async def test_review_category_comes_from_the_escalation_output_when_no_issue_category_output(
@@ -516,7 +534,7 @@ async def test_review_category_comes_from_the_escalation_output_when_no_issue_ca
         k: v for k, v in OUTPUTS.items() if v["name"] != "issue_category"
     }
     report["message"]["analysis"]["structuredData"] = {"issue_category": "account"}
-    assert (await review_of(edge, report))["final_category"] == "technical"
+    assert (await review_of(edge, report)).final_category == "technical"
 
 
 async def test_review_category_falls_back_to_deprecated_structured_data_when_outputs_lack_it(
@@ -525,9 +543,9 @@ async def test_review_category_falls_back_to_deprecated_structured_data_when_out
     report = load_fixture(REPORT)
     report["message"]["artifact"]["structuredOutputs"] = {"x": {"name": "csat", "result": 5}}
     report["message"]["analysis"]["structuredData"] = {"category": "Account"}
-    payload = await review_of(edge, report)
-    assert payload["final_category"] == "account"
-    assert payload["structured_outputs"] == {"x": {"name": "csat", "result": 5}}
+    data = await review_of(edge, report)
+    assert data.final_category == "account"
+    assert data.structured_outputs == {"x": {"name": "csat", "result": 5}}
 
 
 @pytest.mark.parametrize(
@@ -544,16 +562,17 @@ async def test_review_drops_structured_outputs_that_are_malformed_or_oversized(
 ) -> None:
     report = load_fixture(REPORT)
     report["message"]["artifact"]["structuredOutputs"] = outputs
-    payload = await review_of(edge, report)
-    assert payload["structured_outputs"] == {} and payload["final_category"] == ""
+    data = await review_of(edge, report)
+    assert data.structured_outputs == {} and data.final_category == ""
 
 
-async def test_review_payload_is_accepted_by_the_review_workflow_input(edge: Edge) -> None:
-    from workflows.client import review_input_from_payload
-
+async def test_review_input_reads_the_report_times_and_destination(edge: Edge) -> None:
     report = load_fixture(REPORT)
-    report["message"]["artifact"]["structuredOutputs"] = OUTPUTS
-    data = review_input_from_payload(await review_of(edge, report))
-    assert data.final_category == "billing"
-    assert data.structured_outputs == OUTPUTS
-    assert data.transfer_statuses == ["connected"]
+    message = report["message"]
+    data = await review_of(edge, report)
+    assert data.call_id == message["call"]["id"] and data.ended_reason == message["endedReason"]
+    started = datetime.fromisoformat(message["startedAt"].replace("Z", "+00:00"))
+    ended = datetime.fromisoformat(message["endedAt"].replace("Z", "+00:00"))
+    assert (data.started_at, data.ended_at) == (started, ended)
+    assert data.duration_seconds == (ended - started).total_seconds()
+    assert data.destination == message["destination"]["number"]

@@ -19,8 +19,9 @@ from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.support.routing import techcorp_routing
 from tests.workflow.workflow_fakes import eventually
-from webhook_edge.translate import callback_payload
+from webhook_edge.translate import callback_input
 from workflows import client as helpers
+from workflows.inputs import CallbackPhase, QueueCallbackInput
 
 VAPI_KEY = "vapi-test-key"
 
@@ -34,9 +35,9 @@ async def routing_server(database_url: str) -> AsyncIterator[tuple[Stub, str]]:
         yield routing.stub, routing.address
 
 
-async def queue_a_callback(stub: Stub, call_id: str) -> dict[str, object]:
+async def queue_a_callback(stub: Stub, call_id: str) -> QueueCallbackInput:
     """Ann takes a live call; the next technical escalation finds nobody free and gets a CALLBACK decision.
-    Returns the edge's outbox payload for it."""
+    Returns the callback input the edge builds for it."""
     await stub.UpsertAgent(
         pb.UpsertAgentRequest(
             agent=pb.Agent(
@@ -68,7 +69,7 @@ async def queue_a_callback(stub: Stub, call_id: str) -> dict[str, object]:
     )
     decision = (await stub.ResolveEscalation(request)).decision
     assert decision.kind == pb.DECISION_KIND_CALLBACK
-    return callback_payload(decision, request)
+    return callback_input(decision, request)
 
 
 def worker_env(
@@ -122,14 +123,14 @@ async def worker_processes(env: dict[str, str]) -> AsyncIterator[WorkerProcesses
 
 
 async def start_waiting_callback(
-    client: Client, call_id: str, payload: dict[str, object], task_queue: str
+    client: Client, call_id: str, data: QueueCallbackInput, task_queue: str
 ) -> None:
     """Start the callback's workflow as the edge's relay does, and return once it waits for a specialist."""
-    await helpers.start_from_outbox(client, "callback", payload, task_queue=task_queue)
+    await helpers.start_follow_up(client, data, task_queue=task_queue)
 
     async def waiting() -> bool:
         try:
-            return (await helpers.callback_status(client, call_id)).state == "waiting"
+            return (await helpers.callback_status(client, call_id)).state == CallbackPhase.WAITING
         except Exception:  # not visible yet
             return False
 

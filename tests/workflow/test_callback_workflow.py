@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.workflow.workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
 from workflows.callback import QueueCallbackWorkflow, default_first_message
-from workflows.client import callback_input_from_payload
+from workflows.client import prepare_callback
 from workflows.inputs import (
     BusinessHoursInput,
     CallbackStatus,
@@ -199,8 +199,10 @@ async def test_number_that_is_not_e164_is_never_dialled(
 ) -> None:
     routing = FakeRouting(outcome=ClaimOutcome.RESERVED)
     vapi = FakeVapi()
-    payload = {"call_id": f"call-{uuid.uuid4()}", "caller_number": number, "team_id": "billing"}
-    data = callback_input_from_payload(payload)
+    given = QueueCallbackInput(
+        call_id=f"call-{uuid.uuid4()}", customer_number=number, masked_number="", team_id="billing"
+    )
+    data = prepare_callback(given)
     async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
         handle = await start(client, worker.task_queue, data)
         result = await handle.result()

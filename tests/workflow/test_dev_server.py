@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,9 +16,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.masking import mask_number
 from tests.workflow.routing_standin import RoutingStandin, serve, ticket
 from tests.workflow.workflow_fakes import FakeReviews, FakeRouting, FakeVapi, eventually, new_worker
 from workflows import client as helpers
+from workflows.inputs import CallbackPhase, EscalationReviewInput, QueueCallbackInput, ReviewState, Verdict
 from workflows.payloads import ClaimOutcome, DecisionView
 from workflows.search_attributes import (
     CALLBACK_STATE,
@@ -34,21 +36,21 @@ pytestmark = pytest.mark.temporal
 RAW = "+15550100003"
 
 
-def outbox_payload(call_id: str) -> dict[str, object]:
-    """The shape `webhook_edge.translate.callback_payload` writes to the outbox."""
-    return {
-        "call_id": call_id,
-        "caller_number": RAW,
-        "team_id": "billing",
-        "tier": "premium",
-        "issue_category": "billing",
-        "effective_complexity": "advanced",
-        "priority": 30,
-        "customer_context": "refund for a duplicate charge",
-        "escalation_reason": "no billing specialist free",
-        "decision_id": "dec-7",
-        "estimated_wait_seconds": 600.0,
-    }
+def callback(call_id: str) -> QueueCallbackInput:
+    """What `webhook_edge.translate.callback_input` builds for a billing CALLBACK decision."""
+    return QueueCallbackInput(
+        call_id=call_id,
+        customer_number=RAW,
+        masked_number=mask_number(RAW),
+        team_id="billing",
+        tier="premium",
+        category="billing",
+        complexity="advanced",
+        priority=30,
+        context="refund for a duplicate charge",
+        reason="no billing specialist free",
+        decision_id="dec-7",
+    )
 
 
 async def test_search_attributes_follow_callback_state_when_started_from_outbox(
@@ -58,9 +60,7 @@ async def test_search_attributes_follow_callback_state_when_started_from_outbox(
     routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
     call_id = f"call-{uuid.uuid4()}"
     async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
-        started = await helpers.start_from_outbox(
-            client, "callback", outbox_payload(call_id), task_queue=worker.task_queue
-        )
+        started = await helpers.start_follow_up(client, callback(call_id), task_queue=worker.task_queue)
         assert (started.workflow_id, started.already_done) == (f"callback-{call_id}", False)
         await eventually(lambda: _has(routing.claims, 1))
         handle = client.get_workflow_handle(started.workflow_id)
@@ -80,9 +80,7 @@ async def test_search_attributes_follow_callback_state_when_started_from_outbox(
         assert memo["masked_number"] == "+1******0003"
         assert RAW not in str(memo) and RAW not in str(attrs) and RAW not in started.workflow_id
 
-        again = await helpers.start_from_outbox(
-            client, "callback", outbox_payload(call_id), task_queue=worker.task_queue
-        )
+        again = await helpers.start_follow_up(client, callback(call_id), task_queue=worker.task_queue)
         assert not again.already_done  # still running: the same workflow, not a second one
 
         status = await helpers.cancel_callback(client, call_id, "resolved by email")
@@ -90,18 +88,18 @@ async def test_search_attributes_follow_callback_state_when_started_from_outbox(
         await handle.result()
         assert (await handle.describe()).typed_search_attributes.get(CALLBACK_STATE) == "cancelled"
 
-        after = await helpers.start_from_outbox(
-            client, "callback", outbox_payload(call_id), task_queue=worker.task_queue
-        )
+        after = await helpers.start_follow_up(client, callback(call_id), task_queue=worker.task_queue)
         assert after.already_done
 
     async def listed() -> bool:
-        rows = await helpers.list_callbacks(client, state="cancelled")
+        rows = await helpers.list_callbacks(client, state=CallbackPhase.CANCELLED)
         return any(r.workflow_id == f"callback-{call_id}" for r in rows)
 
     await eventually(listed)
     rows = [
-        r for r in await helpers.list_callbacks(client, state="cancelled") if r.workflow_id.endswith(call_id)
+        r
+        for r in await helpers.list_callbacks(client, state=CallbackPhase.CANCELLED)
+        if r.workflow_id.endswith(call_id)
     ]
     assert (rows[0].tier, rows[0].callback_state, rows[0].status) == ("premium", "cancelled", "completed")
     assert sum(1 for r in await helpers.list_callbacks(client) if r.workflow_id.endswith(call_id)) == 1
@@ -116,24 +114,21 @@ async def test_review_helpers_list_query_and_complete_when_review_needs_verdict(
     )
     routing, reviews = FakeRouting(decision=decision), FakeReviews()
     call_id = f"call-{uuid.uuid4()}"
-    payload = {
-        "call_id": call_id,
-        "ended_reason": "customer-ended-call-during-transfer",
-        "started_at": "2026-11-23T10:00:00Z",
-        "ended_at": "2026-11-23T10:04:00Z",
-        "duration_seconds": 240.0,
-        "summary": "caller gave up while being transferred",
-        "transcript": "",
-        "transfers": [{"status": "cancelled", "mode": "warm-transfer-say-summary"}],
-        "destination": {"type": "number", "number": "+15550100200"},
-        "decision_id": "d",
-        "decision_known": True,
-    }
+    payload = EscalationReviewInput(
+        call_id=call_id,
+        ended_reason="customer-ended-call-during-transfer",
+        started_at=datetime(2026, 11, 23, 10, 0, tzinfo=UTC),
+        ended_at=datetime(2026, 11, 23, 10, 4, tzinfo=UTC),
+        duration_seconds=240.0,
+        summary="caller gave up while being transferred",
+        transfer_statuses=["cancelled"],
+        destination="+15550100200",
+    )
     async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
-        started = await helpers.start_from_outbox(client, "review", payload, task_queue=worker.task_queue)
+        started = await helpers.start_follow_up(client, payload, task_queue=worker.task_queue)
 
         async def awaiting() -> bool:
-            return (await helpers.review_findings(client, call_id)).state == "awaiting-review"
+            return (await helpers.review_findings(client, call_id)).state == ReviewState.AWAITING_REVIEW
 
         await eventually(awaiting)
         findings = await helpers.review_findings(client, call_id)
@@ -145,7 +140,9 @@ async def test_review_helpers_list_query_and_complete_when_review_needs_verdict(
             return any(r.workflow_id == started.workflow_id for r in rows)
 
         await eventually(listed)
-        done = await helpers.complete_review(client, call_id, "confirmed", "queue line unstaffed at 10:00")
+        done = await helpers.complete_review(
+            client, call_id, Verdict.CONFIRMED, "queue line unstaffed at 10:00"
+        )
         assert (done.state, done.verdict) == ("completed", "confirmed")
         await client.get_workflow_handle(started.workflow_id).result()
     assert routing.outcomes[0].call_id == call_id
@@ -179,9 +176,7 @@ async def test_run_worker_dials_head_of_queue_when_routing_reserves(
                 policy=None,
             )
             worker = asyncio.create_task(run_worker(settings, stop=stop, client=client))
-            started = await helpers.start_from_outbox(
-                client, "callback", outbox_payload(call_id), task_queue=task_queue
-            )
+            started = await helpers.start_follow_up(client, callback(call_id), task_queue=task_queue)
             result = await client.get_workflow_handle(started.workflow_id).result(
                 rpc_timeout=timedelta(seconds=60)
             )
@@ -236,9 +231,7 @@ async def test_cli_shows_reschedules_and_cancels_callback_by_call_or_workflow_id
     routing, vapi = FakeRouting(outcome=ClaimOutcome.NO_SPECIALIST_FREE), FakeVapi()
     call_id = f"call-{uuid.uuid4()}"
     async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
-        await helpers.start_from_outbox(
-            client, "callback", outbox_payload(call_id), task_queue=worker.task_queue
-        )
+        await helpers.start_follow_up(client, callback(call_id), task_queue=worker.task_queue)
         await eventually(lambda: _has(routing.claims, 1))
 
         code, out = await escalade(dev_env, "callbacks", "show", call_id)
@@ -258,6 +251,9 @@ async def test_cli_shows_reschedules_and_cancels_callback_by_call_or_workflow_id
         code, out = await escalade(dev_env, "callbacks", "show", "call-never-promised")
         assert code == 1 and "not found" in out and "Traceback" not in out
 
+        code, out = await escalade(dev_env, "callbacks", "list", "--state", "retry_wait")
+        assert code == 2 and "unknown state 'retry_wait'" in out and "retry-wait" in out
+
 
 async def test_cli_shows_review_by_call_or_workflow_id_and_rejects_unknown_verdict_when_completing(
     dev_env: WorkflowEnvironment,
@@ -266,7 +262,9 @@ async def test_cli_shows_review_by_call_or_workflow_id_and_rejects_unknown_verdi
     routing, reviews = FakeRouting(decision=None), FakeReviews()
     call_id = f"call-{uuid.uuid4()}"
     async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
-        await helpers.start_from_outbox(client, "review", {"call_id": call_id}, task_queue=worker.task_queue)
+        await helpers.start_follow_up(
+            client, EscalationReviewInput(call_id=call_id), task_queue=worker.task_queue
+        )
 
         async def awaiting() -> bool:
             return (await helpers.review_findings(client, call_id)).state == "awaiting-review"
@@ -278,7 +276,7 @@ async def test_cli_shows_review_by_call_or_workflow_id_and_rejects_unknown_verdi
         code, by_workflow_id = await escalade(dev_env, "reviews", "show", f"review-{call_id}")
         assert code == 0 and by_workflow_id == shown, by_workflow_id
         code, out = await escalade(dev_env, "reviews", "complete", call_id, "--verdict", "meh")
-        assert code == 1 and "verdict must be one of" in out
+        assert code == 2 and "meh" in out and "confirmed" in out and "Traceback" not in out
         code, out = await escalade(
             dev_env, "reviews", "complete", call_id, "--verdict", "dismissed", "--note", "test call"
         )

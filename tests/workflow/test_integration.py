@@ -75,7 +75,7 @@ async def test_freed_specialist_dials_head_of_queue_once_when_routing_announces_
         worker = asyncio.create_task(run_worker(settings, stop=stop, client=client))
         try:
             policy = load_policy(TECHCORP)
-            await helpers.start_from_outbox(client, "callback", payload, policy=policy, task_queue=task_queue)
+            await helpers.start_follow_up(client, payload, policy=policy, task_queue=task_queue)
 
             async def waiting() -> bool:
                 return (await helpers.callback_status(client, call_id)).state == "waiting"

@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -33,9 +37,10 @@ from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as 
 from tests.conftest import installed_binary
 from tests.edge.edge_support import SECRET, Edge, load_fixture, running_edge
 from tests.support.routing import techcorp_routing
-from webhook_edge.outbox import Outbox, OutboxEntry
+from webhook_edge.outbox import Outbox, OutboxEntry, outbox_table
 from webhook_edge.relay import OutboxRelay, backoff_delay, run_standalone, temporal_connector
 from webhook_edge.settings import EdgeSettings
+from workflows.inputs import EscalationReviewInput
 from workflows.search_attributes import (
     ALL_KEYS,
     CALLBACK_STATE,
@@ -183,7 +188,7 @@ async def test_one_workflow_starts_when_the_same_callback_is_delivered_repeatedl
         # again, and two relays (edge replicas) deliver it concurrently
         replay = await Outbox.open(f"sqlite+aiosqlite:///{tmp_path / 'replayed-outbox.db'}")
         try:
-            assert await replay.record("callback", workflow_id, entry.payload)
+            assert await replay.record(entry.input())
             replicas = [
                 OutboxRelay(replay, temporal_connector(target(dev_env)), task_queue=task_queue)
                 for _ in range(2)
@@ -257,7 +262,7 @@ async def test_standalone_relay_delivers_pending_entries_when_edges_do_not_relay
     workflow_id = f"review-{call_id}"
     outbox = await Outbox.open(url)
     try:
-        assert await outbox.record("review", workflow_id, {"call_id": call_id, "ended_reason": "hangup"})
+        assert await outbox.record(EscalationReviewInput(call_id=call_id, ended_reason="hangup"))
         settings = EdgeSettings(
             vapi_secret=SecretStr(SECRET),
             database_url=url,
@@ -274,6 +279,89 @@ async def test_standalone_relay_delivers_pending_entries_when_edges_do_not_relay
     finally:
         await outbox.close()
     assert await workflow_ids(dev_env.client, workflow_id) == [workflow_id]
+
+
+async def _start_input(client: Client, workflow_id: str) -> dict[str, Any]:
+    """The input a workflow was started with, as Temporal recorded it."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    recorded: dict[str, Any] = json.loads(started.input.payloads[0].data)
+    return recorded
+
+
+async def test_rows_of_the_previous_edge_start_their_workflows_when_relayed_after_an_upgrade(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """Rows written before the edge recorded typed inputs (other key spellings) are still delivered, with
+    every field the workflow reads."""
+    call_id = f"upgrade-{uuid.uuid4()}"
+    task_queue = f"tq-{uuid.uuid4()}"
+    url = f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}"
+    old_callback = {
+        "call_id": call_id,
+        "caller_number": "+14155550123",
+        "team_id": "technical",
+        "tier": "premium",
+        "issue_category": "technical",
+        "effective_complexity": "advanced",
+        "priority": 40,
+        "customer_context": "webhooks stopped",
+        "escalation_reason": "needs a specialist",
+        "decision_id": "dec-old",
+        "estimated_wait_seconds": 300.0,
+        "first_message": "Hello from TechCorp.",
+    }
+    old_review = {
+        "call_id": call_id,
+        "ended_reason": "assistant-forwarded-call",
+        "started_at": "2025-11-18T14:02:11.482Z",
+        "ended_at": "",
+        "duration_seconds": None,
+        "summary": "",
+        "transcript": "",
+        "transfers": [{"status": "no-answer", "mode": "blind-transfer"}],
+        "destination": {"type": "number", "number": "+15550100110"},
+        "final_category": "",
+        "structured_outputs": {},
+        "decision_id": "",
+        "decision_known": False,
+    }
+    outbox = await Outbox.open(url)
+    engine = create_async_engine(url)
+    try:
+        now = datetime.now(UTC)
+        async with engine.begin() as conn:
+            for kind, payload in (("callback", old_callback), ("review", old_review)):
+                await conn.execute(
+                    sa.insert(outbox_table).values(
+                        kind=kind,
+                        workflow_id=f"{kind}-{call_id}",
+                        payload=payload,
+                        created_at=now,
+                        attempts=0,
+                        next_attempt_at=now,
+                    )
+                )
+        relay = OutboxRelay(outbox, temporal_connector(target(dev_env)), task_queue=task_queue)
+        assert await relay.deliver_due() == 2
+    finally:
+        await engine.dispose()
+        await outbox.close()
+    callback = await _start_input(dev_env.client, f"callback-{call_id}")
+    assert {k: callback[k] for k in ("customer_number", "masked_number", "category", "complexity")} == {
+        "customer_number": "+14155550123",
+        "masked_number": "+1******0123",
+        "category": "technical",
+        "complexity": "advanced",
+    }
+    assert (callback["context"], callback["reason"], callback["first_message"]) == (
+        "webhooks stopped",
+        "needs a specialist",
+        "Hello from TechCorp.",
+    )
+    review = await _start_input(dev_env.client, f"review-{call_id}")
+    assert (review["transfer_statuses"], review["destination"]) == (["no-answer"], "+15550100110")
+    assert review["started_at"] == "2025-11-18T14:02:11.482000+00:00"
 
 
 async def test_standalone_relay_refuses_to_run_when_no_temporal_address_is_set(tmp_path: Path) -> None:

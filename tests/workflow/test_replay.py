@@ -19,7 +19,7 @@ from temporalio.workflow import NondeterminismError
 from tests.workflow.history_recorder import HISTORIES, SCENARIOS, load_history, record_all
 from tests.workflow.workflow_fakes import new_replayer
 from workflows.callback import NUMBER_CHECK
-from workflows.inputs import CallbackStatus, QueueCallbackInput
+from workflows.inputs import CallbackPhase, CallbackStatus, QueueCallbackInput
 from workflows.review import RULES_V2
 
 pytestmark = pytest.mark.temporal
@@ -93,7 +93,9 @@ class ReorderedCallbackWorkflow:
     @workflow.run
     async def run(self, data: QueueCallbackInput) -> CallbackStatus:
         await workflow.sleep(timedelta(seconds=1))
-        return CallbackStatus(call_id=data.call_id, state="", team_id="", masked_number="")
+        return CallbackStatus(
+            call_id=data.call_id, state=CallbackPhase.UNSPECIFIED, team_id="", masked_number=""
+        )
 
 
 async def test_replay_fails_when_workflow_steps_change() -> None:

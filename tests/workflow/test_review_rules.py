@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workflows.inputs import EscalationReviewInput
+from workflows.inputs import CallbackPhase, EscalationReviewInput
 from workflows.payloads import CallbackView, DecisionView
 from workflows.review_rules import apply_review_rules, final_category, reached_agent
 
@@ -82,7 +82,9 @@ def test_wait_over_target_when_estimated_wait_exceeds_team_target() -> None:
 
 def test_wait_over_target_when_callback_took_longer_than_target() -> None:
     callback = CallbackView(
-        state="connected", enqueued_at=NOW - timedelta(hours=2), finished_at=NOW - timedelta(hours=1)
+        state=CallbackPhase.CONNECTED,
+        enqueued_at=NOW - timedelta(hours=2),
+        finished_at=NOW - timedelta(hours=1),
     )
     data = report(team_target_wait_seconds=1800)
     assert rules(data, decision(kind="callback", callback=callback)) == ["wait_over_target"]
@@ -90,7 +92,9 @@ def test_wait_over_target_when_callback_took_longer_than_target() -> None:
 
 def test_no_wait_finding_when_callback_was_quick() -> None:
     callback = CallbackView(
-        state="connected", enqueued_at=NOW - timedelta(minutes=4), finished_at=NOW - timedelta(minutes=1)
+        state=CallbackPhase.CONNECTED,
+        enqueued_at=NOW - timedelta(minutes=4),
+        finished_at=NOW - timedelta(minutes=1),
     )
     assert rules(report(), decision(kind="callback", callback=callback)) == []
 
@@ -105,12 +109,16 @@ def test_no_category_finding_when_final_category_is_unknown_or_same() -> None:
 
 
 def test_callback_unreachable_when_callback_ended_unreachable() -> None:
-    callback = CallbackView(state="unreachable", enqueued_at=NOW - timedelta(minutes=2), finished_at=NOW)
+    callback = CallbackView(
+        state=CallbackPhase.UNREACHABLE, enqueued_at=NOW - timedelta(minutes=2), finished_at=NOW
+    )
     assert rules(report(), decision(kind="callback", callback=callback)) == ["callback_unreachable"]
 
 
 def test_callback_expired_when_nobody_called_back() -> None:
-    callback = CallbackView(state="expired", enqueued_at=NOW - timedelta(minutes=2), finished_at=NOW)
+    callback = CallbackView(
+        state=CallbackPhase.EXPIRED, enqueued_at=NOW - timedelta(minutes=2), finished_at=NOW
+    )
     assert rules(report(), decision(kind="callback", callback=callback)) == ["callback_expired"]
 
 
@@ -142,7 +150,11 @@ def test_reached_agent_is_empty_when_transfer_failed() -> None:
 
 
 def test_reached_agent_is_callback_specialist_when_callback_connected() -> None:
-    d = decision(kind="callback", agent_id="", callback=CallbackView(state="connected", agent_id="agent-bo"))
+    d = decision(
+        kind="callback",
+        agent_id="",
+        callback=CallbackView(state=CallbackPhase.CONNECTED, agent_id="agent-bo"),
+    )
     assert reached_agent(report(), d, []) == "agent-bo"
 
 
@@ -205,7 +217,7 @@ def test_hung_up_after_warm_transfer_attempt() -> None:
 
 
 def test_callback_not_kept_when_cancelled_or_still_open() -> None:
-    for state in ("cancelled", "waiting", "reserved"):
+    for state in (CallbackPhase.CANCELLED, CallbackPhase.WAITING, CallbackPhase.RESERVED):
         d = decision(kind="callback", callback=CallbackView(state=state))
         found = apply_review_rules(report(transfer_statuses=[]), d, now=NOW)
         [kept] = [f for f in found if f.rule == "callback_not_kept"]
@@ -214,9 +226,9 @@ def test_callback_not_kept_when_cancelled_or_still_open() -> None:
 
 def test_no_callback_not_kept_when_connected_or_judged_by_its_own_rule() -> None:
     for state, rule in (
-        ("connected", None),
-        ("unreachable", "callback_unreachable"),
-        ("expired", "callback_expired"),
+        (CallbackPhase.CONNECTED, None),
+        (CallbackPhase.UNREACHABLE, "callback_unreachable"),
+        (CallbackPhase.EXPIRED, "callback_expired"),
     ):
         d = decision(kind="callback", callback=CallbackView(state=state))
         found = rules(report(transfer_statuses=[]), d)

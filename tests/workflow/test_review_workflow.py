@@ -19,7 +19,13 @@ from tests.workflow.workflow_fakes import (
     new_worker,
 )
 from workflows.callback import QueueCallbackWorkflow
-from workflows.inputs import EscalationReviewInput, ReviewStatus, callback_workflow_id, review_workflow_id
+from workflows.inputs import (
+    CallbackPhase,
+    EscalationReviewInput,
+    ReviewStatus,
+    callback_workflow_id,
+    review_workflow_id,
+)
 from workflows.payloads import CallbackView, ClaimOutcome, DecisionView, DialOutcome
 from workflows.review import EscalationReviewWorkflow
 
@@ -151,7 +157,7 @@ async def test_review_judges_callback_when_callback_workflow_reports_unreachable
     client: Client, time_env: WorkflowEnvironment
 ) -> None:
     call_id = "call-cb-" + _uid()
-    open_ticket = CallbackView(state="waiting", enqueued_at=await time_env.get_current_time())
+    open_ticket = CallbackView(state=CallbackPhase.WAITING, enqueued_at=await time_env.get_current_time())
     routing = FakeRouting(
         outcome=ClaimOutcome.RESERVED, decision=stored_decision(kind="callback", callback=open_ticket)
     )

@@ -14,6 +14,7 @@ from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from tests.workflow.routing_standin import RoutingStandin, serve, stamp, ticket
 from workflows.activities import RoutingActivities
+from workflows.inputs import CallbackPhase
 from workflows.payloads import ClaimOutcome, ClaimParams, DecisionParams, FinishParams, OutcomeParams
 
 
@@ -82,12 +83,14 @@ async def test_finish_is_idempotent_when_callback_already_ended(
 ) -> None:
     fake, acts = standin
     done = await ActivityEnvironment().run(
-        acts.finish_callback, FinishParams("call-1", "unreachable", "3 tries")
+        acts.finish_callback, FinishParams("call-1", CallbackPhase.UNREACHABLE, "3 tries")
     )
     assert (done.state, done.already_finished) == ("unreachable", False)
     assert fake.requests[-1].state == pb.CALLBACK_STATE_UNREACHABLE
     fake.finish_error = grpc.StatusCode.FAILED_PRECONDITION
-    again = await ActivityEnvironment().run(acts.finish_callback, FinishParams("call-1", "cancelled"))
+    again = await ActivityEnvironment().run(
+        acts.finish_callback, FinishParams("call-1", CallbackPhase.CANCELLED)
+    )
     assert again.already_finished
 
 

@@ -22,7 +22,7 @@ from tests.workflow.test_worker_metrics import free_port, scrape_until
 from tests.workflow.workflow_fakes import eventually
 from workflows.activities import UNKNOWN_ENDED_REASONS, VapiActivities, classify_ended_reason, vapi_call_name
 from workflows.evidence import KNOWN_ENDED_REASONS, NOT_REACHED_REASONS, REACHED_REASONS, judge_call
-from workflows.ledger import DialLedger
+from workflows.ledger import DialLedger, DialState
 from workflows.metrics import metrics_runtime
 from workflows.payloads import DialOutcome, DialParams
 
@@ -206,7 +206,7 @@ async def test_adopts_listed_call_when_crash_hit_between_post_and_ledger_update(
     )
     assert api.posts == []
     entry = await ledger.get(key)
-    assert entry is not None and (entry.state, entry.vapi_call_id) == ("reached", "vapi-42")
+    assert entry is not None and (entry.state, entry.vapi_call_id) == (DialState.CONNECTED, "vapi-42")
 
 
 async def test_no_dial_when_earlier_try_may_have_dialled_and_vapi_lists_nothing(ledger: DialLedger) -> None:
@@ -341,7 +341,10 @@ async def test_answering_machine_without_customer_turn_is_not_reached(ledger: Di
     assert (result.outcome, result.ended_reason) == (DialOutcome.NOT_REACHED, "customer-ended-call")
     assert result.detail == "no customer turn in the call's messages"
     entry = await ledger.get(params().attempt_key)
-    assert entry is not None and (entry.state, entry.ended_reason) == ("not-reached", "customer-ended-call")
+    assert entry is not None and (entry.state, entry.ended_reason) == (
+        DialState.NOT_REACHED,
+        "customer-ended-call",
+    )
 
 
 async def test_stored_verdict_is_reused_without_asking_vapi_again(ledger: DialLedger) -> None:
@@ -374,7 +377,25 @@ async def test_ended_row_of_an_older_version_is_judged_on_the_call_read_again(le
     )
     assert api.posts == [] and [r.url.path for r in api.requests] == ["/call/vapi-9"]
     entry = await ledger.get(key)
-    assert entry is not None and entry.state == "not-reached"
+    assert entry is not None and entry.state is DialState.NOT_REACHED
+
+
+async def test_reached_row_of_an_older_version_is_reused_as_connected(ledger: DialLedger) -> None:
+    """Before the ledger spelled its verdict as the dial's outcome, a reached customer was `reached`."""
+    key = params().attempt_key
+    await ledger.claim(key, CALL_ID)
+    await ledger.mark_dialled(key, "vapi-5")
+    await ledger._update(key, state="reached", ended_reason="customer-ended-call")  # what older code wrote
+    assert (entry := await ledger.get(key)) is not None and entry.state is DialState.CONNECTED
+    api = FakeVapiApi(ended_reason="customer-did-not-answer", customer_said=None)
+    result = await ActivityEnvironment().run(activities(api, ledger).place_callback_call, params())
+
+    assert (result.outcome, result.vapi_call_id, result.detail) == (
+        DialOutcome.CONNECTED,
+        "vapi-5",
+        "the customer spoke",
+    )
+    assert api.requests == [], "the stored verdict answered"
 
 
 async def test_unknown_reason_is_logged_once_and_counted_by_label(

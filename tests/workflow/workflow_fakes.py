@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Replayer, Worker, WorkflowRunner
 
 from workflows.evidence import judge
-from workflows.inputs import QueueCallbackInput
+from workflows.inputs import CallbackPhase, QueueCallbackInput
 from workflows.payloads import (
     ClaimOutcome,
     ClaimParams,
@@ -41,7 +41,7 @@ from workflows.worker import WORKFLOWS, workflow_runner
 
 @dataclass
 class FakeRouting:
-    outcome: str = ClaimOutcome.NO_SPECIALIST_FREE
+    outcome: ClaimOutcome = ClaimOutcome.NO_SPECIALIST_FREE
     position: int = 1
     claims: list[tuple[str, datetime]] = field(default_factory=list)
     """(call id, when) per claim; `when` is `clock()` when given (the test server's skipped time: claims
@@ -59,13 +59,13 @@ class FakeRouting:
         if self.outcome == ClaimOutcome.RESERVED:
             return ClaimResult(
                 outcome=ClaimOutcome.RESERVED,
-                state="reserved",
+                state=CallbackPhase.RESERVED,
                 agent_id="agent-ana",
                 agent_name="Ana",
                 agent_number="+15550100111",
                 reserved_until=datetime.now(UTC) + timedelta(seconds=params.hold_seconds),
             )
-        return ClaimResult(outcome=self.outcome, state="waiting", position=self.position)
+        return ClaimResult(outcome=self.outcome, state=CallbackPhase.WAITING, position=self.position)
 
     @activity.defn(name="finish_callback")
     async def finish_callback(self, params: FinishParams) -> FinishResult:
@@ -88,7 +88,7 @@ class FakeRouting:
 
 @dataclass
 class FakeVapi:
-    results: list[str] = field(default_factory=lambda: [DialOutcome.CONNECTED])
+    results: list[DialOutcome] = field(default_factory=lambda: [DialOutcome.CONNECTED])
     dials: list[tuple[DialParams, datetime]] = field(default_factory=list)
     not_reached_reason: str = "customer-did-not-answer"
 
