@@ -192,17 +192,6 @@ def status_command(
     console.print(f"{agent.agent_id}: {status.value} ({agent.active_assignments}/{agent.capacity} in use)")
 
 
-_STAGE_NAMES = {
-    1: "reserved",
-    2: "offered",
-    3: "connected",
-    4: "wrap-up",
-    5: "completed",
-    6: "missed",
-    7: "released",
-}
-
-
 def complete_command(
     call_or_agent: Annotated[
         str,
@@ -225,6 +214,8 @@ def complete_command(
 ) -> None:
     """A specialist's conversation is over: wrap-up, then free for the next call."""
     from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+    from routing_service.domain.lifecycle import AssignmentStage
+    from routing_service.grpc import mapping
 
     request = pb.CompleteAssignmentRequest(note=note, skip_wrap_up=skip_wrap_up)
     if agent:
@@ -237,12 +228,12 @@ def complete_command(
     ):
         reply = stub.CompleteAssignment(request, timeout=RPC_TIMEOUT)
     assignment = reply.assignment
-    stage = _STAGE_NAMES.get(assignment.stage, "unknown")
+    stage = mapping.stage_from_pb(assignment.stage)
     who = f"{assignment.agent_id} on call {assignment.call_id}"
     if not reply.completed:
-        console.print(f"{who}: already completed ({stage}); nothing changed")
+        console.print(f"{who}: already completed ({stage or 'unknown'}); nothing changed")
         return
-    if stage == "wrap-up" and assignment.HasField("expires_at"):
+    if stage is AssignmentStage.WRAP_UP and assignment.HasField("expires_at"):
         until = assignment.expires_at.ToDatetime(UTC)
         console.print(f"{who}: conversation completed; wrap-up until {until:%H:%M:%S} UTC, then free")
     else:

@@ -19,6 +19,7 @@ from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as 
 from tests.edge.edge_support import SECRET, Edge, audit, check_destination_numbers, load_fixture, running_edge
 from tests.support.routing import techcorp_routing
 from webhook_edge.settings import EdgeSettings
+from workflows.inputs import EscalationReviewInput, QueueCallbackInput
 
 ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
 ENTERPRISE_CALL = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
@@ -237,10 +238,12 @@ async def test_callback_is_recorded_when_specialists_are_busy(
     assert entry is not None
     decision = await decision_of(stack, call_id)
     assert decision.kind == pb.DECISION_KIND_CALLBACK
-    assert entry.payload["decision_id"] == decision.decision_id
-    assert (entry.payload["team_id"], entry.payload["tier"]) == ("technical", "premium")
-    assert entry.payload["caller_number"] == "+1111111111"
-    assert entry.payload["priority"] == decision.callback.priority
+    data = entry.input()
+    assert isinstance(data, QueueCallbackInput)
+    assert data.decision_id == decision.decision_id
+    assert (data.team_id, data.tier) == ("technical", "premium")
+    assert data.customer_number == "+1111111111"
+    assert data.priority == decision.callback.priority
     assert len(await stack.edge.outbox.pending()) == 1
 
 
@@ -249,7 +252,12 @@ async def test_review_is_recorded_when_escalated_call_reports_end(stack: Stack) 
     decision = await decision_of(stack, ENTERPRISE_CALL)
     await stack.edge.post(load_fixture("end-of-call-report.escalated.json"))
     entry = await stack.edge.outbox.get(f"review-{ENTERPRISE_CALL}")
-    assert entry is not None and entry.payload["decision_id"] == decision.decision_id
+    assert decision.decision_id, "recorded because routing has the call's decision"
+    assert entry is not None
+    data = entry.input()
+    assert isinstance(data, EscalationReviewInput)
+    assert (data.call_id, data.ended_reason) == (ENTERPRISE_CALL, "assistant-forwarded-call")
+    assert (data.transfer_statuses, data.destination) == (["connected"], "+15550100110")
 
 
 async def test_review_is_not_recorded_when_call_was_not_escalated(stack: Stack) -> None:

@@ -245,7 +245,7 @@ async def test_queued_callback_is_promised_and_nothing_is_transferred(
     assert result.endswith(CALLBACK_PROMISE)
     assert recorder.received == []
     entry = await edge.outbox.get(f"callback-{CALL_ID}")
-    assert entry is not None and entry.payload["caller_number"] == "+1111111111"
+    assert entry is not None and entry.payload["customer_number"] == "+1111111111"
 
 
 async def test_callback_without_a_number_to_call_goes_to_the_queue_line(
