@@ -7,8 +7,10 @@
 What gets spans once configured (all in-process, nothing downloaded at run time):
 - every `grpc.aio` client channel and server created afterwards (opentelemetry-instrumentation-grpc's
   global instrumentors), so edge -> routing calls carry the trace context across the wire;
-- every SQL statement of every SQLAlchemy engine (`db.query` spans via engine events; the statement text
-  has bind placeholders, never values) -- the store's unit of work shows as its statements;
+- every SQL statement: a `db.query <VERB>` client span (`db.system`, `db.statement` with bind placeholders,
+  never values). SQLAlchemy's engine events start them for what SQLAlchemy executes (admin queries,
+  migrations); the routing store's hot statements, which it runs on the driver itself, start them through
+  `statement_spans` on that same path -- tracing never changes which statements run, or how;
 - the edge's FastAPI app (`instrument_fastapi`, request and response bodies are never recorded);
 - Temporal workflow starts and runs when a client or worker is given `temporal_interceptors()`.
 
@@ -20,7 +22,7 @@ rules as the logs (`escalade_platform.logs.mask_phone_numbers`).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from opentelemetry import trace
@@ -43,6 +45,7 @@ from escalade_platform.masking import mask_number, mask_numbers_in_text
 __all__ = [
     "ExporterKind",
     "MaskingSpanExporter",
+    "StatementSpans",
     "TracingSettings",
     "configure_tracing",
     "configure_tracing_from_env",
@@ -50,6 +53,7 @@ __all__ = [
     "instrument_fastapi",
     "mask_attributes",
     "reset_tracing",
+    "statement_spans",
     "temporal_interceptors",
     "tracing_enabled",
 ]
@@ -95,8 +99,61 @@ _provider: TracerProvider | None = None
 """Escalade's provider while tracing is configured (the process's `_global` one), else None."""
 _instrumented = False
 _undo: list[Any] = []
-_sql_traced = [False]
-_sql_listeners: list[Callable[[bool], None]] = []
+
+
+class StatementSpans:
+    """Client spans for SQL statements, one per statement: `db.query <VERB>`, with `db.system` (the dialect
+    name) and `db.statement` (the SQL text, bind placeholders only, cut at 500 characters; phone numbers are
+    masked on export like every attribute).
+
+    SQLAlchemy's engine events start them for the statements SQLAlchemy executes. A store that runs a
+    statement on its driver itself starts the span there, so tracing wraps that path rather than choosing
+    another one:
+
+        span = statement_spans.start(dialect, sql) if statement_spans.enabled else None
+        try:
+            ...  # run the statement
+        except Exception as error:
+            if span is not None:
+                statement_spans.failed(span, error)
+            raise
+        finally:
+            if span is not None:
+                span.end()
+
+    `enabled` is False while SQL tracing is off: reading it is the whole cost then."""
+
+    __slots__ = ("_tracer", "enabled")
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self._tracer: trace.Tracer = trace.NoOpTracer()
+
+    def start(self, system: str, statement: str) -> trace.Span:
+        """A started span for `statement` on database `system` (not made current: it has no children)."""
+        verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+        return self._tracer.start_span(
+            f"db.query {verb}",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system": system, "db.statement": statement[:500]},
+        )
+
+    @staticmethod
+    def failed(span: trace.Span, error: BaseException) -> None:
+        """Mark `span` failed with `error`'s type (the caller still ends it)."""
+        span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__name__))
+
+    def _enable(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+        self.enabled = True
+
+    def _disable(self) -> None:
+        self.enabled = False
+        self._tracer = trace.NoOpTracer()
+
+
+statement_spans = StatementSpans()
+"""The process's statement spans: enabled by `configure_tracing`, disabled by `reset_tracing`."""
 
 
 def _mask_value(key: str, value: AttributeValue) -> AttributeValue:
@@ -247,21 +304,15 @@ def reset_tracing() -> None:
 
 
 def _instrument_sqlalchemy(provider: TracerProvider) -> None:
-    """A `db.query` span per statement of every engine (SQLAlchemy's async engines run these hooks in the
-    caller's context, so the spans nest under the RPC that ran them)."""
+    """A `db.query` span per statement: of every SQLAlchemy engine through its execution events
+    (SQLAlchemy's async engines run these hooks in the caller's context, so the spans nest under the RPC
+    that ran them), and of the statements stores run on their drivers through `statement_spans`."""
     import sqlalchemy as sa
 
-    tracer = provider.get_tracer("escalade.store")
     key = "_escalade_span"
 
     def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        dialect = conn.dialect.name
-        verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
-        span = tracer.start_span(
-            f"db.query {verb}",
-            kind=trace.SpanKind.CLIENT,
-            attributes={"db.system": dialect, "db.statement": statement[:500]},
-        )
+        span = statement_spans.start(conn.dialect.name, statement)
         if context is not None:
             setattr(context, key, span)
 
@@ -274,33 +325,16 @@ def _instrument_sqlalchemy(provider: TracerProvider) -> None:
     def failed(exception_context: Any) -> None:
         span = getattr(exception_context.execution_context, key, None)
         if span is not None:
-            span.set_status(
-                trace.Status(trace.StatusCode.ERROR, type(exception_context.original_exception).__name__)
-            )
+            statement_spans.failed(span, exception_context.original_exception)
             span.end()
             setattr(exception_context.execution_context, key, None)
 
-    # A store that skips SQLAlchemy's execution for some statements (and so these events) is told to stop.
-    _set_sql_traced(True)
-    _undo.append(lambda: _set_sql_traced(False))
+    statement_spans._enable(provider.get_tracer("escalade.store"))
+    _undo.append(statement_spans._disable)
     hooks = (("before_cursor_execute", before), ("after_cursor_execute", after), ("handle_error", failed))
     for name, hook in hooks:
         sa.event.listen(sa.engine.Engine, name, hook)
         _undo.append(lambda name=name, hook=hook: sa.event.remove(sa.engine.Engine, name, hook))
-
-
-def on_sql_tracing(listener: Callable[[bool], None]) -> None:
-    """Call `listener(True)` whenever SQL statements start being traced and `listener(False)` when they stop;
-    called at once with the current state. A store with a path that bypasses SQLAlchemy's execution events
-    registers here so that traced statements go through them."""
-    _sql_listeners.append(listener)
-    listener(_sql_traced[0])
-
-
-def _set_sql_traced(traced: bool) -> None:
-    _sql_traced[0] = traced
-    for listener in _sql_listeners:
-        listener(traced)
 
 
 def instrument_fastapi(app: Any) -> None:

@@ -3,7 +3,10 @@
 `hot(statement)` marks one (and returns it, for use at module level). The back ends give marked statements a
 faster path: `sqlite_inline` runs them straight on `sqlite3` and `pg_hot` straight on asyncpg, skipping
 SQLAlchemy's per-execution bookkeeping, which costs more than the SQL itself for these short statements. Only
-statements that live as long as the process may be marked (the registry is keyed by identity).
+statements that live as long as the process may be marked (the registry is keyed by identity). Traced or not,
+a hot statement takes the same path: the back ends start its span themselves
+(`escalade_platform.tracing.statement_spans`), since SQLAlchemy's execution events, which give every other
+statement its span, do not fire for it.
 
 This module also holds what both fast paths share: `CompiledStatement` (a statement compiled once per
 parameter shape: SQL, parameter order, constants, bind processors, row type), `StatementCache` and
@@ -21,8 +24,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from escalade_platform.tracing import on_sql_tracing
-
 __all__ = [
     "HOT_STATEMENTS",
     "CompiledStatement",
@@ -30,24 +31,12 @@ __all__ = [
     "NotFast",
     "StatementCache",
     "hot",
-    "set_fast_path",
 ]
 
 _S = TypeVar("_S", bound=Executable)
 
 HOT_STATEMENTS: dict[int, Executable] = {}
 """id(statement) -> statement (kept alive, so an id is never reused)."""
-
-_fast_path = [True]
-
-
-def set_fast_path(enabled: bool) -> None:
-    """Turn the fast path on or off process-wide. Tracing turns it off: its per-statement spans come from
-    SQLAlchemy's execution events, which the fast path skips."""
-    _fast_path[0] = enabled
-
-
-on_sql_tracing(lambda traced: set_fast_path(not traced))  # traced statements go through SQLAlchemy
 
 
 Processor = Callable[[Any], Any]
@@ -148,7 +137,7 @@ class StatementCache(Generic[_C]):
         return len(self._compiled)
 
     def get(self, statement: Executable, params: Any) -> _C | None:
-        if not _fast_path[0] or id(statement) not in HOT_STATEMENTS:
+        if id(statement) not in HOT_STATEMENTS:
             return None
         if params is not None and not isinstance(params, Mapping):
             return None

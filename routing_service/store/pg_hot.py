@@ -4,7 +4,8 @@ Through SQLAlchemy's asyncpg adapter every statement pays a greenlet switch, an 
 result-metadata build and the adapter's own locking (profiled: most of the store's client CPU per decision).
 A statement marked with `hot.hot` is compiled here once per dialect (numbered `$n` parameters, SQLAlchemy's
 own SQL text, parameter order, constant parameters and bind/result processors) and run with asyncpg's
-`fetch`/`execute`, which reuse asyncpg's per-connection prepared-statement cache.
+`fetch`/`execute`, which reuse asyncpg's per-connection prepared-statement cache. When tracing is on, the
+statement's span is started here (`escalade_platform.tracing.statement_spans`): the same statement, traced.
 
 Everything else stays SQLAlchemy's:
 
@@ -36,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 from sqlalchemy.util import greenlet_spawn
 
+from escalade_platform.tracing import statement_spans
 from routing_service.store.hot import CompiledStatement, FastResult, StatementCache
 
 __all__ = ["PgHot", "learn_result_types", "pg_hot"]
@@ -105,6 +107,7 @@ class PgHot:
             return None
         adapted: Any = fairy.dbapi_connection
         raw: Any = adapted._connection
+        span = statement_spans.start(self.dialect.name, compiled.sql) if statement_spans.enabled else None
         try:
             if adapted._transaction is None:
                 await adapted._start_transaction()
@@ -124,12 +127,17 @@ class PgHot:
             rows = compiled.rows(records)
             return FastResult(rows, len(rows))
         except Exception as error:
+            if span is not None:
+                statement_spans.failed(span, error)
             await _raise_as_sqlalchemy(sync, adapted, error, compiled.sql, values)
         except BaseException:
             # Cancelled in flight: the connection's protocol state is unknown. SQLAlchemy treats an exit
             # exception the same way (a disconnect: the connection is invalidated, not reused).
             sync.invalidate()
             raise
+        finally:
+            if span is not None:
+                span.end()
 
 
 async def _raise_as_sqlalchemy(

@@ -46,6 +46,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql import Executable
 
+from escalade_platform.tracing import statement_spans
 from routing_service.store.errors import unavailable_from
 from routing_service.store.hot import CompiledStatement, FastResult, StatementCache
 from routing_service.store.sqlite_pragmas import prepare_sqlite_connection
@@ -119,8 +120,8 @@ class InlineSqlite:
             delay = min(delay * 2, _MAX_BACKOFF_S)
 
     def execute(self, connection: Connection, statement: Executable, params: Any) -> Any:
-        """Run `statement`: a hot one (see `store.hot`) straight on sqlite3 with its compiled form, anything
-        else through SQLAlchemy."""
+        """Run `statement`: a hot one (see `store.hot`) straight on sqlite3 with its compiled form (its span
+        started here when tracing is on), anything else through SQLAlchemy (whose events give it a span)."""
         compiled = self.compiled.get(statement, params)
         if compiled is not None:
             try:
@@ -128,14 +129,19 @@ class InlineSqlite:
             except Exception as error:  # a bind processor refused a value, as SQLAlchemy would report it
                 raise sa_exc.StatementError(str(error), compiled.sql, None, error) from error
             cursor = _dbapi(connection).cursor()
+            span = statement_spans.start("sqlite", compiled.sql) if statement_spans.enabled else None
             try:
                 cursor.execute(compiled.sql, parameters)
                 rows = compiled.rows(cursor.fetchall()) if cursor.description else []
                 return FastResult(rows, cursor.rowcount)
             except sqlite3.Error as error:
+                if span is not None:
+                    statement_spans.failed(span, error)
                 raise _translated(error, compiled.sql) from error
             finally:
                 cursor.close()
+                if span is not None:
+                    span.end()
         return connection.execute(statement, params)
 
     def finish(self, connection: Connection, *, commit: bool) -> None:
