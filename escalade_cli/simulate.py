@@ -1,4 +1,4 @@
-"""`escalade simulate`: try Escalade without a phone. Sends the seed's scenarios (webhook_edge.scenarios) as
+"""`escalade simulate`: try Escalade without a phone. Sends the seed's scenarios (escalade_cli.scenarios) as
 signed Vapi messages to a running edge, plays the rest of each call as Vapi would, and prints where each call
 went and what the specialist's assignment went through.
 
@@ -11,7 +11,7 @@ went and what the specialist's assignment went through.
 Each request is signed like Vapi's HMAC credential (`x-signature`/`x-timestamp` over `{timestamp}.{body}`)
 with ESCALADE_VAPI_SECRET, else the dev secret in .escalade/webhook-secret. The team and the one-line reason
 come from the routing service (`GetDecision`); "-" when it cannot be reached. What follows the escalation
-request is the scenario's flow (webhook_edge.scenarios.FLOWS), posted as Vapi posts it:
+request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi posts it:
 
     route        `status-update` forwarding, `status-update` ended `assistant-forwarded-call` (the specialist
                  is now talking), then `CompleteAssignment` without wrap-up, as an agent desktop would, so
@@ -54,10 +54,7 @@ from rich.table import Table
 from rich.text import Text
 
 from escalade_cli.console import err_console, fail, literal, print_table, settings_or_fail
-from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-from webhook_edge.auth import sign_hmac
-from webhook_edge.scenarios import (
+from escalade_cli.scenarios import (
     SCENARIOS,
     Scenario,
     default_scenarios,
@@ -66,6 +63,9 @@ from webhook_edge.scenarios import (
     transfer_request,
     transfer_update,
 )
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from webhook_edge.auth import sign_hmac
 from webhook_edge.settings import WebhookAuthSettings
 
 if TYPE_CHECKING:

@@ -64,9 +64,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from escalade_cli.local_server import local_server
+from escalade_cli.scenarios import ORG_ID, event, status_update, tool_calls_request, transfer_update
 from escalade_platform.masking import mask_number
 from webhook_edge.auth import sign_hmac
-from webhook_edge.scenarios import ORG_ID, event, status_update, tool_calls_request, transfer_update
 
 __all__ = ["CallOutcome", "VapiStandin", "serve_standin"]
 

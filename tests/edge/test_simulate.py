@@ -24,13 +24,7 @@ from typer.testing import CliRunner
 from escalade_cli.console import console as cli_console
 from escalade_cli.local_server import local_server
 from escalade_cli.main import app
-from escalade_cli.simulate import EdgeUnreachable, Outcome, outcome_table, run_scenarios, select_scenarios
-from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-from tests.edge.test_provisioning import audit
-from tests.support.routing import techcorp_routing
-from webhook_edge.app import create_app
-from webhook_edge.auth import AuthError, verify_request
-from webhook_edge.scenarios import (
+from escalade_cli.scenarios import (
     SCENARIOS,
     default_scenarios,
     request_call,
@@ -38,6 +32,12 @@ from webhook_edge.scenarios import (
     transfer_request,
     transfer_update,
 )
+from escalade_cli.simulate import EdgeUnreachable, Outcome, outcome_table, run_scenarios, select_scenarios
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from tests.edge.test_provisioning import audit
+from tests.support.routing import techcorp_routing
+from webhook_edge.app import create_app
+from webhook_edge.auth import AuthError, verify_request
 from webhook_edge.settings import EdgeSettings
 from webhook_edge.vapi_models import parse_body
 

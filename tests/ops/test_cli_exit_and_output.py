@@ -128,9 +128,9 @@ def test_trace_table_and_simulation_table_keep_bracketed_text() -> None:
     from rich.console import Console
 
     from escalade_cli.policy import trace_table
+    from escalade_cli.scenarios import SCENARIOS
     from escalade_cli.simulate import Outcome, outcome_table
     from routing_service.domain.models import TraceOutcome, TraceStep
-    from webhook_edge.scenarios import SCENARIOS
 
     console = Console(width=250, record=True)
     step = TraceStep(
