@@ -1,16 +1,22 @@
 """`resolve_escalation`: who takes an escalated call.
 
-    validate -> the call's earlier offer (a repeat escalation: that specialist missed it) -> caller key ->
-    customer (or the default tier) -> category -> effective complexity ->
-      a callback call whose specialist is held     -> TRANSFER_AGENT (that specialist, moved onto this call)
-    -> first matching rule -> team
-      team without specialists on record           -> TRANSFER_TEAM (the team line; when outside its business
-                                                      hours, the next matching rule is tried instead)
-      waiting callbacks that outrank this caller    -> CALLBACK (never jump the queue)
-      a qualified specialist whose slot we win      -> TRANSFER_AGENT (reserved atomically; never one who
-                                                      already missed this call)
-      nobody                                        -> CALLBACK (enqueued, position and estimated wait)
-    no rule / internal failure                      -> FALLBACK
+A decision is a short sequence of steps over one unit of work, each a function of its own that reads the
+`DecisionContext`, adds what it found and traces why (so each can be tested alone, on any store):
+
+    validate_request      every field present and within its limit (else InvalidRequest)
+    settle_earlier_offer  a repeat escalation of the call: the specialist offered it earlier missed it
+    identify_caller       caller key -> customer on record -> tier (or the policy's default tier)
+    assess_call           category and effective complexity
+    take_held_callback    a callback call whose specialist is still held -> TRANSFER_AGENT (that specialist)
+    choose_team           first matching rule -> team
+                            no specialists on record -> TRANSFER_TEAM (the team line; outside its
+                            business hours the next matching rule is tried instead); no rule -> FALLBACK
+    reserve_or_queue      waiting callbacks that outrank this caller -> CALLBACK (never jump the queue)
+                          a qualified specialist whose slot we win -> TRANSFER_AGENT (reserved atomically;
+                            never one who already missed this call)
+                          nobody -> CALLBACK (enqueued, position and estimated wait)
+    record_decision       store the decision and commit
+    internal failure      -> FALLBACK
 
 The decision, its trace and the reservation or queue entry commit in one unit of work. A repeat of a
 stored request (same call_id + tool_call_id), or a concurrent twin that stored first, meets the stored
@@ -71,7 +77,21 @@ from routing_service.domain.queueing import (
 )
 from routing_service.domain.selection import rank_specialists
 
-__all__ = ["LIMITS", "new_decision_id", "resolve_escalation", "validate_request"]
+__all__ = [
+    "LIMITS",
+    "DecisionContext",
+    "TeamChoice",
+    "assess_call",
+    "choose_team",
+    "identify_caller",
+    "new_decision_id",
+    "record_decision",
+    "reserve_or_queue",
+    "resolve_escalation",
+    "settle_earlier_offer",
+    "take_held_callback",
+    "validate_request",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -174,7 +194,9 @@ async def _store_best_effort(
 
 
 @dataclass(slots=True)
-class _Context:
+class DecisionContext:
+    """What one decision has learned so far. Each step reads it, adds what it found and traces why."""
+
     request: EscalationRequest
     policy: Policy
     now: datetime
@@ -191,6 +213,25 @@ class _Context:
     """Slots this decision freed (an earlier offer the specialist missed), announced after the commit."""
 
 
+@dataclass(frozen=True, slots=True)
+class TeamChoice:
+    """The team a call goes to (`choose_team`), with what choosing it already read from the store, so that
+    `reserve_or_queue` does not read it again."""
+
+    team: Team
+    rule_id: str
+    priority: int
+    """The caller's callback priority (tier and complexity weights)."""
+    service_key: float
+    """Where the caller would stand in the team's callback queue (lower is served first)."""
+    waiting_ahead: int
+    """WAITING callbacks of the team served before this caller; when > 0 the caller joins the queue."""
+    candidates: tuple[Agent, ...]
+    """The first batch of qualified free specialists, best first (empty when callbacks wait ahead)."""
+    members: int | None
+    """The team's head count when it was read (None: not read, the team has qualified free specialists)."""
+
+
 async def _decide_and_store(
     request: EscalationRequest,
     *,
@@ -200,7 +241,7 @@ async def _decide_and_store(
     new_id: Callable[[], str],
     events: AvailabilityBroadcaster | None,
 ) -> Decision:
-    ctx = _Context(request=request, policy=policy, now=now, decision_id=new_id(), trace=[])
+    ctx = DecisionContext(request=request, policy=policy, now=now, decision_id=new_id(), trace=[])
     async with uow() as u:
         # No replay lookup up front: a repeat decides again inside this transaction, finds its
         # (call_id, tool_call_id) stored when it inserts the decision (DuplicateDecision), and rolls back
@@ -211,18 +252,46 @@ async def _decide_and_store(
             decision = replace(decision, missed_agent_ids=ctx.missed)
         if request.dry_run:
             return replace(decision, dry_run=True)
-        try:
-            await u.decisions.add(decision)
-            await u.commit()
-        except DuplicateDecision:
-            await u.rollback()
-            stored = None
-        else:
-            _log_decision(decision)
+        if await record_decision(u, decision):
             if events is not None:
                 for freed in ctx.freed:
                     events.publish_freed(freed)
             return decision
+    return await _stored_twin(uow, request)
+
+
+async def _decide(u: UnitOfWork, ctx: DecisionContext) -> Decision:
+    """The steps of a decision, in order (see the module docstring); each traces what it found."""
+    _note_arguments_problem(ctx)
+    await settle_earlier_offer(u, ctx)
+    await identify_caller(u, ctx)
+    assess_call(ctx)
+    if ctx.request.callback_of_call_id:
+        held = await take_held_callback(u, ctx)
+        if held is not None:
+            return held
+    choice = await choose_team(u, ctx)
+    if isinstance(choice, Decision):
+        return choice
+    return await reserve_or_queue(u, ctx, choice)
+
+
+async def record_decision(u: UnitOfWork, decision: Decision) -> bool:
+    """Store the decision and commit everything the decision did in `u` (reservation, queue entry, missed
+    offer). False when the same (call_id, tool_call_id) is already stored (a retry, or a concurrent twin
+    that stored first): then everything is rolled back and the stored decision is the answer."""
+    try:
+        await u.decisions.add(decision)
+        await u.commit()
+    except DuplicateDecision:
+        await u.rollback()
+        return False
+    _log_decision(decision)
+    return True
+
+
+async def _stored_twin(uow: UnitOfWorkFactory, request: EscalationRequest) -> Decision:
+    """The decision stored for this request by a twin (or an earlier delivery), marked replayed."""
     async with uow() as u:
         stored = await u.decisions.get(request.call_id, request.tool_call_id)
     if stored is None:  # pragma: no cover - the duplicate vanished: nothing sensible but to report it
@@ -245,188 +314,16 @@ def _log_decision(decision: Decision) -> None:
     )
 
 
-async def _decide(u: UnitOfWork, ctx: _Context) -> Decision:
-    request, policy = ctx.request, ctx.policy
-    if request.arguments_problem:
+def _note_arguments_problem(ctx: DecisionContext) -> None:
+    """Trace why the tool arguments could not be used (the call is still decided on what is known)."""
+    problem = ctx.request.arguments_problem
+    if problem:
         ctx.trace.append(
-            TraceStep(
-                "request",
-                "arguments",
-                TraceOutcome.INFO,
-                f"tool arguments unusable: {request.arguments_problem}",
-            )
-        )
-    await _settle_earlier_offer(u, ctx)
-    key = normalize_caller(request.caller_number)
-    ctx.caller_key = key.key
-    ctx.trace.append(
-        TraceStep("caller", mask_number(key.key) if key.key else "anonymous", TraceOutcome.INFO, key.note)
-    )
-
-    customer = await u.customers.get(key.key) if key.key else None
-    ctx.customer = customer
-    if customer is not None:
-        ctx.tier = customer.tier
-        ctx.trace.append(
-            TraceStep(
-                "customer",
-                customer.account_name or customer.tier,
-                TraceOutcome.INFO,
-                f"known customer: tier {customer.tier}, {customer.previous_escalations} previous escalations",
-            )
-        )
-    else:
-        ctx.tier = policy.default_tier
-        why = "unknown caller" if key.key else "no usable caller number"
-        ctx.trace.append(
-            TraceStep(
-                "customer",
-                policy.default_tier,
-                TraceOutcome.INFO,
-                f"{why}: default tier {policy.default_tier}",
-            )
+            TraceStep("request", "arguments", TraceOutcome.INFO, f"tool arguments unusable: {problem}")
         )
 
-    ctx.category, category_step = normalize_category(policy, request.issue_category)
-    if category_step is not None:
-        ctx.trace.append(category_step)
 
-    assessment = assess_complexity(
-        claimed=request.claimed_complexity,
-        texts={
-            "customer_context": request.customer_context,
-            "escalation_reason": request.escalation_reason,
-            "transcript": request.transcript,
-        },
-        tier=ctx.tier,
-        previous_escalations=customer.previous_escalations if customer else 0,
-        policy=policy.complexity,
-    )
-    ctx.complexity = assessment.effective
-    ctx.trace.extend(assessment.steps)
-
-    if request.callback_of_call_id:
-        held = await _held_for_callback(u, ctx)
-        if held is not None:
-            return held
-
-    priority = callback_priority(policy.queue, tier=ctx.tier, complexity=ctx.complexity)
-    key_value = service_key(ctx.now, priority, policy.queue.aging_points_per_minute)
-    rule: Rule | None = None
-    while True:
-        match = match_rule(
-            policy, tier=ctx.tier, category=ctx.category, complexity=ctx.complexity, after=rule
-        )
-        ctx.trace.extend(match.steps)
-        if match.rule is None or match.team is None:
-            return _fallback(ctx, "no policy rule matched" if rule is None else "no open team matched")
-        team, rule = match.team, match.rule
-        ahead = await _waiting_ahead(u, team.team_id, key_value)
-        candidates = [] if ahead else await _first_candidates(u, team.team_id, ctx)
-        members = None if candidates else await u.agents.count_in_team(team.team_id)
-        if members != 0:
-            break
-        closed = _closed(team, ctx.now)
-        if closed is None:
-            ctx.trace.append(
-                TraceStep(
-                    "team",
-                    team.team_id,
-                    TraceOutcome.CHOSEN,
-                    "no specialists on record: transfer to the team line",
-                )
-            )
-            return _team_line(ctx, team, rule.rule_id)
-        # Nobody would answer a closed line, and with no specialists on record there is nobody whose
-        # freeing could trigger a callback: the call goes to the next rule's team (or the fallback).
-        ctx.trace.append(
-            TraceStep(
-                "team",
-                team.team_id,
-                TraceOutcome.REJECTED,
-                f"team line closed until {opening_label(*closed)}: trying the next rule",
-            )
-        )
-    rule_id = rule.rule_id
-    if ahead > 0:
-        ctx.trace.append(
-            TraceStep(
-                "queue",
-                team.team_id,
-                TraceOutcome.INFO,
-                f"{ahead} waiting callback(s) are served before this caller: joining the queue",
-            )
-        )
-        return await _callback(u, ctx, team, rule_id, priority, key_value, members)
-
-    full = len(candidates) >= CANDIDATE_LIMIT
-    candidates = _not_missed(ctx, candidates)
-    preferred = customer.last_agent_id if customer and team.sticky else None
-    if preferred in ctx.missed:
-        preferred = None
-    if preferred and all(a.agent_id != preferred for a in candidates):
-        sticky = await u.agents.get(preferred)
-        if sticky is not None and team.team_id in sticky.team_ids:
-            candidates = [sticky, *candidates]
-    # The other team members only explain a decision that found nobody (kept off the hot path).
-    others = (
-        []
-        if candidates
-        else _not_missed(
-            ctx, await u.agents.others(team.team_id, {a.agent_id for a in candidates}, OTHERS_LIMIT)
-        )
-    )
-    selection = rank_specialists(
-        candidates, others, team=team, complexity=ctx.complexity, preferred_agent_id=preferred
-    )
-    ctx.trace.extend(selection.steps)
-    chosen = await _reserve_first(u, ctx, team, selection.ranked)
-    tried = {a.agent_id for a in candidates}
-    batch = CANDIDATE_LIMIT
-    for round_no in range(2, RESERVE_ROUNDS + 1):
-        # A full batch gave nobody (its specialists went to concurrent calls, or lacked a required skill):
-        # there may be more qualified specialists, so look again with fresh data rather than queue a caller
-        # while one is free.
-        if chosen is not None or not full:
-            break
-        batch *= CANDIDATE_GROWTH
-        limit = batch + len(tried)
-        fetched_agents = await u.agents.candidates(team.team_id, ctx.complexity, limit)
-        full = len(fetched_agents) >= limit
-        fresh = _not_missed(ctx, [a for a in fetched_agents if a.agent_id not in tried])
-        ranked = rank_specialists(
-            fresh, (), team=team, complexity=ctx.complexity, preferred_agent_id=preferred
-        ).ranked
-        tried |= {a.agent_id for a in fresh}
-        if not ranked:
-            continue
-        ctx.trace.append(
-            TraceStep(
-                "candidate",
-                team.team_id,
-                TraceOutcome.INFO,
-                f"round {round_no}: {len(ranked)} more qualified specialist(s) after lost races "
-                "or missing skills",
-            )
-        )
-        chosen = await _reserve_first(u, ctx, team, ranked)
-    if chosen is not None:
-        ctx.trace.append(
-            TraceStep(
-                "decision",
-                chosen.agent_id,
-                TraceOutcome.CHOSEN,
-                "specialist reserved"
-                if not ctx.request.dry_run
-                else "specialist would be reserved (dry run)",
-            )
-        )
-        return _specialist(ctx, team, rule_id, chosen)
-    ctx.trace.append(TraceStep("queue", team.team_id, TraceOutcome.INFO, "no qualified specialist is free"))
-    return await _callback(u, ctx, team, rule_id, priority, key_value, members)
-
-
-async def _settle_earlier_offer(u: UnitOfWork, ctx: _Context) -> None:
+async def settle_earlier_offer(u: UnitOfWork, ctx: DecisionContext) -> None:
     """A call that escalates again (a new tool call of the same call) tells us its earlier offer was not
     taken: Vapi came back to the assistant because the specialist did not answer (the transfer's
     fallbackPlan keeps the assistant on the line). That offer is a miss, counted against the specialist and
@@ -490,24 +387,54 @@ async def _settle_earlier_offer(u: UnitOfWork, ctx: _Context) -> None:
         )
 
 
-def _not_missed(ctx: _Context, agents: Sequence[Agent]) -> list[Agent]:
-    """`agents` without those who already missed this call (each skipped one is traced)."""
-    if not ctx.missed:
-        return list(agents)
-    kept = []
-    for agent in agents:
-        if agent.agent_id in ctx.missed:
-            ctx.trace.append(
-                TraceStep(
-                    "candidate", agent.agent_id, TraceOutcome.REJECTED, "did not take this call earlier"
-                )
-            )
-        else:
-            kept.append(agent)
-    return kept
+async def identify_caller(u: UnitOfWork, ctx: DecisionContext) -> None:
+    """Caller number -> caller key (E.164, or an opaque key for a plausible but invalid number) -> the
+    customer on record and their tier; an unknown or anonymous caller gets the policy's default tier."""
+    key = normalize_caller(ctx.request.caller_number)
+    ctx.caller_key = key.key
+    ctx.trace.append(
+        TraceStep("caller", mask_number(key.key) if key.key else "anonymous", TraceOutcome.INFO, key.note)
+    )
+    customer = await u.customers.get(key.key) if key.key else None
+    ctx.customer = customer
+    if customer is not None:
+        ctx.tier = customer.tier
+        detail = f"known customer: tier {customer.tier}, {customer.previous_escalations} previous escalations"
+        ctx.trace.append(
+            TraceStep("customer", customer.account_name or customer.tier, TraceOutcome.INFO, detail)
+        )
+        return
+    default_tier = ctx.policy.default_tier
+    ctx.tier = default_tier
+    why = "unknown caller" if key.key else "no usable caller number"
+    ctx.trace.append(
+        TraceStep("customer", default_tier, TraceOutcome.INFO, f"{why}: default tier {default_tier}")
+    )
 
 
-async def _held_for_callback(u: UnitOfWork, ctx: _Context) -> Decision | None:
+def assess_call(ctx: DecisionContext) -> None:
+    """The issue category (as the policy names it) and the effective complexity: the claimed one, raised
+    by the policy's keywords in what was said, the caller's tier and their escalation history."""
+    request = ctx.request
+    ctx.category, category_step = normalize_category(ctx.policy, request.issue_category)
+    if category_step is not None:
+        ctx.trace.append(category_step)
+    assessment = assess_complexity(
+        claimed=request.claimed_complexity,
+        texts={
+            "customer_context": request.customer_context,
+            "escalation_reason": request.escalation_reason,
+            "transcript": request.transcript,
+        },
+        tier=ctx.tier,
+        previous_escalations=ctx.customer.previous_escalations if ctx.customer else 0,
+        policy=ctx.policy.complexity,
+    )
+    ctx.complexity = assessment.effective
+    ctx.trace.extend(assessment.steps)
+
+
+async def take_held_callback(u: UnitOfWork, ctx: DecisionContext) -> Decision | None:
     """This call is Escalade's callback of an earlier call: while the specialist claimed for that callback
     is still held, the caller goes to them (their hold moves onto this call as a live reservation) instead
     of a fresh decision. None, with the reason traced, when the hold is gone: then routing decides afresh."""
@@ -563,7 +490,76 @@ async def _held_for_callback(u: UnitOfWork, ctx: _Context) -> Decision | None:
     )
 
 
-async def _first_candidates(u: UnitOfWork, team_id: str, ctx: _Context) -> list[Agent]:
+async def choose_team(u: UnitOfWork, ctx: DecisionContext) -> TeamChoice | Decision:
+    """The first matching rule's team that can take the call, with how it stands for this caller.
+
+    A team with no specialists on record gets the call on its team line (a TRANSFER_TEAM decision,
+    returned as is) while it is open; while it is closed the next matching rule is tried. No (more)
+    matching rule: a FALLBACK decision."""
+    policy = ctx.policy
+    priority = callback_priority(policy.queue, tier=ctx.tier, complexity=ctx.complexity)
+    key_value = service_key(ctx.now, priority, policy.queue.aging_points_per_minute)
+    rule: Rule | None = None
+    while True:
+        match = match_rule(
+            policy, tier=ctx.tier, category=ctx.category, complexity=ctx.complexity, after=rule
+        )
+        ctx.trace.extend(match.steps)
+        if match.rule is None or match.team is None:
+            return _fallback(ctx, "no policy rule matched" if rule is None else "no open team matched")
+        team, rule = match.team, match.rule
+        choice = await _team_standing(u, ctx, team, rule.rule_id, priority, key_value)
+        if choice.members != 0:
+            return choice
+        closed = _closed(team, ctx.now)
+        if closed is None:
+            ctx.trace.append(
+                TraceStep(
+                    "team",
+                    team.team_id,
+                    TraceOutcome.CHOSEN,
+                    "no specialists on record: transfer to the team line",
+                )
+            )
+            return _team_line(ctx, team, rule.rule_id)
+        # Nobody would answer a closed line, and with no specialists on record there is nobody whose
+        # freeing could trigger a callback: the call goes to the next rule's team (or the fallback).
+        ctx.trace.append(
+            TraceStep(
+                "team",
+                team.team_id,
+                TraceOutcome.REJECTED,
+                f"team line closed until {opening_label(*closed)}: trying the next rule",
+            )
+        )
+
+
+async def _team_standing(
+    u: UnitOfWork, ctx: DecisionContext, team: Team, rule_id: str, priority: int, key_value: float
+) -> TeamChoice:
+    """How `team` stands for this caller: the waiting callbacks served first; when there are none, the
+    first batch of qualified free specialists; when that is empty too, the team's head count."""
+    ahead = await _waiting_ahead(u, team.team_id, key_value)
+    candidates = [] if ahead else await _first_candidates(u, team.team_id, ctx)
+    members = None if candidates else await u.agents.count_in_team(team.team_id)
+    return TeamChoice(
+        team=team,
+        rule_id=rule_id,
+        priority=priority,
+        service_key=key_value,
+        waiting_ahead=ahead,
+        candidates=tuple(candidates),
+        members=members,
+    )
+
+
+async def _waiting_ahead(u: UnitOfWork, team_id: str, key_value: float) -> int:
+    """WAITING callbacks of the team that come before a caller with this key (one indexed COUNT; callbacks
+    already holding a reservation are being served and do not hold this caller back)."""
+    return await u.callbacks.ahead_of(team_id, key_value)
+
+
+async def _first_candidates(u: UnitOfWork, team_id: str, ctx: DecisionContext) -> list[Agent]:
     """The best qualified free specialists. A reserving decision first passes over specialists that
     concurrent decisions are reserving right now (row-locked; PostgreSQL), so 32 calls in flight spread over
     32 specialists instead of all waiting on the best one and losing its last slot; when that finds nobody,
@@ -575,13 +571,115 @@ async def _first_candidates(u: UnitOfWork, team_id: str, ctx: _Context) -> list[
     return await u.agents.candidates(team_id, ctx.complexity, CANDIDATE_LIMIT)
 
 
-async def _waiting_ahead(u: UnitOfWork, team_id: str, key_value: float) -> int:
-    """WAITING callbacks of the team that come before a caller with this key (one indexed COUNT; callbacks
-    already holding a reservation are being served and do not hold this caller back)."""
-    return await u.callbacks.ahead_of(team_id, key_value)
+async def reserve_or_queue(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice) -> Decision:
+    """TRANSFER_AGENT to the best qualified specialist of the team whose slot this decision wins (reserved
+    atomically), else CALLBACK: the caller joins the team's queue. Callbacks waiting ahead of this caller
+    are never jumped."""
+    team, ahead = choice.team, choice.waiting_ahead
+    if ahead > 0:
+        ctx.trace.append(
+            TraceStep(
+                "queue",
+                team.team_id,
+                TraceOutcome.INFO,
+                f"{ahead} waiting callback(s) are served before this caller: joining the queue",
+            )
+        )
+        return await _queue_callback(u, ctx, choice)
+    chosen = await _reserve_specialist(u, ctx, choice)
+    if chosen is None:
+        ctx.trace.append(
+            TraceStep("queue", team.team_id, TraceOutcome.INFO, "no qualified specialist is free")
+        )
+        return await _queue_callback(u, ctx, choice)
+    ctx.trace.append(
+        TraceStep(
+            "decision",
+            chosen.agent_id,
+            TraceOutcome.CHOSEN,
+            "specialist reserved" if not ctx.request.dry_run else "specialist would be reserved (dry run)",
+        )
+    )
+    return _specialist(ctx, team, choice.rule_id, chosen)
 
 
-async def _reserve_first(u: UnitOfWork, ctx: _Context, team: Team, ranked: Sequence[Agent]) -> Agent | None:
+async def _reserve_specialist(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice) -> Agent | None:
+    """Rank the first batch (with a sticky team's customer's last specialist put forward) and reserve the
+    best one whose slot is still free; when a full batch yields nobody, look further."""
+    team = choice.team
+    full = len(choice.candidates) >= CANDIDATE_LIMIT
+    preferred = _preferred_specialist(ctx, team)
+    candidates = await _with_preferred(u, team, _not_missed(ctx, choice.candidates), preferred)
+    # The other team members only explain a decision that found nobody (kept off the hot path).
+    others = [] if candidates else _not_missed(ctx, await u.agents.others(team.team_id, set(), OTHERS_LIMIT))
+    selection = rank_specialists(
+        candidates, others, team=team, complexity=ctx.complexity, preferred_agent_id=preferred
+    )
+    ctx.trace.extend(selection.steps)
+    chosen = await _reserve_first(u, ctx, team, selection.ranked)
+    if chosen is None and full:
+        tried = {a.agent_id for a in candidates}
+        chosen = await _reserve_from_larger_batches(u, ctx, team, tried, preferred)
+    return chosen
+
+
+def _preferred_specialist(ctx: DecisionContext, team: Team) -> str | None:
+    """The customer's last specialist when the team is sticky (and they have not missed this call)."""
+    customer = ctx.customer
+    preferred = customer.last_agent_id if customer and team.sticky else None
+    return None if preferred in ctx.missed else preferred
+
+
+async def _with_preferred(
+    u: UnitOfWork, team: Team, candidates: list[Agent], preferred: str | None
+) -> list[Agent]:
+    """`candidates` with the preferred specialist in front when they are a member of the team and not in
+    the batch already (ranking decides whether they can take the call)."""
+    if not preferred or any(a.agent_id == preferred for a in candidates):
+        return candidates
+    sticky = await u.agents.get(preferred)
+    if sticky is not None and team.team_id in sticky.team_ids:
+        return [sticky, *candidates]
+    return candidates
+
+
+async def _reserve_from_larger_batches(
+    u: UnitOfWork, ctx: DecisionContext, team: Team, tried: set[str], preferred: str | None
+) -> Agent | None:
+    """A full batch gave nobody (its specialists went to concurrent calls, or lacked a required skill):
+    there may be more qualified specialists, so look again with fresh data, in batches `CANDIDATE_GROWTH`
+    times larger, for up to `RESERVE_ROUNDS` rounds in all, rather than queue a caller while one is free."""
+    batch = CANDIDATE_LIMIT
+    for round_no in range(2, RESERVE_ROUNDS + 1):
+        batch *= CANDIDATE_GROWTH
+        limit = batch + len(tried)
+        fetched_agents = await u.agents.candidates(team.team_id, ctx.complexity, limit)
+        fresh = _not_missed(ctx, [a for a in fetched_agents if a.agent_id not in tried])
+        ranked = rank_specialists(
+            fresh, (), team=team, complexity=ctx.complexity, preferred_agent_id=preferred
+        ).ranked
+        tried |= {a.agent_id for a in fresh}
+        if ranked:
+            ctx.trace.append(
+                TraceStep(
+                    "candidate",
+                    team.team_id,
+                    TraceOutcome.INFO,
+                    f"round {round_no}: {len(ranked)} more qualified specialist(s) after lost races "
+                    "or missing skills",
+                )
+            )
+            chosen = await _reserve_first(u, ctx, team, ranked)
+            if chosen is not None:
+                return chosen
+        if len(fetched_agents) < limit:  # that was everyone
+            return None
+    return None
+
+
+async def _reserve_first(
+    u: UnitOfWork, ctx: DecisionContext, team: Team, ranked: Sequence[Agent]
+) -> Agent | None:
     if ctx.request.dry_run:
         return ranked[0] if ranked else None
     expires = ctx.now + ctx.policy.assignment_ttl
@@ -623,18 +721,27 @@ async def _reserve_first(u: UnitOfWork, ctx: _Context, team: Team, ranked: Seque
     return None
 
 
-async def _callback(
-    u: UnitOfWork,
-    ctx: _Context,
-    team: Team,
-    rule_id: str,
-    priority: int,
-    key_value: float,
-    members: int | None,
-) -> Decision:
-    """Queue the caller. `members` is the team's head count when already read (the wait estimate divides
-    the queue among them)."""
-    request = ctx.request
+def _not_missed(ctx: DecisionContext, agents: Sequence[Agent]) -> list[Agent]:
+    """`agents` without those who already missed this call (each skipped one is traced)."""
+    if not ctx.missed:
+        return list(agents)
+    kept = []
+    for agent in agents:
+        if agent.agent_id in ctx.missed:
+            ctx.trace.append(
+                TraceStep(
+                    "candidate", agent.agent_id, TraceOutcome.REJECTED, "did not take this call earlier"
+                )
+            )
+        else:
+            kept.append(agent)
+    return kept
+
+
+async def _queue_callback(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice) -> Decision:
+    """Queue the caller in the team's callback queue, with their position and estimated wait (the queue
+    divided among the team's members)."""
+    request, team = ctx.request, choice.team
     ticket = CallbackTicket(
         call_id=request.call_id,
         team_id=team.team_id,
@@ -643,8 +750,8 @@ async def _callback(
         tier=ctx.tier,
         issue_category=ctx.category,
         effective_complexity=ctx.complexity,
-        priority=priority,
-        service_key=key_value,
+        priority=choice.priority,
+        service_key=choice.service_key,
         enqueued_at=ctx.now,
         decision_id=ctx.decision_id,
         customer_context=request.customer_context,
@@ -660,12 +767,13 @@ async def _callback(
         ),
     )
     if request.dry_run:
-        position = await u.callbacks.ahead_of(team.team_id, key_value) + 1
+        position = await u.callbacks.ahead_of(team.team_id, choice.service_key) + 1
         ticket = replace(ticket, position=position)
     else:
         ticket = await u.callbacks.enqueue(ticket)
-        position = ticket.position or (await u.callbacks.ahead_of(team.team_id, key_value) + 1)
+        position = ticket.position or (await u.callbacks.ahead_of(team.team_id, choice.service_key) + 1)
         ticket = replace(ticket, position=position)
+    members = choice.members
     if members is None:
         members = await u.agents.count_in_team(team.team_id)
     serving = max(members, 1)
@@ -701,7 +809,7 @@ async def _callback(
         complexity=ctx.complexity,
         account_name=ctx.customer.account_name if ctx.customer else "",
         caller_number=ctx.caller_key or "",
-        rule_id=rule_id,
+        rule_id=choice.rule_id,
         decision_id=ctx.decision_id,
         now=ctx.now,
         trace=tuple(ctx.trace),
@@ -717,7 +825,7 @@ def _closed(team: Team, now: datetime) -> tuple[BusinessHours, datetime] | None:
     return None if hours is None or opens is None else (hours, opens)
 
 
-def _specialist(ctx: _Context, team: Team, rule_id: str, agent: Agent) -> Decision:
+def _specialist(ctx: DecisionContext, team: Team, rule_id: str, agent: Agent) -> Decision:
     return build.specialist_decision(
         ctx.policy,
         ctx.request,
@@ -735,7 +843,7 @@ def _specialist(ctx: _Context, team: Team, rule_id: str, agent: Agent) -> Decisi
     )
 
 
-def _team_line(ctx: _Context, team: Team, rule_id: str) -> Decision:
+def _team_line(ctx: DecisionContext, team: Team, rule_id: str) -> Decision:
     return build.team_line_decision(
         ctx.policy,
         ctx.request,
@@ -752,7 +860,7 @@ def _team_line(ctx: _Context, team: Team, rule_id: str) -> Decision:
     )
 
 
-def _fallback(ctx: _Context, reason: str) -> Decision:
+def _fallback(ctx: DecisionContext, reason: str) -> Decision:
     ctx.trace.append(TraceStep("decision", "fallback", TraceOutcome.CHOSEN, reason))
     return build.fallback_decision(
         ctx.policy,
