@@ -1,7 +1,7 @@
 """Durable outbox of workflow starts the edge owes (callbacks, reviews), in the edge's SQL store.
 
-Table `edge_outbox` (its own `MetaData`, created with `create_all` when the edge starts: one table with no
-history to migrate, and creating it never touches the routing service's Alembic-managed tables):
+Table `edge_outbox`, created by the database's migrations (`escalade_platform.migrations`, revision 0008),
+which `Outbox.open` applies; this module only declares it, for its queries:
 
     id               integer primary key
     kind             'callback' | 'review'
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from escalade_platform.migrations import upgrade_database
 from webhook_edge.outbox_payload import OutboxKind, decode, encode, outbox_kind
 from workflows.inputs import WorkflowInput, workflow_id_for
 
@@ -101,22 +101,19 @@ class Outbox:
 
     @classmethod
     async def open(cls, database_url: str) -> Outbox:
-        """Connect, create the table if missing (and a SQLite file's folder), and return the outbox."""
+        """Connect, bring the database to the newest revision (creating a SQLite file and its folder when
+        missing), and return the outbox."""
         url = make_url(database_url)
         connect_args: dict[str, Any] = {}
         if url.get_backend_name() == "sqlite":
-            if url.database and url.database != ":memory:":
-                Path(url.database).parent.mkdir(parents=True, exist_ok=True)
             connect_args["timeout"] = 15
         engine = create_async_engine(database_url, connect_args=connect_args, pool_pre_ping=True)
-        outbox = cls(engine, owns_engine=True)
-        await outbox.create()
-        return outbox
-
-    async def create(self) -> None:
-        """CREATE TABLE IF NOT EXISTS edge_outbox."""
-        async with self._engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        try:
+            await upgrade_database(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, owns_engine=True)
 
     async def close(self) -> None:
         if self._owns_engine:

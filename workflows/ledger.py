@@ -16,12 +16,13 @@ mid-call, a heartbeat times out). So `place_callback_call` writes the attempt ke
     `ended`           -> written by versions before the evidence rule (reason only, no verdict): a later try
                          reads the call from Vapi again and judges it on the evidence
 
-The verdict lives in `state` rather than a new column so that tables created by earlier versions need no
-migration (`create_all` never alters an existing table). Rows written before the verdict took the
-`DialOutcome` spelling say `reached` for `connected`; `DialState` reads them as `connected`.
+The verdict lives in `state` rather than a new column, so rows written by earlier versions read the same.
+Rows written before the verdict took the `DialOutcome` spelling say `reached` for `connected`; `DialState`
+reads them as `connected`.
 
-The table lives in the worker's database (`ESCALADE_DATABASE_URL`, SQLite or PostgreSQL) and is created
-with `create_all` at worker start-up; it is the worker's own table, not part of the routing store's schema.
+The table lives in the worker's database (`ESCALADE_DATABASE_URL`, SQLite or PostgreSQL) and is created by
+the database's migrations (`escalade_platform.migrations`, revision 0009), which the worker applies when it
+opens its engine (`workflows.worker.open_engine`); this module only declares it, for its queries.
 """
 
 from __future__ import annotations
@@ -97,11 +98,6 @@ class DialLedger:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-
-    async def create_tables(self) -> None:
-        """Create the ledger table if it is missing (idempotent)."""
-        async with self._engine.begin() as conn:
-            await conn.run_sync(ledger_metadata.create_all)
 
     async def claim(self, attempt_key: str, call_id: str) -> tuple[LedgerEntry, bool]:
         """Insert a `dialling` row for the key; returns (row, True) if this caller inserted it, else the

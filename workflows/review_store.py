@@ -34,7 +34,8 @@ review_table = sa.Table(
 
 
 class ReviewStore:
-    """Upserts the latest state of each review (the table is created with the dial ledger's metadata)."""
+    """Upserts the latest state of each review (the table is created by the database's migrations, with the
+    dial ledger's)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine

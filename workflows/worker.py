@@ -15,18 +15,17 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.client import Client
 from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.migrations import upgrade_database
 from escalade_platform.tracing import temporal_interceptors
 from routing_service.domain.models import Policy
 from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
@@ -62,12 +61,14 @@ def workflow_runner(settings: WorkerSettings) -> WorkflowRunner:
 
 
 async def open_engine(database_url: str) -> AsyncEngine:
-    """The worker's engine, with the dial ledger and review tables created (a SQLite file's folder too)."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    """The worker's engine, its database brought to the newest revision (the dial ledger and review tables
+    with the rest; a SQLite file and its folder created when missing)."""
     engine = create_async_engine(database_url)
-    await DialLedger(engine).create_tables()
+    try:
+        await upgrade_database(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
     return engine
 
 

@@ -1,7 +1,8 @@
 """SQLAlchemy implementation of `routing_service.app.ports`: SQLite by default, PostgreSQL via asyncpg.
 
-Modules: `engine` (engine setup), `tables` (schema), `migrate` (Alembic, packaged in `migrations/`;
-`python -m routing_service.store upgrade|current [URL]` by hand), one module per repository
+Modules: `engine` (engine setup), `tables` (schema), `migrate` (applies the database's one Alembic history,
+`escalade_platform.migrations`, when the store opens; `python -m escalade_platform.migrations
+upgrade|current [URL]` by hand, or its old name `python -m routing_service.store`), one module per repository
 (`customers`, `agents`, `assignments`, `decisions`, `callbacks`) over `base`, `errors` (driver failures ->
 `Unavailable`), `unit_of_work` and the `Store` convenience in `store`; `notify` carries availability
 events between routing processes on PostgreSQL (NOTIFY in the transaction, one listener per server). The

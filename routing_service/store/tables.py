@@ -1,5 +1,6 @@
-"""The routing store's schema (SQLAlchemy Core). Alembic's `0001_initial` creates exactly this; a test
-compares the migrated database with this metadata on SQLite and PostgreSQL.
+"""The routing store's schema (SQLAlchemy Core). The database's migrations (`escalade_platform.migrations`,
+revisions 0001-0007) create exactly this; a test compares the migrated database with this metadata on SQLite
+and PostgreSQL.
 
 All datetimes are stored as UTC through `UtcDateTime`. Enums are stored by value: `AgentStatus`,
 `CallbackState` and `DecisionKind` as their strings, `Complexity` as its integer (so `>=` compares levels).
@@ -30,6 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from escalade_platform.migrations import NAMING_CONVENTION, VERSION_TABLE
+
 __all__ = [
     "VERSION_TABLE",
     "UtcDateTime",
@@ -42,9 +45,6 @@ __all__ = [
     "decisions",
     "metadata",
 ]
-
-VERSION_TABLE = "escalade_routing_version"
-"""Alembic's version table for this schema (other components may keep their own tables in the same DB)."""
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -75,15 +75,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 ID = 128  # length of external ids (call ids, tool call ids, agent and team ids)
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.ext.asyncio import create_async_engine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -25,6 +24,7 @@ from workflows.evidence import KNOWN_ENDED_REASONS, NOT_REACHED_REASONS, REACHED
 from workflows.ledger import DialLedger, DialState
 from workflows.metrics import metrics_runtime
 from workflows.payloads import DialOutcome, DialParams
+from workflows.worker import open_engine
 
 API_KEY = "vapi-test-key"
 FIRST_MESSAGE = "Hello, this is TechCorp calling back about the billing issue you called us about earlier."
@@ -87,10 +87,9 @@ class FakeVapiApi:
 
 @pytest.fixture
 async def ledger(database_url: str) -> AsyncIterator[DialLedger]:
-    engine = create_async_engine(database_url)
-    store = DialLedger(engine)
-    await store.create_tables()
-    yield store
+    """The ledger on the worker's engine, as the worker opens it (the database migrated)."""
+    engine = await open_engine(database_url)
+    yield DialLedger(engine)
     await engine.dispose()
 
 
