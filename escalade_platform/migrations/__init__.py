@@ -24,6 +24,7 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -50,6 +52,8 @@ __all__ = [
     "upgrade_database",
     "upgrade_engine",
 ]
+
+log = logging.getLogger(__name__)
 
 SCRIPT_DIR = Path(__file__).parent
 """Alembic's script location: `env.py`, `script.py.mako` and `versions/`."""
@@ -119,9 +123,26 @@ def is_private_memory(url: str | URL) -> bool:
     return parsed.database in (None, "", ":memory:") or "mode=memory" in str(parsed)
 
 
-def _upgrade_sync(connection: Connection, config: Config, revision: str) -> None:
+def _upgrade_sync(connection: Connection, config: Config, revision: str, newer_is_fine: bool) -> None:
+    if newer_is_fine:
+        current = _current_sync(connection)
+        if current is not None and not _known(config, current):
+            log.warning(
+                "the database is at revision %s, which this version does not know (a newer version"
+                " migrated it): leaving it as it is",
+                current,
+            )
+            return
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+
+
+def _known(config: Config, revision: str) -> bool:
+    try:
+        ScriptDirectory.from_config(config).get_revision(revision)
+    except CommandError:
+        return False
+    return True
 
 
 def _current_sync(connection: Connection) -> str | None:
@@ -129,15 +150,18 @@ def _current_sync(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade_engine(engine: AsyncEngine, revision: str = "head", *, newer_is_fine: bool = False) -> None:
     """Upgrade the database behind `engine` to `revision` (default: the newest; idempotent), in one
     transaction of `engine`. On PostgreSQL the transaction first takes the upgrade lock. On SQLite the
     engine must begin its transactions IMMEDIATE (as the routing store's and `upgrade`'s engines do), or
-    concurrent upgrades may collide; a private in-memory database has no one to collide with."""
+    concurrent upgrades may collide; a private in-memory database has no one to collide with.
+
+    A database at a revision this history does not know (a newer version migrated it) makes Alembic fail;
+    with `newer_is_fine` it is left as it is, with a warning."""
     async with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        await connection.run_sync(_upgrade_sync, alembic_config(), revision)
+        await connection.run_sync(_upgrade_sync, alembic_config(), revision, newer_is_fine)
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -177,23 +201,26 @@ def _migration_engine(url: str | URL) -> AsyncEngine:
     return create_async_engine(parsed, poolclass=NullPool)
 
 
-async def upgrade(url: str | URL, revision: str = "head") -> None:
+async def upgrade(url: str | URL, revision: str = "head", *, newer_is_fine: bool = False) -> None:
     """Upgrade the database at `url` to `revision` (default: the newest; idempotent) on an engine of its
-    own, serialised with other processes doing the same. Driver errors (unreachable, locked) propagate."""
+    own, serialised with other processes doing the same. Driver errors (unreachable, locked) propagate;
+    `newer_is_fine` as in `upgrade_engine`."""
     engine = _migration_engine(url)
     try:
-        await upgrade_engine(engine, revision)
+        await upgrade_engine(engine, revision, newer_is_fine=newer_is_fine)
     finally:
         await engine.dispose()
 
 
 async def upgrade_database(engine: AsyncEngine) -> None:
-    """Bring the database behind a service's `engine` to the newest revision: through `upgrade(url)` for a
-    file or a server (serialised), on `engine` itself for a private in-memory SQLite database."""
+    """Bring the database behind the edge's or the worker's `engine` to the newest revision: through
+    `upgrade(url)` for a file or a server (serialised), on `engine` itself for a private in-memory SQLite
+    database. A database a newer version already migrated is left as it is (during a rolling upgrade the
+    edge and the worker keep starting, as they did when they only created their own tables if missing)."""
     if is_private_memory(engine.url):
-        await upgrade_engine(engine)
+        await upgrade_engine(engine, newer_is_fine=True)
     else:
-        await upgrade(engine.url)
+        await upgrade(engine.url, newer_is_fine=True)
 
 
 async def current_revision(url: str | URL) -> str | None:
