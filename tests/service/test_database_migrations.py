@@ -30,7 +30,8 @@ from routing_service.store import Store
 from routing_service.store.tables import metadata as routing_metadata
 from webhook_edge.outbox import Outbox, outbox_table
 from webhook_edge.outbox import metadata as outbox_metadata
-from workflows.ledger import DialLedger, dial_ledger_table, ledger_metadata
+from workflows.inputs import QueueCallbackInput, ReviewState, Verdict
+from workflows.ledger import DialLedger, DialState, dial_ledger_table, ledger_metadata
 from workflows.payloads import ReviewRecord
 from workflows.review_store import ReviewStore, review_table
 from workflows.worker import open_engine
@@ -40,6 +41,9 @@ LAST_ROUTING_ONLY = "0007_callback_first_message"
 SERVICES = {"routing": routing_metadata, "edge": outbox_metadata, "worker": ledger_metadata}
 NOW = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
 UNREACHABLE_PG = "postgresql+asyncpg://postgres@127.0.0.1:1/x"
+CALLBACK = QueueCallbackInput(
+    call_id="c1", customer_number="+14155550123", masked_number="+1******0123", team_id="billing"
+)
 
 
 def _differences(connection: Connection) -> dict[str, list[Any]]:
@@ -124,7 +128,7 @@ def no_create_all(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 async def test_each_service_migrates_a_fresh_database_when_it_starts(database_url: str, service: str) -> None:
     if service == "edge":
         outbox = await Outbox.open(database_url)
-        assert await outbox.record("callback", "callback-c1", {"call_id": "c1"})
+        assert await outbox.record(CALLBACK)
         await outbox.close()
     elif service == "worker":
         engine = await open_engine(database_url)
@@ -189,7 +193,7 @@ async def _database_of_an_earlier_version(url: str) -> None:
             await connection.execute(
                 review_table.insert().values(
                     call_id="old",
-                    state="open",
+                    state="awaiting-review",
                     findings="[]",
                     team_id="",
                     agent_id="",
@@ -219,11 +223,12 @@ async def test_database_of_an_earlier_version_upgrades_in_place_with_its_rows(da
     engine = await open_engine(database_url)
     try:
         dial = await DialLedger(engine).get("callback-old-attempt-1")
-        assert dial is not None and (dial.state, dial.vapi_call_id) == ("dialled", "vapi-1")
+        assert dial is not None and (dial.state, dial.vapi_call_id) == (DialState.DIALLED, "vapi-1")
         reviews = ReviewStore(engine)
-        assert await reviews.get("old") == ReviewRecord(call_id="old", state="open")
-        await reviews.save(ReviewRecord(call_id="new", state="open", verdict="fine"))
-        assert (await reviews.get("new")) == ReviewRecord(call_id="new", state="open", verdict="fine")
+        assert await reviews.get("old") == ReviewRecord(call_id="old", state=ReviewState.AWAITING_REVIEW)
+        done = ReviewRecord(call_id="new", state=ReviewState.COMPLETED, verdict=Verdict.CONFIRMED)
+        await reviews.save(done)
+        assert await reviews.get("new") == done
     finally:
         await engine.dispose()
 
@@ -257,7 +262,7 @@ async def test_edge_and_worker_start_on_a_database_a_newer_version_migrated(
         await engine.dispose()
 
     outbox = await Outbox.open(database_url)
-    assert await outbox.record("review", "review-r1", {"call_id": "r1"})
+    assert await outbox.record(CALLBACK)
     await outbox.close()
     worker_engine = await open_engine(database_url)
     await worker_engine.dispose()
