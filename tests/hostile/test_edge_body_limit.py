@@ -29,6 +29,7 @@ from tests.hostile.hostile_support import assert_no_server_error
 from webhook_edge.app import create_app
 from webhook_edge.decoding import message_kind
 from webhook_edge.settings import EdgeSettings
+from workflows.inputs import EscalationReviewInput
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -159,8 +160,10 @@ async def test_10mb_end_of_call_report_is_accepted_and_recorded(edge: Edge, decl
     response = await edge.client.post("/webhook/vapi", content=raw if declared else chunks(), headers=headers)
     assert response.status_code == 200 and response.json() == {}, response.text[:300]
     entry = await edge.outbox.get(f"review-{CALL_ID}")
-    assert entry is not None and entry.payload["transcript"].endswith("AI: hello. ")
-    assert entry.payload["transfers"] == [{"status": "connected", "mode": "warm-transfer-say-summary"}]
+    assert entry is not None
+    review = entry.input()
+    assert isinstance(review, EscalationReviewInput) and review.transcript.endswith("AI: hello. ")
+    assert review.transfer_statuses == ["connected"]
 
 
 async def test_end_of_call_report_above_the_report_limit_gets_413(edge: Edge) -> None:
