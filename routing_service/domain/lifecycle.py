@@ -43,7 +43,7 @@ class AssignmentStage(enum.StrEnum):
     """Vapi is dialling / handing over to the specialist."""
     CONNECTED = "connected"
     """Hand-over done: the specialist is talking to the caller."""
-    WRAP_UP = "wrap_up"
+    WRAP_UP = "wrap-up"
     """The conversation is over; the specialist finishes the call's notes."""
     COMPLETED = "completed"
     """Free again after a conversation (connected -> completed is the handle time)."""

@@ -15,6 +15,7 @@ from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
 
 from routing_service.domain.errors import Unavailable
+from routing_service.domain.lifecycle import AssignmentStage
 from routing_service.domain.models import Complexity
 from routing_service.store import Store, create_engine, sql_uow_factory
 from routing_service.store.__main__ import main as store_command
@@ -226,3 +227,29 @@ def test_module_command_upgrades_and_reports_when_run_by_hand(
     out, err = capsys.readouterr()
     assert out.splitlines() == ["(empty database)", str(head_revision())]
     assert "usage" in err and "unavailable" in err
+
+
+async def test_0010_respells_assignments_in_wrap_up_when_upgrading_existing_data(database_url: str) -> None:
+    await upgrade(database_url, "0009_worker_dials_and_reviews")
+    async with await Store.open(database_url, migrate=False) as store, store.uow() as uow:
+        await uow.agents.upsert(make_agent("alice"), NOW)
+        await uow.commit()
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            now = NOW.replace(tzinfo=None) if connection.dialect.name == "sqlite" else NOW
+            await connection.execute(
+                text(
+                    "INSERT INTO assignments (assignment_id, call_id, purpose, agent_id, state, reserved_at,"
+                    " expires_at, release_reason, stage, completed_at)"
+                    " VALUES (41, 'call-1', 'transfer', 'alice', 'active', :now, :now, '', 'wrap_up', :now)"
+                ),
+                {"now": now},
+            )
+    finally:
+        await engine.dispose()
+    await upgrade(database_url)
+    async with await Store.open(database_url) as store, store.uow() as uow:
+        held = await uow.assignments.live_for_agents(["alice"])
+    assert [(a.call_id, a.stage) for a in held] == [("call-1", AssignmentStage.WRAP_UP)]
+    assert AssignmentStage.WRAP_UP.value == "wrap-up"

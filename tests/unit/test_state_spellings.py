@@ -12,6 +12,7 @@ from routing_service.domain.lifecycle import (
     TRANSFER_CONNECTED,
     TRANSFER_NOT_TAKEN,
     AgentActivity,
+    AssignmentStage,
     TransferStatus,
 )
 from routing_service.domain.models import AgentStatus, CallbackState
@@ -58,8 +59,9 @@ def test_ledger_verdicts_are_spelled_as_the_dial_outcomes() -> None:
         DialState("connected-ish")
 
 
-def test_wrap_up_is_spelled_alike_in_status_and_activity() -> None:
-    assert AgentActivity.WRAP_UP.value == AgentStatus.WRAP_UP.value == "wrap-up"
+def test_wrap_up_is_spelled_alike_in_stage_status_and_activity() -> None:
+    spellings = {AssignmentStage.WRAP_UP.value, AgentActivity.WRAP_UP.value, AgentStatus.WRAP_UP.value}
+    assert spellings == {"wrap-up"}
     assert mapping.agent_activity_from_pb(pb.AGENT_ACTIVITY_WRAP_UP) is AgentActivity.WRAP_UP
 
 
