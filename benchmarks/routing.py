@@ -415,21 +415,7 @@ async def run_routing(
                     rng = random.Random(11)
 
                     def request(call_id: str, dry_run: bool) -> Any:
-                        caller = (
-                            customer_number(rng.randrange(customers))
-                            if rng.random() < 0.9
-                            else f"+1212555{rng.randrange(10_000):04d}"
-                        )
-                        return pb.ResolveEscalationRequest(
-                            call_id=call_id,
-                            tool_call_id="t",
-                            caller_number=caller,
-                            issue_category="technical",
-                            complexity=pb.COMPLEXITY_ADVANCED,
-                            customer_context="Webhook integration fails after the migration",
-                            escalation_reason="needs a specialist",
-                            dry_run=dry_run,
-                        )
+                        return technical_request(call_id, dry_run, rng, customers)
 
                     async def release(call_id: str) -> None:
                         await stub.ReleaseAssignment(
@@ -677,21 +663,7 @@ async def run_floor_comparison(args: argparse.Namespace, kind: str) -> dict[str,
                                 rng = random.Random(f"{name}-{rep}-{c}")
 
                                 def request(call_id: str, dry_run: bool, rng: random.Random = rng) -> Any:
-                                    caller = (
-                                        customer_number(rng.randrange(args.customers))
-                                        if rng.random() < 0.9
-                                        else f"+1212555{rng.randrange(10_000):04d}"
-                                    )
-                                    return pb.ResolveEscalationRequest(
-                                        call_id=call_id,
-                                        tool_call_id="t",
-                                        caller_number=caller,
-                                        issue_category="technical",
-                                        complexity=pb.COMPLEXITY_ADVANCED,
-                                        customer_context="Webhook integration fails after the migration",
-                                        escalation_reason="needs a specialist",
-                                        dry_run=dry_run,
-                                    )
+                                    return technical_request(call_id, dry_run, rng, args.customers)
 
                                 async def release(call_id: str, stub: Any = stub) -> None:
                                     await stub.ReleaseAssignment(
@@ -761,6 +733,27 @@ def print_table(rows: list[Row], baseline: Row, scaling: list[tuple[str, Row, Ro
         print(
             f"target >= 1,000 decisions/s, {label}: best {best:.0f}/s -> {'OK' if best >= 1000 else 'BELOW'}"
         )
+
+
+def technical_request(call_id: str, dry_run: bool, rng: random.Random, customers: int) -> Any:
+    """An advanced technical escalation: nine callers in ten are known customers, the rest strangers."""
+    from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+
+    caller = (
+        customer_number(rng.randrange(customers))
+        if rng.random() < 0.9
+        else f"+1212555{rng.randrange(10_000):04d}"
+    )
+    return pb.ResolveEscalationRequest(
+        call_id=call_id,
+        tool_call_id="t",
+        caller_number=caller,
+        issue_category="technical",
+        complexity=pb.COMPLEXITY_ADVANCED,
+        customer_context="Webhook integration fails after the migration",
+        escalation_reason="needs a specialist",
+        dry_run=dry_run,
+    )
 
 
 async def main(argv: list[str] | None = None) -> int:
