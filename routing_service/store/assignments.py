@@ -107,7 +107,10 @@ _FREE_SLOT = hot(
 )
 
 
-_LOCK_CALL = select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_call", type_=String()))))
+# Hot, so PostgreSQL runs it straight on asyncpg (`pg_hot`) like the reads that follow it. It stays a
+# round trip of its own: a statement's snapshot is taken before the lock is granted, so reads joined to it
+# would miss what the decision it waited for committed.
+_LOCK_CALL = hot(select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_call", type_=String())))))
 
 
 def _release_and_free_pg() -> Select[Any]:

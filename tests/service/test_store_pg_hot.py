@@ -23,7 +23,7 @@ from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity, Customer
 from routing_service.store import Store
 from routing_service.store.agents import _CANDIDATES_PG, _GET, agent_from_row, candidates_statement
-from routing_service.store.assignments import _FREE_SLOT, _RELEASE, _TAKE_SLOT
+from routing_service.store.assignments import _FREE_SLOT, _LOCK_CALL, _RELEASE, _TAKE_SLOT
 from routing_service.store.base import insert_ignore
 from routing_service.store.callbacks import _AHEAD_OF, _WAITING_HEAD
 from routing_service.store.customers import _GET as _GET_CUSTOMER
@@ -168,6 +168,7 @@ async def test_every_kind_of_hot_statement_reads_and_counts_what_sqlalchemy_does
             {"rel_call": "call-1", "rel_purpose": "live", "rel_at": NOW, "rel_reason": "done"},
         ),
         (_FREE_SLOT, {"rel_agent": "agent-1", "rel_idle": NOW, "rel_updated": NOW}),
+        (_LOCK_CALL, {"lock_call": "call-2"}),  # a void column
         (insert_ignore(customers, postgres=True), _customer_row("+15551230001")),  # conflict: 0 rows
         (insert_ignore(customers, postgres=True), _customer_row("+15551230002")),
     ]
@@ -182,6 +183,30 @@ async def _reserve_agent(store: Store, agent_id: str, call_id: str) -> bool:
         )
         await uow.commit()
         return won
+
+
+@postgres_only
+async def test_a_calls_lock_taken_on_the_fast_path_holds_until_its_unit_of_work_ends(store: Store) -> None:
+    async def lock_is_free() -> bool:
+        other = await asyncpg.connect(_admin_url(store))
+        try:
+            free: bool = await other.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", "call-9")
+            return free
+        finally:
+            await other.close()
+
+    runner = pg_hot(store.engine.dialect)
+    assert runner is not None
+    async with store.uow() as uow:
+        await uow.assignments.lock_call("call-9")
+        assert runner.compiled.holds(_LOCK_CALL)
+        assert not await lock_is_free()
+        await uow.commit()
+    assert await lock_is_free()
+    async with store.uow() as uow:
+        await uow.assignments.lock_call("call-9")
+        assert not await lock_is_free()
+    assert await lock_is_free()  # rolled back: released as well
 
 
 @postgres_only
