@@ -34,6 +34,7 @@ from workflows.callback import QueueCallbackWorkflow
 from workflows.inputs import (
     BusinessHoursInput,
     EscalationReviewInput,
+    QueueCallbackInput,
     RescheduleRequest,
     callback_workflow_id,
     review_workflow_id,
@@ -45,6 +46,36 @@ from workflows.search_attributes import register_search_attributes
 HISTORIES = Path(__file__).with_name("histories")
 Handle = WorkflowHandle[Any, Any]
 Scenario = Callable[[Client, WorkflowEnvironment], Awaitable[Handle]]
+
+
+async def callback_to_the_end(
+    client: Client, routing: FakeRouting, vapi: FakeVapi, data: QueueCallbackInput
+) -> Handle:
+    """Start the callback workflow on a worker with these stand-ins and wait until it ends."""
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await client.start_workflow(
+            QueueCallbackWorkflow.run,
+            data,
+            id=callback_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+    return handle
+
+
+async def review_to_the_end(
+    client: Client, routing: FakeRouting, reviews: FakeReviews, data: EscalationReviewInput
+) -> Handle:
+    """Start the review workflow on a worker with these stand-ins and wait until it ends."""
+    async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
+        handle = await client.start_workflow(
+            EscalationReviewWorkflow.run,
+            data,
+            id=review_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+    return handle
 
 
 async def callback_signal_then_connected(client: Client, env: WorkflowEnvironment) -> Handle:
@@ -74,15 +105,7 @@ async def callback_signal_then_connected(client: Client, env: WorkflowEnvironmen
 async def callback_unreachable(client: Client, env: WorkflowEnvironment) -> Handle:
     routing, vapi = FakeRouting(outcome=ClaimOutcome.RESERVED), FakeVapi(results=[DialOutcome.NOT_REACHED])
     data = callback_input("replay-callback-unreachable", max_attempts=3)
-    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
-        handle = await client.start_workflow(
-            QueueCallbackWorkflow.run,
-            data,
-            id=callback_workflow_id(data.call_id),
-            task_queue=worker.task_queue,
-        )
-        await handle.result()
-    return handle
+    return await callback_to_the_end(client, routing, vapi, data)
 
 
 async def review_completed(client: Client, env: WorkflowEnvironment) -> Handle:
@@ -120,30 +143,14 @@ async def review_completed(client: Client, env: WorkflowEnvironment) -> Handle:
 async def review_overdue(client: Client, env: WorkflowEnvironment) -> Handle:
     routing, reviews = FakeRouting(decision=None), FakeReviews()
     data = EscalationReviewInput(call_id="replay-review-overdue", close_after_seconds=86_400)
-    async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
-        handle = await client.start_workflow(
-            EscalationReviewWorkflow.run,
-            data,
-            id=review_workflow_id(data.call_id),
-            task_queue=worker.task_queue,
-        )
-        await handle.result()
-    return handle
+    return await review_to_the_end(client, routing, reviews, data)
 
 
 async def callback_voicemail_then_reached(client: Client, env: WorkflowEnvironment) -> Handle:
     routing = FakeRouting(outcome=ClaimOutcome.RESERVED)
     vapi = FakeVapi(results=[DialOutcome.NOT_REACHED, DialOutcome.CONNECTED], not_reached_reason="voicemail")
     data = callback_input("replay-callback-voicemail", first_message="Hello from TechCorp about your bill.")
-    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
-        handle = await client.start_workflow(
-            QueueCallbackWorkflow.run,
-            data,
-            id=callback_workflow_id(data.call_id),
-            task_queue=worker.task_queue,
-        )
-        await handle.result()
-    return handle
+    return await callback_to_the_end(client, routing, vapi, data)
 
 
 async def callback_number_not_e164(client: Client, env: WorkflowEnvironment) -> Handle:
@@ -151,15 +158,7 @@ async def callback_number_not_e164(client: Client, env: WorkflowEnvironment) -> 
     data = callback_input(
         "replay-callback-not-e164", customer_number="+0987654321", masked_number="+******4321"
     )
-    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
-        handle = await client.start_workflow(
-            QueueCallbackWorkflow.run,
-            data,
-            id=callback_workflow_id(data.call_id),
-            task_queue=worker.task_queue,
-        )
-        await handle.result()
-    return handle
+    return await callback_to_the_end(client, routing, vapi, data)
 
 
 async def review_transfer_retried(client: Client, env: WorkflowEnvironment) -> Handle:
@@ -173,15 +172,7 @@ async def review_transfer_retried(client: Client, env: WorkflowEnvironment) -> H
         transfer_statuses=["no-answer", "connected"],
         structured_outputs={"so-1": {"name": "issue_category", "result": "billing"}},
     )
-    async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
-        handle = await client.start_workflow(
-            EscalationReviewWorkflow.run,
-            data,
-            id=review_workflow_id(data.call_id),
-            task_queue=worker.task_queue,
-        )
-        await handle.result()
-    return handle
+    return await review_to_the_end(client, routing, reviews, data)
 
 
 SCENARIOS: dict[str, Scenario] = {
