@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -39,6 +38,7 @@ import structlog
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.domain.decision import placeholders
 from routing_service.domain.models import Policy
+from routing_service.policy.loader import file_stamp
 from webhook_edge.metrics import EDGE_METRICS
 from webhook_edge.settings import (
     DEFAULT_FALLBACK_HANDOFF,
@@ -154,14 +154,6 @@ def fallback_line(settings: EdgeSettings, policy: Policy | None) -> FallbackLine
     return FallbackLine(DEFAULT_FALLBACK_NUMBER, caller, handoff, LineOrigin.BUILT_IN)
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
-
-
 def _read_policy(path: Path) -> Policy | None:
     """The policy at `path`, or None (logged) when it cannot be loaded."""
     from routing_service.policy.loader import load_policy
@@ -190,7 +182,7 @@ class EdgeFallback:
         """Read the policy file (`settings.policy`, when set) and log where the fallback line comes from;
         a warning when it is the built-in one."""
         path = settings.policy
-        stamp = _stamp(path) if path is not None else None
+        stamp = file_stamp(path) if path is not None else None
         policy = _read_policy(path) if path is not None else None
         fallback = cls(settings, policy)
         fallback._stamp = stamp
@@ -237,7 +229,7 @@ class EdgeFallback:
         path = self.path
         if path is None:
             return False
-        stamp = _stamp(path)
+        stamp = file_stamp(path)
         if stamp == self._stamp:
             return False
         self._stamp = stamp

@@ -8,7 +8,6 @@ valid; a bad file is logged with the PolicyError's file, field and reason and th
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from pathlib import Path
 
@@ -16,19 +15,11 @@ import structlog
 
 from routing_service.domain.models import Policy
 from routing_service.policy.errors import PolicyError
-from routing_service.policy.loader import load_policy
+from routing_service.policy.loader import file_stamp, load_policy
 
 __all__ = ["PolicySource"]
 
 log = structlog.get_logger(__name__)
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 class PolicySource:
@@ -37,7 +28,7 @@ class PolicySource:
     def __init__(self, policy: Policy, path: Path | None = None) -> None:
         self._policy = policy
         self.path = path
-        self._stamp = _stamp(path) if path is not None else None
+        self._stamp = file_stamp(path) if path is not None else None
         self.last_error: Exception | None = None
         """Why the last reload was refused (None after a good one)."""
         self.reloads = 0
@@ -56,7 +47,7 @@ class PolicySource:
         """Re-read the file; True when a new policy is in use, False when the last good one was kept."""
         if self.path is None:
             return False
-        self._stamp = _stamp(self.path)
+        self._stamp = file_stamp(self.path)
         try:
             policy = load_policy(self.path)
         except PolicyError as exc:
@@ -74,7 +65,7 @@ class PolicySource:
         return True
 
     def changed_on_disk(self) -> bool:
-        return self.path is not None and _stamp(self.path) != self._stamp
+        return self.path is not None and file_stamp(self.path) != self._stamp
 
     async def watch(self, poll_seconds: float = 2.0) -> None:
         """Poll the file and reload when it changed; runs until cancelled."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from collections.abc import Iterable
 from datetime import timedelta
@@ -49,6 +50,7 @@ from routing_service.policy.schema import (
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "file_stamp",
     "load_agents",
     "load_customers",
     "load_policy",
@@ -220,6 +222,16 @@ def _validate(model: type[ModelT], data: Any, source: str, *, prefix: Iterable[i
 # ---------------------------------------------------------------------------------------------------------
 # Policy
 # ---------------------------------------------------------------------------------------------------------
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(modification time in ns, size) of the file at `path`, None when it cannot be read: what a process
+    following a policy file compares to tell that it changed."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 def load_policy(path: str | Path) -> Policy:
     """Read and validate a policy file; PolicyError (file, field, reason) on any problem."""
     text, source = _read_text(path, MAX_FILE_BYTES)
