@@ -9,7 +9,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from tests.edge.edge_support import load_fixture
 from tests.workflow.test_worker_metrics import free_port, scrape_until
 from tests.workflow.workflow_fakes import eventually
 from workflows.activities import UNKNOWN_ENDED_REASONS, VapiActivities, classify_ended_reason, vapi_call_name
@@ -273,8 +273,6 @@ def test_vapi_name_is_key_when_short_and_stable_digest_when_long() -> None:
 
 # ---------------------------------------------------------------- reached only on evidence
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "vapi" / "fixtures"
-
 
 @pytest.mark.parametrize("reason", sorted(REACHED_REASONS))
 def test_allow_listed_reason_is_reached_only_when_the_customer_spoke(reason: str) -> None:
@@ -315,7 +313,7 @@ def test_allow_list_is_part_of_the_pinned_sdks_enum_and_disjoint_from_the_named_
 
 
 def test_voicemail_fixture_is_not_reached() -> None:
-    call = json.loads((FIXTURES / "outbound-call.get-response.ended-voicemail.json").read_text())
+    call = load_fixture("outbound-call.get-response.ended-voicemail.json")
     verdict = judge_call(call)
     assert (verdict.reached, verdict.ended_reason, verdict.known) == (False, "voicemail", True)
 
