@@ -306,10 +306,11 @@ async def explain(client: Any, call_id: str, freed_wall: float) -> None:
 
 async def run(args: argparse.Namespace) -> Figures:
     import grpc
-    from temporalio.client import Client
 
     from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
     from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
+    from escalade_platform.settings import TemporalConnectionSettings
+    from escalade_platform.temporal_client import connect_temporal
     from routing_service.grpc import mapping
     from routing_service.policy.loader import load_agents, load_policy
 
@@ -377,7 +378,9 @@ async def run(args: argparse.Namespace) -> Figures:
                     "ESCALADE_VAPI_POLL_SECONDS": "0.2",
                 }
                 worker = children.start("worker", [script("escalade"), "worker"], worker_env)
-                client = await Client.connect(f"127.0.0.1:{temporal_port}")
+                client = await connect_temporal(
+                    TemporalConnectionSettings(temporal_address=f"127.0.0.1:{temporal_port}")
+                )
                 await asyncio.sleep(2.0)
                 children.check()
 

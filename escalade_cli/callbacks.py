@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from escalade_cli.console import console, fail, literal, print_table
+from escalade_cli.console import console, fail, literal, print_table, settings_or_fail
 from workflows.inputs import CallbackPhase
 
 __all__ = ["TEMPORAL_OPTION", "call_id_of", "print_rows", "register", "run_temporal"]
@@ -29,21 +29,27 @@ TEMPORAL_OPTION = typer.Option(
 
 
 def run_temporal(action: str, address: str | None, call: Callable[[Any], Awaitable[T]]) -> T:
-    """Connect to Temporal (settings of the worker), run `call(client)`, and fail readably."""
-    from temporalio.client import Client, WorkflowUpdateFailedError
+    """Connect to Temporal (the `ESCALADE_TEMPORAL_*` settings every Temporal client reads; `address`
+    overrides the frontend), run `call(client)`, and fail readably."""
+    from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError, RPCStatusCode
 
-    from workflows.settings import WorkerSettings
+    from escalade_platform.settings import TemporalConnectionSettings
+    from escalade_platform.temporal_client import TemporalSettingsError, connect_temporal
 
-    settings = WorkerSettings()
-    target = address or settings.temporal_address
+    settings = settings_or_fail(
+        TemporalConnectionSettings, **({"temporal_address": address} if address else {})
+    )
+    target = settings.temporal_address
 
     async def go() -> T:
-        client = await Client.connect(target, namespace=settings.temporal_namespace)
+        client = await connect_temporal(settings)
         return await call(client)
 
     try:
         return asyncio.run(go())
+    except TemporalSettingsError as exc:
+        fail(f"{action}: {exc}", code=2)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = getattr(cause, "message", None) or str(cause or exc)

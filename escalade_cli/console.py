@@ -34,13 +34,12 @@ def settings_or_fail(cls: type[SettingsT], **overrides: Any) -> SettingsT:
     """`cls(**overrides)` from the environment, or a readable `invalid setting ESCALADE_X: why` (exit 2)."""
     from pydantic import ValidationError
 
+    from escalade_platform.settings import describe_settings_error
+
     try:
         return cls(**overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        prefix = str(cls.model_config.get("env_prefix") or "")
-        name = "__".join(str(part) for part in first["loc"]).upper()
-        fail(f"invalid setting {prefix.upper()}{name}: {first['msg']}", code=2)
+        fail(describe_settings_error(cls, exc), code=2)
 
 
 def print_table(table: Table) -> None:

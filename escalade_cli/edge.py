@@ -60,6 +60,13 @@ def serve_command(
         configure_tracing_from_env("escalade-edge")
     except ValidationError as exc:
         fail(f"invalid ESCALADE_OTEL_* setting: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", code=2)
+    if settings.relay_enabled and settings.temporal_address:
+        from escalade_platform.temporal_client import TemporalSettingsError, temporal_tls
+
+        try:
+            temporal_tls(settings)  # the outbox relay's TLS files, read before the edge starts serving
+        except TemporalSettingsError as exc:
+            fail(str(exc), code=2)
     run(settings)
 
 

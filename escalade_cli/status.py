@@ -17,13 +17,16 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from escalade_cli.console import console, literal
+from escalade_cli.console import console, literal, settings_or_fail
+
+if TYPE_CHECKING:
+    from escalade_platform.settings import TemporalConnectionSettings
 
 __all__ = ["Probe", "StatusReport", "collect", "register"]
 
@@ -197,12 +200,16 @@ async def _probe_routing(report: StatusReport, address: str, probe_seconds: floa
         )
 
 
-async def _probe_temporal(report: StatusReport, address: str, probe_seconds: float) -> None:
-    from temporalio.client import Client
+async def _probe_temporal(
+    report: StatusReport, address: str, probe_seconds: float, settings: TemporalConnectionSettings | None
+) -> None:
+    from escalade_platform.settings import TemporalConnectionSettings
+    from escalade_platform.temporal_client import connect_temporal
 
+    settings = (settings or TemporalConnectionSettings()).model_copy(update={"temporal_address": address})
     try:
         async with asyncio.timeout(probe_seconds):
-            await Client.connect(address)  # answers GetSystemInfo: the frontend is up
+            await connect_temporal(settings)  # answers GetSystemInfo: the frontend is up
     except Exception as exc:
         report.services.append(Probe("temporal", address, False, _reason(exc)))
         return
@@ -210,16 +217,22 @@ async def _probe_temporal(report: StatusReport, address: str, probe_seconds: flo
 
 
 async def collect(
-    edge: str, routing: str, temporal: str | None, *, probe_seconds: float = 3.0
+    edge: str,
+    routing: str,
+    temporal: str | None,
+    *,
+    probe_seconds: float = 3.0,
+    temporal_settings: TemporalConnectionSettings | None = None,
 ) -> StatusReport:
-    """Probe every service concurrently; failures become DOWN probes, never exceptions."""
+    """Probe every service concurrently; failures become DOWN probes, never exceptions. Temporal is reached
+    at `temporal` with `temporal_settings`' TLS and API key (the environment's when not given)."""
     report = StatusReport()
     sections = [
         _probe_edge(report, edge, probe_seconds),
         _probe_routing(report, routing, probe_seconds),
     ]
     if temporal:
-        sections.append(_probe_temporal(report, temporal, probe_seconds))
+        sections.append(_probe_temporal(report, temporal, probe_seconds, temporal_settings))
     results = await asyncio.gather(*sections, return_exceptions=True)
     for name, target, result in zip(
         ("edge", "routing", "temporal"), (edge, routing, temporal), results, strict=False
@@ -348,7 +361,7 @@ def status_command(
         typer.Option(
             "--temporal",
             help=f"Temporal frontend (default ESCALADE_TEMPORAL_ADDRESS or {_DEFAULT_TEMPORAL}; "
-            "'none' skips it).",
+            "'none' skips it). TLS and API key: the ESCALADE_TEMPORAL_* settings.",
         ),
     ] = None,
     as_json: Annotated[
@@ -359,10 +372,21 @@ def status_command(
     """Services' health, teams, free specialists, waiting callbacks, outbox depth (exit 1: a service DOWN)."""
     edge_url = edge or os.environ.get("ESCALADE_EDGE_URL") or _DEFAULT_EDGE
     routing_address = routing or os.environ.get("ESCALADE_ROUTING_ADDRESS") or _DEFAULT_ROUTING
-    temporal_address = temporal or os.environ.get("ESCALADE_TEMPORAL_ADDRESS") or _DEFAULT_TEMPORAL
+    from escalade_platform.settings import TemporalConnectionSettings
+
+    temporal_settings = settings_or_fail(TemporalConnectionSettings)
+    temporal_address = temporal or temporal_settings.temporal_address or _DEFAULT_TEMPORAL
     if temporal_address.strip().lower() == "none":
         temporal_address = ""
-    report = asyncio.run(collect(edge_url, routing_address, temporal_address or None, probe_seconds=timeout))
+    report = asyncio.run(
+        collect(
+            edge_url,
+            routing_address,
+            temporal_address or None,
+            probe_seconds=timeout,
+            temporal_settings=temporal_settings,
+        )
+    )
     if as_json:
         typer.echo(json.dumps(report.as_json(), indent=2))
     else:

@@ -58,8 +58,12 @@ def worker_command(
     configure_tracing_from_env("escalade-worker")
     if not settings.vapi_api_key.get_secret_value():
         typer.echo("warning: ESCALADE_VAPI_API_KEY is not set; callbacks cannot dial", err=True)
+    from escalade_platform.temporal_client import TemporalSettingsError
+
     try:
         asyncio.run(_run(settings))
+    except TemporalSettingsError as exc:
+        fail(f"cannot start the worker: {exc}", code=2)
     except RuntimeError as exc:  # temporalio's "Failed client connect" and similar start-up failures
         fail(f"cannot start the worker (Temporal at {settings.temporal_address}): {exc}")
     except OSError as exc:

@@ -2,23 +2,29 @@
 
 Each service's settings class (`routing_service.settings.RoutingSettings`,
 `webhook_edge.settings.EdgeSettings`, `workflows.settings.WorkerSettings`) extends `EscaladeSettings` with
-its own fields; the edge and the worker, which both start workflows, share `WorkflowStarterSettings`. Every
-field has an embedded default, so a fresh checkout runs with no environment at all.
+its own fields; the edge and the worker, which both start workflows, share `WorkflowStarterSettings`, which
+extends `TemporalConnectionSettings`: how every Temporal client (those two and the CLI's Temporal commands)
+reaches Temporal, read by `escalade_platform.temporal_client.connect_temporal`. Every field has an embedded
+default, so a fresh checkout runs with no environment at all.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "EscaladeSettings",
+    "TemporalConnectionSettings",
     "VapiApiSettings",
     "WorkflowStarterSettings",
     "default_policy_path",
+    "describe_settings_error",
     "existing_default_policy",
 ]
 
@@ -41,6 +47,17 @@ def existing_default_policy() -> Path | None:
     return path if path.exists() else None
 
 
+def describe_settings_error(cls: type[BaseSettings], error: ValidationError) -> str:
+    """`invalid setting ESCALADE_X: why` for the first problem in `error` (raised building `cls`)."""
+    first = error.errors()[0]
+    prefix = str(cls.model_config.get("env_prefix") or "")
+    name = "__".join(str(part) for part in first["loc"]).upper()
+    reason = first["msg"].removeprefix("Value error, ")
+    if name:
+        return f"invalid setting {prefix.upper()}{name}: {reason}"
+    return f"invalid settings: {reason}"
+
+
 class EscaladeSettings(BaseSettings):
     """Fields every Escalade process reads."""
 
@@ -57,12 +74,89 @@ class EscaladeSettings(BaseSettings):
     """Lowest level logged: debug, info, warning or error."""
 
 
-class WorkflowStarterSettings(EscaladeSettings):
+class TemporalConnectionSettings(EscaladeSettings):
+    """How a Temporal client reaches Temporal: a local dev server (the defaults), a self-hosted cluster
+    behind TLS or mTLS, or Temporal Cloud (API key or mTLS). The worker, the edge's outbox relay and the
+    CLI's Temporal commands all read these same variables."""
+
+    temporal_address: str | None = "127.0.0.1:7233"
+    """Temporal frontend (HOST:PORT)."""
+    temporal_namespace: str = "default"
+    """Temporal namespace the workflows run in."""
+    temporal_tls: bool | None = None
+    """Connect with TLS. Unset: on when an API key, a CA certificate, a client certificate or a server name
+    is set, off otherwise (a local dev server). On with no CA certificate: the server's certificate is
+    checked against the system's trusted roots."""
+    temporal_tls_server_ca_cert: Path | None = None
+    """PEM file of the CA that signed the Temporal server's certificate (a self-hosted cluster's own CA);
+    unset: the system's trusted roots."""
+    temporal_tls_client_cert: Path | None = None
+    """PEM file of this client's certificate for mTLS (with `temporal_tls_client_key`)."""
+    temporal_tls_client_key: Path | None = None
+    """PEM file of the private key of `temporal_tls_client_cert`."""
+    temporal_tls_server_name: str | None = None
+    """Name the server's certificate is checked against (and sent as SNI) when it differs from the host of
+    `temporal_address`."""
+    temporal_api_key: SecretStr | None = None
+    """Temporal Cloud API key, sent as `Authorization: Bearer …`; turns TLS on unless `temporal_tls` is
+    false."""
+
+    @field_validator(
+        "temporal_address",
+        "temporal_tls_server_ca_cert",
+        "temporal_tls_client_cert",
+        "temporal_tls_client_key",
+        "temporal_tls_server_name",
+        "temporal_api_key",
+        mode="before",
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("temporal_tls_server_ca_cert", "temporal_tls_client_cert", "temporal_tls_client_key")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        path = value.expanduser()
+        if not path.is_file():
+            raise ValueError(f"no file at {path}")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"{path} is not readable")
+        return path
+
+    @model_validator(mode="after")
+    def _consistent_tls(self) -> Self:
+        if (self.temporal_tls_client_cert is None) != (self.temporal_tls_client_key is None):
+            raise ValueError(
+                "ESCALADE_TEMPORAL_TLS_CLIENT_CERT and ESCALADE_TEMPORAL_TLS_CLIENT_KEY go together (mTLS)"
+            )
+        if self.temporal_tls is False and self._tls_options_set():
+            raise ValueError("ESCALADE_TEMPORAL_TLS is false but a TLS certificate or server name is set")
+        return self
+
+    def _tls_options_set(self) -> bool:
+        return any(
+            value is not None
+            for value in (
+                self.temporal_tls_server_ca_cert,
+                self.temporal_tls_client_cert,
+                self.temporal_tls_server_name,
+            )
+        )
+
+    def temporal_tls_enabled(self) -> bool:
+        """Whether the connection uses TLS (`temporal_tls`, or implied by the API key or a TLS option)."""
+        if self.temporal_tls is not None:
+            return self.temporal_tls
+        return self.temporal_api_key is not None or self._tls_options_set()
+
+
+class WorkflowStarterSettings(TemporalConnectionSettings):
     """Fields of a process that starts Escalade's workflows (the edge's outbox relay, the worker's
     reconciler)."""
 
-    temporal_namespace: str = "default"
-    """Temporal namespace the workflows run in."""
     task_queue: str = "escalade"
     """Temporal task queue the worker polls and the workflows are started on."""
     policy: Path | None = Field(default_factory=existing_default_policy)

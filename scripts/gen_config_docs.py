@@ -52,6 +52,12 @@ SETTINGS: tuple[Source, ...] = (
     Source("webhook_edge.settings:EdgeSettings", "Webhook edge", "`escalade edge serve`"),
     Source("workflows.settings:WorkerSettings", "Temporal worker", "`escalade worker`"),
     Source(
+        "escalade_platform.settings:TemporalConnectionSettings",
+        "Temporal clients of the CLI",
+        "`escalade callbacks`, `escalade reviews` and `escalade status` (the edge and the worker read the "
+        "same variables in their own sections)",
+    ),
+    Source(
         "escalade_platform.tracing:TracingSettings",
         "Tracing",
         "every served process (`escalade routing serve`, `edge serve`, `worker`)",

@@ -22,7 +22,7 @@ so the next attempt connects afresh. Nothing here logs a phone number: entries a
 Where it runs: in every edge process by default (`start_relay` in the lifespan; on when
 `ESCALADE_TEMPORAL_ADDRESS` is set and `ESCALADE_RELAY_ENABLED` is not false). Deployments that prefer one
 relay can set `ESCALADE_RELAY_ENABLED=false` on the edges and run `python -m webhook_edge.relay` (same
-`ESCALADE_*` settings: database URL, Temporal address/namespace, task queue) as its own process.
+`ESCALADE_*` settings: database URL, Temporal address/namespace/TLS, task queue) as its own process.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ from typing import Protocol
 
 import structlog
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
-from escalade_platform.tracing import temporal_interceptors
+from escalade_platform.settings import TemporalConnectionSettings
+from escalade_platform.temporal_client import connect_temporal, temporal_tls
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import Policy
 from webhook_edge.outbox import Outbox, OutboxEntry
@@ -77,11 +79,16 @@ def backoff_delay(
     return ceiling / 2 + rng() * ceiling / 2
 
 
-def temporal_connector(address: str, namespace: str = "default") -> Callable[[], Awaitable[Client]]:
-    """A `connect` callable for the Temporal frontend at `address` (HOST:PORT) in `namespace`."""
+def temporal_connector(
+    settings: TemporalConnectionSettings, *, data_converter: DataConverter | None = None
+) -> Callable[[], Awaitable[Client]]:
+    """A `connect` callable for the Temporal the settings name (`connect_temporal`: address, namespace, TLS,
+    API key). The TLS files are read once here first, so an unreadable one fails at start-up
+    (`TemporalSettingsError`) rather than on the first delivery."""
+    temporal_tls(settings)
 
     async def connect() -> Client:
-        return await Client.connect(address, namespace=namespace, interceptors=temporal_interceptors())
+        return await connect_temporal(settings, data_converter=data_converter)
 
     return connect
 
@@ -259,7 +266,7 @@ async def start_relay(
         return
     relay = OutboxRelay(
         outbox,
-        temporal_connector(settings.temporal_address, settings.temporal_namespace),
+        temporal_connector(settings),
         policy=_load_policy(settings),
         task_queue=settings.task_queue,
         poll_seconds=settings.relay_poll_seconds,
@@ -295,10 +302,18 @@ async def run_standalone(settings: EdgeSettings, stop: asyncio.Event) -> None:
 def main() -> None:
     """Run the relay as its own process until SIGTERM/SIGINT."""
     import signal
+    import sys
+
+    from pydantic import ValidationError
 
     from escalade_platform.logs import configure_logging
+    from escalade_platform.settings import describe_settings_error
 
-    settings = EdgeSettings()
+    try:
+        settings = EdgeSettings()
+    except ValidationError as exc:
+        print(f"error: {describe_settings_error(EdgeSettings, exc)}", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging(json=settings.log_json, level=settings.log_level)
 
     async def serve() -> None:

@@ -18,7 +18,7 @@ class WorkerSettings(WorkflowStarterSettings, VapiApiSettings):
     """Everything `escalade worker` needs; every field has an embedded default."""
 
     temporal_address: str = "127.0.0.1:7233"
-    """Temporal frontend (HOST:PORT)."""
+    """Temporal frontend (HOST:PORT). The TLS and API key settings are `TemporalConnectionSettings`'s."""
     vapi_assistant_id: str = ""
     """The Vapi assistant that places callback calls."""
     vapi_phone_number_id: str = ""

@@ -1,11 +1,11 @@
 """`run_worker(settings)`: the Temporal worker process behind `escalade worker`.
 
-It connects to Temporal (with a runtime that serves Prometheus metrics on `worker_metrics_address`, see
-`workflows.metrics`), the routing service (gRPC) and the worker's database, registers both workflows and
-all activities on the task queue, runs the availability relay and the callback reconciler next to them,
-and on `stop` (SIGINT or SIGTERM in the CLI) shuts down gracefully: the relay and the reconciler
-stop, the worker lets running activities finish for `shutdown_grace_seconds`, then the channels and the
-engine close.
+It connects to Temporal through `escalade_platform.temporal_client.connect_temporal` (with a runtime that
+serves Prometheus metrics on `worker_metrics_address`, see `workflows.metrics`), the routing service
+(gRPC) and the worker's database, registers both workflows and all activities on the task queue, runs the
+availability relay and the callback reconciler next to them, and on `stop` (SIGINT or SIGTERM in the CLI)
+shuts down gracefully: the relay and the reconciler stop, the worker lets running activities finish for
+`shutdown_grace_seconds`, then the channels and the engine close.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from escalade_platform.migrations import upgrade_database
-from escalade_platform.tracing import temporal_interceptors
+from escalade_platform.temporal_client import connect_temporal
 from routing_service.domain.models import Policy
 from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
 from workflows.callback import QueueCallbackWorkflow
@@ -123,12 +123,7 @@ async def run_worker(
     runtime = None
     if client is None:
         runtime = metrics_runtime(settings.worker_metrics_address)
-        client = await Client.connect(
-            settings.temporal_address,
-            namespace=settings.temporal_namespace,
-            interceptors=temporal_interceptors(),
-            runtime=runtime,
-        )
+        client = await connect_temporal(settings, runtime=runtime)
         if runtime is not None:
             log.info("worker metrics on http://%s/metrics", settings.worker_metrics_address)
     if settings.register_search_attributes:

@@ -82,12 +82,15 @@ async def test_workflow_start_joins_the_trace_when_the_relay_client_starts_it(
 ) -> None:
     from temporalio.testing import WorkflowEnvironment
 
+    from escalade_platform.settings import TemporalConnectionSettings
     from webhook_edge.relay import temporal_connector
 
     binary = Path(sysconfig.get_path("scripts")) / "temporal-test-server"
     env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=str(binary))
     try:
-        client = await temporal_connector(env.client.service_client.config.target_host)()
+        client = await temporal_connector(
+            TemporalConnectionSettings(temporal_address=env.client.service_client.config.target_host)
+        )()
         tracer = get_tracer("ops-test")
         with tracer.start_as_current_span("webhook") as parent:
             await client.start_workflow(

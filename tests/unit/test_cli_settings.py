@@ -34,3 +34,38 @@ def test_hmac_algorithm_and_encoding_are_read_case_insensitively(monkeypatch: py
     monkeypatch.setenv("ESCALADE_VAPI_HMAC_ENCODING", "Base64")
     settings = EdgeSettings()
     assert (settings.vapi_hmac_algorithm, settings.vapi_hmac_encoding) == ("sha512", "base64")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["edge", "serve", "--insecure-dev"], ["worker"], ["callbacks", "list"], ["reviews", "list"], ["status"]],
+)
+def test_a_missing_temporal_certificate_stops_every_temporal_client_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setenv("ESCALADE_TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    monkeypatch.setenv("ESCALADE_TEMPORAL_TLS_SERVER_CA_CERT", "/nonexistent/temporal-ca.pem")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid setting ESCALADE_TEMPORAL_TLS_SERVER_CA_CERT: no file at /nonexistent/temporal-ca.pem"
+    ]
+
+
+def test_a_missing_temporal_certificate_stops_the_standalone_outbox_relay_with_one_line() -> None:
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "ESCALADE_TEMPORAL_ADDRESS": "127.0.0.1:7233",
+        "ESCALADE_TEMPORAL_TLS_CLIENT_CERT": "/nonexistent/client.pem",
+        "ESCALADE_TEMPORAL_TLS_CLIENT_KEY": "/nonexistent/client.key",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook_edge.relay"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid setting ESCALADE_TEMPORAL_TLS_CLIENT_CERT: no file at /nonexistent/client.pem"
+    ]

@@ -34,6 +34,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_platform.settings import TemporalConnectionSettings
 from tests.conftest import installed_binary
 from tests.edge.edge_support import SECRET, Edge, load_fixture, running_edge
 from tests.support.routing import techcorp_routing
@@ -190,7 +191,11 @@ async def test_one_workflow_starts_when_the_same_callback_is_delivered_repeatedl
         try:
             assert await replay.record(entry.input())
             replicas = [
-                OutboxRelay(replay, temporal_connector(target(dev_env)), task_queue=task_queue)
+                OutboxRelay(
+                    replay,
+                    temporal_connector(TemporalConnectionSettings(temporal_address=target(dev_env))),
+                    task_queue=task_queue,
+                )
                 for _ in range(2)
             ]
             counts = await asyncio.gather(*(relay.deliver_due() for relay in replicas))
@@ -342,7 +347,11 @@ async def test_rows_of_the_previous_edge_start_their_workflows_when_relayed_afte
                         next_attempt_at=now,
                     )
                 )
-        relay = OutboxRelay(outbox, temporal_connector(target(dev_env)), task_queue=task_queue)
+        relay = OutboxRelay(
+            outbox,
+            temporal_connector(TemporalConnectionSettings(temporal_address=target(dev_env))),
+            task_queue=task_queue,
+        )
         assert await relay.deliver_due() == 2
     finally:
         await engine.dispose()
