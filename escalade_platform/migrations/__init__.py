@@ -49,6 +49,7 @@ __all__ = [
     "include_object_for",
     "is_private_memory",
     "upgrade",
+    "upgrade_connection",
     "upgrade_database",
     "upgrade_engine",
 ]
@@ -135,6 +136,12 @@ def _upgrade_sync(connection: Connection, config: Config, revision: str, newer_i
             return
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+
+
+def upgrade_connection(connection: Connection, revision: str = "head") -> None:
+    """Upgrade the database behind a synchronous SQLAlchemy `connection` to `revision`, in the connection's
+    transaction (for a private in-memory SQLite database, which only its own connection can reach)."""
+    _upgrade_sync(connection, alembic_config(), revision, False)
 
 
 def _known(config: Config, revision: str) -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy.sql import ColumnElement, Select
 from routing_service.app.ports import MissedOffer, TeamStats
 from routing_service.domain.models import Agent, AgentStatus, CallbackState, Complexity, Destination
 from routing_service.store.base import SqlRepository
-from routing_service.store.hot import hot
+from routing_service.store.statements import shared
 from routing_service.store.tables import agent_teams, agents, callbacks
 
 __all__ = ["SqlAgentRepository", "agent_from_row", "candidates_statement"]
@@ -128,15 +128,15 @@ def candidates_statement(*, postgres: bool, min_complexity: int = Complexity.BAS
     )
 
 
-_CANDIDATES_PG = hot(candidates_statement(postgres=True))
+_CANDIDATES_PG = shared(candidates_statement(postgres=True))
 _CANDIDATES_SQLITE = {
-    level: hot(candidates_statement(postgres=False, min_complexity=level)) for level in Complexity
+    level: shared(candidates_statement(postgres=False, min_complexity=level)) for level in Complexity
 }
-_CANDIDATES_SKIP_LOCKED = hot(
+_CANDIDATES_SKIP_LOCKED = shared(
     candidates_statement(postgres=True).with_for_update(of=agents, skip_locked=True)
 )
-_GET = hot(select(agents).where(agents.c.agent_id == bindparam("agent_id")))
-_COUNT_IN_TEAM = hot(
+_GET = shared(select(agents).where(agents.c.agent_id == bindparam("agent_id")))
+_COUNT_IN_TEAM = shared(
     select(func.count()).select_from(agent_teams).where(agent_teams.c.team_id == bindparam("team_id"))
 )
 
@@ -149,16 +149,16 @@ def _others_statement(*, excluding: bool) -> Select[Any]:
     return query.order_by(agent_teams.c.agent_id).limit(bindparam("limit", type_=Integer))
 
 
-_RESET_MISSES = hot(
+_RESET_MISSES = shared(
     update(agents)
     .where(agents.c.agent_id == bindparam("agent"), agents.c.missed_in_row != 0)
     .values(missed_in_row=0)
 )
 
 _OTHERS = _others_statement(excluding=True)
-_OTHERS_ALL = hot(_others_statement(excluding=False))
-"""The decision trace's sample of a team that had no free specialist (nobody to exclude): hot, unlike
-`_OTHERS`, whose expanding parameter needs SQLAlchemy's full path."""
+_OTHERS_ALL = shared(_others_statement(excluding=False))
+"""The decision trace's sample of a team that had no free specialist (nobody to exclude): compiled once,
+unlike `_OTHERS`, whose expanding parameter is rendered for each list of excluded ids."""
 
 
 class SqlAgentRepository(SqlRepository):

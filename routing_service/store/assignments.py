@@ -37,7 +37,7 @@ from routing_service.app.ports import HANDLE_TIME_SAMPLE, Released, StageChange
 from routing_service.domain.errors import Conflict
 from routing_service.domain.lifecycle import ALLOWED_FROM, AssignmentRecord, AssignmentStage
 from routing_service.store.base import SqlRepository
-from routing_service.store.hot import hot
+from routing_service.store.statements import shared
 from routing_service.store.tables import UtcDateTime, agents, assignments
 
 __all__ = ["ACTIVE", "RELEASED", "SqlAssignmentRepository", "record_from_row"]
@@ -50,7 +50,7 @@ _ACTIVE_LITERAL: ColumnElement[str] = literal_column(
 
 
 # Built once (see base.SqlRepository). UPDATE statements may not use bind names equal to column names.
-_TAKE_SLOT = hot(
+_TAKE_SLOT = shared(
     update(agents)
     .where(
         agents.c.agent_id == bindparam("slot_agent"),
@@ -62,12 +62,12 @@ _TAKE_SLOT = hot(
         updated_at=bindparam("slot_at", type_=UtcDateTime()),
     )
 )
-_GIVE_BACK = hot(
+_GIVE_BACK = shared(
     update(agents)
     .where(agents.c.agent_id == bindparam("slot_agent"))
     .values(active_assignments=agents.c.active_assignments - 1)
 )
-_ACTIVE_FOR_CALL = hot(
+_ACTIVE_FOR_CALL = shared(
     select(assignments.c.agent_id).where(
         assignments.c.call_id == bindparam("call_id"),
         assignments.c.purpose == bindparam("purpose"),
@@ -75,7 +75,7 @@ _ACTIVE_FOR_CALL = hot(
     )
 )
 
-_RELEASE = hot(
+_RELEASE = shared(
     update(assignments)
     .where(
         assignments.c.call_id == bindparam("rel_call"),
@@ -99,7 +99,7 @@ _SLOT_FREED: dict[str, Any] = {
     ),
     "updated_at": bindparam("rel_updated", type_=UtcDateTime()),
 }
-_FREE_SLOT = hot(
+_FREE_SLOT = shared(
     update(agents)
     .where(agents.c.agent_id == bindparam("rel_agent"))
     .values(_SLOT_FREED)
@@ -107,10 +107,9 @@ _FREE_SLOT = hot(
 )
 
 
-# Hot, so PostgreSQL runs it straight on asyncpg (`pg_hot`) like the reads that follow it. It stays a
-# round trip of its own: a statement's snapshot is taken before the lock is granted, so reads joined to it
+# A round trip of its own: a statement's snapshot is taken before the lock is granted, so reads joined to it
 # would miss what the decision it waited for committed.
-_LOCK_CALL = hot(select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_call", type_=String())))))
+_LOCK_CALL = shared(select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_call", type_=String())))))
 
 
 def _release_and_free_pg() -> Select[Any]:
@@ -171,8 +170,8 @@ def _reserve_pg() -> Select[Any]:
     )
 
 
-_RELEASE_AND_FREE_PG = hot(_release_and_free_pg())
-_RESERVE_PG = hot(_reserve_pg())
+_RELEASE_AND_FREE_PG = shared(_release_and_free_pg())
+_RESERVE_PG = shared(_reserve_pg())
 
 
 def _handle_time_statement(*, postgres: bool) -> Select[Any]:
@@ -204,8 +203,8 @@ def _handle_time_statement(*, postgres: bool) -> Select[Any]:
     return select(func.avg(latest.c.seconds))
 
 
-_HANDLE_TIME_SQLITE = hot(_handle_time_statement(postgres=False))
-_HANDLE_TIME_PG = hot(_handle_time_statement(postgres=True))
+_HANDLE_TIME_SQLITE = shared(_handle_time_statement(postgres=False))
+_HANDLE_TIME_PG = shared(_handle_time_statement(postgres=True))
 
 _RECORD_COLUMNS = (
     assignments.c.call_id,
@@ -292,13 +291,13 @@ def _move_and_free_pg(to_stage: AssignmentStage) -> Select[Any]:
     )
 
 
-_MOVES = {stage: hot(_move(stage)) for stage in AssignmentStage if ALLOWED_FROM[stage]}
+_MOVES = {stage: shared(_move(stage)) for stage in AssignmentStage if ALLOWED_FROM[stage]}
 _MOVES_AND_FREE_PG = {
-    stage: hot(_move_and_free_pg(stage))
+    stage: shared(_move_and_free_pg(stage))
     for stage in AssignmentStage
     if ALLOWED_FROM[stage] and not stage.holds_slot
 }
-_LIVE_FOR_CALL = hot(
+_LIVE_FOR_CALL = shared(
     select(*_RECORD_COLUMNS).where(
         assignments.c.call_id == bindparam("call_id"),
         assignments.c.purpose == bindparam("purpose"),
@@ -306,7 +305,7 @@ _LIVE_FOR_CALL = hot(
     )
 )
 _RELEASED_LITERAL: ColumnElement[str] = literal_column("'released'", String)
-_MISSED_AGENTS = hot(
+_MISSED_AGENTS = shared(
     select(assignments.c.agent_id)
     .where(
         assignments.c.call_id == bindparam("call_id"),

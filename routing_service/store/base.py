@@ -1,50 +1,59 @@
-"""What every SQL repository shares: one session per unit of work, error translation, dialect helpers."""
+"""What every repository shares: the unit of work's link, error translation, dialect helpers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.sql import Executable
 
 from routing_service.store.errors import is_unavailable, unavailable_from
-from routing_service.store.hot import hot
+from routing_service.store.statements import Result, shared
 
 if TYPE_CHECKING:
     from routing_service.store.unit_of_work import Link
 
-__all__ = ["SqlRepository"]
+__all__ = ["SqlRepository", "insert_ignore"]
 
 _INSERT_IGNORE: dict[tuple[str, bool], Executable] = {}
 
 
 def insert_ignore(table: Table, *, postgres: bool) -> Executable:
-    """`INSERT INTO table ... ON CONFLICT DO NOTHING` (both back ends support it), built once per dialect;
+    """`INSERT INTO table ... ON CONFLICT DO NOTHING` (both databases support it), built once per dialect;
     execute it with one dict of column values. Its rowcount is 0 when a unique constraint already held."""
     key = (table.name, postgres)
     statement = _INSERT_IGNORE.get(key)
     if statement is None:
         insert = postgresql.insert(table) if postgres else sqlite.insert(table)
-        statement = _INSERT_IGNORE[key] = hot(insert.on_conflict_do_nothing())
+        statement = _INSERT_IGNORE[key] = shared(insert.on_conflict_do_nothing())
     return statement
 
 
 class SqlRepository:
-    """Base of the repositories: runs Core statements on the unit of work's connection.
+    """Base of the repositories: runs statements on the unit of work's link.
 
-    Hot statements are built once at import with named bind parameters (SQLAlchemy then reuses their
-    compiled form and cache key); availability failures surface as `Unavailable`; rows never leave a
-    repository (each maps to a domain dataclass).
+    Statements are SQLAlchemy Core, built once at import where they can be (`statements.shared`), compiled
+    once per database and run by the database's driver path (`postgres`, `sqlite`); availability failures
+    surface as `Unavailable`; rows never leave a repository (each maps to a domain dataclass).
     """
 
     def __init__(self, session: Link) -> None:
         self._session = session
         self._postgres = session.dialect_name == "postgresql"
 
-    async def _execute(self, statement: Executable, params: Any = None) -> CursorResult[Any]:
+    async def _execute(
+        self, statement: Executable, params: Mapping[str, Any] | list[dict[str, Any]] | None = None
+    ) -> Result:
+        """Run `statement` once, or once per parameter set when `params` is a list (rows are not
+        returned then; the row count is the total)."""
         try:
+            if isinstance(params, list):
+                total = 0
+                for each in params:
+                    total += (await self._session.execute(statement, each)).rowcount
+                return Result([], total)
             return await self._session.execute(statement, params)
         except Exception as error:
             if is_unavailable(error):

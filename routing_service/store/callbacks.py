@@ -13,7 +13,7 @@ from sqlalchemy import Integer, and_, bindparam, case, func, literal, or_, selec
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import CallbackState, CallbackTicket, Complexity
 from routing_service.store.base import SqlRepository
-from routing_service.store.hot import hot
+from routing_service.store.statements import shared
 from routing_service.store.tables import UtcDateTime, callbacks
 
 __all__ = ["SqlCallbackRepository", "ticket_from_row"]
@@ -22,7 +22,7 @@ _OPEN = (str(CallbackState.WAITING), str(CallbackState.RESERVED))
 _RESERVED_FIRST = case((callbacks.c.state == str(CallbackState.RESERVED), 0), else_=1)
 _SERVICE_ORDER = (_RESERVED_FIRST, callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
 # On every decision's path: built once.
-_AHEAD_OF = hot(
+_AHEAD_OF = shared(
     select(func.count())
     .select_from(callbacks)
     .where(
@@ -34,13 +34,13 @@ _AHEAD_OF = hot(
 
 # The relay's question on every free slot: the head of one team's WAITING queue, and how many RESERVED
 # tickets of that team are served before it.
-_WAITING_HEAD = hot(
+_WAITING_HEAD = shared(
     select(callbacks)
     .where(callbacks.c.team_id == bindparam("head_team"), callbacks.c.state == str(CallbackState.WAITING))
     .order_by(callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
     .limit(bindparam("head_limit"))
 )
-_RESERVED_IN_TEAM = hot(
+_RESERVED_IN_TEAM = shared(
     select(func.count())
     .select_from(callbacks)
     .where(
@@ -77,8 +77,8 @@ def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
 # Tickets of one team and state that come before a ticket in service order, as two index range reads on
 # ix_callbacks_team_id_state_service_key (an OR across the whole order key would make the planner scan the
 # team's queue): strictly smaller keys, then equal keys broken by enqueue time and call id.
-_BY_CALL = hot(select(callbacks).where(callbacks.c.call_id == bindparam("by_call")))
-_BEFORE_KEY = hot(
+_BY_CALL = shared(select(callbacks).where(callbacks.c.call_id == bindparam("by_call")))
+_BEFORE_KEY = shared(
     select(func.count())
     .select_from(callbacks)
     .where(
@@ -87,7 +87,7 @@ _BEFORE_KEY = hot(
         callbacks.c.service_key < bindparam("before_key"),
     )
 )
-_BEFORE_TIE = hot(
+_BEFORE_TIE = shared(
     select(func.count())
     .select_from(callbacks)
     .where(
@@ -103,13 +103,13 @@ _BEFORE_TIE = hot(
         ),
     )
 )
-_IN_STATE = hot(
+_IN_STATE = shared(
     select(func.count())
     .select_from(callbacks)
     .where(callbacks.c.team_id == bindparam("state_team"), callbacks.c.state == bindparam("state_state"))
 )
 # Is some WAITING ticket of the team served before this one? (One index probe.)
-_WAITING_BEFORE = hot(
+_WAITING_BEFORE = shared(
     select(callbacks.c.call_id)
     .where(
         callbacks.c.team_id == bindparam("wb_team"),

@@ -9,13 +9,13 @@ from sqlalchemy import bindparam, select, update
 
 from routing_service.domain.models import Customer
 from routing_service.store.base import SqlRepository
-from routing_service.store.hot import hot
+from routing_service.store.statements import shared
 from routing_service.store.tables import customer_outcomes, customers
 
 __all__ = ["SqlCustomerRepository"]
 
 DEFAULT_TIER = "standard"
-_GET = hot(select(customers).where(customers.c.number == bindparam("number")))
+_GET = shared(select(customers).where(customers.c.number == bindparam("number")))
 
 
 def _customer(row: Any) -> Customer:

@@ -25,12 +25,12 @@ from routing_service.domain.models import (
     TransferMode,
 )
 from routing_service.store.base import SqlRepository
-from routing_service.store.hot import hot
+from routing_service.store.statements import shared
 from routing_service.store.tables import decisions
 
 __all__ = ["SqlDecisionRepository", "decision_from_body", "decision_to_body"]
 
-_GET = hot(
+_GET = shared(
     select(decisions).where(
         decisions.c.call_id == bindparam("call_id"), decisions.c.tool_call_id == bindparam("tool_call_id")
     )

@@ -2,21 +2,23 @@
 history of the database: these tables, the edge's outbox and the worker's tables).
 
 `await upgrade(url)` brings an empty or older database to the newest revision and is a no-op when it is
-already there; the store runs it when it opens (`Store.open`). It runs on the store's own engine, whose
-SQLite transactions begin IMMEDIATE, in one transaction (PostgreSQL: under the upgrade's advisory lock), so
-replicas starting together migrate one after the other. Driver failures become `Unavailable`.
+already there; the store runs it when it opens (`Store.open`). It runs on a short-lived SQLAlchemy engine of
+its own (SQLite: BEGIN IMMEDIATE; PostgreSQL: under the upgrade's advisory lock), in one transaction, so
+replicas starting together migrate one after the other. A private in-memory SQLite database is migrated on
+the store's own connection (`upgrade_sqlite_connection`). Driver failures become `Unavailable`.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import create_engine
+from sqlalchemy.pool import StaticPool
 
 from escalade_platform import migrations
 from escalade_platform.migrations import alembic_config, head_revision
-from routing_service.store.engine import create_engine
 from routing_service.store.errors import translate_errors
 from routing_service.store.tables import metadata
 
@@ -26,7 +28,7 @@ __all__ = [
     "head_revision",
     "include_object_for",
     "upgrade",
-    "upgrade_engine",
+    "upgrade_sqlite_connection",
 ]
 
 
@@ -35,19 +37,19 @@ def include_object_for(dialect_name: str) -> Callable[[Any, str | None, str, boo
     return migrations.include_object_for(dialect_name, metadata.tables.keys())
 
 
-async def upgrade_engine(engine: AsyncEngine, revision: str = "head") -> None:
-    """Upgrade the database behind `engine` to `revision` (default: the newest; idempotent)."""
-    async with translate_errors():
-        await migrations.upgrade_engine(engine, revision)
-
-
 async def upgrade(url: str, revision: str = "head") -> None:
     """Upgrade the database at `url` to `revision` (default: the newest); `Unavailable` when unreachable."""
-    engine = create_engine(url)
-    try:
-        await upgrade_engine(engine, revision)
-    finally:
-        await engine.dispose()
+    async with translate_errors():
+        await migrations.upgrade(url, revision)
+
+
+def upgrade_sqlite_connection(connection: sqlite3.Connection, revision: str = "head") -> None:
+    """Upgrade the SQLite database behind an open `sqlite3` connection (a private in-memory one) to
+    `revision`. The connection stays open."""
+    engine = create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
+    with engine.connect() as sa_connection:
+        migrations.upgrade_connection(sa_connection, revision)
+        sa_connection.commit()
 
 
 async def current_revision(url: str) -> str | None:

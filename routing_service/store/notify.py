@@ -4,8 +4,8 @@
                                                                            │ (delivered at commit only)
     replica B: PgAvailabilityListener (own asyncpg connection, LISTEN) ──> broadcaster ──> watchers
 
-**Sending, in the transaction.** `UnitOfWork.announce` runs `SELECT pg_notify(...)` (`NOTIFY_STATEMENT`, a
-hot statement: one round trip straight on asyncpg) in the same transaction as the change it announces.
+**Sending, in the transaction.** `UnitOfWork.announce` runs `SELECT pg_notify(...)` (`NOTIFY_STATEMENT`, one
+round trip) in the same transaction as the change it announces.
 PostgreSQL delivers a notification when, and only if, its transaction commits, so a release that rolls back
 announces nothing and a listener never hears of a slot before the slot is free in the database. Sending
 after the commit on another pooled connection would cost a checkout and a round trip as well, and an event
@@ -36,15 +36,15 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import structlog
 from sqlalchemy import String, bindparam, func, literal, select
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 
 from routing_service.app.ports import AgentFreed
-from routing_service.store.hot import hot
+from routing_service.store.postgres import asyncpg_connect_args
+from routing_service.store.statements import shared
 
 __all__ = [
     "CHANNEL",
@@ -61,7 +61,9 @@ CHANNEL = "escalade_availability"
 MAX_PAYLOAD_BYTES = 7_999
 """PostgreSQL's NOTIFY payload limit is 8,000 bytes (in the server encoding)."""
 
-NOTIFY_STATEMENT = hot(select(func.pg_notify(literal(CHANNEL, String), bindparam("payload", type_=String))))
+NOTIFY_STATEMENT = shared(
+    select(func.pg_notify(literal(CHANNEL, String), bindparam("payload", type_=String)))
+)
 """One notice, in the current transaction (parameter `payload`, from `encode_notices`)."""
 
 
@@ -118,14 +120,6 @@ def decode_notice(payload: str) -> tuple[str, AgentFreed]:
 
 def _cause(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:200]
-
-
-def asyncpg_connect_args(url: str | URL) -> dict[str, Any]:
-    """asyncpg.connect() keyword arguments for a SQLAlchemy `postgresql+asyncpg://` URL."""
-    parsed = make_url(url)
-    args: dict[str, Any] = parsed.translate_connect_args(username="user")
-    args.update(parsed.query)
-    return args
 
 
 class PgAvailabilityListener:

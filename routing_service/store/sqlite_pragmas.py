@@ -1,7 +1,7 @@
 """The PRAGMAs every SQLite connection of the routing store runs when it connects, in one place.
 
 Both kinds of connection use them: the pooled aiosqlite connections of `engine.create_engine` and the
-inline connection of `sqlite_inline.InlineSqlite` (this module imports neither, so both can import it).
+inline connection of `sqlite.SqliteDatabase` (this module imports neither, so both can import it).
 Why each is set is told in `engine`'s module docstring; the inline connection differs only in its busy
 timeout (zero: it retries on the loop instead) and in leaving WAL checkpoints to its `Checkpointer`.
 """

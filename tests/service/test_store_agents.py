@@ -232,7 +232,7 @@ async def test_candidates_use_dispatch_index_when_many_agents(store: Store) -> N
         statement = (
             candidates_statement(postgres=dialect == "postgresql", min_complexity=Complexity.ADVANCED)
             .params(team_id="billing", min_complexity=int(Complexity.ADVANCED), limit=5)
-            .compile(dialect=store.engine.dialect, compile_kwargs={"literal_binds": True})
+            .compile(dialect=store.database.dialect, compile_kwargs={"literal_binds": True})
         )
         for analyzed in (False, True):
             if analyzed:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 
 import pytest
-from sqlalchemy.exc import StatementError
 
 from routing_service.domain.models import Customer
 from routing_service.store import Store
@@ -108,7 +107,7 @@ async def test_times_come_back_as_utc_when_stored_with_another_offset(store: Sto
 
 async def test_naive_time_is_refused_when_storing(store: Store) -> None:
     async with store.uow() as uow:
-        with pytest.raises(StatementError, match="naive datetime"):
+        with pytest.raises(ValueError, match="naive datetime"):
             await uow.customers.upsert(
                 Customer(number="+15551230000", tier="premium"), NOW.replace(tzinfo=None)
             )

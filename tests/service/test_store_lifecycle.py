@@ -9,11 +9,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine as create_engine
 
 from routing_service.domain.errors import Conflict
 from routing_service.domain.lifecycle import AssignmentStage
 from routing_service.domain.models import AgentStatus
-from routing_service.store import Store, create_engine
+from routing_service.store import Store
 from routing_service.store.migrate import upgrade
 from tests.service.store_builders import HOLD, NOW, add_agents, make_agent, reserve
 

@@ -13,14 +13,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine as create_engine
 
 from routing_service.domain.errors import Unavailable
 from routing_service.domain.lifecycle import AssignmentStage
 from routing_service.domain.models import Complexity
-from routing_service.store import Store, create_engine, sql_uow_factory
+from routing_service.store import DEFAULT_DATABASE_URL, SqlUnitOfWorkFactory, Store
 from routing_service.store.__main__ import main as store_command
-from routing_service.store.engine import DEFAULT_DATABASE_URL
 from routing_service.store.migrate import current_revision, head_revision, include_object_for, upgrade
+from routing_service.store.postgres import PostgresDatabase
+from routing_service.store.sqlite import SqliteDatabase
 from routing_service.store.tables import VERSION_TABLE, metadata
 from tests.service.store_builders import NOW, make_agent
 
@@ -71,17 +73,17 @@ async def test_upgrade_is_noop_when_run_twice(database_url: str) -> None:
     assert await current_revision(database_url) == head_revision()
 
 
-async def test_sqlite_pragmas_are_set_when_engine_connects(sqlite_url: str) -> None:
-    engine = create_engine(sqlite_url)
-    try:
-        async with engine.connect() as connection:
-            journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
-            foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar_one()
-            synchronous = (await connection.execute(text("PRAGMA synchronous"))).scalar_one()
-            busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar_one()
-    finally:
-        await engine.dispose()
-    assert (journal, foreign_keys, synchronous, busy) == ("wal", 1, 1, 5000)
+async def test_sqlite_pragmas_are_set_when_the_store_connects(sqlite_url: str) -> None:
+    async with await Store.open(sqlite_url) as store:
+        assert isinstance(store.database, SqliteDatabase)
+        connection = store.database.connection()
+        journal, foreign_keys, synchronous, busy, checkpoint = (
+            connection.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "foreign_keys", "synchronous", "busy_timeout", "wal_autocheckpoint")
+        )
+    # Busy timeout 0 and no automatic checkpoint: the store retries BEGIN IMMEDIATE on the loop and its
+    # checkpointer thread checkpoints.
+    assert (journal, foreign_keys, synchronous, busy, checkpoint) == ("wal", 1, 1, 0, 0)
 
 
 async def test_default_url_creates_parent_directory_when_missing(
@@ -101,13 +103,15 @@ async def test_open_raises_unavailable_when_postgres_unreachable() -> None:
 
 
 async def test_unit_of_work_raises_unavailable_when_postgres_unreachable() -> None:
-    engine = create_engine(UNREACHABLE_PG)
+    # A pool that connects lazily: the server goes away after the store opened.
+    pool = await asyncpg.create_pool(host="127.0.0.1", port=1, user="postgres", database="x", min_size=0)
+    database = PostgresDatabase(pool, UNREACHABLE_PG)
     try:
         with pytest.raises(Unavailable):
-            async with sql_uow_factory(engine)() as uow:
+            async with SqlUnitOfWorkFactory(database)() as uow:
                 await uow.agents.get("alice")
     finally:
-        await engine.dispose()
+        await database.close()
 
 
 async def test_write_raises_unavailable_when_sqlite_locked_past_busy_timeout(tmp_path: Path) -> None:
@@ -116,16 +120,16 @@ async def test_write_raises_unavailable_when_sqlite_locked_past_busy_timeout(tmp
     await upgrade(url)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-    engine = create_engine(url, sqlite_busy_timeout_ms=200)
+    database = SqliteDatabase(url, busy_timeout_ms=200)
     try:
         with pytest.raises(Unavailable, match="locked"):
-            async with sql_uow_factory(engine)() as uow:
+            async with SqlUnitOfWorkFactory(database)() as uow:
                 await uow.agents.upsert(make_agent("alice"), NOW)
                 await uow.commit()
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-        await engine.dispose()
+        await database.close()
     async with await Store.open(url) as store:
         async with store.uow() as uow:
             await uow.agents.upsert(make_agent("alice"), NOW)

@@ -113,7 +113,7 @@ async def test_hot_statements_run_on_asyncpg_and_read_what_sqlalchemy_reads(stor
         slow = [agent_from_row(row) for row in slow_result]
     assert [a.agent_id for a in fast] == ["never-idle", "agent-5", "agent-4", "agent-3"]
     assert fast == slow
-    runner = pg_hot(store.engine.dialect)
+    runner = pg_hot(store.database.dialect)
     assert runner is not None
     assert runner.compiled.holds(_CANDIDATES_PG)
 
@@ -195,7 +195,7 @@ async def test_a_calls_lock_taken_on_the_fast_path_holds_until_its_unit_of_work_
         finally:
             await other.close()
 
-    runner = pg_hot(store.engine.dialect)
+    runner = pg_hot(store.database.dialect)
     assert runner is not None
     async with store.uow() as uow:
         await uow.assignments.lock_call("call-9")
