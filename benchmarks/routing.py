@@ -185,14 +185,17 @@ async def seed(
     """Migrate, then bulk-insert customers (tiers in turn from `tiers`), specialists of `capacity` (members of
     `teams`) and `history` released live calls spread over the last hour (what a busy centre's wait
     estimates read). `benchmarks.floor.seed_floor` makes the same rows for the durable floor."""
-    from routing_service.store import tables
-    from routing_service.store.store import Store
+    from sqlalchemy.ext.asyncio import create_async_engine
 
-    store = await Store.open(url)
+    from routing_service.store import tables
+    from routing_service.store.migrate import upgrade
+
+    await upgrade(url)
+    engine = create_async_engine(url)  # bulk loading is administration: SQLAlchemy's engine does it
     now = datetime.now(UTC)
     rng = random.Random(7)
     try:
-        async with store.engine.begin() as conn:
+        async with engine.begin() as conn:
             batch: list[dict[str, Any]] = []
             for i in range(customers):
                 batch.append(
@@ -261,11 +264,11 @@ async def seed(
                 await conn.execute(tables.assignments.insert(), released)
         if url.startswith("postgresql"):
             # A live database has planner statistics; a freshly bulk-loaded one gets them here.
-            async with store.engine.connect() as conn:
+            async with engine.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
                 await conn.exec_driver_sql("ANALYZE")
     finally:
-        await store.close()
+        await engine.dispose()
 
 
 class Database:

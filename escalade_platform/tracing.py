@@ -8,9 +8,10 @@ What gets spans once configured (all in-process, nothing downloaded at run time)
 - every `grpc.aio` client channel and server created afterwards (opentelemetry-instrumentation-grpc's
   global instrumentors), so edge -> routing calls carry the trace context across the wire;
 - every SQL statement: a `db.query <VERB>` client span (`db.system`, `db.statement` with bind placeholders,
-  never values). SQLAlchemy's engine events start them for what SQLAlchemy executes (admin queries,
-  migrations); the routing store's hot statements, which it runs on the driver itself, start them through
-  `statement_spans` on that same path -- tracing never changes which statements run, or how;
+  never values). SQLAlchemy's engine events start them for what SQLAlchemy executes (the edge's outbox,
+  the worker's tables, migrations); the routing store, which runs its statements on its drivers itself,
+  starts them through `statement_spans` on that same path -- tracing never changes which statements run,
+  or how;
 - the edge's FastAPI app (`instrument_fastapi`, request and response bodies are never recorded);
 - Temporal workflow starts and runs when a client or worker is given `temporal_interceptors()`.
 

@@ -24,6 +24,7 @@ __all__ = ["is_unavailable", "translate_errors", "unavailable_from"]
 _PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # class 08: connection exceptions
     asyncpg.InterfaceError,  # the connection is closed or in use by a cancelled operation
+    asyncpg.exceptions.InternalClientError,  # the connection's protocol state broke (a server-side kill)
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, statement timeout

@@ -36,7 +36,7 @@ from typing import Any, Self
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 from asyncpg.pool import PoolConnectionProxy  # type: ignore[import-untyped, unused-ignore]
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.sql import Executable
 
 from escalade_platform.tracing import statement_spans
@@ -93,7 +93,7 @@ class PostgresDatabase:
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
         self.url = url
-        self.dialect = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+        self.dialect: Dialect = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
         self.statements: StatementCache[CompiledStatement] = StatementCache(
             lambda statement, keys: CompiledStatement(statement, keys, self.dialect)
         )
@@ -198,6 +198,8 @@ class PostgresLink:
         except Exception as error:
             if span is not None:
                 statement_spans.failed(span, error)
+            if is_unavailable(error):
+                self._broken()  # not reused: the pool replaces it
             raise
         except BaseException:
             # Cancelled in flight: the connection's protocol state is unknown; it is not reused.
@@ -210,7 +212,7 @@ class PostgresLink:
     def _broken(self) -> None:
         connection = self._connection
         if connection is not None:
-            connection.terminate()
+            _terminate(connection)
 
     async def commit(self) -> None:
         """Commit the open transaction, if any."""
@@ -230,7 +232,7 @@ class PostgresLink:
         transaction, self._transaction = self._transaction, None
         if connection is None:
             return
-        broken = connection.is_closed()
+        broken = _gone(connection)
         try:
             if transaction is not None and not broken:
                 await transaction.rollback()
@@ -249,6 +251,20 @@ class PostgresLink:
 
     async def _release(self, connection: PoolConnectionProxy[Any], *, broken: bool) -> None:
         if broken:
-            connection.terminate()
+            _terminate(connection)
         with contextlib.suppress(Exception):
             await self._database.pool.release(connection)
+
+
+def _gone(connection: PoolConnectionProxy[Any]) -> bool:
+    """True when the connection is closed, or asyncpg already took it back into the pool (it does so when
+    it sees a connection lost, detaching the proxy the unit of work holds)."""
+    try:
+        return connection.is_closed()
+    except asyncpg.InterfaceError:
+        return True
+
+
+def _terminate(connection: PoolConnectionProxy[Any]) -> None:
+    with contextlib.suppress(asyncpg.InterfaceError):  # already detached: asyncpg has dealt with it
+        connection.terminate()

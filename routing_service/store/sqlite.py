@@ -77,7 +77,7 @@ class SqliteDatabase:
         self.url = url
         self.path = sqlite_path(url)
         self.busy_timeout_s = busy_timeout_ms / 1000
-        self.dialect = pysqlite.dialect()
+        self.dialect: Dialect = pysqlite.dialect()
         self._lock: asyncio.Lock | None = None
         self._connection: sqlite3.Connection | None = None
         self.statements: StatementCache[CompiledStatement] = StatementCache(_compile(self.dialect))

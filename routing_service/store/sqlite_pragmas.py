@@ -1,9 +1,8 @@
 """The PRAGMAs every SQLite connection of the routing store runs when it connects, in one place.
 
-Both kinds of connection use them: the pooled aiosqlite connections of `engine.create_engine` and the
-inline connection of `sqlite.SqliteDatabase` (this module imports neither, so both can import it).
-Why each is set is told in `engine`'s module docstring; the inline connection differs only in its busy
-timeout (zero: it retries on the loop instead) and in leaving WAL checkpoints to its `Checkpointer`.
+The store's connection (`sqlite.SqliteDatabase`, whose module docstring tells why each is set) runs them
+with a busy timeout of zero (it retries BEGIN IMMEDIATE on the loop instead) and leaves WAL checkpoints
+to its `Checkpointer`.
 """
 
 from __future__ import annotations

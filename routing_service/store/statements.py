@@ -163,7 +163,7 @@ class CompiledStatement:
         values = []
         for name in state.positiontup or ():
             value = state.parameters[name]
-            processor = processors.get(name) or processors.get(name.rsplit("_", 1)[0])
+            processor = processors.get(name)
             values.append(value if processor is None else processor(value))
         return state.statement, values
 
@@ -171,7 +171,7 @@ class CompiledStatement:
     def rows_named(names: list[str], fetched: Any) -> list[Any]:
         """Named-tuple rows of a textual statement, named as the driver reports its columns (no type
         conversions: a textual statement declares no types)."""
-        row_type: Any = namedtuple("Row", names, rename=True)
+        row_type: Any = namedtuple("Row", tuple(names), rename=True)  # type: ignore[misc]
         return [row_type._make(values) for values in fetched]
 
     def rows(self, fetched: Any) -> list[Any]:

@@ -175,7 +175,7 @@ assignments = Table(
     Column("released_at", UtcDateTime, nullable=True),
     Column("release_reason", String(256), nullable=False),
     # The lifecycle stage (domain.lifecycle.AssignmentStage); `state` stays 'active' exactly while the stage
-    # holds a slot (reserved, offered, connected, wrap-up): the hot statements and partial indexes use it.
+    # holds a slot (reserved, offered, connected, wrap-up): the decision path and the partial indexes use it.
     Column("stage", String(16), nullable=False, server_default=text("'reserved'")),
     Column("team_id", String(ID), nullable=True),
     Column("offered_at", UtcDateTime, nullable=True),
