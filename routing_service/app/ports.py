@@ -72,6 +72,16 @@ class MissedOffer:
 
 
 @dataclass(frozen=True, slots=True)
+class CallOffers:
+    """A call's live offers so far (`AssignmentRepository.offers_for_call`)."""
+
+    live: AssignmentRecord | None
+    """The call's live assignment that holds a slot, with its stage (None when none does)."""
+    missed: frozenset[str]
+    """Specialists whose live assignment for this call ended missed."""
+
+
+@dataclass(frozen=True, slots=True)
 class AgentFreed:
     """A specialist has `free_slots` free slots since `at` (one notice for all of its teams)."""
 
@@ -203,6 +213,10 @@ class AssignmentRepository(Protocol):
 
     async def missed_agents(self, call_id: str) -> set[str]:
         """Agents whose live assignment for this call ended missed."""
+        ...
+
+    async def offers_for_call(self, call_id: str) -> CallOffers:
+        """`live_for_call(call_id)` and `missed_agents(call_id)` in one read (one statement)."""
         ...
 
     async def hand_over(

@@ -329,8 +329,8 @@ async def settle_earlier_offer(u: UnitOfWork, ctx: DecisionContext) -> None:
     fallbackPlan keeps the assistant on the line). That offer is a miss, counted against the specialist and
     its slot freed; everyone who missed this call is skipped from here on (`ctx.missed`).
 
-    A first request finds nothing to settle, at the cost of the call's lock (PostgreSQL) and two indexed
-    reads. A retried delivery of a
+    A first request finds nothing to settle, at the cost of the call's lock (PostgreSQL) and one statement
+    (two indexed reads). A retried delivery of a
     request settles again inside its own transaction, which rolls back when it meets the stored decision,
     so a miss is counted once.
     """
@@ -342,8 +342,11 @@ async def settle_earlier_offer(u: UnitOfWork, ctx: DecisionContext) -> None:
         # offer while reserving others, locking rows in opposite orders (PostgreSQL deadlocks): one decision
         # per call at a time. One statement on PostgreSQL, nothing on SQLite.
         await u.assignments.lock_call(request.call_id)
-    earlier = await u.assignments.live_for_call(request.call_id)
+    offers = await u.assignments.offers_for_call(request.call_id)
+    earlier = offers.live
+    missed = set(offers.missed)
     if earlier is not None and earlier.stage in _BEFORE_HAND_OVER:
+        missed.add(earlier.agent_id)  # counted as missed just below (a dry run only says it would be)
         if not request.dry_run:
             freed = await record_missed_offer(
                 u,
@@ -371,9 +374,6 @@ async def settle_earlier_offer(u: UnitOfWork, ctx: DecisionContext) -> None:
                 f"this call is already with this specialist ({earlier.stage})",
             )
         )
-    missed = await u.assignments.missed_agents(request.call_id)
-    if request.dry_run and earlier is not None and earlier.stage in _BEFORE_HAND_OVER:
-        missed.add(earlier.agent_id)
     ctx.missed = tuple(sorted(missed))
     if ctx.missed:
         ctx.trace.append(

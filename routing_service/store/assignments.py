@@ -28,12 +28,13 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql import ColumnElement, Update
 
-from routing_service.app.ports import HANDLE_TIME_SAMPLE, Released, StageChange
+from routing_service.app.ports import HANDLE_TIME_SAMPLE, CallOffers, Released, StageChange
 from routing_service.domain.errors import Conflict
 from routing_service.domain.lifecycle import ALLOWED_FROM, AssignmentRecord, AssignmentStage
 from routing_service.store.base import SqlRepository
@@ -315,6 +316,23 @@ _MISSED_AGENTS = shared(
     )
     .distinct()
 )
+# Both of the call's kinds of live offer in one statement: the slot-holding one (through
+# uq_assignments_active_call) and those it missed (through ix_assignments_released_call_id).
+_OFFERS_FOR_CALL = shared(
+    union_all(
+        select(*_RECORD_COLUMNS).where(
+            assignments.c.call_id == bindparam("call_id"),
+            assignments.c.purpose == "live",
+            assignments.c.state == _ACTIVE_LITERAL,
+        ),
+        select(*_RECORD_COLUMNS).where(
+            assignments.c.call_id == bindparam("call_id"),
+            assignments.c.state == _RELEASED_LITERAL,
+            assignments.c.purpose == "live",
+            assignments.c.stage == str(AssignmentStage.MISSED),
+        ),
+    )
+)
 _HAND_OFF = (
     update(assignments)
     .where(
@@ -507,6 +525,18 @@ class SqlAssignmentRepository(SqlRepository):
     async def missed_agents(self, call_id: str) -> set[str]:
         """Agents whose live assignment for this call ended `missed` (they did not take it)."""
         return {row.agent_id for row in await self._execute(_MISSED_AGENTS, {"call_id": call_id})}
+
+    async def offers_for_call(self, call_id: str) -> CallOffers:
+        """The call's slot-holding live assignment and who missed it, in one statement."""
+        live: AssignmentRecord | None = None
+        missed: set[str] = set()
+        for row in await self._execute(_OFFERS_FOR_CALL, {"call_id": call_id}):
+            record = record_from_row(row)
+            if record.stage is AssignmentStage.MISSED:
+                missed.add(record.agent_id)
+            else:
+                live = record
+        return CallOffers(live=live, missed=frozenset(missed))
 
     async def hand_over(
         self,

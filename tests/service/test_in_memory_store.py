@@ -225,6 +225,7 @@ async def final_state(uow: UnitOfWorkFactory, now: datetime) -> Any:
             await u.assignments.live_for_agents([a.agent_id for a in agents]),
             [await u.assignments.latest_for_call(call) for call in CALLS],
             [await u.assignments.missed_agents(call) for call in CALLS],
+            [await u.assignments.offers_for_call(call) for call in CALLS],
             await u.assignments.expired(now + timedelta(days=1), 100),
             await u.callbacks.find(team_id=None, states=set(), limit=100),
             await u.decisions.page(team_id=None, kind=None, limit=100, before=None),

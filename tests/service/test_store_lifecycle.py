@@ -142,7 +142,12 @@ async def test_missed_agents_lists_everyone_who_missed_the_call(store: Store) ->
     async with store.uow() as uow:
         assert await uow.assignments.missed_agents("c1") == {"alice", "bob"}
         assert await uow.assignments.missed_agents("c2") == set()
+        offers = await uow.assignments.offers_for_call("c1")
+        quiet = await uow.assignments.offers_for_call("c3")
         live = await uow.assignments.live_for_agents(["carol", "alice", "nobody"])
+    assert offers.missed == {"alice", "bob"}
+    assert offers.live is not None and (offers.live.agent_id, offers.live.stage) == ("carol", S.RESERVED)
+    assert quiet.live is None and quiet.missed == frozenset()
     assert [(a.call_id, a.agent_id) for a in live] == [("c1", "carol"), ("c2", "carol")]
 
 

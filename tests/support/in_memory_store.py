@@ -38,6 +38,7 @@ from routing_service.app.ports import (
     AgentRepository,
     AssignmentRepository,
     CallbackRepository,
+    CallOffers,
     CustomerRepository,
     DecisionRepository,
     DuplicateDecision,
@@ -474,6 +475,11 @@ class InMemoryAssignmentRepository(_Repository):
         rows = [row for row in self._data.assignments.values() if row.active and row.agent_id in wanted]
         rows.sort(key=lambda row: (row.reserved_at, row.assignment_id))
         return [row.record() for row in rows]
+
+    async def offers_for_call(self, call_id: str) -> CallOffers:
+        return CallOffers(
+            live=await self.live_for_call(call_id), missed=frozenset(await self.missed_agents(call_id))
+        )
 
     async def missed_agents(self, call_id: str) -> set[str]:
         return {
