@@ -15,6 +15,7 @@ configured processors and would miss the masking.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -56,6 +57,14 @@ def mask_phone_numbers(logger: WrappedLogger, method: str, event_dict: EventDict
     return masked
 
 
+def _mask_exception(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Mask phone numbers in a formatted traceback (`exception`), the one value formatted after masking."""
+    exception = event_dict.get("exception")
+    if isinstance(exception, str):
+        event_dict["exception"] = mask_numbers_in_text(exception)
+    return event_dict
+
+
 def add_trace_ids(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
     """`trace_id` and `span_id` of the current OpenTelemetry span, when tracing is on and one is active."""
     context = trace.get_current_span().get_span_context()
@@ -65,18 +74,31 @@ def add_trace_ids(logger: WrappedLogger, method: str, event_dict: EventDict) -> 
     return event_dict
 
 
-def _is_secret_key(key: str) -> bool:
+_SECRET, _NUMBER, _TEXT = 0, 1, 2
+
+
+@functools.lru_cache(maxsize=1024)
+def _key_kind(key: str) -> int:
+    """What a key's values are: secrets, phone numbers, or text that may contain numbers (keys are few and
+    repeat on every line, so this is decided once per key)."""
     lowered = key.lower().replace("-", "_")
-    return any(part in lowered for part in _SECRET_PARTS)
+    if any(part in lowered for part in _SECRET_PARTS):
+        return _SECRET
+    return _NUMBER if key.lower() in NUMBER_KEYS else _TEXT
+
+
+def _is_secret_key(key: str) -> bool:
+    return _key_kind(key) == _SECRET
 
 
 def _mask_value(key: str, value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
-    if _is_secret_key(key):
+    kind = _key_kind(key)
+    if kind == _SECRET:
         return "***"
     if isinstance(value, str):
-        if key.lower() in NUMBER_KEYS:
+        if kind == _NUMBER:
             return mask_number(value)
         return mask_numbers_in_text(value)
     if depth >= _MAX_DEPTH:
@@ -123,13 +145,18 @@ def configure_logging(*, json: bool, level: str = "info", stream: TextIO | None 
     )
     final: list[Processor] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
     if json:
-        final.append(structlog.processors.format_exc_info)
-    final += [mask_phone_numbers, renderer]
+        # Events arrive masked (below); a traceback is text only from here on, so it is masked here.
+        final += [structlog.processors.format_exc_info, _mask_exception]
+    else:
+        final.append(mask_phone_numbers)  # the console renderer formats tracebacks itself
+    final.append(renderer)
 
+    # Masked once per event: structlog's events in its own chain (below), other libraries' records in the
+    # formatter's chain for foreign records.
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()], processors=final
+            foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), mask_phone_numbers], processors=final
         )
     )
     setattr(handler, _HANDLER_MARK, True)
