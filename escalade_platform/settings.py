@@ -4,7 +4,8 @@ Each service's settings class (`routing_service.settings.RoutingSettings`,
 `webhook_edge.settings.EdgeSettings`, `workflows.settings.WorkerSettings`) extends `EscaladeSettings` with
 its own fields; the edge and the worker, which both start workflows, share `WorkflowStarterSettings`, which
 extends `TemporalConnectionSettings`: how every Temporal client (those two and the CLI's Temporal commands)
-reaches Temporal, read by `escalade_platform.temporal_client.connect_temporal`. Every field has an embedded
+reaches Temporal, read by `escalade_platform.temporal_client.connect_temporal`, and the keys it encrypts
+payloads with (`PayloadEncryptionSettings`, which the codec server reads too). Every field has an embedded
 default, so a fresh checkout runs with no environment at all.
 """
 
@@ -20,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "EscaladeSettings",
+    "PayloadEncryptionSettings",
     "TemporalConnectionSettings",
     "VapiApiSettings",
     "WorkflowStarterSettings",
@@ -74,7 +76,22 @@ class EscaladeSettings(BaseSettings):
     """Lowest level logged: debug, info, warning or error."""
 
 
-class TemporalConnectionSettings(EscaladeSettings):
+class PayloadEncryptionSettings(EscaladeSettings):
+    """The keys Escalade's Temporal clients encrypt payloads with (`escalade_platform.payload_encryption`):
+    the worker, the edge's outbox relay, the CLI and the codec server must be given the same keys."""
+
+    temporal_payload_keys: SecretStr = SecretStr("")
+    """JSON object of key id -> base64 AES-256 key (32 bytes), e.g. `{"2026-12": "q3Jr…="}`: every key a
+    stored payload may name. Empty: the key file, if set; without either, payloads are stored plain."""
+    temporal_payload_key_id: str = ""
+    """The key id new payloads are encrypted with (one of `ESCALADE_TEMPORAL_PAYLOAD_KEYS`); may stay empty
+    when there is exactly one key."""
+    temporal_payload_key_file: Path | None = None
+    """A JSON file `{"current_key_id": "…", "keys": {"<id>": "<base64 key>"}}`, read when
+    `ESCALADE_TEMPORAL_PAYLOAD_KEYS` is empty (`escalade dev` keeps one in its state directory)."""
+
+
+class TemporalConnectionSettings(PayloadEncryptionSettings):
     """How a Temporal client reaches Temporal: a local dev server (the defaults), a self-hosted cluster
     behind TLS or mTLS, or Temporal Cloud (API key or mTLS). The worker, the edge's outbox relay and the
     CLI's Temporal commands all read these same variables."""
