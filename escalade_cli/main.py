@@ -19,6 +19,7 @@ from escalade_cli import (
     routing,
     simulate,
     status,
+    temporal,
     vapi,
     worker,
 )
@@ -49,6 +50,7 @@ for module in (
     worker,
     callbacks,
     reviews,
+    temporal,
     status,
 ):
     module.register(app)

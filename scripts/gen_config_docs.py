@@ -64,6 +64,11 @@ SETTINGS: tuple[Source, ...] = (
     ),
     Source("escalade_cli.simulate:SimulateSettings", "`escalade simulate`", "`escalade simulate`"),
     Source("escalade_cli.vapi:VapiCliSettings", "`escalade vapi`", "`escalade vapi provision` and friends"),
+    Source(
+        "escalade_cli.codec_server:CodecServerSettings",
+        "Codec server",
+        "`escalade temporal codec-server`",
+    ),
 )
 
 OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
