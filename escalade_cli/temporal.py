@@ -8,6 +8,7 @@ Also holds `temporal_data_converter_or_fail`, the converter the CLI's Temporal c
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,15 +20,48 @@ if TYPE_CHECKING:
 
     from escalade_platform.settings import PayloadEncryptionSettings
 
-__all__ = ["register", "temporal_data_converter_or_fail"]
+__all__ = [
+    "DEV_KEY_FILE",
+    "DEV_KEY_FILE_NAME",
+    "check_payload_keys_or_fail",
+    "register",
+    "temporal_data_converter_or_fail",
+]
+
+DEV_KEY_FILE_NAME = "temporal-payload-keys.json"
+"""The payload key file `escalade dev` keeps in its state directory."""
+DEV_KEY_FILE = Path(".escalade") / DEV_KEY_FILE_NAME
+"""Where the CLI's Temporal commands look for the dev stack's keys when the settings name none (relative to
+the working directory, like `escalade simulate`'s `.escalade/webhook-secret`)."""
 
 
 def temporal_data_converter_or_fail(settings: PayloadEncryptionSettings) -> DataConverter:
-    """The data converter for the configured payload keys, or a readable `invalid payload keys` (exit 2)."""
-    from escalade_platform.payload_encryption import PayloadKeyError, payload_keys, temporal_data_converter
+    """The data converter of the CLI's Temporal commands: the settings' payload keys, else the dev stack's key
+    file `.escalade/temporal-payload-keys.json` when it exists, else plain payloads. Unusable keys end in a
+    readable `invalid payload keys` (exit 2)."""
+    from escalade_platform.payload_encryption import (
+        PayloadKeyError,
+        PayloadKeys,
+        payload_keys,
+        temporal_data_converter,
+    )
 
     try:
-        return temporal_data_converter(payload_keys(settings))
+        keys = payload_keys(settings)
+        if keys is None and DEV_KEY_FILE.is_file():
+            keys = PayloadKeys.from_file(DEV_KEY_FILE)
+    except PayloadKeyError as exc:
+        fail(f"invalid payload keys: {exc}", code=2)
+    return temporal_data_converter(keys)
+
+
+def check_payload_keys_or_fail(settings: PayloadEncryptionSettings) -> None:
+    """Stop a serving command (edge, worker) with a readable `invalid payload keys` (exit 2) when the
+    settings' payload keys are unusable, before it starts."""
+    from escalade_platform.payload_encryption import PayloadKeyError, payload_keys
+
+    try:
+        payload_keys(settings)
     except PayloadKeyError as exc:
         fail(f"invalid payload keys: {exc}", code=2)
 

@@ -40,6 +40,7 @@ def worker_command(
 ) -> None:
     """Run the callback and review workflows until SIGTERM/SIGINT (graceful shutdown)."""
 
+    from escalade_cli.temporal import check_payload_keys_or_fail
     from escalade_platform.logs import configure_logging
     from workflows.settings import WorkerSettings
 
@@ -49,6 +50,7 @@ def worker_command(
     if temporal_address:
         overrides["temporal_address"] = temporal_address
     settings = settings_or_fail(WorkerSettings, **overrides)
+    check_payload_keys_or_fail(settings)
     try:
         configure_logging(json=settings.log_json, level=settings.log_level)
     except ValueError as exc:

@@ -40,6 +40,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.service import RPCError
 
+from escalade_platform.payload_encryption import payload_keys, temporal_data_converter
 from escalade_platform.settings import TemporalConnectionSettings
 from escalade_platform.temporal_client import connect_temporal, temporal_tls
 from routing_service.domain.errors import InvalidRequest
@@ -266,7 +267,7 @@ async def start_relay(
         return
     relay = OutboxRelay(
         outbox,
-        temporal_connector(settings),
+        temporal_connector(settings, data_converter=temporal_data_converter(payload_keys(settings))),
         policy=_load_policy(settings),
         task_queue=settings.task_queue,
         poll_seconds=settings.relay_poll_seconds,

@@ -26,6 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from escalade_platform.migrations import upgrade_database
+from escalade_platform.payload_encryption import payload_keys, temporal_data_converter
 from escalade_platform.temporal_client import connect_temporal
 from routing_service.domain.models import Policy
 from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
@@ -118,12 +119,18 @@ def build_activities(
 async def run_worker(
     settings: WorkerSettings, *, stop: asyncio.Event | None = None, client: Client | None = None
 ) -> None:
-    """Run until `stop` is set (forever without one); `client` overrides connecting to Temporal."""
+    """Run until `stop` is set (forever without one); `client` overrides connecting to Temporal (else the
+    client encrypts payloads with the settings' keys, `escalade_platform.payload_encryption`)."""
     stop = stop or asyncio.Event()
     runtime = None
     if client is None:
         runtime = metrics_runtime(settings.worker_metrics_address)
-        client = await connect_temporal(settings, runtime=runtime)
+        keys = payload_keys(settings)
+        if keys is None:
+            log.warning("Temporal payloads are stored unencrypted: ESCALADE_TEMPORAL_PAYLOAD_KEYS is not set")
+        client = await connect_temporal(
+            settings, runtime=runtime, data_converter=temporal_data_converter(keys)
+        )
         if runtime is not None:
             log.info("worker metrics on http://%s/metrics", settings.worker_metrics_address)
     if settings.register_search_attributes:

@@ -5,23 +5,44 @@ keys the same history shows both (so the check can fail)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import re
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from temporalio import activity
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from escalade_cli.vapi_standin import VapiStandin, serve_standin
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.payload_encryption import (
     PayloadDecryptionError,
     PayloadKeys,
     new_key,
     temporal_data_converter,
 )
-from tests.workflow.workflow_fakes import FakeRouting, FakeVapi, callback_input, new_worker
+from tests.workflow.callback_support import (
+    VAPI_KEY,
+    queue_a_callback,
+    routing_server,
+    worker_env,
+    worker_processes,
+)
+from tests.workflow.workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
+from webhook_edge.outbox import Outbox
+from webhook_edge.relay import run_standalone
+from webhook_edge.settings import EdgeSettings
+from workflows import client as helpers
 from workflows.callback import QueueCallbackWorkflow
 from workflows.client import prepare_callback, start_callback
 from workflows.inputs import callback_workflow_id
@@ -117,3 +138,87 @@ async def test_a_client_without_the_keys_cannot_read_the_encrypted_result(
             .get_workflow_handle_for(QueueCallbackWorkflow.run, started.workflow_id)
             .result()
         )
+
+
+@pytest.mark.timeout(300)
+async def test_the_edge_relay_the_worker_and_the_cli_encrypt_with_the_keys_of_their_settings(
+    dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
+) -> None:
+    """The real path: the edge's outbox relay starts the callback, an `escalade worker` process keeps it,
+    `escalade callbacks show` reads it, each with the keys of its environment; nothing faked but Vapi."""
+    call_id, task_queue = f"call-{uuid.uuid4()}", f"tq-{uuid.uuid4()}"
+    keys_json = json.dumps({"2026-12": base64.b64encode(KEYS.keys["2026-12"]).decode()})
+    temporal = dev_env.client.service_client.config.target_host
+    encrypted = client_with(dev_env.client, KEYS)
+    outbox = await Outbox.open(f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}")
+    async with (
+        routing_server(sqlite_url) as (stub, address),
+        serve_standin(VapiStandin(api_key=VAPI_KEY)) as vapi,
+    ):
+        data = await queue_a_callback(stub, call_id)
+        assert await outbox.record(data)
+        edge = EdgeSettings(
+            vapi_secret=SecretStr("edge-secret"),
+            database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
+            temporal_address=temporal,
+            task_queue=task_queue,
+            relay_poll_seconds=0.2,
+            temporal_payload_keys=SecretStr(keys_json),
+        )
+        stop = asyncio.Event()
+        relay = asyncio.create_task(run_standalone(edge, stop))
+        env = {
+            **worker_env(dev_env.client, task_queue, address, vapi, tmp_path / "worker.db"),
+            "ESCALADE_TEMPORAL_PAYLOAD_KEYS": keys_json,
+        }
+        try:
+            async with worker_processes(env) as workers:
+                await workers.start()
+
+                async def waiting() -> bool:
+                    try:
+                        return (await helpers.callback_status(encrypted, call_id)).state == "waiting"
+                    except Exception:  # not started or not visible yet
+                        return False
+
+                await eventually(waiting, within=60)
+                await stub.ReleaseAssignment(
+                    pb.ReleaseAssignmentRequest(call_id=f"live-{call_id}", reason="ended")
+                )
+                handle = encrypted.get_workflow_handle_for(
+                    QueueCallbackWorkflow.run, callback_workflow_id(call_id)
+                )
+                result = await handle.result(rpc_timeout=timedelta(seconds=60))
+                # the `status` query is answered by the worker: while it runs
+                shown = await escalade(env, "callbacks", "show", call_id, cwd=tmp_path)
+                without_keys = {k: v for k, v in env.items() if k != "ESCALADE_TEMPORAL_PAYLOAD_KEYS"}
+                refused = await escalade(without_keys, "callbacks", "show", call_id, cwd=tmp_path)
+        finally:
+            stop.set()
+            await asyncio.wait_for(relay, 10)
+            await outbox.close()
+
+    assert result.state == "connected" and result.agent_name == "Ann"
+    assert [dial["customer"] for dial in vapi.dials] == [{"number": "+14155550123"}]
+    stored = History(events=(await handle.fetch_history()).events).SerializeToString()
+    assert b"+14155550123" not in stored and b"14155550123" not in stored
+    assert data.context.encode() not in stored and data.reason.encode() not in stored
+    assert shown[0] == 0 and "connected" in shown[1] and re.search(r"\+1\*+0123", shown[1]), shown
+    assert "+14155550123" not in shown[1]
+    assert refused[0] == 1 and "no payload keys are configured" in refused[1], refused
+    assert "Traceback" not in refused[1]
+
+
+async def escalade(env: dict[str, str], *args: str, cwd: Path) -> tuple[int, str]:
+    """Run the `escalade` console script; its exit code and its output (stdout and stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("escalade")),
+        *args,
+        env={**env, "COLUMNS": "200", "NO_COLOR": "1"},
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, output.decode()
