@@ -1,18 +1,24 @@
 """`escalade dev` as a subprocess on free ports and a temporary state directory: the whole stack starts,
-`escalade simulate` routes every scenario, the busy-specialists callback shows up as a
-`callback-<call id>` workflow in Temporal's visibility store, SIGTERM and SIGINT stop every child with
-exit code 0, and a second run reuses the state (no re-seeding)."""
+`escalade simulate` routes every scenario, the busy-specialists callback shows up as a `callback-<call id>`
+workflow in Temporal's visibility store with its payloads encrypted (the stack's codec server decrypts them),
+SIGTERM and SIGINT stop every child with exit code 0, and a second run reuses the state (no re-seeding, the
+same secret and payload key)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
+from google.protobuf import json_format
+from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.client import Client
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
@@ -79,7 +85,37 @@ def test_simulated_callback_appears_in_temporal_when_dev_stack_runs_then_sigterm
             time.sleep(0.3)
         assert len(ids) == 1 and ids[0].startswith("callback-"), ids
         assert "Traceback" not in (state / "logs" / "edge.log").read_text()
+        _check_payloads_are_encrypted_and_the_codec_server_decrypts_them(run, ids[0])
         _stop(run, signal.SIGTERM)
+
+
+def _check_payloads_are_encrypted_and_the_codec_server_decrypts_them(run: DevRun, workflow_id: str) -> None:
+    """The stack encrypts with the key it keeps (mode 0600); its codec server opens the payloads for the
+    UI's origin without a token."""
+    assert (run.state_dir / "temporal-payload-keys.json").stat().st_mode & 0o777 == 0o600
+    started = asyncio.run(_started_input(run.ports["temporal"], workflow_id))
+    assert started.metadata["encoding"] == b"binary/encrypted"
+    found = re.search(r"Codec server\s+(http://\S+)", run.output)
+    assert found is not None, run.output
+    ui = f"http://127.0.0.1:{run.ports['ui']}"
+    response = httpx.post(
+        f"{found.group(1)}/decode",
+        json=json_format.MessageToDict(Payloads(payloads=[started])),
+        headers={"Origin": ui},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["access-control-allow-origin"] == ui
+    [decoded] = json_format.ParseDict(response.json(), Payloads()).payloads
+    data = json.loads(decoded.data)
+    assert data["customer_number"].startswith("+") and "*" in data["masked_number"], data
+
+
+async def _started_input(temporal_port: int, workflow_id: str) -> Payload:
+    client = await Client.connect(f"127.0.0.1:{temporal_port}")
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    payload: Payload = history.events[0].workflow_execution_started_event_attributes.input.payloads[0]
+    return payload
 
 
 def test_second_run_reuses_state_when_first_run_stopped_with_sigint(tmp_path: Path) -> None:
@@ -89,11 +125,13 @@ def test_second_run_reuses_state_when_first_run_stopped_with_sigint(tmp_path: Pa
         seeded = _agent_count(first.ports["routing"])
         assert seeded > 0
         secret = (state / "webhook-secret").read_text()
+        key = (state / "temporal-payload-keys.json").read_text()
         _stop(first, signal.SIGINT)
     with escalade_dev(state) as second:
         assert "Empty store" not in second.output
         assert _agent_count(second.ports["routing"]) == seeded
         assert (state / "webhook-secret").read_text() == secret
+        assert (state / "temporal-payload-keys.json").read_text() == key
         _stop(second, signal.SIGTERM)
 
 
