@@ -5,6 +5,9 @@ authorised operators the decrypted payloads that Temporal stores encrypted.
     POST /decode   {"payloads": [<Payload in protobuf JSON>, ...]}  ->  the same payloads, decrypted
     POST /encode   {"payloads": [...]}                              ->  the same payloads, encrypted
 
+(also under a namespace segment, `/<namespace>/decode`, for an endpoint templated with `{namespace}`; every
+namespace is served with the same keys.)
+
 Each request needs `Authorization: Bearer <ESCALADE_CODEC_SERVER_TOKEN>` unless `ESCALADE_CODEC_SERVER_AUTH`
 is false (meant for a server on the operator's own machine, bound to 127.0.0.1). Browsers reach it from the
 Temporal UI's origin, which `ESCALADE_CODEC_SERVER_CORS_ORIGINS` must list (the preflight needs no token).
@@ -91,10 +94,12 @@ def codec_server_app(codec: EncryptionCodec, *, token: str, cors_origins: Sequen
         return JSONResponse(json_format.MessageToDict(result))
 
     @app.post("/decode", dependencies=[Depends(authorised)])
+    @app.post("/{namespace}/decode", dependencies=[Depends(authorised)])
     async def decode(request: Request) -> JSONResponse:
         return await transformed(request, codec.decode)
 
     @app.post("/encode", dependencies=[Depends(authorised)])
+    @app.post("/{namespace}/encode", dependencies=[Depends(authorised)])
     async def encode(request: Request) -> JSONResponse:
         return await transformed(request, codec.encode)
 

@@ -1,5 +1,6 @@
 """`escalade temporal codec-server`: Temporal's remote codec protocol over real HTTP, its bearer-token check,
-the CORS answer the Temporal UI's browser needs, and the command's refusals."""
+the CORS answer the Temporal UI's browser needs, and the command's refusals; and every command that is a
+Temporal client (worker, edge, CLI) refusing unusable payload keys with one readable line."""
 
 from __future__ import annotations
 
@@ -55,12 +56,13 @@ def auth(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def test_decode_returns_the_plain_payloads_the_ui_shows(server: LocalServer) -> None:
+@pytest.mark.parametrize("path", ["/decode", "/default/decode"])
+async def test_decode_returns_the_plain_payloads_the_ui_shows(server: LocalServer, path: str) -> None:
     body = await encrypted_body()
     assert "+14155550123" not in json.dumps(body)
 
     async with httpx.AsyncClient() as http:
-        response = await http.post(f"{server.url}/decode", json=body, headers=auth())
+        response = await http.post(f"{server.url}{path}", json=body, headers=auth())
 
     assert response.status_code == 200
     [payload] = json_format.ParseDict(response.json(), Payloads()).payloads
@@ -220,3 +222,27 @@ def test_new_key_prints_a_usable_key() -> None:
     )
 
     assert len(base64.b64decode(done.stdout.strip(), validate=True)) == 32
+
+
+@pytest.mark.parametrize(
+    "command", [["worker"], ["edge", "serve", "--port", "0"], ["callbacks", "list"], ["reviews", "list"]]
+)
+def test_every_temporal_client_command_refuses_unusable_keys_before_it_starts(
+    command: list[str], tmp_path: Path
+) -> None:
+    env = {
+        **clean_env(),
+        "ESCALADE_TEMPORAL_PAYLOAD_KEYS": json.dumps({"k1": KEY, "k2": KEY}),
+        "ESCALADE_TEMPORAL_PAYLOAD_KEY_ID": "k3",
+        "ESCALADE_VAPI_SECRET": "edge-secret",
+        "ESCALADE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'e.db'}",
+    }
+    done = subprocess.run(
+        [ESCALADE, *command], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (
+        "invalid payload keys: the current payload key id 'k3' is not among the keys (k1, k2)" in done.stderr
+    )
+    assert "Traceback" not in done.stderr

@@ -1,7 +1,8 @@
 """On the Temporal dev server: with payload keys configured, the history Temporal stores for a callback
 holds neither the caller's raw number nor the escalation's free-text context (inputs, activity arguments,
-results, memo, search attributes and failure messages), while the workflow runs to the same end; without
-keys the same history shows both (so the check can fail)."""
+results, memo, search attributes and failure messages), while the workflow runs to the same end; its memo
+holds the masked number only and its search attributes no number. Without keys the same history shows both
+(so the check can fail)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,18 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from escalade_cli.codec_server import codec_server_app
+from escalade_cli.local_server import local_server
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.payload_encryption import (
+    EncryptionCodec,
     PayloadDecryptionError,
     PayloadKeys,
     new_key,
     temporal_data_converter,
 )
+from tests.conftest import installed_binary
 from tests.workflow.callback_support import (
     VAPI_KEY,
     queue_a_callback,
@@ -84,7 +89,9 @@ async def run_callback(client: Client) -> tuple[bytes, Any, RefusedOnceVapi]:
         described = await handle.describe()
     history = await handle.fetch_history()
     stored = History(events=history.events).SerializeToString()
-    assert described.typed_search_attributes is not None
+    visible = json.dumps(await described.memo()) + repr(described.typed_search_attributes)
+    assert NUMBER not in visible and NUMBER[-10:] not in visible and CONTEXT not in visible
+    assert data.masked_number in visible
     assert started.workflow_id == callback_workflow_id(data.call_id)
     return stored, (result, await described.memo()), vapi
 
@@ -222,3 +229,55 @@ async def escalade(env: dict[str, str], *args: str, cwd: Path) -> tuple[int, str
     output, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
     return process.returncode, output.decode()
+
+
+async def test_the_temporal_cli_shows_the_history_decrypted_through_the_codec_server(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """`temporal workflow show --codec-endpoint ... --codec-auth "Bearer ..."`, as docs/operations.md says."""
+    encrypted = client_with(dev_env.client, KEYS)
+    workflow_id = f"callback-cli-{uuid.uuid4()}"
+    data = prepare_callback(callback_input(customer_number=NUMBER, context=CONTEXT))
+    await encrypted.start_workflow(QueueCallbackWorkflow.run, data, id=workflow_id, task_queue="nobody-polls")
+    app = codec_server_app(EncryptionCodec(KEYS), token="operator-token", cors_origins=[])
+    async with local_server(app, capture_signals=False) as codec:
+        plain = await show_input(dev_env, workflow_id)
+        decoded = await show_input(
+            dev_env, workflow_id, "--codec-endpoint", codec.url, "--codec-auth", "Bearer operator-token"
+        )
+        templated = await show_input(
+            dev_env,
+            workflow_id,
+            "--codec-endpoint",
+            codec.url + "/{namespace}",
+            "--codec-auth",
+            "Bearer operator-token",
+        )
+    await encrypted.get_workflow_handle(workflow_id).terminate()
+
+    assert base64.b64decode(plain["metadata"]["encoding"]) == b"binary/encrypted"
+    for shown in (decoded, templated):
+        assert json.loads(base64.b64decode(shown["data"]))["customer_number"] == NUMBER
+
+
+async def show_input(env: WorkflowEnvironment, workflow_id: str, *codec: str) -> dict[str, Any]:
+    """The first input payload of `temporal workflow show -o json` (protobuf JSON)."""
+    process = await asyncio.create_subprocess_exec(
+        installed_binary("temporal"),
+        "workflow",
+        "show",
+        "--workflow-id",
+        workflow_id,
+        "--address",
+        env.client.service_client.config.target_host,
+        "--output",
+        "json",
+        *codec,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    output, errors = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, errors.decode()
+    started = json.loads(output)["events"][0]["workflowExecutionStartedEventAttributes"]
+    payload: dict[str, Any] = started["input"]["payloads"][0]
+    return payload
