@@ -13,7 +13,9 @@ States are `StrEnum`s whose values are the strings recorded in histories, search
 table: `CallbackPhase` (the `CallbackState` search attribute), `ReviewState`, `Verdict`.
 
 Privacy: `QueueCallbackInput.customer_number` (the raw E.164 number the callback dials) lives only in the
-input payload. Workflow ids, memos, search attributes, queries and logs use `masked_number`.
+input payload, which Escalade's Temporal clients encrypt when payload keys are configured
+(`escalade_platform.payload_encryption`). Workflow ids, memos, search attributes, queries and logs use
+`masked_number`.
 """
 
 from __future__ import annotations
