@@ -24,7 +24,6 @@ from escalade_platform.payload_encryption import (
     ENCODING,
     EncryptionCodec,
     PayloadKeys,
-    new_key,
     temporal_data_converter,
 )
 from tests.e2e.devstack import clean_env, free_port
@@ -32,7 +31,8 @@ from workflows.inputs import QueueCallbackInput
 
 TOKEN = "operator-token"
 UI = "http://localhost:8233"
-KEY = new_key()
+KEY = base64.b64encode(bytes(range(32))).decode()
+"""A fixed key: test ids show it, and they must be the same in every pytest-xdist worker."""
 KEYS = PayloadKeys("k1", {"k1": base64.b64decode(KEY)})
 DATA = QueueCallbackInput(
     call_id="call-7", customer_number="+14155550123", masked_number="+1*******0123", team_id="technical"

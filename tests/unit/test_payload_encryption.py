@@ -33,7 +33,11 @@ def keys(current: str, *ids: str) -> PayloadKeys:
     return PayloadKeys(current, {key_id: base64.b64decode(KEY_TEXT[key_id]) for key_id in ids or (current,)})
 
 
-KEY_TEXT = {"2026-11": new_key(), "2026-12": new_key()}
+KEY_TEXT = {
+    "2026-11": base64.b64encode(bytes(range(32))).decode(),
+    "2026-12": base64.b64encode(bytes(range(32, 64))).decode(),
+}
+"""Fixed test keys (the test ids that show them must be the same in every pytest-xdist worker)."""
 
 
 def callback() -> QueueCallbackInput:
@@ -52,6 +56,13 @@ async def test_round_trip_through_the_data_converter_hides_the_number_and_the_co
     assert NUMBER.encode() not in encoded.SerializeToString()
     assert CONTEXT.encode() not in encoded.SerializeToString()
     assert await converter.decode([encoded], [QueueCallbackInput]) == [callback()]
+
+
+def test_new_keys_are_random_aes_256_keys() -> None:
+    first, second = new_key(), new_key()
+
+    assert first != second
+    assert len(base64.b64decode(first, validate=True)) == 32
 
 
 async def test_same_payload_encrypts_differently_each_time() -> None:
