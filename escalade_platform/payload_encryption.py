@@ -25,7 +25,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,8 @@ class PayloadKeys:
     """Named AES-256 keys: `current_key_id` seals new payloads, each of `keys` opens those naming it."""
 
     current_key_id: str
-    keys: Mapping[str, bytes]
+    keys: Mapping[str, bytes] = field(repr=False)
+    """Key id -> 32 key bytes (left out of the repr, so a logged object shows no key material)."""
 
     def __post_init__(self) -> None:
         if not self.keys:

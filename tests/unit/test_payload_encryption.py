@@ -58,6 +58,13 @@ async def test_round_trip_through_the_data_converter_hides_the_number_and_the_co
     assert await converter.decode([encoded], [QueueCallbackInput]) == [callback()]
 
 
+def test_the_repr_of_keys_shows_no_key_material() -> None:
+    shown = repr(keys("2026-12", "2026-11", "2026-12"))
+
+    assert "2026-12" in shown
+    assert "keys=" not in shown and KEY_TEXT["2026-12"] not in shown
+
+
 def test_new_keys_are_random_aes_256_keys() -> None:
     first, second = new_key(), new_key()
 
