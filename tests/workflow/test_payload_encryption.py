@@ -113,6 +113,7 @@ async def test_encrypted_history_holds_no_raw_number_or_context_and_the_callback
     assert NUMBER[1:].encode() not in stored
     assert CONTEXT.encode() not in stored
     assert b"Vapi refused" not in stored  # failure messages travel encrypted too
+    assert b"+1*******0003" not in stored  # the memo (masked number only) is encrypted as well
     assert b"binary/encrypted" in stored
 
 
@@ -125,6 +126,7 @@ async def test_without_keys_the_same_history_shows_the_number_and_the_context(
     assert NUMBER.encode() in stored
     assert CONTEXT.encode() in stored
     assert b"Vapi refused to dial " + NUMBER.encode() in stored
+    assert b"+1*******0003" in stored
 
 
 async def test_a_client_without_the_keys_cannot_read_the_encrypted_result(
