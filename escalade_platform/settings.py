@@ -5,8 +5,9 @@ Each service's settings class (`routing_service.settings.RoutingSettings`,
 its own fields; the edge and the worker, which both start workflows, share `WorkflowStarterSettings`, which
 extends `TemporalConnectionSettings`: how every Temporal client (those two and the CLI's Temporal commands)
 reaches Temporal, read by `escalade_platform.temporal_client.connect_temporal`, and the keys it encrypts
-payloads with (`PayloadEncryptionSettings`, which the codec server reads too). Every field has an embedded
-default, so a fresh checkout runs with no environment at all.
+payloads with (`PayloadEncryptionSettings`, which the codec server reads too); every process that calls the
+routing service (the edge, the worker, the CLI) reads how to reach it securely from `RoutingClientSettings`.
+Every field has an embedded default, so a fresh checkout runs with no environment at all.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import os
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "EscaladeSettings",
     "PayloadEncryptionSettings",
+    "RoutingClientSettings",
     "TemporalConnectionSettings",
     "VapiApiSettings",
     "WorkflowStarterSettings",
@@ -74,6 +76,43 @@ class EscaladeSettings(BaseSettings):
     """One JSON object per log line (for a log shipper) instead of readable console lines."""
     log_level: str = "info"
     """Lowest level logged: debug, info, warning or error."""
+
+
+class RoutingClientSettings(EscaladeSettings):
+    """How a client reaches the routing service: TLS (with a client certificate for mutual TLS) and the
+    bearer token it sends. All empty (the default): a plaintext channel without credentials, which is what
+    the local dev stack serves. `escalade_platform.routing_channel` builds the channel from these."""
+
+    model_config = SettingsConfigDict(hide_input_in_errors=True)  # a rejected token is never echoed
+
+    routing_tls: bool = False
+    """Call the routing service over TLS, trusting the system's CA bundle (set `ESCALADE_ROUTING_CA` to trust
+    a private CA instead; either turns TLS on)."""
+    routing_ca: FilePath | None = None
+    """PEM bundle of the CA(s) that signed the routing server's certificate; setting it turns TLS on."""
+    routing_client_cert: FilePath | None = None
+    """PEM certificate (chain) this client presents for mutual TLS, with `ESCALADE_ROUTING_CLIENT_KEY`."""
+    routing_client_key: FilePath | None = None
+    """PEM private key of `ESCALADE_ROUTING_CLIENT_CERT`."""
+    routing_server_name: str = ""
+    """Name the server's certificate is checked against when it is not the host of `ESCALADE_ROUTING_ADDRESS`
+    (e.g. dialling an IP address or a load balancer); empty: that host."""
+    routing_token: SecretStr = SecretStr("")
+    """Bearer token sent with every routing call (`authorization: Bearer …` metadata); empty: none sent."""
+
+    @model_validator(mode="after")
+    def _client_certificate_pairs(self) -> Self:
+        if (self.routing_client_cert is None) != (self.routing_client_key is None):
+            raise ValueError(
+                "ESCALADE_ROUTING_CLIENT_CERT and ESCALADE_ROUTING_CLIENT_KEY go together:"
+                " set both or neither"
+            )
+        return self
+
+    @property
+    def routing_uses_tls(self) -> bool:
+        """TLS is on: asked for, or implied by a CA or a client certificate."""
+        return self.routing_tls or self.routing_ca is not None or self.routing_client_cert is not None
 
 
 class PayloadEncryptionSettings(EscaladeSettings):

@@ -2,7 +2,11 @@
 for `escalade routing serve`.
 
 On start: open the store (which applies the migrations), load the policy, serve `RoutingService` plus the
-standard health (`grpc.health.v1`, SERVING once started) and reflection services, then run the policy
+standard health (`grpc.health.v1`, SERVING once started, open to every caller) and reflection services
+(reflection only as `RoutingSettings.reflection_enabled` says), over TLS when the settings name a server
+certificate (`grpc.tls`) and behind the authorization guard when they configure tokens or certificate
+roles (`grpc.authorization`; without either every caller may call everything, logged as a warning when the
+address is not a loopback one), then run the policy
 watcher (file change + SIGHUP) and the sweeper. On PostgreSQL it also runs the availability listener, which
 republishes the other routing processes' "free slot" notices to this server's WatchAvailability streams
 (`store.notify`); health turns SERVING once it listens (or after the connect timeout, while it keeps
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
@@ -22,21 +27,22 @@ from typing import Any, TypeVar, cast
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from escalade_platform.heap import freeze_startup_heap
 from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.sweeper import run_sweeper
-from routing_service.grpc.handlers import SERVICE_NAME, add_routing_service
+from routing_service.grpc.authorization import Authorizer
+from routing_service.grpc.handlers import SERVICE_NAME, add_reflection_service, add_routing_service
 from routing_service.grpc.servicer import RoutingServicer, utc_now
+from routing_service.grpc.tls import ServerCertificates, server_credentials
 from routing_service.metrics import MetricsEndpoint
 from routing_service.settings import RoutingSettings
 from routing_service.store.notify import PgAvailabilityListener
 from routing_service.store.store import Store
 
-__all__ = ["SERVICE_NAME", "RoutingServer", "run_event_loop", "serve"]
+__all__ = ["SERVICE_NAME", "RoutingServer", "is_loopback", "run_event_loop", "serve", "warn_if_exposed"]
 
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
@@ -63,6 +69,8 @@ class RoutingServer:
         self.listener: PgAvailabilityListener | None = None
         """PostgreSQL: hears the other routing processes' availability notices (None on SQLite)."""
         self.port = 0
+        self.certificates: ServerCertificates | None = None
+        """The TLS files served (None: plaintext)."""
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._watch_policy = watch_policy
@@ -98,12 +106,17 @@ class RoutingServer:
                     ("grpc.so_reuseport", 0),
                 ],
             )
-            add_routing_service(servicer, server)
+            authorizer = Authorizer.from_settings(self.settings)
+            add_routing_service(servicer, server, authorizer)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-            reflection.enable_server_reflection(
-                (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-            )
-            self.port = server.add_insecure_port(self.settings.routing_address)
+            if self.settings.reflection_enabled:
+                add_reflection_service(server, authorizer)
+            tls = server_credentials(self.settings)
+            if tls is None:
+                self.port = server.add_insecure_port(self.settings.routing_address)
+            else:
+                credentials, self.certificates = tls
+                self.port = server.add_secure_port(self.settings.routing_address, credentials)
             if self.port == 0:
                 raise OSError(f"cannot listen on {self.settings.routing_address}")
             await server.start()
@@ -136,7 +149,15 @@ class RoutingServer:
                     )
                 )
             )
-        log.info("routing_started", address=self.address, policy=self.policies.current.name)
+        log.info(
+            "routing_started",
+            address=self.address,
+            policy=self.policies.current.name,
+            tls="mutual" if self.settings.routing_client_ca else ("on" if self.certificates else "off"),
+            authorization="on" if authorizer is not None else "off",
+            reflection="on" if self.settings.reflection_enabled else "off",
+        )
+        warn_if_exposed(self.settings)
         return self.port
 
     async def wait(self) -> None:
@@ -162,6 +183,38 @@ class RoutingServer:
             await self.store.close()
             self.store = None
         log.info("routing_stopped")
+
+
+def is_loopback(address: str) -> bool:
+    """HOST:PORT names this machine only (127.0.0.0/8, ::1, localhost)."""
+    host = address.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_exposed(settings: RoutingSettings) -> None:
+    """One warning when a non-loopback address is served without authorization, or with tokens in
+    plaintext."""
+    if is_loopback(settings.routing_address):
+        return
+    if not settings.authorization_enabled:
+        log.warning(
+            "routing_authorization_off",
+            address=settings.routing_address,
+            detail="every caller may call every method: set ESCALADE_ROUTING_TOKENS (or mutual TLS with "
+            "ESCALADE_ROUTING_CERT_ROLES) outside the dev stack",
+        )
+    elif settings.routing_server_cert is None:
+        log.warning(
+            "routing_tokens_in_plaintext",
+            address=settings.routing_address,
+            detail="bearer tokens cross the network unencrypted: set ESCALADE_ROUTING_SERVER_CERT and _KEY "
+            "unless a service mesh encrypts the hop",
+        )
 
 
 def run_event_loop(main: Coroutine[Any, Any, _T], kind: str = "auto") -> _T:
