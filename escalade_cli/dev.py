@@ -36,13 +36,17 @@ import sys
 import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
 from escalade_cli.console import console, err_console, fail
+from escalade_cli.routing import client_settings
 from escalade_cli.temporal import DEV_KEY_FILE_NAME
+
+if TYPE_CHECKING:
+    from escalade_platform.settings import RoutingClientSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -186,13 +190,17 @@ async def wait_for_tcp(host: str, port: int, child: Child, stack: Stack, within:
         return
 
 
-async def wait_for_routing(address: str, child: Child, stack: Stack, within: float) -> None:
+async def wait_for_routing(
+    address: str, child: Child, stack: Stack, within: float, client: RoutingClientSettings
+) -> None:
     """Wait until the routing service's grpc.health.v1 check answers SERVING."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from escalade_platform.routing_channel import routing_channel
+
     deadline = asyncio.get_running_loop().time() + within
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with routing_channel(client, address=address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             if child.process is not None and child.process.returncode is not None:
@@ -210,12 +218,11 @@ async def wait_for_routing(address: str, child: Child, stack: Stack, within: flo
             await asyncio.sleep(0.3)
 
 
-async def store_is_empty(address: str) -> bool:
-    import grpc
-
+async def store_is_empty(address: str, client: RoutingClientSettings) -> bool:
     from escalade_platform.generated.escalade.routing.v1 import routing_pb2, routing_pb2_grpc
+    from escalade_platform.routing_channel import routing_channel
 
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with routing_channel(client, address=address) as channel:
         stub = routing_pb2_grpc.RoutingServiceStub(channel)
         reply = await stub.ListAgents(routing_pb2.ListAgentsRequest(page_size=1), timeout=5.0)
         return len(reply.agents) == 0
@@ -259,7 +266,11 @@ async def run_stack(
     temporal: bool,
     vapi_port: int = 0,
     codec_server_port: int = 0,
+    routing_client: RoutingClientSettings | None = None,
 ) -> int:
+    """Run the stack until SIGINT/SIGTERM. `routing_client`: the TLS and token this process calls its
+    routing child with (default: from the environment, which the children read too; empty in the
+    zero-configuration stack)."""
     (state_dir / "logs").mkdir(parents=True, exist_ok=True)
     secret = state_secret(state_dir)
     temporal_address = f"127.0.0.1:{temporal_port}"
@@ -324,8 +335,11 @@ async def run_stack(
         routing = await stack.launch(
             Child("routing", escalade_command("routing", "serve", "--address", routing_address))
         )
-        await wait_for_routing(routing_address, routing, stack, within=60)
-        if await store_is_empty(routing_address):
+        from escalade_platform.settings import RoutingClientSettings
+
+        client = routing_client or RoutingClientSettings(routing_address=routing_address)
+        await wait_for_routing(routing_address, routing, stack, within=60, client=client)
+        if await store_is_empty(routing_address, client):
             console.print("Empty store: loading the TechCorp demo customers and specialists")
             await run_cli(env, "customers", "import", str(EXAMPLES / "techcorp-customers.csv"))
             await run_cli(env, "agents", "import", str(EXAMPLES / "techcorp-agents.yaml"))
@@ -414,8 +428,10 @@ def register(app: typer.Typer) -> None:
             split_address(routing_address)
         except ValueError:
             fail(f"--routing-address must be HOST:PORT, got {routing_address!r}")
+        client = client_settings(routing_address)
         code = asyncio.run(
             run_stack(
+                routing_client=client,
                 state_dir=state_dir,
                 edge_port=edge_port,
                 routing_address=routing_address,

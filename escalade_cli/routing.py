@@ -1,18 +1,28 @@
-"""`escalade routing serve`: run the routing gRPC service (and the client helper other commands share)."""
+"""`escalade routing serve`: run the routing gRPC service (and the client helpers other commands share:
+every command that calls routing dials it with the TLS and token of `RoutingClientSettings`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import grpc
 import typer
 
 from escalade_cli.console import fail, settings_or_fail
 
-__all__ = ["ADDRESS_OPTION", "RPC_TIMEOUT", "register", "routing_address", "routing_stub"]
+if TYPE_CHECKING:
+    from escalade_platform.settings import RoutingClientSettings
+
+__all__ = [
+    "ADDRESS_OPTION",
+    "RPC_TIMEOUT",
+    "client_settings",
+    "register",
+    "routing_address",
+    "routing_stub",
+]
 
 RPC_TIMEOUT = 10.0
 
@@ -21,21 +31,28 @@ ADDRESS_OPTION = typer.Option(
 )
 
 
+def client_settings(address: str | None = None) -> RoutingClientSettings:
+    """How to reach routing, from ESCALADE_ROUTING_* (TLS, token), with `address` winning over
+    ESCALADE_ROUTING_ADDRESS; a bad setting fails with a readable message (exit 2)."""
+    from escalade_platform.settings import RoutingClientSettings
+
+    overrides = {"routing_address": address} if address else {}
+    return settings_or_fail(RoutingClientSettings, **overrides)
+
+
 def routing_address(address: str | None) -> str:
     """The explicit address, else the settings' (ESCALADE_ROUTING_ADDRESS)."""
-    if address:
-        return address
-    from routing_service.settings import RoutingSettings
-
-    return RoutingSettings().routing_address
+    return client_settings(address).routing_address
 
 
 @contextmanager
 def routing_stub(address: str | None) -> Iterator[Any]:
-    """A blocking `RoutingServiceStub` on an insecure channel, closed afterwards."""
+    """A blocking `RoutingServiceStub` on a channel with the client settings' TLS and token, closed
+    afterwards (an unreadable TLS file raises `RoutingChannelError`, an OSError)."""
     from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
+    from escalade_platform.routing_channel import blocking_routing_channel
 
-    with grpc.insecure_channel(routing_address(address)) as channel:
+    with blocking_routing_channel(client_settings(address)) as channel:
         yield routing_pb2_grpc.RoutingServiceStub(channel)
 
 

@@ -65,6 +65,8 @@ from escalade_cli.scenarios import (
 )
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_platform.routing_channel import routing_channel
+from escalade_platform.settings import RoutingClientSettings
 from webhook_edge.auth import sign_hmac
 from webhook_edge.settings import WebhookAuthSettings
 
@@ -92,7 +94,7 @@ KIND_NAMES = {
 }
 
 
-class SimulateSettings(WebhookAuthSettings):
+class SimulateSettings(WebhookAuthSettings, RoutingClientSettings):
     """What `escalade simulate` reads: the webhook secret it signs with, routing's and the edge's address."""
 
     edge_url: str = DEFAULT_EDGE
@@ -525,15 +527,16 @@ async def run_scenarios(
     standin: str | None = None,
     callback_wait: float = 900.0,
     cleanup: bool = False,
+    routing_client: RoutingClientSettings | None = None,
 ) -> list[Outcome]:
     """Send each scenario to the edge, in order; raises EdgeUnreachable when the edge cannot be reached.
     `cleanup`: undo what a scenario leaves behind (the specialists busy-specialists made busy, its
-    callback)."""
+    callback). `routing_client`: the TLS and token routing is called with (default: from the environment)."""
     url = webhook_endpoint(edge)
     outcomes: list[Outcome] = []
     async with (
         httpx.AsyncClient(timeout=http_timeout) as client,
-        grpc.aio.insecure_channel(routing_address) as channel,
+        routing_channel(routing_client or RoutingClientSettings(), address=routing_address) as channel,
     ):
         routing = _Routing(pb_grpc.RoutingServiceStub(channel))
         target = _Edge(client, url, secret)
@@ -671,6 +674,7 @@ def simulate_command(
                 edge=edge,
                 secret=key,
                 routing_address=routing or settings.routing_address,
+                routing_client=settings,
                 standin=standin,
                 callback_wait=callback_wait,
                 cleanup=cleanup,

@@ -24,9 +24,10 @@ from rich.table import Table
 from rich.text import Text
 
 from escalade_cli.console import console, literal, settings_or_fail
+from escalade_cli.routing import client_settings
 
 if TYPE_CHECKING:
-    from escalade_platform.settings import TemporalConnectionSettings
+    from escalade_platform.settings import RoutingClientSettings, TemporalConnectionSettings
 
 __all__ = ["Probe", "StatusReport", "collect", "register"]
 
@@ -123,15 +124,19 @@ async def _probe_edge(report: StatusReport, url: str, probe_seconds: float) -> N
     report.outbox_depth = depth
 
 
-async def _probe_routing(report: StatusReport, address: str, probe_seconds: float) -> None:
-    import grpc
+async def _probe_routing(
+    report: StatusReport, address: str, probe_seconds: float, client: RoutingClientSettings | None
+) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
     from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
     from escalade_platform.masking import mask_number
+    from escalade_platform.routing_channel import routing_channel
+    from escalade_platform.settings import RoutingClientSettings
 
-    async with grpc.aio.insecure_channel(address) as channel:
+    settings = client or RoutingClientSettings(routing_address=address)
+    async with routing_channel(settings, address=address) as channel:
         try:
             health = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=probe_seconds
@@ -223,13 +228,15 @@ async def collect(
     *,
     probe_seconds: float = 3.0,
     temporal_settings: TemporalConnectionSettings | None = None,
+    routing_client: RoutingClientSettings | None = None,
 ) -> StatusReport:
     """Probe every service concurrently; failures become DOWN probes, never exceptions. Temporal is reached
-    at `temporal` with `temporal_settings`' TLS and API key (the environment's when not given)."""
+    at `temporal` with `temporal_settings`' TLS and API key, routing with `routing_client`'s TLS and token
+    (the environment's when not given)."""
     report = StatusReport()
     sections = [
         _probe_edge(report, edge, probe_seconds),
-        _probe_routing(report, routing, probe_seconds),
+        _probe_routing(report, routing, probe_seconds, routing_client),
     ]
     if temporal:
         sections.append(_probe_temporal(report, temporal, probe_seconds, temporal_settings))
@@ -378,6 +385,7 @@ def status_command(
     temporal_address = temporal or temporal_settings.temporal_address or _DEFAULT_TEMPORAL
     if temporal_address.strip().lower() == "none":
         temporal_address = ""
+    client = client_settings(routing_address)
     report = asyncio.run(
         collect(
             edge_url,
@@ -385,6 +393,7 @@ def status_command(
             temporal_address or None,
             probe_seconds=timeout,
             temporal_settings=temporal_settings,
+            routing_client=client,
         )
     )
     if as_json:

@@ -31,7 +31,7 @@ AUTHORIZATION_METADATA_KEY = "authorization"
 ChannelOptions = Sequence[tuple[str, Any]]
 
 
-class RoutingChannelError(ValueError):
+class RoutingChannelError(OSError):
     """A TLS file of the client settings could not be read; the message names the setting and the file."""
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
-from pydantic import SecretStr
+from pydantic import FilePath, SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
@@ -61,6 +61,12 @@ SETTINGS: tuple[Source, ...] = (
         "escalade_platform.tracing:TracingSettings",
         "Tracing",
         "every served process (`escalade routing serve`, `edge serve`, `worker`)",
+    ),
+    Source(
+        "escalade_platform.settings:RoutingClientSettings",
+        "Routing clients",
+        "every command that calls the routing service (`escalade agents`, `customers`, `policy explain`, "
+        "`status`, `dev`); the edge, the worker and `escalade simulate` read the same fields",
     ),
     Source("escalade_cli.simulate:SimulateSettings", "`escalade simulate`", "`escalade simulate`"),
     Source("escalade_cli.vapi:VapiCliSettings", "`escalade vapi`", "`escalade vapi provision` and friends"),
@@ -129,6 +135,14 @@ def describe(cls: type[BaseSettings], name: str, info: FieldInfo) -> str:
 def type_name(annotation: Any) -> str:
     """A reader's name for a field type: `int`, `path`, `secret`, `sha256 | sha1`, `float (optional)`."""
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:  # pydantic's FilePath and friends: the type, its checks aside
+        base = type_name(typing.get_args(annotation)[0])
+        return "path to an existing file" if annotation == FilePath else base
+    if origin is dict:
+        key, value = (type_name(arg) for arg in typing.get_args(annotation))
+        return f"JSON object of {key} → {value}"
+    if origin is list:
+        return f"{type_name(typing.get_args(annotation)[0])} list"
     if origin is typing.Literal:
         return " | ".join(f"`{value}`" for value in typing.get_args(annotation))
     if origin in (typing.Union, types.UnionType):

@@ -202,7 +202,7 @@ def create_app(
             client = routing
             if client is None:
                 client = RoutingClient.connect(
-                    settings.routing_address,
+                    settings,
                     deadline_seconds=settings.routing_deadline_ms / 1000,
                     health_deadline_seconds=settings.routing_health_deadline_ms / 1000,
                 )

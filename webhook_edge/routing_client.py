@@ -1,7 +1,8 @@
 """Thin typed wrapper over the routing service's gRPC stub, with the edge's deadline on every call.
 
 One long-lived `grpc.aio` channel per process (created in the app's lifespan) with keepalive and a retry
-policy: UNAVAILABLE only, a few quick attempts, all bounded by the per-call deadline.
+policy: UNAVAILABLE only, a few quick attempts, all bounded by the per-call deadline. The channel carries
+the TLS and the bearer token of the edge's `RoutingClientSettings` (`escalade_platform.routing_channel`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from escalade_platform.routing_channel import routing_channel
+from escalade_platform.settings import RoutingClientSettings
 
 __all__ = ["SERVICE_NAME", "RoutingClient", "channel_options"]
 
@@ -67,10 +70,11 @@ class RoutingClient:
 
     @classmethod
     def connect(
-        cls, address: str, *, deadline_seconds: float, health_deadline_seconds: float = 0.5
+        cls, settings: RoutingClientSettings, *, deadline_seconds: float, health_deadline_seconds: float = 0.5
     ) -> RoutingClient:
-        """A client over a new insecure channel to `address` (host:port)."""
-        channel = grpc.aio.insecure_channel(address, options=channel_options())
+        """A client over a new channel to `settings.routing_address`, with the settings' TLS and token
+        (`routing_channel.RoutingChannelError` when a TLS file cannot be read)."""
+        channel = routing_channel(settings, options=channel_options())
         return cls(
             channel, deadline_seconds=deadline_seconds, health_deadline_seconds=health_deadline_seconds
         )

@@ -13,7 +13,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from escalade_platform.settings import EscaladeSettings, WorkflowStarterSettings
+from escalade_platform.settings import EscaladeSettings, RoutingClientSettings, WorkflowStarterSettings
 from webhook_edge.auth import HmacOptions
 
 __all__ = [
@@ -110,7 +110,7 @@ class WebhookAuthSettings(EscaladeSettings):
         return [s for s in found if s]
 
 
-class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings):
+class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings, RoutingClientSettings):
     """Everything `escalade edge serve` needs; every field has an embedded default."""
 
     routing_deadline_ms: int = Field(default=1500, ge=50, le=60_000)

@@ -9,12 +9,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from escalade_platform.settings import VapiApiSettings, WorkflowStarterSettings
+from escalade_platform.settings import RoutingClientSettings, VapiApiSettings, WorkflowStarterSettings
 
 __all__ = ["WorkerSettings"]
 
 
-class WorkerSettings(WorkflowStarterSettings, VapiApiSettings):
+class WorkerSettings(WorkflowStarterSettings, VapiApiSettings, RoutingClientSettings):
     """Everything `escalade worker` needs; every field has an embedded default."""
 
     temporal_address: str = "127.0.0.1:7233"

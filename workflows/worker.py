@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import grpc
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from temporalio.client import Client
@@ -27,6 +26,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from escalade_platform.migrations import upgrade_database
 from escalade_platform.payload_encryption import payload_keys, temporal_data_converter
+from escalade_platform.routing_channel import routing_channel
 from escalade_platform.temporal_client import connect_temporal
 from routing_service.domain.models import Policy
 from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
@@ -142,7 +142,7 @@ async def run_worker(
             if added:
                 log.info("registered search attributes %s", ", ".join(added))
     engine = await open_engine(settings.database_url)
-    channel = grpc.aio.insecure_channel(settings.routing_address)
+    channel = routing_channel(settings)
     http = httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0))
     try:
         stub = routing_pb2_grpc.RoutingServiceStub(channel)

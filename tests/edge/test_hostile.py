@@ -243,7 +243,7 @@ class ExplodingRouting(RoutingClient):
 async def test_unexpected_exception_answers_fallback_or_ack_when_handler_breaks(
     edge_settings: EdgeSettings, fixture: str, expected: Any
 ) -> None:
-    routing = ExplodingRouting.connect(edge_settings.routing_address, deadline_seconds=0.3)
+    routing = ExplodingRouting.connect(edge_settings, deadline_seconds=0.3)
     try:
         async with running_edge(edge_settings, routing=routing) as edge:
             response = await edge.post(load_fixture(fixture))
