@@ -77,7 +77,12 @@ def routing_channel(
     bearer = _bearer(settings)
     interceptors: list[grpc.aio.ClientInterceptor] | None = None
     if bearer is not None:
-        interceptors = [_AioBearerUnary(bearer), _AioBearerStream(bearer)]
+        interceptors = [
+            _AioBearerUnaryUnary(bearer),
+            _AioBearerUnaryStream(bearer),
+            _AioBearerStreamUnary(bearer),
+            _AioBearerStreamStream(bearer),
+        ]
     merged = _options(settings, options)
     if credentials is None:
         return grpc.aio.insecure_channel(target, options=merged, interceptors=interceptors)
@@ -106,10 +111,12 @@ def _with_metadatum(metadata: Any, metadatum: tuple[str, str]) -> list[tuple[str
     return kept
 
 
-class _AioBearerUnary(grpc.aio.UnaryUnaryClientInterceptor):
+class _AioBearer:
     def __init__(self, metadatum: tuple[str, str]) -> None:
         self._metadatum = metadatum
 
+
+class _AioBearerUnaryUnary(_AioBearer, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(
         self,
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
@@ -119,10 +126,7 @@ class _AioBearerUnary(grpc.aio.UnaryUnaryClientInterceptor):
         return await continuation(_aio_details(client_call_details, self._metadatum), request)
 
 
-class _AioBearerStream(grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, metadatum: tuple[str, str]) -> None:
-        self._metadatum = metadatum
-
+class _AioBearerUnaryStream(_AioBearer, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(
         self,
         continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
@@ -130,6 +134,26 @@ class _AioBearerStream(grpc.aio.UnaryStreamClientInterceptor):
         request: Any,
     ) -> Any:
         return await continuation(_aio_details(client_call_details, self._metadatum), request)
+
+
+class _AioBearerStreamUnary(_AioBearer, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await continuation(_aio_details(client_call_details, self._metadatum), request_iterator)
+
+
+class _AioBearerStreamStream(_AioBearer, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Any],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request_iterator: Any,
+    ) -> Any:
+        return await continuation(_aio_details(client_call_details, self._metadatum), request_iterator)
 
 
 def _aio_details(
@@ -154,7 +178,12 @@ class _BlockingCallDetails(
     """`grpc.ClientCallDetails` with the token added (the blocking API has no public constructor for it)."""
 
 
-class _BlockingBearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+class _BlockingBearer(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
     def __init__(self, metadatum: tuple[str, str]) -> None:
         self._metadatum = metadatum
 
@@ -173,3 +202,13 @@ class _BlockingBearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIn
 
     def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(
+        self, continuation: Any, client_call_details: Any, request_iterator: Any
+    ) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)

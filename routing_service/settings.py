@@ -53,7 +53,7 @@ def _check_tokens(tokens: dict[str, list[SecretStr]], setting: str) -> None:
         _role(role, setting)
         for token in values:
             value = token.get_secret_value()
-            if len(value) < MIN_TOKEN_CHARS or value != value.strip() or not value.isprintable():
+            if len(value) < MIN_TOKEN_CHARS or not value.isprintable() or any(c.isspace() for c in value):
                 raise ValueError(
                     f"{setting}: a token of role {role!r} is shorter than {MIN_TOKEN_CHARS} characters or "
                     "holds spaces or control characters"
