@@ -35,7 +35,8 @@ class Role(enum.StrEnum):
     """Agent-side systems (desktop, CRM, telephony): complete or release assignments, set specialists'
     status, list specialists."""
     ADMIN = "admin"
-    """Administration: specialists and customers, plus everything a reader may do."""
+    """Administration: specialists and customers, overrides (release, complete, end a callback), plus
+    everything a reader may do."""
     READER = "reader"
     """Dashboards and `escalade status`: queue status, lists, decisions, the availability stream."""
 

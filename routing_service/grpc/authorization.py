@@ -53,9 +53,9 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     "GetQueueStatus": frozenset({_WORKER, _READER, _ADMIN}),
     "ListCallbacks": frozenset({_WORKER, _READER, _ADMIN}),
     "WatchAvailability": frozenset({_WORKER, _READER, _ADMIN}),
-    # the worker's callbacks and review outcomes
+    # the worker's callbacks (an administrator may end one) and review outcomes
     "ClaimCallback": frozenset({_WORKER}),
-    "FinishCallback": frozenset({_WORKER}),
+    "FinishCallback": frozenset({_WORKER, _ADMIN}),
     "RecordEscalationOutcome": frozenset({_WORKER}),
 }
 """RoutingService method name -> the roles that may call it. Every method must be listed: registering the
