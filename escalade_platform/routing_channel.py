@@ -21,6 +21,7 @@ __all__ = [
     "AUTHORIZATION_METADATA_KEY",
     "RoutingChannelError",
     "blocking_routing_channel",
+    "read_pem",
     "routing_channel",
     "routing_channel_credentials",
 ]
@@ -32,26 +33,37 @@ ChannelOptions = Sequence[tuple[str, Any]]
 
 
 class RoutingChannelError(OSError):
-    """A TLS file of the client settings could not be read; the message names the setting and the file."""
+    """A TLS file of the routing settings could not be read or holds no PEM of its kind; the message names
+    the setting and the file."""
 
 
-def _read(path: object, setting: str) -> bytes:
+_PEM_MARKERS = {"certificate": b"-----BEGIN CERTIFICATE-----", "private key": b"PRIVATE KEY-----"}
+
+
+def read_pem(path: object, setting: str, kind: str) -> bytes:
+    """The PEM file `path` named by `setting` (e.g. ESCALADE_ROUTING_CA), checked to hold a `kind`
+    ("certificate" or "private key"): gRPC itself only says that it failed to bind or to connect."""
     try:
         with open(str(path), "rb") as file:
-            return file.read()
+            data = file.read()
     except OSError as exc:
         raise RoutingChannelError(f"cannot read {setting} {path}: {exc.strerror or exc}") from None
+    if _PEM_MARKERS[kind] not in data:
+        raise RoutingChannelError(f"{setting} {path} holds no PEM {kind}")
+    return data
 
 
 def routing_channel_credentials(settings: RoutingClientSettings) -> grpc.ChannelCredentials | None:
     """TLS credentials for the routing channel, or None for plaintext."""
     if not settings.routing_uses_tls:
         return None
-    root = _read(settings.routing_ca, "ESCALADE_ROUTING_CA") if settings.routing_ca else None
+    root = (
+        read_pem(settings.routing_ca, "ESCALADE_ROUTING_CA", "certificate") if settings.routing_ca else None
+    )
     key = cert = None
     if settings.routing_client_cert is not None and settings.routing_client_key is not None:
-        cert = _read(settings.routing_client_cert, "ESCALADE_ROUTING_CLIENT_CERT")
-        key = _read(settings.routing_client_key, "ESCALADE_ROUTING_CLIENT_KEY")
+        cert = read_pem(settings.routing_client_cert, "ESCALADE_ROUTING_CLIENT_CERT", "certificate")
+        key = read_pem(settings.routing_client_key, "ESCALADE_ROUTING_CLIENT_KEY", "private key")
     return grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
 
 

@@ -4,8 +4,8 @@ certificates, read from the files the settings name and re-read when they change
 gRPC asks `ServerCertificates.fetch` for the current configuration at each new connection's handshake; it
 compares the files' (modification time, size) with those it loaded and reloads them when any differs, so a
 rotated certificate is served to every connection opened after the files are replaced, without a restart
-(open connections keep the certificate they were made with). A set of files that cannot be read, mid-way
-through a copy, keeps the last good one until they can.
+(open connections keep the certificate they were made with). Files that cannot be read or hold no PEM of
+their kind (mid-way through a copy) keep the last good set until they can.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 import structlog
 
+from escalade_platform.routing_channel import read_pem
 from routing_service.policy.loader import file_stamp
 from routing_service.settings import RoutingSettings
 
@@ -44,9 +45,12 @@ class ServerCertificates:
         return tuple(file_stamp(path) for path in self._paths)
 
     def _configuration(self) -> grpc.ServerCertificateConfiguration:
-        """Raises OSError (naming the file) when one cannot be read."""
-        cert, key = self.cert.read_bytes(), self.key.read_bytes()
-        ca = self.client_ca.read_bytes() if self.client_ca is not None else None
+        """Raises OSError (naming the setting and the file) when one cannot be read or holds no PEM."""
+        cert = read_pem(self.cert, "ESCALADE_ROUTING_SERVER_CERT", "certificate")
+        key = read_pem(self.key, "ESCALADE_ROUTING_SERVER_KEY", "private key")
+        ca = None
+        if self.client_ca is not None:
+            ca = read_pem(self.client_ca, "ESCALADE_ROUTING_CLIENT_CA", "certificate")
         return grpc.ssl_server_certificate_configuration([(key, cert)], root_certificates=ca)
 
     def fetch(self) -> grpc.ServerCertificateConfiguration | None:

@@ -20,7 +20,7 @@ from structlog.testing import capture_logs
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
-from escalade_platform.routing_channel import routing_channel
+from escalade_platform.routing_channel import RoutingChannelError, routing_channel
 from escalade_platform.settings import RoutingClientSettings
 from routing_service.grpc.authorization import METHOD_ROLES, Authorizer, guard_authorization
 from routing_service.grpc.server import RoutingServer, warn_if_exposed
@@ -162,6 +162,24 @@ async def test_a_rotated_server_certificate_is_served_to_new_connections(
         assert server.certificates is not None and server.certificates.reloads == 1
         with pytest.raises(grpc.aio.AioRpcError):
             await _health(client(server, routing_ca=pki.ca))  # the old CA no longer matches
+        (served / "server.pem").write_text("half-copied")  # unreadable as PEM: the last good pair stays
+        assert await _health(client(server, routing_ca=renewed.ca)) == health_pb2.HealthCheckResponse.SERVING
+        assert server.certificates.reloads == 1
+
+
+async def test_files_that_hold_no_pem_are_refused_naming_the_setting(
+    sqlite_url: str, pki: Pki, tmp_path: Path
+) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate")
+    no_certificate = r"ESCALADE_ROUTING_SERVER_CERT .* holds no PEM certificate"
+    with pytest.raises(RoutingChannelError, match=no_certificate):
+        async with serving(sqlite_url, routing_server_cert=garbage, routing_server_key=pki.server_key):
+            pass
+    with pytest.raises(RoutingChannelError, match=r"ESCALADE_ROUTING_CLIENT_KEY .* holds no PEM private key"):
+        routing_channel(
+            RoutingClientSettings(routing_client_cert=pki.server_cert, routing_client_key=pki.server_cert)
+        )
 
 
 # --------------------------------------------------------------------------------------------------------
