@@ -29,6 +29,7 @@ MODULES = [
     "routing_service.domain.queueing",
     "routing_service.domain.decision",
     "routing_service.domain.lifecycle",
+    "routing_service.domain.replay",
     "routing_service.policy",
     "routing_service.policy.loader",
     "routing_service.policy.schema",
