@@ -1,8 +1,10 @@
-"""`escalade policy check FILE [--calls FILE.jsonl]` and `escalade policy explain CALL_ID`.
+"""`escalade policy check FILE [--calls FILE.jsonl | --replay]`, `explain`, `export-decisions`, `confirm`.
 
 `check` validates a policy locally; with `--calls` it also dry-runs each sample call (one JSON object per
 line, fields as in ResolveEscalationRequest or the seed's camelCase tool arguments) against the store at
-ESCALADE_DATABASE_URL (or --database-url) with the policy from FILE, reserving and storing nothing.
+ESCALADE_DATABASE_URL (or --database-url) with the policy from FILE, reserving and storing nothing. With
+`--replay` it replays the decisions recorded in a period (or an export of them, `--replay-file`) under FILE
+and prints what would change (`escalade_cli.policy_replay`).
 `explain` prints the stored decision of a call and its trace, from the running service.
 """
 
@@ -145,13 +147,42 @@ def check_command(
     ] = None,
     database_url: Annotated[
         str | None,
-        typer.Option("--database-url", help="Store for customers/agents (default ESCALADE_DATABASE_URL)."),
+        typer.Option(
+            "--database-url", help="Store for customers/agents or --replay (default ESCALADE_DATABASE_URL)."
+        ),
     ] = None,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            "--replay", help="Replay the decisions recorded in a period under FILE and show the diff."
+        ),
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since", help="--replay: start of the period (24h, 30m, 7d ago, or ISO; default 24h)."
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="--replay: end of the period (default: now).")
+    ] = None,
+    team: Annotated[
+        str | None, typer.Option("--team", help="--replay: only calls recorded for or moved into this team.")
+    ] = None,
+    replay_file: Annotated[
+        Path | None,
+        typer.Option("--replay-file", help="--replay from an `escalade policy export-decisions` file."),
+    ] = None,
+    examples: Annotated[
+        int, typer.Option("--examples", min=0, max=1000, help="--replay: moved calls to show.")
+    ] = 10,
 ) -> None:
-    """Validate a policy file; with --calls, show the decision each sample call would get.
+    """Validate a policy file; with --calls, show the decision each sample call would get; with --replay,
+    what FILE would change over the decisions recorded in a period.
 
     The dry run reads customers and agents from ESCALADE_DATABASE_URL (or --database-url), or, when
-    --customers/--agents are given, from a scratch store holding just those files. Nothing is reserved."""
+    --customers/--agents are given, from a scratch store holding just those files. Nothing is reserved.
+    The replay only reads the store (or the --replay-file export)."""
     from escalade_platform.masking import mask_number
     from routing_service.domain.errors import EscalationError
     from routing_service.policy.errors import PolicyError
@@ -166,6 +197,28 @@ def check_command(
         console.print(
             f"{file}: OK: policy {policy.name!r}, {len(policy.teams)} teams, {len(policy.rules)} rules"
         )
+        replaying = replay or replay_file is not None
+        if replaying and calls is not None:
+            fail(
+                "--replay and --calls cannot be combined: replay recorded decisions or dry-run samples",
+                code=2,
+            )
+        if not replaying and (since is not None or until is not None or team is not None):
+            fail("--since, --until and --team need --replay", code=2)
+        if replaying:
+            from escalade_cli.policy_replay import run_replay
+
+            run_replay(
+                policy,
+                candidate_file=file,
+                since=since,
+                until=until,
+                team=team,
+                replay_file=replay_file,
+                database_url=database_url,
+                examples=examples,
+            )
+            return
         if calls is None:
             return
         samples = read_sample_calls(calls)
@@ -254,7 +307,13 @@ def trace_table(trace: Sequence[TraceStep]) -> Table:
 
 def register(app: typer.Typer) -> None:
     """Add `escalade policy ...` to the application."""
-    policy = typer.Typer(help="Routing policy: validate, dry-run, explain.", no_args_is_help=True)
+    from escalade_cli.policy_replay import confirm_command, export_command
+
+    policy = typer.Typer(
+        help="Routing policy: validate, dry-run, replay recorded decisions, explain.", no_args_is_help=True
+    )
     policy.command("check")(check_command)
     policy.command("explain")(explain_command)
+    policy.command("export-decisions")(export_command)
+    policy.command("confirm")(confirm_command)
     app.add_typer(policy, name="policy")
