@@ -8,7 +8,7 @@ from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.domain.errors import InvalidRequest, NotFound
 from routing_service.domain.models import Decision, DecisionKind
 
-__all__ = ["get_decision", "list_decisions"]
+__all__ = ["get_decision", "latest_decisions", "list_decisions"]
 
 # Page tokens are decision ids this service issued (`new_decision_id`: lower-case hex); anything else was
 # not handed out by it and would silently page from an arbitrary place.
@@ -42,3 +42,9 @@ async def list_decisions(
     more = len(decisions) > limit
     decisions = decisions[:limit]
     return decisions, (decisions[-1].decision_id if more and decisions else "")
+
+
+async def latest_decisions(limit: int, *, uow: UnitOfWorkFactory) -> list[Decision]:
+    """The latest `limit` recorded decisions, newest first (what a policy reload replays)."""
+    async with uow() as u:
+        return await u.decisions.page(team_id=None, kind=None, limit=limit, before=None)

@@ -377,6 +377,15 @@ class FallbackPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class ReloadGuard:
+    """A reload that would send more than `max_moved_share` of the last `replay_last` recorded calls to a
+    different team is held back until an operator confirms the file."""
+
+    max_moved_share: float
+    replay_last: int = 500
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     default_tier: str
@@ -392,3 +401,5 @@ class Policy:
     """A live reservation never released (a lost `ended` webhook) is freed after this long."""
     source: str = ""
     """The file the policy was loaded from, for messages."""
+    reload_guard: ReloadGuard | None = None
+    """None: every valid reload applies."""

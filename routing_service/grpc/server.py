@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import signal
 from collections.abc import Callable, Coroutine
@@ -30,6 +31,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from escalade_platform.heap import freeze_startup_heap
 from routing_service.app.availability import AvailabilityBroadcaster
+from routing_service.app.decisions import latest_decisions
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.sweeper import run_sweeper
@@ -94,6 +96,7 @@ class RoutingServer:
         if self.policies is None:
             self.policies = PolicySource.load(self.settings.policy)
         self.store = await Store.open(self.settings.database_url)
+        self.policies.follow_decisions(functools.partial(latest_decisions, uow=self.uow))
         try:
             servicer = RoutingServicer(
                 uow=self.uow, policies=self.policies, events=self.events, clock=self.clock

@@ -34,6 +34,7 @@ from routing_service.domain.models import (
     KeywordRule,
     Policy,
     QueuePolicy,
+    ReloadGuard,
     Rule,
     SummaryMessage,
     Team,
@@ -471,6 +472,11 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
         ),
         assignment_ttl=timedelta(hours=doc.assignment_ttl_hours),
         source=source,
+        reload_guard=(
+            ReloadGuard(doc.reload_guard.max_moved_share, doc.reload_guard.replay_last)
+            if doc.reload_guard is not None
+            else None
+        ),
     )
 
 

@@ -337,6 +337,14 @@ class FallbackDoc(_Doc):
     transfer: TransferDoc
 
 
+class ReloadGuardDoc(_Doc):
+    """Hold back a reload that would move more than `max_moved_share` of the last `replay_last` recorded
+    calls to a different team, until the file is confirmed (`escalade policy confirm FILE`)."""
+
+    max_moved_share: Annotated[float, Field(ge=0, le=1)]
+    replay_last: Annotated[int, Field(ge=1, le=100_000)] = 500
+
+
 class PolicyDoc(_Doc):
     """A whole routing policy file."""
 
@@ -353,6 +361,7 @@ class PolicyDoc(_Doc):
     queue: QueueDoc
     fallback: FallbackDoc
     assignment_ttl_hours: Hours = 2
+    reload_guard: ReloadGuardDoc | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -90,18 +90,18 @@ async def test_watch_stream_ends_cleanly_when_the_server_stops(sqlite_url: str) 
         assert await call.code() == grpc.StatusCode.OK
 
 
-def test_policy_reload_keeps_the_last_good_policy_when_the_new_file_is_bad(tmp_path: Path) -> None:
+async def test_policy_reload_keeps_the_last_good_policy_when_the_new_file_is_bad(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     shutil.copy(TECHCORP, path)
     source = PolicySource.load(path)
     good = source.current
     path.write_text(TECHCORP.read_text().replace('number: "+15550100200"', 'number: "555-TECH"'))
-    assert source.reload() is False
+    assert await source.reload() is False
     assert source.current is good
     assert isinstance(source.last_error, PolicyError)
     assert "teams.technical.destination.number" in str(source.last_error)
     path.write_text(TECHCORP.read_text().replace("name: techcorp", "name: techcorp-v2"))
-    assert source.reload() is True
+    assert await source.reload() is True
     assert source.current.name == "techcorp-v2" and source.last_error is None
 
 
