@@ -81,6 +81,22 @@ class Period:
         return (self.until or datetime.now(UTC)) - self.since
 
 
+def require_store(url: str) -> None:
+    """Exit 2 with a readable message when `url` names a SQLite file that does not exist (opening it would
+    create an empty database: a replay only reads)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        fail(f"not a database URL: {url!r}", code=2)
+    database = parsed.database or ""
+    in_memory = database in ("", ":memory:")
+    if parsed.get_backend_name() == "sqlite" and not in_memory and not Path(database).is_file():
+        fail(f"no routing store at {database} (check --database-url or ESCALADE_DATABASE_URL)", code=2)
+
+
 async def recorded_decisions(url: str, period: Period) -> list[Decision]:
     """The decisions recorded in `period`, oldest first (the store opened without migrating, read only)."""
     from routing_service.store.store import Store
@@ -364,10 +380,11 @@ def run_replay(
     else:
         period = Period.from_options(since, until)
         url = database_url or RoutingSettings().database_url
+        require_store(url)
         try:
             decisions, facts = asyncio.run(replay_from_store(url, period, list(candidate.teams)))
         except EscalationError as exc:
-            fail(f"replay: the store at --database-url cannot be read: {exc.message}")
+            fail(f"replay: the store cannot be read: {exc.message}")
         source = "the store"
     diff = compare(candidate, decisions, team_id=team)
     effects = team_effects(
@@ -410,6 +427,7 @@ def export_command(
 
     period = Period.from_options(since, until)
     url = database_url or RoutingSettings().database_url
+    require_store(url)
     try:
         decisions = asyncio.run(recorded_decisions(url, period))
     except EscalationError as exc:

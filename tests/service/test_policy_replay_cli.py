@@ -184,3 +184,15 @@ async def test_a_bad_export_line_is_named(tmp_path: Path) -> None:
     result = await invoke("policy", "check", str(TECHCORP), "--replay-file", str(export))
     assert result.exit_code == 2
     assert f"{export}:1: not a recorded decision" in result.stderr
+
+
+async def test_a_missing_sqlite_store_is_named_and_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    for args in (
+        ["policy", "check", str(TECHCORP), "--replay"],
+        ["policy", "export-decisions"],
+    ):
+        result = await invoke(*args, "--database-url", f"sqlite+aiosqlite:///{missing}")
+        assert result.exit_code == 2, result.output
+        assert f"no routing store at {missing}" in result.stderr
+    assert not missing.exists()
