@@ -217,6 +217,12 @@ def read_export(path: Path) -> list[Decision]:
     return sorted(decisions, key=lambda d: (d.decided_at, d.decision_id))
 
 
+def _load(effect: TeamEffect) -> str:
+    if effect.recorded_load is None or effect.candidate_load is None:
+        return "?"
+    return f"{effect.recorded_load:.0%} -> {effect.candidate_load:.0%}"
+
+
 def _team(name: str) -> str:
     return name or "(fallback)"
 
@@ -284,7 +290,7 @@ def print_replay(
             "handle time",
             "extra handling",
             "specialists",
-            "load change",
+            "load (recorded -> candidate)",
             "queued (recorded)",
             "mean wait (recorded)",
         ):
@@ -300,7 +306,7 @@ def print_replay(
                     f"{e.handle_time.total_seconds() / 60:.0f} min",
                     _hours(e.extra_handling),
                     e.specialists if e.specialists is not None else "?",
-                    f"{e.load_change:+.1%}" if e.load_change is not None else "?",
+                    _load(e),
                     f"{e.queued_share:.0%}",
                     f"{e.recorded_wait.total_seconds() / 60:.0f} min" if e.recorded_wait is not None else "-",
                 )
@@ -309,10 +315,11 @@ def print_replay(
         where = "the team's recent mean handle time, else" if handle_times_from_store else ""
         console.print(
             "Estimates: extra handling = change in calls x handle time "
-            f"({where} the candidate's queue.default_handle_time_minutes); load change = extra handling over "
-            "the specialists' time in the period (? without a head count: replays of an export); queued and "
-            "mean wait are as recorded: calls moved into a team that often queued are likely to wait at "
-            "least as long. Which calls would have found a specialist free cannot be replayed.",
+            f"({where} the candidate's queue.default_handle_time_minutes); load = calls x handle time over "
+            "the specialists' time in the period (? without a head count, as in replays of an export; over "
+            "100% the team cannot keep up and callback waits keep growing); queued and mean wait are as "
+            "recorded: calls moved into a team that often queued are likely to wait at least as long. "
+            "Which calls would have found a specialist free cannot be replayed.",
             highlight=False,
         )
     if moved and examples > 0:
@@ -402,12 +409,13 @@ def run_replay(
         examples=examples,
         handle_times_from_store=replay_file is None,
     )
-    console.print(
-        f"To apply it past the policy's reload_guard: escalade policy confirm {candidate_file} "
-        "(then reload the routing service)",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if diff.moved:
+        console.print(
+            f"If the routing service's reload_guard holds this file back: escalade policy confirm "
+            f"{candidate_file}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def export_command(

@@ -243,8 +243,10 @@ class TeamEffect:
 
     `extra_handling` = change in calls x `handle_time` (the team's recent mean handle time, or the policy's
     default): an estimate that assumes moved calls take as long as the team's usual ones.
-    `load_change` = `extra_handling` over what `specialists` can handle in the replayed period (None when
-    the head count is unknown): the change in the share of the team's time spent on calls.
+    `recorded_load` and `candidate_load` = calls x `handle_time` over the time `specialists` have in the
+    replayed period (None when the head count is unknown): the share of the team's time spent on calls.
+    Above 1 the team could not keep up and its callback waits would keep growing. `load_change` is their
+    difference.
     `queued_share` and `recorded_wait` describe the period as recorded (the share of the team's calls that
     went to the callback queue, and their mean announced wait): calls moved into a team that queued often
     are likely to wait at least that long."""
@@ -257,6 +259,8 @@ class TeamEffect:
     handle_time: timedelta
     extra_handling: timedelta
     specialists: int | None
+    recorded_load: float | None
+    candidate_load: float | None
     load_change: float | None
     queued_share: float
     recorded_wait: timedelta | None
@@ -308,6 +312,8 @@ def team_effects(
                 handle_time=handle,
                 extra_handling=extra,
                 specialists=heads,
+                recorded_load=handle * before / capacity if capacity else None,
+                candidate_load=handle * after / capacity if capacity else None,
                 load_change=extra / capacity if capacity else None,
                 queued_share=queued[team] / before if before else 0.0,
                 recorded_wait=_mean(team_waits),

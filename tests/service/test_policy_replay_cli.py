@@ -17,7 +17,7 @@ from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from escalade_platform.masking import mask_number
 from routing_service.grpc.server import RoutingServer
-from tests.service.grpc_helpers import TECHCORP, add_customer, resolve, routing_settings
+from tests.service.grpc_helpers import TECHCORP, add_agent, add_customer, resolve, routing_settings
 
 PREMIUM_CALLER = "+15551230042"
 
@@ -44,6 +44,7 @@ async def recorded(sqlite_url: str) -> AsyncIterator[str]:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = routing_pb2_grpc.RoutingServiceStub(channel)
             await add_customer(stub, PREMIUM_CALLER, "premium", account="Acme")
+            await add_agent(stub, "bea", teams=("billing",), capacity=5)
             basic = pb.COMPLEXITY_BASIC
             made = [
                 await resolve(stub, "call-1", caller="+15551230001", category="account", complexity=basic),
@@ -124,9 +125,10 @@ async def test_replay_from_the_store_prints_what_the_candidate_would_change(
     assert result.exit_code == 0, result.output
     assert_candidate_diff(result.stdout)
     team_rows = {row[0]: row for row in table_rows(result.stdout) if len(row) == 11}
-    # general: +3 calls at the policy's 8 minutes each; nobody on record, so no head count is known.
-    assert team_rows["general"][1:7] == ["0", "3", "3", "0", "8 min", "+24 min"]
-    assert team_rows["billing"][1:7] == ["3", "1", "0", "2", "8 min", "-16 min"]
+    # general: +3 calls at the policy's 8 minutes each (no conversation has ended yet); nobody on record.
+    assert team_rows["general"][1:9] == ["0", "3", "3", "0", "8 min", "+24 min", "0", "?"]
+    # billing: one specialist for the hour replayed: 3 x 8 min recorded, 1 x 8 min under the candidate.
+    assert team_rows["billing"][1:9] == ["3", "1", "0", "2", "8 min", "-16 min", "1", "40% -> 13%"]
 
 
 async def test_the_unchanged_policy_moves_nothing(recorded: str) -> None:

@@ -245,6 +245,8 @@ def test_team_effects_estimate_extra_handling_and_load_from_handle_times_and_hea
     assert (general.recorded, general.candidate, general.moved_in, general.change) == (1, 3, 2, 2)
     assert general.extra_handling == timedelta(minutes=30)
     assert general.load_change == pytest.approx(30 / (120 * 2))  # two hours replayed, two specialists
+    assert general.recorded_load == pytest.approx(15 / 240)
+    assert general.candidate_load == pytest.approx(45 / 240)
     assert general.queued_share == 1.0 and general.recorded_wait == timedelta(minutes=12)
     assert (billing.moved_out, billing.extra_handling, billing.load_change) == (
         2,
