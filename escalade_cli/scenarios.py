@@ -91,6 +91,8 @@ FLOWS = {
     "no-answer": "forwarding, transfer-update no-answer, the same call escalates again, next specialist",
     "wrap-up": "forwarding, ended assistant-forwarded-call (talking), CompleteAssignment (wrap-up)",
     "callback": "callback queued; the Vapi stand-in plays voicemail, then reached and handed over",
+    "what-if": "routed as `route`, then its recorded decision replayed under the routing policy without a "
+    "rule for the call's category (what `escalade policy check --replay` does over a period)",
 }
 """The Vapi message sequences `escalade simulate` plays after a scenario's escalation request."""
 
@@ -270,6 +272,22 @@ SCENARIOS: dict[str, Scenario] = {
             expected_kind="callback",
             busy_team="technical",
             flow="callback",
+            extended=True,
+        ),
+        Scenario(
+            name="what-if-account",
+            title="What-if: an account question, replayed under a policy with no rule for account calls",
+            caller="+0987654321",
+            issue_category="account",
+            complexity_level="basic",
+            customer_context="Basic Plan customer; wants the invoice e-mail address changed.",
+            escalation_reason="Account changes are made by the billing and account team.",
+            turns=(
+                Turn("user", "Please send our invoices to accounts@example.com from now on."),
+                Turn("bot", "The billing and account team changes that for you; connecting you now."),
+            ),
+            expected_team="billing",
+            flow="what-if",
             extended=True,
         ),
     )

@@ -20,6 +20,9 @@ request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi po
                  the next specialist, then forwarded and completed
     wrap-up      forwarded (talking), `CompleteAssignment` with the team's wrap-up (the specialist is free
                  after it)
+    what-if      routed as `route`; then the decision routing recorded (`GetDecision`) is replayed, as
+                 `escalade policy check --replay` replays a period, under the routing policy (ESCALADE_POLICY)
+                 with the call's category taken out of every rule: the table says where it would go instead
     callback     every specialist of the team busy; the callback is queued; the Vapi stand-in of
                  `escalade dev` is told (PUT /escalade/outcomes/{callId}) to play voicemail on the first
                  dial and a reached customer on the next; the specialists come back; simulate waits (up to
@@ -72,6 +75,7 @@ from webhook_edge.settings import WebhookAuthSettings
 
 if TYPE_CHECKING:
     from escalade_platform.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
+    from routing_service.domain.models import Policy
 
 __all__ = ["EdgeUnreachable", "Outcome", "outcome_table", "register", "run_scenarios", "select_scenarios"]
 
@@ -124,6 +128,8 @@ class Outcome:
     """HTTP status of the first failed follow-up (status-update, transfer-update), else the last one."""
     trail: list[str] = field(default_factory=list)
     """What the call and the specialist's assignment went through, e.g. `offered tech-1`, `talking`."""
+    what_if: str = ""
+    """What-if flow: where the replayed decision would go under the candidate policy."""
     flow_ok: bool | None = None
     """Whether the flow's own check held (next specialist differs, callback handed over); None: no check."""
 
@@ -349,6 +355,47 @@ async def _flow_route(scenario: Scenario, edge: _Edge, routing: _Routing, outcom
         await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
 
 
+def without_category(policy: Policy, category: str) -> Policy:
+    """`policy` with `category` taken out of every rule's categories (a rule left with none is dropped)."""
+    import dataclasses
+
+    rules = []
+    for rule in policy.rules:
+        if rule.categories is None or category not in rule.categories:
+            rules.append(rule)
+        elif len(rule.categories) > 1:
+            rules.append(dataclasses.replace(rule, categories=rule.categories - {category}))
+    return dataclasses.replace(policy, name=f"{policy.name} without {category} rules", rules=tuple(rules))
+
+
+async def _flow_what_if(
+    scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome, *, policy: Policy | None
+) -> None:
+    await _flow_route(scenario, edge, routing, outcome)
+    if not outcome.ok:
+        return
+    recorded = await routing.decision(outcome.call_id)
+    if policy is None or recorded is None:
+        outcome.notes.append("what-if skipped: " + ("no routing policy" if policy is None else "no decision"))
+        outcome.flow_ok = False
+        return
+    from routing_service.domain.replay import compare
+    from routing_service.grpc.mapping import decision_from_pb
+
+    diff = compare(without_category(policy, scenario.issue_category), [decision_from_pb(recorded)])
+    if not diff.replayed:
+        outcome.notes.append(f"what-if: not replayable ({', '.join(diff.not_replayed)})")
+        outcome.flow_ok = False
+        return
+    replayed = diff.replayed[0]
+    outcome.what_if = f"{replayed.team_id or 'fallback'} (rule {replayed.rule_id or '-'})"
+    outcome.notes.append(
+        f"what-if without a rule for {scenario.issue_category}: {outcome.what_if} instead of "
+        f"{recorded.team_id} (rule {recorded.rule_id or '-'})"
+    )
+    outcome.flow_ok = replayed.moved
+
+
 async def _flow_busy(
     scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome, *, cleanup: bool
 ) -> None:
@@ -502,9 +549,12 @@ async def _run_one(
     standin: str | None,
     callback_wait: float,
     cleanup: bool,
+    policy: Policy | None = None,
 ) -> Outcome:
     outcome = Outcome(scenario=scenario, call_id="")
-    if scenario.flow == "no-answer":
+    if scenario.flow == "what-if":
+        await _flow_what_if(scenario, edge, routing, outcome, policy=policy)
+    elif scenario.flow == "no-answer":
         await _flow_no_answer(scenario, edge, routing, outcome)
     elif scenario.flow == "wrap-up":
         await _flow_wrap_up(scenario, edge, routing, outcome)
@@ -528,10 +578,12 @@ async def run_scenarios(
     callback_wait: float = 900.0,
     cleanup: bool = False,
     routing_client: RoutingClientSettings | None = None,
+    policy: Policy | None = None,
 ) -> list[Outcome]:
     """Send each scenario to the edge, in order; raises EdgeUnreachable when the edge cannot be reached.
     `cleanup`: undo what a scenario leaves behind (the specialists busy-specialists made busy, its
-    callback). `routing_client`: the TLS and token routing is called with (default: from the environment)."""
+    callback). `routing_client`: the TLS and token routing is called with (default: from the environment).
+    `policy`: the routing policy a what-if scenario replays its decision under (changed)."""
     url = webhook_endpoint(edge)
     outcomes: list[Outcome] = []
     async with (
@@ -549,6 +601,7 @@ async def run_scenarios(
                     standin=standin.rstrip("/") if standin else None,
                     callback_wait=callback_wait,
                     cleanup=cleanup,
+                    policy=policy,
                 )
             )
     return outcomes
@@ -667,6 +720,7 @@ def simulate_command(
             "[yellow]note:[/] no webhook secret: sending unsigned requests (edge in --insecure-dev)"
         )
     standin = vapi_standin or standin_url()
+    policy = _routing_policy() if any(s.flow == "what-if" for s in chosen) else None
     try:
         outcomes = asyncio.run(
             run_scenarios(
@@ -678,6 +732,7 @@ def simulate_command(
                 standin=standin,
                 callback_wait=callback_wait,
                 cleanup=cleanup,
+                policy=policy,
             )
         )
     except EdgeUnreachable as exc:
@@ -692,6 +747,19 @@ def simulate_command(
         fail(f"{len(failed)} scenario(s) got a non-2xx answer from the edge: {failed[0].error}")
     if unended:
         fail(f"{len(unended)} follow-up message(s) got a non-2xx answer (HTTP {unended[0].ended_status})")
+
+
+def _routing_policy() -> Policy:
+    """The policy the routing service reads (ESCALADE_POLICY), for the what-if scenarios."""
+    from routing_service.policy.errors import PolicyError
+    from routing_service.policy.loader import load_policy
+    from routing_service.settings import RoutingSettings
+
+    path = settings_or_fail(RoutingSettings).policy
+    try:
+        return load_policy(path)
+    except PolicyError as exc:
+        fail(f"the what-if scenarios replay under the routing policy, which is rejected:\n{exc}", 2)
 
 
 def register(app: typer.Typer) -> None:

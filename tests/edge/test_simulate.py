@@ -450,3 +450,32 @@ async def test_callback_scenario_says_what_is_missing_when_no_vapi_standin(stack
     )
     assert outcome.check == "MISMATCH"
     assert "no Vapi stand-in" in outcome.notes[0]
+
+
+async def test_what_if_scenario_replays_its_recorded_decision_under_the_policy_without_its_rule(
+    stack: Stack,
+) -> None:
+    from routing_service.policy.loader import load_policy
+    from tests.service.grpc_helpers import TECHCORP
+
+    (outcome,) = await run_scenarios(
+        select_scenarios(["what-if-account"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+        policy=load_policy(TECHCORP),
+    )
+    assert (outcome.team, outcome.check) == ("billing", "OK"), outcome
+    assert outcome.what_if == "general (rule general)"
+    assert outcome.notes == [
+        "what-if without a rule for account: general (rule general) "
+        "instead of billing (rule billing-and-account)"
+    ]
+    # Without the policy the replay cannot run, and the table says so.
+    (unchecked,) = await run_scenarios(
+        select_scenarios(["what-if-account"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+    assert unchecked.check == "MISMATCH" and unchecked.notes == ["what-if skipped: no routing policy"]
