@@ -6,12 +6,13 @@ when it is valid; a bad file is logged with the PolicyError's file, field and re
 stays.
 
 With the recorded decisions to read (`follow_decisions`, wired by the server), a reload first replays the
-latest ones under the new file (`routing_service.domain.replay`) and logs the diff summary with
-`policy_reloaded`. When the policy in use has a `reload_guard` and the new file would send more than its
-`max_moved_share` of those calls to a different team, the new file is held back (`policy_reload_held`, a
-warning that says how to confirm) until `escalade policy confirm FILE` writes a marker holding the digest of
-the file's content (`routing_service.policy.confirmation`); the next reload then applies it. The guard of
-the policy in use decides, so a new file cannot lift the guard that would hold it back.
+latest ones under the new file and under the policy in use (`routing_service.domain.replay`), and
+`policy_reloaded` logs how the change alone would move them. When the policy in use has a `reload_guard`
+and the change would send more than its `max_moved_share` of those calls to a different team, the new file
+is held back (`policy_reload_held`, a warning that says how to confirm) until `escalade policy confirm FILE`
+writes a marker holding the digest of the file's content (`routing_service.policy.confirmation`); the next
+reload then applies it. The guard of the policy in use decides, so a new file cannot lift the guard that
+would hold it back.
 """
 
 from __future__ import annotations
@@ -128,7 +129,7 @@ class PolicySource:
             )
             log.warning("policy_reload_held", path=str(path), kept=self._policy.name, reason=message)
             return None, ReloadHeld(message, None)
-        diff = compare(policy, recent)
+        diff = compare(policy, recent, baseline=self._policy)
         if guard is None or diff.moved_share <= guard.max_moved_share:
             return diff, None
         if is_confirmed(path, content):

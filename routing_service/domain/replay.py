@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from routing_service.domain.complexity import assess_complexity
@@ -113,7 +113,8 @@ def recorded_call(decision: Decision) -> RecordedCall | str:
 
 @dataclass(frozen=True, slots=True)
 class Replayed:
-    """A recorded decision and the team and rule the candidate policy would give it."""
+    """A recorded decision, the team and rule the candidate policy would give it, and the team and rule it
+    is compared with: the recorded ones, or those of a baseline policy (`compare(..., baseline=)`)."""
 
     decision: Decision
     team_id: str
@@ -122,15 +123,17 @@ class Replayed:
     tier: str
     category: str
     complexity: Complexity
+    from_team_id: str
+    from_rule_id: str
 
     @property
     def moved(self) -> bool:
         """The call would go to a different team (or to or from the fallback)."""
-        return self.team_id != self.decision.team_id
+        return self.team_id != self.from_team_id
 
     @property
     def rule_changed(self) -> bool:
-        return self.rule_id != self.decision.rule_id
+        return self.rule_id != self.from_rule_id
 
 
 def redecide(policy: Policy, call: RecordedCall) -> Replayed:
@@ -145,14 +148,20 @@ def redecide(policy: Policy, call: RecordedCall) -> Replayed:
         previous_escalations=call.previous_escalations,
         policy=policy.complexity,
     ).effective
+    recorded = call.decision
     rule: Rule | None = None
     while True:
         match = match_rule(policy, tier=tier, category=category, complexity=complexity, after=rule)
         if match.rule is None or match.team is None:
-            return Replayed(call.decision, "", "", tier, category, complexity)
+            team_id, rule_id = "", ""
+            break
         if match.team.team_id not in call.closed_teams:
-            return Replayed(call.decision, match.team.team_id, match.rule.rule_id, tier, category, complexity)
+            team_id, rule_id = match.team.team_id, match.rule.rule_id
+            break
         rule = match.rule
+    return Replayed(
+        recorded, team_id, rule_id, tier, category, complexity, recorded.team_id, recorded.rule_id
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +178,8 @@ class PolicyDiff:
     candidate_rules: Counter[str] = field(default_factory=Counter)
     recorded_teams: Counter[str] = field(default_factory=Counter)
     candidate_teams: Counter[str] = field(default_factory=Counter)
-    """Calls per rule and per team ("" is the fallback), as recorded and under the candidate."""
+    """Calls per rule and per team ("" is the fallback), as compared with (recorded, or under the baseline
+    policy) and under the candidate."""
 
     @property
     def moved(self) -> tuple[Replayed, ...]:
@@ -182,7 +192,7 @@ class PolicyDiff:
 
     def moves(self) -> list[tuple[str, str, int]]:
         """(from team, to team, calls) for each route calls would move along, most calls first."""
-        counts = Counter((r.decision.team_id, r.team_id) for r in self.moved)
+        counts = Counter((r.from_team_id, r.team_id) for r in self.moved)
         return [(a, b, n) for (a, b), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
     def rule_changes(self) -> list[tuple[str, int, int]]:
@@ -210,9 +220,17 @@ class PolicyDiff:
         }
 
 
-def compare(candidate: Policy, decisions: Iterable[Decision], *, team_id: str | None = None) -> PolicyDiff:
-    """Replay each recorded decision under `candidate`. With `team_id`, only the calls recorded for that
-    team or that the candidate would send to it are kept."""
+def compare(
+    candidate: Policy,
+    decisions: Iterable[Decision],
+    *,
+    team_id: str | None = None,
+    baseline: Policy | None = None,
+) -> PolicyDiff:
+    """Replay each recorded decision under `candidate` and compare with what was recorded, or, given a
+    `baseline` policy, with what the baseline gives the same call (the effect of changing `baseline` into
+    `candidate` alone, whatever policy was in force when the calls were decided). With `team_id`, only the
+    calls compared for that team or that the candidate would send to it are kept."""
     replayed: list[Replayed] = []
     left_out: Counter[str] = Counter()
     for decision in decisions:
@@ -221,7 +239,10 @@ def compare(candidate: Policy, decisions: Iterable[Decision], *, team_id: str | 
             left_out[call] += 1
             continue
         result = redecide(candidate, call)
-        if team_id is not None and team_id not in (decision.team_id, result.team_id):
+        if baseline is not None:
+            before = redecide(baseline, call)
+            result = replace(result, from_team_id=before.team_id, from_rule_id=before.rule_id)
+        if team_id is not None and team_id not in (result.from_team_id, result.team_id):
             continue
         replayed.append(result)
     times = [r.decision.decided_at for r in replayed]
@@ -230,9 +251,9 @@ def compare(candidate: Policy, decisions: Iterable[Decision], *, team_id: str | 
         not_replayed=dict(left_out),
         first=min(times) if times else None,
         last=max(times) if times else None,
-        recorded_rules=Counter(r.decision.rule_id for r in replayed),
+        recorded_rules=Counter(r.from_rule_id for r in replayed),
         candidate_rules=Counter(r.rule_id for r in replayed),
-        recorded_teams=Counter(r.decision.team_id for r in replayed),
+        recorded_teams=Counter(r.from_team_id for r in replayed),
         candidate_teams=Counter(r.team_id for r in replayed),
     )
 
@@ -286,7 +307,7 @@ def team_effects(
         span = diff.last - diff.first if diff.first is not None and diff.last is not None else timedelta(0)
         period = max(span, timedelta(hours=1))
     moved_in: Counter[str] = Counter(r.team_id for r in diff.moved)
-    moved_out: Counter[str] = Counter(r.decision.team_id for r in diff.moved)
+    moved_out: Counter[str] = Counter(r.from_team_id for r in diff.moved)
     queued: Counter[str] = Counter()
     waits: dict[str, list[timedelta]] = {}
     for r in diff.replayed:

@@ -24,6 +24,8 @@ PRODUCT_TO_GENERAL = (
     "    when: {categories: [product]}\n    team: general",
 )
 ACCOUNT_TO_GENERAL = ("categories: [billing, account]}", "categories: [billing]}")
+PRODUCT_TO_GENERAL_AND_ACCOUNT = (PRODUCT_TO_GENERAL, ACCOUNT_TO_GENERAL)
+NEW_QUEUE_LINE = ('line: {number: "+15550100600"}', 'line: {number: "+15550100601"}')
 
 
 def guarded(*changes: tuple[str, str]) -> str:
@@ -63,15 +65,17 @@ async def test_a_change_moving_too_many_calls_waits_for_confirmation(
             assert applied["rules_losing"] == {} and applied["rules_gaining"] == {}  # rule product, new team
             assert (await resolve(stub, "call-6", category="product", complexity=basic)).team_id == "general"
 
-            # Account calls too: 3 of the 6 recorded calls would move (50 %): held, the old policy routes.
+            # Account calls too: compared with the policy in use, 2 of the 6 recorded calls would move (33 %):
+            # held, the policy in use keeps routing.
             with capture_logs() as logs:
                 path.write_text(guarded(PRODUCT_TO_GENERAL, ACCOUNT_TO_GENERAL))
                 await eventually(lambda: isinstance(policies.last_error, ReloadHeld))
             held = next(e for e in logs if e["event"] == "policy_reload_held")
-            assert held["log_level"] == "warning" and (held["moved"], held["replayed"]) == (3, 6)
+            assert held["log_level"] == "warning" and (held["moved"], held["replayed"]) == (2, 6)
+            assert held["moves"] == {"billing->general": 2}
             assert f"escalade policy confirm {path}" in held["reason"]
             assert f"escalade policy check {path} --replay" in held["reason"]
-            assert "3 of the last 6 recorded calls (50%)" in str(policies.last_error)
+            assert "2 of the last 6 recorded calls (33%)" in str(policies.last_error)
             assert policies.reloads == 1
             assert (await resolve(stub, "call-7", category="account", complexity=basic)).team_id == "billing"
 
@@ -83,11 +87,25 @@ async def test_a_change_moving_too_many_calls_waits_for_confirmation(
             assert policies.last_error is None
             assert (await resolve(stub, "call-8", category="account", complexity=basic)).team_id == "general"
 
-            # A confirmation covers the content it was given for: a further large edit is held again.
-            billing_to_general = ("categories: [billing]}", "categories: [technical]}")
-            path.write_text(guarded(PRODUCT_TO_GENERAL, ACCOUNT_TO_GENERAL, billing_to_general))
+            # The next edit is judged on its own change: the account calls recorded for billing before the
+            # confirmed change do not count against it (a new queue line moves nobody).
+            applied_now = (*PRODUCT_TO_GENERAL_AND_ACCOUNT, NEW_QUEUE_LINE)
+            with capture_logs() as logs:
+                path.write_text(guarded(*applied_now))
+                await eventually(lambda: policies.reloads == 3)
+            applied = next(e for e in logs if e["event"] == "policy_reloaded")
+            assert (applied["replayed"], applied["moved"]) == (8, 0)
+
+            # A confirmation covers the content it was given for: a further large edit is held again
+            # (everything the general rule catches to billing: 5 of the 8 calls).
+            path.write_text(
+                guarded(
+                    *applied_now, ("  - id: general\n    team: general", "  - id: general\n    team: billing")
+                )
+            )
             await eventually(lambda: isinstance(policies.last_error, ReloadHeld))
-            assert policies.reloads == 2
+            assert "5 of the last 8 recorded calls" in str(policies.last_error)
+            assert policies.reloads == 3
     finally:
         await server.stop(0.5)
 

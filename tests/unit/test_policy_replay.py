@@ -253,3 +253,18 @@ def test_team_effects_estimate_extra_handling_and_load_from_handle_times_and_hea
         timedelta(minutes=-16),
         None,
     )
+
+
+def test_with_a_baseline_only_the_change_from_the_baseline_counts() -> None:
+    # Recorded under an older policy: account calls already went to general then.
+    decisions = [
+        decision(1, team="general", rule="general", category="account"),
+        decision(2, team="billing", rule="billing-and-account", category="billing"),
+    ]
+    against_recorded = compare(TECHCORP, decisions)
+    assert [r.decision.call_id for r in against_recorded.moved] == ["call-1"]
+    against_baseline = compare(ACCOUNT_TO_GENERAL, decisions, baseline=ACCOUNT_TO_GENERAL)
+    assert against_baseline.moved == () and against_baseline.rule_changes() == []
+    reverted = compare(TECHCORP, decisions, baseline=ACCOUNT_TO_GENERAL)
+    assert reverted.moves() == [("general", "billing", 1)]
+    assert reverted.rule_changes() == [("billing-and-account", 1, 2), ("general", 1, 0)]
