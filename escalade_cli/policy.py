@@ -176,6 +176,14 @@ def check_command(
     examples: Annotated[
         int, typer.Option("--examples", min=0, max=1000, help="--replay: moved calls to show.")
     ] = 10,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="--replay: compare with this policy's decisions instead of the recorded ones (what the "
+            "routing service's reload_guard judges when FILE replaces it).",
+        ),
+    ] = None,
 ) -> None:
     """Validate a policy file; with --calls, show the decision each sample call would get; with --replay,
     what FILE would change over the decisions recorded in a period.
@@ -203,8 +211,8 @@ def check_command(
                 "--replay and --calls cannot be combined: replay recorded decisions or dry-run samples",
                 code=2,
             )
-        if not replaying and (since is not None or until is not None or team is not None):
-            fail("--since, --until and --team need --replay", code=2)
+        if not replaying and (since, until, team, baseline) != (None, None, None, None):
+            fail("--since, --until, --team and --baseline need --replay", code=2)
         if replaying:
             from escalade_cli.policy_replay import run_replay
 
@@ -217,6 +225,7 @@ def check_command(
                 replay_file=replay_file,
                 database_url=database_url,
                 examples=examples,
+                baseline=baseline,
             )
             return
         if calls is None:

@@ -240,6 +240,7 @@ def print_replay(
     source: str,
     examples: int,
     handle_times_from_store: bool,
+    compared: str = "recorded",
 ) -> None:
     """The diff as `check --replay` prints it: the summary, moves, rules, team effects and examples."""
     from escalade_platform.masking import mask_number
@@ -274,7 +275,7 @@ def print_replay(
         print_table(table)
     if diff.rule_changes():
         table = Table(title="rules that gain and lose calls")
-        for column in ("rule", "recorded", "candidate", "change"):
+        for column in ("rule", compared, "candidate", "change"):
             table.add_column(column)
         for rule, before, after in diff.rule_changes():
             table.add_row(*literal(rule or "(none: fallback)", before, after, f"{after - before:+d}"))
@@ -283,14 +284,14 @@ def print_replay(
         table = Table(title="estimated effect on each team (estimates: see below)")
         for column in (
             "team",
-            "recorded",
+            compared,
             "candidate",
             "in",
             "out",
             "handle time",
             "extra handling",
             "specialists",
-            "load (recorded -> candidate)",
+            f"load ({compared} -> candidate)",
             "queued (recorded)",
             "mean wait (recorded)",
         ):
@@ -331,7 +332,7 @@ def print_replay(
             "tier",
             "category",
             "complexity",
-            "recorded",
+            compared,
             "candidate",
         ):
             table.add_column(column)
@@ -362,12 +363,22 @@ def run_replay(
     replay_file: Path | None,
     database_url: str | None,
     examples: int,
+    baseline: Path | None = None,
 ) -> None:
     """`check --replay`: read the recorded decisions, replay them under `candidate`, print the diff."""
     from routing_service.domain.errors import EscalationError
     from routing_service.domain.replay import compare, team_effects
+    from routing_service.policy.errors import PolicyError
+    from routing_service.policy.loader import load_policy
     from routing_service.settings import RoutingSettings
 
+    against = None
+    if baseline is not None:
+        with readable_errors(f"baseline {baseline}"):
+            try:
+                against = load_policy(baseline)
+            except PolicyError as exc:
+                fail(f"--baseline: policy rejected:\n{exc}", code=2)
     if team is not None and team not in candidate.teams:
         known = ", ".join(sorted(candidate.teams))
         fail(f"--team: no team {team!r} in {candidate_file} (teams: {known})", code=2)
@@ -393,7 +404,9 @@ def run_replay(
         except EscalationError as exc:
             fail(f"replay: the store cannot be read: {exc.message}")
         source = "the store"
-    diff = compare(candidate, decisions, team_id=team)
+    if against is not None:
+        source += f", compared with policy {against.name!r} from {baseline} (not with what was recorded)"
+    diff = compare(candidate, decisions, team_id=team, baseline=against)
     effects = team_effects(
         diff,
         default_handle_time=candidate.queue.default_handle_time,
@@ -408,6 +421,7 @@ def run_replay(
         source=source,
         examples=examples,
         handle_times_from_store=replay_file is None,
+        compared="recorded" if against is None else "baseline",
     )
     if diff.moved:
         console.print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -170,7 +171,7 @@ async def test_team_filter_and_period(recorded: str, tmp_path: Path) -> None:
     [
         (["--replay", "--since", "yesterday"], "--since: expected a duration such as 24h"),
         (["--replay", "--team", "nobody"], "--team: no team 'nobody'"),
-        (["--since", "1h"], "--since, --until and --team need --replay"),
+        (["--since", "1h"], "--since, --until, --team and --baseline need --replay"),
     ],
 )
 async def test_bad_replay_options_are_readable(recorded: str, args: list[str], message: str) -> None:
@@ -198,3 +199,21 @@ async def test_a_missing_sqlite_store_is_named_and_not_created(tmp_path: Path) -
         assert result.exit_code == 2, result.output
         assert f"no routing store at {missing}" in result.stderr
     assert not missing.exists()
+
+
+async def test_baseline_compares_with_another_policy_instead_of_what_was_recorded(
+    recorded: str, tmp_path: Path
+) -> None:
+    candidate = str(candidate_file(tmp_path))
+    same = await invoke(
+        "policy", "check", candidate, "--replay", "--baseline", candidate, "--database-url", recorded
+    )
+    assert same.exit_code == 0, same.output
+    assert "0 of 6 call(s) would go to a different team" in same.stdout
+    back = await invoke(
+        "policy", "check", str(TECHCORP), "--replay", "--baseline", candidate, "--database-url", recorded
+    )
+    assert "3 of 6 call(s) would go to a different team (50.0%)" in back.stdout, back.output
+    rows = table_rows(back.stdout)
+    assert ["general", "billing", "2"] in rows and ["general", "enterprise", "1"] in rows
+    assert re.search(r"┃ rule +┃ baseline +┃ candidate +┃ change", back.stdout), back.stdout
