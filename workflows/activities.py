@@ -11,12 +11,19 @@ Each class is built once by the worker with its clients and registers its bound 
   for the org's concurrency limit is retried (`VapiConcurrencyLimit`); other 4xx are permanent
   (`VapiRejected`).
 - `ReviewActivities(store)`: `record_review` keeps a review's findings in the worker's database.
+- `NotifierActivities(http, contacts, ui_url=...)`: `notify_supervisor` POSTs a review notification to a
+  contact's webhook (`workflows.review_notice` builds the body), the contact and its URL looked up in the
+  policy's `review_notifications` when it sends. A transport error, a 5xx, 408 or 429 is retried (the
+  workflow's retry policy); another 4xx is permanent (`NotifyRejected`). Every try of one notification
+  carries the same `Idempotency-Key` header, so a receiver can drop a repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +34,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2
-from escalade_platform.masking import mask_numbers_in_text
+from escalade_platform.masking import mask_number, mask_numbers_in_text
 from workflows.evidence import CallEvidence, judge, judge_call
 from workflows.inputs import CallbackPhase
 from workflows.ledger import ENDED_STATES, DialLedger, DialState
@@ -43,17 +50,22 @@ from workflows.payloads import (
     DialResult,
     FinishParams,
     FinishResult,
+    NotifyParams,
+    NotifyResult,
     OutcomeParams,
     OutcomeResult,
     ReviewRecord,
 )
+from workflows.review_notice import idempotency_key, notice_body, temporal_ui_link
 from workflows.review_store import ReviewStore
 
 if TYPE_CHECKING:
     from escalade_platform.generated.escalade.routing.v1.routing_pb2_grpc import RoutingServiceAsyncStub
+    from routing_service.domain.review_notifications import ReviewNotifications
 
 __all__ = [
     "UNKNOWN_ENDED_REASONS",
+    "NotifierActivities",
     "ReviewActivities",
     "RoutingActivities",
     "VapiActivities",
@@ -106,6 +118,15 @@ def _complexity_label(value: int) -> str:
 
 def _kind_label(value: int) -> str:
     return _enum_label(routing_pb2.DecisionKind.Name(value), "DECISION_KIND_")  # type: ignore[arg-type]
+
+
+def _trace_line(step: routing_pb2.TraceStep) -> str:
+    """`rule technical-advanced: matched (tier enterprise)`, numbers masked."""
+    outcome = _enum_label(routing_pb2.TraceOutcome.Name(step.outcome), "TRACE_OUTCOME_")
+    line = f"{step.stage} {step.subject}".strip() + (f": {outcome}" if outcome else "")
+    if step.detail:
+        line += f" ({step.detail})"
+    return mask_numbers_in_text(line)
 
 
 def _when(message: Any, name: str) -> datetime | None:
@@ -204,6 +225,10 @@ class RoutingActivities:
             else None,
             decided_at=_when(d, "decided_at"),
             callback=callback,
+            rule_id=d.rule_id,
+            reason=mask_numbers_in_text(d.reason),
+            trace=[_trace_line(step) for step in d.trace],
+            masked_caller=mask_number(d.caller_number) if d.caller_number else "",
         )
 
     async def _current_ticket(self, snapshot: routing_pb2.CallbackTicket) -> routing_pb2.CallbackTicket:
@@ -484,4 +509,85 @@ class ReviewActivities:
         await self._store.save(record)
         activity.logger.info(
             "review %s: %s (%d findings)", record.call_id, record.state, len(record.findings)
+        )
+
+
+_RETRIED_CLIENT_ERRORS = frozenset({408, 429})
+
+
+class NotifierActivities:
+    """Sends review notifications to the webhooks the policy's `review_notifications` names."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        contacts: Callable[[], ReviewNotifications],
+        *,
+        ui_url: str,
+        timeout: float = 10.0,
+    ) -> None:
+        self._http = http
+        self._contacts = contacts
+        self._ui_url = ui_url
+        self._timeout = timeout
+
+    @activity.defn(name="notify_supervisor")
+    async def notify_supervisor(self, params: NotifyParams) -> NotifyResult:
+        """POST the notification to the contact's webhook; raises a retryable `ApplicationError` for a
+        failure worth retrying, a non-retryable one for a permanent refusal."""
+        try:
+            notifications = self._contacts()
+        except Exception as exc:  # an unreadable policy file may be fixed: retried
+            raise ApplicationError(
+                f"the policy's review_notifications cannot be read: {type(exc).__name__}",
+                type="NotifyPolicyUnreadable",
+            ) from None
+        team = notifications.for_team(params.team_id)
+        contact = team.contact(params.contact) if team is not None else None
+        if contact is None:
+            raise ApplicationError(
+                f"contact {params.contact!r} of team {params.team_id!r} is not in the worker's policy file "
+                "(review_notifications)",
+                type="NotifyContactUnknown",
+                non_retryable=True,
+            )
+        url = contact.url or os.environ.get(contact.url_env or "", "").strip()
+        if not url:
+            activity.logger.warning(
+                "review %s: contact %s skipped: %s is not set on the worker",
+                params.call_id,
+                contact.name,
+                contact.url_env,
+            )
+            return NotifyResult(
+                delivered=False, detail=f"skipped: {contact.url_env} is not set on the worker"
+            )
+        info = activity.info()
+        namespace, workflow_id = info.workflow_namespace or "default", info.workflow_id or ""
+        link = temporal_ui_link(self._ui_url, namespace, workflow_id)
+        body = notice_body(contact.format, params, link=link, workflow_id=workflow_id)
+        headers = {"Idempotency-Key": idempotency_key(params.call_id, params.step)}
+        try:
+            response = await self._http.post(url, json=body, headers=headers, timeout=self._timeout)
+        except httpx.HTTPError as exc:  # the URL may hold a secret: never in the message
+            raise ApplicationError(
+                f"the webhook of contact {contact.name} could not be reached: {type(exc).__name__}",
+                type="NotifyUnreachable",
+            ) from None
+        status = response.status_code
+        if response.is_success:
+            activity.logger.info(
+                "review %s: notified %s (step %d, HTTP %d)", params.call_id, contact.name, params.step, status
+            )
+            return NotifyResult(delivered=True, detail=f"HTTP {status}")
+        permanent = 400 <= status < 500 and status not in _RETRIED_CLIENT_ERRORS
+        if permanent:
+            raise ApplicationError(
+                f"the webhook of contact {contact.name} refused the notification with HTTP {status} "
+                "(not retried: check the contact's URL and format in review_notifications)",
+                type="NotifyRejected",
+                non_retryable=True,
+            )
+        raise ApplicationError(
+            f"the webhook of contact {contact.name} answered HTTP {status}", type="NotifyFailed"
         )

@@ -44,6 +44,7 @@ from workflows.inputs import (
     review_workflow_id,
 )
 from workflows.review import EscalationReviewWorkflow
+from workflows.review_notice import notify_plan
 from workflows.search_attributes import (
     CALLBACK_STATE,
     ESCALATION_CATEGORY,
@@ -150,7 +151,8 @@ def prepare_callback(data: QueueCallbackInput, policy: Policy | None = None) -> 
 
 def prepare_review(data: EscalationReviewInput, policy: Policy | None = None) -> EscalationReviewInput:
     """The review input as the starter sends it: checked (the call id is required), with the policy's
-    critical keywords and per-team target waits when a policy is given. Raises `InvalidRequest`."""
+    critical keywords, per-team target waits and review notification contacts (`notify_plan`) when a policy is
+    given. Raises `InvalidRequest`."""
     if not data.call_id:
         raise InvalidRequest("invalid review input", [("call_id", "required")])
     prepared = dataclasses.replace(data)
@@ -166,6 +168,11 @@ def prepare_review(data: EscalationReviewInput, policy: Policy | None = None) ->
         prepared.team_target_waits = {
             team_id: int(team.target_wait.total_seconds()) for team_id, team in policy.teams.items()
         }
+        notifications = policy.review_notifications
+        prepared.notify_plans = {team_id: notify_plan(team) for team_id, team in notifications.teams.items()}
+        prepared.default_notify_plan = (
+            notify_plan(notifications.default) if notifications.default is not None else None
+        )
     return prepared
 
 

@@ -32,6 +32,8 @@ __all__ = [
     "CallbackStatus",
     "EscalationReviewInput",
     "Finding",
+    "NoticeSent",
+    "NotifyPlanInput",
     "QueueCallbackInput",
     "RescheduleRequest",
     "ReviewState",
@@ -204,6 +206,15 @@ class CallbackStatus:
 
 
 @dataclass
+class NotifyPlanInput:
+    """Who is told about a review that needs a person, by contact name in escalation order (the webhook
+    URLs stay in the worker's policy file); `escalate_after_seconds` 0 means the review's deadline."""
+
+    contacts: list[str] = field(default_factory=list)
+    escalate_after_seconds: int = 0
+
+
+@dataclass
 class EscalationReviewInput:
     """An escalated call's end-of-call report plus the review policy's knobs."""
 
@@ -247,6 +258,9 @@ class EscalationReviewInput:
         ]
     )
     """Findings of these rules need a supervisor's `complete_review`; others are informational."""
+    notify_plans: dict[str, NotifyPlanInput] = field(default_factory=dict)
+    """Per team id, the policy's `review_notifications` contacts; teams missing use `default_notify_plan`."""
+    default_notify_plan: NotifyPlanInput | None = None
 
 
 @dataclass
@@ -256,6 +270,19 @@ class Finding:
     rule: str
     detail: str
     needs_human: bool = True
+
+
+@dataclass
+class NoticeSent:
+    """One notification the review sent (or gave up sending) to a contact."""
+
+    step: int
+    """0: the review started waiting for a verdict; 1, 2, ...: each escalation after that."""
+    contact: str
+    delivered: bool
+    detail: str = ""
+    """The receiver's HTTP status, or why it was not delivered."""
+    at: datetime | None = None
 
 
 @dataclass
@@ -272,6 +299,8 @@ class ReviewStatus:
     note: str = ""
     deadline: datetime | None = None
     overdue: bool = False
+    notices: list[NoticeSent] = field(default_factory=list)
+    """The notifications sent so far, in order."""
 
 
 WorkflowInput: TypeAlias = QueueCallbackInput | EscalationReviewInput

@@ -25,6 +25,8 @@ __all__ = [
     "DialResult",
     "FinishParams",
     "FinishResult",
+    "NotifyParams",
+    "NotifyResult",
     "OutcomeParams",
     "OutcomeResult",
     "ReviewRecord",
@@ -138,6 +140,14 @@ class DecisionView:
     estimated_wait_seconds: float | None = None
     decided_at: datetime | None = None
     callback: CallbackView | None = None
+    rule_id: str = ""
+    """The policy rule that chose the team (empty for a fallback without a match)."""
+    reason: str = ""
+    """Routing's one-line explanation of the decision (numbers in it masked)."""
+    trace: list[str] = field(default_factory=list)
+    """The decision's trace, one `stage subject: outcome (detail)` line a step (numbers masked)."""
+    masked_caller: str = ""
+    """The caller's number, masked (`escalade_platform.masking.mask_number`)."""
 
 
 @dataclass
@@ -161,3 +171,28 @@ class ReviewRecord:
     agent_id: str = ""
     verdict: str = ""
     note: str = ""
+
+
+@dataclass
+class NotifyParams:
+    """A notification of a review that needs a person, for one contact of the team's escalation list."""
+
+    call_id: str
+    team_id: str
+    contact: str
+    step: int
+    """0: the review started waiting for a verdict; 1, 2, ...: escalations."""
+    state: str = ""
+    """The review's state when the notification was sent (`ReviewState` value)."""
+    findings: list[Finding] = field(default_factory=list)
+    waited_seconds: int = 0
+    """How long the review had been waiting for a verdict."""
+    deadline: datetime | None = None
+    decision: DecisionView | None = None
+
+
+@dataclass
+class NotifyResult:
+    delivered: bool
+    detail: str = ""
+    """The receiver's HTTP status, or why nothing was sent."""

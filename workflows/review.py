@@ -7,30 +7,38 @@
    the category from `artifact.structuredOutputs`) and records the findings (`record_review`).
 3. Counts the escalation in the customer's history and sets their last specialist
    (`record_escalation_outcome`, idempotent per call in routing).
-4. When a finding needs a human, waits for the `complete_review(verdict, note)` update. Past
+4. When a finding needs a human, waits for the `complete_review(verdict, note)` update. Meanwhile it
+   notifies the team's contacts from the policy's `review_notifications` (`notify_supervisor`, schedule in
+   `workflows.review_notice`): the first one at once, the next ones as the wait goes on without a verdict;
+   each notification runs in the background with its own durable retries and ends in
+   `ReviewStatus.notices`; those still retrying when the review is decided are cancelled. Past
    `review_deadline_seconds` it records `overdue` (a warning log and the `escalade_reviews_overdue`
    counter) and keeps waiting until `close_after_seconds` more, then closes as `abandoned`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from workflows.activities import ReviewActivities, RoutingActivities
+    from workflows.activities import NotifierActivities, ReviewActivities, RoutingActivities
     from workflows.inputs import (
         CallbackStatus,
         EscalationReviewInput,
         Finding,
+        NoticeSent,
         ReviewState,
         ReviewStatus,
         Verdict,
     )
-    from workflows.payloads import DecisionParams, DecisionView, OutcomeParams, ReviewRecord
+    from workflows.payloads import DecisionParams, DecisionView, NotifyParams, OutcomeParams, ReviewRecord
+    from workflows.review_notice import NoticeStep, notice_steps, plan_for
     from workflows.review_rules import CURRENT_VERSION, apply_review_rules, reached_agent
     from workflows.search_attributes import ESCALATION_CATEGORY, ESCALATION_COMPLEXITY, ESCALATION_TIER
 
@@ -45,6 +53,12 @@ failed attempt followed by a connected one is `transfer_retried`), structured ou
 not kept. Reviews that judged before it replay with the rules they used (`review_rules` version 1)."""
 
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=5)
+)
+"""A notification is retried (durably: the retries are Temporal's) until it is delivered, refused for good
+(a 4xx other than 408/429), `NOTIFY_GIVE_UP` has passed, or the review is decided."""
+NOTIFY_GIVE_UP = timedelta(hours=24)
 
 
 @workflow.defn
@@ -57,6 +71,8 @@ class EscalationReviewWorkflow:
         self._status = ReviewStatus(call_id=data.call_id, state=ReviewState.GATHERING)
         self._callback: CallbackStatus | None = None
         self._verdict_given = False
+        self._decision: DecisionView | None = None
+        self._notices: list[asyncio.Task[None]] = []
 
     @workflow.query
     def findings(self) -> ReviewStatus:
@@ -90,6 +106,7 @@ class EscalationReviewWorkflow:
     async def run(self, data: EscalationReviewInput) -> ReviewStatus:
         """Gather, judge, record, and wait for a human when needed."""
         decision = await self._get_decision()
+        self._decision = decision
         if decision is not None:
             self._status.team_id = decision.team_id
             workflow.upsert_search_attributes(
@@ -108,6 +125,7 @@ class EscalationReviewWorkflow:
                 except TimeoutError:
                     workflow.logger.info("review %s: the callback is still open, judging as is", data.call_id)
                 decision = await self._get_decision() or decision
+                self._decision = decision
                 if self._callback is not None and decision.callback is not None:
                     decision.callback.state = self._callback.state
                     decision.callback.agent_id = decision.callback.agent_id or self._callback.agent_id
@@ -149,30 +167,97 @@ class EscalationReviewWorkflow:
             return None
 
     async def _await_verdict(self, data: EscalationReviewInput) -> None:
-        self._status.deadline = workflow.now() + timedelta(seconds=data.review_deadline_seconds)
+        started = workflow.now()
+        deadline = started + timedelta(seconds=data.review_deadline_seconds)
+        close_at = deadline + timedelta(seconds=data.close_after_seconds)
+        self._status.deadline = deadline
+        steps = notice_steps(plan_for(data, self._status.team_id), data.review_deadline_seconds)
         try:
-            await workflow.wait_condition(lambda: self._verdict_given, timeout=data.review_deadline_seconds)
-        except TimeoutError:
-            self._status.state = ReviewState.OVERDUE
-            self._status.overdue = True
-            workflow.logger.warning(
-                "review %s is overdue: %d findings unanswered after %s",
-                data.call_id,
-                len(self._status.findings),
-                timedelta(seconds=data.review_deadline_seconds),
-            )
-            workflow.metric_meter().create_counter(
-                "escalade_reviews_overdue", "Reviews that missed their deadline"
-            ).add(1, {"team": self._status.team_id or "unknown"})
+            while not self._verdict_given:
+                now = workflow.now()
+                while steps and started + timedelta(seconds=steps[0].after_seconds) <= now:
+                    self._start_notice(steps.pop(0), int((now - started).total_seconds()))
+                if not self._status.overdue and now >= deadline:
+                    await self._mark_overdue(data)
+                    continue
+                if now >= close_at:
+                    self._status.state = ReviewState.ABANDONED
+                    await self._record()
+                    return
+                wakes = [close_at] + ([] if self._status.overdue else [deadline])
+                if steps:
+                    wakes.append(started + timedelta(seconds=steps[0].after_seconds))
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._verdict_given, timeout=(min(wakes) - now).total_seconds()
+                    )
+            self._status.state = ReviewState.COMPLETED
             await self._record()
-            try:
-                await workflow.wait_condition(lambda: self._verdict_given, timeout=data.close_after_seconds)
-            except TimeoutError:
-                self._status.state = ReviewState.ABANDONED
-                await self._record()
-                return
-        self._status.state = ReviewState.COMPLETED
+        finally:
+            await self._settle_notices()
+
+    async def _mark_overdue(self, data: EscalationReviewInput) -> None:
+        self._status.state = ReviewState.OVERDUE
+        self._status.overdue = True
+        workflow.logger.warning(
+            "review %s is overdue: %d findings unanswered after %s",
+            data.call_id,
+            len(self._status.findings),
+            timedelta(seconds=data.review_deadline_seconds),
+        )
+        workflow.metric_meter().create_counter(
+            "escalade_reviews_overdue", "Reviews that missed their deadline"
+        ).add(1, {"team": self._status.team_id or "unknown"})
         await self._record()
+
+    def _start_notice(self, step: NoticeStep, waited_seconds: int) -> None:
+        """Send one notification in the background: a receiver that is down for hours must not hold up
+        the verdict or the deadline."""
+        status = self._status
+        params = NotifyParams(
+            call_id=status.call_id,
+            team_id=status.team_id,
+            contact=step.contact,
+            step=step.step,
+            state=str(status.state),
+            findings=[Finding(f.rule, f.detail, f.needs_human) for f in status.findings],
+            waited_seconds=waited_seconds,
+            deadline=status.deadline,
+            decision=self._decision,
+        )
+        self._notices.append(asyncio.create_task(self._notify(params)))
+
+    async def _notify(self, params: NotifyParams) -> None:
+        try:
+            result = await workflow.execute_activity_method(
+                NotifierActivities.notify_supervisor,
+                params,
+                start_to_close_timeout=timedelta(seconds=30),
+                schedule_to_close_timeout=NOTIFY_GIVE_UP,
+                retry_policy=NOTIFY_RETRY,
+            )
+            notice = NoticeSent(params.step, params.contact, result.delivered, result.detail, workflow.now())
+        except ActivityError as exc:
+            cause = exc.cause
+            why = str(cause.message if isinstance(cause, ApplicationError) else cause or exc)
+            workflow.logger.warning(
+                "review %s: notifying %s (step %d) failed: %s",
+                params.call_id,
+                params.contact,
+                params.step,
+                why,
+            )
+            notice = NoticeSent(params.step, params.contact, False, why, workflow.now())
+        self._status.notices.append(notice)
+
+    async def _settle_notices(self) -> None:
+        """Once the review is decided, notifications still being retried are moot: cancel them."""
+        for task in self._notices:
+            if not task.done():
+                task.cancel()
+        for task in self._notices:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _record(self) -> None:
         status = self._status

@@ -39,6 +39,9 @@ class WorkerSettings(WorkflowStarterSettings, VapiApiSettings, RoutingClientSett
     worker_metrics_address: str = "127.0.0.1:9465"
     """Prometheus `/metrics` of the worker (the Temporal SDK's worker metrics and the reconciler's count),
     HOST:PORT; empty disables it."""
+    temporal_ui_url: str = "http://localhost:8233"
+    """Base URL of the Temporal UI; review notifications link to the review at
+    `<url>/namespaces/<namespace>/workflows/<workflow id>` (the dev server's UI by default)."""
     shutdown_grace_seconds: float = 10.0
     """On SIGTERM, how long running activities may still finish before the worker stops."""
     max_cached_workflows: int = Field(default=2_000, ge=0)

@@ -29,7 +29,13 @@ from escalade_platform.payload_encryption import payload_keys, temporal_data_con
 from escalade_platform.routing_channel import routing_channel
 from escalade_platform.temporal_client import connect_temporal
 from routing_service.domain.models import Policy
-from workflows.activities import ReviewActivities, RoutingActivities, VapiActivities
+from routing_service.domain.review_notifications import ReviewNotifications
+from workflows.activities import (
+    NotifierActivities,
+    ReviewActivities,
+    RoutingActivities,
+    VapiActivities,
+)
 from workflows.callback import QueueCallbackWorkflow
 from workflows.ledger import DialLedger
 from workflows.metrics import metrics_runtime, reconciled_counter
@@ -45,6 +51,7 @@ __all__ = [
     "build_activities",
     "load_policy_or_none",
     "open_engine",
+    "review_notifications",
     "run_worker",
     "workflow_runner",
 ]
@@ -88,6 +95,17 @@ def load_policy_or_none(settings: WorkerSettings) -> Policy | None:
         return None
 
 
+def review_notifications(settings: WorkerSettings) -> ReviewNotifications:
+    """The policy file's `review_notifications`, read when a notification is sent (so an edited contact
+    list or URL applies without restarting the worker); empty without a policy file. Raises `PolicyError`
+    for an unreadable file (the notification is retried)."""
+    if settings.policy is None:
+        return ReviewNotifications()
+    from routing_service.policy.loader import load_policy
+
+    return load_policy(settings.policy).review_notifications
+
+
 def build_activities(
     settings: WorkerSettings,
     stub: routing_pb2_grpc.RoutingServiceAsyncStub,
@@ -106,6 +124,9 @@ def build_activities(
         poll_interval=settings.vapi_poll_seconds,
     )
     reviews = ReviewActivities(ReviewStore(engine))
+    notifier = NotifierActivities(
+        http, lambda: review_notifications(settings), ui_url=settings.temporal_ui_url
+    )
     return [
         routing.claim_callback,
         routing.finish_callback,
@@ -113,6 +134,7 @@ def build_activities(
         routing.record_escalation_outcome,
         vapi.place_callback_call,
         reviews.record_review,
+        notifier.notify_supervisor,
     ]
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
+from routing_service.domain.review_notifications import ReviewNotifications
+
 
 class Complexity(enum.IntEnum):
     """Ordered: a specialist qualifies when their max_complexity >= the call's effective complexity."""
@@ -403,3 +405,5 @@ class Policy:
     """The file the policy was loaded from, for messages."""
     reload_guard: ReloadGuard | None = None
     """None: every valid reload applies."""
+    review_notifications: ReviewNotifications = field(default_factory=ReviewNotifications)
+    """Who is told about a review that needs a person (`review_notifications` in the file)."""

@@ -40,7 +40,9 @@ from routing_service.domain.models import (
     Team,
     TransferTemplate,
 )
+from routing_service.domain.review_notifications import ReviewNotifications
 from routing_service.policy.errors import PolicyError, Problem
+from routing_service.policy.review_notifications import check_review_teams
 from routing_service.policy.schema import (
     AgentRecord,
     AgentsFileDoc,
@@ -327,6 +329,7 @@ def _cross_check(doc: PolicyDoc) -> list[Problem]:
         problems += _check_transfer("specialist_transfer", doc.specialist_transfer)
     problems += _check_transfer("queue.transfer", doc.queue.transfer)
     problems += _check_transfer("fallback.transfer", doc.fallback.transfer)
+    problems += check_review_teams(doc.review_notifications, set(doc.teams))
     problems += _check_template("queue.wait_message", doc.queue.wait_message)
     problems += _check_template("queue.closed_message", doc.queue.closed_message)
     problems += _check_template("queue.missed_message", doc.queue.missed_message)
@@ -476,6 +479,11 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
             ReloadGuard(doc.reload_guard.max_moved_share, doc.reload_guard.replay_last)
             if doc.reload_guard is not None
             else None
+        ),
+        review_notifications=(
+            doc.review_notifications.to_domain()
+            if doc.review_notifications is not None
+            else ReviewNotifications()
         ),
     )
 

@@ -26,6 +26,7 @@ from routing_service.domain.models import (
     TransferMode,
 )
 from routing_service.domain.phone import normalize_caller, parse_destination_number
+from routing_service.policy.review_notifications import ReviewNotificationsDoc
 
 __all__ = [
     "AgentRecord",
@@ -362,6 +363,7 @@ class PolicyDoc(_Doc):
     fallback: FallbackDoc
     assignment_ttl_hours: Hours = 2
     reload_guard: ReloadGuardDoc | None = None
+    review_notifications: ReviewNotificationsDoc | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
