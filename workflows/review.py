@@ -175,11 +175,11 @@ class EscalationReviewWorkflow:
         try:
             while not self._verdict_given:
                 now = workflow.now()
-                while steps and started + timedelta(seconds=steps[0].after_seconds) <= now:
-                    self._start_notice(steps.pop(0), int((now - started).total_seconds()))
                 if not self._status.overdue and now >= deadline:
                     await self._mark_overdue(data)
-                    continue
+                    continue  # a verdict may have come meanwhile; escalations go out as `overdue`
+                while steps and started + timedelta(seconds=steps[0].after_seconds) <= now:
+                    self._start_notice(steps.pop(0), int((now - started).total_seconds()))
                 if now >= close_at:
                     self._status.state = ReviewState.ABANDONED
                     await self._record()

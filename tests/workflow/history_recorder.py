@@ -23,6 +23,7 @@ if __name__ == "__main__":  # run as a script: make the `tests` package importab
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.workflow.workflow_fakes import (
+    FakeNotifier,
     FakeReviews,
     FakeRouting,
     FakeVapi,
@@ -34,6 +35,7 @@ from workflows.callback import QueueCallbackWorkflow
 from workflows.inputs import (
     BusinessHoursInput,
     EscalationReviewInput,
+    NotifyPlanInput,
     QueueCallbackInput,
     RescheduleRequest,
     callback_workflow_id,
@@ -175,6 +177,27 @@ async def review_transfer_retried(client: Client, env: WorkflowEnvironment) -> H
     return await review_to_the_end(client, routing, reviews, data)
 
 
+async def review_notified_then_escalated(client: Client, env: WorkflowEnvironment) -> Handle:
+    """No verdict ever: the first contact is told at once, the second at the deadline, then it closes."""
+    routing, reviews, notifier = FakeRouting(decision=None), FakeReviews(), FakeNotifier()
+    data = EscalationReviewInput(
+        call_id="replay-review-notified",
+        close_after_seconds=86_400,
+        default_notify_plan=NotifyPlanInput(contacts=["support-lead", "support-manager"]),
+    )
+    async with new_worker(
+        client, routing.activities(), [reviews.record_review], [notifier.notify_supervisor]
+    ) as worker:
+        handle = await client.start_workflow(
+            EscalationReviewWorkflow.run,
+            data,
+            id=review_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+        await handle.result()
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "callback_signal_then_connected": callback_signal_then_connected,
     "callback_unreachable": callback_unreachable,
@@ -183,6 +206,7 @@ SCENARIOS: dict[str, Scenario] = {
     "review_completed": review_completed,
     "review_overdue": review_overdue,
     "review_transfer_retried": review_transfer_retried,
+    "review_notified_then_escalated": review_notified_then_escalated,
 }
 
 

@@ -71,6 +71,13 @@ def test_new_behaviour_is_recorded_behind_its_patches() -> None:
         assert not _patches(path) & {NUMBER_CHECK, RULES_V2}
 
 
+def test_review_notifications_are_recorded_as_activities_of_the_review() -> None:
+    """Who was told is in the history (a replay sends nothing again); reviews without contacts ask none."""
+    assert "notify_supervisor" in _scheduled_activities(HISTORIES / "review_notified_then_escalated.json")
+    for name in ("review_completed", "review_overdue", "review_transfer_retried"):
+        assert "notify_supervisor" not in _scheduled_activities(HISTORIES / f"{name}.json")
+
+
 def _scheduled_activities(path: Path) -> set[str]:
     return {
         event.activity_task_scheduled_event_attributes.activity_type.name

@@ -31,6 +31,8 @@ from workflows.payloads import (
     DialResult,
     FinishParams,
     FinishResult,
+    NotifyParams,
+    NotifyResult,
     OutcomeParams,
     OutcomeResult,
     ReviewRecord,
@@ -113,6 +115,19 @@ class FakeReviews:
     @activity.defn(name="record_review")
     async def record_review(self, record: ReviewRecord) -> None:
         self.records.append(record)
+
+
+@dataclass
+class FakeNotifier:
+    """Takes every notification (the real activity against a real receiver is in
+    test_review_notifications.py)."""
+
+    sent: list[NotifyParams] = field(default_factory=list)
+
+    @activity.defn(name="notify_supervisor")
+    async def notify_supervisor(self, params: NotifyParams) -> NotifyResult:
+        self.sent.append(params)
+        return NotifyResult(delivered=True, detail="HTTP 200")
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

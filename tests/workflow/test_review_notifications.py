@@ -1,0 +1,241 @@
+"""Review notifications end to end on the time-skipping test server: the review workflow, the real
+`notify_supervisor` activity (httpx) and a real local HTTP receiver — the first contact told at once, a
+failing receiver retried until it takes the notification once, the next contact told when the review is
+past its deadline, a permanent refusal not retried, and no request at all for a review without findings."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from routing_service.domain.review_notifications import (
+    NoticeFormat,
+    ReviewContact,
+    ReviewNotifications,
+    TeamNotifications,
+)
+from tests.workflow.webhook_receiver import WebhookReceiver, running_receiver
+from tests.workflow.workflow_fakes import FakeReviews, FakeRouting, eventually, new_worker
+from workflows.activities import NotifierActivities
+from workflows.inputs import EscalationReviewInput, NotifyPlanInput, ReviewStatus, review_workflow_id
+from workflows.payloads import DecisionView
+from workflows.review import EscalationReviewWorkflow
+
+pytestmark = pytest.mark.temporal
+
+UI = "http://temporal-ui.test:8233"
+Handle = WorkflowHandle[EscalationReviewWorkflow, ReviewStatus]
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient() as client:
+        yield client
+
+
+def decision() -> DecisionView:
+    return DecisionView(
+        decision_id="dec-7",
+        kind="transfer_agent",
+        team_id="technical",
+        agent_id="agent-ana",
+        tier="enterprise",
+        issue_category="technical",
+        complexity="advanced",
+        rule_id="enterprise-technical",
+        reason="enterprise technical advanced -> technical (Ana reserved)",
+        trace=["rule enterprise-technical: matched (tier enterprise)"],
+        masked_caller="+1******0142",
+    )
+
+
+def contacts(receiver: WebhookReceiver, *, lead: NoticeFormat = NoticeFormat.JSON) -> ReviewNotifications:
+    team = TeamNotifications(
+        contacts=(
+            ReviewContact(name="tech-lead", url=f"{receiver.url}/lead", format=lead),
+            ReviewContact(name="manager", url=f"{receiver.url}/manager", format=NoticeFormat.SLACK),
+        )
+    )
+    return ReviewNotifications(teams=MappingProxyType({"technical": team}))
+
+
+def failed_transfer(call_id: str, **overrides: Any) -> EscalationReviewInput:
+    values: dict[str, Any] = {
+        "call_id": call_id,
+        "ended_reason": "call.forwarding.no-answer",
+        "transfer_statuses": ["no-answer"],
+        "review_deadline_seconds": 2 * 86_400,
+        "close_after_seconds": 7 * 86_400,
+        "notify_plans": {"technical": NotifyPlanInput(contacts=["tech-lead", "manager"])},
+    }
+    values.update(overrides)
+    return EscalationReviewInput(**values)
+
+
+def notifier(http: httpx.AsyncClient, lookup: Callable[[], ReviewNotifications]) -> list[Any]:
+    return [NotifierActivities(http, lookup, ui_url=UI).notify_supervisor]
+
+
+async def start(client: Client, task_queue: str, data: EscalationReviewInput) -> Handle:
+    return await client.start_workflow(
+        EscalationReviewWorkflow.run, data, id=review_workflow_id(data.call_id), task_queue=task_queue
+    )
+
+
+def notices(handle: Handle, count: int) -> Callable[[], Any]:
+    async def check() -> bool:
+        return len((await handle.query(EscalationReviewWorkflow.findings)).notices) >= count
+
+    return check
+
+
+async def test_review_with_findings_notifies_first_contact_once_with_explanation_and_link(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    call_id = "call-notify-" + uuid.uuid4().hex[:8]
+    routing, reviews = FakeRouting(decision=decision()), FakeReviews()
+    with running_receiver() as receiver:
+        lookup = lambda: contacts(receiver)  # noqa: E731
+        async with new_worker(
+            client, routing.activities(), [reviews.record_review], notifier(http, lookup)
+        ) as worker:
+            handle = await start(client, worker.task_queue, failed_transfer(call_id))
+            await eventually(notices(handle, 1))
+            await handle.execute_update(EscalationReviewWorkflow.complete_review, args=["confirmed", ""])
+            result = await handle.result()
+
+    assert [r.path for r in receiver.received] == ["/lead"]
+    sent = receiver.received[0]
+    assert sent.headers["idempotency-key"] == f"review-{call_id}-0"
+    assert sent.headers["content-type"] == "application/json"
+    body = sent.body
+    assert body["event"] == "review.needs_verdict"
+    assert (body["call_id"], body["team_id"], body["contact"], body["step"]) == (
+        call_id,
+        "technical",
+        "tech-lead",
+        0,
+    )
+    assert body["caller"] == "+1******0142"
+    assert [f["rule"] for f in body["findings"]] == ["transfer_failed"]
+    assert body["decision"]["reason"] == "enterprise technical advanced -> technical (Ana reserved)"
+    assert body["decision"]["rule_id"] == "enterprise-technical"
+    assert body["decision"]["trace"] == ["rule enterprise-technical: matched (tier enterprise)"]
+    assert body["link"] == f"{UI}/namespaces/default/workflows/review-{call_id}"
+    assert body["text"].startswith(f"Escalade review of call {call_id} (team technical) needs a verdict")
+    assert [(n.step, n.contact, n.delivered, n.detail) for n in result.notices] == [
+        (0, "tech-lead", True, "HTTP 200")
+    ]
+    assert result.state == "completed"
+
+
+async def test_failing_receiver_is_retried_until_it_takes_the_notification_once(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    call_id = "call-retry-" + uuid.uuid4().hex[:8]
+    routing, reviews = FakeRouting(decision=decision()), FakeReviews()
+    with running_receiver(lead=[500, 503]) as receiver:
+        lookup = lambda: contacts(receiver)  # noqa: E731
+        async with new_worker(
+            client, routing.activities(), [reviews.record_review], notifier(http, lookup)
+        ) as worker:
+            handle = await start(client, worker.task_queue, failed_transfer(call_id))
+            await eventually(notices(handle, 1), within=30)
+            status = await handle.query(EscalationReviewWorkflow.findings)
+            await handle.execute_update(EscalationReviewWorkflow.complete_review, args=["dismissed", ""])
+            await handle.result()
+
+    tries = receiver.to("/lead")
+    assert len(tries) == 3  # 500, 503, then 200
+    assert {t.headers["idempotency-key"] for t in tries} == {f"review-{call_id}-0"}
+    assert tries[0].body == tries[-1].body
+    assert [(n.contact, n.delivered) for n in status.notices] == [("tech-lead", True)]
+    assert receiver.to("/manager") == []
+
+
+async def test_review_past_its_deadline_notifies_the_next_contact(
+    client: Client, time_env: WorkflowEnvironment, http: httpx.AsyncClient
+) -> None:
+    call_id = "call-late-" + uuid.uuid4().hex[:8]
+    routing, reviews = FakeRouting(decision=decision()), FakeReviews()
+    with running_receiver() as receiver:
+        lookup = lambda: contacts(receiver)  # noqa: E731
+        async with new_worker(
+            client, routing.activities(), [reviews.record_review], notifier(http, lookup)
+        ) as worker:
+            handle = await start(client, worker.task_queue, failed_transfer(call_id))
+            await eventually(notices(handle, 1))
+            assert receiver.to("/manager") == []
+            await time_env.sleep(timedelta(days=2, hours=1))
+            await eventually(notices(handle, 2))
+            status = await handle.query(EscalationReviewWorkflow.findings)
+            await handle.execute_update(EscalationReviewWorkflow.complete_review, args=["resolved", ""])
+            result = await handle.result()
+
+    assert status.overdue
+    assert [(n.step, n.contact, n.delivered) for n in result.notices] == [
+        (0, "tech-lead", True),
+        (1, "manager", True),
+    ]
+    (late,) = receiver.to("/manager")
+    assert late.headers["idempotency-key"] == f"review-{call_id}-1"
+    slack = late.body
+    assert set(slack) == {"text", "blocks"}
+    assert "still has no verdict after 2 days" in slack["text"]
+    assert "(escalation 1)" in slack["text"]
+    texts = [block["text"]["text"] for block in slack["blocks"]]
+    assert any("transfer_failed" in text for text in texts)
+    assert any("enterprise technical advanced -> technical" in text for text in texts)
+    assert any(f"<{UI}/namespaces/default/workflows/review-{call_id}|" in text for text in texts)
+    assert len(receiver.to("/lead")) == 1
+
+
+async def test_permanent_refusal_is_not_retried_and_is_recorded(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    call_id = "call-refused-" + uuid.uuid4().hex[:8]
+    routing, reviews = FakeRouting(decision=decision()), FakeReviews()
+    with running_receiver(lead=[404]) as receiver:
+        lookup = lambda: contacts(receiver)  # noqa: E731
+        async with new_worker(
+            client, routing.activities(), [reviews.record_review], notifier(http, lookup)
+        ) as worker:
+            handle = await start(client, worker.task_queue, failed_transfer(call_id))
+            await eventually(notices(handle, 1))
+            status = await handle.query(EscalationReviewWorkflow.findings)
+            await handle.execute_update(EscalationReviewWorkflow.complete_review, args=["dismissed", ""])
+            await handle.result()
+
+    assert len(receiver.to("/lead")) == 1
+    (notice,) = status.notices
+    assert not notice.delivered
+    assert "refused the notification with HTTP 404" in notice.detail
+    assert "not retried" in notice.detail
+
+
+async def test_review_without_findings_sends_nothing(client: Client, http: httpx.AsyncClient) -> None:
+    call_id = "call-fine-" + uuid.uuid4().hex[:8]
+    routing, reviews = FakeRouting(decision=decision()), FakeReviews()
+    with running_receiver() as receiver:
+        lookup = lambda: contacts(receiver)  # noqa: E731
+        async with new_worker(
+            client, routing.activities(), [reviews.record_review], notifier(http, lookup)
+        ) as worker:
+            data = failed_transfer(
+                call_id,
+                ended_reason="assistant-forwarded-call",
+                transfer_statuses=["connected"],
+                destination="+15550100110",
+            )
+            result = await (await start(client, worker.task_queue, data)).result()
+
+    assert (result.state, result.findings, result.notices) == ("recorded", [], [])
+    assert receiver.received == []
