@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,3 +216,20 @@ def test_bodies_without_a_decision_still_say_so() -> None:
     assert "(team unknown)" in slack["text"]
     plain = notice_body(NoticeFormat.JSON, params(decision=None), link=LINK, workflow_id="w")
     assert (plain["decision"], plain["caller"]) == (None, "")
+
+
+def test_worker_reads_the_contacts_from_its_policy_file_when_it_sends(tmp_path: Path) -> None:
+    from workflows.settings import WorkerSettings
+    from workflows.worker import review_notifications
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(TECHCORP)
+    settings = WorkerSettings(policy=path)
+    assert [c.name for c in review_notifications(settings).for_team("billing").contacts] == [  # type: ignore[union-attr]
+        "support-lead",
+        "support-manager",
+    ]
+    path.write_text(mutated("review_notifications", ...))
+    assert review_notifications(settings).for_team("billing") is None  # edited file: applies at once
+    assert review_notifications(WorkerSettings(policy=None)).for_team("billing") is None
+    assert WorkerSettings().temporal_ui_url == "http://localhost:8233"

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from routing_service.domain.review_notifications import (
     NoticeFormat,
@@ -26,7 +27,7 @@ from tests.workflow.webhook_receiver import WebhookReceiver, running_receiver
 from tests.workflow.workflow_fakes import FakeReviews, FakeRouting, eventually, new_worker
 from workflows.activities import NotifierActivities
 from workflows.inputs import EscalationReviewInput, NotifyPlanInput, ReviewStatus, review_workflow_id
-from workflows.payloads import DecisionView
+from workflows.payloads import DecisionView, NotifyParams
 from workflows.review import EscalationReviewWorkflow
 
 pytestmark = pytest.mark.temporal
@@ -239,3 +240,68 @@ async def test_review_without_findings_sends_nothing(client: Client, http: httpx
 
     assert (result.state, result.findings, result.notices) == ("recorded", [], [])
     assert receiver.received == []
+
+
+def notify_params(contact: str = "tech-lead") -> NotifyParams:
+    return NotifyParams(call_id="call-a", team_id="technical", contact=contact, step=0, decision=decision())
+
+
+@pytest.mark.parametrize("status", [500, 503, 408, 429])
+async def test_activity_failure_is_retryable_when_receiver_may_recover(
+    http: httpx.AsyncClient, status: int
+) -> None:
+    with running_receiver(lead=[status]) as receiver:
+        acts = NotifierActivities(http, lambda: contacts(receiver), ui_url=UI)
+        with pytest.raises(ApplicationError) as caught:
+            await ActivityEnvironment().run(acts.notify_supervisor, notify_params())
+    assert not caught.value.non_retryable
+    assert caught.value.type == "NotifyFailed"
+    assert f"answered HTTP {status}" in caught.value.message
+
+
+async def test_activity_failure_is_retryable_and_hides_the_url_when_nothing_listens(
+    http: httpx.AsyncClient,
+) -> None:
+    with running_receiver() as receiver:
+        url = receiver.url
+    gone = ReviewNotifications(
+        default=TeamNotifications(contacts=(ReviewContact(name="tech-lead", url=f"{url}/secret-token"),))
+    )
+    acts = NotifierActivities(http, lambda: gone, ui_url=UI)
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(acts.notify_supervisor, notify_params())
+    assert (caught.value.type, caught.value.non_retryable) == ("NotifyUnreachable", False)
+    assert "secret-token" not in caught.value.message
+
+
+async def test_contact_missing_from_the_workers_policy_fails_permanently(http: httpx.AsyncClient) -> None:
+    with running_receiver() as receiver:
+        acts = NotifierActivities(http, lambda: contacts(receiver), ui_url=UI)
+        with pytest.raises(ApplicationError) as caught:
+            await ActivityEnvironment().run(acts.notify_supervisor, notify_params("someone-else"))
+    assert (caught.value.type, caught.value.non_retryable) == ("NotifyContactUnknown", True)
+    assert "'someone-else' of team 'technical' is not in the worker's policy file" in caught.value.message
+    assert receiver.received == []
+
+
+async def test_contact_whose_url_variable_is_set_is_notified_and_unset_is_skipped(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_receiver() as receiver:
+        by_env = ReviewNotifications(
+            default=TeamNotifications(
+                contacts=(ReviewContact(name="tech-lead", url_env="ESCALADE_TEST_NOTIFY_URL"),)
+            )
+        )
+        acts = NotifierActivities(http, lambda: by_env, ui_url=UI)
+        monkeypatch.delenv("ESCALADE_TEST_NOTIFY_URL", raising=False)
+        skipped = await ActivityEnvironment().run(acts.notify_supervisor, notify_params())
+        monkeypatch.setenv("ESCALADE_TEST_NOTIFY_URL", f"{receiver.url}/lead")
+        sent = await ActivityEnvironment().run(acts.notify_supervisor, notify_params())
+
+    assert (skipped.delivered, skipped.detail) == (
+        False,
+        "skipped: ESCALADE_TEST_NOTIFY_URL is not set on the worker",
+    )
+    assert (sent.delivered, sent.detail) == (True, "HTTP 200")
+    assert [r.path for r in receiver.received] == ["/lead"]

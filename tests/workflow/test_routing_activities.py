@@ -125,6 +125,36 @@ async def test_get_decision_maps_labels_when_decision_exists(
     )
 
 
+async def test_get_decision_carries_the_explanation_with_numbers_masked(
+    standin: tuple[RoutingStandin, RoutingActivities],
+) -> None:
+    fake, acts = standin
+    fake.decisions["call-2"] = pb.Decision(
+        decision_id="dec-2",
+        call_id="call-2",
+        kind=pb.DECISION_KIND_TRANSFER_TEAM,
+        team_id="billing",
+        rule_id="billing-default",
+        reason="caller +15550100142: billing -> billing",
+        caller_number="+15550100142",
+        trace=[
+            pb.TraceStep(stage="customer", subject="+15550100142", outcome=pb.TRACE_OUTCOME_INFO),
+            pb.TraceStep(
+                stage="rule", subject="billing-default", outcome=pb.TRACE_OUTCOME_MATCHED, detail="category"
+            ),
+        ],
+    )
+    view = await ActivityEnvironment().run(acts.get_decision, DecisionParams("call-2"))
+
+    assert view is not None
+    assert (view.rule_id, view.reason, view.masked_caller) == (
+        "billing-default",
+        "caller +1******0142: billing -> billing",
+        "+1******0142",
+    )
+    assert view.trace == ["customer +1******0142: info", "rule billing-default: matched (category)"]
+
+
 async def test_get_decision_is_none_when_routing_has_none(
     standin: tuple[RoutingStandin, RoutingActivities],
 ) -> None:
