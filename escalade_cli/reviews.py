@@ -32,6 +32,11 @@ def _print_review(status: Any) -> None:
     for finding in status.findings:
         mark = "needs review" if finding.needs_human else "info"
         console.print(f"  - {finding.rule} ({mark}): {finding.detail}", highlight=False)
+    for notice in status.notices:
+        outcome = "delivered" if notice.delivered else "not delivered"
+        when = notice.at.isoformat(timespec="seconds") if notice.at else "-"
+        who = f"{escape(notice.contact)} (step {notice.step}, {when})"
+        console.print(f"  notified {who}: {outcome}, {escape(notice.detail)}", highlight=False)
 
 
 def list_command(
@@ -52,7 +57,7 @@ def show_command(
     call_id: Annotated[str, typer.Argument(help=REVIEW_ID_HELP)],
     address: Annotated[str | None, TEMPORAL_OPTION] = None,
 ) -> None:
-    """Show a review's findings, deadline and verdict."""
+    """Show a review's findings, deadline, verdict and the notifications it sent."""
     from workflows.client import review_findings
     from workflows.inputs import review_workflow_id
 

@@ -118,10 +118,12 @@ def test_callback_and_review_notes_print_literally_when_they_hold_brackets(
             verdict="",
             note=note,
             findings=[],
+            notices=[SimpleNamespace(step=0, contact="lead", delivered=False, detail="HTTP [404]", at=None)],
         )
     )
     out = capsys.readouterr().out
     assert out.count(note) == 2 and "review of call-[1]" in out
+    assert "notified lead (step 0, -): not delivered, HTTP [404]" in out
 
 
 def test_trace_table_and_simulation_table_keep_bracketed_text() -> None:
