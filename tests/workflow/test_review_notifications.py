@@ -5,9 +5,11 @@ past its deadline, a permanent refusal not retried, and no request at all for a 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -17,18 +19,31 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.domain.review_notifications import (
     NoticeFormat,
     ReviewContact,
     ReviewNotifications,
     TeamNotifications,
 )
+from routing_service.policy import load_policy
+from tests.unit.test_policy_loader import mutated
+from tests.workflow.routing_standin import RoutingStandin, serve
 from tests.workflow.webhook_receiver import WebhookReceiver, running_receiver
 from tests.workflow.workflow_fakes import FakeReviews, FakeRouting, eventually, new_worker
+from workflows import client as helpers
 from workflows.activities import NotifierActivities
-from workflows.inputs import EscalationReviewInput, NotifyPlanInput, ReviewStatus, review_workflow_id
+from workflows.inputs import (
+    EscalationReviewInput,
+    NotifyPlanInput,
+    ReviewStatus,
+    Verdict,
+    review_workflow_id,
+)
 from workflows.payloads import DecisionView, NotifyParams
 from workflows.review import EscalationReviewWorkflow
+from workflows.settings import WorkerSettings
+from workflows.worker import run_worker
 
 pytestmark = pytest.mark.temporal
 
@@ -305,3 +320,75 @@ async def test_contact_whose_url_variable_is_set_is_notified_and_unset_is_skippe
     )
     assert (sent.delivered, sent.detail) == (True, "HTTP 200")
     assert [r.path for r in receiver.received] == ["/lead"]
+
+
+async def test_run_worker_notifies_the_contact_its_policy_file_names_on_the_dev_server(
+    dev_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shipped path: the review input prepared from a policy file, started on a Temporal dev server,
+    run by `run_worker` (routing over gRPC, the contact's URL from the worker's environment)."""
+    client = dev_env.client
+    call_id = f"call-{uuid.uuid4()}"
+    routing = RoutingStandin()  # type: ignore[abstract]  # only the RPCs used; the rest answer UNIMPLEMENTED
+    routing.decisions[call_id] = pb.Decision(
+        decision_id="dec-9",
+        call_id=call_id,
+        kind=pb.DECISION_KIND_TRANSFER_TEAM,
+        team_id="technical",
+        tier="enterprise",
+        issue_category="technical",
+        effective_complexity=pb.COMPLEXITY_ADVANCED,
+        rule_id="enterprise-technical",
+        reason="enterprise technical -> technical",
+        caller_number="+15550100142",
+    )
+    server, address = await serve(routing)
+    policy_path = tmp_path / "policy.yaml"
+    section = {"teams": {"technical": {"contacts": [{"name": "tech-lead", "url_env": "ESCALADE_TEST_TECH"}]}}}
+    policy_path.write_text(mutated("review_notifications", section))
+    task_queue, stop = f"tq-{uuid.uuid4()}", asyncio.Event()
+    try:
+        with running_receiver(tech=[502]) as receiver:
+            monkeypatch.setenv("ESCALADE_TEST_TECH", f"{receiver.url}/tech")
+            settings = WorkerSettings(
+                task_queue=task_queue,
+                routing_address=address,
+                database_url=f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}",
+                policy=policy_path,
+                temporal_ui_url="https://temporal.example.com/",
+                worker_metrics_address="",
+            )
+            worker = asyncio.create_task(run_worker(settings, stop=stop, client=client))
+            await helpers.start_follow_up(
+                client,
+                EscalationReviewInput(
+                    call_id=call_id, ended_reason="call.forwarding.no-answer", transfer_statuses=["no-answer"]
+                ),
+                policy=load_policy(policy_path),
+                task_queue=task_queue,
+            )
+
+            async def delivered() -> bool:
+                return bool((await helpers.review_findings(client, call_id)).notices)
+
+            await eventually(delivered, within=60)
+            done = await helpers.complete_review(client, call_id, Verdict.CONFIRMED, "line unstaffed")
+            stop.set()
+            await asyncio.wait_for(worker, 30)
+    finally:
+        stop.set()
+        await server.stop(None)
+
+    tries = receiver.to("/tech")
+    assert len(tries) == 2  # 502, then delivered
+    body = tries[-1].body
+    assert (
+        body["link"]
+        == f"https://temporal.example.com/namespaces/{client.namespace}/workflows/review-{call_id}"
+    )
+    assert (body["caller"], body["decision"]["reason"]) == (
+        "+1******0142",
+        "enterprise technical -> technical",
+    )
+    assert [f["rule"] for f in body["findings"]] == ["transfer_failed"]
+    assert [(n.contact, n.delivered) for n in done.notices] == [("tech-lead", True)]
