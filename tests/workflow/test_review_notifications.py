@@ -177,6 +177,31 @@ async def test_failing_receiver_is_retried_until_it_takes_the_notification_once(
     assert receiver.to("/manager") == []
 
 
+async def test_verdict_cancels_a_notification_still_being_retried(
+    client: Client, http: httpx.AsyncClient
+) -> None:
+    call_id = "call-moot-" + uuid.uuid4().hex[:8]
+    routing, reviews = FakeRouting(decision=decision()), FakeReviews()
+    with running_receiver(lead=[500] * 1000) as receiver:
+        lookup = lambda: contacts(receiver)  # noqa: E731
+        async with new_worker(
+            client, routing.activities(), [reviews.record_review], notifier(http, lookup)
+        ) as worker:
+            handle = await start(client, worker.task_queue, failed_transfer(call_id))
+
+            async def tried_twice() -> bool:
+                return len(receiver.to("/lead")) >= 2
+
+            await eventually(tried_twice, within=30)
+            await handle.execute_update(EscalationReviewWorkflow.complete_review, args=["confirmed", ""])
+            result = await handle.result()
+
+    assert result.state == "completed"
+    [notice] = result.notices
+    assert (notice.contact, notice.delivered) == ("tech-lead", False)
+    assert "cancel" in notice.detail.lower()
+
+
 async def test_review_past_its_deadline_notifies_the_next_contact(
     client: Client, time_env: WorkflowEnvironment, http: httpx.AsyncClient
 ) -> None:
