@@ -146,6 +146,8 @@ async def test_tls_handshakes_that_must_fail_do(dev_env: WorkflowEnvironment, pk
         )
         await connect_temporal(mtls_settings(pki, proxy.address))  # and the right settings still connect
     assert "transport error" in plain
-    assert "transport error" in no_client_cert  # the proxy closed the connection after the handshake
+    # The proxy closes the connection after the handshake: reported as a transport error, or as the call
+    # cancelled by the closed connection, depending on when the client notices.
+    assert "transport error" in no_client_cert or "connection closed" in no_client_cert
     assert "NotValidForName" in no_name  # the certificate names temporal.escalade.test, not 127.0.0.1
     assert "UnknownIssuer" in other_ca
