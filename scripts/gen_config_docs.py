@@ -79,6 +79,11 @@ SETTINGS: tuple[Source, ...] = (
 
 OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("ESCALADE_EDGE_URL", "`escalade status`", "Edge base URL it probes (default `http://127.0.0.1:3000`)."),
+    (
+        "ESCALADE_EDGE_METRICS_PORT",
+        "`escalade status`",
+        "The edge's metrics port it reads the outbox depth from, on the edge URL's host (default `9466`).",
+    ),
 )
 """Variables read outside a settings class: (variable, reader, description)."""
 

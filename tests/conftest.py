@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sysconfig
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,6 +18,10 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+
+os.environ.setdefault("ESCALADE_EDGE_METRICS_PORT", "0")
+"""Edges built in tests (and their subprocesses) do not bind the default metrics port 9466, which concurrent
+tests would contend for; a test that scrapes the edge's metrics passes `edge_metrics_port=free_port()`."""
 
 PG_HOST = os.environ.get("ESCALADE_TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("ESCALADE_TEST_PG_PORT", "5432"))
@@ -66,6 +71,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'escalade.db'}"
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def installed_binary(name: str) -> str:

@@ -4,6 +4,10 @@ the dispatch of Vapi's messages to their handlers.
     POST /webhook/vapi        Vapi server messages (alias POST /webhook/escalation, the seed's path)
     GET  /healthz             liveness
     GET  /readyz              routing reachable (grpc.health.v1), else 503
+    GET  /openapi.json, /docs, /redoc   only with `api_docs` (ESCALADE_API_DOCS); else 404
+
+Prometheus `/metrics` is served on its own port (`edge_metrics_port`, `webhook_edge.metrics.
+EdgeMetricsEndpoint`, started in the lifespan), so the public port answers Vapi and the health checks only.
 
 Order of checks on the webhook: content type (415) -> body read with a running limit (413) -> auth over the
 raw bytes (401) -> tolerant parse (400) -> dispatch on the raw `type` (`webhook_edge.decoding` has the
@@ -44,7 +48,7 @@ from webhook_edge.end_of_call import EndOfCallReports
 from webhook_edge.escalation import Escalations
 from webhook_edge.fallback import EdgeFallback
 from webhook_edge.followups import FollowUps
-from webhook_edge.metrics import EDGE_METRICS, install_observability
+from webhook_edge.metrics import EDGE_METRICS, EdgeMetricsEndpoint, install_observability
 from webhook_edge.openapi import REQUEST_BODY, WEBHOOK_RESPONSES, custom_openapi
 from webhook_edge.outbox import Outbox
 from webhook_edge.relay import OutboxRelay, start_relay
@@ -186,7 +190,9 @@ def create_app(
     control: ControlClient | None = None,
     freeze_heap: bool = False,
 ) -> FastAPI:
-    """The edge application. Resources not given are created in the lifespan from `settings`.
+    """The edge application. Resources not given are created in the lifespan from `settings`, and so is
+    the metrics endpoint on `settings.edge_metrics_port` (when not 0; `app.state.metrics_endpoint`, None when
+    off or when its port could not be bound).
 
     `freeze_heap`: once started, `escalade_platform.heap.freeze_startup_heap()` (for a process that serves
     only this app, as `escalade edge serve` does).
@@ -228,6 +234,18 @@ def create_app(
             )
             app.state.webhook = Webhook(state)
             stack.push_async_callback(app.state.webhook.close)
+            app.state.metrics_endpoint = None
+            if settings.edge_metrics_port:
+                endpoint = EdgeMetricsEndpoint(store)
+                try:
+                    await endpoint.start(settings.host, settings.edge_metrics_port)
+                except OSError as exc:  # answering Vapi matters more than the edge's metrics
+                    log.warning(
+                        "edge_metrics_unavailable", port=settings.edge_metrics_port, cause=str(exc)[:200]
+                    )
+                else:
+                    stack.push_async_callback(endpoint.stop)
+                    app.state.metrics_endpoint = endpoint
             log.info("edge_started", routing=settings.routing_address)
             if freeze_heap:
                 freeze_startup_heap()
@@ -239,6 +257,9 @@ def create_app(
         description="Answers Vapi's server messages: routes escalated calls to the right human through the "
         "routing service, always with a destination (the fallback line when routing cannot answer).",
         lifespan=lifespan,
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
     )
 
     async def webhook(request: Request) -> Response:

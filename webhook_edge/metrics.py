@@ -1,6 +1,8 @@
-"""Prometheus metrics, request ids and tracing of the webhook edge: `install_observability(app)`.
+"""Prometheus metrics, request ids and tracing of the webhook edge: `install_observability(app)` and
+`EdgeMetricsEndpoint`.
 
-    GET /metrics   (not in the OpenAPI schema) the edge's registry in the Prometheus text format:
+    GET /metrics   on its own port (`edge_metrics_port`, never the webhook's), the edge's registry in the
+                   Prometheus text format:
 
     escalade_edge_webhook_latency_seconds          webhook request handling time, end to end
     escalade_edge_webhook_requests_total{status}   webhook requests by HTTP status class (2xx, 4xx, 5xx)
@@ -22,13 +24,12 @@ from typing import Any
 
 import grpc
 import structlog
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from escalade_platform.metrics import LATENCY_BUCKETS
+from escalade_platform.metrics import LATENCY_BUCKETS, PrometheusEndpoint
 from escalade_platform.tracing import instrument_fastapi
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "EDGE_METRICS",
     "FALLBACK_CAUSES",
     "EdgeMetrics",
+    "EdgeMetricsEndpoint",
     "RequestContextMiddleware",
     "auth_reason",
     "fallback_cause",
@@ -191,19 +193,25 @@ class RequestContextMiddleware:
                     self.metrics.requests.labels(status=f"{status // 100}xx").inc()
 
 
+class EdgeMetricsEndpoint(PrometheusEndpoint):
+    """`GET /metrics` on the edge's metrics port, refreshing the outbox depth per scrape."""
+
+    name = "edge_metrics"
+
+    def __init__(self, outbox: Any, metrics: EdgeMetrics = EDGE_METRICS) -> None:
+        super().__init__()
+        self.outbox = outbox
+        self.metrics = metrics
+
+    async def scrape(self) -> bytes:
+        try:
+            await self.metrics.refresh_outbox(self.outbox)
+        except Exception as exc:  # the scrape still answers; the gauge keeps its last value
+            log.warning("outbox_depth_failed", cause=type(exc).__name__)
+        return generate_latest(self.metrics.registry)
+
+
 def install_observability(app: FastAPI, metrics: EdgeMetrics = EDGE_METRICS) -> None:
-    """Add the request-context middleware, `GET /metrics`, and FastAPI tracing when tracing is configured."""
+    """Add the request-context middleware, and FastAPI tracing when tracing is configured."""
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-
-    async def scrape(request: Request) -> Response:
-        handler = getattr(request.app.state, "webhook", None)
-        outbox = handler.state.outbox if handler is not None else None
-        if outbox is not None:
-            try:
-                await metrics.refresh_outbox(outbox)
-            except Exception as exc:  # the scrape still answers; the gauge keeps its last value
-                log.warning("outbox_depth_failed", cause=type(exc).__name__)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    app.add_api_route("/metrics", scrape, methods=["GET"], include_in_schema=False)
     instrument_fastapi(app)

@@ -138,7 +138,13 @@ class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings, RoutingClientSe
     host: str = "127.0.0.1"
     """Interface the webhook listens on."""
     port: int = Field(default=3000, ge=0, le=65535)
-    """Port the webhook listens on."""
+    """Port the webhook listens on: Vapi's webhook paths and the health checks only."""
+    edge_metrics_port: int = Field(default=9466, ge=0, le=65535)
+    """Port of the edge's Prometheus `/metrics`, on `host` (routing's is 9464, the worker's 9465); 0
+    disables it."""
+    api_docs: bool = False
+    """Serve the OpenAPI schema (`/openapi.json`) and its `/docs` and `/redoc` pages on the webhook port
+    (`escalade dev` turns this on); off, those paths answer 404."""
     insecure_dev: bool = False
     """Accept unauthenticated webhooks when no secret is configured (local development only)."""
     signature_window_seconds: int = Field(default=300, ge=1)

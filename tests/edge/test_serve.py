@@ -41,7 +41,9 @@ async def test_webhook_answers_over_real_socket_when_served_by_uvicorn(
     edge_settings: EdgeSettings, fake_routing: RunningFake
 ) -> None:
     async with (
-        local_server(create_app(edge_settings), lifespan="on") as server,
+        local_server(
+            create_app(edge_settings.model_copy(update={"api_docs": True})), lifespan="on"
+        ) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         body = dumps(load_fixture(ENTERPRISE))
@@ -106,9 +108,10 @@ def test_serve_refuses_to_start_when_no_secret_and_not_insecure_dev(tmp_path: Pa
 
 @pytest.mark.e2e
 def test_serve_answers_and_stops_gracefully_when_sigterm(tmp_path: Path, fake_routing: RunningFake) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESCALADE_")}
     env |= {
+        "ESCALADE_EDGE_METRICS_PORT": str(metrics_port),
         "ESCALADE_VAPI_SECRET": SECRET,
         "ESCALADE_ROUTING_ADDRESS": "127.0.0.1:9",  # nothing there: the edge must answer its fallback
         "ESCALADE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
@@ -137,6 +140,11 @@ def test_serve_answers_and_stops_gracefully_when_sigterm(tmp_path: Path, fake_ro
         assert response.status_code == 200
         assert response.json()["destination"]["number"] == "+15550100900"
         assert httpx.get(f"{base}/readyz", timeout=5).status_code == 503
+        for public_only in ("/metrics", "/docs", "/openapi.json"):  # the public port serves Vapi only
+            assert httpx.get(f"{base}{public_only}", timeout=5).status_code == 404
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5)
+        assert scraped.status_code == 200
+        assert 'escalade_edge_fallbacks_total{cause="routing_unavailable"} 1.0' in scraped.text
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     finally:

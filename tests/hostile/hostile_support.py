@@ -43,6 +43,7 @@ def live_edge(tmp_path: Path) -> Iterator[LiveEdge]:
                 routing_deadline_ms=2000,
                 database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
                 log_level="warning",
+                api_docs=True,  # the fuzzer reads the schema the edge serves
             )
             async with local_server(create_app(settings), lifespan="on") as http:
                 stop = asyncio.Event()

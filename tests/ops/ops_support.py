@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.metrics import MetricsEndpoint
+from tests.conftest import free_port
 from tests.edge.edge_support import SECRET, Edge, running_edge
 from tests.support.routing import techcorp_routing
 from webhook_edge.settings import EdgeSettings
@@ -45,9 +46,18 @@ class Stack:
         return reply.text
 
     async def edge_metrics(self) -> str:
-        reply = await self.edge.client.get("/metrics")
-        assert reply.status_code == 200
-        return reply.text
+        return await edge_metrics(self.edge)
+
+
+async def edge_metrics(edge: Edge) -> str:
+    """What the edge's own metrics port answers to `GET /metrics` (the edge was built with a port)."""
+    endpoint = edge.app.state.metrics_endpoint
+    assert endpoint is not None, "the edge serves no metrics: build its settings with edge_metrics_port"
+    async with httpx.AsyncClient() as client:
+        reply = await client.get(f"http://127.0.0.1:{endpoint.port}/metrics")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    return reply.text
 
 
 @asynccontextmanager
@@ -63,7 +73,7 @@ async def running_stack(database_url: str, **edge_overrides: Any) -> AsyncIterat
                 routing_address=routing.address,
                 routing_deadline_ms=5000,
                 database_url=database_url,
-                **edge_overrides,
+                **{"edge_metrics_port": free_port(), **edge_overrides},
             )
             async with running_edge(edge_settings) as edge:
                 yield Stack(server, endpoint, edge, routing.stub, routing.address)

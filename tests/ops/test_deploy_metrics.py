@@ -4,7 +4,8 @@ Escalade registers, and the dashboard shows every one of them.
 The registered names come from the code itself: the routing service's and the edge's prometheus_client
 registries (a fresh `RoutingMetrics()` and `EdgeMetrics()`), and the worker's counters, found by reading the
 `create_counter(...)` calls in `workflows/` and served through a real temporalio Prometheus exporter, so the
-names are the ones a scrape of the worker shows."""
+names are the ones a scrape of the worker shows. deploy/prometheus/prometheus.yml scrapes each process on its
+default metrics port."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from webhook_edge.metrics import EdgeMetrics
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "escalade.json"
+PROMETHEUS = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PROMETHEUS_MADE = frozenset({"up"})
 """Series Prometheus makes itself for every scrape target."""
 
@@ -273,3 +275,23 @@ def test_operations_page_describes_every_metric_the_code_registers_when_read(reg
     }
     families = {re.sub(r"_(total|created|bucket|count|sum)$", "", name) for name in registered}
     assert families - described == set(), "describe these metrics in docs/operations.md"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Where the scrape configuration points
+# ----------------------------------------------------------------------------------------------------------
+def test_scrape_targets_are_each_services_default_metrics_address_when_parsed() -> None:
+    from routing_service.settings import RoutingSettings
+    from webhook_edge.settings import EdgeSettings
+    from workflows.settings import WorkerSettings
+
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    defaults = {
+        "escalade-routing": RoutingSettings.model_fields["metrics_port"].default,
+        "escalade-edge": EdgeSettings.model_fields["edge_metrics_port"].default,
+        "escalade-worker": int(WorkerSettings.model_fields["worker_metrics_address"].default.rsplit(":")[1]),
+    }
+    assert targets == {job: [f"127.0.0.1:{port}"] for job, port in defaults.items()}
+    webhook_port = EdgeSettings.model_fields["port"].default
+    assert len({*defaults.values(), webhook_port}) == 4, "every process's metrics have a port of their own"

@@ -13,8 +13,9 @@ from pydantic import SecretStr
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.policy.loader import load_policy
+from tests.conftest import free_port
 from tests.edge.edge_support import SECRET, dumps, load_fixture, running_edge, signed_headers
-from tests.ops.ops_support import CALLER, ENTERPRISE, PREMIUM, Stack, sample
+from tests.ops.ops_support import CALLER, ENTERPRISE, PREMIUM, Stack, edge_metrics, running_stack, sample
 from webhook_edge.settings import EdgeSettings
 
 DECISIONS = "escalade_routing_decisions_total"
@@ -122,15 +123,16 @@ async def test_fallback_is_counted_as_routing_unavailable_when_routing_is_down(t
         routing_address=f"127.0.0.1:{dead}",
         routing_deadline_ms=2000,
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}",
+        edge_metrics_port=free_port(),
     )
     async with running_edge(settings) as edge:
-        before = (await edge.client.get("/metrics")).text
+        before = await edge_metrics(edge)
         response = await edge.post(load_fixture(ENTERPRISE))
         assert response.status_code == 200
         assert settings.policy is not None  # the checkout's example policy
         policy_line = load_policy(settings.policy).fallback.destination.number
         assert response.json()["destination"]["number"] == policy_line
-        after = (await edge.client.get("/metrics")).text
+        after = await edge_metrics(edge)
     assert (
         sample(after, FALLBACKS, cause="routing_unavailable")
         - sample(before, FALLBACKS, cause="routing_unavailable")
@@ -167,10 +169,34 @@ async def test_metrics_carry_no_number_or_secret_when_calls_were_routed(stack: S
     assert SECRET not in text
 
 
-async def test_metrics_route_is_outside_the_openapi_schema_when_the_schema_is_built(stack: Stack) -> None:
-    schema = (await stack.edge.client.get("/openapi.json")).json()
-    assert "/metrics" not in schema["paths"]
-    assert "/webhook/vapi" in schema["paths"]
+async def test_the_webhook_port_serves_no_metrics_and_no_docs_when_the_defaults_apply(stack: Stack) -> None:
+    for path in ("/metrics", "/openapi.json", "/docs", "/redoc"):
+        reply = await stack.edge.client.get(path)
+        assert reply.status_code == 404, path
+        assert reply.json()["error"]["code"] == "not_found"
+    assert "/metrics" not in stack.edge.app.openapi()["paths"]
+
+
+async def test_the_api_docs_are_served_on_the_webhook_port_when_turned_on(sqlite_url: str) -> None:
+    async with running_stack(sqlite_url, api_docs=True) as stack:
+        schema = (await stack.edge.client.get("/openapi.json")).json()
+        assert "/webhook/vapi" in schema["paths"]
+        assert "/metrics" not in schema["paths"]
+        for page in ("/docs", "/redoc"):
+            reply = await stack.edge.client.get(page)
+            assert reply.status_code == 200 and "text/html" in reply.headers["content-type"], page
+
+
+async def test_the_edge_serves_no_metrics_port_when_it_is_0(sqlite_url: str) -> None:
+    async with running_stack(sqlite_url, edge_metrics_port=0) as stack:
+        assert stack.edge.app.state.metrics_endpoint is None
+
+
+async def test_edge_metrics_endpoint_answers_404_when_the_path_is_unknown(stack: Stack) -> None:
+    port = stack.edge.app.state.metrics_endpoint.port
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"http://127.0.0.1:{port}/webhook/vapi")).status_code == 404
+        assert (await client.get(f"http://127.0.0.1:{port}/metrics")).status_code == 200
 
 
 async def test_request_id_is_echoed_or_generated_when_a_webhook_arrives(stack: Stack) -> None:

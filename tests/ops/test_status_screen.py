@@ -41,7 +41,8 @@ def dead_address() -> str:
         return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
-async def status(*args: str) -> tuple[int, str, str]:
+async def status(*args: str, edge_metrics_port: int = 0) -> tuple[int, str, str]:
+    """`escalade status ARGS` in a clean environment (the edge's metrics port: none, unless given)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -52,7 +53,7 @@ async def status(*args: str) -> tuple[int, str, str]:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "ESCALADE_EDGE_METRICS_PORT": str(edge_metrics_port)},
     )
     out, err = await process.communicate()
     assert process.returncode is not None
@@ -74,7 +75,14 @@ async def test_status_shows_teams_specialists_callbacks_and_outbox_when_the_stac
     assert (await served.stack.edge.post(doc)).status_code == 200
 
     code, out, err = await status(
-        "--json", "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+        "--json",
+        "--edge",
+        served.http.url,
+        "--routing",
+        served.stack.routing_address,
+        "--temporal",
+        "none",
+        edge_metrics_port=served.stack.edge.app.state.metrics_endpoint.port,  # on the --edge host
     )
 
     assert code == 0, err
@@ -99,8 +107,16 @@ async def test_status_shows_teams_specialists_callbacks_and_outbox_when_the_stac
 
 
 async def test_status_screen_renders_every_section_when_the_stack_runs(served: Served) -> None:
+    metrics_port = served.stack.edge.app.state.metrics_endpoint.port
     code, out, err = await status(
-        "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+        "--edge",
+        served.http.url,
+        "--edge-metrics",
+        f"http://127.0.0.1:{metrics_port}/metrics",
+        "--routing",
+        served.stack.routing_address,
+        "--temporal",
+        "none",
     )
     assert code == 0, err
     for heading in (
