@@ -42,7 +42,7 @@ from temporalio.service import RPCError
 
 from escalade_platform.payload_encryption import payload_keys, temporal_data_converter
 from escalade_platform.settings import TemporalConnectionSettings
-from escalade_platform.temporal_client import connect_temporal, temporal_tls
+from escalade_platform.temporal_client import TemporalSettingsError, connect_temporal, temporal_tls
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.models import Policy
 from webhook_edge.outbox import Outbox, OutboxEntry
@@ -189,7 +189,7 @@ class OutboxRelay:
             try:
                 async with asyncio.timeout(self._start_timeout):
                     self._client = await self._connect()
-            except (RuntimeError, OSError, RPCError, TimeoutError) as exc:
+            except (RuntimeError, OSError, RPCError, TimeoutError, TemporalSettingsError) as exc:
                 log.warning("temporal_unreachable", cause=type(exc).__name__, detail=str(exc)[:200])
                 return None
         return self._client

@@ -8,6 +8,7 @@ and the client certificate (mTLS) are exercised for real; the dev server itself 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,10 @@ from temporalio.testing import WorkflowEnvironment
 from escalade_platform.settings import TemporalConnectionSettings
 from escalade_platform.temporal_client import TemporalSettingsError, connect_temporal, temporal_tls
 from tests.support.tls_proxy import SERVER_NAME, Pki, make_pki, tls_proxy
+from webhook_edge.outbox import Outbox
+from webhook_edge.relay import OutboxRelay, temporal_connector
+from webhook_edge.settings import EdgeSettings
+from workflows.inputs import EscalationReviewInput
 
 CONNECT_LIMIT_SECONDS = 30
 
@@ -151,3 +156,45 @@ async def test_tls_handshakes_that_must_fail_do(dev_env: WorkflowEnvironment, pk
     assert "transport error" in no_client_cert or "connection closed" in no_client_cert
     assert "NotValidForName" in no_name  # the certificate names temporal.escalade.test, not 127.0.0.1
     assert "UnknownIssuer" in other_ca
+
+
+async def test_the_outbox_relay_delivers_a_start_over_mtls_when_the_edge_settings_say_so(
+    dev_env: WorkflowEnvironment, pki: Pki, tmp_path: Path
+) -> None:
+    call_id = f"mtls-{uuid.uuid4()}"
+    outbox = await Outbox.open(f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}")
+    try:
+        assert await outbox.record(EscalationReviewInput(call_id=call_id, ended_reason="hangup"))
+        async with tls_proxy(target(dev_env), pki) as proxy:
+            settings = EdgeSettings(
+                vapi_secret=SecretStr("s" * 32),
+                temporal_address=proxy.address,
+                temporal_tls_server_ca_cert=pki.ca_cert,
+                temporal_tls_client_cert=pki.client_cert,
+                temporal_tls_client_key=pki.client_key,
+                temporal_tls_server_name=SERVER_NAME,
+            )
+            relay = OutboxRelay(outbox, temporal_connector(settings), task_queue=f"tq-{uuid.uuid4()}")
+            assert await relay.deliver_due() == 1
+    finally:
+        await outbox.close()
+    handle = dev_env.client.get_workflow_handle(f"review-{call_id}")
+    assert (await handle.describe()).id == f"review-{call_id}"
+
+
+async def test_the_outbox_relay_keeps_the_start_pending_when_a_tls_file_disappears(
+    pki: Pki, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(pki.ca_cert.read_bytes())
+    outbox = await Outbox.open(f"sqlite+aiosqlite:///{tmp_path / 'edge.db'}")
+    try:
+        assert await outbox.record(EscalationReviewInput(call_id="gone", ended_reason="hangup"))
+        settings = TemporalConnectionSettings(temporal_address="127.0.0.1:1", temporal_tls_server_ca_cert=ca)
+        relay = OutboxRelay(outbox, temporal_connector(settings))  # the file is read here first
+        ca.unlink()
+        assert await relay.deliver_due() == 0
+        entry = await outbox.get("review-gone")
+        assert entry is not None and entry.delivered_at is None and entry.attempts == 1
+    finally:
+        await outbox.close()
