@@ -140,6 +140,7 @@ async def test_mtls_with_the_servers_ca_and_name_reaches_temporal_through_tls(
 
 
 async def test_tls_handshakes_that_must_fail_do(dev_env: WorkflowEnvironment, pki: Pki) -> None:
+    tls_to_plain = await refused(mtls_settings(pki, target(dev_env)))  # the dev server speaks no TLS
     async with tls_proxy(target(dev_env), pki) as proxy:
         plain = await refused(TemporalConnectionSettings(temporal_address=proxy.address))
         no_client_cert = await refused(
@@ -150,6 +151,7 @@ async def test_tls_handshakes_that_must_fail_do(dev_env: WorkflowEnvironment, pk
             mtls_settings(pki, proxy.address, temporal_tls_server_ca_cert=pki.other_ca_cert)
         )
         await connect_temporal(mtls_settings(pki, proxy.address))  # and the right settings still connect
+    assert "Failed client connect" in tls_to_plain
     assert "transport error" in plain
     # The proxy closes the connection after the handshake: reported as a transport error, or as the call
     # cancelled by the closed connection, depending on when the client notices.
