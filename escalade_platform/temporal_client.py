@@ -17,6 +17,7 @@ from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
 from temporalio.service import TLSConfig
 
+from escalade_platform.routing_channel import RoutingChannelError, read_pem
 from escalade_platform.settings import TemporalConnectionSettings
 from escalade_platform.tracing import temporal_interceptors
 
@@ -24,18 +25,19 @@ __all__ = ["TemporalSettingsError", "connect_temporal", "temporal_tls"]
 
 
 class TemporalSettingsError(ValueError):
-    """The settings cannot make a connection: no address, or a TLS file that cannot be read."""
+    """The settings cannot make a connection: no address, or a TLS file that cannot be read or holds no
+    PEM of its kind."""
 
 
-def _read(variable: str, path: Path | None) -> bytes | None:
+def _read(variable: str, path: Path | None, kind: str) -> bytes | None:
+    """The PEM file `path` (of setting `variable`), checked to hold a `kind`: temporalio only says that the
+    connection failed."""
     if path is None:
         return None
     try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise TemporalSettingsError(
-            f"cannot read {variable} ({path}): {exc.strerror or exc.__class__.__name__}"
-        ) from None
+        return read_pem(path, variable, kind)
+    except RoutingChannelError as exc:
+        raise TemporalSettingsError(str(exc)) from None
 
 
 def temporal_tls(settings: TemporalConnectionSettings) -> TLSConfig | bool:
@@ -43,9 +45,9 @@ def temporal_tls(settings: TemporalConnectionSettings) -> TLSConfig | bool:
     `TLSConfig` carrying the CA, client certificate and key bytes and the server name."""
     if not settings.temporal_tls_enabled():
         return False
-    ca = _read("ESCALADE_TEMPORAL_TLS_SERVER_CA_CERT", settings.temporal_tls_server_ca_cert)
-    cert = _read("ESCALADE_TEMPORAL_TLS_CLIENT_CERT", settings.temporal_tls_client_cert)
-    key = _read("ESCALADE_TEMPORAL_TLS_CLIENT_KEY", settings.temporal_tls_client_key)
+    ca = _read("ESCALADE_TEMPORAL_TLS_SERVER_CA_CERT", settings.temporal_tls_server_ca_cert, "certificate")
+    cert = _read("ESCALADE_TEMPORAL_TLS_CLIENT_CERT", settings.temporal_tls_client_cert, "certificate")
+    key = _read("ESCALADE_TEMPORAL_TLS_CLIENT_KEY", settings.temporal_tls_client_key, "private key")
     name = settings.temporal_tls_server_name
     if ca is None and cert is None and name is None:
         return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -69,3 +71,29 @@ def test_a_missing_temporal_certificate_stops_the_standalone_outbox_relay_with_o
     assert result.stderr.strip().splitlines() == [
         "error: invalid setting ESCALADE_TEMPORAL_TLS_CLIENT_CERT: no file at /nonexistent/client.pem"
     ]
+
+
+@pytest.mark.parametrize(
+    ("command", "prefix"),
+    [
+        (["edge", "serve", "--insecure-dev"], ""),
+        (["worker"], "cannot start the worker: "),
+        (["callbacks", "list"], "list callbacks: "),
+    ],
+)
+def test_a_temporal_tls_file_without_pem_stops_the_command_with_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, command: list[str], prefix: str
+) -> None:
+    not_pem = tmp_path / "client.pem"
+    not_pem.write_text("not a certificate\n")
+    monkeypatch.setenv("ESCALADE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'e.db'}")
+    monkeypatch.setenv("ESCALADE_WORKER_METRICS_ADDRESS", "")
+    monkeypatch.setenv("ESCALADE_TEMPORAL_ADDRESS", "127.0.0.1:7233")
+    monkeypatch.setenv("ESCALADE_TEMPORAL_TLS_CLIENT_CERT", str(not_pem))
+    monkeypatch.setenv("ESCALADE_TEMPORAL_TLS_CLIENT_KEY", str(not_pem))
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {prefix}ESCALADE_TEMPORAL_TLS_CLIENT_CERT {not_pem} holds no PEM certificate"
+    )
+    assert "Traceback" not in result.output

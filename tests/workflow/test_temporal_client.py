@@ -111,8 +111,19 @@ def test_a_tls_file_that_became_unreadable_is_named_in_the_error(pki: Pki, tmp_p
     ca.write_bytes(pki.ca_cert.read_bytes())
     settings = TemporalConnectionSettings(temporal_tls_server_ca_cert=ca)
     ca.unlink()
-    with pytest.raises(TemporalSettingsError, match=r"cannot read ESCALADE_TEMPORAL_TLS_SERVER_CA_CERT \("):
+    with pytest.raises(
+        TemporalSettingsError, match=f"cannot read ESCALADE_TEMPORAL_TLS_SERVER_CA_CERT {ca}: "
+    ):
         temporal_tls(settings)
+
+
+def test_a_tls_file_without_a_pem_of_its_kind_is_named_in_the_error(pki: Pki) -> None:
+    swapped = mtls_settings(pki, "temporal:7233", temporal_tls_client_key=pki.client_cert)
+    with pytest.raises(
+        TemporalSettingsError,
+        match=f"ESCALADE_TEMPORAL_TLS_CLIENT_KEY {pki.client_cert} holds no PEM private key",
+    ):
+        temporal_tls(swapped)
 
 
 async def test_an_unset_address_is_refused_before_connecting() -> None:
