@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import Integer, String, bindparam, insert, select
+
 from routing_service.domain.models import (
     Agent,
     AgentStatus,
@@ -21,8 +23,23 @@ from routing_service.domain.models import (
     TransferMode,
 )
 from routing_service.store import Store
+from routing_service.store.statements import shared
+from routing_service.store.tables import agents, customers
 
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+INSERT_CUSTOMER = shared(insert(customers))
+"""A customer row from a dict of its columns (the driver-path tests of each database)."""
+AGENTS_IN = shared(
+    select(agents.c.agent_id)
+    .where(
+        agents.c.capacity >= bindparam("min_capacity", type_=Integer()),
+        agents.c.agent_id.in_(bindparam("ids", expanding=True)),
+        agents.c.display_name != bindparam("not_named", type_=String()),
+    )
+    .order_by(agents.c.agent_id)
+)
+"""Agent ids in a list (an expanding parameter between two plain ones), for the IN-list tests."""
 HOLD = timedelta(hours=2)
 
 

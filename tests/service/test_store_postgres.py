@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import Double, Integer, Numeric, String, bindparam, func, insert, literal_column, select, text
+from sqlalchemy import Double, Numeric, bindparam, func, literal_column, select, text
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql import Executable
 
@@ -31,9 +31,11 @@ from routing_service.store.customers import _GET as _GET_CUSTOMER
 from routing_service.store.errors import is_unavailable
 from routing_service.store.postgres import PostgresDatabase, PostgresLink, asyncpg_connect_args
 from routing_service.store.statements import SHARED_STATEMENTS, CompiledStatement, shared
-from routing_service.store.tables import agents, customers
+from routing_service.store.tables import customers
 from routing_service.store.unit_of_work import SqlUnitOfWork
 from tests.service.store_builders import (
+    AGENTS_IN,
+    INSERT_CUSTOMER,
     NOW,
     add_agents,
     enqueue,
@@ -47,7 +49,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 postgres_only = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 
 _SLEEP = shared(select(func.pg_sleep(bindparam("seconds", type_=Double()))))
-_INSERT_CUSTOMER = shared(insert(customers))
 # NUMERIC declared as float: the conversion is chosen by the column's type OID, learnt on the first run.
 _NUMERIC_AS_FLOAT: Executable = shared(
     select(
@@ -55,15 +56,6 @@ _NUMERIC_AS_FLOAT: Executable = shared(
         literal_column("2.5::float8", Double()).label("f"),
         literal_column("3.25::numeric", Numeric()).label("d"),
     )
-)
-_AGENTS_IN = shared(
-    select(agents.c.agent_id)
-    .where(
-        agents.c.capacity >= bindparam("min_capacity", type_=Integer()),
-        agents.c.agent_id.in_(bindparam("ids", expanding=True)),
-        agents.c.display_name != bindparam("not_named", type_=String()),
-    )
-    .order_by(agents.c.agent_id)
 )
 
 
@@ -244,7 +236,7 @@ async def test_every_kind_of_statement_reads_the_same_compiled_once_or_per_call(
         (_LOCK_CALL, {"lock_call": "call-2"}, 1),  # a void column
         (insert_ignore(customers, postgres=True), _customer_row("+15551230001"), 0),  # conflict: 0 rows
         (insert_ignore(customers, postgres=True), _customer_row("+15551230002"), 1),
-        (_AGENTS_IN, {"min_capacity": 1, "ids": ["agent-1", "agent-4", "nobody"], "not_named": "x"}, 2),
+        (AGENTS_IN, {"min_capacity": 1, "ids": ["agent-1", "agent-4", "nobody"], "not_named": "x"}, 2),
     ]
     for statement, params, rowcount in cases:
         assert id(statement) in SHARED_STATEMENTS, statement
@@ -266,7 +258,7 @@ async def test_expanding_in_lists_are_rendered_for_each_length(store: Store) -> 
 
         async def ids(*wanted: str) -> list[str]:
             params = {"min_capacity": 2, "ids": list(wanted), "not_named": "Agent-2"}
-            return [row.agent_id for row in await link.execute(_AGENTS_IN, params)]
+            return [row.agent_id for row in await link.execute(AGENTS_IN, params)]
 
         # The parameters after the list are numbered after it, whatever its length.
         assert await ids("agent-1") == ["agent-1"]
@@ -342,13 +334,13 @@ async def test_statements_belong_to_the_unit_of_works_transaction(store: Store) 
     # An explicit rollback, then more work committed in the same unit of work: only that is kept.
     async with store.uow() as uow:
         link = _link(uow)
-        await link.execute(_INSERT_CUSTOMER, _customer_row("+15551239990"))
+        await link.execute(INSERT_CUSTOMER, _customer_row("+15551239990"))
         await uow.rollback()
         assert not _connection(link).is_in_transaction()
-        await link.execute(_INSERT_CUSTOMER, _customer_row("+15551239991"))
+        await link.execute(INSERT_CUSTOMER, _customer_row("+15551239991"))
         await uow.commit()
         # And after the commit a statement begins a new transaction, rolled back on exit.
-        await link.execute(_INSERT_CUSTOMER, _customer_row("+15551239992"))
+        await link.execute(INSERT_CUSTOMER, _customer_row("+15551239992"))
         assert _connection(link).is_in_transaction()
     async with store.uow() as uow:
         assert await uow.customers.get("+15551239990") is None
@@ -362,18 +354,18 @@ async def test_statement_failures_are_asyncpg_errors_and_leave_the_connection_us
     async with store.uow() as uow:
         link = _link(uow)
         with pytest.raises(asyncpg.CheckViolationError) as check:
-            await link.execute(_INSERT_CUSTOMER, _customer_row("+15551230000", previous_escalations=-1))
+            await link.execute(INSERT_CUSTOMER, _customer_row("+15551230000", previous_escalations=-1))
         assert not is_unavailable(check.value)
         await uow.rollback()
         # A naive datetime is refused by the column type before anything is sent.
         with pytest.raises(ValueError, match="naive datetime"):
             await link.execute(
-                _INSERT_CUSTOMER, _customer_row("+15551230000", updated_at=datetime(2026, 1, 1))
+                INSERT_CUSTOMER, _customer_row("+15551230000", updated_at=datetime(2026, 1, 1))
             )
-        await link.execute(_INSERT_CUSTOMER, _customer_row("+15551230000"))
+        await link.execute(INSERT_CUSTOMER, _customer_row("+15551230000"))
         pid = _backend_pid(link)
         with pytest.raises(asyncpg.UniqueViolationError) as duplicate:  # primary key
-            await link.execute(_INSERT_CUSTOMER, _customer_row("+15551230000"))
+            await link.execute(INSERT_CUSTOMER, _customer_row("+15551230000"))
         assert isinstance(duplicate.value, asyncpg.IntegrityConstraintViolationError)
         assert not is_unavailable(duplicate.value)
         assert not _connection(link).is_closed()
@@ -446,7 +438,7 @@ async def test_a_cancelled_statement_discards_its_connection(store: Store) -> No
     async def sleeper() -> None:
         async with store.uow() as uow:
             link = _link(uow)
-            await link.execute(_INSERT_CUSTOMER, _customer_row("+15551239999"))
+            await link.execute(INSERT_CUSTOMER, _customer_row("+15551239999"))
             pids.append(_backend_pid(link))
             started.set()
             await link.execute(_SLEEP, {"seconds": 3})

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Double, Integer, Numeric, String, bindparam, insert, literal_column, select, text
+from sqlalchemy import Double, Integer, Numeric, bindparam, literal_column, select, text
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.dialects.sqlite import pysqlite
 from sqlalchemy.sql import Executable
@@ -43,9 +43,11 @@ from routing_service.store.sqlite import (
     sqlite_path,
 )
 from routing_service.store.statements import SHARED_STATEMENTS, CompiledStatement, shared
-from routing_service.store.tables import agents, customers
+from routing_service.store.tables import customers
 from routing_service.store.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
 from tests.service.store_builders import (
+    AGENTS_IN,
+    INSERT_CUSTOMER,
     NOW,
     add_agents,
     enqueue,
@@ -57,22 +59,12 @@ from tests.service.store_builders import (
 
 pytestmark = pytest.mark.timeout(60)
 
-_INSERT_CUSTOMER = shared(insert(customers))
 _NUMERIC: Executable = shared(
     select(
         literal_column("1.5", Numeric(asdecimal=False)).label("n"),
         literal_column("2.5", Double()).label("f"),
         literal_column("3.25", Numeric()).label("d"),
     )
-)
-_AGENTS_IN = shared(
-    select(agents.c.agent_id)
-    .where(
-        agents.c.capacity >= bindparam("min_capacity", type_=Integer()),
-        agents.c.agent_id.in_(bindparam("ids", expanding=True)),
-        agents.c.display_name != bindparam("not_named", type_=String()),
-    )
-    .order_by(agents.c.agent_id)
 )
 
 
@@ -308,17 +300,17 @@ async def test_a_unit_of_work_cancelled_inside_its_transaction_rolls_back(store:
 async def test_statements_belong_to_the_unit_of_works_transaction(store: Store) -> None:
     async with store.uow() as uow:
         link = _link(uow)
-        await link.execute(_INSERT_CUSTOMER, _customer_row("+15551239990"))
+        await link.execute(INSERT_CUSTOMER, _customer_row("+15551239990"))
         assert _database(store).connection().in_transaction
         # A textual statement sees the uncommitted write: one transaction.
         seen = await link.execute(text("SELECT count(*) FROM customers WHERE number = '+15551239990'"))
         assert seen.scalar_one() == 1
         await uow.rollback()
         assert not _database(store).connection().in_transaction
-        await link.execute(_INSERT_CUSTOMER, _customer_row("+15551239991"))
+        await link.execute(INSERT_CUSTOMER, _customer_row("+15551239991"))
         await uow.commit()
         # After the commit a statement begins a new transaction, rolled back on exit.
-        await link.execute(_INSERT_CUSTOMER, _customer_row("+15551239992"))
+        await link.execute(INSERT_CUSTOMER, _customer_row("+15551239992"))
     async with store.uow() as uow:
         assert await uow.customers.get("+15551239990") is None
         assert await uow.customers.get("+15551239991") is not None
@@ -438,7 +430,7 @@ async def test_every_kind_of_statement_reads_the_same_compiled_once_or_per_call(
         (_TAKE_SLOT, {"slot_agent": "nobody", "slot_at": NOW}, 0),
         (insert_ignore(customers, postgres=False), _customer_row("+15551230001"), 0),  # conflict: 0 rows
         (insert_ignore(customers, postgres=False), _customer_row("+15551230002"), 1),
-        (_AGENTS_IN, {"min_capacity": 1, "ids": ["agent-1", "agent-4", "nobody"], "not_named": "x"}, 2),
+        (AGENTS_IN, {"min_capacity": 1, "ids": ["agent-1", "agent-4", "nobody"], "not_named": "x"}, 2),
     ]
     database = _database(store)
     for statement, params, rowcount in cases:
@@ -462,7 +454,7 @@ async def test_expanding_in_lists_are_rendered_for_each_length(store: Store) -> 
 
         async def ids(*wanted: str) -> list[str]:
             params = {"min_capacity": 2, "ids": list(wanted), "not_named": "Agent-2"}
-            return [row.agent_id for row in await link.execute(_AGENTS_IN, params)]
+            return [row.agent_id for row in await link.execute(AGENTS_IN, params)]
 
         assert await ids("agent-1") == ["agent-1"]
         assert await ids("agent-4", "agent-2", "agent-1", "nobody") == ["agent-1", "agent-4"]
@@ -483,15 +475,15 @@ async def test_statement_failures_are_sqlite3_errors_and_keep_the_connection(sto
     async with store.uow() as uow:
         link = _link(uow)
         with pytest.raises(sqlite3.IntegrityError, match="CHECK") as check:
-            await link.execute(_INSERT_CUSTOMER, _customer_row("+15551230000", previous_escalations=-1))
+            await link.execute(INSERT_CUSTOMER, _customer_row("+15551230000", previous_escalations=-1))
         assert not is_unavailable(check.value)
         with pytest.raises(ValueError, match="naive datetime"):
             await link.execute(
-                _INSERT_CUSTOMER, _customer_row("+15551230000", updated_at=datetime(2026, 1, 1))
+                INSERT_CUSTOMER, _customer_row("+15551230000", updated_at=datetime(2026, 1, 1))
             )
-        await link.execute(_INSERT_CUSTOMER, _customer_row("+15551230000"))
+        await link.execute(INSERT_CUSTOMER, _customer_row("+15551230000"))
         with pytest.raises(sqlite3.IntegrityError, match="UNIQUE") as duplicate:  # primary key
-            await link.execute(_INSERT_CUSTOMER, _customer_row("+15551230000"))
+            await link.execute(INSERT_CUSTOMER, _customer_row("+15551230000"))
         assert not is_unavailable(duplicate.value)
     assert not database.lock.locked()
     async with store.uow() as uow:
