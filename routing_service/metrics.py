@@ -11,6 +11,10 @@
     escalade_routing_missed_offers_total{team}          offers a specialist did not take (busy, no answer)
     escalade_routing_talk_limit_reached_total{team}     conversations ended by the team's max_talk_minutes
     escalade_routing_conversations_completed_total{team} conversations ended (completed or at the limit)
+    escalade_routing_uncertain_decisions_total{team,action} decisions below the policy's confidence threshold
+                                                        (action: widen, union, confirm, none)
+    escalade_routing_uncertain_second_transfers_total{team} calls that needed another decision after an
+                                                        uncertain one (team: the uncertain decision's)
 
 `observe_calls` (wrapping each RoutingService handler once, see `grpc.handlers`) counts at the gRPC edge of
 the service (nothing in the use cases changes) and binds the request's `call_id` to the log context for the
@@ -38,6 +42,7 @@ from routing_service.app.callbacks import queue_status
 from routing_service.app.lifecycle import observe_lifecycle
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
+from routing_service.app.uncertainty import observe_uncertainty
 
 __all__ = [
     "ROUTING_METRICS",
@@ -133,6 +138,27 @@ class RoutingMetrics:
             registry=r,
         )
 
+        self.uncertain = Counter(
+            "escalade_routing_uncertain_decisions",
+            "Decisions below the policy's confidence threshold, by team and what they did (widen, union,"
+            " confirm, none).",
+            ["team", "action"],
+            registry=r,
+        )
+        self.second_transfers = Counter(
+            "escalade_routing_uncertain_second_transfers",
+            "Calls that needed another decision after an uncertain one, by the uncertain decision's team.",
+            ["team"],
+            registry=r,
+        )
+
+    # UncertaintyObserver (routing_service.app.uncertainty)
+    def uncertain_decision(self, team_id: str, action: str) -> None:
+        self.uncertain.labels(team=team_id or "none", action=action).inc()
+
+    def second_transfer(self, team_id: str) -> None:
+        self.second_transfers.labels(team=team_id or "none").inc()
+
     # LifecycleObserver (routing_service.app.lifecycle)
     def missed_offer(self, team_id: str) -> None:
         self.missed_offers.labels(team=team_id or "none").inc()
@@ -171,6 +197,7 @@ class RoutingMetrics:
 ROUTING_METRICS = RoutingMetrics()
 """The routing process's metrics (its own registry, not prometheus_client's global one)."""
 observe_lifecycle(ROUTING_METRICS)
+observe_uncertainty(ROUTING_METRICS)
 
 
 def observe_calls(

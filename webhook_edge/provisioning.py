@@ -79,6 +79,11 @@ TOOL_FUNCTION_NAME = "escalateToSupport"
 TOOL_DESCRIPTION = (
     "Escalate calls to appropriate support specialists based on customer tier and issue complexity"
 )
+CONFIDENCE_DESCRIPTION = (
+    "How sure you are of the category and complexity, from 0 (a guess) to 1 (the caller confirmed them)."
+    " Optional; when unsure, say so: an uncertain escalation goes to a wider team or asks you to confirm"
+    " the category with the caller first"
+)
 ASSISTANT_NAME = "TechCorp Support Assistant"
 CREDENTIAL_NAME = "Escalade webhook"
 STRUCTURED_OUTPUT_NAME = "escalation"
@@ -221,7 +226,8 @@ def webhook_url(server_url: str) -> str:
 
 
 def escalation_function(policy: Policy) -> dict[str, Any]:
-    """The seed's `escalateToSupport` function: four parameters, categories from the policy."""
+    """The seed's `escalateToSupport` function: its four parameters (categories from the policy) and the
+    optional `confidence` routing weighs against its own reading of the call."""
     return {
         "name": TOOL_FUNCTION_NAME,
         "description": TOOL_DESCRIPTION,
@@ -245,6 +251,12 @@ def escalation_function(policy: Policy) -> dict[str, Any]:
                 "escalation_reason": {
                     "type": "string",
                     "description": "Why this needs escalation vs self-service",
+                },
+                "confidence": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": CONFIDENCE_DESCRIPTION,
                 },
             },
             "required": ["issue_category", "complexity_level"],

@@ -1,10 +1,11 @@
 """`tool-calls`: the function tool `escalateToSupport`, acted on through Live Call Control.
 
 Each tool call in the message gets a result entry. For the first `escalateToSupport` call the edge decides
-(`Escalations.decide`), acts, and says honestly what happened: the transfer is POSTed to the call's control
-URL (`webhook_edge.control`, bounded by `control_timeout_seconds`) before the reply, and the result is what
-the assistant reads. A further escalation in the same message gets an error entry and is not routed (one
-call cannot be transferred twice at once); any other tool gets an error entry naming it.
+(`Escalations.decide`; the request says the assistant can still confirm the category with the caller, so an
+uncertain decision may ask it to), acts, and says honestly what happened: the transfer is POSTed to the
+call's control URL (`webhook_edge.control`, bounded by `control_timeout_seconds`) before the reply, and the
+result is what the assistant reads. A further escalation in the same message gets an error entry and is not
+routed (one call cannot be transferred twice at once); any other tool gets an error entry naming it.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class ToolCalls:
                 )
                 continue
             escalated = True
-            request = resolve_request(message, call.arguments, tool_call_id=call.id)
+            request = resolve_request(message, call.arguments, tool_call_id=call.id, can_confirm=True)
             with structlog.contextvars.bound_contextvars(tool_call_id=call.id):
                 destination, decision = await self.escalations.decide(request)
                 result = await self.escalation_result(message, request, destination, decision)
@@ -83,6 +84,8 @@ class ToolCalls:
     ) -> str:
         """Act on a decision and return the tool result the assistant reads.
 
+        CONFIRM_CATEGORY (routing was unsure of the category): no transfer; the result is routing's
+        instruction to confirm the category with the caller and escalate again.
         CALLBACK with the callback queued: no transfer (the workflow is about to dial the caller, whose line
         must stay free); the result is routing's caller message (queue position, when to expect the call)
         plus the callback promise. Otherwise (a transfer, the fallback line, or a CALLBACK that could not be
@@ -90,6 +93,9 @@ class ToolCalls:
         first; the result is the caller's sentence only when the control URL accepted it, else it tells the
         assistant the transfer could not be started and to offer a callback or read out the fallback line.
         """
+        if decision is not None and decision.kind == pb.DECISION_KIND_CONFIRM_CATEGORY:
+            log.info("tool_confirm_category", category=decision.issue_category)
+            return spoken(decision.caller_message)
         if (
             decision is not None
             and decision.kind == pb.DECISION_KIND_CALLBACK

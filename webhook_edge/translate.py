@@ -119,12 +119,17 @@ def mode_name(value: pb.TransferMode.ValueType) -> str:
 
 
 def resolve_request(
-    message: VapiMessage, arguments: EscalationArguments, *, tool_call_id: str | None = None
+    message: VapiMessage,
+    arguments: EscalationArguments,
+    *,
+    tool_call_id: str | None = None,
+    can_confirm: bool = False,
 ) -> pb.ResolveEscalationRequest:
     """The routing request for an escalation, whichever Vapi path (transfer tool or function tool) it took.
 
     A call Escalade dialled back carries `call.assistantOverrides.variableValues.originalCallId`: it becomes
-    `callback_of_call_id`, so routing offers the specialist held for that callback."""
+    `callback_of_call_id`, so routing offers the specialist held for that callback. `can_confirm`: the
+    function tool's path, where the assistant can still ask the caller before any transfer."""
     problems = [arguments.problem] if arguments.problem else []
     complexity = pb.COMPLEXITY_UNSPECIFIED
     if arguments.complexity_level:
@@ -133,7 +138,7 @@ def resolve_request(
             problems.append(f"unknown complexity_level {arguments.complexity_level[:40]!r}")
         else:
             complexity = known
-    return pb.ResolveEscalationRequest(
+    request = pb.ResolveEscalationRequest(
         call_id=message.call_id,
         tool_call_id=arguments.tool_call_id if tool_call_id is None else tool_call_id,
         caller_number=message.caller_number,
@@ -145,7 +150,11 @@ def resolve_request(
         transcript=message.transcript[-_MAX_TRANSCRIPT:],
         arguments_problem="; ".join(problems),
         callback_of_call_id=message.original_call_id,
+        can_confirm=can_confirm,
     )
+    if arguments.confidence is not None:
+        request.confidence = arguments.confidence
+    return request
 
 
 def _transfer_plan(decision: pb.Decision, failed_message: str) -> dict[str, Any]:

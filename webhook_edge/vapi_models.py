@@ -66,6 +66,8 @@ class EscalationArguments:
     complexity_level: str = ""
     customer_context: str = ""
     escalation_reason: str = ""
+    confidence: float | None = None
+    """The optional `confidence` argument (0-1); None when absent or unusable (then `problem` says why)."""
     tool_call_id: str = ""
     source: str = ""
     problem: str = ""
@@ -313,16 +315,38 @@ def read_arguments(arguments: Any, *, tool_call_id: str, source: str) -> Escalat
         for key in ("issue_category", "complexity_level", "customer_context", "escalation_reason")
         if key in arguments and arguments[key] is not None and not isinstance(arguments[key], str)
     )
-    problem = f"{source}: ignored non-string {', '.join(wrong)}" if wrong else ""
+    problems = [f"{source}: ignored non-string {', '.join(wrong)}"] if wrong else []
+    confidence, confidence_problem = _confidence(arguments.get("confidence"))
+    if confidence_problem:
+        problems.append(f"{source}: {confidence_problem}")
+    problem = "; ".join(problems)
     return EscalationArguments(
         issue_category=_text(arguments.get("issue_category")).strip().lower(),
         complexity_level=_text(arguments.get("complexity_level")).strip().lower(),
         customer_context=_text(arguments.get("customer_context")).strip(),
         escalation_reason=_text(arguments.get("escalation_reason")).strip(),
+        confidence=confidence,
         tool_call_id=tool_call_id,
         source=source,
         problem=problem,
     )
+
+
+def _confidence(value: Any) -> tuple[float | None, str]:
+    """The `confidence` argument as a number 0-1 (a numeric string is read too), or None and why not."""
+    if value is None:
+        return None, ""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None, "ignored confidence that is not a number"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None, "ignored confidence that is not a number"
+    number = float(value)
+    if not 0.0 <= number <= 1.0:  # NaN fails both comparisons
+        return None, "ignored confidence outside 0-1"
+    return number, ""
 
 
 def parse_body(raw: bytes) -> VapiMessage:

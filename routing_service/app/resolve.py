@@ -6,12 +6,16 @@ A decision is a short sequence of steps over one unit of work, each a function o
     validate_request      every field present and within its limit (else InvalidRequest)
     settle_earlier_offer  a repeat escalation of the call: the specialist offered it earlier missed it
     identify_caller       caller key -> customer on record -> tier (or the policy's default tier)
-    assess_call           category and effective complexity
+    assess_call           category and effective complexity (and, with a policy `uncertainty` section,
+                            the decision's confidence: the assistant's and the call's own agreement)
     take_held_callback    a callback call whose specialist is still held -> TRANSFER_AGENT (that specialist)
+    weigh_uncertainty     below the policy's confidence threshold: CONFIRM_CATEGORY (the assistant asks the
+                            caller first), or widen: the generalist team, or the union of candidate teams
     choose_team           first matching rule -> team
                             no specialists on record -> TRANSFER_TEAM (the team line; outside its
                             business hours the next matching rule is tried instead); no rule -> FALLBACK
-    reserve_or_queue      waiting callbacks that outrank this caller -> CALLBACK (never jump the queue)
+    reserve_or_queue      waiting callbacks that outrank this caller -> CALLBACK (never jump the queue;
+                            an uncertain decision widened to a union first tries the other teams)
                           a qualified specialist whose slot we win -> TRANSFER_AGENT (reserved atomically;
                             never one who already missed this call)
                           nobody -> CALLBACK (enqueued, position and estimated wait)
@@ -46,6 +50,7 @@ from routing_service.app.callbacks import team_wait
 from routing_service.app.failures import looks_unavailable
 from routing_service.app.lifecycle import record_missed_offer
 from routing_service.app.ports import AgentFreed, DuplicateDecision, UnitOfWork, UnitOfWorkFactory
+from routing_service.app.uncertainty import notify_second_transfer, notify_uncertain
 from routing_service.domain import decision as build
 from routing_service.domain.complexity import assess_complexity
 from routing_service.domain.errors import Conflict, InvalidRequest, Unavailable
@@ -59,12 +64,14 @@ from routing_service.domain.models import (
     Complexity,
     Customer,
     Decision,
+    DecisionKind,
     EscalationRequest,
     Policy,
     Rule,
     Team,
     TraceOutcome,
     TraceStep,
+    UncertaintyAction,
 )
 from routing_service.domain.phone import normalize_caller
 from routing_service.domain.queueing import (
@@ -76,6 +83,17 @@ from routing_service.domain.queueing import (
     wait_label,
 )
 from routing_service.domain.selection import rank_specialists
+from routing_service.domain.uncertainty import (
+    ASKED_BEFORE,
+    Confidence,
+    candidate_teams,
+    response_to,
+    second_transfer_step,
+    weigh_confidence,
+)
+from routing_service.domain.uncertainty import (
+    STAGE as UNCERTAINTY,
+)
 
 __all__ = [
     "LIMITS",
@@ -91,6 +109,7 @@ __all__ = [
     "settle_earlier_offer",
     "take_held_callback",
     "validate_request",
+    "weigh_uncertainty",
 ]
 
 log = structlog.get_logger(__name__)
@@ -135,6 +154,9 @@ def validate_request(request: EscalationRequest) -> None:
         value = getattr(request, name)
         if len(value) > limit:
             violations.append((name, f"at most {limit} characters, got {len(value)}"))
+    confidence = request.stated_confidence
+    if confidence is not None and not 0.0 <= confidence <= 1.0:  # NaN fails both comparisons
+        violations.append(("confidence", f"must be between 0 and 1, got {confidence}"))
     if violations:
         raise InvalidRequest("invalid escalation request", violations)
 
@@ -211,6 +233,16 @@ class DecisionContext:
     """Specialists offered this call before who did not take it (sorted)."""
     freed: list[AgentFreed] = field(default_factory=list)
     """Slots this decision freed (an earlier offer the specialist missed), announced after the commit."""
+    offered_before: bool = False
+    """A specialist still holds a slot for this call (an earlier decision reserved them)."""
+    confidence: Confidence | None = None
+    """How sure the decision is of its category and complexity (only with a policy `uncertainty`)."""
+    widening: UncertaintyAction | None = None
+    """What an uncertain decision does instead of the narrow specialist pool (WIDEN / UNION)."""
+    union: tuple[tuple[str, Team], ...] = ()
+    """UNION: (rule id, team) of every candidate team, the stated category's first."""
+    second_transfer_of: str | None = None
+    """The team of the call's earlier, uncertain decision when this decision is a second transfer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +288,7 @@ async def _decide_and_store(
             if events is not None:
                 for freed in ctx.freed:
                     events.publish_freed(freed)
+            _count_uncertainty(ctx, decision)
             return decision
     return await _stored_twin(uow, request)
 
@@ -270,6 +303,10 @@ async def _decide(u: UnitOfWork, ctx: DecisionContext) -> Decision:
         held = await take_held_callback(u, ctx)
         if held is not None:
             return held
+    if ctx.confidence is not None:
+        confirm = await weigh_uncertainty(u, ctx)
+        if confirm is not None:
+            return confirm
     choice = await choose_team(u, ctx)
     if isinstance(choice, Decision):
         return choice
@@ -345,6 +382,7 @@ async def settle_earlier_offer(u: UnitOfWork, ctx: DecisionContext) -> None:
     offers = await u.assignments.offers_for_call(request.call_id)
     earlier = offers.live
     missed = set(offers.missed)
+    ctx.offered_before = earlier is not None
     if earlier is not None and earlier.stage in _BEFORE_HAND_OVER:
         missed.add(earlier.agent_id)  # counted as missed just below (a dry run only says it would be)
         if not request.dry_run:
@@ -419,19 +457,131 @@ def assess_call(ctx: DecisionContext) -> None:
     ctx.category, category_step = normalize_category(ctx.policy, request.issue_category)
     if category_step is not None:
         ctx.trace.append(category_step)
+    texts = {
+        "customer_context": request.customer_context,
+        "escalation_reason": request.escalation_reason,
+        "transcript": request.transcript,
+    }
     assessment = assess_complexity(
         claimed=request.claimed_complexity,
-        texts={
-            "customer_context": request.customer_context,
-            "escalation_reason": request.escalation_reason,
-            "transcript": request.transcript,
-        },
+        texts=texts,
         tier=ctx.tier,
         previous_escalations=ctx.customer.previous_escalations if ctx.customer else 0,
         policy=ctx.policy.complexity,
     )
     ctx.complexity = assessment.effective
     ctx.trace.extend(assessment.steps)
+    uncertainty = ctx.policy.uncertainty
+    if uncertainty is not None:
+        ctx.confidence = weigh_confidence(
+            uncertainty,
+            stated=request.stated_confidence,
+            category=ctx.category,
+            category_stated=category_step is None,
+            claimed=request.claimed_complexity,
+            assessment=assessment,
+            texts=texts,
+            categories=ctx.policy.categories,
+        )
+        ctx.trace.extend(ctx.confidence.steps)
+
+
+async def weigh_uncertainty(u: UnitOfWork, ctx: DecisionContext) -> Decision | None:
+    """Act on the decision's confidence (`assess_call` weighed it). Below the policy's threshold: a
+    CONFIRM_CATEGORY decision (returned: nothing is reserved), or the widening `choose_team` and
+    `reserve_or_queue` apply (WIDEN: the generalist team; UNION: the candidate categories' teams).
+
+    The call's earlier decision is read when this one is uncertain, or when an earlier decision of the call
+    reserved a specialist (the usual second transfer, which costs a first decision nothing): after an
+    uncertain transfer this decision is a second transfer (traced, counted); after a confirm the assistant
+    is not asked again."""
+    confidence, policy, request = ctx.confidence, ctx.policy.uncertainty, ctx.request
+    if confidence is None or policy is None:
+        return None
+    earlier = None
+    if request.call_id and (confidence.low or ctx.offered_before or ctx.missed):
+        earlier = await u.decisions.latest_for_call(request.call_id)
+        if earlier is not None and earlier.tool_call_id == request.tool_call_id:
+            earlier = None  # this very request, stored by an earlier delivery: it is replayed, not decided
+    step = second_transfer_step(earlier)
+    if step is not None and earlier is not None:
+        ctx.trace.append(step)
+        ctx.second_transfer_of = earlier.team_id
+    asked = earlier is not None and (
+        earlier.kind is DecisionKind.CONFIRM_CATEGORY
+        or any(s.stage == UNCERTAINTY and s.subject == ASKED_BEFORE for s in earlier.trace)
+    )
+    if asked:
+        ctx.trace.append(
+            TraceStep(
+                UNCERTAINTY,
+                ASKED_BEFORE,
+                TraceOutcome.INFO,
+                "the assistant was asked to confirm the category earlier in this call: not asked again",
+            )
+        )
+    action = response_to(confidence, policy, can_confirm=request.can_confirm, asked_before=asked)
+    if action is None:
+        return None
+    ctx.widening = action
+    if action is UncertaintyAction.CONFIRM:
+        return _confirm_category(ctx, policy.confirm_message, confidence)
+    if action is UncertaintyAction.WIDEN:
+        ctx.trace.append(
+            TraceStep(
+                UNCERTAINTY,
+                "widen",
+                TraceOutcome.INFO,
+                f"widening to the generalist team {policy.generalist_team}",
+            )
+        )
+        return None
+    ctx.union = candidate_teams(
+        ctx.policy, tier=ctx.tier, categories=confidence.candidate_categories, complexity=ctx.complexity
+    )
+    names = ", ".join(team.team_id for _, team in ctx.union) or "(none)"
+    detail = (
+        f"widening to the union of the candidate teams {names}"
+        if len(ctx.union) > 1
+        else f"one candidate team ({names}): nothing to widen to"
+    )
+    ctx.trace.append(TraceStep(UNCERTAINTY, "union", TraceOutcome.INFO, detail))
+    return None
+
+
+def _confirm_category(ctx: DecisionContext, template: str, confidence: Confidence) -> Decision:
+    ctx.trace.append(
+        TraceStep(
+            "decision",
+            "confirm",
+            TraceOutcome.CHOSEN,
+            "uncertain category: the assistant confirms it with the caller before any transfer",
+        )
+    )
+    return build.confirm_category_decision(
+        ctx.policy,
+        ctx.request,
+        template=template,
+        other_categories=confidence.candidate_categories[1:],
+        tier=ctx.tier,
+        category=ctx.category,
+        complexity=ctx.complexity,
+        decision_id=ctx.decision_id,
+        now=ctx.now,
+        confidence=confidence.confidence,
+        account_name=ctx.customer.account_name if ctx.customer else "",
+        caller_number=ctx.caller_key or "",
+        trace=tuple(ctx.trace),
+    )
+
+
+def _count_uncertainty(ctx: DecisionContext, decision: Decision) -> None:
+    """Tell the observers (metrics) about a stored uncertain decision and a second transfer after one."""
+    if ctx.confidence is not None and ctx.confidence.low:
+        action = ctx.widening.value if ctx.widening is not None else "none"
+        notify_uncertain(decision.team_id, action)
+    if ctx.second_transfer_of is not None:
+        notify_second_transfer(ctx.second_transfer_of)
 
 
 async def take_held_callback(u: UnitOfWork, ctx: DecisionContext) -> Decision | None:
@@ -507,7 +657,7 @@ async def choose_team(u: UnitOfWork, ctx: DecisionContext) -> TeamChoice | Decis
         ctx.trace.extend(match.steps)
         if match.rule is None or match.team is None:
             return _fallback(ctx, "no policy rule matched" if rule is None else "no open team matched")
-        team, rule = match.team, match.rule
+        team, rule = _widened(ctx, match.team), match.rule
         choice = await _team_standing(u, ctx, team, rule.rule_id, priority, key_value)
         if choice.members != 0:
             return choice
@@ -532,6 +682,27 @@ async def choose_team(u: UnitOfWork, ctx: DecisionContext) -> TeamChoice | Decis
                 f"team line closed until {opening_label(*closed)}: trying the next rule",
             )
         )
+
+
+def _widened(ctx: DecisionContext, team: Team) -> Team:
+    """The policy's generalist team instead of `team` when the uncertain decision widens to it (once: a
+    closed generalist line passes the call on to the next rule's team)."""
+    policy = ctx.policy.uncertainty
+    if ctx.widening is not UncertaintyAction.WIDEN or policy is None:
+        return team
+    ctx.widening = None
+    generalist = ctx.policy.teams.get(policy.generalist_team)
+    if generalist is None or generalist.team_id == team.team_id:
+        return team
+    ctx.trace.append(
+        TraceStep(
+            UNCERTAINTY,
+            generalist.team_id,
+            TraceOutcome.MATCHED,
+            f"uncertain: the generalist team {generalist.team_id} instead of {team.team_id}",
+        )
+    )
+    return generalist
 
 
 async def _team_standing(
@@ -582,15 +753,22 @@ async def reserve_or_queue(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoi
                 "queue",
                 team.team_id,
                 TraceOutcome.INFO,
-                f"{ahead} waiting callback(s) are served before this caller: joining the queue",
+                f"{ahead} waiting callback(s) are served before this caller"
+                + ("" if len(ctx.union) > 1 else ": joining the queue"),
             )
         )
-        return await _queue_callback(u, ctx, choice)
-    chosen = await _reserve_specialist(u, ctx, choice)
+        chosen = None
+    else:
+        chosen = await _reserve_specialist(u, ctx, choice)
+        if chosen is None:
+            ctx.trace.append(
+                TraceStep("queue", team.team_id, TraceOutcome.INFO, "no qualified specialist is free")
+            )
+    if chosen is None and len(ctx.union) > 1:
+        widened = await _reserve_in_union(u, ctx, choice)
+        if widened is not None:
+            return widened
     if chosen is None:
-        ctx.trace.append(
-            TraceStep("queue", team.team_id, TraceOutcome.INFO, "no qualified specialist is free")
-        )
         return await _queue_callback(u, ctx, choice)
     ctx.trace.append(
         TraceStep(
@@ -601,6 +779,46 @@ async def reserve_or_queue(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoi
         )
     )
     return _specialist(ctx, team, choice.rule_id, chosen)
+
+
+async def _reserve_in_union(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice) -> Decision | None:
+    """UNION: the other candidate teams in order, each as it stands for this caller (never jumping its
+    callbacks); the first whose qualified free specialist this decision wins takes the call. None when
+    nobody is free in any of them (the caller then queues on the stated category's team)."""
+    for rule_id, team in ctx.union:
+        if team.team_id == choice.team.team_id:
+            continue
+        other = await _team_standing(u, ctx, team, rule_id, choice.priority, choice.service_key)
+        if other.waiting_ahead or not other.candidates:
+            why = (
+                f"{other.waiting_ahead} waiting callback(s) are served before this caller"
+                if other.waiting_ahead
+                else "no qualified specialist is free"
+            )
+            ctx.trace.append(TraceStep(UNCERTAINTY, team.team_id, TraceOutcome.SKIPPED, f"union: {why}"))
+            continue
+        chosen = await _reserve_specialist(u, ctx, other)
+        if chosen is None:
+            continue
+        ctx.trace.append(
+            TraceStep(
+                "decision",
+                chosen.agent_id,
+                TraceOutcome.CHOSEN,
+                f"union: specialist of team {team.team_id} "
+                + ("reserved" if not ctx.request.dry_run else "would be reserved (dry run)"),
+            )
+        )
+        return _specialist(ctx, team, rule_id, chosen)
+    ctx.trace.append(
+        TraceStep(
+            "queue",
+            choice.team.team_id,
+            TraceOutcome.INFO,
+            "nobody free in the candidate teams: joining the stated category's queue",
+        )
+    )
+    return None
 
 
 async def _reserve_specialist(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice) -> Agent | None:

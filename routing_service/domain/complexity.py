@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from routing_service.domain.models import Complexity, ComplexityPolicy, TraceOutcome, TraceStep
 
-__all__ = ["Assessment", "assess_complexity", "find_keyword"]
+__all__ = ["Assessment", "assess_complexity", "find_keyword", "first_hit", "named_texts"]
 
 STAGE = "complexity"
 
@@ -29,6 +29,10 @@ STAGE = "complexity"
 class Assessment:
     effective: Complexity
     steps: tuple[TraceStep, ...]
+    keyword_level: Complexity | None = None
+    """The highest level the policy's keywords found in the call's texts (None: no keyword found)."""
+    keyword_hit: tuple[str, str] | None = None
+    """(keyword, where) of the find that gave `keyword_level`."""
 
 
 def assess_complexity(
@@ -44,7 +48,7 @@ def assess_complexity(
     `texts` is either a mapping of field name to text (e.g. {"customer_context": ..., "transcript": ...}),
     which lets the trace say where a keyword was found, or a plain sequence of texts.
     """
-    named = _named_texts(texts)
+    named = named_texts(texts)
     steps: list[TraceStep] = []
     if claimed is None:
         level = policy.default
@@ -53,11 +57,15 @@ def assess_complexity(
         level = claimed
         steps.append(_step("claim", TraceOutcome.INFO, f"assistant claimed {level.label}"))
 
+    keyword_level: Complexity | None = None
+    keyword_hit: tuple[str, str] | None = None
     for rule in sorted(policy.keyword_rules, key=lambda r: r.level, reverse=True):
-        hit = _first_hit(rule.keywords, named)
+        hit = first_hit(rule.keywords, named)
         if hit is None:
             continue
         keyword, where = hit
+        if keyword_level is None:
+            keyword_level, keyword_hit = rule.level, hit
         level = _raise(steps, level, rule.level, f"keyword {keyword!r} in {where}", subject=keyword)
 
     threshold = policy.history_threshold
@@ -84,7 +92,9 @@ def assess_complexity(
         level = _raise(steps, level, floor, f"tier {tier} has floor {floor.label}", subject="tier")
 
     steps.append(_step("effective", TraceOutcome.MATCHED, f"effective complexity {level.label}"))
-    return Assessment(effective=level, steps=tuple(steps))
+    return Assessment(
+        effective=level, steps=tuple(steps), keyword_level=keyword_level, keyword_hit=keyword_hit
+    )
 
 
 def find_keyword(keywords: Sequence[str], text: str) -> str | None:
@@ -96,14 +106,15 @@ def find_keyword(keywords: Sequence[str], text: str) -> str | None:
     return None
 
 
-def _named_texts(texts: Sequence[str] | Mapping[str, str]) -> list[tuple[str, str]]:
+def named_texts(texts: Sequence[str] | Mapping[str, str]) -> list[tuple[str, str]]:
     """(name, lower-cased text) pairs, empty texts left out."""
     if isinstance(texts, Mapping):
         return [(str(name), text.lower()) for name, text in texts.items() if isinstance(text, str) and text]
     return [("call text", text.lower()) for text in texts if isinstance(text, str) and text]
 
 
-def _first_hit(keywords: Sequence[str], named: list[tuple[str, str]]) -> tuple[str, str] | None:
+def first_hit(keywords: Sequence[str], named: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """(keyword, where) of the first of `keywords` found in the (name, lower-cased text) pairs, or None."""
     for where, lowered in named:
         for keyword in keywords:
             if _occurs(keyword, lowered):

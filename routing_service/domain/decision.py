@@ -31,10 +31,12 @@ from routing_service.domain.phone import normalize_caller
 from routing_service.domain.queueing import wait_minutes, wait_sentence
 
 __all__ = [
+    "CONFIRM_MESSAGE_FIELDS",
     "TEMPLATE_FIELDS",
     "Rendered",
     "callback_decision",
     "callback_first_message",
+    "confirm_category_decision",
     "fallback_decision",
     "placeholders",
     "render",
@@ -61,6 +63,9 @@ TEMPLATE_FIELDS: frozenset[str] = frozenset(
     }
 )
 """The names a policy template may use."""
+CONFIRM_MESSAGE_FIELDS: frozenset[str] = TEMPLATE_FIELDS | {"other_categories"}
+"""What the uncertainty section's confirm message may name: the usual fields and the other categories the
+call may be about ("billing or account")."""
 
 _TOKEN = re.compile(r"\{\{[^{}]*\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -311,6 +316,59 @@ def callback_first_message(
         request, tier=tier, category=category, complexity=complexity, account_name=account_name, team=team
     )
     return render(policy.queue.callback_first_message, values)
+
+
+def confirm_category_decision(
+    policy: Policy,
+    request: EscalationRequest,
+    *,
+    template: str,
+    other_categories: Sequence[str],
+    tier: str,
+    category: str,
+    complexity: Complexity,
+    decision_id: str,
+    now: datetime,
+    confidence: float,
+    account_name: str = "",
+    caller_number: str = "",
+    trace: Sequence[TraceStep] = (),
+) -> Decision:
+    """Transfer nothing and reserve nothing: the assistant reads `caller_message` (the policy's confirm
+    message) and is to confirm the category with the caller, then escalate again. The destination is the
+    fallback line, so a client that transfers anyway reaches people who can help."""
+    others = [name for name in other_categories if name != category] or [
+        name for name in policy.categories if name != category
+    ]
+    values = template_values(
+        request, tier=tier, category=category, complexity=complexity, account_name=account_name
+    )
+    values["other_categories"] = _either(others)
+    return Decision(
+        decision_id=decision_id,
+        call_id=request.call_id,
+        tool_call_id=request.tool_call_id,
+        kind=DecisionKind.CONFIRM_CATEGORY,
+        destination=policy.fallback.destination,
+        caller_message=render(template, values),
+        transfer_mode=policy.fallback.transfer.transfer_mode,
+        effective_complexity=complexity,
+        claimed_complexity=request.claimed_complexity,
+        tier=tier,
+        issue_category=category,
+        decided_at=now,
+        trace=tuple(trace),
+        reason=f"uncertain (confidence {confidence:.2f}): the assistant confirms the category first",
+        caller_number=caller_number,
+        dry_run=request.dry_run,
+    )
+
+
+def _either(names: Sequence[str]) -> str:
+    """ "billing", "billing or account", "billing, account or product"."""
+    if len(names) <= 1:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def fallback_decision(

@@ -40,6 +40,9 @@ class DecisionKind(enum.StrEnum):
     TRANSFER_AGENT = "transfer_agent"
     CALLBACK = "callback"
     FALLBACK = "fallback"
+    CONFIRM_CATEGORY = "confirm_category"
+    """Nothing transferred or reserved: the assistant is asked to confirm the category with the caller and
+    escalate again (a low-confidence decision on the function-tool path, when the policy says so)."""
 
 
 class TransferMode(enum.StrEnum):
@@ -241,6 +244,11 @@ class EscalationRequest:
     arguments_problem: str = ""
     callback_of_call_id: str = ""
     """The earlier call this call is Escalade's callback of (empty for an ordinary call)."""
+    stated_confidence: float | None = None
+    """How sure the assistant said it is of its category and complexity (0-1); None when not stated."""
+    can_confirm: bool = False
+    """The assistant can still ask the caller before any transfer (the function-tool path): a
+    low-confidence decision may ask it to confirm the category instead (policy `uncertainty.action`)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -325,6 +333,44 @@ class KeywordRule:
     keywords: tuple[str, ...]
 
 
+DEFAULT_CONFIRM_MESSAGE = (
+    "Before transferring, check with the caller what the issue is about: is it {issue_category}, or"
+    " {other_categories}? Then call escalateToSupport again with the category they confirm and"
+    " confidence 1."
+)
+
+
+class UncertaintyAction(enum.StrEnum):
+    """What a decision below the policy's confidence threshold does instead of the narrow specialist pool."""
+
+    WIDEN = "widen"
+    """The policy's generalist team takes the call."""
+    UNION = "union"
+    """The teams the candidate categories lead to, the stated category's first: the first with a
+    qualified free specialist takes the call."""
+    CONFIRM = "confirm"
+    """On the function-tool path, the assistant is asked to confirm the category with the caller first;
+    elsewhere (or once confirmed) the policy's `otherwise` action applies."""
+
+
+@dataclass(frozen=True, slots=True)
+class UncertaintyPolicy:
+    """When a decision counts as uncertain and what it does then (see routing_service.domain.uncertainty)."""
+
+    threshold: float
+    """Confidence below this (0-1) is low."""
+    action: UncertaintyAction
+    otherwise: UncertaintyAction = UncertaintyAction.UNION
+    """What CONFIRM does where the assistant cannot ask (the transfer tool) or already asked (WIDEN/UNION)."""
+    generalist_team: str = ""
+    """The team WIDEN sends the call to (the loader requires it when WIDEN can happen)."""
+    category_keywords: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Per category, words or phrases in the call that point to it (whole words, any case)."""
+    confirm_message: str = DEFAULT_CONFIRM_MESSAGE
+    """The tool result the assistant reads for a CONFIRM; {issue_category}, {other_categories} and the
+    usual placeholders are filled."""
+
+
 @dataclass(frozen=True, slots=True)
 class ComplexityPolicy:
     keyword_rules: tuple[KeywordRule, ...] = ()
@@ -401,6 +447,8 @@ class Policy:
     fallback: FallbackPolicy
     assignment_ttl: timedelta = timedelta(hours=2)
     """A live reservation never released (a lost `ended` webhook) is freed after this long."""
+    uncertainty: UncertaintyPolicy | None = None
+    """When set, each decision weighs its confidence and widens below the threshold."""
     source: str = ""
     """The file the policy was loaded from, for messages."""
     reload_guard: ReloadGuard | None = None

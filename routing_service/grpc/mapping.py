@@ -58,6 +58,7 @@ _KIND_TO_PB = {
     DecisionKind.TRANSFER_AGENT: pb.DECISION_KIND_TRANSFER_AGENT,
     DecisionKind.CALLBACK: pb.DECISION_KIND_CALLBACK,
     DecisionKind.FALLBACK: pb.DECISION_KIND_FALLBACK,
+    DecisionKind.CONFIRM_CATEGORY: pb.DECISION_KIND_CONFIRM_CATEGORY,
 }
 _KIND_FROM_PB: dict[int, DecisionKind] = {v: k for k, v in _KIND_TO_PB.items()}
 
@@ -306,6 +307,8 @@ def escalation_from_pb(msg: pb.ResolveEscalationRequest) -> EscalationRequest:
         dry_run=msg.dry_run,
         arguments_problem=_text(msg.arguments_problem),
         callback_of_call_id=msg.callback_of_call_id,
+        stated_confidence=msg.confidence if msg.HasField("confidence") else None,
+        can_confirm=msg.can_confirm,
     )
 
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from routing_service.domain.decision import TEMPLATE_FIELDS, placeholders
+from routing_service.domain.decision import CONFIRM_MESSAGE_FIELDS, TEMPLATE_FIELDS, placeholders
 from routing_service.domain.models import (
     BusinessHours,
     Complexity,
@@ -39,6 +39,8 @@ from routing_service.domain.models import (
     SummaryMessage,
     Team,
     TransferTemplate,
+    UncertaintyAction,
+    UncertaintyPolicy,
 )
 from routing_service.domain.review_notifications import ReviewNotifications
 from routing_service.policy.errors import PolicyError, Problem
@@ -49,6 +51,7 @@ from routing_service.policy.schema import (
     CustomerRecord,
     PolicyDoc,
     TransferDoc,
+    UncertaintyDoc,
 )
 
 __all__ = [
@@ -340,6 +343,40 @@ def _cross_check(doc: PolicyDoc) -> list[Problem]:
         for position, word in enumerate(words):
             if not word.split():
                 problems.append(Problem(f"complexity.keywords.{level.label}[{position}]", "keyword is blank"))
+    if doc.uncertainty is not None:
+        problems += _check_uncertainty(doc.uncertainty, teams=set(doc.teams), categories=categories)
+    return problems
+
+
+def _check_uncertainty(doc: UncertaintyDoc, *, teams: set[str], categories: set[str]) -> list[Problem]:
+    problems: list[Problem] = []
+    widens = UncertaintyAction.WIDEN in {doc.action, doc.otherwise if doc.action == "confirm" else None}
+    if doc.generalist_team is None:
+        if widens:
+            problems.append(
+                Problem("uncertainty.generalist_team", "required when uncertain decisions widen to it")
+            )
+    elif doc.generalist_team not in teams:
+        problems.append(
+            Problem(
+                "uncertainty.generalist_team",
+                f"unknown team {doc.generalist_team!r}; teams are {', '.join(sorted(teams))}",
+            )
+        )
+    for category, words in doc.category_keywords.items():
+        where = f"uncertainty.category_keywords.{category}"
+        if category not in categories:
+            problems.append(
+                Problem(
+                    where, f"unknown category {category!r}; categories are {', '.join(sorted(categories))}"
+                )
+            )
+        for position, word in enumerate(words):
+            if not word.split():
+                problems.append(Problem(f"{where}[{position}]", "keyword is blank"))
+    problems += _check_template(
+        "uncertainty.confirm_message", doc.confirm_message, known=CONFIRM_MESSAGE_FIELDS
+    )
     return problems
 
 
@@ -474,6 +511,7 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
             destination=doc.fallback.destination.to_domain(), transfer=_template(doc.fallback.transfer)
         ),
         assignment_ttl=timedelta(hours=doc.assignment_ttl_hours),
+        uncertainty=_uncertainty(doc.uncertainty),
         source=source,
         reload_guard=(
             ReloadGuard(doc.reload_guard.max_moved_share, doc.reload_guard.replay_last)
@@ -485,6 +523,24 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
             if doc.review_notifications is not None
             else ReviewNotifications()
         ),
+    )
+
+
+def _uncertainty(doc: UncertaintyDoc | None) -> UncertaintyPolicy | None:
+    if doc is None:
+        return None
+    return UncertaintyPolicy(
+        threshold=doc.threshold,
+        action=doc.action,
+        otherwise=doc.otherwise,
+        generalist_team=doc.generalist_team or "",
+        category_keywords=MappingProxyType(
+            {
+                category: tuple(dict.fromkeys(" ".join(w.split()) for w in words))
+                for category, words in doc.category_keywords.items()
+            }
+        ),
+        confirm_message=doc.confirm_message,
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from routing_service.domain.models import (
     DEFAULT_CALLBACK_FIRST_MESSAGE,
+    DEFAULT_CONFIRM_MESSAGE,
     DEFAULT_MISSED_MESSAGE,
     Agent,
     AgentStatus,
@@ -24,6 +25,7 @@ from routing_service.domain.models import (
     Customer,
     Destination,
     TransferMode,
+    UncertaintyAction,
 )
 from routing_service.domain.phone import normalize_caller, parse_destination_number
 from routing_service.policy.review_notifications import ReviewNotificationsDoc
@@ -45,6 +47,7 @@ __all__ = [
     "SummaryMessageDoc",
     "TeamDoc",
     "TransferDoc",
+    "UncertaintyDoc",
 ]
 
 _ID = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
@@ -346,6 +349,21 @@ class ReloadGuardDoc(_Doc):
     replay_last: Annotated[int, Field(ge=1, le=100_000)] = 500
 
 
+class UncertaintyDoc(_Doc):
+    """Decisions below `threshold` confidence widen (see routing_service.domain.uncertainty): `widen` to
+    `generalist_team`, `union` of the candidate categories' teams, or `confirm` the category with the caller
+    first (function-tool path; elsewhere `otherwise`)."""
+
+    threshold: Annotated[float, Field(ge=0, le=1)]
+    action: UncertaintyAction
+    otherwise: Literal[UncertaintyAction.WIDEN, UncertaintyAction.UNION] = UncertaintyAction.UNION
+    generalist_team: Identifier | None = None
+    category_keywords: dict[
+        Name, Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=500)]
+    ] = Field(default_factory=dict)
+    confirm_message: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = DEFAULT_CONFIRM_MESSAGE
+
+
 class PolicyDoc(_Doc):
     """A whole routing policy file."""
 
@@ -364,6 +382,7 @@ class PolicyDoc(_Doc):
     assignment_ttl_hours: Hours = 2
     reload_guard: ReloadGuardDoc | None = None
     review_notifications: ReviewNotificationsDoc | None = None
+    uncertainty: UncertaintyDoc | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -74,6 +74,11 @@ class _DecisionKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Decision
     """Nobody qualified is free: transfer to the queue line and enqueue a callback."""
     DECISION_KIND_FALLBACK: _DecisionKind.ValueType  # 4
     """Routing could not decide (no rule matched, bad policy, internal failure): the fallback line."""
+    DECISION_KIND_CONFIRM_CATEGORY: _DecisionKind.ValueType  # 5
+    """Nothing transferred or reserved: the decision was uncertain of the category and the policy asks the
+    assistant to confirm it with the caller (caller_message is the instruction) and escalate again. Only
+    for requests with can_confirm set (the function tool); destination is the fallback line.
+    """
 
 class DecisionKind(_DecisionKind, metaclass=_DecisionKindEnumTypeWrapper): ...
 
@@ -86,6 +91,11 @@ DECISION_KIND_CALLBACK: DecisionKind.ValueType  # 3
 """Nobody qualified is free: transfer to the queue line and enqueue a callback."""
 DECISION_KIND_FALLBACK: DecisionKind.ValueType  # 4
 """Routing could not decide (no rule matched, bad policy, internal failure): the fallback line."""
+DECISION_KIND_CONFIRM_CATEGORY: DecisionKind.ValueType  # 5
+"""Nothing transferred or reserved: the decision was uncertain of the category and the policy asks the
+assistant to confirm it with the caller (caller_message is the instruction) and escalate again. Only
+for requests with can_confirm set (the function tool); destination is the fallback line.
+"""
 Global___DecisionKind: _TypeAlias = DecisionKind  # noqa: Y015
 
 class _TransferMode:
@@ -652,6 +662,8 @@ class ResolveEscalationRequest(_message.Message):
     CALLER_SIP_URI_FIELD_NUMBER: _builtins.int
     ARGUMENTS_PROBLEM_FIELD_NUMBER: _builtins.int
     CALLBACK_OF_CALL_ID_FIELD_NUMBER: _builtins.int
+    CONFIDENCE_FIELD_NUMBER: _builtins.int
+    CAN_CONFIRM_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """Vapi call id (message.call.id); with tool_call_id, the idempotency key."""
     tool_call_id: _builtins.str
@@ -674,6 +686,15 @@ class ResolveEscalationRequest(_message.Message):
     originalCallId): the specialist claimed for that callback is offered instead of a fresh decision, while
     the claim holds.
     """
+    confidence: _builtins.float
+    """How sure the assistant is of its category and complexity, 0-1 (the tool's optional confidence
+    argument); unset when it did not say. Routing weighs it with its own agreement between the stated
+    category and complexity and what the call's texts say (policy `uncertainty`).
+    """
+    can_confirm: _builtins.bool
+    """The assistant can still ask the caller before any transfer (the function tool): an uncertain decision
+    may then be CONFIRM_CATEGORY when the policy says so. The transfer tool must get a destination: unset.
+    """
     def __init__(
         self,
         *,
@@ -689,12 +710,16 @@ class ResolveEscalationRequest(_message.Message):
         caller_sip_uri: _builtins.str = ...,
         arguments_problem: _builtins.str = ...,
         callback_of_call_id: _builtins.str = ...,
+        confidence: _builtins.float | None = ...,
+        can_confirm: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "confidence", b"confidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arguments_problem", b"arguments_problem", "call_id", b"call_id", "callback_of_call_id", b"callback_of_call_id", "caller_number", b"caller_number", "caller_sip_uri", b"caller_sip_uri", "complexity", b"complexity", "customer_context", b"customer_context", "dry_run", b"dry_run", "escalation_reason", b"escalation_reason", "issue_category", b"issue_category", "tool_call_id", b"tool_call_id", "transcript", b"transcript"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "arguments_problem", b"arguments_problem", "call_id", b"call_id", "callback_of_call_id", b"callback_of_call_id", "caller_number", b"caller_number", "caller_sip_uri", b"caller_sip_uri", "can_confirm", b"can_confirm", "complexity", b"complexity", "confidence", b"confidence", "customer_context", b"customer_context", "dry_run", b"dry_run", "escalation_reason", b"escalation_reason", "issue_category", b"issue_category", "tool_call_id", b"tool_call_id", "transcript", b"transcript"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__confidence: _TypeAlias = _typing.Literal["confidence"]  # noqa: Y015
+    _WhichOneofArgType__confidence: _TypeAlias = _typing.Literal["_confidence", b"_confidence"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__confidence) -> _WhichOneofReturnType__confidence | None: ...
 
 Global___ResolveEscalationRequest: _TypeAlias = ResolveEscalationRequest  # noqa: Y015
 
