@@ -243,6 +243,8 @@ class DecisionContext:
     """UNION: (rule id, team) of every candidate team, the stated category's first."""
     second_transfer_of: str | None = None
     """The team of the call's earlier, uncertain decision when this decision is a second transfer."""
+    widened_from: str = ""
+    """WIDEN: the team the rule chose, which the generalist team replaced (empty until then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +282,10 @@ async def _decide_and_store(
         # whatever it reserved or enqueued, then returns the stored decision. A first request, by far the
         # common one, saves a statement (a round trip on PostgreSQL); a repeat costs a whole decision.
         decision = await _decide(u, ctx)
+        if ctx.widened_from and decision.team_id != ctx.widened_from:
+            decision = replace(
+                decision, reason=f"{decision.reason} (uncertain: instead of {ctx.widened_from})"
+            )
         if ctx.missed:
             decision = replace(decision, missed_agent_ids=ctx.missed)
         if request.dry_run:
@@ -688,9 +694,9 @@ def _widened(ctx: DecisionContext, team: Team) -> Team:
     """The policy's generalist team instead of `team` when the uncertain decision widens to it (once: a
     closed generalist line passes the call on to the next rule's team)."""
     policy = ctx.policy.uncertainty
-    if ctx.widening is not UncertaintyAction.WIDEN or policy is None:
+    if ctx.widening is not UncertaintyAction.WIDEN or policy is None or ctx.widened_from:
         return team
-    ctx.widening = None
+    ctx.widened_from = team.team_id
     generalist = ctx.policy.teams.get(policy.generalist_team)
     if generalist is None or generalist.team_id == team.team_id:
         return team
