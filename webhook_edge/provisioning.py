@@ -226,39 +226,37 @@ def webhook_url(server_url: str) -> str:
 
 
 def escalation_function(policy: Policy) -> dict[str, Any]:
-    """The seed's `escalateToSupport` function: its four parameters (categories from the policy) and the
-    optional `confidence` routing weighs against its own reading of the call."""
+    """The seed's `escalateToSupport` function: its four parameters (categories from the policy), and when
+    the policy weighs uncertainty, the optional `confidence` (0-1) routing weighs against its own reading of
+    the call (Vapi's JSON schema has no numeric bounds: the description says them, the edge checks them)."""
+    properties: dict[str, Any] = {
+        "issue_category": {
+            "type": "string",
+            "description": "Category of customer issue",
+            "enum": list(policy.categories),
+        },
+        "complexity_level": {
+            "type": "string",
+            "description": "Issue complexity level",
+            "enum": [level.label for level in Complexity],
+        },
+        "customer_context": {
+            "type": "string",
+            "description": "Relevant customer information for routing",
+        },
+        "escalation_reason": {
+            "type": "string",
+            "description": "Why this needs escalation vs self-service",
+        },
+    }
+    if policy.uncertainty is not None:
+        properties["confidence"] = {"type": "number", "description": CONFIDENCE_DESCRIPTION}
     return {
         "name": TOOL_FUNCTION_NAME,
         "description": TOOL_DESCRIPTION,
         "parameters": {
             "type": "object",
-            "properties": {
-                "issue_category": {
-                    "type": "string",
-                    "description": "Category of customer issue",
-                    "enum": list(policy.categories),
-                },
-                "complexity_level": {
-                    "type": "string",
-                    "description": "Issue complexity level",
-                    "enum": [level.label for level in Complexity],
-                },
-                "customer_context": {
-                    "type": "string",
-                    "description": "Relevant customer information for routing",
-                },
-                "escalation_reason": {
-                    "type": "string",
-                    "description": "Why this needs escalation vs self-service",
-                },
-                "confidence": {
-                    "type": "number",
-                    "minimum": 0,
-                    "maximum": 1,
-                    "description": CONFIDENCE_DESCRIPTION,
-                },
-            },
+            "properties": properties,
             "required": ["issue_category", "complexity_level"],
         },
     }

@@ -3,6 +3,7 @@ create-or-update run (credential, structured output, tool, assistant) against a 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import typing
@@ -27,12 +28,15 @@ from routing_service.domain.models import (
     Team,
     TransferMode,
     TransferTemplate,
+    UncertaintyAction,
+    UncertaintyPolicy,
 )
 from tests.edge.vapi_api_standin import VapiStandIn, running_vapi
 from webhook_edge.provisioning import (
     ASSISTANT_NAME,
     CALLBACK_PROMPT,
     CALLBACK_VARIABLES,
+    CONFIDENCE_DESCRIPTION,
     CREDENTIAL_ID_PLACEHOLDER,
     CREDENTIAL_NAME,
     FIRST_MESSAGE,
@@ -220,6 +224,26 @@ def test_tool_enum_lists_policy_categories_when_policy_has_more() -> None:
         "product",
         "security",
     ]
+
+
+def test_tool_offers_an_optional_confidence_when_the_policy_weighs_uncertainty() -> None:
+    from vapi.tools.types.create_tools_request import CreateToolsRequest_Function
+    from vapi.types.open_ai_function import OpenAiFunction
+
+    weighing = dataclasses.replace(
+        make_policy(), uncertainty=UncertaintyPolicy(threshold=0.5, action=UncertaintyAction.UNION)
+    )
+    transfer = tool_body(weighing, config())
+    function = tool_body(weighing, config(ToolStyle.FUNCTION))
+
+    parameters = transfer["function"]["parameters"]
+    assert parameters["properties"]["confidence"] == {"type": "number", "description": CONFIDENCE_DESCRIPTION}
+    assert "confidence" not in parameters["required"]
+    assert "0 (a guess) to 1 (the caller confirmed them)" in CONFIDENCE_DESCRIPTION
+    assert audit(OpenAiFunction.model_validate(transfer["function"]), transfer["function"]) == []
+    assert audit(CreateToolsRequest_Function.model_validate(function), function) == []
+    # without the policy section the tool is the seed's, verbatim
+    assert "confidence" not in tool_body(make_policy(), config())["function"]["parameters"]["properties"]
 
 
 def test_assistant_body_carries_seed_prompt_message_model_voice_when_built() -> None:
