@@ -72,18 +72,25 @@ class Scenario:
     extended: bool = False
     """Run only when named (it waits on timers, needs the dev stack's Vapi stand-in, or leaves specialists
     busy), so that the default run can be repeated."""
+    confidence: float | None = None
+    """The tool's optional `confidence` argument (left out when None)."""
+    confirmed_category: str = ""
+    """The confirm flow: the category the caller confirms when the assistant asks."""
 
     @property
     def expectation(self) -> str:
         return f"{self.expected_team} ({self.expected_kind})" if self.expected_kind else self.expected_team
 
-    def arguments(self) -> dict[str, str]:
-        return {
+    def arguments(self) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
             "issue_category": self.issue_category,
             "complexity_level": self.complexity_level,
             "customer_context": self.customer_context,
             "escalation_reason": self.escalation_reason,
         }
+        if self.confidence is not None:
+            arguments["confidence"] = self.confidence
+        return arguments
 
 
 FLOWS = {
@@ -93,6 +100,8 @@ FLOWS = {
     "callback": "callback queued; the Vapi stand-in plays voicemail, then reached and handed over",
     "what-if": "routed as `route`, then its recorded decision replayed under the routing policy without a "
     "rule for the call's category (what `escalade policy check --replay` does over a period)",
+    "confirm": "function tool: routing asks the assistant to confirm the category, the caller confirms, "
+    "the tool is called again and that decision is handed over and completed",
 }
 """The Vapi message sequences `escalade simulate` plays after a scenario's escalation request."""
 
@@ -255,6 +264,23 @@ SCENARIOS: dict[str, Scenario] = {
             expected_team="billing",
             flow="wrap-up",
             extended=True,
+        ),
+        Scenario(
+            name="uncertain-category",
+            title="The assistant says technical; the caller talks about a refund: asked to confirm, billing",
+            caller="+0987654321",
+            issue_category="technical",
+            complexity_level="basic",
+            customer_context="Basic Plan customer; the app shows a charge twice on the November invoice.",
+            escalation_reason="Customer wants a person to look at it.",
+            turns=(
+                Turn("user", "Your app says I was charged twice for November and I want a refund."),
+                Turn("bot", "Let me get a specialist to look at that for you."),
+            ),
+            expected_team="billing",
+            flow="confirm",
+            confidence=0.9,
+            confirmed_category="billing",
         ),
         Scenario(
             name="callback-voicemail",
@@ -444,7 +470,7 @@ def transfer_update(
 
 
 def tool_calls_request(
-    call: dict[str, Any], arguments: dict[str, str], *, now_ms: int | None = None
+    call: dict[str, Any], arguments: dict[str, Any], *, now_ms: int | None = None
 ) -> dict[str, Any]:
     """`tool-calls` for the `escalateToSupport` function tool (the default provisioned path): typed
     arguments in `toolCallList[0].function.arguments` (JSON text, as SDK 3.0.0's ToolCall types it)."""

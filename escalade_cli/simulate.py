@@ -23,6 +23,10 @@ request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi po
     what-if      routed as `route`; then the decision routing recorded (`GetDecision`) is replayed, as
                  `escalade policy check --replay` replays a period, under the routing policy (ESCALADE_POLICY)
                  with the call's category taken out of every rule: the table says where it would go instead
+    confirm      the function tool (`tool-calls`): routing is unsure of the category and asks the assistant to
+                 confirm it (the trail shows the question's choice); the caller confirms, the tool is called
+                 again with confidence 1, and that decision is handed over and completed as in `route`
+                 (simulated calls have no control URL, so the edge reports the transfer as not started)
     callback     every specialist of the team busy; the callback is queued; the Vapi stand-in of
                  `escalade dev` is told (PUT /escalade/outcomes/{callId}) to play voicemail on the first
                  dial and a reached customer on the next; the specialists come back; simulate waits (up to
@@ -63,6 +67,7 @@ from escalade_cli.scenarios import (
     default_scenarios,
     request_call,
     status_update,
+    tool_calls_request,
     transfer_request,
     transfer_update,
 )
@@ -95,6 +100,7 @@ KIND_NAMES = {
     pb.DECISION_KIND_TRANSFER_AGENT: "specialist",
     pb.DECISION_KIND_CALLBACK: "callback",
     pb.DECISION_KIND_FALLBACK: "fallback",
+    pb.DECISION_KIND_CONFIRM_CATEGORY: "confirm",
 }
 
 
@@ -455,6 +461,62 @@ async def _flow_no_answer(scenario: Scenario, edge: _Edge, routing: _Routing, ou
         await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
 
 
+async def _tool_call(
+    edge: _Edge, routing: _Routing, call: dict[str, Any], arguments: dict[str, Any], outcome: Outcome
+) -> tuple[str, pb.Decision | None]:
+    """Post a `tool-calls` escalation; (the tool result the assistant reads, routing's decision)."""
+    started = time.perf_counter()
+    response = await edge.post(tool_calls_request(call, arguments))
+    if outcome.latency_ms is None:
+        outcome.latency_ms = (time.perf_counter() - started) * 1000
+    outcome.status = response.status_code
+    if not outcome.ok:
+        outcome.error = f"HTTP {response.status_code}: {_error_text(response)}"
+        return "", None
+    try:
+        results = response.json().get("results") or [{}]
+    except (ValueError, AttributeError):
+        results = [{}]
+    result = str(results[0].get("result") or results[0].get("error") or "")
+    return result, await routing.decision(outcome.call_id)
+
+
+async def _flow_confirm(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
+    request = transfer_request(scenario)  # only for its call object and conversation
+    call = request_call(request)
+    outcome.call_id = call["id"]
+    result, asked = await _tool_call(edge, routing, call, scenario.arguments(), outcome)
+    if not outcome.ok:
+        return
+    if asked is None or asked.kind != pb.DECISION_KIND_CONFIRM_CATEGORY:
+        outcome.notes.append("routing did not ask to confirm the category (is the policy's uncertainty set?)")
+        outcome.flow_ok = False
+    else:
+        outcome.trail.append(f"asked: {asked.issue_category} or {scenario.confirmed_category}?")
+        outcome.notes.append(f"the assistant read: {result}")
+        outcome.flow_ok = True
+    confirmed = {**scenario.arguments(), "issue_category": scenario.confirmed_category, "confidence": 1.0}
+    _, decision = await _tool_call(edge, routing, call, confirmed, outcome)
+    if not outcome.ok or decision is None:
+        return
+    outcome.team = decision.team_id or "-"
+    outcome.kind = KIND_NAMES.get(decision.kind, "")
+    outcome.reason = decision.reason or "-"
+    target = decision.destination
+    number = target.number if target.WhichOneof("target") == "number" else target.sip_uri
+    outcome.destination = number or "-"
+    outcome.mode = pb.TransferMode.Name(decision.transfer_mode).removeprefix("TRANSFER_MODE_").lower()
+    outcome.mode = outcome.mode.replace("_", "-")
+    if not decision.agent_id:
+        outcome.trail.append(outcome.kind)
+        return
+    outcome.trail.append(f"offered {decision.agent_id}")
+    destination = {"type": "number", "number": number} if target.number else {"type": "sip", "sipUri": number}
+    await _hand_over(edge, request, destination, outcome)
+    outcome.trail.append(await routing.activity(decision.agent_id))
+    await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
+
+
 async def _flow_wrap_up(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
     request, destination, decision = await _escalate(scenario, edge, routing, outcome)
     if not outcome.ok or decision is None or not decision.agent_id:
@@ -558,6 +620,8 @@ async def _run_one(
         await _flow_no_answer(scenario, edge, routing, outcome)
     elif scenario.flow == "wrap-up":
         await _flow_wrap_up(scenario, edge, routing, outcome)
+    elif scenario.flow == "confirm":
+        await _flow_confirm(scenario, edge, routing, outcome)
     elif scenario.flow == "callback":
         await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
     elif scenario.busy_team:

@@ -333,6 +333,7 @@ async def test_every_scenario_reaches_its_expected_team_and_cleanup_undoes_them_
         "critical-outage": ("enterprise", "OK"),
         "busy-specialists": ("technical", "OK"),
         "web-call": ("product", "OK"),
+        "uncertain-category": ("billing", "OK"),
     }
     assert by_name["busy-specialists"].kind == "callback"
     assert by_name["busy-specialists"].destination == "+15550100600"  # the queue line
@@ -428,6 +429,23 @@ async def test_unanswered_transfer_goes_to_the_next_specialist_when_the_call_esc
     assert offered[0].removeprefix("offered ") in decision.missed_agent_ids
     after = await agents_state(stack.stub)
     assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in before.items()}
+
+
+async def test_uncertain_category_is_confirmed_with_the_caller_before_the_transfer(stack: Stack) -> None:
+    (outcome,) = await run_scenarios(
+        select_scenarios(["uncertain-category"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+
+    assert outcome.check == "OK", (outcome.trail, outcome.notes)
+    assert outcome.trail == ["asked: technical or billing?", "offered billing-1", "talking", "completed"]
+    assert "is it technical, or billing?" in outcome.notes[0]
+    assert (outcome.destination, outcome.kind) == ("+15550100301", "specialist")
+    decision = (await stack.stub.GetDecision(pb.GetDecisionRequest(call_id=outcome.call_id))).decision
+    # the confirmed category agrees with the call: a confident decision, no widening
+    assert any(s.stage == "uncertainty" and "confidence 1.00" in s.detail for s in decision.trace)
 
 
 async def test_completed_hand_over_enters_wrap_up_when_the_desktop_completes_it(stack: Stack) -> None:
