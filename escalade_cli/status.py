@@ -58,6 +58,8 @@ class StatusReport:
     specialists: list[dict[str, Any]] = field(default_factory=list)
     waiting_callbacks: list[dict[str, Any]] = field(default_factory=list)
     outbox_depth: dict[str, int] | None = None
+    uncertainty_counts_capped: bool = False
+    """The last hour held more decisions than routing reads for the uncertainty counts."""
 
     @property
     def healthy(self) -> bool:
@@ -72,6 +74,7 @@ class StatusReport:
             "specialists": self.specialists,
             "waiting_callbacks": self.waiting_callbacks,
             "outbox_depth": self.outbox_depth,
+            "uncertainty_counts_capped": self.uncertainty_counts_capped,
         }
 
 
@@ -184,8 +187,11 @@ async def _probe_routing(
                 "closed_until": (
                     team.closed_until.ToDatetime(UTC).isoformat() if team.HasField("closed_until") else None
                 ),
+                "uncertain_last_hour": team.uncertain_decisions_last_hour,
+                "uncertain_second_transfers_last_hour": team.uncertain_second_transfers_last_hour,
             }
         )
+    report.uncertainty_counts_capped = queues.uncertainty_counts_capped
     from escalade_cli.agents import activity_fields
     from routing_service.grpc import mapping
 
@@ -282,6 +288,13 @@ def _hours(closed_until: str | None) -> str:
     return f"closed until {datetime.fromisoformat(closed_until):%a %H:%M} UTC"
 
 
+def _uncertain(team: dict[str, Any]) -> str:
+    """ "3 (1)": decisions of the last hour below the policy's confidence threshold, and after how many of
+    those transfers the call was decided again; "-" when there were none."""
+    uncertain = team.get("uncertain_last_hour") or 0
+    return f"{uncertain} ({team.get('uncertain_second_transfers_last_hour') or 0})" if uncertain else "-"
+
+
 def render(report: StatusReport) -> None:
     """The rich screen."""
     services = Table(title="Services", title_justify="left")
@@ -293,7 +306,9 @@ def render(report: StatusReport) -> None:
     console.print(services)
 
     teams = Table(title="Teams", title_justify="left")
-    for column in ("team", "waiting", "free / total", "active calls", "est. wait", "oldest waiting", "hours"):
+    capped = "+" if report.uncertainty_counts_capped else ""
+    columns = ("team", "waiting", "free / total", "active calls", "est. wait", "oldest waiting", "hours")
+    for column in (*columns, f"uncertain 1h{capped} (2nd transfer)"):
         teams.add_column(column, justify="left" if column in ("team", "hours") else "right")
     for t in report.teams:
         teams.add_row(
@@ -305,6 +320,7 @@ def render(report: StatusReport) -> None:
                 _duration(t["estimated_wait_seconds"]),
                 _duration(t["oldest_waiting_seconds"]),
                 _hours(t["closed_until"]),
+                _uncertain(t),
             )
         )
     console.print(teams if report.teams else "[dim]Teams: unknown (routing not reachable)[/]")

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.domain.errors import InvalidRequest, NotFound
 from routing_service.domain.models import Decision, DecisionKind
+from routing_service.domain.uncertainty import UncertainCount, count_uncertain
 
-__all__ = ["get_decision", "latest_decisions", "list_decisions"]
+__all__ = [
+    "UNCERTAINTY_SCAN",
+    "UNCERTAINTY_WINDOW",
+    "UncertaintyReport",
+    "get_decision",
+    "latest_decisions",
+    "list_decisions",
+    "uncertainty_report",
+]
+
+UNCERTAINTY_WINDOW = timedelta(hours=1)
+UNCERTAINTY_SCAN = 500
+"""At most this many of the newest decisions are read for the uncertainty counts (one query)."""
 
 # Page tokens are decision ids this service issued (`new_decision_id`: lower-case hex); anything else was
 # not handed out by it and would silently page from an arbitrary place.
@@ -48,3 +63,21 @@ async def latest_decisions(limit: int, *, uow: UnitOfWorkFactory) -> list[Decisi
     """The latest `limit` recorded decisions, newest first (what a policy reload replays)."""
     async with uow() as u:
         return await u.decisions.page(team_id=None, kind=None, limit=limit, before=None)
+
+
+@dataclass(frozen=True, slots=True)
+class UncertaintyReport:
+    """Uncertain decisions of the last `UNCERTAINTY_WINDOW` per team, and the second transfers after them."""
+
+    by_team: dict[str, UncertainCount]
+    capped: bool
+    """The window held more than `UNCERTAINTY_SCAN` decisions: the counts cover the newest of them only."""
+
+
+async def uncertainty_report(*, uow: UnitOfWorkFactory, now: datetime) -> UncertaintyReport:
+    """Count the uncertain decisions of the last hour among the newest `UNCERTAINTY_SCAN` (one read)."""
+    since = now - UNCERTAINTY_WINDOW
+    async with uow() as u:
+        newest = await u.decisions.page(team_id=None, kind=None, limit=UNCERTAINTY_SCAN, before=None)
+    capped = len(newest) >= UNCERTAINTY_SCAN and newest[-1].decided_at >= since
+    return UncertaintyReport(by_team=count_uncertain(newest, since=since), capped=capped)

@@ -486,7 +486,6 @@ def assess_call(ctx: DecisionContext) -> None:
             category_stated=category_step is None,
             claimed=request.claimed_complexity,
             assessment=assessment,
-            texts=texts,
             categories=ctx.policy.categories,
         )
         ctx.trace.extend(ctx.confidence.steps)

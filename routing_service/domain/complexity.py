@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from routing_service.domain.models import Complexity, ComplexityPolicy, TraceOutcome, TraceStep
 
-__all__ = ["Assessment", "assess_complexity", "find_keyword", "first_hit", "named_texts"]
+__all__ = ["Assessment", "assess_complexity", "find_keyword", "first_hit", "named_texts", "occurs"]
 
 STAGE = "complexity"
 
@@ -33,6 +33,8 @@ class Assessment:
     """The highest level the policy's keywords found in the call's texts (None: no keyword found)."""
     keyword_hit: tuple[str, str] | None = None
     """(keyword, where) of the find that gave `keyword_level`."""
+    texts: tuple[tuple[str, str], ...] = ()
+    """The texts read, as (name, lower-cased text) pairs (empty ones left out), for other keyword checks."""
 
 
 def assess_complexity(
@@ -93,7 +95,11 @@ def assess_complexity(
 
     steps.append(_step("effective", TraceOutcome.MATCHED, f"effective complexity {level.label}"))
     return Assessment(
-        effective=level, steps=tuple(steps), keyword_level=keyword_level, keyword_hit=keyword_hit
+        effective=level,
+        steps=tuple(steps),
+        keyword_level=keyword_level,
+        keyword_hit=keyword_hit,
+        texts=tuple(named),
     )
 
 
@@ -101,7 +107,7 @@ def find_keyword(keywords: Sequence[str], text: str) -> str | None:
     """The first keyword (in the given order) occurring in `text` as a whole word or phrase, or None."""
     lowered = text.lower()
     for keyword in keywords:
-        if _occurs(keyword, lowered):
+        if occurs(keyword, lowered):
             return keyword
     return None
 
@@ -117,25 +123,30 @@ def first_hit(keywords: Sequence[str], named: list[tuple[str, str]]) -> tuple[st
     """(keyword, where) of the first of `keywords` found in the (name, lower-cased text) pairs, or None."""
     for where, lowered in named:
         for keyword in keywords:
-            if _occurs(keyword, lowered):
+            if occurs(keyword, lowered):
                 return keyword, where
     return None
 
 
-def _occurs(keyword: str, lowered: str) -> bool:
+def occurs(keyword: str, lowered: str) -> bool:
     """Whether `keyword` occurs in the lower-cased text as a whole word or phrase (plural s/es allowed).
 
     Cheap on long transcripts: a substring test rules most keywords out at C speed, and the pattern
     starts with a literal (so the regex engine can skip ahead); only the left edge is checked here.
     """
-    words = keyword.lower().split()
+    words = _words(keyword)
     if not words or words[0] not in lowered:
         return False
-    for match in _pattern(tuple(words)).finditer(lowered):
+    for match in _pattern(words).finditer(lowered):
         at = match.start()
         if at == 0 or not _is_word_char(lowered[at - 1]):
             return True
     return False
+
+
+@lru_cache(maxsize=4096)
+def _words(keyword: str) -> tuple[str, ...]:
+    return tuple(keyword.lower().split())
 
 
 def _is_word_char(char: str) -> bool:

@@ -24,10 +24,12 @@ decision of the same call that this one was uncertain.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from routing_service.domain.complexity import Assessment, first_hit, named_texts
+from routing_service.domain.complexity import Assessment, occurs
 from routing_service.domain.matching import match_rule
 from routing_service.domain.models import (
     Complexity,
@@ -47,7 +49,9 @@ __all__ = [
     "SECOND_TRANSFER",
     "STAGE",
     "Confidence",
+    "UncertainCount",
     "candidate_teams",
+    "count_uncertain",
     "response_to",
     "second_transfer_step",
     "was_uncertain",
@@ -97,18 +101,18 @@ def weigh_confidence(
     category_stated: bool,
     claimed: Complexity | None,
     assessment: Assessment,
-    texts: Sequence[str] | Mapping[str, str],
     categories: Sequence[str] = (),
 ) -> Confidence:
     """Weigh the decision's confidence. `category` is the category routing uses, `category_stated` whether
-    the assistant named a known one; `categories` orders the candidate categories (the policy's list)."""
+    the assistant named a known one; the category keywords are looked for in the texts `assessment` read;
+    `categories` orders the candidate categories (the policy's list)."""
     steps: list[TraceStep] = []
     if stated is None:
         steps.append(_step("stated", TraceOutcome.INFO, "the assistant stated no confidence"))
     else:
         steps.append(_step("stated", TraceOutcome.INFO, f"the assistant stated confidence {stated:.2f}"))
 
-    hits = _category_hits(policy.category_keywords, named_texts(texts))
+    hits = _category_hits(policy.category_keywords, assessment.texts)
     category_score, pointed = _category_agreement(category, category_stated, hits)
     said = f"stated {category}" if category_stated else f"no usable category stated (routing uses {category})"
     steps.append(_step("category", TraceOutcome.INFO, f"{said}; {_category_detail(category_score, hits)}"))
@@ -215,17 +219,49 @@ def second_transfer_step(earlier: Decision | None) -> TraceStep | None:
     )
 
 
+@dataclass(slots=True)
+class UncertainCount:
+    """A team's uncertain decisions, and after how many of those transfers the call was decided again."""
+
+    uncertain: int = 0
+    second_transfers: int = 0
+
+
+def count_uncertain(decisions: Iterable[Decision], *, since: datetime) -> dict[str, UncertainCount]:
+    """Per team (the uncertain decision's; "" for none), the uncertain decisions taken at or after `since`
+    and those of them (transfers) after which the same call was decided again. Dry runs do not count."""
+    by_call: dict[str, list[Decision]] = defaultdict(list)
+    for decision in decisions:
+        if not decision.dry_run:
+            by_call[decision.call_id].append(decision)
+    counts: dict[str, UncertainCount] = {}
+    for calls in by_call.values():
+        calls.sort(key=lambda d: (d.decided_at, d.decision_id))
+        for position, decision in enumerate(calls):
+            if decision.decided_at < since or not was_uncertain(decision):
+                continue
+            count = counts.setdefault(decision.team_id, UncertainCount())
+            count.uncertain += 1
+            if decision.kind in _TRANSFERS and position + 1 < len(calls):
+                count.second_transfers += 1
+    return counts
+
+
 def _category_hits(
-    keywords: Mapping[str, tuple[str, ...]], named: list[tuple[str, str]]
+    keywords: Mapping[str, tuple[str, ...]], named: Sequence[tuple[str, str]]
 ) -> dict[str, tuple[str, str]]:
-    """Per category whose keywords occur: (keyword, where) of the first find."""
+    """Per category whose keywords occur: (its first keyword found, the first text holding it). One scan
+    of all the texts per keyword (joined by a line break, which no keyword spans), then the text is named."""
     hits: dict[str, tuple[str, str]] = {}
     if not named:
         return hits
+    combined = "\n".join(lowered for _, lowered in named)
     for category, words in keywords.items():
-        hit = first_hit(words, named)
-        if hit is not None:
-            hits[category] = hit
+        for keyword in words:
+            if occurs(keyword, combined):
+                where = next((name for name, lowered in named if occurs(keyword, lowered)), "call text")
+                hits[category] = (keyword, where)
+                break
     return hits
 
 

@@ -208,8 +208,12 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def GetQueueStatus(
         self, request: pb.GetQueueStatusRequest, context: Context
     ) -> pb.GetQueueStatusResponse:
-        teams = await callbacks.queue_status(
-            request.team_id, uow=self.uow, policy=self.policies.current, now=self.clock()
+        policy, now = self.policies.current, self.clock()
+        teams = await callbacks.queue_status(request.team_id, uow=self.uow, policy=policy, now=now)
+        uncertain = (
+            await decisions.uncertainty_report(uow=self.uow, now=now)
+            if policy.uncertainty is not None
+            else None
         )
         out = []
         for t in teams:
@@ -226,8 +230,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 msg.oldest_waiting_since.CopyFrom(mapping.timestamp_to_pb(t.stats.oldest_waiting_since))
             if t.closed_until is not None:
                 msg.closed_until.CopyFrom(mapping.timestamp_to_pb(t.closed_until))
+            count = uncertain.by_team.get(t.team_id) if uncertain is not None else None
+            if count is not None:
+                msg.uncertain_decisions_last_hour = count.uncertain
+                msg.uncertain_second_transfers_last_hour = count.second_transfers
             out.append(msg)
-        return pb.GetQueueStatusResponse(teams=out)
+        capped = uncertain is not None and uncertain.capped
+        return pb.GetQueueStatusResponse(teams=out, uncertainty_counts_capped=capped)
 
     @map_errors
     async def ListCallbacks(

@@ -179,6 +179,14 @@ async def test_a_second_transfer_after_an_uncertain_one_is_counted_against_its_t
     assert decision.team_id == "billing"
     assert "(transfer_agent to technical) was uncertain" in steps(decision)["second-transfer"]
     assert counted("escalade_routing_uncertain_second_transfers_total", team="technical") == before + 1
+    queues = await stack.stub.GetQueueStatus(pb.GetQueueStatusRequest())
+    by_team = {t.team_id: t for t in queues.teams}
+    assert (
+        by_team["technical"].uncertain_decisions_last_hour,
+        by_team["technical"].uncertain_second_transfers_last_hour,
+    ) == (1, 1)
+    assert by_team["billing"].uncertain_decisions_last_hour == 0  # the second decision was sure
+    assert not queues.uncertainty_counts_capped
 
 
 async def test_an_unusable_confidence_is_ignored_and_traced(stack: Stack) -> None:

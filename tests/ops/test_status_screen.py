@@ -196,3 +196,34 @@ def test_hours_column_says_open_or_when_a_closed_team_opens() -> None:
 
     assert _hours(None) == "open"
     assert _hours("2026-01-05T14:00:00+00:00") == "closed until Mon 14:00 UTC"
+
+
+async def test_status_counts_the_last_hours_uncertain_decisions_and_second_transfers(served: Served) -> None:
+    doc = load_fixture(PREMIUM)  # technical; the customer context below speaks only of a refund
+    doc["message"]["artifact"]["transcript"] = "User: I was charged twice and want a refund"
+    tool_call = doc["message"]["artifact"]["messages"][-1]["toolCalls"][-1]
+    tool_call["function"]["arguments"] = json.dumps(
+        {"issue_category": "technical", "complexity_level": "intermediate", "customer_context": "refund"}
+    )
+    assert (await served.stack.edge.post(doc)).status_code == 200
+    tool_call["id"] = "asked-again"  # the same call escalates again
+    assert (await served.stack.edge.post(doc)).status_code == 200
+
+    code, out, err = await status(
+        "--json", "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+    )
+    screen_code, screen, _ = await status(
+        "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+    )
+
+    assert code == 0, err
+    report = json.loads(out)
+    teams = {t["team_id"]: t for t in report["teams"]}
+    technical = teams["technical"]
+    # both decisions were uncertain (the assistant still said technical); the first needed another
+    assert (technical["uncertain_last_hour"], technical["uncertain_second_transfers_last_hour"]) == (2, 1)
+    assert report["uncertainty_counts_capped"] is False
+    assert screen_code == 0
+    assert "uncertain 1h (2nd transfer)" in screen
+    [technical_row] = [line for line in screen.splitlines() if line.strip("│ ").startswith("technical")]
+    assert "2 (1)" in technical_row

@@ -27,7 +27,9 @@ from routing_service.domain.uncertainty import (
     SECOND_TRANSFER,
     STAGE,
     Confidence,
+    UncertainCount,
     candidate_teams,
+    count_uncertain,
     response_to,
     second_transfer_step,
     was_uncertain,
@@ -81,7 +83,6 @@ def weigh(
         category_stated=category_stated,
         claimed=claimed,
         assessment=assessment,
-        texts=texts,
         categories=CATEGORIES,
     )
 
@@ -220,6 +221,35 @@ def test_a_second_transfer_is_noted_only_after_an_uncertain_transfer() -> None:
     assert second_transfer_step(certain) is None
     assert second_transfer_step(asked) is None  # nothing was transferred
     assert second_transfer_step(None) is None
+
+
+def test_counts_uncertain_decisions_by_team_and_the_transfers_a_call_needed_again() -> None:
+    from datetime import timedelta
+
+    low = TraceStep(STAGE, LOW_CONFIDENCE, TraceOutcome.MATCHED, "confidence 0.20 ...")
+
+    def made(call_id: str, minutes_ago: int, kind: DecisionKind, team: str, *trace: TraceStep) -> Decision:
+        return replace(
+            decision(kind, *trace, team_id=team),
+            call_id=call_id,
+            decision_id=f"{call_id}-{minutes_ago}",
+            decided_at=NOW - timedelta(minutes=minutes_ago),
+        )
+
+    decisions = [
+        made("a", 10, DecisionKind.TRANSFER_AGENT, "technical", low),  # uncertain, decided again after
+        made("a", 5, DecisionKind.TRANSFER_AGENT, "billing"),
+        made("b", 20, DecisionKind.TRANSFER_AGENT, "technical", low),  # uncertain, the only decision
+        made("c", 30, DecisionKind.CONFIRM_CATEGORY, "", low),  # asked: nothing was transferred
+        made("c", 29, DecisionKind.TRANSFER_AGENT, "billing"),
+        made("d", 90, DecisionKind.TRANSFER_AGENT, "technical", low),  # before the window
+        made("d", 30, DecisionKind.TRANSFER_AGENT, "technical"),
+        replace(made("e", 1, DecisionKind.TRANSFER_AGENT, "general", low), dry_run=True),
+    ]
+
+    counts = count_uncertain(decisions, since=NOW - timedelta(hours=1))
+
+    assert counts == {"technical": UncertainCount(2, 1), "": UncertainCount(1, 0)}
 
 
 def test_confirm_decision_names_the_other_categories_and_transfers_nothing(policy: Policy) -> None:

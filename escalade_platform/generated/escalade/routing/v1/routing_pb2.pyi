@@ -1474,6 +1474,8 @@ class TeamQueueStatus(_message.Message):
     ESTIMATED_WAIT_FIELD_NUMBER: _builtins.int
     OLDEST_WAITING_SINCE_FIELD_NUMBER: _builtins.int
     CLOSED_UNTIL_FIELD_NUMBER: _builtins.int
+    UNCERTAIN_DECISIONS_LAST_HOUR_FIELD_NUMBER: _builtins.int
+    UNCERTAIN_SECOND_TRANSFERS_LAST_HOUR_FIELD_NUMBER: _builtins.int
     team_id: _builtins.str
     display_name: _builtins.str
     waiting_callbacks: _builtins.int
@@ -1481,6 +1483,11 @@ class TeamQueueStatus(_message.Message):
     """Specialists available with at least one free slot."""
     total_agents: _builtins.int
     active_assignments: _builtins.int
+    uncertain_decisions_last_hour: _builtins.int
+    """Decisions of the last hour routed to this team below the policy's confidence threshold (policy
+    `uncertainty`; 0 without it), and how many of those transfers the call needed another decision after.
+    """
+    uncertain_second_transfers_last_hour: _builtins.int
     @_builtins.property
     def estimated_wait(self) -> _duration_pb2.Duration: ...
     @_builtins.property
@@ -1503,10 +1510,12 @@ class TeamQueueStatus(_message.Message):
         estimated_wait: _duration_pb2.Duration | None = ...,
         oldest_waiting_since: _timestamp_pb2.Timestamp | None = ...,
         closed_until: _timestamp_pb2.Timestamp | None = ...,
+        uncertain_decisions_last_hour: _builtins.int = ...,
+        uncertain_second_transfers_last_hour: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_until", b"closed_until", "estimated_wait", b"estimated_wait", "oldest_waiting_since", b"oldest_waiting_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "available_agents", b"available_agents", "closed_until", b"closed_until", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "oldest_waiting_since", b"oldest_waiting_since", "team_id", b"team_id", "total_agents", b"total_agents", "waiting_callbacks", b"waiting_callbacks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "available_agents", b"available_agents", "closed_until", b"closed_until", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "oldest_waiting_since", b"oldest_waiting_since", "team_id", b"team_id", "total_agents", b"total_agents", "uncertain_decisions_last_hour", b"uncertain_decisions_last_hour", "uncertain_second_transfers_last_hour", b"uncertain_second_transfers_last_hour", "waiting_callbacks", b"waiting_callbacks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1537,16 +1546,22 @@ class GetQueueStatusResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TEAMS_FIELD_NUMBER: _builtins.int
+    UNCERTAINTY_COUNTS_CAPPED_FIELD_NUMBER: _builtins.int
+    uncertainty_counts_capped: _builtins.bool
+    """The last hour held more decisions than routing reads for the uncertainty counts (the newest 500): the
+    counts cover those only.
+    """
     @_builtins.property
     def teams(self) -> _containers.RepeatedCompositeFieldContainer[Global___TeamQueueStatus]: ...
     def __init__(
         self,
         *,
         teams: _abc.Iterable[Global___TeamQueueStatus] | None = ...,
+        uncertainty_counts_capped: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["teams", b"teams"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["teams", b"teams", "uncertainty_counts_capped", b"uncertainty_counts_capped"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
