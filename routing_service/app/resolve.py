@@ -795,11 +795,12 @@ async def _reserve_in_union(u: UnitOfWork, ctx: DecisionContext, choice: TeamCho
             continue
         other = await _team_standing(u, ctx, team, rule_id, choice.priority, choice.service_key)
         if other.waiting_ahead or not other.candidates:
-            why = (
-                f"{other.waiting_ahead} waiting callback(s) are served before this caller"
-                if other.waiting_ahead
-                else "no qualified specialist is free"
-            )
+            if other.waiting_ahead:
+                why = f"{other.waiting_ahead} waiting callback(s) are served before this caller"
+            elif other.members == 0:
+                why = "no specialists on record (a team line is not widened to)"
+            else:
+                why = "no qualified specialist is free"
             ctx.trace.append(TraceStep(UNCERTAINTY, team.team_id, TraceOutcome.SKIPPED, f"union: {why}"))
             continue
         chosen = await _reserve_specialist(u, ctx, other)
