@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from routing_service.domain.complexity import Assessment, occurs
 from routing_service.domain.matching import match_rule
@@ -106,44 +107,45 @@ def weigh_confidence(
     """Weigh the decision's confidence. `category` is the category routing uses, `category_stated` whether
     the assistant named a known one; the category keywords are looked for in the texts `assessment` read;
     `categories` orders the candidate categories (the policy's list)."""
-    steps: list[TraceStep] = []
-    if stated is None:
-        steps.append(_step("stated", TraceOutcome.INFO, "the assistant stated no confidence"))
-    else:
-        steps.append(_step("stated", TraceOutcome.INFO, f"the assistant stated confidence {stated:.2f}"))
-
     hits = _category_hits(policy.category_keywords, assessment.texts)
     category_score, pointed = _category_agreement(category, category_stated, hits)
-    said = f"stated {category}" if category_stated else f"no usable category stated (routing uses {category})"
-    steps.append(_step("category", TraceOutcome.INFO, f"{said}; {_category_detail(category_score, hits)}"))
-
     complexity_score = 1.0
     level = assessment.keyword_level
-    if claimed is not None and level is not None and level > claimed:
+    raised = claimed is not None and level is not None and level > claimed
+    if raised and claimed is not None and level is not None:
         complexity_score = round(1.0 - (int(level) - int(claimed)) / _LEVELS, 2)
-        keyword, where = assessment.keyword_hit or ("?", "?")
-        steps.append(
-            _step(
-                "complexity",
-                TraceOutcome.INFO,
-                f"claimed {claimed.label}, keyword {keyword!r} in {where} says {level.label}:"
-                f" agreement {complexity_score:.2f}",
-            )
-        )
-    else:
-        why = "no complexity claimed" if claimed is None else "no keyword raises the claimed complexity"
-        steps.append(_step("complexity", TraceOutcome.INFO, f"{why}: agreement 1.00"))
-
     agreement = min(category_score, complexity_score)
     confidence = agreement if stated is None else min(stated, agreement)
     low = confidence < policy.threshold
     basis = (
-        f"agreement {agreement:.2f}"
+        f"agreement {agreement:.2f}, no confidence stated"
         if stated is None
         else f"lower of stated {stated:.2f} and agreement {agreement:.2f}"
     )
-    order = {name: i for i, name in enumerate(categories)}
-    candidates = (category, *sorted(pointed - {category}, key=lambda c: (order.get(c, len(order)), c)))
+    candidates: tuple[str, ...] = (category,)
+    if len(pointed - {category}) > 0:
+        order = {name: i for i, name in enumerate(categories)}
+        others = sorted(pointed - {category}, key=lambda c: (order.get(c, len(order)), c))
+        candidates = (category, *others)
+
+    steps: list[TraceStep] = []
+    if agreement < 1.0 or low:  # where each figure came from; a confident, agreeing call gets one line
+        said = (
+            f"stated {category}"
+            if category_stated
+            else f"no usable category stated (routing uses {category})"
+        )
+        steps.append(
+            _step("category", TraceOutcome.INFO, f"{said}; {_category_detail(category_score, hits)}")
+        )
+        if raised and claimed is not None and level is not None:
+            keyword, where = assessment.keyword_hit or ("?", "?")
+            detail = f"claimed {claimed.label}, keyword {keyword!r} in {where} says {level.label}"
+        else:
+            detail = (
+                "no complexity claimed" if claimed is None else "no keyword raises the claimed complexity"
+            )
+        steps.append(_step("complexity", TraceOutcome.INFO, f"{detail}: agreement {complexity_score:.2f}"))
     if low:
         steps.append(
             _step(
@@ -153,12 +155,10 @@ def weigh_confidence(
             )
         )
     else:
+        agrees = "" if agreement < 1.0 else "; nothing in the call contradicts the category or complexity"
+        verdict = f"threshold {policy.threshold:.2f}: no widening{agrees}"
         steps.append(
-            _step(
-                "confidence",
-                TraceOutcome.INFO,
-                f"confidence {confidence:.2f} ({basis}), threshold {policy.threshold:.2f}: no widening",
-            )
+            _step("confidence", TraceOutcome.INFO, f"confidence {confidence:.2f} ({basis}), {verdict}")
         )
     return Confidence(
         stated=stated,
@@ -250,19 +250,26 @@ def count_uncertain(decisions: Iterable[Decision], *, since: datetime) -> dict[s
 def _category_hits(
     keywords: Mapping[str, tuple[str, ...]], named: Sequence[tuple[str, str]]
 ) -> dict[str, tuple[str, str]]:
-    """Per category whose keywords occur: (its first keyword found, the first text holding it). One scan
-    of all the texts per keyword (joined by a line break, which no keyword spans), then the text is named."""
+    """Per category whose keywords occur: (its first keyword found, the first text holding it). One
+    substring scan of all the texts per keyword (joined by a line break, which no keyword spans) rules most
+    keywords out; only a candidate is matched as a whole word, then its text is named."""
     hits: dict[str, tuple[str, str]] = {}
     if not named:
         return hits
-    combined = "\n".join(lowered for _, lowered in named)
+    combined = named[0][1] if len(named) == 1 else "\n".join(lowered for _, lowered in named)
     for category, words in keywords.items():
-        for keyword in words:
-            if occurs(keyword, combined):
+        for first, keyword in _leading_words(words):
+            if first in combined and occurs(keyword, combined):
                 where = next((name for name, lowered in named if occurs(keyword, lowered)), "call text")
                 hits[category] = (keyword, where)
                 break
     return hits
+
+
+@lru_cache(maxsize=256)
+def _leading_words(keywords: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(first word lower-cased, keyword) for each keyword with a word."""
+    return tuple((keyword.lower().split()[0], keyword) for keyword in keywords if keyword.split())
 
 
 def _category_agreement(
