@@ -5,17 +5,22 @@ routing, edge and worker); each Escalade service runs a command the CLI has, set
 its settings class reads (the names come from the settings classes the way scripts/gen_config_docs.py
 derives them for docs/configuration.md), and its environment, built into that settings class, listens on the
 ports the service exposes and its healthcheck probes, and calls routing, Temporal and PostgreSQL where those
-services listen. Secrets are `${…}` placeholders, never literal values. Dockerfile: multi-stage, installs the
-pinned requirements.lock then the project (non-editable, without resolving again), copies every package the
-project ships, and runs as a non-root user with `escalade` as its entry point. Each check is shown to fail
-on a broken copy of the document.
+services listen; replicas run alike and every process shares one Temporal, database and policy. Routing's
+healthcheck command is run against a real routing service. Secrets are `${…}` placeholders, never literal
+values.
+
+Dockerfile: multi-stage, installs the pinned requirements.lock then the project (non-editable, without
+resolving again), copies every package the project ships, and runs as a non-root user with `escalade` as its
+entry point. Each check is shown to fail on a broken copy of the document.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +37,8 @@ from typer.testing import CliRunner
 
 from escalade_cli.main import app
 from routing_service.settings import RoutingSettings
+from tests.conftest import free_port
+from tests.ops.ops_support import Stack
 from tests.ops.test_docs import load_generator
 from webhook_edge.settings import EdgeSettings
 from workflows.settings import WorkerSettings
@@ -227,6 +234,33 @@ def escalade_service_problems(
     return problems
 
 
+_SHARED = re.compile(
+    r"ESCALADE_(TEMPORAL_(ADDRESS|NAMESPACE|PAYLOAD_KEYS?|PAYLOAD_KEY_ID)|TASK_QUEUE|DATABASE_URL|POLICY)$"
+)
+"""Variables every Escalade process must be given the same value of (one Temporal, one store, one policy)."""
+
+
+def consistency_problems(services: Mapping[str, Any]) -> list[str]:
+    """Replicas of a role run alike, and every process shares Temporal, the database and the policy."""
+    problems: list[str] = []
+    shared: dict[str, dict[str, str]] = {}
+    for name, service in sorted(services.items()):
+        role = role_of(name)
+        if role not in SETTINGS:
+            continue
+        first = f"{role}-1"
+        for key in ("command", "environment", "expose", "healthcheck", "volumes", "image"):
+            if first in services and service.get(key) != services[first].get(key):
+                problems.append(f"{name}: its {key} differs from {first}'s")
+        for key, value in (service.get("environment") or {}).items():
+            if _SHARED.match(key):
+                shared.setdefault(key, {})[name] = str(value)
+    for key, values in sorted(shared.items()):
+        if len(set(values.values())) > 1:
+            problems.append(f"{key} differs between services: {values}")
+    return problems
+
+
 def compose_problems(document: Mapping[str, Any]) -> list[str]:
     services: Mapping[str, Any] = document.get("services") or {}
     problems: list[str] = []
@@ -236,6 +270,7 @@ def compose_problems(document: Mapping[str, Any]) -> list[str]:
     for name, service in services.items():
         if role_of(name) in SETTINGS:
             problems += escalade_service_problems(name, service, services)
+    problems += consistency_problems(services)
     for volume in (services.get("routing-1") or {}).get("volumes", []):
         source = interpolate(str(volume)).partition(":")[0]
         if source.startswith(".") and not (DEPLOY / source).exists():
@@ -313,12 +348,41 @@ def test_a_command_the_cli_lacks_is_refused() -> None:
     assert result.exit_code != 0
 
 
+async def run_routing_healthcheck(address: str) -> int:
+    """Exit code of routing-1's healthcheck command, run with this Python against `address`."""
+    test = load_compose()["services"]["routing-1"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "python"] and "127.0.0.1:50051" in test[-1]
+    command = [part.replace("127.0.0.1:50051", address) for part in test[2:]]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await asyncio.wait_for(process.wait(), timeout=30)
+
+
+async def test_the_routing_healthcheck_passes_on_a_serving_routing_service(sqlite_stack: Stack) -> None:
+    assert await run_routing_healthcheck(sqlite_stack.routing_address) == 0
+
+
+async def test_the_routing_healthcheck_fails_when_nothing_serves() -> None:
+    assert await run_routing_healthcheck(f"127.0.0.1:{free_port()}") != 0
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The checks fail on a broken copy
 # ----------------------------------------------------------------------------------------------------------
 def _set(service: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     def mutate(document: dict[str, Any]) -> None:
-        document["services"][service]["environment"][key] = value
+        target = document["services"][service]  # a copy: replicas share one mapping through a YAML anchor
+        target["environment"] = {**target["environment"], key: value}
+
+    return mutate
+
+
+def _set_all(role: str, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def mutate(document: dict[str, Any]) -> None:
+        for name, service in document["services"].items():
+            if role_of(name) == role:
+                service["environment"] = {**service["environment"], key: value}
 
     return mutate
 
@@ -373,6 +437,11 @@ BROKEN_COMPOSE: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "no wait for routing": (
         _replace("edge-1", "depends_on", {"postgres": {"condition": "service_healthy"}}),
         "routing",
+    ),
+    "replica drifts": (_set("worker-2", "ESCALADE_LOG_LEVEL", "debug"), "worker-2: its environment differs"),
+    "another namespace": (
+        _set_all("edge", "ESCALADE_TEMPORAL_NAMESPACE", "edges"),
+        "ESCALADE_TEMPORAL_NAMESPACE differs",
     ),
     "healthcheck on another port": (
         _replace("routing-2", "healthcheck", {"test": ["CMD", "probe", "127.0.0.1:50052"]}),
