@@ -359,6 +359,17 @@ async def run_routing_healthcheck(address: str) -> int:
     return await asyncio.wait_for(process.wait(), timeout=30)
 
 
+def test_every_python_healthcheck_is_valid_python() -> None:
+    snippets = {
+        name: service["healthcheck"]["test"][-1]
+        for name, service in load_compose()["services"].items()
+        if service.get("healthcheck", {}).get("test", [])[:3] == ["CMD", "python", "-c"]
+    }
+    assert {role_of(name) for name in snippets} == set(SETTINGS)
+    for name, snippet in snippets.items():
+        compile(snippet, f"{name} healthcheck", "exec")
+
+
 async def test_the_routing_healthcheck_passes_on_a_serving_routing_service(sqlite_stack: Stack) -> None:
     assert await run_routing_healthcheck(sqlite_stack.routing_address) == 0
 
