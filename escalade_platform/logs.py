@@ -87,10 +87,6 @@ def _key_kind(key: str) -> int:
     return _NUMBER if key.lower() in NUMBER_KEYS else _TEXT
 
 
-def _is_secret_key(key: str) -> bool:
-    return _key_kind(key) == _SECRET
-
-
 def _mask_value(key: str, value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value

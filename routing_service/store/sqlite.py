@@ -300,9 +300,11 @@ def sqlite_path(url: str) -> str:
     database = parsed.database
     if is_private_memory(parsed) or not database:
         return ":memory:"
-    if not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    return str(Path(database).expanduser()) if not database.startswith("file:") else database
+    if database.startswith("file:"):
+        return database  # a URI: sqlite3 opens it as given
+    path = Path(database).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
 
 
 class SqliteLink:
