@@ -2,9 +2,12 @@
 
 When routing has a decision for the call, the review workflow start (`review-<call id>`, its input built
 from the report: transcript, summary, transfers and structured outputs) is recorded in the outbox
-(`webhook_edge.followups`); a call that was never escalated has nothing to review. When routing cannot be
-asked, the start is recorded anyway and the review workflow looks the decision up itself. Vapi gets `{}`
-whatever happens.
+(`webhook_edge.followups`). When routing has none, the report itself decides
+(`VapiMessage.escalation_evidence`): a call whose report shows an escalation (the tool was called, a transfer
+was attempted) was answered without routing, with the fallback line, maybe by another edge while routing was
+down; its review is recorded and finds the decision missing, so a person looks at it. A call that shows no
+escalation has nothing to review. When routing cannot be asked, the start is recorded anyway and the review
+workflow looks the decision up itself. Vapi gets `{}` whatever happens.
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ class EndOfCallReports:
             await self.followups.record(review_input(message))
             return {}
         if decision is None:
-            log.info("end_of_call_not_escalated")
-            return {}
+            evidence = message.escalation_evidence()
+            if not evidence:
+                log.info("end_of_call_not_escalated")
+                return {}
+            # escalated, but routing never decided: answered with the fallback line (routing was down)
+            log.warning("end_of_call_escalated_without_decision", evidence=evidence)
         await self.followups.record(review_input(message))
         return {}

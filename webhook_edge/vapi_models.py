@@ -227,6 +227,33 @@ class VapiMessage:
         value = value.strip()
         return value if len(value) <= MAX_CALL_ID else ""
 
+    # --- end-of-call-report -----------------------------------------------------------------------------
+    def escalation_evidence(self) -> str:
+        """What in this report shows the assistant escalated, or empty when nothing does: an
+        `escalateToSupport` call in `artifact.messages`, an `artifact.transfers[]` entry, a forwarding
+        `destination`, or an `endedReason` of a forwarded call.
+
+        Routing may hold no decision for an escalated call (it was down and the edge answered with the
+        fallback line); the report is then the only record that the call was escalated."""
+        artifact = self.artifact or {}
+        messages = artifact.get("messages")
+        for item in messages if isinstance(messages, list) else []:
+            if not isinstance(item, dict) or item.get("role") != "tool_calls":
+                continue
+            calls = item.get("toolCalls")
+            for call in calls if isinstance(calls, list) else []:
+                if _function_of(call)[0] == ESCALATION_TOOL:
+                    return f"{ESCALATION_TOOL} called"
+        transfers = artifact.get("transfers")
+        if isinstance(transfers, list) and any(isinstance(t, dict) for t in transfers):
+            return "artifact.transfers"
+        destination = self.body.get("destination")
+        if isinstance(destination, dict) and destination:
+            return "destination"
+        if "forwarded" in self.ended_reason:
+            return f"endedReason {self.ended_reason[:_MAX_STATUS]}"
+        return ""
+
     # --- transfer-destination-request ------------------------------------------------------------------
     def escalation_arguments(self) -> EscalationArguments:
         """The LAST `escalateToSupport` call in `artifact.messages`, else legacy `functionCall.parameters`."""

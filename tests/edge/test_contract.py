@@ -3,6 +3,7 @@ extra-key / open-enum / E.164 audit of validate_fixtures.py."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -229,8 +230,6 @@ def test_shared_reply_fixture_passes_the_audit(name: str, vapi_sdk: SimpleNamesp
 )
 def test_inbound_fixture_parses_and_matches_sdk_class(name: str, vapi_sdk: SimpleNamespace) -> None:
     doc = load_fixture(name)
-    import json
-
     message = parse_body(json.dumps(doc).encode())
     assert message.envelope and message.type == doc["message"]["type"]
     vapi_sdk.ServerMessage.model_validate(doc)
@@ -402,3 +401,45 @@ def test_every_reply_we_produce_fits_the_documented_model(case: str) -> None:
     assert TransferDestinationResponse.model_validate(fallback).model_dump(
         by_alias=True, exclude_none=True
     ) == (fallback)
+
+
+def _report_without_escalation() -> dict[str, Any]:
+    return load_fixture("end-of-call-report.not-escalated.json")
+
+
+@pytest.mark.parametrize(
+    ("signal", "evidence"),
+    [
+        ("tool_call", "escalateToSupport called"),
+        ("transfer", "artifact.transfers"),
+        ("destination", "destination"),
+        ("ended_reason", "endedReason assistant-forwarded-call"),
+    ],
+)
+def test_report_shows_an_escalation_when_any_of_its_signals_is_present(signal: str, evidence: str) -> None:
+    """Each signal alone marks the report as an escalation; the edge keeps the review on that evidence when
+    routing holds no decision (the call was answered with the fallback line)."""
+    doc = _report_without_escalation()
+    message = doc["message"]
+    escalated = load_fixture("end-of-call-report.escalated.json")["message"]
+    if signal == "tool_call":
+        message["artifact"]["messages"].append(escalated["artifact"]["messages"][-1])
+    elif signal == "transfer":
+        message["artifact"]["transfers"] = [{"status": "no-answer"}]
+    elif signal == "destination":
+        message["destination"] = escalated["destination"]
+    else:
+        message["endedReason"] = "assistant-forwarded-call"
+    assert parse_body(json.dumps(doc).encode()).escalation_evidence() == evidence
+
+
+def test_report_shows_no_escalation_when_it_has_none_of_the_signals() -> None:
+    doc = _report_without_escalation()
+    doc["message"]["artifact"]["messages"].append(
+        {
+            "role": "tool_calls",
+            "toolCalls": [{"id": "x", "function": {"name": "lookupOrder", "arguments": "{}"}}],
+        }
+    )
+    doc["message"]["artifact"]["transfers"] = []
+    assert parse_body(json.dumps(doc).encode()).escalation_evidence() == ""

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import pytest
 from pydantic import SecretStr
 
@@ -261,8 +262,19 @@ async def test_review_is_recorded_when_escalated_call_reports_end(stack: Stack) 
 
 
 async def test_review_is_not_recorded_when_call_was_not_escalated(stack: Stack) -> None:
-    await stack.edge.post(load_fixture("end-of-call-report.escalated.json"))
+    await stack.edge.post(load_fixture("end-of-call-report.not-escalated.json"))
     assert await stack.edge.outbox.pending() == []
+
+
+async def test_review_is_recorded_for_an_escalation_answered_without_routing(stack: Stack) -> None:
+    """Real routing holds no decision for the call (it was down when the transfer was asked for, and the
+    fallback line answered): the report shows the escalation, so the review is recorded all the same."""
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await decision_of(stack, ENTERPRISE_CALL)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    await stack.edge.post(load_fixture("end-of-call-report.escalated.json"))
+    entry = await stack.edge.outbox.get(f"review-{ENTERPRISE_CALL}")
+    assert entry is not None and entry.kind == "review"
 
 
 async def test_tool_calls_path_reaches_the_same_routing(stack: Stack) -> None:

@@ -368,9 +368,24 @@ async def test_review_carries_final_category_when_analysis_extracts_it(edge: Edg
 
 
 async def test_review_is_not_recorded_when_call_was_never_escalated(edge: Edge) -> None:
-    response = await edge.post(load_fixture("end-of-call-report.escalated.json"))
+    response = await edge.post(load_fixture("end-of-call-report.not-escalated.json"))
     assert response.status_code == 200
     assert await edge.outbox.pending() == []
+
+
+async def test_review_is_recorded_when_the_report_shows_an_escalation_routing_never_decided(
+    edge: Edge, fake_routing: RunningFake
+) -> None:
+    """Routing was down when the transfer was asked for: an edge answered with the fallback line and no
+    decision exists. The report is the only record of the escalation, so its review is not lost."""
+    response = await edge.post(load_fixture("end-of-call-report.escalated.json"))
+    assert response.status_code == 200 and response.json() == {}
+    assert fake_routing.servicer.decisions == {}, "routing answers GetDecision with NOT_FOUND"
+    entry = await edge.outbox.get("review-0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81")
+    assert entry is not None and entry.kind == "review"
+    data = entry.input()
+    assert isinstance(data, EscalationReviewInput)
+    assert (data.transfer_statuses, data.destination) == (["connected"], "+15550100110")
 
 
 async def test_review_is_recorded_when_routing_cannot_be_asked(edge: Edge, fake_routing: RunningFake) -> None:
