@@ -9,9 +9,10 @@ services listen; replicas run alike and every process shares one Temporal, datab
 healthcheck command is run against a real routing service. Secrets are `${…}` placeholders, never literal
 values.
 
-Dockerfile: multi-stage, installs the pinned requirements.lock then the project (non-editable, without
-resolving again), copies every package the project ships, and runs as a non-root user with `escalade` as its
-entry point. Each check is shown to fail on a broken copy of the document.
+Dockerfile: multi-stage, installs the pinned requirements.runtime.lock (the runtime part of requirements.lock,
+at the same versions, without test tools) then the project (non-editable, without resolving again), copies
+every package the project ships, and runs as a non-root user with `escalade` as its entry point. Each check
+is shown to fail on a broken copy of the document.
 """
 
 from __future__ import annotations
@@ -291,8 +292,8 @@ def dockerfile_problems(text: str) -> list[str]:
     elif stages and instructions.index(f"USER {users[-1]}") < instructions.index(stages[-1]):
         problems.append("the last stage sets no USER")
     runs = [line for line in instructions if line.upper().startswith("RUN ")]
-    if not any(re.search(r"pip install .*-r requirements\.lock", run) for run in runs):
-        problems.append("does not pip install -r requirements.lock")
+    if not any(re.search(r"pip install .*-r requirements\.runtime\.lock", run) for run in runs):
+        problems.append("does not pip install -r requirements.runtime.lock")
     project = [run for run in runs if re.search(r"pip install [^&]*--no-deps [^&]*\.(\s|$)", run)]
     if not project or any(" -e " in run or "--editable" in run for run in project):
         problems.append("does not install the project non-editable with --no-deps")
@@ -477,7 +478,14 @@ BROKEN_DOCKERFILE: dict[str, tuple[Callable[[str], str], str]] = {
     ),
     "root user": (lambda text: re.sub(r"(?m)^USER .*$", "USER root", text), "root"),
     "no user": (lambda text: re.sub(r"(?m)^USER .*$", "", text), "root"),
-    "no lock file": (lambda text: text.replace("-r requirements.lock", "escalade"), "requirements.lock"),
+    "no lock file": (
+        lambda text: text.replace("-r requirements.runtime.lock", "escalade"),
+        "requirements.runtime.lock",
+    ),
+    "test lock": (
+        lambda text: text.replace("requirements.runtime.lock", "requirements.lock"),
+        "requirements.runtime.lock",
+    ),
     "editable install": (lambda text: text.replace("--no-deps .", "--no-deps -e ."), "non-editable"),
     "resolves again": (lambda text: text.replace("--no-deps .", "."), "--no-deps"),
     "other entry point": (
@@ -496,3 +504,45 @@ def test_a_broken_dockerfile_is_caught(case: str) -> None:
     assert broken != text
     problems = dockerfile_problems(broken)
     assert any(expected in problem for problem in problems), problems
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The runtime lock the image installs
+# ----------------------------------------------------------------------------------------------------------
+def _lock(path: Path) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """The pins of a `uv pip compile` lock and, per package, the packages its `# via` lines name."""
+    pins: dict[str, str] = {}
+    via: dict[str, set[str]] = {}
+    current = ""
+    for line in path.read_text().splitlines():
+        if match := re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?==(\S+)", line):
+            current = match[1].lower()
+            pins[current] = match[3]
+            via[current] = set()
+        elif current and (match := re.match(r"^\s+#\s+(?:via\s+)?([A-Za-z0-9_.\-]+)", line)):
+            via[current].add(match[1].lower())
+    return pins, via
+
+
+def _requirement_name(spec: str) -> str:
+    match = re.match(r"[A-Za-z0-9_.\-]+", spec)
+    assert match is not None, spec
+    return match[0].lower()
+
+
+def test_the_runtime_lock_is_the_runtime_part_of_the_test_lock_at_the_same_versions() -> None:
+    """requirements.runtime.lock holds exactly what the project's own dependencies need, as requirements.lock
+    resolves them (its `# via` lines), pinned to the same versions: the image runs what the tests ran,
+    without pytest, mypy, ruff or the other test tools."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    test_pins, test_via = _lock(ROOT / "requirements.lock")
+    runtime_pins, _ = _lock(ROOT / "requirements.runtime.lock")
+    needed = {_requirement_name(spec) for spec in project["dependencies"]}
+    while grown := {name for name, parents in test_via.items() if parents & needed} - needed:
+        needed |= grown
+    assert set(runtime_pins) == needed & set(test_pins), (
+        f"missing {sorted(needed & set(test_pins) - set(runtime_pins))}, "
+        f"extra {sorted(set(runtime_pins) - needed)}; regenerate with the command in its header"
+    )
+    assert {name: pin for name, pin in runtime_pins.items() if test_pins[name] != pin} == {}
+    assert not {"pytest", "mypy", "ruff", "hypothesis", "schemathesis"} & set(runtime_pins)
