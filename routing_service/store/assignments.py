@@ -110,7 +110,6 @@ _FREE_SLOT = shared(
 
 # A round trip of its own: a statement's snapshot is taken before the lock is granted, so reads joined to it
 # would miss what the decision it waited for committed.
-_LOCK_CALL = shared(select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_call", type_=String())))))
 
 
 def _release_and_free_pg() -> Select[Any]:
@@ -482,11 +481,10 @@ class SqlAssignmentRepository(SqlRepository):
         return StageChange(record_from_row(row), await self._free_slot(call_id, row.agent_id, now))
 
     async def lock_call(self, call_id: str) -> None:
-        """PostgreSQL: a transaction-scoped advisory lock on the call (its key hashed to 32 bits: a rare
-        collision only serialises two unrelated calls). SQLite: nothing to do, its writers are serialised
-        by BEGIN IMMEDIATE already."""
-        if self._postgres:
-            await self._execute(_LOCK_CALL, {"lock_call": call_id})
+        """PostgreSQL: a transaction-scoped advisory lock on the call, taken with the transaction's `BEGIN`
+        in one round trip (`PostgresLink.lock`). SQLite: nothing to do, its writers are serialised by
+        BEGIN IMMEDIATE already."""
+        await self._lock(call_id)
 
     async def live_for_call(self, call_id: str, purpose: str = "live") -> AssignmentRecord | None:
         """The call's assignment of `purpose` that holds a slot, with its stage; None when none does."""

@@ -60,6 +60,15 @@ class SqlRepository:
                 raise unavailable_from(error) from error
             raise
 
+    async def _lock(self, key: str) -> None:
+        """The link's transaction-scoped lock on `key` (`Link.lock`)."""
+        try:
+            await self._session.lock(key)
+        except Exception as error:
+            if is_unavailable(error):
+                raise unavailable_from(error) from error
+            raise
+
     async def _insert_ignore(self, table: Table, values: dict[str, Any]) -> bool:
         """Insert one row unless it violates a unique constraint; True when inserted."""
         result = await self._execute(insert_ignore(table, postgres=self._postgres), values)

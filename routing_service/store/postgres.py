@@ -10,10 +10,12 @@ short-lived engine, `migrate`).
   timeout) is replaced when it is acquired (asyncpg sees its socket end); one that breaks without its socket
   ending is caught by the first statement of the next unit of work, which then runs once more on a new
   connection (nothing of that unit of work ran on the dead one).
-* **Transaction.** A unit of work takes a connection on its first statement and begins; `commit`/`rollback`
-  end the transaction and the next statement begins another; `close` rolls back what is open and returns the
-  connection. A statement cancelled in flight (the caller went away) leaves the connection's protocol state
-  unknown: the connection is closed rather than reused.
+* **Transaction.** A unit of work takes a connection on its first statement and begins (plain `BEGIN`,
+  `COMMIT`, `ROLLBACK`); `commit`/`rollback` end the transaction and the next statement begins another;
+  `close` rolls back what is open and returns the connection, which the pool does not reset (the store
+  keeps no session state). A lock taken first (`lock`) travels with the `BEGIN` in one round trip. A
+  statement cancelled in flight (the caller went away) leaves the connection's protocol state unknown: the
+  connection is closed rather than reused.
 * **JSON.** `json` and `jsonb` columns travel as text: SQLAlchemy's JSON type serialises the parameters,
   and the codec installed on each new connection decodes fetched values with `json.loads`.
 * **Types.** Result conversions are chosen by each column's type OID (a NUMERIC and a FLOAT column convert
@@ -35,13 +37,14 @@ from typing import Any, Self
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 from asyncpg.pool import PoolConnectionProxy  # type: ignore[import-untyped, unused-ignore]
+from sqlalchemy import String, bindparam, func, select
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.sql import Executable
 
 from escalade_platform.tracing import statement_spans
 from routing_service.store.errors import is_unavailable
-from routing_service.store.statements import CompiledStatement, Result, StatementCache
+from routing_service.store.statements import CompiledStatement, Result, StatementCache, shared
 
 __all__ = [
     "PG_COMMAND_TIMEOUT_S",
@@ -49,6 +52,7 @@ __all__ = [
     "PostgresDatabase",
     "PostgresLink",
     "asyncpg_connect_args",
+    "lock_sql",
 ]
 
 PG_CONNECT_TIMEOUT_S = 5.0
@@ -85,6 +89,31 @@ def _identity(value: Any) -> Any:
     return value
 
 
+_LOCK = shared(select(func.pg_advisory_xact_lock(func.hashtext(bindparam("lock_key", type_=String())))))
+
+
+def _literal(text: str) -> str:
+    """`text` as a PostgreSQL escape-string literal (`E'...'`), whatever `standard_conforming_strings` says:
+    backslashes and quotes doubled. NUL cannot be in a PostgreSQL string; callers keep such keys on the
+    parameterised path, which reports it."""
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def lock_sql(key: str) -> str:
+    """The simple-protocol statement that takes the transaction-scoped advisory lock on `key`."""
+    return f"SELECT pg_advisory_xact_lock(hashtext({_literal(key)}))"
+
+
+class _Connection(asyncpg.Connection):  # type: ignore[misc, unused-ignore]
+    """Pooled connections reset by nothing but the rollback asyncpg does anyway: the store sets no session
+    state (no `SET`, no `LISTEN`, no cursors; advisory locks are transaction-scoped), so asyncpg's default
+    reset query on release (`pg_advisory_unlock_all`, `CLOSE ALL`, `UNLISTEN *`, `RESET ALL`) would be one
+    more round trip per unit of work for nothing."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class PostgresDatabase:
     """An open asyncpg pool for one database, with the statements compiled for it."""
 
@@ -109,6 +138,7 @@ class PostgresDatabase:
             timeout=PG_CONNECT_TIMEOUT_S,
             command_timeout=PG_COMMAND_TIMEOUT_S,
             init=_prepare_connection,
+            connection_class=_Connection,
         )
         return cls(pool, url)
 
@@ -130,29 +160,31 @@ class PostgresLink:
     dialect_name = "postgresql"
     close_suspends = True
 
-    __slots__ = ("_connection", "_database", "_transaction", "_untouched")
+    __slots__ = ("_connection", "_database", "_in_transaction", "_untouched")
 
     def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
         self._connection: PoolConnectionProxy[Any] | None = None
-        self._transaction: Any = None
+        self._in_transaction = False
         self._untouched = False
         """True from checkout until the first statement ran on the connection."""
 
-    async def _begin(self) -> PoolConnectionProxy[Any]:
+    async def _begin(self, first: str = "") -> PoolConnectionProxy[Any]:
+        """Take a connection if need be and begin; `first` (simple-protocol SQL with no parameters) travels in
+        the same round trip as the `BEGIN`."""
+        query = f"BEGIN; {first}" if first else "BEGIN"
         connection = self._connection
         if connection is None:
             connection = await self._database.pool.acquire()
             self._connection = connection
             self._untouched = True
-        transaction = connection.transaction()
         if not self._untouched:
-            await transaction.start()
-            self._transaction = transaction
+            await connection.execute(query)
+            self._in_transaction = True
             return connection
         self._untouched = False
         try:
-            await transaction.start()
+            await connection.execute(query)
         except Exception as error:
             if not is_unavailable(error):
                 raise
@@ -161,17 +193,41 @@ class PostgresLink:
             await self._release(connection, broken=True)
             connection = await self._database.pool.acquire()
             self._connection = connection
-            transaction = connection.transaction()
-            await transaction.start()
-        self._transaction = transaction
+            await connection.execute(query)
+        self._in_transaction = True
         return connection
+
+    async def lock(self, key: str) -> None:
+        """A transaction-scoped advisory lock on `key` (hashed to 32 bits by `hashtext`: a rare collision only
+        serialises two unrelated keys), held until the transaction ends. When no transaction is open yet the
+        lock rides with the `BEGIN`: one round trip for both (the key as an escaped literal, since the simple
+        protocol that allows two statements takes no parameters)."""
+        if self._in_transaction or "\x00" in key:
+            await self.execute(_LOCK, {"lock_key": key})
+            return
+        sql = lock_sql(key)
+        span = statement_spans.start("postgresql", sql) if statement_spans.enabled else None
+        try:
+            await self._begin(sql)
+        except Exception as error:
+            if span is not None:
+                statement_spans.failed(span, error)
+            if is_unavailable(error):
+                self._broken()
+            raise
+        except BaseException:
+            self._broken()
+            raise
+        finally:
+            if span is not None:
+                span.end()
 
     async def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Result:
         """Run one statement in the unit of work's transaction (begun if need be)."""
         compiled = self._database.statements.get(statement, params)
         sql, values = compiled.bound(params or {})
         connection = self._connection
-        if connection is None or self._transaction is None:
+        if connection is None or not self._in_transaction:
             connection = await self._begin()
         span = statement_spans.start("postgresql", sql) if statement_spans.enabled else None
         try:
@@ -216,26 +272,37 @@ class PostgresLink:
 
     async def commit(self) -> None:
         """Commit the open transaction, if any."""
-        transaction, self._transaction = self._transaction, None
-        if transaction is not None:
-            await transaction.commit()
+        await self._end("COMMIT")
 
     async def rollback(self) -> None:
         """Roll back the open transaction, if any."""
-        transaction, self._transaction = self._transaction, None
-        if transaction is not None:
-            await transaction.rollback()
+        await self._end("ROLLBACK")
+
+    async def _end(self, query: str) -> None:
+        connection = self._connection
+        if connection is None or not self._in_transaction:
+            return
+        self._in_transaction = False
+        try:
+            await connection.execute(query)
+        except Exception as error:
+            if is_unavailable(error):
+                self._broken()
+            raise
+        except BaseException:
+            self._broken()  # cancelled in flight: the transaction's fate is unknown; not reused
+            raise
 
     async def close(self) -> None:
         """Roll back what is open and return the connection to the pool."""
         connection, self._connection = self._connection, None
-        transaction, self._transaction = self._transaction, None
+        open_transaction, self._in_transaction = self._in_transaction, False
         if connection is None:
             return
         broken = _gone(connection)
         try:
-            if transaction is not None and not broken:
-                await transaction.rollback()
+            if open_transaction and not broken:
+                await connection.execute("ROLLBACK")
         except BaseException:
             broken = True
             raise
@@ -245,7 +312,7 @@ class PostgresLink:
     async def invalidate(self) -> None:
         """Discard a connection whose link is broken."""
         connection, self._connection = self._connection, None
-        self._transaction = None
+        self._in_transaction = False
         if connection is not None:
             await self._release(connection, broken=True)
 

@@ -347,6 +347,9 @@ class SqliteLink:
         if connection is not None:
             self.inline.end(connection)
 
+    async def lock(self, key: str) -> None:
+        """Nothing to take: SQLite's writers are serialised by `BEGIN IMMEDIATE` already."""
+
     async def invalidate(self) -> None:
         connection, self._connection = self._connection, None
         self._in_transaction = False

@@ -7,12 +7,15 @@ closed by the server while pooled, cancelled mid-statement) is `Unavailable` or 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import asyncpg
 import pytest
@@ -20,16 +23,24 @@ from sqlalchemy import Double, Numeric, bindparam, func, literal_column, select,
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql import Executable
 
+from routing_service.app.assignments import release_assignment
+from routing_service.app.resolve import resolve_escalation
 from routing_service.domain.errors import Unavailable
-from routing_service.domain.models import Complexity, Customer
+from routing_service.domain.models import Complexity, Customer, Decision, DecisionKind, EscalationRequest
 from routing_service.store import Store
 from routing_service.store.agents import _CANDIDATES_PG, _GET, _OTHERS, _OTHERS_ALL
-from routing_service.store.assignments import _FREE_SLOT, _LOCK_CALL, _RELEASE, _TAKE_SLOT
+from routing_service.store.assignments import _FREE_SLOT, _RELEASE, _TAKE_SLOT
 from routing_service.store.base import insert_ignore
 from routing_service.store.callbacks import _AHEAD_OF, _WAITING_HEAD
 from routing_service.store.customers import _GET as _GET_CUSTOMER
 from routing_service.store.errors import is_unavailable
-from routing_service.store.postgres import PostgresDatabase, PostgresLink, asyncpg_connect_args
+from routing_service.store.postgres import (
+    _LOCK,
+    PG_POOL_MAX,
+    PostgresDatabase,
+    PostgresLink,
+    asyncpg_connect_args,
+)
 from routing_service.store.statements import SHARED_STATEMENTS, CompiledStatement, shared
 from routing_service.store.tables import customers
 from routing_service.store.unit_of_work import SqlUnitOfWork
@@ -44,6 +55,7 @@ from tests.service.store_builders import (
     make_ticket,
     reserve,
 )
+from tests.support.routing_builders import techcorp_policy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 postgres_only = pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
@@ -233,7 +245,7 @@ async def test_every_kind_of_statement_reads_the_same_compiled_once_or_per_call(
         (_TAKE_SLOT, {"slot_agent": "nobody", "slot_at": NOW}, 0),
         (_RELEASE, {"rel_call": "call-1", "rel_purpose": "live", "rel_at": NOW, "rel_reason": "done"}, 1),
         (_FREE_SLOT, {"rel_agent": "agent-1", "rel_idle": NOW, "rel_updated": NOW}, 1),
-        (_LOCK_CALL, {"lock_call": "call-2"}, 1),  # a void column
+        (_LOCK, {"lock_key": "call-2"}, 1),  # a void column
         (insert_ignore(customers, postgres=True), _customer_row("+15551230001"), 0),  # conflict: 0 rows
         (insert_ignore(customers, postgres=True), _customer_row("+15551230002"), 1),
         (AGENTS_IN, {"min_capacity": 1, "ids": ["agent-1", "agent-4", "nobody"], "not_named": "x"}, 2),
@@ -282,28 +294,68 @@ async def test_expanding_in_lists_are_rendered_for_each_length(store: Store) -> 
     assert sorted(record.agent_id for record in live) == ["agent-1", "agent-2"]
 
 
+LOCK_KEYS = ["call-9", "it's", "back\\slash", "E'x'); SELECT 1; --", "ünïcödé", "\\'"]
+
+
 @postgres_only
-async def test_a_calls_lock_holds_until_its_unit_of_work_ends(store: Store) -> None:
+@pytest.mark.parametrize("key", LOCK_KEYS)
+async def test_a_calls_lock_holds_until_its_unit_of_work_ends(store: Store, key: str) -> None:
+    """Taken with the BEGIN (one simple-protocol round trip, the key as an escaped literal) or, once the
+    transaction is open, as its own statement: the same `hashtext` lock either way, whatever the key holds."""
+
     async def lock_is_free() -> bool:
         other = await _admin(store)
         try:
-            free: bool = await other.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", "call-9")
+            free: bool = await other.fetchval("SELECT pg_try_advisory_xact_lock(hashtext($1))", key)
             return free
         finally:
             await other.close()
 
     async with store.uow() as uow:
-        await uow.assignments.lock_call("call-9")
-        assert _database(store).statements.holds(_LOCK_CALL)
+        await uow.assignments.lock_call(key)
+        assert not _database(store).statements.holds(_LOCK), "rode with the BEGIN"
         assert not await lock_is_free()
         await uow.customers.get("+15551230001")  # later statements: still the same transaction
         assert not await lock_is_free()
         await uow.commit()
     assert await lock_is_free()
     async with store.uow() as uow:
-        await uow.assignments.lock_call("call-9")
+        await uow.customers.get("+15551230001")  # the transaction is open: the lock is a statement of it
+        await uow.assignments.lock_call(key)
+        assert _database(store).statements.holds(_LOCK)
         assert not await lock_is_free()
     assert await lock_is_free()  # rolled back: released as well
+
+
+@postgres_only
+async def test_a_lock_waits_for_the_unit_of_work_holding_it(store: Store) -> None:
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with store.uow() as uow:
+            await uow.assignments.lock_call("call-w")
+            held.set()
+            await release.wait()
+            await uow.commit()
+
+    task = asyncio.create_task(holder())
+    await held.wait()
+    async with store.uow() as uow:
+        waiting = asyncio.create_task(uow.assignments.lock_call("call-w"))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "the second BEGIN-and-lock waits for the first transaction"
+        release.set()
+        await asyncio.wait_for(waiting, 10)
+    await task
+
+
+@postgres_only
+async def test_a_lock_key_postgresql_cannot_hold_is_refused_as_a_statement_error(store: Store) -> None:
+    with pytest.raises(asyncpg.PostgresError):
+        async with store.uow() as uow:
+            await uow.assignments.lock_call("nul\x00key")
+    assert _pool_is_all_idle(store)
 
 
 @postgres_only
@@ -524,3 +576,53 @@ def test_compiled_statements_number_their_parameters_for_asyncpg() -> None:
         "slot_agent": "alice",
         "status_1": "available",
     }
+
+
+@contextlib.contextmanager
+def _round_trips_to_postgresql() -> Iterator[list[int]]:
+    """Counts what the process sends to PostgreSQL (port 5432) on asyncio socket transports: asyncpg writes
+    each round trip's messages (Parse/Bind/Execute/Sync, or a simple Query) in one `write`."""
+    sent = [0]
+    original = asyncio.selector_events._SelectorSocketTransport.write  # type: ignore[attr-defined]
+
+    def write(transport: Any, data: Any) -> None:
+        peer = transport.get_extra_info("peername")
+        if peer is not None and peer[1] == 5432:
+            sent[0] += 1
+        original(transport, data)
+
+    with mock.patch.object(asyncio.selector_events._SelectorSocketTransport, "write", write):  # type: ignore[attr-defined]
+        yield sent
+
+
+@postgres_only
+async def test_a_reserving_decision_and_its_release_take_the_round_trips_docs_count(store: Store) -> None:
+    """docs/architecture.md ("The store: one path per database") counts eight round trips for a reserving
+    decision and four for a release; asyncpg's reset query on returning a connection to the pool is gone."""
+    await add_agents(store, *(make_agent(f"agent-{i}", capacity=2) for i in range(3)))
+    async with store.uow() as uow:
+        await uow.customers.upsert(Customer(number="+15551230001", tier="premium", account_name="Acme"), NOW)
+        await uow.commit()
+    policy = techcorp_policy()
+
+    async def decide(call_id: str) -> Decision:
+        request = EscalationRequest(
+            call_id=call_id,
+            tool_call_id="t",
+            caller_number="+15551230001",
+            issue_category="technical",
+            claimed_complexity=Complexity.ADVANCED,
+        )
+        return await resolve_escalation(request, uow=store.uow, policy=policy, now=datetime.now(UTC))
+
+    # Warm: each statement's result types are learnt once per process, and each pooled connection prepares
+    # it once (asyncpg's pool hands its connections out in turn: every one of them, once).
+    for warm in range(PG_POOL_MAX + 1):
+        assert (await decide(f"warm-{warm}")).kind is DecisionKind.TRANSFER_AGENT
+        assert await release_assignment(f"warm-{warm}", "warm", uow=store.uow, now=datetime.now(UTC))
+    with _round_trips_to_postgresql() as decision_trips:
+        decision = await decide("call-1")
+    assert decision.kind is DecisionKind.TRANSFER_AGENT
+    with _round_trips_to_postgresql() as release_trips:
+        assert await release_assignment("call-1", "ended", uow=store.uow, now=datetime.now(UTC))
+    assert (decision_trips[0], release_trips[0]) == (8, 4)

@@ -30,7 +30,7 @@ from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
 from escalade_platform.tracing import StatementSpans, configure_tracing, reset_tracing, statement_spans
 from routing_service.grpc.server import RoutingServer
 from routing_service.store import Store
-from routing_service.store.postgres import PostgresLink
+from routing_service.store.postgres import PostgresLink, lock_sql
 from routing_service.store.sqlite import SqliteDatabase
 from routing_service.store.statements import Result, shared
 from routing_service.store.tables import customers
@@ -51,6 +51,7 @@ class StatementLog:
         self.recording = False
         self.spans_started = 0
         pg_execute, sqlite_execute, start = PostgresLink.execute, SqliteDatabase.execute, StatementSpans.start
+        pg_lock = PostgresLink.lock
         log = self
 
         async def on_postgres(
@@ -60,6 +61,11 @@ class StatementLog:
                 compiled = link._database.statements.get(statement, params)
                 log.executed.append(compiled.bound(params or {})[0])
             return await pg_execute(link, statement, params)
+
+        async def on_postgres_lock(link: PostgresLink, key: str) -> None:
+            if log.recording and not link._in_transaction:
+                log.executed.append(lock_sql(key))  # rides with the BEGIN, with its own span
+            await pg_lock(link, key)
 
         def on_sqlite(
             database: SqliteDatabase, connection: Any, statement: Executable, params: Mapping[str, Any] | None
@@ -74,6 +80,7 @@ class StatementLog:
             return start(spans, system, statement)
 
         monkeypatch.setattr(PostgresLink, "execute", on_postgres)
+        monkeypatch.setattr(PostgresLink, "lock", on_postgres_lock)
         monkeypatch.setattr(SqliteDatabase, "execute", on_sqlite)
         monkeypatch.setattr(StatementSpans, "start", counted_start)
 
