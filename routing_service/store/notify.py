@@ -1,15 +1,15 @@
 """Availability notices between routing processes on one PostgreSQL database (LISTEN/NOTIFY).
 
-    replica A: release ── UnitOfWork.announce: SELECT pg_notify('escalade_availability', payload) ── COMMIT
+    replica A: release ── UnitOfWork.announce ── "SELECT pg_notify('escalade_availability', payload); COMMIT"
                                                                            │ (delivered at commit only)
     replica B: PgAvailabilityListener (own asyncpg connection, LISTEN) ──> broadcaster ──> watchers
 
-**Sending, in the transaction.** `UnitOfWork.announce` runs `SELECT pg_notify(...)` (`NOTIFY_STATEMENT`, one
-round trip) in the same transaction as the change it announces.
+**Sending, in the transaction.** `UnitOfWork.announce` queues `SELECT pg_notify(...)` on the link
+(`PostgresLink.notify`), which sends it with the transaction's `COMMIT`, in the same round trip.
 PostgreSQL delivers a notification when, and only if, its transaction commits, so a release that rolls back
 announces nothing and a listener never hears of a slot before the slot is free in the database. Sending
 after the commit on another pooled connection would cost a checkout and a round trip as well, and an event
-could be lost between the commit and the send. The cost is one statement per freed slot on PostgreSQL.
+could be lost between the commit and the send. Riding with the `COMMIT`, a notice costs no round trip.
 
 **Payload.** Compact JSON, `{"origin": ..., "agent_id": ..., "team_ids": [...], "free_slots": n, "at":
 ISO-8601}`. `origin` is unique to the `Store` (one per routing server: a process normally runs one; tests
@@ -39,16 +39,13 @@ from datetime import datetime
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import structlog
-from sqlalchemy import String, bindparam, func, literal, select
 from sqlalchemy.engine import URL
 
 from routing_service.app.ports import AgentFreed
 from routing_service.store.postgres import asyncpg_connect_args
-from routing_service.store.statements import shared
 
 __all__ = [
     "CHANNEL",
-    "NOTIFY_STATEMENT",
     "PgAvailabilityListener",
     "decode_notice",
     "encode_notices",
@@ -60,11 +57,6 @@ log = structlog.get_logger(__name__)
 CHANNEL = "escalade_availability"
 MAX_PAYLOAD_BYTES = 7_999
 """PostgreSQL's NOTIFY payload limit is 8,000 bytes (in the server encoding)."""
-
-NOTIFY_STATEMENT = shared(
-    select(func.pg_notify(literal(CHANNEL, String), bindparam("payload", type_=String)))
-)
-"""One notice, in the current transaction (parameter `payload`, from `encode_notices`)."""
 
 
 def new_origin() -> str:

@@ -160,12 +160,14 @@ class PostgresLink:
     dialect_name = "postgresql"
     close_suspends = True
 
-    __slots__ = ("_connection", "_database", "_in_transaction", "_untouched")
+    __slots__ = ("_at_commit", "_connection", "_database", "_in_transaction", "_untouched")
 
     def __init__(self, database: PostgresDatabase) -> None:
         self._database = database
         self._connection: PoolConnectionProxy[Any] | None = None
         self._in_transaction = False
+        self._at_commit: list[str] = []
+        """Simple-protocol statements sent with the `COMMIT` (`notify`), in order."""
         self._untouched = False
         """True from checkout until the first statement ran on the connection."""
 
@@ -270,33 +272,54 @@ class PostgresLink:
         if connection is not None:
             _terminate(connection)
 
+    async def notify(self, channel: str, payload: str) -> None:
+        """`pg_notify(channel, payload)` in this transaction, sent with its `COMMIT` in the same round trip
+        (PostgreSQL delivers a notification at commit only, so nothing is lost by waiting: a rollback drops
+        it, as it would have dropped the notification). Begins the transaction if none is open."""
+        if not self._in_transaction:
+            await self._begin()
+        self._at_commit.append(f"SELECT pg_notify({_literal(channel)}, {_literal(payload)})")
+
     async def commit(self) -> None:
-        """Commit the open transaction, if any."""
-        await self._end("COMMIT")
+        """Commit the open transaction, if any, with the notifications queued for it."""
+        pending, self._at_commit = self._at_commit, []
+        await self._end("; ".join([*pending, "COMMIT"]), pending)
 
     async def rollback(self) -> None:
-        """Roll back the open transaction, if any."""
+        """Roll back the open transaction, if any (its queued notifications are dropped)."""
+        self._at_commit = []
         await self._end("ROLLBACK")
 
-    async def _end(self, query: str) -> None:
+    async def _end(self, query: str, traced: list[str] | None = None) -> None:
         connection = self._connection
         if connection is None or not self._in_transaction:
             return
         self._in_transaction = False
+        spans = (
+            [statement_spans.start("postgresql", sql) for sql in traced]
+            if traced and statement_spans.enabled
+            else []
+        )
         try:
             await connection.execute(query)
         except Exception as error:
+            for span in spans:
+                statement_spans.failed(span, error)
             if is_unavailable(error):
                 self._broken()
             raise
         except BaseException:
             self._broken()  # cancelled in flight: the transaction's fate is unknown; not reused
             raise
+        finally:
+            for span in spans:
+                span.end()
 
     async def close(self) -> None:
         """Roll back what is open and return the connection to the pool."""
         connection, self._connection = self._connection, None
         open_transaction, self._in_transaction = self._in_transaction, False
+        self._at_commit = []
         if connection is None:
             return
         broken = _gone(connection)
@@ -313,6 +336,7 @@ class PostgresLink:
         """Discard a connection whose link is broken."""
         connection, self._connection = self._connection, None
         self._in_transaction = False
+        self._at_commit = []
         if connection is not None:
             await self._release(connection, broken=True)
 

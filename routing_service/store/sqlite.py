@@ -350,6 +350,9 @@ class SqliteLink:
     async def lock(self, key: str) -> None:
         """Nothing to take: SQLite's writers are serialised by `BEGIN IMMEDIATE` already."""
 
+    async def notify(self, channel: str, payload: str) -> None:
+        """Nothing to send: one routing process per SQLite file, whose in-process broadcaster hears all."""
+
     async def invalidate(self) -> None:
         connection, self._connection = self._connection, None
         self._in_transaction = False

@@ -37,7 +37,7 @@ from routing_service.store.callbacks import SqlCallbackRepository
 from routing_service.store.customers import SqlCustomerRepository
 from routing_service.store.decisions import SqlDecisionRepository
 from routing_service.store.errors import is_unavailable, unavailable_from
-from routing_service.store.notify import NOTIFY_STATEMENT, encode_notices, new_origin
+from routing_service.store.notify import CHANNEL, encode_notices, new_origin
 from routing_service.store.statements import Result
 
 __all__ = ["Database", "Link", "SqlUnitOfWork", "SqlUnitOfWorkFactory"]
@@ -53,6 +53,10 @@ class Link(Protocol):
     async def execute(self, statement: Executable, params: Mapping[str, Any] | None = None) -> Result: ...
     async def lock(self, key: str) -> None:
         """Serialise this transaction with every other one that locks `key`, until it ends."""
+        ...
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell other processes `payload` on `channel` if, and when, this transaction commits."""
         ...
 
     async def commit(self) -> None: ...
@@ -152,7 +156,7 @@ class SqlUnitOfWork:
         if session.dialect_name != "postgresql" or freed.free_slots <= 0:
             return
         for payload in encode_notices(self._origin, freed):
-            await session.execute(NOTIFY_STATEMENT, {"payload": payload})
+            await session.notify(CHANNEL, payload)
 
 
 class SqlUnitOfWorkFactory:

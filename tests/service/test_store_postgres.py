@@ -598,7 +598,8 @@ def _round_trips_to_postgresql() -> Iterator[list[int]]:
 @postgres_only
 async def test_a_reserving_decision_and_its_release_take_the_round_trips_docs_count(store: Store) -> None:
     """docs/architecture.md ("The store: one path per database") counts eight round trips for a reserving
-    decision and four for a release; asyncpg's reset query on returning a connection to the pool is gone."""
+    decision and three for a release (its availability notice rides with the COMMIT); asyncpg's reset query on
+    returning a connection to the pool is gone."""
     await add_agents(store, *(make_agent(f"agent-{i}", capacity=2) for i in range(3)))
     async with store.uow() as uow:
         await uow.customers.upsert(Customer(number="+15551230001", tier="premium", account_name="Acme"), NOW)
@@ -625,4 +626,35 @@ async def test_a_reserving_decision_and_its_release_take_the_round_trips_docs_co
     assert decision.kind is DecisionKind.TRANSFER_AGENT
     with _round_trips_to_postgresql() as release_trips:
         assert await release_assignment("call-1", "ended", uow=store.uow, now=datetime.now(UTC))
-    assert (decision_trips[0], release_trips[0]) == (8, 4)
+    assert (decision_trips[0], release_trips[0]) == (8, 3)
+
+
+@postgres_only
+async def test_a_notice_is_delivered_with_the_commit_and_dropped_by_a_rollback(store: Store) -> None:
+    listener = await _admin(store)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    await listener.add_listener("escalade_test", lambda *args: heard.put_nowait(args[3]))
+    payloads = ['{"a": "it\'s"}', "back\\slash \\' E'x'); SELECT 1; --", "ünïcödé ✓"]
+    try:
+        async with store.uow() as uow:
+            await uow.customers.get("+15551230001")
+            await _link(uow).notify("escalade_test", "rolled back")
+            await uow.rollback()
+            await uow.customers.get("+15551230001")
+            for payload in payloads:
+                await _link(uow).notify("escalade_test", payload)
+            await asyncio.sleep(0.2)
+            assert heard.empty(), "nothing is sent before the commit"
+            await uow.commit()
+        assert [await asyncio.wait_for(heard.get(), 5) for _ in payloads] == payloads
+        async with store.uow() as uow:
+            await uow.customers.get("+15551230001")
+            await _link(uow).notify("escalade_test", "left open")
+        await asyncio.sleep(0.2)
+        assert heard.empty(), "a unit of work left without commit sends nothing"
+        async with store.uow() as uow:
+            await _link(uow).notify("escalade_test", "first of its transaction")
+            await uow.commit()
+        assert await asyncio.wait_for(heard.get(), 5) == "first of its transaction"
+    finally:
+        await listener.close()
