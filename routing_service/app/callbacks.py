@@ -129,10 +129,22 @@ async def claim_callback(
             team=team,
             complexity=ticket.effective_complexity,
             preferred_agent_id=customer.last_agent_id if customer else None,
+            fair_load=policy.fair_load,
+            now=now,
         )
+        critical = ticket.effective_complexity is Complexity.CRITICAL
         for agent in selection.ranked:
+            judged = (
+                policy.fair_load is not None and policy.fair_load.caps_for(team.team_id, agent.agent_id).any
+            )
             won = await u.assignments.reserve(
-                agent_id=agent.agent_id, call_id=call_id, purpose=CALLBACK, now=now, expires_at=now + hold
+                agent_id=agent.agent_id,
+                call_id=call_id,
+                purpose=CALLBACK,
+                now=now,
+                expires_at=now + hold,
+                critical=critical,
+                load_version=agent.load_version if judged else None,
             )
             if won:
                 reserved = await u.callbacks.mark_reserved(call_id, agent.agent_id, now + hold)

@@ -147,6 +147,10 @@ class AgentRepository(Protocol):
         ...
 
     async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]: ...
+    async def recent_escalations(self, team_ids: list[str]) -> dict[str, dict[str, tuple[int, ...]]]:
+        """Per team, each member's latest reservation times (`Agent.recent_escalations`), in one read."""
+        ...
+
     async def note_missed_offer(self, agent_id: str, now: datetime, away_after: int) -> MissedOffer | None:
         """+1 missed_in_row; an AVAILABLE specialist reaching `away_after` (> 0) is set AWAY. None when the
         agent does not exist. Call it once per missed assignment (after a `transition` that changed it)."""
@@ -167,11 +171,15 @@ class AssignmentRepository(Protocol):
         now: datetime,
         expires_at: datetime,
         team_id: str | None = None,
+        critical: bool = False,
+        load_version: int | None = None,
     ) -> bool:
         """Atomically take one slot of the agent: a conditional UPDATE (status available and
         active_assignments < capacity) plus an assignment row (stage reserved, `team_id` the team the call
         was routed to), in the current transaction. False when the slot was gone (another request won).
-        `purpose` is "live" or "callback"."""
+        `purpose` is "live" or "callback". The same UPDATE keeps the fair-load figures (the reservation's
+        time, a `critical` call's time and the critical run, the load version); with `load_version` (the
+        version the caps were judged on) it succeeds only while the agent's version is still that one."""
         ...
 
     async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:

@@ -54,6 +54,7 @@ from routing_service.app.uncertainty import notify_second_transfer, notify_uncer
 from routing_service.domain import decision as build
 from routing_service.domain.complexity import assess_complexity
 from routing_service.domain.errors import Conflict, InvalidRequest, Unavailable
+from routing_service.domain.fair_load import STAGE as FAIR_LOAD
 from routing_service.domain.lifecycle import AssignmentStage
 from routing_service.domain.matching import match_rule, normalize_category
 from routing_service.domain.models import (
@@ -82,7 +83,7 @@ from routing_service.domain.queueing import (
     service_key,
     wait_label,
 )
-from routing_service.domain.selection import rank_specialists
+from routing_service.domain.selection import Selection, rank_specialists
 from routing_service.domain.uncertainty import (
     ASKED_BEFORE,
     Confidence,
@@ -836,15 +837,63 @@ async def _reserve_specialist(u: UnitOfWork, ctx: DecisionContext, choice: TeamC
     candidates = await _with_preferred(u, team, _not_missed(ctx, choice.candidates), preferred)
     # The other team members only explain a decision that found nobody (kept off the hot path).
     others = [] if candidates else _not_missed(ctx, await u.agents.others(team.team_id, set(), OTHERS_LIMIT))
-    selection = rank_specialists(
-        candidates, others, team=team, complexity=ctx.complexity, preferred_agent_id=preferred
-    )
+    selection = _rank(ctx, team, candidates, others, preferred)
+    if full and selection.ranked and all(a.agent_id in selection.over_cap for a in selection.ranked):
+        selection = await _past_capped(u, ctx, team, selection, preferred)
     ctx.trace.extend(selection.steps)
-    chosen = await _reserve_first(u, ctx, team, selection.ranked)
+    chosen = await _reserve_first(u, ctx, team, selection.ranked, selection)
     if chosen is None and full:
         tried = {a.agent_id for a in candidates}
         chosen = await _reserve_from_larger_batches(u, ctx, team, tried, preferred)
     return chosen
+
+
+def _rank(
+    ctx: DecisionContext,
+    team: Team,
+    candidates: Sequence[Agent],
+    others: Sequence[Agent],
+    preferred: str | None,
+) -> Selection:
+    """`rank_specialists` with the policy's fair-load caps as of the decision's time."""
+    return rank_specialists(
+        candidates,
+        others,
+        team=team,
+        complexity=ctx.complexity,
+        preferred_agent_id=preferred,
+        fair_load=ctx.policy.fair_load,
+        now=ctx.now,
+    )
+
+
+async def _past_capped(
+    u: UnitOfWork, ctx: DecisionContext, team: Team, selection: Selection, preferred: str | None
+) -> Selection:
+    """Every qualified specialist of a full first batch is at a fair-load cap: look at a larger batch (with
+    the same row locks) for someone under their caps before taking one over (one more read, only then)."""
+    limit = CANDIDATE_LIMIT * CANDIDATE_GROWTH
+    found = await u.agents.candidates(
+        team.team_id, ctx.complexity, limit, skip_locked=not ctx.request.dry_run
+    )
+    wider = _rank(
+        ctx, team, await _with_preferred(u, team, _not_missed(ctx, found), preferred), (), preferred
+    )
+    if not wider.ranked or all(a.agent_id in wider.over_cap for a in wider.ranked):
+        return selection
+    return replace(
+        wider,
+        steps=(
+            TraceStep(
+                FAIR_LOAD,
+                team.team_id,
+                TraceOutcome.INFO,
+                f"the first {len(selection.ranked)} qualified specialist(s) are at a cap:"
+                f" looking at up to {limit}",
+            ),
+            *wider.steps,
+        ),
+    )
 
 
 def _preferred_specialist(ctx: DecisionContext, team: Team) -> str | None:
@@ -879,9 +928,8 @@ async def _reserve_from_larger_batches(
         limit = batch + len(tried)
         fetched_agents = await u.agents.candidates(team.team_id, ctx.complexity, limit)
         fresh = _not_missed(ctx, [a for a in fetched_agents if a.agent_id not in tried])
-        ranked = rank_specialists(
-            fresh, (), team=team, complexity=ctx.complexity, preferred_agent_id=preferred
-        ).ranked
+        batch_selection = _rank(ctx, team, fresh, (), preferred)
+        ranked = batch_selection.ranked
         tried |= {a.agent_id for a in fresh}
         if ranked:
             ctx.trace.append(
@@ -893,7 +941,7 @@ async def _reserve_from_larger_batches(
                     "or missing skills",
                 )
             )
-            chosen = await _reserve_first(u, ctx, team, ranked)
+            chosen = await _reserve_first(u, ctx, team, ranked, batch_selection)
             if chosen is not None:
                 return chosen
         if len(fetched_agents) < limit:  # that was everyone
@@ -902,12 +950,18 @@ async def _reserve_from_larger_batches(
 
 
 async def _reserve_first(
-    u: UnitOfWork, ctx: DecisionContext, team: Team, ranked: Sequence[Agent]
+    u: UnitOfWork, ctx: DecisionContext, team: Team, ranked: Sequence[Agent], selection: Selection
 ) -> Agent | None:
     if ctx.request.dry_run:
+        if ranked:
+            _trace_over_cap(ctx, ranked[0], selection)
         return ranked[0] if ranked else None
     expires = ctx.now + ctx.policy.assignment_ttl
+    critical = ctx.complexity is Complexity.CRITICAL
+    fair_load = ctx.policy.fair_load
     for agent in ranked:
+        # Judged on caps: the reservation holds only while the figures read are still the agent's.
+        judged = fair_load is not None and fair_load.caps_for(team.team_id, agent.agent_id).any
         try:
             won = await u.assignments.reserve(
                 agent_id=agent.agent_id,
@@ -916,6 +970,8 @@ async def _reserve_first(
                 now=ctx.now,
                 expires_at=expires,
                 team_id=team.team_id,
+                critical=critical,
+                load_version=agent.load_version if judged else None,
             )
         except Conflict:
             # This call already holds a specialist (an earlier tool call of the same call): keep them.
@@ -933,16 +989,31 @@ async def _reserve_first(
             )
             return holder
         if won:
+            _trace_over_cap(ctx, agent, selection)
             return agent
         ctx.trace.append(
             TraceStep(
                 "candidate",
                 agent.agent_id,
                 TraceOutcome.REJECTED,
-                "last free slot taken by a concurrent call",
+                "last free slot (or its load figures) taken by a concurrent call",
             )
         )
     return None
+
+
+def _trace_over_cap(ctx: DecisionContext, agent: Agent, selection: Selection) -> None:
+    """The specialist taken is at a fair-load cap (nobody under their caps qualified): say which."""
+    caps = selection.caps_of(agent.agent_id)
+    if caps:
+        ctx.trace.append(
+            TraceStep(
+                FAIR_LOAD,
+                agent.agent_id,
+                TraceOutcome.CHOSEN,
+                f"taken over cap ({caps}): nobody under their caps qualifies",
+            )
+        )
 
 
 def _not_missed(ctx: DecisionContext, agents: Sequence[Agent]) -> list[Agent]:

@@ -159,6 +159,16 @@ class Agent:
     updated_at: datetime | None = None
     missed_in_row: int = 0
     """Offers missed in a row (reset when the specialist takes a call or is set available)."""
+    recent_escalations: tuple[int, ...] = ()
+    """When the specialist's latest reservations were taken (epoch seconds, oldest first; the store keeps
+    the last `RECENT_ESCALATIONS_KEPT`): what the policy's escalations-per-hour cap counts."""
+    last_critical_at: datetime | None = None
+    """When the specialist was last reserved for a critical call (the cool-down counts from it)."""
+    critical_in_row: int = 0
+    """Critical calls reserved in a row (a non-critical reservation ends the run)."""
+    load_version: int = 0
+    """Bumped by every reservation: a reservation judged on these figures succeeds only while they are
+    unchanged, so a cap is counted atomically with the reservation (see `routing_service.store`)."""
 
     @property
     def free_slots(self) -> int:
@@ -333,6 +343,65 @@ class KeywordRule:
     keywords: tuple[str, ...]
 
 
+RECENT_ESCALATIONS_KEPT = 64
+"""How many of a specialist's latest reservation times the store keeps (enough for any hourly cap)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadCaps:
+    """Fair-load caps of a team or a specialist (None: no such cap). See routing_service.domain.fair_load."""
+
+    max_escalations_per_hour: int | None = None
+    """Reservations in the last rolling hour at which the specialist counts as capped."""
+    critical_cooldown: timedelta | None = None
+    """After a critical call, the specialist counts as capped for this long (for any call)."""
+    max_consecutive_critical: int | None = None
+    """Critical calls in a row at which the specialist counts as capped for another critical call."""
+
+    @property
+    def any(self) -> bool:
+        return (
+            self.max_escalations_per_hour is not None
+            or self.critical_cooldown is not None
+            or self.max_consecutive_critical is not None
+        )
+
+    def over(self, base: LoadCaps) -> LoadCaps:
+        """These caps, each one not set here taken from `base`."""
+        return LoadCaps(
+            max_escalations_per_hour=(
+                self.max_escalations_per_hour
+                if self.max_escalations_per_hour is not None
+                else base.max_escalations_per_hour
+            ),
+            critical_cooldown=(
+                self.critical_cooldown if self.critical_cooldown is not None else base.critical_cooldown
+            ),
+            max_consecutive_critical=(
+                self.max_consecutive_critical
+                if self.max_consecutive_critical is not None
+                else base.max_consecutive_critical
+            ),
+        )
+
+
+NO_CAPS = LoadCaps()
+
+
+@dataclass(frozen=True, slots=True)
+class FairLoadPolicy:
+    """Caps per team and per specialist (policy `fair_load`); a specialist's own caps override their
+    team's, cap by cap."""
+
+    teams: Mapping[str, LoadCaps] = field(default_factory=dict)
+    specialists: Mapping[str, LoadCaps] = field(default_factory=dict)
+
+    def caps_for(self, team_id: str, agent_id: str) -> LoadCaps:
+        team = self.teams.get(team_id, NO_CAPS)
+        own = self.specialists.get(agent_id)
+        return team if own is None else own.over(team)
+
+
 DEFAULT_CONFIRM_MESSAGE = (
     "Before transferring, check with the caller what the issue is about: is it {issue_category}, or"
     " {other_categories}? Then call escalateToSupport again with the category they confirm and"
@@ -449,6 +518,8 @@ class Policy:
     """A live reservation never released (a lost `ended` webhook) is freed after this long."""
     uncertainty: UncertaintyPolicy | None = None
     """When set, each decision weighs its confidence and widens below the threshold."""
+    fair_load: FairLoadPolicy | None = None
+    """When set, selection passes over specialists at their caps while anyone else qualifies."""
     source: str = ""
     """The file the policy was loaded from, for messages."""
     reload_guard: ReloadGuard | None = None

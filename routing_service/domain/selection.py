@@ -9,17 +9,32 @@ qualified, the order is:
 3. longest idle (`idle_since` earliest; unknown counts as longest);
 4. agent id (a stable, deterministic last resort).
 
+With the policy's `fair_load` caps (see `routing_service.domain.fair_load`), qualified agents at a cap
+come after every agent under their caps, least over first (then in the order above): they are passed over
+while anyone else qualifies and taken only when nobody does. Each capped agent leaves a "fair-load" step
+naming the caps it is at.
+
 The store pre-filters candidates with an index; this module re-checks everything, so an unqualified or
 full agent can never be ranked, whatever the store returned. Every agent seen leaves a trace step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from routing_service.domain.models import Agent, AgentStatus, Complexity, Team, TraceOutcome, TraceStep
+from routing_service.domain.fair_load import STAGE as FAIR_LOAD
+from routing_service.domain.fair_load import CapPassed, caps_passed
+from routing_service.domain.models import (
+    Agent,
+    AgentStatus,
+    Complexity,
+    FairLoadPolicy,
+    Team,
+    TraceOutcome,
+    TraceStep,
+)
 
 __all__ = ["Selection", "rank_specialists", "rejection_reasons"]
 
@@ -31,6 +46,12 @@ class Selection:
     ranked: tuple[Agent, ...]
     """Qualified agents, best first. Reserve them in this order until one reservation succeeds."""
     steps: tuple[TraceStep, ...]
+    over_cap: Mapping[str, tuple[CapPassed, ...]] = field(default_factory=dict)
+    """The ranked agents at a fair-load cap (ranked after everyone under their caps), and which caps."""
+
+    def caps_of(self, agent_id: str) -> str:
+        """The caps `agent_id` is at, for a trace ("" when none)."""
+        return "; ".join(cap.describe() for cap in self.over_cap.get(agent_id, ()))
 
 
 def rejection_reasons(
@@ -59,8 +80,11 @@ def rank_specialists(
     team: Team,
     complexity: Complexity,
     preferred_agent_id: str | None,
+    fair_load: FairLoadPolicy | None = None,
+    now: datetime | None = None,
 ) -> Selection:
-    """Rank the qualified agents among `candidates` and `others`; explain every agent (see module doc)."""
+    """Rank the qualified agents among `candidates` and `others`; explain every agent (see module doc).
+    `fair_load` caps apply as of `now` (both needed)."""
     steps: list[TraceStep] = []
     qualified: list[Agent] = []
     seen: set[str] = set()
@@ -89,16 +113,59 @@ def rank_specialists(
             TraceStep(STAGE, sticky_id, TraceOutcome.INFO, f"customer's last specialist {why}: no preference")
         )
 
+    over_cap: dict[str, tuple[CapPassed, ...]] = {}
+    if fair_load is not None and now is not None and qualified:
+        critical = complexity is Complexity.CRITICAL
+        for agent in qualified:
+            caps = fair_load.caps_for(team.team_id, agent.agent_id)
+            if caps.any:
+                passed = caps_passed(agent, caps, now=now, critical=critical)
+                if passed:
+                    over_cap[agent.agent_id] = passed
     ranked = sorted(qualified, key=lambda a: _rank_key(a, sticky_id))
+    if over_cap:
+        under = [a for a in ranked if a.agent_id not in over_cap]
+        capped = sorted(
+            (a for a in ranked if a.agent_id in over_cap),
+            key=lambda a: sum(cap.excess for cap in over_cap[a.agent_id]),
+        )  # stable: equally far over keep the order above
+        ranked = [*under, *capped]
     for position, agent in enumerate(ranked, start=1):
         steps.append(
             TraceStep(
                 STAGE, agent.agent_id, TraceOutcome.MATCHED, _qualified_detail(agent, position, sticky_id)
             )
         )
+    if over_cap:
+        steps.extend(_cap_steps(ranked, over_cap))
     if not ranked:
         steps.append(TraceStep(STAGE, team.team_id, TraceOutcome.INFO, "no qualified specialist is free"))
-    return Selection(ranked=tuple(ranked), steps=tuple(steps))
+    return Selection(ranked=tuple(ranked), steps=tuple(steps), over_cap=over_cap)
+
+
+def _cap_steps(ranked: Sequence[Agent], over_cap: Mapping[str, tuple[CapPassed, ...]]) -> list[TraceStep]:
+    """One "fair-load" step per capped agent: skipped while someone under their caps qualifies, else the
+    least over is the one to take."""
+    under = sum(1 for a in ranked if a.agent_id not in over_cap)
+    steps = []
+    first_capped = True
+    for agent in ranked:
+        passed = over_cap.get(agent.agent_id)
+        if passed is None:
+            continue
+        caps = "; ".join(cap.describe() for cap in passed)
+        if under:
+            outcome, verdict = (
+                TraceOutcome.SKIPPED,
+                f"skipped while {under} specialist(s) under their caps qualify",
+            )
+        elif first_capped:
+            outcome, verdict = TraceOutcome.MATCHED, "nobody under their caps qualifies: least over, taken"
+        else:
+            outcome, verdict = TraceOutcome.SKIPPED, "further over than the specialist taken"
+        first_capped = False
+        steps.append(TraceStep(FAIR_LOAD, agent.agent_id, outcome, f"at cap: {caps}; {verdict}"))
+    return steps
 
 
 def _rank_key(agent: Agent, sticky_id: str | None) -> tuple[int, int, float, str]:

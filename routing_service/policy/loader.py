@@ -30,6 +30,7 @@ from routing_service.domain.models import (
     BusinessHours,
     Complexity,
     ComplexityPolicy,
+    FairLoadPolicy,
     FallbackPolicy,
     KeywordRule,
     Policy,
@@ -49,6 +50,7 @@ from routing_service.policy.schema import (
     AgentRecord,
     AgentsFileDoc,
     CustomerRecord,
+    FairLoadDoc,
     PolicyDoc,
     TransferDoc,
     UncertaintyDoc,
@@ -345,6 +347,15 @@ def _cross_check(doc: PolicyDoc) -> list[Problem]:
                 problems.append(Problem(f"complexity.keywords.{level.label}[{position}]", "keyword is blank"))
     if doc.uncertainty is not None:
         problems += _check_uncertainty(doc.uncertainty, teams=set(doc.teams), categories=categories)
+    if doc.fair_load is not None:
+        for team_id in doc.fair_load.teams:
+            if team_id not in doc.teams:
+                problems.append(
+                    Problem(
+                        f"fair_load.teams.{team_id}",
+                        f"unknown team {team_id!r}; teams are {', '.join(sorted(doc.teams))}",
+                    )
+                )
     return problems
 
 
@@ -512,6 +523,7 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
         ),
         assignment_ttl=timedelta(hours=doc.assignment_ttl_hours),
         uncertainty=_uncertainty(doc.uncertainty),
+        fair_load=_fair_load(doc.fair_load),
         source=source,
         reload_guard=(
             ReloadGuard(doc.reload_guard.max_moved_share, doc.reload_guard.replay_last)
@@ -523,6 +535,15 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
             if doc.review_notifications is not None
             else ReviewNotifications()
         ),
+    )
+
+
+def _fair_load(doc: FairLoadDoc | None) -> FairLoadPolicy | None:
+    if doc is None:
+        return None
+    return FairLoadPolicy(
+        teams=MappingProxyType({team: caps.to_domain() for team, caps in doc.teams.items()}),
+        specialists=MappingProxyType({agent: caps.to_domain() for agent, caps in doc.specialists.items()}),
     )
 
 

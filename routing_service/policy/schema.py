@@ -24,6 +24,7 @@ from routing_service.domain.models import (
     Complexity,
     Customer,
     Destination,
+    LoadCaps,
     TransferMode,
     UncertaintyAction,
 )
@@ -37,8 +38,10 @@ __all__ = [
     "ComplexityDoc",
     "CustomerRecord",
     "DestinationDoc",
+    "FairLoadDoc",
     "FallbackDoc",
     "HistoryDoc",
+    "LoadCapsDoc",
     "PolicyDoc",
     "PriorityDoc",
     "QueueDoc",
@@ -364,6 +367,49 @@ class UncertaintyDoc(_Doc):
     confirm_message: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = DEFAULT_CONFIRM_MESSAGE
 
 
+class LoadCapsDoc(_Doc):
+    """Fair-load caps of a team or a specialist (see routing_service.domain.fair_load); each is optional."""
+
+    max_escalations_per_hour: Annotated[int, Field(ge=1, le=60)] | None = None
+    critical_cooldown_minutes: Annotated[float, Field(gt=0, le=1440)] | None = None
+    max_consecutive_critical: Annotated[int, Field(ge=1, le=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _some_cap(self) -> LoadCapsDoc:
+        if (
+            self.max_escalations_per_hour is None
+            and self.critical_cooldown_minutes is None
+            and self.max_consecutive_critical is None
+        ):
+            raise ValueError(
+                "set at least one of max_escalations_per_hour, critical_cooldown_minutes,"
+                " max_consecutive_critical"
+            )
+        return self
+
+    def to_domain(self) -> LoadCaps:
+        """The domain `LoadCaps`."""
+        return LoadCaps(
+            max_escalations_per_hour=self.max_escalations_per_hour,
+            critical_cooldown=(
+                timedelta(minutes=self.critical_cooldown_minutes)
+                if self.critical_cooldown_minutes is not None
+                else None
+            ),
+            max_consecutive_critical=self.max_consecutive_critical,
+        )
+
+
+class FairLoadDoc(_Doc):
+    """Caps per team (`teams`, by team id) and per specialist (`specialists`, by agent id; a specialist's
+    caps override their team's, cap by cap)."""
+
+    teams: Annotated[dict[Identifier, LoadCapsDoc], Field(max_length=1000)] = Field(default_factory=dict)
+    specialists: Annotated[dict[Identifier, LoadCapsDoc], Field(max_length=100_000)] = Field(
+        default_factory=dict
+    )
+
+
 class PolicyDoc(_Doc):
     """A whole routing policy file."""
 
@@ -383,6 +429,7 @@ class PolicyDoc(_Doc):
     reload_guard: ReloadGuardDoc | None = None
     review_notifications: ReviewNotificationsDoc | None = None
     uncertainty: UncertaintyDoc | None = None
+    fair_load: FairLoadDoc | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------

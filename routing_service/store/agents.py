@@ -28,7 +28,7 @@ from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import agent_teams, agents, callbacks
 
-__all__ = ["SqlAgentRepository", "agent_from_row", "candidates_statement"]
+__all__ = ["SqlAgentRepository", "agent_from_row", "candidates_statement", "parse_recent"]
 
 # Literal (not a bound parameter) so that both planners can match the partial dispatch index's WHERE clause.
 _AVAILABLE: ColumnElement[str] = literal_column("'available'", String)
@@ -51,7 +51,16 @@ def agent_from_row(row: Any) -> Agent:
         idle_since=row.idle_since,
         updated_at=row.updated_at,
         missed_in_row=row.missed_in_row,
+        recent_escalations=parse_recent(row.recent_escalations),
+        last_critical_at=row.last_critical_at,
+        critical_in_row=row.critical_in_row,
+        load_version=row.load_version,
     )
+
+
+def parse_recent(stored: str | None) -> tuple[int, ...]:
+    """`agents.recent_escalations` ("1765130400 1765130520 ") as epoch seconds, oldest first."""
+    return tuple(map(int, stored.split())) if stored else ()
 
 
 def _profile(agent: Agent, now: datetime) -> dict[str, Any]:
@@ -295,6 +304,21 @@ class SqlAgentRepository(SqlRepository):
             return [agent_from_row(row) for row in await self._execute(_OTHERS_ALL, params)]
         params = {"team_id": team_id, "exclude": sorted(exclude), "limit": max(0, limit)}
         return [agent_from_row(row) for row in await self._execute(_OTHERS, params)]
+
+    async def recent_escalations(self, team_ids: list[str]) -> dict[str, dict[str, tuple[int, ...]]]:
+        """Per team (every one asked, members or not), each member's latest reservation times."""
+        wanted = list(dict.fromkeys(team_ids))
+        found: dict[str, dict[str, tuple[int, ...]]] = {team: {} for team in wanted}
+        if not wanted:
+            return found
+        rows = await self._execute(
+            select(agent_teams.c.team_id, agents.c.agent_id, agents.c.recent_escalations)
+            .join(agents, agents.c.agent_id == agent_teams.c.agent_id)
+            .where(agent_teams.c.team_id.in_(wanted))
+        )
+        for row in rows:
+            found[row.team_id][row.agent_id] = parse_recent(row.recent_escalations)
+        return found
 
     async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]:
         """Load per team in two grouped queries: agents (total, available with a free slot, active

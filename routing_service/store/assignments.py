@@ -39,7 +39,7 @@ from routing_service.domain.errors import Conflict
 from routing_service.domain.lifecycle import ALLOWED_FROM, AssignmentRecord, AssignmentStage
 from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
-from routing_service.store.tables import UtcDateTime, agents, assignments
+from routing_service.store.tables import RECENT_ESCALATIONS_WIDTH, UtcDateTime, agents, assignments
 
 __all__ = ["ACTIVE", "RELEASED", "SqlAssignmentRepository", "record_from_row"]
 
@@ -50,19 +50,59 @@ _ACTIVE_LITERAL: ColumnElement[str] = literal_column(
 )  # literal so the partial indexes on state = 'active' apply
 
 
+def _recent_with(entry: ColumnElement[str]) -> ColumnElement[str]:
+    """`agents.recent_escalations` with `entry` appended, keeping the last RECENT_ESCALATIONS_KEPT entries
+    (fixed width, so the oldest are cut from the front; portable CASE/substr/length on both databases)."""
+    appended = agents.c.recent_escalations + entry
+    return case(
+        (
+            func.length(appended) > RECENT_ESCALATIONS_WIDTH,
+            func.substr(appended, func.length(appended) - (RECENT_ESCALATIONS_WIDTH - 1)),
+        ),
+        else_=appended,
+    )
+
+
+_CRITICAL = bindparam("slot_critical", type_=Integer())
 # Built once (see base.SqlRepository). UPDATE statements may not use bind names equal to column names.
+# The slot and the fair-load figures the caps read (routing_service.domain.fair_load) change in this one
+# statement, under the agent's row lock; `slot_version` (NULL: any) makes a reservation judged on the
+# figures succeed only while they are the ones it read.
 _TAKE_SLOT = shared(
     update(agents)
     .where(
         agents.c.agent_id == bindparam("slot_agent"),
         agents.c.status == "available",
         agents.c.active_assignments < agents.c.capacity,
+        agents.c.load_version
+        == func.coalesce(bindparam("slot_version", type_=Integer()), agents.c.load_version),
     )
     .values(
         active_assignments=agents.c.active_assignments + 1,
         updated_at=bindparam("slot_at", type_=UtcDateTime()),
+        recent_escalations=_recent_with(bindparam("slot_entry", type_=String())),
+        last_critical_at=case(
+            (_CRITICAL == 1, bindparam("slot_critical_at", type_=UtcDateTime())),
+            else_=agents.c.last_critical_at,
+        ),
+        critical_in_row=case((_CRITICAL == 1, agents.c.critical_in_row + 1), else_=0),
+        load_version=agents.c.load_version + 1,
     )
 )
+
+
+def _slot_params(agent_id: str, now: datetime, *, critical: bool, load_version: int | None) -> dict[str, Any]:
+    """The bind parameters of `_TAKE_SLOT`."""
+    return {
+        "slot_agent": agent_id,
+        "slot_at": now,
+        "slot_version": load_version,
+        "slot_entry": f"{int(now.timestamp()):010d} ",
+        "slot_critical": 1 if critical else 0,
+        "slot_critical_at": now,
+    }
+
+
 _GIVE_BACK = shared(
     update(agents)
     .where(agents.c.agent_id == bindparam("slot_agent"))
@@ -361,9 +401,15 @@ class SqlAssignmentRepository(SqlRepository):
         now: datetime,
         expires_at: datetime,
         team_id: str | None = None,
+        critical: bool = False,
+        load_version: int | None = None,
     ) -> bool:
         """Take one slot of the agent in the current transaction; False when none was free (or the agent is
-        not available / unknown).
+        not available / unknown, or, with `load_version`, another reservation changed its fair-load figures
+        since they were read).
+
+        The same statement appends `now` to the agent's recent escalations, and for a `critical` call sets
+        its last critical time and adds one to its critical run (a non-critical call ends the run).
 
         The assignment starts `reserved`, with the team the call was routed to (`team_id`, stored in the
         same insert). A call holds at most one active assignment per purpose: when it already holds one
@@ -371,9 +417,7 @@ class SqlAssignmentRepository(SqlRepository):
         agent, `Conflict`.
         """
         if self._postgres:
-            params = {
-                "slot_agent": agent_id,
-                "slot_at": now,
+            params = _slot_params(agent_id, now, critical=critical, load_version=load_version) | {
                 "res_call": call_id,
                 "res_purpose": purpose,
                 "res_at": now,
@@ -387,7 +431,8 @@ class SqlAssignmentRepository(SqlRepository):
             if inserted == 1:
                 return True
             return await self._give_back(agent_id, call_id, purpose)
-        won = await self._execute(_TAKE_SLOT, {"slot_agent": agent_id, "slot_at": now})
+        slot = _slot_params(agent_id, now, critical=critical, load_version=load_version)
+        won = await self._execute(_TAKE_SLOT, slot)
         if won.rowcount != 1:
             return await self.active_for_call(call_id, purpose) == agent_id
         inserted = await self._insert_ignore(

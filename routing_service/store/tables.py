@@ -1,5 +1,5 @@
 """The routing store's schema (SQLAlchemy Core). The database's migrations (`escalade_platform.migrations`,
-revisions 0001-0007) create exactly this; a test compares the migrated database with this metadata on SQLite
+revisions 0001-0011) create exactly this; a test compares the migrated database with this metadata on SQLite
 and PostgreSQL.
 
 All datetimes are stored as UTC through `UtcDateTime`. Enums are stored by value: `AgentStatus`,
@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from escalade_platform.migrations import NAMING_CONVENTION, VERSION_TABLE
+from routing_service.domain.models import RECENT_ESCALATIONS_KEPT
 
 __all__ = [
     "VERSION_TABLE",
@@ -78,6 +79,9 @@ class UtcDateTime(TypeDecorator[datetime]):
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 ID = 128  # length of external ids (call ids, tool call ids, agent and team ids)
+RECENT_ESCALATION_ENTRY = 11
+"""One entry of `agents.recent_escalations`: ten digits of epoch seconds and a space."""
+RECENT_ESCALATIONS_WIDTH = RECENT_ESCALATION_ENTRY * RECENT_ESCALATIONS_KEPT
 
 customers = Table(
     "customers",
@@ -118,6 +122,13 @@ agents = Table(
     Column("idle_since", UtcDateTime, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("missed_in_row", Integer, nullable=False, server_default=text("0")),
+    # Fair-load figures, kept by the reservation's own statement (store/assignments.py): the epoch seconds
+    # of the latest reservations (fixed-width, space-terminated; the last RECENT_ESCALATIONS_KEPT), the
+    # latest critical reservation, critical reservations in a row, and a version bumped by each reservation.
+    Column("recent_escalations", String(RECENT_ESCALATIONS_WIDTH), nullable=False, server_default=text("''")),
+    Column("last_critical_at", UtcDateTime, nullable=True),
+    Column("critical_in_row", Integer, nullable=False, server_default=text("0")),
+    Column("load_version", Integer, nullable=False, server_default=text("0")),
     CheckConstraint("active_assignments >= 0", name="active_assignments_nonnegative"),
     CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
 )

@@ -50,6 +50,7 @@ from routing_service.app.ports import (
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound, Unavailable
 from routing_service.domain.lifecycle import ALLOWED_FROM, AssignmentRecord, AssignmentStage
 from routing_service.domain.models import (
+    RECENT_ESCALATIONS_KEPT,
     Agent,
     AgentStatus,
     CallbackState,
@@ -209,6 +210,11 @@ class InMemoryAgentRepository(_Repository):
             active, idle_since, missed = 0, agent.idle_since, 0
         else:
             active, idle_since, missed = current.active_assignments, current.idle_since, current.missed_in_row
+        kept = (
+            current
+            if current is not None
+            else Agent("", "", agent.destination, (), frozenset(), agent.max_complexity, 0)
+        )
         self._data.agents[agent.agent_id] = replace(
             agent,
             team_ids=team_ids,
@@ -216,6 +222,10 @@ class InMemoryAgentRepository(_Repository):
             idle_since=idle_since,
             updated_at=now,
             missed_in_row=missed,
+            recent_escalations=kept.recent_escalations,  # the fair-load figures stay, as in the SQL store
+            last_critical_at=kept.last_critical_at,
+            critical_in_row=kept.critical_in_row,
+            load_version=kept.load_version,
         )
         # As the SQL store: the returned agent carries the given `missed_in_row`, not the stored one.
         stored = replace(
@@ -269,6 +279,14 @@ class InMemoryAgentRepository(_Repository):
             if team_id in agent.team_ids and agent_id not in exclude
         ]
         return members[: max(0, limit)]
+
+    async def recent_escalations(self, team_ids: list[str]) -> dict[str, dict[str, tuple[int, ...]]]:
+        found: dict[str, dict[str, tuple[int, ...]]] = {team: {} for team in dict.fromkeys(team_ids)}
+        for agent in self._data.agents.values():
+            for team in agent.team_ids:
+                if team in found:
+                    found[team][agent.agent_id] = agent.recent_escalations
+        return found
 
     async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]:
         stats: dict[str, TeamStats] = {}
@@ -378,16 +396,25 @@ class InMemoryAssignmentRepository(_Repository):
         now: datetime,
         expires_at: datetime,
         team_id: str | None = None,
+        critical: bool = False,
+        load_version: int | None = None,
     ) -> bool:
         agent = self._data.agents.get(agent_id)
         if (
             agent is None
             or agent.status is not AgentStatus.AVAILABLE
             or agent.active_assignments >= agent.capacity
+            or (load_version is not None and agent.load_version != load_version)
         ):
             return await self.active_for_call(call_id, purpose) == agent_id
         self._data.agents[agent_id] = replace(
-            agent, active_assignments=agent.active_assignments + 1, updated_at=now
+            agent,
+            active_assignments=agent.active_assignments + 1,
+            updated_at=now,
+            recent_escalations=(*agent.recent_escalations, int(now.timestamp()))[-RECENT_ESCALATIONS_KEPT:],
+            last_critical_at=now if critical else agent.last_critical_at,
+            critical_in_row=agent.critical_in_row + 1 if critical else 0,
+            load_version=agent.load_version + 1,
         )
         inserted = self._insert_if_free(
             call_id=call_id,
