@@ -189,6 +189,13 @@ async def _probe_routing(
                 ),
                 "uncertain_last_hour": team.uncertain_decisions_last_hour,
                 "uncertain_second_transfers_last_hour": team.uncertain_second_transfers_last_hour,
+                "load_last_hour": {
+                    "specialists": team.load_last_hour.specialists,
+                    "escalations": team.load_last_hour.escalations,
+                    "most": team.load_last_hour.most,
+                    "fewest": team.load_last_hour.fewest,
+                    "gini": round(team.load_last_hour.gini, 3),
+                },
             }
         )
     report.uncertainty_counts_capped = queues.uncertainty_counts_capped
@@ -295,6 +302,15 @@ def _uncertain(team: dict[str, Any]) -> str:
     return f"{uncertain} ({team.get('uncertain_second_transfers_last_hour') or 0})" if uncertain else "-"
 
 
+def _load(team: dict[str, Any]) -> str:
+    """ "5-1 g0.27": the most and fewest escalations any specialist of the team took in the last hour and
+    the Gini coefficient of their spread; "-" when nobody took one."""
+    load = team.get("load_last_hour") or {}
+    if not load.get("escalations"):
+        return "-"
+    return f"{load['most']}-{load['fewest']} g{load['gini']:.2f}"
+
+
 def render(report: StatusReport) -> None:
     """The rich screen."""
     services = Table(title="Services", title_justify="left")
@@ -308,7 +324,7 @@ def render(report: StatusReport) -> None:
     teams = Table(title="Teams", title_justify="left")
     capped = "+" if report.uncertainty_counts_capped else ""
     columns = ("team", "waiting", "free / total", "active calls", "est. wait", "oldest waiting", "hours")
-    for column in (*columns, f"uncertain 1h{capped} (2nd transfer)"):
+    for column in (*columns, f"uncertain 1h{capped} (2nd transfer)", "load 1h max-min gini"):
         teams.add_column(column, justify="left" if column in ("team", "hours") else "right")
     for t in report.teams:
         teams.add_row(
@@ -321,6 +337,7 @@ def render(report: StatusReport) -> None:
                 _duration(t["oldest_waiting_seconds"]),
                 _hours(t["closed_until"]),
                 _uncertain(t),
+                _load(t),
             )
         )
     console.print(teams if report.teams else "[dim]Teams: unknown (routing not reachable)[/]")

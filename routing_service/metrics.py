@@ -15,6 +15,13 @@
                                                         (action: widen, union, confirm, none)
     escalade_routing_uncertain_second_transfers_total{team} calls that needed another decision after an
                                                         uncertain one (team: the uncertain decision's)
+    escalade_routing_load_escalations_max{team}         most escalations one specialist of the team took in
+                                                        the last hour (refreshed at scrape)
+    escalade_routing_load_escalations_min{team}         fewest (0 when a specialist took none)
+    escalade_routing_load_gini{team}                    Gini coefficient of the team's escalations per
+                                                        specialist in the last hour (0: even)
+    escalade_routing_over_cap_reservations_total{team}  specialists reserved over a fair-load cap because
+                                                        nobody under their caps qualified
 
 `observe_calls` (wrapping each RoutingService handler once, see `grpc.handlers`) counts at the gRPC edge of
 the service (nothing in the use cases changes) and binds the request's `call_id` to the log context for the
@@ -39,10 +46,12 @@ from prometheus_client.exposition import generate_latest
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.metrics import LATENCY_BUCKETS, PrometheusEndpoint
 from routing_service.app.callbacks import queue_status
+from routing_service.app.fair_load import team_load_spread
 from routing_service.app.lifecycle import observe_lifecycle
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.uncertainty import observe_uncertainty
+from routing_service.domain.fair_load import STAGE as FAIR_LOAD
 
 __all__ = [
     "ROUTING_METRICS",
@@ -152,6 +161,31 @@ class RoutingMetrics:
             registry=r,
         )
 
+        self.load_max = Gauge(
+            "escalade_routing_load_escalations_max",
+            "Most escalations one specialist of the team took in the last hour.",
+            ["team"],
+            registry=r,
+        )
+        self.load_min = Gauge(
+            "escalade_routing_load_escalations_min",
+            "Fewest escalations one specialist of the team took in the last hour (0: someone took none).",
+            ["team"],
+            registry=r,
+        )
+        self.load_gini = Gauge(
+            "escalade_routing_load_gini",
+            "Gini coefficient of the team's escalations per specialist in the last hour (0: evenly spread).",
+            ["team"],
+            registry=r,
+        )
+        self.over_cap = Counter(
+            "escalade_routing_over_cap_reservations",
+            "Specialists reserved over a fair-load cap because nobody under their caps qualified, by team.",
+            ["team"],
+            registry=r,
+        )
+
     # UncertaintyObserver (routing_service.app.uncertainty)
     def uncertain_decision(self, team_id: str, action: str) -> None:
         self.uncertain.labels(team=team_id or "none", action=action).inc()
@@ -177,6 +211,8 @@ class RoutingMetrics:
         self.decisions.labels(team=team, kind=kind_label(decision.kind)).inc()
         if decision.kind == pb.DECISION_KIND_TRANSFER_AGENT and decision.agent_id and not decision.dry_run:
             self.reservations.labels(team=team).inc()
+            if any(s.stage == FAIR_LOAD and s.outcome == pb.TRACE_OUTCOME_CHOSEN for s in decision.trace):
+                self.over_cap.labels(team=team).inc()
 
     async def refresh_queues(self, uow: UnitOfWorkFactory, policies: PolicySource) -> None:
         """Queue gauges of every team of the current policy, from the store."""
@@ -188,6 +224,11 @@ class RoutingMetrics:
             since = team.stats.oldest_waiting_since
             age = max((now - since).total_seconds(), 0.0) if since is not None else 0.0
             self.oldest_wait.labels(team=team.team_id).set(age)
+        spread = await team_load_spread([team.team_id for team in teams], uow=uow, now=now)
+        for team_id, load in spread.items():
+            self.load_max.labels(team=team_id).set(load.most)
+            self.load_min.labels(team=team_id).set(load.fewest)
+            self.load_gini.labels(team=team_id).set(load.gini)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

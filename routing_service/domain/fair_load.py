@@ -61,10 +61,10 @@ class CapPassed:
         return f"{self.cap} {self.detail}"
 
 
-def escalations_in_window(agent: Agent, now: datetime) -> int:
-    """The specialist's reservations in the rolling hour before `now`."""
+def escalations_in_window(recent: Iterable[int], now: datetime) -> int:
+    """Reservations (`Agent.recent_escalations`, epoch seconds) in the rolling hour before `now`."""
     cutoff = now.timestamp() - _WINDOW_SECONDS
-    return sum(1 for taken in agent.recent_escalations if taken > cutoff)
+    return sum(1 for taken in recent if taken > cutoff)
 
 
 def caps_passed(agent: Agent, caps: LoadCaps, *, now: datetime, critical: bool) -> tuple[CapPassed, ...]:
@@ -72,7 +72,7 @@ def caps_passed(agent: Agent, caps: LoadCaps, *, now: datetime, critical: bool) 
     passed: list[CapPassed] = []
     per_hour = caps.max_escalations_per_hour
     if per_hour is not None:
-        count = escalations_in_window(agent, now)
+        count = escalations_in_window(agent.recent_escalations, now)
         if count >= per_hour:
             excess = (count + 1 - per_hour) / per_hour if per_hour else float(count + 1)
             passed.append(CapPassed("escalations per hour", f"{count}/{per_hour} in the last hour", excess))

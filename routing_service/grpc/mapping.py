@@ -16,6 +16,7 @@ from google.protobuf.message import Message
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.domain.errors import InvalidRequest
+from routing_service.domain.fair_load import LoadSpread
 from routing_service.domain.lifecycle import (
     AgentActivity,
     AgentActivityView,
@@ -234,6 +235,17 @@ def timestamp_to_pb(value: datetime) -> timestamp_pb2.Timestamp:
 def timestamp_from_pb(value: timestamp_pb2.Timestamp) -> datetime:
     """A timezone-aware UTC datetime."""
     return value.ToDatetime(tzinfo=UTC)
+
+
+def load_spread_to_pb(spread: LoadSpread) -> pb.LoadSpread:
+    """A team's spread of escalations per specialist."""
+    return pb.LoadSpread(
+        specialists=spread.specialists,
+        escalations=spread.escalations,
+        most=spread.most,
+        fewest=spread.fewest,
+        gini=spread.gini,
+    )
 
 
 def duration_to_pb(value: timedelta) -> duration_pb2.Duration:

@@ -13,7 +13,7 @@ import grpc
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
-from routing_service.app import agents, assignments, callbacks, customers, decisions, lifecycle
+from routing_service.app import agents, assignments, callbacks, customers, decisions, fair_load, lifecycle
 from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.callbacks import ClaimOutcome
 from routing_service.app.policy_source import PolicySource
@@ -215,6 +215,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             if policy.uncertainty is not None
             else None
         )
+        spread = await fair_load.team_load_spread([t.team_id for t in teams], uow=self.uow, now=now)
         out = []
         for t in teams:
             msg = pb.TeamQueueStatus(
@@ -234,6 +235,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             if count is not None:
                 msg.uncertain_decisions_last_hour = count.uncertain
                 msg.uncertain_second_transfers_last_hour = count.second_transfers
+            load = spread.get(t.team_id)
+            if load is not None:
+                msg.load_last_hour.CopyFrom(mapping.load_spread_to_pb(load))
             out.append(msg)
         capped = uncertain is not None and uncertain.capped
         return pb.GetQueueStatusResponse(teams=out, uncertainty_counts_capped=capped)

@@ -1476,6 +1476,7 @@ class TeamQueueStatus(_message.Message):
     CLOSED_UNTIL_FIELD_NUMBER: _builtins.int
     UNCERTAIN_DECISIONS_LAST_HOUR_FIELD_NUMBER: _builtins.int
     UNCERTAIN_SECOND_TRANSFERS_LAST_HOUR_FIELD_NUMBER: _builtins.int
+    LOAD_LAST_HOUR_FIELD_NUMBER: _builtins.int
     team_id: _builtins.str
     display_name: _builtins.str
     waiting_callbacks: _builtins.int
@@ -1498,6 +1499,13 @@ class TeamQueueStatus(_message.Message):
         then). Unset for a team without hours, or one that is open now.
         """
 
+    @_builtins.property
+    def load_last_hour(self) -> Global___LoadSpread:
+        """How the team's escalations of the last hour are spread over its specialists (each specialist's
+        reservations in the rolling hour, whichever team they were for; the figures the policy's `fair_load`
+        caps count).
+        """
+
     def __init__(
         self,
         *,
@@ -1512,14 +1520,50 @@ class TeamQueueStatus(_message.Message):
         closed_until: _timestamp_pb2.Timestamp | None = ...,
         uncertain_decisions_last_hour: _builtins.int = ...,
         uncertain_second_transfers_last_hour: _builtins.int = ...,
+        load_last_hour: Global___LoadSpread | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_until", b"closed_until", "estimated_wait", b"estimated_wait", "oldest_waiting_since", b"oldest_waiting_since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_until", b"closed_until", "estimated_wait", b"estimated_wait", "load_last_hour", b"load_last_hour", "oldest_waiting_since", b"oldest_waiting_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "available_agents", b"available_agents", "closed_until", b"closed_until", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "oldest_waiting_since", b"oldest_waiting_since", "team_id", b"team_id", "total_agents", b"total_agents", "uncertain_decisions_last_hour", b"uncertain_decisions_last_hour", "uncertain_second_transfers_last_hour", b"uncertain_second_transfers_last_hour", "waiting_callbacks", b"waiting_callbacks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "available_agents", b"available_agents", "closed_until", b"closed_until", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "load_last_hour", b"load_last_hour", "oldest_waiting_since", b"oldest_waiting_since", "team_id", b"team_id", "total_agents", b"total_agents", "uncertain_decisions_last_hour", b"uncertain_decisions_last_hour", "uncertain_second_transfers_last_hour", b"uncertain_second_transfers_last_hour", "waiting_callbacks", b"waiting_callbacks"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TeamQueueStatus: _TypeAlias = TeamQueueStatus  # noqa: Y015
+
+@_typing.final
+class LoadSpread(_message.Message):
+    """Escalations per specialist over a window: how many specialists, how many escalations in all, the most
+    and fewest any one specialist took, and the Gini coefficient (0: all took the same; (n-1)/n: one took all).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPECIALISTS_FIELD_NUMBER: _builtins.int
+    ESCALATIONS_FIELD_NUMBER: _builtins.int
+    MOST_FIELD_NUMBER: _builtins.int
+    FEWEST_FIELD_NUMBER: _builtins.int
+    GINI_FIELD_NUMBER: _builtins.int
+    specialists: _builtins.int
+    escalations: _builtins.int
+    most: _builtins.int
+    fewest: _builtins.int
+    gini: _builtins.float
+    def __init__(
+        self,
+        *,
+        specialists: _builtins.int = ...,
+        escalations: _builtins.int = ...,
+        most: _builtins.int = ...,
+        fewest: _builtins.int = ...,
+        gini: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["escalations", b"escalations", "fewest", b"fewest", "gini", b"gini", "most", b"most", "specialists", b"specialists"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LoadSpread: _TypeAlias = LoadSpread  # noqa: Y015
 
 @_typing.final
 class GetQueueStatusRequest(_message.Message):
