@@ -838,7 +838,7 @@ async def _reserve_specialist(u: UnitOfWork, ctx: DecisionContext, choice: TeamC
     # The other team members only explain a decision that found nobody (kept off the hot path).
     others = [] if candidates else _not_missed(ctx, await u.agents.others(team.team_id, set(), OTHERS_LIMIT))
     selection = _rank(ctx, team, candidates, others, preferred)
-    if full and selection.ranked and all(a.agent_id in selection.over_cap for a in selection.ranked):
+    if selection.ranked and all(a.agent_id in selection.over_cap for a in selection.ranked):
         selection = await _past_capped(u, ctx, team, selection, preferred)
     ctx.trace.extend(selection.steps)
     chosen = await _reserve_first(u, ctx, team, selection.ranked, selection)
@@ -870,12 +870,12 @@ def _rank(
 async def _past_capped(
     u: UnitOfWork, ctx: DecisionContext, team: Team, selection: Selection, preferred: str | None
 ) -> Selection:
-    """Every qualified specialist of a full first batch is at a fair-load cap: look at a larger batch (with
-    the same row locks) for someone under their caps before taking one over (one more read, only then)."""
+    """Every qualified specialist found is at a fair-load cap: before taking one over, look at a larger batch
+    for someone under their caps (one more read, only then). It does not skip the specialists concurrent
+    decisions are reserving: one of them may be left under their caps, and the reservation's load guard
+    (`load_version`) keeps whoever is judged on stale figures from being taken."""
     limit = CANDIDATE_LIMIT * CANDIDATE_GROWTH
-    found = await u.agents.candidates(
-        team.team_id, ctx.complexity, limit, skip_locked=not ctx.request.dry_run
-    )
+    found = await u.agents.candidates(team.team_id, ctx.complexity, limit)
     wider = _rank(
         ctx, team, await _with_preferred(u, team, _not_missed(ctx, found), preferred), (), preferred
     )
@@ -888,8 +888,8 @@ async def _past_capped(
                 FAIR_LOAD,
                 team.team_id,
                 TraceOutcome.INFO,
-                f"the first {len(selection.ranked)} qualified specialist(s) are at a cap:"
-                f" looking at up to {limit}",
+                f"the {len(selection.ranked)} qualified specialist(s) found are at a cap:"
+                f" looking at up to {limit}, those being reserved by concurrent calls included",
             ),
             *wider.steps,
         ),
