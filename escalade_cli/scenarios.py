@@ -102,6 +102,9 @@ FLOWS = {
     "rule for the call's category (what `escalade policy check --replay` does over a period)",
     "confirm": "function tool: routing asks the assistant to confirm the category, the caller confirms, "
     "the tool is called again and that decision is handed over and completed",
+    "fair-load": "three critical calls of the same kind: the first is handed over and completed, the second "
+    "skips that senior (in cool-down after a critical call), the third finds nobody else free and takes a "
+    "senior over the cap; the last two are then completed",
 }
 """The Vapi message sequences `escalade simulate` plays after a scenario's escalation request."""
 
@@ -281,6 +284,24 @@ SCENARIOS: dict[str, Scenario] = {
             flow="confirm",
             confidence=0.9,
             confirmed_category="billing",
+        ),
+        Scenario(
+            name="fair-load",
+            title="Three critical outages in a row: a senior in cool-down is skipped, then taken over a cap",
+            caller="+1234567890",
+            issue_category="technical",
+            complexity_level="critical",
+            customer_context="Enterprise account; the production API is down for every user.",
+            escalation_reason="Outage that needs an enterprise engineer now.",
+            turns=(
+                Turn(
+                    "user", "Our production API is down for every one of our customers, we need someone now."
+                ),
+                Turn("bot", "I'm getting an enterprise engineer on the line for you right away."),
+            ),
+            expected_team="enterprise",
+            flow="fair-load",
+            extended=True,  # leaves the seniors in cool-down: a run right after would route differently
         ),
         Scenario(
             name="callback-voicemail",

@@ -517,6 +517,56 @@ async def _flow_confirm(scenario: Scenario, edge: _Edge, routing: _Routing, outc
     await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
 
 
+FAIR_LOAD_STAGE = "fair-load"
+
+
+def _fair_load_steps(decision: pb.Decision | None, outcome: int) -> list[pb.TraceStep]:
+    """The decision's fair-load trace steps with this outcome."""
+    if decision is None:
+        return []
+    return [s for s in decision.trace if s.stage == FAIR_LOAD_STAGE and s.outcome == outcome]
+
+
+async def _flow_fair_load(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
+    # 1. a critical call taken and completed: its senior is in cool-down from now on
+    request, destination, first = await _escalate(scenario, edge, routing, outcome)
+    if not outcome.ok or first is None or not first.agent_id:
+        outcome.flow_ok = False
+        return
+    await _hand_over(edge, request, destination, outcome)
+    await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
+    held: list[str] = []
+    # 2. the next critical call passes over that senior while another qualifies
+    request, destination, second = await _escalate(scenario, edge, routing, outcome)
+    if not outcome.ok or second is None:
+        outcome.flow_ok = False
+        return
+    skipped = _fair_load_steps(second, pb.TRACE_OUTCOME_SKIPPED)
+    for step in skipped:
+        outcome.trail.append(f"{step.subject} skipped")
+        outcome.notes.append(f"{step.subject}: {step.detail}")
+    if second.agent_id:
+        await _hand_over(edge, request, destination, outcome)
+        held.append(outcome.call_id)
+    # 3. one more while the second senior is on the phone: nobody under their caps is free
+    request, destination, third = await _escalate(scenario, edge, routing, outcome)
+    over = _fair_load_steps(third, pb.TRACE_OUTCOME_CHOSEN)
+    for step in over:
+        outcome.trail.append(f"{step.subject} over cap")
+        outcome.notes.append(f"{step.subject}: {step.detail}")
+    if outcome.ok and third is not None and third.agent_id:
+        await _hand_over(edge, request, destination, outcome)
+        held.append(outcome.call_id)
+    outcome.flow_ok = bool(skipped) and bool(over)
+    if not outcome.flow_ok:
+        outcome.notes.append(
+            "no senior was skipped and then taken over a cap (is the policy's fair_load set, and were the"
+            " seniors free and out of cool-down?)"
+        )
+    for call_id in held:
+        await routing.complete(call_id, outcome, skip_wrap_up=True)
+
+
 async def _flow_wrap_up(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
     request, destination, decision = await _escalate(scenario, edge, routing, outcome)
     if not outcome.ok or decision is None or not decision.agent_id:
@@ -622,6 +672,8 @@ async def _run_one(
         await _flow_wrap_up(scenario, edge, routing, outcome)
     elif scenario.flow == "confirm":
         await _flow_confirm(scenario, edge, routing, outcome)
+    elif scenario.flow == "fair-load":
+        await _flow_fair_load(scenario, edge, routing, outcome)
     elif scenario.flow == "callback":
         await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
     elif scenario.busy_team:

@@ -7,8 +7,8 @@ a specialist sets is checked against the specialist's figures as the store read 
 
     escalations per hour      reservations in the last rolling hour >= max_escalations_per_hour
                               (excess: (count + 1 - cap) / cap)
-    critical cool-down        a critical call reserved less than critical_cooldown ago, for any call
-                              (excess: the share of the cool-down still to run)
+    critical cool-down        a critical call, and the specialist's last critical call was reserved less
+                              than critical_cooldown ago (excess: the share of the cool-down still to run)
     consecutive critical      a critical call, and critical_in_row >= max_consecutive_critical; a non-critical
                               call, or an hour without a critical one, ends the run
                               (excess: (run + 1 - cap) / cap)
@@ -78,7 +78,7 @@ def caps_passed(agent: Agent, caps: LoadCaps, *, now: datetime, critical: bool) 
             passed.append(CapPassed("escalations per hour", f"{count}/{per_hour} in the last hour", excess))
     last = agent.last_critical_at
     cooldown = caps.critical_cooldown
-    if cooldown is not None and last is not None and cooldown > timedelta(0):
+    if critical and cooldown is not None and last is not None and cooldown > timedelta(0):
         left = last + cooldown - now
         if left > timedelta(0):
             passed.append(

@@ -354,7 +354,7 @@ class LoadCaps:
     max_escalations_per_hour: int | None = None
     """Reservations in the last rolling hour at which the specialist counts as capped."""
     critical_cooldown: timedelta | None = None
-    """After a critical call, the specialist counts as capped for this long (for any call)."""
+    """After a critical call, the specialist counts as capped for another critical call for this long."""
     max_consecutive_critical: int | None = None
     """Critical calls in a row at which the specialist counts as capped for another critical call."""
 

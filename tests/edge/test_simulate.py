@@ -124,6 +124,7 @@ def test_default_selection_leaves_out_the_extended_lifecycle_scenarios_when_none
     assert names == [s.name for s in default_scenarios()]
     assert "callback-voicemail" not in names and "transfer-no-answer" not in names
     assert "busy-specialists" not in names, "it leaves specialists busy: a second default run would differ"
+    assert "fair-load" not in names, "it leaves seniors in cool-down: a second default run would differ"
     assert [s.name for s in select_scenarios(["callback-voicemail"])] == ["callback-voicemail"]
 
 
@@ -497,3 +498,26 @@ async def test_what_if_scenario_replays_its_recorded_decision_under_the_policy_w
         routing_address=stack.routing_address,
     )
     assert unchecked.check == "MISMATCH" and unchecked.notes == ["what-if skipped: no routing policy"]
+
+
+async def test_fair_load_skips_the_senior_in_cooldown_then_takes_one_over_the_cap(stack: Stack) -> None:
+    before = await agents_state(stack.stub)
+    (outcome,) = await run_scenarios(
+        select_scenarios(["fair-load"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+
+    assert outcome.check == "OK", (outcome.trail, outcome.notes)
+    offered = [step.removeprefix("offered ") for step in outcome.trail if step.startswith("offered ")]
+    first, second, third = offered
+    assert second != first
+    assert f"{first} skipped" in outcome.trail
+    assert outcome.trail[-3:] == [f"{third} over cap", "completed", "completed"]
+    assert any("critical cool-down until" in note for note in outcome.notes)
+    assert any("taken over cap (critical cool-down" in note for note in outcome.notes)
+    assert (outcome.team, outcome.kind) == ("enterprise", "specialist")
+    # every call handed over was completed: nobody is left reserved
+    after = await agents_state(stack.stub)
+    assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in before.items()}

@@ -82,9 +82,10 @@ def test_the_hourly_cap_counts_only_reservations_of_the_rolling_hour() -> None:
     assert cap.excess == pytest.approx(1 / 3)
 
 
-def test_the_cooldown_holds_for_any_call_until_it_has_run() -> None:
+def test_the_cooldown_holds_for_critical_calls_until_it_has_run() -> None:
     fresh = senior("a", last_critical_at=NOW - timedelta(minutes=4))
-    [cap] = caps_passed(fresh, COOLDOWN, now=NOW, critical=False)
+    assert caps_passed(fresh, COOLDOWN, now=NOW, critical=False) == ()
+    [cap] = caps_passed(fresh, COOLDOWN, now=NOW, critical=True)
     assert cap.cap == "critical cool-down"
     assert "10 min after the critical call" in cap.detail
     assert cap.excess == pytest.approx(0.6)
