@@ -22,6 +22,7 @@ from routing_service.domain.models import (
     Customer,
     Decision,
     DecisionKind,
+    EscalationTimes,
 )
 
 HANDLE_TIME_SAMPLE = 100
@@ -147,7 +148,7 @@ class AgentRepository(Protocol):
         ...
 
     async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]: ...
-    async def recent_escalations(self, team_ids: list[str]) -> dict[str, dict[str, tuple[int, ...]]]:
+    async def recent_escalations(self, team_ids: list[str]) -> dict[str, dict[str, EscalationTimes]]:
         """Per team, each member's latest reservation times (`Agent.recent_escalations`), in one read."""
         ...
 

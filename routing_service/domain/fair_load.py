@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from routing_service.domain.models import Agent, LoadCaps
+from routing_service.domain.models import Agent, EscalationTimes, LoadCaps
 
 __all__ = [
     "CONSECUTIVE_RUN_BREAK",
@@ -61,10 +61,9 @@ class CapPassed:
         return f"{self.cap} {self.detail}"
 
 
-def escalations_in_window(recent: Iterable[int], now: datetime) -> int:
-    """Reservations (`Agent.recent_escalations`, epoch seconds) in the rolling hour before `now`."""
-    cutoff = now.timestamp() - _WINDOW_SECONDS
-    return sum(1 for taken in recent if taken > cutoff)
+def escalations_in_window(recent: EscalationTimes, now: datetime) -> int:
+    """Reservations (`Agent.recent_escalations`) in the rolling hour before `now`."""
+    return recent.count_after(now.timestamp() - _WINDOW_SECONDS)
 
 
 def caps_passed(agent: Agent, caps: LoadCaps, *, now: datetime, critical: bool) -> tuple[CapPassed, ...]:

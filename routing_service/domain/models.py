@@ -7,7 +7,8 @@ returns `Customer`, `Agent`, `CallbackTicket` and `Decision`; the gRPC mapping c
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -145,6 +146,50 @@ class Customer:
 
 
 @dataclass(frozen=True, slots=True)
+class EscalationTimes:
+    """When a specialist's latest reservations were taken, oldest first, as the store keeps them: each one
+    ten digits of epoch seconds and a space. Kept as text so that a decision counts the last hour by a
+    binary search over it instead of parsing every entry of every candidate."""
+
+    text: str = ""
+
+    @classmethod
+    def of(cls, times: Iterable[int]) -> EscalationTimes:
+        """From epoch seconds in ascending order."""
+        return cls("".join(f"{int(t):0{ESCALATION_DIGITS}d} " for t in times))
+
+    def __len__(self) -> int:
+        return len(self.text) // ESCALATION_ENTRY
+
+    def times(self) -> tuple[int, ...]:
+        """Every time kept, as epoch seconds, oldest first."""
+        return tuple(map(int, self.text.split()))
+
+    def count_after(self, epoch: float) -> int:
+        """How many were taken after `epoch` (a binary search: equal widths compare as the numbers do)."""
+        key = f"{math.floor(epoch):0{ESCALATION_DIGITS}d}"
+        text, low, high = self.text, 0, len(self)
+        while low < high:
+            middle = (low + high) // 2
+            start = middle * ESCALATION_ENTRY
+            if text[start : start + ESCALATION_DIGITS] > key:
+                high = middle
+            else:
+                low = middle + 1
+        return len(self) - low
+
+    def appended(self, epoch: int, keep: int) -> EscalationTimes:
+        """With `epoch` added, keeping the last `keep`."""
+        text = self.text + f"{int(epoch):0{ESCALATION_DIGITS}d} "
+        return EscalationTimes(text[-keep * ESCALATION_ENTRY :])
+
+
+ESCALATION_DIGITS = 10
+ESCALATION_ENTRY = ESCALATION_DIGITS + 1
+NO_ESCALATIONS = EscalationTimes()
+
+
+@dataclass(frozen=True, slots=True)
 class Agent:
     agent_id: str
     display_name: str
@@ -159,9 +204,9 @@ class Agent:
     updated_at: datetime | None = None
     missed_in_row: int = 0
     """Offers missed in a row (reset when the specialist takes a call or is set available)."""
-    recent_escalations: tuple[int, ...] = ()
-    """When the specialist's latest reservations were taken (epoch seconds, oldest first; the store keeps
-    the last `RECENT_ESCALATIONS_KEPT`): what the policy's escalations-per-hour cap counts."""
+    recent_escalations: EscalationTimes = field(default_factory=lambda: NO_ESCALATIONS)
+    """When the specialist's latest reservations were taken (the store keeps the last
+    `RECENT_ESCALATIONS_KEPT`): what the policy's escalations-per-hour cap counts."""
     last_critical_at: datetime | None = None
     """When the specialist was last reserved for a critical call (the cool-down counts from it)."""
     critical_in_row: int = 0

@@ -23,12 +23,19 @@ from sqlalchemy import (
 from sqlalchemy.sql import ColumnElement, Select
 
 from routing_service.app.ports import MissedOffer, TeamStats
-from routing_service.domain.models import Agent, AgentStatus, CallbackState, Complexity, Destination
+from routing_service.domain.models import (
+    Agent,
+    AgentStatus,
+    CallbackState,
+    Complexity,
+    Destination,
+    EscalationTimes,
+)
 from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import agent_teams, agents, callbacks
 
-__all__ = ["SqlAgentRepository", "agent_from_row", "candidates_statement", "parse_recent"]
+__all__ = ["SqlAgentRepository", "agent_from_row", "candidates_statement"]
 
 # Literal (not a bound parameter) so that both planners can match the partial dispatch index's WHERE clause.
 _AVAILABLE: ColumnElement[str] = literal_column("'available'", String)
@@ -51,16 +58,11 @@ def agent_from_row(row: Any) -> Agent:
         idle_since=row.idle_since,
         updated_at=row.updated_at,
         missed_in_row=row.missed_in_row,
-        recent_escalations=parse_recent(row.recent_escalations),
+        recent_escalations=EscalationTimes(row.recent_escalations or ""),
         last_critical_at=row.last_critical_at,
         critical_in_row=row.critical_in_row,
         load_version=row.load_version,
     )
-
-
-def parse_recent(stored: str | None) -> tuple[int, ...]:
-    """`agents.recent_escalations` ("1765130400 1765130520 ") as epoch seconds, oldest first."""
-    return tuple(map(int, stored.split())) if stored else ()
 
 
 def _profile(agent: Agent, now: datetime) -> dict[str, Any]:
@@ -305,10 +307,10 @@ class SqlAgentRepository(SqlRepository):
         params = {"team_id": team_id, "exclude": sorted(exclude), "limit": max(0, limit)}
         return [agent_from_row(row) for row in await self._execute(_OTHERS, params)]
 
-    async def recent_escalations(self, team_ids: list[str]) -> dict[str, dict[str, tuple[int, ...]]]:
+    async def recent_escalations(self, team_ids: list[str]) -> dict[str, dict[str, EscalationTimes]]:
         """Per team (every one asked, members or not), each member's latest reservation times."""
         wanted = list(dict.fromkeys(team_ids))
-        found: dict[str, dict[str, tuple[int, ...]]] = {team: {} for team in wanted}
+        found: dict[str, dict[str, EscalationTimes]] = {team: {} for team in wanted}
         if not wanted:
             return found
         rows = await self._execute(
@@ -317,7 +319,7 @@ class SqlAgentRepository(SqlRepository):
             .where(agent_teams.c.team_id.in_(wanted))
         )
         for row in rows:
-            found[row.team_id][row.agent_id] = parse_recent(row.recent_escalations)
+            found[row.team_id][row.agent_id] = EscalationTimes(row.recent_escalations or "")
         return found
 
     async def team_stats(self, team_ids: list[str], now: datetime) -> dict[str, TeamStats]:

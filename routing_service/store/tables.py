@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 from escalade_platform.migrations import NAMING_CONVENTION, VERSION_TABLE
-from routing_service.domain.models import RECENT_ESCALATIONS_KEPT
+from routing_service.domain.models import ESCALATION_ENTRY, RECENT_ESCALATIONS_KEPT
 
 __all__ = [
     "VERSION_TABLE",
@@ -79,9 +79,8 @@ class UtcDateTime(TypeDecorator[datetime]):
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 ID = 128  # length of external ids (call ids, tool call ids, agent and team ids)
-RECENT_ESCALATION_ENTRY = 11
-"""One entry of `agents.recent_escalations`: ten digits of epoch seconds and a space."""
-RECENT_ESCALATIONS_WIDTH = RECENT_ESCALATION_ENTRY * RECENT_ESCALATIONS_KEPT
+RECENT_ESCALATIONS_WIDTH = ESCALATION_ENTRY * RECENT_ESCALATIONS_KEPT
+"""`agents.recent_escalations`: the `EscalationTimes` text (ten digits of epoch seconds and a space each)."""
 
 customers = Table(
     "customers",

@@ -59,6 +59,7 @@ from routing_service.domain.models import (
     Customer,
     Decision,
     DecisionKind,
+    EscalationTimes,
 )
 
 __all__ = ["InMemoryDatabase", "InMemoryUnitOfWork"]
@@ -280,8 +281,8 @@ class InMemoryAgentRepository(_Repository):
         ]
         return members[: max(0, limit)]
 
-    async def recent_escalations(self, team_ids: list[str]) -> dict[str, dict[str, tuple[int, ...]]]:
-        found: dict[str, dict[str, tuple[int, ...]]] = {team: {} for team in dict.fromkeys(team_ids)}
+    async def recent_escalations(self, team_ids: list[str]) -> dict[str, dict[str, EscalationTimes]]:
+        found: dict[str, dict[str, EscalationTimes]] = {team: {} for team in dict.fromkeys(team_ids)}
         for agent in self._data.agents.values():
             for team in agent.team_ids:
                 if team in found:
@@ -411,7 +412,9 @@ class InMemoryAssignmentRepository(_Repository):
             agent,
             active_assignments=agent.active_assignments + 1,
             updated_at=now,
-            recent_escalations=(*agent.recent_escalations, int(now.timestamp()))[-RECENT_ESCALATIONS_KEPT:],
+            recent_escalations=agent.recent_escalations.appended(
+                int(now.timestamp()), RECENT_ESCALATIONS_KEPT
+            ),
             last_critical_at=now if critical else agent.last_critical_at,
             critical_in_row=agent.critical_in_row + 1 if critical else 0,
             load_version=agent.load_version + 1,

@@ -22,6 +22,7 @@ from routing_service.domain.models import (
     AgentStatus,
     Complexity,
     Destination,
+    EscalationTimes,
     FairLoadPolicy,
     LoadCaps,
     Team,
@@ -58,9 +59,11 @@ def senior(agent_id: str, **changes: object) -> Agent:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
-def taken(*minutes_ago: float) -> tuple[int, ...]:
-    """Reservation times (epoch seconds) so many minutes before NOW, oldest first."""
-    return tuple(int((NOW - timedelta(minutes=m)).timestamp()) for m in sorted(minutes_ago, reverse=True))
+def taken(*minutes_ago: float) -> EscalationTimes:
+    """Reservation times so many minutes before NOW."""
+    return EscalationTimes.of(
+        int((NOW - timedelta(minutes=m)).timestamp()) for m in sorted(minutes_ago, reverse=True)
+    )
 
 
 HOURLY = LoadCaps(max_escalations_per_hour=3)
@@ -335,3 +338,25 @@ def test_a_bad_section_is_refused_naming_the_field(section: str, field: str, rea
     problems = {p.field: p.reason for p in refused.value.problems}
     assert field in problems, problems
     assert reason in problems[field]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The reservation times as the store keeps them
+# ---------------------------------------------------------------------------------------------------------
+epochs = st.lists(st.integers(min_value=1_700_000_000, max_value=1_800_000_000), max_size=70).map(sorted)
+
+
+@settings(max_examples=300, deadline=None)
+@given(epochs, st.floats(min_value=1_699_999_000, max_value=1_800_001_000))
+def test_counting_after_a_moment_agrees_with_counting_each_time(times: list[int], moment: float) -> None:
+    recent = EscalationTimes.of(times)
+    assert recent.times() == tuple(times)
+    assert len(recent) == len(times)
+    assert recent.count_after(moment) == sum(1 for t in times if t > moment)
+
+
+@settings(max_examples=100, deadline=None)
+@given(epochs, st.integers(min_value=1_800_000_000, max_value=1_800_000_100))
+def test_appending_keeps_the_latest(times: list[int], latest: int) -> None:
+    appended = EscalationTimes.of(times).appended(latest, 64)
+    assert appended.times() == (*times, latest)[-64:]
