@@ -377,9 +377,20 @@ async def test_second_run_routes_the_same_when_repeated(stack: Stack) -> None:
     second = await run_scenarios(
         default_scenarios(), edge=stack.edge_url, secret=SECRET, routing_address=stack.routing_address
     )
-    assert [(o.team, o.kind, o.destination) for o in first] == [
-        (o.team, o.kind, o.destination) for o in second
-    ]
+    assert [(o.team, o.kind, o.check) for o in first] == [(o.team, o.kind, o.check) for o in second]
+    # The same destinations, but for the critical outage: the senior who took it in the first run is in
+    # the cool-down after a critical call (TechCorp's fair_load), so the other senior takes it.
+    changed = {o.scenario.name: (o.destination, p.destination) for o, p in zip(first, second, strict=True)}
+    moved = {name: pair for name, pair in changed.items() if pair[0] != pair[1]}
+    assert set(moved) == {"critical-outage"}
+    assert set(moved["critical-outage"]) == {"+15550100101", "+15550100102"}
+    [earlier, outage] = [o for o in first + second if o.scenario.name == "critical-outage"]
+    before = (await stack.stub.GetDecision(pb.GetDecisionRequest(call_id=earlier.call_id))).decision
+    decision = (await stack.stub.GetDecision(pb.GetDecisionRequest(call_id=outage.call_id))).decision
+    assert any(
+        s.stage == "fair-load" and s.subject == before.agent_id and "cool-down" in s.detail
+        for s in decision.trace
+    )
     assert len({o.call_id for o in first + second}) == 2 * len(default_scenarios())
 
 
