@@ -29,7 +29,7 @@ from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import Complexity, Customer, Decision, DecisionKind, EscalationRequest
 from routing_service.store import Store
 from routing_service.store.agents import _CANDIDATES_PG, _GET, _OTHERS, _OTHERS_ALL
-from routing_service.store.assignments import _FREE_SLOT, _RELEASE, _TAKE_SLOT
+from routing_service.store.assignments import _FREE_SLOT, _RELEASE, _TAKE_SLOT, _slot_params
 from routing_service.store.base import insert_ignore
 from routing_service.store.callbacks import _AHEAD_OF, _WAITING_HEAD
 from routing_service.store.customers import _GET as _GET_CUSTOMER
@@ -241,8 +241,8 @@ async def test_every_kind_of_statement_reads_the_same_compiled_once_or_per_call(
         (_WAITING_HEAD, {"head_team": "technical", "head_limit": 5}, 3),  # FLOAT column
         (_AHEAD_OF, {"ahead_team": "technical", "ahead_key": 2.5}, 1),
         (_NUMERIC_AS_FLOAT, {}, 1),
-        (_TAKE_SLOT, {"slot_agent": "agent-3", "slot_at": NOW}, 1),  # row count from the command tag
-        (_TAKE_SLOT, {"slot_agent": "nobody", "slot_at": NOW}, 0),
+        (_TAKE_SLOT, _slot_params("agent-3", NOW, critical=False, load_version=None), 1),  # command tag
+        (_TAKE_SLOT, _slot_params("nobody", NOW, critical=False, load_version=None), 0),
         (_RELEASE, {"rel_call": "call-1", "rel_purpose": "live", "rel_at": NOW, "rel_reason": "done"}, 1),
         (_FREE_SLOT, {"rel_agent": "agent-1", "rel_idle": NOW, "rel_updated": NOW}, 1),
         (_LOCK, {"lock_key": "call-2"}, 1),  # a void column
@@ -567,15 +567,18 @@ async def test_a_unit_of_works_first_statement_on_a_dead_pooled_connection_runs_
 def test_compiled_statements_number_their_parameters_for_asyncpg() -> None:
     """The SQL asyncpg runs: `$n` placeholders (with casts) in the order of `names`, constants filled in."""
     compiled = CompiledStatement(_TAKE_SLOT, (), asyncpg_dialect.dialect())  # type: ignore[no-untyped-call]
-    sql, values = compiled.bound({"slot_agent": "alice", "slot_at": NOW})
+    sql, values = compiled.bound(_slot_params("alice", NOW, critical=True, load_version=None))
     assert "?" not in sql and "$2::TIMESTAMP WITH TIME ZONE" in sql
-    assert re.findall(r"\$(\d+)", sql) == ["1", "2", "3", "4"]
-    assert dict(zip(compiled.names, values, strict=True)) == {
+    numbers = [int(n) for n in re.findall(r"\$(\d+)", sql)]
+    assert list(dict.fromkeys(numbers)) == list(range(1, len(compiled.names) + 1))  # a repeat reuses its $n
+    bound = dict(zip(compiled.names, values, strict=True))
+    assert {k: bound[k] for k in ("active_assignments_1", "slot_at", "slot_agent", "status_1")} == {
         "active_assignments_1": 1,
         "slot_at": NOW,
         "slot_agent": "alice",
         "status_1": "available",
     }
+    assert bound["slot_version"] is None and bound["slot_entry"] == f"{int(NOW.timestamp()):010d} "
 
 
 @contextlib.contextmanager

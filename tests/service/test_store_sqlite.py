@@ -29,7 +29,7 @@ from routing_service.domain.errors import Unavailable
 from routing_service.domain.models import AgentStatus, Complexity, Customer
 from routing_service.store import Store
 from routing_service.store.agents import _CANDIDATES_SQLITE, _GET, _OTHERS
-from routing_service.store.assignments import _TAKE_SLOT
+from routing_service.store.assignments import _TAKE_SLOT, _slot_params
 from routing_service.store.base import insert_ignore
 from routing_service.store.callbacks import _AHEAD_OF, _WAITING_HEAD
 from routing_service.store.customers import _GET as _GET_CUSTOMER
@@ -426,8 +426,8 @@ async def test_every_kind_of_statement_reads_the_same_compiled_once_or_per_call(
         (_WAITING_HEAD, {"head_team": "technical", "head_limit": 5}, 3),
         (_AHEAD_OF, {"ahead_team": "technical", "ahead_key": 2.5}, 1),
         (_NUMERIC, {}, 1),
-        (_TAKE_SLOT, {"slot_agent": "agent-3", "slot_at": NOW}, 1),
-        (_TAKE_SLOT, {"slot_agent": "nobody", "slot_at": NOW}, 0),
+        (_TAKE_SLOT, _slot_params("agent-3", NOW, critical=False, load_version=None), 1),
+        (_TAKE_SLOT, _slot_params("nobody", NOW, critical=False, load_version=None), 0),
         (insert_ignore(customers, postgres=False), _customer_row("+15551230001"), 0),  # conflict: 0 rows
         (insert_ignore(customers, postgres=False), _customer_row("+15551230002"), 1),
         (AGENTS_IN, {"min_capacity": 1, "ids": ["agent-1", "agent-4", "nobody"], "not_named": "x"}, 2),
@@ -500,9 +500,11 @@ def test_compiled_statements_use_qmark_parameters_for_sqlite3() -> None:
     """The SQL sqlite3 runs: `?` placeholders in the order of `names`, constants filled in, datetimes as the
     UTC text SQLite compares correctly."""
     compiled = CompiledStatement(_TAKE_SLOT, (), SqliteDatabase("sqlite:///:memory:").dialect)
-    sql, values = compiled.bound({"slot_agent": "alice", "slot_at": NOW + timedelta(hours=1)})
-    assert sql.count("?") == 4 and "$" not in sql
-    assert dict(zip(compiled.names, values, strict=True)) == {
+    params = _slot_params("alice", NOW + timedelta(hours=1), critical=False, load_version=None)
+    sql, values = compiled.bound(params)
+    assert sql.count("?") == len(compiled.names) and "$" not in sql
+    bound = dict(zip(compiled.names, values, strict=True))
+    assert {k: bound[k] for k in ("active_assignments_1", "slot_at", "slot_agent", "status_1")} == {
         "active_assignments_1": 1,
         "slot_at": "2026-11-23 10:00:00.000000",
         "slot_agent": "alice",
