@@ -29,6 +29,7 @@ from routing_service.domain.models import (
 )
 from routing_service.domain.phone import normalize_caller, parse_destination_number
 from routing_service.policy.review_notifications import ReviewNotificationsDoc
+from routing_service.policy.widening import WideningDoc
 
 __all__ = [
     "AgentRecord",
@@ -383,6 +384,7 @@ class PolicyDoc(_Doc):
     reload_guard: ReloadGuardDoc | None = None
     review_notifications: ReviewNotificationsDoc | None = None
     uncertainty: UncertaintyDoc | None = None
+    widening: WideningDoc | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
