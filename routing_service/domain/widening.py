@@ -64,7 +64,11 @@ class WideningScope:
 
 
 def _minutes(wait: timedelta) -> str:
-    minutes = wait.total_seconds() / 60
+    """`10 min`, `7.5 min`; under a minute in seconds (`30 s`)."""
+    seconds = wait.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
     return f"{minutes:g} min" if minutes == int(minutes) else f"{minutes:.1f} min"
 
 
