@@ -11,7 +11,8 @@ Life of a callback (workflow id `callback-<vapi call id>`):
           latest rescheduled time) ──> expired
 
 The workflow never polls tightly: between claims it sleeps on a timer (business hours, a reschedule, retry
-spacing, or the long safety recheck) that a signal or update can cut short. The routing service decides who
+spacing, the start of the team's next widening step as routing reports it, or the long safety recheck) that a
+signal or update can cut short. The routing service decides who
 is at the head of the queue (priority, then age with aging); a claim that is not at the head just waits.
 Each dial attempt has its own key `callback-<call id>-attempt-<n>`, and the dial activity's ledger makes
 sure that key dials at most once whatever happens to workers.

@@ -55,16 +55,17 @@ async def claim_candidates(
     ranked = [(agent, ticket.team_id) for agent in selection.ranked]
     steps = [*scope.steps, *selection.steps]
     for overflow_id in scope.overflow_teams:
-        ahead = await u.callbacks.ahead_of(overflow_id, ticket.service_key)
-        if ahead:
-            detail = f"{ahead} of team {overflow_id}'s own callbacks come first"
-            steps.append(TraceStep(STAGE, overflow_id, TraceOutcome.SKIPPED, detail))
-            continue
         overflow = policy.teams[overflow_id]
         found = await u.agents.candidates(overflow_id, scope.complexity, CANDIDATE_LIMIT)
         chosen = rank_specialists(
             found, (), team=overflow, complexity=scope.complexity, preferred_agent_id=None
         )
+        # Asked only when someone there could take it: most claims at an overflow step find nobody free.
+        ahead = await u.callbacks.ahead_of(overflow_id, ticket.service_key) if chosen.ranked else 0
+        if ahead:
+            detail = f"{ahead} of team {overflow_id}'s own callbacks come first"
+            steps.append(TraceStep(STAGE, overflow_id, TraceOutcome.SKIPPED, detail))
+            continue
         steps.append(
             TraceStep(
                 STAGE,

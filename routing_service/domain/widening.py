@@ -18,9 +18,10 @@ asks the store for the specialists of each team in scope.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from routing_service.domain.models import (
     CallbackTicket,
@@ -65,13 +66,17 @@ class WideningScope:
 
 def _minutes(wait: timedelta) -> str:
     """`10 min`, `7.5 min`; under a minute in seconds (`30 s`)."""
-    seconds = wait.total_seconds()
+    return _span(wait.total_seconds())
+
+
+def _span(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f} s"
     minutes = seconds / 60
     return f"{minutes:g} min" if minutes == int(minutes) else f"{minutes:.1f} min"
 
 
+@lru_cache(maxsize=1024)
 def step_label(index: int, step: WideningStep) -> str:
     """`step 2: overflow to team general after 10 min`: what step `index` (1-based) adds."""
     parts = []
@@ -97,7 +102,7 @@ def current_step(steps: Sequence[WideningStep], waited: timedelta) -> int:
 
 
 def allowed_overflow(
-    widening: WideningPolicy, *, team_id: str, tier: str, teams: Sequence[str], known_teams: Sequence[str]
+    widening: WideningPolicy, *, team_id: str, tier: str, teams: Sequence[str], known_teams: Collection[str]
 ) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     """The teams of `teams` a callback of `tier` queued on `team_id` may overflow to, in order, and each left
     out with why (excluded for the tier, the callback's own team, unknown to the policy, named twice)."""
@@ -123,10 +128,11 @@ def widening_scope(policy: Policy, ticket: CallbackTicket, now: datetime) -> Wid
     if not steps:
         return WideningScope(0, "", False, complexity, (), None, ())
     waited = max(now - ticket.enqueued_at, timedelta(0))
+    waited_text = _span(int(waited.total_seconds()))
     index = current_step(steps, waited)
     next_at = ticket.enqueued_at + steps[index].after if index < len(steps) else None
     if index == 0:
-        detail = f"not widened (waited {_minutes(_whole_seconds(waited))}; {step_label(1, steps[0])})"
+        detail = f"not widened (waited {waited_text}; {step_label(1, steps[0])})"
         not_yet = (TraceStep(STAGE, ticket.team_id, TraceOutcome.INFO, detail),)
         return WideningScope(0, "", False, complexity, (), next_at, not_yet)
     in_force = steps[:index]
@@ -139,10 +145,9 @@ def widening_scope(policy: Policy, ticket: CallbackTicket, now: datetime) -> Wid
         team_id=ticket.team_id,
         tier=ticket.tier,
         teams=named,
-        known_teams=tuple(policy.teams),
+        known_teams=policy.teams.keys(),
     )
     label = step_label(index, steps[index - 1])
-    waited_text = _minutes(_whole_seconds(waited))
     trace = [
         TraceStep(STAGE, ticket.team_id, TraceOutcome.MATCHED, f"widened: {label} (waited {waited_text})")
     ]
@@ -160,7 +165,3 @@ def widening_scope(policy: Policy, ticket: CallbackTicket, now: datetime) -> Wid
         )
     trace += [TraceStep(STAGE, team, TraceOutcome.SKIPPED, why) for team, why in skipped]
     return WideningScope(index, label, relax_skills, relaxed, allowed, next_at, tuple(trace))
-
-
-def _whole_seconds(wait: timedelta) -> timedelta:
-    return timedelta(seconds=int(wait.total_seconds()))
