@@ -149,7 +149,7 @@ async def claim_callback(
                 reserved = await u.callbacks.mark_reserved(call_id, agent.agent_id, now + hold)
                 await u.commit()
                 fresh = await u.agents.get(agent.agent_id)
-                notify_claimed(ticket.team_id, found.scope.step)
+                notify_claimed(ticket, found.scope, agent_id=agent.agent_id, served_team=team_id)
                 chosen = TraceStep(
                     CANDIDATE_STAGE, agent.agent_id, TraceOutcome.CHOSEN, f"reserved for team {team_id}"
                 )

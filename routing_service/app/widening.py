@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+import structlog
+
 from routing_service.app.ports import UnitOfWork, UnitOfWorkFactory
 from routing_service.domain.models import Agent, CallbackTicket, Policy, TraceOutcome, TraceStep
 from routing_service.domain.selection import rank_specialists
@@ -27,6 +29,8 @@ __all__ = [
 ]
 
 CANDIDATE_LIMIT = 20
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +133,17 @@ def observe_widening(observer: WideningObserver) -> Callable[[], None]:
     return lambda: _observers.remove(observer) if observer in _observers else None
 
 
-def notify_claimed(team_id: str, step: int) -> None:
-    """A claim reserved a specialist (once per reservation, not for a repeated claim)."""
+def notify_claimed(ticket: CallbackTicket, scope: WideningScope, *, agent_id: str, served_team: str) -> None:
+    """A claim reserved a specialist (once per reservation, not for a repeated claim): logged with the
+    widening step it was made at, and counted by the observers."""
+    log.info(
+        "callback_claimed",
+        call_id=ticket.call_id,
+        team=ticket.team_id,
+        served_team=served_team,
+        agent=agent_id,
+        widening_step=scope.step,
+        widening=scope.label or "not widened",
+    )
     for observer in tuple(_observers):
-        observer.widened_claim(team_id, step)
+        observer.widened_claim(ticket.team_id, scope.step)

@@ -135,33 +135,66 @@ def widening_scope(policy: Policy, ticket: CallbackTicket, now: datetime) -> Wid
         detail = f"not widened (waited {waited_text}; {step_label(1, steps[0])})"
         not_yet = (TraceStep(STAGE, ticket.team_id, TraceOutcome.INFO, detail),)
         return WideningScope(0, "", False, complexity, (), next_at, not_yet)
+    step = _in_force(
+        steps,
+        index,
+        ticket.team_id,
+        ticket.tier,
+        complexity,
+        policy.widening.tier_exclusions.get(ticket.tier, frozenset()),
+        frozenset(policy.teams),
+    )
+    widened = TraceStep(
+        STAGE, ticket.team_id, TraceOutcome.MATCHED, f"widened: {step.label} (waited {waited_text})"
+    )
+    return WideningScope(
+        index,
+        step.label,
+        step.relax_skills,
+        step.complexity,
+        step.overflow_teams,
+        next_at,
+        (widened, *step.steps),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _in_force(
+    steps: tuple[WideningStep, ...],
+    index: int,
+    team_id: str,
+    tier: str,
+    complexity: Complexity,
+    excluded: frozenset[str],
+    known_teams: frozenset[str],
+) -> WideningScope:
+    """What the first `index` steps allow, for a callback of `tier` and `complexity` on `team_id` (the same
+    for every claim of such a callback: cached); `steps` holds the trace lines after the "widened" one."""
     in_force = steps[:index]
     relax_skills = any(s.relax_skills for s in in_force)
     levels = max(s.relax_complexity_levels for s in in_force)
     relaxed = Complexity(max(Complexity.BASIC, complexity - levels))
     named = [team for s in in_force for team in s.overflow_teams]
     allowed, skipped = allowed_overflow(
-        policy.widening,
-        team_id=ticket.team_id,
-        tier=ticket.tier,
+        WideningPolicy(tier_exclusions={tier: excluded}),
+        team_id=team_id,
+        tier=tier,
         teams=named,
-        known_teams=policy.teams.keys(),
+        known_teams=known_teams,
     )
-    label = step_label(index, steps[index - 1])
-    trace = [
-        TraceStep(STAGE, ticket.team_id, TraceOutcome.MATCHED, f"widened: {label} (waited {waited_text})")
-    ]
+    trace = []
     if relax_skills:
-        trace.append(TraceStep(STAGE, ticket.team_id, TraceOutcome.INFO, "team's required skills relaxed"))
+        trace.append(TraceStep(STAGE, team_id, TraceOutcome.INFO, "team's required skills relaxed"))
     if relaxed < complexity:
         trace.append(
             TraceStep(
                 STAGE,
-                ticket.team_id,
+                team_id,
                 TraceOutcome.INFO,
                 f"complexity ceiling relaxed: max_complexity {relaxed.label} or above qualifies "
                 f"for a {complexity.label} call",
             )
         )
     trace += [TraceStep(STAGE, team, TraceOutcome.SKIPPED, why) for team, why in skipped]
-    return WideningScope(index, label, relax_skills, relaxed, allowed, next_at, tuple(trace))
+    label = step_label(index, steps[index - 1])
+    return WideningScope(index, label, relax_skills, relaxed, allowed, None, tuple(trace))
