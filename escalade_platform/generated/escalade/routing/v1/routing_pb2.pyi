@@ -1755,8 +1755,8 @@ class ClaimCallbackResponse(_message.Message):
     SERVED_TEAM_ID_FIELD_NUMBER: _builtins.int
     outcome: Global___ClaimOutcome.ValueType
     widening_step: _builtins.int
-    """The widening step in force when the claim looked for a specialist (policy `widening`): 0 = not widened
-    (also when the claim did not look: not at the head, already finished, a repeated claim).
+    """The callback's widening step in force at this claim (policy `widening`), also when it is not at the head
+    yet: 0 = not widened (and for a finished callback or a repeated claim of a held specialist).
     """
     widening: _builtins.str
     """What that step did, e.g. "step 2: overflow to team general after 10 min"; empty at step 0."""
