@@ -116,6 +116,7 @@ def _print_status(status: Any) -> None:
         ("position", str(status.position or "-")),
         ("attempts", f"{status.attempts}/{status.max_attempts}"),
         ("next attempt", _when(status.next_attempt_at)),
+        ("widening", status.widening or "not widened"),
         ("specialist", status.agent_name or status.agent_id or "-"),
         ("last outcome", status.last_outcome or "-"),
         ("note", status.note or "-"),

@@ -53,7 +53,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
 SECRET_FILE = "webhook-secret"
 STANDIN_URL_FILE = "vapi-standin-url"
-SEARCH_ATTRIBUTES = ("EscalationTier", "EscalationCategory", "EscalationComplexity", "CallbackState")
+SEARCH_ATTRIBUTES = (
+    "EscalationTier",
+    "EscalationCategory",
+    "EscalationComplexity",
+    "CallbackState",
+    "CallbackWidening",
+)
 GRACE_SECONDS = 10.0
 
 

@@ -100,6 +100,8 @@ FLOWS = {
     "callback": "callback queued; the Vapi stand-in plays voicemail, then reached and handed over",
     "what-if": "routed as `route`, then its recorded decision replayed under the routing policy without a "
     "rule for the call's category (what `escalade policy check --replay` does over a period)",
+    "widening": "the qualified specialists busy, one under the complexity ceiling free: a callback queued, "
+    "and the widening steps it will take (who may take it after how long), read from routing",
     "confirm": "function tool: routing asks the assistant to confirm the category, the caller confirms, "
     "the tool is called again and that decision is handed over and completed",
     "fair-load": "three critical calls of the same kind: the first is handed over and completed, the second "
@@ -319,6 +321,23 @@ SCENARIOS: dict[str, Scenario] = {
             expected_kind="callback",
             busy_team="technical",
             flow="callback",
+            extended=True,
+        ),
+        Scenario(
+            name="widening",
+            title="Callback widens over time: a specialist one level lower after 5 min, enterprise after 10",
+            caller="+14155550188",  # dialled back when someone takes it: E.164
+            issue_category="technical",
+            complexity_level="advanced",
+            customer_context="Standard account; the CSV export API times out for large date ranges.",
+            escalation_reason="Needs an advanced technical specialist; the only free one is intermediate.",
+            turns=(
+                Turn("user", "The export API times out whenever I ask for more than a month of data."),
+                Turn("bot", "Our advanced specialists are all busy; we'll call you back."),
+            ),
+            expected_team="technical",
+            expected_kind="callback",
+            flow="widening",
             extended=True,
         ),
         Scenario(

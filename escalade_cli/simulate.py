@@ -27,6 +27,11 @@ request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi po
                  confirm it (the trail shows the question's choice); the caller confirms, the tool is called
                  again with confidence 1, and that decision is handed over and completed as in `route`
                  (simulated calls have no control URL, so the edge reports the transfer as not started)
+    widening     the team's specialists qualified for the call busy (one under its complexity ceiling
+                 stays free); the callback is queued and the notes list its widening steps (policy
+                 `widening`: who may take it after how long) and routing's count of waiting callbacks by
+                 step. Left waiting (the dev stack's worker claims again as each step starts: TechCorp's
+                 Grace takes it after 5 minutes) unless --cleanup, which cancels it and restores them
     callback     every specialist of the team busy; the callback is queued; the Vapi stand-in of
                  `escalade dev` is told (PUT /escalade/outcomes/{callId}) to play voicemail on the first
                  dial and a reached customer on the next; the specialists come back; simulate waits (up to
@@ -596,6 +601,74 @@ async def _standin_calls(client: httpx.AsyncClient, standin: str, original: str)
     ]
 
 
+async def _flow_widening(
+    scenario: Scenario,
+    edge: _Edge,
+    routing: _Routing,
+    outcome: Outcome,
+    *,
+    policy: Policy | None,
+    cleanup: bool,
+) -> None:
+    """The team's specialists qualified for the call set busy (those under its complexity ceiling stay as
+    they are), the escalation queues a callback, and the notes say which widening step lets whom take it
+    and when (the routing policy's `widening`, routing's queue status by step). By default the callback and
+    the busy specialists stay: the dev stack's worker claims again at each step, so a free specialist under
+    the ceiling takes it after the first step (watch `CallbackWidening` in the Temporal UI or `escalade
+    callbacks show`); `--cleanup` cancels it and restores them."""
+    from routing_service.domain.models import Complexity
+    from routing_service.domain.widening import step_label
+
+    team_id = scenario.expected_team
+    level = Complexity.parse(scenario.complexity_level)
+    listed = await routing.call("ListAgents", pb.ListAgentsRequest(team_id=team_id, page_size=1000))
+    members = list(listed.agents) if listed is not None else []
+    qualified = [a for a in members if a.status == pb.AGENT_STATUS_AVAILABLE and a.max_complexity >= level]
+    for agent in qualified:
+        await routing.call(
+            "SetAgentStatus", pb.SetAgentStatusRequest(agent_id=agent.agent_id, status=pb.AGENT_STATUS_BUSY)
+        )
+    try:
+        await _escalate(scenario, edge, routing, outcome)
+        steps = policy.widening.steps.get(team_id, ()) if policy is not None else ()
+        if not steps:
+            outcome.notes.append(f"the routing policy does not widen team {team_id} (no `widening` steps)")
+            outcome.flow_ok = False
+            return
+        status = await routing.call("GetQueueStatus", pb.GetQueueStatusRequest(team_id=team_id))
+        counts = list(status.teams[0].widening_steps) if status is not None and status.teams else []
+        waiting = ", ".join(f"step {c.step}: {c.waiting_callbacks}" for c in counts)
+        outcome.notes.append(f"{team_id} callbacks waiting by widening step now: {waiting or 'unknown'}")
+        for index, step in enumerate(steps, start=1):
+            floor = Complexity(max(Complexity.BASIC, level - step.relax_complexity_levels))
+            lower = [
+                a.agent_id
+                for a in members
+                if step.relax_complexity_levels and floor <= a.max_complexity < level
+            ]
+            who = f" ({', '.join(lower)} then qualifies)" if lower else ""
+            outcome.notes.append(step_label(index, step) + who)
+        outcome.flow_ok = outcome.kind == "callback" and bool(counts) and counts[0].waiting_callbacks >= 1
+        outcome.trail.append("callback waiting at step 0")
+    finally:
+        if cleanup:
+            if outcome.kind == "callback":
+                await routing.call(
+                    "FinishCallback",
+                    pb.FinishCallbackRequest(
+                        call_id=outcome.call_id, state=pb.CALLBACK_STATE_CANCELLED, note="escalade simulate"
+                    ),
+                )
+                outcome.trail.append("callback cancelled")
+            await routing.restore(qualified)
+    if not cleanup and qualified:
+        ids = ", ".join(a.agent_id for a in qualified)
+        outcome.notes.append(
+            f"{ids} left busy and the callback waiting: the dev stack's worker claims again as each step "
+            "starts (`escalade callbacks show CALL_ID`); --cleanup cancels it and restores them"
+        )
+
+
 async def _flow_callback(
     scenario: Scenario,
     edge: _Edge,
@@ -674,6 +747,8 @@ async def _run_one(
         await _flow_confirm(scenario, edge, routing, outcome)
     elif scenario.flow == "fair-load":
         await _flow_fair_load(scenario, edge, routing, outcome)
+    elif scenario.flow == "widening":
+        await _flow_widening(scenario, edge, routing, outcome, policy=policy, cleanup=cleanup)
     elif scenario.flow == "callback":
         await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
     elif scenario.busy_team:
@@ -836,7 +911,7 @@ def simulate_command(
             "[yellow]note:[/] no webhook secret: sending unsigned requests (edge in --insecure-dev)"
         )
     standin = vapi_standin or standin_url()
-    policy = _routing_policy() if any(s.flow == "what-if" for s in chosen) else None
+    policy = _routing_policy() if any(s.flow in ("what-if", "widening") for s in chosen) else None
     try:
         outcomes = asyncio.run(
             run_scenarios(

@@ -2,6 +2,7 @@
 
     Services          edge /healthz and /readyz, routing grpc.health.v1, Temporal reachable (UP/DOWN + why)
     Teams             waiting callbacks, free/total specialists, active calls, estimated and oldest wait
+    Widening          the waiting callbacks of each team that widens, by widening step (policy `widening`)
     Specialists       ListAgents: what each one is doing (available, reserved, talking since, wrap-up, away
                       after misses) and their load; `free_specialists` in JSON keeps the available ones
     Waiting callbacks ListCallbacks (numbers masked), and the edge's outbox depth from its /metrics (on the
@@ -196,6 +197,10 @@ async def _probe_routing(
                     "fewest": team.load_last_hour.fewest,
                     "gini": round(team.load_last_hour.gini, 3),
                 },
+                "widening_steps": [
+                    {"step": c.step, "label": c.label, "waiting_callbacks": c.waiting_callbacks}
+                    for c in team.widening_steps
+                ],
             }
         )
     report.uncertainty_counts_capped = queues.uncertainty_counts_capped
@@ -311,6 +316,20 @@ def _load(team: dict[str, Any]) -> str:
     return f"{load['most']}-{load['fewest']} g{load['gini']:.2f}"
 
 
+def _widening_table(teams: list[dict[str, Any]]) -> Table | None:
+    """Waiting callbacks by widening step, for the teams whose policy widens (None when none does)."""
+    rows = [(t["team_id"], c) for t in teams for c in t.get("widening_steps") or ()]
+    if not rows:
+        return None
+    table = Table(title="Waiting callbacks by widening step", title_justify="left")
+    for column in ("team", "step", "who may take them", "waiting"):
+        table.add_column(column, justify="right" if column in ("step", "waiting") else "left")
+    for team_id, count in rows:
+        label = str(count["label"]).split(": ", 1)[-1] if count["step"] else "the team, as the rules say"
+        table.add_row(*literal(team_id, str(count["step"]), label, str(count["waiting_callbacks"])))
+    return table
+
+
 def render(report: StatusReport) -> None:
     """The rich screen."""
     services = Table(title="Services", title_justify="left")
@@ -341,6 +360,9 @@ def render(report: StatusReport) -> None:
             )
         )
     console.print(teams if report.teams else "[dim]Teams: unknown (routing not reachable)[/]")
+    widening = _widening_table(report.teams)
+    if widening is not None:
+        console.print(widening)
 
     free = Table(title=f"Free specialists ({len(report.free_specialists)})", title_justify="left")
     for column in ("specialist", "name", "teams", "free slots"):

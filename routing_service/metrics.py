@@ -22,6 +22,8 @@
                                                         specialist in the last hour (0: even)
     escalade_routing_over_cap_reservations_total{team}  specialists reserved over a fair-load cap because
                                                         nobody under their caps qualified
+    escalade_routing_callback_claims_total{team,step}   specialists reserved for a callback, by the callback's
+                                                        team and the widening step in force (0: not widened)
 
 `observe_calls` (wrapping each RoutingService handler once, see `grpc.handlers`) counts at the gRPC edge of
 the service (nothing in the use cases changes) and binds the request's `call_id` to the log context for the
@@ -51,6 +53,7 @@ from routing_service.app.lifecycle import observe_lifecycle
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.uncertainty import observe_uncertainty
+from routing_service.app.widening import observe_widening
 from routing_service.domain.fair_load import STAGE as FAIR_LOAD
 
 __all__ = [
@@ -154,6 +157,13 @@ class RoutingMetrics:
             ["team", "action"],
             registry=r,
         )
+        self.callback_claims = Counter(
+            "escalade_routing_callback_claims",
+            "Specialists reserved for a waiting callback, by the callback's team and the widening step in"
+            " force (0: not widened).",
+            ["team", "step"],
+            registry=r,
+        )
         self.second_transfers = Counter(
             "escalade_routing_uncertain_second_transfers",
             "Calls that needed another decision after an uncertain one, by the uncertain decision's team.",
@@ -185,6 +195,10 @@ class RoutingMetrics:
             ["team"],
             registry=r,
         )
+
+    # WideningObserver (routing_service.app.widening)
+    def widened_claim(self, team_id: str, step: int) -> None:
+        self.callback_claims.labels(team=team_id or "none", step=str(step)).inc()
 
     # UncertaintyObserver (routing_service.app.uncertainty)
     def uncertain_decision(self, team_id: str, action: str) -> None:
@@ -239,6 +253,7 @@ ROUTING_METRICS = RoutingMetrics()
 """The routing process's metrics (its own registry, not prometheus_client's global one)."""
 observe_lifecycle(ROUTING_METRICS)
 observe_uncertainty(ROUTING_METRICS)
+observe_widening(ROUTING_METRICS)
 
 
 def observe_calls(

@@ -174,6 +174,14 @@ class RoutingActivities:
             agent_number=agent.number if contact == "number" else "",
             agent_sip_uri=agent.sip_uri if contact == "sip_uri" else "",
             reserved_until=_when(ticket, "reserved_until"),
+            widening_step=response.widening_step,
+            widening=response.widening,
+            next_widening_at=(
+                response.next_widening_at.ToDatetime(tzinfo=UTC)
+                if response.HasField("next_widening_at")
+                else None
+            ),
+            served_team=response.served_team_id,
         )
 
     @activity.defn(name="finish_callback")

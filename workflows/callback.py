@@ -11,7 +11,8 @@ Life of a callback (workflow id `callback-<vapi call id>`):
           latest rescheduled time) ──> expired
 
 The workflow never polls tightly: between claims it sleeps on a timer (business hours, a reschedule, retry
-spacing, or the long safety recheck) that a signal or update can cut short. The routing service decides who
+spacing, the start of the team's next widening step as routing reports it, or the long safety recheck) that a
+signal or update can cut short. The routing service decides who
 is at the head of the queue (priority, then age with aging); a claim that is not at the head just waits.
 Each dial attempt has its own key `callback-<call id>-attempt-<n>`, and the dial activity's ledger makes
 sure that key dials at most once whatever happens to workers.
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.search_attributes import (
         CALLBACK_STATE,
+        CALLBACK_WIDENING,
         ESCALATION_CATEGORY,
         ESCALATION_COMPLEXITY,
         ESCALATION_TIER,
@@ -77,6 +79,16 @@ NUMBER_CHECK = "e164-before-dial"
 """Patch id: a customer key that is not an E.164 number ends the callback `unreachable` before any claim or
 dial (Vapi would reject it, or worse, dial something). Only workflows with such a number take the new path, so
 histories of valid numbers carry no marker and replay as before."""
+
+WIDENING = "widening-steps"
+"""Patch id: the claim reports the team's widening step (routing's policy `widening`); the workflow shows it
+as the `CallbackWidening` search attribute and, while it waits, claims again when the next step starts (a
+specialist of an overflow team frees no slot in this team's queue, so no signal would wake it). Asked only
+when a claim reports widening, so histories of teams that never widen, and those recorded before, carry no
+marker and replay as before."""
+MIN_WIDENING_WAIT = timedelta(seconds=5)
+"""The shortest sleep until the next widening step: a routing clock behind the worker's cannot make a
+callback claim in a tight loop."""
 
 ROUTING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 """Routing calls retry until they succeed (a routing outage only delays the callback) unless permanent."""
@@ -193,6 +205,7 @@ class QueueCallbackWorkflow:
         self._cancel_requested = False
         self._cancel_note = ""
         self._expires_at: datetime | None = None
+        self._widening = ""
 
     # ------------------------------------------------------------------ handlers
     @workflow.query
@@ -211,6 +224,7 @@ class QueueCallbackWorkflow:
             agent_name=self._agent_name,
             last_outcome=self._last_outcome,
             note=self._note,
+            widening=self._widening,
         )
 
     @workflow.signal
@@ -309,6 +323,7 @@ class QueueCallbackWorkflow:
             if claim.outcome == ClaimOutcome.ALREADY_FINISHED:
                 self._note = "the routing service had already finished this callback"
                 return claim.state if claim.state.is_final else CallbackPhase.EXPIRED
+            next_widening = self._follow_widening(claim)
             if claim.outcome == ClaimOutcome.RESERVED:
                 recheck_pending = False
                 result = await self._attempt(data, claim)
@@ -332,7 +347,24 @@ class QueueCallbackWorkflow:
                 continue
             recheck_pending = False
             wake_at = min(workflow.now() + timedelta(seconds=data.safety_recheck_seconds), expires_at)
+            if next_widening is not None:
+                wake_at = min(wake_at, max(next_widening, workflow.now() + MIN_WIDENING_WAIT))
             await self._sleep_until(wake_at, wake_on_signal=True)
+
+    def _follow_widening(self, claim: ClaimResult) -> datetime | None:
+        """Show the widening step a claim reported (search attribute `CallbackWidening`, the status query)
+        and return when the next step starts; None without widening (see `WIDENING`)."""
+        if not (claim.widening_step or claim.next_widening_at) or not workflow.patched(WIDENING):
+            return None
+        label = claim.widening if claim.widening_step else ""
+        if label != self._widening:
+            self._widening = label
+            workflow.upsert_search_attributes(
+                [CALLBACK_WIDENING.value_set(label) if label else CALLBACK_WIDENING.value_unset()]
+            )
+            if label:
+                workflow.logger.info("callback %s widened: %s", self._input.call_id, label)
+        return claim.next_widening_at
 
     async def _claim(self, data: QueueCallbackInput) -> ClaimResult:
         params = ClaimParams(call_id=data.call_id, hold_seconds=data.reservation_hold_seconds)

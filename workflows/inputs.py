@@ -203,6 +203,9 @@ class CallbackStatus:
     """The last dial's outcome, Vapi's endedReason and why: `not-reached (voicemail): voicemail answered`,
     `connected (customer-ended-call): the customer spoke`, `dial failed: ...`, `not dialled (...)`."""
     note: str = ""
+    widening: str = ""
+    """The widening step routing last reported (policy `widening`), e.g. `step 2: overflow to team general
+    after 10 min`; "" while not widened."""
 
 
 @dataclass

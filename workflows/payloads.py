@@ -72,6 +72,14 @@ class ClaimResult:
     agent_number: str = ""
     agent_sip_uri: str = ""
     reserved_until: datetime | None = None
+    widening_step: int = 0
+    """The team's widening step in force at the claim (0: not widened); see routing's policy `widening`."""
+    widening: str = ""
+    """What that step did, e.g. `step 2: overflow to team general after 10 min`."""
+    next_widening_at: datetime | None = None
+    """When the next step starts: the workflow claims again then (None: no further step)."""
+    served_team: str = ""
+    """The team whose specialist was reserved (the callback's own or an overflow team)."""
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Typed search attributes that let ops filter escalations in the Temporal UI.
 
-All four are Keyword attributes; the namespace must know them (`escalade dev` passes `--search-attribute`,
+All five are Keyword attributes; the namespace must know them (`escalade dev` passes `--search-attribute`,
 and the worker registers missing ones at start-up through the operator service).
 """
 
@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 __all__ = [
     "ALL_KEYS",
     "CALLBACK_STATE",
+    "CALLBACK_WIDENING",
     "ESCALATION_CATEGORY",
     "ESCALATION_COMPLEXITY",
     "ESCALATION_TIER",
@@ -25,8 +26,10 @@ ESCALATION_TIER = SearchAttributeKey.for_keyword("EscalationTier")
 ESCALATION_CATEGORY = SearchAttributeKey.for_keyword("EscalationCategory")
 ESCALATION_COMPLEXITY = SearchAttributeKey.for_keyword("EscalationComplexity")
 CALLBACK_STATE = SearchAttributeKey.for_keyword("CallbackState")
+CALLBACK_WIDENING = SearchAttributeKey.for_keyword("CallbackWidening")
+"""The widening step in force (`step 2: overflow to team general after 10 min`); unset while not widened."""
 
-ALL_KEYS = (ESCALATION_TIER, ESCALATION_CATEGORY, ESCALATION_COMPLEXITY, CALLBACK_STATE)
+ALL_KEYS = (ESCALATION_TIER, ESCALATION_CATEGORY, ESCALATION_COMPLEXITY, CALLBACK_STATE, CALLBACK_WIDENING)
 """In registration order, e.g. for `WorkflowEnvironment.start_local(search_attributes=ALL_KEYS)`."""
 
 

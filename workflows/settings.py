@@ -30,7 +30,8 @@ class WorkerSettings(WorkflowStarterSettings, VapiApiSettings, RoutingClientSett
     relay_backoff_max_seconds: float = 30.0
     """Longest pause before the availability relay reconnects to a dropped stream."""
     register_search_attributes: bool = True
-    """Add EscalationTier/Category/Complexity and CallbackState to the namespace at start-up if missing."""
+    """Add EscalationTier/Category/Complexity, CallbackState and CallbackWidening to the namespace at start-up
+    if missing."""
     reconcile_seconds: float = Field(default=60.0, ge=0)
     """How often the callback reconciler starts the workflow of any open callback ticket in routing that has
     none (a start the edge's outbox lost); 0 disables it."""

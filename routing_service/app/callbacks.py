@@ -13,10 +13,20 @@ from datetime import datetime, timedelta
 from routing_service.app.assignments import CALLBACK
 from routing_service.app.availability import AvailabilityBroadcaster, announce_release
 from routing_service.app.ports import TeamStats, UnitOfWork, UnitOfWorkFactory
+from routing_service.app.widening import claim_candidates, notify_claimed
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
-from routing_service.domain.models import Agent, CallbackState, CallbackTicket, Complexity, Policy
+from routing_service.domain.models import (
+    Agent,
+    CallbackState,
+    CallbackTicket,
+    Complexity,
+    Policy,
+    TraceOutcome,
+    TraceStep,
+)
 from routing_service.domain.queueing import closed_until, estimate_wait, wait_with_hours
-from routing_service.domain.selection import rank_specialists
+from routing_service.domain.selection import STAGE as CANDIDATE_STAGE
+from routing_service.domain.widening import WideningScope, widening_scope
 
 __all__ = [
     "ClaimOutcome",
@@ -53,6 +63,12 @@ class ClaimResult:
     outcome: ClaimOutcome
     callback: CallbackTicket
     agent: Agent | None = None
+    widening: WideningScope | None = None
+    """The widening step in force when the claim looked for a specialist (None when it did not look)."""
+    trace: tuple[TraceStep, ...] = ()
+    """How the claim chose: the widening step, every specialist seen, the one reserved."""
+    served_team: str = ""
+    """The team whose specialist was reserved: the callback's own, or an overflow team."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,26 +133,17 @@ async def claim_callback(
                 return ClaimResult(ClaimOutcome.RESERVED, ticket, agent)
             # The hold lapsed (the sweeper freed it): the callback competes again from its place.
         if not await _is_head(u, ticket):
-            return ClaimResult(ClaimOutcome.NOT_AT_HEAD, ticket)
-        team = policy.teams.get(ticket.team_id)
-        if team is None:
+            # Not its turn yet; the step it is at still shows (and says when to claim again).
+            return ClaimResult(ClaimOutcome.NOT_AT_HEAD, ticket, widening=widening_scope(policy, ticket, now))
+        if ticket.team_id not in policy.teams:
             return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket)
         customer = await u.customers.get(ticket.caller_number) if ticket.caller_number else None
-        candidates = await u.agents.candidates(ticket.team_id, ticket.effective_complexity, 20)
-        selection = rank_specialists(
-            candidates,
-            (),
-            team=team,
-            complexity=ticket.effective_complexity,
-            preferred_agent_id=customer.last_agent_id if customer else None,
-            fair_load=policy.fair_load,
-            now=now,
+        found = await claim_candidates(
+            u, policy, ticket, preferred_agent_id=customer.last_agent_id if customer else None, now=now
         )
         critical = ticket.effective_complexity is Complexity.CRITICAL
-        for agent in selection.ranked:
-            judged = (
-                policy.fair_load is not None and policy.fair_load.caps_for(team.team_id, agent.agent_id).any
-            )
+        for agent, team_id in found.ranked:
+            judged = policy.fair_load is not None and policy.fair_load.caps_for(team_id, agent.agent_id).any
             won = await u.assignments.reserve(
                 agent_id=agent.agent_id,
                 call_id=call_id,
@@ -150,8 +157,19 @@ async def claim_callback(
                 reserved = await u.callbacks.mark_reserved(call_id, agent.agent_id, now + hold)
                 await u.commit()
                 fresh = await u.agents.get(agent.agent_id)
-                return ClaimResult(ClaimOutcome.RESERVED, reserved, fresh or agent)
-        return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket)
+                notify_claimed(ticket, found.scope, agent_id=agent.agent_id, served_team=team_id)
+                chosen = TraceStep(
+                    CANDIDATE_STAGE, agent.agent_id, TraceOutcome.CHOSEN, f"reserved for team {team_id}"
+                )
+                return ClaimResult(
+                    ClaimOutcome.RESERVED,
+                    reserved,
+                    fresh or agent,
+                    widening=found.scope,
+                    trace=(*found.steps, chosen),
+                    served_team=team_id,
+                )
+        return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket, widening=found.scope, trace=found.steps)
 
 
 async def finish_callback(

@@ -295,6 +295,10 @@ class CallbackRepository(Protocol):
         """How many WAITING tickets of the team would be served before a ticket with this key."""
         ...
 
+    async def waiting_since(self, team_id: str, before: datetime) -> int:
+        """How many WAITING tickets of the team were enqueued at or before `before` (by widening step)."""
+        ...
+
     async def find(
         self,
         *,

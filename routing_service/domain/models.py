@@ -539,6 +539,31 @@ class FallbackPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class WideningStep:
+    """One step of a team's widening: from `after` of waiting on, who may take the callback grows by this
+    step's relaxations and overflow teams (on top of the earlier steps')."""
+
+    after: timedelta
+    relax_skills: bool = False
+    """The team's `required_skills` are no longer required."""
+    relax_complexity_levels: int = 0
+    """A specialist whose max_complexity is this many levels below the call's effective complexity
+    qualifies (never below basic)."""
+    overflow_teams: tuple[str, ...] = ()
+    """Other teams whose qualified specialists may take the callback, in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class WideningPolicy:
+    """Widening over time of who may take a waiting callback (see routing_service.domain.widening)."""
+
+    steps: Mapping[str, tuple[WideningStep, ...]] = field(default_factory=dict)
+    """Per team, its steps in order of `after` (strictly increasing)."""
+    tier_exclusions: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Per tier, the teams a callback of that tier never overflows to."""
+
+
+@dataclass(frozen=True, slots=True)
 class ReloadGuard:
     """A reload that would send more than `max_moved_share` of the last `replay_last` recorded calls to a
     different team is held back until an operator confirms the file."""
@@ -571,3 +596,5 @@ class Policy:
     """None: every valid reload applies."""
     review_notifications: ReviewNotifications = field(default_factory=ReviewNotifications)
     """Who is told about a review that needs a person (`review_notifications` in the file)."""
+    widening: WideningPolicy = field(default_factory=WideningPolicy)
+    """Who may take a callback as it waits longer (`widening` in the file; empty: never widens)."""

@@ -13,7 +13,16 @@ import grpc
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
-from routing_service.app import agents, assignments, callbacks, customers, decisions, fair_load, lifecycle
+from routing_service.app import (
+    agents,
+    assignments,
+    callbacks,
+    customers,
+    decisions,
+    fair_load,
+    lifecycle,
+    widening,
+)
 from routing_service.app.availability import AvailabilityBroadcaster
 from routing_service.app.callbacks import ClaimOutcome
 from routing_service.app.policy_source import PolicySource
@@ -216,6 +225,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             else None
         )
         spread = await fair_load.team_load_spread([t.team_id for t in teams], uow=self.uow, now=now)
+        by_step = await widening.waiting_by_step(self.uow, policy, [t.team_id for t in teams], now)
         out = []
         for t in teams:
             msg = pb.TeamQueueStatus(
@@ -231,6 +241,12 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
                 msg.oldest_waiting_since.CopyFrom(mapping.timestamp_to_pb(t.stats.oldest_waiting_since))
             if t.closed_until is not None:
                 msg.closed_until.CopyFrom(mapping.timestamp_to_pb(t.closed_until))
+            for count_at_step in by_step.get(t.team_id, ()):
+                msg.widening_steps.add(
+                    step=count_at_step.step,
+                    label=count_at_step.label,
+                    waiting_callbacks=count_at_step.waiting,
+                )
             count = uncertain.by_team.get(t.team_id) if uncertain is not None else None
             if count is not None:
                 msg.uncertain_decisions_last_hour = count.uncertain
@@ -292,6 +308,14 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         )
         if result.agent is not None:
             response.agent.CopyFrom(mapping.agent_to_pb(result.agent))
+        scope = result.widening
+        if scope is not None:
+            response.widening_step = scope.step
+            response.widening = scope.label
+            if scope.next_step_at is not None:
+                response.next_widening_at.CopyFrom(mapping.timestamp_to_pb(scope.next_step_at))
+        response.trace.extend(mapping.trace_step_to_pb(step) for step in result.trace)
+        response.served_team_id = result.served_team
         return response
 
     @map_errors

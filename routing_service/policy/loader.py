@@ -42,6 +42,7 @@ from routing_service.domain.models import (
     TransferTemplate,
     UncertaintyAction,
     UncertaintyPolicy,
+    WideningPolicy,
 )
 from routing_service.domain.review_notifications import ReviewNotifications
 from routing_service.policy.errors import PolicyError, Problem
@@ -55,6 +56,7 @@ from routing_service.policy.schema import (
     TransferDoc,
     UncertaintyDoc,
 )
+from routing_service.policy.widening import check_widening
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -356,7 +358,17 @@ def _cross_check(doc: PolicyDoc) -> list[Problem]:
                         f"unknown team {team_id!r}; teams are {', '.join(sorted(doc.teams))}",
                     )
                 )
+    problems += check_widening(doc.widening, teams=set(doc.teams), tiers=tiers, tier_rules=_tier_rules(doc))
     return problems
+
+
+def _tier_rules(doc: PolicyDoc) -> dict[str, list[tuple[str, list[str]]]]:
+    """Per team, each rule that sends it only some tiers: (rule id, those tiers)."""
+    by_team: dict[str, list[tuple[str, list[str]]]] = {}
+    for rule in doc.rules:
+        if rule.when is not None and rule.when.tiers:
+            by_team.setdefault(rule.team, []).append((rule.id, list(rule.when.tiers)))
+    return by_team
 
 
 def _check_uncertainty(doc: UncertaintyDoc, *, teams: set[str], categories: set[str]) -> list[Problem]:
@@ -535,6 +547,7 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
             if doc.review_notifications is not None
             else ReviewNotifications()
         ),
+        widening=doc.widening.to_domain() if doc.widening is not None else WideningPolicy(),
     )
 
 

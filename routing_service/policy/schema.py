@@ -30,6 +30,7 @@ from routing_service.domain.models import (
 )
 from routing_service.domain.phone import normalize_caller, parse_destination_number
 from routing_service.policy.review_notifications import ReviewNotificationsDoc
+from routing_service.policy.widening import WideningDoc
 
 __all__ = [
     "AgentRecord",
@@ -430,6 +431,7 @@ class PolicyDoc(_Doc):
     review_notifications: ReviewNotificationsDoc | None = None
     uncertainty: UncertaintyDoc | None = None
     fair_load: FairLoadDoc | None = None
+    widening: WideningDoc | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -32,6 +32,17 @@ _AHEAD_OF = shared(
     )
 )
 
+# `escalade status` by widening step: the team's waiting callbacks queued at or before a step's start.
+_WAITING_SINCE = shared(
+    select(func.count())
+    .select_from(callbacks)
+    .where(
+        callbacks.c.team_id == bindparam("since_team"),
+        callbacks.c.state == str(CallbackState.WAITING),
+        callbacks.c.enqueued_at <= bindparam("since_at"),
+    )
+)
+
 # The relay's question on every free slot: the head of one team's WAITING queue, and how many RESERVED
 # tickets of that team are served before it.
 _WAITING_HEAD = shared(
@@ -323,3 +334,8 @@ class SqlCallbackRepository(SqlRepository):
         if result.rowcount != 1 and row.state != str(state):
             raise Conflict(f"callback for call {call_id} is already {row.state}")
         return ticket_from_row(row)
+
+    async def waiting_since(self, team_id: str, before: datetime) -> int:
+        """How many WAITING tickets of the team were enqueued at or before `before`."""
+        params = {"since_team": team_id, "since_at": before}
+        return int((await self._execute(_WAITING_SINCE, params)).scalar_one())

@@ -532,3 +532,50 @@ async def test_fair_load_skips_the_senior_in_cooldown_then_takes_one_over_the_ca
     # every call handed over was completed: nobody is left reserved
     after = await agents_state(stack.stub)
     assert {k: v[1] for k, v in after.items()} == {k: v[1] for k, v in before.items()}
+
+
+async def test_widening_scenario_queues_a_callback_and_lists_the_steps_it_will_take(stack: Stack) -> None:
+    from routing_service.policy.loader import load_policy
+    from tests.service.grpc_helpers import TECHCORP
+
+    before = await agents_state(stack.stub)
+    (outcome,) = await run_scenarios(
+        select_scenarios(["widening"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+        policy=load_policy(TECHCORP),
+    )
+    assert (outcome.team, outcome.kind, outcome.check) == ("technical", "callback", "OK"), outcome
+    assert outcome.notes[:3] == [
+        "technical callbacks waiting by widening step now: step 0: 1, step 1: 0, step 2: 0",
+        "step 1: complexity ceiling relaxed by 1 level after 5 min (tech-2 then qualifies)",
+        "step 2: overflow to team enterprise after 10 min",
+    ]
+    assert "tech-1 left busy and the callback waiting" in outcome.notes[3]
+    after = await agents_state(stack.stub)
+    # only the advanced specialist was made busy; Grace (intermediate) stays free, yet did not get the call
+    assert {a for a, (status, _) in after.items() if status != before[a][0]} == {"tech-1"}
+    assert after["tech-2"] == before["tech-2"]
+    callbacks = (await stack.stub.ListCallbacks(pb.ListCallbacksRequest())).callbacks
+    assert [(c.call_id, c.state) for c in callbacks] == [(outcome.call_id, pb.CALLBACK_STATE_WAITING)]
+
+    (cleaned,) = await run_scenarios(
+        select_scenarios(["widening"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+        policy=load_policy(TECHCORP),
+        cleanup=True,
+    )
+    assert cleaned.trail[-1] == "callback cancelled"
+    # Without the policy the steps cannot be listed, and the table says so.
+    (unchecked,) = await run_scenarios(
+        select_scenarios(["widening"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+        cleanup=True,
+    )
+    assert unchecked.check == "MISMATCH"
+    assert unchecked.notes[0] == "the routing policy does not widen team technical (no `widening` steps)"

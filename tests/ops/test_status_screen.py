@@ -225,5 +225,31 @@ async def test_status_counts_the_last_hours_uncertain_decisions_and_second_trans
     assert report["uncertainty_counts_capped"] is False
     assert screen_code == 0
     assert "uncertain 1h (2nd transfer)" in screen
-    [technical_row] = [line for line in screen.splitlines() if line.strip("│ ").startswith("technical")]
+    # the Teams table's row (the widening table after it has rows of the team too)
+    technical_row = next(line for line in screen.splitlines() if line.strip("│ ").startswith("technical"))
     assert "2 (1)" in technical_row
+
+
+async def test_status_shows_waiting_callbacks_by_widening_step(served: Served) -> None:
+    for agent_id in ("tech-1", "tech-2"):
+        await served.stack.stub.SetAgentStatus(
+            pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY)
+        )
+    assert (await served.stack.edge.post(load_fixture(PREMIUM))).status_code == 200
+    args = ("--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none")
+
+    code, out, err = await status("--json", *args)
+    screen_code, screen, _ = await status(*args)
+
+    assert code == 0, err
+    teams = {t["team_id"]: t for t in json.loads(out)["teams"]}
+    assert [(c["step"], c["waiting_callbacks"]) for c in teams["technical"]["widening_steps"]] == [
+        (0, 1),
+        (1, 0),
+        (2, 0),
+    ]
+    assert teams["product"]["widening_steps"] == []
+    assert screen_code == 0
+    assert "Waiting callbacks by widening step" in screen
+    rows = [line for line in screen.splitlines() if "overflow to team enterprise after 10 min" in line]
+    assert len(rows) == 1 and rows[0].rstrip(" │").endswith("0")

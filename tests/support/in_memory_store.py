@@ -694,6 +694,13 @@ class InMemoryCallbackRepository(_Repository):
             if ticket.state is CallbackState.WAITING and ticket.service_key <= service_key
         )
 
+    async def waiting_since(self, team_id: str, before: datetime) -> int:
+        return sum(
+            1
+            for ticket in self._team(team_id)
+            if ticket.state is CallbackState.WAITING and ticket.enqueued_at <= before
+        )
+
     async def find(
         self,
         *,

@@ -104,6 +104,36 @@ async def callback_signal_then_connected(client: Client, env: WorkflowEnvironmen
     return handle
 
 
+async def callback_widened_then_connected(client: Client, env: WorkflowEnvironment) -> Handle:
+    """Routing reports the next widening step; the workflow claims again when it starts, shows the step,
+    and is served by the overflow team's specialist."""
+    started = await env.get_current_time()
+    routing = FakeRouting(
+        outcome=ClaimOutcome.NO_SPECIALIST_FREE,
+        clock=env.get_current_time,
+        next_widening_at=started + timedelta(minutes=5),
+    )
+    vapi = FakeVapi()
+    data = callback_input("replay-callback-widened")
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await client.start_workflow(
+            QueueCallbackWorkflow.run,
+            data,
+            id=callback_workflow_id(data.call_id),
+            task_queue=worker.task_queue,
+        )
+
+        async def claimed() -> bool:
+            return len(routing.claims) >= 1
+
+        await eventually(claimed)
+        routing.outcome = ClaimOutcome.RESERVED
+        routing.widening_step, routing.next_widening_at = 1, None
+        routing.widening = "step 1: overflow to team general after 5 min"
+        await handle.result()
+    return handle
+
+
 async def callback_unreachable(client: Client, env: WorkflowEnvironment) -> Handle:
     routing, vapi = FakeRouting(outcome=ClaimOutcome.RESERVED), FakeVapi(results=[DialOutcome.NOT_REACHED])
     data = callback_input("replay-callback-unreachable", max_attempts=3)
@@ -203,6 +233,7 @@ SCENARIOS: dict[str, Scenario] = {
     "callback_unreachable": callback_unreachable,
     "callback_voicemail_then_reached": callback_voicemail_then_reached,
     "callback_number_not_e164": callback_number_not_e164,
+    "callback_widened_then_connected": callback_widened_then_connected,
     "review_completed": review_completed,
     "review_overdue": review_overdue,
     "review_transfer_retried": review_transfer_retried,

@@ -27,7 +27,7 @@ from workflows.inputs import (
     callback_workflow_id,
 )
 from workflows.payloads import ClaimOutcome, DialOutcome
-from workflows.search_attributes import CALLBACK_STATE
+from workflows.search_attributes import CALLBACK_STATE, CALLBACK_WIDENING
 
 pytestmark = pytest.mark.temporal
 
@@ -361,3 +361,38 @@ async def test_rescheduled_callback_is_served_when_new_time_is_past_original_exp
 
     assert result.state == "connected"
     assert routing.claims[1][1] >= at
+
+
+async def test_callback_claims_again_when_its_next_widening_step_starts_and_shows_the_step(
+    client: Client, time_env: WorkflowEnvironment
+) -> None:
+    """Routing says when the team's next widening step starts: the workflow claims again then (not only on a
+    signal or its safety timer), and shows the step routing reports as `CallbackWidening`."""
+    started = await time_env.get_current_time()
+    routing = FakeRouting(
+        outcome=ClaimOutcome.NO_SPECIALIST_FREE,
+        clock=time_env.get_current_time,
+        next_widening_at=started + timedelta(minutes=5),
+    )
+    vapi = FakeVapi()
+    label = "step 1: overflow to team general after 5 min"
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await start(client, worker.task_queue, callback_input())
+        await eventually(lambda: _has(routing.claims, 1))
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(CALLBACK_WIDENING) is None
+        routing.widening_step, routing.widening, routing.next_widening_at = 1, label, None
+
+        await time_env.sleep(timedelta(minutes=6))
+        assert len(routing.claims) == 2
+        assert routing.claims[1][1] >= started + timedelta(minutes=5)
+        assert (await status_of(handle)).widening == label
+        described = await handle.describe()
+        assert described.typed_search_attributes.get(CALLBACK_WIDENING) == label
+
+        await time_env.sleep(timedelta(minutes=10))  # no further step: back to signals and the safety timer
+        assert len(routing.claims) == 2
+        routing.outcome = ClaimOutcome.RESERVED
+        await handle.signal(QueueCallbackWorkflow.specialist_available)
+        result = await handle.result()
+    assert (result.state, result.widening) == ("connected", label)

@@ -18,7 +18,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.workflow.history_recorder import HISTORIES, SCENARIOS, load_history, record_all
 from tests.workflow.workflow_fakes import new_replayer
-from workflows.callback import NUMBER_CHECK
+from workflows.callback import NUMBER_CHECK, WIDENING
 from workflows.inputs import CallbackPhase, CallbackStatus, QueueCallbackInput
 from workflows.review import RULES_V2
 
@@ -69,6 +69,15 @@ def test_new_behaviour_is_recorded_behind_its_patches() -> None:
         assert RULES_V2 in _patches(HISTORIES / f"{name}.json")
     for path in (HISTORIES / "before_evidence").glob("*.json"):
         assert not _patches(path) & {NUMBER_CHECK, RULES_V2}
+
+
+def test_widening_is_recorded_behind_its_patch_only_when_a_claim_reports_it() -> None:
+    """The widened callback asks for the patch; callbacks whose claims report no widening (and every older
+    recording) never do, so they replay as before."""
+    assert WIDENING in _patches(HISTORIES / "callback_widened_then_connected.json")
+    for path in all_histories():
+        if path.name != "callback_widened_then_connected.json":
+            assert WIDENING not in _patches(path), path
 
 
 def test_review_notifications_are_recorded_as_activities_of_the_review() -> None:

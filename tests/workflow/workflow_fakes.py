@@ -53,6 +53,10 @@ class FakeRouting:
     outcomes: list[OutcomeParams] = field(default_factory=list)
     decision: DecisionView | None = None
     decision_reads: int = 0
+    widening_step: int = 0
+    """What every claim reports of the team's widening (routing's policy `widening`), as routing would."""
+    widening: str = ""
+    next_widening_at: datetime | None = None
 
     @activity.defn(name="claim_callback")
     async def claim_callback(self, params: ClaimParams) -> ClaimResult:
@@ -66,8 +70,18 @@ class FakeRouting:
                 agent_name="Ana",
                 agent_number="+15550100111",
                 reserved_until=datetime.now(UTC) + timedelta(seconds=params.hold_seconds),
+                widening_step=self.widening_step,
+                widening=self.widening,
+                next_widening_at=self.next_widening_at,
             )
-        return ClaimResult(outcome=self.outcome, state=CallbackPhase.WAITING, position=self.position)
+        return ClaimResult(
+            outcome=self.outcome,
+            state=CallbackPhase.WAITING,
+            position=self.position,
+            widening_step=self.widening_step,
+            widening=self.widening,
+            next_widening_at=self.next_widening_at,
+        )
 
     @activity.defn(name="finish_callback")
     async def finish_callback(self, params: FinishParams) -> FinishResult:

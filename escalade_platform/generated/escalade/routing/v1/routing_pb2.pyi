@@ -1477,6 +1477,7 @@ class TeamQueueStatus(_message.Message):
     UNCERTAIN_DECISIONS_LAST_HOUR_FIELD_NUMBER: _builtins.int
     UNCERTAIN_SECOND_TRANSFERS_LAST_HOUR_FIELD_NUMBER: _builtins.int
     LOAD_LAST_HOUR_FIELD_NUMBER: _builtins.int
+    WIDENING_STEPS_FIELD_NUMBER: _builtins.int
     team_id: _builtins.str
     display_name: _builtins.str
     waiting_callbacks: _builtins.int
@@ -1506,6 +1507,12 @@ class TeamQueueStatus(_message.Message):
         caps count).
         """
 
+    @_builtins.property
+    def widening_steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___WideningStepCount]:
+        """The waiting callbacks by widening step (policy `widening`), step 0 (not widened) first; empty for a team
+        that never widens.
+        """
+
     def __init__(
         self,
         *,
@@ -1521,10 +1528,11 @@ class TeamQueueStatus(_message.Message):
         uncertain_decisions_last_hour: _builtins.int = ...,
         uncertain_second_transfers_last_hour: _builtins.int = ...,
         load_last_hour: Global___LoadSpread | None = ...,
+        widening_steps: _abc.Iterable[Global___WideningStepCount] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closed_until", b"closed_until", "estimated_wait", b"estimated_wait", "load_last_hour", b"load_last_hour", "oldest_waiting_since", b"oldest_waiting_since"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "available_agents", b"available_agents", "closed_until", b"closed_until", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "load_last_hour", b"load_last_hour", "oldest_waiting_since", b"oldest_waiting_since", "team_id", b"team_id", "total_agents", b"total_agents", "uncertain_decisions_last_hour", b"uncertain_decisions_last_hour", "uncertain_second_transfers_last_hour", b"uncertain_second_transfers_last_hour", "waiting_callbacks", b"waiting_callbacks"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "available_agents", b"available_agents", "closed_until", b"closed_until", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "load_last_hour", b"load_last_hour", "oldest_waiting_since", b"oldest_waiting_since", "team_id", b"team_id", "total_agents", b"total_agents", "uncertain_decisions_last_hour", b"uncertain_decisions_last_hour", "uncertain_second_transfers_last_hour", b"uncertain_second_transfers_last_hour", "waiting_callbacks", b"waiting_callbacks", "widening_steps", b"widening_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1564,6 +1572,35 @@ class LoadSpread(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LoadSpread: _TypeAlias = LoadSpread  # noqa: Y015
+
+@_typing.final
+class WideningStepCount(_message.Message):
+    """How many of a team's waiting callbacks are at one widening step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    LABEL_FIELD_NUMBER: _builtins.int
+    WAITING_CALLBACKS_FIELD_NUMBER: _builtins.int
+    step: _builtins.int
+    """0 = not widened yet."""
+    label: _builtins.str
+    """What the step does, e.g. "step 1: complexity ceiling relaxed by 1 level after 5 min"."""
+    waiting_callbacks: _builtins.int
+    def __init__(
+        self,
+        *,
+        step: _builtins.int = ...,
+        label: _builtins.str = ...,
+        waiting_callbacks: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "step", b"step", "waiting_callbacks", b"waiting_callbacks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WideningStepCount: _TypeAlias = WideningStepCount  # noqa: Y015
 
 @_typing.final
 class GetQueueStatusRequest(_message.Message):
@@ -1755,12 +1792,37 @@ class ClaimCallbackResponse(_message.Message):
     OUTCOME_FIELD_NUMBER: _builtins.int
     CALLBACK_FIELD_NUMBER: _builtins.int
     AGENT_FIELD_NUMBER: _builtins.int
+    WIDENING_STEP_FIELD_NUMBER: _builtins.int
+    WIDENING_FIELD_NUMBER: _builtins.int
+    NEXT_WIDENING_AT_FIELD_NUMBER: _builtins.int
+    TRACE_FIELD_NUMBER: _builtins.int
+    SERVED_TEAM_ID_FIELD_NUMBER: _builtins.int
     outcome: Global___ClaimOutcome.ValueType
+    widening_step: _builtins.int
+    """The callback's widening step in force at this claim (policy `widening`), also when it is not at the head
+    yet: 0 = not widened (and for a finished callback or a repeated claim of a held specialist).
+    """
+    widening: _builtins.str
+    """What that step did, e.g. "step 2: overflow to team general after 10 min"; empty at step 0."""
+    served_team_id: _builtins.str
+    """The team whose specialist was reserved: the callback's own or an overflow team (set when RESERVED by
+    this claim).
+    """
     @_builtins.property
     def callback(self) -> Global___CallbackTicket: ...
     @_builtins.property
     def agent(self) -> Global___Agent:
         """Set when outcome is RESERVED."""
+
+    @_builtins.property
+    def next_widening_at(self) -> _timestamp_pb2.Timestamp:
+        """When the team's next widening step starts for this callback; unset after the last step or when the team
+        never widens. The callback workflow claims again then.
+        """
+
+    @_builtins.property
+    def trace(self) -> _containers.RepeatedCompositeFieldContainer[Global___TraceStep]:
+        """How the claim chose: the widening step, each specialist seen, the one reserved."""
 
     def __init__(
         self,
@@ -1768,10 +1830,15 @@ class ClaimCallbackResponse(_message.Message):
         outcome: Global___ClaimOutcome.ValueType = ...,
         callback: Global___CallbackTicket | None = ...,
         agent: Global___Agent | None = ...,
+        widening_step: _builtins.int = ...,
+        widening: _builtins.str = ...,
+        next_widening_at: _timestamp_pb2.Timestamp | None = ...,
+        trace: _abc.Iterable[Global___TraceStep] | None = ...,
+        served_team_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "callback", b"callback"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "callback", b"callback", "next_widening_at", b"next_widening_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "callback", b"callback", "outcome", b"outcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent", b"agent", "callback", b"callback", "next_widening_at", b"next_widening_at", "outcome", b"outcome", "served_team_id", b"served_team_id", "trace", b"trace", "widening", b"widening", "widening_step", b"widening_step"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
