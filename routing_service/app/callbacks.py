@@ -12,10 +12,25 @@ from datetime import datetime, timedelta
 
 from routing_service.app.assignments import CALLBACK
 from routing_service.app.availability import AvailabilityBroadcaster, announce_release
-from routing_service.app.ports import TeamStats, UnitOfWork, UnitOfWorkFactory
+from routing_service.app.ports import TeamStats, UnitOfWorkFactory
+from routing_service.app.promises import (
+    PromiseStats,
+    claim_order,
+    note_started,
+    promise_stats,
+    record_breach,
+    team_wait,
+)
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
-from routing_service.domain.models import Agent, CallbackState, CallbackTicket, Complexity, Policy
-from routing_service.domain.queueing import closed_until, estimate_wait, wait_with_hours
+from routing_service.domain.models import (
+    Agent,
+    CallbackState,
+    CallbackTicket,
+    Complexity,
+    Policy,
+    TraceStep,
+)
+from routing_service.domain.queueing import closed_until
 from routing_service.domain.selection import rank_specialists
 
 __all__ = [
@@ -30,7 +45,6 @@ __all__ = [
 ]
 
 MAX_HOLD = timedelta(hours=24)
-HANDLE_TIME_WINDOW = timedelta(hours=1)
 TERMINAL = frozenset(
     {CallbackState.CONNECTED, CallbackState.CANCELLED, CallbackState.UNREACHABLE, CallbackState.EXPIRED}
 )
@@ -48,11 +62,13 @@ class ClaimOutcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ClaimResult:
-    """The outcome, the callback as it now stands, and the reserved specialist when there is one."""
+    """The outcome, the callback as it now stands, the reserved specialist when there is one, and the
+    claim's trace (its promise: moved ahead, waiting behind an at-risk one, broken)."""
 
     outcome: ClaimOutcome
     callback: CallbackTicket
     agent: Agent | None = None
+    trace: tuple[TraceStep, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,31 +81,8 @@ class QueueStatus:
     estimated_wait: timedelta
     closed_until: datetime | None = None
     """When the team next opens, while it is outside its business hours."""
-
-
-async def team_wait(
-    u: UnitOfWork, policy: Policy, team_id: str, *, position: int, serving_agents: int, now: datetime
-) -> timedelta:
-    """Estimated wait for `position` in the team's queue from live handle times (else the policy's), plus
-    the time until the team opens when it is outside its business hours."""
-    handle = await u.assignments.recent_handle_time(team_id, now - HANDLE_TIME_WINDOW)
-    queued = estimate_wait(
-        position=position,
-        serving_agents=serving_agents,
-        handle_time=handle if handle and handle > timedelta(0) else policy.queue.default_handle_time,
-    )
-    team = policy.teams.get(team_id)
-    return wait_with_hours(queued, team.business_hours if team is not None else None, now)
-
-
-async def _is_head(u: UnitOfWork, ticket: CallbackTicket) -> bool:
-    """True when no WAITING callback of the team comes before this one in service order (callbacks that
-    hold a reservation are being served and do not block the next one; they are all served first)."""
-    if ticket.state is CallbackState.RESERVED:
-        return True
-    if ticket.state is not CallbackState.WAITING:
-        return False
-    return not await u.callbacks.waiting_before(ticket)
+    promises: PromiseStats | None = None
+    """Kept rates and the estimate's accuracy (`app.promises.promise_stats`)."""
 
 
 async def claim_callback(
@@ -104,6 +97,7 @@ async def claim_callback(
     if violations:
         raise InvalidRequest("invalid claim", violations)
     hold = hold_for or policy.queue.reservation_hold
+    trace: list[TraceStep] = []
     async with uow() as u:
         ticket = await u.callbacks.get(call_id)
         if ticket is None:
@@ -116,11 +110,15 @@ async def claim_callback(
                 agent = await u.agents.get(holder)
                 return ClaimResult(ClaimOutcome.RESERVED, ticket, agent)
             # The hold lapsed (the sweeper freed it): the callback competes again from its place.
-        if not await _is_head(u, ticket):
-            return ClaimResult(ClaimOutcome.NOT_AT_HEAD, ticket)
+        breached = await record_breach(u, ticket, now, trace)
+        if breached is not ticket:
+            await u.commit()
+            ticket = breached
+        if not await claim_order(u, ticket, policy, now, trace):
+            return ClaimResult(ClaimOutcome.NOT_AT_HEAD, ticket, trace=tuple(trace))
         team = policy.teams.get(ticket.team_id)
         if team is None:
-            return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket)
+            return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket, trace=tuple(trace))
         customer = await u.customers.get(ticket.caller_number) if ticket.caller_number else None
         candidates = await u.agents.candidates(ticket.team_id, ticket.effective_complexity, 20)
         selection = rank_specialists(
@@ -135,11 +133,12 @@ async def claim_callback(
                 agent_id=agent.agent_id, call_id=call_id, purpose=CALLBACK, now=now, expires_at=now + hold
             )
             if won:
-                reserved = await u.callbacks.mark_reserved(call_id, agent.agent_id, now + hold)
+                reserved = await u.callbacks.mark_reserved(call_id, agent.agent_id, now + hold, now=now)
                 await u.commit()
+                note_started(ticket, now)
                 fresh = await u.agents.get(agent.agent_id)
-                return ClaimResult(ClaimOutcome.RESERVED, reserved, fresh or agent)
-        return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket)
+                return ClaimResult(ClaimOutcome.RESERVED, reserved, fresh or agent, tuple(trace))
+        return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket, trace=tuple(trace))
 
 
 async def finish_callback(
@@ -276,6 +275,13 @@ async def queue_status(
             )
             team = policy.teams[tid]
             result.append(
-                QueueStatus(tid, team.display_name, s, wait, closed_until(team.business_hours, now))
+                QueueStatus(
+                    tid,
+                    team.display_name,
+                    s,
+                    wait,
+                    closed_until(team.business_hours, now),
+                    await promise_stats(u, tid, now),
+                )
             )
     return result
