@@ -189,6 +189,19 @@ async def _probe_routing(
                 ),
                 "uncertain_last_hour": team.uncertain_decisions_last_hour,
                 "uncertain_second_transfers_last_hour": team.uncertain_second_transfers_last_hour,
+                "promises_kept_last_hour": (
+                    team.promises_kept_last_hour if team.HasField("promises_kept_last_hour") else None
+                ),
+                "promises_kept_last_day": (
+                    team.promises_kept_last_day if team.HasField("promises_kept_last_day") else None
+                ),
+                "promise_error_median_seconds": (
+                    _seconds(team.promise_error_median) if team.HasField("promise_error_median") else None
+                ),
+                "promise_error_p90_seconds": (
+                    _seconds(team.promise_error_p90) if team.HasField("promise_error_p90") else None
+                ),
+                "promise_error_samples": team.promise_error_samples,
             }
         )
     report.uncertainty_counts_capped = queues.uncertainty_counts_capped
@@ -295,6 +308,25 @@ def _uncertain(team: dict[str, Any]) -> str:
     return f"{uncertain} ({team.get('uncertain_second_transfers_last_hour') or 0})" if uncertain else "-"
 
 
+def _kept(team: dict[str, Any]) -> str:
+    """ "90% / 75%": the share of callback promises kept in the last hour / 24 hours ("-": none resolved)."""
+    rates = (team.get("promises_kept_last_hour"), team.get("promises_kept_last_day"))
+    return " / ".join("-" if rate is None else f"{rate:.0%}" for rate in rates)
+
+
+def _signed(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return ("-" if seconds < 0 else "+") + _duration(abs(seconds))
+
+
+def _accuracy(team: dict[str, Any]) -> str:
+    """ "+1m30s / +4m00s": quoted minus actual wait, median / 90th percentile (+: called back early)."""
+    if not team.get("promise_error_samples"):
+        return "-"
+    return f"{_signed(team['promise_error_median_seconds'])} / {_signed(team['promise_error_p90_seconds'])}"
+
+
 def render(report: StatusReport) -> None:
     """The rich screen."""
     services = Table(title="Services", title_justify="left")
@@ -308,7 +340,8 @@ def render(report: StatusReport) -> None:
     teams = Table(title="Teams", title_justify="left")
     capped = "+" if report.uncertainty_counts_capped else ""
     columns = ("team", "waiting", "free / total", "active calls", "est. wait", "oldest waiting", "hours")
-    for column in (*columns, f"uncertain 1h{capped} (2nd transfer)"):
+    promises = ("kept 1h / 24h", "quoted-actual p50 / p90")
+    for column in (*columns, f"uncertain 1h{capped} (2nd transfer)", *promises):
         teams.add_column(column, justify="left" if column in ("team", "hours") else "right")
     for t in report.teams:
         teams.add_row(
@@ -321,6 +354,8 @@ def render(report: StatusReport) -> None:
                 _duration(t["oldest_waiting_seconds"]),
                 _hours(t["closed_until"]),
                 _uncertain(t),
+                _kept(t),
+                _accuracy(t),
             )
         )
     console.print(teams if report.teams else "[dim]Teams: unknown (routing not reachable)[/]")

@@ -106,6 +106,15 @@ def _enum_label(name: str, prefix: str) -> str:
     return "" if label == "unspecified" else label
 
 
+_PROMISE_STATES = {
+    routing_pb2.PROMISE_STATE_ON_TRACK: "on-track",
+    routing_pb2.PROMISE_STATE_AT_RISK: "at-risk",
+    routing_pb2.PROMISE_STATE_BREACHED: "breached",
+    routing_pb2.PROMISE_STATE_KEPT: "kept",
+}
+"""`routing_service.domain.promises.PromiseState`'s values, by the proto's numbers."""
+
+
 def _phase(value: int) -> CallbackPhase:
     """A ticket's `routing_pb2.CallbackState` as a `CallbackPhase` (UNSPECIFIED when routing gave none)."""
     phase: CallbackPhase = _STATE_FROM_PB.get(value, CallbackPhase.UNSPECIFIED)  # type: ignore[call-overload]
@@ -174,6 +183,9 @@ class RoutingActivities:
             agent_number=agent.number if contact == "number" else "",
             agent_sip_uri=agent.sip_uri if contact == "sip_uri" else "",
             reserved_until=_when(ticket, "reserved_until"),
+            promise_state=_PROMISE_STATES.get(ticket.promise_state, ""),
+            promised_by=_when(ticket, "promised_by"),
+            promise_at_risk_at=_when(ticket, "promise_at_risk_at"),
         )
 
     @activity.defn(name="finish_callback")
@@ -210,6 +222,8 @@ class RoutingActivities:
                 enqueued_at=_when(ticket, "enqueued_at"),
                 finished_at=_when(ticket, "finished_at"),
                 agent_id=ticket.agent_id,
+                promise_state=_PROMISE_STATES.get(ticket.promise_state, ""),
+                promised_by=_when(ticket, "promised_by"),
             )
         return DecisionView(
             decision_id=d.decision_id,

@@ -203,6 +203,11 @@ class CallbackStatus:
     """The last dial's outcome, Vapi's endedReason and why: `not-reached (voicemail): voicemail answered`,
     `connected (customer-ended-call): the customer spoke`, `dial failed: ...`, `not dialled (...)`."""
     note: str = ""
+    promise_state: str = ""
+    """on-track, at-risk, breached or kept (the `CallbackPromiseState` search attribute); "" before routing
+    answered a claim or for a callback without a promise."""
+    promised_by: datetime | None = None
+    """The latest time the callback should start, as routing promised it."""
 
 
 @dataclass

@@ -72,6 +72,10 @@ class ClaimResult:
     agent_number: str = ""
     agent_sip_uri: str = ""
     reserved_until: datetime | None = None
+    promise_state: str = ""
+    """The callback's promise as routing judged it at the claim (`PromiseState`'s value; "" without one)."""
+    promised_by: datetime | None = None
+    promise_at_risk_at: datetime | None = None
 
 
 @dataclass
@@ -123,6 +127,9 @@ class CallbackView:
     enqueued_at: datetime | None = None
     finished_at: datetime | None = None
     agent_id: str = ""
+    promise_state: str = ""
+    """`PromiseState`'s value as routing judges it now ("" for a callback without a promise)."""
+    promised_by: datetime | None = None
 
 
 @dataclass
