@@ -99,6 +99,9 @@ class PromiseOutcome:
     due_by: datetime
     started_at: datetime | None = None
     """When a specialist was first reserved for the callback (None: not started)."""
+    ended_at: datetime | None = None
+    """When the callback ended (cancelled, expired, ...): one that ended unstarted before its deadline was
+    never put to the test and counts neither way."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,13 +273,17 @@ def claim_turn(
 def kept_rate(outcomes: Sequence[PromiseOutcome], *, now: datetime, window: timedelta) -> float | None:
     """The share of promises resolved in the last `window` that were kept (None when none resolved). A
     promise resolves when its callback starts by the deadline (kept) or when the deadline passes without
-    it (breached, at the deadline)."""
+    it (breached, at the deadline); one cancelled unstarted before its deadline never resolves."""
     since = now - window
     kept = breached = 0
     for outcome in outcomes:
         if outcome.started_at is not None and outcome.started_at <= outcome.due_by:
             if since <= outcome.started_at <= now:
                 kept += 1
+        elif (
+            outcome.started_at is None and outcome.ended_at is not None and outcome.ended_at <= outcome.due_by
+        ):
+            continue
         elif since <= outcome.due_by <= now:
             breached += 1
     total = kept + breached

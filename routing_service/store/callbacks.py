@@ -180,7 +180,7 @@ _TIERS_BEFORE = shared(
     .distinct()
 )
 _PROMISE_OUTCOMES = shared(
-    select(callbacks.c.promise_from, callbacks.c.promised_by, callbacks.c.started_at)
+    select(callbacks.c.promise_from, callbacks.c.promised_by, callbacks.c.started_at, callbacks.c.finished_at)
     .where(
         callbacks.c.team_id == bindparam("po_team"),
         callbacks.c.promised_by >= bindparam("po_since", type_=UtcDateTime()),
@@ -416,7 +416,12 @@ class SqlCallbackRepository(SqlRepository):
         """The team's promises due at or after `since`, newest deadline first, at most `limit`."""
         params = {"po_team": team_id, "po_since": since, "po_limit": max(1, limit)}
         return [
-            PromiseOutcome(starts_at=row.promise_from, due_by=row.promised_by, started_at=row.started_at)
+            PromiseOutcome(
+                starts_at=row.promise_from,
+                due_by=row.promised_by,
+                started_at=row.started_at,
+                ended_at=row.finished_at,
+            )
             for row in await self._execute(_PROMISE_OUTCOMES, params)
         ]
 

@@ -757,7 +757,12 @@ class InMemoryCallbackRepository(_Repository):
         ]
         found.sort(key=lambda t: t.promised_by or since, reverse=True)
         return [
-            PromiseOutcome(starts_at=t.promise_from, due_by=t.promised_by, started_at=t.started_at)
+            PromiseOutcome(
+                starts_at=t.promise_from,
+                due_by=t.promised_by,
+                started_at=t.started_at,
+                ended_at=t.finished_at,
+            )
             for t in found[: max(1, limit)]
             if t.promise_from is not None and t.promised_by is not None
         ]

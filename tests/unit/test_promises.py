@@ -266,7 +266,8 @@ def test_kept_rate_counts_promises_resolved_in_the_window() -> None:
     breached_recently = PromiseOutcome(T0, now - 5 * MIN)
     kept_long_ago = PromiseOutcome(T0, T0 + 10 * MIN, started_at=T0 + 5 * MIN)
     still_open = PromiseOutcome(T0, now + 10 * MIN)
-    outcomes = [kept_recently, breached_recently, kept_long_ago, still_open]
+    cancelled_in_time = PromiseOutcome(T0, now - 5 * MIN, ended_at=now - 30 * MIN)
+    outcomes = [kept_recently, breached_recently, kept_long_ago, still_open, cancelled_in_time]
     assert kept_rate(outcomes, now=now, window=timedelta(hours=1)) == 0.5
     assert kept_rate(outcomes, now=now, window=timedelta(hours=24)) == 2 / 3
     assert kept_rate([still_open], now=now, window=timedelta(hours=1)) is None
