@@ -46,11 +46,14 @@ class RunningRouting:
 
 
 @asynccontextmanager
-async def techcorp_routing(database_url: str, *, seed: bool = True) -> AsyncIterator[RunningRouting]:
-    """Start a RoutingServer (no policy watching, no sweeps) on 127.0.0.1:0 and a connected stub."""
+async def techcorp_routing(
+    database_url: str, *, seed: bool = True, policy: Path = TECHCORP_POLICY
+) -> AsyncIterator[RunningRouting]:
+    """Start a RoutingServer (no policy watching, no sweeps) on 127.0.0.1:0 and a connected stub (`policy`:
+    TechCorp's, or a variant of it)."""
     settings = RoutingSettings(
         database_url=database_url,
-        policy=TECHCORP_POLICY,
+        policy=policy,
         routing_address="127.0.0.1:0",
         shutdown_grace_seconds=0.5,
     )
