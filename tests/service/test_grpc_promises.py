@@ -10,6 +10,7 @@ from typing import TypeAlias
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
@@ -47,8 +48,8 @@ async def stub(database_url: str, clock: Clock) -> AsyncIterator[Stub]:
         await server.stop(0.5)
 
 
-def _when(stamp: object) -> datetime:
-    return stamp.ToDatetime(tzinfo=UTC)  # type: ignore[attr-defined]
+def _when(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
 
 
 async def _ticket(stub: Stub, call_id: str) -> pb.CallbackTicket:

@@ -24,9 +24,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-from tests.edge.edge_support import SECRET, load_fixture, running_edge
+from tests.edge.edge_support import SECRET, Edge, load_fixture, running_edge
 from tests.support.routing import TECHCORP_POLICY, techcorp_routing
-from tests.workflow.callback_support import VAPI_KEY
+from tests.workflow.callback_support import VAPI_KEY, Stub
 from tests.workflow.workflow_fakes import eventually
 from webhook_edge.settings import EdgeSettings
 from workflows import client as helpers
@@ -61,7 +61,7 @@ async def promise_attributes(client: Client, call_id: str) -> tuple[str, object]
 @asynccontextmanager
 async def stack(
     database_url: str, env: WorkflowEnvironment, policy: Path, tmp_path: Path
-) -> AsyncIterator[tuple[object, object]]:
+) -> AsyncIterator[tuple[Edge, Stub]]:
     task_queue = f"tq-{uuid.uuid4()}"
     stop = asyncio.Event()
     async with (
@@ -113,13 +113,13 @@ async def test_a_broken_promise_shows_on_the_workflow_and_in_the_review(
         # A dialable caller (the fixture's demo number is not a possible one: never dialled, ended at once).
         request = json.loads(json.dumps(load_fixture(PREMIUM)).replace("+1111111111", "+14155550123"))
         request["message"]["call"]["id"] = call_id
-        assert (await edge.post(request)).status_code == 200  # type: ignore[attr-defined]
-        decision = (await stub.GetDecision(pb.GetDecisionRequest(call_id=call_id))).decision  # type: ignore[attr-defined]
+        assert (await edge.post(request)).status_code == 200
+        decision = (await stub.GetDecision(pb.GetDecisionRequest(call_id=call_id))).decision
         assert decision.kind == pb.DECISION_KIND_CALLBACK
         promised_by = decision.callback.promised_by.ToDatetime(tzinfo=UTC)
         report = copy.deepcopy(load_fixture("end-of-call-report.escalated.json"))
         report["message"]["call"]["id"] = call_id
-        assert (await edge.post(report)).status_code == 200  # type: ignore[attr-defined]
+        assert (await edge.post(report)).status_code == 200
 
         async def shows_the_promise() -> bool:
             try:
@@ -136,7 +136,7 @@ async def test_a_broken_promise_shows_on_the_workflow_and_in_the_review(
         await eventually(breached, within=60)
         status = await helpers.callback_status(client, call_id)
         assert status.promise_state == "breached" and status.promised_by == promised_by
-        listed = await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical"))  # type: ignore[attr-defined]
+        listed = await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical"))
         [ticket] = [t for t in listed.callbacks if t.call_id == call_id]
         assert ticket.promise_state == pb.PROMISE_STATE_BREACHED
 
