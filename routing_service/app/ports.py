@@ -23,7 +23,7 @@ from routing_service.domain.models import (
     Decision,
     DecisionKind,
 )
-from routing_service.domain.promises import Promise, PromiseOutcome
+from routing_service.domain.promises import AtRisk, Promise, PromiseOutcome
 
 HANDLE_TIME_SAMPLE = 100
 """Conversations a wait estimate averages at most (the team's latest)."""
@@ -318,8 +318,12 @@ class CallbackRepository(Protocol):
         """Record the call's promise as broken at `now`; True only the first time."""
         ...
 
-    async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[CallbackTicket]:
+    async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[AtRisk]:
         """WAITING tickets of the team whose promise is at risk at `now`, in service order."""
+        ...
+
+    async def recent_wait_ratios(self, team_id: str, since: datetime, limit: int) -> list[float]:
+        """Actual over quoted wait of the team's latest `limit` callbacks started since `since`."""
         ...
 
     async def tiers_waiting_before(self, ticket: CallbackTicket) -> set[str]:

@@ -55,7 +55,8 @@ LEARNING_SAMPLE = 20
 """The team's latest promises the estimate learns from (on every callback decision: kept small)."""
 STATS_SAMPLE = 5000
 """Promises of the last 24 hours a team's kept rate and accuracy read at most."""
-AT_RISK_SAMPLE = 50
+AT_RISK_SAMPLE = 10
+"""At-risk callbacks a claim reads (in service order: the first ones are the ones that matter)."""
 
 
 class PromiseObserver(Protocol):
@@ -82,13 +83,13 @@ async def team_wait(
     callbacks ahead's own time; plus the time until the team opens when it is outside its business hours."""
     sample = await u.assignments.recent_handle_sample(team_id, now - HANDLE_TIME_WINDOW)
     mean, count = sample if sample is not None else (None, 0)
-    outcomes = await u.callbacks.promise_outcomes(team_id, now - timedelta(hours=24), LEARNING_SAMPLE)
+    ratios = await u.callbacks.recent_wait_ratios(team_id, now - timedelta(hours=24), LEARNING_SAMPLE)
     queue = policy.queue
     queued = estimate_callback_wait(
         position=position,
         serving_agents=serving_agents,
         handle_time=blend_handle_time(mean, count, queue.default_handle_time),
-        ratio=learned_ratio(outcomes),
+        ratio=learned_ratio(ratios),
         min_callback_time=queue.promises.min_callback_time,
     )
     team = policy.teams.get(team_id)
@@ -120,8 +121,9 @@ async def keep_promise(
             "promise",
             ticket.team_id,
             TraceOutcome.INFO,
-            f"callback promised to start by {promise.due_by:%Y-%m-%d %H:%M:%S} UTC"
-            f" (at risk from {promise.at_risk_at:%H:%M:%S})",
+            # isoformat, not strftime: this is on every callback decision's path
+            f"callback promised to start by {promise.due_by.isoformat(timespec='seconds')}"
+            f" (at risk from {promise.at_risk_at.isoformat(timespec='seconds')})",
         )
     )
     return replace(
@@ -149,8 +151,10 @@ async def claim_order(
     if ticket.state is not CallbackState.WAITING:
         return False
     before = await u.callbacks.waiting_before(ticket)
-    at_risk = await u.callbacks.at_risk_waiting(ticket.team_id, now, AT_RISK_SAMPLE)
     mine = is_at_risk(ticket.at_risk_at, ticket.promised_by, now)
+    if before and not mine:
+        return False  # not the head, and nothing lets it go first (the usual answer: one read)
+    at_risk = await u.callbacks.at_risk_waiting(ticket.team_id, now, AT_RISK_SAMPLE)
     tiers = await u.callbacks.tiers_waiting_before(ticket) if mine and before else set()
     turn = claim_turn(
         ticket,

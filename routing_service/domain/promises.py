@@ -33,6 +33,7 @@ __all__ = [
     "MAX_RATIO",
     "MIN_LEARNING_SAMPLES",
     "MIN_RATIO",
+    "AtRisk",
     "ClaimTurn",
     "Promise",
     "PromiseAccuracy",
@@ -48,6 +49,7 @@ __all__ = [
     "learned_ratio",
     "make_promise",
     "promise_state",
+    "wait_ratios",
 ]
 
 HANDLE_TIME_PRIOR = 5
@@ -102,6 +104,18 @@ class PromiseOutcome:
     ended_at: datetime | None = None
     """When the callback ended (cancelled, expired, ...): one that ended unstarted before its deadline was
     never put to the test and counts neither way."""
+
+
+@dataclass(frozen=True, slots=True)
+class AtRisk:
+    """A waiting callback whose promise is at risk, as a claim weighs it (what `claim_turn` reads)."""
+
+    call_id: str
+    tier: str
+    service_key: float
+    enqueued_at: datetime
+    at_risk_at: datetime | None
+    promised_by: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +176,9 @@ def blend_handle_time(mean: timedelta | None, samples: int, default: timedelta) 
     return (real * samples + default * HANDLE_TIME_PRIOR) / (samples + HANDLE_TIME_PRIOR)
 
 
-def learned_ratio(outcomes: Sequence[PromiseOutcome]) -> float:
-    """What the estimate learned from its errors: the median of actual over quoted waits of the started
-    promises (1.0 with fewer than `MIN_LEARNING_SAMPLES`), within [`MIN_RATIO`, `MAX_RATIO`]. Quotes of a
-    second or less carry no information and are skipped."""
+def wait_ratios(outcomes: Sequence[PromiseOutcome]) -> list[float]:
+    """Actual over quoted wait of each started promise; quotes of a second or less carry no information and
+    are skipped (the store computes the same in SQL for the estimate, `learned_ratio`'s input)."""
     ratios = []
     for outcome in outcomes:
         if outcome.started_at is None:
@@ -175,9 +188,16 @@ def learned_ratio(outcomes: Sequence[PromiseOutcome]) -> float:
             continue
         actual = max(0.0, (outcome.started_at - outcome.starts_at).total_seconds())
         ratios.append(actual / quoted)
-    if len(ratios) < MIN_LEARNING_SAMPLES:
+    return ratios
+
+
+def learned_ratio(ratios: Sequence[float]) -> float:
+    """What the estimate learned from its errors: the median of the recent actual-over-quoted wait ratios
+    (`wait_ratios`; 1.0 with fewer than `MIN_LEARNING_SAMPLES`), within [`MIN_RATIO`, `MAX_RATIO`]."""
+    finite = [r for r in ratios if math.isfinite(r) and r >= 0]
+    if len(finite) < MIN_LEARNING_SAMPLES:
         return 1.0
-    return min(MAX_RATIO, max(MIN_RATIO, statistics.median(ratios)))
+    return min(MAX_RATIO, max(MIN_RATIO, statistics.median(finite)))
 
 
 def estimate_callback_wait(

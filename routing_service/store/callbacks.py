@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, func, literal, or_, select, tuple_, update
+from sqlalchemy import Integer, and_, bindparam, case, extract, func, literal, or_, select, tuple_, update
 
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import CallbackState, CallbackTicket, Complexity
-from routing_service.domain.promises import Promise, PromiseOutcome
+from routing_service.domain.promises import AtRisk, Promise, PromiseOutcome
 from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import UtcDateTime, callbacks
@@ -151,7 +151,14 @@ _MARK_BREACHED = shared(
 )
 # Along ix_callbacks_team_id_state_at_risk_at: the at-risk WAITING tickets of one team.
 _AT_RISK = shared(
-    select(callbacks)
+    select(
+        callbacks.c.call_id,
+        callbacks.c.tier,
+        callbacks.c.service_key,
+        callbacks.c.enqueued_at,
+        callbacks.c.at_risk_at,
+        callbacks.c.promised_by,
+    )
     .where(
         callbacks.c.team_id == bindparam("ar_team"),
         callbacks.c.state == str(CallbackState.WAITING),
@@ -179,6 +186,35 @@ _TIERS_BEFORE = shared(
     )
     .distinct()
 )
+
+
+def _wait_ratios_statement(*, postgres: bool) -> Any:
+    """Actual over quoted wait of a team's latest started callbacks, newest first along
+    ix_callbacks_team_id_started_at; quotes of a second or less are left out."""
+
+    def seconds(later: Any, earlier: Any) -> Any:
+        if postgres:
+            return extract("epoch", later - earlier)
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+    quoted = seconds(callbacks.c.promised_by, callbacks.c.promise_from)
+    actual = seconds(callbacks.c.started_at, callbacks.c.promise_from)
+    return (
+        select((actual / quoted).label("ratio"))
+        .where(
+            callbacks.c.team_id == bindparam("wr_team"),
+            callbacks.c.started_at >= bindparam("wr_since", type_=UtcDateTime()),
+            callbacks.c.promise_from.is_not(None),
+            quoted >= 1,
+        )
+        .order_by(callbacks.c.started_at.desc())
+        .limit(bindparam("wr_limit"))
+    )
+
+
+_WAIT_RATIOS_SQLITE = shared(_wait_ratios_statement(postgres=False))
+_WAIT_RATIOS_PG = shared(_wait_ratios_statement(postgres=True))
+
 _PROMISE_OUTCOMES = shared(
     select(callbacks.c.promise_from, callbacks.c.promised_by, callbacks.c.started_at, callbacks.c.finished_at)
     .where(
@@ -396,11 +432,29 @@ class SqlCallbackRepository(SqlRepository):
         result = await self._execute(_MARK_BREACHED, {"mb_call": call_id, "mb_now": now})
         return bool(result.rowcount == 1)
 
-    async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[CallbackTicket]:
+    async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[AtRisk]:
         """The team's WAITING tickets whose promise is at risk at `now` (at_risk_at <= now <= promised_by),
-        in service order, at most `limit` (positions not filled in)."""
+        in service order, at most `limit`."""
         params = {"ar_team": team_id, "ar_now": now, "ar_limit": max(1, limit)}
-        return [ticket_from_row(row) for row in await self._execute(_AT_RISK, params)]
+        return [
+            AtRisk(
+                call_id=row.call_id,
+                tier=row.tier,
+                service_key=row.service_key,
+                enqueued_at=row.enqueued_at,
+                at_risk_at=row.at_risk_at,
+                promised_by=row.promised_by,
+            )
+            for row in await self._execute(_AT_RISK, params)
+        ]
+
+    async def recent_wait_ratios(self, team_id: str, since: datetime, limit: int) -> list[float]:
+        """Actual over quoted wait of the team's latest `limit` callbacks started at or after `since`
+        (`domain.promises.wait_ratios`, computed in SQL: no row is turned into datetimes on a decision's
+        path), newest first."""
+        statement = _WAIT_RATIOS_PG if self._postgres else _WAIT_RATIOS_SQLITE
+        params = {"wr_team": team_id, "wr_since": since, "wr_limit": max(1, limit)}
+        return [float(row.ratio) for row in await self._execute(statement, params)]
 
     async def tiers_waiting_before(self, ticket: CallbackTicket) -> set[str]:
         """The tiers of the team's WAITING tickets served before `ticket`."""

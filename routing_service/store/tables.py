@@ -271,4 +271,6 @@ Index(
 )
 # Kept rates and accuracy read a team's promises by deadline; claims look up its at-risk waiting callbacks.
 Index("ix_callbacks_team_id_promised_by", callbacks.c.team_id, callbacks.c.promised_by)
+# The estimate learns from a team's latest started callbacks (on every callback decision).
+Index("ix_callbacks_team_id_started_at", callbacks.c.team_id, callbacks.c.started_at)
 Index("ix_callbacks_team_id_state_at_risk_at", callbacks.c.team_id, callbacks.c.state, callbacks.c.at_risk_at)

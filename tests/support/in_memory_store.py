@@ -59,7 +59,7 @@ from routing_service.domain.models import (
     Decision,
     DecisionKind,
 )
-from routing_service.domain.promises import Promise, PromiseOutcome
+from routing_service.domain.promises import AtRisk, Promise, PromiseOutcome, wait_ratios
 
 __all__ = ["InMemoryDatabase", "InMemoryUnitOfWork"]
 
@@ -728,7 +728,21 @@ class InMemoryCallbackRepository(_Repository):
         self._data.callbacks[call_id] = replace(ticket, breached_at=now)
         return True
 
-    async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[CallbackTicket]:
+    async def recent_wait_ratios(self, team_id: str, since: datetime, limit: int) -> list[float]:
+        started = [
+            t
+            for t in self._team(team_id)
+            if t.started_at is not None and t.started_at >= since and t.promise_from is not None
+        ]
+        started.sort(key=lambda t: t.started_at or since, reverse=True)
+        outcomes = [
+            PromiseOutcome(starts_at=t.promise_from, due_by=t.promised_by, started_at=t.started_at)
+            for t in started
+            if t.promise_from is not None and t.promised_by is not None
+        ]
+        return wait_ratios(outcomes)[: max(1, limit)]
+
+    async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[AtRisk]:
         found = [
             t
             for t in self._team(team_id)
@@ -737,7 +751,10 @@ class InMemoryCallbackRepository(_Repository):
             and t.promised_by is not None
             and t.at_risk_at <= now <= t.promised_by
         ]
-        return sorted(found, key=_service_order)[: max(1, limit)]
+        return [
+            AtRisk(t.call_id, t.tier, t.service_key, t.enqueued_at, t.at_risk_at, t.promised_by)
+            for t in sorted(found, key=_service_order)[: max(1, limit)]
+        ]
 
     async def tiers_waiting_before(self, ticket: CallbackTicket) -> set[str]:
         return {

@@ -25,6 +25,7 @@ from routing_service.domain.promises import (
     learned_ratio,
     make_promise,
     promise_state,
+    wait_ratios,
 )
 from routing_service.policy import load_policy
 
@@ -247,16 +248,17 @@ def outcome(quoted_s: int, actual_s: int | None) -> PromiseOutcome:
 
 def test_the_estimate_learns_from_its_errors_once_it_has_enough() -> None:
     late = [outcome(100, 200), outcome(100, 250), outcome(100, 180)]
-    assert learned_ratio(late[:2]) == 1.0
-    assert learned_ratio(late) == 2.0
-    assert learned_ratio([outcome(100, 10)] * 5) == MIN_RATIO
-    assert learned_ratio([outcome(100, 100_000)] * 5) == MAX_RATIO
-    assert learned_ratio([outcome(100, None)] * 5) == 1.0
+    assert learned_ratio(wait_ratios(late[:2])) == 1.0
+    assert learned_ratio(wait_ratios(late)) == 2.0
+    assert learned_ratio(wait_ratios([outcome(100, 10)] * 5)) == MIN_RATIO
+    assert learned_ratio(wait_ratios([outcome(100, 100_000)] * 5)) == MAX_RATIO
+    assert learned_ratio(wait_ratios([outcome(100, None)] * 5)) == 1.0
+    assert wait_ratios([outcome(0, 5)]) == [], "a quote under a second teaches nothing"
 
 
 @given(st.lists(st.tuples(st.integers(0, 10**5), st.one_of(st.none(), st.integers(0, 10**5)))))
 def test_the_learned_correction_stays_within_its_bounds(pairs: list[tuple[int, int | None]]) -> None:
-    assert MIN_RATIO <= learned_ratio([outcome(q, a) for q, a in pairs]) <= MAX_RATIO
+    assert MIN_RATIO <= learned_ratio(wait_ratios([outcome(q, a) for q, a in pairs])) <= MAX_RATIO
 
 
 # ------------------------------------------------------------------------------------- kept rate, accuracy

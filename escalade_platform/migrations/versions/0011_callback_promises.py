@@ -27,9 +27,11 @@ def upgrade() -> None:
         op.add_column("callbacks", sa.Column(name, sa.DateTime(timezone=True), nullable=True))
     op.create_index("ix_callbacks_team_id_promised_by", "callbacks", ["team_id", "promised_by"])
     op.create_index("ix_callbacks_team_id_state_at_risk_at", "callbacks", ["team_id", "state", "at_risk_at"])
+    op.create_index("ix_callbacks_team_id_started_at", "callbacks", ["team_id", "started_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_callbacks_team_id_started_at", table_name="callbacks")
     op.drop_index("ix_callbacks_team_id_state_at_risk_at", table_name="callbacks")
     op.drop_index("ix_callbacks_team_id_promised_by", table_name="callbacks")
     with op.batch_alter_table("callbacks") as batch:
