@@ -300,3 +300,27 @@ def test_techcorp_sets_the_promise_policy() -> None:
     assert policy.queue.promises == PromisePolicy(
         at_risk_fraction=0.75, overtake_tier_gap=15, min_callback_time=2 * MIN
     )
+
+
+def test_a_bad_promise_setting_is_refused_naming_the_field(tmp_path: Path) -> None:
+    from routing_service.policy.errors import PolicyError
+
+    text = (ROOT / "examples" / "techcorp.yaml").read_text()
+    assert "at_risk_fraction: 0.75" in text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text.replace("at_risk_fraction: 0.75", "at_risk_fraction: 1.5"))
+    try:
+        load_policy(bad)
+    except PolicyError as error:
+        assert "queue.promises.at_risk_fraction" in str(error)
+    else:
+        raise AssertionError("a fraction above 1 was accepted")
+
+
+def test_the_dev_server_registers_every_search_attribute_the_workflows_use() -> None:
+    from escalade_cli.dev import SEARCH_ATTRIBUTES
+    from workflows.search_attributes import ALL_KEYS, dev_server_flag
+
+    assert tuple(dev_server_flag(key) for key in ALL_KEYS) == SEARCH_ATTRIBUTES
+    assert "CallbackPromisedBy=Datetime" in SEARCH_ATTRIBUTES
+    assert "CallbackPromiseState=Keyword" in SEARCH_ATTRIBUTES
