@@ -173,6 +173,8 @@ class RoutingActivities:
         except grpc.RpcError as exc:
             raise _rpc_failure("claim callback", exc) from None
         ticket, agent = response.callback, response.agent
+        for step in response.trace:  # e.g. an at-risk promise moving ahead, a promise broken
+            activity.logger.info("claim of callback %s: %s", params.call_id, step.detail)
         contact = agent.WhichOneof("contact")
         return ClaimResult(
             outcome=_CLAIM_OUTCOMES.get(response.outcome, ClaimOutcome.NO_SPECIALIST_FREE),
