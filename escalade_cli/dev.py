@@ -54,12 +54,15 @@ EXAMPLES = REPO_ROOT / "examples"
 SECRET_FILE = "webhook-secret"
 STANDIN_URL_FILE = "vapi-standin-url"
 SEARCH_ATTRIBUTES = (
-    "EscalationTier",
-    "EscalationCategory",
-    "EscalationComplexity",
-    "CallbackState",
-    "CallbackWidening",
+    "EscalationTier=Keyword",
+    "EscalationCategory=Keyword",
+    "EscalationComplexity=Keyword",
+    "CallbackState=Keyword",
+    "CallbackWidening=Keyword",
+    "CallbackPromiseState=Keyword",
+    "CallbackPromisedBy=Datetime",
 )
+"""`--search-attribute` values for the dev server: `workflows.search_attributes.ALL_KEYS` (a test checks)."""
 GRACE_SECONDS = 10.0
 
 
@@ -335,8 +338,8 @@ async def run_stack(
             argv += ["--ui-port", str(ui_port), "--db-filename", str(state_dir / "temporal.db")]
             argv += ["--ui-codec-endpoint", f"http://{codec_address}"]
             argv += ["--log-level", "warn"]
-            for name in SEARCH_ATTRIBUTES:
-                argv += ["--search-attribute", f"{name}=Keyword"]
+            for attribute in SEARCH_ATTRIBUTES:
+                argv += ["--search-attribute", attribute]
             temporal_child = await stack.launch(Child("temporal", argv))
             await wait_for_tcp("127.0.0.1", temporal_port, temporal_child, stack, within=60)
 

@@ -136,7 +136,7 @@ async def replay_from_store(
     url: str, period: Period, teams: Sequence[str]
 ) -> tuple[list[Decision], TeamFacts]:
     """The period's decisions and, for `teams`, their recent handle times and head counts."""
-    from routing_service.app.callbacks import HANDLE_TIME_WINDOW
+    from routing_service.app.promises import HANDLE_TIME_WINDOW
     from routing_service.store.store import Store
 
     store = await Store.open(url, migrate=False)

@@ -107,6 +107,8 @@ FLOWS = {
     "fair-load": "three critical calls of the same kind: the first is handed over and completed, the second "
     "skips that senior (in cool-down after a critical call), the third finds nobody else free and takes a "
     "senior over the cap; the last two are then completed",
+    "promise": "callback queued with the time it promises to start; a specialist comes back, the callback "
+    "is claimed before that time (promise kept) and the team's kept rate and estimate accuracy are read",
 }
 """The Vapi message sequences `escalade simulate` plays after a scenario's escalation request."""
 
@@ -338,6 +340,24 @@ SCENARIOS: dict[str, Scenario] = {
             expected_team="technical",
             expected_kind="callback",
             flow="widening",
+            extended=True,
+        ),
+        Scenario(
+            name="kept-promise",
+            title="Callback promise: queued with a start time, claimed before it, counted as kept",
+            caller="+14155550125",  # dialled back by the dev stack's worker: must be E.164
+            issue_category="technical",
+            complexity_level="advanced",
+            customer_context="Standard account; exported reports are missing yesterday's rows.",
+            escalation_reason="Needs a technical specialist; all are busy.",
+            turns=(
+                Turn("user", "The report export has been missing yesterday's rows since this morning."),
+                Turn("bot", "Every technical specialist is busy right now; we'll call you back."),
+            ),
+            expected_team="technical",
+            expected_kind="callback",
+            busy_team="technical",
+            flow="promise",
             extended=True,
         ),
         Scenario(

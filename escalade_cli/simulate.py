@@ -32,6 +32,11 @@ request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi po
                  `widening`: who may take it after how long) and routing's count of waiting callbacks by
                  step. Left waiting (the dev stack's worker claims again as each step starts: TechCorp's
                  Grace takes it after 5 minutes) unless --cleanup, which cancels it and restores them
+    promise      every specialist of the team busy; the callback is queued and its promise read (the latest
+                 time it should start, when it turns at risk); the specialists come back and the callback
+                 is claimed as the worker would (ClaimCallback): started in time, the promise is kept; the
+                 team's kept rate and the estimate's accuracy are read from GetQueueStatus. With the dev
+                 stack its worker then dials the customer (the Vapi stand-in answers).
     callback     every specialist of the team busy; the callback is queued; the Vapi stand-in of
                  `escalade dev` is told (PUT /escalade/outcomes/{callId}) to play voicemail on the first
                  dial and a reached customer on the next; the specialists come back; simulate waits (up to
@@ -56,6 +61,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -726,6 +732,55 @@ async def _flow_callback(
         await routing.complete(new_call, outcome, skip_wrap_up=True)
 
 
+_PROMISE_STATES = {
+    pb.PROMISE_STATE_ON_TRACK: "on track",
+    pb.PROMISE_STATE_AT_RISK: "at risk",
+    pb.PROMISE_STATE_BREACHED: "breached",
+    pb.PROMISE_STATE_KEPT: "kept",
+}
+
+
+def _clock(stamp: Any) -> str:
+    return f"{stamp.ToDatetime(tzinfo=UTC):%H:%M:%S} UTC"
+
+
+async def _flow_promise(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
+    """Queue a callback with every specialist of the team busy, read its promise, bring them back, claim it
+    before the promised time and read the team's kept rate (see the module docstring)."""
+    assert scenario.busy_team is not None
+    async with routing.busy(scenario.busy_team, outcome):
+        _, _, decision = await _escalate(scenario, edge, routing, outcome)
+        if not outcome.ok or decision is None or not decision.callback.HasField("promised_by"):
+            outcome.notes.append("routing queued no callback with a promise")
+            outcome.flow_ok = False
+            return
+        ticket = decision.callback
+        outcome.trail.append(f"promised by {_clock(ticket.promised_by)}")
+        outcome.notes.append(
+            f"the caller heard: {decision.caller_message!r}; the callback should start by "
+            f"{_clock(ticket.promised_by)} and is at risk from {_clock(ticket.promise_at_risk_at)}"
+        )
+    # the specialists are back: claim as the callback workflow would (with the dev stack its worker may
+    # have claimed already; the answer is then its reservation)
+    claim = await routing.call("ClaimCallback", pb.ClaimCallbackRequest(call_id=outcome.call_id))
+    if claim is None:
+        outcome.flow_ok = False
+        return
+    state = _PROMISE_STATES.get(claim.callback.promise_state, "unknown")
+    holder = claim.agent.agent_id or claim.callback.agent_id or "nobody"
+    outcome.trail.append(f"claimed {holder}: promise {state}")
+    outcome.flow_ok = claim.callback.promise_state == pb.PROMISE_STATE_KEPT
+    status = await routing.call("GetQueueStatus", pb.GetQueueStatusRequest(team_id=scenario.busy_team))
+    if status is not None and status.teams:
+        team = status.teams[0]
+        rate = f"{team.promises_kept_last_hour:.0%}" if team.HasField("promises_kept_last_hour") else "-"
+        early = team.promise_error_median.ToTimedelta().total_seconds()
+        outcome.notes.append(
+            f"{team.team_id}: {rate} of the last hour's promises kept; callbacks start a median "
+            f"{early / 60:.1f} min before the time promised ({team.promise_error_samples} started)"
+        )
+
+
 async def _run_one(
     scenario: Scenario,
     edge: _Edge,
@@ -749,6 +804,8 @@ async def _run_one(
         await _flow_fair_load(scenario, edge, routing, outcome)
     elif scenario.flow == "widening":
         await _flow_widening(scenario, edge, routing, outcome, policy=policy, cleanup=cleanup)
+    elif scenario.flow == "promise":
+        await _flow_promise(scenario, edge, routing, outcome)
     elif scenario.flow == "callback":
         await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
     elif scenario.busy_team:

@@ -201,6 +201,19 @@ async def _probe_routing(
                     {"step": c.step, "label": c.label, "waiting_callbacks": c.waiting_callbacks}
                     for c in team.widening_steps
                 ],
+                "promises_kept_last_hour": (
+                    team.promises_kept_last_hour if team.HasField("promises_kept_last_hour") else None
+                ),
+                "promises_kept_last_day": (
+                    team.promises_kept_last_day if team.HasField("promises_kept_last_day") else None
+                ),
+                "promise_error_median_seconds": (
+                    _seconds(team.promise_error_median) if team.HasField("promise_error_median") else None
+                ),
+                "promise_error_p90_seconds": (
+                    _seconds(team.promise_error_p90) if team.HasField("promise_error_p90") else None
+                ),
+                "promise_error_samples": team.promise_error_samples,
             }
         )
     report.uncertainty_counts_capped = queues.uncertainty_counts_capped
@@ -330,6 +343,25 @@ def _widening_table(teams: list[dict[str, Any]]) -> Table | None:
     return table
 
 
+def _kept(team: dict[str, Any]) -> str:
+    """ "90% / 75%": the share of callback promises kept in the last hour / 24 hours ("-": none resolved)."""
+    rates = (team.get("promises_kept_last_hour"), team.get("promises_kept_last_day"))
+    return " / ".join("-" if rate is None else f"{rate:.0%}" for rate in rates)
+
+
+def _signed(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return ("-" if seconds < 0 else "+") + _duration(abs(seconds))
+
+
+def _accuracy(team: dict[str, Any]) -> str:
+    """ "+1m30s / +4m00s": quoted minus actual wait, median / 90th percentile (+: called back early)."""
+    if not team.get("promise_error_samples"):
+        return "-"
+    return f"{_signed(team['promise_error_median_seconds'])} / {_signed(team['promise_error_p90_seconds'])}"
+
+
 def render(report: StatusReport) -> None:
     """The rich screen."""
     services = Table(title="Services", title_justify="left")
@@ -343,7 +375,8 @@ def render(report: StatusReport) -> None:
     teams = Table(title="Teams", title_justify="left")
     capped = "+" if report.uncertainty_counts_capped else ""
     columns = ("team", "waiting", "free / total", "active calls", "est. wait", "oldest waiting", "hours")
-    for column in (*columns, f"uncertain 1h{capped} (2nd transfer)", "load 1h max-min gini"):
+    promises = ("kept 1h / 24h", "quoted-actual p50 / p90")
+    for column in (*columns, f"uncertain 1h{capped} (2nd transfer)", "load 1h max-min gini", *promises):
         teams.add_column(column, justify="left" if column in ("team", "hours") else "right")
     for t in report.teams:
         teams.add_row(
@@ -357,6 +390,8 @@ def render(report: StatusReport) -> None:
                 _hours(t["closed_until"]),
                 _uncertain(t),
                 _load(t),
+                _kept(t),
+                _accuracy(t),
             )
         )
     console.print(teams if report.teams else "[dim]Teams: unknown (routing not reachable)[/]")

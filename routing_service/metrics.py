@@ -24,6 +24,13 @@
                                                         nobody under their caps qualified
     escalade_routing_callback_claims_total{team,step}   specialists reserved for a callback, by the callback's
                                                         team and the widening step in force (0: not widened)
+    escalade_routing_callback_promises_kept_total{team}     callbacks started by the time they were promised
+    escalade_routing_callback_promises_breached_total{team} callbacks not started by then (counted once)
+    escalade_routing_callback_promise_error_seconds{team}   quoted minus actual wait of each kept promise
+    escalade_routing_callback_promise_kept_ratio{team,window} kept share of promises resolved in the last
+                                                        hour / 24 hours (window: 1h, 24h; refreshed at scrape)
+    escalade_routing_callback_promise_accuracy_seconds{team,quantile} quoted minus actual wait of the last 24
+                                                        hours' started callbacks (quantile: 0.5, 0.9)
 
 `observe_calls` (wrapping each RoutingService handler once, see `grpc.handlers`) counts at the gRPC edge of
 the service (nothing in the use cases changes) and binds the request's `call_id` to the log context for the
@@ -37,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -52,6 +59,7 @@ from routing_service.app.fair_load import team_load_spread
 from routing_service.app.lifecycle import observe_lifecycle
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
+from routing_service.app.promises import observe_promises
 from routing_service.app.uncertainty import observe_uncertainty
 from routing_service.app.widening import observe_widening
 from routing_service.domain.fair_load import STAGE as FAIR_LOAD
@@ -195,10 +203,50 @@ class RoutingMetrics:
             ["team"],
             registry=r,
         )
+        self.promises_kept = Counter(
+            "escalade_routing_callback_promises_kept",
+            "Callbacks that started (a specialist reserved) by the time the caller was promised, by team.",
+            ["team"],
+            registry=r,
+        )
+        self.promises_breached = Counter(
+            "escalade_routing_callback_promises_breached",
+            "Callback promises broken (not started by the promised time), counted once each, by team.",
+            ["team"],
+            registry=r,
+        )
+        self.promise_error = Histogram(
+            "escalade_routing_callback_promise_error_seconds",
+            "Quoted minus actual wait of each kept callback promise (how early it started), by team.",
+            ["team"],
+            buckets=(0, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+            registry=r,
+        )
+        self.kept_ratio = Gauge(
+            "escalade_routing_callback_promise_kept_ratio",
+            "Share of the callback promises resolved in the window that were kept (1h, 24h), by team.",
+            ["team", "window"],
+            registry=r,
+        )
+        self.promise_accuracy = Gauge(
+            "escalade_routing_callback_promise_accuracy_seconds",
+            "Quoted minus actual wait of the last 24 hours' started callbacks (quantile 0.5, 0.9), by team.",
+            ["team", "quantile"],
+            registry=r,
+        )
 
     # WideningObserver (routing_service.app.widening)
     def widened_claim(self, team_id: str, step: int) -> None:
         self.callback_claims.labels(team=team_id or "none", step=str(step)).inc()
+
+    # PromiseObserver (routing_service.app.promises)
+    def promise_breached(self, team_id: str) -> None:
+        self.promises_breached.labels(team=team_id or "none").inc()
+
+    def promise_kept(self, team_id: str, quoted_minus_actual: timedelta) -> None:
+        team = team_id or "none"
+        self.promises_kept.labels(team=team).inc()
+        self.promise_error.labels(team=team).observe(max(0.0, quoted_minus_actual.total_seconds()))
 
     # UncertaintyObserver (routing_service.app.uncertainty)
     def uncertain_decision(self, team_id: str, action: str) -> None:
@@ -238,6 +286,19 @@ class RoutingMetrics:
             since = team.stats.oldest_waiting_since
             age = max((now - since).total_seconds(), 0.0) if since is not None else 0.0
             self.oldest_wait.labels(team=team.team_id).set(age)
+            promises = team.promises
+            if promises is None:
+                continue
+            for window, rate in (("1h", promises.kept_rate_1h), ("24h", promises.kept_rate_24h)):
+                if rate is not None:
+                    self.kept_ratio.labels(team=team.team_id, window=window).set(rate)
+            if promises.accuracy is not None:
+                self.promise_accuracy.labels(team=team.team_id, quantile="0.5").set(
+                    promises.accuracy.median.total_seconds()
+                )
+                self.promise_accuracy.labels(team=team.team_id, quantile="0.9").set(
+                    promises.accuracy.p90.total_seconds()
+                )
         spread = await team_load_spread([team.team_id for team in teams], uow=uow, now=now)
         for team_id, load in spread.items():
             self.load_max.labels(team=team_id).set(load.most)
@@ -254,6 +315,7 @@ ROUTING_METRICS = RoutingMetrics()
 observe_lifecycle(ROUTING_METRICS)
 observe_uncertainty(ROUTING_METRICS)
 observe_widening(ROUTING_METRICS)
+observe_promises(ROUTING_METRICS)
 
 
 def observe_calls(

@@ -106,6 +106,15 @@ def _enum_label(name: str, prefix: str) -> str:
     return "" if label == "unspecified" else label
 
 
+_PROMISE_STATES = {
+    routing_pb2.PROMISE_STATE_ON_TRACK: "on-track",
+    routing_pb2.PROMISE_STATE_AT_RISK: "at-risk",
+    routing_pb2.PROMISE_STATE_BREACHED: "breached",
+    routing_pb2.PROMISE_STATE_KEPT: "kept",
+}
+"""`routing_service.domain.promises.PromiseState`'s values, by the proto's numbers."""
+
+
 def _phase(value: int) -> CallbackPhase:
     """A ticket's `routing_pb2.CallbackState` as a `CallbackPhase` (UNSPECIFIED when routing gave none)."""
     phase: CallbackPhase = _STATE_FROM_PB.get(value, CallbackPhase.UNSPECIFIED)  # type: ignore[call-overload]
@@ -164,6 +173,8 @@ class RoutingActivities:
         except grpc.RpcError as exc:
             raise _rpc_failure("claim callback", exc) from None
         ticket, agent = response.callback, response.agent
+        for step in response.trace:  # e.g. an at-risk promise moving ahead, a promise broken
+            activity.logger.info("claim of callback %s: %s", params.call_id, step.detail)
         contact = agent.WhichOneof("contact")
         return ClaimResult(
             outcome=_CLAIM_OUTCOMES.get(response.outcome, ClaimOutcome.NO_SPECIALIST_FREE),
@@ -182,6 +193,9 @@ class RoutingActivities:
                 else None
             ),
             served_team=response.served_team_id,
+            promise_state=_PROMISE_STATES.get(ticket.promise_state, ""),
+            promised_by=_when(ticket, "promised_by"),
+            promise_at_risk_at=_when(ticket, "promise_at_risk_at"),
         )
 
     @activity.defn(name="finish_callback")
@@ -218,6 +232,8 @@ class RoutingActivities:
                 enqueued_at=_when(ticket, "enqueued_at"),
                 finished_at=_when(ticket, "finished_at"),
                 agent_id=ticket.agent_id,
+                promise_state=_PROMISE_STATES.get(ticket.promise_state, ""),
+                promised_by=_when(ticket, "promised_by"),
             )
         return DecisionView(
             decision_id=d.decision_id,

@@ -49,6 +49,8 @@ with workflow.unsafe.imports_passed_through():
         FinishParams,
     )
     from workflows.search_attributes import (
+        CALLBACK_PROMISE_STATE,
+        CALLBACK_PROMISED_BY,
         CALLBACK_STATE,
         CALLBACK_WIDENING,
         ESCALATION_CATEGORY,
@@ -89,6 +91,13 @@ marker and replay as before."""
 MIN_WIDENING_WAIT = timedelta(seconds=5)
 """The shortest sleep until the next widening step: a routing clock behind the worker's cannot make a
 callback claim in a tight loop."""
+PROMISES = "callback-promises"
+"""Patch id: the callback shows routing's promise (`CallbackPromisedBy`, `CallbackPromiseState` search
+attributes and `CallbackStatus.promise_state`), and while it waits it also wakes when its promise becomes at
+risk (its claim may then move ahead) and just after the deadline (routing records the breach). Histories
+recorded before it have no such timers or upserts and replay as before."""
+PROMISE_GRACE = timedelta(seconds=1)
+"""How long after the deadline the breach claim runs (routing counts a breach strictly after it)."""
 
 ROUTING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 """Routing calls retry until they succeed (a routing outage only delays the callback) unless permanent."""
@@ -206,6 +215,10 @@ class QueueCallbackWorkflow:
         self._cancel_note = ""
         self._expires_at: datetime | None = None
         self._widening = ""
+        self._promises = False
+        self._promise_state = ""
+        self._promised_by: datetime | None = None
+        self._promise_at_risk_at: datetime | None = None
 
     # ------------------------------------------------------------------ handlers
     @workflow.query
@@ -225,6 +238,8 @@ class QueueCallbackWorkflow:
             last_outcome=self._last_outcome,
             note=self._note,
             widening=self._widening,
+            promise_state=self._promise_state,
+            promised_by=self._promised_by,
         )
 
     @workflow.signal
@@ -279,6 +294,7 @@ class QueueCallbackWorkflow:
             # again would cost the server a visibility write per callback for nothing.
             self._state = _phase(workflow.info().typed_search_attributes.get(CALLBACK_STATE) or "")
         self._set_state(CallbackPhase.WAITING)
+        self._promises = workflow.patched(PROMISES)
         workflow.logger.info(
             "callback for %s queued on team %s (%s)", data.masked_number, data.team_id, data.decision_id
         )
@@ -349,6 +365,9 @@ class QueueCallbackWorkflow:
             wake_at = min(workflow.now() + timedelta(seconds=data.safety_recheck_seconds), expires_at)
             if next_widening is not None:
                 wake_at = min(wake_at, max(next_widening, workflow.now() + MIN_WIDENING_WAIT))
+            promise_moment = self._next_promise_moment(workflow.now())
+            if promise_moment is not None:
+                wake_at = min(wake_at, promise_moment)
             await self._sleep_until(wake_at, wake_on_signal=True)
 
     def _follow_widening(self, claim: ClaimResult) -> datetime | None:
@@ -367,6 +386,44 @@ class QueueCallbackWorkflow:
         return claim.next_widening_at
 
     async def _claim(self, data: QueueCallbackInput) -> ClaimResult:
+        claim = await self._claim_once(data)
+        if self._promises:
+            self._show_promise(claim)
+        return claim
+
+    def _show_promise(self, claim: ClaimResult) -> None:
+        """Keep routing's promise and its state; the search attributes change only when they do."""
+        if not claim.promise_state or claim.promised_by is None:
+            return
+        self._promise_at_risk_at = claim.promise_at_risk_at
+        if claim.promise_state == self._promise_state and claim.promised_by == self._promised_by:
+            return
+        if claim.promise_state == "breached" and self._promise_state != "breached":
+            workflow.logger.warning(
+                "callback %s: promise to start by %s broken",
+                self._input.call_id,
+                claim.promised_by.isoformat(),
+            )
+        self._promise_state, self._promised_by = claim.promise_state, claim.promised_by
+        workflow.upsert_search_attributes(
+            [
+                CALLBACK_PROMISE_STATE.value_set(claim.promise_state),
+                CALLBACK_PROMISED_BY.value_set(claim.promised_by),
+            ]
+        )
+
+    def _next_promise_moment(self, now: datetime) -> datetime | None:
+        """When the waiting callback's promise next changes: it becomes at risk, or its deadline passes
+        (plus `PROMISE_GRACE`); None when it has no promise or is already breached."""
+        if not self._promises or self._promised_by is None or self._promise_state in ("breached", "kept"):
+            return None
+        at_risk = self._promise_at_risk_at
+        if at_risk is not None and now < at_risk and self._promise_state != "at-risk":
+            return at_risk
+        deadline = self._promised_by + PROMISE_GRACE
+        return deadline if now < deadline else None
+
+    async def _claim_once(self, data: QueueCallbackInput) -> ClaimResult:
         params = ClaimParams(call_id=data.call_id, hold_seconds=data.reservation_hold_seconds)
         try:
             if workflow.patched(LEAN_CLAIMS):

@@ -206,6 +206,11 @@ class CallbackStatus:
     widening: str = ""
     """The widening step routing last reported (policy `widening`), e.g. `step 2: overflow to team general
     after 10 min`; "" while not widened."""
+    promise_state: str = ""
+    """on-track, at-risk, breached or kept (the `CallbackPromiseState` search attribute); "" before routing
+    answered a claim or for a callback without a promise."""
+    promised_by: datetime | None = None
+    """The latest time the callback should start, as routing promised it."""
 
 
 @dataclass

@@ -80,6 +80,10 @@ class ClaimResult:
     """When the next step starts: the workflow claims again then (None: no further step)."""
     served_team: str = ""
     """The team whose specialist was reserved (the callback's own or an overflow team)."""
+    promise_state: str = ""
+    """The callback's promise as routing judged it at the claim (`PromiseState`'s value; "" without one)."""
+    promised_by: datetime | None = None
+    promise_at_risk_at: datetime | None = None
 
 
 @dataclass
@@ -131,6 +135,9 @@ class CallbackView:
     enqueued_at: datetime | None = None
     finished_at: datetime | None = None
     agent_id: str = ""
+    promise_state: str = ""
+    """`PromiseState`'s value as routing judges it now ("" for a callback without a promise)."""
+    promised_by: datetime | None = None
 
 
 @dataclass

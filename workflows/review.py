@@ -52,6 +52,18 @@ RULES_V2 = "review-rules-v2"
 failed attempt followed by a connected one is `transfer_retried`), structured outputs, and flag a callback
 not kept. Reviews that judged before it replay with the rules they used (`review_rules` version 1)."""
 
+RULES_V3 = "review-rules-v3"
+"""Patch id: the rules flag a callback whose promise routing saw broken (`promise_breached`). Reviews that
+judged before it replay with the rules they used (version 2, or 1 before `RULES_V2`)."""
+
+
+def _rules_version() -> int:
+    """The rule set this review judges with: the newest, or the one its history was recorded with."""
+    if workflow.patched(RULES_V3):
+        return CURRENT_VERSION
+    return 2 if workflow.patched(RULES_V2) else 1
+
+
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=5)
@@ -129,8 +141,11 @@ class EscalationReviewWorkflow:
                 if self._callback is not None and decision.callback is not None:
                     decision.callback.state = self._callback.state
                     decision.callback.agent_id = decision.callback.agent_id or self._callback.agent_id
+                    decision.callback.promise_state = (
+                        decision.callback.promise_state or self._callback.promise_state
+                    )
 
-        version = CURRENT_VERSION if workflow.patched(RULES_V2) else 1
+        version = _rules_version()
         findings = apply_review_rules(data, decision, now=workflow.now(), version=version)
         self._status.findings = findings
         self._status.agent_id = reached_agent(data, decision, findings)

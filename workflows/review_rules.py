@@ -17,6 +17,8 @@ Rules (each yields at most one `Finding`, named by its rule):
 - `callback_unreachable` / `callback_expired`: the callback ended without reaching the customer.
 - `callback_not_kept`: a callback was promised and is neither connected nor one of the two above (cancelled,
   or still open when the review judged).
+- `promise_breached`: the callback did not start (a specialist reserved for it) by the time the caller was
+  promised (routing's `PromiseState` breached).
 - `critical_not_routed_critical`: a critical keyword was said but the effective complexity was not critical.
 - `decision_missing`: routing has no decision for the call.
 
@@ -26,7 +28,8 @@ The category the call turned out to be about comes from `artifact.structuredOutp
 
 `version` 1 is the rule set before transfer outcomes and structured outputs were read (cancelled counted as a
 failed transfer; no `transfer_retried`, `callback_not_kept`, structured outputs or warm-transfer endings):
-reviews that judged with it replay with it (`workflows.review.RULES_V2`).
+reviews that judged with it replay with it (`workflows.review.RULES_V2`). `version` 2 is the rule set before
+callback promises (no `promise_breached`; `workflows.review.RULES_V3`).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ __all__ = [
     "reached_agent",
 ]
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 FAILED_TRANSFER_STATUSES = TRANSFER_NOT_TAKEN
 """The specialist's side did not take the transfer (`cancelled` is the caller leaving: not a failure)."""
 _V1_FAILED_TRANSFER_STATUSES = FAILED_TRANSFER_STATUSES | {TransferStatus.CANCELLED}
@@ -212,6 +215,16 @@ def apply_review_rules(
             _finding(
                 "callback_not_kept",
                 f"a callback was promised and is {callback.state or 'in an unknown state'}",
+                data,
+            )
+        )
+
+    if version >= 3 and callback is not None and callback.promise_state == "breached":
+        due = f" by {callback.promised_by:%Y-%m-%d %H:%M} UTC" if callback.promised_by is not None else ""
+        findings.append(
+            _finding(
+                "promise_breached",
+                f"the caller was promised a callback{due} and it did not start in time",
                 data,
             )
         )

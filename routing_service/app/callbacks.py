@@ -12,7 +12,15 @@ from datetime import datetime, timedelta
 
 from routing_service.app.assignments import CALLBACK
 from routing_service.app.availability import AvailabilityBroadcaster, announce_release
-from routing_service.app.ports import TeamStats, UnitOfWork, UnitOfWorkFactory
+from routing_service.app.ports import TeamStats, UnitOfWorkFactory
+from routing_service.app.promises import (
+    PromiseStats,
+    claim_order,
+    note_started,
+    promise_stats,
+    record_breach,
+    team_wait,
+)
 from routing_service.app.widening import claim_candidates, notify_claimed
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import (
@@ -24,7 +32,7 @@ from routing_service.domain.models import (
     TraceOutcome,
     TraceStep,
 )
-from routing_service.domain.queueing import closed_until, estimate_wait, wait_with_hours
+from routing_service.domain.queueing import closed_until
 from routing_service.domain.selection import STAGE as CANDIDATE_STAGE
 from routing_service.domain.widening import WideningScope, widening_scope
 
@@ -40,7 +48,6 @@ __all__ = [
 ]
 
 MAX_HOLD = timedelta(hours=24)
-HANDLE_TIME_WINDOW = timedelta(hours=1)
 TERMINAL = frozenset(
     {CallbackState.CONNECTED, CallbackState.CANCELLED, CallbackState.UNREACHABLE, CallbackState.EXPIRED}
 )
@@ -58,7 +65,8 @@ class ClaimOutcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ClaimResult:
-    """The outcome, the callback as it now stands, and the reserved specialist when there is one."""
+    """The outcome, the callback as it now stands, the reserved specialist when there is one, and the
+    claim's trace (its promise: moved ahead, waiting behind an at-risk one, broken)."""
 
     outcome: ClaimOutcome
     callback: CallbackTicket
@@ -66,7 +74,8 @@ class ClaimResult:
     widening: WideningScope | None = None
     """The widening step in force when the claim looked for a specialist (None when it did not look)."""
     trace: tuple[TraceStep, ...] = ()
-    """How the claim chose: the widening step, every specialist seen, the one reserved."""
+    """How the claim went: a promise at risk moving ahead or broken, the widening step, every specialist
+    seen, the one reserved."""
     served_team: str = ""
     """The team whose specialist was reserved: the callback's own, or an overflow team."""
 
@@ -81,31 +90,8 @@ class QueueStatus:
     estimated_wait: timedelta
     closed_until: datetime | None = None
     """When the team next opens, while it is outside its business hours."""
-
-
-async def team_wait(
-    u: UnitOfWork, policy: Policy, team_id: str, *, position: int, serving_agents: int, now: datetime
-) -> timedelta:
-    """Estimated wait for `position` in the team's queue from live handle times (else the policy's), plus
-    the time until the team opens when it is outside its business hours."""
-    handle = await u.assignments.recent_handle_time(team_id, now - HANDLE_TIME_WINDOW)
-    queued = estimate_wait(
-        position=position,
-        serving_agents=serving_agents,
-        handle_time=handle if handle and handle > timedelta(0) else policy.queue.default_handle_time,
-    )
-    team = policy.teams.get(team_id)
-    return wait_with_hours(queued, team.business_hours if team is not None else None, now)
-
-
-async def _is_head(u: UnitOfWork, ticket: CallbackTicket) -> bool:
-    """True when no WAITING callback of the team comes before this one in service order (callbacks that
-    hold a reservation are being served and do not block the next one; they are all served first)."""
-    if ticket.state is CallbackState.RESERVED:
-        return True
-    if ticket.state is not CallbackState.WAITING:
-        return False
-    return not await u.callbacks.waiting_before(ticket)
+    promises: PromiseStats | None = None
+    """Kept rates and the estimate's accuracy (`app.promises.promise_stats`)."""
 
 
 async def claim_callback(
@@ -120,6 +106,7 @@ async def claim_callback(
     if violations:
         raise InvalidRequest("invalid claim", violations)
     hold = hold_for or policy.queue.reservation_hold
+    trace: list[TraceStep] = []
     async with uow() as u:
         ticket = await u.callbacks.get(call_id)
         if ticket is None:
@@ -132,11 +119,16 @@ async def claim_callback(
                 agent = await u.agents.get(holder)
                 return ClaimResult(ClaimOutcome.RESERVED, ticket, agent)
             # The hold lapsed (the sweeper freed it): the callback competes again from its place.
-        if not await _is_head(u, ticket):
+        breached = await record_breach(u, ticket, now, trace)
+        if breached is not ticket:
+            await u.commit()
+            ticket = breached
+        if not await claim_order(u, ticket, policy, now, trace):
             # Not its turn yet; the step it is at still shows (and says when to claim again).
-            return ClaimResult(ClaimOutcome.NOT_AT_HEAD, ticket, widening=widening_scope(policy, ticket, now))
+            scope = widening_scope(policy, ticket, now)
+            return ClaimResult(ClaimOutcome.NOT_AT_HEAD, ticket, widening=scope, trace=tuple(trace))
         if ticket.team_id not in policy.teams:
-            return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket)
+            return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket, trace=tuple(trace))
         customer = await u.customers.get(ticket.caller_number) if ticket.caller_number else None
         found = await claim_candidates(
             u, policy, ticket, preferred_agent_id=customer.last_agent_id if customer else None, now=now
@@ -154,8 +146,9 @@ async def claim_callback(
                 load_version=agent.load_version if judged else None,
             )
             if won:
-                reserved = await u.callbacks.mark_reserved(call_id, agent.agent_id, now + hold)
+                reserved = await u.callbacks.mark_reserved(call_id, agent.agent_id, now + hold, now=now)
                 await u.commit()
+                note_started(ticket, now)
                 fresh = await u.agents.get(agent.agent_id)
                 notify_claimed(ticket, found.scope, agent_id=agent.agent_id, served_team=team_id)
                 chosen = TraceStep(
@@ -166,10 +159,12 @@ async def claim_callback(
                     reserved,
                     fresh or agent,
                     widening=found.scope,
-                    trace=(*found.steps, chosen),
+                    trace=(*trace, *found.steps, chosen),
                     served_team=team_id,
                 )
-        return ClaimResult(ClaimOutcome.NO_SPECIALIST_FREE, ticket, widening=found.scope, trace=found.steps)
+        return ClaimResult(
+            ClaimOutcome.NO_SPECIALIST_FREE, ticket, widening=found.scope, trace=(*trace, *found.steps)
+        )
 
 
 async def finish_callback(
@@ -306,6 +301,13 @@ async def queue_status(
             )
             team = policy.teams[tid]
             result.append(
-                QueueStatus(tid, team.display_name, s, wait, closed_until(team.business_hours, now))
+                QueueStatus(
+                    tid,
+                    team.display_name,
+                    s,
+                    wait,
+                    closed_until(team.business_hours, now),
+                    await promise_stats(u, tid, now),
+                )
             )
     return result

@@ -24,6 +24,7 @@ from routing_service.domain.models import (
     DecisionKind,
     EscalationTimes,
 )
+from routing_service.domain.promises import AtRisk, Promise, PromiseOutcome
 
 HANDLE_TIME_SAMPLE = 100
 """Conversations a wait estimate averages at most (the team's latest)."""
@@ -259,6 +260,12 @@ class AssignmentRepository(Protocol):
         window)."""
         ...
 
+    async def recent_handle_sample(
+        self, team_id: str, since: datetime, *, limit: int = HANDLE_TIME_SAMPLE
+    ) -> tuple[timedelta, int] | None:
+        """`recent_handle_time` and the number of conversations it averaged; None when there were none."""
+        ...
+
 
 class DecisionRepository(Protocol):
     async def add(self, decision: Decision) -> None:
@@ -310,7 +317,36 @@ class CallbackRepository(Protocol):
         """In (team, service order); `after`: only tickets that come after that one in this order."""
         ...
 
-    async def mark_reserved(self, call_id: str, agent_id: str, until: datetime) -> CallbackTicket: ...
+    async def mark_reserved(
+        self, call_id: str, agent_id: str, until: datetime, *, now: datetime | None = None
+    ) -> CallbackTicket:
+        """RESERVED for `agent_id` until `until`; with `now`, the callback's start when it is the first."""
+        ...
+
+    async def set_promise(self, call_id: str, promise: Promise) -> None:
+        """Store the promise the caller heard on their ticket."""
+        ...
+
+    async def mark_breached(self, call_id: str, now: datetime) -> bool:
+        """Record the call's promise as broken at `now`; True only the first time."""
+        ...
+
+    async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[AtRisk]:
+        """WAITING tickets of the team whose promise is at risk at `now`, in service order."""
+        ...
+
+    async def recent_wait_ratios(self, team_id: str, since: datetime, limit: int) -> list[float]:
+        """Actual over quoted wait of the team's latest `limit` callbacks started since `since`."""
+        ...
+
+    async def tiers_waiting_before(self, ticket: CallbackTicket) -> set[str]:
+        """The tiers of the team's WAITING tickets served before `ticket`."""
+        ...
+
+    async def promise_outcomes(self, team_id: str, since: datetime, limit: int) -> list[PromiseOutcome]:
+        """The team's promises due at or after `since`, newest deadline first, at most `limit`."""
+        ...
+
     async def finish(
         self, call_id: str, state: CallbackState, now: datetime, note: str
     ) -> CallbackTicket: ...

@@ -46,10 +46,10 @@ import structlog
 from escalade_platform.masking import mask_number
 from routing_service.app.assignments import CALLBACK, LIVE
 from routing_service.app.availability import AvailabilityBroadcaster
-from routing_service.app.callbacks import team_wait
 from routing_service.app.failures import looks_unavailable
 from routing_service.app.lifecycle import record_missed_offer
 from routing_service.app.ports import AgentFreed, DuplicateDecision, UnitOfWork, UnitOfWorkFactory
+from routing_service.app.promises import keep_promise, team_wait
 from routing_service.app.uncertainty import notify_second_transfer, notify_uncertain
 from routing_service.domain import decision as build
 from routing_service.domain.complexity import assess_complexity
@@ -1092,6 +1092,9 @@ async def _queue_callback(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoic
             TraceOutcome.CHOSEN,
             f"callback queued at position {position}, estimated wait {wait_label(wait)}",
         )
+    )
+    ticket = await keep_promise(
+        u, ctx.policy, ticket, wait, now=ctx.now, store=not request.dry_run, trace=ctx.trace
     )
     return build.callback_decision(
         ctx.policy,

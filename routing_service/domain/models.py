@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
+from routing_service.domain.promises import PromisePolicy
 from routing_service.domain.review_notifications import ReviewNotifications
 
 
@@ -246,6 +247,16 @@ class CallbackTicket:
     """1-based place among the team's open callbacks, filled in when read; 0 when not waiting."""
     first_message: str = ""
     """What the customer hears first when the callback call connects (the policy's template, rendered)."""
+    promise_from: datetime | None = None
+    """When the promise's clock started: the enqueue time, or the team's opening when it was closed."""
+    promised_by: datetime | None = None
+    """The latest time the callback should start (`domain.promises`); None for callbacks queued before."""
+    at_risk_at: datetime | None = None
+    """When the promise becomes at risk (the policy's fraction of its window, fixed when made)."""
+    started_at: datetime | None = None
+    """When a specialist was first reserved for the callback."""
+    breached_at: datetime | None = None
+    """When routing first saw the promise broken (the breach is counted once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,6 +541,8 @@ class QueuePolicy:
     callback_first_message: str = DEFAULT_CALLBACK_FIRST_MESSAGE
     """What the customer hears first on a callback call; placeholders {issue_category} {account_name}
     {team_name} {complexity_level}."""
+    promises: PromisePolicy = field(default_factory=PromisePolicy)
+    """When a callback's promise is at risk and whom it may then overtake (`domain.promises`)."""
 
 
 @dataclass(frozen=True, slots=True)

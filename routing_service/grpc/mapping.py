@@ -15,6 +15,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from google.protobuf.message import Message
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
+from routing_service.app.promises import PromiseStats
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.fair_load import LoadSpread
 from routing_service.domain.lifecycle import (
@@ -40,6 +41,7 @@ from routing_service.domain.models import (
     TraceStep,
     TransferMode,
 )
+from routing_service.domain.promises import PromiseState, promise_state
 
 # ---------------------------------------------------------------------------------------------------------
 # Enums
@@ -358,11 +360,38 @@ def escalation_to_pb(value: EscalationRequest) -> pb.ResolveEscalationRequest:
     )
 
 
+_PROMISE_TO_PB = {
+    PromiseState.ON_TRACK: pb.PROMISE_STATE_ON_TRACK,
+    PromiseState.AT_RISK: pb.PROMISE_STATE_AT_RISK,
+    PromiseState.BREACHED: pb.PROMISE_STATE_BREACHED,
+    PromiseState.KEPT: pb.PROMISE_STATE_KEPT,
+}
+
+
+def promise_state_of(ticket: CallbackTicket, now: datetime | None) -> PromiseState | None:
+    """The ticket's promise state at `now` (None: as it was made, e.g. in a decision), judged at its end
+    when it ended without starting; a breach routing recorded stays one."""
+    at = now or ticket.promise_from or ticket.enqueued_at
+    if not ticket.state.is_open and ticket.finished_at is not None:
+        at = min(at, ticket.finished_at)
+    state = promise_state(
+        at_risk_at=ticket.at_risk_at, due_by=ticket.promised_by, started_at=ticket.started_at, now=at
+    )
+    if ticket.breached_at is not None and state is not None and state is not PromiseState.KEPT:
+        return PromiseState.BREACHED
+    return state
+
+
 def callback_to_pb(
-    ticket: CallbackTicket, *, estimated_wait: timedelta | None = None, with_texts: bool = False
+    ticket: CallbackTicket,
+    *,
+    estimated_wait: timedelta | None = None,
+    with_texts: bool = False,
+    now: datetime | None = None,
 ) -> pb.CallbackTicket:
-    """A queue ticket, with the estimated wait when known; `with_texts` adds the caller's context and
-    reason (ListCallbacks only: decisions and claims do not need up to 8 KiB more per ticket)."""
+    """A queue ticket, with the estimated wait when known and its promise's state at `now`; `with_texts`
+    adds the caller's context and reason (ListCallbacks only: decisions and claims do not need up to 8 KiB
+    more per ticket)."""
     msg = pb.CallbackTicket(
         call_id=ticket.call_id,
         team_id=ticket.team_id,
@@ -384,6 +413,17 @@ def callback_to_pb(
         msg.finished_at.CopyFrom(timestamp_to_pb(ticket.finished_at))
     if estimated_wait is not None:
         msg.estimated_wait.CopyFrom(duration_to_pb(estimated_wait))
+    if ticket.promised_by is not None:
+        msg.promised_by.CopyFrom(timestamp_to_pb(ticket.promised_by))
+        if ticket.promise_from is not None:
+            msg.promise_from.CopyFrom(timestamp_to_pb(ticket.promise_from))
+        if ticket.at_risk_at is not None:
+            msg.promise_at_risk_at.CopyFrom(timestamp_to_pb(ticket.at_risk_at))
+        promise = promise_state_of(ticket, now)
+        if promise is not None:
+            msg.promise_state = _PROMISE_TO_PB[promise]
+    if ticket.started_at is not None:
+        msg.started_at.CopyFrom(timestamp_to_pb(ticket.started_at))
     if with_texts:
         msg.customer_context = ticket.customer_context
         msg.escalation_reason = ticket.escalation_reason
@@ -412,6 +452,12 @@ def callback_from_pb(msg: pb.CallbackTicket) -> CallbackTicket:
         finished_at=timestamp_from_pb(msg.finished_at) if msg.HasField("finished_at") else None,
         position=msg.position,
         first_message=msg.first_message,
+        promise_from=timestamp_from_pb(msg.promise_from) if msg.HasField("promise_from") else None,
+        promised_by=timestamp_from_pb(msg.promised_by) if msg.HasField("promised_by") else None,
+        at_risk_at=(
+            timestamp_from_pb(msg.promise_at_risk_at) if msg.HasField("promise_at_risk_at") else None
+        ),
+        started_at=timestamp_from_pb(msg.started_at) if msg.HasField("started_at") else None,
     )
 
 
@@ -601,3 +647,17 @@ def agent_from_pb(msg: pb.Agent, *, field: str = "agent") -> tuple[Agent, bool]:
         missed_in_row=msg.missed_in_row,
     )
     return agent, status is not None
+
+
+def promise_stats_to_pb(stats: PromiseStats | None, msg: pb.TeamQueueStatus) -> None:
+    """A team's kept rates and estimate accuracy into its queue status (unset fields: no data)."""
+    if stats is None:
+        return
+    if stats.kept_rate_1h is not None:
+        msg.promises_kept_last_hour = stats.kept_rate_1h
+    if stats.kept_rate_24h is not None:
+        msg.promises_kept_last_day = stats.kept_rate_24h
+    if stats.accuracy is not None:
+        msg.promise_error_median.CopyFrom(duration_to_pb(stats.accuracy.median))
+        msg.promise_error_p90.CopyFrom(duration_to_pb(stats.accuracy.p90))
+        msg.promise_error_samples = stats.accuracy.samples

@@ -254,6 +254,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             load = spread.get(t.team_id)
             if load is not None:
                 msg.load_last_hour.CopyFrom(mapping.load_spread_to_pb(load))
+            mapping.promise_stats_to_pb(t.promises, msg)
             out.append(msg)
         capped = uncertain is not None and uncertain.capped
         return pb.GetQueueStatusResponse(teams=out, uncertainty_counts_capped=capped)
@@ -269,8 +270,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             page_token=request.page_token,
             uow=self.uow,
         )
+        now = self.clock()
         return pb.ListCallbacksResponse(
-            callbacks=[mapping.callback_to_pb(t, with_texts=True) for t in tickets],
+            callbacks=[mapping.callback_to_pb(t, with_texts=True, now=now) for t in tickets],
             next_page_token=next_token,
         )
 
@@ -300,11 +302,14 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         self, request: pb.ClaimCallbackRequest, context: Context
     ) -> pb.ClaimCallbackResponse:
         hold = mapping.duration_from_pb(request.hold_for) if request.HasField("hold_for") else None
+        now = self.clock()
         result = await callbacks.claim_callback(
-            request.call_id, hold or None, uow=self.uow, policy=self.policies.current, now=self.clock()
+            request.call_id, hold or None, uow=self.uow, policy=self.policies.current, now=now
         )
         response = pb.ClaimCallbackResponse(
-            outcome=_CLAIM_TO_PB[result.outcome], callback=mapping.callback_to_pb(result.callback)
+            outcome=_CLAIM_TO_PB[result.outcome],
+            callback=mapping.callback_to_pb(result.callback, now=now),
+            trace=[mapping.trace_step_to_pb(step) for step in result.trace],
         )
         if result.agent is not None:
             response.agent.CopyFrom(mapping.agent_to_pb(result.agent))
@@ -314,7 +319,6 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             response.widening = scope.label
             if scope.next_step_at is not None:
                 response.next_widening_at.CopyFrom(mapping.timestamp_to_pb(scope.next_step_at))
-        response.trace.extend(mapping.trace_step_to_pb(step) for step in result.trace)
         response.served_team_id = result.served_team
         return response
 
@@ -322,12 +326,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
     async def FinishCallback(
         self, request: pb.FinishCallbackRequest, context: Context
     ) -> pb.FinishCallbackResponse:
+        now = self.clock()
         ticket = await callbacks.finish_callback(
             request.call_id,
             mapping.callback_state_from_pb(request.state),
             request.note,
             uow=self.uow,
-            now=self.clock(),
+            now=now,
             events=self.events,
         )
-        return pb.FinishCallbackResponse(callback=mapping.callback_to_pb(ticket))
+        return pb.FinishCallbackResponse(callback=mapping.callback_to_pb(ticket, now=now))

@@ -44,6 +44,7 @@ from routing_service.domain.models import (
     UncertaintyPolicy,
     WideningPolicy,
 )
+from routing_service.domain.promises import PromisePolicy
 from routing_service.domain.review_notifications import ReviewNotifications
 from routing_service.policy.errors import PolicyError, Problem
 from routing_service.policy.review_notifications import check_review_teams
@@ -520,6 +521,11 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
         max_attempts=q.max_attempts,
         retry_spacing=timedelta(minutes=q.retry_spacing_minutes),
         callback_ttl=timedelta(hours=q.callback_ttl_hours),
+        promises=PromisePolicy(
+            at_risk_fraction=q.promises.at_risk_fraction,
+            overtake_tier_gap=q.promises.overtake_tier_gap,
+            min_callback_time=timedelta(minutes=q.promises.min_callback_minutes),
+        ),
     )
     return Policy(
         name=doc.name,

@@ -314,6 +314,17 @@ class PriorityDoc(_Doc):
     aging_points_per_minute: Annotated[float, Field(gt=0, le=1_000_000)] = 1.0
 
 
+class PromisesDoc(_Doc):
+    """Callback promises (see routing_service.domain.promises): a promise is at risk once
+    `at_risk_fraction` of its window has passed; an at-risk callback then moves ahead of waiting callbacks
+    that are not at risk, except those of a tier more than `overtake_tier_gap` tier-priority points above
+    its own; `min_callback_minutes` is the least one callback ahead counts for in a wait estimate."""
+
+    at_risk_fraction: Annotated[float, Field(gt=0, le=1)] = 0.75
+    overtake_tier_gap: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    min_callback_minutes: Minutes = 2
+
+
 class QueueDoc(_Doc):
     """The callback queue: its line, its messages, wait announcements, priorities and retry timing."""
 
@@ -336,6 +347,7 @@ class QueueDoc(_Doc):
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     retry_spacing_minutes: Minutes = 10
     callback_ttl_hours: Hours = 24
+    promises: PromisesDoc = Field(default_factory=PromisesDoc)
 
 
 class FallbackDoc(_Doc):

@@ -240,7 +240,7 @@ def _handle_time_statement(*, postgres: bool) -> Select[Any]:
         .limit(bindparam("sample", type_=Integer))
         .subquery()
     )
-    return select(func.avg(latest.c.seconds))
+    return select(func.avg(latest.c.seconds).label("mean"), func.count(latest.c.seconds).label("samples"))
 
 
 _HANDLE_TIME_SQLITE = shared(_handle_time_statement(postgres=False))
@@ -653,12 +653,19 @@ class SqlAssignmentRepository(SqlRepository):
     ) -> timedelta | None:
         """Mean handle time (connected_at -> completed_at) of the team's last `limit` live conversations that
         ended at or after `since`; None when there were none (see `_handle_time_statement`)."""
+        sample = await self.recent_handle_sample(team_id, since, limit=limit)
+        return sample[0] if sample is not None else None
+
+    async def recent_handle_sample(
+        self, team_id: str, since: datetime, *, limit: int = HANDLE_TIME_SAMPLE
+    ) -> tuple[timedelta, int] | None:
+        """`recent_handle_time` and how many conversations it averaged, in one read; None when none."""
         statement = _HANDLE_TIME_PG if self._postgres else _HANDLE_TIME_SQLITE
         params = {"team_id": team_id, "since": since, "sample": max(1, limit)}
-        mean = (await self._execute(statement, params)).scalar_one_or_none()
-        if mean is None:
+        row = (await self._execute(statement, params)).first()
+        if row is None or row.mean is None:
             return None
-        return timedelta(seconds=max(0.0, float(mean)))
+        return timedelta(seconds=max(0.0, float(row.mean))), int(row.samples)
 
 
 def _released(call_id: str, agent_id: str, agent_row: Any) -> Released:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, func, literal, or_, select, tuple_, update
+from sqlalchemy import Integer, and_, bindparam, case, extract, func, literal, or_, select, tuple_, update
 
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import CallbackState, CallbackTicket, Complexity
+from routing_service.domain.promises import AtRisk, Promise, PromiseOutcome
 from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import UtcDateTime, callbacks
@@ -82,6 +83,11 @@ def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
         note=row.note,
         first_message=row.first_message,
         position=position,
+        promise_from=row.promise_from,
+        promised_by=row.promised_by,
+        at_risk_at=row.at_risk_at,
+        started_at=row.started_at,
+        breached_at=row.breached_at,
     )
 
 
@@ -137,6 +143,98 @@ _WAITING_BEFORE = shared(
         ),
     )
     .limit(1)
+)
+
+
+_SET_PROMISE = shared(
+    update(callbacks)
+    .where(callbacks.c.call_id == bindparam("sp_call"))
+    .values(
+        promise_from=bindparam("sp_from", type_=UtcDateTime()),
+        promised_by=bindparam("sp_by", type_=UtcDateTime()),
+        at_risk_at=bindparam("sp_risk", type_=UtcDateTime()),
+    )
+)
+_MARK_BREACHED = shared(
+    update(callbacks)
+    .where(callbacks.c.call_id == bindparam("mb_call"), callbacks.c.breached_at.is_(None))
+    .values(breached_at=bindparam("mb_now", type_=UtcDateTime()))
+)
+# Along ix_callbacks_team_id_state_at_risk_at: the at-risk WAITING tickets of one team.
+_AT_RISK = shared(
+    select(
+        callbacks.c.call_id,
+        callbacks.c.tier,
+        callbacks.c.service_key,
+        callbacks.c.enqueued_at,
+        callbacks.c.at_risk_at,
+        callbacks.c.promised_by,
+    )
+    .where(
+        callbacks.c.team_id == bindparam("ar_team"),
+        callbacks.c.state == str(CallbackState.WAITING),
+        callbacks.c.at_risk_at <= bindparam("ar_now", type_=UtcDateTime()),
+        callbacks.c.promised_by >= bindparam("ar_now", type_=UtcDateTime()),
+    )
+    .order_by(callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
+    .limit(bindparam("ar_limit"))
+)
+_TIERS_BEFORE = shared(
+    select(callbacks.c.tier)
+    .where(
+        callbacks.c.team_id == bindparam("tb_team"),
+        callbacks.c.state == str(CallbackState.WAITING),
+        callbacks.c.service_key <= bindparam("tb_key"),
+        callbacks.c.call_id != bindparam("tb_call"),
+        or_(
+            callbacks.c.service_key < bindparam("tb_key"),
+            callbacks.c.enqueued_at < bindparam("tb_at", type_=UtcDateTime()),
+            and_(
+                callbacks.c.enqueued_at == bindparam("tb_at", type_=UtcDateTime()),
+                callbacks.c.call_id < bindparam("tb_call"),
+            ),
+        ),
+    )
+    .distinct()
+)
+
+
+def _wait_ratios_statement(*, postgres: bool) -> Any:
+    """Actual over quoted wait of a team's latest started callbacks, newest first along
+    ix_callbacks_team_id_started_at; quotes of a second or less are left out."""
+
+    def seconds(later: Any, earlier: Any) -> Any:
+        if postgres:
+            return extract("epoch", later - earlier)
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+
+    quoted = seconds(callbacks.c.promised_by, callbacks.c.promise_from)
+    actual = seconds(callbacks.c.started_at, callbacks.c.promise_from)
+    return (
+        select((actual / quoted).label("ratio"))
+        .where(
+            callbacks.c.team_id == bindparam("wr_team"),
+            callbacks.c.started_at >= bindparam("wr_since", type_=UtcDateTime()),
+            callbacks.c.promise_from.is_not(None),
+            quoted >= 1,
+        )
+        .order_by(callbacks.c.started_at.desc())
+        .limit(bindparam("wr_limit"))
+    )
+
+
+_WAIT_RATIOS_SQLITE = shared(_wait_ratios_statement(postgres=False))
+_WAIT_RATIOS_PG = shared(_wait_ratios_statement(postgres=True))
+
+_PROMISE_OUTCOMES = shared(
+    select(callbacks.c.promise_from, callbacks.c.promised_by, callbacks.c.started_at, callbacks.c.finished_at)
+    .where(
+        callbacks.c.team_id == bindparam("po_team"),
+        callbacks.c.promised_by >= bindparam("po_since", type_=UtcDateTime()),
+        callbacks.c.promise_from.is_not(None),
+    )
+    .order_by(callbacks.c.promised_by.desc())
+    .limit(bindparam("po_limit"))
 )
 
 
@@ -210,6 +308,11 @@ class SqlCallbackRepository(SqlRepository):
                 "finished_at": None,
                 "note": ticket.note,
                 "first_message": ticket.first_message,
+                "promise_from": ticket.promise_from,
+                "promised_by": ticket.promised_by,
+                "at_risk_at": ticket.at_risk_at,
+                "started_at": None,
+                "breached_at": None,
             },
         )
         return await self._with_position(await self._row(ticket.call_id))
@@ -299,12 +402,22 @@ class SqlCallbackRepository(SqlRepository):
         reserved = int((await self._execute(_RESERVED_IN_TEAM, {"reserved_team": team_id})).scalar_one())
         return [ticket_from_row(row, position=reserved + rank) for rank, row in enumerate(rows, start=1)]
 
-    async def mark_reserved(self, call_id: str, agent_id: str, until: datetime) -> CallbackTicket:
-        """Mark an open ticket RESERVED for `agent_id` until `until`. NotFound / Conflict (finished)."""
+    async def mark_reserved(
+        self, call_id: str, agent_id: str, until: datetime, *, now: datetime | None = None
+    ) -> CallbackTicket:
+        """Mark an open ticket RESERVED for `agent_id` until `until` (the first time, `now` is when its
+        promise's callback started). NotFound / Conflict (finished)."""
+        values: dict[str, Any] = {
+            "state": str(CallbackState.RESERVED),
+            "agent_id": agent_id,
+            "reserved_until": until,
+        }
+        if now is not None:
+            values["started_at"] = func.coalesce(callbacks.c.started_at, literal(now, UtcDateTime()))
         result = await self._execute(
             update(callbacks)
             .where(callbacks.c.call_id == call_id, callbacks.c.state.in_(_OPEN))
-            .values(state=str(CallbackState.RESERVED), agent_id=agent_id, reserved_until=until)
+            .values(**values)
         )
         row = await self._row(call_id)
         if row is None:
@@ -312,6 +425,70 @@ class SqlCallbackRepository(SqlRepository):
         if result.rowcount != 1:
             raise Conflict(f"callback for call {call_id} is already {row.state}")
         return await self._with_position(row)
+
+    async def set_promise(self, call_id: str, promise: Promise) -> None:
+        """Store the promise the caller heard on their ticket (made once the queue position is known)."""
+        await self._execute(
+            _SET_PROMISE,
+            {
+                "sp_call": call_id,
+                "sp_from": promise.starts_at,
+                "sp_by": promise.due_by,
+                "sp_risk": promise.at_risk_at,
+            },
+        )
+
+    async def mark_breached(self, call_id: str, now: datetime) -> bool:
+        """Record that the call's promise is broken; True only the first time (the breach counts once)."""
+        result = await self._execute(_MARK_BREACHED, {"mb_call": call_id, "mb_now": now})
+        return bool(result.rowcount == 1)
+
+    async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[AtRisk]:
+        """The team's WAITING tickets whose promise is at risk at `now` (at_risk_at <= now <= promised_by),
+        in service order, at most `limit`."""
+        params = {"ar_team": team_id, "ar_now": now, "ar_limit": max(1, limit)}
+        return [
+            AtRisk(
+                call_id=row.call_id,
+                tier=row.tier,
+                service_key=row.service_key,
+                enqueued_at=row.enqueued_at,
+                at_risk_at=row.at_risk_at,
+                promised_by=row.promised_by,
+            )
+            for row in await self._execute(_AT_RISK, params)
+        ]
+
+    async def recent_wait_ratios(self, team_id: str, since: datetime, limit: int) -> list[float]:
+        """Actual over quoted wait of the team's latest `limit` callbacks started at or after `since`
+        (`domain.promises.wait_ratios`, computed in SQL: no row is turned into datetimes on a decision's
+        path), newest first."""
+        statement = _WAIT_RATIOS_PG if self._postgres else _WAIT_RATIOS_SQLITE
+        params = {"wr_team": team_id, "wr_since": since, "wr_limit": max(1, limit)}
+        return [float(row.ratio) for row in await self._execute(statement, params)]
+
+    async def tiers_waiting_before(self, ticket: CallbackTicket) -> set[str]:
+        """The tiers of the team's WAITING tickets served before `ticket`."""
+        params = {
+            "tb_team": ticket.team_id,
+            "tb_key": ticket.service_key,
+            "tb_at": ticket.enqueued_at,
+            "tb_call": ticket.call_id,
+        }
+        return {row.tier for row in await self._execute(_TIERS_BEFORE, params)}
+
+    async def promise_outcomes(self, team_id: str, since: datetime, limit: int) -> list[PromiseOutcome]:
+        """The team's promises due at or after `since`, newest deadline first, at most `limit`."""
+        params = {"po_team": team_id, "po_since": since, "po_limit": max(1, limit)}
+        return [
+            PromiseOutcome(
+                starts_at=row.promise_from,
+                due_by=row.promised_by,
+                started_at=row.started_at,
+                ended_at=row.finished_at,
+            )
+            for row in await self._execute(_PROMISE_OUTCOMES, params)
+        ]
 
     async def finish(self, call_id: str, state: CallbackState, now: datetime, note: str) -> CallbackTicket:
         """Move an open ticket to the terminal `state` with `finished_at = now` and `note`.

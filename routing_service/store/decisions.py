@@ -66,6 +66,9 @@ def _ticket_to_json(ticket: CallbackTicket) -> dict[str, Any]:
         "note": ticket.note,
         "position": ticket.position,
         "first_message": ticket.first_message,
+        "promise_from": _time(ticket.promise_from),
+        "promised_by": _time(ticket.promised_by),
+        "at_risk_at": _time(ticket.at_risk_at),
     }
 
 
@@ -90,6 +93,9 @@ def _ticket_from_json(data: dict[str, Any]) -> CallbackTicket:
         note=data["note"],
         position=data["position"],
         first_message=data.get("first_message", ""),
+        promise_from=_parse_time(data.get("promise_from")),
+        promised_by=_parse_time(data.get("promised_by")),
+        at_risk_at=_parse_time(data.get("at_risk_at")),
     )
 
 

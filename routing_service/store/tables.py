@@ -270,7 +270,17 @@ callbacks = Table(
     Column("finished_at", UtcDateTime, nullable=True),
     Column("note", Text, nullable=False),
     Column("first_message", Text, nullable=False, server_default=text("''")),
+    Column("promise_from", UtcDateTime, nullable=True),
+    Column("promised_by", UtcDateTime, nullable=True),
+    Column("at_risk_at", UtcDateTime, nullable=True),
+    Column("started_at", UtcDateTime, nullable=True),
+    Column("breached_at", UtcDateTime, nullable=True),
 )
 Index(
     "ix_callbacks_team_id_state_service_key", callbacks.c.team_id, callbacks.c.state, callbacks.c.service_key
 )
+# Kept rates and accuracy read a team's promises by deadline; claims look up its at-risk waiting callbacks.
+Index("ix_callbacks_team_id_promised_by", callbacks.c.team_id, callbacks.c.promised_by)
+# The estimate learns from a team's latest started callbacks (on every callback decision).
+Index("ix_callbacks_team_id_started_at", callbacks.c.team_id, callbacks.c.started_at)
+Index("ix_callbacks_team_id_state_at_risk_at", callbacks.c.team_id, callbacks.c.state, callbacks.c.at_risk_at)

@@ -579,3 +579,26 @@ async def test_widening_scenario_queues_a_callback_and_lists_the_steps_it_will_t
     )
     assert unchecked.check == "MISMATCH"
     assert unchecked.notes[0] == "the routing policy does not widen team technical (no `widening` steps)"
+
+
+async def test_kept_promise_scenario_shows_the_promise_the_claim_keeping_it_and_the_kept_rate(
+    stack: Stack,
+) -> None:
+    before = await agents_state(stack.stub)
+    (outcome,) = await run_scenarios(
+        select_scenarios(["kept-promise"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+    assert (outcome.team, outcome.kind, outcome.check) == ("technical", "callback", "OK"), outcome.notes
+    promised, claimed = outcome.trail[-2:]
+    assert promised.startswith("promised by ") and promised.endswith(" UTC")
+    assert claimed.startswith("claimed tech-") and claimed.endswith(": promise kept")
+    assert "the callback should start by" in outcome.notes[0] and "at risk from" in outcome.notes[0]
+    assert "technical: 100% of the last hour's promises kept" in outcome.notes[1], outcome.notes
+    ticket = (await stack.stub.GetDecision(pb.GetDecisionRequest(call_id=outcome.call_id))).decision.callback
+    assert ticket.HasField("promised_by")
+    # the specialists came back (one now held for the callback until the worker dials)
+    after = await agents_state(stack.stub)
+    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}

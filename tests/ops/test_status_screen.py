@@ -253,3 +253,46 @@ async def test_status_shows_waiting_callbacks_by_widening_step(served: Served) -
     assert "Waiting callbacks by widening step" in screen
     rows = [line for line in screen.splitlines() if "overflow to team enterprise after 10 min" in line]
     assert len(rows) == 1 and rows[0].rstrip(" │").endswith("0")
+
+
+def test_promise_columns_read_as_shares_and_signed_durations() -> None:
+    from escalade_cli.status import _accuracy, _kept
+
+    team = {
+        "promises_kept_last_hour": 1.0,
+        "promises_kept_last_day": 0.75,
+        "promise_error_median_seconds": 90.0,
+        "promise_error_p90_seconds": -30.0,
+        "promise_error_samples": 4,
+    }
+    assert _kept(team) == "100% / 75%"
+    assert _accuracy(team) == "+1m30s / -30s"
+    assert _kept({"promises_kept_last_hour": None, "promises_kept_last_day": None}) == "- / -"
+    assert _accuracy({"promise_error_samples": 0}) == "-"
+
+
+async def test_status_shows_the_kept_rate_and_accuracy_of_callback_promises(served: Served) -> None:
+    stub = served.stack.stub
+    for agent_id in ("tech-1", "tech-2"):
+        await stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_BUSY))
+    doc = load_fixture(PREMIUM)
+    assert (await served.stack.edge.post(doc)).status_code == 200
+    call_id = doc["message"]["call"]["id"]
+    await stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id="tech-1", status=pb.AGENT_STATUS_AVAILABLE))
+    claimed = await stub.ClaimCallback(pb.ClaimCallbackRequest(call_id=call_id))
+    assert claimed.callback.promise_state == pb.PROMISE_STATE_KEPT
+
+    code, out, err = await status(
+        "--json", "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+    )
+    screen_code, screen, _ = await status(
+        "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+    )
+    assert code == 0 and screen_code == 0, err
+    technical = {t["team_id"]: t for t in json.loads(out)["teams"]}["technical"]
+    assert (technical["promises_kept_last_hour"], technical["promises_kept_last_day"]) == (1.0, 1.0)
+    assert technical["promise_error_samples"] == 1 and technical["promise_error_median_seconds"] > 0
+    assert "kept 1h / 24h" in screen and "quoted-actual p50 / p90" in screen
+    # the teams table's row (the widening table below lists the team again)
+    technical_row = next(line for line in screen.splitlines() if line.strip("│ ").startswith("technical"))
+    assert "100% / 100%" in technical_row

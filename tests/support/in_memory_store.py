@@ -61,6 +61,7 @@ from routing_service.domain.models import (
     DecisionKind,
     EscalationTimes,
 )
+from routing_service.domain.promises import AtRisk, Promise, PromiseOutcome, wait_ratios
 
 __all__ = ["InMemoryDatabase", "InMemoryUnitOfWork"]
 
@@ -573,6 +574,12 @@ class InMemoryAssignmentRepository(_Repository):
     async def recent_handle_time(
         self, team_id: str, since: datetime, *, limit: int = HANDLE_TIME_SAMPLE
     ) -> timedelta | None:
+        sample = await self.recent_handle_sample(team_id, since, limit=limit)
+        return sample[0] if sample is not None else None
+
+    async def recent_handle_sample(
+        self, team_id: str, since: datetime, *, limit: int = HANDLE_TIME_SAMPLE
+    ) -> tuple[timedelta, int] | None:
         ended = [
             row
             for row in self._data.assignments.values()
@@ -590,7 +597,7 @@ class InMemoryAssignmentRepository(_Repository):
         ]
         if not sample:
             return None
-        return timedelta(seconds=max(0.0, sum(sample) / len(sample)))
+        return timedelta(seconds=max(0.0, sum(sample) / len(sample))), len(sample)
 
 
 class InMemoryDecisionRepository(_Repository):
@@ -661,6 +668,8 @@ class InMemoryCallbackRepository(_Repository):
                 reserved_until=None,
                 finished_at=None,
                 position=0,
+                started_at=None,
+                breached_at=None,
             )
         return self._with_position(self._data.callbacks[ticket.call_id])
 
@@ -721,15 +730,96 @@ class InMemoryCallbackRepository(_Repository):
             found = [ticket for ticket in found if order(ticket) > order(after)]
         return sorted(found, key=order)[: max(0, limit)]
 
-    async def mark_reserved(self, call_id: str, agent_id: str, until: datetime) -> CallbackTicket:
+    async def mark_reserved(
+        self, call_id: str, agent_id: str, until: datetime, *, now: datetime | None = None
+    ) -> CallbackTicket:
         ticket = self._data.callbacks.get(call_id)
         if ticket is None:
             raise NotFound(f"no callback for call {call_id}")
         if not ticket.state.is_open:
             raise Conflict(f"callback for call {call_id} is already {ticket.state}")
-        reserved = replace(ticket, state=CallbackState.RESERVED, agent_id=agent_id, reserved_until=until)
+        reserved = replace(
+            ticket,
+            state=CallbackState.RESERVED,
+            agent_id=agent_id,
+            reserved_until=until,
+            started_at=ticket.started_at or now,
+        )
         self._data.callbacks[call_id] = reserved
         return self._with_position(reserved)
+
+    async def set_promise(self, call_id: str, promise: Promise) -> None:
+        ticket = self._data.callbacks.get(call_id)
+        if ticket is not None:
+            self._data.callbacks[call_id] = replace(
+                ticket,
+                promise_from=promise.starts_at,
+                promised_by=promise.due_by,
+                at_risk_at=promise.at_risk_at,
+            )
+
+    async def mark_breached(self, call_id: str, now: datetime) -> bool:
+        ticket = self._data.callbacks.get(call_id)
+        if ticket is None or ticket.breached_at is not None:
+            return False
+        self._data.callbacks[call_id] = replace(ticket, breached_at=now)
+        return True
+
+    async def recent_wait_ratios(self, team_id: str, since: datetime, limit: int) -> list[float]:
+        started = [
+            t
+            for t in self._team(team_id)
+            if t.started_at is not None and t.started_at >= since and t.promise_from is not None
+        ]
+        started.sort(key=lambda t: t.started_at or since, reverse=True)
+        outcomes = [
+            PromiseOutcome(starts_at=t.promise_from, due_by=t.promised_by, started_at=t.started_at)
+            for t in started
+            if t.promise_from is not None and t.promised_by is not None
+        ]
+        return wait_ratios(outcomes)[: max(1, limit)]
+
+    async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[AtRisk]:
+        found = [
+            t
+            for t in self._team(team_id)
+            if t.state is CallbackState.WAITING
+            and t.at_risk_at is not None
+            and t.promised_by is not None
+            and t.at_risk_at <= now <= t.promised_by
+        ]
+        return [
+            AtRisk(t.call_id, t.tier, t.service_key, t.enqueued_at, t.at_risk_at, t.promised_by)
+            for t in sorted(found, key=_service_order)[: max(1, limit)]
+        ]
+
+    async def tiers_waiting_before(self, ticket: CallbackTicket) -> set[str]:
+        return {
+            other.tier
+            for other in self._team(ticket.team_id)
+            if other.state is CallbackState.WAITING
+            and other.call_id != ticket.call_id
+            and (other.service_key, other.enqueued_at, other.call_id)
+            < (ticket.service_key, ticket.enqueued_at, ticket.call_id)
+        }
+
+    async def promise_outcomes(self, team_id: str, since: datetime, limit: int) -> list[PromiseOutcome]:
+        found = [
+            t
+            for t in self._team(team_id)
+            if t.promise_from is not None and t.promised_by is not None and t.promised_by >= since
+        ]
+        found.sort(key=lambda t: t.promised_by or since, reverse=True)
+        return [
+            PromiseOutcome(
+                starts_at=t.promise_from,
+                due_by=t.promised_by,
+                started_at=t.started_at,
+                ended_at=t.finished_at,
+            )
+            for t in found[: max(1, limit)]
+            if t.promise_from is not None and t.promised_by is not None
+        ]
 
     async def finish(self, call_id: str, state: CallbackState, now: datetime, note: str) -> CallbackTicket:
         if state.is_open:

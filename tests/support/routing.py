@@ -49,8 +49,8 @@ class RunningRouting:
 async def techcorp_routing(
     database_url: str, *, seed: bool = True, policy: Path = TECHCORP_POLICY
 ) -> AsyncIterator[RunningRouting]:
-    """Start a RoutingServer (no policy watching, no sweeps) on 127.0.0.1:0 and a connected stub; `policy`
-    replaces TechCorp's file (a variant of it, for a test)."""
+    """Start a RoutingServer (no policy watching, no sweeps) on 127.0.0.1:0 and a connected stub (`policy`:
+    TechCorp's, or a variant of it)."""
     settings = RoutingSettings(
         database_url=database_url,
         policy=policy,

@@ -47,6 +47,7 @@ from workflows.search_attributes import (
     CALLBACK_STATE,
     ESCALATION_CATEGORY,
     ESCALATION_TIER,
+    dev_server_flag,
 )
 
 pytestmark = pytest.mark.temporal
@@ -131,7 +132,7 @@ def dev_server(port: int, db: Path) -> Iterator[subprocess.Popen[bytes]]:
     argv = [installed_binary("temporal"), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port)]
     argv += ["--headless", "--db-filename", str(db), "--log-level", "error"]
     for key in ALL_KEYS:
-        argv += ["--search-attribute", f"{key.name}=Keyword"]
+        argv += ["--search-attribute", dev_server_flag(key)]
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield process

@@ -256,3 +256,27 @@ def test_final_category_comes_from_escalation_output_then_edge_value() -> None:
     )
     assert final_category(empty) == "technical"
     assert rules(empty, decision()) == []
+
+
+def test_promise_breached_when_routing_saw_the_callbacks_promise_broken() -> None:
+    due = NOW - timedelta(minutes=30)
+    callback = CallbackView(
+        state=CallbackPhase.CONNECTED,
+        enqueued_at=NOW - timedelta(hours=1),
+        finished_at=NOW,
+        promise_state="breached",
+        promised_by=due,
+    )
+    d = decision(kind="callback", callback=callback, estimated_wait_seconds=None)
+    found = {f.rule: f.detail for f in apply_review_rules(report(), d, now=NOW)}
+    assert found["promise_breached"] == (
+        "the caller was promised a callback by 2026-11-23 11:30 UTC and it did not start in time"
+    )
+    # reviews that judged before promises (version 2) replay without the finding
+    assert "promise_breached" not in [f.rule for f in apply_review_rules(report(), d, now=NOW, version=2)]
+
+
+def test_no_promise_finding_when_the_promise_was_kept() -> None:
+    callback = CallbackView(state=CallbackPhase.CONNECTED, promise_state="kept", promised_by=NOW)
+    d = decision(kind="callback", callback=callback, estimated_wait_seconds=None)
+    assert "promise_breached" not in rules(report(), d)

@@ -317,6 +317,40 @@ CALLBACK_STATE_UNREACHABLE: CallbackState.ValueType  # 5
 CALLBACK_STATE_EXPIRED: CallbackState.ValueType  # 6
 Global___CallbackState: _TypeAlias = CallbackState  # noqa: Y015
 
+class _PromiseState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PromiseStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PromiseState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROMISE_STATE_UNSPECIFIED: _PromiseState.ValueType  # 0
+    """No promise: the callback was queued before routing kept promises."""
+    PROMISE_STATE_ON_TRACK: _PromiseState.ValueType  # 1
+    PROMISE_STATE_AT_RISK: _PromiseState.ValueType  # 2
+    """The policy's share of the promise's window has passed (queue.promises.at_risk_fraction): the callback
+    moves ahead of waiting callbacks that are not at risk.
+    """
+    PROMISE_STATE_BREACHED: _PromiseState.ValueType  # 3
+    """Not started by the promised time."""
+    PROMISE_STATE_KEPT: _PromiseState.ValueType  # 4
+    """Started (a specialist reserved for it) by the promised time."""
+
+class PromiseState(_PromiseState, metaclass=_PromiseStateEnumTypeWrapper):
+    """Where a callback's promise (the latest time it should start) stands."""
+
+PROMISE_STATE_UNSPECIFIED: PromiseState.ValueType  # 0
+"""No promise: the callback was queued before routing kept promises."""
+PROMISE_STATE_ON_TRACK: PromiseState.ValueType  # 1
+PROMISE_STATE_AT_RISK: PromiseState.ValueType  # 2
+"""The policy's share of the promise's window has passed (queue.promises.at_risk_fraction): the callback
+moves ahead of waiting callbacks that are not at risk.
+"""
+PROMISE_STATE_BREACHED: PromiseState.ValueType  # 3
+"""Not started by the promised time."""
+PROMISE_STATE_KEPT: PromiseState.ValueType  # 4
+"""Started (a specialist reserved for it) by the promised time."""
+Global___PromiseState: _TypeAlias = PromiseState  # noqa: Y015
+
 class _ClaimOutcome:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -455,6 +489,11 @@ class CallbackTicket(_message.Message):
     CUSTOMER_CONTEXT_FIELD_NUMBER: _builtins.int
     ESCALATION_REASON_FIELD_NUMBER: _builtins.int
     FIRST_MESSAGE_FIELD_NUMBER: _builtins.int
+    PROMISED_BY_FIELD_NUMBER: _builtins.int
+    PROMISE_FROM_FIELD_NUMBER: _builtins.int
+    PROMISE_AT_RISK_AT_FIELD_NUMBER: _builtins.int
+    PROMISE_STATE_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     team_id: _builtins.str
     state: Global___CallbackState.ValueType
@@ -480,6 +519,7 @@ class CallbackTicket(_message.Message):
     """What the customer hears first when the callback call connects (the policy's callback first message,
     rendered for this call). Set in decisions and ListCallbacks answers.
     """
+    promise_state: Global___PromiseState.ValueType
     @_builtins.property
     def enqueued_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -488,6 +528,21 @@ class CallbackTicket(_message.Message):
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def estimated_wait(self) -> _duration_pb2.Duration: ...
+    @_builtins.property
+    def promised_by(self) -> _timestamp_pb2.Timestamp:
+        """The promise the caller heard: the latest time the callback should start, when its clock started (the
+        enqueue, or the team's opening when it was closed), when it becomes at risk, and where it stands now.
+        Unset (UNSPECIFIED) for callbacks queued before promises.
+        """
+
+    @_builtins.property
+    def promise_from(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def promise_at_risk_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp:
+        """When a specialist was first reserved for the callback."""
+
     def __init__(
         self,
         *,
@@ -509,10 +564,15 @@ class CallbackTicket(_message.Message):
         customer_context: _builtins.str = ...,
         escalation_reason: _builtins.str = ...,
         first_message: _builtins.str = ...,
+        promised_by: _timestamp_pb2.Timestamp | None = ...,
+        promise_from: _timestamp_pb2.Timestamp | None = ...,
+        promise_at_risk_at: _timestamp_pb2.Timestamp | None = ...,
+        promise_state: Global___PromiseState.ValueType = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["enqueued_at", b"enqueued_at", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "reserved_until", b"reserved_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["enqueued_at", b"enqueued_at", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "promise_at_risk_at", b"promise_at_risk_at", "promise_from", b"promise_from", "promised_by", b"promised_by", "reserved_until", b"reserved_until", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_id", b"call_id", "caller_number", b"caller_number", "customer_context", b"customer_context", "decision_id", b"decision_id", "effective_complexity", b"effective_complexity", "enqueued_at", b"enqueued_at", "escalation_reason", b"escalation_reason", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "first_message", b"first_message", "issue_category", b"issue_category", "position", b"position", "priority", b"priority", "reserved_until", b"reserved_until", "state", b"state", "team_id", b"team_id", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "call_id", b"call_id", "caller_number", b"caller_number", "customer_context", b"customer_context", "decision_id", b"decision_id", "effective_complexity", b"effective_complexity", "enqueued_at", b"enqueued_at", "escalation_reason", b"escalation_reason", "estimated_wait", b"estimated_wait", "finished_at", b"finished_at", "first_message", b"first_message", "issue_category", b"issue_category", "position", b"position", "priority", b"priority", "promise_at_risk_at", b"promise_at_risk_at", "promise_from", b"promise_from", "promise_state", b"promise_state", "promised_by", b"promised_by", "reserved_until", b"reserved_until", "started_at", b"started_at", "state", b"state", "team_id", b"team_id", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1478,6 +1538,11 @@ class TeamQueueStatus(_message.Message):
     UNCERTAIN_SECOND_TRANSFERS_LAST_HOUR_FIELD_NUMBER: _builtins.int
     LOAD_LAST_HOUR_FIELD_NUMBER: _builtins.int
     WIDENING_STEPS_FIELD_NUMBER: _builtins.int
+    PROMISES_KEPT_LAST_HOUR_FIELD_NUMBER: _builtins.int
+    PROMISES_KEPT_LAST_DAY_FIELD_NUMBER: _builtins.int
+    PROMISE_ERROR_MEDIAN_FIELD_NUMBER: _builtins.int
+    PROMISE_ERROR_P90_FIELD_NUMBER: _builtins.int
+    PROMISE_ERROR_SAMPLES_FIELD_NUMBER: _builtins.int
     team_id: _builtins.str
     display_name: _builtins.str
     waiting_callbacks: _builtins.int
@@ -1490,6 +1555,12 @@ class TeamQueueStatus(_message.Message):
     `uncertainty`; 0 without it), and how many of those transfers the call needed another decision after.
     """
     uncertain_second_transfers_last_hour: _builtins.int
+    promises_kept_last_hour: _builtins.float
+    """Share of the team's callback promises resolved in the last hour / 24 hours that were kept (started by
+    the promised time); unset when none resolved.
+    """
+    promises_kept_last_day: _builtins.float
+    promise_error_samples: _builtins.int
     @_builtins.property
     def estimated_wait(self) -> _duration_pb2.Duration: ...
     @_builtins.property
@@ -1513,6 +1584,14 @@ class TeamQueueStatus(_message.Message):
         that never widens.
         """
 
+    @_builtins.property
+    def promise_error_median(self) -> _duration_pb2.Duration:
+        """The wait estimate's accuracy over the last 24 hours' started callbacks: quoted minus actual wait
+        (positive: called back earlier than promised), median and 90th percentile; unset without samples.
+        """
+
+    @_builtins.property
+    def promise_error_p90(self) -> _duration_pb2.Duration: ...
     def __init__(
         self,
         *,
@@ -1529,12 +1608,24 @@ class TeamQueueStatus(_message.Message):
         uncertain_second_transfers_last_hour: _builtins.int = ...,
         load_last_hour: Global___LoadSpread | None = ...,
         widening_steps: _abc.Iterable[Global___WideningStepCount] | None = ...,
+        promises_kept_last_hour: _builtins.float | None = ...,
+        promises_kept_last_day: _builtins.float | None = ...,
+        promise_error_median: _duration_pb2.Duration | None = ...,
+        promise_error_p90: _duration_pb2.Duration | None = ...,
+        promise_error_samples: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_until", b"closed_until", "estimated_wait", b"estimated_wait", "load_last_hour", b"load_last_hour", "oldest_waiting_since", b"oldest_waiting_since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_promises_kept_last_day", b"_promises_kept_last_day", "_promises_kept_last_hour", b"_promises_kept_last_hour", "closed_until", b"closed_until", "estimated_wait", b"estimated_wait", "load_last_hour", b"load_last_hour", "oldest_waiting_since", b"oldest_waiting_since", "promise_error_median", b"promise_error_median", "promise_error_p90", b"promise_error_p90", "promises_kept_last_day", b"promises_kept_last_day", "promises_kept_last_hour", b"promises_kept_last_hour"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_assignments", b"active_assignments", "available_agents", b"available_agents", "closed_until", b"closed_until", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "load_last_hour", b"load_last_hour", "oldest_waiting_since", b"oldest_waiting_since", "team_id", b"team_id", "total_agents", b"total_agents", "uncertain_decisions_last_hour", b"uncertain_decisions_last_hour", "uncertain_second_transfers_last_hour", b"uncertain_second_transfers_last_hour", "waiting_callbacks", b"waiting_callbacks", "widening_steps", b"widening_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_promises_kept_last_day", b"_promises_kept_last_day", "_promises_kept_last_hour", b"_promises_kept_last_hour", "active_assignments", b"active_assignments", "available_agents", b"available_agents", "closed_until", b"closed_until", "display_name", b"display_name", "estimated_wait", b"estimated_wait", "load_last_hour", b"load_last_hour", "oldest_waiting_since", b"oldest_waiting_since", "promise_error_median", b"promise_error_median", "promise_error_p90", b"promise_error_p90", "promise_error_samples", b"promise_error_samples", "promises_kept_last_day", b"promises_kept_last_day", "promises_kept_last_hour", b"promises_kept_last_hour", "team_id", b"team_id", "total_agents", b"total_agents", "uncertain_decisions_last_hour", b"uncertain_decisions_last_hour", "uncertain_second_transfers_last_hour", b"uncertain_second_transfers_last_hour", "waiting_callbacks", b"waiting_callbacks", "widening_steps", b"widening_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__promises_kept_last_day: _TypeAlias = _typing.Literal["promises_kept_last_day"]  # noqa: Y015
+    _WhichOneofArgType__promises_kept_last_day: _TypeAlias = _typing.Literal["_promises_kept_last_day", b"_promises_kept_last_day"]  # noqa: Y015
+    _WhichOneofReturnType__promises_kept_last_hour: _TypeAlias = _typing.Literal["promises_kept_last_hour"]  # noqa: Y015
+    _WhichOneofArgType__promises_kept_last_hour: _TypeAlias = _typing.Literal["_promises_kept_last_hour", b"_promises_kept_last_hour"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__promises_kept_last_day) -> _WhichOneofReturnType__promises_kept_last_day | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__promises_kept_last_hour) -> _WhichOneofReturnType__promises_kept_last_hour | None: ...
 
 Global___TeamQueueStatus: _TypeAlias = TeamQueueStatus  # noqa: Y015
 
@@ -1822,7 +1913,9 @@ class ClaimCallbackResponse(_message.Message):
 
     @_builtins.property
     def trace(self) -> _containers.RepeatedCompositeFieldContainer[Global___TraceStep]:
-        """How the claim chose: the widening step, each specialist seen, the one reserved."""
+        """How the claim went: a promise at risk moving ahead or broken, the widening step, each specialist
+        seen, the one reserved.
+        """
 
     def __init__(
         self,
