@@ -164,13 +164,13 @@ class HandoffPacket:
 _CONNECT = r"(?:\s*(?:number|no\.?|num|id|#))?(?:\s*(?:is|:|=|#))?\s*#?\s*"
 _VALUE = r"([A-Za-z0-9][A-Za-z0-9_-]{1,63})"
 BUILTIN_ENTITY_KINDS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
-    ("account", ("acc",), re.compile(rf"\b(?:account|acct){_CONNECT}{_VALUE}", re.IGNORECASE)),
-    ("order", ("order",), re.compile(rf"\border{_CONNECT}{_VALUE}", re.IGNORECASE)),
+    ("account", ("acc",), re.compile(rf"\b(?:account|acct)\b{_CONNECT}{_VALUE}", re.IGNORECASE)),
+    ("order", ("order",), re.compile(rf"\border\b{_CONNECT}{_VALUE}", re.IGNORECASE)),
     (
         "error_code",
         ("err", "code", "status"),
         re.compile(
-            r"\b(?:error|err|code|status)(?:\s+code)?\s*(?:is|:|=|#)?\s*"
+            r"\b(?:error|err|code|status)\b(?:\s+code)?\s*(?:is|:|=|#)?\s*"
             r"(0x[0-9A-Fa-f]{2,8}|[A-Za-z]{0,8}[-_]?\d{2,6}(?:[-_.]\d{1,6})?)\b",
             re.IGNORECASE,
         ),
