@@ -127,8 +127,8 @@ def test_entities_are_bounded_per_kind_and_in_all() -> None:
 
 
 def test_the_policys_entity_patterns_add_kinds(policy: Policy) -> None:
-    found = extract_entities([("transcript", "the ticket TC-123456 was closed")], policy=policy.handoff)
-    assert ("ticket", "TC-123456") in [(e.kind, e.value) for e in found]
+    found = extract_entities([("transcript", "the ticket INC-123456 was closed")], policy=policy.handoff)
+    assert ("ticket", "INC-123456") in [(e.kind, e.value) for e in found]
 
 
 # ---------------------------------------------------------------------------------------------------------
