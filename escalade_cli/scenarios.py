@@ -330,6 +330,13 @@ SCENARIOS: dict[str, Scenario] = {
             busy_team="technical",
             flow="callback",
             extended=True,
+            handoff=(
+                (
+                    "summary",
+                    "Webhook deliveries time out since Monday; the customer's endpoint answers slowly.",
+                ),
+                ("steps_tried", ["checked the webhook logs"]),
+            ),
         ),
         Scenario(
             name="what-if-account",

@@ -637,7 +637,22 @@ async def _flow_callback(
     new_call = str(handed_over["id"])
     linked = await routing.decision(new_call)
     held = linked.agent_id if linked is not None else ""
-    outcome.flow_ok = linked is not None and linked.callback_of_call_id == outcome.call_id and bool(held)
+    # the specialist of the callback gets the original call's handoff packet (carried over by routing)
+    carried = (
+        linked is not None
+        and linked.HasField("handoff")
+        and linked.handoff.earlier_call_id == outcome.call_id
+    )
+    if carried and linked is not None:
+        outcome.notes.append(
+            f"the specialist got the packet of call {outcome.call_id} (decision "
+            f"{linked.handoff.earlier_decision_id}): {linked.handoff.summary or '(no summary)'}"
+        )
+    else:
+        outcome.notes.append("the callback call's decision does not carry the original call's packet")
+    outcome.flow_ok = (
+        linked is not None and linked.callback_of_call_id == outcome.call_id and bool(held) and carried
+    )
     outcome.trail.append(f"connected {held or '?'}")
     if held:
         await routing.complete(new_call, outcome, skip_wrap_up=True)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from routing_service.app.callbacks import claim_callback
 from routing_service.app.resolve import resolve_escalation
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.handoff import (
@@ -46,7 +47,7 @@ from routing_service.domain.models import (
 from routing_service.policy.errors import PolicyError
 from routing_service.policy.loader import parse_policy
 from tests.support.in_memory_store import InMemoryDatabase
-from tests.support.routing_builders import NOW, new_decision_id, seed, techcorp_policy
+from tests.support.routing_builders import NOW, make_agent, new_decision_id, seed, techcorp_policy
 
 CALLER = "+15551110001"
 
@@ -232,6 +233,40 @@ def test_a_callback_carries_over_the_earlier_calls_packet() -> None:
     assert merged.steps_tried == ("re-sent invoice",)
     assert [(e.kind, e.value) for e in merged.entities] == [("order", "O-1"), ("account", "AC-9")]
     assert "call back of call first" in packet_text(merged)
+
+
+async def test_the_specialist_of_a_callback_gets_the_original_calls_packet(policy: Policy) -> None:
+    db = InMemoryDatabase()
+    await seed(db.uow, make_agent("ann"), busy={"ann": 1})
+    first = _request(
+        call_id="original",
+        issue_category="technical",
+        claimed_complexity=Complexity.ADVANCED,
+        assistant_summary="Webhooks time out since Monday.",
+        steps_tried=("checked the logs",),
+        stated_entities=(("account", "AC-31"),),
+    )
+    queued = await resolve_escalation(first, uow=db.uow, policy=policy, now=NOW, new_id=new_decision_id)
+    assert queued.kind is DecisionKind.CALLBACK
+    await seed(db.uow, make_agent("bob"))
+    claim = await claim_callback("original", None, uow=db.uow, policy=policy, now=NOW)
+    assert claim.agent is not None
+    # the callback call: the assistant escalates again, knowing little
+    again = _request(call_id="callback-call", issue_category="technical", callback_of_call_id="original")
+    handed = await resolve_escalation(again, uow=db.uow, policy=policy, now=NOW, new_id=new_decision_id)
+    assert (handed.kind, handed.agent_id, handed.callback_of_call_id) == (
+        DecisionKind.TRANSFER_AGENT,
+        claim.agent.agent_id,
+        "original",
+    )
+    packet = handed.handoff
+    assert packet is not None
+    assert (packet.earlier_call_id, packet.earlier_decision_id) == ("original", queued.decision_id)
+    assert packet.summary == "Webhooks time out since Monday."
+    assert packet.steps_tried == ("checked the logs",)
+    assert ("account", "AC-31") in [(e.kind, e.value) for e in packet.entities]
+    # and what the specialist hears names it (TechCorp's specialist summary prompt)
+    assert "Webhooks time out since Monday." in handed.summary_messages[-1].content
 
 
 # ---------------------------------------------------------------------------------------------------------
