@@ -29,6 +29,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from escalade_platform.masking import mask_number, mask_numbers_in_text
@@ -74,8 +75,9 @@ MAX_ENTITIES = 20
 MAX_PER_KIND = 5
 MAX_ENTITY_VALUE = 64
 MAX_KIND = 32
-TRANSCRIPT_SCAN = 16_000
-"""Entities are looked for in the last this many characters of the transcript (bounded CPU per decision)."""
+TRANSCRIPT_SCAN = 4_000
+"""Entities are looked for in the last this many characters of the transcript (about the last three minutes
+of talk; bounded CPU per decision). What the assistant passed and its own texts are always read whole."""
 MAX_PACKET_TEXT = 1_200
 """Longest `{handoff_summary}` (what the specialist hears or reads)."""
 
@@ -164,19 +166,20 @@ class HandoffPacket:
 _CONNECT = r"(?:\s*(?:number|no\.?|num|id|#))?(?:\s*(?:is|:|=|#))?\s*#?\s*"
 _VALUE = r"([A-Za-z0-9][A-Za-z0-9_-]{1,63})"
 BUILTIN_ENTITY_KINDS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
-    ("account", ("acc",), re.compile(rf"\b(?:account|acct)\b{_CONNECT}{_VALUE}", re.IGNORECASE)),
-    ("order", ("order",), re.compile(rf"\border\b{_CONNECT}{_VALUE}", re.IGNORECASE)),
+    ("account", ("account", "acct"), re.compile(rf"(?:account|acct)\b{_CONNECT}{_VALUE}", re.IGNORECASE)),
+    ("order", ("order",), re.compile(rf"order\b{_CONNECT}{_VALUE}", re.IGNORECASE)),
     (
         "error_code",
         ("err", "code", "status"),
         re.compile(
-            r"\b(?:error|err|code|status)\b(?:\s+code)?\s*(?:is|:|=|#)?\s*"
+            r"(?:error|err|code|status)\b(?:\s+code)?\s*(?:is|:|=|#)?\s*"
             r"(0x[0-9A-Fa-f]{2,8}|[A-Za-z]{0,8}[-_]?\d{2,6}(?:[-_.]\d{1,6})?)\b",
             re.IGNORECASE,
         ),
     ),
 )
-"""(kind, cheap pre-check words, pattern): a pattern runs only when one of its words is in the text."""
+"""(kind, the words that start it, pattern): the pattern is tried only where one of its words starts a word
+(found with `str.find` on the lower-cased text), so the cost follows the mentions, not the text's length."""
 
 
 def extract_entities(
@@ -187,7 +190,7 @@ def extract_entities(
 ) -> tuple[Entity, ...]:
     """The assistant's `stated` (kind, value) pairs, then what the (source, text) pairs name; duplicates
     (same kind, same value in any case) kept once, at most `MAX_PER_KIND` per kind and `MAX_ENTITIES` in all.
-    Values need a digit (so "account is locked" names no account); never raises."""
+    Built-in kinds need a digit in the value (so "account is locked" names no account); never raises."""
     found: list[Entity] = []
     seen: set[tuple[str, str]] = set()
     per_kind: dict[str, int] = {}
@@ -213,14 +216,68 @@ def extract_entities(
             continue
         lowered = text.lower()
         for kind, words, pattern in BUILTIN_ENTITY_KINDS:
-            if any(word in lowered for word in words):
-                for value in _matches(pattern, text):
-                    if any(ch.isdigit() for ch in value):
-                        keep(kind, value, source)
+            if not any(word in lowered for word in words):
+                continue
+            room = MAX_PER_KIND - per_kind.get(kind, 0)
+            if room <= 0:
+                continue
+            for value in _mentions(pattern, words, text, lowered, limit=2 * room):
+                if any(ch.isdigit() for ch in value):
+                    keep(kind, value, source)
         for kind, pattern in extra:
+            literal = _leading_literal(pattern)
+            if literal and literal not in text:
+                continue
             for value in _matches(pattern, text):
                 keep(kind, value, source)
     return tuple(found[:MAX_ENTITIES])
+
+
+def _mentions(
+    pattern: re.Pattern[str], words: Sequence[str], text: str, lowered: str, *, limit: int = MAX_ENTITIES
+) -> list[str]:
+    """Values `pattern` reads where one of `words` starts a word of the text, in the order they occur (at
+    most `limit`). Where lower-casing changed the text's length, positions differ: the whole text is
+    searched instead."""
+    if len(lowered) != len(text):
+        return list(_matches(re.compile(rf"\b{pattern.pattern}", pattern.flags), text))[:limit]
+    starts: list[int] = []
+    for word in words:
+        at = lowered.find(word)
+        while at != -1 and len(starts) < 4 * MAX_ENTITIES:
+            if at == 0 or not (lowered[at - 1].isalnum() or lowered[at - 1] == "_"):
+                starts.append(at)
+            at = lowered.find(word, at + 1)
+    values: list[str] = []
+    end = -1
+    for at in sorted(starts):
+        if at < end:
+            continue
+        match = pattern.match(text, at)
+        if match is not None and match.group(1):
+            values.append(match.group(1))
+            end = match.end()
+            if len(values) >= limit:
+                break
+    return values
+
+
+_LITERAL_START = re.compile(r"(?:\\b)?\(?([A-Za-z0-9_-]{2,})")
+
+
+@lru_cache(maxsize=256)
+def _leading_literal(pattern: re.Pattern[str]) -> str:
+    """The text every match of a case-sensitive pattern without alternatives starts with (`\\b(INC-\\d+)`:
+    "INC-"), so that a text without it is skipped at `str` speed; empty when there is no such text."""
+    if pattern.flags & re.IGNORECASE or "|" in pattern.pattern:
+        return ""
+    found = _LITERAL_START.match(pattern.pattern)
+    if found is None:
+        return ""
+    literal = found.group(1)
+    after = pattern.pattern[found.end() : found.end() + 1]
+    # a quantifier after the run applies to its last character only: keep the run without it
+    return literal[:-1] if after in {"*", "?", "{"} else literal
 
 
 def _matches(pattern: re.Pattern[str], text: str) -> Iterable[str]:
