@@ -249,11 +249,11 @@ HANDOFF_PARAMETERS: dict[str, Any] = {
 
 
 def escalation_function(policy: Policy) -> dict[str, Any]:
-    """The seed's `escalateToSupport` function: its four parameters (categories from the policy), the
-    optional handoff-packet parameters (`HANDOFF_PARAMETERS`: summary, steps tried, account, order, error
-    codes), and when the policy weighs uncertainty, the optional `confidence` (0-1) routing weighs against
-    its own reading of the call (Vapi's JSON schema has no numeric bounds: the description says them, the
-    edge checks them)."""
+    """The seed's `escalateToSupport` function: its four parameters (categories from the policy), with a
+    policy `handoff` section the optional handoff-packet parameters (`HANDOFF_PARAMETERS`: summary, steps
+    tried, account, order, error codes), and when the policy weighs uncertainty, the optional `confidence`
+    (0-1) routing weighs against its own reading of the call (Vapi's JSON schema has no numeric bounds: the
+    description says them, the edge checks them)."""
     properties: dict[str, Any] = {
         "issue_category": {
             "type": "string",
@@ -276,7 +276,8 @@ def escalation_function(policy: Policy) -> dict[str, Any]:
     }
     if policy.uncertainty is not None:
         properties["confidence"] = {"type": "number", "description": CONFIDENCE_DESCRIPTION}
-    properties.update(HANDOFF_PARAMETERS)
+    if policy.handoff is not None:
+        properties.update(HANDOFF_PARAMETERS)
     return {
         "name": TOOL_FUNCTION_NAME,
         "description": TOOL_DESCRIPTION,

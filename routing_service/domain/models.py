@@ -471,5 +471,8 @@ class Policy:
     """None: every valid reload applies."""
     review_notifications: ReviewNotifications = field(default_factory=ReviewNotifications)
     """Who is told about a review that needs a person (`review_notifications` in the file)."""
-    handoff: HandoffPolicy = field(default_factory=HandoffPolicy)
-    """What the handoff packet extracts and what its logs mask (`handoff` in the file)."""
+    handoff: HandoffPolicy | None = None
+    """What the handoff packet extracts and what its logs mask (`handoff` in the file). None: the built-in
+    entity kinds, phone numbers masked; every decision builds its packet either way, and the escalation tool
+    offers the packet's optional arguments only with the section (as it offers `confidence` only with
+    `uncertainty`)."""

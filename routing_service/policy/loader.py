@@ -27,7 +27,6 @@ from pydantic import BaseModel, ValidationError
 
 from routing_service.domain.decision import CONFIRM_MESSAGE_FIELDS, TEMPLATE_FIELDS, placeholders
 from routing_service.domain.handoff import PACKET_FIELDS
-from routing_service.domain.handoff_policy import HandoffPolicy
 from routing_service.domain.models import (
     BusinessHours,
     Complexity,
@@ -532,7 +531,7 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
             if doc.review_notifications is not None
             else ReviewNotifications()
         ),
-        handoff=doc.handoff.to_domain() if doc.handoff is not None else HandoffPolicy(),
+        handoff=doc.handoff.to_domain() if doc.handoff is not None else None,
     )
 
 

@@ -5,6 +5,7 @@ PostgreSQL) from the tool's arguments to `GetHandoffPacket`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -104,6 +105,14 @@ def test_provisioning_offers_the_packet_arguments_as_optional_parameters() -> No
     properties = function["parameters"]["properties"]
     assert set(HANDOFF_PARAMETERS) <= set(properties)
     assert not set(HANDOFF_PARAMETERS) & set(function["parameters"]["required"])
+    # without the policy's handoff section the tool stays the seed's (as without `uncertainty`)
+    bare = escalation_function(dataclasses.replace(techcorp_policy(), handoff=None, uncertainty=None))
+    assert set(bare["parameters"]["properties"]) == {
+        "issue_category",
+        "complexity_level",
+        "customer_context",
+        "escalation_reason",
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
