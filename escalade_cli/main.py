@@ -12,6 +12,7 @@ from escalade_cli import (
     agents,
     callbacks,
     customers,
+    decisions,
     dev,
     edge,
     policy,
@@ -41,6 +42,7 @@ def main() -> None:
 for module in (
     routing,
     customers,
+    decisions,
     agents,
     policy,
     edge,

@@ -76,6 +76,9 @@ class Scenario:
     """The tool's optional `confidence` argument (left out when None)."""
     confirmed_category: str = ""
     """The confirm flow: the category the caller confirms when the assistant asks."""
+    handoff: tuple[tuple[str, Any], ...] = ()
+    """The tool's optional handoff-packet arguments (summary, steps_tried, account_id, order_id,
+    error_codes), left out when empty."""
 
     @property
     def expectation(self) -> str:
@@ -90,6 +93,7 @@ class Scenario:
         }
         if self.confidence is not None:
             arguments["confidence"] = self.confidence
+        arguments.update(self.handoff)
         return arguments
 
 
@@ -109,6 +113,8 @@ FLOWS = {
     "senior over the cap; the last two are then completed",
     "promise": "callback queued with the time it promises to start; a specialist comes back, the callback "
     "is claimed before that time (promise kept) and the team's kept rate and estimate accuracy are read",
+    "handoff": "routed as `route`; then the handoff packet the specialist gets is read back "
+    "(`GetHandoffPacket`, as an agent desktop asks) and printed",
 }
 """The Vapi message sequences `escalade simulate` plays after a scenario's escalation request."""
 
@@ -308,6 +314,31 @@ SCENARIOS: dict[str, Scenario] = {
             extended=True,  # leaves the seniors in cool-down: a run right after would route differently
         ),
         Scenario(
+            name="handoff-packet",
+            title="The specialist picks up knowing the account, the order, the error and what was tried",
+            caller="+1111111111",
+            issue_category="billing",
+            complexity_level="intermediate",
+            customer_context="Premium Support customer, account AC-20417; paid order TC-000555 by card.",
+            escalation_reason="Charged twice; the self-service refund fails.",
+            turns=(
+                Turn("user", "I was charged twice for order TC-000555 and the refund page says error R-402."),
+                Turn(
+                    "bot",
+                    "I tried resending the receipt and the refund form; a billing specialist will help.",
+                ),
+            ),
+            expected_team="billing",
+            flow="handoff",
+            handoff=(
+                ("summary", "Double charge on order TC-000555; the self-service refund fails with R-402."),
+                ("steps_tried", ["resent the receipt", "tried the refund form"]),
+                ("account_id", "AC-20417"),
+                ("order_id", "TC-000555"),
+                ("error_codes", ["R-402"]),
+            ),
+        ),
+        Scenario(
             name="callback-voicemail",
             title="Callback: meets voicemail, retried, reached and handed to the specialist held for it",
             caller="+14155550123",  # dialled back: must be E.164 (the seed's +1111111111 is not)
@@ -324,6 +355,13 @@ SCENARIOS: dict[str, Scenario] = {
             busy_team="technical",
             flow="callback",
             extended=True,
+            handoff=(
+                (
+                    "summary",
+                    "Webhook deliveries time out since Monday; the customer's endpoint answers slowly.",
+                ),
+                ("steps_tried", ["checked the webhook logs"]),
+            ),
         ),
         Scenario(
             name="widening",

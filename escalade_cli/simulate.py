@@ -23,6 +23,9 @@ request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi po
     what-if      routed as `route`; then the decision routing recorded (`GetDecision`) is replayed, as
                  `escalade policy check --replay` replays a period, under the routing policy (ESCALADE_POLICY)
                  with the call's category taken out of every rule: the table says where it would go instead
+    handoff      routed as `route`; then the handoff packet is read back with `GetHandoffPacket` (as the
+                 specialist's desktop would) and printed under the table: summary, reason, category and
+                 complexity with their sources, entities, what was tried, confidence, tier and history
     confirm      the function tool (`tool-calls`): routing is unsure of the category and asks the assistant to
                  confirm it (the trail shows the question's choice); the caller confirms, the tool is called
                  again with confidence 1, and that decision is handed over and completed as in `route`
@@ -71,7 +74,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from escalade_cli.console import err_console, fail, literal, print_table, settings_or_fail
+from escalade_cli.console import console, err_console, fail, literal, print_table, settings_or_fail
 from escalade_cli.scenarios import (
     SCENARIOS,
     Scenario,
@@ -149,6 +152,8 @@ class Outcome:
     """What-if flow: where the replayed decision would go under the candidate policy."""
     flow_ok: bool | None = None
     """Whether the flow's own check held (next specialist differs, callback handed over); None: no check."""
+    details: list[str] = field(default_factory=list)
+    """Lines printed under the table for this scenario (the handoff flow's packet)."""
 
     @property
     def ok(self) -> bool:
@@ -411,6 +416,41 @@ async def _flow_what_if(
         f"{recorded.team_id} (rule {recorded.rule_id or '-'})"
     )
     outcome.flow_ok = replayed.moved
+
+
+async def _flow_handoff(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
+    """Routed as `route`, then the packet read back as an agent desktop would; the check: the packet holds
+    what the assistant passed (summary, steps, the account and order), and the specialist's side of the
+    transfer (handoff message or summary prompt) carries it."""
+    from escalade_cli.decisions import packet_lines
+
+    request, destination, decision = await _escalate(scenario, edge, routing, outcome)
+    if not outcome.ok:
+        return
+    reply = await routing.call("GetHandoffPacket", pb.GetHandoffPacketRequest(call_id=outcome.call_id))
+    if reply is None or not reply.HasField("packet"):
+        outcome.notes.append("no handoff packet could be read")
+        outcome.flow_ok = False
+    else:
+        packet = reply.packet
+        given = dict(scenario.handoff)
+        plan = destination.get("transferPlan") or {}
+        told = json.dumps([plan.get("message", ""), (plan.get("summaryPlan") or {}).get("messages", [])])
+        values = {(e.kind, e.value) for e in packet.entities}
+        outcome.flow_ok = (
+            packet.summary == given.get("summary", packet.summary)
+            and list(packet.steps_tried) == list(given.get("steps_tried", packet.steps_tried))
+            and ("account", given.get("account_id")) in values
+            and ("order", given.get("order_id")) in values
+            and packet.summary[:40] in told
+        )
+        outcome.details = [f"{scenario.name}: what the specialist is told", *packet_lines(reply)]
+        if plan:
+            outcome.details.append(f"(the {plan.get('mode', 'transfer')} prompt carries it)")
+    await _hand_over(edge, request, destination, outcome)
+    if decision is not None and decision.agent_id:
+        outcome.trail.append(await routing.activity(decision.agent_id))
+        await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
 
 
 async def _flow_busy(
@@ -726,7 +766,22 @@ async def _flow_callback(
     new_call = str(handed_over["id"])
     linked = await routing.decision(new_call)
     held = linked.agent_id if linked is not None else ""
-    outcome.flow_ok = linked is not None and linked.callback_of_call_id == outcome.call_id and bool(held)
+    # the specialist of the callback gets the original call's handoff packet (carried over by routing)
+    carried = (
+        linked is not None
+        and linked.HasField("handoff")
+        and linked.handoff.earlier_call_id == outcome.call_id
+    )
+    if carried and linked is not None:
+        outcome.notes.append(
+            f"the specialist got the packet of call {outcome.call_id} (decision "
+            f"{linked.handoff.earlier_decision_id}): {linked.handoff.summary or '(no summary)'}"
+        )
+    else:
+        outcome.notes.append("the callback call's decision does not carry the original call's packet")
+    outcome.flow_ok = (
+        linked is not None and linked.callback_of_call_id == outcome.call_id and bool(held) and carried
+    )
     outcome.trail.append(f"connected {held or '?'}")
     if held:
         await routing.complete(new_call, outcome, skip_wrap_up=True)
@@ -806,6 +861,8 @@ async def _run_one(
         await _flow_widening(scenario, edge, routing, outcome, policy=policy, cleanup=cleanup)
     elif scenario.flow == "promise":
         await _flow_promise(scenario, edge, routing, outcome)
+    elif scenario.flow == "handoff":
+        await _flow_handoff(scenario, edge, routing, outcome)
     elif scenario.flow == "callback":
         await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
     elif scenario.busy_team:
@@ -986,6 +1043,9 @@ def simulate_command(
     except EdgeUnreachable as exc:
         fail(f"{exc}; is `escalade edge serve` (or `escalade dev`) running?")
     print_table(outcome_table(outcomes))
+    for outcome in outcomes:
+        for line in outcome.details:
+            console.print(line, markup=False, highlight=False)
     failed = [o for o in outcomes if not o.ok]
     mismatched = [o for o in outcomes if o.ok and o.check == "MISMATCH"]
     unended = [o for o in outcomes if o.ended_status is not None and not 200 <= o.ended_status < 300]

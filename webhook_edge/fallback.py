@@ -61,7 +61,7 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-_TARGET_KEYS = frozenset({"type", "number", "sipUri", "extension"})
+_TARGET_KEYS = frozenset({"type", "number", "sipUri", "sipHeaders", "extension"})
 POLICY_POLL_SECONDS = 2.0
 """How often the policy file is checked for a change (routing's default `policy_poll_seconds`)."""
 

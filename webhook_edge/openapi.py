@@ -188,6 +188,12 @@ class _Destination(BaseModel):
     type: str = Field(examples=["number", "sip"])
     number: str | None = Field(default=None, description="E.164", examples=["+15550100110"])
     sip_uri: str | None = Field(default=None, alias="sipUri")
+    sip_headers: dict[str, str] | None = Field(
+        default=None,
+        alias="sipHeaders",
+        description="SIP destinations: X-Escalade-Decision-Id (whose handoff packet GetHandoffPacket "
+        "returns) and X-Escalade-Call-Id, added to the SIP REFER.",
+    )
     extension: str | None = None
     name: str | None = None
     message: str | None = Field(

@@ -225,10 +225,35 @@ def webhook_url(server_url: str) -> str:
     return url + WEBHOOK_PATH
 
 
+HANDOFF_PARAMETERS: dict[str, Any] = {
+    "summary": {
+        "type": "string",
+        "description": (
+            "Two or three sentences for the specialist: what the caller needs and what you found out"
+        ),
+    },
+    "steps_tried": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "What you already tried with the caller, one short entry per step",
+    },
+    "account_id": {"type": "string", "description": "The caller's account number or id, if they gave it"},
+    "order_id": {"type": "string", "description": "The order number the issue is about, if any"},
+    "error_codes": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "Error codes or messages the caller reported, exactly as given",
+    },
+}
+"""The optional parameters that fill the handoff packet (the specialist need not ask again)."""
+
+
 def escalation_function(policy: Policy) -> dict[str, Any]:
-    """The seed's `escalateToSupport` function: its four parameters (categories from the policy), and when
-    the policy weighs uncertainty, the optional `confidence` (0-1) routing weighs against its own reading of
-    the call (Vapi's JSON schema has no numeric bounds: the description says them, the edge checks them)."""
+    """The seed's `escalateToSupport` function: its four parameters (categories from the policy), with a
+    policy `handoff` section the optional handoff-packet parameters (`HANDOFF_PARAMETERS`: summary, steps
+    tried, account, order, error codes), and when the policy weighs uncertainty, the optional `confidence`
+    (0-1) routing weighs against its own reading of the call (Vapi's JSON schema has no numeric bounds: the
+    description says them, the edge checks them)."""
     properties: dict[str, Any] = {
         "issue_category": {
             "type": "string",
@@ -251,6 +276,8 @@ def escalation_function(policy: Policy) -> dict[str, Any]:
     }
     if policy.uncertainty is not None:
         properties["confidence"] = {"type": "number", "description": CONFIDENCE_DESCRIPTION}
+    if policy.handoff is not None:
+        properties.update(HANDOFF_PARAMETERS)
     return {
         "name": TOOL_FUNCTION_NAME,
         "description": TOOL_DESCRIPTION,

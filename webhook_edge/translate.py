@@ -26,7 +26,9 @@ from workflows.inputs import EscalationReviewInput, QueueCallbackInput
 
 __all__ = [
     "CALLBACK_PROMISE",
+    "CALL_ID_HEADER",
     "COMPLEXITY_BY_NAME",
+    "DECISION_ID_HEADER",
     "E164",
     "UnusableDecision",
     "callback_input",
@@ -39,6 +41,7 @@ __all__ = [
     "mode_name",
     "resolve_request",
     "review_input",
+    "sip_headers",
     "speakable_number",
     "spoken",
     "structured_outputs",
@@ -151,6 +154,9 @@ def resolve_request(
         arguments_problem="; ".join(problems),
         callback_of_call_id=message.original_call_id,
         can_confirm=can_confirm,
+        assistant_summary=arguments.summary,
+        steps_tried=list(arguments.steps_tried),
+        entities=[pb.HandoffEntity(kind=kind, value=value) for kind, value in arguments.entities],
     )
     if arguments.confidence is not None:
         request.confidence = arguments.confidence
@@ -198,6 +204,9 @@ def destination_json(
         if not _SIP.match(uri):
             raise UnusableDecision("destination SIP URI must start with sip: or sips:")
         out = {"type": "sip", "sipUri": uri}
+        headers = sip_headers(decision)
+        if headers:
+            out["sipHeaders"] = headers
     else:
         raise UnusableDecision("decision has no destination")
     name = decision.agent_display_name or decision.team_display_name
@@ -207,6 +216,26 @@ def destination_json(
         out["message"] = spoken(decision.caller_message)
     out["transferPlan"] = _transfer_plan(decision, failed_message)
     return out
+
+
+DECISION_ID_HEADER = "X-Escalade-Decision-Id"
+"""The SIP header that tells the specialist's phone or desktop which decision (and so which handoff packet,
+`GetHandoffPacket`) the call comes with."""
+CALL_ID_HEADER = "X-Escalade-Call-Id"
+_HEADER_VALUE = re.compile(r"[^\x21-\x7e]")
+
+
+def sip_headers(decision: pb.Decision) -> dict[str, str]:
+    """`sipHeaders` of a SIP destination: the decision id and the Vapi call id (printable ASCII only, so
+    nothing a caller said can break the SIP message). The call summary itself travels in Vapi's own
+    `X-Transfer-Summary` header in `blind-transfer-add-summary-to-sip-header` mode (its summary prompt
+    carries the packet)."""
+    headers: dict[str, str] = {}
+    for name, value in ((DECISION_ID_HEADER, decision.decision_id), (CALL_ID_HEADER, decision.call_id)):
+        cleaned = _HEADER_VALUE.sub("", value)[:128]
+        if cleaned:
+            headers[name] = cleaned
+    return headers
 
 
 def transfer_response(

@@ -21,6 +21,7 @@ from typing import Any
 __all__ = [
     "END_OF_CALL_REPORT",
     "ESCALATION_TOOL",
+    "HANDOFF_ENTITY_ARGUMENTS",
     "MAX_CALL_ID",
     "STATUS_UPDATE",
     "TOOL_CALLS",
@@ -47,6 +48,16 @@ _MAX_TRANSCRIPT = 64_000
 MAX_CALL_ID = 200
 """Longest `originalCallId` taken from a callback call's variable values (Vapi call ids are UUIDs)."""
 _MAX_STATUS = 80
+_MAX_SUMMARY = 4_000
+_MAX_LIST = 20
+_MAX_STEP = 500
+_MAX_ENTITY = 120
+HANDOFF_ENTITY_ARGUMENTS: dict[str, str] = {
+    "account_id": "account",
+    "order_id": "order",
+    "error_codes": "error_code",
+}
+"""The escalation tool's optional entity arguments and the packet's entity kind for each."""
 
 
 class BadPayload(Exception):
@@ -68,6 +79,12 @@ class EscalationArguments:
     escalation_reason: str = ""
     confidence: float | None = None
     """The optional `confidence` argument (0-1); None when absent or unusable (then `problem` says why)."""
+    summary: str = ""
+    """The optional `summary` argument: the assistant's summary of the call, for the handoff packet."""
+    steps_tried: tuple[str, ...] = ()
+    """The optional `steps_tried` argument (a list of strings, or one string)."""
+    entities: tuple[tuple[str, str], ...] = ()
+    """(kind, value) from the optional `account_id`, `order_id` and `error_codes` arguments."""
     tool_call_id: str = ""
     source: str = ""
     problem: str = ""
@@ -346,6 +363,15 @@ def read_arguments(arguments: Any, *, tool_call_id: str, source: str) -> Escalat
     confidence, confidence_problem = _confidence(arguments.get("confidence"))
     if confidence_problem:
         problems.append(f"{source}: {confidence_problem}")
+    steps, steps_problem = _strings(arguments.get("steps_tried"), "steps_tried")
+    entities: list[tuple[str, str]] = []
+    entity_problems = [steps_problem] if steps_problem else []
+    for name, kind in HANDOFF_ENTITY_ARGUMENTS.items():
+        values, values_problem = _strings(arguments.get(name), name)
+        entities += [(kind, value[:_MAX_ENTITY]) for value in values]
+        if values_problem:
+            entity_problems.append(values_problem)
+    problems += [f"{source}: {text}" for text in entity_problems]
     problem = "; ".join(problems)
     return EscalationArguments(
         issue_category=_text(arguments.get("issue_category")).strip().lower(),
@@ -353,10 +379,31 @@ def read_arguments(arguments: Any, *, tool_call_id: str, source: str) -> Escalat
         customer_context=_text(arguments.get("customer_context")).strip(),
         escalation_reason=_text(arguments.get("escalation_reason")).strip(),
         confidence=confidence,
+        summary=_text(arguments.get("summary")).strip()[:_MAX_SUMMARY],
+        steps_tried=steps,
+        entities=tuple(entities[:_MAX_LIST]),
         tool_call_id=tool_call_id,
         source=source,
         problem=problem,
     )
+
+
+def _strings(value: Any, name: str) -> tuple[tuple[str, ...], str]:
+    """An optional list-of-strings argument (one string is read as a list of one), bounded: at most
+    `_MAX_LIST` non-blank entries of at most `_MAX_STEP` characters; anything else ignored and said why."""
+    if value is None:
+        return (), ""
+    items = [value] if isinstance(value, str | int) and not isinstance(value, bool) else value
+    if not isinstance(items, list):
+        return (), f"ignored {name} that is not a list of strings"
+    kept = [
+        str(item).strip()[:_MAX_STEP]
+        for item in items
+        if isinstance(item, str | int) and not isinstance(item, bool)
+    ]
+    kept = [item for item in kept if item]
+    problem = "" if len(kept) == len(items) else f"ignored entries of {name} that are not strings"
+    return tuple(kept[:_MAX_LIST]), problem
 
 
 def _confidence(value: Any) -> tuple[float | None, str]:

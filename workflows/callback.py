@@ -148,6 +148,9 @@ def callback_variables(data: QueueCallbackInput, key: str, claim: ClaimResult) -
       ops reading a call in Vapi's dashboard and for the local Vapi stand-in's dial record.
     - `specialistId`: the specialist held for the callback (the stand-in's dial record; the edge asks
       routing, not this value).
+    - `decisionId`: the original call's decision, whose handoff packet routing carries over to the callback
+      call's decision (and so to the specialist: their handoff message, the SIP headers, and
+      `GetHandoffPacket` by either call id); an agent desktop that sees the callback call can ask for it.
     - `issueCategory`, `complexityLevel`, `customerContext`, `callbackReason`: the original escalation, for
       the provisioned assistant's prompt (`{{issueCategory}}` ...), so that it escalates the callback with the
       same category and does not make the customer explain it all again.
@@ -158,6 +161,7 @@ def callback_variables(data: QueueCallbackInput, key: str, claim: ClaimResult) -
         "originalCallId": data.call_id,
         "callbackAttemptKey": key,
         "specialistId": claim.agent_id,
+        "decisionId": data.decision_id,
         "issueCategory": data.category,
         "complexityLevel": data.complexity,
         "customerContext": data.context,

@@ -16,6 +16,7 @@ __all__ = [
     "UNCERTAINTY_WINDOW",
     "UncertaintyReport",
     "get_decision",
+    "get_handoff_packet",
     "latest_decisions",
     "list_decisions",
     "uncertainty_report",
@@ -38,6 +39,28 @@ async def get_decision(call_id: str, *, uow: UnitOfWorkFactory) -> Decision:
         decision = await u.decisions.latest_for_call(call_id)
     if decision is None:
         raise NotFound(f"no decision for call {call_id!r}")
+    return decision
+
+
+async def get_handoff_packet(call_id: str, decision_id: str, *, uow: UnitOfWorkFactory) -> Decision:
+    """The decision whose handoff packet an agent desktop asks for: one decision by id, or a call's latest.
+    Exactly one of the two; NotFound when there is no such decision or it has no packet (stored before
+    packets existed)."""
+    if bool(call_id) == bool(decision_id):
+        raise InvalidRequest(
+            "invalid request",
+            [("call_id", "give exactly one of call_id or decision_id"), ("decision_id", "or this")],
+        )
+    async with uow() as u:
+        if decision_id:
+            decision = await u.decisions.by_id(decision_id)
+        else:
+            decision = await u.decisions.latest_for_call(call_id)
+    what = f"decision {decision_id!r}" if decision_id else f"call {call_id!r}"
+    if decision is None:
+        raise NotFound(f"no decision for {what}")
+    if decision.handoff is None:
+        raise NotFound(f"the decision for {what} has no handoff packet (stored before packets existed)")
     return decision
 
 

@@ -274,6 +274,10 @@ class DecisionRepository(Protocol):
 
     async def get(self, call_id: str, tool_call_id: str) -> Decision | None: ...
     async def latest_for_call(self, call_id: str) -> Decision | None: ...
+    async def by_id(self, decision_id: str) -> Decision | None:
+        """The decision with this id, or None."""
+        ...
+
     async def page(
         self, *, team_id: str | None, kind: DecisionKind | None, limit: int, before: str | None
     ) -> list[Decision]:

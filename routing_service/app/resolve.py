@@ -35,6 +35,7 @@ decision, logged with its cause.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -52,9 +53,16 @@ from routing_service.app.ports import AgentFreed, DuplicateDecision, UnitOfWork,
 from routing_service.app.promises import keep_promise, team_wait
 from routing_service.app.uncertainty import notify_second_transfer, notify_uncertain
 from routing_service.domain import decision as build
-from routing_service.domain.complexity import assess_complexity
+from routing_service.domain.complexity import Assessment, assess_complexity
 from routing_service.domain.errors import Conflict, InvalidRequest, Unavailable
 from routing_service.domain.fair_load import STAGE as FAIR_LOAD
+from routing_service.domain.handoff import (
+    HandoffPacket,
+    build_packet,
+    carry_over,
+    packet_for_log,
+    with_packet,
+)
 from routing_service.domain.lifecycle import AssignmentStage
 from routing_service.domain.matching import match_rule, normalize_category
 from routing_service.domain.models import (
@@ -126,7 +134,13 @@ LIMITS: dict[str, int] = {
     "transcript": 64 * 1024,
     "arguments_problem": 1024,
     "callback_of_call_id": 128,
+    "assistant_summary": 4 * 1024,
 }
+MAX_STEPS_TRIED = 20
+MAX_STEP_TRIED = 512
+MAX_STATED_ENTITIES = 20
+MAX_ENTITY_KIND = 32
+MAX_ENTITY_VALUE = 128
 CANDIDATE_LIMIT = 3
 """Qualified specialists fetched per round. The store returns them in ranking order, so the first usually
 wins; the rest cover a lost race. A full batch that yields nobody (lost races, missing skills) is followed by
@@ -155,11 +169,36 @@ def validate_request(request: EscalationRequest) -> None:
         value = getattr(request, name)
         if len(value) > limit:
             violations.append((name, f"at most {limit} characters, got {len(value)}"))
+    violations += _handoff_violations(request)
     confidence = request.stated_confidence
     if confidence is not None and not 0.0 <= confidence <= 1.0:  # NaN fails both comparisons
         violations.append(("confidence", f"must be between 0 and 1, got {confidence}"))
     if violations:
         raise InvalidRequest("invalid escalation request", violations)
+
+
+def _handoff_violations(request: EscalationRequest) -> list[tuple[str, str]]:
+    """The handoff packet's optional fields: counts and lengths within their limits."""
+    violations: list[tuple[str, str]] = []
+    if len(request.steps_tried) > MAX_STEPS_TRIED:
+        violations.append(
+            ("steps_tried", f"at most {MAX_STEPS_TRIED} entries, got {len(request.steps_tried)}")
+        )
+    for index, step in enumerate(request.steps_tried[:MAX_STEPS_TRIED]):
+        if len(step) > MAX_STEP_TRIED:
+            violations.append(
+                (f"steps_tried[{index}]", f"at most {MAX_STEP_TRIED} characters, got {len(step)}")
+            )
+    if len(request.stated_entities) > MAX_STATED_ENTITIES:
+        violations.append(
+            ("entities", f"at most {MAX_STATED_ENTITIES} entries, got {len(request.stated_entities)}")
+        )
+    for index, (kind, value) in enumerate(request.stated_entities[:MAX_STATED_ENTITIES]):
+        if not kind or len(kind) > MAX_ENTITY_KIND:
+            violations.append((f"entities[{index}].kind", f"required, at most {MAX_ENTITY_KIND} characters"))
+        if len(value) > MAX_ENTITY_VALUE:
+            violations.append((f"entities[{index}].value", f"at most {MAX_ENTITY_VALUE} characters"))
+    return violations
 
 
 async def resolve_escalation(
@@ -246,6 +285,12 @@ class DecisionContext:
     """The team of the call's earlier, uncertain decision when this decision is a second transfer."""
     widened_from: str = ""
     """WIDEN: the team the rule chose, which the generalist team replaced (empty until then)."""
+    assessment: Assessment | None = None
+    """How the effective complexity came about (`assess_call`), for the handoff packet."""
+    category_stated: bool = False
+    """The assistant named one of the policy's categories (else the policy's default is used)."""
+    earlier_packet: HandoffPacket | None = None
+    """A callback call: the packet of the call it calls back (carried over to the specialist)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +334,7 @@ async def _decide_and_store(
             )
         if ctx.missed:
             decision = replace(decision, missed_agent_ids=ctx.missed)
+        decision = with_packet(decision, handoff_packet(ctx, decision))
         if request.dry_run:
             return replace(decision, dry_run=True)
         if await record_decision(u, decision):
@@ -296,8 +342,40 @@ async def _decide_and_store(
                 for freed in ctx.freed:
                     events.publish_freed(freed)
             _count_uncertainty(ctx, decision)
+            _log_packet(ctx, decision)
             return decision
     return await _stored_twin(uow, request)
+
+
+def handoff_packet(ctx: DecisionContext, decision: Decision) -> HandoffPacket:
+    """The decision's handoff packet, from what the steps learned (a callback carries its call's packet)."""
+    confidence = ctx.confidence.confidence if ctx.confidence is not None else None
+    packet = build_packet(
+        ctx.request,
+        decision_id=decision.decision_id,
+        category=decision.issue_category,
+        category_stated=ctx.category_stated,
+        complexity=decision.effective_complexity,
+        assessment=ctx.assessment,
+        complexity_policy=ctx.policy.complexity,
+        tier=decision.tier,
+        customer=ctx.customer,
+        decision_confidence=confidence,
+        caller_number=decision.caller_number,
+        policy=ctx.policy.handoff,
+    )
+    return carry_over(packet, ctx.earlier_packet)
+
+
+def _log_packet(ctx: DecisionContext, decision: Decision) -> None:
+    """The packet at debug level, masked (phone numbers, the policy's sensitive fields and patterns)."""
+    if decision.handoff is not None and log.is_enabled_for(logging.DEBUG):
+        log.debug(
+            "handoff_packet",
+            call_id=decision.call_id,
+            decision_id=decision.decision_id,
+            packet=packet_for_log(decision.handoff, ctx.policy.handoff),
+        )
 
 
 async def _decide(u: UnitOfWork, ctx: DecisionContext) -> Decision:
@@ -462,6 +540,7 @@ def assess_call(ctx: DecisionContext) -> None:
     by the policy's keywords in what was said, the caller's tier and their escalation history."""
     request = ctx.request
     ctx.category, category_step = normalize_category(ctx.policy, request.issue_category)
+    ctx.category_stated = category_step is None
     if category_step is not None:
         ctx.trace.append(category_step)
     texts = {
@@ -477,6 +556,7 @@ def assess_call(ctx: DecisionContext) -> None:
         policy=ctx.policy.complexity,
     )
     ctx.complexity = assessment.effective
+    ctx.assessment = assessment
     ctx.trace.extend(assessment.steps)
     uncertainty = ctx.policy.uncertainty
     if uncertainty is not None:
@@ -638,6 +718,9 @@ async def take_held_callback(u: UnitOfWork, ctx: DecisionContext) -> Decision | 
             f"callback of {original}: the specialist held for it takes the call",
         )
     )
+    if ticket is not None and ticket.decision_id:
+        earlier = await u.decisions.by_id(ticket.decision_id)
+        ctx.earlier_packet = earlier.handoff if earlier is not None else None
     decision = _specialist(ctx, team, "", agent)
     return replace(
         decision,

@@ -11,9 +11,14 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import TYPE_CHECKING
 
+from routing_service.domain.handoff_policy import HandoffPolicy
 from routing_service.domain.promises import PromisePolicy
 from routing_service.domain.review_notifications import ReviewNotifications
+
+if TYPE_CHECKING:
+    from routing_service.domain.handoff import HandoffPacket
 
 
 class Complexity(enum.IntEnum):
@@ -291,6 +296,9 @@ class Decision:
     """Specialists this call was offered to who did not take it (a repeated escalation skips them)."""
     callback_of_call_id: str = ""
     """Set when this call is a callback of an earlier call and the specialist held for it was offered."""
+    handoff: HandoffPacket | None = None
+    """What the specialist is told about the call (routing_service.domain.handoff); None for decisions
+    stored before packets existed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +323,14 @@ class EscalationRequest:
     can_confirm: bool = False
     """The assistant can still ask the caller before any transfer (the function-tool path): a
     low-confidence decision may ask it to confirm the category instead (policy `uncertainty.action`)."""
+    assistant_summary: str = ""
+    """The assistant's summary of the call (the tool's optional `summary` argument), for the handoff
+    packet."""
+    steps_tried: tuple[str, ...] = ()
+    """What the assistant already tried with the caller (the tool's optional `steps_tried`)."""
+    stated_entities: tuple[tuple[str, str], ...] = ()
+    """(kind, value) pairs the assistant passed: account, order, error_code (the tool's optional
+    arguments)."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -611,3 +627,8 @@ class Policy:
     """Who is told about a review that needs a person (`review_notifications` in the file)."""
     widening: WideningPolicy = field(default_factory=WideningPolicy)
     """Who may take a callback as it waits longer (`widening` in the file; empty: never widens)."""
+    handoff: HandoffPolicy | None = None
+    """What the handoff packet extracts and what its logs mask (`handoff` in the file). None: the built-in
+    entity kinds, phone numbers masked; every decision builds its packet either way, and the escalation tool
+    offers the packet's optional arguments only with the section (as it offers `confidence` only with
+    `uncertainty`)."""

@@ -40,6 +40,8 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     "RecordCallEvent": frozenset({_EDGE}),
     "ReleaseAssignment": frozenset({_EDGE, _AGENT, _ADMIN}),
     "GetDecision": frozenset({_EDGE, _WORKER, _READER, _ADMIN}),
+    # the agent desktop that picks a call up (and the edge, readers, administrators)
+    "GetHandoffPacket": frozenset({_AGENT, _EDGE, _READER, _ADMIN}),
     # agent-side systems
     "CompleteAssignment": frozenset({_AGENT, _ADMIN}),
     "SetAgentStatus": frozenset({_AGENT, _ADMIN}),

@@ -18,6 +18,7 @@ from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.app.promises import PromiseStats
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.fair_load import LoadSpread
+from routing_service.domain.handoff import ComplexitySource, Entity, HandoffPacket, packet_text
 from routing_service.domain.lifecycle import (
     AgentActivity,
     AgentActivityView,
@@ -323,6 +324,9 @@ def escalation_from_pb(msg: pb.ResolveEscalationRequest) -> EscalationRequest:
         callback_of_call_id=msg.callback_of_call_id,
         stated_confidence=msg.confidence if msg.HasField("confidence") else None,
         can_confirm=msg.can_confirm,
+        assistant_summary=_text(msg.assistant_summary),
+        steps_tried=tuple(_text(step) for step in msg.steps_tried),
+        stated_entities=tuple((_text(e.kind), _text(e.value)) for e in msg.entities),
     )
 
 
@@ -357,6 +361,9 @@ def escalation_to_pb(value: EscalationRequest) -> pb.ResolveEscalationRequest:
         dry_run=value.dry_run,
         arguments_problem=value.arguments_problem,
         callback_of_call_id=value.callback_of_call_id,
+        assistant_summary=value.assistant_summary,
+        steps_tried=list(value.steps_tried),
+        entities=[pb.HandoffEntity(kind=kind, value=text) for kind, text in value.stated_entities],
     )
 
 
@@ -495,6 +502,87 @@ def decision_to_pb(value: Decision) -> pb.Decision:
         msg.estimated_wait.CopyFrom(duration_to_pb(value.estimated_wait))
     if value.callback is not None:
         msg.callback.CopyFrom(callback_to_pb(value.callback, estimated_wait=value.estimated_wait))
+    if value.handoff is not None:
+        msg.handoff.CopyFrom(handoff_to_pb(value.handoff))
+    return msg
+
+
+def handoff_to_pb(value: HandoffPacket) -> pb.HandoffPacket:
+    """The handoff packet, with its text (`{handoff_summary}`)."""
+    msg = pb.HandoffPacket(
+        decision_id=value.decision_id,
+        call_id=value.call_id,
+        summary=value.summary,
+        escalation_reason=value.escalation_reason,
+        customer_context=value.customer_context,
+        issue_category=value.issue_category,
+        category_source=value.category_source,
+        complexity=complexity_to_pb(value.complexity),
+        claimed_complexity=complexity_to_pb(value.claimed_complexity),
+        complexity_sources=[
+            pb.ComplexitySource(source=s.source, level=complexity_to_pb(s.level), detail=s.detail)
+            for s in value.complexity_sources
+        ],
+        entities=[pb.HandoffEntity(kind=e.kind, value=e.value, source=e.source) for e in value.entities],
+        steps_tried=list(value.steps_tried),
+        tier=value.tier,
+        account_name=value.account_name,
+        previous_escalations=value.previous_escalations,
+        last_agent_id=value.last_agent_id,
+        caller_number=value.caller_number,
+        earlier_call_id=value.earlier_call_id,
+        earlier_decision_id=value.earlier_decision_id,
+        truncated=list(value.truncated),
+        text=packet_text(value),
+    )
+    if value.stated_confidence is not None:
+        msg.stated_confidence = value.stated_confidence
+    if value.decision_confidence is not None:
+        msg.decision_confidence = value.decision_confidence
+    return msg
+
+
+def handoff_from_pb(msg: pb.HandoffPacket) -> HandoffPacket:
+    """For clients and round-trip tests."""
+    return HandoffPacket(
+        decision_id=msg.decision_id,
+        call_id=msg.call_id,
+        issue_category=msg.issue_category,
+        category_source=msg.category_source,
+        complexity=complexity_from_pb(msg.complexity) or Complexity.BASIC,
+        summary=msg.summary,
+        escalation_reason=msg.escalation_reason,
+        customer_context=msg.customer_context,
+        claimed_complexity=complexity_from_pb(msg.claimed_complexity),
+        complexity_sources=tuple(
+            ComplexitySource(s.source, complexity_from_pb(s.level) or Complexity.BASIC, s.detail)
+            for s in msg.complexity_sources
+        ),
+        entities=tuple(Entity(e.kind, e.value, e.source) for e in msg.entities),
+        steps_tried=tuple(msg.steps_tried),
+        stated_confidence=msg.stated_confidence if msg.HasField("stated_confidence") else None,
+        decision_confidence=msg.decision_confidence if msg.HasField("decision_confidence") else None,
+        tier=msg.tier,
+        account_name=msg.account_name,
+        previous_escalations=msg.previous_escalations,
+        last_agent_id=msg.last_agent_id,
+        caller_number=msg.caller_number,
+        earlier_call_id=msg.earlier_call_id,
+        earlier_decision_id=msg.earlier_decision_id,
+        truncated=tuple(msg.truncated),
+    )
+
+
+def handoff_response_to_pb(decision: Decision) -> pb.GetHandoffPacketResponse:
+    """`GetHandoffPacket`'s answer: the decision's packet and where the decision sent the call."""
+    msg = pb.GetHandoffPacketResponse(
+        team_id=decision.team_id,
+        agent_id=decision.agent_id or "",
+        kind=_KIND_TO_PB[decision.kind],
+        decided_at=timestamp_to_pb(decision.decided_at),
+    )
+    if decision.handoff is not None:
+        msg.packet.CopyFrom(handoff_to_pb(decision.handoff))
     return msg
 
 
@@ -529,6 +617,7 @@ def decision_from_pb(msg: pb.Decision) -> Decision:
         dry_run=msg.dry_run,
         missed_agent_ids=tuple(msg.missed_agent_ids),
         callback_of_call_id=msg.callback_of_call_id,
+        handoff=handoff_from_pb(msg.handoff) if msg.HasField("handoff") else None,
     )
 
 

@@ -142,6 +142,13 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         return pb.GetDecisionResponse(decision=mapping.decision_to_pb(decision))
 
     @map_errors
+    async def GetHandoffPacket(
+        self, request: pb.GetHandoffPacketRequest, context: Context
+    ) -> pb.GetHandoffPacketResponse:
+        decision = await decisions.get_handoff_packet(request.call_id, request.decision_id, uow=self.uow)
+        return mapping.handoff_response_to_pb(decision)
+
+    @map_errors
     async def ListDecisions(
         self, request: pb.ListDecisionsRequest, context: Context
     ) -> pb.ListDecisionsResponse:

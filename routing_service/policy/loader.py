@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from routing_service.domain.decision import CONFIRM_MESSAGE_FIELDS, TEMPLATE_FIELDS, placeholders
+from routing_service.domain.handoff import PACKET_FIELDS
 from routing_service.domain.models import (
     BusinessHours,
     Complexity,
@@ -47,6 +48,7 @@ from routing_service.domain.models import (
 from routing_service.domain.promises import PromisePolicy
 from routing_service.domain.review_notifications import ReviewNotifications
 from routing_service.policy.errors import PolicyError, Problem
+from routing_service.policy.handoff import check_handoff
 from routing_service.policy.review_notifications import check_review_teams
 from routing_service.policy.schema import (
     AgentRecord,
@@ -338,6 +340,7 @@ def _cross_check(doc: PolicyDoc) -> list[Problem]:
     problems += _check_transfer("queue.transfer", doc.queue.transfer)
     problems += _check_transfer("fallback.transfer", doc.fallback.transfer)
     problems += check_review_teams(doc.review_notifications, set(doc.teams))
+    problems += check_handoff(doc.handoff)
     problems += _check_template("queue.wait_message", doc.queue.wait_message)
     problems += _check_template("queue.closed_message", doc.queue.closed_message)
     problems += _check_template("queue.missed_message", doc.queue.missed_message)
@@ -417,12 +420,17 @@ def _check_transfer(field: str, transfer: TransferDoc) -> list[Problem]:
     if mode_enum.uses_message and mode_enum.uses_summary and not (has_message or has_summary):
         problems.append(Problem(field, f"mode {mode_enum.value} needs summary messages or a handoff_message"))
     problems += _check_template(f"{field}.caller_message", transfer.caller_message)
-    problems += _check_template(f"{field}.handoff_message", transfer.handoff_message)
+    # The specialist's side may also name the handoff packet's fields; the caller's side may not.
+    problems += _check_template(f"{field}.handoff_message", transfer.handoff_message, known=SPECIALIST_FIELDS)
     for index, message in enumerate(transfer.summary):
-        problems += _check_template(f"{field}.summary[{index}].content", message.content)
+        problems += _check_template(
+            f"{field}.summary[{index}].content", message.content, known=SPECIALIST_FIELDS
+        )
     return problems
 
 
+SPECIALIST_FIELDS = TEMPLATE_FIELDS | PACKET_FIELDS
+"""What a transfer's handoff message and summary prompt may name: the usual fields and the packet's."""
 CALLBACK_FIRST_MESSAGE_FIELDS = frozenset({"issue_category", "account_name", "team_name", "complexity_level"})
 """What a callback's first message may name: what routing still knows when the customer is called back."""
 
@@ -554,6 +562,7 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
             else ReviewNotifications()
         ),
         widening=doc.widening.to_domain() if doc.widening is not None else WideningPolicy(),
+        handoff=doc.handoff.to_domain() if doc.handoff is not None else None,
     )
 
 

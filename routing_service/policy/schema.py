@@ -29,6 +29,7 @@ from routing_service.domain.models import (
     UncertaintyAction,
 )
 from routing_service.domain.phone import normalize_caller, parse_destination_number
+from routing_service.policy.handoff import HandoffDoc
 from routing_service.policy.review_notifications import ReviewNotificationsDoc
 from routing_service.policy.widening import WideningDoc
 
@@ -444,6 +445,7 @@ class PolicyDoc(_Doc):
     uncertainty: UncertaintyDoc | None = None
     fair_load: FairLoadDoc | None = None
     widening: WideningDoc | None = None
+    handoff: HandoffDoc | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------

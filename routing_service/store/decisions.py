@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select
 
 from routing_service.app.ports import DuplicateDecision
+from routing_service.domain.handoff import HandoffPacket, packet_from_dict, packet_to_dict
 from routing_service.domain.models import (
     CallbackState,
     CallbackTicket,
@@ -30,6 +31,7 @@ from routing_service.store.tables import decisions
 
 __all__ = ["SqlDecisionRepository", "decision_from_body", "decision_to_body"]
 
+_BY_ID = shared(select(decisions).where(decisions.c.decision_id == bindparam("decision_id")))
 _GET = shared(
     select(decisions).where(
         decisions.c.call_id == bindparam("call_id"), decisions.c.tool_call_id == bindparam("tool_call_id")
@@ -183,7 +185,14 @@ def decision_from_body(row: Any) -> Decision:
         dry_run=bool(body.get("dry_run", False)),
         missed_agent_ids=tuple(body.get("missed_agent_ids", ())),
         callback_of_call_id=body.get("callback_of_call_id", ""),
+        handoff=_packet(row),
     )
+
+
+def _packet(row: Any) -> HandoffPacket | None:
+    """The row's handoff packet; None for rows stored before packets (or without the column selected)."""
+    data = getattr(row, "handoff", None)
+    return packet_from_dict(data) if isinstance(data, dict) else None
 
 
 class SqlDecisionRepository(SqlRepository):
@@ -204,6 +213,7 @@ class SqlDecisionRepository(SqlRepository):
             "agent_id": decision.agent_id,
             "decided_at": decision.decided_at,
             "body": decision_to_body(decision),
+            "handoff": None if decision.handoff is None else packet_to_dict(decision.handoff),
         }
         if not await self._insert_ignore(decisions, row):
             raise DuplicateDecision(
@@ -214,6 +224,11 @@ class SqlDecisionRepository(SqlRepository):
     async def get(self, call_id: str, tool_call_id: str) -> Decision | None:
         """The decision for this (call_id, tool_call_id), or None."""
         row = (await self._execute(_GET, {"call_id": call_id, "tool_call_id": tool_call_id})).first()
+        return None if row is None else decision_from_body(row)
+
+    async def by_id(self, decision_id: str) -> Decision | None:
+        """The decision with this id, or None."""
+        row = (await self._execute(_BY_ID, {"decision_id": decision_id})).first()
         return None if row is None else decision_from_body(row)
 
     async def latest_for_call(self, call_id: str) -> Decision | None:

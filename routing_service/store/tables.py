@@ -237,9 +237,12 @@ decisions = Table(
     Column("agent_id", String(ID), nullable=True),
     Column("decided_at", UtcDateTime, nullable=False),
     Column("body", JSON, nullable=False),
+    Column("handoff", JSON(none_as_null=True), nullable=True),
     UniqueConstraint("call_id", "tool_call_id"),
 )
-"""Queryable columns plus the whole decision (destination, messages, trace, ...) as JSON in `body`."""
+"""Queryable columns plus the whole decision (destination, messages, trace, ...) as JSON in `body`, and the
+handoff packet (routing_service.domain.handoff) as JSON in `handoff` (NULL for decisions stored before
+packets existed)."""
 # A call's decisions are found through the unique (call_id, tool_call_id) index (migration 0005).
 Index("ix_decisions_decided_at_decision_id", decisions.c.decided_at, decisions.c.decision_id)
 Index(

@@ -164,6 +164,8 @@ def test_callback_meets_voicemail_then_is_handed_to_its_held_specialist_when_dev
         cells = _cells(result.stdout, "callback-voicemail")
         assert cells[-1] == "OK", result.stdout
         assert "dial voicemail" in cells[-3] and "dial assistant-forwarded-call" in cells[-3], cells
+        # the callback's specialist gets the original call's handoff packet (edge, routing, worker, Temporal)
+        assert "the specialist got the packet of call" in result.stdout, result.stdout
         dials = (state / "logs" / "vapi-dials.jsonl").read_text().splitlines()
         assert len(dials) == 2
         _stop(run, signal.SIGTERM)

@@ -335,6 +335,7 @@ async def test_every_scenario_reaches_its_expected_team_and_cleanup_undoes_them_
         "busy-specialists": ("technical", "OK"),
         "web-call": ("product", "OK"),
         "uncertain-category": ("billing", "OK"),
+        "handoff-packet": ("billing", "OK"),
     }
     assert by_name["busy-specialists"].kind == "callback"
     assert by_name["busy-specialists"].destination == "+15550100600"  # the queue line
@@ -602,3 +603,34 @@ async def test_kept_promise_scenario_shows_the_promise_the_claim_keeping_it_and_
     # the specialists came back (one now held for the callback until the worker dials)
     after = await agents_state(stack.stub)
     assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+
+
+async def test_handoff_packet_scenario_shows_what_the_specialist_is_told_and_the_cli_reads_it_back(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (outcome,) = await run_scenarios(
+        select_scenarios(["handoff-packet"]),
+        edge=stack.edge_url,
+        secret=SECRET,
+        routing_address=stack.routing_address,
+    )
+    assert outcome.check == "OK", (outcome.trail, outcome.notes, outcome.details)
+    assert outcome.trail[-2:] == ["talking", "completed"]
+    details = "\n".join(outcome.details)
+    assert "summary     Double charge on order TC-000555" in details
+    assert "  - resent the receipt" in details
+    assert "account     AC-20417" in details and "(assistant)" in details
+    assert "+1111111111" not in details  # the caller's number is masked
+    # the command an operator (or a desktop's support engineer) runs
+    args = ["decisions", "packet", outcome.call_id, "--address", stack.routing_address]
+    result = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert result.exit_code == 0, result.output
+    assert "order       TC-000555" in result.stdout
+    assert "category    billing (assistant)" in result.stdout
+    as_json = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert '"summary": "Double charge on order TC-000555' in as_json.stdout
+    missing = await asyncio.to_thread(
+        CliRunner().invoke, app, ["decisions", "packet", "no-such-call", "--address", stack.routing_address]
+    )
+    assert missing.exit_code == 1 and "no decision for call 'no-such-call'" in missing.output

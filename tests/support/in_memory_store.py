@@ -614,6 +614,9 @@ class InMemoryDecisionRepository(_Repository):
     async def get(self, call_id: str, tool_call_id: str) -> Decision | None:
         return self._data.decisions.get((call_id, tool_call_id))
 
+    async def by_id(self, decision_id: str) -> Decision | None:
+        return next((d for d in self._data.decisions.values() if d.decision_id == decision_id), None)
+
     def _newest_first(self, decisions: Iterable[Decision]) -> list[Decision]:
         return sorted(decisions, key=lambda d: (d.decided_at, d.decision_id), reverse=True)
 

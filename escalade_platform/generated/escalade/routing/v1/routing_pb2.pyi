@@ -610,6 +610,7 @@ class Decision(_message.Message):
     CALLER_NUMBER_FIELD_NUMBER: _builtins.int
     MISSED_AGENT_IDS_FIELD_NUMBER: _builtins.int
     CALLBACK_OF_CALL_ID_FIELD_NUMBER: _builtins.int
+    HANDOFF_FIELD_NUMBER: _builtins.int
     decision_id: _builtins.str
     call_id: _builtins.str
     tool_call_id: _builtins.str
@@ -666,6 +667,10 @@ class Decision(_message.Message):
         same call skips them).
         """
 
+    @_builtins.property
+    def handoff(self) -> Global___HandoffPacket:
+        """What the specialist is told about the call (unset for decisions stored before packets existed)."""
+
     def __init__(
         self,
         *,
@@ -697,14 +702,183 @@ class Decision(_message.Message):
         caller_number: _builtins.str = ...,
         missed_agent_ids: _abc.Iterable[_builtins.str] | None = ...,
         callback_of_call_id: _builtins.str = ...,
+        handoff: Global___HandoffPacket | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "decided_at", b"decided_at", "destination", b"destination", "estimated_wait", b"estimated_wait"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["callback", b"callback", "decided_at", b"decided_at", "destination", b"destination", "estimated_wait", b"estimated_wait", "handoff", b"handoff"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_display_name", b"agent_display_name", "agent_id", b"agent_id", "call_id", b"call_id", "callback", b"callback", "callback_of_call_id", b"callback_of_call_id", "caller_message", b"caller_message", "caller_number", b"caller_number", "claimed_complexity", b"claimed_complexity", "decided_at", b"decided_at", "decision_id", b"decision_id", "destination", b"destination", "dry_run", b"dry_run", "effective_complexity", b"effective_complexity", "estimated_wait", b"estimated_wait", "handoff_message", b"handoff_message", "issue_category", b"issue_category", "kind", b"kind", "missed_agent_ids", b"missed_agent_ids", "reason", b"reason", "replayed", b"replayed", "rule_id", b"rule_id", "summary_messages", b"summary_messages", "team_display_name", b"team_display_name", "team_id", b"team_id", "tier", b"tier", "tool_call_id", b"tool_call_id", "trace", b"trace", "transfer_mode", b"transfer_mode"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_display_name", b"agent_display_name", "agent_id", b"agent_id", "call_id", b"call_id", "callback", b"callback", "callback_of_call_id", b"callback_of_call_id", "caller_message", b"caller_message", "caller_number", b"caller_number", "claimed_complexity", b"claimed_complexity", "decided_at", b"decided_at", "decision_id", b"decision_id", "destination", b"destination", "dry_run", b"dry_run", "effective_complexity", b"effective_complexity", "estimated_wait", b"estimated_wait", "handoff", b"handoff", "handoff_message", b"handoff_message", "issue_category", b"issue_category", "kind", b"kind", "missed_agent_ids", b"missed_agent_ids", "reason", b"reason", "replayed", b"replayed", "rule_id", b"rule_id", "summary_messages", b"summary_messages", "team_display_name", b"team_display_name", "team_id", b"team_id", "tier", b"tier", "tool_call_id", b"tool_call_id", "trace", b"trace", "transfer_mode", b"transfer_mode"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Decision: _TypeAlias = Decision  # noqa: Y015
+
+@_typing.final
+class HandoffEntity(_message.Message):
+    """Something the specialist will ask for, named by the assistant or found in the call's texts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """account, order, error_code, or a kind the policy's handoff.entity_patterns name."""
+    value: _builtins.str
+    source: _builtins.str
+    """"assistant" (a tool argument), or the text it was found in: summary, customer_context,
+    escalation_reason, transcript.
+    """
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        value: _builtins.str = ...,
+        source: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "source", b"source", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HandoffEntity: _TypeAlias = HandoffEntity  # noqa: Y015
+
+@_typing.final
+class ComplexitySource(_message.Message):
+    """One step of the effective complexity: where it started (claim, default) or a raise that changed it
+    (keyword, history, tier).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    source: _builtins.str
+    level: Global___Complexity.ValueType
+    detail: _builtins.str
+    def __init__(
+        self,
+        *,
+        source: _builtins.str = ...,
+        level: Global___Complexity.ValueType = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "level", b"level", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplexitySource: _TypeAlias = ComplexitySource  # noqa: Y015
+
+@_typing.final
+class HandoffPacket(_message.Message):
+    """Everything a specialist needs so that the caller does not repeat themselves. Built with each decision
+    and stored with it; texts are bounded (fields cut to their bound are named in `truncated`).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    ESCALATION_REASON_FIELD_NUMBER: _builtins.int
+    CUSTOMER_CONTEXT_FIELD_NUMBER: _builtins.int
+    ISSUE_CATEGORY_FIELD_NUMBER: _builtins.int
+    CATEGORY_SOURCE_FIELD_NUMBER: _builtins.int
+    COMPLEXITY_FIELD_NUMBER: _builtins.int
+    CLAIMED_COMPLEXITY_FIELD_NUMBER: _builtins.int
+    COMPLEXITY_SOURCES_FIELD_NUMBER: _builtins.int
+    ENTITIES_FIELD_NUMBER: _builtins.int
+    STEPS_TRIED_FIELD_NUMBER: _builtins.int
+    STATED_CONFIDENCE_FIELD_NUMBER: _builtins.int
+    DECISION_CONFIDENCE_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    ACCOUNT_NAME_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ESCALATIONS_FIELD_NUMBER: _builtins.int
+    LAST_AGENT_ID_FIELD_NUMBER: _builtins.int
+    CALLER_NUMBER_FIELD_NUMBER: _builtins.int
+    EARLIER_CALL_ID_FIELD_NUMBER: _builtins.int
+    EARLIER_DECISION_ID_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    decision_id: _builtins.str
+    call_id: _builtins.str
+    summary: _builtins.str
+    """The assistant's summary of the call, its reason to escalate and what it knew of the customer."""
+    escalation_reason: _builtins.str
+    customer_context: _builtins.str
+    issue_category: _builtins.str
+    category_source: _builtins.str
+    """"assistant" (the category the assistant stated) or "policy default"."""
+    complexity: Global___Complexity.ValueType
+    claimed_complexity: Global___Complexity.ValueType
+    stated_confidence: _builtins.float
+    """The assistant's stated confidence, and routing's weighed one (policy uncertainty), 0-1."""
+    decision_confidence: _builtins.float
+    tier: _builtins.str
+    account_name: _builtins.str
+    previous_escalations: _builtins.int
+    last_agent_id: _builtins.str
+    caller_number: _builtins.str
+    """The caller's number (E.164 or opaque key); empty for anonymous callers."""
+    earlier_call_id: _builtins.str
+    """A callback: the call it calls back, and that call's decision, whose packet this one carries over."""
+    earlier_decision_id: _builtins.str
+    text: _builtins.str
+    """The packet as a few sentences (what the policy templates' {handoff_summary} says)."""
+    @_builtins.property
+    def complexity_sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComplexitySource]: ...
+    @_builtins.property
+    def entities(self) -> _containers.RepeatedCompositeFieldContainer[Global___HandoffEntity]: ...
+    @_builtins.property
+    def steps_tried(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the assistant already tried with the caller."""
+
+    @_builtins.property
+    def truncated(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        decision_id: _builtins.str = ...,
+        call_id: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        escalation_reason: _builtins.str = ...,
+        customer_context: _builtins.str = ...,
+        issue_category: _builtins.str = ...,
+        category_source: _builtins.str = ...,
+        complexity: Global___Complexity.ValueType = ...,
+        claimed_complexity: Global___Complexity.ValueType = ...,
+        complexity_sources: _abc.Iterable[Global___ComplexitySource] | None = ...,
+        entities: _abc.Iterable[Global___HandoffEntity] | None = ...,
+        steps_tried: _abc.Iterable[_builtins.str] | None = ...,
+        stated_confidence: _builtins.float | None = ...,
+        decision_confidence: _builtins.float | None = ...,
+        tier: _builtins.str = ...,
+        account_name: _builtins.str = ...,
+        previous_escalations: _builtins.int = ...,
+        last_agent_id: _builtins.str = ...,
+        caller_number: _builtins.str = ...,
+        earlier_call_id: _builtins.str = ...,
+        earlier_decision_id: _builtins.str = ...,
+        truncated: _abc.Iterable[_builtins.str] | None = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_decision_confidence", b"_decision_confidence", "_stated_confidence", b"_stated_confidence", "decision_confidence", b"decision_confidence", "stated_confidence", b"stated_confidence"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_decision_confidence", b"_decision_confidence", "_stated_confidence", b"_stated_confidence", "account_name", b"account_name", "call_id", b"call_id", "caller_number", b"caller_number", "category_source", b"category_source", "claimed_complexity", b"claimed_complexity", "complexity", b"complexity", "complexity_sources", b"complexity_sources", "customer_context", b"customer_context", "decision_confidence", b"decision_confidence", "decision_id", b"decision_id", "earlier_call_id", b"earlier_call_id", "earlier_decision_id", b"earlier_decision_id", "entities", b"entities", "escalation_reason", b"escalation_reason", "issue_category", b"issue_category", "last_agent_id", b"last_agent_id", "previous_escalations", b"previous_escalations", "stated_confidence", b"stated_confidence", "steps_tried", b"steps_tried", "summary", b"summary", "text", b"text", "tier", b"tier", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__decision_confidence: _TypeAlias = _typing.Literal["decision_confidence"]  # noqa: Y015
+    _WhichOneofArgType__decision_confidence: _TypeAlias = _typing.Literal["_decision_confidence", b"_decision_confidence"]  # noqa: Y015
+    _WhichOneofReturnType__stated_confidence: _TypeAlias = _typing.Literal["stated_confidence"]  # noqa: Y015
+    _WhichOneofArgType__stated_confidence: _TypeAlias = _typing.Literal["_stated_confidence", b"_stated_confidence"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__decision_confidence) -> _WhichOneofReturnType__decision_confidence | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__stated_confidence) -> _WhichOneofReturnType__stated_confidence | None: ...
+
+Global___HandoffPacket: _TypeAlias = HandoffPacket  # noqa: Y015
 
 @_typing.final
 class ResolveEscalationRequest(_message.Message):
@@ -724,6 +898,9 @@ class ResolveEscalationRequest(_message.Message):
     CALLBACK_OF_CALL_ID_FIELD_NUMBER: _builtins.int
     CONFIDENCE_FIELD_NUMBER: _builtins.int
     CAN_CONFIRM_FIELD_NUMBER: _builtins.int
+    ASSISTANT_SUMMARY_FIELD_NUMBER: _builtins.int
+    STEPS_TRIED_FIELD_NUMBER: _builtins.int
+    ENTITIES_FIELD_NUMBER: _builtins.int
     call_id: _builtins.str
     """Vapi call id (message.call.id); with tool_call_id, the idempotency key."""
     tool_call_id: _builtins.str
@@ -755,6 +932,15 @@ class ResolveEscalationRequest(_message.Message):
     """The assistant can still ask the caller before any transfer (the function tool): an uncertain decision
     may then be CONFIRM_CATEGORY when the policy says so. The transfer tool must get a destination: unset.
     """
+    assistant_summary: _builtins.str
+    """For the handoff packet (all optional): the assistant's summary of the call (at most 4096 characters),
+    what it already tried (at most 20, each at most 512 characters), and the entities it named (at most 20:
+    kind at most 32 characters, value at most 128; source is ignored).
+    """
+    @_builtins.property
+    def steps_tried(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def entities(self) -> _containers.RepeatedCompositeFieldContainer[Global___HandoffEntity]: ...
     def __init__(
         self,
         *,
@@ -772,10 +958,13 @@ class ResolveEscalationRequest(_message.Message):
         callback_of_call_id: _builtins.str = ...,
         confidence: _builtins.float | None = ...,
         can_confirm: _builtins.bool = ...,
+        assistant_summary: _builtins.str = ...,
+        steps_tried: _abc.Iterable[_builtins.str] | None = ...,
+        entities: _abc.Iterable[Global___HandoffEntity] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "confidence", b"confidence"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "arguments_problem", b"arguments_problem", "call_id", b"call_id", "callback_of_call_id", b"callback_of_call_id", "caller_number", b"caller_number", "caller_sip_uri", b"caller_sip_uri", "can_confirm", b"can_confirm", "complexity", b"complexity", "confidence", b"confidence", "customer_context", b"customer_context", "dry_run", b"dry_run", "escalation_reason", b"escalation_reason", "issue_category", b"issue_category", "tool_call_id", b"tool_call_id", "transcript", b"transcript"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_confidence", b"_confidence", "arguments_problem", b"arguments_problem", "assistant_summary", b"assistant_summary", "call_id", b"call_id", "callback_of_call_id", b"callback_of_call_id", "caller_number", b"caller_number", "caller_sip_uri", b"caller_sip_uri", "can_confirm", b"can_confirm", "complexity", b"complexity", "confidence", b"confidence", "customer_context", b"customer_context", "dry_run", b"dry_run", "entities", b"entities", "escalation_reason", b"escalation_reason", "issue_category", b"issue_category", "steps_tried", b"steps_tried", "tool_call_id", b"tool_call_id", "transcript", b"transcript"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__confidence: _TypeAlias = _typing.Literal["confidence"]  # noqa: Y015
     _WhichOneofArgType__confidence: _TypeAlias = _typing.Literal["_confidence", b"_confidence"]  # noqa: Y015
@@ -1081,6 +1270,63 @@ class GetDecisionResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDecisionResponse: _TypeAlias = GetDecisionResponse  # noqa: Y015
+
+@_typing.final
+class GetHandoffPacketRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    DECISION_ID_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """Exactly one: the call (the packet of its latest decision) or the decision."""
+    decision_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        decision_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "decision_id", b"decision_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHandoffPacketRequest: _TypeAlias = GetHandoffPacketRequest  # noqa: Y015
+
+@_typing.final
+class GetHandoffPacketResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKET_FIELD_NUMBER: _builtins.int
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    AGENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    team_id: _builtins.str
+    """Where the decision sent the call, for the desktop's header line."""
+    agent_id: _builtins.str
+    kind: Global___DecisionKind.ValueType
+    @_builtins.property
+    def packet(self) -> Global___HandoffPacket: ...
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        packet: Global___HandoffPacket | None = ...,
+        team_id: _builtins.str = ...,
+        agent_id: _builtins.str = ...,
+        kind: Global___DecisionKind.ValueType = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "packet", b"packet"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "decided_at", b"decided_at", "kind", b"kind", "packet", b"packet", "team_id", b"team_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetHandoffPacketResponse: _TypeAlias = GetHandoffPacketResponse  # noqa: Y015
 
 @_typing.final
 class ListDecisionsRequest(_message.Message):

@@ -64,6 +64,11 @@ class RoutingServiceStub:
                 request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsRequest.SerializeToString,
                 response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsResponse.FromString,
                 _registered_method=True)
+        self.GetHandoffPacket = channel.unary_unary(
+                '/escalade.routing.v1.RoutingService/GetHandoffPacket',
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetHandoffPacketRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetHandoffPacketResponse.FromString,
+                _registered_method=True)
         self.UpsertCustomer = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/UpsertCustomer',
                 request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertCustomerRequest.SerializeToString,
@@ -165,6 +170,15 @@ class RoutingServiceServicer:
 
     def ListDecisions(self, request, context):
         """The decision audit log, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHandoffPacket(self, request, context):
+        """What the specialist should know about a call (the handoff packet of its latest decision, or of one
+        decision), for the agent desktop that picks it up. NOT_FOUND when there is no such decision or it was
+        stored before packets existed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -276,6 +290,11 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.ListDecisions,
                     request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsRequest.FromString,
                     response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsResponse.SerializeToString,
+            ),
+            'GetHandoffPacket': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHandoffPacket,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetHandoffPacketRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetHandoffPacketResponse.SerializeToString,
             ),
             'UpsertCustomer': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertCustomer,
@@ -495,6 +514,33 @@ class RoutingService:
             '/escalade.routing.v1.RoutingService/ListDecisions',
             escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsRequest.SerializeToString,
             escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.ListDecisionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHandoffPacket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/escalade.routing.v1.RoutingService/GetHandoffPacket',
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetHandoffPacketRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetHandoffPacketResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,11 @@ class RoutingServiceStub:
     """The latest decision taken for a call, with its trace."""
     ListDecisions: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]
     """The decision audit log, newest first."""
+    GetHandoffPacket: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetHandoffPacketRequest, _routing_pb2.GetHandoffPacketResponse]
+    """What the specialist should know about a call (the handoff packet of its latest decision, or of one
+    decision), for the agent desktop that picks it up. NOT_FOUND when there is no such decision or it was
+    stored before packets existed.
+    """
     UpsertCustomer: _grpc.UnaryUnaryMultiCallable[_routing_pb2.UpsertCustomerRequest, _routing_pb2.UpsertCustomerResponse]
     GetCustomer: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetCustomerRequest, _routing_pb2.GetCustomerResponse]
     RecordEscalationOutcome: _grpc.UnaryUnaryMultiCallable[_routing_pb2.RecordEscalationOutcomeRequest, _routing_pb2.RecordEscalationOutcomeResponse]
@@ -113,6 +118,11 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     """The latest decision taken for a call, with its trace."""
     ListDecisions: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListDecisionsRequest, _routing_pb2.ListDecisionsResponse]  # type: ignore[assignment]
     """The decision audit log, newest first."""
+    GetHandoffPacket: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetHandoffPacketRequest, _routing_pb2.GetHandoffPacketResponse]  # type: ignore[assignment]
+    """What the specialist should know about a call (the handoff packet of its latest decision, or of one
+    decision), for the agent desktop that picks it up. NOT_FOUND when there is no such decision or it was
+    stored before packets existed.
+    """
     UpsertCustomer: _aio.UnaryUnaryMultiCallable[_routing_pb2.UpsertCustomerRequest, _routing_pb2.UpsertCustomerResponse]  # type: ignore[assignment]
     GetCustomer: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetCustomerRequest, _routing_pb2.GetCustomerResponse]  # type: ignore[assignment]
     RecordEscalationOutcome: _aio.UnaryUnaryMultiCallable[_routing_pb2.RecordEscalationOutcomeRequest, _routing_pb2.RecordEscalationOutcomeResponse]  # type: ignore[assignment]
@@ -191,6 +201,17 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.ListDecisionsResponse, _abc.Awaitable[_routing_pb2.ListDecisionsResponse]]:
         """The decision audit log, newest first."""
+
+    @_abc_1.abstractmethod
+    def GetHandoffPacket(
+        self,
+        request: _routing_pb2.GetHandoffPacketRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.GetHandoffPacketResponse, _abc.Awaitable[_routing_pb2.GetHandoffPacketResponse]]:
+        """What the specialist should know about a call (the handoff packet of its latest decision, or of one
+        decision), for the agent desktop that picks it up. NOT_FOUND when there is no such decision or it was
+        stored before packets existed.
+        """
 
     @_abc_1.abstractmethod
     def UpsertCustomer(
