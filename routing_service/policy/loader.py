@@ -523,6 +523,7 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
             if doc.review_notifications is not None
             else ReviewNotifications()
         ),
+        review_learning=doc.review_learning.to_domain() if doc.review_learning is not None else None,
     )
 
 

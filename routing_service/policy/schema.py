@@ -28,6 +28,7 @@ from routing_service.domain.models import (
     UncertaintyAction,
 )
 from routing_service.domain.phone import normalize_caller, parse_destination_number
+from routing_service.policy.review_learning import ReviewLearningDoc
 from routing_service.policy.review_notifications import ReviewNotificationsDoc
 
 __all__ = [
@@ -383,6 +384,7 @@ class PolicyDoc(_Doc):
     reload_guard: ReloadGuardDoc | None = None
     review_notifications: ReviewNotificationsDoc | None = None
     uncertainty: UncertaintyDoc | None = None
+    review_learning: ReviewLearningDoc | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------
