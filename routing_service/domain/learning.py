@@ -148,7 +148,8 @@ def _learn_team(
         return learned, "no preferred team learned: review_learning.wrong_category is not set"
     category, unknown = normalize_category(policy, actual_category)
     if not actual_category.strip() or unknown is not None:
-        why = "not known" if not actual_category.strip() else f"{actual_category.strip()!r}, not in the policy"
+        stated = actual_category.strip()
+        why = f"{stated!r}, not in the policy" if stated else "not known"
         return learned, f"no preferred team learned: the category the call was about is {why}"
     match = match_rule(
         policy, tier=decision.tier, category=category, complexity=decision.effective_complexity
@@ -237,8 +238,9 @@ def capped_complexity(
     capped = max(learned.complexity_ceiling, claimed, floor or Complexity.BASIC)
     if capped >= effective:
         detail = (
-            f"ceiling {learned.complexity_ceiling.label} (review of call {learned.complexity_ceiling_call_id})"
-            f" not applied: the claim or the tier's floor is {effective.label}"
+            f"ceiling {learned.complexity_ceiling.label} "
+            f"(review of call {learned.complexity_ceiling_call_id}) not applied: "
+            f"the claim or the tier's floor is {effective.label}"
         )
         return effective, TraceStep(STAGE, "complexity-ceiling", TraceOutcome.INFO, detail)
     detail = (

@@ -50,7 +50,8 @@ class LearnCeilingDoc(_Doc):
 
     def to_domain(self) -> LearnComplexityCeiling:
         return LearnComplexityCeiling(
-            ceiling=Complexity.parse(self.complexity_ceiling), expires_after=timedelta(days=self.expires_after_days)
+            ceiling=Complexity.parse(self.complexity_ceiling),
+            expires_after=timedelta(days=self.expires_after_days),
         )
 
 
