@@ -15,6 +15,11 @@
                                                         (action: widen, union, confirm, none)
     escalade_routing_uncertain_second_transfers_total{team} calls that needed another decision after an
                                                         uncertain one (team: the uncertain decision's)
+    escalade_routing_uncertain_category_wrong_total{team} uncertain decisions whose review said the category
+                                                        was wrong (a category_mismatch finding or verdict)
+    escalade_routing_review_verdicts_total{team,rule,outcome} supervisors' verdicts on reviewed decisions,
+                                                        by the decision's team and rule (outcome: confirmed,
+                                                        overturned)
 
 `observe_calls` (wrapping each RoutingService handler once, see `grpc.handlers`) counts at the gRPC edge of
 the service (nothing in the use cases changes) and binds the request's `call_id` to the log context for the
@@ -42,6 +47,7 @@ from routing_service.app.callbacks import queue_status
 from routing_service.app.lifecycle import observe_lifecycle
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
+from routing_service.app.review_outcomes import observe_review_outcomes
 from routing_service.app.uncertainty import observe_uncertainty
 
 __all__ = [
@@ -151,6 +157,26 @@ class RoutingMetrics:
             ["team"],
             registry=r,
         )
+        self.uncertain_category_wrong = Counter(
+            "escalade_routing_uncertain_category_wrong",
+            "Uncertain decisions whose review said the category was wrong, by the decision's team.",
+            ["team"],
+            registry=r,
+        )
+        self.review_verdicts = Counter(
+            "escalade_routing_review_verdicts",
+            "Supervisors' verdicts on reviewed decisions, by the decision's team and rule, and whether the"
+            " verdict confirmed or overturned the decision.",
+            ["team", "rule", "outcome"],
+            registry=r,
+        )
+
+    # ReviewOutcomeObserver (routing_service.app.review_outcomes)
+    def review_verdict(self, team_id: str, rule_id: str, outcome: str) -> None:
+        self.review_verdicts.labels(team=team_id or "none", rule=rule_id or "none", outcome=outcome).inc()
+
+    def uncertain_category_wrong(self, team_id: str) -> None:
+        self.uncertain_category_wrong.labels(team=team_id or "none").inc()
 
     # UncertaintyObserver (routing_service.app.uncertainty)
     def uncertain_decision(self, team_id: str, action: str) -> None:
@@ -198,6 +224,7 @@ ROUTING_METRICS = RoutingMetrics()
 """The routing process's metrics (its own registry, not prometheus_client's global one)."""
 observe_lifecycle(ROUTING_METRICS)
 observe_uncertainty(ROUTING_METRICS)
+observe_review_outcomes(ROUTING_METRICS)
 
 
 def observe_calls(
