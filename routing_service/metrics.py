@@ -157,7 +157,7 @@ class RoutingMetrics:
             ["team"],
             registry=r,
         )
-        self.uncertain_category_wrong = Counter(
+        self.uncertain_wrong = Counter(
             "escalade_routing_uncertain_category_wrong",
             "Uncertain decisions whose review said the category was wrong, by the decision's team.",
             ["team"],
@@ -176,7 +176,7 @@ class RoutingMetrics:
         self.review_verdicts.labels(team=team_id or "none", rule=rule_id or "none", outcome=outcome).inc()
 
     def uncertain_category_wrong(self, team_id: str) -> None:
-        self.uncertain_category_wrong.labels(team=team_id or "none").inc()
+        self.uncertain_wrong.labels(team=team_id or "none").inc()
 
     # UncertaintyObserver (routing_service.app.uncertainty)
     def uncertain_decision(self, team_id: str, action: str) -> None:
