@@ -170,7 +170,7 @@ class EscalationReviewWorkflow:
         if decision is not None and workflow.patched(REVIEW_OUTCOMES):
             self._reports_outcomes = True
             self._actual_category = final_category(data) if version >= 2 else data.final_category
-            await self._report_outcome()
+            await self._report_outcome(verdict="")
         if needs_human:
             await self._await_verdict(data)
         await workflow.wait_condition(lambda: workflow.all_handlers_finished())
@@ -216,20 +216,20 @@ class EscalationReviewWorkflow:
                         lambda: self._verdict_given, timeout=(min(wakes) - now).total_seconds()
                     )
             if self._reports_outcomes:
-                await self._report_outcome()
+                await self._report_outcome(verdict=self._status.verdict)
             self._status.state = ReviewState.COMPLETED
             await self._record()
         finally:
             await self._settle_notices()
 
-    async def _report_outcome(self) -> None:
-        """Tell routing the findings (judged) or the verdict (once given); a refusal is logged, never fails
-        the review."""
+    async def _report_outcome(self, *, verdict: str) -> None:
+        """Tell routing the findings (judged: `verdict` "", even when a verdict came meanwhile) or the verdict
+        (once given); a refusal is logged, never fails the review."""
         status = self._status
         params = ReviewOutcomeParams(
             call_id=status.call_id,
             finding_rules=[f.rule for f in status.findings],
-            verdict=status.verdict,
+            verdict=verdict,
             actual_category=self._actual_category,
             decided_at=self._verdict_at,
         )
@@ -244,10 +244,10 @@ class EscalationReviewWorkflow:
             cause = exc.cause
             why = str(cause.message if isinstance(cause, ApplicationError) else cause or exc)
             workflow.logger.warning("review %s: routing refused the outcome: %s", status.call_id, why)
-            if status.verdict:
+            if verdict:
                 status.learned = [f"not reported to routing: {why}"]
             return
-        if status.verdict:
+        if verdict:
             status.outcome = report.outcome
             status.learned = list(report.learned)
 

@@ -24,6 +24,7 @@ from routing_service.domain.learning import (
     category_was_wrong,
     learn_from_verdict,
     outcome_of,
+    taught_by,
 )
 from routing_service.domain.models import Customer, Policy
 from routing_service.domain.uncertainty import was_uncertain
@@ -74,7 +75,8 @@ class ReviewOutcomeResult:
     uncertain: bool
     """The decision was below the policy's confidence threshold."""
     learned: tuple[str, ...]
-    """What the verdict taught about the customer, or why nothing, one line a kind (empty on a repeat)."""
+    """What the verdict taught about the customer, or why nothing, one line a kind (on a repeat: what the
+    call's review taught that is still on record)."""
     customer: Customer | None
     """The customer after the report (None: the call had no caller on record)."""
 
@@ -153,6 +155,8 @@ async def record_review_outcome(
                 if learned.learnings is not None:
                     await u.customers.save_learnings(customer.number, learned.learnings, now)
                     customer = await u.customers.get(customer.number)
+        elif outcome is not None and customer is not None:
+            notes = taught_by(customer.learned, call_id)
         await u.commit()
     for observer in tuple(_observers):
         if recorded and outcome is not None:

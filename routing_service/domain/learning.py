@@ -53,6 +53,7 @@ __all__ = [
     "learn_from_verdict",
     "outcome_of",
     "preferred_team",
+    "taught_by",
 ]
 
 STAGE = "learned"
@@ -190,6 +191,29 @@ def _learn_ceiling(
         complexity_ceiling_call_id=decision.call_id,
     )
     return learned, f"complexity ceiling {rule.ceiling.label}, until {until:%Y-%m-%d %H:%M} UTC"
+
+
+def taught_by(learned: CustomerLearnings | None, call_id: str) -> tuple[str, ...]:
+    """What the review of `call_id` taught that the customer still has on record, one line a kind (for a
+    repeated report, which teaches nothing anew but should say the same)."""
+    if learned is None:
+        return ()
+    lines: list[str] = []
+    if learned.preferred_team_call_id == call_id and learned.preferred_team_until is not None:
+        lines.append(
+            f"preferred team {learned.preferred_team} for calls stated as {learned.preferred_team_category}, "
+            f"until {learned.preferred_team_until:%Y-%m-%d %H:%M} UTC (recorded before)"
+        )
+    if (
+        learned.complexity_ceiling_call_id == call_id
+        and learned.complexity_ceiling is not None
+        and learned.complexity_ceiling_until is not None
+    ):
+        lines.append(
+            f"complexity ceiling {learned.complexity_ceiling.label}, "
+            f"until {learned.complexity_ceiling_until:%Y-%m-%d %H:%M} UTC (recorded before)"
+        )
+    return tuple(lines)
 
 
 def preferred_team(

@@ -75,7 +75,8 @@ async def test_a_confirmed_category_mismatch_sends_the_customers_next_call_to_th
     assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
 
     again = await report(stub, "call-a", rules=("category_mismatch",), verdict="confirmed", actual="billing")
-    assert not again.verdict_recorded and not again.learned, "a repeat records and teaches nothing"
+    assert not again.verdict_recorded, "a repeat records and teaches nothing anew"
+    assert [line.endswith("(recorded before)") for line in again.learned] == [True], "but says the same"
 
     shown = (await stub.GetCustomer(pb.GetCustomerRequest(number=PREMIUM))).customer
     assert [item.kind for item in shown.learnings] == ["preferred-team"]

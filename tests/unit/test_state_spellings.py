@@ -108,6 +108,6 @@ def test_routing_knows_every_verdict_by_the_workflow_spelling() -> None:
     from routing_service.domain import learning
 
     assert {v.value for v in Verdict} == set(ROUTING_VERDICTS)
-    assert learning.VERDICT_WRONG_CATEGORY == Verdict.WRONG_CATEGORY.value
-    assert learning.VERDICT_SHOULD_NOT_HAVE_ESCALATED == Verdict.SHOULD_NOT_HAVE_ESCALATED.value
-    assert learning.VERDICT_CONFIRMED == Verdict.CONFIRMED.value
+    assert Verdict.WRONG_CATEGORY.value == learning.VERDICT_WRONG_CATEGORY
+    assert Verdict.SHOULD_NOT_HAVE_ESCALATED.value == learning.VERDICT_SHOULD_NOT_HAVE_ESCALATED
+    assert Verdict.CONFIRMED.value == learning.VERDICT_CONFIRMED
