@@ -33,6 +33,13 @@ request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi po
                  --callback-wait) until the callback call was handed to the specialist held for it. The
                  policy's retry spacing sets how long that takes.
 
+    feedback     routed and completed as `route`; the end-of-call report says the call was about another
+                 category; simulate waits (up to --callback-wait) for the dev stack's worker to find the
+                 mismatch, gives the verdict `wrong-category` through Temporal (as `escalade reviews
+                 complete` does), and escalates the same customer again: the call goes to the team the
+                 verdict taught (policy `review_learning`), and the table's notes show the trace line.
+                 Each run calls from a fresh number (a learning stays with its customer).
+
 `busy-specialists` marks the available technical specialists busy and leaves them so, with its callback
 waiting: it shows in the Temporal UI with `CallbackState = 'waiting'` and in `escalade callbacks list`, and
 once a specialist is free again (`escalade agents status tech-1 available`) the dev stack's worker holds
@@ -48,9 +55,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -65,6 +73,7 @@ from escalade_cli.scenarios import (
     SCENARIOS,
     Scenario,
     default_scenarios,
+    end_of_call_report,
     request_call,
     status_update,
     tool_calls_request,
@@ -102,6 +111,10 @@ KIND_NAMES = {
     pb.DECISION_KIND_FALLBACK: "fallback",
     pb.DECISION_KIND_CONFIRM_CATEGORY: "confirm",
 }
+
+
+TemporalConnector = Callable[[], Awaitable[Any]]
+"""Connects to Temporal when a flow needs it (the feedback flow gives a review's verdict)."""
 
 
 class SimulateSettings(WebhookAuthSettings, RoutingClientSettings):
@@ -603,6 +616,85 @@ async def _flow_callback(
         await routing.complete(new_call, outcome, skip_wrap_up=True)
 
 
+async def _review_awaiting(client: Any, call_id: str, wait: float) -> Any:
+    """The call's review once it awaits a verdict (None when it does not within `wait` seconds)."""
+    from workflows.client import review_findings
+
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            status = await review_findings(client, call_id)
+        except Exception:  # not started yet: the edge's relay delivers the start shortly
+            status = None
+        if status is not None and status.state.awaits_verdict:
+            return status
+        if status is not None and not status.state.awaits_verdict and status.state != "gathering":
+            return status
+        await asyncio.sleep(0.5)
+    return None
+
+
+async def _flow_feedback(
+    scenario: Scenario,
+    edge: _Edge,
+    routing: _Routing,
+    outcome: Outcome,
+    *,
+    temporal: TemporalConnector | None,
+    wait: float,
+) -> None:
+    """Route, end the call as Vapi reports it (about `actual_category`), give the review's verdict, and
+    route the customer's next call: it goes to the team the verdict taught."""
+    from workflows.client import complete_review
+    from workflows.inputs import Verdict
+
+    if temporal is None:
+        outcome.notes.append("no Temporal to give the review's verdict in (ESCALADE_TEMPORAL_ADDRESS)")
+        outcome.flow_ok = False
+        return
+    # A fresh caller each run: what a verdict teaches stays with the customer (30 days in TechCorp's policy).
+    fresh = replace(scenario, caller=f"+1415555{uuid.uuid4().int % 10_000:04d}")
+    request, destination, first = await _escalate(fresh, edge, routing, outcome)
+    if not outcome.ok or first is None:
+        return
+    await _hand_over(edge, request, destination, outcome)
+    await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
+    first_call, first_team = outcome.call_id, first.team_id
+    transfers = [{"destination": destination, "status": "connected"}]
+    outputs = {"out-1": {"name": "issue_category", "result": scenario.actual_category}}
+    report = end_of_call_report(
+        request_call(request),
+        ended_reason="assistant-forwarded-call",
+        transfers=transfers,
+        structured_outputs=outputs,
+        summary=f"The caller's issue turned out to be about {scenario.actual_category}.",
+    )
+    await edge.follow(report, outcome)
+    client = await temporal()
+    review = await _review_awaiting(client, first_call, wait)
+    if review is None or not review.state.awaits_verdict:
+        state = review.state if review is not None else "not started"
+        outcome.notes.append(
+            f"the review of {first_call} did not await a verdict within {wait:.0f} s ({state})"
+        )
+        outcome.flow_ok = False
+        return
+    outcome.trail.append("review: " + ", ".join(f.rule for f in review.findings))
+    done = await complete_review(client, first_call, Verdict.WRONG_CATEGORY, "escalade simulate supervisor")
+    outcome.trail.append(f"verdict wrong-category: {done.outcome or '?'}")
+    outcome.trail += [f"learned {line}" for line in done.learned]
+    outcome.reason = "-"
+    request, destination, second = await _escalate(fresh, edge, routing, outcome)
+    if not outcome.ok or second is None:
+        return
+    await _hand_over(edge, request, destination, outcome)
+    await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
+    learned = [step.detail for step in second.trace if step.stage == "learned"]
+    outcome.trail.append(f"next call: {second.team_id} instead of {first_team}")
+    outcome.notes += learned
+    outcome.flow_ok = second.team_id != first_team and bool(learned)
+
+
 async def _run_one(
     scenario: Scenario,
     edge: _Edge,
@@ -612,6 +704,7 @@ async def _run_one(
     callback_wait: float,
     cleanup: bool,
     policy: Policy | None = None,
+    temporal: TemporalConnector | None = None,
 ) -> Outcome:
     outcome = Outcome(scenario=scenario, call_id="")
     if scenario.flow == "what-if":
@@ -624,6 +717,8 @@ async def _run_one(
         await _flow_confirm(scenario, edge, routing, outcome)
     elif scenario.flow == "callback":
         await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
+    elif scenario.flow == "feedback":
+        await _flow_feedback(scenario, edge, routing, outcome, temporal=temporal, wait=callback_wait)
     elif scenario.busy_team:
         await _flow_busy(scenario, edge, routing, outcome, cleanup=cleanup)
     else:
@@ -643,6 +738,7 @@ async def run_scenarios(
     cleanup: bool = False,
     routing_client: RoutingClientSettings | None = None,
     policy: Policy | None = None,
+    temporal: TemporalConnector | None = None,
 ) -> list[Outcome]:
     """Send each scenario to the edge, in order; raises EdgeUnreachable when the edge cannot be reached.
     `cleanup`: undo what a scenario leaves behind (the specialists busy-specialists made busy, its
@@ -666,6 +762,7 @@ async def run_scenarios(
                     callback_wait=callback_wait,
                     cleanup=cleanup,
                     policy=policy,
+                    temporal=temporal,
                 )
             )
     return outcomes
@@ -785,6 +882,7 @@ def simulate_command(
         )
     standin = vapi_standin or standin_url()
     policy = _routing_policy() if any(s.flow == "what-if" for s in chosen) else None
+    temporal = _temporal_connector() if any(s.flow == "feedback" for s in chosen) else None
     try:
         outcomes = asyncio.run(
             run_scenarios(
@@ -797,6 +895,7 @@ def simulate_command(
                 callback_wait=callback_wait,
                 cleanup=cleanup,
                 policy=policy,
+                temporal=temporal,
             )
         )
     except EdgeUnreachable as exc:
@@ -811,6 +910,22 @@ def simulate_command(
         fail(f"{len(failed)} scenario(s) got a non-2xx answer from the edge: {failed[0].error}")
     if unended:
         fail(f"{len(unended)} follow-up message(s) got a non-2xx answer (HTTP {unended[0].ended_status})")
+
+
+def _temporal_connector() -> TemporalConnector:
+    """Connects (once asked) to the Temporal of the `ESCALADE_TEMPORAL_*` settings, for the feedback flow's
+    verdict."""
+    from escalade_cli.temporal import temporal_data_converter_or_fail
+    from escalade_platform.settings import TemporalConnectionSettings
+    from escalade_platform.temporal_client import connect_temporal
+
+    settings = settings_or_fail(TemporalConnectionSettings)
+    converter = temporal_data_converter_or_fail(settings)
+
+    async def connect() -> Any:
+        return await connect_temporal(settings, data_converter=converter)
+
+    return connect
 
 
 def _routing_policy() -> Policy:
