@@ -104,6 +104,9 @@ FLOWS = {
     "rule for the call's category (what `escalade policy check --replay` does over a period)",
     "confirm": "function tool: routing asks the assistant to confirm the category, the caller confirms, "
     "the tool is called again and that decision is handed over and completed",
+    "notice": "routed; the transfer is not answered and the call ends; the review finds the failed transfer "
+    "and the dev stack's worker notifies the team's supervisor: a local receiver simulate starts (on "
+    "--notify-port) shows what the supervisor gets; then the review is closed with the verdict resolved",
     "feedback": "routed as `route`; its end-of-call report says the call was about `actual_category`; the "
     "review finds the mismatch, a supervisor gives the verdict wrong-category (a Temporal update, as "
     "`escalade reviews complete` does), and the customer's next call with the same stated category goes "
@@ -304,6 +307,22 @@ SCENARIOS: dict[str, Scenario] = {
             expected_kind="callback",
             busy_team="technical",
             flow="callback",
+            extended=True,
+        ),
+        Scenario(
+            name="review-notice",
+            title="A transfer nobody answers: the review notifies the technical team's supervisor",
+            caller="+14155550143",
+            issue_category="technical",
+            complexity_level="advanced",
+            customer_context="Premium account; the dashboard shows 500 errors since this morning.",
+            escalation_reason="Needs a technical specialist.",
+            turns=(
+                Turn("user", "The dashboard shows 500 errors since this morning."),
+                Turn("bot", "Let me get a technical specialist for you."),
+            ),
+            expected_team="technical",
+            flow="notice",
             extended=True,
         ),
         Scenario(

@@ -33,6 +33,11 @@ request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi po
                  --callback-wait) until the callback call was handed to the specialist held for it. The
                  policy's retry spacing sets how long that takes.
 
+    notice       routed; the transfer goes unanswered and the call ends; simulate receives the review's
+                 notification on a local receiver (127.0.0.1:--notify-port, default 9470; start
+                 `escalade dev` with ESCALADE_NOTIFY_TECH_SUPERVISOR_URL=http://127.0.0.1:9470/tech-supervisor
+                 so that the worker notifies it), shows what the supervisor got and the Temporal UI link,
+                 then closes the review with the verdict `resolved`
     feedback     routed and completed as `route`; the end-of-call report says the call was about another
                  category; simulate waits (up to --callback-wait) for the dev stack's worker to find the
                  mismatch, gives the verdict `wrong-category` through Temporal (as `escalade reviews
@@ -53,6 +58,7 @@ and the table says so. Exit code 1 when the edge is unreachable or answers a non
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -112,6 +118,9 @@ KIND_NAMES = {
     pb.DECISION_KIND_CONFIRM_CATEGORY: "confirm",
 }
 
+
+DEFAULT_NOTIFY_PORT = 9470
+"""Where review-notice receives the supervisor's notification unless --notify-port says otherwise."""
 
 TemporalConnector = Callable[[], Awaitable[Any]]
 """Connects to Temporal when a flow needs it (the feedback flow gives a review's verdict)."""
@@ -634,6 +643,83 @@ async def _review_awaiting(client: Any, call_id: str, wait: float) -> Any:
     return None
 
 
+NOTICE_CONTACT_VARIABLE = "ESCALADE_NOTIFY_TECH_SUPERVISOR_URL"
+"""The worker's variable TechCorp's policy names for the technical team's first contact."""
+
+
+async def _unanswered_call(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
+    """Escalate; Vapi forwards, nobody answers, the call ends, and the end-of-call report says so."""
+    request, destination, decision = await _escalate(scenario, edge, routing, outcome)
+    if not outcome.ok or decision is None:
+        return
+    call = request_call(request)
+    await edge.follow(status_update(call, "forwarding", destination=destination), outcome)
+    await edge.follow(transfer_update(call, destination, "no-answer"), outcome)
+    await edge.follow(status_update(call, "ended", ended_reason="call.forwarding.no-answer"), outcome)
+    outcome.trail.append("transfer no-answer, call ended")
+    report = end_of_call_report(
+        call,
+        ended_reason="call.forwarding.no-answer",
+        transfers=[{"destination": destination, "status": "no-answer"}],
+        summary="The caller was to be transferred to a technical specialist; nobody answered.",
+    )
+    await edge.follow(report, outcome)
+
+
+async def _flow_notice(
+    scenario: Scenario,
+    edge: _Edge,
+    routing: _Routing,
+    outcome: Outcome,
+    *,
+    temporal: TemporalConnector | None,
+    wait: float,
+    notify_port: int,
+) -> None:
+    """Route, let the transfer go unanswered, end the call, and receive the review's notification on a local
+    receiver (the dev stack's worker must have `NOTICE_CONTACT_VARIABLE` pointing at it)."""
+    from escalade_cli.notice_receiver import notice_receiver
+
+    fresh = replace(scenario, caller=f"+1415555{uuid.uuid4().int % 10_000:04d}")
+    try:
+        async with notice_receiver(notify_port) as receiver:
+            await _unanswered_call(fresh, edge, routing, outcome)
+            if not outcome.ok:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(receiver.arrived.wait(), wait)
+    except OSError as exc:
+        outcome.notes.append(
+            f"cannot receive notifications on 127.0.0.1:{notify_port}: {exc.strerror or exc}"
+        )
+        outcome.flow_ok = False
+        return
+    mine = [
+        (path, body)
+        for path, body in receiver.received
+        if isinstance(body, dict) and body.get("call_id") == outcome.call_id
+    ]
+    if not mine:
+        outcome.notes.append(
+            f"no notification within {wait:.0f} s: start `escalade dev` with "
+            f"{NOTICE_CONTACT_VARIABLE}=http://127.0.0.1:{notify_port}/tech-supervisor"
+        )
+        outcome.flow_ok = False
+        return
+    path, body = mine[0]
+    rules = ", ".join(str(f.get("rule")) for f in body.get("findings") or [])
+    outcome.trail.append(f"notified {path}: {body.get('event')} ({rules})")
+    outcome.notes.append(f"supervisor's link: {body.get('link')}")
+    outcome.flow_ok = "transfer_failed" in rules
+    if temporal is not None:
+        from workflows.client import complete_review
+        from workflows.inputs import Verdict
+
+        client = await temporal()
+        done = await complete_review(client, outcome.call_id, Verdict.RESOLVED, "escalade simulate")
+        outcome.trail.append(f"verdict {done.verdict}")
+
+
 async def _flow_feedback(
     scenario: Scenario,
     edge: _Edge,
@@ -705,6 +791,7 @@ async def _run_one(
     cleanup: bool,
     policy: Policy | None = None,
     temporal: TemporalConnector | None = None,
+    notify_port: int = DEFAULT_NOTIFY_PORT,
 ) -> Outcome:
     outcome = Outcome(scenario=scenario, call_id="")
     if scenario.flow == "what-if":
@@ -717,6 +804,16 @@ async def _run_one(
         await _flow_confirm(scenario, edge, routing, outcome)
     elif scenario.flow == "callback":
         await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
+    elif scenario.flow == "notice":
+        await _flow_notice(
+            scenario,
+            edge,
+            routing,
+            outcome,
+            temporal=temporal,
+            wait=callback_wait,
+            notify_port=notify_port,
+        )
     elif scenario.flow == "feedback":
         await _flow_feedback(scenario, edge, routing, outcome, temporal=temporal, wait=callback_wait)
     elif scenario.busy_team:
@@ -739,6 +836,7 @@ async def run_scenarios(
     routing_client: RoutingClientSettings | None = None,
     policy: Policy | None = None,
     temporal: TemporalConnector | None = None,
+    notify_port: int = DEFAULT_NOTIFY_PORT,
 ) -> list[Outcome]:
     """Send each scenario to the edge, in order; raises EdgeUnreachable when the edge cannot be reached.
     `cleanup`: undo what a scenario leaves behind (the specialists busy-specialists made busy, its
@@ -763,6 +861,7 @@ async def run_scenarios(
                     cleanup=cleanup,
                     policy=policy,
                     temporal=temporal,
+                    notify_port=notify_port,
                 )
             )
     return outcomes
@@ -854,6 +953,16 @@ def simulate_command(
         float,
         typer.Option("--callback-wait", help="Seconds to wait for a callback to be handed over.", min=1),
     ] = 900.0,
+    notify_port: Annotated[
+        int,
+        typer.Option(
+            "--notify-port",
+            help="Port of the local receiver review-notice starts for the supervisor's notification (point "
+            f"the dev stack's worker at it: {NOTICE_CONTACT_VARIABLE}=http://127.0.0.1:PORT/tech-supervisor).",
+            min=1,
+            max=65535,
+        ),
+    ] = DEFAULT_NOTIFY_PORT,
     cleanup: Annotated[
         bool,
         typer.Option(
@@ -882,7 +991,7 @@ def simulate_command(
         )
     standin = vapi_standin or standin_url()
     policy = _routing_policy() if any(s.flow == "what-if" for s in chosen) else None
-    temporal = _temporal_connector() if any(s.flow == "feedback" for s in chosen) else None
+    temporal = _temporal_connector() if any(s.flow in ("feedback", "notice") for s in chosen) else None
     try:
         outcomes = asyncio.run(
             run_scenarios(
@@ -896,6 +1005,7 @@ def simulate_command(
                 cleanup=cleanup,
                 policy=policy,
                 temporal=temporal,
+                notify_port=notify_port,
             )
         )
     except EdgeUnreachable as exc:
