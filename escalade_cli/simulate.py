@@ -35,8 +35,9 @@ request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi po
 
     notice       routed; the transfer goes unanswered and the call ends; simulate receives the review's
                  notification on a local receiver (127.0.0.1:--notify-port, default 9470; start
-                 `escalade dev` with ESCALADE_NOTIFY_TECH_SUPERVISOR_URL=http://127.0.0.1:9470/tech-supervisor
-                 so that the worker notifies it), shows what the supervisor got and the Temporal UI link,
+                 `escalade dev` with the technical team's first contact's variable from the policy's
+                 `review_notifications` set to http://127.0.0.1:9470/tech-supervisor, so that the worker
+                 notifies it), shows what the supervisor got and the Temporal UI link,
                  then closes the review with the verdict `resolved`
     feedback     routed and completed as `route`; the end-of-call report says the call was about another
                  category; simulate waits (up to --callback-wait) for the dev stack's worker to find the
@@ -643,8 +644,14 @@ async def _review_awaiting(client: Any, call_id: str, wait: float) -> Any:
     return None
 
 
-NOTICE_CONTACT_VARIABLE = "ESCALADE_NOTIFY_TECH_SUPERVISOR_URL"
-"""The worker's variable TechCorp's policy names for the technical team's first contact."""
+def notice_contact_hint(policy: Policy | None, team_id: str, port: int) -> str:
+    """How to point the worker at the receiver: the variable (`url_env`) the policy's
+    `review_notifications` names for the team's first contact, set to the receiver's URL."""
+    team = policy.review_notifications.for_team(team_id) if policy is not None else None
+    first = team.contacts[0] if team is not None and team.contacts else None
+    if first is None or not first.url_env:
+        return f"give {team_id}'s first contact in review_notifications the url http://127.0.0.1:{port}/{team_id}"
+    return f"start `escalade dev` with {first.url_env}=http://127.0.0.1:{port}/{first.name}"
 
 
 async def _unanswered_call(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
@@ -675,9 +682,10 @@ async def _flow_notice(
     temporal: TemporalConnector | None,
     wait: float,
     notify_port: int,
+    policy: Policy | None,
 ) -> None:
     """Route, let the transfer go unanswered, end the call, and receive the review's notification on a local
-    receiver (the dev stack's worker must have `NOTICE_CONTACT_VARIABLE` pointing at it)."""
+    receiver (the dev stack's worker pointed at it through the policy's `review_notifications`)."""
     from escalade_cli.notice_receiver import notice_receiver
 
     fresh = replace(scenario, caller=f"+1415555{uuid.uuid4().int % 10_000:04d}")
@@ -700,10 +708,8 @@ async def _flow_notice(
         if isinstance(body, dict) and body.get("call_id") == outcome.call_id
     ]
     if not mine:
-        outcome.notes.append(
-            f"no notification within {wait:.0f} s: start `escalade dev` with "
-            f"{NOTICE_CONTACT_VARIABLE}=http://127.0.0.1:{notify_port}/tech-supervisor"
-        )
+        hint = notice_contact_hint(policy, scenario.expected_team, notify_port)
+        outcome.notes.append(f"no notification within {wait:.0f} s: {hint}")
         outcome.flow_ok = False
         return
     path, body = mine[0]
@@ -813,6 +819,7 @@ async def _run_one(
             temporal=temporal,
             wait=callback_wait,
             notify_port=notify_port,
+            policy=policy,
         )
     elif scenario.flow == "feedback":
         await _flow_feedback(scenario, edge, routing, outcome, temporal=temporal, wait=callback_wait)
@@ -958,7 +965,8 @@ def simulate_command(
         typer.Option(
             "--notify-port",
             help="Port of the local receiver review-notice starts for the supervisor's notification (point "
-            f"the dev stack's worker at it: {NOTICE_CONTACT_VARIABLE}=http://127.0.0.1:PORT/tech-supervisor).",
+            "the dev stack's worker at it: the technical team's first contact in the policy's "
+            "review_notifications, e.g. its url_env variable set to http://127.0.0.1:PORT/tech-supervisor).",
             min=1,
             max=65535,
         ),
@@ -990,7 +998,7 @@ def simulate_command(
             "[yellow]note:[/] no webhook secret: sending unsigned requests (edge in --insecure-dev)"
         )
     standin = vapi_standin or standin_url()
-    policy = _routing_policy() if any(s.flow == "what-if" for s in chosen) else None
+    policy = _routing_policy() if any(s.flow in ("what-if", "notice") for s in chosen) else None
     temporal = _temporal_connector() if any(s.flow in ("feedback", "notice") for s in chosen) else None
     try:
         outcomes = asyncio.run(
