@@ -5,6 +5,8 @@ found mis-categorised are counted once."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeAlias
@@ -12,12 +14,22 @@ from typing import TypeAlias
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from typer.testing import CliRunner
 
+from escalade_cli.main import app
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
+from escalade_platform.masking import mask_number
 from routing_service.grpc.server import RoutingServer
 from routing_service.metrics import ROUTING_METRICS
-from tests.service.grpc_helpers import TECHCORP, add_customer, field_violations, resolve, routing_settings
+from tests.service.grpc_helpers import (
+    TECHCORP,
+    Routing,
+    add_customer,
+    field_violations,
+    resolve,
+    routing_settings,
+)
 
 Stub: TypeAlias = "routing_pb2_grpc.RoutingServiceAsyncStub"
 
@@ -213,3 +225,38 @@ async def test_without_the_policy_section_nothing_is_learned(database_url: str, 
     finally:
         await channel.close()
         await server.stop(0.5)
+
+
+async def test_customers_show_lists_what_was_learned_and_what_expired(routing: Routing) -> None:
+    stub = routing.stub
+    await add_customer(stub, PREMIUM, "premium", "Premium Support")
+    await resolve(stub, "call-1", caller=PREMIUM, category="technical")
+    await report(stub, "call-1", verdict="wrong-category", actual="billing")
+    await add_customer(stub, STANDARD, "standard")
+    await resolve(stub, "call-2", caller=STANDARD, category="technical")
+    old = datetime.now(UTC) - timedelta(days=20)
+    await report(stub, "call-2", verdict="should-not-have-escalated", decided_at=old)
+
+    address = f"127.0.0.1:{routing.server.port}"
+    shown = await asyncio.to_thread(
+        CliRunner().invoke, app, ["customers", "show", PREMIUM, "--address", address]
+    )
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())
+    assert mask_number(PREMIUM) in text and PREMIUM not in text, "the number is shown masked"
+    assert "preferred team billing for calls stated as technical (review of call call-1; until" in text
+
+    as_json = await asyncio.to_thread(
+        CliRunner().invoke, app, ["customers", "show", STANDARD, "--address", address, "--json"]
+    )
+    (learned,) = json.loads(as_json.output)["learned"]
+    assert (learned["kind"], learned["value"], learned["active"]) == (
+        "complexity-ceiling",
+        "intermediate",
+        False,
+    )
+
+    missing = await asyncio.to_thread(
+        CliRunner().invoke, app, ["customers", "show", "+15550009999", "--address", address]
+    )
+    assert missing.exit_code == 1 and "no customer" in missing.output
