@@ -67,6 +67,10 @@ async def test_a_confirmed_category_mismatch_sends_the_customers_next_call_to_th
     first = await resolve(stub, "call-a", caller=PREMIUM, category="technical")
     assert (first.team_id, first.rule_id) == ("technical", "technical-specialists")
 
+    verdicts = ROUTING_METRICS.review_verdicts.labels(
+        team="technical", rule="technical-specialists", outcome="overturned"
+    )
+    counted_before = verdicts._value.get()
     judged = await report(stub, "call-a", rules=("category_mismatch",))
     assert judged.category_wrong and not judged.verdict_recorded and judged.outcome == ""
     assert not judged.customer.learnings, "findings alone teach nothing: only a verdict does"
@@ -89,6 +93,8 @@ async def test_a_confirmed_category_mismatch_sends_the_customers_next_call_to_th
     again = await report(stub, "call-a", rules=("category_mismatch",), verdict="confirmed", actual="billing")
     assert not again.verdict_recorded, "a repeat records and teaches nothing anew"
     assert [line.endswith("(recorded before)") for line in again.learned] == [True], "but says the same"
+
+    assert verdicts._value.get() == counted_before + 1, "the metric counts the verdict once"
 
     shown = (await stub.GetCustomer(pb.GetCustomerRequest(number=PREMIUM))).customer
     assert [item.kind for item in shown.learnings] == ["preferred-team"]
