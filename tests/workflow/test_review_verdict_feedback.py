@@ -6,14 +6,18 @@ report never holds up the verdict."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from temporalio import activity
 from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.workflow.test_review_workflow import review_input, start_review, stored_decision
 from tests.workflow.workflow_fakes import FakeReviews, FakeRouting, eventually, new_worker
+from workflows.payloads import ReviewOutcomeParams, ReviewOutcomeReport
 from workflows.review import EscalationReviewWorkflow
 
 pytestmark = pytest.mark.temporal
@@ -80,3 +84,34 @@ async def test_no_decision_no_report(client: Client) -> None:
         await handle.execute_update(EscalationReviewWorkflow.complete_review, args=["dismissed", ""])
         await handle.result()
     assert routing.review_outcomes == [], "routing has no decision to count the verdict against"
+
+
+@dataclass
+class RefusingRouting(FakeRouting):
+    """Routing that refuses every review outcome for good (an older routing, or a call it never decided)."""
+
+    @activity.defn(name="record_review_outcome")
+    async def record_review_outcome(self, params: ReviewOutcomeParams) -> ReviewOutcomeReport:
+        self.review_outcomes.append(params)
+        raise ApplicationError(
+            "UNIMPLEMENTED: record review outcome", type="UNIMPLEMENTED", non_retryable=True
+        )
+
+
+async def test_a_routing_that_refuses_the_report_never_holds_up_the_verdict(client: Client) -> None:
+    routing, reviews = RefusingRouting(decision=stored_decision()), FakeReviews()
+    data = review_input(
+        _call("call-refused"), ended_reason="call.forwarding.no-answer", transfer_statuses=["no-answer"]
+    )
+    async with new_worker(client, routing.activities(), [reviews.record_review]) as worker:
+        handle = await start_review(client, worker.task_queue, data)
+
+        async def awaiting() -> bool:
+            return (await handle.query(EscalationReviewWorkflow.findings)).state == "awaiting-review"
+
+        await eventually(awaiting)
+        done = await handle.execute_update(EscalationReviewWorkflow.complete_review, args=["confirmed", ""])
+        await handle.result()
+    assert done.state == "completed" and done.outcome == ""
+    assert done.learned == ["not reported to routing: UNIMPLEMENTED: record review outcome"]
+    assert [p.verdict for p in routing.review_outcomes] == ["", "confirmed"]
