@@ -37,6 +37,11 @@ def _print_review(status: Any) -> None:
         when = notice.at.isoformat(timespec="seconds") if notice.at else "-"
         who = f"{escape(notice.contact)} (step {notice.step}, {when})"
         console.print(f"  notified {who}: {outcome}, {escape(notice.detail)}", highlight=False)
+    verdict_outcome = getattr(status, "outcome", "")
+    if verdict_outcome:
+        console.print(f"  the verdict {verdict_outcome} the decision (routing counts it per team and rule)")
+    for line in getattr(status, "learned", None) or []:
+        console.print(f"  learned: {escape(line)}", highlight=False)
 
 
 def list_command(
@@ -71,7 +76,8 @@ def complete_command(
     note: Annotated[str, typer.Option("--note", help="What was found or changed.")] = "",
     address: Annotated[str | None, TEMPORAL_OPTION] = None,
 ) -> None:
-    """Record a supervisor's verdict and close the review."""
+    """Record a supervisor's verdict and close the review (wrong-category and should-not-have-escalated
+    overturn the decision and may teach routing about the customer: policy review_learning)."""
     from workflows.client import complete_review
     from workflows.inputs import review_workflow_id
 

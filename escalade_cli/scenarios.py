@@ -79,6 +79,8 @@ class Scenario:
     handoff: tuple[tuple[str, Any], ...] = ()
     """The tool's optional handoff-packet arguments (summary, steps_tried, account_id, order_id,
     error_codes), left out when empty."""
+    actual_category: str = ""
+    """The feedback flow: the category the end-of-call report says the call was really about."""
 
     @property
     def expectation(self) -> str:
@@ -115,6 +117,13 @@ FLOWS = {
     "is claimed before that time (promise kept) and the team's kept rate and estimate accuracy are read",
     "handoff": "routed as `route`; then the handoff packet the specialist gets is read back "
     "(`GetHandoffPacket`, as an agent desktop asks) and printed",
+    "notice": "routed; the transfer is not answered and the call ends; the review finds the failed transfer "
+    "and the dev stack's worker notifies the team's supervisor: a local receiver simulate starts (on "
+    "--notify-port) shows what the supervisor gets; then the review is closed with the verdict resolved",
+    "feedback": "routed as `route`; its end-of-call report says the call was about `actual_category`; the "
+    "review finds the mismatch, a supervisor gives the verdict wrong-category (a Temporal update, as "
+    "`escalade reviews complete` does), and the customer's next call with the same stated category goes "
+    "to the team routing learned",
 }
 """The Vapi message sequences `escalade simulate` plays after a scenario's escalation request."""
 
@@ -399,6 +408,40 @@ SCENARIOS: dict[str, Scenario] = {
             extended=True,
         ),
         Scenario(
+            name="review-notice",
+            title="A transfer nobody answers: the review notifies the technical team's supervisor",
+            caller="+14155550143",
+            issue_category="technical",
+            complexity_level="advanced",
+            customer_context="Premium account; the dashboard shows 500 errors since this morning.",
+            escalation_reason="Needs a technical specialist.",
+            turns=(
+                Turn("user", "The dashboard shows 500 errors since this morning."),
+                Turn("bot", "Let me get a technical specialist for you."),
+            ),
+            expected_team="technical",
+            flow="notice",
+            extended=True,
+        ),
+        Scenario(
+            name="review-feedback",
+            title="A refund routed as technical: the review's wrong-category verdict sends the next call to "
+            "billing",
+            caller="+14155550142",  # each run calls from a fresh number (see the feedback flow)
+            issue_category="technical",
+            complexity_level="advanced",
+            customer_context="Premium account; says the integration 'charged us twice'.",
+            escalation_reason="Customer insists on a specialist.",
+            turns=(
+                Turn("user", "Your integration charged us twice this month and I need it sorted."),
+                Turn("bot", "Let me get a technical specialist for you."),
+            ),
+            expected_team="billing",
+            flow="feedback",
+            extended=True,
+            actual_category="billing",
+        ),
+        Scenario(
             name="what-if-account",
             title="What-if: an account question, replayed under a policy with no rule for account calls",
             caller="+0987654321",
@@ -579,6 +622,34 @@ def tool_calls_request(
     }
     tool = {"type": "function", "function": {"name": TOOL_NAME}, "toolCall": tool_call}
     return event(call, "tool-calls", now_ms=now_ms, toolCallList=[tool_call], toolWithToolCallList=[tool])
+
+
+def end_of_call_report(
+    call: dict[str, Any],
+    *,
+    ended_reason: str,
+    transfers: list[dict[str, Any]],
+    structured_outputs: dict[str, Any] | None = None,
+    summary: str = "",
+    now_ms: int | None = None,
+) -> dict[str, Any]:
+    """`end-of-call-report`: how the call ended, its transfers (`artifact.transfers`), the summary, and the
+    structured outputs the assistant's analysis produced (`artifact.structuredOutputs`)."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    ended = {**call, "status": "ended", "endedReason": ended_reason, "endedAt": _iso(now)}
+    artifact: dict[str, Any] = {"messages": [], "transcript": "", "transfers": transfers}
+    if structured_outputs:
+        artifact["structuredOutputs"] = structured_outputs
+    return event(
+        ended,
+        "end-of-call-report",
+        now_ms=now,
+        endedReason=ended_reason,
+        startedAt=call.get("startedAt"),
+        endedAt=_iso(now),
+        analysis={"summary": summary},
+        artifact=artifact,
+    )
 
 
 def request_call(request: dict[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,19 @@ request is the scenario's flow (escalade_cli.scenarios.FLOWS), posted as Vapi po
                  --callback-wait) until the callback call was handed to the specialist held for it. The
                  policy's retry spacing sets how long that takes.
 
+    notice       routed; the transfer goes unanswered and the call ends; simulate receives the review's
+                 notification on a local receiver (127.0.0.1:--notify-port, default 9470; start
+                 `escalade dev` with the technical team's first contact's variable from the policy's
+                 `review_notifications` set to http://127.0.0.1:9470/tech-supervisor, so that the worker
+                 notifies it), shows what the supervisor got and the Temporal UI link,
+                 then closes the review with the verdict `resolved`
+    feedback     routed and completed as `route`; the end-of-call report says the call was about another
+                 category; simulate waits (up to --callback-wait) for the dev stack's worker to find the
+                 mismatch, gives the verdict `wrong-category` through Temporal (as `escalade reviews
+                 complete` does), and escalates the same customer again: the call goes to the team the
+                 verdict taught (policy `review_learning`), and the table's notes show the trace line.
+                 Each run calls from a fresh number (a learning stays with its customer).
+
 `busy-specialists` marks the available technical specialists busy and leaves them so, with its callback
 waiting: it shows in the Temporal UI with `CallbackState = 'waiting'` and in `escalade callbacks list`, and
 once a specialist is free again (`escalade agents status tech-1 available`) the dev stack's worker holds
@@ -59,11 +72,13 @@ and the table says so. Exit code 1 when the edge is unreachable or answers a non
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -79,6 +94,7 @@ from escalade_cli.scenarios import (
     SCENARIOS,
     Scenario,
     default_scenarios,
+    end_of_call_report,
     request_call,
     status_update,
     tool_calls_request,
@@ -116,6 +132,13 @@ KIND_NAMES = {
     pb.DECISION_KIND_FALLBACK: "fallback",
     pb.DECISION_KIND_CONFIRM_CATEGORY: "confirm",
 }
+
+
+DEFAULT_NOTIFY_PORT = 9470
+"""Where review-notice receives the supervisor's notification unless --notify-port says otherwise."""
+
+TemporalConnector = Callable[[], Awaitable[Any]]
+"""Connects to Temporal when a flow needs it (the feedback flow gives a review's verdict)."""
 
 
 class SimulateSettings(WebhookAuthSettings, RoutingClientSettings):
@@ -836,6 +859,167 @@ async def _flow_promise(scenario: Scenario, edge: _Edge, routing: _Routing, outc
         )
 
 
+async def _review_awaiting(client: Any, call_id: str, wait: float) -> Any:
+    """The call's review once it awaits a verdict (None when it does not within `wait` seconds)."""
+    from workflows.client import review_findings
+
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            status = await review_findings(client, call_id)
+        except Exception:  # not started yet: the edge's relay delivers the start shortly
+            status = None
+        if status is not None and status.state.awaits_verdict:
+            return status
+        if status is not None and not status.state.awaits_verdict and status.state != "gathering":
+            return status
+        await asyncio.sleep(0.5)
+    return None
+
+
+def notice_contact_hint(policy: Policy | None, team_id: str, port: int) -> str:
+    """How to point the worker at the receiver: the variable (`url_env`) the policy's
+    `review_notifications` names for the team's first contact, set to the receiver's URL."""
+    team = policy.review_notifications.for_team(team_id) if policy is not None else None
+    first = team.contacts[0] if team is not None and team.contacts else None
+    if first is None or not first.url_env:
+        return f"give {team_id}'s first contact in review_notifications the url http://127.0.0.1:{port}/{team_id}"
+    return f"start `escalade dev` with {first.url_env}=http://127.0.0.1:{port}/{first.name}"
+
+
+async def _unanswered_call(scenario: Scenario, edge: _Edge, routing: _Routing, outcome: Outcome) -> None:
+    """Escalate; Vapi forwards, nobody answers, the call ends, and the end-of-call report says so."""
+    request, destination, decision = await _escalate(scenario, edge, routing, outcome)
+    if not outcome.ok or decision is None:
+        return
+    call = request_call(request)
+    await edge.follow(status_update(call, "forwarding", destination=destination), outcome)
+    await edge.follow(transfer_update(call, destination, "no-answer"), outcome)
+    await edge.follow(status_update(call, "ended", ended_reason="call.forwarding.no-answer"), outcome)
+    outcome.trail.append("transfer no-answer, call ended")
+    report = end_of_call_report(
+        call,
+        ended_reason="call.forwarding.no-answer",
+        transfers=[{"destination": destination, "status": "no-answer"}],
+        summary="The caller was to be transferred to a technical specialist; nobody answered.",
+    )
+    await edge.follow(report, outcome)
+
+
+async def _flow_notice(
+    scenario: Scenario,
+    edge: _Edge,
+    routing: _Routing,
+    outcome: Outcome,
+    *,
+    temporal: TemporalConnector | None,
+    wait: float,
+    notify_port: int,
+    policy: Policy | None,
+) -> None:
+    """Route, let the transfer go unanswered, end the call, and receive the review's notification on a local
+    receiver (the dev stack's worker pointed at it through the policy's `review_notifications`)."""
+    from escalade_cli.notice_receiver import notice_receiver
+
+    fresh = replace(scenario, caller=f"+1415555{uuid.uuid4().int % 10_000:04d}")
+    try:
+        async with notice_receiver(notify_port) as receiver:
+            await _unanswered_call(fresh, edge, routing, outcome)
+            if not outcome.ok:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(receiver.arrived.wait(), wait)
+    except OSError as exc:
+        outcome.notes.append(
+            f"cannot receive notifications on 127.0.0.1:{notify_port}: {exc.strerror or exc}"
+        )
+        outcome.flow_ok = False
+        return
+    mine = [
+        (path, body)
+        for path, body in receiver.received
+        if isinstance(body, dict) and body.get("call_id") == outcome.call_id
+    ]
+    if not mine:
+        hint = notice_contact_hint(policy, scenario.expected_team, notify_port)
+        outcome.notes.append(f"no notification within {wait:.0f} s: {hint}")
+        outcome.flow_ok = False
+        return
+    path, body = mine[0]
+    rules = ", ".join(str(f.get("rule")) for f in body.get("findings") or [])
+    outcome.trail.append(f"notified {path}: {body.get('event')} ({rules})")
+    outcome.notes.append(f"supervisor's link: {body.get('link')}")
+    outcome.flow_ok = "transfer_failed" in rules
+    if temporal is not None:
+        from workflows.client import complete_review
+        from workflows.inputs import Verdict
+
+        client = await temporal()
+        done = await complete_review(client, outcome.call_id, Verdict.RESOLVED, "escalade simulate")
+        outcome.trail.append(f"verdict {done.verdict}")
+
+
+async def _flow_feedback(
+    scenario: Scenario,
+    edge: _Edge,
+    routing: _Routing,
+    outcome: Outcome,
+    *,
+    temporal: TemporalConnector | None,
+    wait: float,
+) -> None:
+    """Route, end the call as Vapi reports it (about `actual_category`), give the review's verdict, and
+    route the customer's next call: it goes to the team the verdict taught."""
+    from workflows.client import complete_review
+    from workflows.inputs import Verdict
+
+    if temporal is None:
+        outcome.notes.append("no Temporal to give the review's verdict in (ESCALADE_TEMPORAL_ADDRESS)")
+        outcome.flow_ok = False
+        return
+    # A fresh caller each run: what a verdict teaches stays with the customer (30 days in TechCorp's policy).
+    fresh = replace(scenario, caller=f"+1415555{uuid.uuid4().int % 10_000:04d}")
+    request, destination, first = await _escalate(fresh, edge, routing, outcome)
+    if not outcome.ok or first is None:
+        return
+    await _hand_over(edge, request, destination, outcome)
+    await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
+    first_call, first_team = outcome.call_id, first.team_id
+    transfers = [{"destination": destination, "status": "connected"}]
+    outputs = {"out-1": {"name": "issue_category", "result": scenario.actual_category}}
+    report = end_of_call_report(
+        request_call(request),
+        ended_reason="assistant-forwarded-call",
+        transfers=transfers,
+        structured_outputs=outputs,
+        summary=f"The caller's issue turned out to be about {scenario.actual_category}.",
+    )
+    await edge.follow(report, outcome)
+    client = await temporal()
+    review = await _review_awaiting(client, first_call, wait)
+    if review is None or not review.state.awaits_verdict:
+        state = review.state if review is not None else "not started"
+        outcome.notes.append(
+            f"the review of {first_call} did not await a verdict within {wait:.0f} s ({state})"
+        )
+        outcome.flow_ok = False
+        return
+    outcome.trail.append("review: " + ", ".join(f.rule for f in review.findings))
+    done = await complete_review(client, first_call, Verdict.WRONG_CATEGORY, "escalade simulate supervisor")
+    outcome.trail.append(f"verdict wrong-category: {done.outcome or '?'}")
+    outcome.trail += [f"learned {line}" for line in done.learned]
+    outcome.reason = "-"
+    request, destination, second = await _escalate(fresh, edge, routing, outcome)
+    if not outcome.ok or second is None:
+        return
+    await _hand_over(edge, request, destination, outcome)
+    await routing.complete(outcome.call_id, outcome, skip_wrap_up=True)
+    learned = [step.detail for step in second.trace if step.stage == "learned"]
+    outcome.trail.append(f"next call: {second.team_id} instead of {first_team}")
+    outcome.notes += learned
+    outcome.flow_ok = second.team_id != first_team and bool(learned)
+
+
 async def _run_one(
     scenario: Scenario,
     edge: _Edge,
@@ -845,6 +1029,8 @@ async def _run_one(
     callback_wait: float,
     cleanup: bool,
     policy: Policy | None = None,
+    temporal: TemporalConnector | None = None,
+    notify_port: int = DEFAULT_NOTIFY_PORT,
 ) -> Outcome:
     outcome = Outcome(scenario=scenario, call_id="")
     if scenario.flow == "what-if":
@@ -865,6 +1051,19 @@ async def _run_one(
         await _flow_handoff(scenario, edge, routing, outcome)
     elif scenario.flow == "callback":
         await _flow_callback(scenario, edge, routing, outcome, standin=standin, wait=callback_wait)
+    elif scenario.flow == "notice":
+        await _flow_notice(
+            scenario,
+            edge,
+            routing,
+            outcome,
+            temporal=temporal,
+            wait=callback_wait,
+            notify_port=notify_port,
+            policy=policy,
+        )
+    elif scenario.flow == "feedback":
+        await _flow_feedback(scenario, edge, routing, outcome, temporal=temporal, wait=callback_wait)
     elif scenario.busy_team:
         await _flow_busy(scenario, edge, routing, outcome, cleanup=cleanup)
     else:
@@ -884,6 +1083,8 @@ async def run_scenarios(
     cleanup: bool = False,
     routing_client: RoutingClientSettings | None = None,
     policy: Policy | None = None,
+    temporal: TemporalConnector | None = None,
+    notify_port: int = DEFAULT_NOTIFY_PORT,
 ) -> list[Outcome]:
     """Send each scenario to the edge, in order; raises EdgeUnreachable when the edge cannot be reached.
     `cleanup`: undo what a scenario leaves behind (the specialists busy-specialists made busy, its
@@ -907,6 +1108,8 @@ async def run_scenarios(
                     callback_wait=callback_wait,
                     cleanup=cleanup,
                     policy=policy,
+                    temporal=temporal,
+                    notify_port=notify_port,
                 )
             )
     return outcomes
@@ -998,6 +1201,17 @@ def simulate_command(
         float,
         typer.Option("--callback-wait", help="Seconds to wait for a callback to be handed over.", min=1),
     ] = 900.0,
+    notify_port: Annotated[
+        int,
+        typer.Option(
+            "--notify-port",
+            help="Port of the local receiver review-notice starts for the supervisor's notification (point "
+            "the dev stack's worker at it: the technical team's first contact in the policy's "
+            "review_notifications, e.g. its url_env variable set to http://127.0.0.1:PORT/tech-supervisor).",
+            min=1,
+            max=65535,
+        ),
+    ] = DEFAULT_NOTIFY_PORT,
     cleanup: Annotated[
         bool,
         typer.Option(
@@ -1025,7 +1239,8 @@ def simulate_command(
             "[yellow]note:[/] no webhook secret: sending unsigned requests (edge in --insecure-dev)"
         )
     standin = vapi_standin or standin_url()
-    policy = _routing_policy() if any(s.flow in ("what-if", "widening") for s in chosen) else None
+    policy = _routing_policy() if any(s.flow in ("what-if", "widening", "notice") for s in chosen) else None
+    temporal = _temporal_connector() if any(s.flow in ("feedback", "notice") for s in chosen) else None
     try:
         outcomes = asyncio.run(
             run_scenarios(
@@ -1038,6 +1253,8 @@ def simulate_command(
                 callback_wait=callback_wait,
                 cleanup=cleanup,
                 policy=policy,
+                temporal=temporal,
+                notify_port=notify_port,
             )
         )
     except EdgeUnreachable as exc:
@@ -1055,6 +1272,22 @@ def simulate_command(
         fail(f"{len(failed)} scenario(s) got a non-2xx answer from the edge: {failed[0].error}")
     if unended:
         fail(f"{len(unended)} follow-up message(s) got a non-2xx answer (HTTP {unended[0].ended_status})")
+
+
+def _temporal_connector() -> TemporalConnector:
+    """Connects (once asked) to the Temporal of the `ESCALADE_TEMPORAL_*` settings, for the feedback flow's
+    verdict."""
+    from escalade_cli.temporal import temporal_data_converter_or_fail
+    from escalade_platform.settings import TemporalConnectionSettings
+    from escalade_platform.temporal_client import connect_temporal
+
+    settings = settings_or_fail(TemporalConnectionSettings)
+    converter = temporal_data_converter_or_fail(settings)
+
+    async def connect() -> Any:
+        return await connect_temporal(settings, data_converter=converter)
+
+    return connect
 
 
 def _routing_policy() -> Policy:

@@ -1,8 +1,12 @@
 """`escalade status`: one screen for the on-call engineer.
 
     Services          edge /healthz and /readyz, routing grpc.health.v1, Temporal reachable (UP/DOWN + why)
-    Teams             waiting callbacks, free/total specialists, active calls, estimated and oldest wait
+    Teams             waiting callbacks, free/total specialists, active calls, estimated and oldest wait,
+                      uncertain decisions (and those a review found mis-categorised, 7 days), load spread,
+                      callback promises kept and the estimate's accuracy
     Widening          the waiting callbacks of each team that widens, by widening step (policy `widening`)
+    Review outcomes   GetReviewOutcomes: per team and rule, the last 7 days' verdicts that confirmed or
+                      overturned its decisions
     Specialists       ListAgents: what each one is doing (available, reserved, talking since, wrap-up, away
                       after misses) and their load; `free_specialists` in JSON keeps the available ones
     Waiting callbacks ListCallbacks (numbers masked), and the edge's outbox depth from its /metrics (on the
@@ -61,6 +65,9 @@ class StatusReport:
     outbox_depth: dict[str, int] | None = None
     uncertainty_counts_capped: bool = False
     """The last hour held more decisions than routing reads for the uncertainty counts."""
+    review_outcomes: list[dict[str, Any]] | None = None
+    """Per (team, rule), the last 7 days' verdicts that confirmed or overturned its decisions (None: routing
+    did not answer GetReviewOutcomes)."""
 
     @property
     def healthy(self) -> bool:
@@ -76,6 +83,7 @@ class StatusReport:
             "waiting_callbacks": self.waiting_callbacks,
             "outbox_depth": self.outbox_depth,
             "uncertainty_counts_capped": self.uncertainty_counts_capped,
+            "review_outcomes": self.review_outcomes,
         }
 
 
@@ -173,6 +181,10 @@ async def _probe_routing(
         except Exception as exc:
             report.services.append(Probe("routing data", address, False, _reason(exc)))
             return
+        try:  # a routing service older than this CLI has no review outcomes: the rest still shows
+            outcomes = await stub.GetReviewOutcomes(pb.GetReviewOutcomesRequest(), timeout=probe_seconds)
+        except Exception:
+            outcomes = None
     for team in queues.teams:
         oldest = team.oldest_waiting_since.ToDatetime(UTC) if team.HasField("oldest_waiting_since") else None
         report.teams.append(
@@ -217,6 +229,22 @@ async def _probe_routing(
             }
         )
     report.uncertainty_counts_capped = queues.uncertainty_counts_capped
+    if outcomes is not None:
+        report.review_outcomes = [
+            {
+                "team_id": o.team_id,
+                "rule_id": o.rule_id,
+                "confirmed": o.confirmed,
+                "overturned": o.overturned,
+                "uncertain_category_wrong": o.uncertain_category_wrong,
+            }
+            for o in outcomes.outcomes
+        ]
+        wrong: dict[str, int] = {}
+        for o in outcomes.outcomes:
+            wrong[o.team_id] = wrong.get(o.team_id, 0) + o.uncertain_category_wrong
+        for row in report.teams:
+            row["uncertain_category_wrong_7d"] = wrong.get(row["team_id"], 0)
     from escalade_cli.agents import activity_fields
     from routing_service.grpc import mapping
 
@@ -362,6 +390,37 @@ def _accuracy(team: dict[str, Any]) -> str:
     return f"{_signed(team['promise_error_median_seconds'])} / {_signed(team['promise_error_p90_seconds'])}"
 
 
+def _wrong_category(team: dict[str, Any]) -> str:
+    """Uncertain decisions of the last 7 days whose review said the category was wrong ("-": none, or not
+    known)."""
+    return str(team.get("uncertain_category_wrong_7d") or "-")
+
+
+def _review_outcomes(report: StatusReport) -> None:
+    if report.review_outcomes is None:
+        console.print("Review outcomes: [dim]unknown (routing did not answer GetReviewOutcomes)[/]")
+        return
+    rows = [o for o in report.review_outcomes if o["confirmed"] or o["overturned"]]
+    if not rows:
+        console.print("Review outcomes (7d): no verdicts")
+        return
+    table = Table(title="Review outcomes (7d): verdicts on each rule's decisions", title_justify="left")
+    for column in ("team", "rule", "confirmed", "overturned", "overturned %"):
+        table.add_column(column, justify="left" if column in ("team", "rule") else "right")
+    for o in rows:
+        total = o["confirmed"] + o["overturned"]
+        table.add_row(
+            *literal(
+                o["team_id"] or "-",
+                o["rule_id"] or "-",
+                str(o["confirmed"]),
+                str(o["overturned"]),
+                f"{100 * o['overturned'] / total:.0f}%",
+            )
+        )
+    console.print(table)
+
+
 def render(report: StatusReport) -> None:
     """The rich screen."""
     services = Table(title="Services", title_justify="left")
@@ -373,11 +432,21 @@ def render(report: StatusReport) -> None:
     console.print(services)
 
     teams = Table(title="Teams", title_justify="left")
-    capped = "+" if report.uncertainty_counts_capped else ""
     columns = ("team", "waiting", "free / total", "active calls", "est. wait", "oldest waiting", "hours")
-    promises = ("kept 1h / 24h", "quoted-actual p50 / p90")
-    for column in (*columns, f"uncertain 1h{capped} (2nd transfer)", "load 1h max-min gini", *promises):
+    for column in columns:
         teams.add_column(column, justify="left" if column in ("team", "hours") else "right")
+    # How each team's calls are going: a second table, so neither wraps its headings on a normal terminal.
+    quality = Table(title="Teams: decisions, load and promises", title_justify="left")
+    capped = "+" if report.uncertainty_counts_capped else ""
+    for column in (
+        "team",
+        f"uncertain 1h{capped} (2nd transfer)",
+        "uncertain, wrong category 7d",
+        "load 1h max-min gini",
+        "kept 1h / 24h",
+        "quoted-actual p50 / p90",
+    ):
+        quality.add_column(column, justify="left" if column == "team" else "right")
     for t in report.teams:
         teams.add_row(
             *literal(
@@ -388,16 +457,19 @@ def render(report: StatusReport) -> None:
                 _duration(t["estimated_wait_seconds"]),
                 _duration(t["oldest_waiting_seconds"]),
                 _hours(t["closed_until"]),
-                _uncertain(t),
-                _load(t),
-                _kept(t),
-                _accuracy(t),
             )
         )
+        quality.add_row(
+            *literal(t["team_id"], _uncertain(t), _wrong_category(t), _load(t), _kept(t), _accuracy(t))
+        )
     console.print(teams if report.teams else "[dim]Teams: unknown (routing not reachable)[/]")
+    if report.teams:
+        console.print(quality)
     widening = _widening_table(report.teams)
     if widening is not None:
         console.print(widening)
+    if report.teams:
+        _review_outcomes(report)
 
     free = Table(title=f"Free specialists ({len(report.free_specialists)})", title_justify="left")
     for column in ("specialist", "name", "teams", "free slots"):

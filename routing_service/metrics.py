@@ -31,6 +31,11 @@
                                                         hour / 24 hours (window: 1h, 24h; refreshed at scrape)
     escalade_routing_callback_promise_accuracy_seconds{team,quantile} quoted minus actual wait of the last 24
                                                         hours' started callbacks (quantile: 0.5, 0.9)
+    escalade_routing_uncertain_category_wrong_total{team} uncertain decisions whose review said the category
+                                                        was wrong (a category_mismatch finding or verdict)
+    escalade_routing_review_verdicts_total{team,rule,outcome} supervisors' verdicts on reviewed decisions,
+                                                        by the decision's team and rule (outcome: confirmed,
+                                                        overturned)
 
 `observe_calls` (wrapping each RoutingService handler once, see `grpc.handlers`) counts at the gRPC edge of
 the service (nothing in the use cases changes) and binds the request's `call_id` to the log context for the
@@ -60,6 +65,7 @@ from routing_service.app.lifecycle import observe_lifecycle
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import UnitOfWorkFactory
 from routing_service.app.promises import observe_promises
+from routing_service.app.review_outcomes import observe_review_outcomes
 from routing_service.app.uncertainty import observe_uncertainty
 from routing_service.app.widening import observe_widening
 from routing_service.domain.fair_load import STAGE as FAIR_LOAD
@@ -178,6 +184,19 @@ class RoutingMetrics:
             ["team"],
             registry=r,
         )
+        self.uncertain_wrong = Counter(
+            "escalade_routing_uncertain_category_wrong",
+            "Uncertain decisions whose review said the category was wrong, by the decision's team.",
+            ["team"],
+            registry=r,
+        )
+        self.review_verdicts = Counter(
+            "escalade_routing_review_verdicts",
+            "Supervisors' verdicts on reviewed decisions, by the decision's team and rule, and whether the"
+            " verdict confirmed or overturned the decision.",
+            ["team", "rule", "outcome"],
+            registry=r,
+        )
 
         self.load_max = Gauge(
             "escalade_routing_load_escalations_max",
@@ -234,6 +253,13 @@ class RoutingMetrics:
             ["team", "quantile"],
             registry=r,
         )
+
+    # ReviewOutcomeObserver (routing_service.app.review_outcomes)
+    def review_verdict(self, team_id: str, rule_id: str, outcome: str) -> None:
+        self.review_verdicts.labels(team=team_id or "none", rule=rule_id or "none", outcome=outcome).inc()
+
+    def uncertain_category_wrong(self, team_id: str) -> None:
+        self.uncertain_wrong.labels(team=team_id or "none").inc()
 
     # WideningObserver (routing_service.app.widening)
     def widened_claim(self, team_id: str, step: int) -> None:
@@ -316,6 +342,7 @@ observe_lifecycle(ROUTING_METRICS)
 observe_uncertainty(ROUTING_METRICS)
 observe_widening(ROUTING_METRICS)
 observe_promises(ROUTING_METRICS)
+observe_review_outcomes(ROUTING_METRICS)
 
 
 def observe_calls(

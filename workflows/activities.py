@@ -3,8 +3,9 @@
 Each class is built once by the worker with its clients and registers its bound methods:
 
 - `RoutingActivities(stub)`: `claim_callback`, `finish_callback`, `get_decision`,
-  `record_escalation_outcome`. gRPC errors become `ApplicationError`s whose `type` is the status code name;
-  INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, PERMISSION_DENIED and UNAUTHENTICATED are non-retryable.
+  `record_escalation_outcome`, `record_review_outcome`. gRPC errors become `ApplicationError`s whose
+  `type` is the status code name; INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, PERMISSION_DENIED and
+  UNAUTHENTICATED are non-retryable.
 - `VapiActivities(http, ledger, ...)`: `place_callback_call` dials through `POST {api_url}/call` (guarded by
   the dial ledger, see `workflows.ledger`) and watches the call with `GET {api_url}/call/{id}`, heartbeating,
   until Vapi reports it ended; the customer counts as reached only on evidence (`workflows.evidence`). A 400
@@ -54,6 +55,8 @@ from workflows.payloads import (
     NotifyResult,
     OutcomeParams,
     OutcomeResult,
+    ReviewOutcomeParams,
+    ReviewOutcomeReport,
     ReviewRecord,
 )
 from workflows.review_notice import idempotency_key, notice_body, temporal_ui_link
@@ -288,6 +291,34 @@ class RoutingActivities:
             raise _rpc_failure("record escalation outcome", exc) from None
         return OutcomeResult(
             counted=response.counted, previous_escalations=response.customer.previous_escalations
+        )
+
+    @activity.defn(name="record_review_outcome")
+    async def record_review_outcome(self, params: ReviewOutcomeParams) -> ReviewOutcomeReport:
+        """Report a review's findings, or its verdict, to routing (idempotent per call there): counted per
+        team and rule, and a verdict may teach routing about the customer (policy `review_learning`)."""
+        request = routing_pb2.RecordReviewOutcomeRequest(
+            call_id=params.call_id,
+            finding_rules=params.finding_rules,
+            verdict=params.verdict,
+            actual_category=params.actual_category,
+        )
+        if params.decided_at is not None:
+            request.decided_at.FromDatetime(params.decided_at)
+        try:
+            response = await self._stub.RecordReviewOutcome(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            failure = _rpc_failure("record review outcome", exc)
+            if failure.type == grpc.StatusCode.UNIMPLEMENTED.name:
+                # A routing service older than this worker: the review must not wait for its upgrade.
+                raise ApplicationError(failure.message, type=failure.type, non_retryable=True) from None
+            raise failure from None
+        return ReviewOutcomeReport(
+            outcome=response.outcome,
+            verdict_recorded=response.verdict_recorded,
+            category_wrong=response.category_wrong,
+            uncertain=response.uncertain,
+            learned=list(response.learned),
         )
 
 

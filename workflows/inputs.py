@@ -113,6 +113,12 @@ class Verdict(enum.StrEnum):
     """A false alarm."""
     RESOLVED = "resolved"
     """Fixed (for example, the policy changed)."""
+    WRONG_CATEGORY = "wrong-category"
+    """The call was routed under the wrong category (overturns the decision; with the policy's
+    `review_learning.wrong_category`, the customer's calls stated as it go to the right team)."""
+    SHOULD_NOT_HAVE_ESCALATED = "should-not-have-escalated"
+    """The call did not need a specialist (overturns the decision; with the policy's
+    `review_learning.should_not_have_escalated`, a complexity ceiling for the customer)."""
 
 
 DEFAULT_CRITICAL_KEYWORDS: tuple[str, ...] = ("down", "outage", "critical", "urgent", "emergency")
@@ -309,6 +315,10 @@ class ReviewStatus:
     overdue: bool = False
     notices: list[NoticeSent] = field(default_factory=list)
     """The notifications sent so far, in order."""
+    outcome: str = ""
+    """What routing made of the verdict: `confirmed` or `overturned` the decision ("" before a verdict)."""
+    learned: list[str] = field(default_factory=list)
+    """What the verdict taught routing about the customer, or why nothing (policy `review_learning`)."""
 
 
 WorkflowInput: TypeAlias = QueueCallbackInput | EscalationReviewInput

@@ -29,6 +29,8 @@ __all__ = [
     "NotifyResult",
     "OutcomeParams",
     "OutcomeResult",
+    "ReviewOutcomeParams",
+    "ReviewOutcomeReport",
     "ReviewRecord",
 ]
 
@@ -186,6 +188,29 @@ class ReviewRecord:
     agent_id: str = ""
     verdict: str = ""
     note: str = ""
+
+
+@dataclass
+class ReviewOutcomeParams:
+    """A review's findings (judged) or its verdict, reported to routing (`RecordReviewOutcome`)."""
+
+    call_id: str
+    finding_rules: list[str] = field(default_factory=list)
+    verdict: str = ""
+    """Empty when the review was judged without a verdict yet."""
+    actual_category: str = ""
+    """The category the call turned out to be about (`workflows.review_rules.final_category`), if known."""
+    decided_at: datetime | None = None
+
+
+@dataclass
+class ReviewOutcomeReport:
+    outcome: str = ""
+    """`confirmed` / `overturned` once routing recorded a verdict, else empty."""
+    verdict_recorded: bool = False
+    category_wrong: bool = False
+    uncertain: bool = False
+    learned: list[str] = field(default_factory=list)
 
 
 @dataclass

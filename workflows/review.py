@@ -6,7 +6,8 @@
 2. Applies the review rules (`workflows.review_rules`: transfer outcomes from `artifact.transfers[].status`,
    the category from `artifact.structuredOutputs`) and records the findings (`record_review`).
 3. Counts the escalation in the customer's history and sets their last specialist
-   (`record_escalation_outcome`, idempotent per call in routing).
+   (`record_escalation_outcome`, idempotent per call in routing), and reports the findings to routing
+   (`record_review_outcome`: a category found wrong is counted there).
 4. When a finding needs a human, waits for the `complete_review(verdict, note)` update. Meanwhile it
    notifies the team's contacts from the policy's `review_notifications` (`notify_supervisor`, schedule in
    `workflows.review_notice`): the first one at once, the next ones as the wait goes on without a verdict;
@@ -14,13 +15,16 @@
    `ReviewStatus.notices`; those still retrying when the review is decided are cancelled. Past
    `review_deadline_seconds` it records `overdue` (a warning log and the `escalade_reviews_overdue`
    counter) and keeps waiting until `close_after_seconds` more, then closes as `abandoned`.
+5. Reports the verdict to routing (`record_review_outcome`): it counts whether the verdict confirmed or
+   overturned the decision, per team and rule, and learns what the policy's `review_learning` allows about
+   the customer (`ReviewStatus.outcome` and `learned` say what).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -37,9 +41,16 @@ with workflow.unsafe.imports_passed_through():
         ReviewStatus,
         Verdict,
     )
-    from workflows.payloads import DecisionParams, DecisionView, NotifyParams, OutcomeParams, ReviewRecord
+    from workflows.payloads import (
+        DecisionParams,
+        DecisionView,
+        NotifyParams,
+        OutcomeParams,
+        ReviewOutcomeParams,
+        ReviewRecord,
+    )
     from workflows.review_notice import NoticeStep, notice_steps, plan_for
-    from workflows.review_rules import CURRENT_VERSION, apply_review_rules, reached_agent
+    from workflows.review_rules import CURRENT_VERSION, apply_review_rules, final_category, reached_agent
     from workflows.search_attributes import ESCALATION_CATEGORY, ESCALATION_COMPLEXITY, ESCALATION_TIER
 
 __all__ = ["VERDICTS", "EscalationReviewWorkflow"]
@@ -64,6 +75,11 @@ def _rules_version() -> int:
     return 2 if workflow.patched(RULES_V2) else 1
 
 
+REVIEW_OUTCOMES = "review-outcomes-to-routing"
+"""Patch id: the review reports its findings, and later its verdict, to routing (`record_review_outcome`):
+outcomes per team and rule, and what a verdict teaches about the customer. Reviews that judged before it
+replay without these activities."""
+
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 NOTIFY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=5)
@@ -85,6 +101,9 @@ class EscalationReviewWorkflow:
         self._verdict_given = False
         self._decision: DecisionView | None = None
         self._notices: list[asyncio.Task[None]] = []
+        self._reports_outcomes = False
+        self._actual_category = ""
+        self._verdict_at: datetime | None = None
 
     @workflow.query
     def findings(self) -> ReviewStatus:
@@ -101,6 +120,7 @@ class EscalationReviewWorkflow:
         """A supervisor's verdict on the findings; ends the review."""
         self._status.verdict = verdict
         self._status.note = note
+        self._verdict_at = workflow.now()
         self._verdict_given = True
         await workflow.wait_condition(lambda: self._status.state is ReviewState.COMPLETED)
         return self._status
@@ -162,6 +182,10 @@ class EscalationReviewWorkflow:
             "review %s: %s", data.call_id, ", ".join(f.rule for f in findings) or "no findings"
         )
         await self._record()
+        if decision is not None and workflow.patched(REVIEW_OUTCOMES):
+            self._reports_outcomes = True
+            self._actual_category = final_category(data) if version >= 2 else data.final_category
+            await self._report_outcome(verdict="")
         if needs_human:
             await self._await_verdict(data)
         await workflow.wait_condition(lambda: workflow.all_handlers_finished())
@@ -206,10 +230,41 @@ class EscalationReviewWorkflow:
                     await workflow.wait_condition(
                         lambda: self._verdict_given, timeout=(min(wakes) - now).total_seconds()
                     )
+            if self._reports_outcomes:
+                await self._report_outcome(verdict=self._status.verdict)
             self._status.state = ReviewState.COMPLETED
             await self._record()
         finally:
             await self._settle_notices()
+
+    async def _report_outcome(self, *, verdict: str) -> None:
+        """Tell routing the findings (judged: `verdict` "", even when a verdict came meanwhile) or the verdict
+        (once given); a refusal is logged, never fails the review."""
+        status = self._status
+        params = ReviewOutcomeParams(
+            call_id=status.call_id,
+            finding_rules=[f.rule for f in status.findings],
+            verdict=verdict,
+            actual_category=self._actual_category,
+            decided_at=self._verdict_at,
+        )
+        try:
+            report = await workflow.execute_activity_method(
+                RoutingActivities.record_review_outcome,
+                params,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RETRY,
+            )
+        except ActivityError as exc:
+            cause = exc.cause
+            why = str(cause.message if isinstance(cause, ApplicationError) else cause or exc)
+            workflow.logger.warning("review %s: routing refused the outcome: %s", status.call_id, why)
+            if verdict:
+                status.learned = [f"not reported to routing: {why}"]
+            return
+        if verdict:
+            status.outcome = report.outcome
+            status.learned = list(report.learned)
 
     async def _mark_overdue(self, data: EscalationReviewInput) -> None:
         self._status.state = ReviewState.OVERDUE

@@ -132,6 +132,7 @@ def build_activities(
         routing.finish_callback,
         routing.get_decision,
         routing.record_escalation_outcome,
+        routing.record_review_outcome,
         vapi.place_callback_call,
         reviews.record_review,
         notifier.notify_supervisor,

@@ -20,6 +20,7 @@ from routing_service.domain.models import (
     CallbackTicket,
     Complexity,
     Customer,
+    CustomerLearnings,
     Decision,
     DecisionKind,
     EscalationTimes,
@@ -111,6 +112,57 @@ class CustomerRepository(Protocol):
         """+1 previous_escalations once per call_id (idempotent) and set last_agent_id when given.
         An unknown customer is created with `default_tier` (the use case may also `upsert` first).
         Returns (customer, counted)."""
+        ...
+
+    async def save_learnings(self, number: str, learned: CustomerLearnings, now: datetime) -> bool:
+        """Store what reviews' verdicts taught about the customer (replacing both kinds); False when the
+        customer is unknown."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewOutcomeRow:
+    """One reviewed call (`ReviewOutcomeRepository`)."""
+
+    call_id: str
+    team_id: str
+    rule_id: str
+    uncertain: bool
+    category_wrong: bool
+    verdict: str
+    outcome: str
+    judged_at: datetime
+    verdict_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeCount:
+    """Verdicts on the decisions of one (team, rule) pair, and the calls of the team whose uncertain
+    decision a review said had the wrong category."""
+
+    team_id: str
+    rule_id: str
+    confirmed: int = 0
+    overturned: int = 0
+    uncertain_category_wrong: int = 0
+
+
+class ReviewOutcomeRepository(Protocol):
+    async def open(self, row: ReviewOutcomeRow) -> bool:
+        """Insert the call's row unless it is there; True when inserted."""
+        ...
+
+    async def mark_category_wrong(self, call_id: str) -> bool:
+        """Set the call's `category_wrong`; True only the first time (so it is counted once)."""
+        ...
+
+    async def set_verdict(self, call_id: str, verdict: str, outcome: str, at: datetime) -> bool:
+        """Record the call's verdict; True only the first time (a repeat changes nothing)."""
+        ...
+
+    async def counts(self, since: datetime) -> list[OutcomeCount]:
+        """Per (team, rule): verdicts given at or after `since`, and per team (rule "") uncertain decisions
+        judged at or after `since` whose category a review said was wrong."""
         ...
 
 
@@ -362,6 +414,7 @@ class UnitOfWork(Protocol):
     assignments: AssignmentRepository
     decisions: DecisionRepository
     callbacks: CallbackRepository
+    review_outcomes: ReviewOutcomeRepository
 
     async def __aenter__(self) -> Self: ...
     async def __aexit__(

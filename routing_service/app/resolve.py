@@ -7,11 +7,13 @@ A decision is a short sequence of steps over one unit of work, each a function o
     settle_earlier_offer  a repeat escalation of the call: the specialist offered it earlier missed it
     identify_caller       caller key -> customer on record -> tier (or the policy's default tier)
     assess_call           category and effective complexity (and, with a policy `uncertainty` section,
-                            the decision's confidence: the assistant's and the call's own agreement)
+                            the decision's confidence: the assistant's and the call's own agreement);
+                            a complexity ceiling a review's verdict taught lowers what keywords raised
     take_held_callback    a callback call whose specialist is still held -> TRANSFER_AGENT (that specialist)
     weigh_uncertainty     below the policy's confidence threshold: CONFIRM_CATEGORY (the assistant asks the
                             caller first), or widen: the generalist team, or the union of candidate teams
-    choose_team           first matching rule -> team
+    choose_team           first matching rule -> team (or the customer's preferred team a review's
+                            verdict taught for this category)
                             no specialists on record -> TRANSFER_TEAM (the team line; outside its
                             business hours the next matching rule is tried instead); no rule -> FALLBACK
     reserve_or_queue      waiting callbacks that outrank this caller -> CALLBACK (never jump the queue;
@@ -63,6 +65,7 @@ from routing_service.domain.handoff import (
     packet_for_log,
     with_packet,
 )
+from routing_service.domain.learning import capped_complexity, preferred_team
 from routing_service.domain.lifecycle import AssignmentStage
 from routing_service.domain.matching import match_rule, normalize_category
 from routing_service.domain.models import (
@@ -291,6 +294,8 @@ class DecisionContext:
     """The assistant named one of the policy's categories (else the policy's default is used)."""
     earlier_packet: HandoffPacket | None = None
     """A callback call: the packet of the call it calls back (carried over to the specialist)."""
+    learned_from: str = ""
+    """The team the rule chose, which the customer's learned preferred team replaced (empty until then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +336,10 @@ async def _decide_and_store(
         if ctx.widened_from and decision.team_id != ctx.widened_from:
             decision = replace(
                 decision, reason=f"{decision.reason} (uncertain: instead of {ctx.widened_from})"
+            )
+        if ctx.learned_from and decision.team_id != ctx.learned_from:
+            decision = replace(
+                decision, reason=f"{decision.reason} (learned from a review: instead of {ctx.learned_from})"
             )
         if ctx.missed:
             decision = replace(decision, missed_agent_ids=ctx.missed)
@@ -558,6 +567,17 @@ def assess_call(ctx: DecisionContext) -> None:
     ctx.complexity = assessment.effective
     ctx.assessment = assessment
     ctx.trace.extend(assessment.steps)
+    learned = ctx.customer.learned if ctx.customer is not None else None
+    if learned is not None:
+        ctx.complexity, ceiling_step = capped_complexity(
+            learned,
+            effective=assessment.effective,
+            claimed=request.claimed_complexity or ctx.policy.complexity.default,
+            floor=ctx.policy.complexity.tier_floors.get(ctx.tier),
+            now=ctx.now,
+        )
+        if ceiling_step is not None:
+            ctx.trace.append(ceiling_step)
     uncertainty = ctx.policy.uncertainty
     if uncertainty is not None:
         ctx.confidence = weigh_confidence(
@@ -746,7 +766,7 @@ async def choose_team(u: UnitOfWork, ctx: DecisionContext) -> TeamChoice | Decis
         ctx.trace.extend(match.steps)
         if match.rule is None or match.team is None:
             return _fallback(ctx, "no policy rule matched" if rule is None else "no open team matched")
-        team, rule = _widened(ctx, match.team), match.rule
+        team, rule = _widened(ctx, _learned(ctx, match.team)), match.rule
         choice = await _team_standing(u, ctx, team, rule.rule_id, priority, key_value)
         if choice.members != 0:
             return choice
@@ -771,6 +791,23 @@ async def choose_team(u: UnitOfWork, ctx: DecisionContext) -> TeamChoice | Decis
                 f"team line closed until {opening_label(*closed)}: trying the next rule",
             )
         )
+
+
+def _learned(ctx: DecisionContext, team: Team) -> Team:
+    """The customer's learned preferred team instead of `team` when a review taught that their calls stated
+    as this category belong there (once: a closed line passes the call on to the next rule's team)."""
+    learned = ctx.customer.learned if ctx.customer is not None else None
+    if learned is None or ctx.learned_from:
+        return team
+    preferred, step = preferred_team(
+        learned, category=ctx.category, rule_team=team.team_id, teams=ctx.policy.teams, now=ctx.now
+    )
+    if step is not None:
+        ctx.trace.append(step)
+    if preferred is None:
+        return team
+    ctx.learned_from = team.team_id
+    return ctx.policy.teams[preferred]
 
 
 def _widened(ctx: DecisionContext, team: Team) -> Team:

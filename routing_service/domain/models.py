@@ -149,6 +149,25 @@ class Customer:
     previous_escalations: int = 0
     last_agent_id: str | None = None
     updated_at: datetime | None = None
+    learned: CustomerLearnings | None = None
+    """What reviews' verdicts taught routing about this customer (policy `review_learning`); None: nothing
+    was ever learned. Expired learnings stay stored and are ignored (`routing_service.domain.learning`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerLearnings:
+    """What routing learned about one customer from reviews' verdicts, each with its expiry and the call
+    whose review taught it (see routing_service.domain.learning)."""
+
+    preferred_team: str | None = None
+    """Calls of this customer stated as `preferred_team_category` go to this team instead of the rule's."""
+    preferred_team_category: str | None = None
+    preferred_team_until: datetime | None = None
+    preferred_team_call_id: str | None = None
+    complexity_ceiling: Complexity | None = None
+    """Keywords and history raise this customer's calls no higher (the claim and the tier floor still do)."""
+    complexity_ceiling_until: datetime | None = None
+    complexity_ceiling_call_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,6 +621,32 @@ class ReloadGuard:
 
 
 @dataclass(frozen=True, slots=True)
+class LearnPreferredTeam:
+    """A verdict that the call was routed under the wrong category teaches: this customer's calls stated as
+    that category go to the team the policy's rules give the category the call was really about."""
+
+    expires_after: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class LearnComplexityCeiling:
+    """A verdict that the call should not have been escalated teaches: keywords and history raise this
+    customer's calls no higher than `ceiling`."""
+
+    ceiling: Complexity
+    expires_after: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewLearningPolicy:
+    """What reviews' verdicts may teach routing about a customer (policy `review_learning`); a verdict whose
+    part is None teaches nothing."""
+
+    wrong_category: LearnPreferredTeam | None = None
+    should_not_have_escalated: LearnComplexityCeiling | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     name: str
     default_tier: str
@@ -632,3 +677,5 @@ class Policy:
     entity kinds, phone numbers masked; every decision builds its packet either way, and the escalation tool
     offers the packet's optional arguments only with the section (as it offers `confidence` only with
     `uncertainty`)."""
+    review_learning: ReviewLearningPolicy | None = None
+    """What a review's verdict may teach routing about the customer; None: nothing is learned."""

@@ -59,6 +59,8 @@ METHOD_ROLES: Mapping[str, frozenset[Role]] = {
     "ClaimCallback": frozenset({_WORKER}),
     "FinishCallback": frozenset({_WORKER, _ADMIN}),
     "RecordEscalationOutcome": frozenset({_WORKER}),
+    "RecordReviewOutcome": frozenset({_WORKER}),
+    "GetReviewOutcomes": frozenset({_WORKER, _READER, _ADMIN}),
 }
 """RoutingService method name -> the roles that may call it. Every method must be listed: registering the
 service fails on one that is not (and a test checks the table against the proto descriptor)."""

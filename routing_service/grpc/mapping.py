@@ -33,6 +33,7 @@ from routing_service.domain.models import (
     CallbackTicket,
     Complexity,
     Customer,
+    CustomerLearnings,
     Decision,
     DecisionKind,
     Destination,
@@ -632,7 +633,39 @@ def customer_to_pb(value: Customer) -> pb.Customer:
     )
     if value.updated_at is not None:
         msg.updated_at.CopyFrom(timestamp_to_pb(value.updated_at))
+    if value.learned is not None:
+        msg.learnings.extend(customer_learnings_to_pb(value.learned))
     return msg
+
+
+PREFERRED_TEAM = "preferred-team"
+COMPLEXITY_CEILING = "complexity-ceiling"
+"""`CustomerLearning.kind` values."""
+
+
+def customer_learnings_to_pb(value: CustomerLearnings) -> list[pb.CustomerLearning]:
+    """What reviews taught about a customer, one message a kind that was ever learned (expired included)."""
+    found: list[pb.CustomerLearning] = []
+    if value.preferred_team is not None:
+        item = pb.CustomerLearning(
+            kind=PREFERRED_TEAM,
+            value=value.preferred_team,
+            category=value.preferred_team_category or "",
+            source_call_id=value.preferred_team_call_id or "",
+        )
+        if value.preferred_team_until is not None:
+            item.expires_at.CopyFrom(timestamp_to_pb(value.preferred_team_until))
+        found.append(item)
+    if value.complexity_ceiling is not None:
+        item = pb.CustomerLearning(
+            kind=COMPLEXITY_CEILING,
+            value=value.complexity_ceiling.label,
+            source_call_id=value.complexity_ceiling_call_id or "",
+        )
+        if value.complexity_ceiling_until is not None:
+            item.expires_at.CopyFrom(timestamp_to_pb(value.complexity_ceiling_until))
+        found.append(item)
+    return found
 
 
 def customer_from_pb(msg: pb.Customer) -> Customer:

@@ -21,6 +21,7 @@ from routing_service.app import (
     decisions,
     fair_load,
     lifecycle,
+    review_outcomes,
     widening,
 )
 from routing_service.app.availability import AvailabilityBroadcaster
@@ -46,6 +47,11 @@ _CLAIM_TO_PB = {
 
 EVENT_CLOCK_WINDOW = timedelta(hours=1)
 """How far back a call event's own `occurred_at` is believed (a late delivery); older is taken as that."""
+
+
+REVIEW_OUTCOME_WINDOW = timedelta(days=7)
+"""What GetReviewOutcomes counts when the request names no window."""
+MAX_REVIEW_OUTCOME_WINDOW = timedelta(days=366)
 
 
 def utc_now() -> datetime:
@@ -185,6 +191,59 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             request.call_id, request.agent_id, uow=self.uow, policy=self.policies.current, now=self.clock()
         )
         return pb.RecordEscalationOutcomeResponse(customer=mapping.customer_to_pb(customer), counted=counted)
+
+    @map_errors
+    async def RecordReviewOutcome(
+        self, request: pb.RecordReviewOutcomeRequest, context: Context
+    ) -> pb.RecordReviewOutcomeResponse:
+        result = await review_outcomes.record_review_outcome(
+            request.call_id,
+            verdict=request.verdict,
+            finding_rules=list(request.finding_rules),
+            actual_category=request.actual_category,
+            decided_at=(
+                mapping.timestamp_from_pb(request.decided_at) if request.HasField("decided_at") else None
+            ),
+            uow=self.uow,
+            policy=self.policies.current,
+            now=self.clock(),
+        )
+        response = pb.RecordReviewOutcomeResponse(
+            outcome=result.outcome,
+            verdict_recorded=result.verdict_recorded,
+            category_wrong=result.category_wrong,
+            uncertain=result.uncertain,
+            learned=list(result.learned),
+        )
+        if result.customer is not None:
+            response.customer.CopyFrom(mapping.customer_to_pb(result.customer))
+        return response
+
+    @map_errors
+    async def GetReviewOutcomes(
+        self, request: pb.GetReviewOutcomesRequest, context: Context
+    ) -> pb.GetReviewOutcomesResponse:
+        window = REVIEW_OUTCOME_WINDOW
+        if request.HasField("window"):
+            window = mapping.duration_from_pb(request.window)
+            if not timedelta(0) < window <= MAX_REVIEW_OUTCOME_WINDOW:
+                raise InvalidRequest(
+                    "invalid window", [("window", "must be more than 0 and at most 366 days")]
+                )
+        counts = await review_outcomes.review_outcome_counts(uow=self.uow, since=self.clock() - window)
+        return pb.GetReviewOutcomesResponse(
+            outcomes=[
+                pb.ReviewOutcomeCount(
+                    team_id=c.team_id,
+                    rule_id=c.rule_id,
+                    confirmed=c.confirmed,
+                    overturned=c.overturned,
+                    uncertain_category_wrong=c.uncertain_category_wrong,
+                )
+                for c in counts
+            ],
+            window=mapping.duration_to_pb(window),
+        )
 
     @map_errors
     async def UpsertAgent(self, request: pb.UpsertAgentRequest, context: Context) -> pb.UpsertAgentResponse:

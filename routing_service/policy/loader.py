@@ -563,6 +563,7 @@ def _build(doc: PolicyDoc, source: str) -> Policy:
         ),
         widening=doc.widening.to_domain() if doc.widening is not None else WideningPolicy(),
         handoff=doc.handoff.to_domain() if doc.handoff is not None else None,
+        review_learning=doc.review_learning.to_domain() if doc.review_learning is not None else None,
     )
 
 

@@ -30,6 +30,7 @@ from routing_service.domain.models import (
 )
 from routing_service.domain.phone import normalize_caller, parse_destination_number
 from routing_service.policy.handoff import HandoffDoc
+from routing_service.policy.review_learning import ReviewLearningDoc
 from routing_service.policy.review_notifications import ReviewNotificationsDoc
 from routing_service.policy.widening import WideningDoc
 
@@ -446,6 +447,7 @@ class PolicyDoc(_Doc):
     fair_load: FairLoadDoc | None = None
     widening: WideningDoc | None = None
     handoff: HandoffDoc | None = None
+    review_learning: ReviewLearningDoc | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------

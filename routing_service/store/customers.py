@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
-from routing_service.domain.models import Customer
+from routing_service.domain.models import Complexity, Customer, CustomerLearnings
 from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import customer_outcomes, customers
@@ -18,6 +18,21 @@ DEFAULT_TIER = "standard"
 _GET = shared(select(customers).where(customers.c.number == bindparam("number")))
 
 
+def _learnings(row: Any) -> CustomerLearnings | None:
+    """What the customer's row says reviews taught (None when nothing ever was: the common row, one check)."""
+    if row.learned_team is None and row.learned_ceiling is None:
+        return None
+    return CustomerLearnings(
+        preferred_team=row.learned_team,
+        preferred_team_category=row.learned_team_category,
+        preferred_team_until=row.learned_team_until,
+        preferred_team_call_id=row.learned_team_call_id,
+        complexity_ceiling=Complexity(row.learned_ceiling) if row.learned_ceiling is not None else None,
+        complexity_ceiling_until=row.learned_ceiling_until,
+        complexity_ceiling_call_id=row.learned_ceiling_call_id,
+    )
+
+
 def _customer(row: Any) -> Customer:
     return Customer(
         number=row.number,
@@ -26,6 +41,7 @@ def _customer(row: Any) -> Customer:
         previous_escalations=row.previous_escalations,
         last_agent_id=row.last_agent_id,
         updated_at=row.updated_at,
+        learned=_learnings(row),
     )
 
 
@@ -58,6 +74,22 @@ class SqlCustomerRepository(SqlRepository):
             updated_at=now,
         )
         return stored, created
+
+    async def save_learnings(self, number: str, learned: CustomerLearnings, now: datetime) -> bool:
+        """Store what reviews taught about the customer (both kinds, as given); False when unknown."""
+        ceiling = learned.complexity_ceiling
+        values: dict[str, Any] = {
+            "learned_team": learned.preferred_team,
+            "learned_team_category": learned.preferred_team_category,
+            "learned_team_until": learned.preferred_team_until,
+            "learned_team_call_id": learned.preferred_team_call_id,
+            "learned_ceiling": int(ceiling) if ceiling is not None else None,
+            "learned_ceiling_until": learned.complexity_ceiling_until,
+            "learned_ceiling_call_id": learned.complexity_ceiling_call_id,
+            "updated_at": now,
+        }
+        result = await self._execute(update(customers).where(customers.c.number == number).values(values))
+        return result.rowcount == 1
 
     async def record_outcome(
         self,

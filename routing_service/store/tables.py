@@ -45,6 +45,7 @@ __all__ = [
     "customers",
     "decisions",
     "metadata",
+    "review_outcomes",
 ]
 
 
@@ -91,6 +92,15 @@ customers = Table(
     Column("previous_escalations", Integer, nullable=False),
     Column("last_agent_id", String(ID), nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
+    # What reviews' verdicts taught (routing_service.domain.learning); read with the customer, no extra
+    # statement on the decision path.
+    Column("learned_team", String(ID), nullable=True),
+    Column("learned_team_category", String(64), nullable=True),
+    Column("learned_team_until", UtcDateTime, nullable=True),
+    Column("learned_team_call_id", String(ID), nullable=True),
+    Column("learned_ceiling", SmallInteger, nullable=True),
+    Column("learned_ceiling_until", UtcDateTime, nullable=True),
+    Column("learned_ceiling_call_id", String(ID), nullable=True),
     CheckConstraint("previous_escalations >= 0", name="previous_escalations_nonnegative"),
 )
 
@@ -103,6 +113,25 @@ customer_outcomes = Table(
     Column("counted_at", UtcDateTime, nullable=False),
 )
 """One row per call already counted in `customers.previous_escalations`: makes `record_outcome` idempotent."""
+
+review_outcomes = Table(
+    "review_outcomes",
+    metadata,
+    Column("call_id", String(ID), primary_key=True),
+    Column("team_id", String(ID), nullable=False),
+    Column("rule_id", String(ID), nullable=False),
+    Column("uncertain", SmallInteger, nullable=False),
+    Column("category_wrong", SmallInteger, nullable=False),
+    Column("verdict", String(64), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("judged_at", UtcDateTime, nullable=False),
+    Column("verdict_at", UtcDateTime, nullable=True),
+)
+"""One row per reviewed call (routing_service.app.review_outcomes): the decision's team and rule, whether it
+was uncertain (0/1), whether the review says its category was wrong (0/1), and the supervisor's verdict with
+what it says of the decision (`confirmed` / `overturned`; empty until a verdict)."""
+Index("ix_review_outcomes_verdict_at", review_outcomes.c.verdict_at)
+Index("ix_review_outcomes_judged_at", review_outcomes.c.judged_at)
 
 agents = Table(
     "agents",

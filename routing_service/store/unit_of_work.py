@@ -29,6 +29,7 @@ from routing_service.app.ports import (
     CallbackRepository,
     CustomerRepository,
     DecisionRepository,
+    ReviewOutcomeRepository,
 )
 from routing_service.domain.errors import Unavailable
 from routing_service.store.agents import SqlAgentRepository
@@ -38,6 +39,7 @@ from routing_service.store.customers import SqlCustomerRepository
 from routing_service.store.decisions import SqlDecisionRepository
 from routing_service.store.errors import is_unavailable, unavailable_from
 from routing_service.store.notify import CHANNEL, encode_notices, new_origin
+from routing_service.store.review_outcomes import SqlReviewOutcomeRepository
 from routing_service.store.statements import Result
 
 __all__ = ["Database", "Link", "SqlUnitOfWork", "SqlUnitOfWorkFactory"]
@@ -86,6 +88,7 @@ class SqlUnitOfWork:
     assignments: AssignmentRepository
     decisions: DecisionRepository
     callbacks: CallbackRepository
+    review_outcomes: ReviewOutcomeRepository
 
     def __init__(self, database: Database, *, origin: str = "") -> None:
         self._database = database
@@ -100,6 +103,7 @@ class SqlUnitOfWork:
         self.assignments = SqlAssignmentRepository(session)
         self.decisions = SqlDecisionRepository(session)
         self.callbacks = SqlCallbackRepository(session)
+        self.review_outcomes = SqlReviewOutcomeRepository(session)
         return self
 
     async def __aexit__(

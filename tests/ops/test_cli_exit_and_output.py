@@ -126,6 +126,24 @@ def test_callback_and_review_notes_print_literally_when_they_hold_brackets(
     assert "notified lead (step 0, -): not delivered, HTTP [404]" in out
 
 
+def test_a_completed_review_says_what_the_verdict_did_and_taught(capsys: pytest.CaptureFixture[str]) -> None:
+    from escalade_cli.reviews import _print_review
+    from workflows.inputs import ReviewState, ReviewStatus
+
+    _print_review(
+        ReviewStatus(
+            call_id="call-1",
+            state=ReviewState.COMPLETED,
+            verdict="wrong-category",
+            outcome="overturned",
+            learned=["preferred team billing for calls stated as technical [until 2027-01-06]"],
+        )
+    )
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the verdict overturned the decision" in out
+    assert "learned: preferred team billing for calls stated as technical [until 2027-01-06]" in out
+
+
 def test_trace_table_and_simulation_table_keep_bracketed_text() -> None:
     from rich.console import Console
 

@@ -29,6 +29,13 @@ class Served:
     http: LocalServer
 
 
+def team_row(screen: str, title: str, team_id: str) -> str:
+    """The row of `team_id` in the screen's table titled `title`."""
+    lines = screen.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == title)
+    return next(line for line in lines[start:] if line.strip("│ ").startswith(team_id))
+
+
 @pytest.fixture
 async def served(sqlite_url: str) -> AsyncIterator[Served]:
     async with running_stack(sqlite_url) as stack, local_server(stack.edge.app, own_logging=False) as http:
@@ -226,7 +233,7 @@ async def test_status_counts_the_last_hours_uncertain_decisions_and_second_trans
     assert screen_code == 0
     assert "uncertain 1h (2nd transfer)" in screen
     # the Teams table's row (the widening table after it has rows of the team too)
-    technical_row = next(line for line in screen.splitlines() if line.strip("│ ").startswith("technical"))
+    technical_row = team_row(screen, "Teams: decisions, load and promises", "technical")
     assert "2 (1)" in technical_row
 
 
@@ -293,6 +300,55 @@ async def test_status_shows_the_kept_rate_and_accuracy_of_callback_promises(serv
     assert (technical["promises_kept_last_hour"], technical["promises_kept_last_day"]) == (1.0, 1.0)
     assert technical["promise_error_samples"] == 1 and technical["promise_error_median_seconds"] > 0
     assert "kept 1h / 24h" in screen and "quoted-actual p50 / p90" in screen
-    # the teams table's row (the widening table below lists the team again)
-    technical_row = next(line for line in screen.splitlines() if line.strip("│ ").startswith("technical"))
+    technical_row = team_row(screen, "Teams: decisions, load and promises", "technical")
     assert "100% / 100%" in technical_row
+
+
+async def test_status_shows_verdicts_per_rule_and_uncertain_calls_a_review_found_miscategorised(
+    served: Served,
+) -> None:
+    doc = load_fixture(PREMIUM)
+    doc["message"]["artifact"]["transcript"] = "User: I was charged twice and want a refund"
+    tool_call = doc["message"]["artifact"]["messages"][-1]["toolCalls"][-1]
+    tool_call["function"]["arguments"] = json.dumps(
+        {"issue_category": "technical", "complexity_level": "intermediate", "customer_context": "refund"}
+    )
+    assert (await served.stack.edge.post(doc)).status_code == 200
+    call_id = doc["message"]["call"]["id"]
+    stub = served.stack.stub
+    await stub.RecordReviewOutcome(
+        pb.RecordReviewOutcomeRequest(call_id=call_id, finding_rules=["category_mismatch"])
+    )
+    await stub.RecordReviewOutcome(
+        pb.RecordReviewOutcomeRequest(
+            call_id=call_id,
+            finding_rules=["category_mismatch"],
+            verdict="wrong-category",
+            actual_category="billing",
+        )
+    )
+    decision = (await stub.GetDecision(pb.GetDecisionRequest(call_id=call_id))).decision
+
+    code, out, err = await status(
+        "--json", "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+    )
+    _, screen, _ = await status(
+        "--edge", served.http.url, "--routing", served.stack.routing_address, "--temporal", "none"
+    )
+
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["review_outcomes"] == [
+        {
+            "team_id": decision.team_id,
+            "rule_id": decision.rule_id,
+            "confirmed": 0,
+            "overturned": 1,
+            "uncertain_category_wrong": 1,
+        }
+    ]
+    teams = {t["team_id"]: t for t in report["teams"]}
+    assert teams[decision.team_id]["uncertain_category_wrong_7d"] == 1
+    assert "Review outcomes (7d)" in screen and "uncertain, wrong category 7d" in " ".join(screen.split())
+    [row] = [line for line in screen.splitlines() if decision.rule_id and f" {decision.rule_id} " in line]
+    assert "100%" in row

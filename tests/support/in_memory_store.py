@@ -43,7 +43,10 @@ from routing_service.app.ports import (
     DecisionRepository,
     DuplicateDecision,
     MissedOffer,
+    OutcomeCount,
     Released,
+    ReviewOutcomeRepository,
+    ReviewOutcomeRow,
     StageChange,
     TeamStats,
 )
@@ -57,6 +60,7 @@ from routing_service.domain.models import (
     CallbackTicket,
     Complexity,
     Customer,
+    CustomerLearnings,
     Decision,
     DecisionKind,
     EscalationTimes,
@@ -120,6 +124,7 @@ class _Data:
     decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
     callbacks: dict[str, CallbackTicket] = field(default_factory=dict)
     """Tickets as stored (position 0; positions are computed when read)."""
+    review_outcomes: dict[str, ReviewOutcomeRow] = field(default_factory=dict)
 
     def snapshot(self) -> _Data:
         return _Data(
@@ -130,6 +135,7 @@ class _Data:
             next_assignment_id=self.next_assignment_id,
             decisions=dict(self.decisions),
             callbacks=dict(self.callbacks),
+            review_outcomes=dict(self.review_outcomes),
         )
 
 
@@ -199,6 +205,49 @@ class InMemoryCustomerRepository(_Repository):
                 last_agent_id=agent_id if agent_id is not None else current.last_agent_id,
             )
         return data.customers[number], counted
+
+    async def save_learnings(self, number: str, learned: CustomerLearnings, now: datetime) -> bool:
+        current = self._data.customers.get(number)
+        if current is None:
+            return False
+        self._data.customers[number] = replace(current, learned=learned, updated_at=now)
+        return True
+
+
+class InMemoryReviewOutcomeRepository(_Repository):
+    async def open(self, row: ReviewOutcomeRow) -> bool:
+        if row.call_id in self._data.review_outcomes:
+            return False
+        self._data.review_outcomes[row.call_id] = replace(row, category_wrong=False, verdict="", outcome="")
+        return True
+
+    async def mark_category_wrong(self, call_id: str) -> bool:
+        row = self._data.review_outcomes.get(call_id)
+        if row is None or row.category_wrong:
+            return False
+        self._data.review_outcomes[call_id] = replace(row, category_wrong=True)
+        return True
+
+    async def set_verdict(self, call_id: str, verdict: str, outcome: str, at: datetime) -> bool:
+        row = self._data.review_outcomes.get(call_id)
+        if row is None or row.verdict:
+            return False
+        self._data.review_outcomes[call_id] = replace(row, verdict=verdict, outcome=outcome, verdict_at=at)
+        return True
+
+    async def counts(self, since: datetime) -> list[OutcomeCount]:
+        pairs: dict[tuple[str, str], OutcomeCount] = {}
+        for row in self._data.review_outcomes.values():
+            key = (row.team_id, row.rule_id)
+            count = pairs.get(key, OutcomeCount(row.team_id, row.rule_id))
+            if row.verdict_at is not None and row.verdict_at >= since and row.outcome:
+                field_name = "confirmed" if row.outcome == "confirmed" else "overturned"
+                count = replace(count, **{field_name: getattr(count, field_name) + 1})
+            if row.uncertain and row.category_wrong and row.judged_at >= since:
+                count = replace(count, uncertain_category_wrong=count.uncertain_category_wrong + 1)
+            if count != OutcomeCount(row.team_id, row.rule_id):
+                pairs[key] = count
+        return [pairs[key] for key in sorted(pairs)]
 
 
 class InMemoryAgentRepository(_Repository):
@@ -850,6 +899,7 @@ class InMemoryUnitOfWork:
     assignments: AssignmentRepository
     decisions: DecisionRepository
     callbacks: CallbackRepository
+    review_outcomes: ReviewOutcomeRepository
 
     def __init__(self, database: InMemoryDatabase) -> None:
         self._database = database
@@ -860,6 +910,7 @@ class InMemoryUnitOfWork:
         self.assignments = InMemoryAssignmentRepository(self)
         self.decisions = InMemoryDecisionRepository(self)
         self.callbacks = InMemoryCallbackRepository(self)
+        self.review_outcomes = InMemoryReviewOutcomeRepository(self)
 
     def data(self) -> _Data:
         """The unit of work's copy of the tables (for its repositories)."""

@@ -86,5 +86,28 @@ def test_review_vocabulary_keeps_the_recorded_spellings() -> None:
         "completed",
         "abandoned",
     ]
-    assert VERDICTS == (Verdict.CONFIRMED, Verdict.DISMISSED, Verdict.RESOLVED)
-    assert [v.value for v in VERDICTS] == ["confirmed", "dismissed", "resolved"]
+    assert VERDICTS == (
+        Verdict.CONFIRMED,
+        Verdict.DISMISSED,
+        Verdict.RESOLVED,
+        Verdict.WRONG_CATEGORY,
+        Verdict.SHOULD_NOT_HAVE_ESCALATED,
+    )
+    assert [v.value for v in VERDICTS] == [
+        "confirmed",
+        "dismissed",
+        "resolved",
+        "wrong-category",
+        "should-not-have-escalated",
+    ]
+
+
+def test_routing_knows_every_verdict_by_the_workflow_spelling() -> None:
+    """Routing reads verdicts as strings (it imports no workflow code): the spellings must agree."""
+    from routing_service.app.review_outcomes import VERDICTS as ROUTING_VERDICTS
+    from routing_service.domain import learning
+
+    assert {v.value for v in Verdict} == set(ROUTING_VERDICTS)
+    assert Verdict.WRONG_CATEGORY.value == learning.VERDICT_WRONG_CATEGORY
+    assert Verdict.SHOULD_NOT_HAVE_ESCALATED.value == learning.VERDICT_SHOULD_NOT_HAVE_ESCALATED
+    assert Verdict.CONFIRMED.value == learning.VERDICT_CONFIRMED

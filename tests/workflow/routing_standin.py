@@ -24,6 +24,7 @@ class RoutingStandin(routing_pb2_grpc.RoutingServiceServicer):
     events: asyncio.Queue[pb.WatchAvailabilityResponse | None] = field(default_factory=asyncio.Queue)
     requests: list[Any] = field(default_factory=list)
     watchers: int = 0
+    review_outcomes: list[pb.RecordReviewOutcomeRequest] = field(default_factory=list)
     teams: list[str] = field(default_factory=list)
     """Teams of the policy besides those of `tickets` (for GetQueueStatus)."""
 
@@ -59,6 +60,12 @@ class RoutingStandin(routing_pb2_grpc.RoutingServiceServicer):
             ),
             counted=True,
         )
+
+    async def RecordReviewOutcome(
+        self, request: pb.RecordReviewOutcomeRequest, context: Any
+    ) -> pb.RecordReviewOutcomeResponse:
+        self.review_outcomes.append(request)
+        return pb.RecordReviewOutcomeResponse(outcome="confirmed" if request.verdict else "")
 
     async def ListCallbacks(self, request: pb.ListCallbacksRequest, context: Any) -> pb.ListCallbacksResponse:
         self.requests.append(request)

@@ -35,6 +35,8 @@ from workflows.payloads import (
     NotifyResult,
     OutcomeParams,
     OutcomeResult,
+    ReviewOutcomeParams,
+    ReviewOutcomeReport,
     ReviewRecord,
 )
 from workflows.settings import WorkerSettings
@@ -57,6 +59,8 @@ class FakeRouting:
     """What every claim reports of the team's widening (routing's policy `widening`), as routing would."""
     widening: str = ""
     next_widening_at: datetime | None = None
+    review_outcomes: list[ReviewOutcomeParams] = field(default_factory=list)
+    learned: list[str] = field(default_factory=lambda: ["preferred team billing"])
 
     @activity.defn(name="claim_callback")
     async def claim_callback(self, params: ClaimParams) -> ClaimResult:
@@ -98,8 +102,21 @@ class FakeRouting:
         self.outcomes.append(params)
         return OutcomeResult(counted=True, previous_escalations=len(self.outcomes))
 
+    @activity.defn(name="record_review_outcome")
+    async def record_review_outcome(self, params: ReviewOutcomeParams) -> ReviewOutcomeReport:
+        self.review_outcomes.append(params)
+        if not params.verdict:
+            return ReviewOutcomeReport()
+        return ReviewOutcomeReport(outcome="overturned", verdict_recorded=True, learned=list(self.learned))
+
     def activities(self) -> list[Callable[..., Any]]:
-        return [self.claim_callback, self.finish_callback, self.get_decision, self.record_escalation_outcome]
+        return [
+            self.claim_callback,
+            self.finish_callback,
+            self.get_decision,
+            self.record_escalation_outcome,
+            self.record_review_outcome,
+        ]
 
 
 @dataclass

@@ -1391,6 +1391,7 @@ class Customer(_message.Message):
     PREVIOUS_ESCALATIONS_FIELD_NUMBER: _builtins.int
     LAST_AGENT_ID_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    LEARNINGS_FIELD_NUMBER: _builtins.int
     number: _builtins.str
     """E.164, or the opaque "+digits" key for numbers that are plausible but not valid (kept as given)."""
     tier: _builtins.str
@@ -1399,6 +1400,10 @@ class Customer(_message.Message):
     last_agent_id: _builtins.str
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def learnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___CustomerLearning]:
+        """What reviews' verdicts taught routing about the customer (read-only; set by RecordReviewOutcome)."""
+
     def __init__(
         self,
         *,
@@ -1408,14 +1413,53 @@ class Customer(_message.Message):
         previous_escalations: _builtins.int = ...,
         last_agent_id: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        learnings: _abc.Iterable[Global___CustomerLearning] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_name", b"account_name", "last_agent_id", b"last_agent_id", "number", b"number", "previous_escalations", b"previous_escalations", "tier", b"tier", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account_name", b"account_name", "last_agent_id", b"last_agent_id", "learnings", b"learnings", "number", b"number", "previous_escalations", b"previous_escalations", "tier", b"tier", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Customer: _TypeAlias = Customer  # noqa: Y015
+
+@_typing.final
+class CustomerLearning(_message.Message):
+    """One thing a review's verdict taught routing about a customer; ignored by decisions once expired."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    SOURCE_CALL_ID_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"preferred-team" (calls stated as `category` go to the team `value`) or "complexity-ceiling" (keywords
+    and history raise the customer's calls no higher than `value`).
+    """
+    value: _builtins.str
+    category: _builtins.str
+    source_call_id: _builtins.str
+    """The call whose review taught it."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        kind: _builtins.str = ...,
+        value: _builtins.str = ...,
+        category: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        source_call_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "expires_at", b"expires_at", "kind", b"kind", "source_call_id", b"source_call_id", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CustomerLearning: _TypeAlias = CustomerLearning  # noqa: Y015
 
 @_typing.final
 class UpsertCustomerRequest(_message.Message):
@@ -1546,6 +1590,170 @@ class RecordEscalationOutcomeResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecordEscalationOutcomeResponse: _TypeAlias = RecordEscalationOutcomeResponse  # noqa: Y015
+
+@_typing.final
+class RecordReviewOutcomeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    FINDING_RULES_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    ACTUAL_CATEGORY_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.str
+    """The reviewed call (its latest decision is the one judged)."""
+    verdict: _builtins.str
+    """The supervisor's verdict (confirmed, dismissed, resolved, wrong-category, should-not-have-escalated),
+    or empty when the review was judged without one yet.
+    """
+    actual_category: _builtins.str
+    """The category the call turned out to be about, when the review knows it."""
+    @_builtins.property
+    def finding_rules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The rules of the review's findings (category_mismatch, transfer_failed, ...)."""
+
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When the verdict was given (starts the expiry of what it teaches); the server's time when unset."""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.str = ...,
+        finding_rules: _abc.Iterable[_builtins.str] | None = ...,
+        verdict: _builtins.str = ...,
+        actual_category: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_category", b"actual_category", "call_id", b"call_id", "decided_at", b"decided_at", "finding_rules", b"finding_rules", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordReviewOutcomeRequest: _TypeAlias = RecordReviewOutcomeRequest  # noqa: Y015
+
+@_typing.final
+class RecordReviewOutcomeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    VERDICT_RECORDED_FIELD_NUMBER: _builtins.int
+    CATEGORY_WRONG_FIELD_NUMBER: _builtins.int
+    UNCERTAIN_FIELD_NUMBER: _builtins.int
+    LEARNED_FIELD_NUMBER: _builtins.int
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    outcome: _builtins.str
+    """"confirmed" or "overturned" once a verdict is recorded, else empty."""
+    verdict_recorded: _builtins.bool
+    """False when no verdict was given, or this call's verdict was recorded before (a repeat)."""
+    category_wrong: _builtins.bool
+    """The review says the decision's category was wrong."""
+    uncertain: _builtins.bool
+    """The decision was below the policy's confidence threshold."""
+    @_builtins.property
+    def learned(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the verdict taught about the customer, or why nothing, one line a kind."""
+
+    @_builtins.property
+    def customer(self) -> Global___Customer:
+        """The customer after the report (unset when the call had no customer on record)."""
+
+    def __init__(
+        self,
+        *,
+        outcome: _builtins.str = ...,
+        verdict_recorded: _builtins.bool = ...,
+        category_wrong: _builtins.bool = ...,
+        uncertain: _builtins.bool = ...,
+        learned: _abc.Iterable[_builtins.str] | None = ...,
+        customer: Global___Customer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_wrong", b"category_wrong", "customer", b"customer", "learned", b"learned", "outcome", b"outcome", "uncertain", b"uncertain", "verdict_recorded", b"verdict_recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordReviewOutcomeResponse: _TypeAlias = RecordReviewOutcomeResponse  # noqa: Y015
+
+@_typing.final
+class GetReviewOutcomesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WINDOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def window(self) -> _duration_pb2.Duration:
+        """How far back to count (default 7 days)."""
+
+    def __init__(
+        self,
+        *,
+        window: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReviewOutcomesRequest: _TypeAlias = GetReviewOutcomesRequest  # noqa: Y015
+
+@_typing.final
+class ReviewOutcomeCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEAM_ID_FIELD_NUMBER: _builtins.int
+    RULE_ID_FIELD_NUMBER: _builtins.int
+    CONFIRMED_FIELD_NUMBER: _builtins.int
+    OVERTURNED_FIELD_NUMBER: _builtins.int
+    UNCERTAIN_CATEGORY_WRONG_FIELD_NUMBER: _builtins.int
+    team_id: _builtins.str
+    rule_id: _builtins.str
+    confirmed: _builtins.int
+    overturned: _builtins.int
+    uncertain_category_wrong: _builtins.int
+    """Uncertain decisions (below the confidence threshold) whose category a review said was wrong."""
+    def __init__(
+        self,
+        *,
+        team_id: _builtins.str = ...,
+        rule_id: _builtins.str = ...,
+        confirmed: _builtins.int = ...,
+        overturned: _builtins.int = ...,
+        uncertain_category_wrong: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["confirmed", b"confirmed", "overturned", b"overturned", "rule_id", b"rule_id", "team_id", b"team_id", "uncertain_category_wrong", b"uncertain_category_wrong"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewOutcomeCount: _TypeAlias = ReviewOutcomeCount  # noqa: Y015
+
+@_typing.final
+class GetReviewOutcomesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReviewOutcomeCount]: ...
+    @_builtins.property
+    def window(self) -> _duration_pb2.Duration: ...
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___ReviewOutcomeCount] | None = ...,
+        window: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["window", b"window"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes", "window", b"window"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReviewOutcomesResponse: _TypeAlias = GetReviewOutcomesResponse  # noqa: Y015
 
 @_typing.final
 class Agent(_message.Message):

@@ -84,6 +84,16 @@ class RoutingServiceStub:
                 request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeRequest.SerializeToString,
                 response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeResponse.FromString,
                 _registered_method=True)
+        self.RecordReviewOutcome = channel.unary_unary(
+                '/escalade.routing.v1.RoutingService/RecordReviewOutcome',
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordReviewOutcomeRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordReviewOutcomeResponse.FromString,
+                _registered_method=True)
+        self.GetReviewOutcomes = channel.unary_unary(
+                '/escalade.routing.v1.RoutingService/GetReviewOutcomes',
+                request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetReviewOutcomesRequest.SerializeToString,
+                response_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetReviewOutcomesResponse.FromString,
+                _registered_method=True)
         self.UpsertAgent = channel.unary_unary(
                 '/escalade.routing.v1.RoutingService/UpsertAgent',
                 request_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.UpsertAgentRequest.SerializeToString,
@@ -204,6 +214,22 @@ class RoutingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordReviewOutcome(self, request, context):
+        """A reviewed escalation's findings, and later its supervisor's verdict: counted per team and rule, and a
+        verdict may teach routing about the customer (policy review_learning). Idempotent per call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetReviewOutcomes(self, request, context):
+        """Per team and rule: how often verdicts confirmed or overturned its decisions, and the uncertain
+        decisions whose category a review said was wrong.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def UpsertAgent(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -310,6 +336,16 @@ def add_RoutingServiceServicer_to_server(servicer, server):
                     servicer.RecordEscalationOutcome,
                     request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeRequest.FromString,
                     response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeResponse.SerializeToString,
+            ),
+            'RecordReviewOutcome': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordReviewOutcome,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordReviewOutcomeRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordReviewOutcomeResponse.SerializeToString,
+            ),
+            'GetReviewOutcomes': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReviewOutcomes,
+                    request_deserializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetReviewOutcomesRequest.FromString,
+                    response_serializer=escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetReviewOutcomesResponse.SerializeToString,
             ),
             'UpsertAgent': grpc.unary_unary_rpc_method_handler(
                     servicer.UpsertAgent,
@@ -622,6 +658,60 @@ class RoutingService:
             '/escalade.routing.v1.RoutingService/RecordEscalationOutcome',
             escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeRequest.SerializeToString,
             escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordEscalationOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordReviewOutcome(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/escalade.routing.v1.RoutingService/RecordReviewOutcome',
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordReviewOutcomeRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.RecordReviewOutcomeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetReviewOutcomes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/escalade.routing.v1.RoutingService/GetReviewOutcomes',
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetReviewOutcomesRequest.SerializeToString,
+            escalade__platform_dot_generated_dot_escalade_dot_routing_dot_v1_dot_routing__pb2.GetReviewOutcomesResponse.FromString,
             options,
             channel_credentials,
             insecure,

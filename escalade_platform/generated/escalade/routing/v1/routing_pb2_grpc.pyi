@@ -79,6 +79,14 @@ class RoutingServiceStub:
     """Closes the loop after a reviewed escalation: counts it in the customer's history (once per call) and
     remembers the specialist for sticky routing.
     """
+    RecordReviewOutcome: _grpc.UnaryUnaryMultiCallable[_routing_pb2.RecordReviewOutcomeRequest, _routing_pb2.RecordReviewOutcomeResponse]
+    """A reviewed escalation's findings, and later its supervisor's verdict: counted per team and rule, and a
+    verdict may teach routing about the customer (policy review_learning). Idempotent per call.
+    """
+    GetReviewOutcomes: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetReviewOutcomesRequest, _routing_pb2.GetReviewOutcomesResponse]
+    """Per team and rule: how often verdicts confirmed or overturned its decisions, and the uncertain
+    decisions whose category a review said was wrong.
+    """
     UpsertAgent: _grpc.UnaryUnaryMultiCallable[_routing_pb2.UpsertAgentRequest, _routing_pb2.UpsertAgentResponse]
     SetAgentStatus: _grpc.UnaryUnaryMultiCallable[_routing_pb2.SetAgentStatusRequest, _routing_pb2.SetAgentStatusResponse]
     ListAgents: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListAgentsRequest, _routing_pb2.ListAgentsResponse]
@@ -128,6 +136,14 @@ class RoutingServiceAsyncStub(RoutingServiceStub):
     RecordEscalationOutcome: _aio.UnaryUnaryMultiCallable[_routing_pb2.RecordEscalationOutcomeRequest, _routing_pb2.RecordEscalationOutcomeResponse]  # type: ignore[assignment]
     """Closes the loop after a reviewed escalation: counts it in the customer's history (once per call) and
     remembers the specialist for sticky routing.
+    """
+    RecordReviewOutcome: _aio.UnaryUnaryMultiCallable[_routing_pb2.RecordReviewOutcomeRequest, _routing_pb2.RecordReviewOutcomeResponse]  # type: ignore[assignment]
+    """A reviewed escalation's findings, and later its supervisor's verdict: counted per team and rule, and a
+    verdict may teach routing about the customer (policy review_learning). Idempotent per call.
+    """
+    GetReviewOutcomes: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetReviewOutcomesRequest, _routing_pb2.GetReviewOutcomesResponse]  # type: ignore[assignment]
+    """Per team and rule: how often verdicts confirmed or overturned its decisions, and the uncertain
+    decisions whose category a review said was wrong.
     """
     UpsertAgent: _aio.UnaryUnaryMultiCallable[_routing_pb2.UpsertAgentRequest, _routing_pb2.UpsertAgentResponse]  # type: ignore[assignment]
     SetAgentStatus: _aio.UnaryUnaryMultiCallable[_routing_pb2.SetAgentStatusRequest, _routing_pb2.SetAgentStatusResponse]  # type: ignore[assignment]
@@ -235,6 +251,26 @@ class RoutingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_routing_pb2.RecordEscalationOutcomeResponse, _abc.Awaitable[_routing_pb2.RecordEscalationOutcomeResponse]]:
         """Closes the loop after a reviewed escalation: counts it in the customer's history (once per call) and
         remembers the specialist for sticky routing.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordReviewOutcome(
+        self,
+        request: _routing_pb2.RecordReviewOutcomeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.RecordReviewOutcomeResponse, _abc.Awaitable[_routing_pb2.RecordReviewOutcomeResponse]]:
+        """A reviewed escalation's findings, and later its supervisor's verdict: counted per team and rule, and a
+        verdict may teach routing about the customer (policy review_learning). Idempotent per call.
+        """
+
+    @_abc_1.abstractmethod
+    def GetReviewOutcomes(
+        self,
+        request: _routing_pb2.GetReviewOutcomesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.GetReviewOutcomesResponse, _abc.Awaitable[_routing_pb2.GetReviewOutcomesResponse]]:
+        """Per team and rule: how often verdicts confirmed or overturned its decisions, and the uncertain
+        decisions whose category a review said was wrong.
         """
 
     @_abc_1.abstractmethod
