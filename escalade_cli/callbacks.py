@@ -107,6 +107,13 @@ def print_rows(title: str, rows: list[Any], *, with_state: bool) -> None:
     print_table(table)
 
 
+def _promise(status: Any) -> str:
+    """ "at-risk, start by 14:05 UTC": the promise's state and deadline as routing last reported them."""
+    if status.promised_by is None:
+        return "-"
+    return f"{status.promise_state or 'unknown'}, start by {_when(status.promised_by)}"
+
+
 def _print_status(status: Any) -> None:
     lines = [
         ("call", status.call_id),
@@ -117,6 +124,7 @@ def _print_status(status: Any) -> None:
         ("attempts", f"{status.attempts}/{status.max_attempts}"),
         ("next attempt", _when(status.next_attempt_at)),
         ("widening", status.widening or "not widened"),
+        ("promise", _promise(status)),
         ("specialist", status.agent_name or status.agent_id or "-"),
         ("last outcome", status.last_outcome or "-"),
         ("note", status.note or "-"),

@@ -13,14 +13,11 @@ import pytest
 
 from routing_service.store import Store
 from routing_service.store.postgres import PostgresDatabase, asyncpg_connect_args
-from tests.conftest import pg_url
+from tests.conftest import create_pg_database, drop_pg_database, pg_url
 from webhook_edge.outbox import Outbox
 from workflows.worker import open_engine
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
-
-PLAIN = pg_url("test")
-REQUIRE_TLS = PLAIN + "?ssl=require"
 
 
 def _chain(error: BaseException | None) -> str:
@@ -69,7 +66,12 @@ PATHS: dict[str, Callable[[str], Awaitable[Any]]] = {
 @pytest.mark.parametrize("path", list(PATHS))
 async def test_the_urls_tls_option_reaches_the_driver(path: str) -> None:
     connect = PATHS[path]
-    await connect(PLAIN)  # the path works without the option
-    with pytest.raises(Exception) as caught:  # each path wraps the driver error its own way
-        await connect(REQUIRE_TLS)
+    database = await create_pg_database()  # its own: the migrating paths leave their schema behind
+    try:
+        plain = pg_url(database)
+        await connect(plain)  # the path works without the option
+        with pytest.raises(Exception) as caught:  # each path wraps the driver error its own way
+            await connect(plain + "?ssl=require")
+    finally:
+        await drop_pg_database(database)
     assert "rejected SSL upgrade" in _chain(caught.value), _chain(caught.value)

@@ -128,6 +128,7 @@ def test_variable_values_are_strings_for_their_readers() -> None:
     assert set(values) == {
         "originalCallId",
         "callbackAttemptKey",
+        "decisionId",
         "specialistId",
         "issueCategory",
         "complexityLevel",
