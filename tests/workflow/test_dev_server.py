@@ -209,17 +209,22 @@ async def escalade(env: WorkflowEnvironment, *args: str) -> tuple[int, str]:
     """Run the `escalade` CLI against the dev server; returns (exit code, stdout + stderr)."""
     import os
     import sys
+    import tempfile
 
     environ = {**os.environ, "ESCALADE_TEMPORAL_ADDRESS": env.client.service_client.config.target_host}
     environ["COLUMNS"] = "200"
-    process = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("escalade")),
-        *args,
-        env=environ,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await process.communicate()
+    # Not in the checkout: a dev stack run there (`escalade dev`) leaves its payload key under `.escalade/`,
+    # which the CLI would use to encode what this worker, without it, cannot decode.
+    with tempfile.TemporaryDirectory() as cwd:
+        process = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("escalade")),
+            *args,
+            env=environ,
+            cwd=cwd,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode()
 
