@@ -31,6 +31,12 @@ def insert_ignore(table: Table, *, postgres: bool) -> Executable:
     return statement
 
 
+def _raise_unavailable(error: Exception) -> None:
+    """Raise `Unavailable` for a driver error that means the database cannot be reached; else return."""
+    if is_unavailable(error):
+        raise unavailable_from(error) from error
+
+
 class SqlRepository:
     """Base of the repositories: runs statements on the unit of work's link.
 
@@ -56,8 +62,7 @@ class SqlRepository:
                 return Result([], total)
             return await self._session.execute(statement, params)
         except Exception as error:
-            if is_unavailable(error):
-                raise unavailable_from(error) from error
+            _raise_unavailable(error)
             raise
 
     async def _lock(self, key: str) -> None:
@@ -65,8 +70,7 @@ class SqlRepository:
         try:
             await self._session.lock(key)
         except Exception as error:
-            if is_unavailable(error):
-                raise unavailable_from(error) from error
+            _raise_unavailable(error)
             raise
 
     async def _insert_ignore(self, table: Table, values: dict[str, Any]) -> bool:

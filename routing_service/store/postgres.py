@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Self
 
 import asyncpg  # type: ignore[import-untyped, unused-ignore]
@@ -211,14 +211,8 @@ class PostgresLink:
         span = statement_spans.start("postgresql", sql) if statement_spans.enabled else None
         try:
             await self._begin(sql)
-        except Exception as error:
-            if span is not None:
-                statement_spans.failed(span, error)
-            if is_unavailable(error):
-                self._broken()
-            raise
-        except BaseException:
-            self._broken()
+        except BaseException as error:
+            self._failed(error, () if span is None else (span,))
             raise
         finally:
             if span is not None:
@@ -253,19 +247,22 @@ class PostgresLink:
                 records = await connection.fetch(sql, *values)
             rows = compiled.rows(records)
             return Result(rows, len(rows))
-        except Exception as error:
-            if span is not None:
-                statement_spans.failed(span, error)
-            if is_unavailable(error):
-                self._broken()  # not reused: the pool replaces it
-            raise
-        except BaseException:
-            # Cancelled in flight: the connection's protocol state is unknown; it is not reused.
-            self._broken()
+        except BaseException as error:
+            self._failed(error, () if span is None else (span,))
             raise
         finally:
             if span is not None:
                 span.end()
+
+    def _failed(self, error: BaseException, spans: Sequence[Any]) -> None:
+        """A statement failed: its spans say why, and a connection the database dropped (not reused: the pool
+        replaces it) or a statement cancelled in flight (its protocol state unknown) is not used again."""
+        if isinstance(error, Exception):
+            for span in spans:
+                statement_spans.failed(span, error)
+            if not is_unavailable(error):
+                return
+        self._broken()
 
     def _broken(self) -> None:
         connection = self._connection
@@ -302,14 +299,8 @@ class PostgresLink:
         )
         try:
             await connection.execute(query)
-        except Exception as error:
-            for span in spans:
-                statement_spans.failed(span, error)
-            if is_unavailable(error):
-                self._broken()
-            raise
-        except BaseException:
-            self._broken()  # cancelled in flight: the transaction's fate is unknown; not reused
+        except BaseException as error:
+            self._failed(error, spans)
             raise
         finally:
             for span in spans:
