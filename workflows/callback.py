@@ -88,6 +88,13 @@ as the `CallbackWidening` search attribute and, while it waits, claims again whe
 specialist of an overflow team frees no slot in this team's queue, so no signal would wake it). Asked only
 when a claim reports widening, so histories of teams that never widen, and those recorded before, carry no
 marker and replay as before."""
+WIDENING_FROM_START = "widening-steps-from-start"
+"""Patch id: `WIDENING` asked once, at the start of every callback, instead of when a claim first reports
+widening. A marker written in the middle of the loop, only when a claim's result said so, was found on
+replay after a worker was killed with no call to match it (a `NondeterminismError` seen once in the worker
+crash test); a marker every new callback writes at the same first step cannot depend on what a claim
+returned. Histories recorded before it (`histories/before_widening_from_start/`) take the old path: they
+ask `WIDENING` when a claim reports widening, as they did."""
 MIN_WIDENING_WAIT = timedelta(seconds=5)
 """The shortest sleep until the next widening step: a routing clock behind the worker's cannot make a
 callback claim in a tight loop."""
@@ -220,6 +227,7 @@ class QueueCallbackWorkflow:
         self._expires_at: datetime | None = None
         self._widening = ""
         self._promises = False
+        self._widening_from_start = False
         self._promise_state = ""
         self._promised_by: datetime | None = None
         self._promise_at_risk_at: datetime | None = None
@@ -299,6 +307,7 @@ class QueueCallbackWorkflow:
             self._state = _phase(workflow.info().typed_search_attributes.get(CALLBACK_STATE) or "")
         self._set_state(CallbackPhase.WAITING)
         self._promises = workflow.patched(PROMISES)
+        self._widening_from_start = workflow.patched(WIDENING_FROM_START)
         workflow.logger.info(
             "callback for %s queued on team %s (%s)", data.masked_number, data.team_id, data.decision_id
         )
@@ -377,7 +386,9 @@ class QueueCallbackWorkflow:
     def _follow_widening(self, claim: ClaimResult) -> datetime | None:
         """Show the widening step a claim reported (search attribute `CallbackWidening`, the status query)
         and return when the next step starts; None without widening (see `WIDENING`)."""
-        if not (claim.widening_step or claim.next_widening_at) or not workflow.patched(WIDENING):
+        if not (claim.widening_step or claim.next_widening_at):
+            return None
+        if not (self._widening_from_start or workflow.patched(WIDENING)):
             return None
         label = claim.widening if claim.widening_step else ""
         if label != self._widening:

@@ -18,7 +18,7 @@ from temporalio.workflow import NondeterminismError
 
 from tests.workflow.history_recorder import HISTORIES, SCENARIOS, load_history, record_all
 from tests.workflow.workflow_fakes import new_replayer
-from workflows.callback import NUMBER_CHECK, WIDENING
+from workflows.callback import NUMBER_CHECK, WIDENING, WIDENING_FROM_START
 from workflows.inputs import CallbackPhase, CallbackStatus, QueueCallbackInput
 from workflows.review import RULES_V2
 
@@ -71,13 +71,39 @@ def test_new_behaviour_is_recorded_behind_its_patches() -> None:
         assert not _patches(path) & {NUMBER_CHECK, RULES_V2}
 
 
-def test_widening_is_recorded_behind_its_patch_only_when_a_claim_reports_it() -> None:
-    """The widened callback asks for the patch; callbacks whose claims report no widening (and every older
-    recording) never do, so they replay as before."""
-    assert WIDENING in _patches(HISTORIES / "callback_widened_then_connected.json")
+def test_widening_is_asked_at_the_start_of_every_callback_and_old_recordings_keep_their_path() -> None:
+    """Every callback recorded now asks `WIDENING_FROM_START` at its first step and never the first patch;
+    the recordings made before it ask `WIDENING` only where a claim reported widening, and still replay
+    (`test_recorded_histories_replay`)."""
+    for path in histories():
+        if path.stem.startswith("callback_"):
+            assert WIDENING_FROM_START in _patches(path), path
+        assert WIDENING not in _patches(path), path
+    older = HISTORIES / "before_widening_from_start"
+    assert WIDENING in _patches(older / "callback_widened_then_connected.json")
     for path in all_histories():
-        if path.name != "callback_widened_then_connected.json":
+        if path.parent.name != "before_widening_from_start" or path.stem != "callback_widened_then_connected":
             assert WIDENING not in _patches(path), path
+        if path.parent.name.startswith("before_"):
+            assert WIDENING_FROM_START not in _patches(path), path
+
+
+def test_widening_marker_is_the_first_step_of_every_new_callback() -> None:
+    """The fixed point: the patch marker precedes the first claim in every callback recorded now, so replay
+    never depends on what a claim returned."""
+    for path in histories():
+        if not path.stem.startswith("callback_") or path.stem == "callback_number_not_e164":
+            continue
+        kinds = []
+        for event in load_history(path).events:
+            attrs = event.marker_recorded_event_attributes
+            if event.HasField("marker_recorded_event_attributes"):
+                if attrs.marker_name == "core_patch":
+                    kinds.append(json.loads(attrs.details["patch-data"].payloads[0].data)["id"])
+                else:
+                    kinds.append(attrs.marker_name)
+        assert WIDENING_FROM_START in kinds, path
+        assert kinds.index(WIDENING_FROM_START) < kinds.index("core_local_activity"), (path, kinds)
 
 
 def test_review_notifications_are_recorded_as_activities_of_the_review() -> None:
