@@ -28,7 +28,7 @@ from tests.workflow.callback_support import (
     worker_env,
     worker_processes,
 )
-from tests.workflow.workflow_fakes import eventually
+from tests.workflow.workflow_fakes import eventually, new_replayer
 from workflows.inputs import callback_workflow_id
 
 pytestmark = pytest.mark.temporal
@@ -82,3 +82,7 @@ async def test_callback_completes_once_with_one_dial_when_worker_is_killed_durin
     assert dial_attempts == [2], "the dial activity was retried once, after the kill (its first try died)"
     assert result["state"] == "connected"
     assert len(vapi.dials) == 1, "the retried activity watched the same Vapi call instead of dialling again"
+    # The history recorded across the kill replays against the current code from the first event: the
+    # second worker replayed it once to finish, and any worker that loses its cache will again.
+    replay = await new_replayer().replay_workflow(history, raise_on_replay_failure=False)
+    assert replay.replay_failure is None, replay.replay_failure
