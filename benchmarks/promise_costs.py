@@ -85,12 +85,12 @@ class Source:
     """Server CPU µs per call of each measured kind, one value per round."""
 
 
-def export_ref(ref: str, into: Path) -> Path:
-    """`git archive` of `ref` unpacked under `into` (a plain tree: no worktree, nothing of main touched)."""
+def export_ref(ref: str, into: Path, name: str) -> Path:
+    """`git archive` of `ref` unpacked in `into/name` (a plain tree: no worktree, nothing of main touched)."""
     data = subprocess.run(
         ["git", "-C", str(REPO), "archive", "--format=tar", ref], check=True, capture_output=True
     ).stdout
-    root = into / "baseline"
+    root = into / name
     root.mkdir()
     with tarfile.open(fileobj=BytesIO(data)) as tar:
         tar.extractall(root, filter="data")
@@ -329,6 +329,11 @@ async def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--baseline-ref", default="main", help="git ref compared with this checkout")
+    parser.add_argument(
+        "--after-ref",
+        default="",
+        help="measure this git ref instead of the working tree (so edits during the run do not matter)",
+    )
     parser.add_argument("--databases", default="sqlite,postgresql", help="comma list: sqlite,postgresql")
     parser.add_argument("--specialists", type=int, default=100)
     parser.add_argument("--customers", type=int, default=10_000)
@@ -344,9 +349,13 @@ async def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="escalade-promise-costs-") as tmp:
         sources = []
         if args.baseline_ref:
-            root = export_ref(args.baseline_ref, Path(tmp))
+            root = export_ref(args.baseline_ref, Path(tmp), "baseline")
             sources.append(Source(f"before: {ref_label(args.baseline_ref)}", root))
-        sources.append(Source("after: this checkout", REPO))
+        if args.after_ref:
+            root = export_ref(args.after_ref, Path(tmp), "after")
+            sources.append(Source(f"after: {ref_label(args.after_ref)}", root))
+        else:
+            sources.append(Source("after: this checkout", REPO))
         found = Result(
             benchmark="promise_costs",
             parameters=vars(args),
