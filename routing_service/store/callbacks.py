@@ -133,40 +133,44 @@ def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
     )
 
 
-# Tickets of one team and state that come before a ticket in service order, as two index range reads on
-# ix_callbacks_team_id_state_service_key (an OR across the whole order key would make the planner scan the
-# team's queue): strictly smaller keys, then equal keys broken by enqueue time and call id.
 _BY_CALL = shared(select(callbacks).where(callbacks.c.call_id == bindparam("by_call")))
-_BEFORE_KEY = shared(
-    select(func.count())
-    .select_from(callbacks)
-    .where(
-        callbacks.c.team_id == bindparam("before_team"),
-        callbacks.c.state == bindparam("before_state"),
-        callbacks.c.service_key < bindparam("before_key"),
-    )
-)
-_BEFORE_TIE = shared(
-    select(func.count())
-    .select_from(callbacks)
-    .where(
-        callbacks.c.team_id == bindparam("tie_team"),
-        callbacks.c.state == bindparam("tie_state"),
-        callbacks.c.service_key == bindparam("tie_key"),
+
+
+def _placed_by_call() -> Any:
+    """One ticket with its queue position in one statement (what `get` and a claim's reservation read).
+
+    The tickets of its team and state served before it are two correlated index range reads on
+    ix_callbacks_team_id_state_service_key (an OR across the whole order key would make the planner scan
+    the team's queue): strictly smaller keys, then equal keys broken by enqueue time and call id; a WAITING
+    ticket also counts every RESERVED one (served first). A ticket no longer open has position 0 and
+    counts nothing (CASE evaluates only the branch it takes)."""
+    ahead = callbacks.alias("ahead")
+    same_state = (ahead.c.team_id == callbacks.c.team_id, ahead.c.state == callbacks.c.state)
+
+    def count(*where: Any) -> Any:
+        return select(func.count()).select_from(ahead).where(*where).correlate(callbacks).scalar_subquery()
+
+    before = count(*same_state, ahead.c.service_key < callbacks.c.service_key) + count(
+        *same_state,
+        ahead.c.service_key == callbacks.c.service_key,
         or_(
-            callbacks.c.enqueued_at < bindparam("tie_at", type_=UtcDateTime()),
-            and_(
-                callbacks.c.enqueued_at == bindparam("tie_at", type_=UtcDateTime()),
-                callbacks.c.call_id < bindparam("tie_call"),
-            ),
+            ahead.c.enqueued_at < callbacks.c.enqueued_at,
+            and_(ahead.c.enqueued_at == callbacks.c.enqueued_at, ahead.c.call_id < callbacks.c.call_id),
         ),
     )
-)
-_IN_STATE = shared(
-    select(func.count())
-    .select_from(callbacks)
-    .where(callbacks.c.team_id == bindparam("state_team"), callbacks.c.state == bindparam("state_state"))
-)
+    reserved = count(ahead.c.team_id == callbacks.c.team_id, ahead.c.state == str(CallbackState.RESERVED))
+    position = case(
+        (callbacks.c.state == str(CallbackState.WAITING), before + reserved + 1),
+        (callbacks.c.state == str(CallbackState.RESERVED), before + 1),
+        else_=0,
+    )
+    return select(callbacks, position.label("queue_position")).where(
+        callbacks.c.call_id == bindparam("placed_call")
+    )
+
+
+_PLACED_BY_CALL = shared(_placed_by_call())
+
 # Is some WAITING ticket of the team served before this one? (One index probe.)
 _WAITING_BEFORE = shared(
     select(callbacks.c.call_id)
@@ -379,34 +383,6 @@ class SqlCallbackRepository(SqlRepository):
         super().__init__(session)
         self._wait_ratios = wait_ratios
 
-    async def _with_position(self, row: Any) -> CallbackTicket:
-        """The ticket with its queue position when open: every RESERVED ticket of the team is served before
-        any WAITING one, and within a state the order is (service_key, enqueued_at, call_id)."""
-        if row.state not in _OPEN:
-            return ticket_from_row(row)
-        ahead = await self._count_before(
-            row.team_id, row.state, row.service_key, row.enqueued_at, row.call_id
-        )
-        if row.state == str(CallbackState.WAITING):
-            params = {"state_team": row.team_id, "state_state": str(CallbackState.RESERVED)}
-            ahead += int((await self._execute(_IN_STATE, params)).scalar_one())
-        return ticket_from_row(row, position=ahead + 1)
-
-    async def _count_before(
-        self, team_id: str, state: str, service_key: float, enqueued_at: datetime, call_id: str
-    ) -> int:
-        smaller = {"before_team": team_id, "before_state": state, "before_key": service_key}
-        tied = {
-            "tie_team": team_id,
-            "tie_state": state,
-            "tie_key": service_key,
-            "tie_at": enqueued_at,
-            "tie_call": call_id,
-        }
-        return int((await self._execute(_BEFORE_KEY, smaller)).scalar_one()) + int(
-            (await self._execute(_BEFORE_TIE, tied)).scalar_one()
-        )
-
     async def waiting_before(self, ticket: CallbackTicket) -> bool:
         """True when a WAITING ticket of the team is served before `ticket` (an index probe). Never for a
         RESERVED ticket: those are all served before any WAITING one."""
@@ -470,12 +446,18 @@ class SqlCallbackRepository(SqlRepository):
                 started_at=None,
                 breached_at=None,
             )
-        return await self._with_position(await self._row(ticket.call_id))
+        existing = await self._placed(ticket.call_id)
+        if existing is None:  # deleted between the two statements: only mid-race
+            raise NotFound(f"no callback for call {ticket.call_id}")
+        return existing
 
     async def get(self, call_id: str) -> CallbackTicket | None:
-        """The call's ticket with its position when open, or None."""
-        row = await self._row(call_id)
-        return None if row is None else await self._with_position(row)
+        """The call's ticket with its position when open, or None (one statement)."""
+        return await self._placed(call_id)
+
+    async def _placed(self, call_id: str) -> CallbackTicket | None:
+        row = (await self._execute(_PLACED_BY_CALL, {"placed_call": call_id})).first()
+        return None if row is None else ticket_from_row(row, position=int(row.queue_position or 0))
 
     async def open_in_team(self, team_id: str, limit: int) -> list[CallbackTicket]:
         """The team's open tickets in service order, positions 1, 2, ..."""
@@ -574,14 +556,14 @@ class SqlCallbackRepository(SqlRepository):
             .where(callbacks.c.call_id == call_id, callbacks.c.state.in_(_OPEN))
             .values(**values)
         )
-        row = await self._row(call_id)
-        if row is None:
+        ticket = await self._placed(call_id)
+        if ticket is None:
             raise NotFound(f"no callback for call {call_id}")
         if result.rowcount != 1:
-            raise Conflict(f"callback for call {call_id} is already {row.state}")
-        if now is not None and self._wait_ratios is not None and row.started_at == now:
-            self._wait_ratios.invalidate(row.team_id)  # a new sample for the team's learned correction
-        return await self._with_position(row)
+            raise Conflict(f"callback for call {call_id} is already {ticket.state}")
+        if now is not None and self._wait_ratios is not None and ticket.started_at == now:
+            self._wait_ratios.invalidate(ticket.team_id)  # a new sample for the team's learned correction
+        return ticket
 
     async def set_promise(self, call_id: str, promise: Promise) -> None:
         """Store the promise the caller heard on their ticket (made once the queue position is known)."""
