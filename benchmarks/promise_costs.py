@@ -15,7 +15,7 @@ round by round, so neither always runs first), each round per source:
 - `--decisions` ResolveEscalation calls, `--concurrency` in flight, each queueing a callback;
 - `--claims` ClaimCallback calls for the head of the queue (nobody free: the claim weighs the queue order
   and the at-risk callbacks, looks for a specialist and finds none);
-- `--claims` ClaimCallback calls for callbacks behind the head (answered "not at head").
+- `--claims` ClaimCallback calls for that round's callbacks, all behind the head (answered "not at head").
 
 The figure is the server process's CPU time (user + system, from /proc) per call, the median over rounds.
 The client runs here; its CPU is not counted. Result file: `benchmarks/results/promise_costs-<time>.json`.
@@ -267,7 +267,9 @@ class Bench:
             await timed(self.server, args.decisions, args.concurrency, self.decide)
         )
         head = await self.head()
-        behind = [c for c in self.queued[-args.claims :] if c != head]
+        # This round's callbacks: each queued behind the warm-up's (a head of the enterprise queue, where
+        # the rules send enterprise callers, may be among the earlier ones)
+        behind = [c for c in self.queued[-args.decisions :] if c != head]
 
         async def at_head(i: int) -> None:
             await self.claim(head, pb.CLAIM_OUTCOME_NO_SPECIALIST_FREE)
