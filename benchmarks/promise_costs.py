@@ -360,7 +360,7 @@ async def main(argv: list[str] | None = None) -> int:
             sources.append(Source("after: this checkout", REPO))
         found = Result(
             benchmark="promise_costs",
-            parameters=vars(args),
+            parameters={k: v for k, v in vars(args).items() if k != "results_dir"},
             columns=[
                 Column("database", "database"),
                 Column("source", "source"),
