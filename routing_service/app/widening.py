@@ -5,7 +5,7 @@ overflow team the step allows, in order."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -178,7 +178,12 @@ def notify_claimed(ticket: CallbackTicket, scope: WideningScope, *, agent_id: st
 
 
 async def woken_by(
-    uow: UnitOfWorkFactory, policy: Policy, event: AvailabilityEvent, now: datetime
+    uow: UnitOfWorkFactory,
+    policy: Policy,
+    event: AvailabilityEvent,
+    now: datetime,
+    *,
+    teams: Collection[str] = (),
 ) -> list[AvailabilityEvent]:
     """The queues a freed slot wakes: its own team's (the event itself), then each other team whose head
     waiting callback has widened, at `now`, to the event's team (one event per such team, for the same
@@ -187,9 +192,11 @@ async def woken_by(
 
     Only the head is checked: only the head of a queue may claim (`app.promises.claim_order`), and its claim
     decides the rest. Teams that never widen to the event's team cost nothing; the others one read of
-    their queue's head each. A store that cannot be reached right now leaves just the event itself."""
-    woken = [event]
-    others = teams_widening_to(policy.widening, event.team_id)
+    their queue's head each. `teams`, when not empty, limits the answer to those teams (a watcher's filter:
+    no read for a queue nobody watches). A store that cannot be reached right now leaves just the event
+    itself."""
+    woken = [event] if not teams or event.team_id in teams else []
+    others = [t for t in teams_widening_to(policy.widening, event.team_id) if not teams or t in teams]
     if not others:
         return woken
     try:

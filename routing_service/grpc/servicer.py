@@ -358,9 +358,10 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         # Every team's events: a freed slot in one team also wakes the queues that widened to it.
         with self.events.subscribe(()) as subscription:
             async for freed in subscription:
-                for event in await widening.woken_by(self.uow, self.policies.current, freed, self.clock()):
-                    if teams and event.team_id not in teams:
-                        continue
+                woken = await widening.woken_by(
+                    self.uow, self.policies.current, freed, self.clock(), teams=teams
+                )
+                for event in woken:
                     yield pb.WatchAvailabilityResponse(
                         team_id=event.team_id,
                         agent_id=event.agent_id,

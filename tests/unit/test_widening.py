@@ -290,6 +290,9 @@ async def test_a_freed_slot_wakes_the_head_of_each_queue_that_has_widened_to_its
     assert early == [freed], "step 1 does not overflow to enterprise yet"
     woken = await woken_by(db.uow, techcorp, freed, T0 + timedelta(minutes=10))
     assert woken == [freed, dataclasses.replace(freed, team_id="technical")]
+    later = T0 + timedelta(minutes=10)
+    assert await woken_by(db.uow, techcorp, freed, later, teams=["technical"]) == [woken[1]]
+    assert await woken_by(db.uow, techcorp, freed, later, teams=["billing"]) == [], "nobody watches them"
     own = AvailabilityEvent(team_id="billing", agent_id="bea", free_slots=1, at=T0)
     assert await woken_by(db.uow, techcorp, own, T0 + timedelta(hours=1)) == [own], "nobody widens to it"
 
