@@ -338,8 +338,14 @@ class DecisionRepository(Protocol):
 
 
 class CallbackRepository(Protocol):
+    async def place(self, team_id: str, service_key: float) -> int:
+        """The position a new WAITING ticket with this key would take in the team's queue (RESERVED tickets
+        and WAITING ones with a key at or below it come first), read before it is inserted."""
+        ...
+
     async def enqueue(self, ticket: CallbackTicket) -> CallbackTicket:
-        """Insert a WAITING ticket; if one exists for the call_id, return the existing one unchanged."""
+        """Insert a WAITING ticket as given (its promise and position included; no read back); if one
+        exists for the call_id, return the existing one unchanged, with its position."""
         ...
 
     async def get(self, call_id: str) -> CallbackTicket | None:
@@ -391,8 +397,20 @@ class CallbackRepository(Protocol):
         """WAITING tickets of the team whose promise is at risk at `now`, in service order."""
         ...
 
+    async def claim_view(
+        self, ticket: CallbackTicket, now: datetime, limit: int
+    ) -> tuple[bool, list[AtRisk]]:
+        """`waiting_before(ticket)` and `at_risk_waiting(ticket.team_id, now, limit)`, in one read."""
+        ...
+
+    async def overdue_waiting(self, team_id: str, now: datetime, limit: int) -> list[CallbackTicket]:
+        """The team's WAITING tickets whose promise deadline passed before `now` and whose breach is not
+        stored yet, at most `limit`."""
+        ...
+
     async def recent_wait_ratios(self, team_id: str, since: datetime, limit: int) -> list[float]:
-        """Actual over quoted wait of the team's latest `limit` callbacks started since `since`."""
+        """Actual over quoted wait of the team's latest `limit` callbacks started since `since`; a store
+        may reuse a team's answer for a short while (the SQL store: `store.callbacks.WAIT_RATIO_TTL`)."""
         ...
 
     async def tiers_waiting_before(self, ticket: CallbackTicket) -> set[str]:

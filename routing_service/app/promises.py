@@ -96,26 +96,15 @@ async def team_wait(
     return wait_with_hours(queued, team.business_hours if team is not None else None, now)
 
 
-async def keep_promise(
-    u: UnitOfWork,
-    policy: Policy,
-    ticket: CallbackTicket,
-    wait: timedelta,
-    *,
-    now: datetime,
-    store: bool,
-    trace: list[TraceStep],
+def keep_promise(
+    policy: Policy, ticket: CallbackTicket, wait: timedelta, *, now: datetime, trace: list[TraceStep]
 ) -> CallbackTicket:
     """Make the promise a caller queued at `now` hears (`wait` from now, its clock from the team's opening
-    when it is closed), store it on their ticket unless `store` is false (a dry run), trace it, and return
-    the ticket with it. A ticket that already has one (a repeat) keeps it."""
-    if ticket.promised_by is not None:
-        return ticket
+    when it is closed), trace it, and return the ticket with it, ready to be enqueued (the promise is
+    stored by the enqueue INSERT itself; a repeat of the call keeps the promise it already has)."""
     team = policy.teams.get(ticket.team_id)
     opens = closed_until(team.business_hours if team is not None else None, now)
     promise = make_promise(now, wait, opens_at=opens, at_risk_fraction=policy.queue.promises.at_risk_fraction)
-    if store:
-        await u.callbacks.set_promise(ticket.call_id, promise)
     trace.append(
         TraceStep(
             "promise",
@@ -150,11 +139,11 @@ async def claim_order(
         return True
     if ticket.state is not CallbackState.WAITING:
         return False
-    before = await u.callbacks.waiting_before(ticket)
+    # One read answers both: is a WAITING callback before this one, and whose promises are at risk.
+    before, at_risk = await u.callbacks.claim_view(ticket, now, AT_RISK_SAMPLE)
     mine = is_at_risk(ticket.at_risk_at, ticket.promised_by, now)
     if before and not mine:
-        return False  # not the head, and nothing lets it go first (the usual answer: one read)
-    at_risk = await u.callbacks.at_risk_waiting(ticket.team_id, now, AT_RISK_SAMPLE)
+        return False  # not the head, and nothing lets it go first
     tiers = await u.callbacks.tiers_waiting_before(ticket) if mine and before else set()
     turn = claim_turn(
         ticket,

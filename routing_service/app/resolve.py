@@ -1183,11 +1183,10 @@ async def _queue_callback(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoic
     )
     if request.dry_run:
         position = await u.callbacks.ahead_of(team.team_id, choice.service_key) + 1
-        ticket = replace(ticket, position=position)
     else:
-        ticket = await u.callbacks.enqueue(ticket)
-        position = ticket.position or (await u.callbacks.ahead_of(team.team_id, choice.service_key) + 1)
-        ticket = replace(ticket, position=position)
+        # The place is read before the insert so the promise goes into the INSERT itself: one statement
+        # for the ticket, none after it (only a repeat of the call reads its stored ticket back).
+        position = await u.callbacks.place(team.team_id, choice.service_key)
     members = choice.members
     if members is None:
         members = await u.agents.count_in_team(team.team_id)
@@ -1213,9 +1212,9 @@ async def _queue_callback(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoic
             f"callback queued at position {position}, estimated wait {wait_label(wait)}",
         )
     )
-    ticket = await keep_promise(
-        u, ctx.policy, ticket, wait, now=ctx.now, store=not request.dry_run, trace=ctx.trace
-    )
+    ticket = keep_promise(ctx.policy, replace(ticket, position=position), wait, now=ctx.now, trace=ctx.trace)
+    if not request.dry_run:
+        ticket = await u.callbacks.enqueue(ticket)
     return build.callback_decision(
         ctx.policy,
         request,

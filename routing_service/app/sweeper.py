@@ -4,7 +4,10 @@
 * connected past the team's `max_talk` (nobody completed the conversation) -> wrap-up, logged as
   `talk_limit_reached` (numbers masked) and counted by team;
 * wrap-up past its end -> completed: the slot is freed and announced, so waiting callbacks are woken;
-* callbacks waiting longer than the policy's callback_ttl -> expired.
+* callbacks waiting longer than the policy's callback_ttl -> expired;
+* waiting callbacks whose promise deadline passed -> the breach recorded once (`app.promises.record_breach`:
+  stored on the ticket, logged as `callback_promise_breached`, counted by team), so a breach is seen when
+  it happens, not only when the callback next claims.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from routing_service.app.failures import looks_unavailable
 from routing_service.app.lifecycle import notify_talk_limit, team_limits, team_of
 from routing_service.app.policy_source import PolicySource
 from routing_service.app.ports import StageChange, UnitOfWork, UnitOfWorkFactory
+from routing_service.app.promises import record_breach
 from routing_service.domain.lifecycle import AssignmentRecord, AssignmentStage
 from routing_service.domain.models import CallbackState, Policy
 
@@ -34,11 +38,12 @@ BATCH = 200
 @dataclass(frozen=True, slots=True)
 class SweepResult:
     """How many assignments one sweep freed (hold expired, wrap-up over), how many conversations it ended at
-    the safety limit, and how many callbacks it expired."""
+    the safety limit, how many callbacks it expired, and how many broken promises it recorded."""
 
     released: int
     expired_callbacks: int
     talk_limits: int = 0
+    breaches: int = 0
 
 
 async def _move_due(
@@ -134,9 +139,34 @@ async def sweep_once(
             )
             await u.commit()
         expired += 1
-    if released or expired or talk_limits:
-        log.info("sweep", released=released, expired_callbacks=expired, talk_limits=talk_limits)
-    return SweepResult(released, expired, talk_limits)
+    breaches = await _record_breaches(uow, policy, now)
+    if released or expired or talk_limits or breaches:
+        log.info(
+            "sweep",
+            released=released,
+            expired_callbacks=expired,
+            talk_limits=talk_limits,
+            promise_breaches=breaches,
+        )
+    return SweepResult(released, expired, talk_limits, breaches)
+
+
+async def _record_breaches(uow: UnitOfWorkFactory, policy: Policy | None, now: datetime) -> int:
+    """Record the breach of each waiting callback whose promise deadline passed (the policy's teams, at most
+    BATCH each per sweep; the rest next time). Each is its own transaction, and `record_breach` stores it
+    only if no claim or other sweeper did first: one log line and one count per breach."""
+    if policy is None:
+        return 0
+    recorded = 0
+    for team_id in policy.teams:
+        async with uow() as u:
+            overdue = await u.callbacks.overdue_waiting(team_id, now, BATCH)
+        for ticket in overdue:
+            async with uow() as u:
+                after = await record_breach(u, ticket, now, [])
+                await u.commit()
+            recorded += after is not ticket
+    return recorded
 
 
 async def run_sweeper(

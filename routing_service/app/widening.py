@@ -5,17 +5,32 @@ overflow team the step allows, in order."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 import structlog
 
+from routing_service.app.availability import AvailabilityEvent
 from routing_service.app.ports import UnitOfWork, UnitOfWorkFactory
-from routing_service.domain.models import Agent, CallbackTicket, Policy, TraceOutcome, TraceStep
+from routing_service.domain.errors import Unavailable
+from routing_service.domain.models import (
+    Agent,
+    CallbackState,
+    CallbackTicket,
+    Policy,
+    TraceOutcome,
+    TraceStep,
+)
 from routing_service.domain.selection import rank_specialists
-from routing_service.domain.widening import STAGE, WideningScope, step_label, widening_scope
+from routing_service.domain.widening import (
+    STAGE,
+    WideningScope,
+    step_label,
+    teams_widening_to,
+    widening_scope,
+)
 
 __all__ = [
     "CANDIDATE_LIMIT",
@@ -26,6 +41,7 @@ __all__ = [
     "notify_claimed",
     "observe_widening",
     "waiting_by_step",
+    "woken_by",
 ]
 
 CANDIDATE_LIMIT = 20
@@ -159,3 +175,36 @@ def notify_claimed(ticket: CallbackTicket, scope: WideningScope, *, agent_id: st
     )
     for observer in tuple(_observers):
         observer.widened_claim(ticket.team_id, scope.step)
+
+
+async def woken_by(
+    uow: UnitOfWorkFactory,
+    policy: Policy,
+    event: AvailabilityEvent,
+    now: datetime,
+    *,
+    teams: Collection[str] = (),
+) -> list[AvailabilityEvent]:
+    """The queues a freed slot wakes: its own team's (the event itself), then each other team whose head
+    waiting callback has widened, at `now`, to the event's team (one event per such team, for the same
+    specialist and free slots). Without this a widened callback of another team heard of an overflow
+    specialist only at its next widening step or its safety recheck.
+
+    Only the head is checked: only the head of a queue may claim (`app.promises.claim_order`), and its claim
+    decides the rest. Teams that never widen to the event's team cost nothing; the others one read of
+    their queue's head each. `teams`, when not empty, limits the answer to those teams (a watcher's filter:
+    no read for a queue nobody watches). A store that cannot be reached right now leaves just the event
+    itself."""
+    woken = [event] if not teams or event.team_id in teams else []
+    others = [t for t in teams_widening_to(policy.widening, event.team_id) if not teams or t in teams]
+    if not others:
+        return woken
+    try:
+        async with uow() as u:
+            for team_id in others:
+                heads = await u.callbacks.find(team_id=team_id, states={CallbackState.WAITING}, limit=1)
+                if heads and event.team_id in widening_scope(policy, heads[0], now).overflow_teams:
+                    woken.append(dataclasses.replace(event, team_id=team_id))
+    except Unavailable as exc:
+        log.warning("widened_wake_skipped_store_unavailable", team=event.team_id, error=str(exc))
+    return woken

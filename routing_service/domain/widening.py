@@ -39,6 +39,7 @@ __all__ = [
     "allowed_overflow",
     "current_step",
     "step_label",
+    "teams_widening_to",
     "widening_scope",
 ]
 
@@ -119,6 +120,17 @@ def allowed_overflow(
         else:
             allowed.append(other)
     return tuple(allowed), tuple(skipped)
+
+
+def teams_widening_to(widening: WideningPolicy, team_id: str) -> tuple[str, ...]:
+    """The other teams with a widening step that names `team_id` as an overflow team: a specialist of
+    `team_id` who frees up may take the head of their queues once it has waited long enough (whether it
+    has, and whether its tier allows `team_id`, is `widening_scope`'s answer for that callback)."""
+    return tuple(
+        other
+        for other, steps in widening.steps.items()
+        if other != team_id and any(team_id in step.overflow_teams for step in steps)
+    )
 
 
 def widening_scope(policy: Policy, ticket: CallbackTicket, now: datetime) -> WideningScope:

@@ -354,14 +354,20 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
         ]
         if bad:
             raise InvalidRequest("invalid team filter", bad)
-        with self.events.subscribe(request.team_ids) as subscription:
-            async for event in subscription:
-                yield pb.WatchAvailabilityResponse(
-                    team_id=event.team_id,
-                    agent_id=event.agent_id,
-                    free_slots=event.free_slots,
-                    at=mapping.timestamp_to_pb(event.at),
+        teams = frozenset(request.team_ids)
+        # Every team's events: a freed slot in one team also wakes the queues that widened to it.
+        with self.events.subscribe(()) as subscription:
+            async for freed in subscription:
+                woken = await widening.woken_by(
+                    self.uow, self.policies.current, freed, self.clock(), teams=teams
                 )
+                for event in woken:
+                    yield pb.WatchAvailabilityResponse(
+                        team_id=event.team_id,
+                        agent_id=event.agent_id,
+                        free_slots=event.free_slots,
+                        at=mapping.timestamp_to_pb(event.at),
+                    )
 
     @map_errors
     async def ClaimCallback(

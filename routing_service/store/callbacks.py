@@ -5,10 +5,27 @@ when read, never stored, so they can't go stale.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, and_, bindparam, case, extract, func, literal, or_, select, tuple_, update
+from sqlalchemy import (
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union_all,
+    update,
+)
 
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import CallbackState, CallbackTicket, Complexity
@@ -17,7 +34,7 @@ from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import UtcDateTime, callbacks
 
-__all__ = ["SqlCallbackRepository", "ticket_from_row"]
+__all__ = ["WAIT_RATIO_TTL", "SqlCallbackRepository", "WaitRatioCache", "ticket_from_row"]
 
 _OPEN = (str(CallbackState.WAITING), str(CallbackState.RESERVED))
 _RESERVED_FIRST = case((callbacks.c.state == str(CallbackState.RESERVED), 0), else_=1)
@@ -30,6 +47,31 @@ _AHEAD_OF = shared(
         callbacks.c.team_id == bindparam("ahead_team"),
         callbacks.c.state == str(CallbackState.WAITING),
         callbacks.c.service_key <= bindparam("ahead_key"),
+    )
+)
+
+# A new ticket's place, before it is inserted (so its promise goes into the INSERT): the WAITING tickets
+# served before it (keys at or below its own: enqueued earlier) and every RESERVED one (served first), one
+# statement of two index counts.
+_PLACE = shared(
+    select(
+        select(func.count())
+        .select_from(callbacks)
+        .where(
+            callbacks.c.team_id == bindparam("place_team"),
+            callbacks.c.state == str(CallbackState.WAITING),
+            callbacks.c.service_key <= bindparam("place_key"),
+        )
+        .scalar_subquery()
+        .label("waiting"),
+        select(func.count())
+        .select_from(callbacks)
+        .where(
+            callbacks.c.team_id == bindparam("place_team"),
+            callbacks.c.state == str(CallbackState.RESERVED),
+        )
+        .scalar_subquery()
+        .label("reserved"),
     )
 )
 
@@ -91,40 +133,44 @@ def ticket_from_row(row: Any, position: int = 0) -> CallbackTicket:
     )
 
 
-# Tickets of one team and state that come before a ticket in service order, as two index range reads on
-# ix_callbacks_team_id_state_service_key (an OR across the whole order key would make the planner scan the
-# team's queue): strictly smaller keys, then equal keys broken by enqueue time and call id.
 _BY_CALL = shared(select(callbacks).where(callbacks.c.call_id == bindparam("by_call")))
-_BEFORE_KEY = shared(
-    select(func.count())
-    .select_from(callbacks)
-    .where(
-        callbacks.c.team_id == bindparam("before_team"),
-        callbacks.c.state == bindparam("before_state"),
-        callbacks.c.service_key < bindparam("before_key"),
-    )
-)
-_BEFORE_TIE = shared(
-    select(func.count())
-    .select_from(callbacks)
-    .where(
-        callbacks.c.team_id == bindparam("tie_team"),
-        callbacks.c.state == bindparam("tie_state"),
-        callbacks.c.service_key == bindparam("tie_key"),
+
+
+def _placed_by_call() -> Any:
+    """One ticket with its queue position in one statement (what `get` and a claim's reservation read).
+
+    The tickets of its team and state served before it are two correlated index range reads on
+    ix_callbacks_team_id_state_service_key (an OR across the whole order key would make the planner scan
+    the team's queue): strictly smaller keys, then equal keys broken by enqueue time and call id; a WAITING
+    ticket also counts every RESERVED one (served first). A ticket no longer open has position 0 and
+    counts nothing (CASE evaluates only the branch it takes)."""
+    ahead = callbacks.alias("ahead")
+    same_state = (ahead.c.team_id == callbacks.c.team_id, ahead.c.state == callbacks.c.state)
+
+    def count(*where: Any) -> Any:
+        return select(func.count()).select_from(ahead).where(*where).correlate(callbacks).scalar_subquery()
+
+    before = count(*same_state, ahead.c.service_key < callbacks.c.service_key) + count(
+        *same_state,
+        ahead.c.service_key == callbacks.c.service_key,
         or_(
-            callbacks.c.enqueued_at < bindparam("tie_at", type_=UtcDateTime()),
-            and_(
-                callbacks.c.enqueued_at == bindparam("tie_at", type_=UtcDateTime()),
-                callbacks.c.call_id < bindparam("tie_call"),
-            ),
+            ahead.c.enqueued_at < callbacks.c.enqueued_at,
+            and_(ahead.c.enqueued_at == callbacks.c.enqueued_at, ahead.c.call_id < callbacks.c.call_id),
         ),
     )
-)
-_IN_STATE = shared(
-    select(func.count())
-    .select_from(callbacks)
-    .where(callbacks.c.team_id == bindparam("state_team"), callbacks.c.state == bindparam("state_state"))
-)
+    reserved = count(ahead.c.team_id == callbacks.c.team_id, ahead.c.state == str(CallbackState.RESERVED))
+    position = case(
+        (callbacks.c.state == str(CallbackState.WAITING), before + reserved + 1),
+        (callbacks.c.state == str(CallbackState.RESERVED), before + 1),
+        else_=0,
+    )
+    return select(callbacks, position.label("queue_position")).where(
+        callbacks.c.call_id == bindparam("placed_call")
+    )
+
+
+_PLACED_BY_CALL = shared(_placed_by_call())
+
 # Is some WAITING ticket of the team served before this one? (One index probe.)
 _WAITING_BEFORE = shared(
     select(callbacks.c.call_id)
@@ -198,6 +244,97 @@ _TIERS_BEFORE = shared(
     .distinct()
 )
 
+# A claim's view of its queue in one round trip: whether some WAITING ticket comes before this one (at most
+# one row, kind 0: the `_WAITING_BEFORE` probe) and the team's at-risk WAITING tickets (kind 1: `_AT_RISK`).
+_AT_RISK_COLUMNS = (
+    callbacks.c.call_id,
+    callbacks.c.tier,
+    callbacks.c.service_key,
+    callbacks.c.enqueued_at,
+    callbacks.c.at_risk_at,
+    callbacks.c.promised_by,
+)
+_before_probe = (
+    select(*_AT_RISK_COLUMNS, literal(0, Integer()).label("kind"))
+    .where(
+        callbacks.c.team_id == bindparam("cv_team"),
+        callbacks.c.state == str(CallbackState.WAITING),
+        callbacks.c.service_key <= bindparam("cv_key"),
+        callbacks.c.call_id != bindparam("cv_call", type_=String()),
+        or_(
+            callbacks.c.service_key < bindparam("cv_key"),
+            callbacks.c.enqueued_at < bindparam("cv_at", type_=UtcDateTime()),
+            and_(
+                callbacks.c.enqueued_at == bindparam("cv_at", type_=UtcDateTime()),
+                callbacks.c.call_id < bindparam("cv_call", type_=String()),
+            ),
+        ),
+    )
+    .limit(1)
+    .subquery("before_probe")
+)
+_at_risk_rows = (
+    select(*_AT_RISK_COLUMNS, literal(1, Integer()).label("kind"))
+    .where(
+        callbacks.c.team_id == bindparam("cv_team"),
+        callbacks.c.state == str(CallbackState.WAITING),
+        callbacks.c.at_risk_at <= bindparam("cv_now", type_=UtcDateTime()),
+        callbacks.c.promised_by >= bindparam("cv_now", type_=UtcDateTime()),
+    )
+    .order_by(callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
+    .limit(bindparam("cv_limit"))
+    .subquery("at_risk_rows")
+)
+_CLAIM_VIEW = shared(union_all(select(_before_probe), select(_at_risk_rows)))
+
+# The sweeper's question: a team's WAITING tickets whose promise deadline passed without a breach stored,
+# along ix_callbacks_team_id_state_at_risk_at (at_risk_at <= promised_by: the range holds only the team's
+# at-risk and overdue WAITING tickets, never its history).
+_OVERDUE = shared(
+    select(callbacks)
+    .where(
+        callbacks.c.team_id == bindparam("od_team"),
+        callbacks.c.state == str(CallbackState.WAITING),
+        callbacks.c.at_risk_at < bindparam("od_now", type_=UtcDateTime()),
+        callbacks.c.promised_by < bindparam("od_now", type_=UtcDateTime()),
+        callbacks.c.breached_at.is_(None),
+    )
+    .order_by(callbacks.c.at_risk_at)
+    .limit(bindparam("od_limit"))
+)
+
+
+WAIT_RATIO_TTL = 30.0
+"""Seconds a team's learned wait correction is reused in a process without reading it again.
+
+The correction (`domain.promises.learned_ratio`) is the median of the actual-over-quoted wait ratios of the
+team's latest 20 started callbacks, clamped to 0.5-3. A start in this process invalidates the team's entry
+at once; a start through another replica is seen at most this late. One new sample out of twenty moves the
+median at most one rank, and an estimate quoted in minutes is not made materially worse by a correction
+half a minute old, while reading it on every callback decision cost a statement each."""
+
+
+class WaitRatioCache:
+    """Each team's recent wait ratios, shared by the units of work of one store (one process)."""
+
+    def __init__(self, ttl: float = WAIT_RATIO_TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[tuple[str, int], tuple[float, list[float]]] = {}
+
+    def get(self, team_id: str, limit: int) -> list[float] | None:
+        entry = self._entries.get((team_id, limit))
+        if entry is None or self._clock() - entry[0] >= self.ttl:
+            return None
+        return entry[1]
+
+    def put(self, team_id: str, limit: int, ratios: list[float]) -> None:
+        self._entries[(team_id, limit)] = (self._clock(), ratios)
+
+    def invalidate(self, team_id: str) -> None:
+        for key in [key for key in self._entries if key[0] == team_id]:
+            del self._entries[key]
+
 
 def _wait_ratios_statement(*, postgres: bool) -> Any:
     """Actual over quoted wait of a team's latest started callbacks, newest first along
@@ -239,35 +376,12 @@ _PROMISE_OUTCOMES = shared(
 
 
 class SqlCallbackRepository(SqlRepository):
-    """`ports.CallbackRepository` on SQL."""
+    """`ports.CallbackRepository` on SQL. `wait_ratios`: the store's cache of each team's learned wait
+    ratios (`WaitRatioCache`); without it every `recent_wait_ratios` reads."""
 
-    async def _with_position(self, row: Any) -> CallbackTicket:
-        """The ticket with its queue position when open: every RESERVED ticket of the team is served before
-        any WAITING one, and within a state the order is (service_key, enqueued_at, call_id)."""
-        if row.state not in _OPEN:
-            return ticket_from_row(row)
-        ahead = await self._count_before(
-            row.team_id, row.state, row.service_key, row.enqueued_at, row.call_id
-        )
-        if row.state == str(CallbackState.WAITING):
-            params = {"state_team": row.team_id, "state_state": str(CallbackState.RESERVED)}
-            ahead += int((await self._execute(_IN_STATE, params)).scalar_one())
-        return ticket_from_row(row, position=ahead + 1)
-
-    async def _count_before(
-        self, team_id: str, state: str, service_key: float, enqueued_at: datetime, call_id: str
-    ) -> int:
-        smaller = {"before_team": team_id, "before_state": state, "before_key": service_key}
-        tied = {
-            "tie_team": team_id,
-            "tie_state": state,
-            "tie_key": service_key,
-            "tie_at": enqueued_at,
-            "tie_call": call_id,
-        }
-        return int((await self._execute(_BEFORE_KEY, smaller)).scalar_one()) + int(
-            (await self._execute(_BEFORE_TIE, tied)).scalar_one()
-        )
+    def __init__(self, session: Any, *, wait_ratios: WaitRatioCache | None = None) -> None:
+        super().__init__(session)
+        self._wait_ratios = wait_ratios
 
     async def waiting_before(self, ticket: CallbackTicket) -> bool:
         """True when a WAITING ticket of the team is served before `ticket` (an index probe). Never for a
@@ -285,9 +399,16 @@ class SqlCallbackRepository(SqlRepository):
     async def _row(self, call_id: str) -> Any:
         return (await self._execute(_BY_CALL, {"by_call": call_id})).first()
 
+    async def place(self, team_id: str, service_key: float) -> int:
+        """The position a new WAITING ticket with this key would have: every RESERVED ticket of the team
+        and every WAITING one with a key at or below it come first (one statement)."""
+        row = (await self._execute(_PLACE, {"place_team": team_id, "place_key": service_key})).first()
+        return int(row.waiting) + int(row.reserved) + 1
+
     async def enqueue(self, ticket: CallbackTicket) -> CallbackTicket:
-        """Insert the ticket as WAITING; when the call already has one, return that one unchanged."""
-        await self._insert_ignore(
+        """Insert the ticket as WAITING, promise included, and return it as given (its `position` is the
+        caller's, from `place`); when the call already has one, return that one unchanged, read back."""
+        inserted = await self._insert_ignore(
             callbacks,
             {
                 "call_id": ticket.call_id,
@@ -315,12 +436,28 @@ class SqlCallbackRepository(SqlRepository):
                 "breached_at": None,
             },
         )
-        return await self._with_position(await self._row(ticket.call_id))
+        if inserted:
+            return replace(
+                ticket,
+                state=CallbackState.WAITING,
+                agent_id=None,
+                reserved_until=None,
+                finished_at=None,
+                started_at=None,
+                breached_at=None,
+            )
+        existing = await self._placed(ticket.call_id)
+        if existing is None:  # deleted between the two statements: only mid-race
+            raise NotFound(f"no callback for call {ticket.call_id}")
+        return existing
 
     async def get(self, call_id: str) -> CallbackTicket | None:
-        """The call's ticket with its position when open, or None."""
-        row = await self._row(call_id)
-        return None if row is None else await self._with_position(row)
+        """The call's ticket with its position when open, or None (one statement)."""
+        return await self._placed(call_id)
+
+    async def _placed(self, call_id: str) -> CallbackTicket | None:
+        row = (await self._execute(_PLACED_BY_CALL, {"placed_call": call_id})).first()
+        return None if row is None else ticket_from_row(row, position=int(row.queue_position or 0))
 
     async def open_in_team(self, team_id: str, limit: int) -> list[CallbackTicket]:
         """The team's open tickets in service order, positions 1, 2, ..."""
@@ -419,12 +556,14 @@ class SqlCallbackRepository(SqlRepository):
             .where(callbacks.c.call_id == call_id, callbacks.c.state.in_(_OPEN))
             .values(**values)
         )
-        row = await self._row(call_id)
-        if row is None:
+        ticket = await self._placed(call_id)
+        if ticket is None:
             raise NotFound(f"no callback for call {call_id}")
         if result.rowcount != 1:
-            raise Conflict(f"callback for call {call_id} is already {row.state}")
-        return await self._with_position(row)
+            raise Conflict(f"callback for call {call_id} is already {ticket.state}")
+        if now is not None and self._wait_ratios is not None and ticket.started_at == now:
+            self._wait_ratios.invalidate(ticket.team_id)  # a new sample for the team's learned correction
+        return ticket
 
     async def set_promise(self, call_id: str, promise: Promise) -> None:
         """Store the promise the caller heard on their ticket (made once the queue position is known)."""
@@ -442,6 +581,44 @@ class SqlCallbackRepository(SqlRepository):
         """Record that the call's promise is broken; True only the first time (the breach counts once)."""
         result = await self._execute(_MARK_BREACHED, {"mb_call": call_id, "mb_now": now})
         return bool(result.rowcount == 1)
+
+    async def claim_view(
+        self, ticket: CallbackTicket, now: datetime, limit: int
+    ) -> tuple[bool, list[AtRisk]]:
+        """`waiting_before(ticket)` and `at_risk_waiting(ticket.team_id, now, limit)` in one statement."""
+        if ticket.state is CallbackState.RESERVED:
+            return False, await self.at_risk_waiting(ticket.team_id, now, limit)
+        params = {
+            "cv_team": ticket.team_id,
+            "cv_key": ticket.service_key,
+            "cv_at": ticket.enqueued_at,
+            "cv_call": ticket.call_id,
+            "cv_now": now,
+            "cv_limit": max(1, limit),
+        }
+        before = False
+        at_risk = []
+        for row in await self._execute(_CLAIM_VIEW, params):
+            if row.kind == 0:
+                before = True
+                continue
+            at_risk.append(
+                AtRisk(
+                    call_id=row.call_id,
+                    tier=row.tier,
+                    service_key=row.service_key,
+                    enqueued_at=row.enqueued_at,
+                    at_risk_at=row.at_risk_at,
+                    promised_by=row.promised_by,
+                )
+            )
+        return before, at_risk
+
+    async def overdue_waiting(self, team_id: str, now: datetime, limit: int) -> list[CallbackTicket]:
+        """The team's WAITING tickets whose promise deadline passed before `now` with no breach stored yet,
+        at most `limit` (positions not filled in)."""
+        params = {"od_team": team_id, "od_now": now, "od_limit": max(1, limit)}
+        return [ticket_from_row(row) for row in await self._execute(_OVERDUE, params)]
 
     async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[AtRisk]:
         """The team's WAITING tickets whose promise is at risk at `now` (at_risk_at <= now <= promised_by),
@@ -462,10 +639,17 @@ class SqlCallbackRepository(SqlRepository):
     async def recent_wait_ratios(self, team_id: str, since: datetime, limit: int) -> list[float]:
         """Actual over quoted wait of the team's latest `limit` callbacks started at or after `since`
         (`domain.promises.wait_ratios`, computed in SQL: no row is turned into datetimes on a decision's
-        path), newest first."""
+        path), newest first. With the store's `WaitRatioCache`, read once per `WAIT_RATIO_TTL`."""
+        cache = self._wait_ratios
+        cached = cache.get(team_id, limit) if cache is not None else None
+        if cached is not None:
+            return cached
         statement = _WAIT_RATIOS_PG if self._postgres else _WAIT_RATIOS_SQLITE
         params = {"wr_team": team_id, "wr_since": since, "wr_limit": max(1, limit)}
-        return [float(row.ratio) for row in await self._execute(statement, params)]
+        ratios = [float(row.ratio) for row in await self._execute(statement, params)]
+        if cache is not None:
+            cache.put(team_id, limit, ratios)
+        return ratios
 
     async def tiers_waiting_before(self, ticket: CallbackTicket) -> set[str]:
         """The tiers of the team's WAITING tickets served before `ticket`."""

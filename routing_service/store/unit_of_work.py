@@ -34,7 +34,7 @@ from routing_service.app.ports import (
 from routing_service.domain.errors import Unavailable
 from routing_service.store.agents import SqlAgentRepository
 from routing_service.store.assignments import SqlAssignmentRepository
-from routing_service.store.callbacks import SqlCallbackRepository
+from routing_service.store.callbacks import SqlCallbackRepository, WaitRatioCache
 from routing_service.store.customers import SqlCustomerRepository
 from routing_service.store.decisions import SqlDecisionRepository
 from routing_service.store.errors import is_unavailable, unavailable_from
@@ -90,9 +90,12 @@ class SqlUnitOfWork:
     callbacks: CallbackRepository
     review_outcomes: ReviewOutcomeRepository
 
-    def __init__(self, database: Database, *, origin: str = "") -> None:
+    def __init__(
+        self, database: Database, *, origin: str = "", wait_ratios: WaitRatioCache | None = None
+    ) -> None:
         self._database = database
         self._origin = origin
+        self._wait_ratios = wait_ratios
         self._session: Link | None = None
 
     async def __aenter__(self) -> Self:
@@ -102,7 +105,7 @@ class SqlUnitOfWork:
         self.agents = SqlAgentRepository(session)
         self.assignments = SqlAssignmentRepository(session)
         self.decisions = SqlDecisionRepository(session)
-        self.callbacks = SqlCallbackRepository(session)
+        self.callbacks = SqlCallbackRepository(session, wait_ratios=self._wait_ratios)
         self.review_outcomes = SqlReviewOutcomeRepository(session)
         return self
 
@@ -165,11 +168,13 @@ class SqlUnitOfWork:
 
 class SqlUnitOfWorkFactory:
     """`ports.UnitOfWorkFactory`: each call gives a fresh `SqlUnitOfWork` on the same database. `origin`
-    tags its availability notices (a new id by default)."""
+    tags its availability notices (a new id by default). Its units of work share one `WaitRatioCache`:
+    each team's learned wait correction is read once per `WAIT_RATIO_TTL` per process, not per decision."""
 
     def __init__(self, database: Database, *, origin: str | None = None) -> None:
         self.database = database
         self.origin = origin or new_origin()
+        self.wait_ratios = WaitRatioCache()
 
     def __call__(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.database, origin=self.origin)
+        return SqlUnitOfWork(self.database, origin=self.origin, wait_ratios=self.wait_ratios)

@@ -5,6 +5,7 @@ queue."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -206,3 +207,47 @@ async def test_queue_status_counts_the_waiting_callbacks_by_step(widening_stub: 
     ]
     product = await stub.GetQueueStatus(pb.GetQueueStatusRequest(team_id="product"))
     assert list(product.teams[0].widening_steps) == []
+
+
+async def test_a_freed_overflow_specialist_wakes_the_queue_that_widened_to_her_team(
+    database_url: str, clock: Clock
+) -> None:
+    """eve (enterprise) frees up: a watcher of the technical queue hears of it once technical's head
+    callback has widened to enterprise (step 2, 10 min), not before; its claim then takes her."""
+    server = RoutingServer(
+        routing_settings(database_url, policy=TECHCORP), watch_policy=False, run_sweeps=False, clock=clock
+    )
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        stub: Stub = routing_pb2_grpc.RoutingServiceStub(channel)
+        await _technical_callback_waiting(stub)
+        busy, free = pb.AGENT_STATUS_BUSY, pb.AGENT_STATUS_AVAILABLE
+        await add_agent(stub, "eve", teams=("enterprise",), number="+15550100101", status=busy)
+        watch = stub.WatchAvailability(pb.WatchAvailabilityRequest(team_ids=["technical"]))
+        for _ in range(200):
+            if server.events.subscriber_count == 1:
+                break
+            await asyncio.sleep(0.02)
+
+        clock.advance(9)  # step 1: the complexity ceiling, no overflow yet
+        await stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id="eve", status=free))
+        await stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id="eve", status=busy))
+        await stub.ReleaseAssignment(pb.ReleaseAssignmentRequest(call_id="call-1"))
+        first = await asyncio.wait_for(watch.read(), timeout=10)
+        assert isinstance(first, pb.WatchAvailabilityResponse)
+        assert (first.team_id, first.agent_id) == ("technical", "tara"), "eve's slot woke nobody at step 1"
+        await stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id="tara", status=busy))
+
+        clock.advance(1)  # step 2: overflow to enterprise
+        await stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id="eve", status=free))
+        woken = await asyncio.wait_for(watch.read(), timeout=10)
+        assert isinstance(woken, pb.WatchAvailabilityResponse)
+        assert (woken.team_id, woken.agent_id, woken.free_slots) == ("technical", "eve", 1)
+        claimed = await stub.ClaimCallback(pb.ClaimCallbackRequest(call_id="call-2"))
+        assert (claimed.outcome, claimed.agent.agent_id) == (pb.CLAIM_OUTCOME_RESERVED, "eve")
+        assert claimed.served_team_id == "enterprise"
+        watch.cancel()
+    finally:
+        await channel.close()
+        await server.stop(0.5)

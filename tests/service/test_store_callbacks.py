@@ -3,6 +3,7 @@ read, ahead_of, reservation and finishing."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -24,7 +25,8 @@ def _tied_technical_tickets() -> list[CallbackTicket]:
 async def test_enqueue_returns_existing_ticket_when_call_already_queued(store: Store) -> None:
     first = make_ticket("c1", service_key=100.0, tier="premium")
     async with store.uow() as uow:
-        stored = await uow.callbacks.enqueue(first)
+        place = await uow.callbacks.place("technical", 100.0)
+        stored = await uow.callbacks.enqueue(replace(first, position=place))
         again = await uow.callbacks.enqueue(make_ticket("c1", service_key=1.0, tier="enterprise"))
         await uow.commit()
     assert stored.position == 1 and stored.state is CallbackState.WAITING

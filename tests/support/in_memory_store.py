@@ -711,19 +711,25 @@ class InMemoryCallbackRepository(_Repository):
         )
         return replace(ticket, position=ahead + 1)
 
+    async def place(self, team_id: str, service_key: float) -> int:
+        reserved = sum(1 for t in self._team(team_id) if t.state is CallbackState.RESERVED)
+        return reserved + await self.ahead_of(team_id, service_key) + 1
+
     async def enqueue(self, ticket: CallbackTicket) -> CallbackTicket:
-        if ticket.call_id not in self._data.callbacks:
-            self._data.callbacks[ticket.call_id] = replace(
-                ticket,
-                state=CallbackState.WAITING,
-                agent_id=None,
-                reserved_until=None,
-                finished_at=None,
-                position=0,
-                started_at=None,
-                breached_at=None,
-            )
-        return self._with_position(self._data.callbacks[ticket.call_id])
+        existing = self._data.callbacks.get(ticket.call_id)
+        if existing is not None:
+            return self._with_position(existing)
+        stored = replace(
+            ticket,
+            state=CallbackState.WAITING,
+            agent_id=None,
+            reserved_until=None,
+            finished_at=None,
+            started_at=None,
+            breached_at=None,
+        )
+        self._data.callbacks[ticket.call_id] = replace(stored, position=0)
+        return stored  # as the SQL store: the position is the caller's (`place`), nothing is read back
 
     async def get(self, call_id: str) -> CallbackTicket | None:
         ticket = self._data.callbacks.get(call_id)
@@ -830,6 +836,22 @@ class InMemoryCallbackRepository(_Repository):
             if t.promise_from is not None and t.promised_by is not None
         ]
         return wait_ratios(outcomes)[: max(1, limit)]
+
+    async def claim_view(
+        self, ticket: CallbackTicket, now: datetime, limit: int
+    ) -> tuple[bool, list[AtRisk]]:
+        return await self.waiting_before(ticket), await self.at_risk_waiting(ticket.team_id, now, limit)
+
+    async def overdue_waiting(self, team_id: str, now: datetime, limit: int) -> list[CallbackTicket]:
+        found = [
+            t
+            for t in self._team(team_id)
+            if t.state is CallbackState.WAITING
+            and t.promised_by is not None
+            and t.promised_by < now
+            and t.breached_at is None
+        ]
+        return sorted(found, key=lambda t: t.at_risk_at or now)[: max(1, limit)]
 
     async def at_risk_waiting(self, team_id: str, now: datetime, limit: int) -> list[AtRisk]:
         found = [

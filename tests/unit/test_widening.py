@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from routing_service.app.availability import AvailabilityEvent
+from routing_service.app.widening import woken_by
 from routing_service.domain.models import (
     CallbackState,
     CallbackTicket,
@@ -21,10 +23,11 @@ from routing_service.domain.models import (
     WideningPolicy,
     WideningStep,
 )
-from routing_service.domain.widening import current_step, step_label, widening_scope
+from routing_service.domain.widening import current_step, step_label, teams_widening_to, widening_scope
 from routing_service.policy import load_policy
 from routing_service.policy.errors import PolicyError
 from routing_service.policy.loader import parse_policy
+from tests.support.in_memory_store import InMemoryDatabase
 
 ROOT = Path(__file__).resolve().parents[2]
 TECHCORP = ROOT / "examples" / "techcorp.yaml"
@@ -260,3 +263,51 @@ def test_a_policy_without_the_section_never_widens() -> None:
     policy = parse_policy(text, source="p.yaml")
     assert policy.widening == WideningPolicy()
     assert widening_scope(policy, ticket(), T0 + timedelta(days=1)).step == 0
+
+
+def test_the_teams_that_widen_to_a_team_are_those_whose_steps_name_it(techcorp: Policy) -> None:
+    assert teams_widening_to(techcorp.widening, "enterprise") == ("technical",)
+    assert teams_widening_to(techcorp.widening, "technical") == ("enterprise",)
+    assert teams_widening_to(techcorp.widening, "general") == ("billing",)
+    assert teams_widening_to(techcorp.widening, "billing") == ()
+
+
+async def test_a_freed_slot_wakes_the_head_of_each_queue_that_has_widened_to_its_team(
+    techcorp: Policy,
+) -> None:
+    """eve (enterprise) frees up: technical's head is woken once it is at the overflow step (10 min), never
+    a queue whose head has not widened that far, nor one whose tier excludes the team."""
+    db = InMemoryDatabase()
+    async with db.uow() as u:
+        await u.callbacks.enqueue(dataclasses.replace(ticket(), call_id="tech-head"))
+        await u.callbacks.enqueue(
+            dataclasses.replace(ticket(enqueued_at=T0 + timedelta(minutes=1)), call_id="tech-next")
+        )
+        await u.commit()
+    freed = AvailabilityEvent(team_id="enterprise", agent_id="eve", free_slots=2, at=T0)
+
+    early = await woken_by(db.uow, techcorp, freed, T0 + timedelta(minutes=9, seconds=59))
+    assert early == [freed], "step 1 does not overflow to enterprise yet"
+    woken = await woken_by(db.uow, techcorp, freed, T0 + timedelta(minutes=10))
+    assert woken == [freed, dataclasses.replace(freed, team_id="technical")]
+    later = T0 + timedelta(minutes=10)
+    assert await woken_by(db.uow, techcorp, freed, later, teams=["technical"]) == [woken[1]]
+    assert await woken_by(db.uow, techcorp, freed, later, teams=["billing"]) == [], "nobody watches them"
+    own = AvailabilityEvent(team_id="billing", agent_id="bea", free_slots=1, at=T0)
+    assert await woken_by(db.uow, techcorp, own, T0 + timedelta(hours=1)) == [own], "nobody widens to it"
+
+
+async def test_no_queue_is_woken_for_a_team_its_head_may_never_overflow_to(techcorp: Policy) -> None:
+    excluded = dataclasses.replace(
+        techcorp,
+        widening=dataclasses.replace(
+            techcorp.widening,
+            tier_exclusions={**techcorp.widening.tier_exclusions, "premium": frozenset({"enterprise"})},
+        ),
+    )
+    db = InMemoryDatabase()
+    async with db.uow() as u:
+        await u.callbacks.enqueue(ticket(tier="premium"))
+        await u.commit()
+    freed = AvailabilityEvent(team_id="enterprise", agent_id="eve", free_slots=1, at=T0)
+    assert await woken_by(db.uow, excluded, freed, T0 + timedelta(hours=1)) == [freed]

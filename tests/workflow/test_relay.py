@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
@@ -14,6 +15,8 @@ from temporalio.client import Client
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc
+from routing_service.grpc.server import RoutingServer
+from tests.service.grpc_helpers import TECHCORP, add_agent, resolve, routing_settings
 from tests.workflow.routing_standin import RoutingStandin, serve, ticket
 from tests.workflow.workflow_fakes import FakeRouting, FakeVapi, callback_input, eventually, new_worker
 from workflows.callback import QueueCallbackWorkflow
@@ -203,3 +206,55 @@ def _has(items: Sequence[object], count: int) -> asyncio.Future[bool]:
     future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
     future.set_result(len(items) >= count)
     return future
+
+
+async def test_the_relay_wakes_a_callback_widened_to_the_team_of_a_freed_specialist(
+    database_url: str,
+) -> None:
+    """The worker's relay against a real routing server: eve (enterprise) frees up once technical's waiting
+    callback has widened to enterprise, and the relay wakes that callback (not only enterprise's queue)."""
+    now = [datetime(2026, 11, 23, 14, 0, tzinfo=UTC)]
+    server = RoutingServer(
+        routing_settings(database_url, policy=TECHCORP),
+        watch_policy=False,
+        run_sweeps=False,
+        clock=lambda: now[0],
+    )
+    port = await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    relay_task: asyncio.Task[None] | None = None
+    try:
+        stub = routing_pb2_grpc.RoutingServiceStub(channel)
+        await add_agent(stub, "tara", max_complexity=pb.COMPLEXITY_ADVANCED)
+        assert (await resolve(stub, "call-1")).kind == pb.DECISION_KIND_TRANSFER_AGENT
+        assert (await resolve(stub, "call-2")).kind == pb.DECISION_KIND_CALLBACK
+        busy = pb.AGENT_STATUS_BUSY
+        await add_agent(stub, "eve", teams=("enterprise",), number="+15550100101", status=busy)
+        woken: list[str] = []
+
+        async def wake(call_id: str) -> bool:
+            woken.append(call_id)
+            return True
+
+        relay = AvailabilityRelay(stub, wake)
+        relay_task = asyncio.create_task(relay.run())
+
+        async def connected() -> bool:
+            return relay.connections == 1 and server.events.subscriber_count == 1
+
+        await eventually(connected)
+        woken.clear()  # the catch-up on connecting wakes every queue's head
+        now[0] += timedelta(minutes=10)  # technical's step 2: overflow to enterprise
+        await stub.SetAgentStatus(pb.SetAgentStatusRequest(agent_id="eve", status=pb.AGENT_STATUS_AVAILABLE))
+
+        async def call_2_woken() -> bool:
+            return woken == ["call-2"]
+
+        await eventually(call_2_woken)
+    finally:
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+        await channel.close()
+        await server.stop(0.5)
