@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -75,9 +76,11 @@ MAX_ENTITIES = 20
 MAX_PER_KIND = 5
 MAX_ENTITY_VALUE = 64
 MAX_KIND = 32
-TRANSCRIPT_SCAN = 4_000
-"""Entities are looked for in the last this many characters of the transcript (about the last three minutes
-of talk; bounded CPU per decision). What the assistant passed and its own texts are always read whole."""
+TRANSCRIPT_SCAN = 2_000
+"""Entities are looked for in the last this many characters of the transcript (about the last minute and a
+half of talk, where what the caller said last is; bounded CPU per decision: on a realistic call the
+transcript is most of what the packet reads, and 4,000 characters made it 5 % of a decision). What the
+assistant passed and its own texts are always read whole."""
 MAX_PACKET_TEXT = 1_200
 """Longest `{handoff_summary}` (what the specialist hears or reads)."""
 
@@ -180,6 +183,9 @@ BUILTIN_ENTITY_KINDS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] =
 )
 """(kind, the words that start it, pattern): the pattern is tried only where one of its words starts a word
 (found with `str.find` on the lower-cased text), so the cost follows the mentions, not the text's length."""
+_HAS_DIGIT = re.compile(r"\d").search
+"""Whether a built-in pattern's value holds a digit: the patterns admit no digit that `\\d` misses and
+`str.isdigit` accepts (superscripts and the like)."""
 
 
 def extract_entities(
@@ -216,13 +222,18 @@ def extract_entities(
             continue
         lowered = text.lower()
         for kind, words, pattern in BUILTIN_ENTITY_KINDS:
-            if not any(word in lowered for word in words):
-                continue
             room = MAX_PER_KIND - per_kind.get(kind, 0)
             if room <= 0:
                 continue
+            for word in words:
+                if word in lowered:
+                    break
+            else:
+                continue
             for value in _mentions(pattern, words, text, lowered, limit=2 * room):
-                if any(ch.isdigit() for ch in value):
+                # A built-in pattern's value is clean already (letters, digits, "-", "_", "."; short):
+                # a repeat, the common case in a transcript, is dropped here without cleaning it again.
+                if (kind, value.upper()) not in seen and _HAS_DIGIT(value) is not None:
                     keep(kind, value, source)
         for kind, pattern in extra:
             literal = _leading_literal(pattern)
@@ -237,29 +248,43 @@ def _mentions(
     pattern: re.Pattern[str], words: Sequence[str], text: str, lowered: str, *, limit: int = MAX_ENTITIES
 ) -> list[str]:
     """Values `pattern` reads where one of `words` starts a word of the text, in the order they occur (at
-    most `limit`). Where lower-casing changed the text's length, positions differ: the whole text is
-    searched instead."""
+    most `limit`; the pattern is tried at `MAX_STARTS` places at most). The places are found as they are
+    needed, so a kind that reaches its limit early stops there. Where lower-casing changed the text's
+    length, positions differ: the whole text is searched instead."""
     if len(lowered) != len(text):
         return list(_matches(re.compile(rf"\b{pattern.pattern}", pattern.flags), text))[:limit]
-    starts: list[int] = []
-    for word in words:
-        at = lowered.find(word)
-        while at != -1 and len(starts) < 4 * MAX_ENTITIES:
-            if at == 0 or not (lowered[at - 1].isalnum() or lowered[at - 1] == "_"):
-                starts.append(at)
-            at = lowered.find(word, at + 1)
     values: list[str] = []
     end = -1
-    for at in sorted(starts):
-        if at < end:
-            continue
+    tried = 0
+    heads = [(at, word) for word in words if (at := lowered.find(word)) != -1]
+    while heads and tried < MAX_STARTS:
+        if len(heads) == 1:
+            at, word = heads[0]
+            index = 0
+        else:
+            at, word = min(heads)
+            index = heads.index((at, word))
+        following = lowered.find(word, at + 1)
+        if following == -1:
+            del heads[index]
+        else:
+            heads[index] = (following, word)
+        if at < end or (at and (lowered[at - 1].isalnum() or lowered[at - 1] == "_")):
+            continue  # inside the previous value, or not where a word starts
+        tried += 1
         match = pattern.match(text, at)
-        if match is not None and match.group(1):
-            values.append(match.group(1))
-            end = match.end()
-            if len(values) >= limit:
-                break
+        if match is not None:
+            value = match.group(1)
+            if value:
+                values.append(value)
+                end = match.end()
+                if len(values) >= limit:
+                    break
     return values
+
+
+MAX_STARTS = 4 * MAX_ENTITIES
+"""Most places one kind's pattern is tried in one text."""
 
 
 _LITERAL_START = re.compile(r"(?:\\b)?\(?([A-Za-z0-9_-]{2,})")
@@ -421,20 +446,68 @@ def carry_over(packet: HandoffPacket, earlier: HandoffPacket | None) -> HandoffP
 # ---------------------------------------------------------------------------------------------------------
 def packet_values(packet: HandoffPacket) -> dict[str, str]:
     """The value of each `PACKET_FIELDS` placeholder for this packet (empty strings where unknown)."""
-    return {
-        "handoff_summary": packet_text(packet),
-        "assistant_summary": packet.summary,
-        "steps_tried": "; ".join(packet.steps_tried),
-        "entities": _entities_text(packet.entities),
-        "complexity_sources": _sources_text(packet),
-        "confidence": _confidence_text(packet),
-        "escalation_history": _history_text(packet),
-        "decision_id": packet.decision_id,
-    }
+    return {name: _VALUE_OF[name](packet) for name in _VALUE_OF}
+
+
+_VALUE_OF: dict[str, Callable[[HandoffPacket], str]] = {
+    "handoff_summary": lambda packet: packet_text(packet),
+    "assistant_summary": lambda packet: packet.summary,
+    "steps_tried": lambda packet: "; ".join(packet.steps_tried),
+    "entities": lambda packet: _entities_text(packet.entities),
+    "complexity_sources": lambda packet: _sources_text(packet),
+    "confidence": lambda packet: _confidence_text(packet),
+    "escalation_history": lambda packet: _history_text(packet),
+    "decision_id": lambda packet: packet.decision_id,
+}
+
+
+class _Values(Mapping[str, str]):
+    """`packet_values` computed only for the placeholders a template names (`render` asks for those alone),
+    each once: most templates name one or two, and `{handoff_summary}` is the dear one."""
+
+    __slots__ = ("_done", "_packet")
+
+    def __init__(self, packet: HandoffPacket) -> None:
+        self._packet = packet
+        self._done: dict[str, str] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in _VALUE_OF
+
+    def __getitem__(self, name: str) -> str:
+        done = self._done.get(name)
+        if done is None:
+            done = self._done[name] = _VALUE_OF[name](self._packet)
+        return done
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_VALUE_OF)
+
+    def __len__(self) -> int:
+        return len(_VALUE_OF)
+
+
+_TEXTS: OrderedDict[int, tuple[HandoffPacket, str]] = OrderedDict()
+_TEXTS_KEPT = 256
+"""`packet_text` of the latest packets, by identity (a packet is immutable, and the entry keeps it alive, so
+its id is not reused while it is here): a decision's text fills its messages, then goes out with it."""
 
 
 def packet_text(packet: HandoffPacket, limit: int = MAX_PACKET_TEXT) -> str:
     """The whole packet in a few sentences (what `{handoff_summary}` says), at most `limit` characters."""
+    if limit != MAX_PACKET_TEXT:
+        return _packet_text(packet, limit)
+    known = _TEXTS.get(id(packet))
+    if known is not None and known[0] is packet:
+        return known[1]
+    text = _packet_text(packet, limit)
+    _TEXTS[id(packet)] = (packet, text)
+    if len(_TEXTS) > _TEXTS_KEPT:
+        _TEXTS.popitem(last=False)
+    return text
+
+
+def _packet_text(packet: HandoffPacket, limit: int) -> str:
     parts: list[str] = []
     if packet.summary:
         parts.append(_sentence(f"Summary: {packet.summary}"))
@@ -477,7 +550,7 @@ def with_packet(decision: Decision, packet: HandoffPacket) -> Decision:
     message = decision.handoff_message
     if "{" not in message and all("{" not in m.content for m in summary):
         return replace(decision, handoff=packet, summary_messages=summary)
-    values = packet_values(packet)
+    values = _Values(packet)
     return replace(
         decision,
         handoff=packet,
