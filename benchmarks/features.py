@@ -275,26 +275,78 @@ def write_policies(folder: Path, features: tuple[Feature, ...] = FEATURES) -> di
 
 
 _TURNS = (
-    ("User", "Hi, I'm calling because our API integration stopped syncing orders since the migration."),
+    ("AI", "Thank you for calling TechCorp support. How can I help you today?"),
+    ("User", "Hi, our API integration stopped syncing orders into our warehouse system this morning."),
     ("AI", "I'm sorry to hear that. Can you tell me your account number so I can look into it?"),
-    ("User", "Sure, account number is 7731-4410. We're on the premium plan."),
-    ("AI", "Thank you. What exactly happens when the integration tries to sync?"),
-    ("User", "The webhook calls fail with error code E-4031 and then status 502 from your gateway."),
-    ("AI", "Understood. Have you tried regenerating the API key in the dashboard?"),
-    ("User", "Yes, we regenerated the key twice and cleared the cache on our side, same result."),
-    ("AI", "Which order did you notice first? An order number helps our engineers trace it."),
-    ("User", "Order 55-20931 from this morning, and a few after it. My callback number is 415 555 0134."),
-    ("AI", "Thanks. Did anything change in your configuration before it started?"),
-    ("User", "We moved our custom endpoint behind a new proxy last week as part of the migration."),
-    ("AI", "That's helpful. Let me check the recent deliveries on your account while you wait."),
-    ("User", "Okay. Our finance team also relies on these orders syncing to their reporting tool."),
-    ("AI", "I see repeated failures on the signature check. This needs one of our integration specialists."),
+    ("User", "Sure, the account number is 7731-4410. We're on the premium plan."),
+    ("AI", "Thank you. I can see the account. What exactly happens when the integration tries to sync?"),
+    ("User", "Our logs show the webhook calls failing. The first failure was a little after six."),
+    ("AI", "Do you see any message in the response body when a delivery fails?"),
+    ("User", "Yes, it says error code E-4031, and some of the retries come back as status 502."),
+    ("AI", "Got it. E-4031 usually means the signature on the delivery could not be verified."),
+    ("User", "That's odd, we haven't touched the signing secret in months as far as I know."),
+    ("AI", "Has anything else changed on your side recently, for example the endpoint or a proxy?"),
+    ("User", "Our infrastructure team moved the endpoint behind a new reverse proxy last week."),
+    ("AI", "That can matter. Some proxies rewrite headers or re-encode the body before it arrives."),
+    ("User", "I wouldn't know. I'm on the operations side, not the infrastructure side."),
+    ("AI", "No problem. Have you tried regenerating the API key in the dashboard?"),
+    ("User", "Yes, we regenerated it twice and cleared the cache on our side. Same result."),
+    ("AI", "Thanks for trying that. Which order did you notice first? An order number helps us trace it."),
+    ("User", "The first one was order 55-20931, and a few dozen after it since then."),
+    ("AI", "I can see that delivery attempt. It was retried five times and then parked."),
+    ("User", "Will those be sent again once this is fixed, or do we have to re-enter them?"),
+    ("AI", "Parked deliveries can be replayed from the dashboard once the endpoint accepts them again."),
+    ("User", "Good. Our finance team relies on these syncing to their reporting tool every evening."),
+    ("AI", "Understood. Let me check whether the deliveries reach your proxy or stop before it."),
+    ("User", "Okay. I can stay on the line, I have the monitoring screen open here."),
+    ("AI", "The deliveries reach your address and get an answer, so the proxy is answering."),
+    ("User", "So the problem is between the proxy and our application?"),
+    ("AI", "Most likely. The answer says the signature check failed, which happens in your application."),
+    ("AI", "Let me look at the timing as well. The answers come back within forty milliseconds."),
+    ("User", "Is that fast or slow? I honestly have no idea what is normal here."),
+    ("AI", "That's fast, which tells me your application answers right away instead of timing out."),
+    ("User", "So it's rejecting them on purpose, not failing to process them?"),
+    ("AI", "Yes, it looks like a deliberate rejection after checking the request."),
+    ("User", "Our developers wrote that check when we first set up the integration two years ago."),
+    ("AI", "Do you know whether they compare the signature against the body as received?"),
+    ("User", "I'd guess so, but the person who wrote it has since left the company."),
+    ("AI", "That's common. Our specialist can show your team how to test the check with a sample delivery."),
+    ("User", "That would be really useful. Can they send the sample to our team's shared inbox?"),
+    ("AI", "I'm sure they can arrange that with you once you're connected."),
+    ("User", "Good. We also have a second integration for returns, but that one seems fine."),
+    ("AI", "That's useful to know. Does the returns integration go through the same proxy?"),
+    ("User", "No, it still points at the old address, it wasn't moved with the rest."),
+    ("AI", "Then the proxy is even more likely to be the difference between the two."),
+    ("User", "Could the proxy be changing something in the request?"),
+    ("AI", "That is the usual cause. Compression or a changed content type breaks the signature check."),
+    ("User", "Can you tell me which header your signature covers, so I can pass it on?"),
+    ("AI", "The signature covers the raw body and the timestamp header. Any change to either breaks it."),
+    ("User", "Right. I'll need someone who can look at this with our infrastructure team."),
+    ("AI", "I think a specialist on our integration team should look at the deliveries with you."),
+    ("User", "Yes please. Can they call me back if we get disconnected? My number is 415 555 0134."),
+    ("AI", "Of course. I'll note that number. Is there anything else they should know before they join?"),
+    ("User", "Only that this is blocking our evening reporting run, so today matters."),
+    ("AI", "Understood. I'm summarising what we found so they don't have to ask you again."),
+    ("User", "Thanks, that helps. I've been explaining this to three people already today."),
+    ("AI", "I'm sorry about that. The specialist will have the account, the order and the codes."),
+    ("User", "Great. And the proxy change, please mention that, I think it's the key."),
+    ("AI", "I've noted the proxy move last week and the regenerated key as well."),
+    ("User", "Perfect. How long will it take for someone to pick up?"),
+    ("AI", "I'm connecting you to an integration specialist now. Please stay on the line."),
+    ("User", "Okay, I'll wait."),
+    ("AI", "While we wait, do you know if the proxy compresses the request bodies?"),
+    ("User", "I believe it does compression on everything by default, but I'd have to check with them."),
+    ("AI", "That would explain it. I'll add that to the notes for the specialist too."),
+    ("User", "Thanks. I'm still here."),
+    ("AI", "One moment please, I'm transferring you to the integration team now."),
 )
+"""One support call, about 5,300 characters, each turn said once: the account named twice, one order, two
+error codes and a phone number, as a troubleshooting call goes."""
 
 
 def realistic_transcript(chars: int) -> str:
-    """A support conversation about `chars` characters long (the opening turns repeated as the call goes
-    on), in Vapi's `artifact.transcript` form ("User: ...\\nAI: ...")."""
+    """The latest `chars` characters of the call (`_TURNS`; a longer one repeats it from the start), in Vapi's
+    `artifact.transcript` form ("User: ...\nAI: ...")."""
     lines: list[str] = []
     size = 0
     turn = 0
@@ -304,7 +356,7 @@ def realistic_transcript(chars: int) -> str:
         lines.append(line)
         size += len(line) + 1
         turn += 1
-    return "\n".join(lines)[:chars]
+    return "\n".join(lines)[-chars:]
 
 
 def realistic_message(transcript_chars: int) -> dict[str, Any]:
