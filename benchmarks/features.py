@@ -56,6 +56,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import re
 import shutil
 import statistics
 import sys
@@ -520,7 +521,7 @@ class Copies:
         try:
             copies = {}
             for name in self.names:
-                target = f"{source}_{name}"[:63]
+                target = f"{source}_{re.sub(r'[^a-z0-9_]', '_', name.lower())}"[:63]
                 await conn.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
                 self.created.append(target)
                 copies[name] = self.url.rsplit("/", 1)[0] + f"/{target}"

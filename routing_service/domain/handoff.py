@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -76,11 +75,9 @@ MAX_ENTITIES = 20
 MAX_PER_KIND = 5
 MAX_ENTITY_VALUE = 64
 MAX_KIND = 32
-TRANSCRIPT_SCAN = 2_000
-"""Entities are looked for in the last this many characters of the transcript (about the last minute and a
-half of talk, where what the caller said last is; bounded CPU per decision: on a realistic call the
-transcript is most of what the packet reads, and 4,000 characters made it 5 % of a decision). What the
-assistant passed and its own texts are always read whole."""
+TRANSCRIPT_SCAN = 4_000
+"""Entities are looked for in the last this many characters of the transcript (about the last three minutes
+of talk; bounded CPU per decision). What the assistant passed and its own texts are always read whole."""
 MAX_PACKET_TEXT = 1_200
 """Longest `{handoff_summary}` (what the specialist hears or reads)."""
 
@@ -487,27 +484,8 @@ class _Values(Mapping[str, str]):
         return len(_VALUE_OF)
 
 
-_TEXTS: OrderedDict[int, tuple[HandoffPacket, str]] = OrderedDict()
-_TEXTS_KEPT = 256
-"""`packet_text` of the latest packets, by identity (a packet is immutable, and the entry keeps it alive, so
-its id is not reused while it is here): a decision's text fills its messages, then goes out with it."""
-
-
 def packet_text(packet: HandoffPacket, limit: int = MAX_PACKET_TEXT) -> str:
     """The whole packet in a few sentences (what `{handoff_summary}` says), at most `limit` characters."""
-    if limit != MAX_PACKET_TEXT:
-        return _packet_text(packet, limit)
-    known = _TEXTS.get(id(packet))
-    if known is not None and known[0] is packet:
-        return known[1]
-    text = _packet_text(packet, limit)
-    _TEXTS[id(packet)] = (packet, text)
-    if len(_TEXTS) > _TEXTS_KEPT:
-        _TEXTS.popitem(last=False)
-    return text
-
-
-def _packet_text(packet: HandoffPacket, limit: int) -> str:
     parts: list[str] = []
     if packet.summary:
         parts.append(_sentence(f"Summary: {packet.summary}"))
