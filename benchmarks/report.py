@@ -28,7 +28,7 @@ BENCHMARKS_README = REPO / "benchmarks" / "README.md"
 TOP_README = REPO / "README.md"
 RESULTS_MARKERS = ("<!-- results:start -->", "<!-- results:end -->")
 TARGETS_MARKERS = ("<!-- benchmark-targets:start -->", "<!-- benchmark-targets:end -->")
-ORDER = ("routing", "edge", "callbacks")
+ORDER = ("routing", "features", "edge", "callbacks")
 """Benchmarks in this order first, any other after them by name."""
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -180,6 +180,9 @@ BUILTIN_ENTITY_KINDS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] =
 )
 """(kind, the words that start it, pattern): the pattern is tried only where one of its words starts a word
 (found with `str.find` on the lower-cased text), so the cost follows the mentions, not the text's length."""
+_HAS_DIGIT = re.compile(r"\d").search
+"""Whether a built-in pattern's value holds a digit: the patterns admit no digit that `\\d` misses and
+`str.isdigit` accepts (superscripts and the like)."""
 
 
 def extract_entities(
@@ -216,13 +219,18 @@ def extract_entities(
             continue
         lowered = text.lower()
         for kind, words, pattern in BUILTIN_ENTITY_KINDS:
-            if not any(word in lowered for word in words):
-                continue
             room = MAX_PER_KIND - per_kind.get(kind, 0)
             if room <= 0:
                 continue
+            for word in words:
+                if word in lowered:
+                    break
+            else:
+                continue
             for value in _mentions(pattern, words, text, lowered, limit=2 * room):
-                if any(ch.isdigit() for ch in value):
+                # A built-in pattern's value is clean already (letters, digits, "-", "_", "."; short):
+                # a repeat, the common case in a transcript, is dropped here without cleaning it again.
+                if (kind, value.upper()) not in seen and _HAS_DIGIT(value) is not None:
                     keep(kind, value, source)
         for kind, pattern in extra:
             literal = _leading_literal(pattern)
@@ -237,29 +245,43 @@ def _mentions(
     pattern: re.Pattern[str], words: Sequence[str], text: str, lowered: str, *, limit: int = MAX_ENTITIES
 ) -> list[str]:
     """Values `pattern` reads where one of `words` starts a word of the text, in the order they occur (at
-    most `limit`). Where lower-casing changed the text's length, positions differ: the whole text is
-    searched instead."""
+    most `limit`; the pattern is tried at `MAX_STARTS` places at most). The places are found as they are
+    needed, so a kind that reaches its limit early stops there. Where lower-casing changed the text's
+    length, positions differ: the whole text is searched instead."""
     if len(lowered) != len(text):
         return list(_matches(re.compile(rf"\b{pattern.pattern}", pattern.flags), text))[:limit]
-    starts: list[int] = []
-    for word in words:
-        at = lowered.find(word)
-        while at != -1 and len(starts) < 4 * MAX_ENTITIES:
-            if at == 0 or not (lowered[at - 1].isalnum() or lowered[at - 1] == "_"):
-                starts.append(at)
-            at = lowered.find(word, at + 1)
     values: list[str] = []
     end = -1
-    for at in sorted(starts):
-        if at < end:
-            continue
+    tried = 0
+    heads = [(at, word) for word in words if (at := lowered.find(word)) != -1]
+    while heads and tried < MAX_STARTS:
+        if len(heads) == 1:
+            at, word = heads[0]
+            index = 0
+        else:
+            at, word = min(heads)
+            index = heads.index((at, word))
+        following = lowered.find(word, at + 1)
+        if following == -1:
+            del heads[index]
+        else:
+            heads[index] = (following, word)
+        if at < end or (at and (lowered[at - 1].isalnum() or lowered[at - 1] == "_")):
+            continue  # inside the previous value, or not where a word starts
+        tried += 1
         match = pattern.match(text, at)
-        if match is not None and match.group(1):
-            values.append(match.group(1))
-            end = match.end()
-            if len(values) >= limit:
-                break
+        if match is not None:
+            value = match.group(1)
+            if value:
+                values.append(value)
+                end = match.end()
+                if len(values) >= limit:
+                    break
     return values
+
+
+MAX_STARTS = 4 * MAX_ENTITIES
+"""Most places one kind's pattern is tried in one text."""
 
 
 _LITERAL_START = re.compile(r"(?:\\b)?\(?([A-Za-z0-9_-]{2,})")
@@ -421,16 +443,45 @@ def carry_over(packet: HandoffPacket, earlier: HandoffPacket | None) -> HandoffP
 # ---------------------------------------------------------------------------------------------------------
 def packet_values(packet: HandoffPacket) -> dict[str, str]:
     """The value of each `PACKET_FIELDS` placeholder for this packet (empty strings where unknown)."""
-    return {
-        "handoff_summary": packet_text(packet),
-        "assistant_summary": packet.summary,
-        "steps_tried": "; ".join(packet.steps_tried),
-        "entities": _entities_text(packet.entities),
-        "complexity_sources": _sources_text(packet),
-        "confidence": _confidence_text(packet),
-        "escalation_history": _history_text(packet),
-        "decision_id": packet.decision_id,
-    }
+    return {name: _VALUE_OF[name](packet) for name in _VALUE_OF}
+
+
+_VALUE_OF: dict[str, Callable[[HandoffPacket], str]] = {
+    "handoff_summary": lambda packet: packet_text(packet),
+    "assistant_summary": lambda packet: packet.summary,
+    "steps_tried": lambda packet: "; ".join(packet.steps_tried),
+    "entities": lambda packet: _entities_text(packet.entities),
+    "complexity_sources": lambda packet: _sources_text(packet),
+    "confidence": lambda packet: _confidence_text(packet),
+    "escalation_history": lambda packet: _history_text(packet),
+    "decision_id": lambda packet: packet.decision_id,
+}
+
+
+class _Values(Mapping[str, str]):
+    """`packet_values` computed only for the placeholders a template names (`render` asks for those alone),
+    each once: most templates name one or two, and `{handoff_summary}` is the dear one."""
+
+    __slots__ = ("_done", "_packet")
+
+    def __init__(self, packet: HandoffPacket) -> None:
+        self._packet = packet
+        self._done: dict[str, str] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in _VALUE_OF
+
+    def __getitem__(self, name: str) -> str:
+        done = self._done.get(name)
+        if done is None:
+            done = self._done[name] = _VALUE_OF[name](self._packet)
+        return done
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_VALUE_OF)
+
+    def __len__(self) -> int:
+        return len(_VALUE_OF)
 
 
 def packet_text(packet: HandoffPacket, limit: int = MAX_PACKET_TEXT) -> str:
@@ -477,7 +528,7 @@ def with_packet(decision: Decision, packet: HandoffPacket) -> Decision:
     message = decision.handoff_message
     if "{" not in message and all("{" not in m.content for m in summary):
         return replace(decision, handoff=packet, summary_messages=summary)
-    values = packet_values(packet)
+    values = _Values(packet)
     return replace(
         decision,
         handoff=packet,

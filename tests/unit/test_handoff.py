@@ -14,6 +14,7 @@ from routing_service.app.callbacks import claim_callback
 from routing_service.app.resolve import resolve_escalation
 from routing_service.domain.errors import InvalidRequest
 from routing_service.domain.handoff import (
+    BUILTIN_ENTITY_KINDS,
     DEFAULT_SIP_SUMMARY,
     MAX_ENTITIES,
     MAX_PACKET_TEXT,
@@ -31,6 +32,7 @@ from routing_service.domain.handoff import (
     packet_values,
     with_packet,
 )
+from routing_service.domain.handoff import _mentions as _mentions  # the fast path, against its definition
 from routing_service.domain.models import (
     Complexity,
     ComplexityPolicy,
@@ -124,6 +126,73 @@ def test_entities_are_bounded_per_kind_and_in_all() -> None:
     assert sum(e.kind == "error_code" for e in found) == MAX_PER_KIND
     stated = [(f"kind{n}", str(n)) for n in range(100)]
     assert len(extract_entities([], stated=stated)) == MAX_ENTITIES
+
+
+_FRAGMENTS = st.sampled_from(
+    [
+        "account",
+        "Account",
+        "acct",
+        "order",
+        "ORDER",
+        "orders",
+        "reorder",
+        "error",
+        "err",
+        "code",
+        "status",
+        "number",
+        "no.",
+        "id",
+        "is",
+        "#",
+        ":",
+        "=",
+        " ",
+        " ",
+        ", ",
+        ".",
+        "\n",
+        "_",
+        "-",
+        "AC-88231",
+        "55-20931",
+        "E4012",
+        "ERR_502",
+        "0x1F2A",
+        "502",
+        "12.5",
+        "so",
+        "locked",
+        "İ",
+        "ß",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fragments=st.lists(_FRAGMENTS, max_size=60), limit=st.integers(min_value=1, max_value=10))
+def test_mentions_are_what_the_pattern_finds_at_word_starts(fragments: list[str], limit: int) -> None:
+    """The fast path (tried only where a kind's word starts a word, stopping at the limit) finds exactly
+    what the kind's pattern finds anywhere a word starts, in order, without overlaps."""
+    text = "".join(fragments)
+    for _kind, words, pattern in BUILTIN_ENTITY_KINDS:
+        anywhere = [m.group(1) for m in re.compile(rf"\b{pattern.pattern}", pattern.flags).finditer(text)]
+        assert _mentions(pattern, words, text, text.lower(), limit=limit) == anywhere[:limit]
+
+
+def test_repeated_mentions_in_a_long_transcript_are_kept_once_with_the_assistants_first() -> None:
+    turns = (
+        "User: my account number is 7731-4410. AI: thanks. User: order 55-20931 fails with error E-4031.\n"
+    )
+    found = extract_entities(
+        [("transcript", turns * 60)], stated=[("account", "7731-4410"), ("error_code", "E-4031")]
+    )
+    assert [(e.kind, e.value, e.source) for e in found] == [
+        ("account", "7731-4410", "assistant"),
+        ("error_code", "E-4031", "assistant"),
+        ("order", "55-20931", "transcript"),
+    ]
 
 
 def test_the_policys_entity_patterns_add_kinds(policy: Policy) -> None:
