@@ -469,8 +469,9 @@ def callback_from_pb(msg: pb.CallbackTicket) -> CallbackTicket:
     )
 
 
-def decision_to_pb(value: Decision) -> pb.Decision:
-    """The full decision, trace and callback ticket included."""
+def decision_to_pb(value: Decision, *, with_handoff: bool = True) -> pb.Decision:
+    """The full decision, trace and callback ticket included; its handoff packet unless `with_handoff` is
+    False (replies whose request did not ask for it)."""
     msg = pb.Decision(
         decision_id=value.decision_id,
         call_id=value.call_id,
@@ -503,7 +504,7 @@ def decision_to_pb(value: Decision) -> pb.Decision:
         msg.estimated_wait.CopyFrom(duration_to_pb(value.estimated_wait))
     if value.callback is not None:
         msg.callback.CopyFrom(callback_to_pb(value.callback, estimated_wait=value.estimated_wait))
-    if value.handoff is not None:
+    if with_handoff and value.handoff is not None:
         msg.handoff.CopyFrom(handoff_to_pb(value.handoff))
     return msg
 

@@ -88,7 +88,9 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             new_id=self.new_id,
             events=self.events,
         )
-        return pb.ResolveEscalationResponse(decision=mapping.decision_to_pb(decision))
+        return pb.ResolveEscalationResponse(
+            decision=mapping.decision_to_pb(decision, with_handoff=request.with_handoff_packet)
+        )
 
     @map_errors
     async def ReleaseAssignment(
@@ -166,7 +168,8 @@ class RoutingServicer(routing_pb2_grpc.RoutingServiceServicer):
             uow=self.uow,
         )
         return pb.ListDecisionsResponse(
-            decisions=[mapping.decision_to_pb(d) for d in found], next_page_token=token
+            decisions=[mapping.decision_to_pb(d, with_handoff=request.with_handoff_packets) for d in found],
+            next_page_token=token,
         )
 
     @map_errors

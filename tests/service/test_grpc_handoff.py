@@ -40,7 +40,9 @@ def _request(call_id: str, tool_call_id: str = "tool-1") -> pb.ResolveEscalation
 
 async def test_each_decision_carries_its_packet_and_an_agent_desktop_reads_it_back(stub: Stub) -> None:
     await add_customer(stub, CALLER, "premium", "Premium Co")
-    decision = (await stub.ResolveEscalation(_request("call-h1"))).decision
+    request = _request("call-h1")
+    request.with_handoff_packet = True
+    decision = (await stub.ResolveEscalation(request)).decision
     packet = decision.handoff
     assert packet.decision_id == decision.decision_id
     assert packet.summary == "Double charge on the last invoice; the refund tool fails."
@@ -63,6 +65,20 @@ async def test_each_decision_carries_its_packet_and_an_agent_desktop_reads_it_ba
     # the stored decision keeps it too
     stored = (await stub.GetDecision(pb.GetDecisionRequest(call_id="call-h1"))).decision
     assert stored.handoff == packet
+
+
+async def test_replies_carry_the_packet_only_when_asked_and_get_decision_always(stub: Stub) -> None:
+    """ResolveEscalation and ListDecisions leave the packet out unless their request asks for it (the edge
+    never reads it there); the stored decision has it whatever the reply carried."""
+    plain = (await stub.ResolveEscalation(_request("call-h9"))).decision
+    assert plain.decision_id and not plain.HasField("handoff")
+    stored = (await stub.GetDecision(pb.GetDecisionRequest(call_id="call-h9"))).decision
+    assert stored.HasField("handoff") and stored.handoff.decision_id == plain.decision_id
+
+    listed = (await stub.ListDecisions(pb.ListDecisionsRequest())).decisions
+    assert listed and not any(d.HasField("handoff") for d in listed)
+    asked = (await stub.ListDecisions(pb.ListDecisionsRequest(with_handoff_packets=True))).decisions
+    assert [d.handoff for d in asked if d.decision_id == plain.decision_id] == [stored.handoff]
 
 
 async def test_a_calls_packet_is_that_of_its_latest_decision(stub: Stub) -> None:
