@@ -227,13 +227,20 @@ class AssignmentRepository(Protocol):
         team_id: str | None = None,
         critical: bool = False,
         load_version: int | None = None,
+        decision: Decision | None = None,
     ) -> bool:
         """Atomically take one slot of the agent: a conditional UPDATE (status available and
         active_assignments < capacity) plus an assignment row (stage reserved, `team_id` the team the call
         was routed to), in the current transaction. False when the slot was gone (another request won).
         `purpose` is "live" or "callback". The same UPDATE keeps the fair-load figures (the reservation's
         time, a `critical` call's time and the critical run, the load version); with `load_version` (the
-        version the caps were judged on) it succeeds only while the agent's version is still that one."""
+        version the caps were judged on) it succeeds only while the agent's version is still that one.
+
+        With `decision` (the decision that sends the call to this agent, built before the reservation), the
+        decision row is stored in the same transaction exactly when the result is True (on PostgreSQL in
+        the reservation's own statement), and nothing is stored when it is False: the caller builds the
+        next candidate's decision and tries again. `DuplicateDecision` when its (call_id, tool_call_id) is
+        stored already, as `DecisionRepository.add` (the caller then rolls back)."""
         ...
 
     async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:

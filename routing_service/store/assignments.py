@@ -6,9 +6,9 @@ transaction won the slot. PostgreSQL row-locks the agent and re-checks the condi
 winner commits; SQLite serialises writers (BEGIN IMMEDIATE). The partial unique index
 `uq_assignments_active_call` allows one ACTIVE assignment per (call, purpose).
 
-On PostgreSQL the UPDATE and the assignment's insert travel as one statement (data-modifying CTEs), and so
-do a release and its freed slot: 12 round trips per decision and release instead of 14, which matters most
-when the database is across a network.
+On PostgreSQL the UPDATE, the assignment's insert and (for a decision's reservation) the decision row travel
+as one statement (data-modifying CTEs), and so do a release and its freed slot: a round trip saved for each,
+which matters most when the database is across a network.
 """
 
 from __future__ import annotations
@@ -37,7 +37,14 @@ from sqlalchemy.sql import ColumnElement, Update
 from routing_service.app.ports import HANDLE_TIME_SAMPLE, CallOffers, Released, StageChange
 from routing_service.domain.errors import Conflict
 from routing_service.domain.lifecycle import ALLOWED_FROM, AssignmentRecord, AssignmentStage
+from routing_service.domain.models import Decision
 from routing_service.store.base import SqlRepository
+from routing_service.store.decisions import (
+    SqlDecisionRepository,
+    decision_params,
+    duplicate,
+    insert_for_each,
+)
 from routing_service.store.statements import shared
 from routing_service.store.tables import RECENT_ESCALATIONS_WIDTH, UtcDateTime, agents, assignments
 
@@ -168,10 +175,14 @@ def _release_and_free_pg() -> Select[Any]:
     ).select_from(released.outerjoin(freed, freed.c.agent_id == released.c.agent_id))
 
 
-def _reserve_pg() -> Select[Any]:
+def _reserve_pg(*, record: bool) -> Select[Any]:
     """PostgreSQL: `_TAKE_SLOT` and the assignment's insert-or-ignore in one statement (data-modifying
     CTEs), one round trip instead of two. One row: slots taken (0 or 1) and assignments inserted (0 or 1;
-    0 with a slot taken means the call already held an active assignment of this purpose)."""
+    0 with a slot taken means the call already held an active assignment of this purpose).
+
+    With `record`, the decision's insert-or-ignore follows in the same statement, fed by the assignment's
+    insert: the decision row exists only when the reservation does (the third count, `recorded`: 0 with an
+    assignment inserted means the decision was stored already)."""
     taken = _TAKE_SLOT.returning(agents.c.agent_id).cte("taken")
     row = select(
         bindparam("res_call", type_=String()),
@@ -204,14 +215,19 @@ def _reserve_pg() -> Select[Any]:
         .returning(assignments.c.assignment_id)
         .cte("inserted")
     )
-    return select(
+    counts = [
         select(func.count()).select_from(taken).scalar_subquery().label("taken"),
         select(func.count()).select_from(inserted).scalar_subquery().label("inserted"),
-    )
+    ]
+    if record:
+        recorded = insert_for_each(inserted).cte("recorded")
+        counts.append(select(func.count()).select_from(recorded).scalar_subquery().label("recorded"))
+    return select(*counts)
 
 
 _RELEASE_AND_FREE_PG = shared(_release_and_free_pg())
-_RESERVE_PG = shared(_reserve_pg())
+_RESERVE_PG = shared(_reserve_pg(record=False))
+_RESERVE_AND_RECORD_PG = shared(_reserve_pg(record=True))
 
 
 def _handle_time_statement(*, postgres: bool) -> Select[Any]:
@@ -403,10 +419,15 @@ class SqlAssignmentRepository(SqlRepository):
         team_id: str | None = None,
         critical: bool = False,
         load_version: int | None = None,
+        decision: Decision | None = None,
     ) -> bool:
         """Take one slot of the agent in the current transaction; False when none was free (or the agent is
         not available / unknown, or, with `load_version`, another reservation changed its fair-load figures
         since they were read).
+
+        With `decision`, the decision row is stored exactly when the result is True (`DuplicateDecision`
+        when it is stored already): on PostgreSQL in the reservation's statement (`_reserve_pg`), on SQLite
+        as the next statement (a library call, not a round trip).
 
         The same statement appends `now` to the agent's recent escalations, and for a `critical` call sets
         its last critical time and adds one to its critical run (a non-critical call ends the run).
@@ -424,17 +445,27 @@ class SqlAssignmentRepository(SqlRepository):
                 "res_expires": expires_at,
                 "res_team": team_id,
             }
-            counts = (await self._execute(_RESERVE_PG, params)).first()  # one row: two counts
+            if decision is None:
+                counts = (await self._execute(_RESERVE_PG, params)).first()  # one row: two counts
+            else:
+                params |= decision_params(decision)
+                counts = (await self._execute(_RESERVE_AND_RECORD_PG, params)).first()  # three counts
             taken, inserted = (counts.taken, counts.inserted) if counts is not None else (0, 0)
-            if taken != 1:
-                return await self.active_for_call(call_id, purpose) == agent_id
-            if inserted == 1:
+            if taken == 1 and inserted == 1:
+                if decision is not None and counts.recorded != 1:
+                    raise duplicate(decision)
                 return True
-            return await self._give_back(agent_id, call_id, purpose)
+            if taken != 1:
+                stands = await self.active_for_call(call_id, purpose) == agent_id
+            else:
+                stands = await self._give_back(agent_id, call_id, purpose)
+            return await self._recorded(decision) if stands else False
         slot = _slot_params(agent_id, now, critical=critical, load_version=load_version)
         won = await self._execute(_TAKE_SLOT, slot)
         if won.rowcount != 1:
-            return await self.active_for_call(call_id, purpose) == agent_id
+            if await self.active_for_call(call_id, purpose) != agent_id:
+                return False
+            return await self._recorded(decision)
         inserted = await self._insert_ignore(
             assignments,
             {
@@ -451,7 +482,13 @@ class SqlAssignmentRepository(SqlRepository):
             },
         )
         if not inserted:
-            return await self._give_back(agent_id, call_id, purpose)
+            await self._give_back(agent_id, call_id, purpose)
+        return await self._recorded(decision)
+
+    async def _recorded(self, decision: Decision | None) -> bool:
+        """The reservation stands: store its decision, if any (its own statement). True."""
+        if decision is not None:
+            await SqlDecisionRepository(self._session).add(decision)
         return True
 
     async def _give_back(self, agent_id: str, call_id: str, purpose: str) -> bool:

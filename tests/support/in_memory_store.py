@@ -449,6 +449,33 @@ class InMemoryAssignmentRepository(_Repository):
         team_id: str | None = None,
         critical: bool = False,
         load_version: int | None = None,
+        decision: Decision | None = None,
+    ) -> bool:
+        won = await self._reserve(
+            agent_id=agent_id,
+            call_id=call_id,
+            purpose=purpose,
+            now=now,
+            expires_at=expires_at,
+            team_id=team_id,
+            critical=critical,
+            load_version=load_version,
+        )
+        if won and decision is not None:
+            await InMemoryDecisionRepository(self._uow).add(decision)
+        return won
+
+    async def _reserve(
+        self,
+        *,
+        agent_id: str,
+        call_id: str,
+        purpose: str,
+        now: datetime,
+        expires_at: datetime,
+        team_id: str | None,
+        critical: bool,
+        load_version: int | None,
     ) -> bool:
         agent = self._data.agents.get(agent_id)
         if (
