@@ -82,6 +82,9 @@ class CallOffers:
     """The call's live assignment that holds a slot, with its stage (None when none does)."""
     missed: frozenset[str]
     """Specialists whose live assignment for this call ended missed."""
+    customer: Customer | None = None
+    """The customer on record for the caller key `offers_for_call` was given (None: unknown, or none
+    given)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,8 +287,10 @@ class AssignmentRepository(Protocol):
         """Agents whose live assignment for this call ended missed."""
         ...
 
-    async def offers_for_call(self, call_id: str) -> CallOffers:
-        """`live_for_call(call_id)` and `missed_agents(call_id)` in one read (one statement)."""
+    async def offers_for_call(self, call_id: str, caller: str | None = None) -> CallOffers:
+        """`live_for_call(call_id)` and `missed_agents(call_id)` in one read (one statement), and with
+        `caller` (a caller key) the customer on record for it, as `CustomerRepository.get` (on PostgreSQL
+        in the same statement: a decision's first read after the call's lock)."""
         ...
 
     async def hand_over(

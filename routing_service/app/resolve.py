@@ -296,6 +296,9 @@ class DecisionContext:
     """A callback call: the packet of the call it calls back (carried over to the specialist)."""
     learned_from: str = ""
     """The team the rule chose, which the customer's learned preferred team replaced (empty until then)."""
+    customer_read_for: str | None = None
+    """The caller key whose customer `settle_earlier_offer` read with the call's offers (one statement on
+    PostgreSQL), so that `identify_caller` does not read it again."""
     recorded: Decision | None = None
     """The decision stored with its reservation (`_reserve_first`): built for the candidate before the
     reservation and stored by the reservation's own statement on PostgreSQL; only the commit is left."""
@@ -492,7 +495,12 @@ async def settle_earlier_offer(u: UnitOfWork, ctx: DecisionContext) -> None:
         # offer while reserving others, locking rows in opposite orders (PostgreSQL deadlocks): one decision
         # per call at a time. One statement on PostgreSQL, nothing on SQLite.
         await u.assignments.lock_call(request.call_id)
-    offers = await u.assignments.offers_for_call(request.call_id)
+    # The caller's customer comes with the offers: the decision's first read after the lock is one
+    # statement (`identify_caller` uses it).
+    caller = normalize_caller(request.caller_number).key
+    offers = await u.assignments.offers_for_call(request.call_id, caller=caller)
+    if caller:
+        ctx.customer, ctx.customer_read_for = offers.customer, caller
     earlier = offers.live
     missed = set(offers.missed)
     ctx.offered_before = earlier is not None
@@ -546,7 +554,10 @@ async def identify_caller(u: UnitOfWork, ctx: DecisionContext) -> None:
     ctx.trace.append(
         TraceStep("caller", mask_number(key.key) if key.key else "anonymous", TraceOutcome.INFO, key.note)
     )
-    customer = await u.customers.get(key.key) if key.key else None
+    if key.key and key.key == ctx.customer_read_for:
+        customer = ctx.customer  # read with the call's offers (`settle_earlier_offer`)
+    else:
+        customer = await u.customers.get(key.key) if key.key else None
     ctx.customer = customer
     if customer is not None:
         ctx.tier = customer.tier

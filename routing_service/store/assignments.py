@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    true,
     union_all,
     update,
 )
@@ -37,8 +38,9 @@ from sqlalchemy.sql import ColumnElement, Update
 from routing_service.app.ports import HANDLE_TIME_SAMPLE, CallOffers, Released, StageChange
 from routing_service.domain.errors import Conflict
 from routing_service.domain.lifecycle import ALLOWED_FROM, AssignmentRecord, AssignmentStage
-from routing_service.domain.models import Decision
+from routing_service.domain.models import Customer, Decision
 from routing_service.store.base import SqlRepository
+from routing_service.store.customers import SqlCustomerRepository, customer_from_row
 from routing_service.store.decisions import (
     SqlDecisionRepository,
     decision_params,
@@ -46,7 +48,13 @@ from routing_service.store.decisions import (
     insert_for_each,
 )
 from routing_service.store.statements import shared
-from routing_service.store.tables import RECENT_ESCALATIONS_WIDTH, UtcDateTime, agents, assignments
+from routing_service.store.tables import (
+    RECENT_ESCALATIONS_WIDTH,
+    UtcDateTime,
+    agents,
+    assignments,
+    customers,
+)
 
 __all__ = ["ACTIVE", "RELEASED", "SqlAssignmentRepository", "record_from_row"]
 
@@ -278,8 +286,11 @@ _RECORD_COLUMNS = (
 )
 
 
-def record_from_row(row: Any) -> AssignmentRecord:
-    """Map an `assignments` row (at least `_RECORD_COLUMNS`) to the domain record."""
+def record_from_row(row: Any, prefix: str = "") -> AssignmentRecord:
+    """Map an `assignments` row (at least `_RECORD_COLUMNS`, each named `prefix` + its name) to the domain
+    record."""
+    if prefix:
+        row = _Unprefixed(row, prefix)
     return AssignmentRecord(
         call_id=row.call_id,
         purpose=row.purpose,
@@ -294,6 +305,18 @@ def record_from_row(row: Any) -> AssignmentRecord:
         released_at=row.released_at,
         reason=row.release_reason,
     )
+
+
+class _Unprefixed:
+    """A row's columns named `prefix` + name, read by name."""
+
+    __slots__ = ("_prefix", "_row")
+
+    def __init__(self, row: Any, prefix: str) -> None:
+        self._row, self._prefix = row, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, self._prefix + name)
 
 
 def _move(to_stage: AssignmentStage) -> Update:
@@ -403,6 +426,21 @@ _HAND_OFF = (
     )
     .returning(assignments.c.agent_id)
 )
+
+
+def _offers_and_customer_pg() -> Select[Any]:
+    """PostgreSQL: `_OFFERS_FOR_CALL` and the caller's customer row in one statement, each outer-joined to
+    a one-row seed: a row per offer (at least one), the customer's columns by their names (NULL when not on
+    record), the offer's prefixed `o_` (NULL when there is none)."""
+    seed = select(literal(1).label("seed")).subquery("seed")
+    customer = select(customers).where(customers.c.number == bindparam("caller")).subquery("customer")
+    offers = _OFFERS_FOR_CALL.subquery("offers")
+    return select(*customer.c, *(column.label(f"o_{column.name}") for column in offers.c)).select_from(
+        seed.outerjoin(customer, true()).outerjoin(offers, true())
+    )
+
+
+_OFFERS_AND_CUSTOMER_PG = shared(_offers_and_customer_pg())
 
 
 class SqlAssignmentRepository(SqlRepository):
@@ -606,17 +644,33 @@ class SqlAssignmentRepository(SqlRepository):
         """Agents whose live assignment for this call ended `missed` (they did not take it)."""
         return {row.agent_id for row in await self._execute(_MISSED_AGENTS, {"call_id": call_id})}
 
-    async def offers_for_call(self, call_id: str) -> CallOffers:
-        """The call's slot-holding live assignment and who missed it, in one statement."""
+    async def offers_for_call(self, call_id: str, caller: str | None = None) -> CallOffers:
+        """The call's slot-holding live assignment and who missed it, in one statement; with `caller`, the
+        customer on record for it too (PostgreSQL: in the same statement, `_offers_and_customer_pg`;
+        SQLite: the next one)."""
         live: AssignmentRecord | None = None
         missed: set[str] = set()
-        for row in await self._execute(_OFFERS_FOR_CALL, {"call_id": call_id}):
-            record = record_from_row(row)
+        customer: Customer | None = None
+        if caller and self._postgres:
+            params = {"call_id": call_id, "caller": caller}
+            records = []
+            for row in await self._execute(_OFFERS_AND_CUSTOMER_PG, params):
+                if customer is None and row.number is not None:
+                    customer = customer_from_row(row)
+                if row.o_call_id is not None:
+                    records.append(record_from_row(row, prefix="o_"))
+        else:
+            records = [
+                record_from_row(row) for row in await self._execute(_OFFERS_FOR_CALL, {"call_id": call_id})
+            ]
+            if caller:
+                customer = await SqlCustomerRepository(self._session).get(caller)
+        for record in records:
             if record.stage is AssignmentStage.MISSED:
                 missed.add(record.agent_id)
             else:
                 live = record
-        return CallOffers(live=live, missed=frozenset(missed))
+        return CallOffers(live=live, missed=frozenset(missed), customer=customer)
 
     async def hand_over(
         self,

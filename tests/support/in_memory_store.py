@@ -583,9 +583,12 @@ class InMemoryAssignmentRepository(_Repository):
         rows.sort(key=lambda row: (row.reserved_at, row.assignment_id))
         return [row.record() for row in rows]
 
-    async def offers_for_call(self, call_id: str) -> CallOffers:
+    async def offers_for_call(self, call_id: str, caller: str | None = None) -> CallOffers:
+        customer = await InMemoryCustomerRepository(self._uow).get(caller) if caller else None
         return CallOffers(
-            live=await self.live_for_call(call_id), missed=frozenset(await self.missed_agents(call_id))
+            live=await self.live_for_call(call_id),
+            missed=frozenset(await self.missed_agents(call_id)),
+            customer=customer,
         )
 
     async def missed_agents(self, call_id: str) -> set[str]:
