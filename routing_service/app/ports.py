@@ -199,6 +199,20 @@ class AgentRepository(Protocol):
         row locks ignores it."""
         ...
 
+    async def queue_and_candidates(
+        self,
+        team_id: str,
+        min_complexity: Complexity,
+        limit: int,
+        *,
+        service_key: float,
+        skip_locked: bool = False,
+    ) -> tuple[int, list[Agent]]:
+        """How a caller with `service_key` stands in the team: the WAITING callbacks served before them
+        (`CallbackRepository.ahead_of`) and, only when there are none, `candidates(...)` (empty otherwise:
+        nobody is read, let alone locked). One statement on PostgreSQL."""
+        ...
+
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
         """Up to `limit` other team members (not qualified or not free), for the decision trace."""
         ...

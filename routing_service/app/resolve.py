@@ -866,8 +866,7 @@ async def _team_standing(
 ) -> TeamChoice:
     """How `team` stands for this caller: the waiting callbacks served first; when there are none, the
     first batch of qualified free specialists; when that is empty too, the team's head count."""
-    ahead = await _waiting_ahead(u, team.team_id, key_value)
-    candidates = [] if ahead else await _first_candidates(u, team.team_id, ctx)
+    ahead, candidates = await _first_candidates(u, team.team_id, key_value, ctx)
     members = None if candidates else await u.agents.count_in_team(team.team_id)
     return TeamChoice(
         team=team,
@@ -880,22 +879,23 @@ async def _team_standing(
     )
 
 
-async def _waiting_ahead(u: UnitOfWork, team_id: str, key_value: float) -> int:
-    """WAITING callbacks of the team that come before a caller with this key (one indexed COUNT; callbacks
-    already holding a reservation are being served and do not hold this caller back)."""
-    return await u.callbacks.ahead_of(team_id, key_value)
-
-
-async def _first_candidates(u: UnitOfWork, team_id: str, ctx: DecisionContext) -> list[Agent]:
-    """The best qualified free specialists. A reserving decision first passes over specialists that
-    concurrent decisions are reserving right now (row-locked; PostgreSQL), so 32 calls in flight spread over
-    32 specialists instead of all waiting on the best one and losing its last slot; when that finds nobody,
-    it looks again without skipping, so a caller is never queued while a specialist is free."""
-    if not ctx.request.dry_run:
-        found = await u.agents.candidates(team_id, ctx.complexity, CANDIDATE_LIMIT, skip_locked=True)
-        if found:
-            return found
-    return await u.agents.candidates(team_id, ctx.complexity, CANDIDATE_LIMIT)
+async def _first_candidates(
+    u: UnitOfWork, team_id: str, key_value: float, ctx: DecisionContext
+) -> tuple[int, list[Agent]]:
+    """The WAITING callbacks of the team that come before a caller with this key (callbacks already holding
+    a reservation are being served and do not hold this caller back) and, when there are none, the best
+    qualified free specialists: one statement on PostgreSQL. A reserving decision first passes over
+    specialists that concurrent decisions are reserving right now (row-locked; PostgreSQL), so 32 calls in
+    flight spread over 32 specialists instead of all waiting on the best one and losing its last slot; when
+    that finds nobody, it looks again without skipping, so a caller is never queued while a specialist is
+    free."""
+    reserving = not ctx.request.dry_run
+    ahead, found = await u.agents.queue_and_candidates(
+        team_id, ctx.complexity, CANDIDATE_LIMIT, service_key=key_value, skip_locked=reserving
+    )
+    if ahead or found or not reserving:
+        return ahead, found
+    return 0, await u.agents.candidates(team_id, ctx.complexity, CANDIDATE_LIMIT)
 
 
 async def reserve_or_queue(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice) -> Decision:

@@ -309,6 +309,18 @@ class InMemoryAgentRepository(_Repository):
     async def count_in_team(self, team_id: str) -> int:
         return sum(1 for agent in self._data.agents.values() if team_id in agent.team_ids)
 
+    async def queue_and_candidates(
+        self,
+        team_id: str,
+        min_complexity: Complexity,
+        limit: int,
+        *,
+        service_key: float,
+        skip_locked: bool = False,
+    ) -> tuple[int, list[Agent]]:
+        ahead = await InMemoryCallbackRepository(self._uow).ahead_of(team_id, service_key)
+        return ahead, [] if ahead else await self.candidates(team_id, min_complexity, limit)
+
     async def candidates(
         self, team_id: str, min_complexity: Complexity, limit: int, *, skip_locked: bool = False
     ) -> list[Agent]:
