@@ -82,6 +82,9 @@ class CallOffers:
     """The call's live assignment that holds a slot, with its stage (None when none does)."""
     missed: frozenset[str]
     """Specialists whose live assignment for this call ended missed."""
+    customer: Customer | None = None
+    """The customer on record for the caller key `offers_for_call` was given (None: unknown, or none
+    given)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +199,20 @@ class AgentRepository(Protocol):
         row locks ignores it."""
         ...
 
+    async def queue_and_candidates(
+        self,
+        team_id: str,
+        min_complexity: Complexity,
+        limit: int,
+        *,
+        service_key: float,
+        skip_locked: bool = False,
+    ) -> tuple[int, list[Agent]]:
+        """How a caller with `service_key` stands in the team: the WAITING callbacks served before them
+        (`CallbackRepository.ahead_of`) and, only when there are none, `candidates(...)` (empty otherwise:
+        nobody is read, let alone locked). One statement on PostgreSQL."""
+        ...
+
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
         """Up to `limit` other team members (not qualified or not free), for the decision trace."""
         ...
@@ -227,13 +244,20 @@ class AssignmentRepository(Protocol):
         team_id: str | None = None,
         critical: bool = False,
         load_version: int | None = None,
+        decision: Decision | None = None,
     ) -> bool:
         """Atomically take one slot of the agent: a conditional UPDATE (status available and
         active_assignments < capacity) plus an assignment row (stage reserved, `team_id` the team the call
         was routed to), in the current transaction. False when the slot was gone (another request won).
         `purpose` is "live" or "callback". The same UPDATE keeps the fair-load figures (the reservation's
         time, a `critical` call's time and the critical run, the load version); with `load_version` (the
-        version the caps were judged on) it succeeds only while the agent's version is still that one."""
+        version the caps were judged on) it succeeds only while the agent's version is still that one.
+
+        With `decision` (the decision that sends the call to this agent, built before the reservation), the
+        decision row is stored in the same transaction exactly when the result is True (on PostgreSQL in
+        the reservation's own statement), and nothing is stored when it is False: the caller builds the
+        next candidate's decision and tries again. `DuplicateDecision` when its (call_id, tool_call_id) is
+        stored already, as `DecisionRepository.add` (the caller then rolls back)."""
         ...
 
     async def release(self, call_id: str, purpose: str, now: datetime, reason: str) -> Released | None:
@@ -277,8 +301,10 @@ class AssignmentRepository(Protocol):
         """Agents whose live assignment for this call ended missed."""
         ...
 
-    async def offers_for_call(self, call_id: str) -> CallOffers:
-        """`live_for_call(call_id)` and `missed_agents(call_id)` in one read (one statement)."""
+    async def offers_for_call(self, call_id: str, caller: str | None = None) -> CallOffers:
+        """`live_for_call(call_id)` and `missed_agents(call_id)` in one read (one statement), and with
+        `caller` (a caller key) the customer on record for it, as `CustomerRepository.get` (on PostgreSQL
+        in the same statement: a decision's first read after the call's lock)."""
         ...
 
     async def hand_over(

@@ -296,6 +296,12 @@ class DecisionContext:
     """A callback call: the packet of the call it calls back (carried over to the specialist)."""
     learned_from: str = ""
     """The team the rule chose, which the customer's learned preferred team replaced (empty until then)."""
+    customer_read_for: str | None = None
+    """The caller key whose customer `settle_earlier_offer` read with the call's offers (one statement on
+    PostgreSQL), so that `identify_caller` does not read it again."""
+    recorded: Decision | None = None
+    """The decision stored with its reservation (`_reserve_first`): built for the candidate before the
+    reservation and stored by the reservation's own statement on PostgreSQL; only the commit is left."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,21 +338,10 @@ async def _decide_and_store(
         # (call_id, tool_call_id) stored when it inserts the decision (DuplicateDecision), and rolls back
         # whatever it reserved or enqueued, then returns the stored decision. A first request, by far the
         # common one, saves a statement (a round trip on PostgreSQL); a repeat costs a whole decision.
-        decision = await _decide(u, ctx)
-        if ctx.widened_from and decision.team_id != ctx.widened_from:
-            decision = replace(
-                decision, reason=f"{decision.reason} (uncertain: instead of {ctx.widened_from})"
-            )
-        if ctx.learned_from and decision.team_id != ctx.learned_from:
-            decision = replace(
-                decision, reason=f"{decision.reason} (learned from a review: instead of {ctx.learned_from})"
-            )
-        if ctx.missed:
-            decision = replace(decision, missed_agent_ids=ctx.missed)
-        decision = with_packet(decision, handoff_packet(ctx, decision))
-        if request.dry_run:
+        decision = await _decided(u, ctx)
+        if decision is not None and request.dry_run:
             return replace(decision, dry_run=True)
-        if await record_decision(u, decision):
+        if decision is not None and await record_decision(u, decision, stored=ctx.recorded is not None):
             if events is not None:
                 for freed in ctx.freed:
                     events.publish_freed(freed)
@@ -354,6 +349,31 @@ async def _decide_and_store(
             _log_packet(ctx, decision)
             return decision
     return await _stored_twin(uow, request)
+
+
+async def _decided(u: UnitOfWork, ctx: DecisionContext) -> Decision | None:
+    """The decision, complete; None when its reservation met this request's stored decision (a repeat or
+    a twin: everything is rolled back, and the stored one is the answer)."""
+    try:
+        decision = await _decide(u, ctx)
+    except DuplicateDecision:
+        await u.rollback()
+        return None
+    return decision if ctx.recorded is not None else _completed(ctx, decision)
+
+
+def _completed(ctx: DecisionContext, decision: Decision) -> Decision:
+    """The decision as stored: its reason says what widening or learning changed, it lists the specialists
+    who missed the call, and it carries its handoff packet."""
+    if ctx.widened_from and decision.team_id != ctx.widened_from:
+        decision = replace(decision, reason=f"{decision.reason} (uncertain: instead of {ctx.widened_from})")
+    if ctx.learned_from and decision.team_id != ctx.learned_from:
+        decision = replace(
+            decision, reason=f"{decision.reason} (learned from a review: instead of {ctx.learned_from})"
+        )
+    if ctx.missed:
+        decision = replace(decision, missed_agent_ids=ctx.missed)
+    return with_packet(decision, handoff_packet(ctx, decision))
 
 
 def handoff_packet(ctx: DecisionContext, decision: Decision) -> HandoffPacket:
@@ -407,12 +427,14 @@ async def _decide(u: UnitOfWork, ctx: DecisionContext) -> Decision:
     return await reserve_or_queue(u, ctx, choice)
 
 
-async def record_decision(u: UnitOfWork, decision: Decision) -> bool:
-    """Store the decision and commit everything the decision did in `u` (reservation, queue entry, missed
-    offer). False when the same (call_id, tool_call_id) is already stored (a retry, or a concurrent twin
-    that stored first): then everything is rolled back and the stored decision is the answer."""
+async def record_decision(u: UnitOfWork, decision: Decision, *, stored: bool = False) -> bool:
+    """Store the decision (unless its reservation `stored` it already) and commit everything the decision
+    did in `u` (reservation, queue entry, missed offer). False when the same (call_id, tool_call_id) is
+    already stored (a retry, or a concurrent twin that stored first): then everything is rolled back and
+    the stored decision is the answer."""
     try:
-        await u.decisions.add(decision)
+        if not stored:
+            await u.decisions.add(decision)
         await u.commit()
     except DuplicateDecision:
         await u.rollback()
@@ -473,7 +495,12 @@ async def settle_earlier_offer(u: UnitOfWork, ctx: DecisionContext) -> None:
         # offer while reserving others, locking rows in opposite orders (PostgreSQL deadlocks): one decision
         # per call at a time. One statement on PostgreSQL, nothing on SQLite.
         await u.assignments.lock_call(request.call_id)
-    offers = await u.assignments.offers_for_call(request.call_id)
+    # The caller's customer comes with the offers: the decision's first read after the lock is one
+    # statement (`identify_caller` uses it).
+    caller = normalize_caller(request.caller_number).key
+    offers = await u.assignments.offers_for_call(request.call_id, caller=caller)
+    if caller:
+        ctx.customer, ctx.customer_read_for = offers.customer, caller
     earlier = offers.live
     missed = set(offers.missed)
     ctx.offered_before = earlier is not None
@@ -527,7 +554,10 @@ async def identify_caller(u: UnitOfWork, ctx: DecisionContext) -> None:
     ctx.trace.append(
         TraceStep("caller", mask_number(key.key) if key.key else "anonymous", TraceOutcome.INFO, key.note)
     )
-    customer = await u.customers.get(key.key) if key.key else None
+    if key.key and key.key == ctx.customer_read_for:
+        customer = ctx.customer  # read with the call's offers (`settle_earlier_offer`)
+    else:
+        customer = await u.customers.get(key.key) if key.key else None
     ctx.customer = customer
     if customer is not None:
         ctx.tier = customer.tier
@@ -836,8 +866,7 @@ async def _team_standing(
 ) -> TeamChoice:
     """How `team` stands for this caller: the waiting callbacks served first; when there are none, the
     first batch of qualified free specialists; when that is empty too, the team's head count."""
-    ahead = await _waiting_ahead(u, team.team_id, key_value)
-    candidates = [] if ahead else await _first_candidates(u, team.team_id, ctx)
+    ahead, candidates = await _first_candidates(u, team.team_id, key_value, ctx)
     members = None if candidates else await u.agents.count_in_team(team.team_id)
     return TeamChoice(
         team=team,
@@ -850,22 +879,23 @@ async def _team_standing(
     )
 
 
-async def _waiting_ahead(u: UnitOfWork, team_id: str, key_value: float) -> int:
-    """WAITING callbacks of the team that come before a caller with this key (one indexed COUNT; callbacks
-    already holding a reservation are being served and do not hold this caller back)."""
-    return await u.callbacks.ahead_of(team_id, key_value)
-
-
-async def _first_candidates(u: UnitOfWork, team_id: str, ctx: DecisionContext) -> list[Agent]:
-    """The best qualified free specialists. A reserving decision first passes over specialists that
-    concurrent decisions are reserving right now (row-locked; PostgreSQL), so 32 calls in flight spread over
-    32 specialists instead of all waiting on the best one and losing its last slot; when that finds nobody,
-    it looks again without skipping, so a caller is never queued while a specialist is free."""
-    if not ctx.request.dry_run:
-        found = await u.agents.candidates(team_id, ctx.complexity, CANDIDATE_LIMIT, skip_locked=True)
-        if found:
-            return found
-    return await u.agents.candidates(team_id, ctx.complexity, CANDIDATE_LIMIT)
+async def _first_candidates(
+    u: UnitOfWork, team_id: str, key_value: float, ctx: DecisionContext
+) -> tuple[int, list[Agent]]:
+    """The WAITING callbacks of the team that come before a caller with this key (callbacks already holding
+    a reservation are being served and do not hold this caller back) and, when there are none, the best
+    qualified free specialists: one statement on PostgreSQL. A reserving decision first passes over
+    specialists that concurrent decisions are reserving right now (row-locked; PostgreSQL), so 32 calls in
+    flight spread over 32 specialists instead of all waiting on the best one and losing its last slot; when
+    that finds nobody, it looks again without skipping, so a caller is never queued while a specialist is
+    free."""
+    reserving = not ctx.request.dry_run
+    ahead, found = await u.agents.queue_and_candidates(
+        team_id, ctx.complexity, CANDIDATE_LIMIT, service_key=key_value, skip_locked=reserving
+    )
+    if ahead or found or not reserving:
+        return ahead, found
+    return 0, await u.agents.candidates(team_id, ctx.complexity, CANDIDATE_LIMIT)
 
 
 async def reserve_or_queue(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice) -> Decision:
@@ -885,7 +915,7 @@ async def reserve_or_queue(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoi
         )
         chosen = None
     else:
-        chosen = await _reserve_specialist(u, ctx, choice)
+        chosen = await _reserve_specialist(u, ctx, choice, _RESERVED if not ctx.request.dry_run else _DRY_RUN)
         if chosen is None:
             ctx.trace.append(
                 TraceStep("queue", team.team_id, TraceOutcome.INFO, "no qualified specialist is free")
@@ -896,15 +926,20 @@ async def reserve_or_queue(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoi
             return widened
     if chosen is None:
         return await _queue_callback(u, ctx, choice)
-    ctx.trace.append(
-        TraceStep(
-            "decision",
-            chosen.agent_id,
-            TraceOutcome.CHOSEN,
-            "specialist reserved" if not ctx.request.dry_run else "specialist would be reserved (dry run)",
-        )
-    )
-    return _specialist(ctx, team, choice.rule_id, chosen)
+    if ctx.recorded is not None:
+        return ctx.recorded
+    detail = _RESERVED if not ctx.request.dry_run else _DRY_RUN
+    return _specialist_chosen(ctx, team, choice.rule_id, chosen, detail)
+
+
+_RESERVED = "specialist reserved"
+_DRY_RUN = "specialist would be reserved (dry run)"
+
+
+def _specialist_chosen(ctx: DecisionContext, team: Team, rule_id: str, agent: Agent, detail: str) -> Decision:
+    """The TRANSFER_AGENT decision for `agent`, its choice traced with `detail`."""
+    ctx.trace.append(TraceStep("decision", agent.agent_id, TraceOutcome.CHOSEN, detail))
+    return _specialist(ctx, team, rule_id, agent)
 
 
 async def _reserve_in_union(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice) -> Decision | None:
@@ -924,19 +959,15 @@ async def _reserve_in_union(u: UnitOfWork, ctx: DecisionContext, choice: TeamCho
                 why = "no qualified specialist is free"
             ctx.trace.append(TraceStep(UNCERTAINTY, team.team_id, TraceOutcome.SKIPPED, f"union: {why}"))
             continue
-        chosen = await _reserve_specialist(u, ctx, other)
+        detail = f"union: specialist of team {team.team_id} " + (
+            "reserved" if not ctx.request.dry_run else "would be reserved (dry run)"
+        )
+        chosen = await _reserve_specialist(u, ctx, other, detail)
         if chosen is None:
             continue
-        ctx.trace.append(
-            TraceStep(
-                "decision",
-                chosen.agent_id,
-                TraceOutcome.CHOSEN,
-                f"union: specialist of team {team.team_id} "
-                + ("reserved" if not ctx.request.dry_run else "would be reserved (dry run)"),
-            )
-        )
-        return _specialist(ctx, team, rule_id, chosen)
+        if ctx.recorded is not None:
+            return ctx.recorded
+        return _specialist_chosen(ctx, team, rule_id, chosen, detail)
     ctx.trace.append(
         TraceStep(
             "queue",
@@ -948,10 +979,15 @@ async def _reserve_in_union(u: UnitOfWork, ctx: DecisionContext, choice: TeamCho
     return None
 
 
-async def _reserve_specialist(u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice) -> Agent | None:
+async def _reserve_specialist(
+    u: UnitOfWork, ctx: DecisionContext, choice: TeamChoice, detail: str
+) -> Agent | None:
     """Rank the first batch (with a sticky team's customer's last specialist put forward) and reserve the
-    best one whose slot is still free; when a full batch yields nobody, look further."""
+    best one whose slot is still free; when a full batch yields nobody, look further. The decision for the
+    specialist reserved (its choice traced with `detail`) is stored with the reservation (`ctx.recorded`),
+    unless the call already held a specialist, who is kept."""
     team = choice.team
+    reserving = _Reserving(team, choice.rule_id, detail)
     full = len(choice.candidates) >= CANDIDATE_LIMIT
     preferred = _preferred_specialist(ctx, team)
     candidates = await _with_preferred(u, team, _not_missed(ctx, choice.candidates), preferred)
@@ -961,11 +997,20 @@ async def _reserve_specialist(u: UnitOfWork, ctx: DecisionContext, choice: TeamC
     if selection.ranked and all(a.agent_id in selection.over_cap for a in selection.ranked):
         selection = await _past_capped(u, ctx, team, selection, preferred)
     ctx.trace.extend(selection.steps)
-    chosen = await _reserve_first(u, ctx, team, selection.ranked, selection)
+    chosen = await _reserve_first(u, ctx, reserving, selection.ranked, selection)
     if chosen is None and full:
         tried = {a.agent_id for a in candidates}
-        chosen = await _reserve_from_larger_batches(u, ctx, team, tried, preferred)
+        chosen = await _reserve_from_larger_batches(u, ctx, reserving, tried, preferred)
     return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class _Reserving:
+    """What the decision for a reserved specialist of `team` says: its rule and how its choice is traced."""
+
+    team: Team
+    rule_id: str
+    detail: str
 
 
 def _rank(
@@ -1037,11 +1082,12 @@ async def _with_preferred(
 
 
 async def _reserve_from_larger_batches(
-    u: UnitOfWork, ctx: DecisionContext, team: Team, tried: set[str], preferred: str | None
+    u: UnitOfWork, ctx: DecisionContext, reserving: _Reserving, tried: set[str], preferred: str | None
 ) -> Agent | None:
     """A full batch gave nobody (its specialists went to concurrent calls, or lacked a required skill):
     there may be more qualified specialists, so look again with fresh data, in batches `CANDIDATE_GROWTH`
     times larger, for up to `RESERVE_ROUNDS` rounds in all, rather than queue a caller while one is free."""
+    team = reserving.team
     batch = CANDIDATE_LIMIT
     for round_no in range(2, RESERVE_ROUNDS + 1):
         batch *= CANDIDATE_GROWTH
@@ -1061,7 +1107,7 @@ async def _reserve_from_larger_batches(
                     "or missing skills",
                 )
             )
-            chosen = await _reserve_first(u, ctx, team, ranked, batch_selection)
+            chosen = await _reserve_first(u, ctx, reserving, ranked, batch_selection)
             if chosen is not None:
                 return chosen
         if len(fetched_agents) < limit:  # that was everyone
@@ -1070,18 +1116,25 @@ async def _reserve_from_larger_batches(
 
 
 async def _reserve_first(
-    u: UnitOfWork, ctx: DecisionContext, team: Team, ranked: Sequence[Agent], selection: Selection
+    u: UnitOfWork, ctx: DecisionContext, reserving: _Reserving, ranked: Sequence[Agent], selection: Selection
 ) -> Agent | None:
+    """Reserve the first of `ranked` whose slot is still free. Each candidate's decision is built (and its
+    choice traced) before its reservation, which stores it in the same statement when it wins
+    (`ctx.recorded`); a lost race takes those trace steps back and traces the loss instead."""
     if ctx.request.dry_run:
         if ranked:
             _trace_over_cap(ctx, ranked[0], selection)
         return ranked[0] if ranked else None
+    team = reserving.team
     expires = ctx.now + ctx.policy.assignment_ttl
     critical = ctx.complexity is Complexity.CRITICAL
     fair_load = ctx.policy.fair_load
     for agent in ranked:
         # Judged on caps: the reservation holds only while the figures read are still the agent's.
         judged = fair_load is not None and fair_load.caps_for(team.team_id, agent.agent_id).any
+        mark = len(ctx.trace)
+        _trace_over_cap(ctx, agent, selection)
+        decision = _completed(ctx, _specialist_chosen(ctx, team, reserving.rule_id, agent, reserving.detail))
         try:
             won = await u.assignments.reserve(
                 agent_id=agent.agent_id,
@@ -1092,8 +1145,10 @@ async def _reserve_first(
                 team_id=team.team_id,
                 critical=critical,
                 load_version=agent.load_version if judged else None,
+                decision=decision,
             )
         except Conflict:
+            del ctx.trace[mark:]
             # This call already holds a specialist (an earlier tool call of the same call): keep them.
             holder_id = await u.assignments.active_for_call(ctx.request.call_id, LIVE)
             holder = await u.agents.get(holder_id) if holder_id else None
@@ -1109,8 +1164,9 @@ async def _reserve_first(
             )
             return holder
         if won:
-            _trace_over_cap(ctx, agent, selection)
+            ctx.recorded = decision
             return agent
+        del ctx.trace[mark:]
         ctx.trace.append(
             TraceStep(
                 "candidate",

@@ -17,6 +17,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    true,
     union_all,
     update,
 )
@@ -32,6 +33,7 @@ from routing_service.domain.models import (
     EscalationTimes,
 )
 from routing_service.store.base import SqlRepository
+from routing_service.store.callbacks import SqlCallbackRepository, ahead_of_statement
 from routing_service.store.statements import shared
 from routing_service.store.tables import agent_teams, agents, callbacks
 
@@ -147,6 +149,23 @@ _CANDIDATES_SKIP_LOCKED = shared(
     candidates_statement(postgres=True).with_for_update(of=agents, skip_locked=True)
 )
 _GET = shared(select(agents).where(agents.c.agent_id == bindparam("agent_id")))
+
+
+def _queue_and_candidates_pg(*, skip_locked: bool) -> Select[Any]:
+    """PostgreSQL: `ahead_of_statement` and, in a LATERAL sub-select run only while that count is 0 (a
+    one-time filter: otherwise no agent row is read or locked), the dispatch query. A row per candidate (at
+    least one): `ahead`, then the agent's columns (NULL when there is none)."""
+    ahead = ahead_of_statement().subquery("queue")
+    found = candidates_statement(postgres=True).where(ahead.c.ahead == 0)
+    if skip_locked:
+        found = found.with_for_update(of=agents, skip_locked=True)
+    lateral = found.lateral("found")
+    return select(ahead.c.ahead, *lateral.c).select_from(ahead.outerjoin(lateral, true()))
+
+
+_QUEUE_AND_CANDIDATES_PG = {
+    skip: shared(_queue_and_candidates_pg(skip_locked=skip)) for skip in (False, True)
+}
 _COUNT_IN_TEAM = shared(
     select(func.count()).select_from(agent_teams).where(agent_teams.c.team_id == bindparam("team_id"))
 )
@@ -298,6 +317,31 @@ class SqlAgentRepository(SqlRepository):
         else:
             statement = _CANDIDATES_SQLITE[min_complexity]
         return [agent_from_row(row) for row in await self._execute(statement, params)]
+
+    async def queue_and_candidates(
+        self,
+        team_id: str,
+        min_complexity: Complexity,
+        limit: int,
+        *,
+        service_key: float,
+        skip_locked: bool = False,
+    ) -> tuple[int, list[Agent]]:
+        """The WAITING callbacks ahead of `service_key` in the team and, when there are none, `candidates`:
+        one statement on PostgreSQL (`_queue_and_candidates_pg`), two on SQLite."""
+        if not self._postgres:
+            ahead = await SqlCallbackRepository(self._session).ahead_of(team_id, service_key)
+            return ahead, [] if ahead else await self.candidates(team_id, min_complexity, limit)
+        params = {
+            "ahead_team": team_id,
+            "ahead_key": service_key,
+            "team_id": team_id,
+            "min_complexity": int(min_complexity),
+            "limit": max(0, limit),
+        }
+        rows = (await self._execute(_QUEUE_AND_CANDIDATES_PG[skip_locked], params)).all()
+        ahead = int(rows[0].ahead) if rows else 0
+        return ahead, [agent_from_row(row) for row in rows if row.agent_id is not None]
 
     async def others(self, team_id: str, exclude: set[str], limit: int) -> list[Agent]:
         """Up to `limit` team members not in `exclude`, by agent_id (for the decision trace)."""

@@ -6,9 +6,9 @@ transaction won the slot. PostgreSQL row-locks the agent and re-checks the condi
 winner commits; SQLite serialises writers (BEGIN IMMEDIATE). The partial unique index
 `uq_assignments_active_call` allows one ACTIVE assignment per (call, purpose).
 
-On PostgreSQL the UPDATE and the assignment's insert travel as one statement (data-modifying CTEs), and so
-do a release and its freed slot: 12 round trips per decision and release instead of 14, which matters most
-when the database is across a network.
+On PostgreSQL the UPDATE, the assignment's insert and (for a decision's reservation) the decision row travel
+as one statement (data-modifying CTEs), and so do a release and its freed slot: a round trip saved for each,
+which matters most when the database is across a network.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    true,
     union_all,
     update,
 )
@@ -37,9 +38,23 @@ from sqlalchemy.sql import ColumnElement, Update
 from routing_service.app.ports import HANDLE_TIME_SAMPLE, CallOffers, Released, StageChange
 from routing_service.domain.errors import Conflict
 from routing_service.domain.lifecycle import ALLOWED_FROM, AssignmentRecord, AssignmentStage
+from routing_service.domain.models import Customer, Decision
 from routing_service.store.base import SqlRepository
+from routing_service.store.customers import SqlCustomerRepository, customer_from_row
+from routing_service.store.decisions import (
+    SqlDecisionRepository,
+    decision_params,
+    duplicate,
+    insert_for_each,
+)
 from routing_service.store.statements import shared
-from routing_service.store.tables import RECENT_ESCALATIONS_WIDTH, UtcDateTime, agents, assignments
+from routing_service.store.tables import (
+    RECENT_ESCALATIONS_WIDTH,
+    UtcDateTime,
+    agents,
+    assignments,
+    customers,
+)
 
 __all__ = ["ACTIVE", "RELEASED", "SqlAssignmentRepository", "record_from_row"]
 
@@ -168,10 +183,14 @@ def _release_and_free_pg() -> Select[Any]:
     ).select_from(released.outerjoin(freed, freed.c.agent_id == released.c.agent_id))
 
 
-def _reserve_pg() -> Select[Any]:
+def _reserve_pg(*, record: bool) -> Select[Any]:
     """PostgreSQL: `_TAKE_SLOT` and the assignment's insert-or-ignore in one statement (data-modifying
     CTEs), one round trip instead of two. One row: slots taken (0 or 1) and assignments inserted (0 or 1;
-    0 with a slot taken means the call already held an active assignment of this purpose)."""
+    0 with a slot taken means the call already held an active assignment of this purpose).
+
+    With `record`, the decision's insert-or-ignore follows in the same statement, fed by the assignment's
+    insert: the decision row exists only when the reservation does (the third count, `recorded`: 0 with an
+    assignment inserted means the decision was stored already)."""
     taken = _TAKE_SLOT.returning(agents.c.agent_id).cte("taken")
     row = select(
         bindparam("res_call", type_=String()),
@@ -204,14 +223,19 @@ def _reserve_pg() -> Select[Any]:
         .returning(assignments.c.assignment_id)
         .cte("inserted")
     )
-    return select(
+    counts = [
         select(func.count()).select_from(taken).scalar_subquery().label("taken"),
         select(func.count()).select_from(inserted).scalar_subquery().label("inserted"),
-    )
+    ]
+    if record:
+        recorded = insert_for_each(inserted).cte("recorded")
+        counts.append(select(func.count()).select_from(recorded).scalar_subquery().label("recorded"))
+    return select(*counts)
 
 
 _RELEASE_AND_FREE_PG = shared(_release_and_free_pg())
-_RESERVE_PG = shared(_reserve_pg())
+_RESERVE_PG = shared(_reserve_pg(record=False))
+_RESERVE_AND_RECORD_PG = shared(_reserve_pg(record=True))
 
 
 def _handle_time_statement(*, postgres: bool) -> Select[Any]:
@@ -262,8 +286,11 @@ _RECORD_COLUMNS = (
 )
 
 
-def record_from_row(row: Any) -> AssignmentRecord:
-    """Map an `assignments` row (at least `_RECORD_COLUMNS`) to the domain record."""
+def record_from_row(row: Any, prefix: str = "") -> AssignmentRecord:
+    """Map an `assignments` row (at least `_RECORD_COLUMNS`, each named `prefix` + its name) to the domain
+    record."""
+    if prefix:
+        row = _Unprefixed(row, prefix)
     return AssignmentRecord(
         call_id=row.call_id,
         purpose=row.purpose,
@@ -278,6 +305,18 @@ def record_from_row(row: Any) -> AssignmentRecord:
         released_at=row.released_at,
         reason=row.release_reason,
     )
+
+
+class _Unprefixed:
+    """A row's columns named `prefix` + name, read by name."""
+
+    __slots__ = ("_prefix", "_row")
+
+    def __init__(self, row: Any, prefix: str) -> None:
+        self._row, self._prefix = row, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, self._prefix + name)
 
 
 def _move(to_stage: AssignmentStage) -> Update:
@@ -389,6 +428,21 @@ _HAND_OFF = (
 )
 
 
+def _offers_and_customer_pg() -> Select[Any]:
+    """PostgreSQL: `_OFFERS_FOR_CALL` and the caller's customer row in one statement, each outer-joined to
+    a one-row seed: a row per offer (at least one), the customer's columns by their names (NULL when not on
+    record), the offer's prefixed `o_` (NULL when there is none)."""
+    seed = select(literal(1).label("seed")).subquery("seed")
+    customer = select(customers).where(customers.c.number == bindparam("caller")).subquery("customer")
+    offers = _OFFERS_FOR_CALL.subquery("offers")
+    return select(*customer.c, *(column.label(f"o_{column.name}") for column in offers.c)).select_from(
+        seed.outerjoin(customer, true()).outerjoin(offers, true())
+    )
+
+
+_OFFERS_AND_CUSTOMER_PG = shared(_offers_and_customer_pg())
+
+
 class SqlAssignmentRepository(SqlRepository):
     """`ports.AssignmentRepository` on SQL."""
 
@@ -403,10 +457,15 @@ class SqlAssignmentRepository(SqlRepository):
         team_id: str | None = None,
         critical: bool = False,
         load_version: int | None = None,
+        decision: Decision | None = None,
     ) -> bool:
         """Take one slot of the agent in the current transaction; False when none was free (or the agent is
         not available / unknown, or, with `load_version`, another reservation changed its fair-load figures
         since they were read).
+
+        With `decision`, the decision row is stored exactly when the result is True (`DuplicateDecision`
+        when it is stored already): on PostgreSQL in the reservation's statement (`_reserve_pg`), on SQLite
+        as the next statement (a library call, not a round trip).
 
         The same statement appends `now` to the agent's recent escalations, and for a `critical` call sets
         its last critical time and adds one to its critical run (a non-critical call ends the run).
@@ -424,17 +483,27 @@ class SqlAssignmentRepository(SqlRepository):
                 "res_expires": expires_at,
                 "res_team": team_id,
             }
-            counts = (await self._execute(_RESERVE_PG, params)).first()  # one row: two counts
+            if decision is None:
+                counts = (await self._execute(_RESERVE_PG, params)).first()  # one row: two counts
+            else:
+                params |= decision_params(decision)
+                counts = (await self._execute(_RESERVE_AND_RECORD_PG, params)).first()  # three counts
             taken, inserted = (counts.taken, counts.inserted) if counts is not None else (0, 0)
-            if taken != 1:
-                return await self.active_for_call(call_id, purpose) == agent_id
-            if inserted == 1:
+            if taken == 1 and inserted == 1:
+                if decision is not None and counts.recorded != 1:
+                    raise duplicate(decision)
                 return True
-            return await self._give_back(agent_id, call_id, purpose)
+            if taken != 1:
+                stands = await self.active_for_call(call_id, purpose) == agent_id
+            else:
+                stands = await self._give_back(agent_id, call_id, purpose)
+            return await self._recorded(decision) if stands else False
         slot = _slot_params(agent_id, now, critical=critical, load_version=load_version)
         won = await self._execute(_TAKE_SLOT, slot)
         if won.rowcount != 1:
-            return await self.active_for_call(call_id, purpose) == agent_id
+            if await self.active_for_call(call_id, purpose) != agent_id:
+                return False
+            return await self._recorded(decision)
         inserted = await self._insert_ignore(
             assignments,
             {
@@ -451,7 +520,13 @@ class SqlAssignmentRepository(SqlRepository):
             },
         )
         if not inserted:
-            return await self._give_back(agent_id, call_id, purpose)
+            await self._give_back(agent_id, call_id, purpose)
+        return await self._recorded(decision)
+
+    async def _recorded(self, decision: Decision | None) -> bool:
+        """The reservation stands: store its decision, if any (its own statement). True."""
+        if decision is not None:
+            await SqlDecisionRepository(self._session).add(decision)
         return True
 
     async def _give_back(self, agent_id: str, call_id: str, purpose: str) -> bool:
@@ -569,17 +644,33 @@ class SqlAssignmentRepository(SqlRepository):
         """Agents whose live assignment for this call ended `missed` (they did not take it)."""
         return {row.agent_id for row in await self._execute(_MISSED_AGENTS, {"call_id": call_id})}
 
-    async def offers_for_call(self, call_id: str) -> CallOffers:
-        """The call's slot-holding live assignment and who missed it, in one statement."""
+    async def offers_for_call(self, call_id: str, caller: str | None = None) -> CallOffers:
+        """The call's slot-holding live assignment and who missed it, in one statement; with `caller`, the
+        customer on record for it too (PostgreSQL: in the same statement, `_offers_and_customer_pg`;
+        SQLite: the next one)."""
         live: AssignmentRecord | None = None
         missed: set[str] = set()
-        for row in await self._execute(_OFFERS_FOR_CALL, {"call_id": call_id}):
-            record = record_from_row(row)
+        customer: Customer | None = None
+        if caller and self._postgres:
+            params = {"call_id": call_id, "caller": caller}
+            records = []
+            for row in await self._execute(_OFFERS_AND_CUSTOMER_PG, params):
+                if customer is None and row.number is not None:
+                    customer = customer_from_row(row)
+                if row.o_call_id is not None:
+                    records.append(record_from_row(row, prefix="o_"))
+        else:
+            records = [
+                record_from_row(row) for row in await self._execute(_OFFERS_FOR_CALL, {"call_id": call_id})
+            ]
+            if caller:
+                customer = await SqlCustomerRepository(self._session).get(caller)
+        for record in records:
             if record.stage is AssignmentStage.MISSED:
                 missed.add(record.agent_id)
             else:
                 live = record
-        return CallOffers(live=live, missed=frozenset(missed))
+        return CallOffers(live=live, missed=frozenset(missed), customer=customer)
 
     async def hand_over(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     Integer,
+    Select,
     String,
     and_,
     bindparam,
@@ -34,21 +35,35 @@ from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import UtcDateTime, callbacks
 
-__all__ = ["WAIT_RATIO_TTL", "SqlCallbackRepository", "WaitRatioCache", "ticket_from_row"]
+__all__ = [
+    "WAIT_RATIO_TTL",
+    "SqlCallbackRepository",
+    "WaitRatioCache",
+    "ahead_of_statement",
+    "ticket_from_row",
+]
 
 _OPEN = (str(CallbackState.WAITING), str(CallbackState.RESERVED))
 _RESERVED_FIRST = case((callbacks.c.state == str(CallbackState.RESERVED), 0), else_=1)
 _SERVICE_ORDER = (_RESERVED_FIRST, callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
 # On every decision's path: built once.
-_AHEAD_OF = shared(
-    select(func.count())
-    .select_from(callbacks)
-    .where(
-        callbacks.c.team_id == bindparam("ahead_team"),
-        callbacks.c.state == str(CallbackState.WAITING),
-        callbacks.c.service_key <= bindparam("ahead_key"),
+
+
+def ahead_of_statement() -> Select[Any]:
+    """The count of `SqlCallbackRepository.ahead_of` (bind parameters `ahead_team`, `ahead_key`), labelled
+    `ahead`."""
+    return (
+        select(func.count().label("ahead"))
+        .select_from(callbacks)
+        .where(
+            callbacks.c.team_id == bindparam("ahead_team"),
+            callbacks.c.state == str(CallbackState.WAITING),
+            callbacks.c.service_key <= bindparam("ahead_key"),
+        )
     )
-)
+
+
+_AHEAD_OF = shared(ahead_of_statement())
 
 # A new ticket's place, before it is inserted (so its promise goes into the INSERT): the WAITING tickets
 # served before it (keys at or below its own: enqueued earlier) and every RESERVED one (served first), one

@@ -12,7 +12,7 @@ from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import customer_outcomes, customers
 
-__all__ = ["SqlCustomerRepository"]
+__all__ = ["SqlCustomerRepository", "customer_from_row"]
 
 DEFAULT_TIER = "standard"
 _GET = shared(select(customers).where(customers.c.number == bindparam("number")))
@@ -33,7 +33,8 @@ def _learnings(row: Any) -> CustomerLearnings | None:
     )
 
 
-def _customer(row: Any) -> Customer:
+def customer_from_row(row: Any) -> Customer:
+    """The `Customer` of a `customers` row (its columns by name)."""
     return Customer(
         number=row.number,
         tier=row.tier,
@@ -51,7 +52,7 @@ class SqlCustomerRepository(SqlRepository):
     async def get(self, number: str) -> Customer | None:
         """The customer with this key, or None."""
         row = (await self._execute(_GET, {"number": number})).first()
-        return None if row is None else _customer(row)
+        return None if row is None else customer_from_row(row)
 
     async def upsert(self, customer: Customer, now: datetime) -> tuple[Customer, bool]:
         """Create or replace tier, account, history and last agent; returns (stored, created)."""

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select
+from sqlalchemy.dialects import postgresql
 
 from routing_service.app.ports import DuplicateDecision
 from routing_service.domain.handoff import HandoffPacket, packet_from_dict, packet_to_dict
@@ -29,7 +30,15 @@ from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import decisions
 
-__all__ = ["SqlDecisionRepository", "decision_from_body", "decision_to_body"]
+__all__ = [
+    "SqlDecisionRepository",
+    "decision_from_body",
+    "decision_params",
+    "decision_row",
+    "decision_to_body",
+    "duplicate",
+    "insert_for_each",
+]
 
 _BY_ID = shared(select(decisions).where(decisions.c.decision_id == bindparam("decision_id")))
 _GET = shared(
@@ -189,6 +198,57 @@ def decision_from_body(row: Any) -> Decision:
     )
 
 
+def decision_row(decision: Decision) -> dict[str, Any]:
+    """The `decisions` row of a decision, by column name."""
+    return {
+        "decision_id": decision.decision_id,
+        "call_id": decision.call_id,
+        "tool_call_id": decision.tool_call_id,
+        "kind": str(decision.kind),
+        "team_id": decision.team_id,
+        "agent_id": decision.agent_id,
+        "decided_at": decision.decided_at,
+        "body": decision_to_body(decision),
+        "handoff": None if decision.handoff is None else packet_to_dict(decision.handoff),
+    }
+
+
+def duplicate(decision: Decision) -> DuplicateDecision:
+    """The error for a decision whose (call_id, tool_call_id) or id is stored already."""
+    return DuplicateDecision(
+        f"decision for call {decision.call_id} tool call {decision.tool_call_id!r} already stored"
+        f" (or decision id {decision.decision_id} reused)"
+    )
+
+
+DECISION_PARAM_PREFIX = "dec_"
+
+
+def insert_for_each(source: Any) -> Any:
+    """PostgreSQL: an `INSERT INTO decisions ... SELECT ... FROM source ON CONFLICT DO NOTHING` of one
+    decision row per row of `source` (a CTE: the row is inserted only when `source` returned one), its
+    values the bind parameters `dec_<column>` (`decision_params`), returning the decision id; for a
+    data-modifying CTE of a larger statement."""
+    columns = [column.name for column in decisions.c]
+    row = select(
+        *(
+            bindparam(DECISION_PARAM_PREFIX + column.name, type_=column.type).label(column.name)
+            for column in decisions.c
+        )
+    ).select_from(source)
+    return (
+        postgresql.insert(decisions)
+        .from_select(columns, row)
+        .on_conflict_do_nothing()
+        .returning(decisions.c.decision_id)
+    )
+
+
+def decision_params(decision: Decision) -> dict[str, Any]:
+    """The bind parameters of `insert_for_each` for `decision`."""
+    return {DECISION_PARAM_PREFIX + name: value for name, value in decision_row(decision).items()}
+
+
 def _packet(row: Any) -> HandoffPacket | None:
     """The row's handoff packet; None for rows stored before packets (or without the column selected)."""
     data = getattr(row, "handoff", None)
@@ -204,22 +264,8 @@ class SqlDecisionRepository(SqlRepository):
         INSERT ... ON CONFLICT DO NOTHING: the duplicate is detected at once (PostgreSQL waits for a
         concurrent inserter to commit or roll back) and the transaction stays usable on both back ends.
         """
-        row = {
-            "decision_id": decision.decision_id,
-            "call_id": decision.call_id,
-            "tool_call_id": decision.tool_call_id,
-            "kind": str(decision.kind),
-            "team_id": decision.team_id,
-            "agent_id": decision.agent_id,
-            "decided_at": decision.decided_at,
-            "body": decision_to_body(decision),
-            "handoff": None if decision.handoff is None else packet_to_dict(decision.handoff),
-        }
-        if not await self._insert_ignore(decisions, row):
-            raise DuplicateDecision(
-                f"decision for call {decision.call_id} tool call {decision.tool_call_id!r} already stored"
-                f" (or decision id {decision.decision_id} reused)"
-            )
+        if not await self._insert_ignore(decisions, decision_row(decision)):
+            raise duplicate(decision)
 
     async def get(self, call_id: str, tool_call_id: str) -> Decision | None:
         """The decision for this (call_id, tool_call_id), or None."""

@@ -226,6 +226,7 @@ async def final_state(uow: UnitOfWorkFactory, now: datetime) -> Any:
             [await u.assignments.latest_for_call(call) for call in CALLS],
             [await u.assignments.missed_agents(call) for call in CALLS],
             [await u.assignments.offers_for_call(call) for call in CALLS],
+            [await u.assignments.offers_for_call(call, caller) for call in CALLS for caller in CALLERS[:2]],
             await u.assignments.expired(now + timedelta(days=1), 100),
             await u.callbacks.find(team_id=None, states=set(), limit=100),
             await u.decisions.page(team_id=None, kind=None, limit=100, before=None),

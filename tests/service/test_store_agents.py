@@ -14,7 +14,7 @@ from sqlalchemy import text
 from routing_service.domain.models import AgentStatus, Complexity, Destination
 from routing_service.store import Store
 from routing_service.store.agents import candidates_statement
-from tests.service.store_builders import NOW, add_agents, make_agent, make_ticket, reserve
+from tests.service.store_builders import NOW, add_agents, enqueue, make_agent, make_ticket, reserve
 
 
 async def test_agent_round_trips_when_upserted(store: Store) -> None:
@@ -310,3 +310,25 @@ async def test_candidates_merge_qualifying_levels_in_dispatch_order_past_idle_un
     assert [a.agent_id for a in advanced] == ["crit-b", "adv-a", "crit-a", "adv-b"]
     assert [a.agent_id for a in critical] == ["crit-b", "crit-a", "crit-c"]
     assert [a.agent_id for a in basic] == ["crit-b", "junior-00"]
+
+
+async def test_queue_and_candidates_reads_candidates_only_when_no_callback_waits_ahead(store: Store) -> None:
+    """One statement on PostgreSQL (the candidates in a LATERAL sub-select run only while nobody waits
+    ahead), two on SQLite: the same answers as `ahead_of` and `candidates` asked one after the other."""
+    await add_agents(store, make_agent("ann"), make_agent("bob", capacity=2), make_agent("cy"))
+    assert await reserve(store, "bob", "bobs-call")  # busier than ann and cy
+    await enqueue(store, make_ticket("queued-1", service_key=10.0), make_ticket("queued-2", service_key=20.0))
+    async with store.uow() as uow:
+        answers = [
+            await uow.agents.queue_and_candidates(
+                "technical", Complexity.BASIC, 2, service_key=key, skip_locked=skip
+            )
+            for key in (5.0, 15.0, 25.0)
+            for skip in (False, True)
+        ]
+        expected = await uow.agents.candidates("technical", Complexity.BASIC, 2)
+        elsewhere = await uow.agents.queue_and_candidates("billing", Complexity.BASIC, 2, service_key=25.0)
+    ids = [(ahead, [agent.agent_id for agent in found]) for ahead, found in answers]
+    assert ids == [(0, ["ann", "cy"])] * 2 + [(1, [])] * 2 + [(2, [])] * 2
+    assert answers[0][1] == expected
+    assert elsewhere == (0, [])

@@ -140,3 +140,81 @@ async def test_page_walks_newest_first_when_filtered(store: Store) -> None:
         for d in newest_first
         if d.team_id == "billing" and d.kind is DecisionKind.TRANSFER_AGENT
     ]
+
+
+async def _reserve_with(store: Store, agent_id: str, decision_id: str, call_id: str) -> bool:
+    """Reserve `agent_id` for `call_id` with its decision, committed."""
+    async with store.uow() as uow:
+        won = await uow.assignments.reserve(
+            agent_id=agent_id,
+            call_id=call_id,
+            purpose="live",
+            now=NOW,
+            expires_at=NOW + HOLD,
+            team_id="technical",
+            decision=make_decision(decision_id, call_id, agent_id=agent_id),
+        )
+        await uow.commit()
+    return won
+
+
+async def test_a_reservation_stores_its_decision_exactly_when_it_wins(store: Store) -> None:
+    """On PostgreSQL the decision row comes from the reservation's own statement (fed by the assignment's
+    insert); on SQLite it is the next statement: the same contract."""
+    await add_agents(store, make_agent("alice"), make_agent("bob", capacity=2))
+    assert await _reserve_with(store, "alice", "d-1", "call-1")
+    assert not await _reserve_with(store, "alice", "d-2", "call-2"), "alice's only slot is taken"
+    assert await _reserve_with(store, "bob", "d-3", "call-3")
+    # The call holds bob already: the reservation stands (no second slot) and the decision is stored.
+    async with store.uow() as uow:
+        assert await uow.assignments.reserve(
+            agent_id="bob",
+            call_id="call-3",
+            purpose="live",
+            now=NOW,
+            expires_at=NOW + HOLD,
+            decision=make_decision("d-4", "call-3", "tool-2", agent_id="bob"),
+        )
+        await uow.commit()
+    async with store.uow() as uow:
+        stored = {
+            f"{call}/{tool}": await uow.decisions.get(call, tool)
+            for call, tool in (
+                ("call-1", "tool-1"),
+                ("call-2", "tool-1"),
+                ("call-3", "tool-1"),
+                ("call-3", "tool-2"),
+            )
+        }
+        bob = await uow.agents.get("bob")
+    assert stored["call-1/tool-1"] == make_decision("d-1", "call-1", agent_id="alice")
+    assert stored["call-2/tool-1"] is None
+    third = [stored[key] for key in ("call-3/tool-1", "call-3/tool-2")]
+    assert [d.decision_id if d is not None else None for d in third] == ["d-3", "d-4"]
+    assert bob is not None and bob.active_assignments == 1
+
+
+async def test_a_reservation_meeting_its_stored_decision_raises_duplicate_and_rolls_back(
+    store: Store,
+) -> None:
+    await add_agents(store, make_agent("alice"), make_agent("bob"))
+    assert await _reserve_with(store, "alice", "d-1", "call-1")
+    async with store.uow() as uow:
+        await uow.assignments.release("call-1", "live", NOW, "missed")  # the repeat settles the first offer
+        with pytest.raises(DuplicateDecision):
+            await uow.assignments.reserve(
+                agent_id="bob",
+                call_id="call-1",
+                purpose="live",
+                now=NOW,
+                expires_at=NOW + HOLD,
+                decision=make_decision("d-2", "call-1", agent_id="bob"),
+            )
+        await uow.rollback()
+    async with store.uow() as uow:
+        bob = await uow.agents.get("bob")
+        stored = await uow.decisions.get("call-1", "tool-1")
+        holder = await uow.assignments.active_for_call("call-1", "live")
+    assert bob is not None and bob.active_assignments == 0
+    assert stored is not None and stored.decision_id == "d-1"
+    assert holder == "alice"

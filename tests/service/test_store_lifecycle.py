@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as create_engine
 
 from routing_service.domain.errors import Conflict
 from routing_service.domain.lifecycle import AssignmentStage
-from routing_service.domain.models import AgentStatus
+from routing_service.domain.models import AgentStatus, Customer
 from routing_service.store import Store
 from routing_service.store.migrate import upgrade
 from tests.service.store_builders import HOLD, NOW, add_agents, make_agent, reserve
@@ -142,12 +142,27 @@ async def test_missed_agents_lists_everyone_who_missed_the_call(store: Store) ->
     async with store.uow() as uow:
         assert await uow.assignments.missed_agents("c1") == {"alice", "bob"}
         assert await uow.assignments.missed_agents("c2") == set()
+        await uow.customers.upsert(Customer(number="+15551230001", tier="premium", account_name="Acme"), NOW)
         offers = await uow.assignments.offers_for_call("c1")
         quiet = await uow.assignments.offers_for_call("c3")
+        # With a caller key, the customer comes in the same read (one statement on PostgreSQL).
+        with_customer = await uow.assignments.offers_for_call("c1", "+15551230001")
+        quiet_customer = await uow.assignments.offers_for_call("c3", "+15551230001")
+        unknown = await uow.assignments.offers_for_call("c1", "+15559999999")
         live = await uow.assignments.live_for_agents(["carol", "alice", "nobody"])
     assert offers.missed == {"alice", "bob"}
     assert offers.live is not None and (offers.live.agent_id, offers.live.stage) == ("carol", S.RESERVED)
     assert quiet.live is None and quiet.missed == frozenset()
+    assert offers.customer is None and quiet.customer is None
+    customer = with_customer.customer
+    assert customer is not None and (customer.tier, customer.account_name) == ("premium", "Acme")
+    assert (with_customer.live, with_customer.missed) == (offers.live, offers.missed)
+    assert (quiet_customer.live, quiet_customer.missed, quiet_customer.customer) == (
+        None,
+        frozenset(),
+        customer,
+    )
+    assert (unknown.live, unknown.missed, unknown.customer) == (offers.live, offers.missed, None)
     assert [(a.call_id, a.agent_id) for a in live] == [("c1", "carol"), ("c2", "carol")]
 
 

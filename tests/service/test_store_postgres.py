@@ -600,7 +600,7 @@ def _round_trips_to_postgresql() -> Iterator[list[int]]:
 
 @postgres_only
 async def test_a_reserving_decision_and_its_release_take_the_round_trips_docs_count(store: Store) -> None:
-    """docs/architecture.md ("The store: one path per database") counts eight round trips for a reserving
+    """docs/architecture.md ("The store: one path per database") counts five round trips for a reserving
     decision and three for a release (its availability notice rides with the COMMIT); asyncpg's reset query on
     returning a connection to the pool is gone."""
     await add_agents(store, *(make_agent(f"agent-{i}", capacity=2) for i in range(3)))
@@ -629,7 +629,7 @@ async def test_a_reserving_decision_and_its_release_take_the_round_trips_docs_co
     assert decision.kind is DecisionKind.TRANSFER_AGENT
     with _round_trips_to_postgresql() as release_trips:
         assert await release_assignment("call-1", "ended", uow=store.uow, now=datetime.now(UTC))
-    assert (decision_trips[0], release_trips[0]) == (8, 3)
+    assert (decision_trips[0], release_trips[0]) == (5, 3)
 
 
 @postgres_only

@@ -309,6 +309,18 @@ class InMemoryAgentRepository(_Repository):
     async def count_in_team(self, team_id: str) -> int:
         return sum(1 for agent in self._data.agents.values() if team_id in agent.team_ids)
 
+    async def queue_and_candidates(
+        self,
+        team_id: str,
+        min_complexity: Complexity,
+        limit: int,
+        *,
+        service_key: float,
+        skip_locked: bool = False,
+    ) -> tuple[int, list[Agent]]:
+        ahead = await InMemoryCallbackRepository(self._uow).ahead_of(team_id, service_key)
+        return ahead, [] if ahead else await self.candidates(team_id, min_complexity, limit)
+
     async def candidates(
         self, team_id: str, min_complexity: Complexity, limit: int, *, skip_locked: bool = False
     ) -> list[Agent]:
@@ -449,6 +461,33 @@ class InMemoryAssignmentRepository(_Repository):
         team_id: str | None = None,
         critical: bool = False,
         load_version: int | None = None,
+        decision: Decision | None = None,
+    ) -> bool:
+        won = await self._reserve(
+            agent_id=agent_id,
+            call_id=call_id,
+            purpose=purpose,
+            now=now,
+            expires_at=expires_at,
+            team_id=team_id,
+            critical=critical,
+            load_version=load_version,
+        )
+        if won and decision is not None:
+            await InMemoryDecisionRepository(self._uow).add(decision)
+        return won
+
+    async def _reserve(
+        self,
+        *,
+        agent_id: str,
+        call_id: str,
+        purpose: str,
+        now: datetime,
+        expires_at: datetime,
+        team_id: str | None,
+        critical: bool,
+        load_version: int | None,
     ) -> bool:
         agent = self._data.agents.get(agent_id)
         if (
@@ -556,9 +595,12 @@ class InMemoryAssignmentRepository(_Repository):
         rows.sort(key=lambda row: (row.reserved_at, row.assignment_id))
         return [row.record() for row in rows]
 
-    async def offers_for_call(self, call_id: str) -> CallOffers:
+    async def offers_for_call(self, call_id: str, caller: str | None = None) -> CallOffers:
+        customer = await InMemoryCustomerRepository(self._uow).get(caller) if caller else None
         return CallOffers(
-            live=await self.live_for_call(call_id), missed=frozenset(await self.missed_agents(call_id))
+            live=await self.live_for_call(call_id),
+            missed=frozenset(await self.missed_agents(call_id)),
+            customer=customer,
         )
 
     async def missed_agents(self, call_id: str) -> set[str]:

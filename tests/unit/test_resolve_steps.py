@@ -375,10 +375,13 @@ async def test_record_decision_rolls_everything_back_when_the_request_was_decide
     first_ctx, second_ctx = technical_advanced(policy), technical_advanced(policy)
     async with db.uow() as u:
         first = await reserve_or_queue(u, first_ctx, choice_of(policy, make_agent("ann")))
-        assert await record_decision(u, first)
+        assert first_ctx.recorded is first, "stored with ann's reservation: only the commit is left"
+        assert await record_decision(u, first, stored=True)
 
     async with db.uow() as u:
+        # The call holds ann already: she is kept, and the decision is stored on its own, at the commit.
         second = await reserve_or_queue(u, second_ctx, choice_of(policy, make_agent("bob")))
+        assert second_ctx.recorded is None
         recorded = await record_decision(u, second)
 
     assert not recorded
