@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -144,34 +145,53 @@ ALL = "all"
 # ---------------------------------------------------------------------------------------------------------
 # Server side (one child process per variant)
 # ---------------------------------------------------------------------------------------------------------
-def _no_packet() -> None:
-    from routing_service.app import resolve
-
-    def handoff_packet(ctx: Any, decision: Any) -> None:
-        return None
-
-    def with_packet(decision: Any, packet: Any) -> Any:
-        return decision
-
-    setattr(resolve, "handoff_packet", handoff_packet)  # noqa: B010 (replaced on purpose)
-    setattr(resolve, "with_packet", with_packet)  # noqa: B010
+def _no_handoff_packet(ctx: Any, decision: Any) -> None:
+    return None
 
 
-def _no_promises() -> None:
-    from routing_service.app import resolve
-    from routing_service.store.callbacks import SqlCallbackRepository
-
-    async def keep_promise(u: Any, policy: Any, ticket: Any, wait: Any, **_: Any) -> Any:
-        return ticket
-
-    async def recent_wait_ratios(self: Any, team_id: str, since: Any, limit: int) -> list[float]:
-        return []
-
-    setattr(resolve, "keep_promise", keep_promise)  # noqa: B010 (replaced on purpose)
-    setattr(SqlCallbackRepository, "recent_wait_ratios", recent_wait_ratios)  # noqa: B010
+def _with_no_packet(decision: Any, packet: Any) -> Any:
+    return decision
 
 
-PATCHES: dict[str, Callable[[], None]] = {"no-packet": _no_packet, "no-promises": _no_promises}
+def _keep_no_promise(policy: Any, ticket: Any, wait: Any, *, now: Any, trace: Any) -> Any:
+    return ticket
+
+
+async def _no_wait_ratios(self: Any, team_id: str, since: Any, limit: int) -> list[float]:
+    return []
+
+
+REPLACEMENTS: dict[str, tuple[tuple[str, str, Callable[..., Any]], ...]] = {
+    "no-packet": (
+        ("routing_service.app.resolve", "handoff_packet", _no_handoff_packet),
+        ("routing_service.app.resolve", "with_packet", _with_no_packet),
+    ),
+    "no-promises": (
+        ("routing_service.app.resolve", "keep_promise", _keep_no_promise),
+        ("routing_service.store.callbacks:SqlCallbackRepository", "recent_wait_ratios", _no_wait_ratios),
+    ),
+}
+"""What each patch replaces (`module` or `module:Class`, the attribute, the stand-in). Each stand-in takes
+what the original takes (`tests/unit/test_benchmark_features.py` compares their signatures, so a change to
+the use case cannot quietly break a variant)."""
+
+
+def replaced_target(where: str) -> Any:
+    """The module or class `where` names (`module` or `module:Class`)."""
+    module_name, _, class_name = where.partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name) if class_name else module
+
+
+def _patch(name: str) -> Callable[[], None]:
+    def apply() -> None:
+        for where, attribute, stand_in in REPLACEMENTS[name]:
+            setattr(replaced_target(where), attribute, stand_in)
+
+    return apply
+
+
+PATCHES: dict[str, Callable[[], None]] = {name: _patch(name) for name in REPLACEMENTS}
 
 
 def _serve_child(

@@ -5,6 +5,7 @@ paired rounds, with the control variant reported as noise rather than checked.""
 
 from __future__ import annotations
 
+import inspect
 import random
 from pathlib import Path
 
@@ -77,3 +78,21 @@ def test_unknown_feature_names_are_refused() -> None:
     assert [f.key for f in features.selected("packet, promises")] == ["packet", "promises"]
     with pytest.raises(SystemExit, match="unknown feature"):
         features.selected("packet,speed")
+
+
+@pytest.mark.parametrize(
+    ("where", "attribute", "stand_in"),
+    [entry for entries in features.REPLACEMENTS.values() for entry in entries],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_each_stand_in_takes_what_the_code_it_replaces_takes(
+    where: str, attribute: str, stand_in: object
+) -> None:
+    """A variant whose stand-in no longer fits the use case's call fails every decision of the run (as the
+    promises variant once did after `keep_promise` changed): same parameters, same kind (coroutine or not)."""
+    original = getattr(features.replaced_target(where), attribute)
+    assert callable(stand_in)
+    assert inspect.iscoroutinefunction(original) == inspect.iscoroutinefunction(stand_in)
+    wanted = [(p.name, p.kind) for p in inspect.signature(original).parameters.values()]
+    given = [(p.name, p.kind) for p in inspect.signature(stand_in).parameters.values()]
+    assert given == wanted
