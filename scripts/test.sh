@@ -43,8 +43,8 @@ PY=${PYTHON:-python3}
 gates
 
 echo "== pytest"
-# Two workers by default (pytest-xdist): much of the suite waits on subprocesses and servers. The tests using
-# the Vapi SDK's models (slow to build) run on one worker, and the slow tests go first (tests/conftest.py).
+# Two workers by default (pytest-xdist): much of the suite waits on subprocesses and servers; the slow tests
+# go first (tests/conftest.py).
 # ESCALADE_TEST_WORKERS=0 runs serially.
 rc=0
 .venv/bin/python -m pytest -n "${ESCALADE_TEST_WORKERS:-2}" "$@" || rc=$?

@@ -94,8 +94,6 @@ def installed_binary(name: str) -> str:
 
 SLOW_MARKERS = ("e2e", "temporal")
 """Tests that run `escalade` subprocesses or Temporal servers: the slow ones, scheduled first."""
-VAPI_SDK_GROUP = "vapi-sdk"
-"""The pytest-xdist group of the tests using the `vapi_sdk` fixture (tests/edge/conftest.py)."""
 
 
 def _slow(item: pytest.Item) -> bool:
@@ -103,21 +101,10 @@ def _slow(item: pytest.Item) -> bool:
     return any(item.get_closest_marker(name) for name in SLOW_MARKERS) or timeout is not None
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Arrange the run for two pytest-xdist workers (`--dist loadgroup`, in pyproject's addopts):
-
-    - the tests using the Vapi SDK's models form one group, run by one worker, so the models (30-60 s of
-      pydantic builds on a loaded machine) are built once per run rather than once per worker; xdist hands
-      out the biggest group first;
-    - then the slow tests (subprocesses, Temporal servers, or a timeout of their own), before the quick
-      ones, so no worker starts a minute-long test while the other has nothing left to do.
-
-    The sort is stable: within each kind, tests keep their collection order (and their modules together).
-    """
-    for item in items:
-        if "vapi_sdk" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(VAPI_SDK_GROUP))
+    """The slow tests (subprocesses, Temporal servers, or a timeout of their own) before the quick ones, so
+    that on two pytest-xdist workers neither starts a minute-long test while the other has nothing left to
+    do. The sort is stable: within each kind, tests keep their collection order (and modules together)."""
     items.sort(key=lambda item: 0 if _slow(item) else 1)
 
 
