@@ -485,7 +485,7 @@ class QueueCallbackWorkflow:
                     first_message=data.first_message or default_first_message(data.category),
                 ),
                 start_to_close_timeout=timedelta(hours=2),
-                heartbeat_timeout=timedelta(minutes=1),
+                heartbeat_timeout=timedelta(seconds=data.dial_heartbeat_timeout_seconds),
                 retry_policy=DIAL_RETRY,
             )
         except ActivityError as exc:
