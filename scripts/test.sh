@@ -43,8 +43,9 @@ PY=${PYTHON:-python3}
 gates
 
 echo "== pytest"
-# Two workers by default (pytest-xdist): much of the suite waits on subprocesses and servers, and the two
-# slowest tests spend ~35 s each building the Vapi SDK's pydantic models. ESCALADE_TEST_WORKERS=0 runs serially.
+# Two workers by default (pytest-xdist): much of the suite waits on subprocesses and servers; the slow tests
+# go first (tests/conftest.py).
+# ESCALADE_TEST_WORKERS=0 runs serially.
 rc=0
 .venv/bin/python -m pytest -n "${ESCALADE_TEST_WORKERS:-2}" "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then

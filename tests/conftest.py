@@ -92,6 +92,22 @@ def installed_binary(name: str) -> str:
     return found
 
 
+SLOW_MARKERS = ("e2e", "temporal")
+"""Tests that run `escalade` subprocesses or Temporal servers: the slow ones, scheduled first."""
+
+
+def _slow(item: pytest.Item) -> bool:
+    timeout = item.get_closest_marker("timeout")
+    return any(item.get_closest_marker(name) for name in SLOW_MARKERS) or timeout is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The slow tests (subprocesses, Temporal servers, or a timeout of their own) before the quick ones, so
+    that on two pytest-xdist workers neither starts a minute-long test while the other has nothing left to
+    do. The sort is stable: within each kind, tests keep their collection order (and modules together)."""
+    items.sort(key=lambda item: 0 if _slow(item) else 1)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environ() -> Iterator[None]:
     """Tests may set ESCALADE_* variables; restore the environment afterwards."""

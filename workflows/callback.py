@@ -63,6 +63,7 @@ __all__ = [
     "attempt_key",
     "callback_variables",
     "default_first_message",
+    "dial_heartbeat_timeout",
     "initial_search_attributes",
     "number_problem",
 ]
@@ -105,6 +106,17 @@ risk (its claim may then move ahead) and just after the deadline (routing record
 recorded before it have no such timers or upserts and replay as before."""
 PROMISE_GRACE = timedelta(seconds=1)
 """How long after the deadline the breach claim runs (routing counts a breach strictly after it)."""
+
+MIN_DIAL_HEARTBEAT = timedelta(seconds=10)
+"""The shortest heartbeat timeout of the dial activity: twice the worker's default 5 s poll of the call
+(each poll heartbeats), so a healthy dial is never retried for being slow to poll, and a zero or negative
+setting (which Temporal would take as "no heartbeat timeout") cannot switch the dead-worker check off."""
+
+
+def dial_heartbeat_timeout(data: QueueCallbackInput) -> timedelta:
+    """The dial activity's heartbeat timeout: the callback's setting, at least `MIN_DIAL_HEARTBEAT`."""
+    return max(timedelta(seconds=data.dial_heartbeat_timeout_seconds), MIN_DIAL_HEARTBEAT)
+
 
 ROUTING_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 """Routing calls retry until they succeed (a routing outage only delays the callback) unless permanent."""
@@ -485,7 +497,7 @@ class QueueCallbackWorkflow:
                     first_message=data.first_message or default_first_message(data.category),
                 ),
                 start_to_close_timeout=timedelta(hours=2),
-                heartbeat_timeout=timedelta(minutes=1),
+                heartbeat_timeout=dial_heartbeat_timeout(data),
                 retry_policy=DIAL_RETRY,
             )
         except ActivityError as exc:

@@ -176,6 +176,9 @@ class QueueCallbackInput:
     slots woke several callbacks at once; the head reserves first)."""
     expires_after_seconds: int = 86_400
     """A callback still waiting this long after it started ends as EXPIRED."""
+    dial_heartbeat_timeout_seconds: int = 60
+    """How long the dial activity may go without a heartbeat (it heartbeats each time it polls the call)
+    before Temporal deems its worker dead and retries it on another, which watches the same Vapi call."""
     not_before: datetime | None = None
     """Do not dial before this instant (a promised time)."""
     first_message: str = ""

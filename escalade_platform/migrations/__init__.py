@@ -17,15 +17,22 @@ emitted.
 
 Upgrades are serialised across processes: on PostgreSQL by an advisory lock taken in the upgrade's
 transaction, on SQLite by a transaction that begins IMMEDIATE (the engine `upgrade(url)` builds does so; the
-routing store's engine begins every transaction that way). Revisions are written by hand in
+routing store's engine begins every transaction that way). Within one process they are also serialised
+whatever their database (`one_at_a_time`): Alembic's `context` and `op` are module globals that each
+running migration installs and removes, so two of them interleaving on one event loop (the edge and the
+worker of one process, on different databases) would run DDL on each other's connection or lose their
+context (`KeyError: 'config'`). Revisions are written by hand in
 `migrations/versions/`; a test compares the migrated database with each service's table definitions on
 SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Collection
+import threading
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +55,7 @@ __all__ = [
     "head_revision",
     "include_object_for",
     "is_private_memory",
+    "one_at_a_time",
     "upgrade",
     "upgrade_connection",
     "upgrade_database",
@@ -75,6 +83,26 @@ SQLITE_BUSY_TIMEOUT_S = 15.0
 """How long an upgrade on SQLite waits for another process's write lock (another upgrade, or the store)."""
 PG_CONNECT_TIMEOUT_S = 5.0
 _PG_LOCK_KEY = 0x65_73_63_61_6C_61  # "escala": the advisory lock serialising concurrent upgrades
+
+_IN_PROCESS = threading.Lock()
+"""Held by the one migration of this process that may use Alembic's module-global `context` and `op` (a
+thread lock, so migrations on other threads' event loops wait too)."""
+_IN_PROCESS_POLL_S = 0.01
+"""How often a migration waiting for `_IN_PROCESS` tries again. It never blocks the event loop: the holder
+may be a task of the same loop, suspended on its database."""
+
+
+@asynccontextmanager
+async def one_at_a_time() -> AsyncIterator[None]:
+    """Run the block as this process's only migration (see the module's docstring): every upgrade goes
+    through it, and a caller of the synchronous `upgrade_connection` wraps the call in it."""
+    # Polled, not awaited on an asyncio.Event: the holder may run on another thread's event loop.
+    while not _IN_PROCESS.acquire(blocking=False):  # noqa: ASYNC110
+        await asyncio.sleep(_IN_PROCESS_POLL_S)
+    try:
+        yield
+    finally:
+        _IN_PROCESS.release()
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -140,7 +168,8 @@ def _upgrade_sync(connection: Connection, config: Config, revision: str, newer_i
 
 def upgrade_connection(connection: Connection, revision: str = "head") -> None:
     """Upgrade the database behind a synchronous SQLAlchemy `connection` to `revision`, in the connection's
-    transaction (for a private in-memory SQLite database, which only its own connection can reach)."""
+    transaction (for a private in-memory SQLite database, which only its own connection can reach). Call it
+    inside `one_at_a_time()` when other migrations may run in the process."""
     _upgrade_sync(connection, alembic_config(), revision, False)
 
 
@@ -164,8 +193,9 @@ async def upgrade_engine(engine: AsyncEngine, revision: str = "head", *, newer_i
     concurrent upgrades may collide; a private in-memory database has no one to collide with.
 
     A database at a revision this history does not know (a newer version migrated it) makes Alembic fail;
-    with `newer_is_fine` it is left as it is, with a warning."""
-    async with engine.begin() as connection:
+    with `newer_is_fine` it is left as it is, with a warning. One at a time in the process, whatever the
+    database (`one_at_a_time`)."""
+    async with one_at_a_time(), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         await connection.run_sync(_upgrade_sync, alembic_config(), revision, newer_is_fine)

@@ -5,7 +5,10 @@ history of the database: these tables, the edge's outbox and the worker's tables
 already there; the store runs it when it opens (`Store.open`). It runs on a short-lived SQLAlchemy engine of
 its own (SQLite: BEGIN IMMEDIATE; PostgreSQL: under the upgrade's advisory lock), in one transaction, so
 replicas starting together migrate one after the other. A private in-memory SQLite database is migrated on
-the store's own connection (`upgrade_sqlite_connection`). Driver failures become `Unavailable`.
+the store's own connection (`upgrade_sqlite_connection`). Either way the migration is the only one running
+in the process (`escalade_platform.migrations.one_at_a_time`: Alembic's `context` and `op` are module
+globals), so the edge, the worker and stores of one process may start together on different databases.
+Driver failures become `Unavailable`.
 """
 
 from __future__ import annotations
@@ -43,13 +46,14 @@ async def upgrade(url: str, revision: str = "head") -> None:
         await migrations.upgrade(url, revision)
 
 
-def upgrade_sqlite_connection(connection: sqlite3.Connection, revision: str = "head") -> None:
+async def upgrade_sqlite_connection(connection: sqlite3.Connection, revision: str = "head") -> None:
     """Upgrade the SQLite database behind an open `sqlite3` connection (a private in-memory one) to
-    `revision`. The connection stays open."""
-    engine = create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
-    with engine.connect() as sa_connection:
-        migrations.upgrade_connection(sa_connection, revision)
-        sa_connection.commit()
+    `revision`, once no other migration of the process runs. The connection stays open."""
+    async with migrations.one_at_a_time():
+        engine = create_engine("sqlite://", creator=lambda: connection, poolclass=StaticPool)
+        with engine.connect() as sa_connection:
+            migrations.upgrade_connection(sa_connection, revision)
+            sa_connection.commit()
 
 
 async def current_revision(url: str) -> str | None:

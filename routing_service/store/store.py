@@ -48,7 +48,7 @@ class Store:
         try:
             if migrate:
                 if isinstance(database, SqliteDatabase) and database.path == ":memory:":
-                    upgrade_sqlite_connection(database.connection())
+                    await upgrade_sqlite_connection(database.connection())
                 else:
                     await upgrade(url)
         except BaseException:

@@ -1,5 +1,6 @@
 """Fixtures of the edge tests: the Vapi SDK (imported once), a controllable routing servicer on
-127.0.0.1:0, and the real edge app behind an httpx ASGI client."""
+127.0.0.1:0, the real edge app behind an httpx ASGI client, and that edge in front of the real routing
+service (`stack`)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from tests.edge.edge_support import (
     PREVIOUS_SECRET,
     SECRET,
     Edge,
+    RealStack,
     RunningFake,
     fake_routing_server,
+    real_routing_stack,
     running_edge,
 )
 from webhook_edge.settings import EdgeSettings
@@ -68,4 +71,11 @@ def edge_settings(fake_routing: RunningFake, tmp_path: Path) -> EdgeSettings:
 @pytest.fixture
 async def edge(edge_settings: EdgeSettings) -> AsyncIterator[Edge]:
     async with running_edge(edge_settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def stack(database_url: str) -> AsyncIterator[RealStack]:
+    """The edge in front of the REAL routing service on each database (`real_routing_stack`)."""
+    async with real_routing_stack(database_url) as running:
         yield running

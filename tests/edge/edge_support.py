@@ -19,9 +19,11 @@ import httpx
 from fastapi import FastAPI
 from google.protobuf import duration_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from pydantic import SecretStr
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
+from tests.support.routing import techcorp_routing
 from webhook_edge.app import create_app
 from webhook_edge.auth import sign_hmac
 from webhook_edge.settings import EdgeSettings
@@ -252,6 +254,40 @@ async def running_edge(settings: EdgeSettings, **deps: Any) -> AsyncIterator[Edg
 # ------------------------------------------------------------------------------------------------------
 # Vapi contract audit (after validate_fixtures.py)
 # ------------------------------------------------------------------------------------------------------
+@dataclass
+class RealStack:
+    """The real edge in front of the REAL routing service: `edge` answers webhooks, `stub` is routing's."""
+
+    edge: Edge
+    stub: pb_grpc.RoutingServiceAsyncStub
+
+
+@asynccontextmanager
+async def real_routing_stack(database_url: str) -> AsyncIterator[RealStack]:
+    """A real routing server on 127.0.0.1:0 (a real store on `database_url`, the TechCorp policy, its demo
+    agents and customers) and the edge in front of it, its outbox on the same database as by default."""
+    async with techcorp_routing(database_url) as routing:
+        settings = EdgeSettings(
+            vapi_secret=SecretStr(SECRET),
+            routing_address=routing.address,
+            routing_deadline_ms=5000,
+            database_url=database_url,
+        )
+        async with running_edge(settings) as edge:
+            yield RealStack(edge, routing.stub)
+
+
+async def decision_of(stack: RealStack, call_id: str) -> pb.Decision:
+    """The decision routing stored for `call_id`."""
+    return (await stack.stub.GetDecision(pb.GetDecisionRequest(call_id=call_id))).decision
+
+
+async def active(stack: RealStack) -> dict[str, int]:
+    """Each specialist with active assignments, and how many."""
+    reply = await stack.stub.ListAgents(pb.ListAgentsRequest(page_size=1000))
+    return {a.agent_id: a.active_assignments for a in reply.agents if a.active_assignments}
+
+
 def literal_values(annotation: Any) -> tuple[set[Any], bool]:
     found: set[Any] = set()
     has_any = False

@@ -7,29 +7,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from tests.edge.edge_support import (
-    SECRET,
-    Edge,
+    RealStack,
     audit,
     check_destination_numbers,
     load_fixture,
     make_decision,
-    running_edge,
 )
-from tests.support.routing import techcorp_routing
 from webhook_edge.provisioning import HANDOFF_PARAMETERS, escalation_function
-from webhook_edge.settings import EdgeSettings
 from webhook_edge.translate import DECISION_ID_HEADER, resolve_request, transfer_response
 from webhook_edge.vapi_models import parse_body, read_arguments
 
@@ -156,25 +147,6 @@ def test_number_destinations_have_no_sip_headers_and_odd_ids_are_made_header_saf
 # ---------------------------------------------------------------------------------------------------------
 # Through the real routing service
 # ---------------------------------------------------------------------------------------------------------
-@dataclass
-class Stack:
-    edge: Edge
-    stub: pb_grpc.RoutingServiceAsyncStub
-
-
-@pytest.fixture
-async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    async with techcorp_routing(database_url) as routing:
-        settings = EdgeSettings(
-            vapi_secret=SecretStr(SECRET),
-            routing_address=routing.address,
-            routing_deadline_ms=5000,
-            database_url=database_url,
-        )
-        async with running_edge(settings) as edge:
-            yield Stack(edge, routing.stub)
-
-
 def _escalation(call_id: str) -> dict[str, Any]:
     doc = load_fixture(PREMIUM)
     doc["message"]["call"]["id"] = call_id
@@ -184,7 +156,7 @@ def _escalation(call_id: str) -> dict[str, Any]:
 
 
 async def test_the_specialist_gets_the_packet_the_tool_arguments_filled(
-    stack: Stack, vapi_sdk: SimpleNamespace
+    stack: RealStack, vapi_sdk: SimpleNamespace
 ) -> None:
     response = await stack.edge.post(_escalation("call-packet"))
     assert response.status_code == 200
@@ -212,7 +184,7 @@ async def test_the_specialist_gets_the_packet_the_tool_arguments_filled(
 
 
 async def test_a_sip_specialist_gets_the_decision_id_in_the_sip_headers(
-    stack: Stack, vapi_sdk: SimpleNamespace
+    stack: RealStack, vapi_sdk: SimpleNamespace
 ) -> None:
     await stack.stub.SetAgentStatus(
         pb.SetAgentStatusRequest(agent_id="tech-2", status=pb.AGENT_STATUS_OFFLINE)

@@ -5,53 +5,25 @@ database, as it does by default. The seed's scenarios come out as the tutorial r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import grpc
 import pytest
-from pydantic import SecretStr
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-from tests.edge.edge_support import SECRET, Edge, audit, check_destination_numbers, load_fixture, running_edge
-from tests.support.routing import techcorp_routing
-from webhook_edge.settings import EdgeSettings
+from tests.edge.edge_support import (
+    RealStack,
+    active,
+    audit,
+    check_destination_numbers,
+    decision_of,
+    load_fixture,
+)
 from workflows.inputs import EscalationReviewInput, QueueCallbackInput
 
 ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
 ENTERPRISE_CALL = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
-
-
-@dataclass
-class Stack:
-    edge: Edge
-    stub: pb_grpc.RoutingServiceAsyncStub
-
-
-@pytest.fixture
-async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
-    async with techcorp_routing(database_url) as routing:
-        edge_settings = EdgeSettings(
-            vapi_secret=SecretStr(SECRET),
-            routing_address=routing.address,
-            routing_deadline_ms=5000,
-            database_url=database_url,
-        )
-        async with running_edge(edge_settings) as edge:
-            yield Stack(edge, routing.stub)
-
-
-async def decision_of(stack: Stack, call_id: str) -> pb.Decision:
-    return (await stack.stub.GetDecision(pb.GetDecisionRequest(call_id=call_id))).decision
-
-
-async def active(stack: Stack) -> dict[str, int]:
-    reply = await stack.stub.ListAgents(pb.ListAgentsRequest(page_size=1000))
-    return {a.agent_id: a.active_assignments for a in reply.agents if a.active_assignments}
 
 
 def assert_vapi_valid(sdk: SimpleNamespace, body: dict[str, Any]) -> None:
@@ -101,7 +73,7 @@ SEED = {
 
 @pytest.mark.parametrize("fixture", sorted(SEED))
 async def test_seed_scenario_is_routed_as_the_tutorial_when_fixture_is(
-    stack: Stack, vapi_sdk: SimpleNamespace, fixture: str
+    stack: RealStack, vapi_sdk: SimpleNamespace, fixture: str
 ) -> None:
     team, kind, prefix = SEED[fixture]
     mode = (
@@ -127,7 +99,7 @@ async def test_seed_scenario_is_routed_as_the_tutorial_when_fixture_is(
     assert decision.trace and decision.reason
 
 
-async def test_trace_says_arguments_were_missing_when_none_were_sent(stack: Stack) -> None:
+async def test_trace_says_arguments_were_missing_when_none_were_sent(stack: RealStack) -> None:
     doc = load_fixture("transfer-destination-request.no-tool-arguments.json")
     await stack.edge.post(doc)
     decision = await decision_of(stack, doc["message"]["call"]["id"])
@@ -137,7 +109,7 @@ async def test_trace_says_arguments_were_missing_when_none_were_sent(stack: Stac
 PREMIUM = "transfer-destination-request.premium-technical-advanced.json"
 
 
-async def only_tech_1_with_capacity_1(stack: Stack) -> None:
+async def only_tech_1_with_capacity_1(stack: RealStack) -> None:
     """The issue's setting: one technical specialist able to take the call, with capacity 1."""
     await stack.stub.SetAgentStatus(
         pb.SetAgentStatusRequest(agent_id="tech-2", status=pb.AGENT_STATUS_OFFLINE)
@@ -160,13 +132,13 @@ def event(name: str, call_id: str, **changes: Any) -> dict[str, Any]:
     return doc
 
 
-async def agent(stack: Stack, agent_id: str) -> pb.Agent:
+async def agent(stack: RealStack, agent_id: str) -> pb.Agent:
     agents = (await stack.stub.ListAgents(pb.ListAgentsRequest(page_size=1000))).agents
     [found] = [a for a in agents if a.agent_id == agent_id]
     return found
 
 
-async def test_specialist_who_picked_up_is_not_offered_the_next_call(stack: Stack) -> None:
+async def test_specialist_who_picked_up_is_not_offered_the_next_call(stack: RealStack) -> None:
     """Issue 15, reproduction 1: escalate A -> the specialist; forwarding, then ended with
     assistant-forwarded-call for A; escalate B -> NOT the same specialist (they are talking to A)."""
     await only_tech_1_with_capacity_1(stack)
@@ -200,7 +172,7 @@ async def test_specialist_who_picked_up_is_not_offered_the_next_call(stack: Stac
     ids=["ended-before-forwarding", "forwarding-no-answer", "transfer-update-no-answer"],
 )
 async def test_specialist_is_free_again_when_the_call_never_reached_them(
-    stack: Stack, ending: tuple[str, dict[str, Any]]
+    stack: RealStack, ending: tuple[str, dict[str, Any]]
 ) -> None:
     await only_tech_1_with_capacity_1(stack)
     await stack.edge.post(call(PREMIUM, "call-a"))
@@ -212,7 +184,9 @@ async def test_specialist_is_free_again_when_the_call_never_reached_them(
     assert (await stack.edge.post(call(PREMIUM, "call-b"))).json()["destination"]["number"] == "+15550100201"
 
 
-async def test_duplicates_reserve_once_and_answer_the_same_when_delivered_concurrently(stack: Stack) -> None:
+async def test_duplicates_reserve_once_and_answer_the_same_when_delivered_concurrently(
+    stack: RealStack,
+) -> None:
     doc = load_fixture(ENTERPRISE)
     replies = await asyncio.gather(*(stack.edge.post(doc) for _ in range(5)))
     assert len({r.text for r in replies}) == 1
@@ -220,7 +194,7 @@ async def test_duplicates_reserve_once_and_answer_the_same_when_delivered_concur
 
 
 async def test_callback_is_recorded_when_specialists_are_busy(
-    stack: Stack, vapi_sdk: SimpleNamespace
+    stack: RealStack, vapi_sdk: SimpleNamespace
 ) -> None:
     for agent_id in ("tech-1", "tech-2"):
         await stack.stub.SetAgentStatus(
@@ -248,7 +222,7 @@ async def test_callback_is_recorded_when_specialists_are_busy(
     assert len(await stack.edge.outbox.pending()) == 1
 
 
-async def test_review_is_recorded_when_escalated_call_reports_end(stack: Stack) -> None:
+async def test_review_is_recorded_when_escalated_call_reports_end(stack: RealStack) -> None:
     await stack.edge.post(load_fixture(ENTERPRISE))
     decision = await decision_of(stack, ENTERPRISE_CALL)
     await stack.edge.post(load_fixture("end-of-call-report.escalated.json"))
@@ -261,12 +235,12 @@ async def test_review_is_recorded_when_escalated_call_reports_end(stack: Stack) 
     assert (data.transfer_statuses, data.destination) == (["connected"], "+15550100110")
 
 
-async def test_review_is_not_recorded_when_call_was_not_escalated(stack: Stack) -> None:
+async def test_review_is_not_recorded_when_call_was_not_escalated(stack: RealStack) -> None:
     await stack.edge.post(load_fixture("end-of-call-report.not-escalated.json"))
     assert await stack.edge.outbox.pending() == []
 
 
-async def test_review_is_recorded_for_an_escalation_answered_without_routing(stack: Stack) -> None:
+async def test_review_is_recorded_for_an_escalation_answered_without_routing(stack: RealStack) -> None:
     """Real routing holds no decision for the call (it was down when the transfer was asked for, and the
     fallback line answered): the report shows the escalation, so the review is recorded all the same."""
     with pytest.raises(grpc.aio.AioRpcError) as missing:
@@ -277,7 +251,7 @@ async def test_review_is_recorded_for_an_escalation_answered_without_routing(sta
     assert entry is not None and entry.kind == "review"
 
 
-async def test_tool_calls_path_reaches_the_same_routing(stack: Stack) -> None:
+async def test_tool_calls_path_reaches_the_same_routing(stack: RealStack) -> None:
     doc = load_fixture("tool-calls.escalate-to-support.json")
     del doc["message"]["call"]["monitor"]
     response = await stack.edge.post(doc)
@@ -289,7 +263,7 @@ async def test_tool_calls_path_reaches_the_same_routing(stack: Stack) -> None:
 
 
 async def test_second_escalation_from_the_same_call_moves_on_and_keeps_the_assistant_on(
-    stack: Stack, vapi_sdk: SimpleNamespace
+    stack: RealStack, vapi_sdk: SimpleNamespace
 ) -> None:
     """Issue 15, reproduction 2: the transfer was not answered and the assistant asks again in the same call
     (new tool-call id): not the same specialist, and the reply keeps the assistant on a failed transfer."""

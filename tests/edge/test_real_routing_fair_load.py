@@ -5,39 +5,21 @@ nobody else is free, and the trace, the queue status and the metrics say so."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from pydantic import SecretStr
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from routing_service.domain.fair_load import STAGE as FAIR_LOAD
 from routing_service.domain.fair_load import gini
 from routing_service.metrics import ROUTING_METRICS
-from tests.edge.edge_support import SECRET, running_edge
-from tests.edge.test_real_routing_uncertainty import Stack, decision_of, transfer_request
-from tests.support.routing import techcorp_routing
-from webhook_edge.settings import EdgeSettings
+from tests.edge.edge_support import RealStack, decision_of
+from tests.edge.test_real_routing_uncertainty import transfer_request
 
 LINUS = "+15550100101"  # ent-1, capacity 2
 MARGARET = "+15550100102"  # ent-2, capacity 1
 OUTAGE = "Production is down for every customer: an outage since this morning"
 
 
-@pytest.fixture
-async def stack(database_url: str) -> AsyncIterator[Stack]:
-    async with techcorp_routing(database_url) as routing:
-        settings = EdgeSettings(
-            vapi_secret=SecretStr(SECRET),
-            routing_address=routing.address,
-            routing_deadline_ms=5000,
-            database_url=database_url,
-        )
-        async with running_edge(settings) as edge:
-            yield Stack(edge, routing.stub)
-
-
-async def critical_call(stack: Stack, call_id: str) -> str:
+async def critical_call(stack: RealStack, call_id: str) -> str:
     """A critical escalation of the premium demo customer; the number it is transferred to."""
     response = await stack.edge.post(
         transfer_request(
@@ -63,7 +45,7 @@ def over_cap_count() -> float:
 
 
 async def test_a_senior_in_cooldown_is_skipped_then_taken_over_the_cap_when_nobody_else_is_free(
-    stack: Stack,
+    stack: RealStack,
 ) -> None:
     over_before = over_cap_count()
     await stack.stub.SetAgentStatus(

@@ -6,43 +6,18 @@ second decision after an uncertain one is counted, and the trace says why each t
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 import pytest
-from pydantic import SecretStr
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.metrics import ROUTING_METRICS
-from tests.edge.edge_support import SECRET, Edge, load_fixture, running_edge
+from tests.edge.edge_support import RealStack, active, decision_of, load_fixture
 from tests.service.grpc_helpers import field_violations
-from tests.support.routing import techcorp_routing
-from webhook_edge.settings import EdgeSettings
 
 REFUND = "I was charged twice this month and need a refund"
 UNCERTAINTY = "uncertainty"
-
-
-@dataclass
-class Stack:
-    edge: Edge
-    stub: pb_grpc.RoutingServiceAsyncStub
-
-
-@pytest.fixture
-async def stack(database_url: str) -> AsyncIterator[Stack]:
-    async with techcorp_routing(database_url) as routing:
-        settings = EdgeSettings(
-            vapi_secret=SecretStr(SECRET),
-            routing_address=routing.address,
-            routing_deadline_ms=5000,
-            database_url=database_url,
-        )
-        async with running_edge(settings) as edge:
-            yield Stack(edge, routing.stub)
 
 
 def tool_call(call_id: str, tool_call_id: str, **arguments: Any) -> dict[str, Any]:
@@ -70,15 +45,6 @@ def transfer_request(call_id: str, tool_call_id: str, **arguments: Any) -> dict[
     return doc
 
 
-async def decision_of(stack: Stack, call_id: str) -> pb.Decision:
-    return (await stack.stub.GetDecision(pb.GetDecisionRequest(call_id=call_id))).decision
-
-
-async def active(stack: Stack) -> dict[str, int]:
-    reply = await stack.stub.ListAgents(pb.ListAgentsRequest(page_size=1000))
-    return {a.agent_id: a.active_assignments for a in reply.agents if a.active_assignments}
-
-
 def steps(decision: pb.Decision) -> dict[str, str]:
     return {s.subject: s.detail for s in decision.trace if s.stage == UNCERTAINTY}
 
@@ -87,14 +53,16 @@ def counted(name: str, **labels: str) -> float:
     return ROUTING_METRICS.registry.get_sample_value(name, labels) or 0.0
 
 
-async def technical_team_offline(stack: Stack) -> None:
+async def technical_team_offline(stack: RealStack) -> None:
     for agent_id in ("tech-1", "tech-2"):
         await stack.stub.SetAgentStatus(
             pb.SetAgentStatusRequest(agent_id=agent_id, status=pb.AGENT_STATUS_OFFLINE)
         )
 
 
-async def test_function_tool_is_asked_to_confirm_then_transfers_the_confirmed_category(stack: Stack) -> None:
+async def test_function_tool_is_asked_to_confirm_then_transfers_the_confirmed_category(
+    stack: RealStack,
+) -> None:
     asked_before = counted("escalade_routing_uncertain_decisions_total", team="none", action="confirm")
     first = await stack.edge.post(
         tool_call(
@@ -142,7 +110,7 @@ async def test_function_tool_is_asked_to_confirm_then_transfers_the_confirmed_ca
     assert second["result"].startswith("The transfer could not be started")  # this call has no control URL
 
 
-async def test_transfer_tool_gets_the_union_of_candidate_teams_instead_of_a_queue(stack: Stack) -> None:
+async def test_transfer_tool_gets_the_union_of_candidate_teams_instead_of_a_queue(stack: RealStack) -> None:
     await technical_team_offline(stack)
     response = await stack.edge.post(
         transfer_request(
@@ -162,7 +130,7 @@ async def test_transfer_tool_gets_the_union_of_candidate_teams_instead_of_a_queu
     assert any("union: specialist of team billing reserved" in s.detail for s in decision.trace)
 
 
-async def test_a_second_transfer_after_an_uncertain_one_is_counted_against_its_team(stack: Stack) -> None:
+async def test_a_second_transfer_after_an_uncertain_one_is_counted_against_its_team(stack: RealStack) -> None:
     before = counted("escalade_routing_uncertain_second_transfers_total", team="technical")
     arguments = {
         "issue_category": "technical",
@@ -189,7 +157,7 @@ async def test_a_second_transfer_after_an_uncertain_one_is_counted_against_its_t
     assert not queues.uncertainty_counts_capped
 
 
-async def test_an_unusable_confidence_is_ignored_and_traced(stack: Stack) -> None:
+async def test_an_unusable_confidence_is_ignored_and_traced(stack: RealStack) -> None:
     await stack.edge.post(
         tool_call("call-u4", "tc-1", issue_category="technical", customer_context="An error", confidence=7)
     )
@@ -199,7 +167,7 @@ async def test_an_unusable_confidence_is_ignored_and_traced(stack: Stack) -> Non
     assert "no confidence stated" in steps(decision)["confidence"]
 
 
-async def test_routing_refuses_a_confidence_outside_0_to_1_naming_the_field(stack: Stack) -> None:
+async def test_routing_refuses_a_confidence_outside_0_to_1_naming_the_field(stack: RealStack) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stack.stub.ResolveEscalation(pb.ResolveEscalationRequest(call_id="call-u5", confidence=1.5))
 

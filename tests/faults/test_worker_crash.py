@@ -2,13 +2,16 @@
 
 The first `escalade worker` dials the customer and is killed while its activity watches the call (the
 customer is still talking, so the stand-in reports the call `in-progress`). Temporal notices when the
-activity's heartbeat times out (one minute, the production setting) and retries it on a second worker,
-which finds the dial in its ledger and watches the same Vapi call instead of dialling again.
+activity's heartbeat times out and retries it on a second worker, which finds the dial in its ledger and
+watches the same Vapi call instead of dialling again. The heartbeat timeout is the callback's
+`dial_heartbeat_timeout_seconds`: one minute as the edge builds it (checked here), lowered to 10 s for this
+test (the history shows the dial scheduled with it), which heartbeats every 50 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import uuid
 from datetime import timedelta
@@ -34,16 +37,20 @@ from workflows.inputs import callback_workflow_id
 pytestmark = pytest.mark.temporal
 
 DIAL_ACTIVITY = "place_callback_call"
+HEARTBEAT_TIMEOUT_S = 10
+"""The test's dial heartbeat timeout: well above the workers' 50 ms heartbeats on a loaded machine."""
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(180)
 async def test_callback_completes_once_with_one_dial_when_worker_is_killed_during_the_dial_activity(
     dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
 ) -> None:
     client, call_id, task_queue = dev_env.client, f"call-{uuid.uuid4()}", f"tq-{uuid.uuid4()}"
     vapi_standin = VapiStandin(api_key=VAPI_KEY, ended_reason=None)  # the callback call stays in progress
     async with routing_server(sqlite_url) as (stub, address), serve_standin(vapi_standin) as vapi:
-        payload = await queue_a_callback(stub, call_id)
+        built = await queue_a_callback(stub, call_id)
+        assert built.dial_heartbeat_timeout_seconds == 60, "production's timeout, as the edge builds it"
+        payload = dataclasses.replace(built, dial_heartbeat_timeout_seconds=HEARTBEAT_TIMEOUT_S)
         env = worker_env(client, task_queue, address, vapi, tmp_path / "worker.db")
         async with worker_processes(env) as workers:
             first = await workers.start()
@@ -69,6 +76,15 @@ async def test_callback_completes_once_with_one_dial_when_worker_is_killed_durin
             vapi.ended_reason = "customer-ended-call"  # the customer and the specialist hang up
             result = await handle.result(rpc_timeout=timedelta(seconds=150))
             history = await handle.fetch_history()
+    dials_scheduled = [
+        event.activity_task_scheduled_event_attributes
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and event.activity_task_scheduled_event_attributes.activity_type.name == DIAL_ACTIVITY
+    ]
+    assert [d.heartbeat_timeout.ToTimedelta() for d in dials_scheduled] == [
+        timedelta(seconds=HEARTBEAT_TIMEOUT_S)
+    ], "the dial was scheduled with the callback's heartbeat timeout"
     dial_attempts = [
         event.activity_task_started_event_attributes.attempt
         for event in history.events

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -159,6 +160,38 @@ async def test_services_starting_together_migrate_one_after_the_other(database_u
 
     assert await current_revision(database_url) == head_revision()
     assert await differences(database_url) == NO_DIFFERENCES
+
+
+async def test_services_of_one_process_migrate_different_databases_at_the_same_time(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Alembic's `context` and `op` are module globals that each migration installs and removes: two
+    migrations of one process interleaving on different databases (which no database lock serialises)
+    used to fail with `KeyError: 'config'`. Routing (a file or server, and a private in-memory one), the
+    edge and the worker, each on its own database, all at once."""
+    edge_url, worker_url, other_url = (
+        f"sqlite+aiosqlite:///{tmp_path / name}" for name in ("edge.db", "worker.db", "other.db")
+    )
+
+    async def edge() -> None:
+        outbox = await Outbox.open(edge_url)
+        await outbox.close()
+
+    async def worker() -> None:
+        engine = await open_engine(worker_url)
+        await engine.dispose()
+
+    async def routing(url: str) -> None:
+        store = await Store.open(url)
+        await store.close()
+
+    await asyncio.gather(
+        routing(database_url), edge(), worker(), routing("sqlite+aiosqlite://"), upgrade(other_url)
+    )
+
+    for url in (database_url, edge_url, worker_url, other_url):
+        assert await current_revision(url) == head_revision(), url
+        assert await differences(url) == NO_DIFFERENCES, url
 
 
 async def _database_of_an_earlier_version(url: str) -> None:

@@ -172,6 +172,27 @@ async def test_callback_connects_on_second_attempt_when_first_is_not_answered(
     assert [f.state for f in routing.finished] == ["connected"]
 
 
+@pytest.mark.parametrize(("setting", "scheduled"), [(0, 10), (-5, 10), (3, 10), (45, 45)])
+async def test_dial_heartbeat_timeout_is_the_setting_but_never_below_the_floor(
+    client: Client, time_env: WorkflowEnvironment, setting: int, scheduled: int
+) -> None:
+    """Zero would switch Temporal's dead-worker check off, and less than the worker's poll would retry a
+    healthy dial: the dial is scheduled with the setting, at least `MIN_DIAL_HEARTBEAT`."""
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.RESERVED), FakeVapi()
+    data = callback_input(dial_heartbeat_timeout_seconds=setting)
+    async with new_worker(client, routing.activities(), [vapi.place_callback_call]) as worker:
+        handle = await start(client, worker.task_queue, data)
+        assert (await handle.result()).state == "connected"
+    history = await handle.fetch_history()
+    timeouts = [
+        e.activity_task_scheduled_event_attributes.heartbeat_timeout.ToTimedelta()
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+        and e.activity_task_scheduled_event_attributes.activity_type.name == "place_callback_call"
+    ]
+    assert timeouts == [timedelta(seconds=scheduled)]
+
+
 async def test_voicemail_is_retried_and_its_reason_shows_until_reached(
     client: Client, time_env: WorkflowEnvironment
 ) -> None:

@@ -94,8 +94,6 @@ async def stack(
             policy=policy,
         )
         async with running_edge(edge_settings) as edge:
-            # After the edge's start: each process applies the migrations, and Alembic's module-level
-            # context must not be entered by two of them at once in one test process.
             worker = asyncio.create_task(run_worker(worker_settings, stop=stop, client=env.client))
             try:
                 yield edge, routing.stub

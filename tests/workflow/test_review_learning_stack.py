@@ -72,8 +72,6 @@ async def full_stack(dev_env: WorkflowEnvironment, database_url: str, tmp_path: 
         )
         stop = asyncio.Event()
         async with running_edge(edge_settings) as edge:
-            # Started once the edge has migrated its database: Alembic's migration context is one per
-            # process, so two services of one process must not migrate at the same time.
             worker = asyncio.create_task(run_worker(worker_settings, stop=stop, client=dev_env.client))
             try:
                 yield Stack(edge, routing.stub)
