@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
     Integer,
     Select,
     String,
@@ -184,24 +186,35 @@ def _placed_by_call() -> Any:
     )
 
 
+def _waiting_before(prefix: str, call_type: String | None = None) -> tuple[ColumnElement[bool], ...]:
+    """The WAITING tickets of team `<prefix>_team` served before the ticket (`<prefix>_key`,
+    `<prefix>_at`, `<prefix>_call`): a lower service key, or the same key and earlier, or the same instant
+    and a lower call id (the service order `ix_callbacks_team_id_state_service_key` keeps)."""
+    call = (
+        bindparam(f"{prefix}_call", type_=call_type) if call_type is not None else bindparam(f"{prefix}_call")
+    )
+    key: BindParameter[Any] = bindparam(f"{prefix}_key")
+    at = bindparam(f"{prefix}_at", type_=UtcDateTime())
+    return (
+        callbacks.c.team_id == bindparam(f"{prefix}_team"),
+        callbacks.c.state == str(CallbackState.WAITING),
+        callbacks.c.service_key <= key,
+        callbacks.c.call_id != call,
+        or_(
+            callbacks.c.service_key < key,
+            callbacks.c.enqueued_at < at,
+            and_(callbacks.c.enqueued_at == at, callbacks.c.call_id < call),
+        ),
+    )
+
+
 _PLACED_BY_CALL = shared(_placed_by_call())
 
 # Is some WAITING ticket of the team served before this one? (One index probe.)
 _WAITING_BEFORE = shared(
     select(callbacks.c.call_id)
     .where(
-        callbacks.c.team_id == bindparam("wb_team"),
-        callbacks.c.state == str(CallbackState.WAITING),
-        callbacks.c.service_key <= bindparam("wb_key"),
-        callbacks.c.call_id != bindparam("wb_call"),
-        or_(
-            callbacks.c.service_key < bindparam("wb_key"),
-            callbacks.c.enqueued_at < bindparam("wb_at", type_=UtcDateTime()),
-            and_(
-                callbacks.c.enqueued_at == bindparam("wb_at", type_=UtcDateTime()),
-                callbacks.c.call_id < bindparam("wb_call"),
-            ),
-        ),
+        *_waiting_before("wb"),
     )
     .limit(1)
 )
@@ -243,18 +256,7 @@ _AT_RISK = shared(
 _TIERS_BEFORE = shared(
     select(callbacks.c.tier)
     .where(
-        callbacks.c.team_id == bindparam("tb_team"),
-        callbacks.c.state == str(CallbackState.WAITING),
-        callbacks.c.service_key <= bindparam("tb_key"),
-        callbacks.c.call_id != bindparam("tb_call"),
-        or_(
-            callbacks.c.service_key < bindparam("tb_key"),
-            callbacks.c.enqueued_at < bindparam("tb_at", type_=UtcDateTime()),
-            and_(
-                callbacks.c.enqueued_at == bindparam("tb_at", type_=UtcDateTime()),
-                callbacks.c.call_id < bindparam("tb_call"),
-            ),
-        ),
+        *_waiting_before("tb"),
     )
     .distinct()
 )
@@ -272,18 +274,7 @@ _AT_RISK_COLUMNS = (
 _before_probe = (
     select(*_AT_RISK_COLUMNS, literal(0, Integer()).label("kind"))
     .where(
-        callbacks.c.team_id == bindparam("cv_team"),
-        callbacks.c.state == str(CallbackState.WAITING),
-        callbacks.c.service_key <= bindparam("cv_key"),
-        callbacks.c.call_id != bindparam("cv_call", type_=String()),
-        or_(
-            callbacks.c.service_key < bindparam("cv_key"),
-            callbacks.c.enqueued_at < bindparam("cv_at", type_=UtcDateTime()),
-            and_(
-                callbacks.c.enqueued_at == bindparam("cv_at", type_=UtcDateTime()),
-                callbacks.c.call_id < bindparam("cv_call", type_=String()),
-            ),
-        ),
+        *_waiting_before("cv", call_type=String()),
     )
     .limit(1)
     .subquery("before_probe")
