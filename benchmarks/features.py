@@ -54,7 +54,6 @@ import asyncio
 import contextlib
 import importlib
 import json
-import multiprocessing as mp
 import os
 import random
 import re
@@ -74,7 +73,15 @@ import yaml
 
 from benchmarks.floor import customer_number
 from benchmarks.results import Column, Result, add_results_option, write
-from benchmarks.routing import PG, POLICY, Database, process_cpu_seconds, seed, technical_request
+from benchmarks.routing import (
+    PG,
+    POLICY,
+    ChildServer,
+    Database,
+    process_cpu_seconds,
+    seed,
+    technical_request,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILES = Path(__file__).resolve().parent / "profiles"
@@ -242,33 +249,13 @@ async def _serve(url: str, policy: str, profile: str, conn: Connection) -> None:
     await routing.stop(1)
 
 
-class VariantServer:
+class VariantServer(ChildServer):
     """A routing server (child process) on `url` with the policy file `policy` and a `PATCHES` entry."""
 
     def __init__(
         self, url: str, policy: Path, patch: str = "", profile: str = "", pool: int = 8, code: str = ""
     ) -> None:
-        ctx = mp.get_context("spawn")
-        self.parent, child = ctx.Pipe()
-        self.proc = ctx.Process(
-            target=_serve_child, args=(url, str(policy), patch, profile, pool, code, child), daemon=True
-        )
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid
-
-    def __enter__(self) -> str:
-        self.proc.start()
-        if not self.parent.poll(120):
-            raise RuntimeError("benchmark server did not start")
-        return f"127.0.0.1:{self.parent.recv()}"
-
-    def __exit__(self, *exc: object) -> None:
-        self.parent.send("stop")
-        self.proc.join(60)
-        if self.proc.is_alive():
-            self.proc.kill()
+        super().__init__(_serve_child, url, str(policy), patch, profile, pool, code, stop_timeout=60)
 
 
 # ---------------------------------------------------------------------------------------------------------

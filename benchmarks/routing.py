@@ -147,15 +147,19 @@ async def _serve(kind: str, url: str, conn: Connection) -> None:
     await routing.stop(1)
 
 
-class ServerProcess:
+class ChildServer:
+    """A server in a spawned child process: `target(*args, conn)` sends its port on `conn` once it listens
+    and stops when it receives anything. As a context manager: the address while it runs."""
+
+    def __init__(self, target: Callable[..., None], *args: object, stop_timeout: float = 30) -> None:
+        ctx = mp.get_context("spawn")
+        self.parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=target, args=(*args, child), daemon=True)
+        self.stop_timeout = stop_timeout
+
     @property
     def pid(self) -> int | None:
         return self.proc.pid
-
-    def __init__(self, kind: str, url: str = "") -> None:
-        ctx = mp.get_context("spawn")
-        self.parent, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve_child, args=(kind, url, child), daemon=True)
 
     def __enter__(self) -> str:
         self.proc.start()
@@ -165,9 +169,16 @@ class ServerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.parent.send("stop")
-        self.proc.join(30)
+        self.proc.join(self.stop_timeout)
         if self.proc.is_alive():
             self.proc.kill()
+
+
+class ServerProcess(ChildServer):
+    """The baseline, a routing server or the floor (`kind`), on `url`."""
+
+    def __init__(self, kind: str, url: str = "") -> None:
+        super().__init__(_serve_child, kind, url)
 
 
 # ---------------------------------------------------------------------------------------------------------
