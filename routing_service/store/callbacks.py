@@ -234,35 +234,6 @@ _MARK_BREACHED = shared(
     .where(callbacks.c.call_id == bindparam("mb_call"), callbacks.c.breached_at.is_(None))
     .values(breached_at=bindparam("mb_now", type_=UtcDateTime()))
 )
-# Along ix_callbacks_team_id_state_at_risk_at: the at-risk WAITING tickets of one team.
-_AT_RISK = shared(
-    select(
-        callbacks.c.call_id,
-        callbacks.c.tier,
-        callbacks.c.service_key,
-        callbacks.c.enqueued_at,
-        callbacks.c.at_risk_at,
-        callbacks.c.promised_by,
-    )
-    .where(
-        callbacks.c.team_id == bindparam("ar_team"),
-        callbacks.c.state == str(CallbackState.WAITING),
-        callbacks.c.at_risk_at <= bindparam("ar_now", type_=UtcDateTime()),
-        callbacks.c.promised_by >= bindparam("ar_now", type_=UtcDateTime()),
-    )
-    .order_by(callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
-    .limit(bindparam("ar_limit"))
-)
-_TIERS_BEFORE = shared(
-    select(callbacks.c.tier)
-    .where(
-        *_waiting_before("tb"),
-    )
-    .distinct()
-)
-
-# A claim's view of its queue in one round trip: whether some WAITING ticket comes before this one (at most
-# one row, kind 0: the `_WAITING_BEFORE` probe) and the team's at-risk WAITING tickets (kind 1: `_AT_RISK`).
 _AT_RISK_COLUMNS = (
     callbacks.c.call_id,
     callbacks.c.tier,
@@ -271,26 +242,38 @@ _AT_RISK_COLUMNS = (
     callbacks.c.at_risk_at,
     callbacks.c.promised_by,
 )
+
+
+def _at_risk(prefix: str) -> Select[Any]:
+    """The at-risk WAITING tickets of team `<prefix>_team` at `<prefix>_now` (past their at-risk moment,
+    not yet past their deadline), in service order, at most `<prefix>_limit`; read along
+    ix_callbacks_team_id_state_at_risk_at."""
+    now = bindparam(f"{prefix}_now", type_=UtcDateTime())
+    return (
+        select(*_AT_RISK_COLUMNS)
+        .where(
+            callbacks.c.team_id == bindparam(f"{prefix}_team"),
+            callbacks.c.state == str(CallbackState.WAITING),
+            callbacks.c.at_risk_at <= now,
+            callbacks.c.promised_by >= now,
+        )
+        .order_by(callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
+        .limit(bindparam(f"{prefix}_limit"))
+    )
+
+
+_AT_RISK = shared(_at_risk("ar"))
+_TIERS_BEFORE = shared(select(callbacks.c.tier).where(*_waiting_before("tb")).distinct())
+
+# A claim's view of its queue in one round trip: whether some WAITING ticket comes before this one (at most
+# one row, kind 0: the `_WAITING_BEFORE` probe) and the team's at-risk WAITING tickets (kind 1: `_AT_RISK`).
 _before_probe = (
     select(*_AT_RISK_COLUMNS, literal(0, Integer()).label("kind"))
-    .where(
-        *_waiting_before("cv", call_type=String()),
-    )
+    .where(*_waiting_before("cv", call_type=String()))
     .limit(1)
     .subquery("before_probe")
 )
-_at_risk_rows = (
-    select(*_AT_RISK_COLUMNS, literal(1, Integer()).label("kind"))
-    .where(
-        callbacks.c.team_id == bindparam("cv_team"),
-        callbacks.c.state == str(CallbackState.WAITING),
-        callbacks.c.at_risk_at <= bindparam("cv_now", type_=UtcDateTime()),
-        callbacks.c.promised_by >= bindparam("cv_now", type_=UtcDateTime()),
-    )
-    .order_by(callbacks.c.service_key, callbacks.c.enqueued_at, callbacks.c.call_id)
-    .limit(bindparam("cv_limit"))
-    .subquery("at_risk_rows")
-)
+_at_risk_rows = _at_risk("cv").add_columns(literal(1, Integer()).label("kind")).subquery("at_risk_rows")
 _CLAIM_VIEW = shared(union_all(select(_before_probe), select(_at_risk_rows)))
 
 # The sweeper's question: a team's WAITING tickets whose promise deadline passed without a breach stored,
