@@ -22,6 +22,7 @@ from tests.workflow.workflow_fakes import eventually
 from webhook_edge.translate import callback_input
 from workflows import client as helpers
 from workflows.inputs import CallbackPhase, QueueCallbackInput
+from workflows.settings import WorkerSettings
 
 VAPI_KEY = "vapi-test-key"
 
@@ -70,6 +71,24 @@ async def queue_a_callback(stub: Stub, call_id: str) -> QueueCallbackInput:
     decision = (await stub.ResolveEscalation(request)).decision
     assert decision.kind == pb.DECISION_KIND_CALLBACK
     return callback_input(decision, request)
+
+
+def worker_settings(
+    address: str, vapi: VapiStandin, database_url: str, task_queue: str, *, policy: Path | None = None
+) -> WorkerSettings:
+    """An in-process worker's settings: routing at `address`, Vapi's stand-in `vapi` (polled every 50 ms),
+    its dial ledger at `database_url`, and the routing policy file `policy` (None: no policy)."""
+    return WorkerSettings(
+        task_queue=task_queue,
+        routing_address=address,
+        vapi_api_url=vapi.url,
+        vapi_api_key=vapi.api_key,  # type: ignore[arg-type]
+        vapi_assistant_id="asst-1",
+        vapi_phone_number_id="pn-1",
+        database_url=database_url,
+        vapi_poll_seconds=0.05,
+        policy=policy,
+    )
 
 
 def worker_env(

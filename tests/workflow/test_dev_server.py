@@ -17,6 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.masking import mask_number
+from tests.workflow.callback_support import worker_settings
 from tests.workflow.routing_standin import RoutingStandin, serve, ticket
 from tests.workflow.workflow_fakes import FakeReviews, FakeRouting, FakeVapi, eventually, new_worker
 from workflows import client as helpers
@@ -28,7 +29,6 @@ from workflows.search_attributes import (
     ESCALATION_COMPLEXITY,
     ESCALATION_TIER,
 )
-from workflows.settings import WorkerSettings
 from workflows.worker import run_worker
 
 pytestmark = pytest.mark.temporal
@@ -164,16 +164,8 @@ async def test_run_worker_dials_head_of_queue_when_routing_reserves(
     stop = asyncio.Event()
     try:
         async with serve_standin(VapiStandin(api_key="vapi-test-key")) as vapi:
-            settings = WorkerSettings(
-                task_queue=task_queue,
-                routing_address=address,
-                vapi_api_url=vapi.url,
-                vapi_api_key=vapi.api_key,  # type: ignore[arg-type]
-                vapi_assistant_id="asst-1",
-                vapi_phone_number_id="pn-1",
-                database_url=f"sqlite+aiosqlite:///{tmp_path / 'worker' / 'worker.db'}",
-                vapi_poll_seconds=0.05,
-                policy=None,
+            settings = worker_settings(
+                address, vapi, f"sqlite+aiosqlite:///{tmp_path / 'worker' / 'worker.db'}", task_queue
             )
             worker = asyncio.create_task(run_worker(settings, stop=stop, client=client))
             started = await helpers.start_follow_up(client, callback(call_id), task_queue=task_queue)

@@ -29,12 +29,12 @@ from tests.workflow.callback_support import (
     start_waiting_callback,
     worker_env,
     worker_processes,
+    worker_settings,
 )
 from tests.workflow.workflow_fakes import eventually
 from workflows import client as helpers
 from workflows.inputs import callback_workflow_id
 from workflows.search_attributes import CALLBACK_STATE
-from workflows.settings import WorkerSettings
 from workflows.worker import run_worker
 
 pytestmark = pytest.mark.temporal
@@ -45,20 +45,6 @@ TECHCORP = Path(__file__).resolve().parents[2] / "examples" / "techcorp.yaml"
 async def callback_state(client: Client, call_id: str) -> str:
     described = await client.get_workflow_handle(callback_workflow_id(call_id)).describe()
     return described.typed_search_attributes.get(CALLBACK_STATE) or ""
-
-
-def worker_settings(address: str, vapi: VapiStandin, database_url: str, task_queue: str) -> WorkerSettings:
-    return WorkerSettings(
-        task_queue=task_queue,
-        routing_address=address,
-        vapi_api_url=vapi.url,
-        vapi_api_key=vapi.api_key,  # type: ignore[arg-type]
-        vapi_assistant_id="asst-1",
-        vapi_phone_number_id="pn-1",
-        database_url=database_url,
-        vapi_poll_seconds=0.05,
-        policy=None,
-    )
 
 
 async def test_freed_specialist_dials_head_of_queue_once_when_routing_announces_it(

@@ -26,13 +26,12 @@ from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import SECRET, Edge, load_fixture, running_edge
 from tests.support.routing import TECHCORP_POLICY, techcorp_routing
-from tests.workflow.callback_support import VAPI_KEY, Stub
+from tests.workflow.callback_support import VAPI_KEY, Stub, worker_settings
 from tests.workflow.workflow_fakes import eventually
 from webhook_edge.settings import EdgeSettings
 from workflows import client as helpers
 from workflows.inputs import callback_workflow_id
 from workflows.search_attributes import CALLBACK_PROMISE_STATE, CALLBACK_PROMISED_BY
-from workflows.settings import WorkerSettings
 from workflows.worker import run_worker
 
 pytestmark = pytest.mark.temporal
@@ -82,19 +81,11 @@ async def stack(
             relay_poll_seconds=0.2,
             policy=policy,
         )
-        worker_settings = WorkerSettings(
-            task_queue=task_queue,
-            routing_address=routing.address,
-            vapi_api_url=vapi.url,
-            vapi_api_key=vapi.api_key,  # type: ignore[arg-type]
-            vapi_assistant_id="asst-1",
-            vapi_phone_number_id="pn-1",
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}",
-            vapi_poll_seconds=0.05,
-            policy=policy,
+        worker_config = worker_settings(
+            routing.address, vapi, f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}", task_queue, policy=policy
         )
         async with running_edge(edge_settings) as edge:
-            worker = asyncio.create_task(run_worker(worker_settings, stop=stop, client=env.client))
+            worker = asyncio.create_task(run_worker(worker_config, stop=stop, client=env.client))
             try:
                 yield edge, routing.stub
             finally:

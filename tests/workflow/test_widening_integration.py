@@ -28,12 +28,11 @@ from escalade_cli.vapi_standin import VapiStandin, serve_standin
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from tests.edge.edge_support import SECRET, load_fixture, running_edge
 from tests.support.routing import TECHCORP_POLICY, techcorp_routing
-from tests.workflow.callback_support import VAPI_KEY
+from tests.workflow.callback_support import VAPI_KEY, worker_settings
 from tests.workflow.workflow_fakes import eventually
 from webhook_edge.settings import EdgeSettings
 from workflows.inputs import callback_workflow_id
 from workflows.search_attributes import CALLBACK_WIDENING
-from workflows.settings import WorkerSettings
 from workflows.worker import run_worker
 
 pytestmark = pytest.mark.temporal
@@ -121,16 +120,8 @@ async def test_an_overflow_specialist_takes_the_callback_only_after_the_steps_de
             relay_poll_seconds=0.5,
             policy=policy,
         )
-        worker_settings = WorkerSettings(
-            task_queue=task_queue,
-            routing_address=routing.address,
-            vapi_api_url=vapi.url,
-            vapi_api_key=vapi.api_key,  # type: ignore[arg-type]
-            vapi_assistant_id="asst-1",
-            vapi_phone_number_id="pn-1",
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}",
-            vapi_poll_seconds=0.05,
-            policy=None,
+        worker_config = worker_settings(
+            routing.address, vapi, f"sqlite+aiosqlite:///{tmp_path / 'worker.db'}", task_queue
         )
         async with running_edge(edge_settings) as edge:
             answered = await edge.post(escalation(call_id))
@@ -140,7 +131,7 @@ async def test_an_overflow_specialist_takes_the_callback_only_after_the_steps_de
             listed = await stub.ListCallbacks(pb.ListCallbacksRequest(team_id="technical"))
             queued_at = listed.callbacks[0].enqueued_at.ToDatetime(tzinfo=UTC)
 
-            worker = asyncio.create_task(run_worker(worker_settings, stop=stop, client=client))
+            worker = asyncio.create_task(run_worker(worker_config, stop=stop, client=client))
             try:
                 handle = client.get_workflow_handle(callback_workflow_id(call_id))
 
