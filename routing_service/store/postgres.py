@@ -16,8 +16,9 @@ short-lived engine, `migrate`).
   keeps no session state). A lock taken first (`lock`) travels with the `BEGIN` in one round trip. A
   statement cancelled in flight (the caller went away) leaves the connection's protocol state unknown: the
   connection is closed rather than reused.
-* **JSON.** `json` and `jsonb` columns travel as text: SQLAlchemy's JSON type serialises the parameters,
-  and the codec installed on each new connection decodes fetched values with `json.loads`.
+* **JSON.** `json` and `jsonb` columns travel as text: SQLAlchemy's JSON type serialises the parameters
+  with `json_text.dumps` (orjson), and the codec installed on each new connection decodes fetched values
+  with `json_text.loads`.
 * **Types.** Result conversions are chosen by each column's type OID (a NUMERIC and a FLOAT column convert
   differently): the first run of a row-returning statement in the process prepares it explicitly to learn
   them.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Self
@@ -43,6 +43,7 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.sql import Executable
 
 from escalade_platform.tracing import statement_spans
+from routing_service.store import json_text
 from routing_service.store.errors import is_unavailable
 from routing_service.store.statements import CompiledStatement, Result, StatementCache, shared
 
@@ -81,7 +82,7 @@ def _rowcount(status: str | None) -> int:
 async def _prepare_connection(connection: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await connection.set_type_codec(
-            name, encoder=_identity, decoder=json.loads, schema="pg_catalog", format="text"
+            name, encoder=_identity, decoder=json_text.loads, schema="pg_catalog", format="text"
         )
 
 
@@ -122,7 +123,9 @@ class PostgresDatabase:
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:
         self.pool = pool
         self.url = url
-        self.dialect: Dialect = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
+        self.dialect: Dialect = asyncpg_dialect.dialect(  # type: ignore[no-untyped-call]
+            json_serializer=json_text.dumps, json_deserializer=json_text.loads
+        )
         self.statements: StatementCache[CompiledStatement] = StatementCache(
             lambda statement, keys: CompiledStatement(statement, keys, self.dialect)
         )

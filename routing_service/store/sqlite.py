@@ -49,6 +49,7 @@ from sqlalchemy.sql import Executable
 
 from escalade_platform.migrations import is_private_memory
 from escalade_platform.tracing import statement_spans
+from routing_service.store import json_text
 from routing_service.store.errors import unavailable_from
 from routing_service.store.sqlite_pragmas import prepare_sqlite_connection
 from routing_service.store.statements import CompiledStatement, Result, StatementCache
@@ -77,7 +78,9 @@ class SqliteDatabase:
         self.url = url
         self.path = sqlite_path(url)
         self.busy_timeout_s = busy_timeout_ms / 1000
-        self.dialect: Dialect = pysqlite.dialect()
+        self.dialect: Dialect = pysqlite.dialect(
+            json_serializer=json_text.dumps, json_deserializer=json_text.loads
+        )
         self._lock: asyncio.Lock | None = None
         self._connection: sqlite3.Connection | None = None
         self.statements: StatementCache[CompiledStatement] = StatementCache(_compile(self.dialect))

@@ -4,14 +4,20 @@ keyset paging newest first with filters."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from dataclasses import replace
 from datetime import timedelta
 
+import asyncpg  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from routing_service.app.ports import DuplicateDecision
 from routing_service.domain.models import DecisionKind, Destination
 from routing_service.store import Store
+from routing_service.store.decisions import decision_to_body
+from routing_service.store.postgres import asyncpg_connect_args
+from routing_service.store.sqlite import SqliteDatabase
 from tests.service.store_builders import HOLD, NOW, add_agents, make_agent, make_decision, make_ticket
 
 
@@ -218,3 +224,48 @@ async def test_a_reservation_meeting_its_stored_decision_raises_duplicate_and_ro
     assert bob is not None and bob.active_assignments == 0
     assert stored is not None and stored.decision_id == "d-1"
     assert holder == "alice"
+
+
+async def _raw(store: Store, sql_sqlite: str, sql_pg: str, *args: object) -> list[tuple[object, ...]]:
+    """A statement on the store's database through a connection of its own (the driver's own text)."""
+    if isinstance(store.database, SqliteDatabase):
+        with sqlite3.connect(store.database.path) as connection:
+            return [tuple(row) for row in connection.execute(sql_sqlite, args)]
+    connection = await asyncpg.connect(**asyncpg_connect_args(store.url))
+    try:
+        return [tuple(row) for row in await connection.fetch(sql_pg, *args)]
+    finally:
+        await connection.close()
+
+
+async def test_documents_are_stored_as_compact_utf8_json(store: Store) -> None:
+    decision = replace(make_decision("d1", "call-1"), reason="Café … tier premium")
+    async with store.uow() as uow:
+        await uow.decisions.add(decision)
+        await uow.commit()
+    ((body,),) = await _raw(
+        store,
+        "SELECT body FROM decisions WHERE decision_id = ?",
+        "SELECT body::text FROM decisions WHERE decision_id = $1",
+        "d1",
+    )
+    assert isinstance(body, str) and '"reason":"Café … tier premium"' in body
+
+
+async def test_a_body_an_earlier_version_wrote_with_json_dumps_reads_back(store: Store) -> None:
+    decision = replace(make_decision("d1", "call-1"), reason="Café … tier premium")
+    async with store.uow() as uow:
+        await uow.decisions.add(decision)
+        await uow.commit()
+    old = json.dumps(decision_to_body(decision))  # spaces after separators, \u escapes
+    assert "\\u00e9" in old
+    await _raw(
+        store,
+        "UPDATE decisions SET body = ? WHERE decision_id = ?",
+        "UPDATE decisions SET body = $1::json WHERE decision_id = $2",
+        old,
+        "d1",
+    )
+    async with store.uow() as uow:
+        got = await uow.decisions.get("call-1", "tool-1")
+    assert got == decision
