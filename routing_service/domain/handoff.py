@@ -222,11 +222,6 @@ def extract_entities(
             room = MAX_PER_KIND - per_kind.get(kind, 0)
             if room <= 0:
                 continue
-            for word in words:
-                if word in lowered:
-                    break
-            else:
-                continue
             for value in _mentions(pattern, words, text, lowered, limit=2 * room):
                 # A built-in pattern's value is clean already (letters, digits, "-", "_", "."; short):
                 # a repeat, the common case in a transcript, is dropped here without cleaning it again.
@@ -700,7 +695,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 def _clean(value: object, limit: int | None) -> str:
     """A string without control characters (newlines and tabs kept), cut to `limit`."""
     text = value if isinstance(value, str) else ""
-    text = _CONTROL.sub("", text)
+    if not text.isprintable():  # every character `_CONTROL` removes is unprintable: most texts skip it
+        text = _CONTROL.sub("", text)
     return text if limit is None else text[:limit]
 
 
