@@ -14,7 +14,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     literal_column,
     select,
     true,
@@ -185,6 +184,37 @@ _RESET_MISSES = shared(
     .values(missed_in_row=0)
 )
 
+
+def _set_status_statement(*, available: bool) -> Any:
+    """Set an agent's status (`:status`, `:now`); becoming available also sets `idle_since` when it was
+    unset and starts the misses in a row over (back from away, or simply available)."""
+    now = bindparam("now", type_=agents.c.updated_at.type)
+    values: dict[str, Any] = {"status": bindparam("status"), "updated_at": now}
+    if available:
+        values["idle_since"] = func.coalesce(agents.c.idle_since, now)
+        values["missed_in_row"] = 0
+    return update(agents).where(agents.c.agent_id == bindparam("agent")).values(values).returning(*agents.c)
+
+
+_SET_STATUS = shared(_set_status_statement(available=False))
+_SET_AVAILABLE = shared(_set_status_statement(available=True))
+"""`set_status`, compiled once per database (presence systems set statuses all day)."""
+
+_NOTE_MISS = shared(
+    update(agents)
+    .where(agents.c.agent_id == bindparam("agent"))
+    .values(missed_in_row=agents.c.missed_in_row + 1)
+    .returning(*agents.c)
+)
+_SET_AWAY = shared(
+    update(agents)
+    .where(agents.c.agent_id == bindparam("agent"), agents.c.status == str(AgentStatus.AVAILABLE))
+    .values(status=str(AgentStatus.AWAY), updated_at=bindparam("now", type_=agents.c.updated_at.type))
+    .returning(*agents.c)
+)
+"""`note_missed_offer`: one more miss in a row, and setting an available specialist away."""
+
+
 _OTHERS = _others_statement(excluding=True)
 _OTHERS_ALL = shared(_others_statement(excluding=False))
 """The decision trace's sample of a team that had no free specialist (nobody to exclude): compiled once,
@@ -239,44 +269,20 @@ class SqlAgentRepository(SqlRepository):
 
     async def set_status(self, agent_id: str, status: AgentStatus, now: datetime) -> Agent | None:
         """Set the status; becoming AVAILABLE sets `idle_since` when it was unset. None when unknown."""
-        idle_since: Any = agents.c.idle_since
-        missed: Any = agents.c.missed_in_row
-        if status is AgentStatus.AVAILABLE:
-            idle_since = func.coalesce(agents.c.idle_since, literal(now, agents.c.idle_since.type))
-            missed = 0  # back from away (or simply available): the misses in a row start over
-        row = (
-            await self._execute(
-                update(agents)
-                .where(agents.c.agent_id == agent_id)
-                .values(status=str(status), updated_at=now, idle_since=idle_since, missed_in_row=missed)
-                .returning(*agents.c)
-            )
-        ).first()
+        statement = _SET_AVAILABLE if status is AgentStatus.AVAILABLE else _SET_STATUS
+        params = {"agent": agent_id, "status": str(status), "now": now}
+        row = (await self._execute(statement, params)).first()
         return None if row is None else agent_from_row(row)
 
     async def note_missed_offer(self, agent_id: str, now: datetime, away_after: int) -> MissedOffer | None:
         """+1 missed_in_row; when it reaches `away_after` (> 0) an AVAILABLE specialist is set AWAY (a
         specialist set offline or busy meanwhile keeps that status). None when the agent does not exist."""
-        row = (
-            await self._execute(
-                update(agents)
-                .where(agents.c.agent_id == agent_id)
-                .values(missed_in_row=agents.c.missed_in_row + 1)
-                .returning(*agents.c)
-            )
-        ).first()
+        row = (await self._execute(_NOTE_MISS, {"agent": agent_id})).first()
         if row is None:
             return None
         if away_after <= 0 or row.missed_in_row < away_after or row.status != str(AgentStatus.AVAILABLE):
             return MissedOffer(agent_from_row(row), set_away=False)
-        away = (
-            await self._execute(
-                update(agents)
-                .where(agents.c.agent_id == agent_id, agents.c.status == str(AgentStatus.AVAILABLE))
-                .values(status=str(AgentStatus.AWAY), updated_at=now)
-                .returning(*agents.c)
-            )
-        ).first()
+        away = (await self._execute(_SET_AWAY, {"agent": agent_id, "now": now})).first()
         return MissedOffer(agent_from_row(away if away is not None else row), set_away=away is not None)
 
     async def reset_misses(self, agent_id: str, now: datetime) -> None:

@@ -13,7 +13,13 @@ from sqlalchemy import text
 
 from routing_service.domain.models import AgentStatus, Complexity, Destination
 from routing_service.store import Store
-from routing_service.store.agents import candidates_statement
+from routing_service.store.agents import (
+    _NOTE_MISS,
+    _SET_AVAILABLE,
+    _SET_AWAY,
+    _SET_STATUS,
+    candidates_statement,
+)
 from tests.service.store_builders import NOW, add_agents, enqueue, make_agent, make_ticket, reserve
 
 
@@ -97,6 +103,21 @@ async def test_set_status_sets_idle_since_when_becoming_available_without_it(sto
 async def test_set_status_returns_none_when_agent_unknown(store: Store) -> None:
     async with store.uow() as uow:
         assert await uow.agents.set_status("ghost", AgentStatus.BUSY, NOW) is None
+
+
+async def test_status_and_miss_writes_are_compiled_once_per_database(store: Store) -> None:
+    """Presence systems set statuses all day: `set_status` and `note_missed_offer` run statements compiled
+    once per database (shared), not built and compiled on each call."""
+    await add_agents(store, make_agent("alice", status=AgentStatus.OFFLINE))
+    async with store.uow() as uow:
+        await uow.agents.set_status("alice", AgentStatus.BUSY, NOW)
+        available = await uow.agents.set_status("alice", AgentStatus.AVAILABLE, NOW)
+        missed = await uow.agents.note_missed_offer("alice", NOW, away_after=1)
+        await uow.commit()
+    assert available is not None and available.missed_in_row == 0
+    assert missed is not None and missed.set_away and missed.agent.status is AgentStatus.AWAY
+    statements = store.database.statements
+    assert all(statements.holds(s) for s in (_SET_STATUS, _SET_AVAILABLE, _NOTE_MISS, _SET_AWAY))
 
 
 async def test_page_walks_keyset_when_filtered_by_team_and_status(store: Store) -> None:
