@@ -20,6 +20,8 @@ from routing_service.store.agents import (
     _SET_STATUS,
     candidates_statement,
 )
+from routing_service.store.postgres import PostgresDatabase
+from routing_service.store.sqlite import SqliteDatabase
 from tests.service.store_builders import NOW, add_agents, enqueue, make_agent, make_ticket, reserve
 
 
@@ -116,7 +118,9 @@ async def test_status_and_miss_writes_are_compiled_once_per_database(store: Stor
         await uow.commit()
     assert available is not None and available.missed_in_row == 0
     assert missed is not None and missed.set_away and missed.agent.status is AgentStatus.AWAY
-    statements = store.database.statements
+    database = store.database
+    assert isinstance(database, SqliteDatabase | PostgresDatabase)
+    statements = database.statements
     assert all(statements.holds(s) for s in (_SET_STATUS, _SET_AVAILABLE, _NOTE_MISS, _SET_AWAY))
 
 
