@@ -25,7 +25,7 @@ from routing_service.domain.models import (
     DecisionKind,
     EscalationTimes,
 )
-from routing_service.domain.promises import AtRisk, Promise, PromiseOutcome
+from routing_service.domain.promises import AtRisk, PromiseOutcome
 
 HANDLE_TIME_SAMPLE = 100
 """Conversations a wait estimate averages at most (the team's latest)."""
@@ -409,10 +409,6 @@ class CallbackRepository(Protocol):
         self, call_id: str, agent_id: str, until: datetime, *, now: datetime | None = None
     ) -> CallbackTicket:
         """RESERVED for `agent_id` until `until`; with `now`, the callback's start when it is the first."""
-        ...
-
-    async def set_promise(self, call_id: str, promise: Promise) -> None:
-        """Store the promise the caller heard on their ticket."""
         ...
 
     async def mark_breached(self, call_id: str, now: datetime) -> bool:

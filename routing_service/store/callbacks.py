@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from routing_service.domain.errors import Conflict, InvalidRequest, NotFound
 from routing_service.domain.models import CallbackState, CallbackTicket, Complexity
-from routing_service.domain.promises import AtRisk, Promise, PromiseOutcome
+from routing_service.domain.promises import AtRisk, PromiseOutcome
 from routing_service.store.base import SqlRepository
 from routing_service.store.statements import shared
 from routing_service.store.tables import UtcDateTime, callbacks
@@ -220,15 +220,6 @@ _WAITING_BEFORE = shared(
 )
 
 
-_SET_PROMISE = shared(
-    update(callbacks)
-    .where(callbacks.c.call_id == bindparam("sp_call"))
-    .values(
-        promise_from=bindparam("sp_from", type_=UtcDateTime()),
-        promised_by=bindparam("sp_by", type_=UtcDateTime()),
-        at_risk_at=bindparam("sp_risk", type_=UtcDateTime()),
-    )
-)
 _MARK_BREACHED = shared(
     update(callbacks)
     .where(callbacks.c.call_id == bindparam("mb_call"), callbacks.c.breached_at.is_(None))
@@ -553,18 +544,6 @@ class SqlCallbackRepository(SqlRepository):
         if now is not None and self._wait_ratios is not None and ticket.started_at == now:
             self._wait_ratios.invalidate(ticket.team_id)  # a new sample for the team's learned correction
         return ticket
-
-    async def set_promise(self, call_id: str, promise: Promise) -> None:
-        """Store the promise the caller heard on their ticket (made once the queue position is known)."""
-        await self._execute(
-            _SET_PROMISE,
-            {
-                "sp_call": call_id,
-                "sp_from": promise.starts_at,
-                "sp_by": promise.due_by,
-                "sp_risk": promise.at_risk_at,
-            },
-        )
 
     async def mark_breached(self, call_id: str, now: datetime) -> bool:
         """Record that the call's promise is broken; True only the first time (the breach counts once)."""

@@ -24,10 +24,8 @@ def promise(quoted: timedelta) -> Promise:
 async def test_promises_starts_and_breaches_are_stored_as_the_estimate_and_kept_rates_read_them(
     store: Store,
 ) -> None:
-    await enqueue(store, *(make_ticket(f"cb-{i}", service_key=float(i)) for i in range(4)))
+    await enqueue(store, *(promised(f"cb-{i}", (i + 1) * 10 * MIN, service_key=float(i)) for i in range(4)))
     async with store.uow() as u:
-        for i in range(4):
-            await u.callbacks.set_promise(f"cb-{i}", promise((i + 1) * 10 * MIN))
         await u.callbacks.mark_reserved("cb-0", "ann", NOW + 20 * MIN, now=NOW + 20 * MIN)  # late: x2
         await u.callbacks.mark_reserved("cb-1", "bob", NOW + 30 * MIN, now=NOW + 10 * MIN)  # early: x0.5
         await u.callbacks.mark_reserved("cb-1", "bob", NOW + 40 * MIN, now=NOW + 35 * MIN)  # a retry

@@ -65,7 +65,7 @@ from routing_service.domain.models import (
     DecisionKind,
     EscalationTimes,
 )
-from routing_service.domain.promises import AtRisk, Promise, PromiseOutcome, wait_ratios
+from routing_service.domain.promises import AtRisk, PromiseOutcome, wait_ratios
 
 __all__ = ["InMemoryDatabase", "InMemoryUnitOfWork"]
 
@@ -847,16 +847,6 @@ class InMemoryCallbackRepository(_Repository):
         )
         self._data.callbacks[call_id] = reserved
         return self._with_position(reserved)
-
-    async def set_promise(self, call_id: str, promise: Promise) -> None:
-        ticket = self._data.callbacks.get(call_id)
-        if ticket is not None:
-            self._data.callbacks[call_id] = replace(
-                ticket,
-                promise_from=promise.starts_at,
-                promised_by=promise.due_by,
-                at_risk_at=promise.at_risk_at,
-            )
 
     async def mark_breached(self, call_id: str, now: datetime) -> bool:
         ticket = self._data.callbacks.get(call_id)
