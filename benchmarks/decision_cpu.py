@@ -348,14 +348,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  round {r + 1}/{args.rounds}", flush=True)
 
     labels = [label for label, _ in sources]
-    columns = [Column("step", "step")] + [
-        Column(f"us_{i}", f"{label} µs/call", ".1f") for i, label in enumerate(labels)
-    ]
+    columns = []
+    for i, label in enumerate(labels):
+        columns += [
+            Column(f"us_{i}", f"{label}: µs per call", ".1f"),
+            Column(f"range_{i}", f"{label}: rounds' range"),
+        ]
     if len(labels) == 2:
         columns.append(Column("ratio", "after / before", ".3f"))
+    parameters = {k: v for k, v in vars(args).items() if k != "results_dir"}
     report = Result(
         benchmark="decision_cpu",
-        parameters=vars(args),
+        parameters=parameters,
         columns=columns,
         packages=("grpcio", "protobuf", "phonenumbers", "structlog", "prometheus-client"),
     )
@@ -368,16 +372,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     for step in STEPS:
         medians = [statistics.median(found[label][step]) for label in labels]
-        values = {f"us_{i}": round(m, 2) for i, m in enumerate(medians)}
+        values: dict[str, Any] = {}
+        for i, label in enumerate(labels):
+            values[f"us_{i}"] = round(medians[i], 2)
+            values[f"range_{i}"] = f"{min(found[label][step]):.1f} to {max(found[label][step]):.1f}"
         line = f"{step:<22}" + "".join(f"{m:>{width + 2}.1f}" for m in medians)
         if len(labels) == 2:
             ratio = medians[1] / medians[0] if medians[0] else 0.0
             values["ratio"] = round(ratio, 3)
             line += f"   {ratio:.3f}x"
             report.check(f"{step}: after / before", round(ratio, 3), "x", headline=False)
-        report.add_row(step, step=step, **values)
+        report.add_row(step, **values)
         print(line)
-    report.parameters["samples"] = found
+    for label in labels:
+        print(f"\n{label}, every round:")
+        for step in STEPS:
+            print(f"  {step:<20} " + " ".join(f"{v:8.1f}" for v in found[label][step]))
     write(report, args.results_dir)
     return 0
 
