@@ -320,3 +320,5 @@ def test_render_fills_each_calls_values_when_the_same_template_is_rendered_again
     template = "Context: {customer_context} ({tier})"
     assert render(template, {"customer_context": "one", "tier": "gold"}) == "Context: one (gold)"
     assert render(template, {"customer_context": "two"}) == "Context: two ({tier})"
+    reloaded = "Reason: {customer_context}"  # a policy reload's edited template is its own text
+    assert render(reloaded, {"customer_context": "three"}) == "Reason: three"
