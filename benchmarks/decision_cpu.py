@@ -255,6 +255,14 @@ def export_ref(ref: str, into: Path) -> Path:
     return into
 
 
+def ref_label(ref: str) -> str:
+    """`ref` with the commit it names (`main (564f362a234a)`), so a result says what was measured."""
+    sha = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short=12", ref], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return f"{ref} ({sha})"
+
+
 def run_child(source: Path, options: dict[str, Any], template: Path, workdir: Path) -> dict[str, Any]:
     database = workdir / f"decisions-{options['tag']}.db"
     shutil.copyfile(template, database)
@@ -321,10 +329,15 @@ def main(argv: list[str] | None = None) -> int:
         sources: list[tuple[str, Path]] = []
         if args.baseline_ref:
             sources.append(
-                (f"before: {args.baseline_ref}", export_ref(args.baseline_ref, workdir / "baseline"))
+                (
+                    f"before: {ref_label(args.baseline_ref)}",
+                    export_ref(args.baseline_ref, workdir / "baseline"),
+                )
             )
         if args.after_ref:
-            sources.append((f"after: {args.after_ref}", export_ref(args.after_ref, workdir / "after")))
+            sources.append(
+                (f"after: {ref_label(args.after_ref)}", export_ref(args.after_ref, workdir / "after"))
+            )
         else:
             sources.append(("after: this checkout", REPO))
         template = workdir / "template.db"
