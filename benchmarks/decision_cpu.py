@@ -1,6 +1,6 @@
 """Escalade's own Python CPU per decision (#17), in process: a whole `resolve_escalation` on a SQLite file
 store with the TechCorp policy (plus the servicer's `decision_to_pb` and `observe_decision`), and the pure
-steps of the decision path one at a time, this checkout against a baseline git ref, interleaved.
+steps of the decision path one at a time, this checkout against a baseline git ref, side by side.
 
     .venv/bin/python -m benchmarks.decision_cpu                          # this checkout vs main
     .venv/bin/python -m benchmarks.decision_cpu --baseline-ref HEAD~3 --rounds 5
@@ -9,8 +9,9 @@ steps of the decision path one at a time, this checkout against a baseline git r
 One SQLite file is seeded once (`benchmarks.routing.seed`: `--specialists` of capacity 1,000 in the
 technical and enterprise teams, `--customers`, `--history` releases) and copied for every measurement. Each
 source (the baseline ref exported with `git archive`, and this checkout) is measured in a child process
-whose `sys.path` starts with that source, `--rounds` times, the sources in turn (the order alternating round
-by round). A child:
+whose `sys.path` starts with that source, `--rounds` times; in each round the sources' children run at the
+same time (one per core on a 2-core machine), so that both meet the machine as it is at that moment. A
+child:
 
 - `resolve`: `--decisions` decisions (after a warm-up), each `resolve_escalation` on its own call id, a
   caller drawn as the routing benchmark draws them (nine in ten customers out of `--customers`, the rest
@@ -21,9 +22,12 @@ by round). A child:
   `agent_from_row` (per row), `specialist_decision`, `decision_to_pb`, `_log_decision`,
   `observe_decision`.
 
-The figure is the child's CPU time (`time.process_time`, user + system) per call in µs, the median over the
-rounds; `resolve` includes SQLite's own CPU (the statements run inline on the thread). The check is
-after / before per row. Result file: `benchmarks/results/decision_cpu-<time>.json`.
+The figure is the child's CPU time (`time.process_time`, user + system) per call in µs: the least of five
+passes of a step (of five chunks of the decisions), then the median over the rounds; `resolve` includes
+SQLite's own CPU (the statements run inline on the thread). The row "steps per decision" adds the steps up
+as a decision spends them (`agent_from_row` once per candidate row). The checks are after / before per
+row, as the median of the rounds' ratios (each round's two children ran together). Result file:
+`benchmarks/results/decision_cpu-<time>.json`.
 """
 
 from __future__ import annotations
@@ -67,6 +71,11 @@ STEPS = (
     "_log_decision",
     "observe_decision",
 )
+
+
+STEPS_PER_DECISION = "steps per decision"
+"""A row: the steps' CPU as one decision spends it (each step once, `agent_from_row` once per candidate
+row the decision read)."""
 
 
 def caller_stream(seed: int, count: int, customers: int) -> list[str]:
@@ -263,33 +272,37 @@ def ref_label(ref: str) -> str:
     return f"{ref} ({sha})"
 
 
-def run_child(source: Path, options: dict[str, Any], template: Path, workdir: Path) -> dict[str, Any]:
-    database = workdir / f"decisions-{options['tag']}.db"
-    shutil.copyfile(template, database)
+def run_children(
+    runs: list[tuple[Path, dict[str, Any]]], template: Path, workdir: Path
+) -> list[dict[str, Any]]:
+    """One child per (source, options), all at once (each on its own copy of the template), so that the
+    sources measured in a round share the machine's state of that moment; their results, in order."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    try:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _CHILD,
-                str(source),
-                __file__,
-                json.dumps({**options, "database": str(database)}),
-            ],
-            cwd=source,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
+    started = []
+    for n, (source, options) in enumerate(runs):
+        database = workdir / f"decisions-{options['tag']}-{n}.db"
+        shutil.copyfile(template, database)
+        command = [sys.executable, "-c", _CHILD, str(source), __file__]
+        command.append(json.dumps({**options, "database": str(database)}))
+        child = subprocess.Popen(
+            command, cwd=source, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-    except subprocess.CalledProcessError as exc:
-        raise RuntimeError(f"measurement of {source} failed:\n{exc.stderr[-3000:]}") from None
+        started.append((source, database, child))
+    results = []
+    try:
+        for source, _, child in started:
+            out, err = child.communicate()
+            if child.returncode != 0:
+                raise RuntimeError(f"measurement of {source} failed:\n{err[-3000:]}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{database}{suffix}").unlink(missing_ok=True)
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
+        for _, database, child in started:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{database}{suffix}").unlink(missing_ok=True)
+    return results
 
 
 async def seed_template(path: Path, args: argparse.Namespace) -> None:
@@ -345,19 +358,23 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(seed_template(template, args))
         found: dict[str, dict[str, list[float]]] = {label: {} for label, _ in sources}
         for r in range(args.rounds):
-            order = sources if r % 2 == 0 else sources[::-1]
-            for label, root in order:
-                options = {
-                    "tag": f"r{r}",
-                    "seed": 100 + r,
-                    "decisions": args.decisions,
-                    "warmup": args.warmup,
-                    "calls": args.calls,
-                    "customers": args.customers,
-                }
-                result = run_child(root, options, template, workdir)
-                for step, value in result["cpu_us"].items():
+            options = {
+                "tag": f"r{r}",
+                "seed": 100 + r,
+                "decisions": args.decisions,
+                "warmup": args.warmup,
+                "calls": args.calls,
+                "customers": args.customers,
+            }
+            results = run_children([(root, options) for _, root in sources], template, workdir)
+            for (label, _), result in zip(sources, results, strict=True):
+                cpu = result["cpu_us"]
+                for step, value in cpu.items():
                     found[label].setdefault(step, []).append(value)
+                per_decision = sum(cpu[step] for step in STEPS[1:]) + cpu["agent_from_row"] * (
+                    result["rows"] - 1
+                )
+                found[label].setdefault(STEPS_PER_DECISION, []).append(per_decision)
             print(f"  round {r + 1}/{args.rounds}", flush=True)
 
     labels = [label for label, _ in sources]
@@ -383,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         + "".join(f"{label:>{width + 2}}" for label in labels)
         + ("   after/before" if len(labels) == 2 else "")
     )
-    for step in STEPS:
+    for step in (*STEPS, STEPS_PER_DECISION):
         medians = [statistics.median(found[label][step]) for label in labels]
         values: dict[str, Any] = {}
         for i, label in enumerate(labels):
@@ -392,14 +409,19 @@ def main(argv: list[str] | None = None) -> int:
         line = f"{step:<22}" + "".join(f"{m:>{width + 2}.1f}" for m in medians)
         if len(labels) == 2:
             ratio = medians[1] / medians[0] if medians[0] else 0.0
+            paired = statistics.median(
+                a / b for a, b in zip(found[labels[1]][step], found[labels[0]][step], strict=True) if b
+            )
             values["ratio"] = round(ratio, 3)
-            line += f"   {ratio:.3f}x"
-            report.check(f"{step}: after / before", round(ratio, 3), "x", headline=False)
+            line += f"   {ratio:.3f}x   (median of the rounds' ratios {paired:.3f}x)"
+            report.check(
+                f"{step}: after / before, median of the rounds' ratios", round(paired, 3), "x", headline=False
+            )
         report.add_row(step, **values)
         print(line)
     for label in labels:
         print(f"\n{label}, every round:")
-        for step in STEPS:
+        for step in (*STEPS, STEPS_PER_DECISION):
             print(f"  {step:<20} " + " ".join(f"{v:8.1f}" for v in found[label][step]))
     write(report, args.results_dir)
     return 0
