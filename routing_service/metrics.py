@@ -96,12 +96,23 @@ def kind_label(kind: int) -> str:
     return name.removeprefix("DECISION_KIND_").lower()
 
 
+def _taken_over_cap(decision: pb.Decision) -> bool:
+    """Whether the decision's trace says its specialist was taken over a fair-load cap."""
+    chosen = pb.TRACE_OUTCOME_CHOSEN
+    return any(step.stage == FAIR_LOAD and step.outcome == chosen for step in decision.trace)
+
+
 class RoutingMetrics:
     """The routing service's metrics on one registry (one per process; tests read deltas)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        # Label children of the per-decision counters, by (team, kind) and team: `labels()` validates and
+        # joins its arguments on every call, a noticeable part of counting a decision. Teams come from the
+        # policy, so these hold no more entries than the counters' own children.
+        self._decision_children: dict[tuple[str, int], Counter] = {}
+        self._reservation_children: dict[str, Counter] = {}
         self.decisions = Counter(
             "escalade_routing_decisions",
             "Routing decisions made, by team and kind.",
@@ -296,10 +307,19 @@ class RoutingMetrics:
         if decision.replayed:
             return
         team = decision.team_id or "none"
-        self.decisions.labels(team=team, kind=kind_label(decision.kind)).inc()
-        if decision.kind == pb.DECISION_KIND_TRANSFER_AGENT and decision.agent_id and not decision.dry_run:
-            self.reservations.labels(team=team).inc()
-            if any(s.stage == FAIR_LOAD and s.outcome == pb.TRACE_OUTCOME_CHOSEN for s in decision.trace):
+        kind = decision.kind
+        counted = self._decision_children.get((team, kind))
+        if counted is None:
+            counted = self._decision_children[(team, kind)] = self.decisions.labels(
+                team=team, kind=kind_label(kind)
+            )
+        counted.inc()
+        if kind == pb.DECISION_KIND_TRANSFER_AGENT and decision.agent_id and not decision.dry_run:
+            reserved = self._reservation_children.get(team)
+            if reserved is None:
+                reserved = self._reservation_children[team] = self.reservations.labels(team=team)
+            reserved.inc()
+            if _taken_over_cap(decision):
                 self.over_cap.labels(team=team).inc()
 
     async def refresh_queues(self, uow: UnitOfWorkFactory, policies: PolicySource) -> None:

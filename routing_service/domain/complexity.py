@@ -20,7 +20,15 @@ from functools import lru_cache
 
 from routing_service.domain.models import Complexity, ComplexityPolicy, TraceOutcome, TraceStep
 
-__all__ = ["Assessment", "assess_complexity", "find_keyword", "first_hit", "named_texts", "occurs"]
+__all__ = [
+    "Assessment",
+    "assess_complexity",
+    "find_keyword",
+    "first_hit",
+    "leading_words",
+    "named_texts",
+    "occurs",
+]
 
 STAGE = "complexity"
 
@@ -120,12 +128,22 @@ def named_texts(texts: Sequence[str] | Mapping[str, str]) -> list[tuple[str, str
 
 
 def first_hit(keywords: Sequence[str], named: list[tuple[str, str]]) -> tuple[str, str] | None:
-    """(keyword, where) of the first of `keywords` found in the (name, lower-cased text) pairs, or None."""
+    """(keyword, where) of the first of `keywords` found in the (name, lower-cased text) pairs, or None.
+    Each keyword's first word is looked for as a substring before `occurs` is called (the same test
+    `occurs` starts with, without a call per keyword and text)."""
+    leads = leading_words(tuple(keywords))
     for where, lowered in named:
-        for keyword in keywords:
-            if occurs(keyword, lowered):
+        for first, keyword in leads:
+            if first in lowered and occurs(keyword, lowered):
                 return keyword, where
     return None
+
+
+@lru_cache(maxsize=256)
+def leading_words(keywords: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(first word lower-cased, keyword) for each of `keywords` that has a word, in order (computed once per
+    keyword list: the lists are the policy's, and an edited list is another key)."""
+    return tuple((words[0], keyword) for keyword in keywords if (words := _words(keyword)))
 
 
 def occurs(keyword: str, lowered: str) -> bool:

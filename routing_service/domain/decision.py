@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from routing_service.domain.models import (
     Agent,
@@ -72,14 +73,31 @@ _TOKEN = re.compile(r"\{\{[^{}]*\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 def render(template: str, values: Mapping[str, str]) -> str:
     """Replace `{name}` for the names in `values`; keep `{{x}}` and unknown names as they are."""
+    parts = _parts(template)
+    if len(parts) == 1:
+        return template  # no placeholder
+    out = []
+    for text, name in parts:
+        out.append(str(values[name]) if name is not None and name in values else text)
+    return "".join(out)
 
-    def substitute(match: re.Match[str]) -> str:
+
+@lru_cache(maxsize=1024)
+def _parts(template: str) -> tuple[tuple[str, str | None], ...]:
+    """`template` cut at its `{name}` placeholders, once per template (policies render the same few on
+    every decision): (text, None) for what is kept as written, `{{x}}` included, and ("{name}", name) for a
+    placeholder, kept as written when `values` has no such name."""
+    parts: list[tuple[str, str | None]] = []
+    kept = 0
+    for match in _TOKEN.finditer(template):
         name = match.group(1)
-        if name is None or name not in values:
-            return match.group(0)
-        return str(values[name])
-
-    return _TOKEN.sub(substitute, template)
+        if name is None:
+            continue  # `{{x}}` stays in the surrounding text
+        parts.append((template[kept : match.start()], None))
+        parts.append((match.group(0), name))
+        kept = match.end()
+    parts.append((template[kept:], None))
+    return tuple(parts)
 
 
 def placeholders(template: str) -> list[str]:

@@ -39,7 +39,15 @@ class Complexity(enum.IntEnum):
 
     @property
     def label(self) -> str:
-        return self.name.lower()
+        """`"advanced"` for ADVANCED (a table lookup: `name` is a descriptor call, and labels are read many
+        times per decision, in trace details and templates)."""
+        return _COMPLEXITY_LABELS[self]
+
+
+_COMPLEXITY_LABELS: tuple[str, ...] = tuple(
+    next((member.name.lower() for member in Complexity if member.value == value), "")
+    for value in range(max(Complexity) + 1)
+)
 
 
 class DecisionKind(enum.StrEnum):

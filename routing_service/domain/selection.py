@@ -174,13 +174,11 @@ def _rank_key(agent: Agent, sticky_id: str | None) -> tuple[int, int, float, str
 
 
 def _qualified_detail(agent: Agent, position: int, sticky_id: str | None) -> str:
-    parts = [f"qualified #{position}"]
-    if agent.agent_id == sticky_id:
-        parts.append("customer's last specialist")
-    parts.append(f"{agent.active_assignments}/{agent.capacity} active")
-    parts.append(f"idle since {_when(agent.idle_since)}")
-    parts.append(f"max_complexity {agent.max_complexity.label}")
-    return f"{parts[0]} ({', '.join(parts[1:])})"
+    sticky = "customer's last specialist, " if agent.agent_id == sticky_id else ""
+    return (
+        f"qualified #{position} ({sticky}{agent.active_assignments}/{agent.capacity} active,"
+        f" idle since {_when(agent.idle_since)}, max_complexity {agent.max_complexity.label})"
+    )
 
 
 def _when(moment: datetime | None) -> str:

@@ -28,9 +28,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 
-from routing_service.domain.complexity import Assessment, occurs
+from routing_service.domain.complexity import Assessment, leading_words, occurs
 from routing_service.domain.matching import match_rule
 from routing_service.domain.models import (
     Complexity,
@@ -258,18 +257,12 @@ def _category_hits(
         return hits
     combined = named[0][1] if len(named) == 1 else "\n".join(lowered for _, lowered in named)
     for category, words in keywords.items():
-        for first, keyword in _leading_words(words):
+        for first, keyword in leading_words(words):
             if first in combined and occurs(keyword, combined):
                 where = next((name for name, lowered in named if occurs(keyword, lowered)), "call text")
                 hits[category] = (keyword, where)
                 break
     return hits
-
-
-@lru_cache(maxsize=256)
-def _leading_words(keywords: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """(first word lower-cased, keyword) for each keyword with a word."""
-    return tuple((keyword.lower().split()[0], keyword) for keyword in keywords if keyword.split())
 
 
 def _category_agreement(

@@ -42,8 +42,13 @@ __all__ = ["SqlAgentRepository", "agent_from_row", "candidates_statement"]
 _AVAILABLE: ColumnElement[str] = literal_column("'available'", String)
 
 
+_COMPLEXITY_OF = {int(level): level for level in Complexity}
+_STATUS_OF = {str(status): status for status in AgentStatus}
+
+
 def agent_from_row(row: Any) -> Agent:
-    """Map an `agents` row to the domain `Agent`."""
+    """Map an `agents` row to the domain `Agent`. Its enums come from tables (calling an enum class is a
+    noticeable part of mapping a candidate); a value not in them goes through the enum, which rejects it."""
     return Agent(
         agent_id=row.agent_id,
         display_name=row.display_name,
@@ -52,9 +57,9 @@ def agent_from_row(row: Any) -> Agent:
         ),
         team_ids=tuple(row.team_ids or ()),
         skills=frozenset(row.skills or ()),
-        max_complexity=Complexity(row.max_complexity),
+        max_complexity=_COMPLEXITY_OF.get(row.max_complexity) or Complexity(row.max_complexity),
         capacity=row.capacity,
-        status=AgentStatus(row.status),
+        status=_STATUS_OF.get(row.status) or AgentStatus(row.status),
         active_assignments=row.active_assignments,
         idle_since=row.idle_since,
         updated_at=row.updated_at,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from routing_service.domain.complexity import assess_complexity, find_keyword
+from routing_service.domain.complexity import assess_complexity, find_keyword, first_hit, named_texts
 from routing_service.domain.models import Complexity, ComplexityPolicy, KeywordRule, TraceOutcome
 
 C = Complexity
@@ -162,3 +162,11 @@ def test_keyword_search_agrees_with_a_word_boundary_regex_when_given_any_ascii_t
     body = r"\s+".join(re.escape(word) for word in keyword.split())
     reference = re.search(rf"(?<!\w){body}(?:e?s)?(?!\w)", text, re.IGNORECASE) is not None
     assert (find_keyword([keyword], text) == keyword) is reference
+
+
+def test_first_hit_follows_the_keyword_list_given_when_a_policy_reload_edits_it() -> None:
+    named = named_texts({"customer_context": "The API is down since the outage", "transcript": "outage"})
+    assert first_hit(("down", "outage"), named) == ("down", "customer_context")
+    assert first_hit(("outage", "down"), named) == ("outage", "customer_context")  # edited order
+    assert first_hit(["rapid", "  ", "OUTAGE"], named) == ("OUTAGE", "customer_context")  # any sequence
+    assert first_hit(("download",), named) is None

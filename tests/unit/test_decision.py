@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -291,3 +292,33 @@ def test_pipeline_always_reaches_a_team_when_given_any_request_text(
     )
     assert decision.destination.number is not None and decision.destination.number.startswith("+1555")
     assert decision.caller_message
+
+
+def _render_by_regex(template: str, values: dict[str, str]) -> str:
+    """`render` as a single regex substitution (how it was written before templates were cut once)."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return match.group(0) if name is None or name not in values else str(values[name])
+
+    return re.sub(r"\{\{[^{}]*\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}", substitute, template)
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    st.lists(st.sampled_from(["{", "}", "a", "b", "_", " ", "{a}", "{b}", "{{a}}", "{zz}", "{1}", "{a_1}"])),
+    st.dictionaries(st.sampled_from(["a", "b", "a_1", "zz"]), st.text(alphabet="{}ab ", max_size=6)),
+)
+def test_render_matches_a_regex_substitution_when_given_any_template_and_values(
+    pieces: list[str], values: dict[str, str]
+) -> None:
+    template = "".join(pieces)
+    assert render(template, values) == _render_by_regex(template, values)
+
+
+def test_render_fills_each_calls_values_when_the_same_template_is_rendered_again() -> None:
+    template = "Context: {customer_context} ({tier})"
+    assert render(template, {"customer_context": "one", "tier": "gold"}) == "Context: one (gold)"
+    assert render(template, {"customer_context": "two"}) == "Context: two ({tier})"
+    reloaded = "Reason: {customer_context}"  # a policy reload's edited template is its own text
+    assert render(reloaded, {"customer_context": "three"}) == "Reason: three"

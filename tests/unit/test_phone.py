@@ -135,3 +135,19 @@ def test_caller_normalisation_is_memoised_for_short_inputs_only() -> None:
     assert first.key == "+15550101234"
     long = "+1555" + " " * 200 + "0101234"
     assert normalize_caller(long) is not normalize_caller(long), "oversized input is never cached"
+
+
+@settings(deadline=None, max_examples=50)
+@given(st.lists(st.integers(min_value=0, max_value=9_999_999), min_size=2, max_size=40, unique=True))
+def test_caller_cache_never_gives_another_callers_key_when_callers_interleave(suffixes: list[int]) -> None:
+    raws = [f"+1415{n:07d}" for n in suffixes]
+    for raw in [*raws, *reversed(raws), *raws]:  # misses first, then hits, in another order
+        caller = normalize_caller(raw)
+        assert (caller.key, caller.e164) == (raw, raw)
+        assert caller.note == f"caller {mask_number(raw)} normalised to E.164"
+
+
+def test_caller_cache_keys_on_the_default_region_when_the_same_text_comes_twice() -> None:
+    assert normalize_caller("020 7946 0000", "GB").key == "+442079460000"
+    assert normalize_caller("020 7946 0000", "US").key is None
+    assert normalize_caller("020 7946 0000", "GB").key == "+442079460000"

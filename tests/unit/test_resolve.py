@@ -4,11 +4,18 @@ tests/service/test_grpc_resolve.py and test_resolve_repeat.py."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 
 import pytest
+import structlog
 
+import routing_service.app.resolve as resolve_module
+from escalade_platform.logs import configure_logging
 from routing_service.app.lifecycle import CallEvent, record_call_event
 from routing_service.app.resolve import resolve_escalation
 from routing_service.domain.errors import Unavailable
@@ -386,3 +393,52 @@ async def test_unreachable_store_raises_unavailable_so_the_edge_falls_back(
 
     with pytest.raises(Unavailable):
         await resolve(db, policy, "call-1")
+
+
+# ------------------------------------------------------------------ the decision's log line ----------------
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("restore_logging")
+async def test_decision_is_logged_masked_when_info_is_enabled(db: InMemoryDatabase, policy: Policy) -> None:
+    await seed(db, make_agent("ann"), customers=(premium(),))
+    stream = io.StringIO()
+    configure_logging(json=True, level="info", stream=stream)
+
+    decision = await resolve(db, policy, "call-1")
+
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    logged = [line for line in lines if line["event"] == "decision"]
+    assert len(logged) == 1
+    assert logged[0]["decision_id"] == decision.decision_id and logged[0]["agent"] == "ann"
+    assert logged[0]["caller"] == "+1******0001" and PREMIUM not in stream.getvalue()
+
+
+@pytest.mark.usefixtures("restore_logging")
+async def test_decision_line_is_not_built_when_info_is_disabled(
+    db: InMemoryDatabase, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(db, make_agent("ann"), customers=(premium(),))
+    stream = io.StringIO()
+    configure_logging(json=True, level="warning", stream=stream)
+    masked: list[str] = []
+
+    def mask(number: str) -> str:
+        masked.append(number)
+        return "+1******0001"
+
+    monkeypatch.setattr(resolve_module, "mask_number", mask)
+
+    await resolve(db, policy, "call-1")
+
+    assert "decision" not in stream.getvalue()
+    assert masked == [PREMIUM], "only the trace's caller step masks the number; the dropped line does not"
