@@ -250,28 +250,6 @@ async def _measure(source: str, options: dict[str, Any]) -> dict[str, Any]:
     return {"cpu_us": cpu_us, "trace_steps": len(sample.trace), "rows": len(rows)}
 
 
-def export_ref(ref: str, into: Path) -> Path:
-    """`git archive` of `ref` unpacked in `into` (nothing of a worktree touched)."""
-    import tarfile
-    from io import BytesIO
-
-    data = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", ref], check=True, capture_output=True
-    ).stdout
-    into.mkdir()
-    with tarfile.open(fileobj=BytesIO(data)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
-def ref_label(ref: str) -> str:
-    """`ref` with the commit it names (`main (564f362a234a)`), so a result says what was measured."""
-    sha = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short=12", ref], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    return f"{ref} ({sha})"
-
-
 def run_children(
     runs: list[tuple[Path, dict[str, Any]]], template: Path, workdir: Path
 ) -> list[dict[str, Any]]:
@@ -318,6 +296,7 @@ async def seed_template(path: Path, args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.git_refs import export_ref, ref_label
     from benchmarks.results import Column, Result, add_results_option, write
 
     parser = argparse.ArgumentParser(

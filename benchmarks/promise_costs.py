@@ -30,19 +30,18 @@ import random
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import grpc
 
 from benchmarks.floor import customer_number
+from benchmarks.git_refs import export_ref, ref_label
 from benchmarks.results import Column, Result, add_results_option, write
 from benchmarks.routing import Database, process_cpu_seconds, seed, technical_request
 
@@ -83,25 +82,6 @@ class Source:
     root: Path
     cpu_us: dict[str, list[float]] = field(default_factory=dict)
     """Server CPU µs per call of each measured kind, one value per round."""
-
-
-def export_ref(ref: str, into: Path, name: str) -> Path:
-    """`git archive` of `ref` unpacked in `into/name` (a plain tree: no worktree, nothing of main touched)."""
-    data = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", ref], check=True, capture_output=True
-    ).stdout
-    root = into / name
-    root.mkdir()
-    with tarfile.open(fileobj=BytesIO(data)) as tar:
-        tar.extractall(root, filter="data")
-    return root
-
-
-def ref_label(ref: str) -> str:
-    sha = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short=12", ref], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    return f"{ref} ({sha})"
 
 
 def steady_policy(policy: Path, workdir: Path) -> Path:
@@ -351,10 +331,10 @@ async def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="escalade-promise-costs-") as tmp:
         sources = []
         if args.baseline_ref:
-            root = export_ref(args.baseline_ref, Path(tmp), "baseline")
+            root = export_ref(args.baseline_ref, Path(tmp) / "baseline")
             sources.append(Source(f"before: {ref_label(args.baseline_ref)}", root))
         if args.after_ref:
-            root = export_ref(args.after_ref, Path(tmp), "after")
+            root = export_ref(args.after_ref, Path(tmp) / "after")
             sources.append(Source(f"after: {ref_label(args.after_ref)}", root))
         else:
             sources.append(Source("after: this checkout", REPO))

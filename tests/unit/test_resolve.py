@@ -6,13 +6,10 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 
 import pytest
-import structlog
 
 import routing_service.app.resolve as resolve_module
 from escalade_platform.logs import configure_logging
@@ -396,18 +393,6 @@ async def test_unreachable_store_raises_unavailable_so_the_edge_falls_back(
 
 
 # ------------------------------------------------------------------ the decision's log line ----------------
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    structlog.reset_defaults()
-
-
 @pytest.mark.usefixtures("restore_logging")
 async def test_decision_is_logged_masked_when_info_is_enabled(db: InMemoryDatabase, policy: Policy) -> None:
     await seed(db, make_agent("ann"), customers=(premium(),))
