@@ -217,8 +217,10 @@ def extract_entities(
     for source, text in texts:
         if len(found) >= MAX_ENTITIES or not isinstance(text, str) or not text:
             continue
-        lowered = text.lower()
-        for kind, words, pattern in BUILTIN_ENTITY_KINDS:
+        # A built-in kind's value holds a digit, so a text without one names none (one C scan, and most
+        # of the assistant's own texts have none).
+        lowered = text.lower() if _HAS_DIGIT(text) is not None else ""
+        for kind, words, pattern in BUILTIN_ENTITY_KINDS if lowered else ():
             room = MAX_PER_KIND - per_kind.get(kind, 0)
             if room <= 0:
                 continue
