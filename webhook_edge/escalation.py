@@ -59,7 +59,11 @@ class Escalations:
             log_fallback("unusable_decision", exc, decision_id=decision.decision_id)
             return self.fallback.destination(), decision
         if decision.kind == pb.DECISION_KIND_CALLBACK and not decision.dry_run:
-            callback = callback_input(decision, request)
+            callback = callback_input(
+                decision,
+                request,
+                dial_heartbeat_timeout_seconds=self.settings.dial_heartbeat_timeout_seconds,
+            )
             if callback.customer_number:
                 await self.followups.record(callback)
             else:  # a web call has no number to call back: the queue line is all it gets

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from escalade_platform.settings import EscaladeSettings, RoutingClientSettings, WorkflowStarterSettings
 from webhook_edge.auth import HmacOptions
+from workflows.inputs import QueueCallbackInput
 
 __all__ = [
     "DEFAULT_FALLBACK_HANDOFF",
@@ -160,6 +161,12 @@ class EdgeSettings(WorkflowStarterSettings, WebhookAuthSettings, RoutingClientSe
     """How often the outbox relay looks for due entries when nothing nudged it."""
     relay_backoff_max_seconds: float = Field(default=60.0, ge=1)
     """Longest pause between delivery attempts of an entry while Temporal is unreachable."""
+    dial_heartbeat_timeout_seconds: int = Field(
+        default=QueueCallbackInput.dial_heartbeat_timeout_seconds, ge=10, le=3600
+    )
+    """How long a queued callback's dial may go without a heartbeat before Temporal deems its worker dead and
+    another worker takes the dial over (written into each callback the edge records; at least 10 s, twice the
+    worker's 5 s poll of the call)."""
 
     @field_validator("fallback_number", "fallback_message", "fallback_handoff_message", mode="before")
     @classmethod

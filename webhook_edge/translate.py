@@ -302,9 +302,15 @@ def callback_result(decision: pb.Decision) -> str:
     return spoken(f"{said} {CALLBACK_PROMISE}" if said else CALLBACK_PROMISE)
 
 
-def callback_input(decision: pb.Decision, request: pb.ResolveEscalationRequest) -> QueueCallbackInput:
-    """`QueueCallbackWorkflow`'s input for a CALLBACK decision (outbox kind 'callback'). The starter judges
-    the number and adds the policy's queue knobs (`workflows.client.prepare_callback`)."""
+def callback_input(
+    decision: pb.Decision,
+    request: pb.ResolveEscalationRequest,
+    *,
+    dial_heartbeat_timeout_seconds: int = QueueCallbackInput.dial_heartbeat_timeout_seconds,
+) -> QueueCallbackInput:
+    """`QueueCallbackWorkflow`'s input for a CALLBACK decision (outbox kind 'callback'), with the edge's
+    dial heartbeat timeout. The starter judges the number and adds the policy's queue knobs
+    (`workflows.client.prepare_callback`)."""
     ticket = decision.callback if decision.HasField("callback") else None
     number = decision.caller_number or request.caller_number
     return QueueCallbackInput(
@@ -320,6 +326,7 @@ def callback_input(decision: pb.Decision, request: pb.ResolveEscalationRequest) 
         reason=request.escalation_reason,
         decision_id=decision.decision_id,
         first_message=ticket.first_message if ticket is not None else "",
+        dial_heartbeat_timeout_seconds=dial_heartbeat_timeout_seconds,
     )
 
 

@@ -1,5 +1,10 @@
-"""`escalade vapi provision` and `escalade simulate` as subprocesses: provisioning against a local stand-in
-for Vapi's API, and a simulation against `escalade routing serve` (subprocess) plus the edge app."""
+"""`escalade vapi provision` and `escalade simulate` as subprocesses: provisioning's dry run and readable
+errors, and a simulation against `escalade routing serve` (subprocess) plus the edge app.
+
+The create-then-update run against the local stand-in for Vapi's API is
+`tests/edge/test_provisioning.py::test_cli_provisions_then_updates_when_run_twice`: the same command, in
+process through typer's CliRunner, so the Vapi SDK's models (tens of seconds to import on a loaded 2-core
+machine) are imported once per test worker rather than once per subprocess."""
 
 from __future__ import annotations
 
@@ -30,8 +35,6 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 SECRET = "e2e-webhook-secret-51d0"
 API_KEY = "vapi-private-key-e2e"
-# Each provisioning subprocess imports the Vapi SDK's models (10-60 s on a loaded 2-core machine).
-SDK_IMPORT_TIMEOUT = pytest.mark.timeout(300)
 
 
 def _escalade() -> str:
@@ -116,39 +119,6 @@ def test_dry_run_prints_json_and_sends_nothing_when_run(cli: Cli, vapi_api: Any)
     assert json.loads(transfer.stdout)["tool"]["type"] == "transferCall"
 
 
-@SDK_IMPORT_TIMEOUT
-def test_provision_creates_then_updates_when_run_twice(cli: Cli, vapi_api: Any) -> None:
-    args = ("vapi", "provision", "--server-url", "https://edge.example.com")
-    first, second = cli.run(*args), cli.run(*args)
-    assert first.returncode == 0, first.stderr
-    assert second.returncode == 0, second.stderr
-    assert len(vapi_api.tools) == 1 and len(vapi_api.assistants) == 1
-    assert len(vapi_api.credentials) == 1 and len(vapi_api.structured_outputs) == 1
-    tool_id, assistant_id = next(iter(vapi_api.tools)), next(iter(vapi_api.assistants))
-    credential_id, output_id = next(iter(vapi_api.credentials)), next(iter(vapi_api.structured_outputs))
-    assert f"tool escalateToSupport (function): created {tool_id}" in first.stdout
-    assert f"assistant TechCorp Support Assistant: updated {assistant_id}" in second.stdout
-    assert [(r.method, r.path) for r in vapi_api.writes()] == [
-        ("POST", "/credential"),
-        ("POST", "/structured-output"),
-        ("POST", "/tool"),
-        ("POST", "/assistant"),
-        ("PATCH", f"/credential/{credential_id}"),
-        ("PATCH", f"/structured-output/{output_id}"),
-        ("PATCH", f"/tool/{tool_id}"),
-        ("PATCH", f"/assistant/{assistant_id}"),
-    ]
-    assert all(r.headers["authorization"] == f"Bearer {API_KEY}" for r in vapi_api.requests)
-    assistant = vapi_api.assistants[assistant_id]
-    assert assistant["model"]["toolIds"] == [tool_id]
-    assert assistant["server"]["credentialId"] == credential_id
-    assert assistant["artifactPlan"] == {"structuredOutputIds": [output_id]}
-    assert assistant["monitorPlan"] == {"controlEnabled": True}
-    assert vapi_api.credentials[credential_id]["authenticationPlan"]["secretKey"] == SECRET
-    assert SECRET not in first.stdout + first.stderr + second.stdout + second.stderr
-
-
-@SDK_IMPORT_TIMEOUT
 def test_missing_api_key_is_one_readable_line_when_not_dry_run(cli: Cli, vapi_api: Any) -> None:
     cli.env.pop("ESCALADE_VAPI_API_KEY")
     result = cli.run("vapi", "provision", "--server-url", "https://edge.example.com")

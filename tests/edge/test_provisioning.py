@@ -832,21 +832,38 @@ def test_cli_provisions_then_updates_when_run_twice(
     second = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
-    tool_id = next(iter(vapi_api.tools))
+    assert len(vapi_api.credentials) == 1 and len(vapi_api.structured_outputs) == 1
+    assert len(vapi_api.tools) == 1 and len(vapi_api.assistants) == 1
+    tool_id, assistant_id = next(iter(vapi_api.tools)), next(iter(vapi_api.assistants))
     credential_id = next(iter(vapi_api.credentials))
     output_id = next(iter(vapi_api.structured_outputs))
     assert f"credential Escalade webhook (hmac): created {credential_id}" in first.stdout
     assert f"structured output escalation: created {output_id}" in first.stdout
     assert f"tool escalateToSupport (function): created {tool_id}" in first.stdout
+    assert f"assistant TechCorp Support Assistant: created {assistant_id}" in first.stdout
     assert f"credential Escalade webhook (hmac): updated {credential_id}" in second.stdout
+    assert f"structured output escalation: updated {output_id}" in second.stdout
     assert f"tool escalateToSupport (function): updated {tool_id}" in second.stdout
-    assert "assistant TechCorp Support Assistant: updated" in second.stdout
-    assert len(vapi_api.credentials) == 1
-    assert len(vapi_api.tools) == 1
-    assert len(vapi_api.assistants) == 1
+    assert f"assistant TechCorp Support Assistant: updated {assistant_id}" in second.stdout
+    assert [(r.method, r.path) for r in vapi_api.writes()] == [
+        ("POST", "/credential"),
+        ("POST", "/structured-output"),
+        ("POST", "/tool"),
+        ("POST", "/assistant"),
+        ("PATCH", f"/credential/{credential_id}"),
+        ("PATCH", f"/structured-output/{output_id}"),
+        ("PATCH", f"/tool/{tool_id}"),
+        ("PATCH", f"/assistant/{assistant_id}"),
+    ]
+    assert all(r.headers["authorization"] == f"Bearer {API_KEY}" for r in vapi_api.requests)
+    assistant = vapi_api.assistants[assistant_id]
+    assert (assistant["name"], assistant["firstMessage"]) == (ASSISTANT_NAME, FIRST_MESSAGE)
+    assert assistant["model"]["toolIds"] == [tool_id]
+    assert assistant["server"]["credentialId"] == credential_id
+    assert assistant["artifactPlan"] == {"structuredOutputIds": [output_id]}
+    assert assistant["monitorPlan"] == {"controlEnabled": True}
+    assert vapi_api.credentials[credential_id]["authenticationPlan"]["secretKey"] == SECRET
     assert SECRET not in first.output + second.output
-    assert next(iter(vapi_api.assistants.values()))["name"] == ASSISTANT_NAME
-    assert next(iter(vapi_api.assistants.values()))["firstMessage"] == FIRST_MESSAGE
 
 
 @pytest.mark.usefixtures("cli_env")

@@ -8,10 +8,19 @@ import json
 from datetime import datetime
 from typing import Any
 
+import pydantic
 import pytest
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
-from tests.edge.edge_support import Edge, RunningFake, fixture_names, load_fixture, make_decision
+from tests.edge.edge_support import (
+    Edge,
+    RunningFake,
+    fixture_names,
+    load_fixture,
+    make_decision,
+    running_edge,
+)
+from webhook_edge.settings import EdgeSettings
 from workflows.inputs import EscalationReviewInput, QueueCallbackInput
 
 TRANSFER_FIXTURES = fixture_names("transfer-destination-request.")
@@ -508,6 +517,34 @@ async def test_callback_input_carries_the_rendered_first_message(
     assert data.first_message == "Hello, this is a call back from Enterprise Support."
     request = only_request(fake_routing)
     assert (data.call_id, data.customer_number) == (request.call_id, request.caller_number)
+
+
+async def test_callback_input_carries_the_dial_heartbeat_timeout_when_the_edge_sets_one(
+    edge_settings: EdgeSettings, fake_routing: RunningFake
+) -> None:
+    fake_routing.servicer.decide = lambda request: make_decision(
+        request, kind=pb.DECISION_KIND_CALLBACK, number="+15550100600"
+    )
+    assert edge_settings.dial_heartbeat_timeout_seconds == 60, "production's one minute by default"
+    settings = edge_settings.model_copy(update={"dial_heartbeat_timeout_seconds": 12})
+    async with running_edge(settings) as edge:
+        doc = load_fixture(ENTERPRISE)
+        await edge.post(doc)
+        entry = await edge.outbox.get(f"callback-{doc['message']['call']['id']}")
+    assert entry is not None
+    data = entry.input()
+    assert isinstance(data, QueueCallbackInput)
+    assert data.dial_heartbeat_timeout_seconds == 12
+
+
+def test_dial_heartbeat_timeout_is_read_from_the_environment_and_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ESCALADE_DIAL_HEARTBEAT_TIMEOUT_SECONDS", "15")
+    assert EdgeSettings().dial_heartbeat_timeout_seconds == 15
+    monkeypatch.setenv("ESCALADE_DIAL_HEARTBEAT_TIMEOUT_SECONDS", "0")
+    with pytest.raises(pydantic.ValidationError, match="dial_heartbeat_timeout_seconds"):
+        EdgeSettings()
 
 
 REPORT = "end-of-call-report.escalated.json"

@@ -53,6 +53,8 @@ CALLS = 36
 """Escalations streamed in (each one a call of its own)."""
 IN_FLIGHT = 6
 END_OF_CALL = "end-of-call-report.escalated.json"
+DIAL_HEARTBEAT_TIMEOUT_S = 10
+"""The edges' dial heartbeat timeout (the workflow's floor), so the killed worker's dial moves on in 10 s."""
 
 
 DOUBLE_ASSIGNED = (
@@ -225,6 +227,10 @@ async def running_cluster(
                 "ESCALADE_VAPI_SECRET": SECRET,
                 "ESCALADE_ROUTING_DEADLINE_MS": "1000",
                 "ESCALADE_RELAY_POLL_SECONDS": "0.2",
+                # The callbacks the edges record: a dial whose worker was killed is retried on the other
+                # worker after 10 s without a heartbeat (production waits a minute); workers heartbeat
+                # every 50 ms (ESCALADE_VAPI_POLL_SECONDS).
+                "ESCALADE_DIAL_HEARTBEAT_TIMEOUT_SECONDS": str(DIAL_HEARTBEAT_TIMEOUT_S),
             },
             tmp_path / f"edge-{name}.log",
         )
@@ -394,8 +400,8 @@ async def test_two_of_everything_survive_losing_one_of_each_with_sigkill_mid_str
             return set(dialled()) >= queued
 
         try:
-            # 75 s: a worker killed in the middle of a dial is noticed by its one-minute heartbeat timeout
-            # (the production setting) before the other worker takes the dial over from its ledger.
+            # A worker killed in the middle of a dial is noticed by the dial's heartbeat timeout (10 s here,
+            # `DIAL_HEARTBEAT_TIMEOUT_S`) before the other worker takes the dial over from its ledger.
             await _eventually(all_dialled, 75, "every queued callback dialled")
         except AssertionError:
             # What the callbacks, specialists and workflows looked like, for whoever reads the failure.
