@@ -80,16 +80,42 @@ async def main() -> None:
     rng = random.Random(1)
     requests = [escalation_from_pb(make(f"call-{i}", rng)) for i in range(built + 1)]
     now = datetime(2026, 12, 8, 12, tzinfo=UTC)
+    packets = 0
     for request in requests[: count + 1]:  # the first is the warm-up both runs make
-        await resolve.resolve_escalation(request, uow=store.uow, policy=policy, now=now)
+        decision = await resolve.resolve_escalation(request, uow=store.uow, policy=policy, now=now)
+        packets += decision.handoff is not None
     await store.close()
     shutil.rmtree(folder)
+    print(f"decisions {count + 1} with a packet {packets}")
 
 
 asyncio.run(main())
 """
 
 _COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def child_command(
+    root: Path, variant: str, decisions: int, database: Path, args: argparse.Namespace
+) -> list[str]:
+    """The child's command line (without valgrind): `decisions` decisions after the warm-up."""
+    return [
+        sys.executable,
+        "-c",
+        _CHILD,
+        str(root),
+        variant,
+        str(decisions),
+        str(database),
+        args.workload,
+        str(args.transcript_chars),
+        str(args.customers),
+        str(args.decisions),
+    ]
+
+
+def child_env(root: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(root)}
 
 
 def count_instructions(
@@ -101,19 +127,9 @@ def count_instructions(
             "valgrind",
             "--tool=callgrind",
             f"--callgrind-out-file={folder}/callgrind.out",
-            sys.executable,
-            "-c",
-            _CHILD,
-            str(root),
-            variant,
-            str(decisions),
-            str(database),
-            args.workload,
-            str(args.transcript_chars),
-            str(args.customers),
-            str(args.decisions),
+            *child_command(root, variant, decisions, database, args),
         ]
-        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(root)}
+        env = child_env(root)
         done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, check=False)
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
