@@ -32,6 +32,15 @@ def only_request(fake: RunningFake) -> pb.ResolveEscalationRequest:
     return fake.servicer.resolve_requests[0]
 
 
+async def recorded_callback(edge: Edge, call_id: str) -> QueueCallbackInput:
+    """The callback workflow's input the edge recorded in its outbox for the call."""
+    entry = await edge.outbox.get(f"callback-{call_id}")
+    assert entry is not None and entry.kind == "callback"
+    data = entry.input()
+    assert isinstance(data, QueueCallbackInput)
+    return data
+
+
 @pytest.mark.parametrize("name", TRANSFER_FIXTURES)
 async def test_transfer_request_gets_decided_destination_when_fixture_is(
     edge: Edge, fake_routing: RunningFake, name: str
@@ -188,11 +197,7 @@ async def test_callback_is_recorded_once_when_delivered_twice(edge: Edge, fake_r
     second = await edge.post(doc)
     assert first.json() == second.json()
     assert first.json()["destination"]["number"] == "+15550100600"
-    call_id = doc["message"]["call"]["id"]
-    entry = await edge.outbox.get(f"callback-{call_id}")
-    assert entry is not None and entry.kind == "callback"
-    data = entry.input()
-    assert isinstance(data, QueueCallbackInput)
+    data = await recorded_callback(edge, doc["message"]["call"]["id"])
     assert (data.team_id, data.customer_number, data.masked_number) == (
         "enterprise",
         "+1234567890",
@@ -510,10 +515,7 @@ async def test_callback_input_carries_the_rendered_first_message(
     fake_routing.servicer.decide = callback
     doc = load_fixture(ENTERPRISE)
     await edge.post(doc)
-    entry = await edge.outbox.get(f"callback-{doc['message']['call']['id']}")
-    assert entry is not None
-    data = entry.input()
-    assert isinstance(data, QueueCallbackInput)
+    data = await recorded_callback(edge, doc["message"]["call"]["id"])
     assert data.first_message == "Hello, this is a call back from Enterprise Support."
     request = only_request(fake_routing)
     assert (data.call_id, data.customer_number) == (request.call_id, request.caller_number)
@@ -530,10 +532,7 @@ async def test_callback_input_carries_the_dial_heartbeat_timeout_when_the_edge_s
     async with running_edge(settings) as edge:
         doc = load_fixture(ENTERPRISE)
         await edge.post(doc)
-        entry = await edge.outbox.get(f"callback-{doc['message']['call']['id']}")
-    assert entry is not None
-    data = entry.input()
-    assert isinstance(data, QueueCallbackInput)
+        data = await recorded_callback(edge, doc["message"]["call"]["id"])
     assert data.dial_heartbeat_timeout_seconds == 12
 
 
