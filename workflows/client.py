@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecution, WorkflowHandle
 from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -94,6 +94,7 @@ class WorkflowRow:
     callback_state: str
     """The `CallbackState` search attribute: a `CallbackPhase` value (empty on reviews)."""
     memo: dict[str, Any]
+    """Its memo (masked values only); empty when this client cannot decode it (other payload keys)."""
 
 
 def _hours(policy: Policy | None, team_id: str) -> BusinessHoursInput | None:
@@ -253,10 +254,19 @@ async def _list(client: Client, query: str, limit: int) -> list[WorkflowRow]:
                 category=attrs.get(ESCALATION_CATEGORY) or "",
                 complexity=attrs.get(ESCALATION_COMPLEXITY) or "",
                 callback_state=attrs.get(CALLBACK_STATE) or "",
-                memo=dict(await execution.memo()),
+                memo=await _readable_memo(execution),
             )
         )
     return rows
+
+
+async def _readable_memo(execution: WorkflowExecution) -> dict[str, Any]:
+    """The workflow's memo; empty when this client cannot decode it (written encrypted under keys this client
+    does not hold, or with no codec at all): one such workflow must not stop the listing of the others."""
+    try:
+        return dict(await execution.memo())
+    except (KeyError, ValueError, RuntimeError):  # unknown encoding; PayloadDecryptionError; decode failure
+        return {}
 
 
 async def list_callbacks(

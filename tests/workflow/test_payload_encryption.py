@@ -149,6 +149,31 @@ async def test_a_client_without_the_keys_cannot_read_the_encrypted_result(
         )
 
 
+async def test_callbacks_are_listed_by_a_client_that_cannot_read_their_encrypted_memo(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """One workflow whose memo is encrypted under keys this client lacks (another deployment's, or keys
+    since removed) must not stop `escalade callbacks list`: it is listed with an empty memo."""
+    encrypted = client_with(dev_env.client, KEYS)
+    routing, vapi = FakeRouting(outcome=ClaimOutcome.RESERVED), FakeVapi()
+    data = prepare_callback(callback_input(customer_number=NUMBER, context=CONTEXT))
+    async with new_worker(encrypted, routing.activities(), [vapi.place_callback_call]) as worker:
+        started = await start_callback(encrypted, data, task_queue=worker.task_queue)
+        await encrypted.get_workflow_handle_for(QueueCallbackWorkflow.run, started.workflow_id).result()
+
+    for reader in (client_with(dev_env.client, None), dev_env.client):  # keys missing; no codec at all
+        rows = [
+            r
+            for r in await helpers.list_callbacks(reader, limit=1000)
+            if r.workflow_id == started.workflow_id
+        ]
+        assert len(rows) == 1 and rows[0].memo == {}
+    (readable,) = [
+        r for r in await helpers.list_callbacks(encrypted, limit=1000) if r.workflow_id == started.workflow_id
+    ]
+    assert readable.memo["masked_number"].endswith(NUMBER[-4:]) and NUMBER not in str(readable.memo)
+
+
 @pytest.mark.timeout(300)
 async def test_the_edge_relay_the_worker_and_the_cli_encrypt_with_the_keys_of_their_settings(
     dev_env: WorkflowEnvironment, sqlite_url: str, tmp_path: Path
