@@ -262,19 +262,27 @@ class RealStack:
     stub: pb_grpc.RoutingServiceAsyncStub
 
 
+def stack_edge_settings(routing_address: str, database_url: str, **overrides: Any) -> EdgeSettings:
+    """The settings of an edge in front of a real routing server: the test secret, a 5 s routing deadline,
+    its outbox on `database_url`, and `overrides`."""
+    return EdgeSettings(
+        vapi_secret=SecretStr(SECRET),
+        routing_address=routing_address,
+        routing_deadline_ms=5000,
+        database_url=database_url,
+        **overrides,
+    )
+
+
 @asynccontextmanager
 async def real_routing_stack(database_url: str) -> AsyncIterator[RealStack]:
     """A real routing server on 127.0.0.1:0 (a real store on `database_url`, the TechCorp policy, its demo
     agents and customers) and the edge in front of it, its outbox on the same database as by default."""
-    async with techcorp_routing(database_url) as routing:
-        settings = EdgeSettings(
-            vapi_secret=SecretStr(SECRET),
-            routing_address=routing.address,
-            routing_deadline_ms=5000,
-            database_url=database_url,
-        )
-        async with running_edge(settings) as edge:
-            yield RealStack(edge, routing.stub)
+    async with (
+        techcorp_routing(database_url) as routing,
+        running_edge(stack_edge_settings(routing.address, database_url)) as edge,
+    ):
+        yield RealStack(edge, routing.stub)
 
 
 async def decision_of(stack: RealStack, call_id: str) -> pb.Decision:

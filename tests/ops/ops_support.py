@@ -9,15 +9,13 @@ from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
 from routing_service.grpc.server import RoutingServer
 from routing_service.metrics import MetricsEndpoint
 from tests.conftest import free_port
-from tests.edge.edge_support import SECRET, Edge, running_edge
+from tests.edge.edge_support import Edge, running_edge, stack_edge_settings
 from tests.support.routing import techcorp_routing
-from webhook_edge.settings import EdgeSettings
 
 ENTERPRISE = "transfer-destination-request.enterprise-technical-advanced.json"
 ENTERPRISE_CALL = "0c6f3b2a-9e1d-4c7b-8a5f-3d2e1c0b9a81"
@@ -68,12 +66,8 @@ async def running_stack(database_url: str, **edge_overrides: Any) -> AsyncIterat
         endpoint = MetricsEndpoint(server.uow, server.policies)
         await endpoint.start("127.0.0.1", 0)
         try:
-            edge_settings = EdgeSettings(
-                vapi_secret=SecretStr(SECRET),
-                routing_address=routing.address,
-                routing_deadline_ms=5000,
-                database_url=database_url,
-                **{"edge_metrics_port": free_port(), **edge_overrides},
+            edge_settings = stack_edge_settings(
+                routing.address, database_url, **{"edge_metrics_port": free_port(), **edge_overrides}
             )
             async with running_edge(edge_settings) as edge:
                 yield Stack(server, endpoint, edge, routing.stub, routing.address)

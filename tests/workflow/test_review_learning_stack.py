@@ -19,15 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from temporalio.testing import WorkflowEnvironment
 
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2 as pb
 from escalade_platform.generated.escalade.routing.v1 import routing_pb2_grpc as pb_grpc
-from tests.edge.edge_support import SECRET, Edge, load_fixture, running_edge
+from tests.edge.edge_support import Edge, load_fixture, running_edge, stack_edge_settings
 from tests.support.routing import techcorp_routing
 from tests.workflow.workflow_fakes import eventually
-from webhook_edge.settings import EdgeSettings
 from workflows import client as helpers
 from workflows.inputs import ReviewState, Verdict
 from workflows.settings import WorkerSettings
@@ -53,11 +51,9 @@ async def full_stack(dev_env: WorkflowEnvironment, database_url: str, tmp_path: 
     task_queue = f"tq-{uuid.uuid4()}"
     address = dev_env.client.service_client.config.target_host
     async with techcorp_routing(database_url) as routing:
-        edge_settings = EdgeSettings(
-            vapi_secret=SecretStr(SECRET),
-            routing_address=routing.address,
-            routing_deadline_ms=5000,
-            database_url=database_url,
+        edge_settings = stack_edge_settings(
+            routing.address,
+            database_url,
             temporal_address=address,
             task_queue=task_queue,
             relay_poll_seconds=0.2,
